@@ -1,0 +1,163 @@
+//! Small formatting helpers for the command reports.
+
+use crate::sandbox::{Evaluation, FailureKind, Outcome, Verdict};
+
+/// A failure kind as it is spelled in reports: `out-of-fuel`.
+pub fn kind_name(kind: FailureKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The `p`-th percentile (0..=100) of unsorted values; 0 when empty.
+pub fn percentile(values: &[u64], p: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Nanoseconds as a short human duration.
+pub fn duration(nanos: u64) -> String {
+    match nanos {
+        n if n < 10_000 => format!("{:.2} µs", n as f64 / 1e3),
+        n if n < 10_000_000 => format!("{:.1} µs", n as f64 / 1e3),
+        n if n < 10_000_000_000 => format!("{:.1} ms", n as f64 / 1e6),
+        n => format!("{:.1} s", n as f64 / 1e9),
+    }
+}
+
+/// A column-aligned plain-text table.
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            rows: vec![header.iter().map(|h| h.to_string()).collect()],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A verdict or failure in a few words, for a table cell.
+pub fn outcome_cells(e: &Evaluation) -> (String, String) {
+    match &e.outcome {
+        Outcome::Verdict(Verdict::Reject) => ("reject".into(), String::new()),
+        Outcome::Verdict(Verdict::Accept { score, tags, .. }) => {
+            let score = score.map(|s| format!("{s:.3} ")).unwrap_or_default();
+            ("accept".into(), format!("{score}{}", tags.join(",")))
+        }
+        Outcome::Failed(f) => (
+            "ERROR".into(),
+            format!("{}: {}", kind_name(f.kind), f.message),
+        ),
+        Outcome::Skipped { reason } => ("skip".into(), reason.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_thousands_read_as_expected() {
+        assert_eq!(percentile(&[5, 1, 3, 2, 4], 50.0), 3);
+        assert_eq!(percentile(&[5, 1, 3, 2, 4], 100.0), 5);
+        assert_eq!(percentile(&[], 99.0), 0);
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
+    }
+}
+
+/// Counts of one filter's outcomes over a run.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Tally {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+    pub errors: u64,
+    /// Errors by kind (`out-of-fuel`, `panic`, ...).
+    pub errors_by_kind: std::collections::BTreeMap<String, u64>,
+    #[serde(skip)]
+    pub fuel: Vec<u64>,
+    #[serde(skip)]
+    pub nanos: Vec<u64>,
+}
+
+impl Tally {
+    pub fn add(&mut self, e: &Evaluation) {
+        match &e.outcome {
+            Outcome::Verdict(Verdict::Accept { .. }) => self.accepted += 1,
+            Outcome::Verdict(Verdict::Reject) => self.rejected += 1,
+            Outcome::Skipped { .. } => self.skipped += 1,
+            Outcome::Failed(f) => {
+                self.errors += 1;
+                *self.errors_by_kind.entry(kind_name(f.kind)).or_default() += 1;
+            }
+        }
+        if !matches!(e.outcome, Outcome::Skipped { .. }) {
+            self.fuel.push(e.fuel);
+            self.nanos.push(e.nanos);
+        }
+    }
+
+    /// Fuel and time percentiles over the alerts the filter ran on.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::json!({
+            "fuel_p50": percentile(&self.fuel, 50.0),
+            "fuel_p99": percentile(&self.fuel, 99.0),
+            "nanos_p50": percentile(&self.nanos, 50.0),
+            "nanos_p99": percentile(&self.nanos, 99.0),
+        })
+    }
+}

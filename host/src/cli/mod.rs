@@ -1,0 +1,143 @@
+//! The `bandpass` commands. `main.rs` parses these arguments, starts
+//! tracing and prints any error; each command prints its own report and
+//! returns the process's exit status.
+//!
+//! Exit statuses: 0 all good; 1 a filter failed on some alert (or was
+//! quarantined, or could not be loaded in `run`); 2 the command could not
+//! run at all (bad arguments, a filter that does not load in `test`);
+//! 3 some inputs could not be read or decoded (and no filter failed).
+
+mod demo;
+mod format;
+mod inspect;
+mod run;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::decode::SchemaSource;
+use crate::sandbox::{CompileCache, Limits, LoadedFilter, Sandbox, SandboxOptions};
+
+/// Runs untrusted WebAssembly filters over astronomical alert streams.
+#[derive(Debug, Parser)]
+#[command(name = "bandpass", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter for the host's own diagnostics (e.g. `debug`,
+    /// `bandpass=trace`); also read from `RUST_LOG`.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one filter on alert files and show its verdict on each: the
+    /// filter author's loop, on the production engine.
+    Test(test::TestArgs),
+    /// Batch replay: run filters over alert files or archives and write
+    /// each filter's accepted alerts to its own folder.
+    Run(run::RunArgs),
+    /// Validate a filter component and show its contract, fields and
+    /// imports.
+    Inspect(inspect::InspectArgs),
+    /// The embedded demo: synthetic ZTF-shaped alerts through the sample
+    /// filters, no data or services needed.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs a parsed command line; returns the exit status.
+pub fn execute(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Test(args) => test::execute(args),
+        Command::Run(args) => run::execute(args),
+        Command::Inspect(args) => inspect::execute(args),
+        Command::Demo(args) => demo::execute(args),
+    }
+}
+
+/// Options shared by every command that loads filters.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Fuel budget per alert (deterministic CPU budget).
+    #[arg(long, value_name = "UNITS")]
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline per alert, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub deadline_ms: Option<u64>,
+    /// Memory cap per filter instance, in MiB.
+    #[arg(long, value_name = "MIB")]
+    pub memory_mib: Option<usize>,
+    /// Consecutive failed alerts after which a filter is quarantined.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub quarantine_after: u32,
+    /// A filter parameter passed to `init`, as KEY=VALUE (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Directory of Avro schemas for Confluent wire-format alerts:
+    /// `<id>.avsc` files, or Rubin's `vM_m/` layout.
+    #[arg(long, value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
+    /// Compile components every time instead of using the cache in
+    /// `$BANDPASS_CACHE_DIR` (default `~/.cache/bandpass`).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("parameter '{s}' is not KEY=VALUE"))
+}
+
+impl EngineArgs {
+    fn limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(fuel) = self.fuel {
+            limits.fuel_per_alert = fuel;
+        }
+        if let Some(ms) = self.deadline_ms {
+            limits.deadline_ms = ms;
+        }
+        if let Some(mib) = self.memory_mib {
+            limits.memory_bytes = mib << 20;
+        }
+        limits
+    }
+
+    fn sandbox(&self) -> anyhow::Result<Sandbox> {
+        let mut options = SandboxOptions {
+            quarantine_after: self.quarantine_after.max(1),
+            ..SandboxOptions::default()
+        };
+        if self.no_cache {
+            options.cache = None;
+        }
+        Sandbox::new(options).context("starting the wasm engine")
+    }
+
+    fn schema_source(&self) -> SchemaSource {
+        self.schemas
+            .clone()
+            .map(SchemaSource::Dir)
+            .unwrap_or_default()
+    }
+
+    /// Reads and loads one filter, naming the file in any error.
+    fn load(&self, sandbox: &Sandbox, path: &Path) -> anyhow::Result<Arc<LoadedFilter>> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read filter {}", path.display()))?;
+        sandbox
+            .load(&bytes, self.params.clone(), self.limits())
+            .with_context(|| format!("filter {} refused", path.display()))
+    }
+}
+
+/// The default cache location, for messages.
+pub fn cache_dir() -> Option<PathBuf> {
+    CompileCache::default_dir()
+}

@@ -1,0 +1,296 @@
+//! `bandpass run`: batch replay. Every filter over alert files or
+//! archives; each filter's accepted alerts written, byte for byte, to
+//! `OUT/<filter>/`; a summary table and `OUT/summary.json`.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+
+use super::EngineArgs;
+use super::format::{Table, Tally, duration, percentile, thousands};
+use crate::input;
+use crate::runner::{AlertId, Runner};
+use crate::sandbox::{LoadedFilter, Outcome, Verdict};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A filter component (.wasm); repeat for several.
+    #[arg(long = "filter", required = true, value_name = "FILTER.wasm")]
+    pub filters: Vec<PathBuf>,
+    /// Alert files (.avro), directories of them, or .tar.gz archives.
+    #[arg(required = true)]
+    pub alerts: Vec<PathBuf>,
+    /// Where accepted alerts go: one folder per filter.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress line.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Most unreadable inputs reported one by one on stderr.
+const MAX_REPORTED_INPUT_ERRORS: usize = 20;
+
+pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
+    let sandbox = args.engine.sandbox()?;
+    let mut filters: Vec<Arc<LoadedFilter>> = Vec::new();
+    let mut refused = Vec::new();
+    for path in &args.filters {
+        match args.engine.load(&sandbox, path) {
+            Ok(f) if filters.iter().any(|g| g.name == f.name) => {
+                refused.push(format!(
+                    "filter {}: a filter named '{}' is already loaded; skipped",
+                    path.display(),
+                    f.name
+                ));
+            }
+            Ok(f) => filters.push(f),
+            Err(err) => refused.push(format!("{err:#}; skipped")),
+        }
+    }
+    for r in &refused {
+        eprintln!("bandpass: {r}");
+    }
+    if filters.is_empty() {
+        anyhow::bail!("no filter could be loaded; nothing to run");
+    }
+    let mut outputs = Vec::new();
+    for f in &filters {
+        let dir = args.out.join(&f.name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+        outputs.push(Output {
+            dir,
+            names: HashSet::new(),
+        });
+    }
+
+    let mut replay = Replay {
+        runner: Runner::new(&filters, args.engine.schema_source()),
+        tallies: vec![Tally::default(); filters.len()],
+        outputs,
+        input_errors: Vec::new(),
+        alerts: 0,
+    };
+    let (files, listing_errors) = input::files(&args.alerts);
+    let mut progress = Progress::new(files.len(), !args.quiet && std::io::stderr().is_terminal());
+    let started = Instant::now();
+    for item in listing_errors {
+        replay.handle(item, &mut progress)?;
+    }
+    for file in files {
+        for item in input::read(file) {
+            replay.handle(item, &mut progress)?;
+        }
+        progress.file_done(replay.alerts);
+    }
+    let Replay {
+        tallies,
+        input_errors,
+        alerts,
+        ..
+    } = replay;
+    progress.clear();
+    let elapsed = started.elapsed();
+
+    let mut table = Table::new(&[
+        "FILTER", "VERSION", "ACCEPTED", "REJECTED", "SKIPPED", "ERRORS", "FUEL p50", "FUEL p99",
+        "TIME p50", "TIME p99", "STATUS",
+    ]);
+    let mut summary = Vec::new();
+    let mut any_failed = !refused.is_empty();
+    for (f, t) in filters.iter().zip(&tallies) {
+        let quarantined = f.health.quarantined();
+        any_failed |= t.errors > 0 || quarantined.is_some();
+        table.row(vec![
+            f.name.clone(),
+            f.manifest.version.clone(),
+            thousands(t.accepted),
+            thousands(t.rejected),
+            thousands(t.skipped),
+            thousands(t.errors),
+            thousands(percentile(&t.fuel, 50.0)),
+            thousands(percentile(&t.fuel, 99.0)),
+            duration(percentile(&t.nanos, 50.0)),
+            duration(percentile(&t.nanos, 99.0)),
+            match &quarantined {
+                Some(reason) => format!("QUARANTINED: {reason}"),
+                None => "ok".into(),
+            },
+        ]);
+        summary.push(serde_json::json!({
+            "filter": f.name,
+            "version": f.manifest.version,
+            "sha256": f.sha256,
+            "output": args.out.join(&f.name).display().to_string(),
+            "tally": t,
+            "stats": t.stats(),
+            "quarantined": quarantined,
+        }));
+    }
+    let doc = serde_json::json!({
+        "alerts": alerts,
+        "unreadable_inputs": input_errors.len(),
+        "seconds": elapsed.as_secs_f64(),
+        "filters": summary,
+        "refused_filters": refused,
+        "input_errors": input_errors,
+    });
+    let summary_path = args.out.join("summary.json");
+    std::fs::write(&summary_path, serde_json::to_string_pretty(&doc)?)
+        .with_context(|| format!("cannot write {}", summary_path.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", table.render());
+        println!(
+            "\n{} alerts in {:.2} s ({}/s); {} unreadable inputs{}; accepted alerts in {}",
+            thousands(alerts),
+            elapsed.as_secs_f64(),
+            thousands((alerts as f64 / elapsed.as_secs_f64().max(1e-9)) as u64),
+            input_errors.len(),
+            if input_errors.len() > MAX_REPORTED_INPUT_ERRORS {
+                format!(" (first {MAX_REPORTED_INPUT_ERRORS} shown; all in summary.json)")
+            } else {
+                String::new()
+            },
+            args.out.display()
+        );
+    }
+    Ok(if any_failed {
+        1
+    } else if !input_errors.is_empty() {
+        3
+    } else {
+        0
+    })
+}
+
+/// The state of one replay: the runner and what it has counted.
+struct Replay {
+    runner: Runner,
+    tallies: Vec<Tally>,
+    outputs: Vec<Output>,
+    input_errors: Vec<serde_json::Value>,
+    alerts: u64,
+}
+
+impl Replay {
+    /// Decodes one input item, runs every filter, writes what they accept.
+    fn handle(&mut self, item: input::Item, progress: &mut Progress) -> anyhow::Result<()> {
+        let results = item
+            .bytes
+            .and_then(|bytes| self.runner.process(&bytes).map_err(|e| e.to_string()));
+        let results = match results {
+            Ok(r) => r,
+            Err(why) => {
+                if self.input_errors.len() < MAX_REPORTED_INPUT_ERRORS {
+                    progress.clear();
+                    eprintln!("bandpass: skipping {}: {why}", item.name);
+                }
+                self.input_errors
+                    .push(serde_json::json!({"input": item.name, "error": why}));
+                return Ok(());
+            }
+        };
+        for result in results {
+            self.alerts += 1;
+            for (i, e) in result.evaluations.iter().enumerate() {
+                self.tallies[i].add(e);
+                if let Outcome::Verdict(Verdict::Accept { .. }) = e.outcome {
+                    self.outputs[i].write(&result.id, self.alerts, &result.alert.raw)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One filter's output folder.
+struct Output {
+    dir: PathBuf,
+    names: HashSet<String>,
+}
+
+impl Output {
+    /// Writes an accepted alert's original bytes under a unique name.
+    fn write(&mut self, id: &AlertId, seq: u64, raw: &[u8]) -> anyhow::Result<()> {
+        let base = id
+            .candidate_id
+            .clone()
+            .or_else(|| id.object_id.clone())
+            .filter(|s| {
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+            .unwrap_or_else(|| format!("alert-{seq}"));
+        let name = if self.names.contains(&base) {
+            format!("{base}-{seq}")
+        } else {
+            base
+        };
+        let path: &Path = &self.dir.join(format!("{name}.avro"));
+        std::fs::write(path, raw).with_context(|| format!("cannot write {}", path.display()))?;
+        self.names.insert(name);
+        Ok(())
+    }
+}
+
+/// A one-line progress bar on stderr, redrawn at most 5 times a second.
+struct Progress {
+    files: usize,
+    done: usize,
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(files: usize, enabled: bool) -> Progress {
+        let now = Instant::now();
+        Progress {
+            files,
+            done: 0,
+            enabled,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn file_done(&mut self, alerts: u64) {
+        self.done += 1;
+        if !self.enabled || self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        let width = 30;
+        let filled = (self.done * width) / self.files.max(1);
+        let rate = alerts as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r[{}{}] {}/{} files, {} alerts, {}/s ",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            self.done,
+            self.files,
+            thousands(alerts),
+            thousands(rate as u64)
+        );
+        let _ = std::io::stderr().flush();
+    }
+
+    fn clear(&mut self) {
+        if self.enabled {
+            eprint!("\r{}\r", " ".repeat(79));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `bandpass test FILTER.wasm ALERTS...`: one filter, its verdict on each
+//! alert, what each cost, and a summary. The filter author's loop, on the
+//! same engine and limits as production.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::EngineArgs;
+use super::format::{Table, Tally, duration, outcome_cells, percentile, thousands};
+use crate::input;
+use crate::runner::Runner;
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The filter component (.wasm).
+    pub filter: PathBuf,
+    /// Alert files (.avro), directories of them, or .tar.gz archives.
+    #[arg(required = true)]
+    pub alerts: Vec<PathBuf>,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the filter's log (its stdout, stderr and log lines).
+    #[arg(long)]
+    pub show_log: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
+    let sandbox = args.engine.sandbox()?;
+    let filter = args.engine.load(&sandbox, &args.filter)?;
+    let mut runner = Runner::new(std::slice::from_ref(&filter), args.engine.schema_source());
+
+    let mut table = Table::new(&[
+        "ALERT",
+        "OBJECT",
+        "CANDIDATE",
+        "VERDICT",
+        "FUEL",
+        "TIME",
+        "SCORE/TAGS/REASON",
+    ]);
+    let mut rows = Vec::new();
+    let mut input_errors = Vec::new();
+    let mut tally = Tally::default();
+    for item in input::items(&args.alerts) {
+        let results = item
+            .bytes
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| runner.process(&bytes).map_err(|e| e.to_string()));
+        let results = match results {
+            Ok(r) => r,
+            Err(why) => {
+                table.row(vec![
+                    item.name.clone(),
+                    "-".into(),
+                    "-".into(),
+                    "UNREADABLE".into(),
+                    "-".into(),
+                    "-".into(),
+                    why.clone(),
+                ]);
+                input_errors.push(serde_json::json!({"input": item.name, "error": why}));
+                continue;
+            }
+        };
+        for result in results {
+            let e = &result.evaluations[0];
+            tally.add(e);
+            let (verdict, detail) = outcome_cells(e);
+            table.row(vec![
+                item.name.clone(),
+                result.id.object_id.clone().unwrap_or_else(|| "-".into()),
+                result.id.candidate_id.clone().unwrap_or_else(|| "-".into()),
+                verdict,
+                thousands(e.fuel),
+                duration(e.nanos),
+                detail,
+            ]);
+            rows.push(serde_json::json!({
+                "input": item.name,
+                "object_id": result.id.object_id,
+                "candidate_id": result.id.candidate_id,
+                "schema": result.alert.schema.full_name,
+                "result": e,
+            }));
+        }
+    }
+
+    let quarantined = filter.health.quarantined();
+    let (dropped_lines, cut_bytes) = filter.log.dropped();
+    if args.json {
+        let doc = serde_json::json!({
+            "filter": {
+                "file": args.filter.display().to_string(),
+                "sha256": filter.sha256,
+                "manifest": filter.manifest,
+            },
+            "alerts": rows,
+            "input_errors": input_errors,
+            "summary": {
+                "tally": tally,
+                "stats": tally.stats(),
+                "quarantined": quarantined,
+                "log_lines_dropped": dropped_lines,
+                "log_bytes_cut": cut_bytes,
+            },
+            "log": filter.log.lines(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        let m = &filter.manifest;
+        println!(
+            "{} {} ({} alerts; {} fields) from {}\n",
+            m.name,
+            m.version,
+            m.survey,
+            m.fields.len(),
+            args.filter.display()
+        );
+        print!("{}", table.render());
+        println!(
+            "\n{} alerts: {} accepted, {} rejected, {} skipped, {} errors; {} unreadable inputs",
+            tally.accepted + tally.rejected + tally.skipped + tally.errors,
+            tally.accepted,
+            tally.rejected,
+            tally.skipped,
+            tally.errors,
+            input_errors.len()
+        );
+        for (kind, n) in &tally.errors_by_kind {
+            println!("  {n} x {kind}");
+        }
+        println!(
+            "fuel p50 {} p99 {}; time p50 {} p99 {}",
+            thousands(percentile(&tally.fuel, 50.0)),
+            thousands(percentile(&tally.fuel, 99.0)),
+            duration(percentile(&tally.nanos, 50.0)),
+            duration(percentile(&tally.nanos, 99.0)),
+        );
+        if let Some(reason) = &quarantined {
+            println!("QUARANTINED: {reason}");
+        }
+        if dropped_lines + cut_bytes > 0 {
+            println!(
+                "log truncated: {dropped_lines} lines dropped, {cut_bytes} bytes cut (of {} written)",
+                filter.log.total_bytes()
+            );
+        }
+        if args.show_log {
+            println!("\nfilter log:");
+            for line in filter.log.lines() {
+                println!("  [{:?}] {}", line.source, line.text);
+            }
+        }
+    }
+    let failed = tally.errors > 0 || quarantined.is_some();
+    Ok(if failed {
+        1
+    } else if !input_errors.is_empty() {
+        3
+    } else {
+        0
+    })
+}

@@ -1,0 +1,686 @@
+//! Decoding alerts: framing detection, writer schemas cached by
+//! fingerprint, and a projection decoder that extracts only the declared
+//! field paths and skips everything else.
+//!
+//! Owns: turning one message's bytes into the values of a fixed list of
+//! field paths. Must never: panic on any input, re-parse a schema it has
+//! seen, or copy the alert's bytes (the original bytes are forwarded
+//! unchanged downstream).
+
+mod container;
+mod plan;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use xxhash_rust::xxh3::xxh3_64;
+
+use container::{Codec, MAGIC};
+use plan::{Fault, Plan, Reader, Walker};
+use schema::{Schema, Siblings};
+
+/// A dotted field path as a filter declares it: `candidate.magpsf`,
+/// `prv_candidates.jd`, or `candidate.drb?` (optional).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FieldPath {
+    /// The path without the optional marker: `candidate.drb`.
+    pub text: String,
+    /// `text` split on dots.
+    pub segments: Vec<String>,
+    /// Declared with a trailing `?`: absent where the schema lacks it.
+    pub optional: bool,
+}
+
+/// Why a declared path is not acceptable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid field path '{path}': {reason}")]
+pub struct PathError {
+    pub path: String,
+    pub reason: String,
+}
+
+impl FieldPath {
+    /// Parses a declared path; see [`FieldPath`].
+    pub fn parse(declared: &str) -> Result<FieldPath, PathError> {
+        let (text, optional) = match declared.strip_suffix('?') {
+            Some(t) => (t, true),
+            None => (declared, false),
+        };
+        let err = |reason: &str| PathError {
+            path: declared.to_string(),
+            reason: reason.to_string(),
+        };
+        if text.is_empty() {
+            return Err(err("empty path"));
+        }
+        let mut segments = Vec::new();
+        for seg in text.split('.') {
+            let mut chars = seg.chars();
+            let ok_first = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            if !ok_first || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(err(
+                    "each dot-separated part must be an Avro name ([A-Za-z_][A-Za-z0-9_]*)",
+                ));
+            }
+            segments.push(seg.to_string());
+        }
+        Ok(FieldPath {
+            text: text.to_string(),
+            segments,
+            optional,
+        })
+    }
+}
+
+/// The value of one path in one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// This alert's schema has no such path.
+    Missing,
+    /// Null (the field, or a record/array on the way to it).
+    Absent,
+    Boolean(bool),
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+    Booleans(Vec<Option<bool>>),
+    Integers(Vec<Option<i64>>),
+    Reals(Vec<Option<f64>>),
+    Texts(Vec<Option<String>>),
+}
+
+/// What the decoder knows of one writer schema.
+#[derive(Debug)]
+pub struct SchemaInfo {
+    /// Full name of the root record, e.g. `ztf.alert`, `lsst.v7_0.alert`.
+    pub full_name: String,
+    /// Survey, from the first namespace component (`lsst` reads as `rubin`).
+    pub survey: String,
+    /// The schema's `version` attribute where it has one.
+    pub version: Option<String>,
+    /// Fingerprint of the schema text the cache is keyed by.
+    pub fingerprint: u64,
+}
+
+/// One decoded alert.
+#[derive(Debug, Clone)]
+pub struct DecodedAlert {
+    pub schema: Arc<SchemaInfo>,
+    /// One value per path given to [`Decoder::new`], in that order.
+    pub values: Vec<FieldValue>,
+    /// A standalone message holding just this alert, byte-identical to
+    /// the input when the input held one alert.
+    pub raw: Bytes,
+}
+
+/// Where Confluent wire-format schema ids are looked up.
+#[derive(Debug, Clone, Default)]
+pub enum SchemaSource {
+    /// No registry: wire-format messages are refused.
+    #[default]
+    None,
+    /// A local directory: `<id>.avsc` files, or Rubin's layout.
+    Dir(PathBuf),
+}
+
+/// Why a message did not decode. The messages are sentences that say
+/// what is wrong and what to do; the caller adds the file or topic name.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The message has no bytes.
+    #[error(
+        "message is empty: expected an Avro container file or a Confluent wire-format record; check the producer"
+    )]
+    Empty,
+    /// Neither framing: no `Obj\x01` magic and first byte not 0x00.
+    #[error(
+        "message is neither an Avro container file (no 'Obj\\x01' magic) nor Confluent wire format (first byte 0x00); it starts with {head}: check the topic's framing"
+    )]
+    NotAvro {
+        /// The first bytes, in hex.
+        head: String,
+    },
+    /// A value (or the header, or a block) runs past the end of the
+    /// message: it was cut short.
+    #[error(
+        "message ends early: the {what} at byte {offset} runs past its end; the message was cut short or is corrupt"
+    )]
+    Truncated { what: &'static str, offset: usize },
+    /// The container header is malformed or lacks `avro.schema`.
+    #[error(
+        "the Avro container header is corrupt: {reason}; the file is damaged or was not written by an Avro library"
+    )]
+    BadContainerHeader { reason: String },
+    /// The container's `avro.codec` is not `null` or `deflate`.
+    #[error(
+        "the Avro container uses codec '{codec}', which bandpass does not decode (it decodes 'null' and 'deflate'): have the producer write one of those"
+    )]
+    UnsupportedCodec { codec: String },
+    /// A container data block is malformed: bad sync marker, negative
+    /// count, corrupt deflate data, bytes left over after its records,
+    /// or invalid record data inside a deflated block.
+    #[error("the data block at byte {offset} is corrupt: {reason}; the message is damaged")]
+    CorruptBlock { offset: usize, reason: String },
+    /// The writer schema (from a container header or a schema file) is
+    /// not valid JSON or not a usable Avro record schema.
+    #[error(
+        "the writer schema from {origin} cannot be used: {reason}; fix the schema where it is published"
+    )]
+    BadSchema { origin: String, reason: String },
+    /// A schema file exists but could not be read.
+    #[error("cannot read schema file {}: {reason}; check that it is readable", path.display())]
+    SchemaFileUnreadable { path: PathBuf, reason: String },
+    /// A wire-format message names a schema id the directory lacks.
+    #[error(
+        "schema id {id} is not in the schema directory {}: add {id}.avsc (or v{major}_{minor}/lsst.v{major}_{minor}.alert.avsc) there, or check which schema the producer registered",
+        dir.display(), major = .id / 100, minor = .id % 100
+    )]
+    UnknownSchemaId { id: u32, dir: PathBuf },
+    /// A wire-format message arrived but no schema source is configured.
+    #[error(
+        "message is in Confluent wire format (schema id {id}) but no schema directory is configured: configure a schema directory holding {id}.avsc"
+    )]
+    NoSchemaSource { id: u32 },
+    /// The record's bytes do not follow its writer schema: a varint that
+    /// overflows, a negative length, a union or enum index out of range,
+    /// an int out of range, invalid UTF-8, absurd item counts, or bytes
+    /// left after a wire-format record.
+    #[error(
+        "record data is invalid at byte {offset}: {reason}; the message is corrupt or was not written with the schema it names"
+    )]
+    InvalidData { offset: usize, reason: String },
+}
+
+impl DecodeError {
+    fn from_fault(f: Fault) -> DecodeError {
+        match f.invalid {
+            None => DecodeError::Truncated {
+                what: f.what,
+                offset: f.offset,
+            },
+            Some(reason) => DecodeError::InvalidData {
+                offset: f.offset,
+                reason: format!("{} ({reason})", f.what),
+            },
+        }
+    }
+}
+
+/// Most schemas kept per cache; past it the cache starts afresh (a
+/// stream does not carry hundreds of writer schemas; garbage headers
+/// must not grow memory without bound).
+const MAX_CACHED_SCHEMAS: usize = 512;
+
+/// The fingerprint is already a hash: use it as the map's hash.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type FingerprintMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+
+/// One writer schema, parsed and compiled for the decoder's paths.
+#[derive(Debug)]
+struct Compiled {
+    info: Arc<SchemaInfo>,
+    /// The schema text, for the full compare on a fingerprint hit.
+    text: Box<[u8]>,
+    schema: Schema,
+    plan: Plan,
+}
+
+/// Decodes messages into the values of a fixed list of paths.
+///
+/// Framing is detected per message (Avro container file, or Confluent
+/// wire format with the schema from [`SchemaSource`]). Each writer schema
+/// is parsed once and compiled into a plan that reads only the paths
+/// asked for; see the module docs. Shared by worker threads (`Send +
+/// Sync`).
+///
+/// Path semantics: a path through records and unions (the branch written;
+/// null gives [`FieldValue::Absent`]) is a scalar; a path crossing one
+/// array (`prv_candidates.magpsf`, or a path ending at an array of
+/// primitives) is a column with one entry per element (None where the
+/// element's value is null). A path the schema lacks, that crosses two
+/// arrays, goes into a map, ends at a record, map or array of records, or
+/// is a column of bytes, is [`FieldValue::Missing`];
+/// [`Decoder::check_path`] says why.
+pub struct Decoder {
+    paths: Vec<String>,
+    schemas: SchemaSource,
+    /// The distinct paths, split (None: not a valid path).
+    unique: Vec<Option<Vec<String>>>,
+    /// For each of `paths`, its index in `unique`; None when they are the
+    /// same list.
+    index: Option<Vec<usize>>,
+    by_text: RwLock<FingerprintMap<Vec<Arc<Compiled>>>>,
+    by_id: RwLock<HashMap<u32, Arc<Compiled>>>,
+    parses: AtomicU64,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("paths", &self.paths)
+            .field("schemas", &self.schemas)
+            .field("schemas_parsed", &self.schemas_parsed())
+            .finish()
+    }
+}
+
+fn split_path(p: &str) -> Option<Vec<String>> {
+    FieldPath::parse(p).ok().map(|fp| fp.segments)
+}
+
+fn hex_head(msg: &[u8]) -> String {
+    let n = msg.len().min(8);
+    let mut s: Vec<String> = msg[..n].iter().map(|b| format!("{b:02x}")).collect();
+    if msg.len() > n {
+        s.push("...".into());
+    }
+    s.join(" ")
+}
+
+impl Decoder {
+    /// A decoder for these paths (plain dotted text; a trailing `?` is
+    /// ignored). A path that is not valid yields `Missing` everywhere.
+    pub fn new(paths: Vec<String>, schemas: SchemaSource) -> Decoder {
+        let mut unique: Vec<Option<Vec<String>>> = Vec::new();
+        let mut seen: HashMap<Option<Vec<String>>, usize> = HashMap::new();
+        let mut index = Vec::with_capacity(paths.len());
+        for (i, p) in paths.iter().enumerate() {
+            let split = split_path(p);
+            // Invalid paths stay distinct (they cannot be merged by text).
+            let key = split.clone().or_else(|| Some(vec![format!("\0{i}")]));
+            let at = *seen.entry(key).or_insert_with(|| {
+                unique.push(split);
+                unique.len() - 1
+            });
+            index.push(at);
+        }
+        let identity = index.iter().enumerate().all(|(i, &u)| i == u);
+        Decoder {
+            paths,
+            schemas,
+            unique,
+            index: if identity { None } else { Some(index) },
+            by_text: RwLock::new(FingerprintMap::default()),
+            by_id: RwLock::new(HashMap::new()),
+            parses: AtomicU64::new(0),
+        }
+    }
+
+    /// The paths this decoder extracts, in value order.
+    pub fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    /// How many schemas this decoder has parsed (each writer schema once;
+    /// for tests and metrics).
+    pub fn schemas_parsed(&self) -> u64 {
+        self.parses.load(Ordering::Relaxed)
+    }
+
+    /// Decodes one message (which may hold several alerts; an empty
+    /// container holds none).
+    pub fn decode(&self, message: &Bytes) -> Result<Vec<DecodedAlert>, DecodeError> {
+        if message.is_empty() {
+            Err(DecodeError::Empty)
+        } else if message.starts_with(MAGIC) {
+            self.decode_container(message)
+        } else if message[0] == 0 {
+            self.decode_wire(message)
+        } else {
+            Err(DecodeError::NotAvro {
+                head: hex_head(message),
+            })
+        }
+    }
+
+    /// Parses a self-contained writer schema (as a container header holds
+    /// it) and caches it, e.g. to check a filter's paths before alerts
+    /// arrive.
+    pub fn register_schema(&self, schema_json: &str) -> Result<Arc<SchemaInfo>, DecodeError> {
+        self.compiled_for_text(schema_json.as_bytes(), "the given schema")
+            .map(|c| c.info.clone())
+    }
+
+    /// The writer schema for a Confluent schema id, from the schema source.
+    pub fn schema_for_id(&self, id: u32) -> Result<Arc<SchemaInfo>, DecodeError> {
+        self.compiled_for_id(id).map(|c| c.info.clone())
+    }
+
+    /// Every path of a writer schema this decoder has seen that yields a
+    /// value, with its Avro type (`candidate.magpsf` → `float`,
+    /// `candidate.drb` → `null|float`, `prv_candidates.jd` →
+    /// `array<double>`); for "did you mean" suggestions. None if the
+    /// schema is unknown to this decoder.
+    pub fn schema_fields(&self, info: &SchemaInfo) -> Option<Vec<(String, String)>> {
+        self.find(info).map(|c| c.schema.leaf_paths())
+    }
+
+    /// Whether `path` yields a value under a schema this decoder has seen;
+    /// the error says why not (no such field, a record not a value, two
+    /// arrays crossed, ...).
+    pub fn check_path(&self, info: &SchemaInfo, path: &str) -> Result<(), String> {
+        let c = self
+            .find(info)
+            .ok_or_else(|| format!("schema {} is not known to this decoder", info.full_name))?;
+        let segs = FieldPath::parse(path).map_err(|e| e.to_string())?.segments;
+        c.schema.resolve(&segs).map(|_| ())
+    }
+
+    fn find(&self, info: &SchemaInfo) -> Option<Arc<Compiled>> {
+        let matches = |c: &&Arc<Compiled>| {
+            c.info.fingerprint == info.fingerprint && c.info.full_name == info.full_name
+        };
+        if let Some(v) = read(&self.by_text).get(&info.fingerprint)
+            && let Some(c) = v.iter().find(matches)
+        {
+            return Some(c.clone());
+        }
+        read(&self.by_id).values().find(matches).cloned()
+    }
+
+    fn build(
+        &self,
+        text: &[u8],
+        fingerprint: u64,
+        siblings: Option<&mut Siblings<'_>>,
+        origin: &str,
+    ) -> Result<Compiled, DecodeError> {
+        self.parses.fetch_add(1, Ordering::Relaxed);
+        let schema = schema::parse(text, siblings).map_err(|reason| DecodeError::BadSchema {
+            origin: origin.to_string(),
+            reason,
+        })?;
+        let plan = plan::compile(&schema, &self.unique);
+        let info = Arc::new(SchemaInfo {
+            full_name: schema.full_name().to_string(),
+            survey: schema.survey(),
+            version: schema.version(),
+            fingerprint,
+        });
+        Ok(Compiled {
+            info,
+            text: text.into(),
+            schema,
+            plan,
+        })
+    }
+
+    fn compiled_for_text(&self, text: &[u8], origin: &str) -> Result<Arc<Compiled>, DecodeError> {
+        let fp = xxh3_64(text);
+        if let Some(v) = read(&self.by_text).get(&fp)
+            && let Some(c) = v.iter().find(|c| *c.text == *text)
+        {
+            return Ok(c.clone());
+        }
+        let built = Arc::new(self.build(text, fp, None, origin)?);
+        let mut cache = write(&self.by_text);
+        if cache.len() >= MAX_CACHED_SCHEMAS {
+            cache.clear();
+        }
+        let v = cache.entry(fp).or_default();
+        if let Some(c) = v.iter().find(|c| *c.text == *text) {
+            return Ok(c.clone());
+        }
+        v.push(built.clone());
+        Ok(built)
+    }
+
+    fn compiled_for_id(&self, id: u32) -> Result<Arc<Compiled>, DecodeError> {
+        if let Some(c) = read(&self.by_id).get(&id) {
+            return Ok(c.clone());
+        }
+        let SchemaSource::Dir(dir) = &self.schemas else {
+            return Err(DecodeError::NoSchemaSource { id });
+        };
+        let (file, text, sibling_dir) = locate_schema(dir, id)?;
+        let text = unwrap_registry_envelope(text);
+        let mut siblings = Siblings {
+            dir: &sibling_dir,
+            texts: Vec::new(),
+        };
+        let origin = file.display().to_string();
+        // Parse first (it reads the sibling files), then fingerprint the
+        // text of every file used.
+        let mut built = self.build(&text, 0, Some(&mut siblings), &origin)?;
+        let mut all = text.clone();
+        for t in &siblings.texts {
+            all.extend_from_slice(t);
+        }
+        let fingerprint = xxh3_64(&all);
+        built.info = Arc::new(SchemaInfo {
+            fingerprint,
+            ..SchemaInfo::clone(&built.info)
+        });
+        built.text = all.into();
+        let built = Arc::new(built);
+        let mut cache = write(&self.by_id);
+        if cache.len() >= MAX_CACHED_SCHEMAS {
+            cache.clear();
+        }
+        Ok(cache.entry(id).or_insert(built).clone())
+    }
+
+    /// Maps duplicate paths back to the caller's order.
+    fn arrange(&self, values: Vec<FieldValue>) -> Vec<FieldValue> {
+        match &self.index {
+            None => values,
+            Some(index) => index
+                .iter()
+                .map(|&i| values.get(i).cloned().unwrap_or(FieldValue::Missing))
+                .collect(),
+        }
+    }
+
+    fn decode_container(&self, msg: &Bytes) -> Result<Vec<DecodedAlert>, DecodeError> {
+        let header = container::parse_header(msg)?;
+        let c = self.compiled_for_text(&msg[header.schema.clone()], "the container header")?;
+        let walker = Walker { schema: &c.schema };
+        // (values, block, record range within the block's data)
+        let mut records: Vec<(Vec<FieldValue>, usize, std::ops::Range<usize>)> = Vec::new();
+        let mut blocks: Vec<Cow<'_, [u8]>> = Vec::new();
+        let mut pos = header.end;
+        while pos < msg.len() {
+            let (block, next) = container::read_block(msg, pos, &header)?;
+            let (data, base): (Cow<'_, [u8]>, Option<usize>) = match header.codec {
+                Codec::Null => (
+                    Cow::Borrowed(&msg[block.data.clone()]),
+                    Some(block.data.start),
+                ),
+                Codec::Deflate => (
+                    Cow::Owned(container::inflate(&msg[block.data.clone()], block.offset)?),
+                    None,
+                ),
+            };
+            let fault = |f: Fault| match base {
+                Some(base) => DecodeError::from_fault(Fault {
+                    offset: f.offset + base,
+                    ..f
+                }),
+                None => DecodeError::CorruptBlock {
+                    offset: block.offset,
+                    reason: format!(
+                        "its inflated record data is {} at byte {}: {}",
+                        if f.invalid.is_some() {
+                            "invalid"
+                        } else {
+                            "cut short"
+                        },
+                        f.offset,
+                        f.invalid.unwrap_or(f.what)
+                    ),
+                },
+            };
+            let mut r = Reader::new(&data);
+            // A guard against absurd counts only (one record too many is
+            // left to the walk, which says precisely what is missing).
+            let too_many = if c.plan.min_record > 0 {
+                block.count > (data.len() / c.plan.min_record as usize) as u64 + 1
+            } else {
+                block.count > r.budget
+            };
+            if too_many {
+                return Err(DecodeError::CorruptBlock {
+                    offset: block.offset,
+                    reason: format!("it claims {} records in {} bytes", block.count, data.len()),
+                });
+            }
+            for _ in 0..block.count {
+                let start = r.pos;
+                let mut values = c.plan.template.clone();
+                walker
+                    .run(&c.plan.root, &mut r, &mut values)
+                    .map_err(&fault)?;
+                records.push((values, blocks.len(), start..r.pos));
+            }
+            if r.pos != data.len() {
+                return Err(DecodeError::CorruptBlock {
+                    offset: block.offset,
+                    reason: format!(
+                        "{} bytes follow its {} records",
+                        data.len() - r.pos,
+                        block.count
+                    ),
+                });
+            }
+            blocks.push(data);
+            pos = next;
+        }
+        let single = records.len() == 1;
+        Ok(records
+            .into_iter()
+            .map(|(values, b, range)| DecodedAlert {
+                schema: c.info.clone(),
+                values: self.arrange(values),
+                raw: if single {
+                    msg.clone()
+                } else {
+                    Bytes::from(container::single_record_container(
+                        msg,
+                        &header,
+                        &blocks[b][range],
+                    ))
+                },
+            })
+            .collect())
+    }
+
+    fn decode_wire(&self, msg: &Bytes) -> Result<Vec<DecodedAlert>, DecodeError> {
+        let Some(id) = msg.get(1..5) else {
+            return Err(DecodeError::Truncated {
+                what: "Confluent wire-format header (0x00 + 4-byte schema id)",
+                offset: 0,
+            });
+        };
+        let id = u32::from_be_bytes([id[0], id[1], id[2], id[3]]);
+        let c = self.compiled_for_id(id)?;
+        let mut r = Reader::new(msg);
+        r.pos = 5;
+        let mut values = c.plan.template.clone();
+        Walker { schema: &c.schema }
+            .run(&c.plan.root, &mut r, &mut values)
+            .map_err(DecodeError::from_fault)?;
+        if r.pos != msg.len() {
+            return Err(DecodeError::InvalidData {
+                offset: r.pos,
+                reason: format!(
+                    "{} bytes follow the record (schema id {id} is probably not the schema it was written with)",
+                    msg.len() - r.pos
+                ),
+            });
+        }
+        Ok(vec![DecodedAlert {
+            schema: c.info.clone(),
+            values: self.arrange(values),
+            raw: msg.clone(),
+        }])
+    }
+}
+
+impl Clone for SchemaInfo {
+    fn clone(&self) -> SchemaInfo {
+        SchemaInfo {
+            full_name: self.full_name.clone(),
+            survey: self.survey.clone(),
+            version: self.version.clone(),
+            fingerprint: self.fingerprint,
+        }
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Finds the schema file for `id`: `dir/<id>.avsc`, else Rubin's layout
+/// `dir/v{M}_{m}/lsst.v{M}_{m}.alert.avsc` (id = M*100 + m). Returns the
+/// file, its text and the directory its referenced types are looked up in.
+fn locate_schema(dir: &Path, id: u32) -> Result<(PathBuf, Vec<u8>, PathBuf), DecodeError> {
+    let (major, minor) = (id / 100, id % 100);
+    let version_dir = dir.join(format!("v{major}_{minor}"));
+    let candidates = [
+        (dir.join(format!("{id}.avsc")), dir.to_path_buf()),
+        (
+            version_dir.join(format!("lsst.v{major}_{minor}.alert.avsc")),
+            version_dir.clone(),
+        ),
+    ];
+    for (file, siblings) in candidates {
+        match std::fs::read(&file) {
+            Ok(text) => return Ok((file, text, siblings)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(DecodeError::SchemaFileUnreadable {
+                    path: file,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Err(DecodeError::UnknownSchemaId {
+        id,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// A schema registry's answer (`{"schema": "<schema JSON as a string>"}`)
+/// stored as a file holds the schema as a string: unwrap it.
+fn unwrap_registry_envelope(text: Vec<u8>) -> Vec<u8> {
+    if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(&text)
+        && !o.contains_key("type")
+        && let Some(serde_json::Value::String(s)) = o.get("schema")
+    {
+        return s.clone().into_bytes();
+    }
+    text
+}

@@ -1,0 +1,16 @@
+//! bandpass: runs untrusted WebAssembly alert filters over astronomical
+//! alert streams. See the repository README and `docs/`.
+//!
+//! Modules, in the order data flows through them:
+//! - [`input`]: alert files, directories and `.tar.gz` archives;
+//! - [`decode`]: framing, cached writer schemas, the projection decoder;
+//! - [`sandbox`]: the wasmtime engine, validation, budgets, failures;
+//! - [`runner`]: one decode per alert, every filter on it;
+//! - [`cli`]: the `bandpass` commands; [`demo`]: synthetic alerts.
+
+pub mod cli;
+pub mod decode;
+pub mod demo;
+pub mod input;
+pub mod runner;
+pub mod sandbox;

@@ -1,0 +1,140 @@
+//! The runner: decode each message once and run every filter on it.
+//!
+//! Owns: the union of the fields all filters declare (the decoder's
+//! paths), each filter's mapping from its fields to those paths, and one
+//! instance per filter. One `Runner` per worker thread; the decoder (and
+//! its schema cache) is shared.
+//!
+//! Must never: decode an alert more than once, or let one filter's
+//! failure change another filter's verdict.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, SchemaSource};
+use crate::sandbox::{Evaluation, FilterInstance, LoadedFilter};
+
+/// Paths tried, in order, for an alert's object id (ZTF, then Rubin).
+const OBJECT_ID_PATHS: &[&str] = &["objectId", "diaObject.diaObjectId", "diaSource.diaObjectId"];
+/// Paths tried, in order, for an alert's candidate (detection) id.
+const CANDIDATE_ID_PATHS: &[&str] = &["candid", "diaSource.diaSourceId", "alertId"];
+
+/// The identity of an alert, for reports and file names.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AlertId {
+    pub object_id: Option<String>,
+    pub candidate_id: Option<String>,
+}
+
+/// One alert and every filter's evaluation of it, in filter order.
+#[derive(Debug)]
+pub struct AlertResult {
+    pub alert: DecodedAlert,
+    pub id: AlertId,
+    pub evaluations: Vec<Evaluation>,
+}
+
+/// Decodes messages and runs every filter on each alert.
+pub struct Runner {
+    decoder: Arc<Decoder>,
+    instances: Vec<FilterInstance>,
+    object_slots: Vec<usize>,
+    candidate_slots: Vec<usize>,
+}
+
+/// The decoder's paths: every filter's fields, then the id paths.
+fn plan(filters: &[Arc<LoadedFilter>]) -> (Vec<String>, Vec<Vec<usize>>) {
+    let mut paths: Vec<String> = Vec::new();
+    let slot_of = |text: &str, paths: &mut Vec<String>| match paths.iter().position(|p| p == text) {
+        Some(i) => i,
+        None => {
+            paths.push(text.to_string());
+            paths.len() - 1
+        }
+    };
+    let slots = filters
+        .iter()
+        .map(|f| {
+            f.fields
+                .iter()
+                .map(|p| slot_of(&p.text, &mut paths))
+                .collect()
+        })
+        .collect();
+    for id in OBJECT_ID_PATHS.iter().chain(CANDIDATE_ID_PATHS) {
+        slot_of(id, &mut paths);
+    }
+    (paths, slots)
+}
+
+impl Runner {
+    /// A runner for these filters, with its own decoder.
+    pub fn new(filters: &[Arc<LoadedFilter>], schemas: SchemaSource) -> Runner {
+        let (paths, _) = plan(filters);
+        Runner::with_decoder(filters, Arc::new(Decoder::new(paths, schemas)))
+    }
+
+    /// A decoder fit for these filters, to share between runners.
+    pub fn decoder_for(filters: &[Arc<LoadedFilter>], schemas: SchemaSource) -> Arc<Decoder> {
+        Arc::new(Decoder::new(plan(filters).0, schemas))
+    }
+
+    /// A runner sharing `decoder`, which must come from [`Runner::decoder_for`]
+    /// with the same filters.
+    pub fn with_decoder(filters: &[Arc<LoadedFilter>], decoder: Arc<Decoder>) -> Runner {
+        let (paths, slots) = plan(filters);
+        assert_eq!(paths, decoder.paths(), "decoder made for other filters");
+        let position = |p: &&str| paths.iter().position(|x| x == p).expect("planned");
+        Runner {
+            instances: filters
+                .iter()
+                .zip(slots)
+                .map(|(f, s)| f.instance(s))
+                .collect(),
+            object_slots: OBJECT_ID_PATHS.iter().map(position).collect(),
+            candidate_slots: CANDIDATE_ID_PATHS.iter().map(position).collect(),
+            decoder,
+        }
+    }
+
+    pub fn filters(&self) -> impl Iterator<Item = &Arc<LoadedFilter>> {
+        self.instances.iter().map(|i| i.filter())
+    }
+
+    pub fn decoder(&self) -> &Arc<Decoder> {
+        &self.decoder
+    }
+
+    /// Decodes one message and runs every filter on each alert in it.
+    pub fn process(&mut self, message: &Bytes) -> Result<Vec<AlertResult>, DecodeError> {
+        let alerts = self.decoder.decode(message)?;
+        Ok(alerts.into_iter().map(|a| self.evaluate(a)).collect())
+    }
+
+    /// Runs every filter on one decoded alert.
+    pub fn evaluate(&mut self, alert: DecodedAlert) -> AlertResult {
+        let evaluations = self
+            .instances
+            .iter_mut()
+            .map(|i| i.evaluate(&alert))
+            .collect();
+        let id = AlertId {
+            object_id: first_present(&alert, &self.object_slots),
+            candidate_id: first_present(&alert, &self.candidate_slots),
+        };
+        AlertResult {
+            alert,
+            id,
+            evaluations,
+        }
+    }
+}
+
+fn first_present(alert: &DecodedAlert, slots: &[usize]) -> Option<String> {
+    slots.iter().find_map(|&s| match &alert.values[s] {
+        FieldValue::Integer(i) => Some(i.to_string()),
+        FieldValue::Text(t) => Some(t.clone()),
+        _ => None,
+    })
+}

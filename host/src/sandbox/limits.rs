@@ -1,0 +1,130 @@
+//! Per-call budgets for a filter, and the `ResourceLimiter` that enforces
+//! the memory and table caps and remembers why it refused a growth (so
+//! that the resulting trap can be classified as a memory failure).
+
+use serde::{Deserialize, Serialize};
+
+/// The hard budgets one filter runs under. Defaults suit a compiled
+/// (Rust) filter; interpreted guests (Python, JavaScript) need more fuel
+/// and memory, set per filter within the operator's maxima.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// WebAssembly fuel per alert (about one unit per instruction; a tight
+    /// loop burns roughly 26 billion a second here). Deterministic: the
+    /// same filter on the same alert uses the same fuel on every machine.
+    pub fuel_per_alert: u64,
+    /// Wall-clock backstop per alert, in milliseconds (epoch interruption,
+    /// 1 ms resolution).
+    pub deadline_ms: u64,
+    /// Fuel for `init`, which may build lookup tables.
+    pub fuel_for_init: u64,
+    /// Linear memory cap per instance, in bytes.
+    pub memory_bytes: usize,
+    /// Cap on the elements of any one table.
+    pub table_elements: usize,
+    /// Cap on core instances, tables and memories per store.
+    pub instances: usize,
+    /// Most tags a verdict may carry.
+    pub max_tags: usize,
+    /// Longest tag, in bytes.
+    pub max_tag_bytes: usize,
+    /// Most annotations a verdict may carry.
+    pub max_annotations: usize,
+    /// Longest annotation key plus value, in bytes.
+    pub max_annotation_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel_per_alert: default_fuel_per_alert(),
+            deadline_ms: 100,
+            fuel_for_init: 1_000_000_000,
+            memory_bytes: 64 << 20,
+            table_elements: 100_000,
+            instances: 64,
+            max_tags: 32,
+            max_tag_bytes: 64,
+            max_annotations: 16,
+            max_annotation_bytes: 256,
+        }
+    }
+}
+
+/// 50 million: about 2 ms of straight-line work, hundreds of times what a
+/// typical cut needs.
+fn default_fuel_per_alert() -> u64 {
+    50_000_000
+}
+
+/// Enforces [`Limits`] on one store and records the last refusal.
+#[derive(Debug)]
+pub struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    instances: usize,
+    /// Set when a growth was refused: "memory: wanted N bytes, cap M".
+    pub refused: Option<String>,
+    /// The largest linear memory seen, in bytes.
+    pub peak_memory: usize,
+}
+
+impl Limiter {
+    pub fn new(limits: &Limits) -> Limiter {
+        Limiter {
+            memory_bytes: limits.memory_bytes,
+            table_elements: limits.table_elements,
+            instances: limits.instances,
+            refused: None,
+            peak_memory: 0,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.refused = Some(format!(
+                "linear memory would grow to {desired} bytes, over the cap of {} bytes",
+                self.memory_bytes
+            ));
+            return Ok(false);
+        }
+        self.peak_memory = self.peak_memory.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            self.refused = Some(format!(
+                "a table would grow to {desired} elements, over the cap of {}",
+                self.table_elements
+            ));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.instances
+    }
+
+    fn memories(&self) -> usize {
+        self.instances
+    }
+}

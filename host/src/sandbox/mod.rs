@@ -1,0 +1,681 @@
+//! The sandbox: loading, validating and calling filter components.
+//!
+//! Owns: the one shared wasmtime [`Engine`] (component model, fuel, epoch
+//! interruption) and its epoch ticker; the one [`Linker`] (a locked-down
+//! WASI plus the `log` import, linked once); validation of a component
+//! before it ever runs; and per-alert calls under hard budgets.
+//!
+//! Must never: let a filter's failure reach another filter or the host,
+//! call into a Store that trapped (it is dropped and a fresh instance is
+//! made from the `InstancePre`), or deserialize bytes a user sent.
+
+mod cache;
+mod limits;
+mod log;
+mod validate;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::Digest;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub use cache::{CacheOutcome, CompileCache, WASMTIME_VERSION};
+pub use limits::{Limiter, Limits};
+pub use log::{FilterLog, LogBounds, LogLine, Source};
+pub use validate::{CONTRACT_VERSION, ComponentReport, LoadError};
+
+use crate::decode::{DecodedAlert, FieldPath, FieldValue};
+
+/// The one `bindgen!` call site: host-side bindings of `wit/`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "alert-filter",
+    });
+}
+
+use bindings::bandpass::filter::log::Level;
+use bindings::bandpass::filter::types::{Accepted, Value, Verdict as WitVerdict};
+use bindings::{AlertFilter, AlertFilterPre};
+
+/// Settings of the engine shared by every filter.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Where compiled components are kept; `None` compiles every time.
+    pub cache: Option<CompileCache>,
+    /// Wasm stack cap, in bytes (deep recursion traps past it).
+    pub max_wasm_stack: usize,
+    /// Largest component accepted, in bytes.
+    pub max_component_bytes: usize,
+    /// Consecutive failed alerts after which a filter is quarantined.
+    pub quarantine_after: u32,
+    /// Bounds of each filter's log.
+    pub log: LogBounds,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            cache: CompileCache::default_dir().map(|d| CompileCache::new(d.join("compiled"))),
+            max_wasm_stack: 512 << 10,
+            max_component_bytes: 64 << 20,
+            quarantine_after: 5,
+            log: LogBounds::default(),
+        }
+    }
+}
+
+/// State of one Store: the guest's WASI, its limiter and its log.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    log: FilterLog,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::bandpass::filter::types::Host for HostState {}
+
+impl bindings::bandpass::filter::log::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        let source = match level {
+            Level::Debug => Source::Debug,
+            Level::Info => Source::Info,
+            Level::Warn => Source::Warn,
+            Level::Error => Source::Error,
+        };
+        self.log.line(source, &message);
+    }
+}
+
+/// A locked-down WASI: no args, no env, no preopened directories, no
+/// network; stdout and stderr go to the filter's bounded log.
+fn locked_down_wasi(log: &FilterLog) -> WasiCtx {
+    WasiCtx::builder()
+        .stdout(log.stream(Source::Stdout))
+        .stderr(log.stream(Source::Stderr))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .build()
+}
+
+/// The engine every filter runs in.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    options: SandboxOptions,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+/// How often the epoch advances: the resolution of deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+impl Sandbox {
+    pub fn new(options: SandboxOptions) -> anyhow::Result<Sandbox> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(options.max_wasm_stack);
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        AlertFilter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = ticker_stop.clone();
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("bandpass-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })?;
+        Ok(Sandbox {
+            engine,
+            linker,
+            options,
+            ticker_stop,
+        })
+    }
+
+    pub fn options(&self) -> &SandboxOptions {
+        &self.options
+    }
+
+    /// Validates a component without keeping it: what `bandpass inspect`
+    /// shows. Fails with the first reason it cannot run here.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<ComponentReport, LoadError> {
+        let (report, _) = self.prepare(bytes)?;
+        Ok(report)
+    }
+
+    /// Validates, compiles (or loads from the cache), links and describes
+    /// a component, then runs its `init` with `params` once to refuse a
+    /// bad deployment before any alert.
+    pub fn load(
+        &self,
+        bytes: &[u8],
+        params: Vec<(String, String)>,
+        limits: Limits,
+    ) -> Result<Arc<LoadedFilter>, LoadError> {
+        let (report, pre) = self.prepare(bytes)?;
+        let manifest = report.manifest.clone().ok_or_else(|| LoadError::Manifest {
+            reason: "the component did not describe itself".into(),
+        })?;
+        let fields = manifest
+            .fields
+            .iter()
+            .map(|f| FieldPath::parse(f))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| LoadError::Manifest {
+                reason: e.to_string(),
+            })?;
+        let filter = Arc::new(LoadedFilter {
+            name: manifest.name.clone(),
+            manifest,
+            fields,
+            sha256: report.sha256.clone(),
+            cache: report.cache,
+            pre,
+            params,
+            limits,
+            quarantine_after: self.options.quarantine_after,
+            health: Health::default(),
+            log: FilterLog::new(self.options.log),
+        });
+        // A trial instance proves `init` accepts the parameters.
+        filter
+            .instantiate_live()
+            .map_err(|f| LoadError::Init { reason: f.message })?;
+        Ok(filter)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What the manifest a filter reports says, checked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub survey: String,
+    pub fields: Vec<String>,
+    pub description: String,
+}
+
+/// A filter's running record, shared by every instance of it.
+#[derive(Debug, Default)]
+pub struct Health {
+    consecutive_failures: AtomicU32,
+    quarantined: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Why the filter is quarantined, if it is.
+    pub fn quarantined(&self) -> Option<String> {
+        self.quarantined.lock().unwrap().clone()
+    }
+}
+
+/// A validated, compiled filter, ready to be instantiated per worker.
+pub struct LoadedFilter {
+    /// Deployment name (the manifest's name).
+    pub name: String,
+    pub manifest: Manifest,
+    /// The manifest's fields, parsed, in order.
+    pub fields: Vec<FieldPath>,
+    pub sha256: String,
+    /// Whether the compiled code came from the cache.
+    pub cache: CacheOutcome,
+    pre: AlertFilterPre<HostState>,
+    params: Vec<(String, String)>,
+    pub limits: Limits,
+    quarantine_after: u32,
+    pub health: Health,
+    /// The filter's log: stdout, stderr and `log` lines of all instances.
+    pub log: FilterLog,
+}
+
+/// A live instance: a Store and the bindings into it.
+struct Live {
+    store: Store<HostState>,
+    bindings: AlertFilter,
+}
+
+impl LoadedFilter {
+    /// Whether this filter wants alerts of `survey`.
+    pub fn accepts_survey(&self, survey: &str) -> bool {
+        self.manifest.survey == "any" || self.manifest.survey == survey
+    }
+
+    /// A per-worker instance. `slots[i]` is the index, in the decoder's
+    /// values, of this filter's `i`-th declared field.
+    pub fn instance(self: &Arc<Self>, slots: Vec<usize>) -> FilterInstance {
+        assert_eq!(slots.len(), self.fields.len(), "one slot per field");
+        FilterInstance {
+            filter: self.clone(),
+            slots,
+            live: None,
+            args: Vec::new(),
+        }
+    }
+
+    fn new_store(&self) -> Store<HostState> {
+        let state = HostState {
+            wasi: locked_down_wasi(&self.log),
+            table: ResourceTable::new(),
+            limiter: Limiter::new(&self.limits),
+            log: self.log.clone(),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Instantiates and runs `init`.
+    fn instantiate_live(&self) -> Result<Live, Failure> {
+        let mut store = self.new_store();
+        store
+            .set_fuel(self.limits.fuel_for_init)
+            .expect("fuel is enabled");
+        store.set_epoch_deadline(deadline_ticks(self.limits.deadline_ms.max(1000)));
+        let bindings = match self.pre.instantiate(&mut store) {
+            Ok(b) => b,
+            Err(err) => {
+                return Err(classify(
+                    &self.limits,
+                    &self.log,
+                    &mut store,
+                    err,
+                    "instantiating",
+                ));
+            }
+        };
+        match bindings
+            .bandpass_filter_filter()
+            .call_init(&mut store, &self.params)
+        {
+            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Err(message)) => Err(Failure {
+                kind: FailureKind::Init,
+                message: format!("init refused the parameters: {message}"),
+            }),
+            Err(err) => Err(classify(
+                &self.limits,
+                &self.log,
+                &mut store,
+                err,
+                "in init",
+            )),
+        }
+    }
+
+    /// Counts one alert's outcome; quarantines after too many failures.
+    fn record(&self, failed: Option<&Failure>) {
+        let Some(failure) = failed else {
+            self.health.consecutive_failures.store(0, Ordering::Relaxed);
+            return;
+        };
+        let n = self
+            .health
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if n >= self.quarantine_after {
+            let mut q = self.health.quarantined.lock().unwrap();
+            if q.is_none() {
+                let reason = format!("{n} consecutive failed alerts; last: {}", failure.message);
+                tracing::warn!(filter = %self.name, %reason, "filter quarantined");
+                *q = Some(reason);
+            }
+        }
+    }
+}
+
+/// Names the cause of a wasmtime error from a call into the guest.
+pub(crate) fn classify(
+    limits: &Limits,
+    log: &FilterLog,
+    store: &mut Store<HostState>,
+    err: wasmtime::Error,
+    during: &str,
+) -> Failure {
+    let refused = store.data_mut().limiter.refused.take();
+    let trap = err.downcast_ref::<wasmtime::Trap>().copied();
+    let (kind, message) = match (refused, trap) {
+        (Some(why), _) => (
+            FailureKind::Memory,
+            format!("memory cap reached {during}: {why}"),
+        ),
+        (None, Some(wasmtime::Trap::OutOfFuel)) => (
+            FailureKind::OutOfFuel,
+            format!(
+                "ran out of fuel {during} (budget {})",
+                limits.fuel_per_alert
+            ),
+        ),
+        (None, Some(wasmtime::Trap::Interrupt)) => (
+            FailureKind::Deadline,
+            format!("missed its deadline of {} ms {during}", limits.deadline_ms),
+        ),
+        (None, Some(wasmtime::Trap::StackOverflow)) => (
+            FailureKind::StackOverflow,
+            format!("overflowed its stack {during}"),
+        ),
+        (None, Some(wasmtime::Trap::UnreachableCodeReached)) => {
+            let tail = log.stderr_tail(3);
+            let said = if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {tail}")
+            };
+            (FailureKind::Panic, format!("panicked {during}{said}"))
+        }
+        (None, Some(trap)) => (FailureKind::Trap, format!("trapped {during}: {trap}")),
+        (None, None) => (
+            FailureKind::Trap,
+            format!("failed {during}: {}", error_chain(&err)),
+        ),
+    };
+    Failure { kind, message }
+}
+
+fn deadline_ticks(ms: u64) -> u64 {
+    // One extra tick: the current tick may be about to end.
+    ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1
+}
+
+fn error_chain(err: &wasmtime::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// A filter's decision on one alert, as the host passes it on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum Verdict {
+    Reject,
+    Accept {
+        score: Option<f64>,
+        tags: Vec<String>,
+        annotations: Vec<(String, String)>,
+    },
+}
+
+/// Why a filter produced no verdict on an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The per-alert fuel budget ran out.
+    OutOfFuel,
+    /// The wall-clock deadline passed.
+    Deadline,
+    /// Memory or table growth over the cap.
+    Memory,
+    /// The wasm stack cap was exceeded.
+    StackOverflow,
+    /// The guest aborted (a Rust panic, an uncaught exception).
+    Panic,
+    /// Any other trap or host-side error while calling the guest.
+    Trap,
+    /// The filter returned an error value.
+    FilterError,
+    /// A required field is not in this alert's schema.
+    UnknownField,
+    /// The verdict exceeded the size bounds.
+    BadVerdict,
+    /// `init` failed when making a fresh instance.
+    Init,
+}
+
+impl FailureKind {
+    /// Whether the Store is poisoned and must be rebuilt.
+    fn poisons(self) -> bool {
+        !matches!(
+            self,
+            FailureKind::FilterError | FailureKind::UnknownField | FailureKind::BadVerdict
+        )
+    }
+}
+
+/// A classified failure, with a message that names the cause.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// What became of one alert in one filter.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    Verdict(Verdict),
+    Failed(Failure),
+    /// Not run: another survey's alert, or the filter is quarantined.
+    Skipped {
+        reason: String,
+    },
+}
+
+/// One call's outcome and what it cost.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Evaluation {
+    pub outcome: Outcome,
+    pub fuel: u64,
+    /// Wall time of the call, including any re-instantiation.
+    pub nanos: u64,
+}
+
+/// One worker's instance of a filter. Not shared between threads.
+pub struct FilterInstance {
+    filter: Arc<LoadedFilter>,
+    slots: Vec<usize>,
+    /// `None` until first use and after a trap.
+    live: Option<Live>,
+    /// Reused argument buffer.
+    args: Vec<Value>,
+}
+
+impl FilterInstance {
+    pub fn filter(&self) -> &Arc<LoadedFilter> {
+        &self.filter
+    }
+
+    /// Runs the filter on one decoded alert.
+    pub fn evaluate(&mut self, alert: &DecodedAlert) -> Evaluation {
+        let start = Instant::now();
+        let filter = self.filter.clone();
+        if !filter.accepts_survey(&alert.schema.survey) {
+            return skipped(
+                format!(
+                    "filter expects {} alerts, this is {}",
+                    filter.manifest.survey, alert.schema.survey
+                ),
+                start,
+            );
+        }
+        if let Some(reason) = filter.health.quarantined() {
+            return skipped(format!("quarantined: {reason}"), start);
+        }
+        let (result, fuel) = self.call(alert);
+        if let Err(failure) = &result
+            && failure.kind.poisons()
+        {
+            self.live = None;
+        }
+        filter.record(result.as_ref().err());
+        Evaluation {
+            outcome: match result {
+                Ok(v) => Outcome::Verdict(v),
+                Err(f) => Outcome::Failed(f),
+            },
+            fuel,
+            nanos: start.elapsed().as_nanos() as u64,
+        }
+    }
+
+    fn call(&mut self, alert: &DecodedAlert) -> (Result<Verdict, Failure>, u64) {
+        let filter = &self.filter;
+        self.args.clear();
+        for (path, &slot) in filter.fields.iter().zip(&self.slots) {
+            let value = match &alert.values[slot] {
+                FieldValue::Missing if !path.optional => {
+                    let failure = Failure {
+                        kind: FailureKind::UnknownField,
+                        message: format!(
+                            "field '{}' is not in this alert's schema ({}{}); \
+                             check the name, or declare it as '{}?' to receive absent",
+                            path.text,
+                            alert.schema.full_name,
+                            alert
+                                .schema
+                                .version
+                                .as_deref()
+                                .map(|v| format!(" version {v}"))
+                                .unwrap_or_default(),
+                            path.text
+                        ),
+                    };
+                    return (Err(failure), 0);
+                }
+                v => to_wit(v),
+            };
+            self.args.push(value);
+        }
+        if self.live.is_none() {
+            match filter.instantiate_live() {
+                Ok(live) => self.live = Some(live),
+                Err(f) => return (Err(f), 0),
+            }
+        }
+        let live = self.live.as_mut().expect("instantiated above");
+        let budget = filter.limits.fuel_per_alert;
+        live.store.set_fuel(budget).expect("fuel is enabled");
+        live.store
+            .set_epoch_deadline(deadline_ticks(filter.limits.deadline_ms));
+        let result = live
+            .bindings
+            .bandpass_filter_filter()
+            .call_evaluate(&mut live.store, &self.args);
+        let fuel = budget - live.store.get_fuel().unwrap_or(0);
+        let verdict = match result {
+            Ok(Ok(WitVerdict::Reject)) => Ok(Verdict::Reject),
+            Ok(Ok(WitVerdict::Accept(accepted))) => check_verdict(accepted, &filter.limits),
+            Ok(Err(message)) => Err(Failure {
+                kind: FailureKind::FilterError,
+                message: format!("reported an error: {message}"),
+            }),
+            Err(err) => Err(classify(
+                &filter.limits,
+                &filter.log,
+                &mut live.store,
+                err,
+                "on this alert",
+            )),
+        };
+        (verdict, fuel)
+    }
+}
+
+fn skipped(reason: String, start: Instant) -> Evaluation {
+    Evaluation {
+        outcome: Outcome::Skipped { reason },
+        fuel: 0,
+        nanos: start.elapsed().as_nanos() as u64,
+    }
+}
+
+/// Enforces the verdict bounds of [`Limits`].
+fn check_verdict(a: Accepted, limits: &Limits) -> Result<Verdict, Failure> {
+    let bad = |message: String| {
+        Err(Failure {
+            kind: FailureKind::BadVerdict,
+            message,
+        })
+    };
+    if a.tags.len() > limits.max_tags {
+        return bad(format!(
+            "returned {} tags; at most {} are allowed",
+            a.tags.len(),
+            limits.max_tags
+        ));
+    }
+    if let Some(t) = a.tags.iter().find(|t| t.len() > limits.max_tag_bytes) {
+        return bad(format!(
+            "returned a tag of {} bytes; at most {} are allowed",
+            t.len(),
+            limits.max_tag_bytes
+        ));
+    }
+    if a.annotations.len() > limits.max_annotations {
+        return bad(format!(
+            "returned {} annotations; at most {} are allowed",
+            a.annotations.len(),
+            limits.max_annotations
+        ));
+    }
+    if let Some((k, v)) = a
+        .annotations
+        .iter()
+        .find(|(k, v)| k.len() + v.len() > limits.max_annotation_bytes)
+    {
+        return bad(format!(
+            "returned an annotation '{k}' of {} bytes; at most {} are allowed",
+            k.len() + v.len(),
+            limits.max_annotation_bytes
+        ));
+    }
+    if a.score.is_some_and(|s| !s.is_finite()) {
+        return bad("returned a score that is not a finite number".into());
+    }
+    Ok(Verdict::Accept {
+        score: a.score,
+        tags: a.tags,
+        annotations: a.annotations,
+    })
+}
+
+fn to_wit(v: &FieldValue) -> Value {
+    match v {
+        FieldValue::Missing | FieldValue::Absent => Value::Absent,
+        FieldValue::Boolean(b) => Value::Boolean(*b),
+        FieldValue::Integer(i) => Value::Integer(*i),
+        FieldValue::Real(r) => Value::Real(*r),
+        FieldValue::Text(s) => Value::Text(s.clone()),
+        FieldValue::Bytes(b) => Value::Bytes(b.clone()),
+        FieldValue::Booleans(c) => Value::Booleans(c.clone()),
+        FieldValue::Integers(c) => Value::Integers(c.clone()),
+        FieldValue::Reals(c) => Value::Reals(c.clone()),
+        FieldValue::Texts(c) => Value::Texts(c.clone()),
+    }
+}
+
+/// The sha256 of a component, hex: its identity in caches and reports.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
