@@ -1,0 +1,370 @@
+//! Declared fields and their typed conversion.
+//!
+//! A filter names its fields once ([`fields!`](crate::fields!)); the host
+//! then sends their values in that order, one `list<value>` per alert. This
+//! module turns that list into the filter's struct by position: no name is
+//! looked up per alert, and no value is copied (strings and columns move).
+//! It never panics on what the host sends: a value of an unexpected type is
+//! an `Err` naming the field.
+
+use core::fmt;
+
+use crate::Value;
+
+/// A struct whose fields are filled, in order, from the values the host
+/// sends for the paths in [`Fields::PATHS`].
+///
+/// Implement it with [`fields!`](crate::fields!) rather than by hand.
+pub trait Fields: Sized {
+    /// The dotted paths the filter reads, in struct order, as reported to
+    /// the host in the manifest (`candidate.magpsf`, `prv_candidates.jd`,
+    /// `candidate.drb?`).
+    const PATHS: &'static [&'static str];
+
+    /// Builds the struct from one alert's values, in [`Fields::PATHS`]
+    /// order.
+    ///
+    /// # Errors
+    ///
+    /// When the host sent a different number of values than there are
+    /// paths, or a value whose type does not convert into its field's type;
+    /// the message names the field.
+    fn from_values(values: Vec<Value>) -> Result<Self, String>;
+}
+
+/// A filter that reads no field at all (it decides on nothing but its
+/// parameters).
+impl Fields for () {
+    const PATHS: &'static [&'static str] = &[];
+
+    fn from_values(values: Vec<Value>) -> Result<Self, String> {
+        Values::new(values, Self::PATHS).map(|_| ())
+    }
+}
+
+/// Conversion of one [`Value`] into a field's Rust type.
+///
+/// Scalars convert into `Option<T>` (`None` where the alert has no value:
+/// null, a null record on the way, or an optional path the schema lacks),
+/// columns into `Vec<Option<T>>` (empty where the whole column is absent):
+///
+/// | Rust type                | accepts                                  |
+/// | ------------------------ | ---------------------------------------- |
+/// | `Option<f64>`            | `real`, `integer` (converted), `absent`  |
+/// | `Option<i64>`            | `integer`, `absent`                      |
+/// | `Option<String>`         | `text`, `absent`                         |
+/// | `Option<bool>`           | `boolean`, `absent`                      |
+/// | `Option<Vec<u8>>`        | `bytes`, `absent`                        |
+/// | `Vec<Option<f64>>`       | `reals`, `integers` (converted), `absent`|
+/// | `Vec<Option<i64>>`       | `integers`, `absent`                     |
+/// | `Vec<Option<String>>`    | `texts`, `absent`                        |
+/// | `Vec<Option<bool>>`      | `booleans`, `absent`                     |
+/// | [`Value`]                | anything, unconverted                    |
+///
+/// Integers convert to `f64` silently because Avro schemas change a field's
+/// width between versions (an `int` that became a `double`) and every
+/// integer a survey sends is exactly representable as an `f64` up to 2^53.
+/// A real never converts to an integer: that would lose information.
+pub trait FromValue: Sized {
+    /// Converts one value.
+    ///
+    /// # Errors
+    ///
+    /// A [`TypeMismatch`] when the value's type does not convert.
+    fn from_value(value: Value) -> Result<Self, TypeMismatch>;
+}
+
+/// A value whose type does not convert into the field's Rust type.
+///
+/// Displays as `expected a real, got an integer`; the fields struct adds the
+/// field's path in front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeMismatch {
+    /// What the field's Rust type accepts (`a real`).
+    pub expected: &'static str,
+    /// What the host sent (`an integer`).
+    pub found: &'static str,
+}
+
+impl fmt::Display for TypeMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "expected {}, got {}", self.expected, self.found)
+    }
+}
+
+impl std::error::Error for TypeMismatch {}
+
+/// How a value's type reads in an error message.
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Absent => "absent",
+        Value::Boolean(_) => "a boolean",
+        Value::Integer(_) => "an integer",
+        Value::Real(_) => "a real",
+        Value::Text(_) => "a text",
+        Value::Bytes(_) => "bytes",
+        Value::Booleans(_) => "a column of booleans",
+        Value::Integers(_) => "a column of integers",
+        Value::Reals(_) => "a column of reals",
+        Value::Texts(_) => "a column of texts",
+    }
+}
+
+fn mismatch<T>(expected: &'static str, value: &Value) -> Result<T, TypeMismatch> {
+    Err(TypeMismatch {
+        expected,
+        found: describe(value),
+    })
+}
+
+impl FromValue for Value {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        Ok(value)
+    }
+}
+
+impl FromValue for Option<f64> {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(None),
+            Value::Real(x) => Ok(Some(x)),
+            Value::Integer(i) => Ok(Some(i as f64)),
+            other => mismatch("a real", &other),
+        }
+    }
+}
+
+impl FromValue for Option<i64> {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(None),
+            Value::Integer(i) => Ok(Some(i)),
+            other => mismatch("an integer", &other),
+        }
+    }
+}
+
+impl FromValue for Option<String> {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(None),
+            Value::Text(s) => Ok(Some(s)),
+            other => mismatch("a text", &other),
+        }
+    }
+}
+
+impl FromValue for Option<bool> {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(None),
+            Value::Boolean(b) => Ok(Some(b)),
+            other => mismatch("a boolean", &other),
+        }
+    }
+}
+
+impl FromValue for Option<Vec<u8>> {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(None),
+            Value::Bytes(b) => Ok(Some(b)),
+            other => mismatch("bytes", &other),
+        }
+    }
+}
+
+impl FromValue for Vec<Option<f64>> {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(Vec::new()),
+            Value::Reals(v) => Ok(v),
+            Value::Integers(v) => Ok(v.into_iter().map(|i| i.map(|i| i as f64)).collect()),
+            other => mismatch("a column of reals", &other),
+        }
+    }
+}
+
+impl FromValue for Vec<Option<i64>> {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(Vec::new()),
+            Value::Integers(v) => Ok(v),
+            other => mismatch("a column of integers", &other),
+        }
+    }
+}
+
+impl FromValue for Vec<Option<String>> {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(Vec::new()),
+            Value::Texts(v) => Ok(v),
+            other => mismatch("a column of texts", &other),
+        }
+    }
+}
+
+impl FromValue for Vec<Option<bool>> {
+    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(Vec::new()),
+            Value::Booleans(v) => Ok(v),
+            other => mismatch("a column of booleans", &other),
+        }
+    }
+}
+
+/// The values of one alert, handed out in declaration order by the code
+/// [`fields!`](crate::fields!) generates.
+#[doc(hidden)]
+pub struct Values {
+    values: std::vec::IntoIter<Value>,
+    paths: &'static [&'static str],
+    next: usize,
+}
+
+impl Values {
+    /// Checks that the host sent one value per declared path.
+    pub fn new(values: Vec<Value>, paths: &'static [&'static str]) -> Result<Self, String> {
+        if values.len() != paths.len() {
+            return Err(format!(
+                "the host sent {} values for {} declared fields",
+                values.len(),
+                paths.len()
+            ));
+        }
+        Ok(Self {
+            values: values.into_iter(),
+            paths,
+            next: 0,
+        })
+    }
+
+    /// Converts the next value into the next field's type.
+    pub fn next_field<T: FromValue>(&mut self) -> Result<T, String> {
+        let index = self.next;
+        self.next += 1;
+        // `new` checked the lengths, and `fields!` calls this once per path.
+        let value = self.values.next().unwrap_or(Value::Absent);
+        T::from_value(value).map_err(|e| {
+            let path = self.paths.get(index).copied().unwrap_or("?");
+            format!("field {path}: {e}")
+        })
+    }
+}
+
+/// Declares the fields a filter reads: a struct whose fields are filled, in
+/// order, from the values of the paths given after `=`.
+///
+/// ```rust,ignore
+/// use bandpass_sdk::prelude::*;
+///
+/// fields! {
+///     /// What the filter reads from a ZTF alert.
+///     struct Cand {
+///         /// PSF-fit magnitude of the difference detection.
+///         magpsf: Option<f64> = "candidate.magpsf",
+///         /// Deep real-bogus score; v3.3 and later only, hence `?`.
+///         drb: Option<f64> = "candidate.drb?",
+///         /// "t"/"1" for a positive difference.
+///         isdiffpos: Option<String> = "candidate.isdiffpos",
+///         /// The light curve's dates: a column, one entry per detection.
+///         jds: Vec<Option<f64>> = "prv_candidates.jd",
+///     }
+/// }
+/// ```
+///
+/// Each field's type implements [`FromValue`]. Attributes (docs, derives)
+/// and visibilities pass through. A path ending in `?` is optional: where an
+/// alert's schema lacks it, the field is `None` (or an empty column) instead
+/// of the host refusing the filter.
+#[macro_export]
+macro_rules! fields {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$field_meta:meta])*
+                $field_vis:vis $field:ident : $ty:ty = $path:literal
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $(
+                $(#[$field_meta])*
+                $field_vis $field: $ty,
+            )*
+        }
+
+        impl $crate::Fields for $name {
+            const PATHS: &'static [&'static str] = &[$($path),*];
+
+            fn from_values(
+                values: ::std::vec::Vec<$crate::Value>,
+            ) -> ::core::result::Result<Self, ::std::string::String> {
+                #[allow(unused_mut, unused_variables, reason = "a struct without fields reads nothing")]
+                let mut values = $crate::__private::Values::new(values, Self::PATHS)?;
+                ::core::result::Result::Ok(Self {
+                    $($field: values.next_field::<$ty>()?,)*
+                })
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::fields! {
+        #[derive(Debug)]
+        struct Cand {
+            magpsf: Option<f64> = "candidate.magpsf",
+            fid: Option<i64> = "candidate.fid",
+            isdiffpos: Option<String> = "candidate.isdiffpos",
+            jds: Vec<Option<f64>> = "prv_candidates.jd",
+        }
+    }
+
+    #[test]
+    fn fills_fields_by_position_and_converts_integers_to_reals() {
+        let c = Cand::from_values(vec![
+            Value::Integer(18),
+            Value::Integer(2),
+            Value::Text("t".into()),
+            Value::Integers(vec![Some(1), None]),
+        ])
+        .unwrap();
+        assert_eq!(c.magpsf, Some(18.0));
+        assert_eq!(c.fid, Some(2));
+        assert_eq!(c.isdiffpos.as_deref(), Some("t"));
+        assert_eq!(c.jds, vec![Some(1.0), None]);
+    }
+
+    #[test]
+    fn absent_values_become_none_and_empty_columns() {
+        let c = Cand::from_values(vec![Value::Absent; 4]).unwrap();
+        assert_eq!(c.magpsf, None);
+        assert!(c.jds.is_empty());
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_an_error_naming_the_field() {
+        let err = Cand::from_values(vec![
+            Value::Real(18.0),
+            Value::Real(2.0),
+            Value::Absent,
+            Value::Absent,
+        ])
+        .unwrap_err();
+        assert_eq!(err, "field candidate.fid: expected an integer, got a real");
+    }
+
+    #[test]
+    fn a_wrong_number_of_values_is_an_error() {
+        let err = Cand::from_values(vec![Value::Absent]).unwrap_err();
+        assert_eq!(err, "the host sent 1 values for 4 declared fields");
+    }
+}

@@ -1,0 +1,142 @@
+//! The [`Filter`] trait and the plumbing [`export_filter!`](crate::export_filter!)
+//! expands to: describe, init, evaluate.
+//!
+//! Owns the one configured instance of the filter per component instance.
+//! Never holds anything from one alert to the next but that instance.
+
+use core::cell::RefCell;
+
+use crate::bindings::bandpass::filter::types as wit;
+use crate::{Fields, Params, Value};
+
+/// An alert filter.
+///
+/// Implement it on a type that holds the filter's configuration (a unit
+/// struct if it has none), then export it with
+/// [`export_filter!`](crate::export_filter!). The host calls, in order:
+///
+/// 1. `describe` once at load: the consts and [`Fields::PATHS`];
+/// 2. [`Filter::init`] once per instance with the operator's parameters;
+/// 3. [`Filter::evaluate`] once per alert of [`Filter::SURVEY`], with the
+///    declared fields already converted.
+///
+/// A filter must not panic: a panic traps, which the host counts against the
+/// filter (and quarantines it after repeated traps). Return `Err` instead.
+pub trait Filter: Default + 'static {
+    /// The fields this filter reads, declared with [`fields!`](crate::fields!).
+    type Fields: Fields;
+
+    /// Short name, `[a-z0-9-]`, used in logs, metrics and output headers.
+    const NAME: &'static str;
+    /// The filter's own version; `env!("CARGO_PKG_VERSION")` is usual.
+    const VERSION: &'static str;
+    /// The survey whose alerts the filter expects: see [`crate::survey`].
+    const SURVEY: &'static str;
+    /// One sentence on what the filter selects.
+    const DESCRIPTION: &'static str;
+
+    /// Builds the configured filter from the operator's parameters.
+    ///
+    /// The default ignores the parameters and uses [`Default`]. Override it
+    /// to read thresholds (`params.f64("min_drb", 0.65)?`); refuse unknown
+    /// keys with [`Params::deny_unknown`] so a typo fails the deployment
+    /// instead of silently using a default.
+    ///
+    /// # Errors
+    ///
+    /// A message that refuses this deployment (a bad or unknown parameter).
+    fn init(params: &Params) -> Result<Self, String> {
+        let _ = params;
+        Ok(Self::default())
+    }
+
+    /// Decides on one alert.
+    ///
+    /// # Errors
+    ///
+    /// A message the host reports as this filter's error on this alert; the
+    /// alert is not forwarded and the host goes on.
+    fn evaluate(&self, fields: Self::Fields) -> Result<crate::Verdict, String>;
+}
+
+/// Where the one configured filter of a component instance lives.
+#[doc(hidden)]
+pub type State<F> = RefCell<Option<F>>;
+
+/// The manifest `describe` returns.
+#[doc(hidden)]
+pub fn describe<F: Filter>() -> wit::Manifest {
+    wit::Manifest {
+        name: F::NAME.to_string(),
+        version: F::VERSION.to_string(),
+        survey: F::SURVEY.to_string(),
+        fields: F::Fields::PATHS.iter().map(|p| (*p).to_string()).collect(),
+        description: F::DESCRIPTION.to_string(),
+    }
+}
+
+/// `init`: builds the filter from the parameters and keeps it.
+#[doc(hidden)]
+pub fn init<F: Filter>(state: &State<F>, params: Vec<(String, String)>) -> Result<(), String> {
+    let filter = F::init(&Params::new(params))?;
+    *state.borrow_mut() = Some(filter);
+    Ok(())
+}
+
+/// `evaluate`: converts the values and asks the filter.
+///
+/// A host that skipped `init` gets the filter built with no parameters.
+#[doc(hidden)]
+pub fn evaluate<F: Filter>(state: &State<F>, values: Vec<Value>) -> Result<wit::Verdict, String> {
+    let mut state = state.borrow_mut();
+    let filter = match &mut *state {
+        Some(filter) => filter,
+        slot @ None => slot.insert(F::init(&Params::default())?),
+    };
+    let fields = F::Fields::from_values(values)?;
+    filter.evaluate(fields).map(crate::Verdict::into_wit)
+}
+
+/// Exports a [`Filter`] as this component's implementation of the
+/// `bandpass:filter/filter` interface.
+///
+/// Use it once, at the root of a `cdylib` crate built for `wasm32-wasip2`:
+///
+/// ```rust,ignore
+/// bandpass_sdk::export_filter!(BrightTransients);
+/// ```
+#[macro_export]
+macro_rules! export_filter {
+    ($filter:ty) => {
+        const _: () = {
+            struct BandpassExport;
+
+            ::std::thread_local! {
+                static BANDPASS_STATE: $crate::__private::State<$filter> =
+                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+            }
+
+            impl $crate::__private::Guest for BandpassExport {
+                fn describe() -> $crate::__private::Manifest {
+                    $crate::__private::describe::<$filter>()
+                }
+
+                fn init(
+                    params: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    BANDPASS_STATE.with(|state| $crate::__private::init::<$filter>(state, params))
+                }
+
+                fn evaluate(
+                    values: ::std::vec::Vec<$crate::Value>,
+                ) -> ::core::result::Result<$crate::__private::Verdict, ::std::string::String>
+                {
+                    BANDPASS_STATE
+                        .with(|state| $crate::__private::evaluate::<$filter>(state, values))
+                }
+            }
+
+    $crate::__private::export!(BandpassExport with_types_in $crate::bindings);
+        };
+    };
+}
