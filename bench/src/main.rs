@@ -1,1 +1,322 @@
-fn main() {}
+//! bandpass benchmarks, each side by side with its baseline in one run.
+//!
+//! Run on one core, release build (see docs/benchmarks.md):
+//!
+//! ```sh
+//! scripts/build-filters.sh
+//! taskset -c 0 cargo run --release -p bandpass-bench -- [SECONDS_PER_CASE]
+//! ```
+//!
+//! 1. Decoding real ZTF alerts: apache-avro `Reader::new` per message;
+//!    apache-avro with the schema parsed once; bandpass's decoder.
+//! 2. One filter reading 20 fields: the same cut compiled natively and
+//!    run as a wasm component through the sandbox.
+//! 3. Decode plus 25 filters (five sample filters, five instances each).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
+use bandpass::decode::{FieldValue, SchemaSource};
+use bandpass::runner::Runner;
+use bandpass::sandbox::{CompileCache, Limits, LoadedFilter, Sandbox, SandboxOptions};
+use bytes::Bytes;
+
+#[path = "../../sample-filters/bench-twenty-fields/src/cut.rs"]
+mod cut;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ztf_alerts() -> anyhow::Result<Vec<Bytes>> {
+    let root = repo().join("../shared/data/ztf/alerts");
+    let mut files = Vec::new();
+    for v in std::fs::read_dir(&root).with_context(|| format!("reading {}", root.display()))? {
+        for f in std::fs::read_dir(v?.path())? {
+            let p = f?.path();
+            if p.extension().is_some_and(|e| e == "avro") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|p| Ok(Bytes::from(std::fs::read(p)?)))
+        .collect()
+}
+
+/// Runs `step` over the inputs round-robin for `secs`; returns per-second.
+fn rate<T>(inputs: &[T], secs: f64, mut step: impl FnMut(&T)) -> f64 {
+    // Warm up once over every input.
+    inputs.iter().for_each(&mut step);
+    let deadline = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < deadline {
+        for input in inputs {
+            step(input);
+        }
+        n += inputs.len() as u64;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Reads an Avro long (zigzag varint) at `pos`.
+fn read_long(b: &[u8], pos: &mut usize) -> i64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = b[*pos];
+        *pos += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// The offset of the first record's datum in a container file: for the
+/// apache-avro cached-schema baseline, which decodes datums directly.
+fn datum_offset(b: &[u8]) -> usize {
+    let mut pos = 4;
+    loop {
+        let mut count = read_long(b, &mut pos);
+        if count == 0 {
+            break;
+        }
+        if count < 0 {
+            count = -count;
+            read_long(b, &mut pos);
+        }
+        for _ in 0..count * 2 {
+            let len = read_long(b, &mut pos) as usize;
+            pos += len;
+        }
+    }
+    pos += 16; // sync marker
+    read_long(b, &mut pos); // objects in block
+    read_long(b, &mut pos); // block size
+    pos
+}
+
+fn sandbox() -> anyhow::Result<Sandbox> {
+    let cache = CompileCache::default_dir().map(|d| CompileCache::new(d.join("compiled")));
+    Sandbox::new(SandboxOptions {
+        cache,
+        quarantine_after: u32::MAX,
+        ..SandboxOptions::default()
+    })
+}
+
+fn load(sb: &Sandbox, name: &str) -> anyhow::Result<Arc<LoadedFilter>> {
+    let path = repo().join(format!(
+        "sample-filters/target/wasm32-wasip2/release/{name}.wasm"
+    ));
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("{}: run scripts/build-filters.sh first", path.display()))?;
+    Ok(sb.load(&bytes, vec![], Limits::default())?)
+}
+
+fn f64_at(values: &[FieldValue], i: usize) -> Option<f64> {
+    match values[i] {
+        FieldValue::Real(r) => Some(r),
+        FieldValue::Integer(n) => Some(n as f64),
+        _ => None,
+    }
+}
+
+fn i64_at(values: &[FieldValue], i: usize) -> Option<i64> {
+    match values[i] {
+        FieldValue::Integer(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// The native twin of the wasm filter: fields by position, then the cut.
+fn native_cut(values: &[FieldValue]) -> Option<f64> {
+    let t = cut::Twenty {
+        magpsf: f64_at(values, 0),
+        sigmapsf: f64_at(values, 1),
+        diffmaglim: f64_at(values, 2),
+        rb: f64_at(values, 3),
+        drb: f64_at(values, 4),
+        isdiffpos: match &values[5] {
+            FieldValue::Text(s) => Some(s.clone()),
+            _ => None,
+        },
+        ssdistnr: f64_at(values, 6),
+        ssmagnr: f64_at(values, 7),
+        sgscore1: f64_at(values, 8),
+        distpsnr1: f64_at(values, 9),
+        distnr: f64_at(values, 10),
+        magnr: f64_at(values, 11),
+        ndethist: i64_at(values, 12),
+        ncovhist: i64_at(values, 13),
+        jd: f64_at(values, 14),
+        jdstarthist: f64_at(values, 15),
+        fid: i64_at(values, 16),
+        fwhm: f64_at(values, 17),
+        elong: f64_at(values, 18),
+        nbad: i64_at(values, 19),
+    };
+    cut::decide(&t)
+}
+
+fn main() -> anyhow::Result<()> {
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(2.0);
+    let alerts = ztf_alerts()?;
+    println!(
+        "{} real ZTF alerts (schemas 2.0 to 4.02), {:.0} KB mean; {secs} s per case\n",
+        alerts.len(),
+        alerts.iter().map(|a| a.len()).sum::<usize>() as f64 / alerts.len() as f64 / 1e3
+    );
+
+    // 1. Decoding.
+    let sb = sandbox()?;
+    let samples: Vec<Arc<LoadedFilter>> = [
+        "bright_transients",
+        "asteroids",
+        "fast_risers",
+        "nuclear_transients",
+        "rubin_bright",
+    ]
+    .iter()
+    .map(|n| load(&sb, n))
+    .collect::<anyhow::Result<_>>()?;
+    let decoder = Runner::decoder_for(&samples, SchemaSource::None);
+    let per_message = rate(&alerts, secs, |a| {
+        let reader = apache_avro::Reader::new(&a[..]).unwrap();
+        for v in reader {
+            black_box(v.unwrap());
+        }
+    });
+    let schemas: Vec<Schema> = alerts
+        .iter()
+        .map(|a| {
+            apache_avro::Reader::new(&a[..])
+                .unwrap()
+                .writer_schema()
+                .clone()
+        })
+        .collect();
+    let cached: Vec<(GenericDatumReader, &[u8])> = schemas
+        .iter()
+        .zip(&alerts)
+        .map(|(schema, a)| {
+            let reader = GenericDatumReader::builder(schema).build().unwrap();
+            (reader, &a[datum_offset(a)..])
+        })
+        .collect();
+    let cached_rate = rate(&cached, secs, |(reader, datum)| {
+        let mut r = *datum;
+        black_box(reader.read_value(&mut r).unwrap());
+    });
+    let ours = rate(&alerts, secs, |a| {
+        black_box(decoder.decode(a).unwrap());
+    });
+    println!(
+        "decode ({} paths: the sample filters' fields + ids)",
+        decoder.paths().len()
+    );
+    println!(
+        "  apache-avro Reader::new per message   {:>10.0} alerts/s   1.00x",
+        per_message
+    );
+    println!(
+        "  apache-avro, schema parsed once        {:>10.0} alerts/s   {:.2}x",
+        cached_rate,
+        cached_rate / per_message
+    );
+    println!(
+        "  bandpass projection decoder            {:>10.0} alerts/s   {:.2}x",
+        ours,
+        ours / per_message
+    );
+
+    // 2. One filter, 20 fields: native vs wasm.
+    let twenty = load(&sb, "bench_twenty_fields")?;
+    let dec20 = Runner::decoder_for(std::slice::from_ref(&twenty), SchemaSource::None);
+    let decoded: Vec<_> = alerts
+        .iter()
+        .flat_map(|a| dec20.decode(a).unwrap())
+        .collect();
+    let mut runner = Runner::with_decoder(std::slice::from_ref(&twenty), dec20.clone());
+    // Same verdicts both ways, or the comparison is meaningless.
+    for d in &decoded {
+        let native = native_cut(&d.values).is_some();
+        let wasm = matches!(
+            runner.evaluate(d.clone()).evaluations[0].outcome,
+            bandpass::sandbox::Outcome::Verdict(bandpass::sandbox::Verdict::Accept { .. })
+        );
+        anyhow::ensure!(native == wasm, "native and wasm disagree on an alert");
+    }
+    let accepted = decoded
+        .iter()
+        .filter(|d| native_cut(&d.values).is_some())
+        .count();
+    let native_rate = rate(&decoded, secs, |d| {
+        black_box(native_cut(black_box(&d.values)));
+    });
+    let mut instance = twenty.instance((0..20).collect());
+    let wasm_rate = rate(&decoded, secs, |d| {
+        black_box(instance.evaluate(d));
+    });
+    let decode20 = rate(&alerts, secs, |a| {
+        black_box(dec20.decode(a).unwrap());
+    });
+    let per = |r: f64| 1e6 / r;
+    println!(
+        "\none filter reading 20 fields ({accepted}/{} accepted, same verdicts both ways)",
+        decoded.len()
+    );
+    println!(
+        "  native Rust                            {:>10.3} µs/alert   1.00x",
+        per(native_rate)
+    );
+    println!(
+        "  wasm component via the sandbox         {:>10.3} µs/alert   {:.1}x",
+        per(wasm_rate),
+        native_rate / wasm_rate
+    );
+    println!(
+        "  decode (20 paths) + native             {:>10.3} µs/alert   1.00x",
+        per(decode20) + per(native_rate)
+    );
+    println!(
+        "  decode (20 paths) + wasm               {:>10.3} µs/alert   {:.2}x",
+        per(decode20) + per(wasm_rate),
+        (per(decode20) + per(wasm_rate)) / (per(decode20) + per(native_rate))
+    );
+
+    // 3. Decode + 25 filters on one core: the four ZTF science filters
+    // and the 20-field cut, five instances each, all running on every
+    // alert (the Rubin sample would be skipped on ZTF alerts).
+    let mut twenty_five = Vec::new();
+    for _ in 0..5 {
+        twenty_five.extend(samples[..4].iter().cloned());
+        twenty_five.push(twenty.clone());
+    }
+    let mut runner25 = Runner::new(&twenty_five, SchemaSource::None);
+    let full = rate(&alerts, secs, |a| {
+        black_box(runner25.process(a).unwrap());
+    });
+    println!("\ndecode + 25 filters (4 ZTF sample filters + the 20-field cut, x 5), one thread");
+    println!("  alerts/s                               {:>10.0}", full);
+    println!(
+        "  µs/alert                               {:>10.2}",
+        per(full)
+    );
+    Ok(())
+}

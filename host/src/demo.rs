@@ -55,7 +55,14 @@ pub fn generate(count: usize, seed: u64) -> anyhow::Result<Vec<DemoAlert>> {
         .map(|i| {
             let population = Population::draw(&mut rng);
             let value = alert(&mut rng, i, population);
-            let mut writer = Writer::new(&schema, Vec::new())?;
+            // The sync marker comes from the seed too, so that the same
+            // seed gives the same bytes.
+            let marker: [u8; 16] = rng.random();
+            let mut writer = Writer::builder()
+                .schema(&schema)
+                .writer(Vec::new())
+                .marker(marker)
+                .build()?;
             writer.append_value(value)?;
             Ok(DemoAlert {
                 bytes: writer.into_inner()?,
@@ -97,9 +104,14 @@ fn alert(rng: &mut StdRng, i: usize, pop: Population) -> Value {
         Population::VariableStar => rng.random_range(14.0..18.0),
         _ => rng.random_range(16.5..20.8),
     };
-    let isdiffpos = if pop == Population::VariableStar && rng.random_bool(0.5) {
-        "f"
-    } else if rng.random_bool(0.1) {
+    // Variable stars fade below their reference half the time; other
+    // sources are negative differences one time in ten.
+    let negative_odds = if pop == Population::VariableStar {
+        0.5
+    } else {
+        0.1
+    };
+    let isdiffpos = if rng.random_bool(negative_odds) {
         "f"
     } else {
         "t"

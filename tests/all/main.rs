@@ -1,3 +1,8 @@
-//! The one integration test binary. A module per area.
+//! The one integration test binary. A module per area; `support` holds
+//! the shared helpers (real data paths, building the sample filters).
 
+mod cli;
 mod decode;
+mod filters;
+mod sandbox;
+mod support;

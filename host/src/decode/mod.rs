@@ -6,6 +6,25 @@
 //! field paths. Must never: panic on any input, re-parse a schema it has
 //! seen, or copy the alert's bytes (the original bytes are forwarded
 //! unchanged downstream).
+//!
+//! How it works:
+//! - `container`: the Avro Object Container File framing (header, blocks,
+//!   `null` and `deflate` codecs). Confluent wire format (0x00 + big-endian
+//!   schema id) is handled in [`Decoder`], with the schema from a
+//!   [`SchemaSource`] directory (`<id>.avsc`, or Rubin's
+//!   `v{M}_{m}/lsst.v{M}_{m}.alert.avsc` with its sibling files).
+//! - `schema`: our own walk over the schema JSON (serde_json) into an
+//!   arena of nodes. It ignores defaults, so ZTF's `["float", "null"]` with
+//!   `"default": null` is accepted; named types resolve by full name.
+//!   Path resolution and the list of leaf paths live there too.
+//! - `plan`: per writer schema, a plan compiled for the decoder's paths
+//!   that walks the binary record, reads the requested leaves and skips the
+//!   rest (fixed-size runs in one jump, strings by length, sized array and
+//!   map blocks by their byte size; no allocation for skipped values).
+//! - Writer schemas from container headers are cached by the xxh3 of their
+//!   text (the hash is the map key; a hit is confirmed by a full byte
+//!   compare); schemas from a directory are cached by id. Each is parsed
+//!   and compiled once per [`Decoder`].
 
 mod container;
 mod plan;
@@ -101,7 +120,7 @@ pub enum FieldValue {
 }
 
 /// What the decoder knows of one writer schema.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaInfo {
     /// Full name of the root record, e.g. `ztf.alert`, `lsst.v7_0.alert`.
     pub full_name: String,
@@ -136,7 +155,7 @@ pub enum SchemaSource {
 
 /// Why a message did not decode. The messages are sentences that say
 /// what is wrong and what to do; the caller adds the file or topic name.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The message has no bytes.
     #[error(
@@ -278,6 +297,10 @@ pub struct Decoder {
     index: Option<Vec<usize>>,
     by_text: RwLock<FingerprintMap<Vec<Arc<Compiled>>>>,
     by_id: RwLock<HashMap<u32, Arc<Compiled>>>,
+    /// The last header schema that failed to parse (text, why), so that a
+    /// stream of messages with the same broken schema is not parsed again
+    /// for each.
+    last_bad: RwLock<Option<(Box<[u8]>, DecodeError)>>,
     parses: AtomicU64,
 }
 
@@ -329,6 +352,7 @@ impl Decoder {
             index: if identity { None } else { Some(index) },
             by_text: RwLock::new(FingerprintMap::default()),
             by_id: RwLock::new(HashMap::new()),
+            last_bad: RwLock::new(None),
             parses: AtomicU64::new(0),
         }
     }
@@ -439,7 +463,18 @@ impl Decoder {
         {
             return Ok(c.clone());
         }
-        let built = Arc::new(self.build(text, fp, None, origin)?);
+        if let Some((bad, e)) = read(&self.last_bad).as_ref()
+            && **bad == *text
+        {
+            return Err(e.clone());
+        }
+        let built = match self.build(text, fp, None, origin) {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                *write(&self.last_bad) = Some((text.into(), e.clone()));
+                return Err(e);
+            }
+        };
         let mut cache = write(&self.by_text);
         if cache.len() >= MAX_CACHED_SCHEMAS {
             cache.clear();
@@ -518,12 +553,23 @@ impl Decoder {
                     None,
                 ),
             };
-            let fault = |f: Fault| match base {
-                Some(base) => DecodeError::from_fault(Fault {
+            // A record running past its block's end: the block (or the
+            // schema) is wrong; the message itself is whole (a cut message
+            // fails above, on the block's size).
+            let fault = |f: Fault| match (base, f.invalid) {
+                (Some(base), Some(_)) => DecodeError::from_fault(Fault {
                     offset: f.offset + base,
                     ..f
                 }),
-                None => DecodeError::CorruptBlock {
+                (Some(base), None) => DecodeError::CorruptBlock {
+                    offset: block.offset,
+                    reason: format!(
+                        "its records run past its end (the {} at byte {})",
+                        f.what,
+                        f.offset + base
+                    ),
+                },
+                (None, _) => DecodeError::CorruptBlock {
                     offset: block.offset,
                     reason: format!(
                         "its inflated record data is {} at byte {}: {}",
@@ -620,17 +666,6 @@ impl Decoder {
             values: self.arrange(values),
             raw: msg.clone(),
         }])
-    }
-}
-
-impl Clone for SchemaInfo {
-    fn clone(&self) -> SchemaInfo {
-        SchemaInfo {
-            full_name: self.full_name.clone(),
-            survey: self.survey.clone(),
-            version: self.version.clone(),
-            fingerprint: self.fingerprint,
-        }
     }
 }
 

@@ -394,6 +394,17 @@ pub(crate) fn classify(
             };
             (FailureKind::Panic, format!("panicked {during}{said}"))
         }
+        // Rust and C guests keep their data stack at the bottom of linear
+        // memory, growing down: deep recursion runs the stack pointer past
+        // address 0 and the next access is out of bounds. A wild pointer
+        // in unsafe code looks the same, so the message says both.
+        (None, Some(wasmtime::Trap::MemoryOutOfBounds)) => (
+            FailureKind::StackOverflow,
+            format!(
+                "overflowed its data stack {during} (an out-of-bounds memory access: \
+                 deep recursion in most guests, else a wild pointer)"
+            ),
+        ),
         (None, Some(trap)) => (FailureKind::Trap, format!("trapped {during}: {trap}")),
         (None, None) => (
             FailureKind::Trap,
@@ -485,6 +496,7 @@ pub enum Outcome {
 /// One call's outcome and what it cost.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Evaluation {
+    #[serde(flatten)]
     pub outcome: Outcome,
     pub fuel: u64,
     /// Wall time of the call, including any re-instantiation.

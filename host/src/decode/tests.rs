@@ -1,0 +1,658 @@
+//! Unit tests of the decoder: varints, skipping, paths through unions and
+//! arrays, corrupt input. Records are written by hand with [`Enc`].
+
+use super::plan::{Reader, write_long};
+use super::*;
+
+/// Writes Avro binary by hand.
+#[derive(Default)]
+struct Enc(Vec<u8>);
+
+impl Enc {
+    fn long(mut self, v: i64) -> Enc {
+        write_long(&mut self.0, v);
+        self
+    }
+    fn str(self, s: &str) -> Enc {
+        self.blob(s.as_bytes())
+    }
+    fn blob(mut self, b: &[u8]) -> Enc {
+        write_long(&mut self.0, b.len() as i64);
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn raw(mut self, b: &[u8]) -> Enc {
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn f32(self, v: f32) -> Enc {
+        self.raw(&v.to_le_bytes())
+    }
+    fn f64(self, v: f64) -> Enc {
+        self.raw(&v.to_le_bytes())
+    }
+    fn bool(self, v: bool) -> Enc {
+        self.raw(&[u8::from(v)])
+    }
+}
+
+const SYNC: [u8; 16] = *b"SYNCSYNCSYNCSYNC";
+
+fn container_with(schema: &str, codec: &str, blocks: &[(i64, Vec<u8>)]) -> Bytes {
+    let mut out = MAGIC.to_vec();
+    write_long(&mut out, 2);
+    for (k, v) in [("avro.schema", schema), ("avro.codec", codec)] {
+        write_long(&mut out, k.len() as i64);
+        out.extend_from_slice(k.as_bytes());
+        write_long(&mut out, v.len() as i64);
+        out.extend_from_slice(v.as_bytes());
+    }
+    write_long(&mut out, 0);
+    out.extend_from_slice(&SYNC);
+    for (n, data) in blocks {
+        write_long(&mut out, *n);
+        write_long(&mut out, data.len() as i64);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&SYNC);
+    }
+    Bytes::from(out)
+}
+
+fn container(schema: &str, record: &[u8]) -> Bytes {
+    container_with(schema, "null", &[(1, record.to_vec())])
+}
+
+fn decode(paths: &[&str], schema: &str, record: &[u8]) -> Result<Vec<FieldValue>, DecodeError> {
+    let d = Decoder::new(
+        paths.iter().map(|p| p.to_string()).collect(),
+        SchemaSource::None,
+    );
+    let mut v = d.decode(&container(schema, record))?;
+    assert_eq!(v.len(), 1);
+    Ok(v.remove(0).values)
+}
+
+/// Decodes `record` framed in Confluent wire format (id 1), the schema
+/// in a temporary directory.
+fn decode_wire(
+    paths: &[&str],
+    schema: &str,
+    record: &[u8],
+) -> Result<Vec<FieldValue>, DecodeError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1.avsc"), schema).unwrap();
+    let d = Decoder::new(
+        paths.iter().map(|p| p.to_string()).collect(),
+        SchemaSource::Dir(dir.path().to_path_buf()),
+    );
+    let mut m = vec![0, 0, 0, 0, 1];
+    m.extend_from_slice(record);
+    let mut v = d.decode(&Bytes::from(m))?;
+    assert_eq!(v.len(), 1);
+    Ok(v.remove(0).values)
+}
+
+#[test]
+fn zigzag_varints_round_trip_and_match_the_spec() {
+    let known: [(i64, &[u8]); 6] = [
+        (0, &[0]),
+        (-1, &[1]),
+        (1, &[2]),
+        (-64, &[0x7f]),
+        (64, &[0x80, 0x01]),
+        (-8193, &[0x81, 0x80, 0x01]),
+    ];
+    for (v, bytes) in known {
+        let mut out = Vec::new();
+        write_long(&mut out, v);
+        assert_eq!(out, bytes, "{v}");
+    }
+    for v in [
+        0,
+        1,
+        -1,
+        63,
+        -64,
+        127,
+        300,
+        i32::MAX as i64,
+        i32::MIN as i64,
+        i64::MAX,
+        i64::MIN,
+    ] {
+        let mut out = Vec::new();
+        write_long(&mut out, v);
+        let mut r = Reader::new(&out);
+        assert_eq!(r.long("x"), Ok(v));
+        assert_eq!(r.pos, out.len());
+    }
+}
+
+#[test]
+fn malformed_varints_are_errors_not_panics() {
+    // Eleven continuation bytes.
+    let mut r = Reader::new(&[0xff; 11]);
+    assert!(r.long("x").unwrap_err().invalid.is_some());
+    // Ten bytes whose last overflows 64 bits.
+    let mut b = vec![0xff; 9];
+    b.push(0x02);
+    assert!(Reader::new(&b).long("x").unwrap_err().invalid.is_some());
+    // Cut in the middle.
+    let e = Reader::new(&[0x80, 0x80]).long("x").unwrap_err();
+    assert_eq!(e.invalid, None);
+    assert_eq!(e.offset, 0);
+    // An int that does not fit 32 bits.
+    let mut out = Vec::new();
+    write_long(&mut out, i64::from(i32::MAX) + 1);
+    assert!(Reader::new(&out).int("x").unwrap_err().invalid.is_some());
+    // A negative length.
+    let e = Reader::new(&[0x01]).len("x").unwrap_err();
+    assert_eq!(e.invalid, Some("length is negative"));
+}
+
+/// A schema with every kind of type, ending with `tail`, so that reading
+/// `tail` right proves everything before it was skipped right.
+const EVERYTHING: &str = r#"{"type":"record","name":"all","namespace":"t","fields":[
+  {"name":"b","type":"boolean"},
+  {"name":"i","type":"int"},
+  {"name":"l","type":"long"},
+  {"name":"f","type":"float"},
+  {"name":"d","type":"double"},
+  {"name":"s","type":"string"},
+  {"name":"by","type":"bytes"},
+  {"name":"fx","type":{"type":"fixed","name":"F3","size":3}},
+  {"name":"e","type":{"type":"enum","name":"E","symbols":["RED","GREEN"]}},
+  {"name":"n","type":"null"},
+  {"name":"u","type":["float","null"],"default":null},
+  {"name":"rec","type":{"type":"record","name":"inner","fields":[
+      {"name":"x","type":["null","double"]},{"name":"y","type":"string"}]}},
+  {"name":"ds","type":{"type":"array","items":"double"}},
+  {"name":"rs","type":["null",{"type":"array","items":"inner"}]},
+  {"name":"m","type":{"type":"map","values":["null","inner"]}},
+  {"name":"tail","type":"string"}
+]}"#;
+
+fn everything_record(blocked: bool) -> Vec<u8> {
+    let inner = |x: Option<f64>, y: &str| {
+        let e = match x {
+            None => Enc::default().long(0),
+            Some(v) => Enc::default().long(1).f64(v),
+        };
+        e.str(y).0
+    };
+    let rs_items = [
+        inner(Some(1.5), "a"),
+        inner(None, "b"),
+        inner(Some(-2.0), "c"),
+    ]
+    .concat();
+    let mut e = Enc::default()
+        .bool(true)
+        .long(-7)
+        .long(1 << 40)
+        .f32(0.25)
+        .f64(6.5)
+        .str("héllo")
+        .blob(&[0, 1, 2])
+        .raw(&[9, 8, 7])
+        .long(1)
+        // null: nothing
+        .long(0)
+        .f32(3.0)
+        .long(1)
+        .f64(2.5)
+        .str("in");
+    // ds: two blocks, the second with a byte size.
+    e = e.long(2).f64(1.0).f64(2.0);
+    e = e.long(-1).long(8).f64(3.0).long(0);
+    // rs: the array branch, items in one block (with a size if blocked).
+    e = e.long(1);
+    e = if blocked {
+        e.long(-3)
+            .long(rs_items.len() as i64)
+            .raw(&rs_items)
+            .long(0)
+    } else {
+        e.long(3).raw(&rs_items).long(0)
+    };
+    // m: one entry with a record, one null, then a sized block.
+    let entry = Enc::default().str("k2").long(1).raw(&inner(None, "z")).0;
+    e = e
+        .long(2)
+        .str("k0")
+        .long(1)
+        .raw(&inner(Some(1.0), "q"))
+        .str("k1")
+        .long(0);
+    e = e.long(-1).long(entry.len() as i64).raw(&entry).long(0);
+    e.str("end").0
+}
+
+#[test]
+fn skipping_every_kind_of_type_lands_on_the_next_field() {
+    for blocked in [false, true] {
+        let v = decode(&["tail"], EVERYTHING, &everything_record(blocked)).unwrap();
+        assert_eq!(v, vec![FieldValue::Text("end".into())]);
+    }
+}
+
+#[test]
+fn every_kind_of_leaf_reads_its_value() {
+    let paths = [
+        "b",
+        "i",
+        "l",
+        "f",
+        "d",
+        "s",
+        "by",
+        "fx",
+        "e",
+        "n",
+        "u",
+        "rec.x",
+        "rec.y",
+        "ds",
+        "rs.x",
+        "rs.y",
+        "m",
+        "rec",
+        "tail",
+        "nope",
+        "rs.x.deeper",
+    ];
+    for blocked in [false, true] {
+        let v = decode(&paths, EVERYTHING, &everything_record(blocked)).unwrap();
+        use FieldValue::*;
+        assert_eq!(
+            v,
+            vec![
+                Boolean(true),
+                Integer(-7),
+                Integer(1 << 40),
+                Real(0.25),
+                Real(6.5),
+                Text("héllo".into()),
+                Bytes(vec![0, 1, 2]),
+                Bytes(vec![9, 8, 7]),
+                Text("GREEN".into()),
+                Absent,
+                Real(3.0),
+                Real(2.5),
+                Text("in".into()),
+                Reals(vec![Some(1.0), Some(2.0), Some(3.0)]),
+                Reals(vec![Some(1.5), None, Some(-2.0)]),
+                Texts(vec![Some("a".into()), Some("b".into()), Some("c".into())]),
+                Missing,
+                Missing,
+                Text("end".into()),
+                Missing,
+                Missing,
+            ]
+        );
+    }
+}
+
+const UNIONS: &str = r#"{"type":"record","name":"u","namespace":"t","fields":[
+  {"name":"obj","type":["null",
+     {"type":"record","name":"A","fields":[{"name":"a","type":"int"},{"name":"both","type":"string"}]},
+     {"type":"record","name":"B","fields":[{"name":"both","type":"string"},{"name":"b","type":["null","long"]}]}]},
+  {"name":"items","type":["null",{"type":"array","items":["null","A"]}]},
+  {"name":"mixed","type":["null","int","string"]}
+]}"#;
+
+#[test]
+fn paths_follow_the_union_branch_written() {
+    let paths = [
+        "obj.a",
+        "obj.both",
+        "obj.b",
+        "items.a",
+        "items.both",
+        "mixed",
+    ];
+    use FieldValue::*;
+    // Branch B, items null, mixed a string.
+    let rec = Enc::default()
+        .long(2)
+        .str("bee")
+        .long(1)
+        .long(5)
+        .long(0)
+        .long(2)
+        .str("txt")
+        .0;
+    assert_eq!(
+        decode(&paths, UNIONS, &rec).unwrap(),
+        vec![
+            Absent,
+            Text("bee".into()),
+            Integer(5),
+            Absent,
+            Absent,
+            Text("txt".into())
+        ]
+    );
+    // Branch A; items: [A, null, A]; mixed an int.
+    let rec = Enc::default()
+        .long(1)
+        .long(3)
+        .str("ay")
+        .long(1)
+        .long(3)
+        .long(1)
+        .long(10)
+        .str("x")
+        .long(0)
+        .long(1)
+        .long(11)
+        .str("z")
+        .long(0)
+        .long(1)
+        .long(42)
+        .0;
+    assert_eq!(
+        decode(&paths, UNIONS, &rec).unwrap(),
+        vec![
+            Integer(3),
+            Text("ay".into()),
+            Absent,
+            Integers(vec![Some(10), None, Some(11)]),
+            Texts(vec![Some("x".into()), None, Some("z".into())]),
+            Integer(42),
+        ]
+    );
+    // obj null, items an empty array, mixed null.
+    let rec = Enc::default().long(0).long(1).long(0).long(0).0;
+    assert_eq!(
+        decode(&paths, UNIONS, &rec).unwrap(),
+        vec![
+            Absent,
+            Absent,
+            Absent,
+            Integers(vec![]),
+            Texts(vec![]),
+            Absent
+        ]
+    );
+}
+
+#[test]
+fn bad_union_and_enum_indices_and_bad_utf8_are_invalid_data() {
+    // Union index 3 of 3 branches.
+    let e = decode(&["obj.a"], UNIONS, &Enc::default().long(3).0).unwrap_err();
+    assert!(matches!(e, DecodeError::InvalidData { .. }), "{e}");
+    // Negative union index.
+    let e = decode(&["obj.a"], UNIONS, &Enc::default().long(-1).0).unwrap_err();
+    assert!(matches!(e, DecodeError::InvalidData { .. }), "{e}");
+    let schema = r#"{"type":"record","name":"r","fields":[
+        {"name":"e","type":{"type":"enum","name":"E","symbols":["A"]}},{"name":"s","type":"string"}]}"#;
+    let e = decode(&["e"], schema, &Enc::default().long(1).str("x").0).unwrap_err();
+    assert!(e.to_string().contains("enum index out of range"), "{e}");
+    let e = decode(
+        &["s"],
+        schema,
+        &Enc::default().long(0).blob(&[0xff, 0xfe]).0,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("UTF-8"), "{e}");
+    // Skipped, the same bad string is fine (it is not looked at).
+    assert!(
+        decode(
+            &["e"],
+            schema,
+            &Enc::default().long(0).blob(&[0xff, 0xfe]).0
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn absurd_counts_and_lengths_are_refused_without_allocating() {
+    let arrays = r#"{"type":"record","name":"r","fields":[
+        {"name":"xs","type":{"type":"array","items":"double"}},
+        {"name":"ns","type":{"type":"array","items":"null"}},
+        {"name":"s","type":"string"}]}"#;
+    // A count of 2^60 doubles in a few bytes: skipped or read, refused.
+    for paths in [&["s"][..], &["xs"][..]] {
+        let e = decode_wire(paths, arrays, &Enc::default().long(1 << 60).f64(1.0).0).unwrap_err();
+        assert!(matches!(e, DecodeError::Truncated { .. }), "{e}");
+    }
+    // i64::MIN as a block count (its absolute value overflows i64).
+    let e = decode_wire(&["xs"], arrays, &Enc::default().long(i64::MIN).long(0).0).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DecodeError::InvalidData { .. } | DecodeError::Truncated { .. }
+        ),
+        "{e}"
+    );
+    // 2^40 nulls take no bytes: refused by the item budget.
+    let e = decode_wire(
+        &["s"],
+        arrays,
+        &Enc::default().long(0).long(1 << 40).long(0).str("x").0,
+    )
+    .unwrap_err();
+    assert!(matches!(e, DecodeError::InvalidData { .. }), "{e}");
+    // A string longer than the message.
+    let e = decode_wire(
+        &["s"],
+        arrays,
+        &Enc::default().long(0).long(0).long(1 << 50).0,
+    )
+    .unwrap_err();
+    assert!(matches!(e, DecodeError::Truncated { .. }), "{e}");
+    // A negative length.
+    let e = decode_wire(&["s"], arrays, &Enc::default().long(0).long(0).long(-5).0).unwrap_err();
+    assert!(matches!(e, DecodeError::InvalidData { .. }), "{e}");
+    // A block count claiming more records than the block holds.
+    let schema = r#"{"type":"record","name":"r","fields":[{"name":"d","type":"double"}]}"#;
+    let m = container_with(schema, "null", &[(1 << 50, Enc::default().f64(1.0).0)]);
+    let d = Decoder::new(vec!["d".into()], SchemaSource::None);
+    assert!(matches!(
+        d.decode(&m),
+        Err(DecodeError::CorruptBlock { .. })
+    ));
+}
+
+const LIST: &str = r#"{"type":"record","name":"node","fields":[
+    {"name":"v","type":"long"},{"name":"next","type":["null","node"]}]}"#;
+
+fn list(n: usize) -> Vec<u8> {
+    let mut e = Enc::default();
+    for i in 0..n {
+        e = e.long(i as i64).long(1);
+    }
+    e.long(n as i64).long(0).0
+}
+
+#[test]
+fn recursive_types_decode_and_deep_nesting_is_refused() {
+    let v = decode(
+        &["v", "next.v", "next.next.v", "next.next.next.next.v"],
+        LIST,
+        &list(3),
+    )
+    .unwrap();
+    use FieldValue::*;
+    assert_eq!(v, vec![Integer(0), Integer(1), Integer(2), Absent]);
+    // Skipping a long list walks the schema, with a depth limit.
+    assert!(decode(&["v"], LIST, &list(30)).is_ok());
+    let e = decode(&["v"], LIST, &list(100_000)).unwrap_err();
+    assert!(e.to_string().contains("nest too deep"), "{e}");
+}
+
+#[test]
+fn a_record_cut_at_any_byte_is_an_error() {
+    let rec = everything_record(true);
+    let d = Decoder::new(vec!["tail".into(), "rs.x".into()], SchemaSource::None);
+    let full = container(EVERYTHING, &rec);
+    assert!(d.decode(&full).is_ok());
+    for cut in 0..rec.len() {
+        // Cut inside the block's data (the block size still says the full
+        // length: the message is truncated) ...
+        let header_len = full.len() - rec.len() - 16 - 3;
+        let m = full.slice(..header_len + 3 + cut);
+        assert!(d.decode(&m).is_err(), "cut at {cut}");
+        // ... and a block whose size matches the shorter record.
+        let m = container(EVERYTHING, &rec[..cut]);
+        let e = d.decode(&m).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DecodeError::CorruptBlock { .. } | DecodeError::InvalidData { .. }
+            ),
+            "cut at {cut}: {e}"
+        );
+        // ... and the same record in wire format, where the record runs
+        // past the message's end.
+        let e = decode_wire(&["tail", "rs.x"], EVERYTHING, &rec[..cut]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DecodeError::Truncated { .. } | DecodeError::InvalidData { .. }
+            ),
+            "cut at {cut}: {e}"
+        );
+    }
+}
+
+fn real_alert() -> Bytes {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/ztf/alerts/v3.3"
+    );
+    let f = std::fs::read_dir(dir)
+        .expect("the shared ZTF samples beside the repository")
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    Bytes::from(std::fs::read(f).unwrap())
+}
+
+#[test]
+fn a_real_alert_cut_at_a_sample_of_offsets_is_an_error() {
+    let msg = real_alert();
+    let d = Decoder::new(
+        vec![
+            "candidate.magpsf".into(),
+            "prv_candidates.magpsf".into(),
+            "cutoutScience.stampData".into(),
+        ],
+        SchemaSource::None,
+    );
+    let ok = d.decode(&msg).unwrap();
+    assert_eq!(ok.len(), 1);
+    let header_end = container::parse_header(&msg).unwrap().end;
+    for cut in (0..msg.len()).step_by(13) {
+        match d.decode(&msg.slice(..cut)) {
+            Err(_) => {}
+            Ok(v) => assert!(cut == header_end && v.is_empty(), "cut at {cut} decoded"),
+        }
+    }
+    assert_eq!(d.schemas_parsed(), 1);
+}
+
+#[test]
+fn an_unknown_codec_is_named_in_the_error() {
+    let m = container_with(LIST, "zstandard", &[(1, list(1))]);
+    let d = Decoder::new(vec!["v".into()], SchemaSource::None);
+    let e = d.decode(&m).unwrap_err();
+    assert!(matches!(&e, DecodeError::UnsupportedCodec { codec } if codec == "zstandard"));
+    assert!(e.to_string().contains("'zstandard'"), "{e}");
+}
+
+#[test]
+fn deflate_blocks_decode_and_corrupt_ones_are_reported() {
+    let rec = everything_record(false);
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut enc, &rec).unwrap();
+    let deflated = enc.finish().unwrap();
+    let d = Decoder::new(vec!["tail".into()], SchemaSource::None);
+    let m = container_with(EVERYTHING, "deflate", &[(1, deflated.clone())]);
+    assert_eq!(
+        d.decode(&m).unwrap()[0].values,
+        vec![FieldValue::Text("end".into())]
+    );
+    // Inflated data cut short.
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut enc, &rec[..rec.len() - 2]).unwrap();
+    let m = container_with(EVERYTHING, "deflate", &[(1, enc.finish().unwrap())]);
+    let e = d.decode(&m).unwrap_err();
+    assert!(matches!(e, DecodeError::CorruptBlock { .. }), "{e}");
+    // Deflate data cut short.
+    let m = container_with(
+        EVERYTHING,
+        "deflate",
+        &[(1, deflated[..deflated.len() / 2].to_vec())],
+    );
+    assert!(d.decode(&m).is_err());
+}
+
+#[test]
+fn duplicate_and_invalid_paths_are_answered_in_order() {
+    let v = decode(&["v", "bad..path", "v", "next.v"], LIST, &list(2)).unwrap();
+    use FieldValue::*;
+    assert_eq!(v, vec![Integer(0), Missing, Integer(0), Integer(1)]);
+}
+
+#[test]
+fn schema_fields_and_check_path_explain_the_schema() {
+    let d = Decoder::new(vec![], SchemaSource::None);
+    let info = d.register_schema(EVERYTHING).unwrap();
+    assert_eq!(info.full_name, "t.all");
+    assert_eq!(info.survey, "t");
+    let fields = d.schema_fields(&info).unwrap();
+    let get = |p: &str| fields.iter().find(|(x, _)| x == p).map(|(_, t)| t.as_str());
+    assert_eq!(get("u"), Some("float|null"));
+    assert_eq!(get("ds"), Some("array<double>"));
+    assert_eq!(get("rs.x"), Some("array<null|double>"));
+    assert_eq!(get("fx"), Some("t.F3"));
+    assert_eq!(get("m"), None);
+    assert_eq!(get("rec"), None);
+    assert!(d.check_path(&info, "rec.x").is_ok());
+    let why = d.check_path(&info, "rec").unwrap_err();
+    assert!(
+        why.contains("is a record (t.inner)") && why.contains("x, y"),
+        "{why}"
+    );
+    let why = d.check_path(&info, "m.k").unwrap_err();
+    assert!(why.contains("map"), "{why}");
+    // Registering the same text again does not parse it again.
+    d.register_schema(EVERYTHING).unwrap();
+    assert_eq!(d.schemas_parsed(), 1);
+}
+
+#[test]
+fn messages_in_neither_framing_are_refused() {
+    let d = Decoder::new(vec!["v".into()], SchemaSource::None);
+    let e = d.decode(&Bytes::from_static(b"{\"a\": 1}")).unwrap_err();
+    assert!(matches!(e, DecodeError::NotAvro { .. }));
+    assert!(e.to_string().contains("7b 22 61 22"), "{e}");
+    assert!(matches!(d.decode(&Bytes::new()), Err(DecodeError::Empty)));
+    // Magic only.
+    assert!(matches!(
+        d.decode(&Bytes::from_static(b"Obj\x01")),
+        Err(DecodeError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn a_broken_header_schema_repeated_is_parsed_once() {
+    let d = Decoder::new(vec!["v".into()], SchemaSource::None);
+    let m = container_with(
+        r#"{"type":"record","name":"r","fields":[{"name":"v","type":"nope"}]}"#,
+        "null",
+        &[(1, list(1))],
+    );
+    for _ in 0..3 {
+        let e = d.decode(&m).unwrap_err();
+        assert!(
+            matches!(&e, DecodeError::BadSchema { reason, .. } if reason.contains("'nope'")),
+            "{e}"
+        );
+    }
+    assert_eq!(d.schemas_parsed(), 1);
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests
+# need (the wasm32-wasip2 target, fastavro for the independent decoder
+# cross-check), builds the sample filters, then runs every test of the
+# host workspace. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c 'import fastavro' 2>/dev/null; then
+    echo "test: installing fastavro (the independent Avro decoder the tests compare with)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check fastavro
+fi
+scripts/build-filters.sh --quiet
+# A cache of compiled components private to this run: tests see cold and
+# warm loads, and never a stale artifact from another checkout.
+export BANDPASS_CACHE_DIR="${BANDPASS_CACHE_DIR:-$(mktemp -d)}"
+cargo test --workspace "$@"

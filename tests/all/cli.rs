@@ -1,0 +1,300 @@
+//! The `bandpass` command as users run it: real binary, real filters,
+//! real alerts, and bad input of every kind.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::support::{bandpass_bin, filters_dir, ztf_alerts};
+
+fn bandpass(args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().unwrap();
+    Command::new(bandpass_bin())
+        .args(args)
+        .env("BANDPASS_CACHE_DIR", cache.path())
+        .output()
+        .expect("bandpass runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn filter(name: &str) -> String {
+    filters_dir()
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
+}
+
+fn ztf_dir() -> String {
+    crate::support::data_dir()
+        .join("ztf/alerts")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn test_prints_a_row_per_alert_and_a_summary() {
+    let out = bandpass(&["test", &filter("bright_transients"), &ztf_dir()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let n = ztf_alerts().len();
+    assert!(stdout.contains(&format!("{n} alerts: ")), "{stdout}");
+    assert!(stdout.contains("fuel p50"), "{stdout}");
+    for file in ztf_alerts() {
+        assert!(
+            stdout.contains(&file.display().to_string()),
+            "no row for {}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn test_json_has_one_entry_per_alert_with_verdict_and_cost() {
+    let out = bandpass(&["test", "--json", &filter("bright_transients"), &ztf_dir()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alerts = doc["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), ztf_alerts().len());
+    for a in alerts {
+        assert_eq!(a["result"]["outcome"], "verdict");
+        assert!(a["result"]["fuel"].as_u64().unwrap() > 0);
+        assert!(a["object_id"].as_str().unwrap().starts_with("ZTF"));
+    }
+    assert_eq!(doc["filter"]["manifest"]["name"], "bright-transients");
+}
+
+#[test]
+fn test_exits_non_zero_and_says_why_when_the_filter_fails() {
+    let out = bandpass(&["test", &filter("hostile_panic"), &ztf_dir()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("panic: panicked on this alert"), "{stdout}");
+    assert!(stdout.contains("QUARANTINED"), "{stdout}");
+}
+
+#[test]
+fn inspect_shows_the_contract_fields_and_imports() {
+    let out = bandpass(&["inspect", &filter("fast_risers")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("bandpass:filter@0.1.0"), "{stdout}");
+    assert!(stdout.contains("prv_candidates.magpsf"), "{stdout}");
+    assert!(stdout.contains("wasi:cli/"), "{stdout}");
+}
+
+#[test]
+fn inspect_refuses_a_bad_component_naming_the_file_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let out = bandpass(&["inspect", core.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("core.wasm") && stderr.contains("not a component"),
+        "{stderr}"
+    );
+
+    let out = bandpass(&["inspect", &filter("future_contract")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("future_contract.wasm") && stderr.contains("1.0.0"),
+        "{stderr}"
+    );
+}
+
+/// A folder of inputs: real alerts, and each kind of bad input.
+struct Inputs {
+    dir: tempfile::TempDir,
+    good: Vec<PathBuf>,
+}
+
+fn inputs_with_bad_ones() -> Inputs {
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = ztf_alerts();
+    let mut good = Vec::new();
+    for a in &alerts[..4] {
+        let to = dir
+            .path()
+            .join(format!("good-{}", a.file_name().unwrap().to_string_lossy()));
+        std::fs::copy(a, &to).unwrap();
+        good.push(to);
+    }
+    let real = std::fs::read(&alerts[0]).unwrap();
+    std::fs::write(dir.path().join("truncated.avro"), &real[..real.len() / 3]).unwrap();
+    let mut corrupt = real.clone();
+    corrupt[4..40].fill(0xff); // the header's metadata map
+    std::fs::write(dir.path().join("corrupt-header.avro"), corrupt).unwrap();
+    std::fs::write(dir.path().join("not-avro.avro"), b"{\"this\": \"is json\"}").unwrap();
+
+    // An archive with two good members and two junk ones.
+    let file = std::fs::File::create(dir.path().join("night.tar.gz")).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::fast(),
+    ));
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, bytes).unwrap();
+    };
+    add("night/a.avro", &std::fs::read(&alerts[5]).unwrap());
+    add("night/README.txt", b"junk member");
+    add("night/b.avro", &std::fs::read(&alerts[6]).unwrap());
+    add("night/zeros.avro", &[0u8; 100]);
+    tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
+    Inputs { dir, good }
+}
+
+#[test]
+fn run_carries_on_past_bad_inputs_and_names_each_one() {
+    let inputs = inputs_with_bad_ones();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = bandpass(&[
+        "run",
+        "--quiet",
+        "--filter",
+        &filter("bright_transients"),
+        "--filter",
+        &filter("asteroids"),
+        "--out",
+        out_dir.path().to_str().unwrap(),
+        inputs.dir.path().to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    for bad in [
+        "truncated.avro",
+        "corrupt-header.avro",
+        "not-avro.avro",
+        "night.tar.gz:night/README.txt",
+        "night.tar.gz:night/zeros.avro",
+    ] {
+        assert!(stderr.contains(bad), "no error naming {bad}:\n{stderr}");
+    }
+    // 4 good files + 2 good archive members.
+    assert!(stdout.contains("6 alerts in"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["alerts"], 6);
+    assert_eq!(summary["unreadable_inputs"], 5);
+}
+
+#[test]
+fn run_writes_each_accepted_alert_byte_for_byte() {
+    let inputs = inputs_with_bad_ones();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = bandpass(&[
+        "run",
+        "--quiet",
+        "--json",
+        "--filter",
+        &filter("bright_transients"),
+        "--out",
+        out_dir.path().to_str().unwrap(),
+        &ztf_dir(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accepted = doc["filters"][0]["tally"]["accepted"].as_u64().unwrap();
+    let written: Vec<PathBuf> = std::fs::read_dir(out_dir.path().join("bright-transients"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(written.len() as u64, accepted);
+    assert!(accepted > 0, "the sample filter accepts some real alerts");
+    let originals: Vec<Vec<u8>> = ztf_alerts()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    for w in &written {
+        let bytes = std::fs::read(w).unwrap();
+        assert!(
+            originals.contains(&bytes),
+            "{} is not an input alert, byte for byte",
+            w.display()
+        );
+    }
+    drop(inputs);
+}
+
+#[test]
+fn run_skips_a_filter_that_does_not_load_and_runs_the_rest() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = bandpass(&[
+        "run",
+        "--quiet",
+        "--filter",
+        &filter("hostile_forbidden_import"),
+        "--filter",
+        &filter("asteroids"),
+        "--out",
+        out_dir.path().to_str().unwrap(),
+        &ztf_dir(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("hostile_forbidden_import.wasm") && stderr.contains("wasi:http"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).contains("asteroids"));
+}
+
+#[test]
+fn test_reads_alerts_from_a_tar_gz_archive() {
+    let inputs = inputs_with_bad_ones();
+    let archive = inputs.dir.path().join("night.tar.gz");
+    let out = bandpass(&[
+        "test",
+        "--json",
+        &filter("asteroids"),
+        archive.to_str().unwrap(),
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["input_errors"].as_array().unwrap().len(), 2);
+    assert_eq!(out.status.code(), Some(3));
+    let _ = inputs.good;
+}
+
+#[test]
+fn demo_runs_the_sample_filters_on_synthetic_alerts() {
+    let out = bandpass(&[
+        "demo",
+        "--alerts",
+        "400",
+        "--filters",
+        filters_dir().to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    for name in [
+        "bright-transients",
+        "asteroids",
+        "fast-risers",
+        "nuclear-transients",
+        "rubin-bright",
+    ] {
+        assert!(stdout.contains(name), "{name} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("400 alerts decoded once"), "{stdout}");
+}

@@ -1,0 +1,279 @@
+//! The sandbox against hostile filters: every attack ends in its own
+//! classified failure, costs that filter that alert only, and leaves the
+//! host and every other filter's verdicts as they were.
+
+use bandpass::sandbox::{FailureKind, Limits, LoadError, Outcome};
+
+use crate::support::{self, component, load, load_with, run, sandbox, sandbox_with, ztf_alerts};
+
+/// The verdicts of the well-behaved sample filter, run alone.
+fn reference_verdicts() -> Vec<Outcome> {
+    let sb = sandbox();
+    let good = load(&sb, "bright_transients");
+    run(&[good], &ztf_alerts())
+        .into_iter()
+        .map(|(_, r)| r.evaluations[0].outcome.clone())
+        .collect()
+}
+
+/// Loads `fixture` beside the good filter, runs both over the real ZTF
+/// alerts, and returns the fixture's outcomes after checking that the
+/// good filter's verdicts are exactly those it gives alone.
+fn run_beside_a_good_filter(fixture: &str, limits: Limits) -> Vec<Outcome> {
+    let sb = sandbox_with(1000);
+    let hostile = load_with(&sb, fixture, limits, vec![]);
+    let good = load(&sb, "bright_transients");
+    let results = run(&[hostile, good], &ztf_alerts());
+    let good_verdicts: Vec<Outcome> = results
+        .iter()
+        .map(|(_, r)| r.evaluations[1].outcome.clone())
+        .collect();
+    assert_eq!(
+        good_verdicts,
+        reference_verdicts(),
+        "{fixture} changed the verdicts of a good filter"
+    );
+    results
+        .into_iter()
+        .map(|(_, r)| r.evaluations[0].outcome.clone())
+        .collect()
+}
+
+fn assert_all_failed(outcomes: &[Outcome], kind: FailureKind, needle: &str) {
+    assert!(!outcomes.is_empty());
+    for o in outcomes {
+        match o {
+            Outcome::Failed(f) => {
+                assert_eq!(f.kind, kind, "wrong classification: {f:?}");
+                assert!(
+                    f.message.contains(needle),
+                    "'{needle}' not in: {}",
+                    f.message
+                );
+            }
+            other => panic!("expected a {kind:?} failure, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_infinite_loop_runs_out_of_fuel_on_every_alert_and_the_store_is_rebuilt() {
+    let limits = Limits {
+        fuel_per_alert: 5_000_000,
+        deadline_ms: 10_000,
+        ..Limits::default()
+    };
+    // Each alert fails the same way: a poisoned store that was not
+    // rebuilt would fail the second call differently.
+    let outcomes = run_beside_a_good_filter("hostile_infinite_loop", limits);
+    assert_all_failed(&outcomes, FailureKind::OutOfFuel, "budget 5000000");
+}
+
+#[test]
+fn the_deadline_stops_an_infinite_loop_when_fuel_is_plentiful() {
+    let limits = Limits {
+        fuel_per_alert: u64::MAX / 2,
+        deadline_ms: 20,
+        ..Limits::default()
+    };
+    let sb = sandbox_with(1000);
+    let hostile = load_with(&sb, "hostile_infinite_loop", limits, vec![]);
+    let alerts = &ztf_alerts()[..2];
+    let outcomes: Vec<Outcome> = run(&[hostile], alerts)
+        .into_iter()
+        .map(|(_, r)| r.evaluations[0].outcome.clone())
+        .collect();
+    assert_all_failed(&outcomes, FailureKind::Deadline, "20 ms");
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_cap() {
+    let limits = Limits {
+        memory_bytes: 32 << 20,
+        ..Limits::default()
+    };
+    let outcomes = run_beside_a_good_filter("hostile_memory_bomb", limits);
+    assert_all_failed(
+        &outcomes,
+        FailureKind::Memory,
+        "over the cap of 33554432 bytes",
+    );
+}
+
+#[test]
+fn unbounded_recursion_overflows_the_stack() {
+    let outcomes = run_beside_a_good_filter("hostile_deep_recursion", Limits::default());
+    assert_all_failed(&outcomes, FailureKind::StackOverflow, "stack");
+}
+
+#[test]
+fn a_panic_is_reported_with_its_message() {
+    let outcomes = run_beside_a_good_filter("hostile_panic", Limits::default());
+    assert_all_failed(&outcomes, FailureKind::Panic, "panicked");
+    let Outcome::Failed(f) = &outcomes[0] else {
+        unreachable!()
+    };
+    assert!(
+        f.message.contains("hostile-panic"),
+        "the guest's panic message should be in the report: {}",
+        f.message
+    );
+}
+
+#[test]
+fn a_million_tags_is_refused_as_a_bad_verdict() {
+    // Returning a million (empty) tags costs about 69 million fuel: give
+    // it the fuel, so that the verdict bound is what stops it.
+    let limits = Limits {
+        fuel_per_alert: 500_000_000,
+        deadline_ms: 10_000,
+        ..Limits::default()
+    };
+    let outcomes = run_beside_a_good_filter("hostile_million_tags", limits);
+    assert_all_failed(
+        &outcomes,
+        FailureKind::BadVerdict,
+        "1000000 tags; at most 32",
+    );
+}
+
+#[test]
+fn a_field_the_schema_lacks_is_an_unknown_field_failure_naming_it() {
+    let outcomes = run_beside_a_good_filter("hostile_unknown_field", Limits::default());
+    assert_all_failed(
+        &outcomes,
+        FailureKind::UnknownField,
+        "candidate.no_such_field",
+    );
+}
+
+#[test]
+fn a_chatty_filter_has_its_log_truncated_and_keeps_working() {
+    let sb = sandbox();
+    // Megabytes of output take a while in a debug build on a busy
+    // machine: the budgets are generous so that only the log is tested.
+    let limits = Limits {
+        fuel_per_alert: 5_000_000_000,
+        deadline_ms: 30_000,
+        ..Limits::default()
+    };
+    let chatty = load_with(&sb, "hostile_chatty", limits, vec![]);
+    let results = run(std::slice::from_ref(&chatty), &ztf_alerts()[..3]);
+    for (_, r) in &results {
+        assert!(
+            matches!(r.evaluations[0].outcome, Outcome::Verdict(_)),
+            "a chatty filter must still give verdicts: {:?}",
+            r.evaluations[0].outcome
+        );
+    }
+    let (dropped_lines, cut_bytes) = chatty.log.dropped();
+    assert!(chatty.log.total_bytes() >= 3 << 20, "it wrote megabytes");
+    assert!(dropped_lines > 0 || cut_bytes > 0, "the log was bounded");
+    assert!(chatty.log.lines().len() <= 1000);
+}
+
+#[test]
+fn a_filter_is_quarantined_after_n_consecutive_failures() {
+    let sb = sandbox_with(3);
+    let panicky = load(&sb, "hostile_panic");
+    let results = run(std::slice::from_ref(&panicky), &ztf_alerts()[..6]);
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|(_, r)| match &r.evaluations[0].outcome {
+            Outcome::Failed(_) => "failed",
+            Outcome::Skipped { reason } if reason.starts_with("quarantined") => "quarantined",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "failed",
+            "failed",
+            "failed",
+            "quarantined",
+            "quarantined",
+            "quarantined"
+        ]
+    );
+    let reason = panicky.health.quarantined().expect("quarantined");
+    assert!(reason.contains("3 consecutive failed alerts"), "{reason}");
+}
+
+#[test]
+fn a_component_importing_wasi_http_is_refused_at_load() {
+    let err = sandbox()
+        .load(
+            &component("hostile_forbidden_import"),
+            vec![],
+            Limits::default(),
+        )
+        .err()
+        .expect("refused");
+    assert!(matches!(err, LoadError::ForbiddenImport { .. }), "{err}");
+    assert!(err.to_string().contains("wasi:http"), "{err}");
+}
+
+#[test]
+fn a_component_for_another_contract_version_is_refused_naming_both() {
+    let err = sandbox()
+        .load(&component("future_contract"), vec![], Limits::default())
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, LoadError::ContractVersion { .. }), "{text}");
+    assert!(text.contains("1.0.0") && text.contains("0.1.0"), "{text}");
+}
+
+#[test]
+fn a_core_module_and_random_bytes_are_refused_with_a_reason() {
+    let sb = sandbox();
+    let core = b"\0asm\x01\0\0\0";
+    let err = sb.load(core, vec![], Limits::default()).err().unwrap();
+    assert!(matches!(err, LoadError::CoreModule), "{err}");
+    assert!(err.to_string().contains("wasm32-wasip2"));
+    let err = sb
+        .load(b"hello, not wasm", vec![], Limits::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, LoadError::NotWasm), "{err}");
+    let mut truncated = component("bright_transients");
+    truncated.truncate(truncated.len() / 2);
+    let err = sb
+        .load(&truncated, vec![], Limits::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, LoadError::Invalid { .. }), "{err}");
+}
+
+#[test]
+fn a_second_load_comes_from_the_compile_cache() {
+    let sb = sandbox();
+    let first = load(&sb, "bright_transients");
+    let second = load(&sb, "bright_transients");
+    assert_eq!(first.cache, bandpass::sandbox::CacheOutcome::Compiled);
+    assert_eq!(second.cache, bandpass::sandbox::CacheOutcome::Hit);
+    assert_eq!(first.sha256, second.sha256);
+}
+
+#[test]
+fn an_oversized_component_is_refused_before_compiling() {
+    let sb = bandpass::sandbox::Sandbox::new(bandpass::sandbox::SandboxOptions {
+        max_component_bytes: 1000,
+        cache: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let err = sb
+        .load(
+            &support::component("bright_transients"),
+            vec![],
+            Limits::default(),
+        )
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, LoadError::TooLarge { max: 1000, .. }),
+        "{err}"
+    );
+}

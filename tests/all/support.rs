@@ -1,0 +1,148 @@
+//! Shared test helpers: where the real data is, building the sample
+//! filters from source (once per test run), and a sandbox per test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use bandpass::decode::SchemaSource;
+use bandpass::runner::{AlertResult, Runner};
+use bandpass::sandbox::{CompileCache, Limits, LoadedFilter, Sandbox, SandboxOptions};
+use bytes::Bytes;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shared real alerts, read in place (`../shared/data`).
+pub fn data_dir() -> PathBuf {
+    let dir = repo_root().join("../shared/data");
+    assert!(
+        dir.join("ztf/alerts").is_dir(),
+        "the shared alert data is missing at {}: the tests read real alerts from ../shared/data",
+        dir.display()
+    );
+    dir
+}
+
+/// Every ZTF sample alert, sorted.
+pub fn ztf_alerts() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for version in std::fs::read_dir(data_dir().join("ztf/alerts")).unwrap() {
+        for file in std::fs::read_dir(version.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "avro") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    assert!(
+        out.len() >= 10,
+        "expected the ZTF samples, found {}",
+        out.len()
+    );
+    out
+}
+
+/// Every Rubin `fakeAlert.avro`, sorted.
+pub fn rubin_alerts() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(data_dir().join("rubin/schema"))
+        .unwrap()
+        .map(|d| d.unwrap().path().join("sample_data/fakeAlert.avro"))
+        .filter(|p| p.exists())
+        .collect();
+    out.sort();
+    assert!(
+        out.len() >= 5,
+        "expected the Rubin samples, found {}",
+        out.len()
+    );
+    out
+}
+
+/// Builds `sample-filters/` for wasm32-wasip2 (once per test process) and
+/// returns the folder holding the components.
+pub fn filters_dir() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = repo_root();
+        let status = Command::new("cargo")
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("sample-filters/Cargo.toml"))
+            // The host's test build sets these for itself; the guest build
+            // must not inherit them.
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "building sample-filters failed; is the wasm32-wasip2 target installed? \
+             (scripts/test.sh installs it)"
+        );
+        root.join("sample-filters/target/wasm32-wasip2/release")
+    })
+}
+
+/// The bytes of a built component, by crate name with underscores.
+pub fn component(name: &str) -> Vec<u8> {
+    let path = filters_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// A sandbox with a private compile cache.
+pub fn sandbox_with(quarantine_after: u32) -> Sandbox {
+    let cache = tempfile::tempdir().unwrap().keep();
+    Sandbox::new(SandboxOptions {
+        cache: Some(CompileCache::new(cache)),
+        quarantine_after,
+        ..SandboxOptions::default()
+    })
+    .unwrap()
+}
+
+pub fn sandbox() -> Sandbox {
+    sandbox_with(5)
+}
+
+pub fn load(sandbox: &Sandbox, name: &str) -> Arc<LoadedFilter> {
+    load_with(sandbox, name, Limits::default(), vec![])
+}
+
+pub fn load_with(
+    sandbox: &Sandbox,
+    name: &str,
+    limits: Limits,
+    params: Vec<(String, String)>,
+) -> Arc<LoadedFilter> {
+    sandbox
+        .load(&component(name), params, limits)
+        .unwrap_or_else(|e| panic!("{name} did not load: {e}"))
+}
+
+/// Runs `filters` over alert files; one result per alert.
+pub fn run(filters: &[Arc<LoadedFilter>], files: &[PathBuf]) -> Vec<(PathBuf, AlertResult)> {
+    let mut runner = Runner::new(filters, SchemaSource::None);
+    let mut out = Vec::new();
+    for file in files {
+        let bytes = Bytes::from(std::fs::read(file).unwrap());
+        for result in runner.process(&bytes).unwrap() {
+            out.push((file.clone(), result));
+        }
+    }
+    out
+}
+
+/// The path of the `bandpass` binary built for these tests.
+pub fn bandpass_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bandpass"))
+}
