@@ -176,6 +176,9 @@ fn main() -> anyhow::Result<()> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(2.0);
+    // An optional second argument runs one case only: decode, one, all.
+    let only = std::env::args().nth(2);
+    let runs = |case: &str| only.as_deref().is_none_or(|o| o == case);
     let alerts = ztf_alerts()?;
     println!(
         "{} real ZTF alerts (schemas 2.0 to 4.02), {:.0} KB mean; {secs} s per case\n",
@@ -196,6 +199,20 @@ fn main() -> anyhow::Result<()> {
     .map(|n| load(&sb, n))
     .collect::<anyhow::Result<_>>()?;
     let decoder = Runner::decoder_for(&samples, SchemaSource::None);
+    if runs("decode") {
+        decode_case(&alerts, &decoder, secs);
+    }
+    let twenty = load(&sb, "bench_twenty_fields")?;
+    if runs("one") {
+        one_filter_case(&alerts, &twenty, secs)?;
+    }
+    if runs("all") {
+        all_filters_case(&alerts, &samples, &twenty, secs);
+    }
+    Ok(())
+}
+
+fn decode_case(alerts: &[Bytes], decoder: &bandpass::decode::Decoder, secs: f64) {
     let per_message = rate(&alerts, secs, |a| {
         let reader = apache_avro::Reader::new(&a[..]).unwrap();
         for v in reader {
@@ -213,7 +230,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let cached: Vec<(GenericDatumReader, &[u8])> = schemas
         .iter()
-        .zip(&alerts)
+        .zip(alerts)
         .map(|(schema, a)| {
             let reader = GenericDatumReader::builder(schema).build().unwrap();
             (reader, &a[datum_offset(a)..])
@@ -244,9 +261,9 @@ fn main() -> anyhow::Result<()> {
         ours,
         ours / per_message
     );
+}
 
-    // 2. One filter, 20 fields: native vs wasm.
-    let twenty = load(&sb, "bench_twenty_fields")?;
+fn one_filter_case(alerts: &[Bytes], twenty: &Arc<LoadedFilter>, secs: f64) -> anyhow::Result<()> {
     let dec20 = Runner::decoder_for(std::slice::from_ref(&twenty), SchemaSource::None);
     let decoded: Vec<_> = alerts
         .iter()
@@ -300,6 +317,16 @@ fn main() -> anyhow::Result<()> {
         (per(decode20) + per(wasm_rate)) / (per(decode20) + per(native_rate))
     );
 
+    Ok(())
+}
+
+fn all_filters_case(
+    alerts: &[Bytes],
+    samples: &[Arc<LoadedFilter>],
+    twenty: &Arc<LoadedFilter>,
+    secs: f64,
+) {
+    let per = |r: f64| 1e6 / r;
     // 3. Decode + 25 filters on one core: the four ZTF science filters
     // and the 20-field cut, five instances each, all running on every
     // alert (the Rubin sample would be skipped on ZTF alerts).
@@ -309,7 +336,7 @@ fn main() -> anyhow::Result<()> {
         twenty_five.push(twenty.clone());
     }
     let mut runner25 = Runner::new(&twenty_five, SchemaSource::None);
-    let full = rate(&alerts, secs, |a| {
+    let full = rate(alerts, secs, |a| {
         black_box(runner25.process(a).unwrap());
     });
     println!("\ndecode + 25 filters (4 ZTF sample filters + the 20-field cut, x 5), one thread");
@@ -318,5 +345,4 @@ fn main() -> anyhow::Result<()> {
         "  µs/alert                               {:>10.2}",
         per(full)
     );
-    Ok(())
 }

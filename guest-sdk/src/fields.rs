@@ -178,8 +178,11 @@ impl FromValue for Vec<Option<f64>> {
     fn from_value(value: Value) -> Result<Self, TypeMismatch> {
         match value {
             Value::Absent => Ok(Vec::new()),
-            Value::Reals(v) => Ok(v),
-            Value::Integers(v) => Ok(v.into_iter().map(|i| i.map(|i| i as f64)).collect()),
+            Value::Reals(c) => Ok(optional(c.values, &c.present)),
+            Value::Integers(c) => Ok(optional(c.values, &c.present)
+                .into_iter()
+                .map(|i| i.map(|i| i as f64))
+                .collect()),
             other => mismatch("a column of reals", &other),
         }
     }
@@ -189,7 +192,7 @@ impl FromValue for Vec<Option<i64>> {
     fn from_value(value: Value) -> Result<Self, TypeMismatch> {
         match value {
             Value::Absent => Ok(Vec::new()),
-            Value::Integers(v) => Ok(v),
+            Value::Integers(c) => Ok(optional(c.values, &c.present)),
             other => mismatch("a column of integers", &other),
         }
     }
@@ -213,6 +216,16 @@ impl FromValue for Vec<Option<bool>> {
             other => mismatch("a column of booleans", &other),
         }
     }
+}
+
+/// A column from its values and presence mask (1 = present). A mask
+/// shorter than the values marks the rest absent.
+fn optional<T>(values: Vec<T>, present: &[u8]) -> Vec<Option<T>> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (present.get(i) == Some(&1)).then_some(v))
+        .collect()
 }
 
 /// The values of one alert, handed out in declaration order by the code
@@ -317,6 +330,7 @@ macro_rules! fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::IntegerColumn;
 
     crate::fields! {
         #[derive(Debug)]
@@ -334,7 +348,10 @@ mod tests {
             Value::Integer(18),
             Value::Integer(2),
             Value::Text("t".into()),
-            Value::Integers(vec![Some(1), None]),
+            Value::Integers(IntegerColumn {
+                values: vec![1, 0],
+                present: vec![1, 0],
+            }),
         ])
         .unwrap();
         assert_eq!(c.magpsf, Some(18.0));

@@ -35,7 +35,8 @@ pub mod bindings {
     });
 }
 
-pub use bindings::bandpass::filter::types::Value;
+/// The contract's value types, for filters that take a field as [`Value`].
+pub use bindings::bandpass::filter::types::{IntegerColumn, RealColumn, Value};
 pub use fields::{Fields, FromValue, TypeMismatch};
 pub use filter::Filter;
 pub use params::Params;

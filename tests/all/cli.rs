@@ -298,3 +298,67 @@ fn demo_runs_the_sample_filters_on_synthetic_alerts() {
     }
     assert!(stdout.contains("400 alerts decoded once"), "{stdout}");
 }
+
+#[test]
+fn fields_lists_the_paths_a_filter_can_declare() {
+    let alert = ztf_alerts()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("v4.02"))
+        .unwrap();
+    let out = bandpass(&["fields", alert.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("survey ztf"), "{stdout}");
+    for path in [
+        "candidate.magpsf",
+        "candidate.drb",
+        "prv_candidates.jd",
+        "objectId",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{path} "))),
+            "{path} missing:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn test_decodes_rubin_wire_format_alerts_with_a_schema_directory() {
+    // Re-frame a Rubin container's record as the live stream sends it:
+    // 0x00, a big-endian schema id, the bare record.
+    let data = crate::support::data_dir();
+    let container =
+        std::fs::read(data.join("rubin/schema/v7_1/sample_data/fakeAlert.avro")).unwrap();
+    let record = crate::decode::record_bytes(&container);
+    let mut wire = vec![0u8];
+    wire.extend_from_slice(&701u32.to_be_bytes());
+    wire.extend_from_slice(&record);
+    let dir = tempfile::tempdir().unwrap();
+    let msg = dir.path().join("alert.bin");
+    std::fs::write(&msg, wire).unwrap();
+
+    let schemas = data.join("rubin/schema");
+    let out = bandpass(&[
+        "test",
+        "--json",
+        &filter("rubin_bright"),
+        msg.to_str().unwrap(),
+        "--schemas",
+        schemas.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["alerts"][0]["result"]["verdict"], "accept");
+    assert_eq!(doc["alerts"][0]["schema"], "lsst.v7_1.alert");
+
+    // Without a schema directory: a clear error naming the file.
+    let out = bandpass(&["test", &filter("rubin_bright"), msg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("alert.bin") && stdout.contains("schema id 701"),
+        "{stdout}"
+    );
+}

@@ -8,6 +8,7 @@
 //! 3 some inputs could not be read or decoded (and no filter failed).
 
 mod demo;
+mod fields;
 mod format;
 mod inspect;
 mod run;
@@ -48,6 +49,9 @@ pub enum Command {
     /// The embedded demo: synthetic ZTF-shaped alerts through the sample
     /// filters, no data or services needed.
     Demo(demo::DemoArgs),
+    /// List the field paths (and Avro types) of an alert's schema: what a
+    /// filter can declare.
+    Fields(fields::FieldsArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -57,6 +61,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::execute(args),
         Command::Inspect(args) => inspect::execute(args),
         Command::Demo(args) => demo::execute(args),
+        Command::Fields(args) => fields::execute(args),
     }
 }
 

@@ -176,6 +176,12 @@ pub enum DecodeError {
         "message ends early: the {what} at byte {offset} runs past its end; the message was cut short or is corrupt"
     )]
     Truncated { what: &'static str, offset: usize },
+    /// A container file with a valid header and no records: valid Avro,
+    /// but no alert; usually a message cut short after its header.
+    #[error(
+        "the Avro container holds no records: an alert message holds at least one; it was probably cut short after its header"
+    )]
+    NoRecords,
     /// The container header is malformed or lacks `avro.schema`.
     #[error(
         "the Avro container header is corrupt: {reason}; the file is damaged or was not written by an Avro library"
@@ -368,13 +374,17 @@ impl Decoder {
         self.parses.load(Ordering::Relaxed)
     }
 
-    /// Decodes one message (which may hold several alerts; an empty
-    /// container holds none).
+    /// Decodes one message (which may hold several alerts; a container
+    /// with no records is refused as [`DecodeError::NoRecords`]).
     pub fn decode(&self, message: &Bytes) -> Result<Vec<DecodedAlert>, DecodeError> {
         if message.is_empty() {
             Err(DecodeError::Empty)
         } else if message.starts_with(MAGIC) {
-            self.decode_container(message)
+            let alerts = self.decode_container(message)?;
+            if alerts.is_empty() {
+                return Err(DecodeError::NoRecords);
+            }
+            Ok(alerts)
         } else if message[0] == 0 {
             self.decode_wire(message)
         } else {

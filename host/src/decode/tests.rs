@@ -546,10 +546,9 @@ fn a_real_alert_cut_at_a_sample_of_offsets_is_an_error() {
     let ok = d.decode(&msg).unwrap();
     assert_eq!(ok.len(), 1);
     let header_end = container::parse_header(&msg).unwrap().end;
-    for cut in (0..msg.len()).step_by(13) {
-        match d.decode(&msg.slice(..cut)) {
-            Err(_) => {}
-            Ok(v) => assert!(cut == header_end && v.is_empty(), "cut at {cut} decoded"),
+    for cut in (0..msg.len()).step_by(13).chain([header_end]) {
+        if let Ok(v) = d.decode(&msg.slice(..cut)) {
+            panic!("cut at {cut} decoded to {} alerts", v.len());
         }
     }
     assert_eq!(d.schemas_parsed(), 1);

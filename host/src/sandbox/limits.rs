@@ -25,6 +25,9 @@ pub struct Limits {
     pub table_elements: usize,
     /// Cap on core instances, tables and memories per store.
     pub instances: usize,
+    /// Cap on host resource handles (WASI streams, pollables, ...) a
+    /// store may hold at once.
+    pub handles: usize,
     /// Most tags a verdict may carry.
     pub max_tags: usize,
     /// Longest tag, in bytes.
@@ -44,6 +47,7 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             table_elements: 100_000,
             instances: 64,
+            handles: 1_000,
             max_tags: 32,
             max_tag_bytes: 64,
             max_annotations: 16,

@@ -39,7 +39,9 @@ mod bindings {
 }
 
 use bindings::bandpass::filter::log::Level;
-use bindings::bandpass::filter::types::{Accepted, Value, Verdict as WitVerdict};
+use bindings::bandpass::filter::types::{
+    Accepted, IntegerColumn, RealColumn, Value, Verdict as WitVerdict,
+};
 use bindings::{AlertFilter, AlertFilterPre};
 
 /// Settings of the engine shared by every filter.
@@ -131,6 +133,14 @@ impl Sandbox {
         config.consume_fuel(true);
         config.epoch_interruption(true);
         config.max_wasm_stack(options.max_wasm_stack);
+        // Filters are called synchronously, one call at a time per Store:
+        // without the component-model-async machinery each call skips
+        // setting up a guest task (measured in docs/benchmarks.md).
+        config.concurrency_support(false);
+        // `BANDPASS_PERFMAP=1` names JIT code for `perf` (profiling only).
+        if std::env::var_os("BANDPASS_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
@@ -229,12 +239,17 @@ pub struct Manifest {
 #[derive(Debug, Default)]
 pub struct Health {
     consecutive_failures: AtomicU32,
+    /// Set once, with the reason; read without locking on every alert.
+    is_quarantined: AtomicBool,
     quarantined: Mutex<Option<String>>,
 }
 
 impl Health {
     /// Why the filter is quarantined, if it is.
     pub fn quarantined(&self) -> Option<String> {
+        if !self.is_quarantined.load(Ordering::Acquire) {
+            return None;
+        }
         self.quarantined.lock().unwrap().clone()
     }
 }
@@ -283,16 +298,7 @@ impl LoadedFilter {
     }
 
     fn new_store(&self) -> Store<HostState> {
-        let state = HostState {
-            wasi: locked_down_wasi(&self.log),
-            table: ResourceTable::new(),
-            limiter: Limiter::new(&self.limits),
-            log: self.log.clone(),
-        };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        store
+        new_store(self.pre.engine(), &self.limits, &self.log)
     }
 
     /// Instantiates and runs `init`.
@@ -336,7 +342,10 @@ impl LoadedFilter {
     /// Counts one alert's outcome; quarantines after too many failures.
     fn record(&self, failed: Option<&Failure>) {
         let Some(failure) = failed else {
-            self.health.consecutive_failures.store(0, Ordering::Relaxed);
+            // Most calls succeed: avoid writing a shared cache line.
+            if self.health.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                self.health.consecutive_failures.store(0, Ordering::Relaxed);
+            }
             return;
         };
         let n = self
@@ -350,6 +359,7 @@ impl LoadedFilter {
                 let reason = format!("{n} consecutive failed alerts; last: {}", failure.message);
                 tracing::warn!(filter = %self.name, %reason, "filter quarantined");
                 *q = Some(reason);
+                self.health.is_quarantined.store(true, Ordering::Release);
             }
         }
     }
@@ -412,6 +422,23 @@ pub(crate) fn classify(
         ),
     };
     Failure { kind, message }
+}
+
+/// A fresh Store: locked-down WASI, the limiter and handle cap of
+/// `limits`, output into `log`, and a trap at the epoch deadline.
+fn new_store(engine: &Engine, limits: &Limits, log: &FilterLog) -> Store<HostState> {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(limits.handles);
+    let state = HostState {
+        wasi: locked_down_wasi(log),
+        table,
+        limiter: Limiter::new(limits),
+        log: log.clone(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_trap();
+    store
 }
 
 fn deadline_ticks(ms: u64) -> u64 {
@@ -681,10 +708,25 @@ fn to_wit(v: &FieldValue) -> Value {
         FieldValue::Text(s) => Value::Text(s.clone()),
         FieldValue::Bytes(b) => Value::Bytes(b.clone()),
         FieldValue::Booleans(c) => Value::Booleans(c.clone()),
-        FieldValue::Integers(c) => Value::Integers(c.clone()),
-        FieldValue::Reals(c) => Value::Reals(c.clone()),
+        FieldValue::Integers(c) => {
+            let (values, present) = split_column(c);
+            Value::Integers(IntegerColumn { values, present })
+        }
+        FieldValue::Reals(c) => {
+            let (values, present) = split_column(c);
+            Value::Reals(RealColumn { values, present })
+        }
         FieldValue::Texts(c) => Value::Texts(c.clone()),
     }
+}
+
+/// A column as the contract sends it: values (default where null) and a
+/// presence mask.
+fn split_column<T: Copy + Default>(column: &[Option<T>]) -> (Vec<T>, Vec<u8>) {
+    column
+        .iter()
+        .map(|v| (v.unwrap_or_default(), u8::from(v.is_some())))
+        .unzip()
 }
 
 /// The sha256 of a component, hex: its identity in caches and reports.

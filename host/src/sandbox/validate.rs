@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use wasmtime::Store;
 
 use super::bindings::AlertFilterPre;
-use super::{CacheOutcome, FilterLog, HostState, Limiter, Limits, Manifest, Sandbox};
+use super::{CacheOutcome, FilterLog, HostState, Limits, Manifest, Sandbox};
 use crate::decode::FieldPath;
 
 /// The contract version this host speaks (`wit/filter.wit`).
@@ -192,15 +192,7 @@ impl Sandbox {
 fn describe(pre: &AlertFilterPre<HostState>) -> Result<Manifest, LoadError> {
     let limits = Limits::default();
     let log = FilterLog::default();
-    let state = HostState {
-        wasi: super::locked_down_wasi(&log),
-        table: Default::default(),
-        limiter: Limiter::new(&limits),
-        log: log.clone(),
-    };
-    let mut store = Store::new(pre.engine(), state);
-    store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_trap();
+    let mut store = super::new_store(pre.engine(), &limits, &log);
     store
         .set_fuel(limits.fuel_for_init)
         .expect("fuel is enabled");
