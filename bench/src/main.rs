@@ -213,7 +213,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn decode_case(alerts: &[Bytes], decoder: &bandpass::decode::Decoder, secs: f64) {
-    let per_message = rate(&alerts, secs, |a| {
+    let per_message = rate(alerts, secs, |a| {
         let reader = apache_avro::Reader::new(&a[..]).unwrap();
         for v in reader {
             black_box(v.unwrap());
@@ -240,7 +240,7 @@ fn decode_case(alerts: &[Bytes], decoder: &bandpass::decode::Decoder, secs: f64)
         let mut r = *datum;
         black_box(reader.read_value(&mut r).unwrap());
     });
-    let ours = rate(&alerts, secs, |a| {
+    let ours = rate(alerts, secs, |a| {
         black_box(decoder.decode(a).unwrap());
     });
     println!(
@@ -264,12 +264,12 @@ fn decode_case(alerts: &[Bytes], decoder: &bandpass::decode::Decoder, secs: f64)
 }
 
 fn one_filter_case(alerts: &[Bytes], twenty: &Arc<LoadedFilter>, secs: f64) -> anyhow::Result<()> {
-    let dec20 = Runner::decoder_for(std::slice::from_ref(&twenty), SchemaSource::None);
+    let dec20 = Runner::decoder_for(std::slice::from_ref(twenty), SchemaSource::None);
     let decoded: Vec<_> = alerts
         .iter()
         .flat_map(|a| dec20.decode(a).unwrap())
         .collect();
-    let mut runner = Runner::with_decoder(std::slice::from_ref(&twenty), dec20.clone());
+    let mut runner = Runner::with_decoder(std::slice::from_ref(twenty), dec20.clone());
     // Same verdicts both ways, or the comparison is meaningless.
     for d in &decoded {
         let native = native_cut(&d.values).is_some();
@@ -290,7 +290,7 @@ fn one_filter_case(alerts: &[Bytes], twenty: &Arc<LoadedFilter>, secs: f64) -> a
     let wasm_rate = rate(&decoded, secs, |d| {
         black_box(instance.evaluate(d));
     });
-    let decode20 = rate(&alerts, secs, |a| {
+    let decode20 = rate(alerts, secs, |a| {
         black_box(dec20.decode(a).unwrap());
     });
     let per = |r: f64| 1e6 / r;
