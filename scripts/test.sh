@@ -14,4 +14,9 @@ scripts/build-filters.sh --quiet
 # A cache of compiled components private to this run: tests see cold and
 # warm loads, and never a stale artifact from another checkout.
 export BANDPASS_CACHE_DIR="${BANDPASS_CACHE_DIR:-$(mktemp -d)}"
-cargo test --workspace "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace "$@" 2>&1 | tee "$log"
+# One closing line over every test binary (cargo prints one per binary,
+# the last often the doc-tests' "0 passed").
+awk '/^test result:/ { p += $4; f += $6 } END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

@@ -117,9 +117,11 @@ fn sandbox() -> anyhow::Result<Sandbox> {
 }
 
 fn load(sb: &Sandbox, name: &str) -> anyhow::Result<Arc<LoadedFilter>> {
-    let path = repo().join(format!(
-        "sample-filters/target/wasm32-wasip2/release/{name}.wasm"
-    ));
+    // BENCH_FILTER_DIR points at other builds (e.g. unstripped, to profile).
+    let dir = std::env::var_os("BENCH_FILTER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("sample-filters/target/wasm32-wasip2/release"));
+    let path = dir.join(format!("{name}.wasm"));
     let bytes = std::fs::read(&path)
         .with_context(|| format!("{}: run scripts/build-filters.sh first", path.display()))?;
     Ok(sb.load(&bytes, vec![], Limits::default())?)

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use clap::Args;
 
 use super::EngineArgs;
-use super::format::{Table, Tally, duration, percentile, thousands};
+use super::format::{Table, Tally, thousands};
 use crate::demo::{self, Population};
 use crate::runner::Runner;
 use crate::sandbox::{LoadedFilter, Outcome, Verdict};
@@ -146,8 +146,8 @@ pub fn execute(args: DemoArgs) -> anyhow::Result<u8> {
             thousands(t.rejected),
             thousands(t.skipped),
             thousands(t.errors),
-            thousands(percentile(&t.fuel, 50.0)),
-            duration(percentile(&t.nanos, 50.0)),
+            t.fuel_cell(50.0),
+            t.time_cell(50.0),
             d.iter()
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()

@@ -151,6 +151,22 @@ impl Tally {
         }
     }
 
+    /// The `p`-th percentile of fuel, for a table cell ("-" if none ran).
+    pub fn fuel_cell(&self, p: f64) -> String {
+        if self.fuel.is_empty() {
+            return "-".into();
+        }
+        thousands(percentile(&self.fuel, p))
+    }
+
+    /// The `p`-th percentile of call time, for a table cell.
+    pub fn time_cell(&self, p: f64) -> String {
+        if self.nanos.is_empty() {
+            return "-".into();
+        }
+        duration(percentile(&self.nanos, p))
+    }
+
     /// Fuel and time percentiles over the alerts the filter ran on.
     pub fn stats(&self) -> serde_json::Value {
         serde_json::json!({

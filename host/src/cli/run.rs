@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::EngineArgs;
-use super::format::{Table, Tally, duration, percentile, thousands};
+use super::format::{Table, Tally, thousands};
 use crate::input;
 use crate::runner::{AlertId, Runner};
 use crate::sandbox::{LoadedFilter, Outcome, Verdict};
@@ -119,10 +119,10 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
             thousands(t.rejected),
             thousands(t.skipped),
             thousands(t.errors),
-            thousands(percentile(&t.fuel, 50.0)),
-            thousands(percentile(&t.fuel, 99.0)),
-            duration(percentile(&t.nanos, 50.0)),
-            duration(percentile(&t.nanos, 99.0)),
+            t.fuel_cell(50.0),
+            t.fuel_cell(99.0),
+            t.time_cell(50.0),
+            t.time_cell(99.0),
             match &quarantined {
                 Some(reason) => format!("QUARANTINED: {reason}"),
                 None => "ok".into(),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::EngineArgs;
-use super::format::{Table, Tally, duration, outcome_cells, percentile, thousands};
+use super::format::{Table, Tally, duration, outcome_cells, thousands};
 use crate::input;
 use crate::runner::Runner;
 
@@ -135,10 +135,10 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         }
         println!(
             "fuel p50 {} p99 {}; time p50 {} p99 {}",
-            thousands(percentile(&tally.fuel, 50.0)),
-            thousands(percentile(&tally.fuel, 99.0)),
-            duration(percentile(&tally.nanos, 50.0)),
-            duration(percentile(&tally.nanos, 99.0)),
+            tally.fuel_cell(50.0),
+            tally.fuel_cell(99.0),
+            tally.time_cell(50.0),
+            tally.time_cell(99.0),
         );
         if let Some(reason) = &quarantined {
             println!("QUARANTINED: {reason}");

@@ -26,8 +26,9 @@ pub struct Twenty {
     pub nbad: Option<i64>,
 }
 
-/// A clean, significant, positive detection away from stars and
-/// asteroids; the score is the real-bogus probability.
+/// A clean, significant, positive detection away from asteroids and not
+/// on a bright reference source; the score is the real-bogus
+/// probability, halved next to a star and for sources older than 30 days.
 pub fn decide(t: &Twenty) -> Option<f64> {
     let real = t.drb.or(t.rb)?;
     let positive = matches!(t.isdiffpos.as_deref(), Some("t" | "1"));
@@ -43,16 +44,15 @@ pub fn decide(t: &Twenty) -> Option<f64> {
     let history = t.ndethist? >= 1 && t.ncovhist? >= t.ndethist?;
     let age = t.jd? - t.jdstarthist.unwrap_or(t.jd?);
     let band = matches!(t.fid?, 1..=3);
-    (real > 0.5
+    let accept = real > 0.5
         && positive
         && snr > 5.0
         && depth > 0.0
         && clean
         && !near_sso
-        && !star
         && !on_reference
         && history
-        && age < 30.0
-        && band)
-        .then_some(real)
+        && band;
+    let penalty = if star { 0.5 } else { 1.0 } * if age > 30.0 { 0.5 } else { 1.0 };
+    accept.then_some(real * penalty)
 }
