@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh machine: installs what the tests
 # need (the wasm32-wasip2 target, fastavro for the independent decoder
 # cross-check), builds the sample filters, then runs every test of the
-# host workspace. Extra arguments go to `cargo test`.
+# host workspace, then the SDK's and the sample filters' unit tests.
+# Extra arguments go to the host workspace's `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ export BANDPASS_CACHE_DIR="${BANDPASS_CACHE_DIR:-$(mktemp -d)}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace "$@" 2>&1 | tee "$log"
+# The Rust SDK's and the sample filters' own unit tests, natively.
+cargo test --manifest-path guest-sdk/Cargo.toml 2>&1 | tee -a "$log"
+cargo test --manifest-path sample-filters/Cargo.toml 2>&1 | tee -a "$log"
 # One closing line over every test binary (cargo prints one per binary,
 # the last often the doc-tests' "0 passed").
 awk '/^test result:/ { p += $4; f += $6 } END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

@@ -9,7 +9,7 @@
 
 use core::fmt;
 
-use crate::Value;
+use crate::{TextColumn, Value};
 
 /// A struct whose fields are filled, in order, from the values the host
 /// sends for the paths in [`Fields::PATHS`].
@@ -71,7 +71,9 @@ pub trait FromValue: Sized {
     /// # Errors
     ///
     /// A [`TypeMismatch`] when the value's type does not convert.
-    fn from_value(value: Value) -> Result<Self, TypeMismatch>;
+    /// Take what you keep with `std::mem::replace(value, Value::Absent)`
+    /// (or `std::mem::take` on the payload): the value is not used again.
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch>;
 }
 
 /// A value whose type does not convert into the field's Rust type.
@@ -118,113 +120,131 @@ fn mismatch<T>(expected: &'static str, value: &Value) -> Result<T, TypeMismatch>
 }
 
 impl FromValue for Value {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
-        Ok(value)
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
+        Ok(take(value))
     }
 }
 
 impl FromValue for Option<f64> {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
-        match value {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
+        match *value {
             Value::Absent => Ok(None),
             Value::Real(x) => Ok(Some(x)),
             Value::Integer(i) => Ok(Some(i as f64)),
-            other => mismatch("a real", &other),
+            ref other => mismatch("a real", other),
         }
     }
 }
 
 impl FromValue for Option<i64> {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
-        match value {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
+        match *value {
             Value::Absent => Ok(None),
             Value::Integer(i) => Ok(Some(i)),
-            other => mismatch("an integer", &other),
-        }
-    }
-}
-
-impl FromValue for Option<String> {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
-        match value {
-            Value::Absent => Ok(None),
-            Value::Text(s) => Ok(Some(s)),
-            other => mismatch("a text", &other),
+            ref other => mismatch("an integer", other),
         }
     }
 }
 
 impl FromValue for Option<bool> {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
-        match value {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
+        match *value {
             Value::Absent => Ok(None),
             Value::Boolean(b) => Ok(Some(b)),
-            other => mismatch("a boolean", &other),
+            ref other => mismatch("a boolean", other),
+        }
+    }
+}
+
+impl FromValue for Option<String> {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(None),
+            Value::Text(s) => Ok(Some(std::mem::take(s))),
+            other => mismatch("a text", other),
         }
     }
 }
 
 impl FromValue for Option<Vec<u8>> {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
         match value {
             Value::Absent => Ok(None),
-            Value::Bytes(b) => Ok(Some(b)),
-            other => mismatch("bytes", &other),
+            Value::Bytes(b) => Ok(Some(std::mem::take(b))),
+            other => mismatch("bytes", other),
         }
     }
 }
 
 impl FromValue for Vec<Option<f64>> {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
         match value {
             Value::Absent => Ok(Vec::new()),
-            Value::Reals(c) => Ok(optional(c.values, &c.present)),
-            Value::Integers(c) => Ok(optional(c.values, &c.present)
-                .into_iter()
-                .map(|i| i.map(|i| i as f64))
-                .collect()),
-            other => mismatch("a column of reals", &other),
+            Value::Reals(c) => Ok(optional(&c.values, &c.present, |x| x)),
+            Value::Integers(c) => Ok(optional(&c.values, &c.present, |i| i as f64)),
+            other => mismatch("a column of reals", other),
         }
     }
 }
 
 impl FromValue for Vec<Option<i64>> {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
         match value {
             Value::Absent => Ok(Vec::new()),
-            Value::Integers(c) => Ok(optional(c.values, &c.present)),
-            other => mismatch("a column of integers", &other),
+            Value::Integers(c) => Ok(optional(&c.values, &c.present, |i| i)),
+            other => mismatch("a column of integers", other),
         }
     }
 }
 
 impl FromValue for Vec<Option<String>> {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
         match value {
             Value::Absent => Ok(Vec::new()),
-            Value::Texts(v) => Ok(v),
-            other => mismatch("a column of texts", &other),
+            Value::Texts(c) => Ok(texts(c)),
+            other => mismatch("a column of texts", other),
         }
     }
 }
 
 impl FromValue for Vec<Option<bool>> {
-    fn from_value(value: Value) -> Result<Self, TypeMismatch> {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
         match value {
             Value::Absent => Ok(Vec::new()),
-            Value::Booleans(v) => Ok(v),
-            other => mismatch("a column of booleans", &other),
+            Value::Booleans(v) => Ok(std::mem::take(v)),
+            other => mismatch("a column of booleans", other),
         }
     }
 }
 
-/// A column from its values and presence mask (1 = present). A mask
-/// shorter than the values marks the rest absent.
-fn optional<T>(values: Vec<T>, present: &[u8]) -> Vec<Option<T>> {
+/// Moves a value out, leaving `absent`.
+fn take(value: &mut Value) -> Value {
+    std::mem::replace(value, Value::Absent)
+}
+
+/// A column from its values and presence mask (1 = present), each
+/// present value converted by `f`. A short mask marks the rest absent.
+fn optional<T: Copy, U>(values: &[T], present: &[u8], f: impl Fn(T) -> U) -> Vec<Option<U>> {
     values
-        .into_iter()
+        .iter()
         .enumerate()
-        .map(|(i, v)| (present.get(i) == Some(&1)).then_some(v))
+        .map(|(i, &v)| (present.get(i) == Some(&1)).then(|| f(v)))
+        .collect()
+}
+
+/// A text column from its concatenated text, end offsets and presence
+/// mask. Offsets out of order or off a character boundary read as empty.
+fn texts(c: &TextColumn) -> Vec<Option<String>> {
+    let mut start = 0usize;
+    c.ends
+        .iter()
+        .enumerate()
+        .map(|(i, &end)| {
+            let end = end as usize;
+            let piece = c.text.get(start..end).unwrap_or("");
+            start = end.max(start);
+            (c.present.get(i) == Some(&1)).then(|| piece.to_string())
+        })
         .collect()
 }
 
@@ -232,7 +252,7 @@ fn optional<T>(values: Vec<T>, present: &[u8]) -> Vec<Option<T>> {
 /// [`fields!`](crate::fields!) generates.
 #[doc(hidden)]
 pub struct Values {
-    values: std::vec::IntoIter<Value>,
+    values: Vec<Value>,
     paths: &'static [&'static str],
     next: usize,
 }
@@ -248,22 +268,30 @@ impl Values {
             ));
         }
         Ok(Self {
-            values: values.into_iter(),
+            values,
             paths,
             next: 0,
         })
     }
 
     /// Converts the next value into the next field's type.
+    #[inline]
     pub fn next_field<T: FromValue>(&mut self) -> Result<T, String> {
         let index = self.next;
         self.next += 1;
         // `new` checked the lengths, and `fields!` calls this once per path.
-        let value = self.values.next().unwrap_or(Value::Absent);
-        T::from_value(value).map_err(|e| {
-            let path = self.paths.get(index).copied().unwrap_or("?");
-            format!("field {path}: {e}")
-        })
+        let mut absent = Value::Absent;
+        let value = self.values.get_mut(index).unwrap_or(&mut absent);
+        T::from_value(value).map_err(|e| self.field_error(index, e))
+    }
+
+    /// The message for a value of the wrong type: out of line, as it is
+    /// rare and formatting is heavy in wasm.
+    #[cold]
+    #[inline(never)]
+    fn field_error(&self, index: usize, e: TypeMismatch) -> String {
+        let path = self.paths.get(index).copied().unwrap_or("?");
+        format!("field {path}: {e}")
     }
 }
 
@@ -330,7 +358,7 @@ macro_rules! fields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::IntegerColumn;
+    use crate::{IntegerColumn, RealColumn};
 
     crate::fields! {
         #[derive(Debug)]
@@ -383,5 +411,54 @@ mod tests {
     fn a_wrong_number_of_values_is_an_error() {
         let err = Cand::from_values(vec![Value::Absent]).unwrap_err();
         assert_eq!(err, "the host sent 1 values for 4 declared fields");
+    }
+
+    #[test]
+    fn columns_read_their_presence_masks() {
+        let reals = Value::Reals(RealColumn {
+            values: vec![1.5, 0.0, 2.5],
+            present: vec![1, 0, 1],
+        });
+        assert_eq!(
+            Vec::<Option<f64>>::from_value(&mut reals.clone()).unwrap(),
+            [Some(1.5), None, Some(2.5)]
+        );
+        // A mask shorter than the values marks the rest absent.
+        let short = Value::Integers(IntegerColumn {
+            values: vec![7, 8],
+            present: vec![1],
+        });
+        assert_eq!(
+            Vec::<Option<i64>>::from_value(&mut short.clone()).unwrap(),
+            [Some(7), None]
+        );
+    }
+
+    #[test]
+    fn a_text_column_splits_at_its_end_offsets() {
+        let mut texts = Value::Texts(TextColumn {
+            text: "t1f".into(),
+            ends: vec![1, 2, 2, 3],
+            present: vec![1, 1, 0, 1],
+        });
+        assert_eq!(
+            Vec::<Option<String>>::from_value(&mut texts).unwrap(),
+            [
+                Some("t".to_string()),
+                Some("1".to_string()),
+                None,
+                Some("f".to_string())
+            ]
+        );
+        // Offsets past the text or off a character boundary read as empty.
+        let mut bad = Value::Texts(TextColumn {
+            text: "é".into(),
+            ends: vec![1, 9],
+            present: vec![1, 1],
+        });
+        assert_eq!(
+            Vec::<Option<String>>::from_value(&mut bad).unwrap(),
+            [Some(String::new()), Some(String::new())]
+        );
     }
 }

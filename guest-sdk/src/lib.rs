@@ -36,7 +36,7 @@ pub mod bindings {
 }
 
 /// The contract's value types, for filters that take a field as [`Value`].
-pub use bindings::bandpass::filter::types::{IntegerColumn, RealColumn, Value};
+pub use bindings::bandpass::filter::types::{IntegerColumn, RealColumn, TextColumn, Value};
 pub use fields::{Fields, FromValue, TypeMismatch};
 pub use filter::Filter;
 pub use params::Params;

@@ -40,7 +40,7 @@ mod bindings {
 
 use bindings::bandpass::filter::log::Level;
 use bindings::bandpass::filter::types::{
-    Accepted, IntegerColumn, RealColumn, Value, Verdict as WitVerdict,
+    Accepted, IntegerColumn, RealColumn, TextColumn, Value, Verdict as WitVerdict,
 };
 use bindings::{AlertFilter, AlertFilterPre};
 
@@ -716,7 +716,7 @@ fn to_wit(v: &FieldValue) -> Value {
             let (values, present) = split_column(c);
             Value::Reals(RealColumn { values, present })
         }
-        FieldValue::Texts(c) => Value::Texts(c.clone()),
+        FieldValue::Texts(c) => Value::Texts(text_column(c)),
     }
 }
 
@@ -729,7 +729,72 @@ fn split_column<T: Copy + Default>(column: &[Option<T>]) -> (Vec<T>, Vec<u8>) {
         .unzip()
 }
 
+/// A text column as the contract sends it: one concatenated string,
+/// the end offset of each element, and a presence mask.
+fn text_column(column: &[Option<String>]) -> TextColumn {
+    let mut text = String::with_capacity(column.iter().flatten().map(String::len).sum());
+    let mut ends = Vec::with_capacity(column.len());
+    let mut present = Vec::with_capacity(column.len());
+    for value in column {
+        if let Some(s) = value {
+            text.push_str(s);
+        }
+        // Columns come from one alert (under the decoder's 64 MiB message
+        // cap), so offsets fit in u32.
+        ends.push(text.len() as u32);
+        present.push(u8::from(value.is_some()));
+    }
+    TextColumn {
+        text,
+        ends,
+        present,
+    }
+}
+
 /// The sha256 of a component, hex: its identity in caches and reports.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_become_values_and_a_presence_mask() {
+        assert_eq!(
+            split_column(&[Some(1.5), None, Some(2.0)]),
+            (vec![1.5, 0.0, 2.0], vec![1, 0, 1])
+        );
+        let texts = text_column(&[
+            Some("t".into()),
+            None,
+            Some("1".into()),
+            Some(String::new()),
+        ]);
+        assert_eq!(texts.text, "t1");
+        assert_eq!(texts.ends, [1, 1, 2, 2]);
+        assert_eq!(texts.present, [1, 0, 1, 1]);
+    }
+
+    #[test]
+    fn verdicts_over_the_bounds_are_refused_with_the_bound_named() {
+        let limits = Limits::default();
+        let accepted = |tags: usize, annotation: usize, score: f64| Accepted {
+            score: Some(score),
+            tags: vec!["t".into(); tags],
+            annotations: vec![("k".into(), "v".repeat(annotation))],
+        };
+        assert!(check_verdict(accepted(32, 10, 0.5), &limits).is_ok());
+        let too_many = check_verdict(accepted(33, 10, 0.5), &limits).unwrap_err();
+        assert_eq!(too_many.kind, FailureKind::BadVerdict);
+        assert!(too_many.message.contains("33 tags; at most 32"));
+        let too_long = check_verdict(accepted(1, 300, 0.5), &limits).unwrap_err();
+        assert!(
+            too_long.message.contains("at most 256"),
+            "{}",
+            too_long.message
+        );
+        assert!(check_verdict(accepted(1, 1, f64::NAN), &limits).is_err());
+    }
 }
