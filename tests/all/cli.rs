@@ -362,3 +362,35 @@ fn test_decodes_rubin_wire_format_alerts_with_a_schema_directory() {
         "{stdout}"
     );
 }
+
+#[test]
+fn parameters_reach_init_and_a_misspelt_one_is_refused() {
+    let strict = bandpass(&[
+        "test",
+        "--json",
+        "--param",
+        "max_mag=10",
+        &filter("bright_transients"),
+        &ztf_dir(),
+    ]);
+    assert_eq!(strict.status.code(), Some(0), "{}", text(&strict.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&strict.stdout).unwrap();
+    assert_eq!(
+        doc["summary"]["tally"]["accepted"], 0,
+        "no real sample is brighter than mag 10"
+    );
+
+    let typo = bandpass(&[
+        "test",
+        "--param",
+        "max_mgg=10",
+        &filter("bright_transients"),
+        &ztf_dir(),
+    ]);
+    let stderr = text(&typo.stderr);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        stderr.contains("max_mgg") && stderr.contains("bright_transients.wasm"),
+        "{stderr}"
+    );
+}

@@ -277,3 +277,30 @@ fn an_oversized_component_is_refused_before_compiling() {
         "{err}"
     );
 }
+
+#[test]
+fn an_init_that_refuses_its_parameters_refuses_the_deployment_with_its_message() {
+    let err = sandbox()
+        .load(&component("hostile_bad_init"), vec![], Limits::default())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, LoadError::Init { .. }), "{err}");
+    assert!(
+        err.to_string().contains("init refused the parameters"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_init_that_never_returns_runs_out_of_its_fuel_and_is_refused() {
+    let limits = Limits {
+        fuel_for_init: 10_000_000,
+        ..Limits::default()
+    };
+    let err = sandbox()
+        .load(&component("hostile_slow_init"), vec![], limits)
+        .err()
+        .expect("refused");
+    assert!(matches!(err, LoadError::Init { .. }), "{err}");
+    assert!(err.to_string().contains("ran out of fuel"), "{err}");
+}

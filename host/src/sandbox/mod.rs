@@ -327,7 +327,7 @@ impl LoadedFilter {
             Ok(Ok(())) => Ok(Live { store, bindings }),
             Ok(Err(message)) => Err(Failure {
                 kind: FailureKind::Init,
-                message: format!("init refused the parameters: {message}"),
+                message: format!("init refused the parameters: {}", bounded(&message)),
             }),
             Err(err) => Err(classify(
                 &self.limits,
@@ -444,6 +444,26 @@ fn new_store(engine: &Engine, limits: &Limits, log: &FilterLog) -> Store<HostSta
 fn deadline_ticks(ms: u64) -> u64 {
     // One extra tick: the current tick may be about to end.
     ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1
+}
+
+/// Longest guest-supplied text kept in a failure message, in bytes.
+const MAX_GUEST_MESSAGE: usize = 1024;
+
+/// A guest's message cut to [`MAX_GUEST_MESSAGE`] bytes (at a character
+/// boundary): a filter must not fill the host's logs and reports.
+fn bounded(message: &str) -> String {
+    if message.len() <= MAX_GUEST_MESSAGE {
+        return message.to_string();
+    }
+    let mut end = MAX_GUEST_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}... ({} more bytes cut)",
+        &message[..end],
+        message.len() - end
+    )
 }
 
 fn error_chain(err: &wasmtime::Error) -> String {
@@ -627,7 +647,7 @@ impl FilterInstance {
             Ok(Ok(WitVerdict::Accept(accepted))) => check_verdict(accepted, &filter.limits),
             Ok(Err(message)) => Err(Failure {
                 kind: FailureKind::FilterError,
-                message: format!("reported an error: {message}"),
+                message: format!("reported an error: {}", bounded(&message)),
             }),
             Err(err) => Err(classify(
                 &filter.limits,
@@ -759,6 +779,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_messages_are_cut_at_a_character_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(1000);
+        let cut = bounded(&long);
+        assert!(cut.starts_with(&"é".repeat(512)));
+        assert!(cut.ends_with("... (976 more bytes cut)"), "{cut}");
+    }
 
     #[test]
     fn columns_become_values_and_a_presence_mask() {

@@ -248,6 +248,12 @@ fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
             m.survey
         ));
     }
+    if m.description.len() > 1024 {
+        return bad(format!(
+            "description is {} bytes; at most 1024",
+            m.description.len()
+        ));
+    }
     if m.fields.len() > 512 {
         return bad(format!("{} fields declared; at most 512", m.fields.len()));
     }
@@ -266,6 +272,43 @@ fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            name: "good-name".into(),
+            version: "1.0.0".into(),
+            survey: "ztf".into(),
+            fields: vec!["candidate.magpsf".into(), "candidate.drb?".into()],
+            description: "A filter.".into(),
+        }
+    }
+
+    #[test]
+    fn a_manifest_is_checked_field_by_field_with_the_reason_named() {
+        assert!(check_manifest(&manifest()).is_ok());
+        let cases: [(fn(&mut Manifest), &str); 5] = [
+            (|m| m.name = "Bad Name".into(), "name 'Bad Name'"),
+            (|m| m.survey = "ZTF!".into(), "survey 'ZTF!'"),
+            (
+                |m| m.fields.push("candidate.magpsf".into()),
+                "declared twice",
+            ),
+            (
+                |m| m.fields.push("candidate..x".into()),
+                "invalid field path",
+            ),
+            (
+                |m| m.description = "x".repeat(2000),
+                "description is 2000 bytes",
+            ),
+        ];
+        for (spoil, reason) in cases {
+            let mut m = manifest();
+            spoil(&mut m);
+            let err = check_manifest(&m).unwrap_err().to_string();
+            assert!(err.contains(reason), "{err} lacks {reason}");
+        }
+    }
 
     #[test]
     fn accepts_patch_and_refuses_other_minor_versions_of_a_0_x_contract() {
