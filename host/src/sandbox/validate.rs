@@ -286,7 +286,8 @@ mod tests {
     #[test]
     fn a_manifest_is_checked_field_by_field_with_the_reason_named() {
         assert!(check_manifest(&manifest()).is_ok());
-        let cases: [(fn(&mut Manifest), &str); 5] = [
+        type Spoil = fn(&mut Manifest);
+        let cases: [(Spoil, &str); 5] = [
             (|m| m.name = "Bad Name".into(), "name 'Bad Name'"),
             (|m| m.survey = "ZTF!".into(), "survey 'ZTF!'"),
             (
