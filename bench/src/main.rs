@@ -352,7 +352,10 @@ fn all_filters_case(
     let decode = rate(alerts, secs / 2.0, |a| {
         black_box(runner25.decoder().decode(a).unwrap());
     });
-    println!("  of which decode                        {:>10.2} µs", per(decode));
+    println!(
+        "  of which decode                        {:>10.2} µs",
+        per(decode)
+    );
     for f in twenty_five.iter().take(5) {
         let decoder = Runner::decoder_for(std::slice::from_ref(f), SchemaSource::None);
         let decoded: Vec<_> = alerts

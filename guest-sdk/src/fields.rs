@@ -58,6 +58,9 @@ impl Fields for () {
 /// | `Vec<Option<f64>>`       | `reals`, `integers` (converted), `absent`|
 /// | `Vec<Option<i64>>`       | `integers`, `absent`                     |
 /// | `Vec<Option<String>>`    | `texts`, `absent`                        |
+/// | [`Reals`] (`Column<f64>`) | `reals`, `integers`, in place, `absent` |
+/// | [`Integers`]             | `integers` read in place, `absent`       |
+/// | [`Texts`]                | `texts` read in place, `absent`          |
 /// | `Vec<Option<bool>>`      | `booleans`, `absent`                     |
 /// | [`Value`]                | anything, unconverted                    |
 ///
@@ -213,6 +216,150 @@ impl FromValue for Vec<Option<bool>> {
             Value::Absent => Ok(Vec::new()),
             Value::Booleans(v) => Ok(std::mem::take(v)),
             other => mismatch("a column of booleans", other),
+        }
+    }
+}
+
+/// A numeric column read in place: the values and the presence mask as
+/// they crossed the boundary, with no conversion or allocation per alert
+/// (a `Vec<Option<f64>>` is built element by element).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Column<T> {
+    values: Vec<T>,
+    present: Vec<u8>,
+}
+
+/// A column of reals (integer columns convert): `Column<f64>`.
+pub type Reals = Column<f64>;
+/// A column of integers: `Column<i64>`.
+pub type Integers = Column<i64>;
+
+impl<T: Copy> Column<T> {
+    /// Entries in the column (one per array element).
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the column has no entries (or the field was absent).
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Entry `i`: `None` where it is null or `i` is out of range.
+    pub fn get(&self, i: usize) -> Option<T> {
+        match self.present.get(i) {
+            Some(1) => self.values.get(i).copied(),
+            _ => None,
+        }
+    }
+
+    /// Every entry, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Option<T>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+impl<T: Copy + Default> FromIterator<Option<T>> for Column<T> {
+    fn from_iter<I: IntoIterator<Item = Option<T>>>(items: I) -> Self {
+        let (values, present) = items
+            .into_iter()
+            .map(|v| (v.unwrap_or_default(), u8::from(v.is_some())))
+            .unzip();
+        Column { values, present }
+    }
+}
+
+impl FromValue for Reals {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(Column::default()),
+            Value::Reals(c) => Ok(Column {
+                values: std::mem::take(&mut c.values),
+                present: std::mem::take(&mut c.present),
+            }),
+            Value::Integers(c) => Ok(Column {
+                values: c.values.iter().map(|&i| i as f64).collect(),
+                present: std::mem::take(&mut c.present),
+            }),
+            other => mismatch("a column of reals", other),
+        }
+    }
+}
+
+impl FromValue for Integers {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(Column::default()),
+            Value::Integers(c) => Ok(Column {
+                values: std::mem::take(&mut c.values),
+                present: std::mem::take(&mut c.present),
+            }),
+            other => mismatch("a column of integers", other),
+        }
+    }
+}
+
+/// A column of texts read in place: one string and offsets, with no
+/// allocation per element (a `Vec<Option<String>>` allocates each one,
+/// which a light-curve filter pays on every alert).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Texts {
+    text: String,
+    ends: Vec<u32>,
+    present: Vec<u8>,
+}
+
+impl Texts {
+    /// Entries in the column (one per array element).
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the column has no entries (or the field was absent).
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Entry `i`: `None` where it is null or `i` is out of range.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        if self.present.get(i) != Some(&1) {
+            return None;
+        }
+        let start = match i {
+            0 => 0,
+            _ => *self.ends.get(i - 1)? as usize,
+        };
+        self.text.get(start..*self.ends.get(i)? as usize)
+    }
+
+    /// Every entry, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Option<&str>> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+impl<'a> FromIterator<Option<&'a str>> for Texts {
+    fn from_iter<I: IntoIterator<Item = Option<&'a str>>>(items: I) -> Self {
+        let mut column = Texts::default();
+        for item in items {
+            column.text.push_str(item.unwrap_or(""));
+            column.ends.push(column.text.len() as u32);
+            column.present.push(u8::from(item.is_some()));
+        }
+        column
+    }
+}
+
+impl FromValue for Texts {
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(Texts::default()),
+            Value::Texts(c) => Ok(Texts {
+                text: std::mem::take(&mut c.text),
+                ends: std::mem::take(&mut c.ends),
+                present: std::mem::take(&mut c.present),
+            }),
+            other => mismatch("a column of texts", other),
         }
     }
 }
@@ -432,6 +579,54 @@ mod tests {
             Vec::<Option<i64>>::from_value(&mut short.clone()).unwrap(),
             [Some(7), None]
         );
+    }
+
+    #[test]
+    fn numeric_columns_read_in_place() {
+        let mut value = Value::Reals(RealColumn {
+            values: vec![1.5, 0.0, 2.5],
+            present: vec![1, 0, 1],
+        });
+        let reals = Reals::from_value(&mut value).unwrap();
+        assert_eq!(
+            reals,
+            [Some(1.5), None, Some(2.5)].into_iter().collect::<Reals>()
+        );
+        assert_eq!(reals.get(1), None);
+        assert_eq!(reals.get(7), None);
+        let mut ints = Value::Integers(IntegerColumn {
+            values: vec![3, 4],
+            present: vec![1, 1],
+        });
+        assert_eq!(
+            Reals::from_value(&mut ints.clone()).unwrap().get(1),
+            Some(4.0)
+        );
+        assert_eq!(
+            Integers::from_value(&mut ints)
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            [Some(3), Some(4)]
+        );
+    }
+
+    #[test]
+    fn texts_read_a_text_column_in_place() {
+        let column: Texts = [Some("t"), None, Some("1")].into_iter().collect();
+        let mut value = Value::Texts(TextColumn {
+            text: "t1".into(),
+            ends: vec![1, 1, 2],
+            present: vec![1, 0, 1],
+        });
+        let read = Texts::from_value(&mut value).unwrap();
+        assert_eq!(read, column);
+        assert_eq!(
+            read.iter().collect::<Vec<_>>(),
+            [Some("t"), None, Some("1")]
+        );
+        assert_eq!(read.get(3), None);
+        assert!(Texts::from_value(&mut Value::Absent).unwrap().is_empty());
     }
 
     #[test]

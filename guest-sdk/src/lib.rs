@@ -37,7 +37,7 @@ pub mod bindings {
 
 /// The contract's value types, for filters that take a field as [`Value`].
 pub use bindings::bandpass::filter::types::{IntegerColumn, RealColumn, TextColumn, Value};
-pub use fields::{Fields, FromValue, TypeMismatch};
+pub use fields::{Column, Fields, FromValue, Integers, Reals, Texts, TypeMismatch};
 pub use filter::Filter;
 pub use params::Params;
 pub use verdict::Verdict;
@@ -49,7 +49,9 @@ pub use verdict::Verdict;
 /// ```
 pub mod prelude {
     pub use crate::log;
-    pub use crate::{Fields, Filter, FromValue, Params, Value, Verdict};
+    pub use crate::{
+        Column, Fields, Filter, FromValue, Integers, Params, Reals, Texts, Value, Verdict,
+    };
     pub use crate::{export_filter, fields};
 }
 

@@ -9,6 +9,7 @@
 //! failure change another filter's verdict.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -114,10 +115,16 @@ impl Runner {
 
     /// Runs every filter on one decoded alert.
     pub fn evaluate(&mut self, alert: DecodedAlert) -> AlertResult {
+        // One clock read per filter: each call's end is the next's start.
+        let mut clock = Instant::now();
         let evaluations = self
             .instances
             .iter_mut()
-            .map(|i| i.evaluate(&alert))
+            .map(|i| {
+                let (evaluation, end) = i.evaluate_from(&alert, clock);
+                clock = end;
+                evaluation
+            })
             .collect();
         let id = AlertId {
             object_id: first_present(&alert, &self.object_slots),

@@ -567,19 +567,36 @@ impl FilterInstance {
 
     /// Runs the filter on one decoded alert.
     pub fn evaluate(&mut self, alert: &DecodedAlert) -> Evaluation {
-        let start = Instant::now();
-        let filter = self.filter.clone();
+        self.evaluate_from(alert, Instant::now()).0
+    }
+
+    /// [`evaluate`](Self::evaluate), timed from `start`; also returns when
+    /// it ended, so that a caller running filters one after another reads
+    /// the clock once per filter rather than twice.
+    pub fn evaluate_from(&mut self, alert: &DecodedAlert, start: Instant) -> (Evaluation, Instant) {
+        let finish = |outcome: Outcome, fuel: u64| {
+            let end = Instant::now();
+            let nanos = end.duration_since(start).as_nanos() as u64;
+            (
+                Evaluation {
+                    outcome,
+                    fuel,
+                    nanos,
+                },
+                end,
+            )
+        };
+        let filter = &self.filter;
         if !filter.accepts_survey(&alert.schema.survey) {
-            return skipped(
-                format!(
-                    "filter expects {} alerts, this is {}",
-                    filter.manifest.survey, alert.schema.survey
-                ),
-                start,
+            let reason = format!(
+                "filter expects {} alerts, this is {}",
+                filter.manifest.survey, alert.schema.survey
             );
+            return finish(Outcome::Skipped { reason }, 0);
         }
         if let Some(reason) = filter.health.quarantined() {
-            return skipped(format!("quarantined: {reason}"), start);
+            let reason = format!("quarantined: {reason}");
+            return finish(Outcome::Skipped { reason }, 0);
         }
         let (result, fuel) = self.call(alert);
         if let Err(failure) = &result
@@ -587,44 +604,41 @@ impl FilterInstance {
         {
             self.live = None;
         }
-        filter.record(result.as_ref().err());
-        Evaluation {
-            outcome: match result {
-                Ok(v) => Outcome::Verdict(v),
-                Err(f) => Outcome::Failed(f),
-            },
-            fuel,
-            nanos: start.elapsed().as_nanos() as u64,
-        }
+        self.filter.record(result.as_ref().err());
+        let outcome = match result {
+            Ok(v) => Outcome::Verdict(v),
+            Err(f) => Outcome::Failed(f),
+        };
+        finish(outcome, fuel)
     }
 
     fn call(&mut self, alert: &DecodedAlert) -> (Result<Verdict, Failure>, u64) {
         let filter = &self.filter;
-        self.args.clear();
-        for (path, &slot) in filter.fields.iter().zip(&self.slots) {
-            let value = match &alert.values[slot] {
-                FieldValue::Missing if !path.optional => {
-                    let failure = Failure {
-                        kind: FailureKind::UnknownField,
-                        message: format!(
-                            "field '{}' is not in this alert's schema ({}{}); \
-                             check the name, or declare it as '{}?' to receive absent",
-                            path.text,
-                            alert.schema.full_name,
-                            alert
-                                .schema
-                                .version
-                                .as_deref()
-                                .map(|v| format!(" version {v}"))
-                                .unwrap_or_default(),
-                            path.text
-                        ),
-                    };
-                    return (Err(failure), 0);
-                }
-                v => to_wit(v),
-            };
-            self.args.push(value);
+        // The argument buffer keeps its strings and columns from the last
+        // alert and is refilled in place: no allocation per value.
+        self.args.resize(filter.fields.len(), Value::Absent);
+        for ((path, &slot), arg) in filter.fields.iter().zip(&self.slots).zip(&mut self.args) {
+            let value = &alert.values[slot];
+            if matches!(value, FieldValue::Missing) && !path.optional {
+                let failure = Failure {
+                    kind: FailureKind::UnknownField,
+                    message: format!(
+                        "field '{}' is not in this alert's schema ({}{}); \
+                         check the name, or declare it as '{}?' to receive absent",
+                        path.text,
+                        alert.schema.full_name,
+                        alert
+                            .schema
+                            .version
+                            .as_deref()
+                            .map(|v| format!(" version {v}"))
+                            .unwrap_or_default(),
+                        path.text
+                    ),
+                };
+                return (Err(failure), 0);
+            }
+            refill(arg, value);
         }
         if self.live.is_none() {
             match filter.instantiate_live() {
@@ -658,14 +672,6 @@ impl FilterInstance {
             )),
         };
         (verdict, fuel)
-    }
-}
-
-fn skipped(reason: String, start: Instant) -> Evaluation {
-    Evaluation {
-        outcome: Outcome::Skipped { reason },
-        fuel: 0,
-        nanos: start.elapsed().as_nanos() as u64,
     }
 }
 
@@ -719,6 +725,26 @@ fn check_verdict(a: Accepted, limits: &Limits) -> Result<Verdict, Failure> {
     })
 }
 
+/// Sets `arg` to `value`, reusing the buffers `arg` already holds.
+fn refill(arg: &mut Value, value: &FieldValue) {
+    match (arg, value) {
+        (Value::Text(d), FieldValue::Text(s)) => {
+            d.clear();
+            d.push_str(s);
+        }
+        (Value::Bytes(d), FieldValue::Bytes(s)) => {
+            d.clear();
+            d.extend_from_slice(s);
+        }
+        (Value::Reals(d), FieldValue::Reals(c)) => fill_column(&mut d.values, &mut d.present, c),
+        (Value::Integers(d), FieldValue::Integers(c)) => {
+            fill_column(&mut d.values, &mut d.present, c)
+        }
+        (Value::Texts(d), FieldValue::Texts(c)) => fill_text_column(d, c),
+        (arg, value) => *arg = to_wit(value),
+    }
+}
+
 fn to_wit(v: &FieldValue) -> Value {
     match v {
         FieldValue::Missing | FieldValue::Absent => Value::Absent,
@@ -729,45 +755,60 @@ fn to_wit(v: &FieldValue) -> Value {
         FieldValue::Bytes(b) => Value::Bytes(b.clone()),
         FieldValue::Booleans(c) => Value::Booleans(c.clone()),
         FieldValue::Integers(c) => {
-            let (values, present) = split_column(c);
-            Value::Integers(IntegerColumn { values, present })
+            let mut column = IntegerColumn {
+                values: Vec::new(),
+                present: Vec::new(),
+            };
+            fill_column(&mut column.values, &mut column.present, c);
+            Value::Integers(column)
         }
         FieldValue::Reals(c) => {
-            let (values, present) = split_column(c);
-            Value::Reals(RealColumn { values, present })
+            let mut column = RealColumn {
+                values: Vec::new(),
+                present: Vec::new(),
+            };
+            fill_column(&mut column.values, &mut column.present, c);
+            Value::Reals(column)
         }
-        FieldValue::Texts(c) => Value::Texts(text_column(c)),
+        FieldValue::Texts(c) => {
+            let mut column = TextColumn {
+                text: String::new(),
+                ends: Vec::new(),
+                present: Vec::new(),
+            };
+            fill_text_column(&mut column, c);
+            Value::Texts(column)
+        }
     }
 }
 
 /// A column as the contract sends it: values (default where null) and a
 /// presence mask.
-fn split_column<T: Copy + Default>(column: &[Option<T>]) -> (Vec<T>, Vec<u8>) {
-    column
-        .iter()
-        .map(|v| (v.unwrap_or_default(), u8::from(v.is_some())))
-        .unzip()
+fn fill_column<T: Copy + Default>(
+    values: &mut Vec<T>,
+    present: &mut Vec<u8>,
+    column: &[Option<T>],
+) {
+    values.clear();
+    present.clear();
+    values.extend(column.iter().map(|v| v.unwrap_or_default()));
+    present.extend(column.iter().map(|v| u8::from(v.is_some())));
 }
 
-/// A text column as the contract sends it: one concatenated string,
-/// the end offset of each element, and a presence mask.
-fn text_column(column: &[Option<String>]) -> TextColumn {
-    let mut text = String::with_capacity(column.iter().flatten().map(String::len).sum());
-    let mut ends = Vec::with_capacity(column.len());
-    let mut present = Vec::with_capacity(column.len());
+/// A text column as the contract sends it: one concatenated string, the
+/// end offset of each element, and a presence mask.
+fn fill_text_column(out: &mut TextColumn, column: &[Option<String>]) {
+    out.text.clear();
+    out.ends.clear();
+    out.present.clear();
     for value in column {
         if let Some(s) = value {
-            text.push_str(s);
+            out.text.push_str(s);
         }
         // Columns come from one alert (under the decoder's 64 MiB message
         // cap), so offsets fit in u32.
-        ends.push(text.len() as u32);
-        present.push(u8::from(value.is_some()));
-    }
-    TextColumn {
-        text,
-        ends,
-        present,
+        out.ends.push(out.text.len() as u32);
+        out.present.push(u8::from(value.is_some()));
     }
 }
 
@@ -791,19 +832,43 @@ mod tests {
 
     #[test]
     fn columns_become_values_and_a_presence_mask() {
+        let Value::Reals(reals) = to_wit(&FieldValue::Reals(vec![Some(1.5), None, Some(2.0)]))
+        else {
+            panic!("a real column")
+        };
         assert_eq!(
-            split_column(&[Some(1.5), None, Some(2.0)]),
+            (reals.values, reals.present),
             (vec![1.5, 0.0, 2.0], vec![1, 0, 1])
         );
-        let texts = text_column(&[
+        let texts = vec![
             Some("t".into()),
             None,
             Some("1".into()),
             Some(String::new()),
-        ]);
+        ];
+        let Value::Texts(texts) = to_wit(&FieldValue::Texts(texts)) else {
+            panic!("a text column")
+        };
         assert_eq!(texts.text, "t1");
         assert_eq!(texts.ends, [1, 1, 2, 2]);
         assert_eq!(texts.present, [1, 0, 1, 1]);
+    }
+
+    #[test]
+    fn refilling_an_argument_reuses_its_buffers_and_gives_the_new_value() {
+        let mut arg = to_wit(&FieldValue::Text("first value".into()));
+        refill(&mut arg, &FieldValue::Text("t".into()));
+        assert!(matches!(&arg, Value::Text(s) if s == "t" && s.capacity() >= 11));
+        refill(&mut arg, &FieldValue::Real(2.5));
+        assert!(matches!(arg, Value::Real(2.5)));
+        let mut col = to_wit(&FieldValue::Integers(vec![Some(1), Some(2), Some(3)]));
+        refill(&mut col, &FieldValue::Integers(vec![None, Some(9)]));
+        assert!(matches!(&col, Value::Integers(c) if c.values == [0, 9] && c.present == [0, 1]));
+        let mut texts = to_wit(&FieldValue::Texts(vec![Some("abc".into())]));
+        refill(&mut texts, &FieldValue::Texts(vec![None, Some("d".into())]));
+        assert!(
+            matches!(&texts, Value::Texts(c) if c.text == "d" && c.ends == [0, 1] && c.present == [0, 1])
+        );
     }
 
     #[test]

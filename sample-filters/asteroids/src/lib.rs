@@ -74,13 +74,13 @@ impl Filter for Asteroids {
             .score(1.0 - dist / self.max_ssdistnr.max(f64::MIN_POSITIVE))
             .tag("asteroid")
             .tag("known-sso")
-            .note("ssdistnr", format_args!("{dist:.2}"))
-            .note("ssmagnr", format_args!("{ssmag:.2}"));
+            .note_real("ssdistnr", dist, 2)
+            .note_real("ssmagnr", ssmag, 2);
         if let Some(name) = c.ssnamenr.filter(|n| !n.is_empty() && n != "null") {
             verdict = verdict.note("ssnamenr", name);
         }
         if let Some(mag) = c.magpsf {
-            verdict = verdict.note("magpsf", format_args!("{mag:.2}"));
+            verdict = verdict.note_real("magpsf", mag, 2);
         }
         Ok(verdict)
     }

@@ -112,7 +112,7 @@ impl Filter for BrightTransients {
         let mut verdict = Verdict::accept()
             .score(real)
             .tag("bright")
-            .note("magpsf", format_args!("{mag:.2}"));
+            .note_real("magpsf", mag, 2);
         if let Some(band) = band(c.fid) {
             verdict = verdict.tag(band);
         }

@@ -28,16 +28,16 @@ fields! {
         /// Distance to the nearest known solar-system object, arcsec.
         ssdistnr: Option<f64> = "candidate.ssdistnr",
         /// Dates of the earlier epochs (JD).
-        prv_jd: Vec<Option<f64>> = "prv_candidates.jd",
+        prv_jd: Reals = "prv_candidates.jd",
         /// Their filters.
-        prv_fid: Vec<Option<i64>> = "prv_candidates.fid",
+        prv_fid: Integers = "prv_candidates.fid",
         /// Their magnitudes; null for a non-detection. Optional: some
         /// schemas' previous candidates are forced photometry without it.
-        prv_magpsf: Vec<Option<f64>> = "prv_candidates.magpsf?",
+        prv_magpsf: Reals = "prv_candidates.magpsf?",
         /// Their signs; null for a non-detection.
-        prv_isdiffpos: Vec<Option<String>> = "prv_candidates.isdiffpos?",
+        prv_isdiffpos: Texts = "prv_candidates.isdiffpos?",
         /// Their 5-sigma limiting magnitudes.
-        prv_diffmaglim: Vec<Option<f64>> = "prv_candidates.diffmaglim",
+        prv_diffmaglim: Reals = "prv_candidates.diffmaglim",
     }
 }
 
@@ -91,18 +91,16 @@ impl FastRisers {
         }
         let mut best: Option<Rise> = None;
         for i in 0..n {
-            let (Some(then), Some(band)) = (a.prv_jd[i], a.prv_fid[i]) else {
+            let (Some(then), Some(band)) = (a.prv_jd.get(i), a.prv_fid.get(i)) else {
                 continue;
             };
             let baseline = jd - then;
             if band != fid || baseline < self.min_baseline_days {
                 continue;
             }
-            let (reference, from_limit) = match (a.prv_magpsf[i], a.prv_diffmaglim[i]) {
+            let (reference, from_limit) = match (a.prv_magpsf.get(i), a.prv_diffmaglim.get(i)) {
                 // A positive detection: its magnitude.
-                (Some(m), _) if matches!(a.prv_isdiffpos[i].as_deref(), Some("t" | "1")) => {
-                    (m, false)
-                }
+                (Some(m), _) if matches!(a.prv_isdiffpos.get(i), Some("t" | "1")) => (m, false),
                 // A negative detection says nothing about a rise.
                 (Some(_), _) => continue,
                 // A non-detection: the source was fainter than the limit.
@@ -174,8 +172,8 @@ impl Filter for FastRisers {
             } else {
                 "rise-from-detection"
             })
-            .note("rise_mag_per_day", format_args!("{:.3}", rise.rate))
-            .note("baseline_days", format_args!("{:.3}", rise.baseline));
+            .note_real("rise_mag_per_day", rise.rate, 3)
+            .note_real("baseline_days", rise.baseline, 3);
         if let Some(band) = band(fid) {
             verdict = verdict.tag(band);
         }
@@ -211,11 +209,11 @@ mod tests {
             rb: None,
             ndethist: Some(2),
             ssdistnr: Some(-999.0),
-            prv_jd: vec![Some(8.0), Some(9.0), Some(9.96)],
-            prv_fid: vec![Some(2), Some(1), Some(2)],
-            prv_magpsf: vec![None, Some(25.0), Some(19.0)],
-            prv_isdiffpos: vec![None, Some("t".into()), Some("t".into())],
-            prv_diffmaglim: vec![Some(20.0), Some(20.5), Some(20.5)],
+            prv_jd: [Some(8.0), Some(9.0), Some(9.96)].into_iter().collect(),
+            prv_fid: [Some(2), Some(1), Some(2)].into_iter().collect(),
+            prv_magpsf: [None, Some(25.0), Some(19.0)].into_iter().collect(),
+            prv_isdiffpos: [None, Some("t"), Some("t")].into_iter().collect(),
+            prv_diffmaglim: [Some(20.0), Some(20.5), Some(20.5)].into_iter().collect(),
         }
     }
 
@@ -234,14 +232,14 @@ mod tests {
     #[test]
     fn rejects_a_slow_rise() {
         let mut a = alert();
-        a.prv_diffmaglim[0] = Some(18.5);
+        a.prv_diffmaglim = [Some(18.5), Some(20.5), Some(20.5)].into_iter().collect();
         assert!(!verdict(a).is_accept());
     }
 
     #[test]
     fn ignores_a_light_curve_with_a_missing_column() {
         let a = Alert {
-            prv_magpsf: Vec::new(),
+            prv_magpsf: Reals::default(),
             ..alert()
         };
         assert!(!verdict(a).is_accept());
@@ -250,8 +248,8 @@ mod tests {
     #[test]
     fn a_detection_rise_is_preferred_when_faster() {
         let mut a = alert();
-        a.prv_magpsf[0] = Some(21.0);
-        a.prv_isdiffpos[0] = Some("1".into());
+        a.prv_magpsf = [Some(21.0), Some(25.0), Some(19.0)].into_iter().collect();
+        a.prv_isdiffpos = [Some("1"), Some("t"), Some("t")].into_iter().collect();
         let v = verdict(a);
         assert_eq!(v.get_score(), Some(1.5));
         assert_eq!(v.tags()[1], "rise-from-detection");

@@ -103,7 +103,7 @@ impl Filter for NuclearTransients {
             verdict = verdict.score(real);
         }
         if let Some(d) = c.distnr {
-            verdict = verdict.note("distnr", format_args!("{d:.3}"));
+            verdict = verdict.note_real("distnr", d, 3);
         }
         if let Some(band) = match c.fid {
             Some(1) => Some("ztf-g"),

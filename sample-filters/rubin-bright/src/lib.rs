@@ -102,7 +102,7 @@ impl Filter for RubinBright {
         let mag = AB_ZERO_POINT_NJY - 2.5 * flux.log10();
         let mut verdict = Verdict::accept()
             .tag("rubin-bright")
-            .note("mag", format_args!("{mag:.2}"));
+            .note_real("mag", mag, 2);
         if let Some(snr) = s.snr {
             verdict = verdict.score(snr);
         }
