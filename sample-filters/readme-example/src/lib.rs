@@ -9,7 +9,7 @@ fields! {
         drb: Option<f64> = "candidate.drb?", // `?`: absent before schema v3.3
         rb: Option<f64> = "candidate.rb",
         isdiffpos: Option<String> = "candidate.isdiffpos",
-        jds: Vec<Option<f64>> = "prv_candidates.jd", // a column: one per earlier epoch
+        jds: Reals = "prv_candidates.jd", // a column: one per earlier epoch
     }
 }
 
