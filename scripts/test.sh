@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests
 # need (the wasm32-wasip2 target, fastavro for the independent decoder
-# cross-check), builds the sample filters, then runs every test of the
+# cross-check, an Apache Kafka broker via scripts/kafka.sh, started once
+# and stopped at the end; set BANDPASS_KAFKA_BROKERS to use a running
+# one), builds the sample filters, then runs every test of the
 # host workspace, then the SDK's and the sample filters' unit tests.
 # Extra arguments go to the host workspace's `cargo test`.
 set -euo pipefail
@@ -16,7 +18,20 @@ scripts/build-filters.sh --quiet
 # warm loads, and never a stale artifact from another checkout.
 export BANDPASS_CACHE_DIR="${BANDPASS_CACHE_DIR:-$(mktemp -d)}"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+kafka_dir=""
+cleanup() {
+    rm -f "$log"
+    if [ -n "$kafka_dir" ]; then scripts/kafka.sh stop "$kafka_dir"; fi
+}
+trap cleanup EXIT
+# One real Apache Kafka broker for the whole run (scripts/kafka.sh fetches
+# it with Maven the first time); every test makes its own topics.
+if [ -z "${BANDPASS_KAFKA_BROKERS:-}" ]; then
+    kafka_env="$(scripts/kafka.sh start)"
+    eval "$kafka_env"
+    kafka_dir="$BANDPASS_KAFKA_DIR"
+    export BANDPASS_KAFKA_BROKERS
+fi
 cargo test --workspace "$@" 2>&1 | tee "$log"
 # The Rust SDK's and the sample filters' own unit tests, natively.
 cargo test --manifest-path guest-sdk/Cargo.toml 2>&1 | tee -a "$log"

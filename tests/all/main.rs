@@ -4,5 +4,6 @@
 mod cli;
 mod decode;
 mod filters;
+mod kafka;
 mod sandbox;
 mod support;
