@@ -6,9 +6,11 @@
 //! - [`decode`]: framing, cached writer schemas, the projection decoder;
 //! - [`sandbox`]: the wasmtime engine, validation, budgets, failures;
 //! - [`runner`]: one decode per alert, every filter on it;
-//! - [`cli`]: the `bandpass` commands; [`demo`]: synthetic alerts.
+//! - [`cli`]: the `bandpass` commands; [`demo`]: synthetic alerts;
+//! - [`config`]: the service's configuration file (for `bandpass serve`).
 
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod input;

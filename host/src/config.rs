@@ -1,0 +1,571 @@
+//! The service's configuration file (TOML), for `bandpass serve`.
+//!
+//! Owns: parsing, defaults, `${ENV}` substitution for secrets, and the
+//! cross-field rules (`validate`). Every field is documented where it is
+//! declared; unknown keys are refused with the key named. Must never:
+//! start anything: a config that loads is only a value.
+//!
+//! Durations are written `"250ms"`, `"5s"`, `"2m"`; sizes `"64MiB"`,
+//! `"512KiB"`, or a plain number of bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::sandbox::Limits;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How to reach the brokers.
+    pub kafka: KafkaConfig,
+    /// What to consume.
+    pub input: InputConfig,
+    /// Where wire-format schemas come from.
+    #[serde(default)]
+    pub schemas: SchemasConfig,
+    /// Engine-wide settings and the default per-filter limits.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// The filters to run, each with its output topic.
+    #[serde(default, rename = "filter")]
+    pub filters: Vec<FilterConfig>,
+    /// Where undecodable messages go, with the error in a header.
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
+    /// At-least-once (default) or exactly-once (Kafka transactions).
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// Connection to the Kafka cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    /// `security.protocol`: `plaintext`, `ssl`, `sasl_plaintext`, `sasl_ssl`.
+    #[serde(default = "default_security_protocol")]
+    pub security_protocol: String,
+    /// `sasl.mechanism`, e.g. `PLAIN`, `SCRAM-SHA-512`.
+    #[serde(default)]
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    #[serde(default)]
+    pub sasl_username: Option<String>,
+    /// SASL password; write `"${ENV_VAR}"` to keep it out of the file.
+    #[serde(default)]
+    pub sasl_password: Option<String>,
+    /// CA certificate file for SSL.
+    #[serde(default)]
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Any librdkafka property, applied last (overrides the above).
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+/// The alert topics and how to read them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Topic names; a name starting with `^` is a regular expression.
+    pub topics: Vec<String>,
+    /// Consumer group: instances with the same group share partitions.
+    pub group: String,
+    /// Where a group with no committed offset starts.
+    #[serde(default)]
+    pub start: StartPosition,
+    /// How messages are framed.
+    #[serde(default)]
+    pub framing: Framing,
+}
+
+/// Where to start reading.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StartPosition {
+    /// The oldest message kept.
+    Earliest,
+    /// Only messages produced from now on.
+    #[default]
+    Latest,
+    /// The first message at or after this time, in milliseconds since
+    /// the Unix epoch (to rewind a night).
+    TimestampMs(i64),
+}
+
+/// Message framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    /// Decide per message (container magic, or 0x00 + schema id).
+    #[default]
+    Auto,
+    /// Avro Object Container Files, as ZTF publishes.
+    Container,
+    /// Confluent wire format, as Rubin publishes.
+    Confluent,
+}
+
+/// Schemas for Confluent wire-format messages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemasConfig {
+    /// A directory of `<id>.avsc` files or Rubin's `vM_m/` layout.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// A Confluent-API schema registry (`GET /schemas/ids/{id}`).
+    #[serde(default)]
+    pub registry_url: Option<String>,
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Threads running filters (they are CPU-bound).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Consecutive failed alerts after which a filter is quarantined.
+    #[serde(default = "default_quarantine_after")]
+    pub quarantine_after: u32,
+    /// Where compiled components are cached.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Default limits of every filter.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The most any filter may ask for in its own `limits`.
+    #[serde(default = "default_max_limits")]
+    pub max_limits: LimitsConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: default_workers(),
+            quarantine_after: default_quarantine_after(),
+            cache_dir: None,
+            limits: LimitsConfig::default(),
+            max_limits: default_max_limits(),
+        }
+    }
+}
+
+/// Per-filter budgets, as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Fuel per alert (deterministic CPU budget).
+    pub fuel: u64,
+    /// Wall-clock deadline per alert.
+    #[serde(with = "human::duration")]
+    pub deadline: Duration,
+    /// Linear memory per instance.
+    #[serde(with = "human::size")]
+    pub memory: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig {
+            fuel: l.fuel_per_alert,
+            deadline: Duration::from_millis(l.deadline_ms),
+            memory: l.memory_bytes,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The engine's limits with these budgets.
+    pub fn to_limits(self) -> Limits {
+        Limits {
+            fuel_per_alert: self.fuel,
+            deadline_ms: self.deadline.as_millis() as u64,
+            memory_bytes: self.memory,
+            ..Limits::default()
+        }
+    }
+}
+
+/// One deployed filter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// The component file.
+    pub path: PathBuf,
+    /// Where its accepted alerts go.
+    pub output_topic: String,
+    /// Deployment name; defaults to the manifest's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Parameters passed to `init`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Overrides of the engine's default limits, within `max_limits`.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+    /// Loaded but not run.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// Delivery guarantee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Offsets stored after every produce of a message (and of every
+    /// earlier message of its partition) is acknowledged; duplicates are
+    /// possible after a crash, losses are not.
+    #[default]
+    AtLeastOnce,
+    /// Kafka transactions: consumers reading `read_committed` see each
+    /// accepted alert once.
+    ExactlyOnce,
+}
+
+fn default_dead_letter_topic() -> String {
+    "bandpass-dead-letter".into()
+}
+
+fn default_security_protocol() -> String {
+    "plaintext".into()
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn default_quarantine_after() -> u32 {
+    5
+}
+
+fn default_max_limits() -> LimitsConfig {
+    LimitsConfig {
+        fuel: 10_000_000_000,
+        deadline: Duration::from_secs(1),
+        memory: 512 << 20,
+    }
+}
+
+/// Why a configuration was refused. Each names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {key} uses ${{{var}}}, but the environment has no {var}: set it")]
+    MissingEnv {
+        path: PathBuf,
+        key: String,
+        var: String,
+    },
+    #[error("config file {path}: {key}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads, substitutes `${ENV}` values, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, |var| std::env::var(var).ok())
+    }
+
+    /// Parses `text` (named `path` in errors), looking `${VAR}` up with
+    /// `env`.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        substitute(&mut value, "", path, &env)?;
+        let config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Cross-field rules.
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
+        if self.kafka.brokers.is_empty() {
+            return Err(invalid(
+                "kafka.brokers",
+                "name at least one broker (host:port)".into(),
+            ));
+        }
+        if self.input.topics.is_empty() {
+            return Err(invalid("input.topics", "name at least one topic".into()));
+        }
+        if self.engine.workers == 0 {
+            return Err(invalid("engine.workers", "must be at least 1".into()));
+        }
+        let max = self.engine.max_limits;
+        for (i, f) in self.filters.iter().enumerate() {
+            let key = format!("filter[{i}]");
+            if f.output_topic.is_empty() {
+                return Err(invalid(
+                    &format!("{key}.output_topic"),
+                    "must not be empty".into(),
+                ));
+            }
+            if self.input.topics.contains(&f.output_topic)
+                || f.output_topic == self.dead_letter_topic
+            {
+                return Err(invalid(
+                    &format!("{key}.output_topic"),
+                    format!(
+                        "'{}' is an input or the dead-letter topic: it would loop",
+                        f.output_topic
+                    ),
+                ));
+            }
+            let limits = f.limits.unwrap_or(self.engine.limits);
+            if limits.fuel > max.fuel
+                || limits.deadline > max.deadline
+                || limits.memory > max.memory
+            {
+                return Err(invalid(
+                    &format!("{key}.limits"),
+                    format!(
+                        "over engine.max_limits (fuel {}, deadline {:?}, memory {} bytes)",
+                        max.fuel, max.deadline, max.memory
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replaces every string that is exactly `${VAR}` with the variable.
+fn substitute(
+    value: &mut toml::Value,
+    key: &str,
+    path: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => {
+            if let Some(var) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+                *s = env(var).ok_or_else(|| ConfigError::MissingEnv {
+                    path: path.to_path_buf(),
+                    key: key.to_string(),
+                    var: var.to_string(),
+                })?;
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                substitute(item, &format!("{key}[{i}]"), path, env)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                let child = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                substitute(v, &child, path, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Human-readable durations and sizes.
+pub mod human {
+    use std::time::Duration;
+
+    /// Parses `"250ms"`, `"5s"`, `"2m"`, `"1h"`.
+    pub fn parse_duration(s: &str) -> Result<Duration, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("'{s}' is not a duration such as \"250ms\", \"5s\" or \"2m\""))?;
+        match unit.trim() {
+            "ms" => Ok(Duration::from_millis(n)),
+            "s" => Ok(Duration::from_secs(n)),
+            "m" => Ok(Duration::from_secs(n * 60)),
+            "h" => Ok(Duration::from_secs(n * 3600)),
+            other => Err(format!(
+                "unknown unit '{other}' in '{s}': use ms, s, m or h"
+            )),
+        }
+    }
+
+    /// Parses `"64MiB"`, `"512KiB"`, `"1GiB"` or a number of bytes.
+    pub fn parse_size(s: &str) -> Result<usize, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let n: usize = number
+            .parse()
+            .map_err(|_| format!("'{s}' is not a size such as \"64MiB\""))?;
+        let factor = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "unknown unit '{other}' in '{s}': use B, KiB, MiB or GiB"
+                ));
+            }
+        };
+        n.checked_mul(factor)
+            .ok_or_else(|| format!("'{s}' is too large"))
+    }
+
+    /// `#[serde(with = "human::duration")]`.
+    pub mod duration {
+        use serde::{Deserialize, Deserializer};
+        use std::time::Duration;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            let s = String::deserialize(d)?;
+            super::parse_duration(&s).map_err(serde::de::Error::custom)
+        }
+    }
+
+    /// `#[serde(with = "human::size")]`: a string with a unit, or bytes.
+    pub mod size {
+        use serde::{Deserialize, Deserializer};
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(usize),
+            Text(String),
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+            match Raw::deserialize(d)? {
+                Raw::Bytes(n) => Ok(n),
+                Raw::Text(s) => super::parse_size(&s).map_err(serde::de::Error::custom),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [kafka]
+        brokers = ["127.0.0.1:9092"]
+        [input]
+        topics = ["ztf_alerts"]
+        group = "bandpass"
+        [[filter]]
+        path = "bright_transients.wasm"
+        output_topic = "bright"
+    "#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("bandpass.toml"), |var| {
+            (var == "SASL_PASSWORD").then(|| "s3cret".to_string())
+        })
+    }
+
+    #[test]
+    fn a_minimal_file_gets_documented_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.input.start, StartPosition::Latest);
+        assert_eq!(c.input.framing, Framing::Auto);
+        assert_eq!(c.delivery, Delivery::AtLeastOnce);
+        assert_eq!(c.dead_letter_topic, "bandpass-dead-letter");
+        assert_eq!(c.filters[0].output_topic, "bright");
+        assert_eq!(c.engine.limits.to_limits(), Limits::default());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name() {
+        let err = parse(&MINIMAL.replace("group = ", "gruop = \"x\"\ngroup = ")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("bandpass.toml") && text.contains("gruop"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        let with_secret = MINIMAL.replace(
+            "[input]",
+            "sasl_username = \"alice\"\nsasl_password = \"${SASL_PASSWORD}\"\n[input]",
+        );
+        assert_eq!(
+            parse(&with_secret).unwrap().kafka.sasl_password.as_deref(),
+            Some("s3cret")
+        );
+        let missing = with_secret.replace("${SASL_PASSWORD}", "${NOPE}");
+        let text = parse(&missing).unwrap_err().to_string();
+        assert!(
+            text.contains("kafka.sasl_password") && text.contains("NOPE"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_sizes_and_start_positions_read_as_written() {
+        let text = MINIMAL.replace(
+            "group = \"bandpass\"",
+            "group = \"bandpass\"\nstart = { timestamp_ms = 1700000000000 }",
+        ) + "\n[engine.limits]\nfuel = 1000\ndeadline = \"250ms\"\nmemory = \"32MiB\"\n";
+        let c = parse(&text).unwrap();
+        assert_eq!(c.input.start, StartPosition::TimestampMs(1_700_000_000_000));
+        assert_eq!(c.engine.limits.deadline, Duration::from_millis(250));
+        assert_eq!(c.engine.limits.memory, 32 << 20);
+        assert!(human::parse_duration("5 fortnights").is_err());
+        assert_eq!(human::parse_size("4096").unwrap(), 4096);
+    }
+
+    #[test]
+    fn cross_field_rules_name_the_key() {
+        let looping = MINIMAL.replace("output_topic = \"bright\"", "output_topic = \"ztf_alerts\"");
+        let text = parse(&looping).unwrap_err().to_string();
+        assert!(
+            text.contains("filter[0].output_topic") && text.contains("loop"),
+            "{text}"
+        );
+        let greedy = MINIMAL.to_string() + "limits = { fuel = 99999999999999 }\n";
+        let text = parse(&greedy).unwrap_err().to_string();
+        assert!(
+            text.contains("filter[0].limits") && text.contains("max_limits"),
+            "{text}"
+        );
+    }
+}
