@@ -7,12 +7,14 @@
 //! - [`sandbox`]: the wasmtime engine, validation, budgets, failures;
 //! - [`runner`]: one decode per alert, every filter on it;
 //! - [`cli`]: the `bandpass` commands; [`demo`]: synthetic alerts;
-//! - [`config`]: the service's configuration file (for `bandpass serve`).
+//! - [`config`]: the service's configuration file; [`pipeline`]: the
+//!   Kafka loop of `bandpass serve`.
 
 pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod input;
+pub mod pipeline;
 pub mod runner;
 pub mod sandbox;

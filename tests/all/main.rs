@@ -6,4 +6,5 @@ mod decode;
 mod filters;
 mod kafka;
 mod sandbox;
+mod serve;
 mod support;

@@ -12,6 +12,7 @@ mod fields;
 mod format;
 mod inspect;
 mod run;
+mod serve;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ pub enum Command {
     /// List the field paths (and Avro types) of an alert's schema: what a
     /// filter can declare.
     Fields(fields::FieldsArgs),
+    /// The service: consume alert topics from Kafka, filter, produce.
+    Serve(serve::ServeArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -62,6 +65,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Inspect(args) => inspect::execute(args),
         Command::Demo(args) => demo::execute(args),
         Command::Fields(args) => fields::execute(args),
+        Command::Serve(args) => serve::execute(args),
     }
 }
 
