@@ -33,7 +33,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::config::{Config, StartPosition};
+use crate::config::{Config, Framing, StartPosition};
 use crate::decode::SchemaSource;
 use crate::runner::Runner;
 use crate::sandbox::{Evaluation, LoadedFilter, Outcome, Sandbox, Verdict};
@@ -329,10 +329,23 @@ fn route(
     source: &Source,
     payload: Bytes,
 ) -> u32 {
-    let results = match runner.process(&payload) {
+    let framed = match config.input.framing {
+        Framing::Auto => Ok(()),
+        Framing::Container if payload.starts_with(b"Obj\x01") => Ok(()),
+        Framing::Confluent if payload.first() == Some(&0) => Ok(()),
+        Framing::Container => {
+            Err("input.framing is \"container\" but the message is not an Avro container file")
+        }
+        Framing::Confluent => {
+            Err("input.framing is \"confluent\" but the message does not start with 0x00")
+        }
+    };
+    let results = match framed
+        .map_err(str::to_string)
+        .and_then(|()| runner.process(&payload).map_err(|e| e.to_string()))
+    {
         Ok(r) => r,
-        Err(err) => {
-            let error = format!("{err}");
+        Err(error) => {
             let headers = OwnedHeaders::new()
                 .insert(Header {
                     key: "bandpass-error",

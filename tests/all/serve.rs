@@ -211,3 +211,35 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
     };
     assert!(status.success(), "serve exits 0 after SIGTERM: {status}");
 }
+
+#[test]
+fn serve_refuses_a_bad_or_unfinished_config_naming_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let base =
+        "[kafka]\nbrokers = [\"127.0.0.1:1\"]\n[input]\ntopics = [\"alerts\"]\ngroup = \"g\"\n";
+    let cases = [
+        (format!("{base}typo = 1\n"), "typo"),
+        (
+            format!("delivery = \"exactly-once\"\n{base}"),
+            "exactly-once",
+        ),
+        (
+            format!("{base}[schemas]\nregistry_url = \"http://127.0.0.1:1\"\n"),
+            "registry_url",
+        ),
+    ];
+    for (text, needle) in cases {
+        let config = dir.path().join("bandpass.toml");
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(bandpass_bin())
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("bandpass.toml") && stderr.contains(needle),
+            "{stderr}"
+        );
+    }
+}
