@@ -126,7 +126,8 @@ pub struct SchemasConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
-    /// Threads running filters (they are CPU-bound).
+    /// Threads running filters (they are CPU-bound). This version runs
+    /// them on the consuming thread and warns when more are asked for.
     #[serde(default = "default_workers")]
     pub workers: usize,
     /// Consecutive failed alerts after which a filter is quarantined.
@@ -236,8 +237,9 @@ fn default_security_protocol() -> String {
     "plaintext".into()
 }
 
+/// One: this version runs filters on the consuming thread.
 fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    1
 }
 
 fn default_quarantine_after() -> u32 {

@@ -289,8 +289,14 @@ pub fn serve(
     tracing::info!("stopping: draining produces and committing");
     let _ = producer.flush(Duration::from_secs(30));
     store(&consumer, &tracker);
-    if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::warn!(error = %err, "final commit failed; the next start re-reads from the last commit");
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        // Nothing stored since the last automatic commit.
+        Err(err)
+            if err.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "final commit failed; the next start re-reads from the last commit")
+        }
+        Ok(()) => {}
     }
     let outstanding = tracker.lock().unwrap().outstanding();
     if outstanding > 0 {

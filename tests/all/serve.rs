@@ -44,6 +44,65 @@ fn produce(topic: &str, messages: &[Vec<u8>]) {
     producer.flush(Duration::from_secs(60)).unwrap();
 }
 
+/// Writes a config for `filters` (component stem, output topic) reading
+/// `input` in `group` from the earliest offset.
+fn write_config(
+    dir: &std::path::Path,
+    input: &str,
+    group: &str,
+    dead_letter: &str,
+    filters: &[(&str, String)],
+) -> PathBuf {
+    let mut toml = format!(
+        "dead_letter_topic = \"{dead_letter}\"\n[kafka]\nbrokers = [\"{}\"]\n\
+         [kafka.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\
+         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n",
+        brokers()
+    );
+    for (name, output) in filters {
+        let path: PathBuf = filters_dir().join(format!("{name}.wasm"));
+        toml.push_str(&format!(
+            "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n",
+            path.display()
+        ));
+    }
+    let config = dir.join("bandpass.toml");
+    std::fs::write(&config, toml).unwrap();
+    config
+}
+
+fn spawn_serve(config: &std::path::Path) -> Serve {
+    Serve(
+        Command::new(bandpass_bin())
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .spawn()
+            .expect("bandpass serve starts"),
+    )
+}
+
+/// Sends SIGTERM and returns the exit status (within 60 s).
+fn terminate(serve: &mut Serve) -> std::process::ExitStatus {
+    let pid = serve.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = serve.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not exit within 60 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A received message: payload and headers.
 type Received = (Vec<u8>, BTreeMap<String, String>);
 
@@ -119,27 +178,15 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
     let dir = tempfile::tempdir().unwrap();
     let dead_letter = unique("dead-letter");
     let outputs: Vec<String> = names.iter().map(|n| unique(n)).collect();
-    let mut toml = format!(
-        "dead_letter_topic = \"{dead_letter}\"\n[kafka]\nbrokers = [\"{}\"]\n\
-         [input]\ntopics = [\"{input}\"]\ngroup = \"{}\"\nstart = \"earliest\"\n",
-        brokers(),
-        unique("serve-group")
+    let pairs: Vec<(&str, String)> = names.iter().copied().zip(outputs.iter().cloned()).collect();
+    let config = write_config(
+        dir.path(),
+        &input,
+        &unique("serve-group"),
+        &dead_letter,
+        &pairs,
     );
-    for (name, output) in names.iter().zip(&outputs) {
-        let path: PathBuf = filters_dir().join(format!("{name}.wasm"));
-        toml.push_str(&format!(
-            "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n",
-            path.display()
-        ));
-    }
-    let config = dir.path().join("bandpass.toml");
-    std::fs::write(&config, toml).unwrap();
-    let mut serve = Serve(
-        Command::new(bandpass_bin())
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .spawn()
-            .expect("bandpass serve starts"),
-    );
+    let mut serve = spawn_serve(&config);
 
     for ((name, output), want) in names.iter().zip(&outputs).zip(&expected) {
         if want.is_empty() {
@@ -190,26 +237,79 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
     assert!(consume(&outputs[idle], 1, Duration::from_secs(3)).is_empty());
 
     // SIGTERM: drain, commit, exit 0 in bounded time.
-    let pid = serve.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = serve.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not exit within 60 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = terminate(&mut serve);
     assert!(status.success(), "serve exits 0 after SIGTERM: {status}");
+}
+
+#[test]
+fn serve_killed_with_sigkill_at_several_points_and_restarted_loses_no_accepted_alert() {
+    const COPIES: usize = 40;
+    let files = ztf_alerts();
+    let sb = sandbox();
+    let filter = load(&sb, "bright_transients");
+    let mut expected: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    for (file, result) in run(std::slice::from_ref(&filter), &files) {
+        if matches!(
+            result.evaluations[0].outcome,
+            Outcome::Verdict(Verdict::Accept { .. })
+        ) {
+            *expected.entry(std::fs::read(&file).unwrap()).or_default() += COPIES;
+        }
+    }
+    let input = unique("crash-alerts");
+    let mut messages = Vec::new();
+    for _ in 0..COPIES {
+        messages.extend(files.iter().map(|f| std::fs::read(f).unwrap()));
+    }
+    produce(&input, &messages);
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = unique("crash-out");
+    let group = unique("crash-group");
+    let config = write_config(
+        dir.path(),
+        &input,
+        &group,
+        &unique("crash-dlq"),
+        &[("bright_transients", output.clone())],
+    );
+    // Kill -9 at three points after the group has formed (about 3 s).
+    for wait_ms in [3_500u64, 4_000, 4_500] {
+        let mut serve = spawn_serve(&config);
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        serve.0.kill().unwrap();
+        serve.0.wait().unwrap();
+    }
+    let mut serve = spawn_serve(&config);
+    let total: usize = expected.values().sum();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut received: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    while Instant::now() < deadline {
+        received.clear();
+        for (payload, _) in consume(&output, usize::MAX, Duration::from_secs(3)) {
+            *received.entry(payload).or_default() += 1;
+        }
+        if expected
+            .iter()
+            .all(|(p, n)| received.get(p).copied().unwrap_or(0) >= *n)
+        {
+            break;
+        }
+    }
+    for (payload, n) in &expected {
+        let got = received.get(payload).copied().unwrap_or(0);
+        assert!(
+            got >= *n,
+            "an accepted alert was lost: {got} of {n} copies on the output"
+        );
+    }
+    assert!(
+        received.keys().all(|p| expected.contains_key(p)),
+        "only accepted alerts on the output"
+    );
+    let duplicates: usize = received.values().sum::<usize>() - total;
+    eprintln!("at-least-once after three kill -9: {total} accepted, {duplicates} duplicates");
+    assert!(terminate(&mut serve).success());
 }
 
 #[test]
