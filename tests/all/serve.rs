@@ -9,13 +9,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use bandpass::sandbox::{Outcome, Verdict};
-use rdkafka::Message;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::kafka::{brokers, unique};
+use crate::kafka::{brokers, consume, produce, unique};
 use crate::support::{bandpass_bin, filters_dir, load, run, sandbox, ztf_alerts};
 
 /// A `bandpass serve` process, killed if the test ends early.
@@ -26,22 +21,6 @@ impl Drop for Serve {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn produce(topic: &str, messages: &[Vec<u8>]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
-    for (i, m) in messages.iter().enumerate() {
-        let key = i.to_string();
-        producer
-            .send(BaseRecord::to(topic).key(&key).payload(m))
-            .map_err(|(e, _)| e)
-            .unwrap();
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(60)).unwrap();
 }
 
 /// Writes a config for `filters` (component stem, output topic) reading
@@ -101,38 +80,6 @@ fn terminate(serve: &mut Serve) -> std::process::ExitStatus {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// A received message: payload and headers.
-type Received = (Vec<u8>, BTreeMap<String, String>);
-
-/// Reads `topic` from the start until `want` messages came or `wait` passed.
-fn consume(topic: &str, want: usize, wait: Duration) -> Vec<Received> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + wait;
-    while out.len() < want && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let mut headers = BTreeMap::new();
-            if let Some(h) = m.headers() {
-                for header in h.iter() {
-                    let value = header
-                        .value
-                        .map(|v| String::from_utf8_lossy(v).into_owned());
-                    headers.insert(header.key.to_string(), value.unwrap_or_default());
-                }
-            }
-            out.push((m.payload().unwrap_or(&[]).to_vec(), headers));
-        }
-    }
-    out
 }
 
 #[test]
