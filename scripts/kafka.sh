@@ -8,6 +8,8 @@
 #                                  `BANDPASS_KAFKA_BROKERS=127.0.0.1:PORT` and
 #                                  `BANDPASS_KAFKA_DIR=DIR` for `eval`
 #   scripts/kafka.sh stop DIR      stop that broker and remove DIR
+#   scripts/kafka.sh down DIR      kill the broker abruptly, keeping DIR
+#   scripts/kafka.sh up DIR        start it again (same port, topics, offsets)
 #   scripts/kafka.sh fetch         only fetch the jars
 #
 # The broker is org.apache.kafka:kafka_2.13 from Maven Central, fetched with
@@ -101,9 +103,19 @@ EOF
     cluster="$(run_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
     run_java kafka.tools.StorageTool format -t "$cluster" -c "$dir/server.properties" \
         > "$dir/format.log" 2>&1 || { say "formatting the log dir failed:"; cat "$dir/format.log" >&2; exit 1; }
+    up "$dir"
+    echo "BANDPASS_KAFKA_BROKERS=127.0.0.1:$port"
+    echo "BANDPASS_KAFKA_DIR=$dir"
+}
+
+# Starts the broker formatted in DIR and waits until it answers.
+up() {
+    local dir="$1"
+    local port
+    port="$(sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:||p' "$dir/server.properties")"
     # setsid: the broker outlives this script, in its own process group.
     setsid java -Xms256m -Xmx1g -cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
-        > "$dir/broker.log" 2>&1 < /dev/null &
+        >> "$dir/broker.log" 2>&1 < /dev/null &
     echo $! > "$dir/broker.pid"
     local waited=0
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
@@ -123,8 +135,18 @@ EOF
         waited=$((waited + 1))
     done
     say "broker $KAFKA_VERSION up on 127.0.0.1:$port after ${waited}s (log dir $dir)"
-    echo "BANDPASS_KAFKA_BROKERS=127.0.0.1:$port"
-    echo "BANDPASS_KAFKA_DIR=$dir"
+}
+
+# Kills the broker of DIR abruptly (SIGKILL), keeping its data: `up DIR`
+# starts it again on the same port with the same topics and offsets.
+down() {
+    local dir="$1"
+    local pid
+    pid="$(cat "$dir/broker.pid")"
+    kill -9 "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    # The next start must wait for its own "started" line.
+    : > "$dir/broker.log"
 }
 
 stop() {
@@ -145,12 +167,13 @@ stop() {
 case "${1:-}" in
     fetch) fetch ;;
     start) start "${2:-}" ;;
-    stop)
-        [ -n "${2:-}" ] || { say "usage: scripts/kafka.sh stop DIR"; exit 2; }
-        stop "$2"
+    stop | down | up)
+        [ -n "${2:-}" ] || { say "usage: scripts/kafka.sh $1 DIR"; exit 2; }
+        if [ "$1" = up ]; then fetch; fi
+        "$1" "$2"
         ;;
     *)
-        say "usage: scripts/kafka.sh start [DIR] | stop DIR | fetch"
+        say "usage: scripts/kafka.sh start [DIR] | stop DIR | down DIR | up DIR | fetch"
         exit 2
         ;;
 esac

@@ -33,11 +33,16 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
+/// Produces `messages` to `topic` on the shared broker.
+pub fn produce(topic: &str, messages: &[Vec<u8>]) {
+    produce_to(&brokers(), topic, messages)
+}
+
 /// Produces `messages` to `topic` (keys are their indices) and waits
 /// until the broker acknowledged every one.
-pub fn produce(topic: &str, messages: &[Vec<u8>]) {
+pub fn produce_to(brokers: &str, topic: &str, messages: &[Vec<u8>]) {
     let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .unwrap();
     for (i, m) in messages.iter().enumerate() {
@@ -54,10 +59,15 @@ pub fn produce(topic: &str, messages: &[Vec<u8>]) {
 /// A received message: payload and headers.
 pub type Received = (Vec<u8>, BTreeMap<String, String>);
 
-/// Reads `topic` from the start until `want` messages came or `wait` passed.
+/// Reads `topic` on the shared broker; see [`consume_from`].
 pub fn consume(topic: &str, want: usize, wait: Duration) -> Vec<Received> {
+    consume_from(&brokers(), topic, want, wait)
+}
+
+/// Reads `topic` from the start until `want` messages came or `wait` passed.
+pub fn consume_from(brokers: &str, topic: &str, want: usize, wait: Duration) -> Vec<Received> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -81,6 +91,60 @@ pub fn consume(topic: &str, want: usize, wait: Duration) -> Vec<Received> {
         }
     }
     out
+}
+
+/// A broker of a test's own, for tests that stop it: the shared one must
+/// stay up for the others. Stopped and removed when dropped.
+pub struct DedicatedBroker {
+    pub address: String,
+    dir: String,
+}
+
+fn kafka_script(args: &[&str]) -> String {
+    let out = std::process::Command::new(crate::support::repo_root().join("scripts/kafka.sh"))
+        .args(args)
+        .output()
+        .expect("scripts/kafka.sh runs");
+    assert!(
+        out.status.success(),
+        "scripts/kafka.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl DedicatedBroker {
+    pub fn start() -> DedicatedBroker {
+        let env = kafka_script(&["start"]);
+        let value = |key: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("scripts/kafka.sh start printed no {key}"))
+                .to_string()
+        };
+        DedicatedBroker {
+            address: value("BANDPASS_KAFKA_BROKERS="),
+            dir: value("BANDPASS_KAFKA_DIR="),
+        }
+    }
+
+    /// Kills the broker abruptly, keeping its data.
+    pub fn down(&self) {
+        kafka_script(&["down", &self.dir]);
+    }
+
+    /// Starts it again on the same port, with the same topics and offsets.
+    pub fn up(&self) {
+        kafka_script(&["up", &self.dir]);
+    }
+}
+
+impl Drop for DedicatedBroker {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(crate::support::repo_root().join("scripts/kafka.sh"))
+            .args(["stop", &self.dir])
+            .output();
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bandpass::sandbox::{Outcome, Verdict};
 
-use crate::kafka::{brokers, consume, produce, unique};
+use crate::kafka::{DedicatedBroker, brokers, consume, consume_from, produce, produce_to, unique};
 use crate::support::{bandpass_bin, filters_dir, load, run, sandbox, ztf_alerts};
 
 /// A `bandpass serve` process, killed if the test ends early.
@@ -27,16 +27,16 @@ impl Drop for Serve {
 /// `input` in `group` from the earliest offset.
 fn write_config(
     dir: &std::path::Path,
+    brokers: &str,
     input: &str,
     group: &str,
     dead_letter: &str,
     filters: &[(&str, String)],
 ) -> PathBuf {
     let mut toml = format!(
-        "dead_letter_topic = \"{dead_letter}\"\n[kafka]\nbrokers = [\"{}\"]\n\
+        "dead_letter_topic = \"{dead_letter}\"\n[kafka]\nbrokers = [\"{brokers}\"]\n\
          [kafka.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\
-         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n",
-        brokers()
+         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n"
     );
     for (name, output) in filters {
         let path: PathBuf = filters_dir().join(format!("{name}.wasm"));
@@ -128,6 +128,7 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
     let pairs: Vec<(&str, String)> = names.iter().copied().zip(outputs.iter().cloned()).collect();
     let config = write_config(
         dir.path(),
+        &brokers(),
         &input,
         &unique("serve-group"),
         &dead_letter,
@@ -215,6 +216,7 @@ fn serve_killed_with_sigkill_at_several_points_and_restarted_loses_no_accepted_a
     let group = unique("crash-group");
     let config = write_config(
         dir.path(),
+        &brokers(),
         &input,
         &group,
         &unique("crash-dlq"),
@@ -289,4 +291,115 @@ fn serve_refuses_a_bad_or_unfinished_config_naming_the_file_and_key() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn a_gracefully_stopped_serve_resumes_where_it_stopped_without_duplicates() {
+    let files = ztf_alerts();
+    let sb = sandbox();
+    let filter = load(&sb, "bright_transients");
+    let accepted: Vec<Vec<u8>> = run(std::slice::from_ref(&filter), &files)
+        .into_iter()
+        .filter(|(_, r)| {
+            matches!(
+                r.evaluations[0].outcome,
+                Outcome::Verdict(Verdict::Accept { .. })
+            )
+        })
+        .map(|(f, _)| std::fs::read(f).unwrap())
+        .collect();
+    let alerts: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+
+    let input = unique("resume-alerts");
+    let output = unique("resume-out");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &brokers(),
+        &input,
+        &unique("resume-group"),
+        &unique("resume-dlq"),
+        &[("bright_transients", output.clone())],
+    );
+    // First run: every alert once, then SIGTERM once all is out.
+    produce(&input, &alerts);
+    let mut serve = spawn_serve(&config);
+    assert_eq!(
+        consume(&output, accepted.len(), Duration::from_secs(90)).len(),
+        accepted.len()
+    );
+    assert!(terminate(&mut serve).success());
+
+    // Second run: a second copy of every alert; the first must not be
+    // processed again.
+    produce(&input, &alerts);
+    let mut serve = spawn_serve(&config);
+    let want = 2 * accepted.len();
+    assert_eq!(consume(&output, want, Duration::from_secs(90)).len(), want);
+    // Give a duplicate time to show up, then count again.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(terminate(&mut serve).success());
+    let all = consume(&output, usize::MAX, Duration::from_secs(3));
+    assert_eq!(
+        all.len(),
+        want,
+        "a graceful restart re-processed committed alerts"
+    );
+}
+
+#[test]
+fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back() {
+    let broker = DedicatedBroker::start();
+    let files = ztf_alerts();
+    let sb = sandbox();
+    let filter = load(&sb, "bright_transients");
+    let accepted: Vec<Vec<u8>> = run(std::slice::from_ref(&filter), &files)
+        .into_iter()
+        .filter(|(_, r)| {
+            matches!(
+                r.evaluations[0].outcome,
+                Outcome::Verdict(Verdict::Accept { .. })
+            )
+        })
+        .map(|(f, _)| std::fs::read(f).unwrap())
+        .collect();
+    let alerts: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let input = unique("outage-alerts");
+    let output = unique("outage-out");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &broker.address,
+        &input,
+        &unique("outage-group"),
+        &unique("outage-dlq"),
+        &[("bright_transients", output.clone())],
+    );
+    produce_to(&broker.address, &input, &alerts);
+    let mut serve = spawn_serve(&config);
+    let first = consume_from(
+        &broker.address,
+        &output,
+        accepted.len(),
+        Duration::from_secs(90),
+    );
+    assert_eq!(first.len(), accepted.len());
+
+    // The broker dies (SIGKILL), stays away, and comes back.
+    broker.down();
+    std::thread::sleep(Duration::from_secs(3));
+    broker.up();
+    produce_to(&broker.address, &input, &alerts);
+    let want = 2 * accepted.len();
+    let all = consume_from(&broker.address, &output, want, Duration::from_secs(120));
+    assert!(
+        all.len() >= want,
+        "{} of {want} accepted alerts after the outage",
+        all.len()
+    );
+    for payload in &accepted {
+        let copies = all.iter().filter(|(p, _)| p == payload).count();
+        assert!(copies >= 2, "an accepted alert was lost across the outage");
+    }
+    assert!(terminate(&mut serve).success());
 }
