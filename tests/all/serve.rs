@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bandpass::sandbox::{Outcome, Verdict};
 
 use crate::kafka::{DedicatedBroker, brokers, consume, consume_from, produce, produce_to, unique};
-use crate::support::{bandpass_bin, filters_dir, load, run, sandbox, ztf_alerts};
+use crate::support::{bandpass_bin, filters_dir, load, rubin_alerts, run, sandbox, ztf_alerts};
 
 /// A `bandpass serve` process, killed if the test ends early.
 struct Serve(Child);
@@ -28,6 +28,7 @@ impl Drop for Serve {
 fn write_config(
     dir: &std::path::Path,
     brokers: &str,
+    schemas: Option<&std::path::Path>,
     input: &str,
     group: &str,
     dead_letter: &str,
@@ -38,6 +39,9 @@ fn write_config(
          [kafka.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\
          [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n"
     );
+    if let Some(schemas) = schemas {
+        toml.push_str(&format!("[schemas]\ndir = \"{}\"\n", schemas.display()));
+    }
     for (name, output) in filters {
         let path: PathBuf = filters_dir().join(format!("{name}.wasm"));
         toml.push_str(&format!(
@@ -129,6 +133,7 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
     let config = write_config(
         dir.path(),
         &brokers(),
+        None,
         &input,
         &unique("serve-group"),
         &dead_letter,
@@ -217,6 +222,7 @@ fn serve_killed_with_sigkill_at_several_points_and_restarted_loses_no_accepted_a
     let config = write_config(
         dir.path(),
         &brokers(),
+        None,
         &input,
         &group,
         &unique("crash-dlq"),
@@ -316,6 +322,7 @@ fn a_gracefully_stopped_serve_resumes_where_it_stopped_without_duplicates() {
     let config = write_config(
         dir.path(),
         &brokers(),
+        None,
         &input,
         &unique("resume-group"),
         &unique("resume-dlq"),
@@ -370,6 +377,7 @@ fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back() {
     let config = write_config(
         dir.path(),
         &broker.address,
+        None,
         &input,
         &unique("outage-group"),
         &unique("outage-dlq"),
@@ -401,5 +409,55 @@ fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back() {
         let copies = all.iter().filter(|(p, _)| p == payload).count();
         assert!(copies >= 2, "an accepted alert was lost across the outage");
     }
+    assert!(terminate(&mut serve).success());
+}
+
+#[test]
+fn serve_decodes_rubin_wire_format_alerts_with_schemas_from_a_directory() {
+    // Each Rubin sample re-framed as the live stream sends it: 0x00, the
+    // schema id (major * 100 + minor, big-endian), the bare record.
+    let schemas = crate::support::data_dir().join("rubin/schema");
+    let mut messages = Vec::new();
+    for file in rubin_alerts() {
+        let version = file
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let (major, minor) = version.trim_start_matches('v').split_once('_').unwrap();
+        let id: u32 = major.parse::<u32>().unwrap() * 100 + minor.parse::<u32>().unwrap();
+        let mut wire = vec![0u8];
+        wire.extend_from_slice(&id.to_be_bytes());
+        wire.extend_from_slice(&crate::decode::record_bytes(&std::fs::read(&file).unwrap()));
+        messages.push(wire);
+    }
+    let input = unique("rubin-alerts");
+    let output = unique("rubin-out");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &brokers(),
+        Some(&schemas),
+        &input,
+        &unique("rubin-group"),
+        &unique("rubin-dlq"),
+        &[("rubin_bright", output.clone())],
+    );
+    produce(&input, &messages);
+    let mut serve = spawn_serve(&config);
+    // rubin-bright accepts every sample (see its README).
+    let got = consume(&output, messages.len(), Duration::from_secs(90));
+    let mut payloads: Vec<&Vec<u8>> = got.iter().map(|(p, _)| p).collect();
+    let mut sent: Vec<&Vec<u8>> = messages.iter().collect();
+    payloads.sort();
+    sent.sort();
+    assert!(
+        payloads == sent,
+        "every wire-format alert accepted, original bytes kept"
+    );
     assert!(terminate(&mut serve).success());
 }
