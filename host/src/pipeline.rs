@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -143,6 +143,33 @@ impl ProducerContext for Acks {
     }
 }
 
+/// The consumer's context: logs each rebalance (operators and tests read
+/// which partitions an instance owns).
+struct Rebalances;
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let list = |tpl: &TopicPartitionList| {
+            tpl.elements()
+                .iter()
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = %list(tpl), "partitions assigned")
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(partitions = %list(tpl), "partitions revoked")
+            }
+            Rebalance::Error(err) => tracing::warn!(error = %err, "rebalance failed"),
+        }
+    }
+}
+
 /// One filter as deployed: its instance settings and output topic.
 pub struct Deployment {
     pub filter: Arc<LoadedFilter>,
@@ -224,8 +251,8 @@ pub fn serve(
         consumer_config.set(k, v);
         producer_config.set(k, v);
     }
-    let consumer: BaseConsumer = consumer_config
-        .create()
+    let consumer: BaseConsumer<Rebalances> = consumer_config
+        .create_with_context(Rebalances)
         .context("creating the Kafka consumer")?;
     let producer: ThreadedProducer<Acks> = producer_config
         .create_with_context(Acks {
@@ -308,7 +335,7 @@ pub fn serve(
 }
 
 /// Stores every offset the tracker says is safe.
-fn store(consumer: &BaseConsumer, tracker: &Mutex<Tracker>) {
+fn store(consumer: &BaseConsumer<Rebalances>, tracker: &Mutex<Tracker>) {
     let storable = tracker.lock().unwrap().storable();
     if storable.is_empty() {
         return;
