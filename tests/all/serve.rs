@@ -127,6 +127,26 @@ fn fewest_copies(
     fewest
 }
 
+/// Every real ZTF alert's bytes, and those of the alerts that filter
+/// `name` accepts offline (the batch path the stream must match).
+fn offline_accepts(name: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let files = ztf_alerts();
+    let sb = sandbox();
+    let filter = load(&sb, name);
+    let accepted = run(std::slice::from_ref(&filter), &files)
+        .into_iter()
+        .filter(|(_, r)| {
+            matches!(
+                r.evaluations[0].outcome,
+                Outcome::Verdict(Verdict::Accept { .. })
+            )
+        })
+        .map(|(f, _)| std::fs::read(f).unwrap())
+        .collect();
+    let alerts = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    (alerts, accepted)
+}
+
 /// Sends SIGTERM and returns the exit status (within 60 s).
 fn terminate(serve: &mut Serve) -> std::process::ExitStatus {
     let pid = serve.0.id().to_string();
@@ -261,22 +281,15 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
 #[test]
 fn serve_killed_with_sigkill_at_several_points_and_restarted_loses_no_accepted_alert() {
     const COPIES: usize = 40;
-    let files = ztf_alerts();
-    let sb = sandbox();
-    let filter = load(&sb, "bright_transients");
+    let (alerts, accepted) = offline_accepts("bright_transients");
     let mut expected: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
-    for (file, result) in run(std::slice::from_ref(&filter), &files) {
-        if matches!(
-            result.evaluations[0].outcome,
-            Outcome::Verdict(Verdict::Accept { .. })
-        ) {
-            *expected.entry(std::fs::read(&file).unwrap()).or_default() += COPIES;
-        }
+    for a in accepted {
+        *expected.entry(a).or_default() += COPIES;
     }
     let input = unique("crash-alerts");
     let mut messages = Vec::new();
     for _ in 0..COPIES {
-        messages.extend(files.iter().map(|f| std::fs::read(f).unwrap()));
+        messages.extend(alerts.iter().cloned());
     }
     produce(&input, &messages);
 
@@ -365,20 +378,7 @@ fn serve_refuses_a_bad_or_unfinished_config_naming_the_file_and_key() {
 
 #[test]
 fn a_gracefully_stopped_serve_resumes_where_it_stopped_without_duplicates() {
-    let files = ztf_alerts();
-    let sb = sandbox();
-    let filter = load(&sb, "bright_transients");
-    let accepted: Vec<Vec<u8>> = run(std::slice::from_ref(&filter), &files)
-        .into_iter()
-        .filter(|(_, r)| {
-            matches!(
-                r.evaluations[0].outcome,
-                Outcome::Verdict(Verdict::Accept { .. })
-            )
-        })
-        .map(|(f, _)| std::fs::read(f).unwrap())
-        .collect();
-    let alerts: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let (alerts, accepted) = offline_accepts("bright_transients");
 
     let input = unique("resume-alerts");
     let output = unique("resume-out");
@@ -421,20 +421,7 @@ fn a_gracefully_stopped_serve_resumes_where_it_stopped_without_duplicates() {
 #[test]
 fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back() {
     let broker = DedicatedBroker::start();
-    let files = ztf_alerts();
-    let sb = sandbox();
-    let filter = load(&sb, "bright_transients");
-    let accepted: Vec<Vec<u8>> = run(std::slice::from_ref(&filter), &files)
-        .into_iter()
-        .filter(|(_, r)| {
-            matches!(
-                r.evaluations[0].outcome,
-                Outcome::Verdict(Verdict::Accept { .. })
-            )
-        })
-        .map(|(f, _)| std::fs::read(f).unwrap())
-        .collect();
-    let alerts: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let (alerts, accepted) = offline_accepts("bright_transients");
     let input = unique("outage-alerts");
     let output = unique("outage-out");
     let dir = tempfile::tempdir().unwrap();
@@ -529,20 +516,7 @@ fn serve_decodes_rubin_wire_format_alerts_with_schemas_from_a_directory() {
 #[test]
 fn two_instances_in_one_group_share_the_partitions_and_one_finishes_when_the_other_dies() {
     const COPIES: usize = 30;
-    let files = ztf_alerts();
-    let sb = sandbox();
-    let filter = load(&sb, "bright_transients");
-    let accepted: Vec<Vec<u8>> = run(std::slice::from_ref(&filter), &files)
-        .into_iter()
-        .filter(|(_, r)| {
-            matches!(
-                r.evaluations[0].outcome,
-                Outcome::Verdict(Verdict::Accept { .. })
-            )
-        })
-        .map(|(f, _)| std::fs::read(f).unwrap())
-        .collect();
-    let alerts: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let (alerts, accepted) = offline_accepts("bright_transients");
     let input = unique("pair-alerts");
     let output = unique("pair-out");
     let dir = tempfile::tempdir().unwrap();
