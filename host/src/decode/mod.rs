@@ -11,8 +11,14 @@
 //! - `container`: the Avro Object Container File framing (header, blocks,
 //!   `null` and `deflate` codecs). Confluent wire format (0x00 + big-endian
 //!   schema id) is handled in [`Decoder`], with the schema from a
-//!   [`SchemaSource`] directory (`<id>.avsc`, or Rubin's
-//!   `v{M}_{m}/lsst.v{M}_{m}.alert.avsc` with its sibling files).
+//!   [`SchemaSource`]: a directory (`<id>.avsc`, or Rubin's
+//!   `v{M}_{m}/lsst.v{M}_{m}.alert.avsc` with its sibling files) or a
+//!   schema registry.
+//! - `registry`: the Confluent-API schema registry client
+//!   ([`Registry`]): `GET /schemas/ids/{id}`, bounded retries, basic auth;
+//!   it fetches each id once per process. "Did not answer" is the one
+//!   [`DecodeError::is_transient`] failure: it is never cached, the next
+//!   message with that id asks again.
 //! - `schema`: our own walk over the schema JSON (serde_json) into an
 //!   arena of nodes. It ignores defaults, so ZTF's `["float", "null"]` with
 //!   `"default": null` is accepted; named types resolve by full name.
@@ -23,11 +29,12 @@
 //!   map blocks by their byte size; no allocation for skipped values).
 //! - Writer schemas from container headers are cached by the xxh3 of their
 //!   text (the hash is the map key; a hit is confirmed by a full byte
-//!   compare); schemas from a directory are cached by id. Each is parsed
-//!   and compiled once per [`Decoder`].
+//!   compare); schemas from a directory or a registry are cached by id.
+//!   Each is parsed and compiled once per [`Decoder`].
 
 mod container;
 mod plan;
+mod registry;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -45,6 +52,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use container::{Codec, MAGIC};
 use plan::{Fault, Plan, Reader, Walker};
 use schema::{Schema, Siblings};
+
+pub use registry::{FAILURE_MEMORY, LOOKUP_BUDGET, Registry};
 
 /// A dotted field path as a filter declares it: `candidate.magpsf`,
 /// `prv_candidates.jd`, or `candidate.drb?` (optional).
@@ -151,6 +160,9 @@ pub enum SchemaSource {
     None,
     /// A local directory: `<id>.avsc` files, or Rubin's layout.
     Dir(PathBuf),
+    /// A Confluent-API schema registry; each schema must be Avro and
+    /// self-contained (no `references`).
+    Registry(Registry),
 }
 
 /// Why a message did not decode. The messages are sentences that say
@@ -214,9 +226,51 @@ pub enum DecodeError {
     UnknownSchemaId { id: u32, dir: PathBuf },
     /// A wire-format message arrived but no schema source is configured.
     #[error(
-        "message is in Confluent wire format (schema id {id}) but no schema directory is configured: configure a schema directory holding {id}.avsc"
+        "message is in Confluent wire format (schema id {id}) but no schema source is configured: configure a schema directory holding {id}.avsc (schemas.dir) or a schema registry (schemas.registry_url)"
     )]
     NoSchemaSource { id: u32 },
+    /// The schema registry answered that it has no such id (HTTP 404).
+    #[error(
+        "schema id {id} is not in the schema registry at {url}: check which schema the producer registered, and that it registered it in this registry"
+    )]
+    RegistrySchemaNotFound { id: u32, url: String },
+    /// The schema registry could not be reached, timed out or answered
+    /// 5xx on every attempt of one lookup. The only transient error: the
+    /// next message with this id asks again.
+    #[error(
+        "the schema registry at {url} did not answer for schema id {id}: {reason}; check that the registry is up and reachable from here"
+    )]
+    RegistryUnreachable {
+        id: u32,
+        url: String,
+        reason: String,
+    },
+    /// The schema registry refused the credentials (HTTP 401 or 403).
+    #[error(
+        "the schema registry at {url} refused to give schema id {id} (HTTP {status}): check schemas.registry_username and schemas.registry_password"
+    )]
+    RegistryDenied { id: u32, url: String, status: u16 },
+    /// The registry holds the id, but not as a schema bandpass can use:
+    /// not Avro, or with references to other registered schemas.
+    #[error(
+        "schema id {id} in the schema registry at {url} {reason}: bandpass decodes self-contained Avro schemas only; have the producer register the schema with every type written inline"
+    )]
+    RegistryUnsupported {
+        id: u32,
+        url: String,
+        reason: String,
+    },
+    /// Asking the registry failed in a way retrying will not fix: an
+    /// unexpected HTTP status, an answer that is not a registry's, a TLS
+    /// or URL problem.
+    #[error(
+        "cannot get schema id {id} from the schema registry at {url}: {reason}; check schemas.registry_url"
+    )]
+    RegistryFailed {
+        id: u32,
+        url: String,
+        reason: String,
+    },
     /// The record's bytes do not follow its writer schema: a varint that
     /// overflows, a negative length, a union or enum index out of range,
     /// an int out of range, invalid UTF-8, absurd item counts, or bytes
@@ -228,6 +282,14 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// Whether the same message may decode if tried again later: true
+    /// only when the schema registry did not answer
+    /// ([`DecodeError::RegistryUnreachable`]). Retry such a message
+    /// instead of dead-lettering it.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DecodeError::RegistryUnreachable { .. })
+    }
+
     fn from_fault(f: Fault) -> DecodeError {
         match f.invalid {
             None => DecodeError::Truncated {
@@ -501,9 +563,28 @@ impl Decoder {
         if let Some(c) = read(&self.by_id).get(&id) {
             return Ok(c.clone());
         }
-        let SchemaSource::Dir(dir) = &self.schemas else {
-            return Err(DecodeError::NoSchemaSource { id });
+        let built = match &self.schemas {
+            SchemaSource::None => return Err(DecodeError::NoSchemaSource { id }),
+            SchemaSource::Dir(dir) => self.build_from_dir(dir, id)?,
+            SchemaSource::Registry(registry) => {
+                let text = registry.schema_text(id)?;
+                let origin = format!(
+                    "schema id {id} in the schema registry at {}",
+                    registry.url()
+                );
+                self.build(&text, xxh3_64(&text), None, &origin)?
+            }
         };
+        let built = Arc::new(built);
+        let mut cache = write(&self.by_id);
+        if cache.len() >= MAX_CACHED_SCHEMAS {
+            cache.clear();
+        }
+        Ok(cache.entry(id).or_insert(built).clone())
+    }
+
+    /// Builds schema `id` from a directory (see [`locate_schema`]).
+    fn build_from_dir(&self, dir: &Path, id: u32) -> Result<Compiled, DecodeError> {
         let (file, text, sibling_dir) = locate_schema(dir, id)?;
         let text = unwrap_registry_envelope(text);
         let mut siblings = Siblings {
@@ -524,12 +605,7 @@ impl Decoder {
             ..SchemaInfo::clone(&built.info)
         });
         built.text = all.into();
-        let built = Arc::new(built);
-        let mut cache = write(&self.by_id);
-        if cache.len() >= MAX_CACHED_SCHEMAS {
-            cache.clear();
-        }
-        Ok(cache.entry(id).or_insert(built).clone())
+        Ok(built)
     }
 
     /// Maps duplicate paths back to the caller's order.

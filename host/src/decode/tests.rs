@@ -655,3 +655,326 @@ fn a_broken_header_schema_repeated_is_parsed_once() {
     }
     assert_eq!(d.schemas_parsed(), 1);
 }
+
+/// A schema registry on a local port, for the registry tests: a thread
+/// answers each request with `answer(request line)` and keeps every
+/// request's head (request line and headers) for the test to look at.
+struct FakeRegistry {
+    url: String,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+type Answerer = dyn Fn(&str) -> (u16, String) + Send + Sync;
+
+impl FakeRegistry {
+    fn start(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> FakeRegistry {
+        FakeRegistry::serve(std::net::TcpListener::bind("127.0.0.1:0").unwrap(), answer)
+    }
+
+    /// Serves on `listener` (one thread per connection, so that slow
+    /// answers overlap); the threads end with the test process.
+    fn serve(
+        listener: std::net::TcpListener,
+        answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeRegistry {
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let answer: Arc<Answerer> = Arc::new(answer);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (seen, answer) = (seen.clone(), answer.clone());
+                std::thread::spawn(move || FakeRegistry::reply(stream, &seen, &*answer));
+            }
+        });
+        FakeRegistry { url, requests }
+    }
+
+    fn reply(
+        mut stream: std::net::TcpStream,
+        seen: &std::sync::Mutex<Vec<String>>,
+        answer: &Answerer,
+    ) {
+        use std::io::{BufRead, BufReader, Write};
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        seen.lock().unwrap().push(head.clone());
+        let (status, body) = answer(head.lines().next().unwrap_or(""));
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-type: application/vnd.schemaregistry.v1+json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+const ONE_LONG: &str =
+    r#"{"type":"record","name":"r","namespace":"t","fields":[{"name":"v","type":"long"}]}"#;
+
+/// The registry's answer holding `schema`.
+fn envelope(schema: &str) -> String {
+    serde_json::json!({ "schema": schema }).to_string()
+}
+
+/// A wire-format message for schema `id` whose record is `v = 42`.
+fn wire_42(id: u32) -> Bytes {
+    let mut m = vec![0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&Enc::default().long(42).0);
+    Bytes::from(m)
+}
+
+fn registry_decoder(registry: &Registry) -> Decoder {
+    Decoder::new(vec!["v".into()], SchemaSource::Registry(registry.clone()))
+}
+
+#[test]
+fn a_wire_format_message_decodes_with_the_schema_the_registry_serves() {
+    let server = FakeRegistry::start(|line| {
+        if line.starts_with("GET /schemas/ids/7 ") {
+            (200, envelope(ONE_LONG))
+        } else {
+            (500, String::new())
+        }
+    });
+    let d = registry_decoder(&Registry::new(&format!("{}/", server.url)));
+    let alert = d.decode(&wire_42(7)).unwrap().remove(0);
+    assert_eq!(alert.values, vec![FieldValue::Integer(42)]);
+    assert_eq!(alert.schema.full_name, "t.r");
+    let head = &server.requests()[0];
+    assert!(
+        !head.to_ascii_lowercase().contains("authorization"),
+        "{head}"
+    );
+}
+
+#[test]
+fn the_registry_is_asked_once_per_schema_id() {
+    let server = FakeRegistry::start(|_| (200, envelope(ONE_LONG)));
+    let registry = Registry::new(&server.url);
+    let d = registry_decoder(&registry);
+    for _ in 0..2 {
+        assert_eq!(
+            d.decode(&wire_42(7)).unwrap()[0].values,
+            vec![FieldValue::Integer(42)]
+        );
+    }
+    assert_eq!(d.schemas_parsed(), 1);
+    // Another decoder sharing the registry (another filter's paths) does
+    // not ask again either.
+    let other = registry_decoder(&registry);
+    other.decode(&wire_42(7)).unwrap();
+    assert_eq!(server.requests().len(), 1, "{:?}", server.requests());
+}
+
+#[test]
+fn threads_missing_the_same_id_at_once_ask_the_registry_once() {
+    let server = FakeRegistry::start(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        (200, envelope(ONE_LONG))
+    });
+    let d = Arc::new(registry_decoder(&Registry::new(&server.url)));
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let d = d.clone();
+            std::thread::spawn(move || d.decode(&wire_42(7)).map(|mut v| v.remove(0).values))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), vec![FieldValue::Integer(42)]);
+    }
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn an_id_the_registry_lacks_is_named_with_the_registry() {
+    let server = FakeRegistry::start(|_| {
+        (
+            404,
+            r#"{"error_code":40403,"message":"Schema 702 not found"}"#.into(),
+        )
+    });
+    let d = registry_decoder(&Registry::new(&server.url));
+    let e = d.decode(&wire_42(702)).unwrap_err();
+    assert!(
+        matches!(&e, DecodeError::RegistrySchemaNotFound { id: 702, url } if *url == server.url),
+        "{e}"
+    );
+    assert!(!e.is_transient());
+    let text = e.to_string();
+    assert!(
+        text.contains("schema id 702")
+            && text.contains(&server.url)
+            && text.contains("check which schema the producer registered"),
+        "{text}"
+    );
+    // A stream of such messages does not ask for each one.
+    assert!(d.decode(&wire_42(702)).is_err());
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn an_unreachable_registry_is_transient_and_not_remembered() {
+    // A port nothing listens on (bound, then closed).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let registry = Registry::new(&format!("http://{addr}"))
+        .with_lookup_budget(std::time::Duration::from_secs(2));
+    let d = registry_decoder(&registry);
+    let started = std::time::Instant::now();
+    let e = d.decode(&wire_42(7)).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(e, DecodeError::RegistryUnreachable { id: 7, .. }),
+        "{e}"
+    );
+    assert!(e.is_transient());
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("http://{addr}"))
+            && text.contains("did not answer for schema id 7")
+            && text.contains("attempts")
+            && text.contains("check that the registry is up"),
+        "{text}"
+    );
+    // The registry comes up on that port: the next message decodes.
+    let server = FakeRegistry::serve(std::net::TcpListener::bind(addr).unwrap(), |_| {
+        (200, envelope(ONE_LONG))
+    });
+    assert_eq!(
+        d.decode(&wire_42(7)).unwrap()[0].values,
+        vec![FieldValue::Integer(42)]
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn a_registry_that_accepts_but_never_answers_times_out_within_the_budget() {
+    // Connections queue in the backlog; nothing reads them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let registry = Registry::new(&format!("http://{}", silent.local_addr().unwrap()))
+        .with_lookup_budget(std::time::Duration::from_millis(600));
+    let started = std::time::Instant::now();
+    let e = registry_decoder(&registry).decode(&wire_42(7)).unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn server_errors_are_retried_within_one_lookup() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let server = FakeRegistry::start(move |_| {
+        if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+            (
+                503,
+                r#"{"error_code":50003,"message":"leader not known"}"#.into(),
+            )
+        } else {
+            (200, envelope(ONE_LONG))
+        }
+    });
+    let d = registry_decoder(&Registry::new(&server.url));
+    assert_eq!(
+        d.decode(&wire_42(7)).unwrap()[0].values,
+        vec![FieldValue::Integer(42)]
+    );
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn basic_auth_is_sent_when_configured_and_a_refusal_names_the_keys() {
+    let server = FakeRegistry::start(|_| (200, envelope(ONE_LONG)));
+    let registry = Registry::new(&server.url).with_basic_auth("alice", "s3cret");
+    registry_decoder(&registry).decode(&wire_42(7)).unwrap();
+    let head = server.requests()[0].to_ascii_lowercase();
+    // base64("alice:s3cret")
+    assert!(
+        head.contains("authorization: basic ywxpy2u6cznjcmv0"),
+        "{head}"
+    );
+
+    let denying =
+        FakeRegistry::start(|_| (401, r#"{"error_code":401,"message":"Unauthorized"}"#.into()));
+    let e = registry_decoder(&Registry::new(&denying.url).with_basic_auth("alice", "wrong"))
+        .decode(&wire_42(7))
+        .unwrap_err();
+    assert!(
+        matches!(e, DecodeError::RegistryDenied { status: 401, .. }),
+        "{e}"
+    );
+    assert!(!e.is_transient());
+    assert!(e.to_string().contains("schemas.registry_password"), "{e}");
+    assert!(!e.to_string().contains("wrong"), "{e}");
+}
+
+#[test]
+fn non_avro_schemas_and_schemas_with_references_are_refused() {
+    let server = FakeRegistry::start(|line| {
+        if line.contains("/ids/1 ") {
+            (
+                200,
+                serde_json::json!({"schemaType": "PROTOBUF", "schema": "syntax = \"proto3\";"})
+                    .to_string(),
+            )
+        } else if line.contains("/ids/2 ") {
+            (
+                200,
+                serde_json::json!({
+                    "schemaType": "AVRO",
+                    "schema": ONE_LONG,
+                    "references": [{"name": "t.other", "subject": "other", "version": 1}]
+                })
+                .to_string(),
+            )
+        } else {
+            (200, "<html>a web page</html>".into())
+        }
+    });
+    let d = registry_decoder(&Registry::new(&server.url));
+    let e = d.decode(&wire_42(1)).unwrap_err();
+    assert!(
+        matches!(e, DecodeError::RegistryUnsupported { id: 1, .. }),
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("PROTOBUF") && text.contains(&server.url),
+        "{text}"
+    );
+    let e = d.decode(&wire_42(2)).unwrap_err();
+    assert!(
+        matches!(e, DecodeError::RegistryUnsupported { id: 2, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("t.other"), "{e}");
+    let e = d.decode(&wire_42(3)).unwrap_err();
+    assert!(
+        matches!(e, DecodeError::RegistryFailed { id: 3, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("check schemas.registry_url"), "{e}");
+    assert!(!e.is_transient());
+}
