@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::decode::{Registry, SchemaSource};
 use crate::sandbox::Limits;
 
 /// The whole file.
@@ -110,24 +111,101 @@ pub enum Framing {
     Confluent,
 }
 
-/// Schemas for Confluent wire-format messages.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Schemas for Confluent wire-format messages: a directory or a
+/// registry, not both. With neither, wire-format messages are refused.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchemasConfig {
     /// A directory of `<id>.avsc` files or Rubin's `vM_m/` layout.
     #[serde(default)]
     pub dir: Option<PathBuf>,
-    /// A Confluent-API schema registry (`GET /schemas/ids/{id}`).
+    /// A Confluent-API schema registry (`GET /schemas/ids/{id}`), as
+    /// `http://host:port` or `https://host/prefix`. Each schema is fetched
+    /// once per process; it must be Avro and self-contained.
     #[serde(default)]
     pub registry_url: Option<String>,
+    /// User name for the registry's HTTP basic auth.
+    #[serde(default)]
+    pub registry_username: Option<String>,
+    /// Password for the registry's basic auth; write `"${ENV_VAR}"` to
+    /// keep it out of the file.
+    #[serde(default)]
+    pub registry_password: Option<String>,
+}
+
+impl std::fmt::Debug for SchemasConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemasConfig")
+            .field("dir", &self.dir)
+            .field("registry_url", &self.registry_url)
+            .field("registry_username", &self.registry_username)
+            .field(
+                "registry_password",
+                &self.registry_password.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
+}
+
+impl SchemasConfig {
+    /// Where wire-format schema ids are looked up (the config is
+    /// validated: at most one of `dir` and `registry_url` is set).
+    pub fn source(&self) -> SchemaSource {
+        if let Some(url) = &self.registry_url {
+            let mut registry = Registry::new(url);
+            if let Some(user) = &self.registry_username {
+                registry =
+                    registry.with_basic_auth(user, self.registry_password.as_deref().unwrap_or(""));
+            }
+            SchemaSource::Registry(registry)
+        } else if let Some(dir) = &self.dir {
+            SchemaSource::Dir(dir.clone())
+        } else {
+            SchemaSource::None
+        }
+    }
+
+    /// The rules between these keys; `(key, reason)` of the first broken.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.dir.is_some() && self.registry_url.is_some() {
+            return Err((
+                "schemas.dir",
+                "set together with schemas.registry_url; keep one of them".into(),
+            ));
+        }
+        if let Some(url) = &self.registry_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err((
+                "schemas.registry_url",
+                format!("'{url}' is not an http:// or https:// URL"),
+            ));
+        }
+        if self.registry_url.is_none()
+            && (self.registry_username.is_some() || self.registry_password.is_some())
+        {
+            return Err((
+                "schemas.registry_username",
+                "registry credentials are set but schemas.registry_url is not: set it, or remove them".into(),
+            ));
+        }
+        if self.registry_password.is_some() && self.registry_username.is_none() {
+            return Err((
+                "schemas.registry_username",
+                "schemas.registry_password is set without a user name: set schemas.registry_username too".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Engine-wide settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
-    /// Threads running filters (they are CPU-bound). This version runs
-    /// them on the consuming thread and warns when more are asked for.
+    /// Threads running filters (they are CPU-bound); defaults to the
+    /// number of cores. One partition's alerts always run on the same
+    /// worker, so more workers than input partitions leaves some idle.
     #[serde(default = "default_workers")]
     pub workers: usize,
     /// Consecutive failed alerts after which a filter is quarantined.
@@ -237,9 +315,9 @@ fn default_security_protocol() -> String {
     "plaintext".into()
 }
 
-/// One: this version runs filters on the consuming thread.
+/// One per core.
 fn default_workers() -> usize {
-    1
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn default_quarantine_after() -> u32 {
@@ -326,6 +404,9 @@ impl Config {
         if self.input.topics.is_empty() {
             return Err(invalid("input.topics", "name at least one topic".into()));
         }
+        self.schemas
+            .check()
+            .map_err(|(key, reason)| invalid(key, reason))?;
         if self.engine.workers == 0 {
             return Err(invalid("engine.workers", "must be at least 1".into()));
         }
@@ -568,6 +649,60 @@ mod tests {
         assert!(
             text.contains("filter[0].limits") && text.contains("max_limits"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_schema_directory_and_a_registry_are_not_both_allowed() {
+        let both = MINIMAL.to_string()
+            + "[schemas]\ndir = \"/srv/schemas\"\nregistry_url = \"http://registry:8081\"\n";
+        let text = parse(&both).unwrap_err().to_string();
+        assert!(
+            text.contains("bandpass.toml")
+                && text.contains("schemas.dir")
+                && text.contains("schemas.registry_url"),
+            "{text}"
+        );
+        let not_http = MINIMAL.to_string() + "[schemas]\nregistry_url = \"registry:8081\"\n";
+        let text = parse(&not_http).unwrap_err().to_string();
+        assert!(
+            text.contains("schemas.registry_url") && text.contains("http://"),
+            "{text}"
+        );
+        let orphan_password = MINIMAL.to_string()
+            + "[schemas]\nregistry_url = \"http://registry:8081\"\nregistry_password = \"x\"\n";
+        let text = parse(&orphan_password).unwrap_err().to_string();
+        assert!(text.contains("schemas.registry_username"), "{text}");
+        let credentials_alone = MINIMAL.to_string() + "[schemas]\nregistry_username = \"alice\"\n";
+        let text = parse(&credentials_alone).unwrap_err().to_string();
+        assert!(text.contains("schemas.registry_url"), "{text}");
+    }
+
+    #[test]
+    fn the_schema_source_follows_the_schemas_keys() {
+        assert!(matches!(
+            parse(MINIMAL).unwrap().schemas.source(),
+            SchemaSource::None
+        ));
+        let dir = MINIMAL.to_string() + "[schemas]\ndir = \"/srv/schemas\"\n";
+        assert!(matches!(
+            parse(&dir).unwrap().schemas.source(),
+            SchemaSource::Dir(d) if d == Path::new("/srv/schemas")
+        ));
+        let registry = MINIMAL.to_string()
+            + "[schemas]\nregistry_url = \"https://registry.example/\"\n\
+               registry_username = \"alice\"\nregistry_password = \"${SASL_PASSWORD}\"\n";
+        let c = parse(&registry).unwrap();
+        assert_eq!(c.schemas.registry_password.as_deref(), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let SchemaSource::Registry(r) = c.schemas.source() else {
+            panic!("expected a registry source");
+        };
+        assert_eq!(r.url(), "https://registry.example");
+        let shown = format!("{r:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("s3cret"),
+            "{shown}"
         );
     }
 }
