@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use bandpass::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, SchemaSource};
+use bandpass::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, Registry, SchemaSource};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -423,6 +423,125 @@ fn a_registry_answer_saved_as_a_file_is_unwrapped() {
     assert_eq!(
         decode_one(&d, &wire(id, &raw.records)).values,
         decode_one(&container, &read(&file)).values
+    );
+}
+
+/// One self-contained schema text for Rubin's schema `dir/vM_m`, as a
+/// registry serves it: apache-avro parses the split files together and
+/// prints the alert schema with every named type inlined.
+fn self_contained_rubin_schema(version_dir: &Path) -> String {
+    let mut texts = Vec::new();
+    let mut alert = None;
+    for e in std::fs::read_dir(version_dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "avsc") {
+            if p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .ends_with(".alert.avsc")
+            {
+                alert = Some(texts.len());
+            }
+            texts.push(std::fs::read_to_string(&p).unwrap());
+        }
+    }
+    let schemata = apache_avro::Schema::parse_list(&texts)
+        .unwrap_or_else(|e| panic!("apache-avro refuses {}: {e}", version_dir.display()));
+    let alert = alert.unwrap_or_else(|| panic!("no alert schema in {}", version_dir.display()));
+    schemata[alert]
+        .independent_canonical_form(&schemata)
+        .unwrap_or_else(|e| panic!("{}: {e}", version_dir.display()))
+}
+
+/// A schema registry on a local port serving `schemas` by id (404 for
+/// others); returns its URL and the number of requests so far.
+fn serve_registry(schemas: BTreeMap<u32, String>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let id = request_line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|path| path.strip_prefix("/schemas/ids/"))
+                .and_then(|id| id.parse::<u32>().ok());
+            let (status, body) = match id.and_then(|id| schemas.get(&id)) {
+                Some(schema) => (200, serde_json::json!({ "schema": schema }).to_string()),
+                None => (
+                    404,
+                    r#"{"error_code":40403,"message":"Schema not found"}"#.to_string(),
+                ),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, requests)
+}
+
+#[test]
+fn rubin_alerts_decode_the_same_through_a_schema_registry_as_through_the_schema_directory() {
+    let schema_dir = data_dir().join("rubin/schema");
+    let rubin = rubin_files();
+    let schemas: BTreeMap<u32, String> = rubin
+        .iter()
+        .map(|(file, id)| {
+            let version_dir = file.parent().unwrap().parent().unwrap();
+            (*id, self_contained_rubin_schema(version_dir))
+        })
+        .collect();
+    let (url, requests) = serve_registry(schemas);
+    let registry = SchemaSource::Registry(Registry::new(&url));
+    for (file, id) in &rubin {
+        let raw = split_container(&read(file));
+        let framed = wire(*id, &raw.records);
+        let paths = full_paths(file);
+        let from_dir = decode_one(
+            &Decoder::new(paths.clone(), SchemaSource::Dir(schema_dir.clone())),
+            &framed,
+        );
+        let d = Decoder::new(paths, registry.clone());
+        let from_registry = decode_one(&d, &framed);
+        assert_eq!(
+            from_registry.values,
+            from_dir.values,
+            "{}: the registry's schema decodes differently",
+            file.display()
+        );
+        assert_eq!(from_registry.schema.full_name, from_dir.schema.full_name);
+        assert_eq!(from_registry.schema.survey, "rubin");
+        assert_eq!(from_registry.raw, framed);
+        decode_one(&d, &framed);
+    }
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        rubin.len(),
+        "one request per schema id"
+    );
+    let e = Decoder::new(vec!["diaSource.ra".into()], registry)
+        .decode(&wire(4242, &split_container(&read(&rubin[0].0)).records))
+        .unwrap_err();
+    assert!(
+        matches!(e, DecodeError::RegistrySchemaNotFound { id: 4242, .. }),
+        "{e}"
     );
 }
 
