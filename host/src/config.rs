@@ -63,6 +63,13 @@ pub struct KafkaConfig {
     /// CA certificate file for SSL.
     #[serde(default)]
     pub ssl_ca_location: Option<PathBuf>,
+    /// Exactly-once only: the producer's `transactional.id`. Defaults to
+    /// `bandpass-<group>-<hostname>`, stable across restarts so that a
+    /// restarted instance fences its predecessor and aborts its open
+    /// transaction at once. Two exactly-once instances on one host must
+    /// each set their own.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
     /// Any librdkafka property, applied last (overrides the above).
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,

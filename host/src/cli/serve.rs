@@ -20,33 +20,8 @@ pub struct ServeArgs {
     pub config: PathBuf,
 }
 
-/// Settings the file accepts but this version does not implement yet:
-/// refused, rather than silently ignored.
-fn refuse_unfinished(config: &Config) -> anyhow::Result<()> {
-    use crate::config::{Delivery, StartPosition};
-    if config.delivery == Delivery::ExactlyOnce {
-        anyhow::bail!("delivery = \"exactly-once\" is not implemented yet: use \"at-least-once\"");
-    }
-    if config.schemas.registry_url.is_some() {
-        anyhow::bail!("schemas.registry_url is not implemented yet: use schemas.dir");
-    }
-    if let StartPosition::TimestampMs(_) = config.input.start {
-        anyhow::bail!(
-            "input.start = {{ timestamp_ms }} is not implemented yet: use earliest or latest"
-        );
-    }
-    if config.engine.workers > 1 {
-        tracing::warn!(
-            workers = config.engine.workers,
-            "engine.workers: this version runs filters on one thread"
-        );
-    }
-    Ok(())
-}
-
 pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
-    refuse_unfinished(&config).with_context(|| format!("config file {}", args.config.display()))?;
     let config_dir = args
         .config
         .parent()

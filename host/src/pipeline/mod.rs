@@ -1,0 +1,305 @@
+//! The Kafka pipeline behind `bandpass serve`: consume the alert topics
+//! in a consumer group, decode each message once, run every filter on
+//! it, and produce each accepted alert's original bytes to that filter's
+//! output topic; undecodable messages go to the dead-letter topic.
+//!
+//! Threads: the consuming thread polls and hands each message to a
+//! worker ([`workers`]: a bounded pool, one wasm Store per filter per
+//! worker, one partition always on the same worker). Workers decode,
+//! filter and queue produces on the shared producer; the producer's
+//! delivery reports release [`tracker`] tokens. The consuming thread
+//! commits what is done ([`offsets`]).
+//!
+//! Delivery: at-least-once by default (the rule is in [`tracker`]: an
+//! offset is stored only when every produce of its message and of every
+//! earlier message of its partition is acknowledged; producer retries
+//! are unbounded, so a broker outage stalls the stream instead of
+//! dropping alerts). Exactly-once on request: Kafka transactions that
+//! carry the outputs and the consumed offsets together.
+//!
+//! Must never: store an offset ahead of unfinished work, stop or loop on
+//! one bad message, or let a filter's failure stop the stream.
+
+pub mod offsets;
+pub mod produce;
+pub mod tracker;
+pub mod workers;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::Producer as _;
+
+use crate::config::{Config, Delivery, Framing, StartPosition};
+use crate::runner::Runner;
+use crate::sandbox::{LoadedFilter, Sandbox};
+use offsets::{Rebalances, TXN_INTERVAL};
+use produce::{Acks, Producer};
+use tracker::{Source, Tracker};
+pub use workers::Deployment;
+use workers::{Job, Pool};
+
+/// How long a shutdown waits for in-flight work before giving it up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often safe offsets are stored (at-least-once).
+const STORE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What the consuming thread, the workers and the Kafka callbacks share.
+pub struct Flow {
+    pub tracker: Arc<Mutex<Tracker>>,
+    pub producer: Producer,
+    pub dead_letter_topic: String,
+    pub framing: Framing,
+    pub start: StartPosition,
+    pub exactly_once: bool,
+    /// Set by SIGINT/SIGTERM.
+    pub stop: Arc<AtomicBool>,
+    /// Set when a shutdown's grace has passed: workers stop queueing.
+    pub abandon: AtomicBool,
+    /// An error raised in a callback, for the consuming thread to return.
+    failure: Mutex<Option<String>>,
+}
+
+impl Flow {
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.abandon.load(Ordering::Relaxed)
+    }
+
+    /// Records an error raised where it cannot be returned; the
+    /// consuming thread stops with it.
+    pub fn fail(&self, message: String) {
+        tracing::error!("{message}");
+        self.failure.lock().unwrap().get_or_insert(message);
+    }
+}
+
+/// Loads the filters a config names (paths relative to the config file).
+pub fn load_filters(
+    config: &Config,
+    config_dir: &Path,
+    sandbox: &Sandbox,
+) -> anyhow::Result<Vec<Deployment>> {
+    let mut out = Vec::new();
+    for f in config.filters.iter().filter(|f| !f.disabled) {
+        let path = config_dir.join(&f.path);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot read filter {}", path.display()))?;
+        let limits = f.limits.unwrap_or(config.engine.limits).to_limits();
+        let params = f.params.clone().into_iter().collect();
+        let filter = sandbox
+            .load(&bytes, params, limits)
+            .with_context(|| format!("filter {} refused", path.display()))?;
+        out.push(Deployment {
+            filter,
+            output_topic: f.output_topic.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn client_config(config: &Config) -> ClientConfig {
+    let k = &config.kafka;
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", k.brokers.join(","));
+    c.set("security.protocol", &k.security_protocol);
+    if let Some(m) = &k.sasl_mechanism {
+        c.set("sasl.mechanism", m);
+    }
+    if let Some(u) = &k.sasl_username {
+        c.set("sasl.username", u);
+    }
+    if let Some(p) = &k.sasl_password {
+        c.set("sasl.password", p);
+    }
+    if let Some(ca) = &k.ssl_ca_location {
+        c.set("ssl.ca.location", ca.display().to_string());
+    }
+    c
+}
+
+/// A stable default transactional id: one per group and host. Two
+/// exactly-once instances on one host must each set their own
+/// `kafka.transactional_id`.
+fn default_transactional_id(group: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("bandpass-{group}-{}", host.trim())
+}
+
+/// Runs the pipeline until `stop` is set, then drains, commits and
+/// returns.
+pub fn serve(
+    config: &Config,
+    deployments: Vec<Deployment>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let exactly_once = config.delivery == Delivery::ExactlyOnce;
+    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let mut consumer_config = client_config(config);
+    consumer_config
+        .set("group.id", &config.input.group)
+        .set(
+            "enable.auto.commit",
+            if exactly_once { "false" } else { "true" },
+        )
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
+        .set(
+            "auto.offset.reset",
+            match config.input.start {
+                StartPosition::Earliest | StartPosition::TimestampMs(_) => "earliest",
+                StartPosition::Latest => "latest",
+            },
+        );
+    let mut producer_config = client_config(config);
+    producer_config
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5");
+    if exactly_once {
+        let id = config
+            .kafka
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| default_transactional_id(&config.input.group));
+        tracing::info!(transactional_id = %id, "exactly-once delivery");
+        producer_config
+            .set("transactional.id", id)
+            .set("transaction.timeout.ms", "60000")
+            .set("message.timeout.ms", "60000");
+    } else {
+        producer_config.set("message.timeout.ms", "0");
+    }
+    for (k, v) in &config.kafka.librdkafka {
+        consumer_config.set(k, v);
+        producer_config.set(k, v);
+    }
+    let producer: Producer = producer_config
+        .create_with_context(Acks {
+            tracker: tracker.clone(),
+        })
+        .context("creating the Kafka producer")?;
+    if exactly_once {
+        producer
+            .init_transactions(Duration::from_secs(60))
+            .context("initialising Kafka transactions (delivery = \"exactly-once\")")?;
+        producer
+            .begin_transaction()
+            .context("opening the first transaction")?;
+    }
+    let flow = Arc::new(Flow {
+        tracker,
+        producer,
+        dead_letter_topic: config.dead_letter_topic.clone(),
+        framing: config.input.framing,
+        start: config.input.start.clone(),
+        exactly_once,
+        stop: stop.clone(),
+        abandon: AtomicBool::new(false),
+        failure: Mutex::new(None),
+    });
+    let consumer: BaseConsumer<Rebalances> = consumer_config
+        .create_with_context(Rebalances { flow: flow.clone() })
+        .context("creating the Kafka consumer")?;
+    let topics: Vec<&str> = config.input.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .with_context(|| format!("subscribing to {}", topics.join(", ")))?;
+
+    let filters: Vec<Arc<LoadedFilter>> = deployments.iter().map(|d| d.filter.clone()).collect();
+    let decoder = Runner::decoder_for(&filters, config.schemas.source());
+    let pool = Pool::start(
+        config.engine.workers,
+        Arc::new(deployments),
+        decoder,
+        flow.clone(),
+    )
+    .context("starting the worker threads")?;
+    tracing::info!(
+        topics = %topics.join(","),
+        filters = filters.len(),
+        workers = config.engine.workers,
+        "serving"
+    );
+
+    let result = consume(&consumer, &flow, &pool);
+    // Shutdown: stop fetching, let the workers finish (bounded), commit.
+    tracing::info!("stopping: finishing in-flight alerts and committing");
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let watchdog = {
+        let flow = flow.clone();
+        std::thread::spawn(move || {
+            while Instant::now() < deadline && flow.tracker.lock().unwrap().outstanding() > 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            flow.abandon.store(true, Ordering::Relaxed);
+        })
+    };
+    pool.finish();
+    let committed = match &result {
+        // After a failure nothing more is committed: the next start
+        // resumes from the last commit.
+        Err(_) => Ok(()),
+        Ok(()) => flow.finish_and_commit(
+            &consumer,
+            deadline.saturating_duration_since(Instant::now()),
+        ),
+    };
+    let _ = watchdog.join();
+    result?;
+    committed?;
+    let outstanding = flow.tracker.lock().unwrap().outstanding();
+    if outstanding > 0 {
+        anyhow::bail!(
+            "{outstanding} messages still had unfinished work after {SHUTDOWN_GRACE:?}; their offsets were not committed"
+        );
+    }
+    Ok(())
+}
+
+/// The consuming loop: poll, dispatch, commit what is done; until stop.
+fn consume(consumer: &BaseConsumer<Rebalances>, flow: &Flow, pool: &Pool) -> anyhow::Result<()> {
+    let mut last_commit = Instant::now();
+    while !flow.stop.load(Ordering::Relaxed) {
+        if let Some(failure) = flow.failure.lock().unwrap().take() {
+            anyhow::bail!(failure);
+        }
+        if let Some(result) = consumer.poll(Duration::from_millis(50)) {
+            match result {
+                Ok(message) => {
+                    let source = Source {
+                        topic: message.topic().to_string(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                    };
+                    let payload = Bytes::copy_from_slice(message.payload().unwrap_or(&[]));
+                    flow.tracker.lock().unwrap().begin(&source);
+                    pool.dispatch(Job { source, payload })?;
+                }
+                Err(err) => tracing::warn!(error = %err, "consumer error; continuing"),
+            }
+        }
+        if flow.exactly_once {
+            if last_commit.elapsed() >= TXN_INTERVAL
+                && flow.tracker.lock().unwrap().has_uncommitted()
+            {
+                flow.commit_transaction(consumer)?;
+                last_commit = Instant::now();
+            }
+        } else if last_commit.elapsed() >= STORE_INTERVAL {
+            flow.store(consumer);
+            last_commit = Instant::now();
+        }
+    }
+    Ok(())
+}

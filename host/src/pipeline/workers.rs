@@ -1,0 +1,174 @@
+//! The worker pool: filters are CPU-bound, so they run on a fixed number
+//! of threads, each with its own [`Runner`] (one wasm Store per filter)
+//! and all sharing one decoder and its schema cache.
+//!
+//! Messages go to a worker chosen by their partition, so one partition's
+//! messages are processed, and their accepted alerts produced, in order.
+//! Each worker's queue is bounded: when it is full the consuming thread
+//! waits, and the consumer stops fetching (backpressure, not memory).
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::Flow;
+use super::produce::{accepted_headers, dead_letter_headers, send};
+use super::tracker::Source;
+use crate::config::Framing;
+use crate::decode::Decoder;
+use crate::runner::{AlertResult, Runner};
+use crate::sandbox::LoadedFilter;
+
+/// Messages waiting per worker.
+const QUEUE: usize = 64;
+
+/// One consumed message.
+pub struct Job {
+    pub source: Source,
+    pub payload: Bytes,
+}
+
+/// One filter as deployed: the loaded component and its output topic.
+pub struct Deployment {
+    pub filter: Arc<LoadedFilter>,
+    pub output_topic: String,
+}
+
+pub struct Pool {
+    queues: Vec<SyncSender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    pub fn start(
+        workers: usize,
+        deployments: Arc<Vec<Deployment>>,
+        decoder: Arc<Decoder>,
+        flow: Arc<Flow>,
+    ) -> std::io::Result<Pool> {
+        let mut queues = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..workers {
+            let (tx, rx) = sync_channel::<Job>(QUEUE);
+            let (deployments, decoder, flow) = (deployments.clone(), decoder.clone(), flow.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("bandpass-worker-{i}"))
+                    .spawn(move || work(rx, &deployments, decoder, &flow))?,
+            );
+            queues.push(tx);
+        }
+        Ok(Pool { queues, threads })
+    }
+
+    /// Hands a message to its partition's worker, waiting while that
+    /// worker's queue is full. Fails only if the worker is gone.
+    pub fn dispatch(&self, job: Job) -> anyhow::Result<()> {
+        let worker = job.source.partition.unsigned_abs() as usize % self.queues.len();
+        self.queues[worker]
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("worker {worker} stopped unexpectedly"))
+    }
+
+    /// Closes the queues and waits until every worker has finished what
+    /// it was given.
+    pub fn finish(self) {
+        drop(self.queues);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn work(jobs: Receiver<Job>, deployments: &[Deployment], decoder: Arc<Decoder>, flow: &Flow) {
+    let filters: Vec<Arc<LoadedFilter>> = deployments.iter().map(|d| d.filter.clone()).collect();
+    let mut runner = Runner::with_decoder(&filters, decoder);
+    for job in jobs {
+        process(&mut runner, deployments, flow, job);
+    }
+}
+
+/// Decodes and filters one message, queues what it caused, and releases
+/// the message's processing token.
+fn process(runner: &mut Runner, deployments: &[Deployment], flow: &Flow, job: Job) {
+    let Job { source, payload } = job;
+    match decode_and_filter(runner, flow, &payload) {
+        Processed::GaveUp => {
+            flow.tracker.lock().unwrap().give_up(&source);
+            return;
+        }
+        Processed::Alerts(results) => {
+            let mut produces = Vec::new();
+            for result in &results {
+                for (deployment, evaluation) in deployments.iter().zip(&result.evaluations) {
+                    if let Some(headers) = accepted_headers(&deployment.filter, evaluation) {
+                        produces.push((&deployment.output_topic, &result.alert.raw, headers));
+                    }
+                }
+            }
+            flow.tracker
+                .lock()
+                .unwrap()
+                .add(&source, produces.len() as u32);
+            for (topic, raw, headers) in produces {
+                send(&flow.producer, topic, raw, headers, &source, &flow.abandon);
+            }
+        }
+        Processed::Undecodable(error) => {
+            tracing::debug!(topic = %source.topic, partition = source.partition, offset = source.offset, %error, "undecodable message to the dead-letter topic");
+            flow.tracker.lock().unwrap().add(&source, 1);
+            send(
+                &flow.producer,
+                &flow.dead_letter_topic,
+                &payload,
+                dead_letter_headers(&error, &source),
+                &source,
+                &flow.abandon,
+            );
+        }
+    }
+    flow.tracker.lock().unwrap().release(&source);
+}
+
+enum Processed {
+    Alerts(Vec<AlertResult>),
+    /// To the dead-letter topic, with this error.
+    Undecodable(String),
+    /// Shutting down while the schema source does not answer.
+    GaveUp,
+}
+
+fn decode_and_filter(runner: &mut Runner, flow: &Flow, payload: &Bytes) -> Processed {
+    let misframed = match flow.framing {
+        Framing::Container if !payload.starts_with(b"Obj\x01") => {
+            "input.framing is \"container\" but the message is not an Avro container file"
+        }
+        Framing::Confluent if payload.first() != Some(&0) => {
+            "input.framing is \"confluent\" but the message does not start with 0x00"
+        }
+        _ => "",
+    };
+    if !misframed.is_empty() {
+        return Processed::Undecodable(misframed.into());
+    }
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match runner.process(payload) {
+            Ok(results) => return Processed::Alerts(results),
+            // A schema registry that does not answer: the message is
+            // fine, so wait for the registry rather than dead-letter it.
+            Err(e) if e.is_transient() => {
+                if flow.stopping() {
+                    return Processed::GaveUp;
+                }
+                tracing::warn!(error = %e, retry_in = ?wait, "waiting for the schema source");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Processed::Undecodable(e.to_string()),
+        }
+    }
+}
