@@ -429,7 +429,7 @@ fn a_registry_answer_saved_as_a_file_is_unwrapped() {
 /// One self-contained schema text for Rubin's schema `dir/vM_m`, as a
 /// registry serves it: apache-avro parses the split files together and
 /// prints the alert schema with every named type inlined.
-fn self_contained_rubin_schema(version_dir: &Path) -> String {
+pub fn self_contained_rubin_schema(version_dir: &Path) -> String {
     let mut texts = Vec::new();
     let mut alert = None;
     for e in std::fs::read_dir(version_dir).unwrap() {
@@ -455,7 +455,9 @@ fn self_contained_rubin_schema(version_dir: &Path) -> String {
 
 /// A schema registry on a local port serving `schemas` by id (404 for
 /// others); returns its URL and the number of requests so far.
-fn serve_registry(schemas: BTreeMap<u32, String>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+pub fn serve_registry(
+    schemas: BTreeMap<u32, String>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

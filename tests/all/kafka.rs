@@ -41,16 +41,23 @@ pub fn produce(topic: &str, messages: &[Vec<u8>]) {
 /// Produces `messages` to `topic` (keys are their indices) and waits
 /// until the broker acknowledged every one.
 pub fn produce_to(brokers: &str, topic: &str, messages: &[Vec<u8>]) {
+    produce_stamped(brokers, topic, messages, None)
+}
+
+/// Like [`produce_to`], every message with this timestamp (ms since the
+/// epoch) instead of the time of sending.
+pub fn produce_stamped(brokers: &str, topic: &str, messages: &[Vec<u8>], timestamp: Option<i64>) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
         .unwrap();
     for (i, m) in messages.iter().enumerate() {
         let key = i.to_string();
-        producer
-            .send(BaseRecord::to(topic).key(&key).payload(m))
-            .map_err(|(e, _)| e)
-            .unwrap();
+        let mut record = BaseRecord::to(topic).key(&key).payload(m);
+        if let Some(ms) = timestamp {
+            record = record.timestamp(ms);
+        }
+        producer.send(record).map_err(|(e, _)| e).unwrap();
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(60)).unwrap();
@@ -64,13 +71,16 @@ pub fn consume(topic: &str, want: usize, wait: Duration) -> Vec<Received> {
     consume_from(&brokers(), topic, want, wait)
 }
 
-/// Reads `topic` from the start until `want` messages came or `wait` passed.
+/// Reads `topic` from the start until `want` messages came or `wait`
+/// passed; only committed transactions' messages, as exactly-once
+/// consumers of the outputs read them.
 pub fn consume_from(brokers: &str, topic: &str, want: usize, wait: Duration) -> Vec<Received> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
@@ -91,6 +101,40 @@ pub fn consume_from(brokers: &str, topic: &str, want: usize, wait: Duration) -> 
         }
     }
     out
+}
+
+/// Counts the messages in topics (one client, reused: cheap to ask often).
+pub struct Counter(BaseConsumer);
+
+impl Counter {
+    pub fn new() -> Counter {
+        Counter(
+            ClientConfig::new()
+                .set("bootstrap.servers", brokers())
+                .create()
+                .unwrap(),
+        )
+    }
+
+    /// How many messages `topic` holds (the sum of its partitions' high
+    /// watermarks; transaction markers and aborted messages count too).
+    pub fn count(&self, topic: &str) -> i64 {
+        let Ok(metadata) = self.0.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+            return 0;
+        };
+        let Some(t) = metadata.topics().first() else {
+            return 0;
+        };
+        t.partitions()
+            .iter()
+            .filter_map(|p| {
+                self.0
+                    .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
+                    .ok()
+            })
+            .map(|(_, high)| high)
+            .sum()
+    }
 }
 
 /// A broker of a test's own, for tests that stop it: the shared one must

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use bandpass::sandbox::{Outcome, Verdict};
 
-use crate::kafka::{DedicatedBroker, brokers, consume, consume_from, produce, produce_to, unique};
+use crate::kafka::{
+    Counter, DedicatedBroker, brokers, consume, consume_from, produce, produce_stamped, produce_to,
+    unique,
+};
 use crate::support::{bandpass_bin, filters_dir, load, rubin_alerts, run, sandbox, ztf_alerts};
 
 /// A `bandpass serve` process, killed if the test ends early.
@@ -145,6 +148,42 @@ fn offline_accepts(name: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         .collect();
     let alerts = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     (alerts, accepted)
+}
+
+/// Starts `bandpass serve` `times` times and kills each with SIGKILL as
+/// soon as it has added `step` messages to `output`: every kill lands in
+/// the middle of the work, whatever the machine's speed.
+fn kill_mid_run(config: &std::path::Path, output: &str, times: usize, step: i64) {
+    let counter = Counter::new();
+    for _ in 0..times {
+        let before = counter.count(output);
+        let mut serve = spawn_serve(config);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while counter.count(output) < before + step {
+            assert!(
+                Instant::now() < deadline,
+                "{output} never grew by {step} messages"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        serve.0.kill().unwrap();
+        serve.0.wait().unwrap();
+    }
+}
+
+/// Puts `line` at the top of a config written by [`write_config`].
+fn prepend(config: &std::path::Path, line: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("{line}\n{text}")).unwrap();
+}
+
+/// How many times each payload is on `topic` (read_committed).
+fn copies_on(topic: &str) -> BTreeMap<Vec<u8>, usize> {
+    let mut out = BTreeMap::new();
+    for (payload, _) in consume(topic, usize::MAX, Duration::from_secs(3)) {
+        *out.entry(payload).or_default() += 1;
+    }
+    out
 }
 
 /// Sends SIGTERM and returns the exit status (within 60 s).
@@ -305,15 +344,9 @@ fn serve_killed_with_sigkill_at_several_points_and_restarted_loses_no_accepted_a
         &unique("crash-dlq"),
         &[("bright_transients", output.clone())],
     );
-    // Kill -9 at three points after the group has formed (about 3 s).
-    for wait_ms in [3_500u64, 4_000, 4_500] {
-        let mut serve = spawn_serve(&config);
-        std::thread::sleep(Duration::from_millis(wait_ms));
-        serve.0.kill().unwrap();
-        serve.0.wait().unwrap();
-    }
-    let mut serve = spawn_serve(&config);
     let total: usize = expected.values().sum();
+    kill_mid_run(&config, &output, 3, total as i64 / 5);
+    let mut serve = spawn_serve(&config);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut received: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     while Instant::now() < deadline {
@@ -345,18 +378,19 @@ fn serve_killed_with_sigkill_at_several_points_and_restarted_loses_no_accepted_a
 }
 
 #[test]
-fn serve_refuses_a_bad_or_unfinished_config_naming_the_file_and_key() {
+fn serve_refuses_a_bad_config_naming_the_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let base =
         "[kafka]\nbrokers = [\"127.0.0.1:1\"]\n[input]\ntopics = [\"alerts\"]\ngroup = \"g\"\n";
     let cases = [
         (format!("{base}typo = 1\n"), "typo"),
+        (format!("{base}[engine]\nworkers = 0\n"), "engine.workers"),
         (
-            format!("delivery = \"exactly-once\"\n{base}"),
-            "exactly-once",
+            format!("delivery = \"exactly-twice\"\n{base}"),
+            "exactly-twice",
         ),
         (
-            format!("{base}[schemas]\nregistry_url = \"http://127.0.0.1:1\"\n"),
+            format!("{base}[schemas]\ndir = \"s\"\nregistry_url = \"http://127.0.0.1:1\"\n"),
             "registry_url",
         ),
     ];
@@ -464,53 +498,68 @@ fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back() {
 }
 
 #[test]
-fn serve_decodes_rubin_wire_format_alerts_with_schemas_from_a_directory() {
+fn serve_decodes_rubin_wire_format_alerts_with_schemas_from_a_directory_or_a_registry() {
     // Each Rubin sample re-framed as the live stream sends it: 0x00, the
     // schema id (major * 100 + minor, big-endian), the bare record.
-    let schemas = crate::support::data_dir().join("rubin/schema");
+    let schema_dir = crate::support::data_dir().join("rubin/schema");
     let mut messages = Vec::new();
+    let mut registered = BTreeMap::new();
     for file in rubin_alerts() {
-        let version = file
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let version_dir = file.parent().unwrap().parent().unwrap();
+        let version = version_dir.file_name().unwrap().to_string_lossy();
         let (major, minor) = version.trim_start_matches('v').split_once('_').unwrap();
         let id: u32 = major.parse::<u32>().unwrap() * 100 + minor.parse::<u32>().unwrap();
+        registered.insert(id, crate::decode::self_contained_rubin_schema(version_dir));
         let mut wire = vec![0u8];
         wire.extend_from_slice(&id.to_be_bytes());
         wire.extend_from_slice(&crate::decode::record_bytes(&std::fs::read(&file).unwrap()));
         messages.push(wire);
     }
-    let input = unique("rubin-alerts");
-    let output = unique("rubin-out");
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &brokers(),
-        Some(&schemas),
-        &input,
-        &unique("rubin-group"),
-        &unique("rubin-dlq"),
-        &[("rubin_bright", output.clone())],
+    let (registry, requests) = crate::decode::serve_registry(registered.clone());
+    for source in ["dir", "registry"] {
+        let input = unique("rubin-alerts");
+        let output = unique("rubin-out");
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(
+            dir.path(),
+            &brokers(),
+            (source == "dir").then_some(schema_dir.as_path()),
+            &input,
+            &unique("rubin-group"),
+            &unique("rubin-dlq"),
+            &[("rubin_bright", output.clone())],
+        );
+        if source == "registry" {
+            // Also: input topics by pattern.
+            let text = std::fs::read_to_string(&config).unwrap().replace(
+                &format!("topics = [\"{input}\"]"),
+                &format!("topics = [\"^{input}$\"]"),
+            );
+            std::fs::write(
+                &config,
+                format!("{text}[schemas]\nregistry_url = \"{registry}\"\n"),
+            )
+            .unwrap();
+        }
+        produce(&input, &messages);
+        let mut serve = spawn_serve(&config);
+        // rubin-bright accepts every sample (see its README).
+        let got = consume(&output, messages.len(), Duration::from_secs(90));
+        let mut payloads: Vec<&Vec<u8>> = got.iter().map(|(p, _)| p).collect();
+        let mut sent: Vec<&Vec<u8>> = messages.iter().collect();
+        payloads.sort();
+        sent.sort();
+        assert!(
+            payloads == sent,
+            "schemas from the {source}: every wire-format alert accepted, original bytes kept"
+        );
+        assert!(terminate(&mut serve).success());
+    }
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        registered.len(),
+        "the registry is asked once per schema id"
     );
-    produce(&input, &messages);
-    let mut serve = spawn_serve(&config);
-    // rubin-bright accepts every sample (see its README).
-    let got = consume(&output, messages.len(), Duration::from_secs(90));
-    let mut payloads: Vec<&Vec<u8>> = got.iter().map(|(p, _)| p).collect();
-    let mut sent: Vec<&Vec<u8>> = messages.iter().collect();
-    payloads.sort();
-    sent.sort();
-    assert!(
-        payloads == sent,
-        "every wire-format alert accepted, original bytes kept"
-    );
-    assert!(terminate(&mut serve).success());
 }
 
 #[test]
@@ -572,4 +621,158 @@ fn two_instances_in_one_group_share_the_partitions_and_one_finishes_when_the_oth
         "an accepted alert was lost: only {copies} copies of one arrived"
     );
     assert!(terminate(&mut two).success());
+}
+
+#[test]
+fn exactly_once_serve_killed_with_sigkill_and_restarted_delivers_each_accepted_alert_once() {
+    const COPIES: usize = 80;
+    let (alerts, accepted) = offline_accepts("bright_transients");
+    let input = unique("eos-alerts");
+    let mut messages = Vec::new();
+    for _ in 0..COPIES {
+        messages.extend(alerts.iter().cloned());
+    }
+    produce(&input, &messages);
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = unique("eos-out");
+    let config = write_config(
+        dir.path(),
+        &brokers(),
+        None,
+        &input,
+        &unique("eos-group"),
+        &unique("eos-dlq"),
+        &[("bright_transients", output.clone())],
+    );
+    prepend(&config, "delivery = \"exactly-once\"");
+    // The restarts keep the transactional id (the default is derived
+    // from the group and host), so each fences its killed predecessor.
+    kill_mid_run(&config, &output, 3, (COPIES * accepted.len()) as i64 / 5);
+    let mut serve = spawn_serve(&config);
+    let copies = fewest_copies(
+        &brokers(),
+        &output,
+        &accepted,
+        COPIES,
+        Duration::from_secs(120),
+    );
+    assert!(
+        copies >= COPIES,
+        "an accepted alert was lost: {copies} copies"
+    );
+    assert!(terminate(&mut serve).success());
+    let received = copies_on(&output);
+    for a in &accepted {
+        assert_eq!(
+            received.get(a).copied().unwrap_or(0),
+            COPIES,
+            "exactly-once: each accepted alert once per input copy, after three kill -9"
+        );
+    }
+    assert_eq!(
+        received.len(),
+        accepted.len(),
+        "only accepted alerts on the output"
+    );
+}
+
+#[test]
+fn a_timestamp_start_reads_from_the_first_message_at_or_after_it() {
+    let (alerts, accepted) = offline_accepts("bright_transients");
+    assert!(!accepted.is_empty());
+    let input = unique("rewind-alerts");
+    // Two nights of the same alerts; start at noon between them.
+    let night = 1_764_000_000_000i64;
+    let day = 86_400_000i64;
+    produce_stamped(&brokers(), &input, &alerts, Some(night));
+    produce_stamped(&brokers(), &input, &alerts, Some(night + day));
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = unique("rewind-out");
+    let config = write_config(
+        dir.path(),
+        &brokers(),
+        None,
+        &input,
+        &unique("rewind-group"),
+        &unique("rewind-dlq"),
+        &[("bright_transients", output.clone())],
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "start = \"earliest\"",
+        &format!("start = {{ timestamp_ms = {} }}", night + day / 2),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut serve = spawn_serve(&config);
+    let copies = fewest_copies(&brokers(), &output, &accepted, 1, Duration::from_secs(90));
+    assert!(copies >= 1, "an alert of the second night is missing");
+    assert!(terminate(&mut serve).success());
+    let received = copies_on(&output);
+    assert!(
+        accepted.iter().all(|a| received.get(a) == Some(&1)),
+        "the second night only, once: {:?}",
+        received.values().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_instance_joining_mid_stream_causes_no_duplicate_because_revoked_work_is_committed_first() {
+    const ROUNDS: usize = 60;
+    let (alerts, accepted) = offline_accepts("bright_transients");
+    let input = unique("join-alerts");
+    let output = unique("join-out");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &brokers(),
+        None,
+        &input,
+        &unique("join-group"),
+        &unique("join-dlq"),
+        &[("bright_transients", output.clone())],
+    );
+    produce(&input, &alerts);
+    // A steady stream (every alert ten times a second for six seconds),
+    // so the second instance joins while the first is busy.
+    let stream = {
+        let (input, alerts) = (input.clone(), alerts.clone());
+        std::thread::spawn(move || {
+            for _ in 1..ROUNDS {
+                produce(&input, &alerts);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let logs = [dir.path().join("one.log"), dir.path().join("two.log")];
+    let mut one = spawn_serve_logged(&config, &logs[0]);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut two = spawn_serve_logged(&config, &logs[1]);
+    stream.join().unwrap();
+    let copies = fewest_copies(
+        &brokers(),
+        &output,
+        &accepted,
+        ROUNDS,
+        Duration::from_secs(120),
+    );
+    assert!(
+        copies >= ROUNDS,
+        "an accepted alert was lost: {copies} copies"
+    );
+    assert!(terminate(&mut two).success());
+    assert!(terminate(&mut one).success());
+    let one_log = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(
+        one_log.contains("partitions revoked"),
+        "the first instance gave partitions up when the second joined:\n{one_log}"
+    );
+    let received = copies_on(&output);
+    for a in &accepted {
+        assert_eq!(
+            received.get(a).copied().unwrap_or(0),
+            ROUNDS,
+            "a rebalance without a crash duplicates nothing"
+        );
+    }
 }
