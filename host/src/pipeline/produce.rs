@@ -110,13 +110,15 @@ pub fn dead_letter_headers(error: &str, source: &Source) -> OwnedHeaders {
         })
 }
 
-/// Queues one produce, waiting while the producer's queue is full.
+/// Queues one produce (with the consumed message's key, so outputs keep
+/// the input's partitioning), waiting while the producer's queue is full.
 /// Returns false only when `abandon` is set meanwhile (a shutdown past
 /// its deadline): the message's offset is then never stored and the next
 /// owner of the partition processes it again.
 pub fn send(
     producer: &Producer,
     topic: &str,
+    key: Option<&[u8]>,
     payload: &[u8],
     headers: OwnedHeaders,
     source: &Source,
@@ -126,6 +128,9 @@ pub fn send(
         BaseRecord::with_opaque_to(topic, Box::new(source.clone()))
             .payload(payload)
             .headers(headers);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
     loop {
         if abandon.load(Ordering::Relaxed) {
             return false;

@@ -28,6 +28,7 @@ const QUEUE: usize = 64;
 /// One consumed message.
 pub struct Job {
     pub source: Source,
+    pub key: Option<Bytes>,
     pub payload: Bytes,
 }
 
@@ -94,7 +95,11 @@ fn work(jobs: Receiver<Job>, deployments: &[Deployment], decoder: Arc<Decoder>, 
 /// Decodes and filters one message, queues what it caused, and releases
 /// the message's processing token.
 fn process(runner: &mut Runner, deployments: &[Deployment], flow: &Flow, job: Job) {
-    let Job { source, payload } = job;
+    let Job {
+        source,
+        key,
+        payload,
+    } = job;
     match decode_and_filter(runner, flow, &payload) {
         Processed::GaveUp => {
             flow.tracker.lock().unwrap().give_up(&source);
@@ -114,7 +119,15 @@ fn process(runner: &mut Runner, deployments: &[Deployment], flow: &Flow, job: Jo
                 .unwrap()
                 .add(&source, produces.len() as u32);
             for (topic, raw, headers) in produces {
-                send(&flow.producer, topic, raw, headers, &source, &flow.abandon);
+                send(
+                    &flow.producer,
+                    topic,
+                    key.as_deref(),
+                    raw,
+                    headers,
+                    &source,
+                    &flow.abandon,
+                );
             }
         }
         Processed::Undecodable(error) => {
@@ -123,6 +136,7 @@ fn process(runner: &mut Runner, deployments: &[Deployment], flow: &Flow, job: Jo
             send(
                 &flow.producer,
                 &flow.dead_letter_topic,
+                key.as_deref(),
                 &payload,
                 dead_letter_headers(&error, &source),
                 &source,
