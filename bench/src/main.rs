@@ -14,7 +14,7 @@
 //! 3. Decode plus 25 filters (five sample filters, five instances each).
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,32 +24,11 @@ use apache_avro::reader::datum::GenericDatumReader;
 use bandpass::decode::{FieldValue, SchemaSource};
 use bandpass::runner::Runner;
 use bandpass::sandbox::{CompileCache, Limits, LoadedFilter, Sandbox, SandboxOptions};
+use bandpass_bench::{repo, ztf_alerts};
 use bytes::Bytes;
 
 #[path = "../../sample-filters/bench-twenty-fields/src/cut.rs"]
 mod cut;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ztf_alerts() -> anyhow::Result<Vec<Bytes>> {
-    let root = repo().join("../shared/data/ztf/alerts");
-    let mut files = Vec::new();
-    for v in std::fs::read_dir(&root).with_context(|| format!("reading {}", root.display()))? {
-        for f in std::fs::read_dir(v?.path())? {
-            let p = f?.path();
-            if p.extension().is_some_and(|e| e == "avro") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-        .iter()
-        .map(|p| Ok(Bytes::from(std::fs::read(p)?)))
-        .collect()
-}
 
 /// Runs `step` over the inputs round-robin for `secs`; returns per-second.
 fn rate<T>(inputs: &[T], secs: f64, mut step: impl FnMut(&T)) -> f64 {

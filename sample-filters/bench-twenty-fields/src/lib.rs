@@ -54,7 +54,12 @@ fields! {
 
 /// The benchmark filter.
 #[derive(Default)]
-struct BenchTwenty;
+struct BenchTwenty {
+    /// Accept only scores at or above this (parameter `min_score`,
+    /// default 0). The end-to-end benchmark sets it above 1 to read and
+    /// judge every alert without producing any.
+    min_score: f64,
+}
 
 impl Filter for BenchTwenty {
     type Fields = Fields20;
@@ -62,6 +67,13 @@ impl Filter for BenchTwenty {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const SURVEY: &'static str = bandpass_sdk::survey::ZTF;
     const DESCRIPTION: &'static str = "Benchmark: a quality cut over twenty ZTF fields.";
+
+    fn init(params: &Params) -> Result<Self, String> {
+        params.deny_unknown(&["min_score"])?;
+        Ok(Self {
+            min_score: params.f64("min_score", 0.0)?,
+        })
+    }
 
     fn evaluate(&self, f: Fields20) -> Result<Verdict, String> {
         let twenty = cut::Twenty {
@@ -87,8 +99,8 @@ impl Filter for BenchTwenty {
             nbad: f.nbad,
         };
         Ok(match cut::decide(&twenty) {
-            Some(score) => Verdict::accept().score(score),
-            None => Verdict::reject(),
+            Some(score) if score >= self.min_score => Verdict::accept().score(score),
+            _ => Verdict::reject(),
         })
     }
 }
