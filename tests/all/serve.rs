@@ -171,6 +171,19 @@ fn kill_mid_run(config: &std::path::Path, output: &str, times: usize, step: i64)
     }
 }
 
+/// Makes the consumer of a config written by [`write_config`] fetch a few
+/// alerts at a time, so that a run lasts seconds and a kill can land in
+/// its middle (bandpass at full speed finishes these inputs in under a
+/// second).
+fn slow_down(config: &std::path::Path) {
+    let text = std::fs::read_to_string(config).unwrap().replace(
+        "\"heartbeat.interval.ms\" = \"1000\"\n",
+        "\"heartbeat.interval.ms\" = \"1000\"\n\"queued.min.messages\" = \"1\"\n\
+         \"max.partition.fetch.bytes\" = \"262144\"\n\"fetch.queue.backoff.ms\" = \"50\"\n",
+    );
+    std::fs::write(config, text).unwrap();
+}
+
 /// Puts `line` at the top of a config written by [`write_config`].
 fn prepend(config: &std::path::Path, line: &str) {
     let text = std::fs::read_to_string(config).unwrap();
@@ -241,10 +254,18 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
         messages.extend(files.iter().map(|f| std::fs::read(f).unwrap()));
     }
     let real = std::fs::read(&files[0]).unwrap();
+    // A container whose header names no schema (`avro.schema` misspelt).
+    let mut bad_header = real.clone();
+    let key = bad_header
+        .windows(11)
+        .position(|w| w == b"avro.schema")
+        .unwrap();
+    bad_header[key + 10] = b'x';
     let bad = [
         real[..real.len() / 2].to_vec(),
         b"random bytes, not avro".to_vec(),
         vec![0, 0, 0, 3, 7, 1],
+        bad_header,
     ];
     messages.extend(bad.iter().cloned());
     produce(&input, &messages);
@@ -252,7 +273,17 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
     let dir = tempfile::tempdir().unwrap();
     let dead_letter = unique("dead-letter");
     let outputs: Vec<String> = names.iter().map(|n| unique(n)).collect();
-    let pairs: Vec<(&str, String)> = names.iter().copied().zip(outputs.iter().cloned()).collect();
+    let mut pairs: Vec<(&str, String)> =
+        names.iter().copied().zip(outputs.iter().cloned()).collect();
+    // Hostile filters loaded beside the good ones change none of their
+    // results, and produce nothing themselves.
+    let hostile = [
+        "hostile_infinite_loop",
+        "hostile_panic",
+        "hostile_memory_bomb",
+    ];
+    let hostile_outputs: Vec<String> = hostile.iter().map(|n| unique(n)).collect();
+    pairs.extend(hostile.iter().copied().zip(hostile_outputs.iter().cloned()));
     let config = write_config(
         dir.path(),
         &brokers(),
@@ -307,10 +338,25 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
         assert!(!headers["bandpass-error"].is_empty());
         assert_eq!(headers["bandpass-source-topic"], input);
     }
-    // A filter that accepts nothing produced nothing.
+    let errors: Vec<&str> = dead
+        .iter()
+        .map(|(_, h)| h["bandpass-error"].as_str())
+        .collect();
+    for needle in ["ends early", "neither", "schema id", "header is corrupt"] {
+        assert!(
+            errors.iter().any(|e| e.contains(needle)),
+            "no dead letter says '{needle}': {errors:?}"
+        );
+    }
+    // A filter that accepts nothing produced nothing; nor did the hostile.
     let idle = names.iter().position(|n| *n == "asteroids").unwrap();
     assert!(expected[idle].is_empty());
-    assert!(consume(&outputs[idle], 1, Duration::from_secs(3)).is_empty());
+    for topic in hostile_outputs.iter().chain([&outputs[idle]]) {
+        assert!(
+            consume(topic, 1, Duration::from_secs(2)).is_empty(),
+            "{topic} got an alert"
+        );
+    }
 
     // SIGTERM: drain, commit, exit 0 in bounded time.
     let status = terminate(&mut serve);
@@ -345,6 +391,7 @@ fn serve_killed_with_sigkill_at_several_points_and_restarted_loses_no_accepted_a
         &[("bright_transients", output.clone())],
     );
     let total: usize = expected.values().sum();
+    slow_down(&config);
     kill_mid_run(&config, &output, 3, total as i64 / 5);
     let mut serve = spawn_serve(&config);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -646,6 +693,7 @@ fn exactly_once_serve_killed_with_sigkill_and_restarted_delivers_each_accepted_a
         &[("bright_transients", output.clone())],
     );
     prepend(&config, "delivery = \"exactly-once\"");
+    slow_down(&config);
     // The restarts keep the transactional id (the default is derived
     // from the group and host), so each fences its killed predecessor.
     kill_mid_run(&config, &output, 3, (COPIES * accepted.len()) as i64 / 5);
