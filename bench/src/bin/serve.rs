@@ -224,7 +224,8 @@ fn serve(
     let mut toml = format!(
         "dead_letter_topic = \"{group}-dlq\"\n[kafka]\nbrokers = [\"{}\"]\n\
          [kafka.librdkafka]\n\"auto.commit.interval.ms\" = \"100\"\n{}\
-         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n",
+         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n\
+         [engine]\nworkers = {}\n",
         s.brokers,
         // BENCH_LIBRDKAFKA="key=value,...": more client settings, to try.
         std::env::var("BENCH_LIBRDKAFKA")
@@ -232,7 +233,13 @@ fn serve(
             .split(',')
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
-            .collect::<String>()
+            .collect::<String>(),
+        // BENCH_WORKERS: engine.workers (default: one per core).
+        std::env::var("BENCH_WORKERS").unwrap_or_else(|_| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .to_string()
+        })
     );
     for (i, output) in outputs.iter().enumerate() {
         let filter = FILTERS[i % FILTERS.len()];
@@ -442,7 +449,15 @@ fn latency(s: &Settings, dir: &Path, alerts: &[Bytes]) -> anyhow::Result<Latenci
     let mut last = Instant::now();
     while last.elapsed() < quiet_for || !sender.is_finished() {
         if let Some(m) = reader.poll(Duration::from_millis(20)) {
-            let m = m?;
+            let m = match m {
+                Ok(m) => m,
+                // The broker hiccuped (seen once: all connections reset
+                // for a moment); the reader reconnects by itself.
+                Err(e) => {
+                    eprintln!("reader: {e}; continuing");
+                    continue;
+                }
+            };
             let received = now_ns();
             let Some(sent) = m
                 .key()
