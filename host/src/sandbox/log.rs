@@ -133,13 +133,17 @@ impl FilterLog {
         out
     }
 
-    /// The last few stderr lines, joined: where a guest's panic message is.
+    /// The last few stderr lines, joined: where a guest's panic message
+    /// is. Lines a language runtime adds after the guest's own message
+    /// (see [`is_runtime_boilerplate`]) are skipped, so that a Python
+    /// exception's last traceback lines are what the report quotes.
     pub fn stderr_tail(&self, max_lines: usize) -> String {
         let lines = self.lines();
         let tail: Vec<&str> = lines
             .iter()
             .filter(|l| l.source == Source::Stderr)
             .map(|l| l.text.as_str())
+            .filter(|l| !is_runtime_boilerplate(l))
             .collect();
         tail[tail.len().saturating_sub(max_lines)..].join(" | ")
     }
@@ -162,6 +166,19 @@ impl FilterLog {
             source,
         }
     }
+}
+
+/// Whether a stderr line is what a guest's runtime prints around every
+/// failure rather than the failure itself: blank lines, Rust's backtrace
+/// hint, and componentize-py's and SpiderMonkey's abort notices (seen in
+/// docs/spikes/guest-languages).
+fn is_runtime_boilerplate(line: &str) -> bool {
+    let line = line.trim();
+    line.is_empty()
+        || line.starts_with("note: run with `RUST_BACKTRACE")
+        || line == "Python function threw an unexpected exception"
+        || line.starts_with("Redirecting call to abort() to mozalloc_abort")
+        || (line.starts_with("thread '") && line.contains("panicked at runtime/src/lib.rs"))
 }
 
 fn partial(inner: &mut Inner, source: Source) -> &mut Vec<u8> {
@@ -250,5 +267,40 @@ mod tests {
         let lines: Vec<String> = log.lines().into_iter().map(|l| l.text).collect();
         assert_eq!(lines, ["two", "three", "four and", "five"]);
         assert_eq!(log.dropped(), (1, 5));
+    }
+
+    #[test]
+    fn the_stderr_tail_quotes_the_guest_not_its_runtime() {
+        let log = FilterLog::new(LogBounds {
+            max_lines: 100,
+            max_line_bytes: 200,
+        });
+        // What a componentize-py filter prints for an uncaught exception.
+        log.write(
+            Source::Stderr,
+            b"Traceback (most recent call last):\n  File \"/0/app.py\", line 74, in evaluate\n  \
+              File \"/0/app.py\", line 64, in helper\nZeroDivisionError: division by zero\n\n\
+              thread '<unnamed>' (1) panicked at runtime/src/lib.rs:1293:29:\n\
+              Python function threw an unexpected exception\n\
+              note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
+        );
+        assert_eq!(
+            log.stderr_tail(2),
+            "  File \"/0/app.py\", line 64, in helper | ZeroDivisionError: division by zero"
+        );
+        // A Rust guest's panic keeps its location, loses only the hint.
+        let log = FilterLog::new(LogBounds {
+            max_lines: 100,
+            max_line_bytes: 200,
+        });
+        log.write(
+            Source::Stderr,
+            b"thread '<unnamed>' (1) panicked at src/lib.rs:21:9:\nboom\n\
+              note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
+        );
+        assert_eq!(
+            log.stderr_tail(3),
+            "thread '<unnamed>' (1) panicked at src/lib.rs:21:9: | boom"
+        );
     }
 }
