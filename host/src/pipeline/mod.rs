@@ -126,6 +126,27 @@ fn client_config(config: &Config) -> ClientConfig {
     c
 }
 
+/// Forwards a librdkafka log line to tracing (target `librdkafka`), as
+/// rdkafka does by default, except the warnings that a property of the
+/// `[kafka.librdkafka]` map does not apply to this client: the map goes
+/// to the consumer and the producer alike, so each start would warn about
+/// every consumer-only key on the producer and the reverse.
+pub(crate) fn forward_log(level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    if facility == "CONFWARN" && message.contains("will be ignored by this") {
+        tracing::debug!(target: "librdkafka", "{facility} {message}");
+        return;
+    }
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", "{facility} {message}")
+        }
+        L::Warning => tracing::warn!(target: "librdkafka", "{facility} {message}"),
+        L::Notice | L::Info => tracing::info!(target: "librdkafka", "{facility} {message}"),
+        L::Debug => tracing::debug!(target: "librdkafka", "{facility} {message}"),
+    }
+}
+
 /// A stable default transactional id: one per group and host. Two
 /// exactly-once instances on one host must each set their own
 /// `kafka.transactional_id`.

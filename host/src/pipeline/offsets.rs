@@ -42,7 +42,11 @@ pub struct Rebalances {
     pub flow: Arc<Flow>,
 }
 
-impl ClientContext for Rebalances {}
+impl ClientContext for Rebalances {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        super::forward_log(level, facility, message);
+    }
+}
 
 fn describe(tpl: &TopicPartitionList) -> String {
     tpl.elements()

@@ -20,7 +20,11 @@ pub struct Acks {
     pub tracker: Arc<Mutex<Tracker>>,
 }
 
-impl ClientContext for Acks {}
+impl ClientContext for Acks {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        super::forward_log(level, facility, message);
+    }
+}
 
 impl ProducerContext for Acks {
     type DeliveryOpaque = Box<Source>;
