@@ -272,9 +272,7 @@ pub fn serve(
     let watchdog = {
         let flow = flow.clone();
         std::thread::spawn(move || {
-            while Instant::now() < deadline && flow.tracker.lock().unwrap().outstanding() > 0 {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            flow.drain(deadline);
             flow.abandon.store(true, Ordering::Relaxed);
         })
     };
