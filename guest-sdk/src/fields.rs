@@ -1,15 +1,67 @@
 //! Declared fields and their typed conversion.
 //!
 //! A filter names its fields once ([`fields!`](crate::fields!)); the host
-//! then sends their values in that order, one `list<value>` per alert. This
-//! module turns that list into the filter's struct by position: no name is
-//! looked up per alert, and no value is copied (strings and columns move).
-//! It never panics on what the host sends: a value of an unexpected type is
-//! an `Err` naming the field.
+//! then sends their values in that order, one `field-values` per alert
+//! (single numbers packed as bytes, everything else as `value`s). This
+//! module unpacks that into one [`Value`] per field ([`unpack`]) and turns
+//! those into the filter's struct by position: no name is looked up per
+//! alert, and strings move rather than copy. It never panics on what the
+//! host sends: a value of an unexpected type is an `Err` naming the field.
 
 use core::fmt;
 
+use crate::bindings::bandpass::filter::types::FieldValues;
 use crate::{TextColumn, Value};
+
+/// The kinds of `field-values` (wit/filter.wit).
+mod kind {
+    pub const REAL: u8 = 1;
+    pub const INTEGER: u8 = 2;
+    pub const BOOLEAN: u8 = 3;
+    pub const OTHER: u8 = 4;
+}
+
+/// One [`Value`] per declared field, in order, from the packed form the
+/// host sends: a kind per field, 8 bytes of number per field, and the
+/// other values in order. Kinds this SDK does not know (a later minor
+/// version of the contract) and numbers cut short read as absent.
+pub(crate) fn unpack(fields: FieldValues) -> Vec<Value> {
+    let FieldValues {
+        kinds,
+        numbers,
+        others,
+    } = fields;
+    let mut others = others.into_iter();
+    let mut chunks = numbers.chunks_exact(8);
+    kinds
+        .iter()
+        .map(|&kind| {
+            let number = chunks.next().and_then(|c| <[u8; 8]>::try_from(c).ok());
+            match (kind, number) {
+                (kind::REAL, Some(b)) => Value::Real(f64::from_le_bytes(b)),
+                (kind::INTEGER, Some(b)) => Value::Integer(i64::from_le_bytes(b)),
+                (kind::BOOLEAN, Some(b)) => Value::Boolean(i64::from_le_bytes(b) != 0),
+                (kind::OTHER, _) => others.next().unwrap_or(Value::Absent),
+                _ => Value::Absent,
+            }
+        })
+        .collect()
+}
+
+/// The elements of a packed column of reals (8 little-endian bytes each).
+fn reals(bytes: &[u8]) -> impl Iterator<Item = f64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()))
+}
+
+/// The elements of a packed column of integers (8 little-endian bytes
+/// each).
+fn integers(bytes: &[u8]) -> impl Iterator<Item = i64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()))
+}
 
 /// A struct whose fields are filled, in order, from the values the host
 /// sends for the paths in [`Fields::PATHS`].
@@ -183,8 +235,8 @@ impl FromValue for Vec<Option<f64>> {
     fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
         match value {
             Value::Absent => Ok(Vec::new()),
-            Value::Reals(c) => Ok(optional(&c.values, &c.present, |x| x)),
-            Value::Integers(c) => Ok(optional(&c.values, &c.present, |i| i as f64)),
+            Value::Reals(c) => Ok(optional(reals(&c.values), &c.present, |x| x)),
+            Value::Integers(c) => Ok(optional(integers(&c.values), &c.present, |i| i as f64)),
             other => mismatch("a column of reals", other),
         }
     }
@@ -194,7 +246,7 @@ impl FromValue for Vec<Option<i64>> {
     fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
         match value {
             Value::Absent => Ok(Vec::new()),
-            Value::Integers(c) => Ok(optional(&c.values, &c.present, |i| i)),
+            Value::Integers(c) => Ok(optional(integers(&c.values), &c.present, |i| i)),
             other => mismatch("a column of integers", other),
         }
     }
@@ -220,9 +272,9 @@ impl FromValue for Vec<Option<bool>> {
     }
 }
 
-/// A numeric column read in place: the values and the presence mask as
-/// they crossed the boundary, with no conversion or allocation per alert
-/// (a `Vec<Option<f64>>` is built element by element).
+/// A numeric column: the values and the presence mask as they crossed
+/// the boundary, unpacked in one pass (a `Vec<Option<f64>>` is built
+/// element by element).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Column<T> {
     values: Vec<T>,
@@ -274,11 +326,11 @@ impl FromValue for Reals {
         match value {
             Value::Absent => Ok(Column::default()),
             Value::Reals(c) => Ok(Column {
-                values: std::mem::take(&mut c.values),
+                values: reals(&c.values).collect(),
                 present: std::mem::take(&mut c.present),
             }),
             Value::Integers(c) => Ok(Column {
-                values: c.values.iter().map(|&i| i as f64).collect(),
+                values: integers(&c.values).map(|i| i as f64).collect(),
                 present: std::mem::take(&mut c.present),
             }),
             other => mismatch("a column of reals", other),
@@ -291,7 +343,7 @@ impl FromValue for Integers {
         match value {
             Value::Absent => Ok(Column::default()),
             Value::Integers(c) => Ok(Column {
-                values: std::mem::take(&mut c.values),
+                values: integers(&c.values).collect(),
                 present: std::mem::take(&mut c.present),
             }),
             other => mismatch("a column of integers", other),
@@ -371,11 +423,14 @@ fn take(value: &mut Value) -> Value {
 
 /// A column from its values and presence mask (1 = present), each
 /// present value converted by `f`. A short mask marks the rest absent.
-fn optional<T: Copy, U>(values: &[T], present: &[u8], f: impl Fn(T) -> U) -> Vec<Option<U>> {
+fn optional<T, U>(
+    values: impl Iterator<Item = T>,
+    present: &[u8],
+    f: impl Fn(T) -> U,
+) -> Vec<Option<U>> {
     values
-        .iter()
         .enumerate()
-        .map(|(i, &v)| (present.get(i) == Some(&1)).then(|| f(v)))
+        .map(|(i, v)| (present.get(i) == Some(&1)).then(|| f(v)))
         .collect()
 }
 
@@ -507,6 +562,61 @@ mod tests {
     use super::*;
     use crate::{IntegerColumn, RealColumn};
 
+    fn packed_reals(values: &[f64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    fn packed_integers(values: &[i64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn unpacks_numbers_by_kind_and_takes_the_others_in_order() {
+        let mut numbers = Vec::new();
+        for bits in [
+            18.5f64.to_bits(),
+            0,
+            2_695_378_462_115_010_012i64 as u64,
+            1,
+            0,
+            0,
+            7,
+        ] {
+            numbers.extend_from_slice(&bits.to_le_bytes());
+        }
+        let values = unpack(FieldValues {
+            kinds: vec![1, 4, 2, 3, 0, 4, 9],
+            numbers,
+            others: vec![Value::Text("t".into()), Value::Bytes(vec![1])],
+        });
+        assert_eq!(
+            format!("{values:?}"),
+            format!(
+                "{:?}",
+                [
+                    Value::Real(18.5),
+                    Value::Text("t".into()),
+                    Value::Integer(2_695_378_462_115_010_012),
+                    Value::Boolean(true),
+                    Value::Absent,
+                    Value::Bytes(vec![1]),
+                    // A kind from a later contract reads as absent.
+                    Value::Absent,
+                ]
+            )
+        );
+        // Numbers cut short read as absent rather than panicking.
+        let short = unpack(FieldValues {
+            kinds: vec![1, 1],
+            numbers: 1.0f64.to_le_bytes().to_vec(),
+            others: Vec::new(),
+        });
+        assert_eq!(
+            format!("{short:?}"),
+            format!("{:?}", [Value::Real(1.0), Value::Absent])
+        );
+    }
+
     crate::fields! {
         #[derive(Debug)]
         struct Cand {
@@ -524,7 +634,7 @@ mod tests {
             Value::Integer(2),
             Value::Text("t".into()),
             Value::Integers(IntegerColumn {
-                values: vec![1, 0],
+                values: packed_integers(&[1, 0]),
                 present: vec![1, 0],
             }),
         ])
@@ -563,7 +673,7 @@ mod tests {
     #[test]
     fn columns_read_their_presence_masks() {
         let reals = Value::Reals(RealColumn {
-            values: vec![1.5, 0.0, 2.5],
+            values: packed_reals(&[1.5, 0.0, 2.5]),
             present: vec![1, 0, 1],
         });
         assert_eq!(
@@ -572,7 +682,7 @@ mod tests {
         );
         // A mask shorter than the values marks the rest absent.
         let short = Value::Integers(IntegerColumn {
-            values: vec![7, 8],
+            values: packed_integers(&[7, 8]),
             present: vec![1],
         });
         assert_eq!(
@@ -584,7 +694,7 @@ mod tests {
     #[test]
     fn numeric_columns_read_in_place() {
         let mut value = Value::Reals(RealColumn {
-            values: vec![1.5, 0.0, 2.5],
+            values: packed_reals(&[1.5, 0.0, 2.5]),
             present: vec![1, 0, 1],
         });
         let reals = Reals::from_value(&mut value).unwrap();
@@ -595,7 +705,7 @@ mod tests {
         assert_eq!(reals.get(1), None);
         assert_eq!(reals.get(7), None);
         let mut ints = Value::Integers(IntegerColumn {
-            values: vec![3, 4],
+            values: packed_integers(&[3, 4]),
             present: vec![1, 1],
         });
         assert_eq!(

@@ -7,7 +7,8 @@
 use core::cell::RefCell;
 
 use crate::bindings::bandpass::filter::types as wit;
-use crate::{Fields, Params, Value};
+use crate::bindings::bandpass::filter::types::FieldValues;
+use crate::{Fields, Params};
 
 /// An alert filter.
 ///
@@ -87,13 +88,13 @@ pub fn init<F: Filter>(state: &State<F>, params: Vec<(String, String)>) -> Resul
 ///
 /// A host that skipped `init` gets the filter built with no parameters.
 #[doc(hidden)]
-pub fn evaluate<F: Filter>(state: &State<F>, values: Vec<Value>) -> Result<wit::Verdict, String> {
+pub fn evaluate<F: Filter>(state: &State<F>, values: FieldValues) -> Result<wit::Verdict, String> {
     let mut state = state.borrow_mut();
     let filter = match &mut *state {
         Some(filter) => filter,
         slot @ None => slot.insert(F::init(&Params::default())?),
     };
-    let fields = F::Fields::from_values(values)?;
+    let fields = F::Fields::from_values(crate::fields::unpack(values))?;
     filter.evaluate(fields).map(crate::Verdict::into_wit)
 }
 
@@ -128,7 +129,7 @@ macro_rules! export_filter {
                 }
 
                 fn evaluate(
-                    values: ::std::vec::Vec<$crate::Value>,
+                    values: $crate::__private::FieldValues,
                 ) -> ::core::result::Result<$crate::__private::Verdict, ::std::string::String>
                 {
                     BANDPASS_STATE

@@ -70,7 +70,7 @@ pub mod survey {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings::__export_alert_filter as export;
-    pub use crate::bindings::bandpass::filter::types::{Manifest, Verdict};
+    pub use crate::bindings::bandpass::filter::types::{FieldValues, Manifest, Verdict};
     pub use crate::bindings::exports::bandpass::filter::filter::Guest;
     pub use crate::fields::Values;
     pub use crate::filter::{State, describe, evaluate, init};

@@ -85,7 +85,7 @@ fn inspect_shows_the_contract_fields_and_imports() {
     let out = bandpass(&["inspect", &filter("fast_risers")]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(stdout.contains("bandpass:filter@0.1.0"), "{stdout}");
+    assert!(stdout.contains("bandpass:filter@0.2.0"), "{stdout}");
     assert!(stdout.contains("prv_candidates.magpsf"), "{stdout}");
     assert!(stdout.contains("wasi:cli/"), "{stdout}");
 }

@@ -40,7 +40,7 @@ mod bindings {
 
 use bindings::bandpass::filter::log::Level;
 use bindings::bandpass::filter::types::{
-    Accepted, IntegerColumn, RealColumn, TextColumn, Value, Verdict as WitVerdict,
+    Accepted, FieldValues, IntegerColumn, RealColumn, TextColumn, Value, Verdict as WitVerdict,
 };
 use bindings::{AlertFilter, AlertFilterPre};
 
@@ -293,7 +293,11 @@ impl LoadedFilter {
             filter: self.clone(),
             slots,
             live: None,
-            args: Vec::new(),
+            args: FieldValues {
+                kinds: Vec::new(),
+                numbers: Vec::new(),
+                others: Vec::new(),
+            },
         }
     }
 
@@ -556,8 +560,8 @@ pub struct FilterInstance {
     slots: Vec<usize>,
     /// `None` until first use and after a trap.
     live: Option<Live>,
-    /// Reused argument buffer.
-    args: Vec<Value>,
+    /// Reused argument buffer: one alert's `field-values`.
+    args: FieldValues,
 }
 
 impl FilterInstance {
@@ -616,8 +620,11 @@ impl FilterInstance {
         let filter = &self.filter;
         // The argument buffer keeps its strings and columns from the last
         // alert and is refilled in place: no allocation per value.
-        self.args.resize(filter.fields.len(), Value::Absent);
-        for ((path, &slot), arg) in filter.fields.iter().zip(&self.slots).zip(&mut self.args) {
+        let args = &mut self.args;
+        args.kinds.clear();
+        args.numbers.clear();
+        let mut others = 0;
+        for (path, &slot) in filter.fields.iter().zip(&self.slots) {
             let value = &alert.values[slot];
             if matches!(value, FieldValue::Missing) && !path.optional {
                 let failure = Failure {
@@ -638,8 +645,9 @@ impl FilterInstance {
                 };
                 return (Err(failure), 0);
             }
-            refill(arg, value);
+            pack(args, &mut others, value);
         }
+        args.others.truncate(others);
         if self.live.is_none() {
             match filter.instantiate_live() {
                 Ok(live) => self.live = Some(live),
@@ -725,6 +733,38 @@ fn check_verdict(a: Accepted, limits: &Limits) -> Result<Verdict, Failure> {
     })
 }
 
+/// The kinds of `field-values` (wit/filter.wit): how field `i`'s 8 bytes
+/// of `numbers` read, or that its value is the next entry of `others`.
+mod kind {
+    pub const ABSENT: u8 = 0;
+    pub const REAL: u8 = 1;
+    pub const INTEGER: u8 = 2;
+    pub const BOOLEAN: u8 = 3;
+    pub const OTHER: u8 = 4;
+}
+
+/// Appends one field to `args`: single numbers and booleans as a kind and
+/// 8 little-endian bytes, anything else as a kind and the next entry of
+/// `others` (`others` entries already in `args` are refilled in place).
+fn pack(args: &mut FieldValues, others: &mut usize, value: &FieldValue) {
+    let (kind, bits) = match *value {
+        FieldValue::Missing | FieldValue::Absent => (kind::ABSENT, 0),
+        FieldValue::Real(r) => (kind::REAL, r.to_bits()),
+        FieldValue::Integer(i) => (kind::INTEGER, i as u64),
+        FieldValue::Boolean(b) => (kind::BOOLEAN, u64::from(b)),
+        _ => {
+            match args.others.get_mut(*others) {
+                Some(slot) => refill(slot, value),
+                None => args.others.push(to_wit(value)),
+            }
+            *others += 1;
+            (kind::OTHER, 0)
+        }
+    };
+    args.kinds.push(kind);
+    args.numbers.extend_from_slice(&bits.to_le_bytes());
+}
+
 /// Sets `arg` to `value`, reusing the buffers `arg` already holds.
 fn refill(arg: &mut Value, value: &FieldValue) {
     match (arg, value) {
@@ -736,9 +776,11 @@ fn refill(arg: &mut Value, value: &FieldValue) {
             d.clear();
             d.extend_from_slice(s);
         }
-        (Value::Reals(d), FieldValue::Reals(c)) => fill_column(&mut d.values, &mut d.present, c),
+        (Value::Reals(d), FieldValue::Reals(c)) => {
+            fill_column(&mut d.values, &mut d.present, c, |r| r.to_bits())
+        }
         (Value::Integers(d), FieldValue::Integers(c)) => {
-            fill_column(&mut d.values, &mut d.present, c)
+            fill_column(&mut d.values, &mut d.present, c, |i| i as u64)
         }
         (Value::Texts(d), FieldValue::Texts(c)) => fill_text_column(d, c),
         (arg, value) => *arg = to_wit(value),
@@ -759,7 +801,7 @@ fn to_wit(v: &FieldValue) -> Value {
                 values: Vec::new(),
                 present: Vec::new(),
             };
-            fill_column(&mut column.values, &mut column.present, c);
+            fill_column(&mut column.values, &mut column.present, c, |i| i as u64);
             Value::Integers(column)
         }
         FieldValue::Reals(c) => {
@@ -767,7 +809,7 @@ fn to_wit(v: &FieldValue) -> Value {
                 values: Vec::new(),
                 present: Vec::new(),
             };
-            fill_column(&mut column.values, &mut column.present, c);
+            fill_column(&mut column.values, &mut column.present, c, |r| r.to_bits());
             Value::Reals(column)
         }
         FieldValue::Texts(c) => {
@@ -782,17 +824,20 @@ fn to_wit(v: &FieldValue) -> Value {
     }
 }
 
-/// A column as the contract sends it: values (default where null) and a
-/// presence mask.
-fn fill_column<T: Copy + Default>(
-    values: &mut Vec<T>,
+/// A numeric column as the contract sends it: each element's 64 bits
+/// (`bits`), little-endian, zero where null, and a presence mask.
+fn fill_column<T: Copy>(
+    values: &mut Vec<u8>,
     present: &mut Vec<u8>,
     column: &[Option<T>],
+    bits: impl Fn(T) -> u64,
 ) {
     values.clear();
     present.clear();
-    values.extend(column.iter().map(|v| v.unwrap_or_default()));
-    present.extend(column.iter().map(|v| u8::from(v.is_some())));
+    for v in column {
+        values.extend_from_slice(&v.map_or(0, &bits).to_le_bytes());
+        present.push(u8::from(v.is_some()));
+    }
 }
 
 /// A text column as the contract sends it: one concatenated string, the
@@ -836,10 +881,11 @@ mod tests {
         else {
             panic!("a real column")
         };
-        assert_eq!(
-            (reals.values, reals.present),
-            (vec![1.5, 0.0, 2.0], vec![1, 0, 1])
-        );
+        let packed: Vec<u8> = [1.5f64, 0.0, 2.0]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        assert_eq!((reals.values, reals.present), (packed, vec![1, 0, 1]));
         let texts = vec![
             Some("t".into()),
             None,
@@ -855,6 +901,45 @@ mod tests {
     }
 
     #[test]
+    fn numbers_travel_packed_with_their_kind_and_the_rest_in_order_in_others() {
+        let mut args = FieldValues {
+            kinds: Vec::new(),
+            numbers: Vec::new(),
+            others: vec![Value::Text(String::with_capacity(32))],
+        };
+        let mut others = 0;
+        for value in [
+            FieldValue::Real(18.25),
+            FieldValue::Text("t".into()),
+            FieldValue::Integer(2_695_378_462_115_010_012),
+            FieldValue::Absent,
+            FieldValue::Boolean(true),
+            FieldValue::Missing,
+            FieldValue::Reals(vec![Some(-1.0)]),
+        ] {
+            pack(&mut args, &mut others, &value);
+        }
+        args.others.truncate(others);
+        assert_eq!(args.kinds, [1, 4, 2, 0, 3, 0, 4]);
+        let numbers: Vec<[u8; 8]> = args
+            .numbers
+            .chunks_exact(8)
+            .map(|c| c.try_into().unwrap())
+            .collect();
+        assert_eq!(numbers.len(), 7, "8 bytes for every field");
+        assert_eq!(f64::from_le_bytes(numbers[0]), 18.25);
+        assert_eq!(i64::from_le_bytes(numbers[2]), 2_695_378_462_115_010_012);
+        assert_eq!(i64::from_le_bytes(numbers[4]), 1);
+        for i in [1, 3, 5, 6] {
+            assert_eq!(numbers[i], [0; 8], "field {i} has no number");
+        }
+        assert!(matches!(&args.others[0], Value::Text(s) if s == "t" && s.capacity() >= 32));
+        assert!(
+            matches!(&args.others[1], Value::Reals(c) if c.values == (-1.0f64).to_le_bytes() && c.present == [1])
+        );
+    }
+
+    #[test]
     fn refilling_an_argument_reuses_its_buffers_and_gives_the_new_value() {
         let mut arg = to_wit(&FieldValue::Text("first value".into()));
         refill(&mut arg, &FieldValue::Text("t".into()));
@@ -862,8 +947,9 @@ mod tests {
         refill(&mut arg, &FieldValue::Real(2.5));
         assert!(matches!(arg, Value::Real(2.5)));
         let mut col = to_wit(&FieldValue::Integers(vec![Some(1), Some(2), Some(3)]));
-        refill(&mut col, &FieldValue::Integers(vec![None, Some(9)]));
-        assert!(matches!(&col, Value::Integers(c) if c.values == [0, 9] && c.present == [0, 1]));
+        refill(&mut col, &FieldValue::Integers(vec![None, Some(-9)]));
+        let packed: Vec<u8> = [0i64, -9].iter().flat_map(|i| i.to_le_bytes()).collect();
+        assert!(matches!(&col, Value::Integers(c) if c.values == packed && c.present == [0, 1]));
         let mut texts = to_wit(&FieldValue::Texts(vec![Some("abc".into())]));
         refill(&mut texts, &FieldValue::Texts(vec![None, Some("d".into())]));
         assert!(

@@ -11,7 +11,7 @@ use super::{CacheOutcome, FilterLog, HostState, Limits, Manifest, Sandbox};
 use crate::decode::FieldPath;
 
 /// The contract version this host speaks (`wit/filter.wit`).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// The interfaces a filter may import. Python guests import all of WASI
 /// 0.2; the locked-down context makes filesystem and sockets inert.
@@ -79,7 +79,7 @@ pub struct ComponentReport {
     pub cache: CacheOutcome,
 }
 
-/// The version in a name like `bandpass:filter/filter@0.1.0`.
+/// The version in a name like `bandpass:filter/filter@0.2.0`.
 fn version_of(name: &str) -> Option<&str> {
     name.rsplit_once('@').map(|(_, v)| v)
 }
@@ -313,9 +313,10 @@ mod tests {
 
     #[test]
     fn accepts_patch_and_refuses_other_minor_versions_of_a_0_x_contract() {
-        assert!(compatible("0.1.0"));
-        assert!(compatible("0.1.7"));
-        assert!(!compatible("0.2.0"));
+        assert!(compatible("0.2.0"));
+        assert!(compatible("0.2.7"));
+        assert!(!compatible("0.1.0"));
+        assert!(!compatible("0.3.0"));
         assert!(!compatible("1.0.0"));
         assert!(!compatible("garbage"));
     }
