@@ -12,6 +12,10 @@
 //! 2. One filter reading 20 fields: the same cut compiled natively and
 //!    run as a wasm component through the sandbox.
 //! 3. Decode plus 25 filters (five sample filters, five instances each).
+//! 4. `languages` (only when named): the 20-field cut as a Rust, Python
+//!    and JavaScript component, and as plain CPython over fastavro.
+//!    Needs `scripts/build-python-filters.sh` and
+//!    `scripts/build-js-filters.sh` first.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -157,9 +161,15 @@ fn main() -> anyhow::Result<()> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(2.0);
-    // An optional second argument runs one case only: decode, one, all.
+    // An optional second argument runs one case only: decode, one, all,
+    // or languages (which the default run leaves out: it needs the
+    // Python and JavaScript toolchains).
     let only = std::env::args().nth(2);
     let runs = |case: &str| only.as_deref().is_none_or(|o| o == case);
+    if only.as_deref() == Some("languages") {
+        let alerts = ztf_alerts()?;
+        return languages_case(&alerts, &sandbox()?, secs);
+    }
     let alerts = ztf_alerts()?;
     println!(
         "{} real ZTF alerts (schemas 2.0 to 4.02), {:.0} KB mean; {secs} s per case\n",
@@ -347,4 +357,133 @@ fn all_filters_case(
         });
         println!("  of which {:<24} x5 {:>10.2} µs", f.name, 5.0 * per(r));
     }
+}
+
+/// The 20-field cut as a component in each guest language, built from
+/// `sample-filters/` (Rust crate, Python module, JavaScript module), and
+/// the Python one run as plain CPython over fastavro: what a ZTF-style
+/// Python consumer pays per alert, decode included.
+fn languages_case(alerts: &[Bytes], sb: &Sandbox, secs: f64) -> anyhow::Result<()> {
+    let builds = [
+        ("Rust", "wasm32-wasip2/release/bench_twenty_fields.wasm"),
+        ("Python (componentize-py)", "python/bench-twenty-fields.wasm"),
+        ("JavaScript (QuickJS)", "js/bench-twenty-fields.wasm"),
+        (
+            "JavaScript (SpiderMonkey)",
+            "js/spidermonkey/bench-twenty-fields.wasm",
+        ),
+    ];
+    let per = |r: f64| 1e6 / r;
+    println!(
+        "the 20-field cut, {} real ZTF alerts, one thread (fuel: median per alert)",
+        alerts.len()
+    );
+    println!(
+        "  {:<27} {:>10} {:>10} {:>14} {:>8}",
+        "component", "µs/alert", "fuel", "+decode µs", "vs Rust"
+    );
+    let mut rust_verdicts: Option<Vec<Option<f64>>> = None;
+    let mut rust_total = 0.0;
+    for (language, build) in builds {
+        let path = repo().join("sample-filters/target").join(build);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "{}: build it first (scripts/build-filters.sh, scripts/build-python-filters.sh, \
+                 scripts/build-js-filters.sh)",
+                path.display()
+            )
+        })?;
+        let filter = sb
+            .load(&bytes, vec![], Limits::default())
+            .with_context(|| format!("loading {}", path.display()))?;
+        let decoder = Runner::decoder_for(std::slice::from_ref(&filter), SchemaSource::None);
+        let decoded: Vec<_> = alerts
+            .iter()
+            .flat_map(|a| decoder.decode(a).unwrap())
+            .collect();
+        let mut instance = filter.instance((0..filter.fields.len()).collect());
+        // Same verdicts and scores as the Rust component, alert by alert,
+        // or the comparison is meaningless.
+        let mut fuel = Vec::new();
+        let verdicts: Vec<Option<f64>> = decoded
+            .iter()
+            .map(|d| {
+                let e = instance.evaluate(d);
+                fuel.push(e.fuel);
+                match e.outcome {
+                    bandpass::sandbox::Outcome::Verdict(bandpass::sandbox::Verdict::Accept {
+                        score,
+                        ..
+                    }) => Some(score.unwrap_or(f64::NAN)),
+                    bandpass::sandbox::Outcome::Verdict(_) => None,
+                    other => panic!("{language}: {other:?}"),
+                }
+            })
+            .collect();
+        match &rust_verdicts {
+            None => rust_verdicts = Some(verdicts),
+            Some(expected) => anyhow::ensure!(
+                format!("{expected:?}") == format!("{verdicts:?}"),
+                "{language} and Rust disagree: {verdicts:?} vs {expected:?}"
+            ),
+        }
+        fuel.sort_unstable();
+        let evaluate = rate(&decoded, secs, |d| {
+            black_box(instance.evaluate(d));
+        });
+        let with_decode = rate(alerts, secs, |a| {
+            for d in decoder.decode(a).unwrap() {
+                black_box(instance.evaluate(&d));
+            }
+        });
+        if language == "Rust" {
+            rust_total = per(with_decode);
+        }
+        println!(
+            "  {:<27} {:>10.2} {:>10} {:>14.2} {:>7.1}x",
+            language,
+            per(evaluate),
+            fuel[fuel.len() / 2],
+            per(with_decode),
+            per(with_decode) / rust_total
+        );
+    }
+    python_baseline(secs, rust_total)
+}
+
+/// Runs bench/python/fastavro_baseline.py: the same Python filter module,
+/// called natively on alerts fastavro decodes.
+fn python_baseline(secs: f64, rust_total: f64) -> anyhow::Result<()> {
+    let script = repo().join("bench/python/fastavro_baseline.py");
+    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg("--seconds")
+        .arg(secs.to_string())
+        .arg("--json")
+        .output()
+        .with_context(|| format!("running {python} {}", script.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed (is fastavro installed? python3 -m pip install fastavro): {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} printed no JSON", script.display()))?;
+    let number = |key: &str| {
+        report[key]
+            .as_f64()
+            .with_context(|| format!("no {key} in the baseline's report: {report}"))
+    };
+    let (filter, total) = (number("filter_us")?, number("decode_and_filter_us")?);
+    println!(
+        "  {:<27} {:>10.2} {:>10} {:>14.2} {:>7.1}x",
+        "CPython + fastavro",
+        filter,
+        "-",
+        total,
+        total / rust_total
+    );
+    Ok(())
 }
