@@ -366,7 +366,10 @@ fn all_filters_case(
 fn languages_case(alerts: &[Bytes], sb: &Sandbox, secs: f64) -> anyhow::Result<()> {
     let builds = [
         ("Rust", "wasm32-wasip2/release/bench_twenty_fields.wasm"),
-        ("Python (componentize-py)", "python/bench-twenty-fields.wasm"),
+        (
+            "Python (componentize-py)",
+            "python/bench-twenty-fields.wasm",
+        ),
         ("JavaScript (QuickJS)", "js/bench-twenty-fields.wasm"),
         (
             "JavaScript (SpiderMonkey)",

@@ -5,6 +5,7 @@ mod cli;
 mod decode;
 mod filters;
 mod kafka;
+mod new;
 mod sandbox;
 mod serve;
 mod support;

@@ -11,6 +11,7 @@ mod demo;
 mod fields;
 mod format;
 mod inspect;
+mod new;
 mod run;
 mod serve;
 mod test;
@@ -55,6 +56,9 @@ pub enum Command {
     Fields(fields::FieldsArgs),
     /// The service: consume alert topics from Kafka, filter, produce.
     Serve(serve::ServeArgs),
+    /// Start a filter project (Rust, Python or JavaScript) that builds
+    /// and runs as made.
+    New(new::NewArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -66,6 +70,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => demo::execute(args),
         Command::Fields(args) => fields::execute(args),
         Command::Serve(args) => serve::execute(args),
+        Command::New(args) => new::execute(args),
     }
 }
 
