@@ -50,12 +50,37 @@ const RUST: &[File] = &[
     (".gitignore", include_str!("../../templates/rust/gitignore")),
 ];
 
+const PYTHON: &[File] = &[
+    (
+        "{{module}}.py",
+        include_str!("../../templates/python/filter.py"),
+    ),
+    (
+        "README.md",
+        include_str!("../../templates/python/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../templates/python/gitignore"),
+    ),
+];
+
+const JS: &[File] = &[
+    ("filter.js", include_str!("../../templates/js/filter.js")),
+    (
+        "package.json",
+        include_str!("../../templates/js/package.json"),
+    ),
+    ("README.md", include_str!("../../templates/js/README.md")),
+    (".gitignore", include_str!("../../templates/js/gitignore")),
+];
+
 impl Lang {
     fn files(self) -> &'static [File] {
         match self {
             Lang::Rust => RUST,
-            Lang::Python => &[],
-            Lang::Js => &[],
+            Lang::Python => PYTHON,
+            Lang::Js => JS,
         }
     }
 }
@@ -86,7 +111,7 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
         docs: built_from().join("docs"),
     };
     for (path, text) in args.lang.files() {
-        let target = project.join(path);
+        let target = project.join(vars.fill(path));
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -150,6 +175,7 @@ impl Vars<'_> {
             .unwrap_or_else(|_| self.docs.clone());
         text.replace("{{name}}", self.name)
             .replace("{{crate}}", &self.name.replace('-', "_"))
+            .replace("{{module}}", &self.name.replace('-', "_"))
             .replace("{{sdk}}", &self.sdk.display().to_string())
             .replace("{{alerts}}", &self.alerts)
             .replace("{{docs}}", &docs.display().to_string())
@@ -183,6 +209,7 @@ mod tests {
             for (path, text) in lang.files() {
                 let filled = vars.fill(text);
                 assert!(!filled.contains("{{"), "{lang:?} {path}: {filled}");
+                assert!(!vars.fill(path).contains("{{"), "{lang:?} {path}");
             }
         }
         assert!(vars.fill(RUST[0].1).contains("name = \"my-filter\""));
