@@ -1,0 +1,48 @@
+"""Write bandpass alert filters in Python.
+
+A filter is a plain function that receives the alert fields it declares
+as plain Python values and returns a verdict::
+
+    import bandpass
+
+    @bandpass.filter(
+        name="bright", version="0.1.0", survey="ztf",
+        description="Bright, real, positive ZTF detections.",
+        fields={"magpsf": "candidate.magpsf", "rb": "candidate.rb",
+                "isdiffpos": "candidate.isdiffpos"},
+        params={"max_mag": 18.5},
+    )
+    def bright(magpsf, rb, isdiffpos, params):
+        if magpsf is None or rb is None or isdiffpos not in ("t", "1"):
+            return bandpass.reject()
+        if magpsf <= params.max_mag and rb >= 0.65:
+            return bandpass.accept(score=rb, tags=["bright"], notes={"magpsf": f"{magpsf:.2f}"})
+        return bandpass.reject()
+
+`bandpass-py build bright.py -o bright.wasm` makes it a component for the
+bandpass host; `bandpass test bright.wasm ALERTS` runs it on real alerts.
+This module imports nothing of the component model: the same file runs in
+plain CPython (`bright.bandpass.evaluate({...})`, or call `bright(...)`).
+See docs/filter-authors-python.md.
+"""
+
+from . import log
+from ._spec import FilterError, ParamError, Params, filter
+from ._verdict import Accept, Reject, accept, reject
+
+__version__ = "0.1.0"
+#: The contract this SDK builds for (its copy is bandpass/wit/filter.wit).
+CONTRACT = "bandpass:filter@0.2.0"
+
+__all__ = [
+    "filter",
+    "accept",
+    "reject",
+    "Accept",
+    "Reject",
+    "Params",
+    "ParamError",
+    "FilterError",
+    "log",
+    "CONTRACT",
+]

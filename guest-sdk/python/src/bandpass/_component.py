@@ -1,0 +1,319 @@
+"""The component glue: used only inside a built component, never natively.
+
+`bandpass-py build` generates the component's entry module, which imports
+the author's module (registering its filter) and then::
+
+    Filter = bandpass._component.bind("my_filter")
+
+componentize-py exports that class as the `filter` interface of
+`wit/filter.wit` (world `alert-filter`). The class turns each alert's
+`field-values` into the plain Python values the author's function takes,
+calls it positionally, and turns its verdict back into the WIT one.
+
+Cost is the point here (the contract crosses the boundary once per alert
+and the SDK must not spend more than the crossing). Per alert there is one
+dict lookup of the `kinds` bytes, then a caller generated for that pattern
+of kinds (see `_compile`) does one `struct.unpack` for every number and
+calls the author's function with the arguments in place; only `others`
+(texts, bytes, columns) are converted one by one. A verdict is one check
+of the returned object and the WIT records it becomes.
+
+Every exception from the author's code (or from the glue) becomes an `err`
+result, "ExcType: message (at file.py:LINE in function)", and its traceback
+goes to the filter's log: an exception escaping to componentize-py would
+trap the instance and lose the message. MemoryError is the exception: it is
+re-raised, so that the host reports the memory cap it hit and rebuilds the
+instance.
+"""
+
+import os
+import struct
+import traceback
+from array import array
+from operator import attrgetter
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import log as wit_log
+from wit_world.imports import types as wit
+
+from . import _spec
+from . import log as _log
+from ._verdict import REJECT, Accept
+
+# --- what the author declared (set once by `bind`, at build time) ---------
+_spec_ = None  # the FilterSpec
+_function = None  # the author's function
+_params = None  # the Params of this deployment (set by `init`)
+
+# --- values -----------------------------------------------------------------
+
+_SDK_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+# Columns cost per element, so the common cases take no Python step per
+# element: a column without nulls is one C call, nulls cost one pass.
+
+
+def _padded(present, n):
+    """A presence mask of the wrong length cut or padded (as absent) to ``n``."""
+    return present[:n].ljust(n, b"\x00")
+
+
+def _reals(v):
+    """A real column as a list of floats, None where null."""
+    c = v.value
+    values = array("d", c.values).tolist()
+    present = c.present
+    if present.count(1) != len(values):
+        if len(present) != len(values):
+            present = _padded(present, len(values))
+        values = [x if p == 1 else None for x, p in zip(values, present)]
+    return values
+
+
+def _integers(v):
+    """An integer column as a list of ints, None where null."""
+    c = v.value
+    values = array("q", c.values).tolist()
+    present = c.present
+    if present.count(1) != len(values):
+        if len(present) != len(values):
+            present = _padded(present, len(values))
+        values = [x if p == 1 else None for x, p in zip(values, present)]
+    return values
+
+
+def _texts(v):
+    """A text column as a list of str, None where null."""
+    c = v.value
+    text, ends, present = c.text, c.ends, c.present
+    values = []
+    start = 0
+    if not ends or len(text) == ends[-1]:  # all ASCII: byte offsets are str offsets
+        for end in ends:
+            values.append(text[start:end])
+            start = end
+    else:
+        raw = text.encode()
+        for end in ends:
+            values.append(raw[start:end].decode(errors="replace"))
+            start = max(start, end)
+    if present.count(1) != len(values):
+        if len(present) != len(values):
+            present = _padded(present, len(values))
+        values = [x if p == 1 else None for x, p in zip(values, present)]
+    return values
+
+
+def _absent(v):
+    return None
+
+
+_value = attrgetter("value")
+
+# How each `value` case becomes a plain Python value.
+_CONVERT = {
+    wit.Value_Text: _value,
+    wit.Value_Real: _value,
+    wit.Value_Integer: _value,
+    wit.Value_Boolean: _value,
+    wit.Value_Bytes: _value,
+    wit.Value_Booleans: _value,
+    wit.Value_Reals: _reals,
+    wit.Value_Integers: _integers,
+    wit.Value_Texts: _texts,
+    wit.Value_Absent: _absent,
+}
+
+# Kinds of `field-values` (wit/filter.wit).
+_ABSENT, _REAL, _INTEGER, _BOOLEAN, _OTHER = 0, 1, 2, 3, 4
+
+
+def _compile(kinds):
+    """The caller for one pattern of kinds: unpacks and calls the author's function.
+
+    Generated code, so that each alert costs one `struct.unpack` into
+    locals and one call with the arguments in place: for kinds 1, 2, 2, 0,
+    4 (a real, two integers, an absent field, a text) it reads
+
+        def call(numbers, others, params):
+            v0, v1, v2 = unpack(numbers)
+            return function(v0, v1, v2 != 0, None, convert[type(others[0])](others[0]), params)
+
+    Every field takes 8 bytes of `numbers`: a double (kind 1), a 64-bit
+    integer (kinds 2 and 3), or bytes to skip (absent, others, and kinds of
+    later contract versions, which read as absent).
+    """
+    fmt, names, args = ["<"], [], []
+    j = 0
+    for i, kind in enumerate(kinds):
+        if kind == _REAL or kind == _INTEGER or kind == _BOOLEAN:
+            fmt.append("d" if kind == _REAL else "q")
+            names.append(f"v{i}")
+            args.append(f"v{i} != 0" if kind == _BOOLEAN else f"v{i}")
+        elif kind == _OTHER:
+            fmt.append("8x")
+            args.append(f"convert[type(others[{j}])](others[{j}])")
+            j += 1
+        else:
+            fmt.append("8x")
+            args.append("None")
+    if _spec_.takes_params:
+        args.append("params")
+    lines = ["def call(numbers, others, params):"]
+    if names:
+        lines.append(f"    {', '.join(names)}, = unpack(numbers)")
+    lines.append(f"    return function({', '.join(args)})")
+    scope = {"unpack": struct.Struct("".join(fmt)).unpack, "function": _function, "convert": _CONVERT}
+    exec(compile("\n".join(lines), f"<bandpass: fields of kinds {list(kinds)}>", "exec"), scope)  # noqa: S102
+    return scope["call"]
+
+
+# Callers by kinds; a filter sees a few patterns (per schema version and
+# which fields are null), so the cache stays small. Bounded all the same.
+_callers = {}
+_MAX_CALLERS = 256
+
+
+def _caller(kinds):
+    if len(kinds) != len(_spec_.paths):
+        raise ValueError(f"the host sent {len(kinds)} fields for {len(_spec_.paths)} declared")
+    if len(_callers) >= _MAX_CALLERS:
+        _callers.clear()
+    call = _callers[kinds] = _compile(kinds)
+    return call
+
+
+# --- verdicts -----------------------------------------------------------------
+
+_WIT_REJECT = wit.Verdict_Reject()
+_Verdict_Accept = wit.Verdict_Accept
+_Accepted = wit.Accepted
+
+
+def _verdict(result):
+    """A return value other than an accept or a rejection, as a WIT verdict."""
+    result = _spec.verdict_of(result, _function)  # True, or a TypeError naming what came back
+    return wit.Verdict_Accept(wit.Accepted(*result))
+
+
+# --- errors -------------------------------------------------------------------
+
+
+# Where the standard library and installed packages (this SDK's folder's
+# parent) live: an error is located in the author's code, not in theirs.
+# (`traceback`, not `os`: a frozen module may not say where it lives.)
+_LIBRARIES = (os.path.dirname(os.path.abspath(traceback.__file__)) + os.sep, os.path.dirname(_SDK_DIR[:-1]) + os.sep)
+
+
+def _is_sdk(filename):
+    return filename.startswith(_SDK_DIR) or filename.startswith("<bandpass")
+
+
+def _is_author(filename):
+    return not filename.startswith(_LIBRARIES) and not filename.startswith("<")
+
+
+def _describe(e):
+    """ "ExcType: message (at file.py:LINE in function)", at the author's innermost frame.
+
+    The innermost frame in the author's own files; failing that (an error
+    in the glue itself), the innermost frame outside the SDK, or at all.
+    """
+    frames = []
+    tb = e.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code, tb.tb_lineno))
+        tb = tb.tb_next
+    where = None
+    for wanted in (_is_author, lambda f: not _is_sdk(f), lambda f: True):
+        where = next(((c, n) for c, n in reversed(frames) if wanted(c.co_filename)), None)
+        if where is not None:
+            break
+    text = str(e)
+    out = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    if where is not None:
+        code, line = where
+        out += f" (at {os.path.basename(code.co_filename)}:{line} in {code.co_name})"
+    return out
+
+
+def _log_traceback(e):
+    """The exception's traceback, without the SDK's frames, to the filter log."""
+    try:
+        te = traceback.TracebackException.from_exception(e)
+        te.stack = traceback.StackSummary.from_list([f for f in te.stack if not _is_sdk(f.filename)])
+        for chunk in te.format():
+            for line in chunk.splitlines():
+                if line.strip():
+                    wit_log.log(wit_log.Level.ERROR, line)
+    except Exception:  # noqa: BLE001 - a log line must never hide the error itself
+        wit_log.log(wit_log.Level.ERROR, _describe(e))
+
+
+def _failure(e):
+    """The `err` for an exception; MemoryError is re-raised (see the module doc)."""
+    if isinstance(e, MemoryError):
+        raise e
+    if isinstance(e, _spec.FilterError):
+        return Err(str(e))
+    _log_traceback(e)
+    return Err(_describe(e))
+
+
+# --- the exported interface --------------------------------------------------
+
+
+class Filter(exports.Filter):
+    """The `filter` interface, serving the one filter `bind` found."""
+
+    def describe(self):
+        s = _spec_
+        return wit.Manifest(
+            name=s.name, version=s.version, survey=s.survey, fields=list(s.paths), description=s.description
+        )
+
+    def init(self, params):
+        global _params
+        try:
+            _params = _spec_.configure(params)
+        except BaseException as e:  # noqa: BLE001 - every failure refuses the deployment with its reason
+            if isinstance(e, MemoryError):
+                raise
+            if isinstance(e, (ValueError, _spec.FilterError)):
+                raise Err(str(e)) from None
+            raise _failure(e) from None
+
+    def evaluate(self, fields):
+        try:
+            call = _callers.get(fields.kinds) or _caller(fields.kinds)
+            result = call(fields.numbers, fields.others, _params)
+            if result is REJECT or result is None or result is False:
+                return _WIT_REJECT
+            if type(result) is Accept:
+                return _Verdict_Accept(_Accepted(*result))
+            return _verdict(result)
+        except BaseException as e:  # noqa: BLE001 - an escaping exception would trap the instance
+            raise _failure(e) from None
+
+
+def _host_log(level, message):
+    wit_log.log(_LEVELS[level], message)
+
+
+_LEVELS = (wit_log.Level.DEBUG, wit_log.Level.INFO, wit_log.Level.WARN, wit_log.Level.ERROR)
+
+
+def bind(module_name):
+    """The exported class, serving the filter declared in ``module_name``."""
+    global _spec_, _function, _params
+    try:
+        _spec_ = _spec.find_filter(module_name)
+    except LookupError as e:
+        raise LookupError(f"{module_name}.py {e}") from None
+    _function = _spec_.function
+    _params = _spec_.defaults
+    _log._sink = _host_log
+    return Filter
+

@@ -1,0 +1,99 @@
+"""The Python sample filters (sample-filters/python), natively: the cases of
+their Rust twins' unit tests. Parity with the Rust components on the real
+alerts is the host's integration test (tests/all/python.rs).
+
+    python3 -m unittest discover -s guest-sdk/python/tests
+"""
+
+import os
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path[:0] = [os.path.join(REPO, "guest-sdk", "python", "src"), os.path.join(REPO, "sample-filters", "python")]
+
+import bandpass  # noqa: E402
+from bright_transients import bright_transients  # noqa: E402
+from fast_risers import fast_risers  # noqa: E402
+from hostile import hostile  # noqa: E402
+
+CANDIDATE = dict(
+    magpsf=18.0, isdiffpos="t", drb=None, rb=0.8, ndethist=3, ssdistnr=-999.0,
+    jd=2458226.76, jdstarthist=2458224.76, fid=2, sgscore1=0.1, distpsnr1=3.0,
+)  # fmt: skip
+
+
+def bright(params=None, **changes):
+    return bright_transients.bandpass.evaluate({**CANDIDATE, **changes}, params)
+
+
+# Now: r = 18.0 at JD 10. Before: an r limit of 20.0 at JD 8 (a rise of at
+# least 1 mag/day), a g detection, and an r detection an hour ago.
+ALERT = dict(
+    jd=10.0, fid=2, magpsf=18.0, isdiffpos="t", drb=0.9, rb=None, ndethist=2, ssdistnr=-999.0,
+    prv_jd=[8.0, 9.0, 9.96], prv_fid=[2, 1, 2], prv_magpsf=[None, 25.0, 19.0],
+    prv_isdiffpos=[None, "t", "t"], prv_diffmaglim=[20.0, 20.5, 20.5],
+)  # fmt: skip
+
+
+def risers(**changes):
+    return fast_risers.bandpass.evaluate({**ALERT, **changes})
+
+
+class BrightTransientsTest(unittest.TestCase):
+    def test_accepts_a_bright_real_positive_repeated_detection(self):
+        v = bright()
+        self.assertEqual((v.score, v.tags, v.notes), (0.8, ["bright", "ztf-r", "new"], [("magpsf", "18.00")]))
+
+    def test_prefers_drb_over_rb_where_the_schema_has_it(self):
+        self.assertIs(bright(drb=0.1), bandpass.reject())
+
+    def test_rejects_negative_faint_single_or_asteroid_detections(self):
+        for change in [dict(isdiffpos="f"), dict(magpsf=19.0), dict(ndethist=1), dict(ssdistnr=1.0)]:
+            self.assertIs(bright(**change), bandpass.reject(), change)
+
+    def test_parameters_override_the_defaults_and_typos_are_refused(self):
+        self.assertIs(bright({"max_mag": "17.5"}), bandpass.reject())
+        self.assertIs(bright({"max_age_days": "1"}), bandpass.reject())
+        self.assertIsInstance(bright({"max_age_days": "3"}), bandpass.Accept)
+        with self.assertRaisesRegex(ValueError, 'unknown parameter "max_mgg"'):
+            bright({"max_mgg": "17.5"})
+
+
+class FastRisersTest(unittest.TestCase):
+    def test_measures_the_rise_in_the_same_band_over_at_least_the_baseline(self):
+        v = risers()
+        self.assertEqual(v.score, 1.0)
+        self.assertEqual(v.tags, ["fast-riser", "rise-from-limit", "ztf-r"])
+        self.assertEqual(dict(v.notes), {"rise_mag_per_day": "1.000", "baseline_days": "2.000"})
+
+    def test_rejects_a_slow_rise(self):
+        self.assertIs(risers(prv_diffmaglim=[18.5, 20.5, 20.5]), bandpass.reject())
+
+    def test_ignores_a_light_curve_with_a_missing_column(self):
+        self.assertIs(risers(prv_magpsf=None), bandpass.reject())
+
+    def test_a_detection_rise_is_preferred_when_faster(self):
+        v = risers(prv_magpsf=[21.0, 25.0, 19.0], prv_isdiffpos=["1", "t", "t"])
+        self.assertEqual((v.score, v.tags[1]), (1.5, "rise-from-detection"))
+
+    def test_a_baseline_of_zero_days_is_refused(self):
+        with self.assertRaisesRegex(ValueError, "parameter min_baseline_days: must be above 0"):
+            fast_risers.bandpass.configure({"min_baseline_days": "0"})
+
+
+class HostileTest(unittest.TestCase):
+    def test_an_unknown_mode_is_refused_naming_the_modes(self):
+        with self.assertRaisesRegex(ValueError, "expected one of loop, memory, raise, open-file, socket"):
+            hostile.bandpass.configure({"mode": "explode"})
+
+    def test_it_misbehaves_only_up_to_its_magnitude(self):
+        params = hostile.bandpass.configure({"mode": "raise", "max_mag": "18"})
+        self.assertIs(hostile(18.5, params), bandpass.reject())
+        with self.assertRaises(ZeroDivisionError):
+            hostile(17.5, params)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,466 @@
+"""The Python SDK in plain CPython: the decorator, parameters, verdicts, and
+the component glue run against stand-ins for componentize-py's generated
+bindings (same names and shapes as `componentize-py bindings` makes of
+wit/filter.wit), so that nothing here needs componentize-py.
+
+Run from the repository root:
+
+    python3 -m unittest discover -s guest-sdk/python/tests
+"""
+
+import enum
+import importlib
+import json
+import os
+import struct
+import sys
+import types
+import unittest
+from dataclasses import dataclass
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SDK = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(SDK))
+sys.path.insert(0, os.path.join(SDK, "src"))
+
+import bandpass  # noqa: E402
+from bandpass import _spec  # noqa: E402
+
+
+def declare(function, **overrides):
+    """Declares `function` with defaults for what a test does not care about."""
+    kwargs = dict(name="t", version="0.1.0", survey="ztf", description="A test.", fields={})
+    kwargs.update(overrides)
+    return bandpass.filter(**kwargs)(function)
+
+
+class DecoratorTest(unittest.TestCase):
+    def test_the_function_is_returned_unchanged_with_its_fields_in_argument_order(self):
+        def f(rb, magpsf):
+            return None
+
+        g = declare(f, fields={"magpsf": "candidate.magpsf", "rb": "candidate.rb"})
+        self.assertIs(g, f)
+        self.assertEqual(f.bandpass.paths, ["candidate.rb", "candidate.magpsf"])
+        self.assertFalse(f.bandpass.takes_params)
+
+    def test_an_argument_without_a_path_is_refused_naming_it(self):
+        def f(magpsf, rbb):
+            return None
+
+        with self.assertRaisesRegex(ValueError, r"takes 'rbb' but fields= gives no alert path for it"):
+            declare(f, fields={"magpsf": "candidate.magpsf"})
+
+    def test_a_path_without_an_argument_is_refused_naming_it(self):
+        def f(magpsf):
+            return None
+
+        with self.assertRaisesRegex(ValueError, r"fields= names 'rb', which is not an argument"):
+            declare(f, fields={"magpsf": "candidate.magpsf", "rb": "candidate.rb"})
+
+    def test_bad_names_paths_surveys_and_defaults_are_refused(self):
+        def f(m, params):
+            return None
+
+        fields = {"m": "candidate.magpsf"}
+        with self.assertRaisesRegex(ValueError, "lowercase letters, digits and dashes"):
+            declare(f, name="Bright Ones", fields=fields)
+        with self.assertRaisesRegex(ValueError, "survey='lsst' must be one of ztf, rubin, any"):
+            declare(f, survey="lsst", fields=fields)
+        with self.assertRaisesRegex(ValueError, "a path is dotted names"):
+            declare(f, fields={"m": "candidate magpsf"})
+        with self.assertRaisesRegex(TypeError, "parameter 'bands': the default"):
+            declare(f, fields=fields, params={"bands": [1, 2]})
+
+        def g(m):
+            return None
+
+        with self.assertRaisesRegex(TypeError, "must take a last argument named `params`"):
+            declare(g, fields=fields, params={"max_mag": 18.5})
+
+    def test_a_module_must_declare_exactly_one_filter(self):
+        with self.assertRaisesRegex(LookupError, "^declares no filter: decorate its filter function with"):
+            _spec.find_filter("no_such_module")
+
+
+class ParamsTest(unittest.TestCase):
+    def spec(self, check=None):
+        def f(x, params):
+            return None
+
+        declare(
+            f,
+            fields={"x": "candidate.x"},
+            params={"max_mag": 18.5, "n": 2, "flag": False, "band": "r", "max_age": float},
+            check_params=check,
+        )
+        return f.bandpass
+
+    def test_defaults_are_typed_and_a_type_means_none_unless_given(self):
+        p = self.spec().configure([])
+        self.assertEqual((p.max_mag, p.n, p.flag, p.band, p.max_age), (18.5, 2, False, "r", None))
+        self.assertEqual(p["max_mag"], 18.5)
+
+    def test_given_texts_are_converted_to_the_type_of_the_default(self):
+        p = self.spec().configure(
+            [("max_mag", "19"), ("n", " 3 "), ("flag", "Yes"), ("band", "g"), ("max_age", "2.5")]
+        )
+        self.assertEqual((p.max_mag, p.n, p.flag, p.band, p.max_age), (19.0, 3, True, "g", 2.5))
+        self.assertIs(type(p.max_mag), float)
+
+    def test_the_last_value_of_a_repeated_key_wins(self):
+        self.assertEqual(self.spec().configure([("n", "1"), ("n", "4")]).n, 4)
+
+    def test_unknown_keys_are_refused_naming_the_known_ones(self):
+        with self.assertRaises(bandpass.ParamError) as e:
+            self.spec().configure([("max_mgg", "17")])
+        self.assertEqual(
+            str(e.exception), 'unknown parameter "max_mgg"; this filter knows: max_mag, n, flag, band, max_age'
+        )
+
+        def g(x):
+            return None
+
+        declare(g, fields={"x": "candidate.x"})
+        with self.assertRaisesRegex(bandpass.ParamError, 'unknown parameter "a"; this filter takes none'):
+            g.bandpass.configure({"a": "1"})
+
+    def test_values_that_do_not_parse_are_refused_naming_the_key(self):
+        spec = self.spec()
+        for given, message in [
+            (("max_mag", "high"), "parameter max_mag: expected a finite number, got 'high'"),
+            (("max_mag", "nan"), "parameter max_mag: expected a finite number, got 'nan'"),
+            (("n", "2.5"), "parameter n: expected an integer, got '2.5' (the filter declares an integer"),
+            (("flag", "maybe"), "parameter flag: expected true or false, got 'maybe'"),
+        ]:
+            with self.assertRaises(bandpass.ParamError) as e:
+                spec.configure([given])
+            self.assertTrue(str(e.exception).startswith(message), str(e.exception))
+
+    def test_check_params_refuses_with_its_message(self):
+        def check(p):
+            if p.n < 1:
+                raise ValueError("parameter n: must be at least 1")
+
+        with self.assertRaisesRegex(ValueError, "parameter n: must be at least 1"):
+            self.spec(check).configure([("n", "0")])
+
+
+class VerdictTest(unittest.TestCase):
+    def test_accept_normalises_score_tags_and_notes(self):
+        v = bandpass.accept(score=1, tags=("a", "b"), notes={"mag": 18.25, "band": "r"})
+        self.assertEqual((v.score, v.tags, v.notes), (1.0, ["a", "b"], [("mag", "18.25"), ("band", "r")]))
+        self.assertIs(type(v.score), float)
+        self.assertEqual(tuple(bandpass.accept()), (None, [], []))
+        self.assertEqual(dict(bandpass.accept(notes=[("a", 1)]).notes), {"a": "1"})
+
+    def test_accept_refuses_what_the_host_could_not_carry(self):
+        with self.assertRaisesRegex(TypeError, r"write tags=\['bright'\]"):
+            bandpass.accept(tags="bright")
+        with self.assertRaisesRegex(TypeError, "every tag must be a string"):
+            bandpass.accept(tags=["a", 2])
+        with self.assertRaisesRegex(TypeError, "takes a number or None"):
+            bandpass.accept(score="high")
+        with self.assertRaisesRegex(TypeError, "every key must be a string"):
+            bandpass.accept(notes={1: "a"})
+
+    def test_true_false_and_none_are_verdicts_and_anything_else_is_an_error(self):
+        self.assertEqual(_spec.verdict_of(True), bandpass.accept())
+        self.assertIs(_spec.verdict_of(False), bandpass.reject())
+        self.assertIs(_spec.verdict_of(None), bandpass.reject())
+        with self.assertRaisesRegex(TypeError, r"returned int 1; return bandpass.accept\(...\)"):
+            _spec.verdict_of(1)
+
+
+# --- stand-ins for componentize-py's generated bindings ----------------------
+
+
+def fake_bindings():
+    """Installs modules shaped like `componentize-py bindings` output."""
+    t = types.ModuleType("wit_world.imports.types")
+
+    def case(name, *fields):
+        cls = dataclass(type(name, (), {"__annotations__": {f: Any for f in fields}}))
+        setattr(t, name, cls)
+        return cls
+
+    case("RealColumn", "values", "present")
+    case("IntegerColumn", "values", "present")
+    case("TextColumn", "text", "ends", "present")
+    case("Value_Absent")
+    for name in ("Boolean", "Integer", "Real", "Text", "Bytes", "Booleans", "Integers", "Reals", "Texts"):
+        case("Value_" + name, "value")
+    case("FieldValues", "kinds", "numbers", "others")
+    case("Accepted", "score", "tags", "annotations")
+    case("Verdict_Reject")
+    case("Verdict_Accept", "value")
+    case("Manifest", "name", "version", "survey", "fields", "description")
+
+    log = types.ModuleType("wit_world.imports.log")
+    log.Level = enum.Enum("Level", {"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3})
+    log.lines = []
+    log.log = lambda level, message: log.lines.append((level.name, message))
+
+    class Err(Exception):
+        def __init__(self, value):
+            super().__init__(value)
+            self.value = value
+
+    cpt = types.ModuleType("componentize_py_types")
+    cpt.Err = Err
+    world = types.ModuleType("wit_world")
+    exports = types.ModuleType("wit_world.exports")
+    exports.Filter = type("Filter", (), {})
+    imports = types.ModuleType("wit_world.imports")
+    imports.types, imports.log = t, log
+    world.exports, world.imports = exports, imports
+    sys.modules.update(
+        {
+            "wit_world": world,
+            "wit_world.exports": exports,
+            "wit_world.imports": imports,
+            "wit_world.imports.types": t,
+            "wit_world.imports.log": log,
+            "componentize_py_types": cpt,
+        }
+    )
+    return t, log, Err
+
+
+def pack(*fields):
+    """field-values for (kind, number-or-other) pairs, as the host packs them."""
+    kinds, numbers, others = bytearray(), bytearray(), []
+    for kind, value in fields:
+        kinds.append(kind)
+        if kind == 1:
+            numbers += struct.pack("<d", value)
+        elif kind in (2, 3):
+            numbers += struct.pack("<q", int(value))
+        else:
+            numbers += bytes(8)
+            if kind == 4:
+                others.append(value)
+    return bytes(kinds), bytes(numbers), others
+
+
+def helper_that_fails(x):
+    return x / 0  # the line the error message must name
+
+
+def probe(magpsf, n, flag, isdiffpos, missing, jds, fids, signs, params):
+    PROBE.append((magpsf, n, flag, isdiffpos, missing, jds, fids, signs, params))
+    if magpsf is None:
+        return None
+    if magpsf < 0:
+        return helper_that_fails(magpsf)
+    if magpsf > 100:
+        raise bandpass.FilterError("magnitude out of range")
+    if magpsf == 77:
+        return json.loads("{")  # raises inside the standard library
+    if magpsf > 50:
+        return 42
+    return bandpass.accept(score=magpsf, tags=["t"], notes={"n": n})
+
+
+PROBE = []
+declare(
+    probe,
+    name="probe",
+    fields={
+        "magpsf": "candidate.magpsf",
+        "n": "candidate.ndethist",
+        "flag": "candidate.flag",
+        "isdiffpos": "candidate.isdiffpos",
+        "missing": "candidate.drb?",
+        "jds": "prv_candidates.jd",
+        "fids": "prv_candidates.fid",
+        "signs": "prv_candidates.isdiffpos",
+    },
+    params={"max_mag": 18.5},
+)
+
+
+class ComponentGlueTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.wit, cls.log, cls.Err = fake_bindings()
+        cls.glue = importlib.import_module("bandpass._component")
+        cls.Filter = cls.glue.bind(__name__)
+        cls.filter = cls.Filter()
+
+    @classmethod
+    def tearDownClass(cls):
+        bandpass.log._sink = bandpass.log._to_stderr
+
+    def fields(self, magpsf=(1, 18.2)):
+        w = self.wit
+        kinds, numbers, others = pack(
+            magpsf,
+            (2, 7),
+            (3, 1),
+            (4, w.Value_Text("t")),
+            (0, None),
+            (4, w.Value_Reals(w.RealColumn(struct.pack("<3d", 1.5, 0.0, 2.5), b"\x01\x00\x01"))),
+            (4, w.Value_Integers(w.IntegerColumn(struct.pack("<2q", 1, 2), b"\x01\x01"))),
+            (4, w.Value_Texts(w.TextColumn("téx", [1, 1, 4], b"\x01\x00\x01"))),
+        )
+        return w.FieldValues(kinds, numbers, others)
+
+    def evaluate(self, **kw):
+        PROBE.clear()
+        return self.filter.evaluate(self.fields(**kw))
+
+    def test_the_manifest_lists_the_paths_in_argument_order(self):
+        m = self.filter.describe()
+        self.assertEqual((m.name, m.survey), ("probe", "ztf"))
+        self.assertEqual(m.fields[:3], ["candidate.magpsf", "candidate.ndethist", "candidate.flag"])
+
+    def test_each_kind_arrives_as_a_plain_python_value(self):
+        self.filter.init([])
+        v = self.evaluate()
+        magpsf, n, flag, isdiffpos, missing, jds, fids, signs, params = PROBE[0]
+        self.assertEqual((magpsf, n, flag, isdiffpos, missing), (18.2, 7, True, "t", None))
+        self.assertIs(type(n), int)
+        self.assertIs(flag, True)
+        self.assertEqual(jds, [1.5, None, 2.5])
+        self.assertEqual(fids, [1, 2])
+        self.assertEqual(signs, ["t", None, "éx"])
+        self.assertEqual(params.max_mag, 18.5)
+        self.assertEqual(v, self.wit.Verdict_Accept(self.wit.Accepted(18.2, ["t"], [("n", "7")])))
+        # A second alert of the same shape takes the cached plan.
+        self.assertEqual(self.evaluate(), v)
+
+    def test_an_absent_field_is_none_and_none_rejects(self):
+        self.assertEqual(self.evaluate(magpsf=(0, None)), self.wit.Verdict_Reject())
+        self.assertIsNone(PROBE[0][0])
+
+    def test_an_exception_is_an_err_naming_the_line_and_its_traceback_is_logged(self):
+        self.log.lines.clear()
+        with self.assertRaises(self.Err) as e:
+            self.evaluate(magpsf=(1, -1.0))
+        line = helper_that_fails.__code__.co_firstlineno + 1
+        self.assertEqual(
+            e.exception.value,
+            f"ZeroDivisionError: float division by zero (at test_sdk.py:{line} in helper_that_fails)",
+        )
+        logged = "\n".join(m for _, m in self.log.lines)
+        self.assertIn("Traceback (most recent call last):", logged)
+        self.assertIn(f"line {line}, in helper_that_fails", logged)
+        self.assertNotIn("_component.py", logged)
+        self.assertEqual({level for level, _ in self.log.lines}, {"ERROR"})
+
+    def test_an_error_inside_the_standard_library_is_located_at_the_authors_call(self):
+        with self.assertRaises(self.Err) as e:
+            self.evaluate(magpsf=(1, 77.0))
+        line = next(i for i, l in enumerate(open(__file__), 1) if "raises inside the standard library" in l)
+        self.assertTrue(e.exception.value.startswith("JSONDecodeError: "), e.exception.value)
+        self.assertTrue(e.exception.value.endswith(f"(at test_sdk.py:{line} in probe)"), e.exception.value)
+
+    def test_a_filter_error_is_reported_with_its_message_alone(self):
+        with self.assertRaises(self.Err) as e:
+            self.evaluate(magpsf=(1, 150.0))
+        self.assertEqual(e.exception.value, "magnitude out of range")
+
+    def test_a_return_value_that_is_no_verdict_is_an_err_saying_what_to_return(self):
+        with self.assertRaises(self.Err) as e:
+            self.evaluate(magpsf=(1, 60.0))
+        self.assertIn("probe() returned int 42; return bandpass.accept(...)", e.exception.value)
+
+    def test_memory_error_is_not_turned_into_an_err(self):
+        def hungry(*_):
+            raise MemoryError()
+
+        try:
+            self.glue._function = hungry
+            self.glue._callers.clear()
+            with self.assertRaises(MemoryError):
+                self.evaluate()
+        finally:
+            self.glue._function = probe
+            self.glue._callers.clear()
+
+    def test_init_refuses_bad_parameters_with_their_message(self):
+        with self.assertRaises(self.Err) as e:
+            self.filter.init([("max_mgg", "1")])
+        self.assertEqual(e.exception.value, 'unknown parameter "max_mgg"; this filter knows: max_mag')
+        self.filter.init([("max_mag", "19")])
+        self.evaluate()
+        self.assertEqual(PROBE[0][-1].max_mag, 19.0)
+        self.filter.init([])
+
+    def test_log_lines_go_to_the_host_log(self):
+        self.log.lines.clear()
+        bandpass.log.warn("careful")
+        self.assertEqual(self.log.lines, [("WARN", "careful")])
+
+
+class BuildCommandTest(unittest.TestCase):
+    """`bandpass-py build` refuses, in plain words, what it cannot build (before componentize-py)."""
+
+    def setUp(self):
+        import tempfile
+
+        from bandpass import _build
+
+        self.build = _build
+        self.dir = tempfile.mkdtemp(prefix="bandpass-py-test-")
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def refused(self, path):
+        with self.assertRaises(self.build.BuildError) as e:
+            self.build.check(path)
+        return str(e.exception)
+
+    def test_a_missing_file_is_named(self):
+        path = os.path.join(self.dir, "nope.py")
+        self.assertEqual(self.refused(path), f"{path}: no such file; give the path of the filter's .py file")
+
+    def test_a_module_without_a_filter_says_to_decorate_one(self):
+        path = self.write("plain_module_t1.py", "def f(magpsf):\n    return True\n")
+        self.assertEqual(
+            self.refused(path),
+            f"{path} declares no filter: decorate its filter function with "
+            "@bandpass.filter(name=..., version=..., survey=..., description=..., fields={...})",
+        )
+
+    def test_a_mistake_in_the_declaration_is_reported_with_its_line(self):
+        path = self.write(
+            "typo_module_t2.py",
+            "import bandpass\n\n@bandpass.filter(name='t', version='1', survey='ztf', description='d',\n"
+            "    fields={'magpsf': 'candidate.magpsf'})\ndef f(magpsf, rb):\n    return True\n",
+        )
+        message = self.refused(path)
+        self.assertIn("importing it failed at typo_module_t2.py:3: ValueError:", message)
+        self.assertIn("takes 'rb' but fields= gives no alert path for it", message)
+
+    def test_a_syntax_error_names_its_line(self):
+        path = self.write("broken_t4.py", "import bandpass\n\ndef f(:\n    pass\n")
+        self.assertTrue(self.refused(path).startswith(f"{path}:3: SyntaxError:"), self.refused(path))
+
+    def test_a_module_named_like_the_standard_library_is_refused(self):
+        self.assertIn("taken by the standard library", self.refused(self.write("json.py", "")))
+
+    def test_imports_inside_functions_are_warned_about_with_their_line(self):
+        path = self.write("late_t3.py", "import math\n\ndef f():\n    import json\n    from os import path\n")
+        warnings = self.build.late_imports(path)
+        self.assertEqual([w.split(": imports")[0] for w in warnings], [f"{path}:4", f"{path}:5"])
+        self.assertIn("import it at the top of the module", warnings[0])
+
+
+class ContractCopyTest(unittest.TestCase):
+    def test_the_packaged_wit_is_the_repository_contract_byte_for_byte(self):
+        repo_wit = os.path.join(REPO, "wit", "filter.wit")
+        if not os.path.isfile(repo_wit):
+            self.skipTest("not in a bandpass checkout")
+        with open(repo_wit, "rb") as a, open(os.path.join(SDK, "src", "bandpass", "wit", "filter.wit"), "rb") as b:
+            self.assertEqual(a.read(), b.read(), "copy wit/filter.wit to guest-sdk/python/src/bandpass/wit/")
+
+
+if __name__ == "__main__":
+    unittest.main()
