@@ -1,0 +1,10 @@
+// @bandpass/filter: write a bandpass alert filter in JavaScript.
+//
+//   import { defineFilter, accept, reject, log } from '@bandpass/filter';
+//   export default defineFilter({ name, version, survey, description, fields, params, evaluate });
+//
+// Build it into a WebAssembly component with `npx bandpass-js build
+// my_filter.js`; see docs/filter-authors-js.md in the bandpass repository.
+
+export { defineFilter, accept, reject } from './filter.js';
+export { log } from './log.js';

@@ -1,0 +1,301 @@
+// Unit tests of the SDK's guest side, in plain Node: `node --test test/`.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { accept, defineFilter, reject } from '../src/index.js';
+import { compileDecoder, integerFromHalves, textColumn, utf8ToUtf16Offsets } from '../src/fields.js';
+import { compileParams, parseParams } from '../src/params.js';
+import { exportFilter, failure } from '../src/runtime.js';
+import { decodeMappings, lineTable } from '../build/sourcemap.js';
+import { fieldValues, integers, reals, recordingLog, texts } from '../testing/field-values.js';
+
+const CANDID = 2695378462115010012n;
+
+describe('fields', () => {
+  const decode = compileDecoder(['mag', 'candid', 'fid', 'flag', 'sign', 'jds', 'fids', 'signs', 'drb', 'later']);
+
+  it('decodes every kind into plain values by position', () => {
+    const alert = decode(
+      fieldValues([
+        ['real', 18.25],
+        ['integer', CANDID],
+        ['integer', 2],
+        ['boolean', true],
+        ['other', { tag: 'text', val: 't' }],
+        ['other', reals([2458000.5, null, 2458001])],
+        ['other', integers([1, null, -3])],
+        ['other', texts(['t', null, '1'])],
+        ['absent'],
+        [9],
+      ]),
+    );
+    assert.deepEqual(alert, {
+      mag: 18.25,
+      candid: CANDID,
+      fid: 2,
+      flag: true,
+      sign: 't',
+      jds: [2458000.5, null, 2458001],
+      fids: [1, null, -3],
+      signs: ['t', null, '1'],
+      drb: null,
+      later: null,
+    });
+  });
+
+  it('gives integers as Numbers up to 2^53 and as BigInts beyond', () => {
+    const d = compileDecoder(['a', 'b', 'c', 'd', 'e']);
+    const max = 2n ** 53n - 1n;
+    const alert = d(
+      fieldValues([
+        ['integer', max],
+        ['integer', -max],
+        ['integer', max + 1n],
+        ['integer', -(max + 1n)],
+        ['integer', -1],
+      ]),
+    );
+    assert.deepEqual(alert, { a: Number(max), b: -Number(max), c: max + 1n, d: -(max + 1n), e: -1 });
+    assert.equal(integerFromHalves(-1, -1), -1);
+    assert.equal(integerFromHalves(0, 0x200000), 2n ** 53n);
+  });
+
+  it('reads a boolean from its 64-bit integer', () => {
+    const d = compileDecoder(['yes', 'no']);
+    assert.deepEqual(d(fieldValues([['boolean', true], ['boolean', false]])), { yes: true, no: false });
+  });
+
+  it('maps UTF-8 offsets of a text column onto the string', () => {
+    assert.deepEqual(textColumn(texts(['é', null, 'a𝄞b', '']).val), ['é', null, 'a𝄞b', '']);
+    assert.deepEqual(utf8ToUtf16Offsets('é'), [0, -1, 1]);
+    // Offsets past the text or inside a character read as empty.
+    assert.deepEqual(textColumn({ text: 'é', ends: [1, 9], present: Uint8Array.of(1, 1) }), ['', '']);
+  });
+
+  it('reads the other value cases', () => {
+    const d = compileDecoder(['bytes', 'bools', 'real', 'int', 'none']);
+    const alert = d(
+      fieldValues([
+        ['other', { tag: 'bytes', val: Uint8Array.of(1, 2) }],
+        ['other', { tag: 'booleans', val: [true, undefined, false] }],
+        ['other', { tag: 'real', val: 1.5 }],
+        ['other', { tag: 'integer', val: 7n }],
+        ['other', { tag: 'absent' }],
+      ]),
+    );
+    assert.deepEqual(alert, { bytes: Uint8Array.of(1, 2), bools: [true, null, false], real: 1.5, int: 7, none: null });
+  });
+
+  it('reads a column whose bytes are not 8-aligned', () => {
+    const buffer = new Uint8Array(17);
+    new DataView(buffer.buffer).setFloat64(1, 3.25, true);
+    const column = { values: buffer.subarray(1), present: Uint8Array.of(1, 1) };
+    const d = compileDecoder(['x']);
+    assert.deepEqual(d(fieldValues([['other', { tag: 'reals', val: column }]])).x, [3.25, 0]);
+  });
+
+  it('makes a column array only when its property is read, once per alert', () => {
+    const d = compileDecoder(['mag', 'jds']);
+    const first = d(fieldValues([['real', 18], ['other', reals([1, null])]]));
+    assert.equal(typeof Object.getOwnPropertyDescriptor(first, 'jds').get, 'function');
+    const jds = first.jds;
+    assert.deepEqual(jds, [1, null]);
+    assert.equal(first.jds, jds, 'the same array on a second read');
+    // The object is refilled for the next alert; an array already read stays as it was.
+    const second = d(fieldValues([['real', 19], ['absent']]));
+    assert.equal(second, first);
+    assert.equal(second.jds, null);
+    assert.deepEqual(jds, [1, null]);
+    const third = d(fieldValues([['real', 20], ['other', reals([3])]]));
+    assert.deepEqual(third.jds, [3]);
+    assert.deepEqual(JSON.parse(JSON.stringify(third)), { mag: 20, jds: [3] });
+  });
+
+  it('refuses lists whose lengths disagree with the declared fields', () => {
+    assert.throws(() => decode(fieldValues([['real', 1]])), /1 kinds and 8 bytes of numbers for 10 declared fields/);
+    const d = compileDecoder(['a']);
+    assert.throws(() => d({ kinds: Uint8Array.of(4), numbers: new Uint8Array(8), others: [] }), /fewer than the 1 fields of kind 4 so far/);
+  });
+});
+
+describe('params', () => {
+  const specs = compileParams({
+    max_mag: 18.5,
+    min_ndethist: { type: 'integer', default: 2 },
+    max_age_days: { type: 'number', default: null },
+    strict: false,
+    band: 'r',
+  });
+
+  it('takes its types from the defaults and parses the given values', () => {
+    assert.deepEqual(parseParams(specs, []), { max_mag: 18.5, min_ndethist: 2, max_age_days: null, strict: false, band: 'r' });
+    assert.deepEqual(
+      parseParams(specs, [
+        ['max_mag', ' 17 '],
+        ['min_ndethist', '3'],
+        ['max_age_days', '1e1'],
+        ['strict', 'Yes'],
+        ['band', 'g'],
+        ['max_mag', '16.5'],
+      ]),
+      { max_mag: 16.5, min_ndethist: 3, max_age_days: 10, strict: true, band: 'g' },
+    );
+  });
+
+  it('refuses a value that does not parse, naming the key as the Rust SDK does', () => {
+    assert.throws(() => parseParams(specs, [['max_mag', 'high']]), (e) => e === 'parameter max_mag: expected a finite number, got "high"');
+    assert.throws(() => parseParams(specs, [['max_mag', '0x10']]), /expected a finite number/);
+    assert.throws(() => parseParams(specs, [['max_mag', 'inf']]), /expected a finite number/);
+    assert.throws(() => parseParams(specs, [['min_ndethist', '2.5']]), (e) => e === 'parameter min_ndethist: expected an integer, got "2.5"');
+    assert.throws(() => parseParams(specs, [['strict', 'maybe']]), /expected true or false/);
+  });
+
+  it('refuses unknown keys by name', () => {
+    assert.throws(
+      () => parseParams(specs, [['max_mgg', '1']]),
+      (e) => e === 'unknown parameter "max_mgg"; this filter knows: max_mag, min_ndethist, max_age_days, strict, band',
+    );
+    assert.throws(() => parseParams([], [['x', '1']]), (e) => e === 'unknown parameter "x"; this filter takes none');
+  });
+
+  it('refuses a declaration it cannot type', () => {
+    assert.throws(() => compileParams({ a: null }), /parameter a: give a default/);
+    assert.throws(() => compileParams({ a: { type: 'float', default: 1 } }), /`type` must be one of/);
+    assert.throws(() => compileParams({ a: { type: 'integer', default: 1.5 } }), /not an integer/);
+  });
+});
+
+describe('verdicts', () => {
+  it('builds an accept in the shape the WIT binding takes', () => {
+    const v = accept({ score: 0.9, tags: ['bright', 'ztf-r'], notes: { magpsf: '18.37', n: 3, skipped: null } });
+    assert.deepEqual({ ...v }, {
+      tag: 'accept',
+      val: { score: 0.9, tags: ['bright', 'ztf-r'], annotations: [['magpsf', '18.37'], ['n', '3']] },
+    });
+    assert.deepEqual({ ...accept() }, { tag: 'accept', val: { score: undefined, tags: [], annotations: [] } });
+    assert.equal(reject().tag, 'reject');
+  });
+
+  it('refuses options of the wrong type', () => {
+    assert.throws(() => accept({ score: '1' }), /score must be a number; got the string "1"/);
+    assert.throws(() => accept({ tags: 'bright' }), /tags must be an array of strings/);
+    assert.throws(() => accept({ tags: [1] }), /tags\[0\] must be a string/);
+    assert.throws(() => accept({ notes: [['k', 'v']] }), /notes must be an object/);
+  });
+});
+
+describe('defineFilter', () => {
+  const base = {
+    name: 'demo',
+    version: '0.1.0',
+    survey: 'ztf',
+    description: 'A demo.',
+    fields: { mag: 'candidate.magpsf' },
+    evaluate: () => reject(),
+  };
+
+  it('refuses a definition with a mistake, naming the option', () => {
+    assert.throws(() => defineFilter({ ...base, feilds: {} }), /unknown option "feilds"/);
+    assert.throws(() => defineFilter({ ...base, name: 'Demo Filter' }), /`name` must be a short name/);
+    assert.throws(() => defineFilter({ ...base, survey: 'ZTF' }), /`survey` must be one of 'ztf', 'rubin', 'any'/);
+    assert.throws(() => defineFilter({ ...base, fields: { mag: 3 } }), /field mag: the path must be a dotted path/);
+    assert.throws(() => defineFilter({ ...base, evaluate: undefined }), /`evaluate\(alert, params\)` is missing/);
+  });
+});
+
+describe('runtime', () => {
+  function build(definition, log = recordingLog()) {
+    return exportFilter(
+      defineFilter({ name: 'demo', version: '0.1.0', survey: 'ztf', description: 'A demo.', ...definition }),
+      log,
+      'demo.js',
+    );
+  }
+
+  it('describes the filter with its paths in declaration order', () => {
+    const f = build({ fields: { a: 'candidate.magpsf', b: 'candidate.drb?' }, evaluate: () => reject() });
+    assert.deepEqual(f.describe(), {
+      name: 'demo',
+      version: '0.1.0',
+      survey: 'ztf',
+      fields: ['candidate.magpsf', 'candidate.drb?'],
+      description: 'A demo.',
+    });
+  });
+
+  it('passes the parameters, or what init makes of them, to evaluate', () => {
+    const f = build({
+      fields: { mag: 'candidate.magpsf' },
+      params: { max_mag: 18.5 },
+      init: (p) => ({ limit: p.max_mag - 1 }),
+      evaluate: (alert, config) => (alert.mag < config.limit ? accept({ score: config.limit }) : reject()),
+    });
+    f.init([['max_mag', '20']]);
+    assert.equal(f.evaluate(fieldValues([['real', 18]])).val.score, 19);
+    assert.throws(() => f.init([['max_mgg', '20']]), (e) => e === 'unknown parameter "max_mgg"; this filter knows: max_mag');
+  });
+
+  it('runs with the defaults when the host skipped init', () => {
+    const f = build({ fields: {}, params: { n: 2 }, evaluate: (_, p) => accept({ score: p.n }) });
+    assert.equal(f.evaluate(fieldValues([])).val.score, 2);
+  });
+
+  it('turns a thrown TypeError into a string naming it and its line, and logs the stack', () => {
+    const log = recordingLog();
+    const f = build(
+      {
+        fields: { mag: 'candidate.magpsf' },
+        evaluate(alert) {
+          return alert.mag.toFixed(1); // mag is null: TypeError
+        },
+      },
+      log,
+    );
+    f.init([]);
+    assert.throws(
+      () => f.evaluate(fieldValues([['absent']])),
+      (e) => typeof e === 'string' && /^TypeError: Cannot read properties of null \(reading 'toFixed'\) \(at sdk\.test\.js:\d+\)$/.test(e),
+    );
+    assert.equal(log.lines.length, 1);
+    assert.equal(log.lines[0][0], 'error');
+    assert.match(log.lines[0][1], /^TypeError: .*\n {4}at evaluate \(sdk\.test\.js:\d+:\d+\)/);
+    // The next alert works.
+    assert.throws(() => f.evaluate(fieldValues([['real', 1]])), /evaluate returned the string "1.0"; return accept\(...\) or reject\(\)/);
+  });
+
+  it('refuses a Promise, as from an async evaluate', () => {
+    const f = build({ fields: {}, evaluate: async () => reject() });
+    assert.throws(() => f.evaluate(fieldValues([])), /evaluate returned a Promise: a filter decides synchronously/);
+  });
+
+  it('passes a thrown string on as it is', () => {
+    const f = build({ fields: {}, evaluate: () => { throw 'no light curve'; } });
+    assert.throws(() => f.evaluate(fieldValues([])), (e) => e === 'no light curve');
+    assert.equal(failure(42, () => {}), "the filter threw the number 42, not an Error; throw new Error('...') or a string");
+  });
+
+  it('refuses a default export that is not a filter', () => {
+    assert.throws(() => exportFilter({ evaluate() {} }, () => {}, 'mine.js'), /mine\.js: the default export is an object \(evaluate\), not a filter/);
+  });
+});
+
+describe('source map', () => {
+  it('decodes VLQ mappings and keeps a segment where the original line changes', () => {
+    // Line 1: column 0 -> source 0 line 0; column 4 -> line 0 again.
+    // Line 2: column 2 -> source 1 line 3 column 1; column 10 -> line 2 (a negative step).
+    const lines = decodeMappings('AAAA,IAAA;ECGC,QADA');
+    assert.deepEqual(lines, [
+      [
+        [0, 0, 0, 0],
+        [4, 0, 0, 0],
+      ],
+      [
+        [2, 1, 3, 1],
+        [10, 1, 2, 1],
+      ],
+    ]);
+    const table = lineTable(lines, [{ name: 'a.js', internal: false }, { name: 'b.js', internal: false }], 'x.js');
+    assert.deepEqual(table.lines, [[0, 0, 0, 0], [2, 1, 3, 1, 10, 1, 2, 1]]);
+  });
+});

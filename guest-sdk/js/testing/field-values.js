@@ -1,0 +1,81 @@
+// Test helpers: `field-values` as the host sends them, built from plain
+// descriptions, so that the SDK and the sample filters can be run in Node
+// without a component.
+
+/**
+ * One alert's `field-values` from `[kind, value]` pairs: `['real', 18.2]`,
+ * `['integer', 2n]`, `['boolean', true]`, `['absent']`, or
+ * `['other', {tag, val}]` for an entry of `others`.
+ */
+export function fieldValues(fields) {
+  const kinds = new Uint8Array(fields.length);
+  const numbers = new Uint8Array(8 * fields.length);
+  const view = new DataView(numbers.buffer);
+  const others = [];
+  fields.forEach(([kind, value], i) => {
+    switch (kind) {
+      case 'absent':
+        break;
+      case 'real':
+        kinds[i] = 1;
+        view.setFloat64(8 * i, value, true);
+        break;
+      case 'integer':
+        kinds[i] = 2;
+        view.setBigInt64(8 * i, BigInt(value), true);
+        break;
+      case 'boolean':
+        kinds[i] = 3;
+        view.setBigInt64(8 * i, value ? 1n : 0n, true);
+        break;
+      case 'other':
+        kinds[i] = 4;
+        others.push(value);
+        break;
+      default:
+        kinds[i] = kind;
+    }
+  });
+  return { kinds, numbers, others };
+}
+
+/** A `reals` value: `[1.5, null, 2]`. */
+export function reals(list) {
+  const values = new Uint8Array(8 * list.length);
+  const view = new DataView(values.buffer);
+  list.forEach((x, i) => view.setFloat64(8 * i, x ?? 0, true));
+  return { tag: 'reals', val: { values, present: presence(list) } };
+}
+
+/** An `integers` value: `[2, null, 1n]`. */
+export function integers(list) {
+  const values = new Uint8Array(8 * list.length);
+  const view = new DataView(values.buffer);
+  list.forEach((x, i) => view.setBigInt64(8 * i, BigInt(x ?? 0), true));
+  return { tag: 'integers', val: { values, present: presence(list) } };
+}
+
+/** A `texts` value: `['t', null, 'f']`, offsets in UTF-8 bytes. */
+export function texts(list) {
+  let text = '';
+  let bytes = 0;
+  const ends = [];
+  for (const s of list) {
+    text += s ?? '';
+    bytes += new TextEncoder().encode(s ?? '').length;
+    ends.push(bytes);
+  }
+  return { tag: 'texts', val: { text, ends: new Uint32Array(ends), present: presence(list) } };
+}
+
+function presence(list) {
+  return Uint8Array.from(list, (x) => (x === null ? 0 : 1));
+}
+
+/** A host `log` import that keeps what it is given. */
+export function recordingLog() {
+  const lines = [];
+  const log = (level, message) => lines.push([level, message]);
+  log.lines = lines;
+  return log;
+}
