@@ -4,7 +4,10 @@
 # cross-check, an Apache Kafka broker via scripts/kafka.sh, started once
 # and stopped at the end; set BANDPASS_KAFKA_BROKERS to use a running
 # one), builds the sample filters, then runs every test of the
-# host workspace, then the SDK's and the sample filters' unit tests.
+# host workspace (which builds the Python and JavaScript samples with
+# scripts/build-python-filters.sh and scripts/build-js-filters.sh, each
+# installing its SDK's toolchain), then the SDKs' and the sample
+# filters' unit tests.
 # Extra arguments go to the host workspace's `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +39,26 @@ cargo test --workspace "$@" 2>&1 | tee "$log"
 # The Rust SDK's and the sample filters' own unit tests, natively.
 cargo test --manifest-path guest-sdk/Cargo.toml 2>&1 | tee -a "$log"
 cargo test --manifest-path sample-filters/Cargo.toml 2>&1 | tee -a "$log"
-# One closing line over every test binary (cargo prints one per binary,
-# the last often the doc-tests' "0 passed").
-awk '/^test result:/ { p += $4; f += $6 } END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+# The Python and JavaScript SDKs' own unit tests, in plain CPython and
+# Node (no component is built).
+python3 -m unittest discover -s guest-sdk/python/tests 2>&1 | tee -a "$log"
+node --test guest-sdk/js/test/ 2>&1 | tee -a "$log"
+# One closing line over every test binary and runner: cargo prints
+# "test result: ok. N passed; M failed" per binary, unittest "Ran N
+# tests" then "OK" or "FAILED (failures=M, errors=K)", node "# pass N"
+# and "# fail M".
+awk '
+    /^test result:/ { p += $4; f += $6 }
+    /^Ran [0-9]+ tests? in/ { ran = $2 }
+    /^OK/ && ran { p += ran; ran = 0 }
+    /^FAILED \(/ && ran {
+        n = 0; line = $0
+        while (match(line, /(failures|errors)=[0-9]+/)) {
+            m = substr(line, RSTART, RLENGTH); sub(/.*=/, "", m); n += m
+            line = substr(line, RSTART + RLENGTH)
+        }
+        f += n; p += ran - n; ran = 0
+    }
+    /^# pass [0-9]+$/ { p += $3 }
+    /^# fail [0-9]+$/ { f += $3 }
+    END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

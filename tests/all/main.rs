@@ -4,8 +4,10 @@
 mod cli;
 mod decode;
 mod filters;
+mod javascript;
 mod kafka;
 mod new;
+mod python;
 mod sandbox;
 mod serve;
 mod support;

@@ -1,10 +1,12 @@
 //! `bandpass new`: each language's project builds as made and passes
-//! `bandpass test` on the real alerts, as its README says.
+//! `bandpass test` on the real alerts, as its README says; and the Python
+//! and JavaScript SDKs those projects depend on carry the contract
+//! unchanged.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{bandpass_bin, data_dir, repo_root};
+use crate::support::{bandpass_bin, data_dir, js_filters_dir, python_filters_dir, repo_root};
 
 fn run(command: &mut Command) -> Output {
     let out = command.output().expect("the command starts");
@@ -68,4 +70,61 @@ fn new_rust_project_builds_and_accepts_bright_alerts_as_made() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     let bad = new(dir.path(), "My_Filter", "rust");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("lowercase letters"));
+}
+
+#[test]
+fn new_python_project_builds_with_bandpass_py_and_accepts_bright_alerts_as_made() {
+    // Building the samples installs the SDK and bandpass-py in its venv.
+    python_filters_dir();
+    let bandpass_py = repo_root().join("target/bandpass-tools/py-venv/bin/bandpass-py");
+    let dir = tempfile::tempdir().unwrap();
+    let made = new(dir.path(), "py-bright", "python");
+    assert!(made.status.success(), "{made:?}");
+    let project = dir.path().join("py-bright");
+    run(Command::new(bandpass_py)
+        .args(["build", "--quiet", "py_bright.py", "-o", "py-bright.wasm"])
+        .current_dir(&project));
+    let summary = test_on_ztf(&project.join("py-bright.wasm"));
+    assert!(
+        summary.contains("5 accepted") && summary.contains("0 errors"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn new_js_project_builds_with_npm_and_accepts_bright_alerts_as_made() {
+    // Building the samples runs `npm ci` in the SDK, whose dependencies
+    // the project's `file:` link then finds.
+    js_filters_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let made = new(dir.path(), "js-bright", "js");
+    assert!(made.status.success(), "{made:?}");
+    let project = dir.path().join("js-bright");
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&project));
+    run(Command::new("npm")
+        .args(["run", "--silent", "build"])
+        .current_dir(&project));
+    let summary = test_on_ztf(&project.join("js-bright.wasm"));
+    assert!(
+        summary.contains("5 accepted") && summary.contains("0 errors"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn the_python_and_js_sdks_ship_the_repository_contract_byte_for_byte() {
+    let root = repo_root();
+    let contract = std::fs::read(root.join("wit/filter.wit")).unwrap();
+    for copy in [
+        "guest-sdk/python/src/bandpass/wit/filter.wit",
+        "guest-sdk/js/wit/filter.wit",
+    ] {
+        let shipped = std::fs::read(root.join(copy)).unwrap();
+        assert!(
+            shipped == contract,
+            "{copy} differs from wit/filter.wit: copy wit/filter.wit over it"
+        );
+    }
 }

@@ -1,9 +1,10 @@
 //! Shared test helpers: where the real data is, building the sample
-//! filters from source (once per test run), and a sandbox per test.
+//! filters from source (once per test run: Rust, Python, JavaScript), and
+//! a sandbox per test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bandpass::decode::SchemaSource;
 use bandpass::runner::{AlertResult, Runner};
@@ -91,6 +92,80 @@ pub fn filters_dir() -> &'static Path {
         );
         root.join("sample-filters/target/wasm32-wasip2/release")
     })
+}
+
+/// Runs `scripts/<script>` (which installs its toolchain the first time
+/// and skips what is up to date) and returns `out` under the repository.
+fn built_by(script: &str, needs: &str, out: &str) -> PathBuf {
+    let root = repo_root();
+    let run = Command::new("bash")
+        .arg(root.join("scripts").join(script))
+        .output()
+        .unwrap_or_else(|e| panic!("bash cannot run scripts/{script}: {e}"));
+    assert!(
+        run.status.success(),
+        "scripts/{script} failed (it needs {needs}):\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    root.join(out)
+}
+
+/// Builds the Python samples (once per test process) and returns the
+/// folder holding them; the script's venv holds `bandpass-py`.
+pub fn python_filters_dir() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        built_by(
+            "build-python-filters.sh",
+            "python3 >= 3.11, and the package index the first time",
+            "sample-filters/target/python",
+        )
+    })
+}
+
+/// Builds the JavaScript samples with both engines (once per test
+/// process) and returns sample-filters/target/js.
+pub fn js_filters_dir() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        built_by(
+            "build-js-filters.sh",
+            "Node.js 20 or later with npm, and the npm registry the first time",
+            "sample-filters/target/js",
+        )
+    })
+}
+
+/// A sandbox whose compile cache every caller in this process shares:
+/// a Python or SpiderMonkey component takes seconds to compile and
+/// milliseconds to load compiled. Load through [`load_one_at_a_time`].
+pub fn shared_cache_sandbox(quarantine_after: u32) -> Sandbox {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    let dir = CACHE.get_or_init(|| tempfile::tempdir().unwrap().keep());
+    Sandbox::new(SandboxOptions {
+        cache: Some(CompileCache::new(dir.clone())),
+        quarantine_after,
+        ..SandboxOptions::default()
+    })
+    .unwrap()
+}
+
+/// Loads a component, one load at a time in this process, so that tests
+/// running in parallel compile each component once and then share it.
+pub fn load_one_at_a_time(
+    sb: &Sandbox,
+    bytes: &[u8],
+    params: &[(&str, &str)],
+    limits: Limits,
+) -> Result<Arc<LoadedFilter>, bandpass::sandbox::LoadError> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let params = params
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    sb.load(bytes, params, limits)
 }
 
 /// The bytes of a built component, by crate name with underscores.
