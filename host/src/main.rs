@@ -9,6 +9,9 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = bandpass::cli::Cli::parse();
+    if !matches!(cli.command, bandpass::cli::Command::Serve(_)) {
+        die_quietly_on_a_closed_pipe();
+    }
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cli.log))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -24,5 +27,18 @@ fn main() -> ExitCode {
             eprintln!("bandpass: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The offline commands print their reports to stdout, often into `head`
+/// or `less`: a reader that closes the pipe ends them quietly, as it ends
+/// other Unix tools, instead of making `println!` panic. `serve` keeps
+/// Rust's default (SIGPIPE ignored), where a closed socket is an error it
+/// handles rather than the end of the process.
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: called on the main thread before any other thread exists;
+    // restores the signal's default disposition, nothing else.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -394,3 +394,21 @@ fn parameters_reach_init_and_a_misspelt_one_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_reader_that_closes_the_pipe_early_ends_test_quietly_without_a_panic() {
+    // `bandpass test ... | head`: the reader is gone before the first row.
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bandpass_bin())
+        .args(["test", &filter("bright_transients"), &ztf_dir()])
+        .env("BANDPASS_CACHE_DIR", cache.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bandpass runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.status.success(), "a closed pipe is not success");
+}
