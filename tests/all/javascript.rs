@@ -53,42 +53,7 @@ fn assert_same_as_rust(
     let sb = shared_cache_sandbox(5);
     let js = load_js(&sb, &js_component(js_name, engine), params)
         .unwrap_or_else(|e| panic!("the JavaScript {js_name} ({engine}) did not load: {e}"));
-    let owned = params
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect();
-    let rust = support::load_with(&sb, rust_name, Limits::default(), owned);
-    assert_eq!(js.manifest.name, rust.manifest.name);
-    assert_eq!(js.manifest.fields, rust.manifest.fields);
-    let mut accepted = 0;
-    let mut differences = Vec::new();
-    for (file, result) in run(&[js, rust], &ztf_alerts()) {
-        let (js, rust) = (
-            &result.evaluations[0].outcome,
-            &result.evaluations[1].outcome,
-        );
-        if matches!(rust, Outcome::Verdict(Verdict::Accept { .. })) {
-            accepted += 1;
-        }
-        if !matches!(rust, Outcome::Verdict(_)) {
-            differences.push(format!(
-                "{}: Rust gave no verdict: {rust:?}",
-                file.display()
-            ));
-        } else if js != rust {
-            differences.push(format!(
-                "{}:\n  JavaScript {js:?}\n  Rust       {rust:?}",
-                file.display()
-            ));
-        }
-    }
-    assert!(
-        differences.is_empty(),
-        "{js_name} ({engine}, {params:?}): JavaScript and Rust differ on {} alerts:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
-    accepted
+    support::assert_same_as_rust(js, &format!("JavaScript ({engine})"), rust_name, params)
 }
 
 #[test]

@@ -46,47 +46,12 @@ fn outcomes(filters: &[Arc<LoadedFilter>]) -> Vec<(PathBuf, Vec<Outcome>)> {
         .collect()
 }
 
-/// Runs the Python and the Rust build of a filter side by side over the
-/// real ZTF alerts, requires the same outcome on every alert, and returns
-/// how many were accepted.
+/// The Python build of a sample beside the Rust one (see
+/// [`support::assert_same_as_rust`]); returns how many were accepted.
 fn assert_same_as_rust(python_name: &str, rust_name: &str, params: &[(&str, &str)]) -> usize {
     let sb = shared_cache_sandbox(5);
     let py = python(&sb, python_name, params);
-    let owned: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect();
-    let rust = support::load_with(&sb, rust_name, Limits::default(), owned);
-    assert_eq!(py.manifest.name, rust.manifest.name);
-    assert_eq!(py.manifest.fields, rust.manifest.fields);
-    let mut accepted = 0;
-    let mut differences = Vec::new();
-    for (file, o) in outcomes(&[py, rust]) {
-        if matches!(o[1], Outcome::Verdict(Verdict::Accept { .. })) {
-            accepted += 1;
-        }
-        if !matches!(o[1], Outcome::Verdict(_)) {
-            differences.push(format!(
-                "{}: Rust gave no verdict: {:?}",
-                file.display(),
-                o[1]
-            ));
-        } else if o[0] != o[1] {
-            differences.push(format!(
-                "{}:\n  Python {:?}\n  Rust   {:?}",
-                file.display(),
-                o[0],
-                o[1]
-            ));
-        }
-    }
-    assert!(
-        differences.is_empty(),
-        "{python_name} ({params:?}): Python and Rust differ on {} alerts:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
-    accepted
+    support::assert_same_as_rust(py, "Python", rust_name, params)
 }
 
 #[test]

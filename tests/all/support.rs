@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bandpass::decode::SchemaSource;
 use bandpass::runner::{AlertResult, Runner};
-use bandpass::sandbox::{CompileCache, Limits, LoadedFilter, Sandbox, SandboxOptions};
+use bandpass::sandbox::{
+    CompileCache, Limits, LoadedFilter, Outcome, Sandbox, SandboxOptions, Verdict,
+};
 use bytes::Bytes;
 
 pub fn repo_root() -> PathBuf {
@@ -220,4 +222,54 @@ pub fn run(filters: &[Arc<LoadedFilter>], files: &[PathBuf]) -> Vec<(PathBuf, Al
 /// The path of the `bandpass` binary built for these tests.
 pub fn bandpass_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_bandpass"))
+}
+
+/// Runs a guest-language build of a sample (`guest`, described as
+/// `language` in messages) beside the Rust build `rust_name` with the same
+/// parameters over the real ZTF alerts; requires the same outcome
+/// (verdict, score, tags, notes) on every alert and returns how many the
+/// Rust build accepted.
+pub fn assert_same_as_rust(
+    guest: Arc<LoadedFilter>,
+    language: &str,
+    rust_name: &str,
+    params: &[(&str, &str)],
+) -> usize {
+    let owned = params
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    let sb = shared_cache_sandbox(5);
+    let rust = load_with(&sb, rust_name, Limits::default(), owned);
+    assert_eq!(guest.manifest.name, rust.manifest.name);
+    assert_eq!(guest.manifest.fields, rust.manifest.fields);
+    let mut accepted = 0;
+    let mut differences = Vec::new();
+    for (file, result) in run(&[guest, rust], &ztf_alerts()) {
+        let (theirs, rust) = (
+            &result.evaluations[0].outcome,
+            &result.evaluations[1].outcome,
+        );
+        if matches!(rust, Outcome::Verdict(Verdict::Accept { .. })) {
+            accepted += 1;
+        }
+        if !matches!(rust, Outcome::Verdict(_)) {
+            differences.push(format!(
+                "{}: Rust gave no verdict: {rust:?}",
+                file.display()
+            ));
+        } else if theirs != rust {
+            differences.push(format!(
+                "{}:\n  {language} {theirs:?}\n  Rust {rust:?}",
+                file.display()
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{rust_name} ({params:?}): {language} and Rust differ on {} alerts:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    accepted
 }

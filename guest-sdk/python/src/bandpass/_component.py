@@ -60,28 +60,27 @@ def _padded(present, n):
     return present[:n].ljust(n, b"\x00")
 
 
-def _reals(v):
-    """A real column as a list of floats, None where null."""
+def _numbers(v, typecode):
+    """A packed numeric column as a list (``typecode``: "d" reals, "q"
+    integers), None where null."""
     c = v.value
-    values = array("d", c.values).tolist()
+    values = array(typecode, c.values).tolist()
     present = c.present
     if present.count(1) != len(values):
         if len(present) != len(values):
             present = _padded(present, len(values))
         values = [x if p == 1 else None for x, p in zip(values, present)]
     return values
+
+
+def _reals(v):
+    """A real column as a list of floats, None where null."""
+    return _numbers(v, "d")
 
 
 def _integers(v):
     """An integer column as a list of ints, None where null."""
-    c = v.value
-    values = array("q", c.values).tolist()
-    present = c.present
-    if present.count(1) != len(values):
-        if len(present) != len(values):
-            present = _padded(present, len(values))
-        values = [x if p == 1 else None for x, p in zip(values, present)]
-    return values
+    return _numbers(v, "q")
 
 
 def _texts(v):
