@@ -40,6 +40,19 @@ pub struct Config {
     /// At-least-once (default) or exactly-once (Kafka transactions).
     #[serde(default)]
     pub delivery: Delivery,
+    /// The admin HTTP port: `/healthz`, `/readyz`, `/metrics`. Off unless
+    /// this section is present.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin HTTP port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address and port to listen on, e.g. `"127.0.0.1:9464"` (loopback:
+    /// put a reverse proxy in front to expose it), or `"0.0.0.0:9464"`.
+    pub listen: std::net::SocketAddr,
 }
 
 /// Connection to the Kafka cluster.

@@ -10,11 +10,13 @@
 //! - [`config`]: the service's configuration file; [`pipeline`]: the
 //!   Kafka loop of `bandpass serve`.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod input;
+pub mod metrics;
 pub mod pipeline;
 pub mod runner;
 pub mod sandbox;

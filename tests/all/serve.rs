@@ -269,6 +269,67 @@ fn expect_exactly(
     );
 }
 
+/// Adds an admin port on a free loopback port to a config; returns it.
+fn with_admin(config: &std::path::Path) -> std::net::SocketAddr {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("{text}[admin]\nlisten = \"{addr}\"\n")).unwrap();
+    addr
+}
+
+/// `GET path` on the admin port: (status, body); (0, error) when it does
+/// not answer.
+fn admin_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return (0, "not listening".into());
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    if stream.write_all(request.as_bytes()).is_err()
+        || stream.read_to_string(&mut response).is_err()
+    {
+        return (0, response);
+    }
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Asks `path` until its status is `want` (within `wait`); returns the
+/// last answer.
+fn admin_until(addr: std::net::SocketAddr, path: &str, want: u16, wait: Duration) -> (u16, String) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let answer = admin_get(addr, path);
+        if answer.0 == want || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The value of one sample in a Prometheus text page (`name{labels}`
+/// exactly as written), or `None`.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Sends SIGTERM and returns the exit status (within 60 s).
 fn terminate(serve: &mut Serve) -> std::process::ExitStatus {
     let pid = serve.0.id().to_string();
@@ -548,9 +609,10 @@ fn a_gracefully_stopped_serve_resumes_where_it_stopped_without_duplicates() {
 }
 
 #[test]
-fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back() {
+fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back_and_readyz_says_so() {
     let broker = DedicatedBroker::start();
     let b = bright("outage", &broker.address);
+    let admin = with_admin(&b.config);
     produce_to(&broker.address, &b.input, &b.alerts);
     let mut serve = spawn_serve(&b.config);
     let first = consume_from(
@@ -560,11 +622,19 @@ fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back() {
         Duration::from_secs(90),
     );
     assert_eq!(first.len(), b.accepted.len());
+    let ready = admin_until(admin, "/readyz", 200, Duration::from_secs(30));
+    assert_eq!(ready.0, 200, "ready once assigned and consuming: {ready:?}");
 
-    // The broker dies (SIGKILL), stays away, and comes back.
+    // The broker dies (SIGKILL), stays away, and comes back: /readyz
+    // says so and why, /healthz still answers.
     broker.down();
-    std::thread::sleep(Duration::from_secs(3));
+    let gone = admin_until(admin, "/readyz", 503, Duration::from_secs(60));
+    assert_eq!(gone.0, 503, "not ready without a broker: {gone:?}");
+    assert!(gone.1.contains("not ready: "), "{gone:?}");
+    assert_eq!(admin_get(admin, "/healthz").0, 200);
     broker.up();
+    let back = admin_until(admin, "/readyz", 200, Duration::from_secs(90));
+    assert_eq!(back.0, 200, "ready again once the broker is back: {back:?}");
     produce_to(&broker.address, &b.input, &b.alerts);
     let copies = fewest_copies(
         &broker.address,
@@ -797,4 +867,89 @@ fn an_instance_joining_mid_stream_causes_no_duplicate_because_revoked_work_is_co
         !one_log.contains("will be ignored by this"),
         "librdkafka's property-scope warnings should not reach the log:\n{one_log}"
     );
+}
+
+#[test]
+fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
+    const COPIES: usize = 3;
+    let b = bright("metrics", &brokers());
+    let admin = with_admin(&b.config);
+    let bad = [b"not an alert".to_vec(), vec![0, 0, 0, 0, 42, 1, 2]];
+    let mut input = Vec::new();
+    for _ in 0..COPIES {
+        input.extend(b.alerts.iter().cloned());
+    }
+    input.extend(bad.iter().cloned());
+    produce(&b.input, &input);
+    let mut serve = spawn_serve(&b.config);
+    let copies = fewest_copies(
+        &brokers(),
+        &b.output,
+        &b.accepted,
+        COPIES,
+        Duration::from_secs(120),
+    );
+    assert!(copies >= COPIES);
+    let evaluated = (COPIES * b.alerts.len()) as f64;
+    let series = "bandpass_filter_alerts_total{filter=\"bright-transients\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        let (status, page) = admin_get(admin, "/metrics");
+        assert_eq!(status, 200, "{page}");
+        let lag_settled = page.contains("bandpass_consumer_lag{")
+            && !page
+                .lines()
+                .any(|l| l.starts_with("bandpass_consumer_lag{") && !l.ends_with(" 0"));
+        if (sample(&page, series) == Some(evaluated) && lag_settled) || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let on_output: usize = copies_on(&b.output).values().sum();
+    let accepted = (COPIES * b.accepted.len()) as f64;
+    let f = |name: &str| sample(&page, &format!("{name}{{filter=\"bright-transients\"}}"));
+    assert_eq!(f("bandpass_filter_alerts_total"), Some(evaluated), "{page}");
+    assert_eq!(
+        f("bandpass_filter_accepted_total"),
+        Some(accepted),
+        "{page}"
+    );
+    assert_eq!(
+        on_output as f64, accepted,
+        "what the metrics say is on the topic"
+    );
+    assert_eq!(
+        f("bandpass_filter_rejected_total"),
+        Some(evaluated - accepted),
+        "{page}"
+    );
+    assert_eq!(
+        f("bandpass_filter_seconds_count"),
+        Some(evaluated),
+        "{page}"
+    );
+    assert!(f("bandpass_filter_fuel_total").is_some_and(|fuel| fuel > evaluated * 1000.0));
+    assert_eq!(f("bandpass_filter_quarantined"), Some(0.0), "{page}");
+    assert!(!page.contains("bandpass_filter_failures_total{"), "{page}");
+    assert_eq!(
+        sample(&page, "bandpass_messages_consumed_total"),
+        Some(input.len() as f64),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "bandpass_dead_letters_total"),
+        Some(2.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "bandpass_messages_produced_total"),
+        Some(accepted + 2.0),
+        "accepted alerts and dead letters, acknowledged: {page}"
+    );
+    assert_eq!(sample(&page, "bandpass_produce_errors_total"), Some(0.0));
+    assert!(
+        sample(&page, "bandpass_assigned_partitions").is_some_and(|n| n >= 1.0),
+        "{page}"
+    );
+    assert!(terminate(&mut serve).success());
 }

@@ -37,7 +37,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer as _;
 
+use crate::admin::Admin;
 use crate::config::{Config, Delivery, Framing, StartPosition};
+use crate::metrics::Metrics;
 use crate::runner::Runner;
 use crate::sandbox::{LoadedFilter, Sandbox};
 use offsets::{Rebalances, TXN_INTERVAL};
@@ -67,6 +69,8 @@ pub struct Flow {
     pub abandon: AtomicBool,
     /// An error raised in a callback, for the consuming thread to return.
     failure: Mutex<Option<String>>,
+    /// What `/metrics` and `/readyz` report.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Flow {
@@ -185,6 +189,9 @@ pub fn serve(
         // default 1 s: with alerts of 65 KB the queue fills often, and a
         // 1 s pause each time cut throughput five-fold (docs/benchmarks.md).
         .set("fetch.queue.backoff.ms", "10")
+        // Lag per partition and the connection state for /metrics and
+        // /readyz, once a second.
+        .set("statistics.interval.ms", "1000")
         .set(
             "auto.offset.reset",
             match config.input.start {
@@ -217,9 +224,21 @@ pub fn serve(
         consumer_config.set(k, v);
         producer_config.set(k, v);
     }
+    let metrics = Arc::new(Metrics::new());
+    for d in &deployments {
+        metrics.set_quarantined(&d.filter.name, false);
+    }
+    // Stopped after the pipeline has drained, so that it answers (not
+    // ready, with the reason) during the drain.
+    let admin_stop = Arc::new(AtomicBool::new(false));
+    let admin = match &config.admin {
+        Some(a) => Some(Admin::start(a.listen, metrics.clone(), admin_stop.clone())?),
+        None => None,
+    };
     let producer: Producer = producer_config
         .create_with_context(Acks {
             tracker: tracker.clone(),
+            metrics: metrics.clone(),
         })
         .context("creating the Kafka producer")?;
     if exactly_once {
@@ -240,6 +259,7 @@ pub fn serve(
         stop: stop.clone(),
         abandon: AtomicBool::new(false),
         failure: Mutex::new(None),
+        metrics,
     });
     let consumer: BaseConsumer<Rebalances> = consumer_config
         .create_with_context(Rebalances { flow: flow.clone() })
@@ -289,6 +309,10 @@ pub fn serve(
     let _ = watchdog.join();
     let outstanding = flow.tracker.lock().unwrap().outstanding();
     close(consumer, flow);
+    admin_stop.store(true, Ordering::Relaxed);
+    if let Some(admin) = admin {
+        admin.join();
+    }
     result?;
     committed?;
     if outstanding > 0 {
@@ -334,6 +358,7 @@ fn consume(consumer: &BaseConsumer<Rebalances>, flow: &Flow, pool: &Pool) -> any
                     };
                     let payload = Bytes::copy_from_slice(message.payload().unwrap_or(&[]));
                     let key = message.key().map(Bytes::copy_from_slice);
+                    flow.metrics.consumed();
                     flow.tracker.lock().unwrap().begin(&source);
                     pool.dispatch(Job {
                         source,

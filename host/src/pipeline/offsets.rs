@@ -46,6 +46,10 @@ impl ClientContext for Rebalances {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         super::forward_log(level, facility, message);
     }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.flow.metrics.observe(&statistics);
+    }
 }
 
 fn describe(tpl: &TopicPartitionList) -> String {

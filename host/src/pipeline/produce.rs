@@ -18,6 +18,7 @@ use crate::sandbox::{Evaluation, LoadedFilter, Outcome, Verdict};
 /// The producer's context: acknowledgements update the tracker.
 pub struct Acks {
     pub tracker: Arc<Mutex<Tracker>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ClientContext for Acks {
@@ -37,6 +38,7 @@ impl ProducerContext for Acks {
             // transaction it also makes the commit fail and the batch run
             // again.
             tracker.failed += 1;
+            self.metrics.produce_error();
             tracing::error!(
                 topic = message.topic(),
                 error = %err,
@@ -45,6 +47,8 @@ impl ProducerContext for Acks {
                 source_offset = source.offset,
                 "the broker refused a produce"
             );
+        } else {
+            self.metrics.produced();
         }
         tracker.release(&source);
     }

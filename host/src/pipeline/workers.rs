@@ -20,7 +20,7 @@ use super::tracker::Source;
 use crate::config::Framing;
 use crate::decode::Decoder;
 use crate::runner::{AlertResult, Runner};
-use crate::sandbox::LoadedFilter;
+use crate::sandbox::{LoadedFilter, Outcome};
 
 /// Messages waiting per worker.
 const QUEUE: usize = 64;
@@ -109,6 +109,12 @@ fn process(runner: &mut Runner, deployments: &[Deployment], flow: &Flow, job: Jo
             let mut produces = Vec::new();
             for result in &results {
                 for (deployment, evaluation) in deployments.iter().zip(&result.evaluations) {
+                    let filter = &deployment.filter;
+                    flow.metrics.record(&filter.name, evaluation);
+                    if !matches!(evaluation.outcome, Outcome::Verdict(_)) {
+                        flow.metrics
+                            .set_quarantined(&filter.name, filter.health.quarantined().is_some());
+                    }
                     if let Some(headers) = accepted_headers(&deployment.filter, evaluation) {
                         produces.push((&deployment.output_topic, &result.alert.raw, headers));
                     }
@@ -132,6 +138,7 @@ fn process(runner: &mut Runner, deployments: &[Deployment], flow: &Flow, job: Jo
         }
         Processed::Undecodable(error) => {
             tracing::debug!(topic = %source.topic, partition = source.partition, offset = source.offset, %error, "undecodable message to the dead-letter topic");
+            flow.metrics.dead_letter();
             flow.tracker.lock().unwrap().add(&source, 1);
             send(
                 &flow.producer,

@@ -1,0 +1,397 @@
+//! What `bandpass serve` counts, and whether it is ready: the numbers
+//! behind the admin port's `/metrics` (Prometheus text format) and
+//! `/readyz`.
+//!
+//! Per filter: alerts evaluated, accepted, rejected, skipped, failures by
+//! kind, fuel, time per alert (histogram) and quarantine state. Per input
+//! partition: consumer lag (from librdkafka's statistics, once a second).
+//! For the instance: messages consumed, alerts produced, produces the
+//! broker refused for good, dead letters.
+//!
+//! Labels are bounded: filter names, failure kinds, topics and partition
+//! numbers; never an alert id. Recording is a few atomic adds: it runs on
+//! the workers, once per filter per alert.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::sandbox::{Evaluation, FailureKind, Outcome, Verdict};
+
+/// Statistics older than this make the instance not ready: the consuming
+/// thread has stopped polling (librdkafka delivers them from `poll`).
+const STALE_STATISTICS: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FilterLabels {
+    filter: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    filter: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    topic: String,
+    partition: String,
+}
+
+/// Time per alert, seconds: 1 µs to about 4 s in steps of 4x.
+fn time_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(1e-6, 4.0, 12))
+}
+
+/// The instance's metrics and readiness. One per `serve`, shared by the
+/// consuming thread, the workers, the producer's callbacks and the admin
+/// server.
+pub struct Metrics {
+    registry: Registry,
+    alerts: Family<FilterLabels, Counter>,
+    accepted: Family<FilterLabels, Counter>,
+    rejected: Family<FilterLabels, Counter>,
+    skipped: Family<FilterLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    fuel: Family<FilterLabels, Counter>,
+    seconds: Family<FilterLabels, Histogram, fn() -> Histogram>,
+    quarantined: Family<FilterLabels, Gauge>,
+    consumed: Counter,
+    produced: Counter,
+    produce_errors: Counter,
+    dead_letters: Counter,
+    lag: Family<PartitionLabels, Gauge>,
+    assigned: Gauge,
+    /// What `/readyz` answers, from the last statistics.
+    readiness: Mutex<Readiness>,
+    /// Nanoseconds since `epoch` at the last statistics.
+    last_statistics: AtomicU64,
+    epoch: Instant,
+}
+
+/// The instance's connection state, as the last statistics showed it.
+#[derive(Debug, Clone)]
+struct Readiness {
+    brokers_up: usize,
+    brokers: usize,
+    group_state: String,
+    assigned: i64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            alerts: Family::default(),
+            accepted: Family::default(),
+            rejected: Family::default(),
+            skipped: Family::default(),
+            failures: Family::default(),
+            fuel: Family::default(),
+            seconds: Family::new_with_constructor(time_buckets),
+            quarantined: Family::default(),
+            consumed: Counter::default(),
+            produced: Counter::default(),
+            produce_errors: Counter::default(),
+            dead_letters: Counter::default(),
+            lag: Family::default(),
+            assigned: Gauge::default(),
+            readiness: Mutex::new(Readiness {
+                brokers_up: 0,
+                brokers: 0,
+                group_state: "unknown".into(),
+                assigned: 0,
+            }),
+            last_statistics: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+        };
+        let r = &mut m.registry;
+        let b = "bandpass";
+        r.register(
+            format!("{b}_filter_alerts"),
+            "Alerts a filter was asked to evaluate",
+            m.alerts.clone(),
+        );
+        r.register(
+            format!("{b}_filter_accepted"),
+            "Alerts a filter accepted",
+            m.accepted.clone(),
+        );
+        r.register(
+            format!("{b}_filter_rejected"),
+            "Alerts a filter rejected",
+            m.rejected.clone(),
+        );
+        r.register(
+            format!("{b}_filter_skipped"),
+            "Alerts not given to a filter (another survey, or quarantined)",
+            m.skipped.clone(),
+        );
+        r.register(
+            format!("{b}_filter_failures"),
+            "Alerts on which a filter failed, by kind (out-of-fuel, deadline, memory, panic, filter-error, ...)",
+            m.failures.clone(),
+        );
+        r.register(
+            format!("{b}_filter_fuel"),
+            "Fuel (wasm instructions, roughly) a filter used",
+            m.fuel.clone(),
+        );
+        r.register(
+            format!("{b}_filter_seconds"),
+            "Wall time of one filter on one alert",
+            m.seconds.clone(),
+        );
+        r.register(
+            format!("{b}_filter_quarantined"),
+            "1 while a filter is quarantined after repeated failures",
+            m.quarantined.clone(),
+        );
+        r.register(
+            format!("{b}_messages_consumed"),
+            "Messages read from the input topics",
+            m.consumed.clone(),
+        );
+        r.register(
+            format!("{b}_messages_produced"),
+            "Messages the broker acknowledged: accepted alerts on output topics, and dead letters",
+            m.produced.clone(),
+        );
+        r.register(
+            format!("{b}_produce_errors"),
+            "Produces the broker refused for good",
+            m.produce_errors.clone(),
+        );
+        r.register(
+            format!("{b}_dead_letters"),
+            "Undecodable messages sent to the dead-letter topic",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            format!("{b}_consumer_lag"),
+            "Messages of an assigned input partition not yet consumed",
+            m.lag.clone(),
+        );
+        r.register(
+            format!("{b}_assigned_partitions"),
+            "Input partitions assigned to this instance",
+            m.assigned.clone(),
+        );
+        m
+    }
+
+    /// Records one filter's evaluation of one alert.
+    pub fn record(&self, filter: &str, evaluation: &Evaluation) {
+        let labels = FilterLabels {
+            filter: filter.to_string(),
+        };
+        match &evaluation.outcome {
+            Outcome::Skipped { .. } => {
+                self.skipped.get_or_create(&labels).inc();
+                return;
+            }
+            Outcome::Verdict(Verdict::Accept { .. }) => {
+                self.accepted.get_or_create(&labels).inc();
+            }
+            Outcome::Verdict(Verdict::Reject) => {
+                self.rejected.get_or_create(&labels).inc();
+            }
+            Outcome::Failed(failure) => {
+                self.failures
+                    .get_or_create(&FailureLabels {
+                        filter: filter.to_string(),
+                        kind: kind_name(failure.kind),
+                    })
+                    .inc();
+            }
+        }
+        self.alerts.get_or_create(&labels).inc();
+        self.fuel.get_or_create(&labels).inc_by(evaluation.fuel);
+        self.seconds
+            .get_or_create(&labels)
+            .observe(evaluation.nanos as f64 * 1e-9);
+    }
+
+    /// Sets a filter's quarantine gauge.
+    pub fn set_quarantined(&self, filter: &str, quarantined: bool) {
+        self.quarantined
+            .get_or_create(&FilterLabels {
+                filter: filter.to_string(),
+            })
+            .set(i64::from(quarantined));
+    }
+
+    pub fn consumed(&self) {
+        self.consumed.inc();
+    }
+
+    pub fn produced(&self) {
+        self.produced.inc();
+    }
+
+    pub fn produce_error(&self) {
+        self.produce_errors.inc();
+    }
+
+    pub fn dead_letter(&self) {
+        self.dead_letters.inc();
+    }
+
+    /// Takes in librdkafka's statistics (the consumer's, once a second):
+    /// lag per assigned partition, and the connection state `/readyz`
+    /// answers from.
+    pub fn observe(&self, stats: &rdkafka::Statistics) {
+        self.lag.clear();
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                // librdkafka lists unassigned partitions too, with lag -1,
+                // and an internal partition -1.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.lag
+                        .get_or_create(&PartitionLabels {
+                            topic: topic.clone(),
+                            partition: partition.to_string(),
+                        })
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+        // Bootstrap entries (node id -1) are addresses, not brokers.
+        let brokers: Vec<_> = stats.brokers.values().filter(|b| b.nodeid >= 0).collect();
+        let group = stats.cgrp.as_ref();
+        let readiness = Readiness {
+            brokers_up: brokers.iter().filter(|b| b.state == "UP").count(),
+            brokers: brokers.len(),
+            group_state: group.map_or("none".into(), |g| g.state.clone()),
+            assigned: group.map_or(0, |g| i64::from(g.assignment_size)),
+        };
+        self.assigned.set(readiness.assigned);
+        *self.readiness.lock().unwrap() = readiness;
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        self.last_statistics.store(now, Ordering::Relaxed);
+    }
+
+    /// Ready: recent statistics show a broker up, the consumer group
+    /// joined, and at least one partition assigned. Otherwise the reason.
+    pub fn ready(&self) -> Result<(), String> {
+        let last = self.last_statistics.load(Ordering::Relaxed);
+        if last == u64::MAX {
+            return Err("no statistics from the Kafka consumer yet (starting)".into());
+        }
+        let age = self
+            .epoch
+            .elapsed()
+            .saturating_sub(Duration::from_nanos(last));
+        if age > STALE_STATISTICS {
+            return Err(format!(
+                "no statistics from the Kafka consumer for {}s: the consuming thread is stuck or stopped",
+                age.as_secs()
+            ));
+        }
+        let r = self.readiness.lock().unwrap().clone();
+        if r.brokers_up == 0 {
+            return Err(format!("no broker connected (0 of {} up)", r.brokers));
+        }
+        if r.group_state != "up" {
+            return Err(format!(
+                "consumer group not joined (state {})",
+                r.group_state
+            ));
+        }
+        if r.assigned == 0 {
+            return Err("no input partition assigned to this instance".into());
+        }
+        Ok(())
+    }
+
+    /// Everything, in the Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// A failure kind as metrics and logs name it (`out-of-fuel`).
+fn kind_name(kind: FailureKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::Failure;
+
+    fn evaluation(outcome: Outcome) -> Evaluation {
+        Evaluation {
+            outcome,
+            fuel: 1000,
+            nanos: 2_000,
+        }
+    }
+
+    #[test]
+    fn counts_each_outcome_under_its_filter_and_failures_by_kind() {
+        let m = Metrics::new();
+        m.record("bright", &evaluation(Outcome::Verdict(Verdict::Reject)));
+        m.record(
+            "bright",
+            &evaluation(Outcome::Verdict(Verdict::Accept {
+                score: None,
+                tags: vec![],
+                annotations: vec![],
+            })),
+        );
+        m.record(
+            "bright",
+            &evaluation(Outcome::Failed(Failure {
+                kind: FailureKind::OutOfFuel,
+                message: "x".into(),
+            })),
+        );
+        m.record(
+            "bright",
+            &evaluation(Outcome::Skipped {
+                reason: "rubin".into(),
+            }),
+        );
+        m.dead_letter();
+        let text = m.encode();
+        for line in [
+            "bandpass_filter_alerts_total{filter=\"bright\"} 3",
+            "bandpass_filter_accepted_total{filter=\"bright\"} 1",
+            "bandpass_filter_rejected_total{filter=\"bright\"} 1",
+            "bandpass_filter_skipped_total{filter=\"bright\"} 1",
+            "bandpass_filter_failures_total{filter=\"bright\",kind=\"out-of-fuel\"} 1",
+            "bandpass_filter_fuel_total{filter=\"bright\"} 3000",
+            "bandpass_filter_seconds_count{filter=\"bright\"} 3",
+            "bandpass_dead_letters_total 1",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn not_ready_before_any_statistics() {
+        let err = Metrics::new().ready().unwrap_err();
+        assert!(err.contains("no statistics"), "{err}");
+    }
+}
