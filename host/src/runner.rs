@@ -99,6 +99,40 @@ impl Runner {
         }
     }
 
+    /// Switches to another set of filters and its decoder (from
+    /// [`Runner::decoder_for`]), between two alerts. A filter in both sets
+    /// (the same loaded filter) keeps its instance and live Store; the
+    /// others are dropped or instantiated on their first alert.
+    pub fn retarget(&mut self, filters: &[Arc<LoadedFilter>], decoder: Arc<Decoder>) {
+        let (paths, slots) = plan(filters);
+        assert_eq!(paths, decoder.paths(), "decoder made for other filters");
+        let mut old: Vec<Option<FilterInstance>> = std::mem::take(&mut self.instances)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.instances = filters
+            .iter()
+            .zip(slots)
+            .map(|(f, s)| {
+                let kept = old
+                    .iter_mut()
+                    .find(|i| i.as_ref().is_some_and(|i| Arc::ptr_eq(i.filter(), f)))
+                    .and_then(Option::take);
+                match kept {
+                    Some(mut instance) => {
+                        instance.reslot(s);
+                        instance
+                    }
+                    None => f.instance(s),
+                }
+            })
+            .collect();
+        let position = |p: &&str| paths.iter().position(|x| x == p).expect("planned");
+        self.object_slots = OBJECT_ID_PATHS.iter().map(position).collect();
+        self.candidate_slots = CANDIDATE_ID_PATHS.iter().map(position).collect();
+        self.decoder = decoder;
+    }
+
     pub fn filters(&self) -> impl Iterator<Item = &Arc<LoadedFilter>> {
         self.instances.iter().map(|i| i.filter())
     }

@@ -953,3 +953,147 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
     );
     assert!(terminate(&mut serve).success());
 }
+
+/// Waits until `log` holds `n` lines containing `text` (within 60 s).
+fn wait_for_log(log: &std::path::Path, text: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches(text)
+            .count();
+        if found >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {n} x '{text}' in the log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn hangup(serve: &Serve) {
+    let pid = serve.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart() {
+    let b = bright("reload", &brokers());
+    let admin = with_admin(&b.config);
+    let log = b.dir.path().join("serve.log");
+    let (_, risers_accept) = offline_accepts("fast_risers");
+    assert!(!risers_accept.is_empty());
+    let (risers_out, risers_moved) = (unique("reload-risers"), unique("reload-risers-moved"));
+    let original = std::fs::read_to_string(&b.config).unwrap();
+    let risers = |output: &str| {
+        format!(
+            "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n",
+            filters_dir().join("fast_risers.wasm").display()
+        )
+    };
+    // bright-transients with a threshold no alert meets: the same
+    // component, another deployment (the "v2" of this test).
+    let bright_v2 = original.replace(
+        "output_topic = \"",
+        "params = { max_mag = \"5\" }\noutput_topic = \"",
+    );
+    assert_ne!(bright_v2, original);
+    let mut serve = spawn_serve_logged(&b.config, &log);
+
+    // 1. The configured set: bright-transients only.
+    produce(&b.input, &b.alerts);
+    let copies = fewest_copies(
+        &brokers(),
+        &b.output,
+        &b.accepted,
+        1,
+        Duration::from_secs(90),
+    );
+    assert_eq!(copies, 1);
+
+    // 2. SIGHUP adds fast-risers: it decides on the alerts produced after
+    // the reload, once each, and on none from before.
+    std::fs::write(&b.config, format!("{original}{}", risers(&risers_out))).unwrap();
+    hangup(&serve);
+    wait_for_log(&log, "filter set replaced", 1);
+    produce(&b.input, &b.alerts);
+    let copies = fewest_copies(
+        &brokers(),
+        &b.output,
+        &b.accepted,
+        2,
+        Duration::from_secs(90),
+    );
+    assert_eq!(copies, 2);
+    let moved = fewest_copies(
+        &brokers(),
+        &risers_out,
+        &risers_accept,
+        1,
+        Duration::from_secs(90),
+    );
+    assert_eq!(moved, 1);
+
+    // 3. SIGHUP replaces bright-transients by its v2 (accepts nothing) and
+    // moves fast-risers to another topic.
+    std::fs::write(&b.config, format!("{bright_v2}{}", risers(&risers_moved))).unwrap();
+    hangup(&serve);
+    wait_for_log(&log, "filter set replaced", 2);
+    produce(&b.input, &b.alerts);
+    let moved = fewest_copies(
+        &brokers(),
+        &risers_moved,
+        &risers_accept,
+        1,
+        Duration::from_secs(90),
+    );
+    assert_eq!(moved, 1, "the third batch went through the second set");
+
+    // 4. A config that does not load leaves the running set alone.
+    std::fs::write(&b.config, format!("{bright_v2}\nnot toml [")).unwrap();
+    hangup(&serve);
+    wait_for_log(&log, "the config was not reloaded", 1);
+
+    // 5. Back to the original: bright-transients v1 again, fast-risers
+    // removed.
+    std::fs::write(&b.config, &original).unwrap();
+    hangup(&serve);
+    wait_for_log(&log, "filter set replaced", 3);
+    produce(&b.input, &b.alerts);
+    let every = (4 * b.alerts.len()) as f64;
+    let series = "bandpass_filter_alerts_total{filter=\"bright-transients\"}";
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while sample(&admin_get(admin, "/metrics").1, series) != Some(every) {
+        assert!(
+            Instant::now() < deadline,
+            "the fourth batch was not processed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(terminate(&mut serve).success(), "one process throughout");
+
+    let on_bright = copies_on(&b.output);
+    for a in &b.accepted {
+        assert_eq!(on_bright[a], 3, "v1 twice, v2 never, v1 again");
+    }
+    assert_eq!(on_bright.len(), b.accepted.len());
+    for topic in [&risers_out, &risers_moved] {
+        let on_risers = copies_on(topic);
+        for a in &risers_accept {
+            assert_eq!(
+                on_risers[a], 1,
+                "fast-risers ran on exactly one batch per topic"
+            );
+        }
+        assert_eq!(on_risers.len(), risers_accept.len());
+    }
+}

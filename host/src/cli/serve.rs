@@ -1,16 +1,24 @@
 //! `bandpass serve --config FILE`: the service. Consumes the configured
 //! alert topics and produces each filter's accepted alerts to its output
 //! topic until SIGINT or SIGTERM, then drains, commits and exits 0.
+//!
+//! SIGHUP re-reads the config file and replaces the filter set without a
+//! restart or a pause: filters added, removed, disabled, or changed
+//! (component, parameters, limits, output topic). A config that does not
+//! load, or a filter that is refused, leaves the running set as it was.
+//! Changes to other sections need a restart, and are logged as such.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 
 use crate::config::Config;
-use crate::pipeline;
+use crate::pipeline::{self, Deployment};
 use crate::sandbox::{CompileCache, Sandbox, SandboxOptions};
 
 #[derive(Debug, Args)]
@@ -35,12 +43,112 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         options.cache = Some(CompileCache::new(dir.clone()));
     }
     let sandbox = Sandbox::new(options).context("starting the wasm engine")?;
-    let deployments = pipeline::load_filters(&config, &config_dir, &sandbox)?;
+    let deployments = pipeline::load_filters(&config, &config_dir, &sandbox, &[])?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())
             .context("installing the signal handlers")?;
     }
-    pipeline::serve(&config, deployments, stop)?;
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
+        .context("installing the SIGHUP handler")?;
+    let (reload, reloads) = std::sync::mpsc::channel();
+    let reloader = Reloader {
+        path: args.config.clone(),
+        dir: config_dir,
+        config: config.clone(),
+        running: deployments.clone(),
+        sandbox,
+    };
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("bandpass-reload".into())
+            .spawn(move || reloader.run(&hangup, &stop, &reload))
+            .context("starting the reload thread")?
+    };
+    let served = pipeline::serve(&config, deployments, stop.clone(), reloads);
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    served?;
     Ok(0)
+}
+
+/// Re-reads the config on SIGHUP and hands the new filter set to the
+/// pipeline. Loading a changed filter (compiling it) happens here, off
+/// the consuming thread.
+struct Reloader {
+    path: PathBuf,
+    dir: PathBuf,
+    config: Config,
+    running: Vec<Deployment>,
+    sandbox: Sandbox,
+}
+
+impl Reloader {
+    fn run(mut self, hangup: &AtomicBool, stop: &AtomicBool, reload: &Sender<Vec<Deployment>>) {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if !hangup.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            match self.reload() {
+                Ok(deployments) => {
+                    self.running = deployments.clone();
+                    if reload.send(deployments).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => tracing::error!(
+                    config = %self.path.display(),
+                    error = format!("{error:#}"),
+                    "SIGHUP: the config was not reloaded; the running filters stay"
+                ),
+            }
+        }
+    }
+
+    fn reload(&mut self) -> anyhow::Result<Vec<Deployment>> {
+        let config = Config::load(&self.path)?;
+        let deployments = pipeline::load_filters(&config, &self.dir, &self.sandbox, &self.running)?;
+        let unapplied = restart_needed(&self.config, &config);
+        if !unapplied.is_empty() {
+            tracing::warn!(
+                sections = %unapplied.join(", "),
+                "SIGHUP: these settings changed and apply only after a restart"
+            );
+        }
+        tracing::info!(config = %self.path.display(), filters = deployments.len(), "SIGHUP: config reloaded");
+        Ok(deployments)
+    }
+}
+
+/// The sections of `new` that differ from `old` and that SIGHUP does not
+/// apply (everything but the filters).
+fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let mut out = Vec::new();
+    if differs(&old.kafka, &new.kafka) {
+        out.push("kafka");
+    }
+    if differs(&old.input, &new.input) {
+        out.push("input");
+    }
+    if differs(&old.schemas, &new.schemas) {
+        out.push("schemas");
+    }
+    if differs(&old.engine, &new.engine) {
+        out.push("engine");
+    }
+    if differs(&old.dead_letter_topic, &new.dead_letter_topic) {
+        out.push("dead_letter_topic");
+    }
+    if differs(&old.delivery, &new.delivery) {
+        out.push("delivery");
+    }
+    if differs(&old.admin, &new.admin) {
+        out.push("admin");
+    }
+    out
 }

@@ -26,7 +26,8 @@ pub mod tracker;
 pub mod workers;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ use rdkafka::producer::Producer as _;
 
 use crate::admin::Admin;
 use crate::config::{Config, Delivery, Framing, StartPosition};
+use crate::decode::{Decoder, SchemaSource};
 use crate::metrics::Metrics;
 use crate::runner::Runner;
 use crate::sandbox::{LoadedFilter, Sandbox};
@@ -71,9 +73,77 @@ pub struct Flow {
     failure: Mutex<Option<String>>,
     /// What `/metrics` and `/readyz` report.
     pub metrics: Arc<Metrics>,
+    /// The filters every worker runs; replaced whole when the set
+    /// changes, and read by each worker between two messages.
+    filters: Mutex<Arc<FilterSet>>,
+    /// The generation of `filters`, checked by workers without the lock.
+    generation: AtomicU64,
+    /// Where wire-format schemas come from, for each set's decoder.
+    schemas: SchemaSource,
+}
+
+/// One version of the set of deployed filters, with a decoder made for
+/// exactly their fields.
+pub struct FilterSet {
+    pub generation: u64,
+    pub deployments: Vec<Deployment>,
+    pub decoder: Arc<Decoder>,
+}
+
+impl FilterSet {
+    fn new(generation: u64, deployments: Vec<Deployment>, schemas: SchemaSource) -> FilterSet {
+        let decoder = Runner::decoder_for(&FilterSet::loaded(&deployments), schemas);
+        FilterSet {
+            generation,
+            deployments,
+            decoder,
+        }
+    }
+
+    fn loaded(deployments: &[Deployment]) -> Vec<Arc<LoadedFilter>> {
+        deployments.iter().map(|d| d.filter.clone()).collect()
+    }
+
+    /// The loaded filters, in deployment order.
+    pub fn filters(&self) -> Vec<Arc<LoadedFilter>> {
+        FilterSet::loaded(&self.deployments)
+    }
 }
 
 impl Flow {
+    /// The current filter set.
+    pub fn filter_set(&self) -> Arc<FilterSet> {
+        self.filters.lock().unwrap().clone()
+    }
+
+    /// Whether the filter set changed since `generation`.
+    pub fn filters_changed(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) != generation
+    }
+
+    /// Makes `deployments` the filter set. Each worker switches between
+    /// two messages: every alert is decided by one whole set, old or new,
+    /// and the output headers name the version that decided.
+    pub fn publish(&self, deployments: Vec<Deployment>) {
+        let mut current = self.filters.lock().unwrap();
+        let generation = current.generation + 1;
+        for d in &deployments {
+            self.metrics
+                .set_quarantined(&d.filter.name, d.filter.health.quarantined().is_some());
+        }
+        let names: Vec<String> = deployments
+            .iter()
+            .map(|d| format!("{} {}", d.filter.name, d.filter.manifest.version))
+            .collect();
+        *current = Arc::new(FilterSet::new(
+            generation,
+            deployments,
+            self.schemas.clone(),
+        ));
+        self.generation.store(generation, Ordering::Release);
+        tracing::info!(generation, filters = %names.join(", "), "filter set replaced");
+    }
+
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.abandon.load(Ordering::Relaxed)
     }
@@ -87,10 +157,14 @@ impl Flow {
 }
 
 /// Loads the filters a config names (paths relative to the config file).
+/// A filter of `running` with the same component bytes, parameters and
+/// limits is reused as it is (its live instances and health carry on);
+/// the others are loaded anew.
 pub fn load_filters(
     config: &Config,
     config_dir: &Path,
     sandbox: &Sandbox,
+    running: &[Deployment],
 ) -> anyhow::Result<Vec<Deployment>> {
     let mut out = Vec::new();
     for f in config.filters.iter().filter(|f| !f.disabled) {
@@ -98,13 +172,21 @@ pub fn load_filters(
         let bytes = std::fs::read(&path)
             .with_context(|| format!("cannot read filter {}", path.display()))?;
         let limits = f.limits.unwrap_or(config.engine.limits).to_limits();
-        let params = f.params.clone().into_iter().collect();
-        let filter = sandbox
-            .load(&bytes, params, limits)
-            .with_context(|| format!("filter {} refused", path.display()))?;
+        let params: Vec<(String, String)> = f.params.clone().into_iter().collect();
+        let key = format!(
+            "{} {params:?} {limits:?}",
+            crate::sandbox::sha256_hex(&bytes)
+        );
+        let filter = match running.iter().find(|d| d.key == key) {
+            Some(d) => d.filter.clone(),
+            None => sandbox
+                .load(&bytes, params, limits)
+                .with_context(|| format!("filter {} refused", path.display()))?,
+        };
         out.push(Deployment {
             filter,
             output_topic: f.output_topic.clone(),
+            key,
         });
     }
     Ok(out)
@@ -163,11 +245,13 @@ fn default_transactional_id(group: &str) -> String {
 }
 
 /// Runs the pipeline until `stop` is set, then drains, commits and
-/// returns.
+/// returns. Each filter set received on `reloads` replaces the running
+/// one without a pause (see [`Flow::publish`]).
 pub fn serve(
     config: &Config,
     deployments: Vec<Deployment>,
     stop: Arc<AtomicBool>,
+    reloads: Receiver<Vec<Deployment>>,
 ) -> anyhow::Result<()> {
     let exactly_once = config.delivery == Delivery::ExactlyOnce;
     let tracker = Arc::new(Mutex::new(Tracker::default()));
@@ -260,6 +344,13 @@ pub fn serve(
         abandon: AtomicBool::new(false),
         failure: Mutex::new(None),
         metrics,
+        filters: Mutex::new(Arc::new(FilterSet::new(
+            0,
+            deployments,
+            config.schemas.source(),
+        ))),
+        generation: AtomicU64::new(0),
+        schemas: config.schemas.source(),
     });
     let consumer: BaseConsumer<Rebalances> = consumer_config
         .create_with_context(Rebalances { flow: flow.clone() })
@@ -269,23 +360,16 @@ pub fn serve(
         .subscribe(&topics)
         .with_context(|| format!("subscribing to {}", topics.join(", ")))?;
 
-    let filters: Vec<Arc<LoadedFilter>> = deployments.iter().map(|d| d.filter.clone()).collect();
-    let decoder = Runner::decoder_for(&filters, config.schemas.source());
-    let pool = Pool::start(
-        config.engine.workers,
-        Arc::new(deployments),
-        decoder,
-        flow.clone(),
-    )
-    .context("starting the worker threads")?;
+    let pool =
+        Pool::start(config.engine.workers, flow.clone()).context("starting the worker threads")?;
     tracing::info!(
         topics = %topics.join(","),
-        filters = filters.len(),
+        filters = flow.filter_set().deployments.len(),
         workers = config.engine.workers,
         "serving"
     );
 
-    let result = consume(&consumer, &flow, &pool);
+    let result = consume(&consumer, &flow, &pool, &reloads);
     // Shutdown: stop fetching, let the workers finish (bounded), commit.
     tracing::info!("stopping: finishing in-flight alerts and committing");
     let deadline = Instant::now() + SHUTDOWN_GRACE;
@@ -342,9 +426,17 @@ fn close(consumer: BaseConsumer<Rebalances>, flow: Arc<Flow>) {
 }
 
 /// The consuming loop: poll, dispatch, commit what is done; until stop.
-fn consume(consumer: &BaseConsumer<Rebalances>, flow: &Flow, pool: &Pool) -> anyhow::Result<()> {
+fn consume(
+    consumer: &BaseConsumer<Rebalances>,
+    flow: &Flow,
+    pool: &Pool,
+    reloads: &Receiver<Vec<Deployment>>,
+) -> anyhow::Result<()> {
     let mut last_commit = Instant::now();
     while !flow.stop.load(Ordering::Relaxed) {
+        if let Ok(deployments) = reloads.try_recv() {
+            flow.publish(deployments);
+        }
         if let Some(failure) = flow.failure.lock().unwrap().take() {
             anyhow::bail!(failure);
         }

@@ -18,7 +18,6 @@ use super::Flow;
 use super::produce::{accepted_headers, dead_letter_headers, send};
 use super::tracker::Source;
 use crate::config::Framing;
-use crate::decode::Decoder;
 use crate::runner::{AlertResult, Runner};
 use crate::sandbox::{LoadedFilter, Outcome};
 
@@ -33,9 +32,13 @@ pub struct Job {
 }
 
 /// One filter as deployed: the loaded component and its output topic.
+#[derive(Clone)]
 pub struct Deployment {
     pub filter: Arc<LoadedFilter>,
     pub output_topic: String,
+    /// The component's sha256, parameters and limits: equal keys mean
+    /// the same loaded filter can serve (see [`super::load_filters`]).
+    pub key: String,
 }
 
 pub struct Pool {
@@ -44,21 +47,16 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn start(
-        workers: usize,
-        deployments: Arc<Vec<Deployment>>,
-        decoder: Arc<Decoder>,
-        flow: Arc<Flow>,
-    ) -> std::io::Result<Pool> {
+    pub fn start(workers: usize, flow: Arc<Flow>) -> std::io::Result<Pool> {
         let mut queues = Vec::new();
         let mut threads = Vec::new();
         for i in 0..workers {
             let (tx, rx) = sync_channel::<Job>(QUEUE);
-            let (deployments, decoder, flow) = (deployments.clone(), decoder.clone(), flow.clone());
+            let flow = flow.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("bandpass-worker-{i}"))
-                    .spawn(move || work(rx, &deployments, decoder, &flow))?,
+                    .spawn(move || work(rx, &flow))?,
             );
             queues.push(tx);
         }
@@ -84,11 +82,17 @@ impl Pool {
     }
 }
 
-fn work(jobs: Receiver<Job>, deployments: &[Deployment], decoder: Arc<Decoder>, flow: &Flow) {
-    let filters: Vec<Arc<LoadedFilter>> = deployments.iter().map(|d| d.filter.clone()).collect();
-    let mut runner = Runner::with_decoder(&filters, decoder);
+/// A worker: runs the current filter set on each message it is given,
+/// switching to a new set between two messages (never within one).
+fn work(jobs: Receiver<Job>, flow: &Flow) {
+    let mut set = flow.filter_set();
+    let mut runner = Runner::with_decoder(&set.filters(), set.decoder.clone());
     for job in jobs {
-        process(&mut runner, deployments, flow, job);
+        if flow.filters_changed(set.generation) {
+            set = flow.filter_set();
+            runner.retarget(&set.filters(), set.decoder.clone());
+        }
+        process(&mut runner, &set.deployments, flow, job);
     }
 }
 

@@ -569,6 +569,13 @@ impl FilterInstance {
         &self.filter
     }
 
+    /// Points the instance at other decoder slots (a new decoder after
+    /// the filter set changed), keeping its live Store.
+    pub fn reslot(&mut self, slots: Vec<usize>) {
+        assert_eq!(slots.len(), self.filter.fields.len(), "one slot per field");
+        self.slots = slots;
+    }
+
     /// Runs the filter on one decoded alert.
     pub fn evaluate(&mut self, alert: &DecodedAlert) -> Evaluation {
         self.evaluate_from(alert, Instant::now()).0
