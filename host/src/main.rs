@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use bandpass::cli::LogFormat;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -15,12 +16,14 @@ fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cli.log))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
-    // Colours only on a terminal: logs to files and journals stay plain.
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        // Colours only on a terminal: logs to files and journals stay plain.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match bandpass::cli::execute(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -68,6 +68,11 @@ fn spawn_serve(config: &std::path::Path) -> Serve {
 
 /// Like [`spawn_serve`], with bandpass's INFO logs (and every warning) written to `log`.
 fn spawn_serve_logged(config: &std::path::Path, log: &std::path::Path) -> Serve {
+    spawn_serve_with(config, log, &[])
+}
+
+/// Like [`spawn_serve_logged`], with more arguments.
+fn spawn_serve_with(config: &std::path::Path, log: &std::path::Path, more: &[&str]) -> Serve {
     Serve(
         Command::new(bandpass_bin())
             .args([
@@ -77,6 +82,7 @@ fn spawn_serve_logged(config: &std::path::Path, log: &std::path::Path) -> Serve 
                 "--config",
                 config.to_str().unwrap(),
             ])
+            .args(more)
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .expect("bandpass serve starts"),
@@ -881,7 +887,8 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
     }
     input.extend(bad.iter().cloned());
     produce(&b.input, &input);
-    let mut serve = spawn_serve(&b.config);
+    let log = b.dir.path().join("serve.log");
+    let mut serve = spawn_serve_with(&b.config, &log, &["--log-format", "json"]);
     let copies = fewest_copies(
         &brokers(),
         &b.output,
@@ -952,6 +959,18 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
         "{page}"
     );
     assert!(terminate(&mut serve).success());
+    // --log-format json: every line one JSON object, with level and fields.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "serving" && l["level"] == "INFO"),
+        "{text}"
+    );
 }
 
 /// Waits until `log` holds `n` lines containing `text` (within 60 s).

@@ -35,6 +35,17 @@ pub struct Cli {
     /// `bandpass=trace`); also read from `RUST_LOG`.
     #[arg(long, global = true, default_value = "warn")]
     pub log: String,
+    /// How log lines are written to stderr: `text` for people, `json`
+    /// (one object per line) for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The format of the host's own log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
