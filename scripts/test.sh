@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests
 # need (the wasm32-wasip2 target, fastavro for the independent decoder
-# cross-check, an Apache Kafka broker via scripts/kafka.sh, started once
+# cross-check, Debian's chromium for the status page, an Apache Kafka broker via scripts/kafka.sh, started once
 # and stopped at the end; set BANDPASS_KAFKA_BROKERS to use a running
 # one), builds the sample filters, then runs every test of the
 # host workspace (which builds the Python and JavaScript samples with
@@ -15,6 +15,14 @@ cd "$(dirname "$0")/.."
 if ! python3 -c 'import fastavro' 2>/dev/null; then
     echo "test: installing fastavro (the independent Avro decoder the tests compare with)" >&2
     python3 -m pip install --quiet --disable-pip-version-check fastavro
+fi
+# Debian's Chromium, for the status page's test in a real browser.
+if ! command -v chromium >/dev/null; then
+    echo "test: installing Debian's chromium (the status page is tested in a headless browser)" >&2
+    sudo_if_needed=""
+    if [ "$(id -u)" != 0 ]; then sudo_if_needed="sudo"; fi
+    $sudo_if_needed apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 scripts/build-filters.sh --quiet
 # A cache of compiled components private to this run: tests see cold and

@@ -13,7 +13,7 @@
 //! the workers, once per filter per alert.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -70,11 +70,56 @@ pub struct Metrics {
     dead_letters: Counter,
     lag: Family<PartitionLabels, Gauge>,
     assigned: Gauge,
+    /// Per filter, not exported (the status page's totals): failures of
+    /// every kind, and wall time in nanoseconds.
+    failed: Family<FilterLabels, Counter>,
+    nanos: Family<FilterLabels, Counter>,
+    /// The lag summed over the assigned partitions.
+    lag_total: AtomicI64,
+    /// The filters deployed now, for the status page.
+    deployed: Mutex<Vec<FilterInfo>>,
     /// What `/readyz` answers, from the last statistics.
     readiness: Mutex<Readiness>,
     /// Nanoseconds since `epoch` at the last statistics.
     last_statistics: AtomicU64,
     epoch: Instant,
+}
+
+/// What the status page says of a deployed filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterInfo {
+    pub name: String,
+    pub version: String,
+    pub survey: String,
+    pub output_topic: String,
+}
+
+/// The counters of one filter at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilterCounts {
+    pub alerts: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub fuel: u64,
+    pub nanos: u64,
+    pub quarantined: bool,
+}
+
+/// Every counter the status page shows, at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub at: Instant,
+    pub filters: Vec<(FilterInfo, FilterCounts)>,
+    pub consumed: u64,
+    pub produced: u64,
+    pub produce_errors: u64,
+    pub dead_letters: u64,
+    /// Sum of the lag over the assigned partitions.
+    pub lag: i64,
+    pub assigned: i64,
+    pub ready: Result<(), String>,
 }
 
 /// The instance's connection state, as the last statistics showed it.
@@ -110,6 +155,10 @@ impl Metrics {
             dead_letters: Counter::default(),
             lag: Family::default(),
             assigned: Gauge::default(),
+            failed: Family::default(),
+            nanos: Family::default(),
+            lag_total: AtomicI64::new(0),
+            deployed: Mutex::new(Vec::new()),
             readiness: Mutex::new(Readiness {
                 brokers_up: 0,
                 brokers: 0,
@@ -211,6 +260,7 @@ impl Metrics {
                 self.rejected.get_or_create(&labels).inc();
             }
             Outcome::Failed(failure) => {
+                self.failed.get_or_create(&labels).inc();
                 self.failures
                     .get_or_create(&FailureLabels {
                         filter: filter.to_string(),
@@ -221,6 +271,7 @@ impl Metrics {
         }
         self.alerts.get_or_create(&labels).inc();
         self.fuel.get_or_create(&labels).inc_by(evaluation.fuel);
+        self.nanos.get_or_create(&labels).inc_by(evaluation.nanos);
         self.seconds
             .get_or_create(&labels)
             .observe(evaluation.nanos as f64 * 1e-9);
@@ -233,6 +284,46 @@ impl Metrics {
                 filter: filter.to_string(),
             })
             .set(i64::from(quarantined));
+    }
+
+    /// Records which filters are deployed now (each filter-set change).
+    pub fn describe_filters(&self, filters: Vec<FilterInfo>) {
+        *self.deployed.lock().unwrap() = filters;
+    }
+
+    /// Every counter of the status page, now.
+    pub fn snapshot(&self) -> Snapshot {
+        let deployed = self.deployed.lock().unwrap().clone();
+        let filters = deployed
+            .into_iter()
+            .map(|info| {
+                let l = FilterLabels {
+                    filter: info.name.clone(),
+                };
+                let counts = FilterCounts {
+                    alerts: self.alerts.get_or_create(&l).get(),
+                    accepted: self.accepted.get_or_create(&l).get(),
+                    rejected: self.rejected.get_or_create(&l).get(),
+                    failed: self.failed.get_or_create(&l).get(),
+                    skipped: self.skipped.get_or_create(&l).get(),
+                    fuel: self.fuel.get_or_create(&l).get(),
+                    nanos: self.nanos.get_or_create(&l).get(),
+                    quarantined: self.quarantined.get_or_create(&l).get() != 0,
+                };
+                (info, counts)
+            })
+            .collect();
+        Snapshot {
+            at: Instant::now(),
+            filters,
+            consumed: self.consumed.get(),
+            produced: self.produced.get(),
+            produce_errors: self.produce_errors.get(),
+            dead_letters: self.dead_letters.get(),
+            lag: self.lag_total.load(Ordering::Relaxed),
+            assigned: self.assigned.get(),
+            ready: self.ready(),
+        }
     }
 
     pub fn consumed(&self) {
@@ -256,6 +347,7 @@ impl Metrics {
     /// answers from.
     pub fn observe(&self, stats: &rdkafka::Statistics) {
         self.lag.clear();
+        let mut total = 0;
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 // librdkafka lists unassigned partitions too, with lag -1,
@@ -267,6 +359,7 @@ impl Metrics {
                             partition: partition.to_string(),
                         })
                         .set(p.consumer_lag);
+                    total += p.consumer_lag;
                 }
             }
         }
@@ -280,6 +373,7 @@ impl Metrics {
             assigned: group.map_or(0, |g| i64::from(g.assignment_size)),
         };
         self.assigned.set(readiness.assigned);
+        self.lag_total.store(total, Ordering::Relaxed);
         *self.readiness.lock().unwrap() = readiness;
         let now = self.epoch.elapsed().as_nanos() as u64;
         self.last_statistics.store(now, Ordering::Relaxed);

@@ -958,6 +958,37 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
         sample(&page, "bandpass_assigned_partitions").is_some_and(|n| n >= 1.0),
         "{page}"
     );
+
+    // The status page, rendered by a real browser: the DOM Chromium built
+    // shows the filter with the counts the metrics gave, and a screenshot
+    // of it is taken.
+    let url = format!("http://{admin}/");
+    let shot = b.dir.path().join("status.png");
+    let dom = chromium(&["--dump-dom", &url]);
+    let row = dom
+        .split("<tr data-filter=\"bright-transients\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no row for bright-transients in the DOM:\n{dom}"));
+    assert!(
+        row.contains(&format!("<td class=\"n alerts\">{evaluated}</td>"))
+            && row.contains(&format!("<td class=\"n accepted\">{accepted}</td>"))
+            && row.contains(">running<")
+            && row.contains(&b.output),
+        "{row}"
+    );
+    assert!(dom.contains("id=\"state\" class=\"ok\">ready<"), "{dom}");
+    chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1400,600",
+        &url,
+    ]);
+    let png = std::fs::read(&shot).expect("Chromium wrote the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
     assert!(terminate(&mut serve).success());
     // --log-format json: every line one JSON object, with level and fields.
     let text = std::fs::read_to_string(&log).unwrap();
@@ -1115,4 +1146,25 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
         }
         assert_eq!(on_risers.len(), risers_accept.len());
     }
+}
+
+/// Runs Debian's Chromium headless (scripts/test.sh installs it) on `args`
+/// and returns what it printed.
+fn chromium(args: &[&str]) -> String {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .args(args)
+        .output()
+        .expect("chromium runs (scripts/test.sh installs it: apt-get install chromium)");
+    assert!(
+        out.status.success(),
+        "chromium {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

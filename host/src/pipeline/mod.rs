@@ -135,6 +135,7 @@ impl Flow {
             .iter()
             .map(|d| format!("{} {}", d.filter.name, d.filter.manifest.version))
             .collect();
+        self.metrics.describe_filters(describe(&deployments));
         *current = Arc::new(FilterSet::new(
             generation,
             deployments,
@@ -190,6 +191,19 @@ pub fn load_filters(
         });
     }
     Ok(out)
+}
+
+/// What the status page shows of each deployment.
+fn describe(deployments: &[Deployment]) -> Vec<crate::metrics::FilterInfo> {
+    deployments
+        .iter()
+        .map(|d| crate::metrics::FilterInfo {
+            name: d.filter.name.clone(),
+            version: d.filter.manifest.version.clone(),
+            survey: d.filter.manifest.survey.clone(),
+            output_topic: d.output_topic.clone(),
+        })
+        .collect()
 }
 
 fn client_config(config: &Config) -> ClientConfig {
@@ -314,6 +328,7 @@ pub fn serve(
     }
     // Stopped after the pipeline has drained, so that it answers (not
     // ready, with the reason) during the drain.
+    metrics.describe_filters(describe(&deployments));
     let admin_stop = Arc::new(AtomicBool::new(false));
     let admin = match &config.admin {
         Some(a) => Some(Admin::start(a.listen, metrics.clone(), admin_stop.clone())?),

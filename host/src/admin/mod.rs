@@ -1,7 +1,8 @@
 //! The admin HTTP port of `bandpass serve`: `/healthz` (the process
 //! answers), `/readyz` (connected to a broker, in the consumer group,
-//! with partitions assigned; 503 with the reason otherwise) and
-//! `/metrics` (Prometheus text format, see [`crate::metrics`]).
+//! with partitions assigned; 503 with the reason otherwise), `/metrics`
+//! (Prometheus text format, see [`crate::metrics`]) and `/`, a status
+//! page for people ([`status`]).
 //!
 //! Runs on a thread of its own with a single-threaded tokio runtime, apart
 //! from the pipeline's threads: a slow scrape never slows the stream, and
@@ -22,6 +23,14 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::metrics::Metrics;
+
+pub mod status;
+
+/// What the handlers share.
+struct Shared {
+    metrics: Arc<Metrics>,
+    history: status::History,
+}
 
 /// The running admin server.
 pub struct Admin {
@@ -49,11 +58,16 @@ impl Admin {
                 format!("admin.listen: cannot listen on {listen} (in use? another address?)")
             })?;
         let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            metrics,
+            history: status::History::default(),
+        });
         let app = Router::new()
+            .route("/", get(status_page))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
-            .with_state(metrics);
+            .with_state(shared.clone());
         let thread = std::thread::Builder::new()
             .name("bandpass-admin".into())
             .spawn(move || {
@@ -62,6 +76,14 @@ impl Admin {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 };
+                // The samples the status page's rates are taken against.
+                runtime.spawn(async move {
+                    let mut every = tokio::time::interval(status::SAMPLE_EVERY);
+                    loop {
+                        every.tick().await;
+                        shared.history.record(shared.metrics.snapshot());
+                    }
+                });
                 let served = runtime.block_on(
                     axum::serve(listener, app)
                         .with_graceful_shutdown(stopped)
@@ -86,8 +108,8 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    match metrics.ready() {
+async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    match shared.metrics.ready() {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -96,12 +118,17 @@ async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        metrics.encode(),
+        shared.metrics.encode(),
     )
+}
+
+async fn status_page(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let page = status::render(&shared.metrics.snapshot(), shared.history.oldest().as_ref());
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page)
 }
