@@ -430,6 +430,7 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
         &dead_letter,
         &pairs,
     );
+    let admin = with_admin(&config);
     let mut serve = spawn_serve(&config);
 
     for ((name, output), want) in names.iter().zip(&outputs).zip(&expected) {
@@ -492,6 +493,72 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
         assert!(
             consume(topic, 1, Duration::from_secs(2)).is_empty(),
             "{topic} got an alert"
+        );
+    }
+
+    // The metrics: every good filter evaluated every alert; each hostile
+    // one failed with its kind until it was quarantined (a few more may
+    // fail on the other worker meanwhile), then skipped the rest.
+    let every = (COPIES * files.len()) as f64;
+    let page = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let page = admin_get(admin, "/metrics").1;
+            let done = names.iter().all(|n| {
+                let series = format!(
+                    "bandpass_filter_alerts_total{{filter=\"{}\"}}",
+                    n.replace('_', "-")
+                );
+                sample(&page, &series) == Some(every)
+            });
+            if done || Instant::now() > deadline {
+                break page;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    for name in names {
+        let series = format!(
+            "bandpass_filter_alerts_total{{filter=\"{}\"}}",
+            name.replace('_', "-")
+        );
+        assert_eq!(sample(&page, &series), Some(every), "{series}\n{page}");
+    }
+    let status_page = admin_get(admin, "/").1;
+    for (name, kind) in [
+        ("hostile-infinite-loop", "out-of-fuel"),
+        ("hostile-panic", "panic"),
+        // Under the default limits it runs out of fuel before it reaches
+        // the memory cap (fuel is deterministic: always so).
+        ("hostile-memory-bomb", "out-of-fuel"),
+    ] {
+        let get =
+            |metric: &str| sample(&page, &format!("{metric}{{filter=\"{name}\"}}")).unwrap_or(0.0);
+        let failed = sample(
+            &page,
+            &format!("bandpass_filter_failures_total{{filter=\"{name}\",kind=\"{kind}\"}}"),
+        )
+        .unwrap_or_else(|| panic!("no {kind} failures counted for {name}:\n{page}"));
+        assert!(failed >= 5.0, "{name}: {failed} failures before quarantine");
+        assert_eq!(
+            get("bandpass_filter_alerts_total"),
+            failed,
+            "{name}: only failures"
+        );
+        assert_eq!(
+            get("bandpass_filter_alerts_total") + get("bandpass_filter_skipped_total"),
+            every,
+            "{name}: every alert evaluated or skipped"
+        );
+        assert_eq!(get("bandpass_filter_quarantined"), 1.0, "{name}\n{page}");
+        let row = status_page
+            .split(&format!("<tr data-filter=\"{name}\">"))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_default();
+        assert!(
+            row.contains(">quarantined<"),
+            "{name} on the status page: {row}"
         );
     }
 
