@@ -306,3 +306,36 @@ fn an_init_that_never_returns_runs_out_of_its_fuel_and_is_refused() {
     assert!(matches!(err, LoadError::Init { .. }), "{err}");
     assert!(err.to_string().contains("ran out of fuel"), "{err}");
 }
+
+#[test]
+fn a_reload_keeps_an_unchanged_filter_and_gives_a_quarantined_one_a_fresh_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let filters = support::filters_dir();
+    let text = format!(
+        "[kafka]\nbrokers = [\"localhost:9092\"]\n[input]\ntopics = [\"in\"]\ngroup = \"g\"\n\
+         [engine]\nquarantine_after = 3\n\
+         [[filter]]\npath = \"{}\"\noutput_topic = \"out-bright\"\n\
+         [[filter]]\npath = \"{}\"\noutput_topic = \"out-panic\"\n",
+        filters.join("bright_transients.wasm").display(),
+        filters.join("hostile_panic.wasm").display(),
+    );
+    let path = dir.path().join("bandpass.toml");
+    std::fs::write(&path, &text).unwrap();
+    let config = bandpass::config::Config::load(&path).unwrap();
+    let sb = sandbox_with(3);
+    let first = bandpass::pipeline::load_filters(&config, dir.path(), &sb, &[]).unwrap();
+    let panicky = &first[1].filter;
+    run(std::slice::from_ref(panicky), &ztf_alerts()[..4]);
+    assert!(panicky.health.quarantined().is_some());
+
+    let second = bandpass::pipeline::load_filters(&config, dir.path(), &sb, &first).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first[0].filter, &second[0].filter),
+        "an unchanged, healthy filter keeps its loaded instance"
+    );
+    assert!(
+        !std::sync::Arc::ptr_eq(&first[1].filter, &second[1].filter),
+        "a quarantined one is loaded anew"
+    );
+    assert!(second[1].filter.health.quarantined().is_none());
+}

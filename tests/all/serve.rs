@@ -1179,6 +1179,26 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
     std::fs::write(&b.config, format!("{bright_v2}\nnot toml [")).unwrap();
     hangup(&serve);
     wait_for_log(&log, "the config was not reloaded", 1);
+    // So does a filter that is refused (here: not a component at all).
+    let junk = b.dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").unwrap();
+    std::fs::write(
+        &b.config,
+        format!(
+            "{bright_v2}[[filter]]\npath = \"{}\"\noutput_topic = \"{}\"\n",
+            junk.display(),
+            unique("reload-junk")
+        ),
+    )
+    .unwrap();
+    hangup(&serve);
+    wait_for_log(&log, "the config was not reloaded", 2);
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("junk.wasm refused"),
+        "the refusal names the file"
+    );
 
     // 5. Back to the original: bright-transients v1 again, fast-risers
     // removed.

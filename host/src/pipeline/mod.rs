@@ -159,8 +159,9 @@ impl Flow {
 
 /// Loads the filters a config names (paths relative to the config file).
 /// A filter of `running` with the same component bytes, parameters and
-/// limits is reused as it is (its live instances and health carry on);
-/// the others are loaded anew.
+/// limits is reused as it is (its live instances and health carry on),
+/// unless it is quarantined: reloading is how an operator gives a
+/// quarantined filter another chance. The others are loaded anew.
 pub fn load_filters(
     config: &Config,
     config_dir: &Path,
@@ -178,7 +179,10 @@ pub fn load_filters(
             "{} {params:?} {limits:?}",
             crate::sandbox::sha256_hex(&bytes)
         );
-        let filter = match running.iter().find(|d| d.key == key) {
+        let reusable = running
+            .iter()
+            .find(|d| d.key == key && d.filter.health.quarantined().is_none());
+        let filter = match reusable {
             Some(d) => d.filter.clone(),
             None => sandbox
                 .load(&bytes, params, limits)
