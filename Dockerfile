@@ -7,7 +7,7 @@
 #
 # The config is read from /etc/bandpass/bandpass.toml (filters' paths are
 # relative to it); give it an [admin] section listening on 0.0.0.0:9464
-# for the health checks below. The sample filters are in /filters.
+# for the health check below. The sample filters are in /filters.
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake libssl-dev \
     && rustup target add wasm32-wasip2
@@ -23,7 +23,9 @@ COPY --from=build /src/target/release/bandpass /usr/local/bin/bandpass
 COPY --from=build /src/sample-filters/target/wasm32-wasip2/release/*.wasm /filters/
 USER bandpass
 ENV BANDPASS_CACHE_DIR=/var/lib/bandpass/cache
-HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:9464/readyz || exit 1
+# Liveness: /healthz. (/readyz is for routing: a spare instance holding no
+# partition is healthy but not ready.)
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:9464/healthz || exit 1
 # SIGTERM drains and commits; SIGHUP reloads the filters.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["bandpass", "serve", "--log-format", "json", "--log", "info", "--config", "/etc/bandpass/bandpass.toml"]

@@ -23,7 +23,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::sandbox::{Evaluation, FailureKind, Outcome, Verdict};
+use std::sync::Arc;
+
+use crate::sandbox::{Evaluation, FailureKind, LoadedFilter, Outcome, Verdict};
 
 /// Statistics older than this make the instance not ready: the consuming
 /// thread has stopped polling (librdkafka delivers them from `poll`).
@@ -76,8 +78,10 @@ pub struct Metrics {
     nanos: Family<FilterLabels, Counter>,
     /// The lag summed over the assigned partitions.
     lag_total: AtomicI64,
-    /// The filters deployed now, for the status page.
-    deployed: Mutex<Vec<FilterInfo>>,
+    /// The filters deployed now: the status page's rows, and whose
+    /// quarantine state the gauge reports (read when scraped, so that it
+    /// follows reloads and names only deployed filters).
+    deployed: Mutex<Vec<(FilterInfo, Arc<LoadedFilter>)>>,
     /// What `/readyz` answers, from the last statistics.
     readiness: Mutex<Readiness>,
     /// Nanoseconds since `epoch` at the last statistics.
@@ -277,26 +281,42 @@ impl Metrics {
             .observe(evaluation.nanos as f64 * 1e-9);
     }
 
-    /// Sets a filter's quarantine gauge.
-    pub fn set_quarantined(&self, filter: &str, quarantined: bool) {
-        self.quarantined
-            .get_or_create(&FilterLabels {
-                filter: filter.to_string(),
-            })
-            .set(i64::from(quarantined));
+    /// Records which filters are deployed now (each filter-set change).
+    pub fn describe_filters(&self, filters: Vec<(FilterInfo, Arc<LoadedFilter>)>) {
+        let mut deployed = self.deployed.lock().unwrap();
+        for (gone, _) in deployed.iter() {
+            if !filters.iter().any(|(info, _)| info.name == gone.name) {
+                self.quarantined.remove(&FilterLabels {
+                    filter: gone.name.clone(),
+                });
+            }
+        }
+        *deployed = filters;
     }
 
-    /// Records which filters are deployed now (each filter-set change).
-    pub fn describe_filters(&self, filters: Vec<FilterInfo>) {
-        *self.deployed.lock().unwrap() = filters;
+    /// Sets each deployed filter's quarantine gauge from its health now.
+    fn refresh_quarantine(&self) -> Vec<(FilterInfo, bool)> {
+        let deployed = self.deployed.lock().unwrap();
+        deployed
+            .iter()
+            .map(|(info, filter)| {
+                let quarantined = filter.health.quarantined().is_some();
+                self.quarantined
+                    .get_or_create(&FilterLabels {
+                        filter: info.name.clone(),
+                    })
+                    .set(i64::from(quarantined));
+                (info.clone(), quarantined)
+            })
+            .collect()
     }
 
     /// Every counter of the status page, now.
     pub fn snapshot(&self) -> Snapshot {
-        let deployed = self.deployed.lock().unwrap().clone();
-        let filters = deployed
+        let filters = self
+            .refresh_quarantine()
             .into_iter()
-            .map(|info| {
+            .map(|(info, quarantined)| {
                 let l = FilterLabels {
                     filter: info.name.clone(),
                 };
@@ -308,7 +328,7 @@ impl Metrics {
                     skipped: self.skipped.get_or_create(&l).get(),
                     fuel: self.fuel.get_or_create(&l).get(),
                     nanos: self.nanos.get_or_create(&l).get(),
-                    quarantined: self.quarantined.get_or_create(&l).get() != 0,
+                    quarantined,
                 };
                 (info, counts)
             })
@@ -350,17 +370,32 @@ impl Metrics {
         let mut total = 0;
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
-                // librdkafka lists unassigned partitions too, with lag -1,
-                // and an internal partition -1.
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.lag
-                        .get_or_create(&PartitionLabels {
-                            topic: topic.clone(),
-                            partition: partition.to_string(),
-                        })
-                        .set(p.consumer_lag);
-                    total += p.consumer_lag;
+                // Only partitions this instance is fetching: librdkafka
+                // keeps revoked partitions in its statistics with their
+                // last offsets (and lists an internal partition -1).
+                if *partition < 0 || p.fetch_state != "active" {
+                    continue;
                 }
+                // The last stable offset (read_committed) minus this
+                // instance's position: what is left to consume. Not
+                // librdkafka's consumer_lag, which counts from the
+                // committed offset, which transactions do not update.
+                let position = if p.app_offset >= 0 {
+                    p.app_offset
+                } else {
+                    p.committed_offset
+                };
+                if p.ls_offset < 0 || position < 0 {
+                    continue;
+                }
+                let lag = (p.ls_offset - position).max(0);
+                self.lag
+                    .get_or_create(&PartitionLabels {
+                        topic: topic.clone(),
+                        partition: partition.to_string(),
+                    })
+                    .set(lag);
+                total += lag;
             }
         }
         // Bootstrap entries (node id -1) are addresses, not brokers.
@@ -369,7 +404,7 @@ impl Metrics {
         let readiness = Readiness {
             brokers_up: brokers.iter().filter(|b| b.state == "UP").count(),
             brokers: brokers.len(),
-            group_state: group.map_or("none".into(), |g| g.state.clone()),
+            group_state: group.map_or("none".into(), |g| g.join_state.clone()),
             assigned: group.map_or(0, |g| i64::from(g.assignment_size)),
         };
         self.assigned.set(readiness.assigned);
@@ -400,9 +435,9 @@ impl Metrics {
         if r.brokers_up == 0 {
             return Err(format!("no broker connected (0 of {} up)", r.brokers));
         }
-        if r.group_state != "up" {
+        if r.group_state != "steady" {
             return Err(format!(
-                "consumer group not joined (state {})",
+                "consumer group not joined (join state {})",
                 r.group_state
             ));
         }
@@ -414,6 +449,7 @@ impl Metrics {
 
     /// Everything, in the Prometheus text exposition format.
     pub fn encode(&self) -> String {
+        self.refresh_quarantine();
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

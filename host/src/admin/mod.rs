@@ -32,21 +32,24 @@ struct Shared {
     history: status::History,
 }
 
-/// The running admin server.
+/// How long a stopping admin server waits for open connections.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The running admin server; dropping it stops it.
 pub struct Admin {
     /// Where it listens (the port chosen when the config said `:0`).
     pub addr: SocketAddr,
-    thread: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+    stopped: std::sync::mpsc::Receiver<()>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Admin {
     /// Binds `listen` (failing at once if it cannot) and serves until
-    /// `stop` is set.
-    pub fn start(
-        listen: SocketAddr,
-        metrics: Arc<Metrics>,
-        stop: Arc<AtomicBool>,
-    ) -> anyhow::Result<Admin> {
+    /// dropped.
+    pub fn start(listen: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<Admin> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done, stopped) = std::sync::mpsc::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -68,9 +71,11 @@ impl Admin {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .with_state(shared.clone());
+        let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("bandpass-admin".into())
             .spawn(move || {
+                let stop = stopping;
                 let stopped = async move {
                     while !stop.load(Ordering::Relaxed) {
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -92,15 +97,35 @@ impl Admin {
                 if let Err(error) = served {
                     tracing::error!(%error, "the admin server stopped");
                 }
+                let _ = done.send(());
             })
             .context("starting the admin server's thread")?;
-        tracing::info!(%addr, "admin port: /healthz /readyz /metrics");
-        Ok(Admin { addr, thread })
+        tracing::info!(%addr, "admin port: / /healthz /readyz /metrics");
+        Ok(Admin {
+            addr,
+            stop,
+            stopped,
+            thread: Some(thread),
+        })
     }
+}
 
-    /// Waits for the server to stop (after `stop` was set).
-    pub fn join(self) {
-        let _ = self.thread.join();
+impl Drop for Admin {
+    /// Stops the server, waiting at most [`STOP_GRACE`] for connections
+    /// still open (a client that never finishes its request must not keep
+    /// the process from exiting).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.stopped.recv_timeout(STOP_GRACE) {
+            Ok(()) => {
+                if let Some(thread) = self.thread.take() {
+                    let _ = thread.join();
+                }
+            }
+            Err(_) => tracing::warn!(
+                "the admin server still had connections open after {STOP_GRACE:?}; leaving them"
+            ),
+        }
     }
 }
 

@@ -29,6 +29,16 @@ pub struct ServeArgs {
 }
 
 pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
+    // Signals first: a SIGHUP or SIGTERM while the filters compile must
+    // not end the process with the signal's default action.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("installing the signal handlers")?;
+    }
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
+        .context("installing the SIGHUP handler")?;
     let config = Config::load(&args.config)?;
     let config_dir = args
         .config
@@ -42,23 +52,17 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     if let Some(dir) = &config.engine.cache_dir {
         options.cache = Some(CompileCache::new(dir.clone()));
     }
-    let sandbox = Sandbox::new(options).context("starting the wasm engine")?;
+    // Kept until the pipeline has drained: the engine's epoch ticker, the
+    // wall-clock deadline of every filter, lives as long as the sandbox.
+    let sandbox = Arc::new(Sandbox::new(options).context("starting the wasm engine")?);
     let deployments = pipeline::load_filters(&config, &config_dir, &sandbox, &[])?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())
-            .context("installing the signal handlers")?;
-    }
-    let hangup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
-        .context("installing the SIGHUP handler")?;
     let (reload, reloads) = std::sync::mpsc::channel();
     let reloader = Reloader {
         path: args.config.clone(),
         dir: config_dir,
         config: config.clone(),
         running: deployments.clone(),
-        sandbox,
+        sandbox: sandbox.clone(),
     };
     let watcher = {
         let stop = stop.clone();
@@ -70,6 +74,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let served = pipeline::serve(&config, deployments, stop.clone(), reloads);
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
+    drop(sandbox);
     served?;
     Ok(0)
 }
@@ -82,7 +87,7 @@ struct Reloader {
     dir: PathBuf,
     config: Config,
     running: Vec<Deployment>,
-    sandbox: Sandbox,
+    sandbox: Arc<Sandbox>,
 }
 
 impl Reloader {
@@ -138,8 +143,12 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if differs(&old.schemas, &new.schemas) {
         out.push("schemas");
     }
-    if differs(&old.engine, &new.engine) {
-        out.push("engine");
+    // Default limits apply to the filters a reload loads; the rest of the
+    // engine section (workers, cache, quarantine) does not.
+    let mut old_engine = old.engine.clone();
+    old_engine.limits = new.engine.limits;
+    if differs(&old_engine, &new.engine) {
+        out.push("engine (except limits)");
     }
     if differs(&old.dead_letter_topic, &new.dead_letter_topic) {
         out.push("dead_letter_topic");

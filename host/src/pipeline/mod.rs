@@ -127,10 +127,6 @@ impl Flow {
     pub fn publish(&self, deployments: Vec<Deployment>) {
         let mut current = self.filters.lock().unwrap();
         let generation = current.generation + 1;
-        for d in &deployments {
-            self.metrics
-                .set_quarantined(&d.filter.name, d.filter.health.quarantined().is_some());
-        }
         let names: Vec<String> = deployments
             .iter()
             .map(|d| format!("{} {}", d.filter.name, d.filter.manifest.version))
@@ -179,9 +175,15 @@ pub fn load_filters(
             "{} {params:?} {limits:?}",
             crate::sandbox::sha256_hex(&bytes)
         );
-        let reusable = running
-            .iter()
-            .find(|d| d.key == key && d.filter.health.quarantined().is_none());
+        // Each running filter serves one deployment at most: two entries
+        // with the same component and parameters keep separate health.
+        let reusable = running.iter().find(|d| {
+            d.key == key
+                && d.filter.health.quarantined().is_none()
+                && !out
+                    .iter()
+                    .any(|o: &Deployment| Arc::ptr_eq(&o.filter, &d.filter))
+        });
         let filter = match reusable {
             Some(d) => d.filter.clone(),
             None => sandbox
@@ -197,15 +199,19 @@ pub fn load_filters(
     Ok(out)
 }
 
-/// What the status page shows of each deployment.
-fn describe(deployments: &[Deployment]) -> Vec<crate::metrics::FilterInfo> {
+/// What the status page and the quarantine gauge follow of each
+/// deployment.
+fn describe(deployments: &[Deployment]) -> Vec<(crate::metrics::FilterInfo, Arc<LoadedFilter>)> {
     deployments
         .iter()
-        .map(|d| crate::metrics::FilterInfo {
-            name: d.filter.name.clone(),
-            version: d.filter.manifest.version.clone(),
-            survey: d.filter.manifest.survey.clone(),
-            output_topic: d.output_topic.clone(),
+        .map(|d| {
+            let info = crate::metrics::FilterInfo {
+                name: d.filter.name.clone(),
+                version: d.filter.manifest.version.clone(),
+                survey: d.filter.manifest.survey.clone(),
+                output_topic: d.output_topic.clone(),
+            };
+            (info, d.filter.clone())
         })
         .collect()
 }
@@ -291,9 +297,6 @@ pub fn serve(
         // default 1 s: with alerts of 65 KB the queue fills often, and a
         // 1 s pause each time cut throughput five-fold (docs/benchmarks.md).
         .set("fetch.queue.backoff.ms", "10")
-        // Lag per partition and the connection state for /metrics and
-        // /readyz, once a second.
-        .set("statistics.interval.ms", "1000")
         .set(
             "auto.offset.reset",
             match config.input.start {
@@ -326,16 +329,16 @@ pub fn serve(
         consumer_config.set(k, v);
         producer_config.set(k, v);
     }
+    // Readiness and lag depend on the consumer's statistics every second;
+    // the producer's would only be logged. Not overridable by the map.
+    consumer_config.set("statistics.interval.ms", "1000");
+    producer_config.set("statistics.interval.ms", "0");
     let metrics = Arc::new(Metrics::new());
-    for d in &deployments {
-        metrics.set_quarantined(&d.filter.name, false);
-    }
-    // Stopped after the pipeline has drained, so that it answers (not
-    // ready, with the reason) during the drain.
     metrics.describe_filters(describe(&deployments));
-    let admin_stop = Arc::new(AtomicBool::new(false));
-    let admin = match &config.admin {
-        Some(a) => Some(Admin::start(a.listen, metrics.clone(), admin_stop.clone())?),
+    // Stopped when this function returns, however it returns (after the
+    // drain on a normal stop), so that it answers during the drain.
+    let _admin = match &config.admin {
+        Some(a) => Some(Admin::start(a.listen, metrics.clone())?),
         None => None,
     };
     let producer: Producer = producer_config
@@ -412,10 +415,6 @@ pub fn serve(
     let _ = watchdog.join();
     let outstanding = flow.tracker.lock().unwrap().outstanding();
     close(consumer, flow);
-    admin_stop.store(true, Ordering::Relaxed);
-    if let Some(admin) = admin {
-        admin.join();
-    }
     result?;
     committed?;
     if outstanding > 0 {

@@ -19,7 +19,7 @@ use super::produce::{accepted_headers, dead_letter_headers, send};
 use super::tracker::Source;
 use crate::config::Framing;
 use crate::runner::{AlertResult, Runner};
-use crate::sandbox::{LoadedFilter, Outcome};
+use crate::sandbox::LoadedFilter;
 
 /// Messages waiting per worker.
 const QUEUE: usize = 64;
@@ -113,12 +113,7 @@ fn process(runner: &mut Runner, deployments: &[Deployment], flow: &Flow, job: Jo
             let mut produces = Vec::new();
             for result in &results {
                 for (deployment, evaluation) in deployments.iter().zip(&result.evaluations) {
-                    let filter = &deployment.filter;
-                    flow.metrics.record(&filter.name, evaluation);
-                    if !matches!(evaluation.outcome, Outcome::Verdict(_)) {
-                        flow.metrics
-                            .set_quarantined(&filter.name, filter.health.quarantined().is_some());
-                    }
+                    flow.metrics.record(&deployment.filter.name, evaluation);
                     if let Some(headers) = accepted_headers(&deployment.filter, evaluation) {
                         produces.push((&deployment.output_topic, &result.alert.raw, headers));
                     }
