@@ -89,6 +89,21 @@ pub struct Metrics {
     epoch: Instant,
 }
 
+/// One filter's counters, shared with the registry's (clones of the
+/// same atomics).
+#[derive(Clone)]
+pub struct FilterMetrics {
+    name: String,
+    alerts: Counter,
+    accepted: Counter,
+    rejected: Counter,
+    skipped: Counter,
+    failed: Counter,
+    fuel: Counter,
+    nanos: Counter,
+    seconds: Histogram,
+}
+
 /// What the status page says of a deployed filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterInfo {
@@ -247,38 +262,53 @@ impl Metrics {
         m
     }
 
-    /// Records one filter's evaluation of one alert.
-    pub fn record(&self, filter: &str, evaluation: &Evaluation) {
-        let labels = FilterLabels {
-            filter: filter.to_string(),
+    /// One filter's counters, to record its evaluations with
+    /// [`Metrics::record`]. Resolve it once per filter set, not per alert.
+    pub fn filter(&self, name: &str) -> FilterMetrics {
+        let l = FilterLabels {
+            filter: name.to_string(),
         };
+        FilterMetrics {
+            name: name.to_string(),
+            alerts: self.alerts.get_or_create(&l).clone(),
+            accepted: self.accepted.get_or_create(&l).clone(),
+            rejected: self.rejected.get_or_create(&l).clone(),
+            skipped: self.skipped.get_or_create(&l).clone(),
+            failed: self.failed.get_or_create(&l).clone(),
+            fuel: self.fuel.get_or_create(&l).clone(),
+            nanos: self.nanos.get_or_create(&l).clone(),
+            seconds: self.seconds.get_or_create(&l).clone(),
+        }
+    }
+
+    /// Records one filter's evaluation of one alert: a few atomic adds
+    /// (a label lookup only for a failure, to count it by kind).
+    pub fn record(&self, filter: &FilterMetrics, evaluation: &Evaluation) {
         match &evaluation.outcome {
             Outcome::Skipped { .. } => {
-                self.skipped.get_or_create(&labels).inc();
+                filter.skipped.inc();
                 return;
             }
             Outcome::Verdict(Verdict::Accept { .. }) => {
-                self.accepted.get_or_create(&labels).inc();
+                filter.accepted.inc();
             }
             Outcome::Verdict(Verdict::Reject) => {
-                self.rejected.get_or_create(&labels).inc();
+                filter.rejected.inc();
             }
             Outcome::Failed(failure) => {
-                self.failed.get_or_create(&labels).inc();
+                filter.failed.inc();
                 self.failures
                     .get_or_create(&FailureLabels {
-                        filter: filter.to_string(),
+                        filter: filter.name.clone(),
                         kind: kind_name(failure.kind),
                     })
                     .inc();
             }
         }
-        self.alerts.get_or_create(&labels).inc();
-        self.fuel.get_or_create(&labels).inc_by(evaluation.fuel);
-        self.nanos.get_or_create(&labels).inc_by(evaluation.nanos);
-        self.seconds
-            .get_or_create(&labels)
-            .observe(evaluation.nanos as f64 * 1e-9);
+        filter.alerts.inc();
+        filter.fuel.inc_by(evaluation.fuel);
+        filter.nanos.inc_by(evaluation.nanos);
+        filter.seconds.observe(evaluation.nanos as f64 * 1e-9);
     }
 
     /// Records which filters are deployed now (each filter-set change).
@@ -481,9 +511,10 @@ mod tests {
     #[test]
     fn counts_each_outcome_under_its_filter_and_failures_by_kind() {
         let m = Metrics::new();
-        m.record("bright", &evaluation(Outcome::Verdict(Verdict::Reject)));
+        let bright = m.filter("bright");
+        m.record(&bright, &evaluation(Outcome::Verdict(Verdict::Reject)));
         m.record(
-            "bright",
+            &bright,
             &evaluation(Outcome::Verdict(Verdict::Accept {
                 score: None,
                 tags: vec![],
@@ -491,14 +522,14 @@ mod tests {
             })),
         );
         m.record(
-            "bright",
+            &bright,
             &evaluation(Outcome::Failed(Failure {
                 kind: FailureKind::OutOfFuel,
                 message: "x".into(),
             })),
         );
         m.record(
-            "bright",
+            &bright,
             &evaluation(Outcome::Skipped {
                 reason: "rubin".into(),
             }),

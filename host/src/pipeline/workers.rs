@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::Flow;
 use super::produce::{accepted_headers, dead_letter_headers, send};
 use super::tracker::Source;
+use super::{FilterSet, Flow};
 use crate::config::Framing;
+use crate::metrics::FilterMetrics;
 use crate::runner::{AlertResult, Runner};
 use crate::sandbox::LoadedFilter;
 
@@ -85,20 +86,34 @@ impl Pool {
 /// A worker: runs the current filter set on each message it is given,
 /// switching to a new set between two messages (never within one).
 fn work(jobs: Receiver<Job>, flow: &Flow) {
+    let counters = |set: &FilterSet| -> Vec<FilterMetrics> {
+        set.deployments
+            .iter()
+            .map(|d| flow.metrics.filter(&d.filter.name))
+            .collect()
+    };
     let mut set = flow.filter_set();
     let mut runner = Runner::with_decoder(&set.filters(), set.decoder.clone());
+    let mut metrics = counters(&set);
     for job in jobs {
         if flow.filters_changed(set.generation) {
             set = flow.filter_set();
             runner.retarget(&set.filters(), set.decoder.clone());
+            metrics = counters(&set);
         }
-        process(&mut runner, &set.deployments, flow, job);
+        process(&mut runner, &set.deployments, &metrics, flow, job);
     }
 }
 
 /// Decodes and filters one message, queues what it caused, and releases
 /// the message's processing token.
-fn process(runner: &mut Runner, deployments: &[Deployment], flow: &Flow, job: Job) {
+fn process(
+    runner: &mut Runner,
+    deployments: &[Deployment],
+    metrics: &[FilterMetrics],
+    flow: &Flow,
+    job: Job,
+) {
     let Job {
         source,
         key,
@@ -112,8 +127,10 @@ fn process(runner: &mut Runner, deployments: &[Deployment], flow: &Flow, job: Jo
         Processed::Alerts(results) => {
             let mut produces = Vec::new();
             for result in &results {
-                for (deployment, evaluation) in deployments.iter().zip(&result.evaluations) {
-                    flow.metrics.record(&deployment.filter.name, evaluation);
+                for ((deployment, evaluation), counters) in
+                    deployments.iter().zip(&result.evaluations).zip(metrics)
+                {
+                    flow.metrics.record(counters, evaluation);
                     if let Some(headers) = accepted_headers(&deployment.filter, evaluation) {
                         produces.push((&deployment.output_topic, &result.alert.raw, headers));
                     }
