@@ -21,8 +21,14 @@ if ! command -v chromium >/dev/null; then
     echo "test: installing Debian's chromium (the status page is tested in a headless browser)" >&2
     sudo_if_needed=""
     if [ "$(id -u)" != 0 ]; then sudo_if_needed="sudo"; fi
-    $sudo_if_needed apt-get update -qq >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt_log="$(mktemp)"
+    $sudo_if_needed apt-get update -qq >"$apt_log" 2>&1 || true
+    if ! DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq --no-install-recommends chromium >>"$apt_log" 2>&1; then
+        cat "$apt_log" >&2
+        echo "test: installing chromium with apt failed (above); install Debian's chromium package and run again" >&2
+        exit 1
+    fi
+    rm -f "$apt_log"
 fi
 scripts/build-filters.sh --quiet
 # A cache of compiled components private to this run: tests see cold and
