@@ -343,20 +343,11 @@ fn a_reload_keeps_an_unchanged_filter_and_gives_a_quarantined_one_a_fresh_start(
     // last outcome: 1 for the quarantined one, 0 once reloaded, gone once
     // removed.
     let metrics = bandpass::metrics::Metrics::new();
-    let info = |d: &bandpass::pipeline::Deployment| {
-        let info = bandpass::metrics::FilterInfo {
-            name: d.filter.name.clone(),
-            version: d.filter.manifest.version.clone(),
-            survey: d.filter.manifest.survey.clone(),
-            output_topic: d.output_topic.clone(),
-        };
-        (info, d.filter.clone())
-    };
     let series = "bandpass_filter_quarantined{filter=\"hostile-panic\"}";
-    metrics.describe_filters(first.iter().map(info).collect());
+    metrics.describe_filters(bandpass::pipeline::describe(&first));
     assert!(metrics.encode().contains(&format!("{series} 1")));
-    metrics.describe_filters(second.iter().map(info).collect());
+    metrics.describe_filters(bandpass::pipeline::describe(&second));
     assert!(metrics.encode().contains(&format!("{series} 0")));
-    metrics.describe_filters(second[..1].iter().map(info).collect());
+    metrics.describe_filters(bandpass::pipeline::describe(&second[..1]));
     assert!(!metrics.encode().contains(series));
 }

@@ -1125,17 +1125,15 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
     );
     assert_ne!(bright_v2, original);
     let mut serve = spawn_serve_logged(&b.config, &log);
+    // The fewest copies of any of `want` on `topic`, once there are `n`.
+    let copies = |topic: &str, want: &[Vec<u8>], n: usize| {
+        fewest_copies(&brokers(), topic, want, n, Duration::from_secs(90))
+    };
 
     // 1. The configured set: bright-transients only.
     produce(&b.input, &b.alerts);
-    let copies = fewest_copies(
-        &brokers(),
-        &b.output,
-        &b.accepted,
-        1,
-        Duration::from_secs(90),
-    );
-    assert_eq!(copies, 1);
+    let got = copies(&b.output, &b.accepted, 1);
+    assert_eq!(got, 1);
 
     // 2. SIGHUP adds fast-risers: it decides on the alerts produced after
     // the reload, once each, and on none from before.
@@ -1143,21 +1141,9 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
     hangup(&serve);
     wait_for_log(&log, "filter set replaced", 1);
     produce(&b.input, &b.alerts);
-    let copies = fewest_copies(
-        &brokers(),
-        &b.output,
-        &b.accepted,
-        2,
-        Duration::from_secs(90),
-    );
-    assert_eq!(copies, 2);
-    let moved = fewest_copies(
-        &brokers(),
-        &risers_out,
-        &risers_accept,
-        1,
-        Duration::from_secs(90),
-    );
+    let got = copies(&b.output, &b.accepted, 2);
+    assert_eq!(got, 2);
+    let moved = copies(&risers_out, &risers_accept, 1);
     assert_eq!(moved, 1);
 
     // 3. SIGHUP replaces bright-transients by its v2 (accepts nothing) and
@@ -1166,13 +1152,7 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
     hangup(&serve);
     wait_for_log(&log, "filter set replaced", 2);
     produce(&b.input, &b.alerts);
-    let moved = fewest_copies(
-        &brokers(),
-        &risers_moved,
-        &risers_accept,
-        1,
-        Duration::from_secs(90),
-    );
+    let moved = copies(&risers_moved, &risers_accept, 1);
     assert_eq!(moved, 1, "the third batch went through the second set");
 
     // 4. A config that does not load leaves the running set alone.

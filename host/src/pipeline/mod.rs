@@ -201,7 +201,9 @@ pub fn load_filters(
 
 /// What the status page and the quarantine gauge follow of each
 /// deployment.
-fn describe(deployments: &[Deployment]) -> Vec<(crate::metrics::FilterInfo, Arc<LoadedFilter>)> {
+pub fn describe(
+    deployments: &[Deployment],
+) -> Vec<(crate::metrics::FilterInfo, Arc<LoadedFilter>)> {
     deployments
         .iter()
         .map(|d| {
