@@ -299,7 +299,9 @@ pub struct FilterConfig {
     pub path: PathBuf,
     /// Where its accepted alerts go.
     pub output_topic: String,
-    /// Deployment name; defaults to the manifest's name.
+    /// Deployment name, `[a-z0-9-]`: in the `bandpass-filter` header, the
+    /// metrics and the logs. Defaults to the manifest's name; needed when
+    /// one component is deployed twice (say, with two parameter sets).
     #[serde(default)]
     pub name: Option<String>,
     /// Parameters passed to `init`.
@@ -433,6 +435,21 @@ impl Config {
         let max = self.engine.max_limits;
         for (i, f) in self.filters.iter().enumerate() {
             let key = format!("filter[{i}]");
+            if let Some(name) = &f.name {
+                let ok = !name.is_empty()
+                    && name.len() <= 64
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                if !ok {
+                    return Err(invalid(
+                        &format!("{key}.name"),
+                        format!(
+                            "'{name}' is not a name: use lowercase letters, digits and dashes (at most 64)"
+                        ),
+                    ));
+                }
+            }
             if f.output_topic.is_empty() {
                 return Err(invalid(
                     &format!("{key}.output_topic"),

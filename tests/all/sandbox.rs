@@ -351,3 +351,43 @@ fn a_reload_keeps_an_unchanged_filter_and_gives_a_quarantined_one_a_fresh_start(
     metrics.describe_filters(bandpass::pipeline::describe(&second[..1]));
     assert!(!metrics.encode().contains(series));
 }
+
+#[test]
+fn one_component_deployed_twice_needs_a_name_for_each_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let bright = support::filters_dir().join("bright_transients.wasm");
+    let config = |second_name: &str| {
+        let text = format!(
+            "[kafka]\nbrokers = [\"localhost:9092\"]\n[input]\ntopics = [\"in\"]\ngroup = \"g\"\n\
+             [[filter]]\npath = \"{0}\"\noutput_topic = \"out-a\"\n\
+             [[filter]]\npath = \"{0}\"\noutput_topic = \"out-b\"\nparams = {{ max_mag = \"17\" }}\n{second_name}",
+            bright.display()
+        );
+        let path = dir.path().join("bandpass.toml");
+        std::fs::write(&path, text).unwrap();
+        bandpass::config::Config::load(&path)
+    };
+    let sb = sandbox();
+    let twice = config("").unwrap();
+    let err = bandpass::pipeline::load_filters(&twice, dir.path(), &sb, &[])
+        .err()
+        .expect("two deployments named alike are refused");
+    assert!(
+        err.to_string().contains("filter[1] (")
+            && err
+                .to_string()
+                .contains("named 'bright-transients' like an earlier filter"),
+        "{err}"
+    );
+    let named = config("name = \"bright-strict\"\n").unwrap();
+    let deployments = bandpass::pipeline::load_filters(&named, dir.path(), &sb, &[]).unwrap();
+    let names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["bright-transients", "bright-strict"]);
+    let err = config("name = \"Bright Strict\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("filter[1].name") && err.contains("lowercase"),
+        "{err}"
+    );
+}

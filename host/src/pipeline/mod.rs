@@ -129,7 +129,7 @@ impl Flow {
         let generation = current.generation + 1;
         let names: Vec<String> = deployments
             .iter()
-            .map(|d| format!("{} {}", d.filter.name, d.filter.manifest.version))
+            .map(|d| format!("{} {}", d.name, d.filter.manifest.version))
             .collect();
         self.metrics.describe_filters(describe(&deployments));
         *current = Arc::new(FilterSet::new(
@@ -165,7 +165,12 @@ pub fn load_filters(
     running: &[Deployment],
 ) -> anyhow::Result<Vec<Deployment>> {
     let mut out = Vec::new();
-    for f in config.filters.iter().filter(|f| !f.disabled) {
+    for (i, f) in config
+        .filters
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.disabled)
+    {
         let path = config_dir.join(&f.path);
         let bytes = std::fs::read(&path)
             .with_context(|| format!("cannot read filter {}", path.display()))?;
@@ -190,8 +195,17 @@ pub fn load_filters(
                 .load(&bytes, params, limits)
                 .with_context(|| format!("filter {} refused", path.display()))?,
         };
+        let name = f.name.clone().unwrap_or_else(|| filter.name.clone());
+        if out.iter().any(|d| d.name == name) {
+            anyhow::bail!(
+                "filter[{i}] ({}) is named '{name}' like an earlier filter: give one of them \
+                 its own `name = \"...\"` (headers and metrics tell deployments apart by name)",
+                path.display()
+            );
+        }
         out.push(Deployment {
             filter,
+            name,
             output_topic: f.output_topic.clone(),
             key,
         });
@@ -208,7 +222,7 @@ pub fn describe(
         .iter()
         .map(|d| {
             let info = crate::metrics::FilterInfo {
-                name: d.filter.name.clone(),
+                name: d.name.clone(),
                 version: d.filter.manifest.version.clone(),
                 survey: d.filter.manifest.survey.clone(),
                 output_topic: d.output_topic.clone(),

@@ -57,7 +57,13 @@ impl ProducerContext for Acks {
 pub type Producer = ThreadedProducer<Acks>;
 
 /// The headers of an accepted alert, or `None` when not accepted.
-pub fn accepted_headers(filter: &LoadedFilter, evaluation: &Evaluation) -> Option<OwnedHeaders> {
+/// The headers of an accepted alert: the deployment's `name`, the
+/// version that decided, and the verdict's score, tags and notes.
+pub fn accepted_headers(
+    name: &str,
+    filter: &LoadedFilter,
+    evaluation: &Evaluation,
+) -> Option<OwnedHeaders> {
     let Outcome::Verdict(Verdict::Accept {
         score,
         tags,
@@ -69,7 +75,7 @@ pub fn accepted_headers(filter: &LoadedFilter, evaluation: &Evaluation) -> Optio
     let mut headers = OwnedHeaders::new()
         .insert(Header {
             key: "bandpass-filter",
-            value: Some(&filter.name),
+            value: Some(name),
         })
         .insert(Header {
             key: "bandpass-filter-version",

@@ -36,6 +36,9 @@ pub struct Job {
 #[derive(Clone)]
 pub struct Deployment {
     pub filter: Arc<LoadedFilter>,
+    /// Its name in headers, metrics and logs: the config's `name`, else
+    /// the manifest's. Unique within a filter set.
+    pub name: String,
     pub output_topic: String,
     /// The component's sha256, parameters and limits: equal keys mean
     /// the same loaded filter can serve (see [`super::load_filters`]).
@@ -89,7 +92,7 @@ fn work(jobs: Receiver<Job>, flow: &Flow) {
     let counters = |set: &FilterSet| -> Vec<FilterMetrics> {
         set.deployments
             .iter()
-            .map(|d| flow.metrics.filter(&d.filter.name))
+            .map(|d| flow.metrics.filter(&d.name))
             .collect()
     };
     let mut set = flow.filter_set();
@@ -131,7 +134,9 @@ fn process(
                     deployments.iter().zip(&result.evaluations).zip(metrics)
                 {
                     flow.metrics.record(counters, evaluation);
-                    if let Some(headers) = accepted_headers(&deployment.filter, evaluation) {
+                    if let Some(headers) =
+                        accepted_headers(&deployment.name, &deployment.filter, evaluation)
+                    {
                         produces.push((&deployment.output_topic, &result.alert.raw, headers));
                     }
                 }
