@@ -5,14 +5,14 @@
 //! Per filter: alerts evaluated, accepted, rejected, skipped, failures by
 //! kind, fuel, time per alert (histogram) and quarantine state. Per input
 //! partition: consumer lag (from librdkafka's statistics, once a second).
-//! For the instance: messages consumed, alerts produced, produces the
-//! broker refused for good, dead letters.
+//! For the instance: messages consumed, messages produced (accepted
+//! alerts and dead letters, acknowledged), produces the broker refused
+//! for good, dead letters.
 //!
 //! Labels are bounded: filter names, failure kinds, topics and partition
 //! numbers; never an alert id. Recording is a few atomic adds: it runs on
 //! the workers, once per filter per alert.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::sandbox::{Evaluation, FailureKind, LoadedFilter, Outcome, Verdict};
 
@@ -347,17 +347,15 @@ impl Metrics {
             .refresh_quarantine()
             .into_iter()
             .map(|(info, quarantined)| {
-                let l = FilterLabels {
-                    filter: info.name.clone(),
-                };
+                let m = self.filter(&info.name);
                 let counts = FilterCounts {
-                    alerts: self.alerts.get_or_create(&l).get(),
-                    accepted: self.accepted.get_or_create(&l).get(),
-                    rejected: self.rejected.get_or_create(&l).get(),
-                    failed: self.failed.get_or_create(&l).get(),
-                    skipped: self.skipped.get_or_create(&l).get(),
-                    fuel: self.fuel.get_or_create(&l).get(),
-                    nanos: self.nanos.get_or_create(&l).get(),
+                    alerts: m.alerts.get(),
+                    accepted: m.accepted.get(),
+                    rejected: m.rejected.get(),
+                    failed: m.failed.get(),
+                    skipped: m.skipped.get(),
+                    fuel: m.fuel.get(),
+                    nanos: m.nanos.get(),
                     quarantined,
                 };
                 (info, counts)

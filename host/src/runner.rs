@@ -84,19 +84,14 @@ impl Runner {
     /// A runner sharing `decoder`, which must come from [`Runner::decoder_for`]
     /// with the same filters.
     pub fn with_decoder(filters: &[Arc<LoadedFilter>], decoder: Arc<Decoder>) -> Runner {
-        let (paths, slots) = plan(filters);
-        assert_eq!(paths, decoder.paths(), "decoder made for other filters");
-        let position = |p: &&str| paths.iter().position(|x| x == p).expect("planned");
-        Runner {
-            instances: filters
-                .iter()
-                .zip(slots)
-                .map(|(f, s)| f.instance(s))
-                .collect(),
-            object_slots: OBJECT_ID_PATHS.iter().map(position).collect(),
-            candidate_slots: CANDIDATE_ID_PATHS.iter().map(position).collect(),
-            decoder,
-        }
+        let mut runner = Runner {
+            instances: Vec::new(),
+            object_slots: Vec::new(),
+            candidate_slots: Vec::new(),
+            decoder: decoder.clone(),
+        };
+        runner.retarget(filters, decoder);
+        runner
     }
 
     /// Switches to another set of filters and its decoder (from
