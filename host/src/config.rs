@@ -53,6 +53,116 @@ pub struct AdminConfig {
     /// Address and port to listen on, e.g. `"127.0.0.1:9464"` (loopback:
     /// put a reverse proxy in front to expose it), or `"0.0.0.0:9464"`.
     pub listen: std::net::SocketAddr,
+    /// SHA-256 (64 lowercase hex digits) of the operator's token, which
+    /// manages every group's filters. `printf %s TOKEN | sha256sum`.
+    #[serde(default)]
+    pub operator_token_sha256: Option<String>,
+    /// The groups that may upload filters, each with its token's hash.
+    /// Uploads (`/v1/...`) are on when a group or the operator token is
+    /// configured.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupConfig>,
+    /// How uploads are checked and shared across instances.
+    #[serde(default)]
+    pub uploads: UploadsConfig,
+}
+
+impl AdminConfig {
+    /// Whether the upload API (and the fleet registry) is on.
+    pub fn uploads_enabled(&self) -> bool {
+        self.operator_token_sha256.is_some() || !self.groups.is_empty()
+    }
+}
+
+/// A community group allowed to upload filters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// `[a-z0-9-]`, at most 32: part of every output topic of the group,
+    /// `bandpass.<group>.<filter>`.
+    pub name: String,
+    /// SHA-256 (64 lowercase hex digits) of the group's bearer token.
+    pub token_sha256: String,
+    /// Most filters the group may have uploaded (enabled or not).
+    #[serde(default = "default_max_filters")]
+    pub max_filters: usize,
+    /// The most one of its filters may ask for; defaults to (and must be
+    /// within) `engine.max_limits`.
+    #[serde(default)]
+    pub max_limits: Option<LimitsConfig>,
+}
+
+/// `[admin.uploads]`: checks on an upload, and the fleet registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// The compacted topic holding every uploaded filter (manifest and
+    /// component), followed by every instance: an upload to one instance
+    /// reaches all that name the same topic. Created if missing.
+    #[serde(default = "default_registry_topic")]
+    pub registry_topic: String,
+    /// Largest component accepted.
+    #[serde(default = "default_max_upload", with = "human::size")]
+    pub max_size: usize,
+    /// Longest a component may take to compile before it is refused.
+    #[serde(default = "default_compile_timeout", with = "human::duration")]
+    pub compile_timeout: Duration,
+    /// Real alerts every upload is run on before it is accepted (files,
+    /// directories or .tar.gz, relative to this file). A filter must have
+    /// alerts of its survey here; every declared field must exist in
+    /// their schemas.
+    #[serde(default)]
+    pub canary_alerts: Vec<PathBuf>,
+    /// An upload accepting more than this fraction of the canary alerts
+    /// of its survey is refused (a firehose is not a selection).
+    #[serde(default = "default_max_accept_fraction")]
+    pub max_accept_fraction: f64,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig {
+            registry_topic: default_registry_topic(),
+            max_size: default_max_upload(),
+            compile_timeout: default_compile_timeout(),
+            canary_alerts: Vec::new(),
+            max_accept_fraction: default_max_accept_fraction(),
+        }
+    }
+}
+
+fn default_max_filters() -> usize {
+    10
+}
+
+fn default_registry_topic() -> String {
+    "bandpass.registry".into()
+}
+
+fn default_max_upload() -> usize {
+    32 << 20
+}
+
+fn default_compile_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_max_accept_fraction() -> f64 {
+    0.5
+}
+
+/// Whether `name` is a deployment name: `[a-z0-9-]`, 1 to `max` long.
+pub fn is_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Whether `hash` is written as a SHA-256 in lowercase hex.
+fn is_sha256_hex(hash: &str) -> bool {
+    hash.len() == 64 && hash.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
 }
 
 /// Connection to the Kafka cluster.
@@ -280,6 +390,19 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
+    /// Whether every budget is at most `max`'s.
+    pub fn within(&self, max: &LimitsConfig) -> bool {
+        self.fuel <= max.fuel && self.deadline <= max.deadline && self.memory <= max.memory
+    }
+
+    /// `fuel N, deadline D, memory N bytes`, for errors.
+    pub fn describe(&self) -> String {
+        format!(
+            "fuel {}, deadline {:?}, memory {} bytes",
+            self.fuel, self.deadline, self.memory
+        )
+    }
+
     /// The engine's limits with these budgets.
     pub fn to_limits(self) -> Limits {
         Limits {
@@ -435,20 +558,15 @@ impl Config {
         let max = self.engine.max_limits;
         for (i, f) in self.filters.iter().enumerate() {
             let key = format!("filter[{i}]");
-            if let Some(name) = &f.name {
-                let ok = !name.is_empty()
-                    && name.len() <= 64
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-                if !ok {
-                    return Err(invalid(
-                        &format!("{key}.name"),
-                        format!(
-                            "'{name}' is not a name: use lowercase letters, digits and dashes (at most 64)"
-                        ),
-                    ));
-                }
+            if let Some(name) = &f.name
+                && !is_name(name, 64)
+            {
+                return Err(invalid(
+                    &format!("{key}.name"),
+                    format!(
+                        "'{name}' is not a name: use lowercase letters, digits and dashes (at most 64)"
+                    ),
+                ));
             }
             if f.output_topic.is_empty() {
                 return Err(invalid(
@@ -468,18 +586,108 @@ impl Config {
                 ));
             }
             let limits = f.limits.unwrap_or(self.engine.limits);
-            if limits.fuel > max.fuel
-                || limits.deadline > max.deadline
-                || limits.memory > max.memory
-            {
+            if !limits.within(&max) {
                 return Err(invalid(
                     &format!("{key}.limits"),
+                    format!("over engine.max_limits ({})", max.describe()),
+                ));
+            }
+        }
+        if let Some(admin) = &self.admin {
+            self.validate_admin(admin, path)?;
+        }
+        Ok(())
+    }
+
+    fn validate_admin(&self, admin: &AdminConfig, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
+        let hash_reason = "is not a SHA-256 in lowercase hex (64 digits): write the output of `printf %s TOKEN | sha256sum`, not the token";
+        if let Some(h) = &admin.operator_token_sha256
+            && !is_sha256_hex(h)
+        {
+            return Err(invalid(
+                "admin.operator_token_sha256".into(),
+                hash_reason.into(),
+            ));
+        }
+        for (i, g) in admin.groups.iter().enumerate() {
+            let key = format!("admin.group[{i}]");
+            if !is_name(&g.name, 32) {
+                return Err(invalid(
+                    format!("{key}.name"),
                     format!(
-                        "over engine.max_limits (fuel {}, deadline {:?}, memory {} bytes)",
-                        max.fuel, max.deadline, max.memory
+                        "'{}' is not a group name: use lowercase letters, digits and dashes (at most 32)",
+                        g.name
                     ),
                 ));
             }
+            if admin.groups[..i].iter().any(|o| o.name == g.name) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("group '{}' is defined twice", g.name),
+                ));
+            }
+            if !is_sha256_hex(&g.token_sha256) {
+                return Err(invalid(format!("{key}.token_sha256"), hash_reason.into()));
+            }
+            let shared = admin.operator_token_sha256.as_ref() == Some(&g.token_sha256)
+                || admin.groups[..i]
+                    .iter()
+                    .any(|o| o.token_sha256 == g.token_sha256);
+            if shared {
+                return Err(invalid(
+                    format!("{key}.token_sha256"),
+                    "is another group's or the operator's token: give each its own".into(),
+                ));
+            }
+            if let Some(m) = &g.max_limits
+                && !m.within(&self.engine.max_limits)
+            {
+                return Err(invalid(
+                    format!("{key}.max_limits"),
+                    format!(
+                        "over engine.max_limits ({})",
+                        self.engine.max_limits.describe()
+                    ),
+                ));
+            }
+        }
+        let u = &admin.uploads;
+        if admin.uploads_enabled() {
+            if u.canary_alerts.is_empty() {
+                return Err(invalid(
+                    "admin.uploads.canary_alerts".into(),
+                    "name real alert files or directories: every upload is tried on them before it runs".into(),
+                ));
+            }
+            if u.registry_topic.is_empty()
+                || self.input.topics.contains(&u.registry_topic)
+                || u.registry_topic == self.dead_letter_topic
+            {
+                return Err(invalid(
+                    "admin.uploads.registry_topic".into(),
+                    format!(
+                        "'{}' must be a topic of its own, not empty, an input or the dead-letter topic",
+                        u.registry_topic
+                    ),
+                ));
+            }
+        }
+        if !(u.max_accept_fraction > 0.0 && u.max_accept_fraction <= 1.0) {
+            return Err(invalid(
+                "admin.uploads.max_accept_fraction".into(),
+                "must be above 0 and at most 1".into(),
+            ));
+        }
+        if u.max_size == 0 {
+            return Err(invalid(
+                "admin.uploads.max_size".into(),
+                "must be above 0".into(),
+            ));
         }
         Ok(())
     }

@@ -8,7 +8,9 @@
 //! - [`runner`]: one decode per alert, every filter on it;
 //! - [`cli`]: the `bandpass` commands; [`demo`]: synthetic alerts;
 //! - [`config`]: the service's configuration file; [`pipeline`]: the
-//!   Kafka loop of `bandpass serve`.
+//!   Kafka loop of `bandpass serve`; [`admin`]: its HTTP port (health,
+//!   metrics, status page, the filter API); [`registry`]: the uploaded
+//!   filters a fleet shares through a compacted topic.
 
 pub mod admin;
 pub mod cli;
@@ -18,5 +20,6 @@ pub mod demo;
 pub mod input;
 pub mod metrics;
 pub mod pipeline;
+pub mod registry;
 pub mod runner;
 pub mod sandbox;

@@ -71,10 +71,41 @@ pub fn consume(topic: &str, want: usize, wait: Duration) -> Vec<Received> {
     consume_from(&brokers(), topic, want, wait)
 }
 
+/// Produces each (key, payload) to `topic` on the shared broker and waits
+/// until the broker acknowledged every one.
+pub fn produce_keyed(topic: &str, messages: &[(String, Vec<u8>)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for (key, payload) in messages {
+        let record = BaseRecord::to(topic).key(key).payload(payload);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// A received message with where it was and its key.
+pub struct Keyed {
+    pub partition: i32,
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
 /// Reads `topic` from the start until `want` messages came or `wait`
 /// passed; only committed transactions' messages, as exactly-once
 /// consumers of the outputs read them.
 pub fn consume_from(brokers: &str, topic: &str, want: usize, wait: Duration) -> Vec<Received> {
+    consume_keyed(brokers, topic, want, wait)
+        .into_iter()
+        .map(|m| (m.payload, m.headers))
+        .collect()
+}
+
+/// [`consume_from`], keeping each message's partition and key.
+pub fn consume_keyed(brokers: &str, topic: &str, want: usize, wait: Duration) -> Vec<Keyed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
@@ -97,7 +128,12 @@ pub fn consume_from(brokers: &str, topic: &str, want: usize, wait: Duration) -> 
                     headers.insert(header.key.to_string(), value.unwrap_or_default());
                 }
             }
-            out.push((m.payload().unwrap_or(&[]).to_vec(), headers));
+            out.push(Keyed {
+                partition: m.partition(),
+                key: String::from_utf8_lossy(m.key().unwrap_or(&[])).into_owned(),
+                payload: m.payload().unwrap_or(&[]).to_vec(),
+                headers,
+            });
         }
     }
     out

@@ -11,3 +11,4 @@ mod python;
 mod sandbox;
 mod serve;
 mod support;
+mod uploads;

@@ -17,7 +17,7 @@ use crate::kafka::{
 use crate::support::{bandpass_bin, filters_dir, load, rubin_alerts, run, sandbox, ztf_alerts};
 
 /// A `bandpass serve` process, killed if the test ends early.
-struct Serve(Child);
+pub(crate) struct Serve(pub Child);
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -72,7 +72,11 @@ fn spawn_serve_logged(config: &std::path::Path, log: &std::path::Path) -> Serve 
 }
 
 /// Like [`spawn_serve_logged`], with more arguments.
-fn spawn_serve_with(config: &std::path::Path, log: &std::path::Path, more: &[&str]) -> Serve {
+pub(crate) fn spawn_serve_with(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    more: &[&str],
+) -> Serve {
     Serve(
         Command::new(bandpass_bin())
             .args([
@@ -276,7 +280,7 @@ fn expect_exactly(
 }
 
 /// Adds an admin port on a free loopback port to a config; returns it.
-fn with_admin(config: &std::path::Path) -> std::net::SocketAddr {
+pub(crate) fn with_admin(config: &std::path::Path) -> std::net::SocketAddr {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -288,19 +292,49 @@ fn with_admin(config: &std::path::Path) -> std::net::SocketAddr {
 
 /// `GET path` on the admin port: (status, body); (0, error) when it does
 /// not answer.
-fn admin_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+pub(crate) fn admin_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    admin_request(addr, "GET", path, &[], None)
+}
+
+/// One request to the admin port, with `headers` (`Name: value` lines)
+/// and an optional (content type, body); returns (status, body), or
+/// (0, error) when it does not answer.
+pub(crate) fn admin_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    body: Option<(&str, &[u8])>,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return (0, "not listening".into());
     };
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
+    for h in headers {
+        request.extend_from_slice(format!("{h}\r\n").as_bytes());
+    }
+    match body {
+        Some((content_type, bytes)) => {
+            request.extend_from_slice(
+                format!(
+                    "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                    bytes.len()
+                )
+                .as_bytes(),
+            );
+            request.extend_from_slice(bytes);
+        }
+        None => request.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+    }
     let mut response = String::new();
-    if stream.write_all(request.as_bytes()).is_err()
-        || stream.read_to_string(&mut response).is_err()
-    {
+    // The server may answer (413, 401) and close before reading it all.
+    let _ = stream.write_all(&request);
+    if stream.read_to_string(&mut response).is_err() {
         return (0, response);
     }
     let status = response
@@ -317,7 +351,12 @@ fn admin_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 
 /// Asks `path` until its status is `want` (within `wait`); returns the
 /// last answer.
-fn admin_until(addr: std::net::SocketAddr, path: &str, want: u16, wait: Duration) -> (u16, String) {
+pub(crate) fn admin_until(
+    addr: std::net::SocketAddr,
+    path: &str,
+    want: u16,
+    wait: Duration,
+) -> (u16, String) {
     let deadline = Instant::now() + wait;
     loop {
         let answer = admin_get(addr, path);
@@ -330,14 +369,14 @@ fn admin_until(addr: std::net::SocketAddr, path: &str, want: u16, wait: Duration
 
 /// The value of one sample in a Prometheus text page (`name{labels}`
 /// exactly as written), or `None`.
-fn sample(page: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(page: &str, series: &str) -> Option<f64> {
     page.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
 
 /// Sends SIGTERM and returns the exit status (within 60 s).
-fn terminate(serve: &mut Serve) -> std::process::ExitStatus {
+pub(crate) fn terminate(serve: &mut Serve) -> std::process::ExitStatus {
     let pid = serve.0.id().to_string();
     assert!(
         Command::new("kill")

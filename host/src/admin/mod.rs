@@ -2,7 +2,8 @@
 //! answers), `/readyz` (connected to a broker, in the consumer group,
 //! with partitions assigned; 503 with the reason otherwise), `/metrics`
 //! (Prometheus text format, see [`crate::metrics`]) and `/`, a status
-//! page for people ([`status`]).
+//! page for people ([`status`]); and, where groups are configured, the
+//! filter API of [`api`] (`/v1/...`: uploads, validated by [`canary`]).
 //!
 //! Runs on a thread of its own with a single-threaded tokio runtime, apart
 //! from the pipeline's threads: a slow scrape never slows the stream, and
@@ -24,6 +25,8 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 
+pub mod api;
+pub mod canary;
 pub mod status;
 
 /// What the handlers share.
@@ -46,8 +49,12 @@ pub struct Admin {
 
 impl Admin {
     /// Binds `listen` (failing at once if it cannot) and serves until
-    /// dropped.
-    pub fn start(listen: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<Admin> {
+    /// dropped; with `api`, the filter API (`/v1/...`) too.
+    pub fn start(
+        listen: SocketAddr,
+        metrics: Arc<Metrics>,
+        api: Option<Arc<api::Api>>,
+    ) -> anyhow::Result<Admin> {
         let stop = Arc::new(AtomicBool::new(false));
         let (done, stopped) = std::sync::mpsc::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -65,12 +72,16 @@ impl Admin {
             metrics,
             history: status::History::default(),
         });
-        let app = Router::new()
+        let uploads = api.is_some();
+        let mut app = Router::new()
             .route("/", get(status_page))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .with_state(shared.clone());
+        if let Some(api) = api {
+            app = app.merge(api::routes(api));
+        }
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("bandpass-admin".into())
@@ -90,9 +101,12 @@ impl Admin {
                     }
                 });
                 let served = runtime.block_on(
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .into_future(),
+                    axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(stopped)
+                    .into_future(),
                 );
                 if let Err(error) = served {
                     tracing::error!(%error, "the admin server stopped");
@@ -100,7 +114,12 @@ impl Admin {
                 let _ = done.send(());
             })
             .context("starting the admin server's thread")?;
-        tracing::info!(%addr, "admin port: / /healthz /readyz /metrics");
+        tracing::info!(
+            %addr,
+            uploads,
+            "admin port: / /healthz /readyz /metrics{}",
+            if uploads { " /v1" } else { "" }
+        );
         Ok(Admin {
             addr,
             stop,

@@ -9,16 +9,20 @@
 //! Changes to other sections need a restart, and are logged as such.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 
+use crate::admin::Admin;
+use crate::admin::api::Api;
+use crate::admin::canary::Canary;
 use crate::config::Config;
-use crate::pipeline::{self, Deployment};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Deployment, Sources};
+use crate::registry::Registry;
 use crate::sandbox::{CompileCache, Sandbox, SandboxOptions};
 
 #[derive(Debug, Args)]
@@ -57,21 +61,57 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let sandbox = Arc::new(Sandbox::new(options).context("starting the wasm engine")?);
     let deployments = pipeline::load_filters(&config, &config_dir, &sandbox, &[])?;
     let (reload, reloads) = std::sync::mpsc::channel();
+    let sources = Arc::new(Mutex::new(Sources::new(deployments.clone(), reload)));
+    let metrics = Arc::new(Metrics::new());
+    // Uploads: the fleet registry is read to its end, and its filters
+    // loaded, before the first alert, so that no alert misses them.
+    let api = match &config.admin {
+        Some(admin) if admin.uploads_enabled() => {
+            let canary = Canary::load(
+                &admin
+                    .uploads
+                    .canary_alerts
+                    .iter()
+                    .map(|p| config_dir.join(p))
+                    .collect::<Vec<_>>(),
+                admin.uploads.max_accept_fraction,
+            )?;
+            let (registry, uploaded) =
+                Registry::start(&config, sandbox.clone(), sources.clone(), stop.clone())?;
+            sources.lock().unwrap().uploaded = uploaded;
+            Some(Arc::new(Api {
+                admin: admin.clone(),
+                engine: config.engine.clone(),
+                sandbox: sandbox.clone(),
+                registry,
+                canary: Arc::new(canary),
+                metrics: metrics.clone(),
+                changing: tokio::sync::Mutex::new(()),
+            }))
+        }
+        _ => None,
+    };
+    let initial = sources.lock().unwrap().all();
+    // Answers until the pipeline has drained (dropped at return).
+    let _admin = match &config.admin {
+        Some(a) => Some(Admin::start(a.listen, metrics.clone(), api)?),
+        None => None,
+    };
     let reloader = Reloader {
         path: args.config.clone(),
         dir: config_dir,
         config: config.clone(),
-        running: deployments.clone(),
+        running: deployments,
         sandbox: sandbox.clone(),
     };
     let watcher = {
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("bandpass-reload".into())
-            .spawn(move || reloader.run(&hangup, &stop, &reload))
+            .spawn(move || reloader.run(&hangup, &stop, &sources))
             .context("starting the reload thread")?
     };
-    let served = pipeline::serve(&config, deployments, stop.clone(), reloads);
+    let served = pipeline::serve(&config, initial, stop.clone(), reloads, metrics);
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     drop(sandbox);
@@ -91,7 +131,7 @@ struct Reloader {
 }
 
 impl Reloader {
-    fn run(mut self, hangup: &AtomicBool, stop: &AtomicBool, reload: &Sender<Vec<Deployment>>) {
+    fn run(mut self, hangup: &AtomicBool, stop: &AtomicBool, sources: &Mutex<Sources>) {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
             if !hangup.swap(false, Ordering::Relaxed) {
@@ -100,9 +140,7 @@ impl Reloader {
             match self.reload() {
                 Ok(deployments) => {
                     self.running = deployments.clone();
-                    if reload.send(deployments).is_err() {
-                        return;
-                    }
+                    sources.lock().unwrap().set_config(deployments);
                 }
                 Err(error) => tracing::error!(
                     config = %self.path.display(),

@@ -27,7 +27,7 @@ pub mod workers;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,12 +38,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer as _;
 
-use crate::admin::Admin;
 use crate::config::{Config, Delivery, Framing, StartPosition};
 use crate::decode::{Decoder, SchemaSource};
 use crate::metrics::Metrics;
 use crate::runner::Runner;
-use crate::sandbox::{LoadedFilter, Sandbox};
+use crate::sandbox::{Limits, LoadedFilter, Sandbox};
 use offsets::{Rebalances, TXN_INTERVAL};
 use produce::{Acks, Producer};
 use tracker::{Source, Tracker};
@@ -176,10 +175,7 @@ pub fn load_filters(
             .with_context(|| format!("cannot read filter {}", path.display()))?;
         let limits = f.limits.unwrap_or(config.engine.limits).to_limits();
         let params: Vec<(String, String)> = f.params.clone().into_iter().collect();
-        let key = format!(
-            "{} {params:?} {limits:?}",
-            crate::sandbox::sha256_hex(&bytes)
-        );
+        let key = deployment_key(&crate::sandbox::sha256_hex(&bytes), &params, &limits);
         // Each running filter serves one deployment at most: two entries
         // with the same component and parameters keep separate health.
         let reusable = running.iter().find(|d| {
@@ -213,6 +209,46 @@ pub fn load_filters(
     Ok(out)
 }
 
+/// What makes two deployments able to share one loaded filter: the
+/// component's sha256, its parameters and its limits.
+pub fn deployment_key(sha256: &str, params: &[(String, String)], limits: &Limits) -> String {
+    format!("{sha256} {params:?} {limits:?}")
+}
+
+/// Where the running filter set comes from: the config file's filters
+/// (replaced on SIGHUP) and the uploaded ones (replaced when the fleet
+/// registry changes). Either change hands the whole set to the pipeline.
+pub struct Sources {
+    pub config: Vec<Deployment>,
+    pub uploaded: Vec<Deployment>,
+    reloads: Sender<Vec<Deployment>>,
+}
+
+impl Sources {
+    pub fn new(config: Vec<Deployment>, reloads: Sender<Vec<Deployment>>) -> Sources {
+        Sources {
+            config,
+            uploaded: Vec::new(),
+            reloads,
+        }
+    }
+
+    /// The whole set: the config's filters, then the uploaded ones.
+    pub fn all(&self) -> Vec<Deployment> {
+        self.config.iter().chain(&self.uploaded).cloned().collect()
+    }
+
+    pub fn set_config(&mut self, deployments: Vec<Deployment>) {
+        self.config = deployments;
+        let _ = self.reloads.send(self.all());
+    }
+
+    pub fn set_uploaded(&mut self, deployments: Vec<Deployment>) {
+        self.uploaded = deployments;
+        let _ = self.reloads.send(self.all());
+    }
+}
+
 /// What the status page and the quarantine gauge follow of each
 /// deployment.
 pub fn describe(
@@ -232,7 +268,7 @@ pub fn describe(
         .collect()
 }
 
-fn client_config(config: &Config) -> ClientConfig {
+pub(crate) fn client_config(config: &Config) -> ClientConfig {
     let k = &config.kafka;
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", k.brokers.join(","));
@@ -292,6 +328,7 @@ pub fn serve(
     deployments: Vec<Deployment>,
     stop: Arc<AtomicBool>,
     reloads: Receiver<Vec<Deployment>>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
     let exactly_once = config.delivery == Delivery::ExactlyOnce;
     let tracker = Arc::new(Mutex::new(Tracker::default()));
@@ -349,14 +386,7 @@ pub fn serve(
     // the producer's would only be logged. Not overridable by the map.
     consumer_config.set("statistics.interval.ms", "1000");
     producer_config.set("statistics.interval.ms", "0");
-    let metrics = Arc::new(Metrics::new());
     metrics.describe_filters(describe(&deployments));
-    // Stopped when this function returns, however it returns (after the
-    // drain on a normal stop), so that it answers during the drain.
-    let _admin = match &config.admin {
-        Some(a) => Some(Admin::start(a.listen, metrics.clone())?),
-        None => None,
-    };
     let producer: Producer = producer_config
         .create_with_context(Acks {
             tracker: tracker.clone(),

@@ -1,0 +1,671 @@
+//! The filter API of the admin port, `/v1/...`: community groups upload,
+//! list, show, enable, disable, replace and delete their filters and read
+//! their logs; the operator does so for every group. Described in
+//! `docs/admin-api.yaml`.
+//!
+//! Every request carries `Authorization: Bearer <token>`; the token's
+//! SHA-256 names the caller (a group, or the operator). A group sees only
+//! its own filters; their output topics are derived
+//! (`bandpass.<group>.<filter>`), never chosen. Every refusal is a JSON
+//! `{"error": reason}` with its status, and is logged with the caller's
+//! address.
+//!
+//! An upload is checked before anything runs (size, manifest, quota,
+//! limits, a real component of a supported contract importing only what
+//! the host allows, compiled within a time bound, then the canary run of
+//! [`super::canary`]), and only then written to the fleet registry
+//! ([`crate::registry`]), which every instance follows. A refused upload
+//! changes nothing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Multipart, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::canary::Canary;
+use crate::config::{AdminConfig, EngineConfig, GroupConfig, LimitsConfig, is_name};
+use crate::metrics::Metrics;
+use crate::registry::{self, Entry, Record, Registry, Running};
+use crate::sandbox::{LoadedFilter, Sandbox, sha256_hex};
+
+/// What the filter API needs.
+pub struct Api {
+    pub admin: AdminConfig,
+    pub engine: EngineConfig,
+    pub sandbox: Arc<Sandbox>,
+    pub registry: Arc<Registry>,
+    pub canary: Arc<Canary>,
+    pub metrics: Arc<Metrics>,
+    /// One change at a time per instance (quota counts stay true).
+    pub changing: tokio::sync::Mutex<()>,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq)]
+enum Caller {
+    Operator,
+    Group(String),
+}
+
+impl Caller {
+    fn name(&self) -> &str {
+        match self {
+            Caller::Operator => "operator",
+            Caller::Group(g) => g,
+        }
+    }
+}
+
+/// A refusal: its status and a reason that says what to do.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    reason: String,
+}
+
+fn refuse(status: StatusCode, reason: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        reason: reason.into(),
+    }
+}
+
+/// The reason, kept on the response for the refusal log.
+#[derive(Clone)]
+struct Refusal(String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.reason }))).into_response();
+        response.extensions_mut().insert(Refusal(self.reason));
+        response
+    }
+}
+
+type Reply = Result<Response, ApiError>;
+
+/// The `/v1` routes.
+pub fn routes(api: Arc<Api>) -> Router {
+    // Multipart framing and the manifest on top of the component.
+    let body_limit = api.admin.uploads.max_size + (1 << 20);
+    Router::new()
+        .route("/v1/filters", get(list_all))
+        .route("/v1/groups/{group}/filters", get(list_group))
+        .route(
+            "/v1/groups/{group}/filters/{name}",
+            get(show).put(upload).delete(remove),
+        )
+        .route("/v1/groups/{group}/filters/{name}/enable", post(enable))
+        .route("/v1/groups/{group}/filters/{name}/disable", post(disable))
+        .route("/v1/groups/{group}/filters/{name}/logs", get(logs))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(log_refusals))
+        .with_state(api)
+}
+
+/// Logs every refused request with who asked, from where, and why.
+async fn log_refusals(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let from = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        let reason = response
+            .extensions()
+            .get::<Refusal>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        tracing::warn!(status = status.as_u16(), %method, %path, %from, %reason, "admin API refused a request");
+    }
+    response
+}
+
+impl Api {
+    /// Who the bearer token belongs to.
+    fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            refuse(
+                StatusCode::UNAUTHORIZED,
+                "no token: send the header `Authorization: Bearer <token>`",
+            )
+        })?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "the Authorization header must read `Bearer <token>`",
+                )
+            })?;
+        let hash = sha256_hex(token.as_bytes());
+        if self.admin.operator_token_sha256.as_deref() == Some(hash.as_str()) {
+            return Ok(Caller::Operator);
+        }
+        self.admin
+            .groups
+            .iter()
+            .find(|g| g.token_sha256 == hash)
+            .map(|g| Caller::Group(g.name.clone()))
+            .ok_or_else(|| {
+                refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "token not recognised: ask the operator for your group's token",
+                )
+            })
+    }
+
+    /// The caller, if it may act on `group`'s filters, and that group.
+    fn authorize(
+        &self,
+        headers: &HeaderMap,
+        group: &str,
+    ) -> Result<(Caller, &GroupConfig), ApiError> {
+        let caller = self.caller(headers)?;
+        if let Caller::Group(own) = &caller
+            && own != group
+        {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this token is group '{own}''s: it cannot see or manage group '{group}''s filters"
+                ),
+            ));
+        }
+        let config = self
+            .admin
+            .groups
+            .iter()
+            .find(|g| g.name == group)
+            .ok_or_else(|| {
+                refuse(
+                    StatusCode::NOT_FOUND,
+                    format!("no group '{group}': groups are defined in [[admin.group]]"),
+                )
+            })?;
+        Ok((caller, config))
+    }
+
+    /// One filter as the API shows it, with this instance's counters.
+    fn view(&self, entry: &Entry) -> Value {
+        let r = &entry.record;
+        let running = self.registry.running(&r.group, &r.name);
+        let (state, reason) = match &running {
+            Some(Running::Deployed(d)) => match d.filter.health.quarantined() {
+                Some(why) => ("quarantined", Some(why)),
+                None => ("running", None),
+            },
+            Some(Running::Disabled) => ("disabled", None),
+            Some(Running::Failed(why)) => ("failed", Some(why.clone())),
+            None => ("pending", None),
+        };
+        let deployment = r.deployment_name();
+        let counts = self
+            .metrics
+            .snapshot()
+            .filters
+            .into_iter()
+            .find(|(info, _)| info.name == deployment)
+            .map(|(_, c)| c)
+            .unwrap_or_default();
+        json!({
+            "group": r.group,
+            "name": r.name,
+            "deployment": deployment,
+            "version": r.version,
+            "survey": r.survey,
+            "description": r.description,
+            "enabled": r.enabled,
+            "state": state,
+            "reason": reason,
+            "output_topic": r.output_topic(),
+            "sha256": r.sha256,
+            "size": entry.component.len(),
+            "params": r.params,
+            "limits": {
+                "fuel": r.limits.fuel_per_alert,
+                "deadline_ms": r.limits.deadline_ms,
+                "memory_bytes": r.limits.memory_bytes,
+            },
+            "uploaded_by": r.uploaded_by,
+            "uploaded_at_ms": r.uploaded_at_ms,
+            "counters": {
+                "alerts": counts.alerts,
+                "accepted": counts.accepted,
+                "rejected": counts.rejected,
+                "failed": counts.failed,
+                "skipped": counts.skipped,
+                "fuel": counts.fuel,
+            },
+        })
+    }
+
+    fn entry(&self, group: &str, name: &str) -> Result<Entry, ApiError> {
+        self.registry.entry(group, name).ok_or_else(|| {
+            refuse(
+                StatusCode::NOT_FOUND,
+                format!("group '{group}' has no filter '{name}'"),
+            )
+        })
+    }
+}
+
+fn ok(status: StatusCode, body: Value) -> Reply {
+    Ok((status, Json(body)).into_response())
+}
+
+async fn list_all(State(api): State<Arc<Api>>, headers: HeaderMap) -> Reply {
+    if let Caller::Group(own) = api.caller(&headers)? {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!("only the operator lists every group's filters: use /v1/groups/{own}/filters"),
+        ));
+    }
+    let filters: Vec<Value> = api
+        .registry
+        .entries()
+        .values()
+        .map(|e| api.view(e))
+        .collect();
+    ok(StatusCode::OK, json!({ "filters": filters }))
+}
+
+async fn list_group(
+    State(api): State<Arc<Api>>,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    api.authorize(&headers, &group)?;
+    let filters: Vec<Value> = api
+        .registry
+        .entries()
+        .values()
+        .filter(|e| e.record.group == group)
+        .map(|e| api.view(e))
+        .collect();
+    ok(StatusCode::OK, json!({ "filters": filters }))
+}
+
+async fn show(
+    State(api): State<Arc<Api>>,
+    Path((group, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    api.authorize(&headers, &group)?;
+    let entry = api.entry(&group, &name)?;
+    ok(StatusCode::OK, api.view(&entry))
+}
+
+async fn logs(
+    State(api): State<Arc<Api>>,
+    Path((group, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    api.authorize(&headers, &group)?;
+    api.entry(&group, &name)?;
+    let (lines, dropped) = match api.registry.running(&group, &name) {
+        Some(Running::Deployed(d)) => (d.filter.log.lines(), d.filter.log.dropped()),
+        _ => (Vec::new(), (0, 0)),
+    };
+    ok(
+        StatusCode::OK,
+        json!({
+            "lines": lines,
+            "dropped_lines": dropped.0,
+            "dropped_bytes": dropped.1,
+        }),
+    )
+}
+
+async fn remove(
+    State(api): State<Arc<Api>>,
+    Path((group, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    let (caller, _) = api.authorize(&headers, &group)?;
+    let _one = api.changing.lock().await;
+    api.entry(&group, &name)?;
+    api.registry
+        .delete(&group, &name)
+        .await
+        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    tracing::info!(
+        group,
+        filter = name,
+        by = caller.name(),
+        "uploaded filter deleted"
+    );
+    ok(
+        StatusCode::OK,
+        json!({ "deleted": registry::key(&group, &name) }),
+    )
+}
+
+async fn enable(
+    State(api): State<Arc<Api>>,
+    Path((group, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    switch(&api, &group, &name, &headers, true).await
+}
+
+async fn disable(
+    State(api): State<Arc<Api>>,
+    Path((group, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    switch(&api, &group, &name, &headers, false).await
+}
+
+async fn switch(api: &Api, group: &str, name: &str, headers: &HeaderMap, enabled: bool) -> Reply {
+    let (caller, _) = api.authorize(headers, group)?;
+    let _one = api.changing.lock().await;
+    let entry = api.entry(group, name)?;
+    let mut record = entry.record.clone();
+    record.enabled = enabled;
+    api.registry
+        .put(&record, &entry.component, None)
+        .await
+        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    tracing::info!(
+        group,
+        filter = name,
+        by = caller.name(),
+        enabled,
+        "uploaded filter switched"
+    );
+    let entry = api.entry(group, name)?;
+    ok(StatusCode::OK, api.view(&entry))
+}
+
+/// The JSON part of an upload. Name, version and survey, where given,
+/// must agree with the path and the component's own manifest.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadManifest {
+    name: Option<String>,
+    version: Option<String>,
+    survey: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    params: BTreeMap<String, Value>,
+    limits: Option<LimitsConfig>,
+    /// Upload disabled (registered, not run). Default true.
+    enabled: Option<bool>,
+    /// Refused unless it is the derived topic: present so the refusal
+    /// can say so.
+    output_topic: Option<String>,
+}
+
+async fn upload(
+    State(api): State<Arc<Api>>,
+    Path((group, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Reply {
+    let (caller, group_config) = api.authorize(&headers, &group)?;
+    if !is_name(&name, 64) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "'{name}' is not a filter name: use lowercase letters, digits and dashes (at most 64)"
+            ),
+        ));
+    }
+    let max = api.admin.uploads.max_size;
+    let too_large = || {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the upload is larger than the {max} bytes allowed (admin.uploads.max_size)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max + (1 << 20)) {
+        return Err(too_large());
+    }
+    let mut multipart = multipart.map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            format!("send multipart/form-data with a `component` part (the .wasm) and a `manifest` part (JSON): {e}"),
+        )
+    })?;
+    let (manifest_text, component) = read_parts(&mut multipart, max).await?;
+    let component = component.ok_or_else(|| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "no `component` part: attach the .wasm as `component`",
+        )
+    })?;
+    if component.len() > max {
+        return Err(too_large());
+    }
+    let manifest: UploadManifest = match manifest_text.as_deref().map(str::trim) {
+        None | Some("") => UploadManifest::default(),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("manifest: {e}")))?,
+    };
+    let record = check_manifest(&api, &caller, group_config, &name, manifest, &component)?;
+
+    let _one = api.changing.lock().await;
+    let existing = api.registry.entry(&group, &name);
+    let count = api
+        .registry
+        .entries()
+        .values()
+        .filter(|e| e.record.group == group)
+        .count();
+    if existing.is_none() && count >= group_config.max_filters {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "group '{group}' has {count} filters, its quota (max_filters = {}): delete one, or ask the operator for more",
+                group_config.max_filters
+            ),
+        ));
+    }
+    let (filter, report) = validate(&api, &component, &record).await?;
+    let mut record = record;
+    record.version = filter.manifest.version.clone();
+    record.survey = filter.manifest.survey.clone();
+    if record.description.is_empty() {
+        record.description = filter.manifest.description.clone();
+    }
+    api.registry
+        .put(&record, &component, record.enabled.then_some(filter))
+        .await
+        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    tracing::info!(
+        group,
+        filter = name,
+        version = record.version,
+        by = caller.name(),
+        replaced = existing.is_some(),
+        "filter uploaded"
+    );
+    let entry = api.entry(&group, &name)?;
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    ok(
+        status,
+        json!({ "filter": api.view(&entry), "canary": report }),
+    )
+}
+
+/// Reads the `manifest` and `component` parts.
+async fn read_parts(
+    multipart: &mut Multipart,
+    max: usize,
+) -> Result<(Option<String>, Option<Vec<u8>>), ApiError> {
+    let mut manifest = None;
+    let mut component = None;
+    let failed = |e: axum::extract::multipart::MultipartError| {
+        let status = e.status();
+        let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("the upload is larger than the {max} bytes allowed (admin.uploads.max_size)")
+        } else {
+            format!("the multipart body could not be read: {}", e.body_text())
+        };
+        refuse(status, reason)
+    };
+    while let Some(field) = multipart.next_field().await.map_err(failed)? {
+        match field.name().unwrap_or_default() {
+            "manifest" => manifest = Some(field.text().await.map_err(failed)?),
+            "component" => component = Some(field.bytes().await.map_err(failed)?.to_vec()),
+            other => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown part '{other}': send only `component` and `manifest`"),
+                ));
+            }
+        }
+    }
+    Ok((manifest, component))
+}
+
+/// The record an upload asks for, checked against the caller's rights.
+fn check_manifest(
+    api: &Api,
+    caller: &Caller,
+    group: &GroupConfig,
+    name: &str,
+    manifest: UploadManifest,
+    component: &[u8],
+) -> Result<Record, ApiError> {
+    if let Some(n) = &manifest.name
+        && n != name
+    {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!("manifest: name '{n}' differs from the path's '{name}'"),
+        ));
+    }
+    let derived = registry::output_topic(&group.name, name);
+    if let Some(t) = &manifest.output_topic
+        && *t != derived
+    {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "manifest: output_topic '{t}' refused: group '{}''s filter '{name}' produces to '{derived}', derived from the group and filter names",
+                group.name
+            ),
+        ));
+    }
+    let mut params = BTreeMap::new();
+    for (k, v) in manifest.params {
+        let text = match v {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("manifest: param '{k}' is {other}: give a string, number or boolean"),
+                ));
+            }
+        };
+        params.insert(k, text);
+    }
+    let limits = manifest.limits.unwrap_or(api.engine.limits);
+    let max = group.max_limits.unwrap_or(api.engine.max_limits);
+    if !limits.within(&max) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "manifest: limits ({}) over group '{}''s maximum ({})",
+                limits.describe(),
+                group.name,
+                max.describe()
+            ),
+        ));
+    }
+    Ok(Record {
+        group: group.name.clone(),
+        name: name.to_string(),
+        enabled: manifest.enabled.unwrap_or(true),
+        params,
+        limits: limits.to_limits(),
+        version: manifest.version.unwrap_or_default(),
+        survey: manifest.survey.unwrap_or_default(),
+        description: manifest.description.unwrap_or_default(),
+        sha256: sha256_hex(component),
+        uploaded_by: caller.name().to_string(),
+        uploaded_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    })
+}
+
+/// Loads (compiling within the time bound), checks the manifest's
+/// version and survey against the component's own, and runs the canary.
+async fn validate(
+    api: &Api,
+    component: &[u8],
+    record: &Record,
+) -> Result<(Arc<LoadedFilter>, super::canary::CanaryReport), ApiError> {
+    let refused = |reason: String| refuse(StatusCode::UNPROCESSABLE_ENTITY, reason);
+    let timeout: Duration = api.admin.uploads.compile_timeout;
+    let sandbox = api.sandbox.clone();
+    let bytes = component.to_vec();
+    let params: Vec<(String, String)> = record.params.clone().into_iter().collect();
+    let limits = record.limits;
+    let loading = tokio::task::spawn_blocking(move || sandbox.load(&bytes, params, limits));
+    let filter = match tokio::time::timeout(timeout, loading).await {
+        Err(_) => {
+            return Err(refused(format!(
+                "the component did not compile within {timeout:?} (admin.uploads.compile_timeout)"
+            )));
+        }
+        Ok(Err(join)) => return Err(refused(format!("loading the component failed: {join}"))),
+        Ok(Ok(Err(load))) => return Err(refused(format!("component refused: {load}"))),
+        Ok(Ok(Ok(filter))) => filter,
+    };
+    if !record.version.is_empty() && record.version != filter.manifest.version {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "manifest: version '{}' differs from the component's own, '{}'",
+                record.version, filter.manifest.version
+            ),
+        ));
+    }
+    if !record.survey.is_empty() && record.survey != filter.manifest.survey {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "manifest: survey '{}' differs from the component's own, '{}'",
+                record.survey, filter.manifest.survey
+            ),
+        ));
+    }
+    let canary = api.canary.clone();
+    let tried = filter.clone();
+    let report = tokio::task::spawn_blocking(move || canary.try_filter(&tried))
+        .await
+        .map_err(|e| refused(format!("the canary run failed: {e}")))?
+        .map_err(|why| refused(format!("canary: {why}")))?;
+    Ok((filter, report))
+}

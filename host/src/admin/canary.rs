@@ -1,0 +1,155 @@
+//! The canary run every upload goes through before it is registered: the
+//! filter, loaded with its parameters and limits, runs on real alerts the
+//! operator chose (`admin.uploads.canary_alerts`).
+//!
+//! Refused: a declared field that no canary alert of the filter's survey
+//! has in its schema; any failure on any alert (out of fuel, over the
+//! deadline or the memory cap, a trap, an error the filter returned); no
+//! alert of the filter's survey to try it on; accepting more than
+//! `max_accept_fraction` of them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+
+use crate::decode::{Decoder, SchemaInfo, SchemaSource};
+use crate::runner::Runner;
+use crate::sandbox::{LoadedFilter, Outcome, Verdict};
+
+/// The canary alerts, read once at start.
+pub struct Canary {
+    /// (name, message) for each alert file.
+    alerts: Vec<(String, Bytes)>,
+    max_accept_fraction: f64,
+}
+
+/// What a filter did on the canary alerts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CanaryReport {
+    /// Alerts of its survey it was run on.
+    pub alerts: usize,
+    pub accepted: usize,
+    pub max_fuel: u64,
+    pub max_micros: u64,
+}
+
+impl Canary {
+    /// Reads the alert files; each must decode as an alert.
+    pub fn load(paths: &[PathBuf], max_accept_fraction: f64) -> anyhow::Result<Canary> {
+        let decoder = Decoder::new(Vec::new(), SchemaSource::None);
+        let mut alerts = Vec::new();
+        for item in crate::input::items(paths) {
+            let bytes = item
+                .bytes
+                .map_err(|e| anyhow::anyhow!(e))
+                .with_context(|| format!("admin.uploads.canary_alerts: {}", item.name))?;
+            decoder.decode(&bytes).with_context(|| {
+                format!(
+                    "admin.uploads.canary_alerts: {} is not a self-describing Avro alert file",
+                    item.name
+                )
+            })?;
+            alerts.push((item.name, bytes));
+        }
+        if alerts.is_empty() {
+            anyhow::bail!("admin.uploads.canary_alerts: no alert files found there");
+        }
+        Ok(Canary {
+            alerts,
+            max_accept_fraction,
+        })
+    }
+
+    /// Checks `filter`'s fields against the schemas of the canary alerts
+    /// of its survey, then runs it on each of them, stopping at the first
+    /// failure; the error says why it is refused.
+    pub fn try_filter(&self, filter: &Arc<LoadedFilter>) -> Result<CanaryReport, String> {
+        let mut runner = Runner::new(std::slice::from_ref(filter), SchemaSource::None);
+        let survey = &filter.manifest.survey;
+        let mut schemas: BTreeMap<(String, u64), Arc<SchemaInfo>> = BTreeMap::new();
+        let mut alerts = Vec::new();
+        for (name, bytes) in &self.alerts {
+            let decoded = runner
+                .decoder()
+                .decode(bytes)
+                .map_err(|e| format!("canary alert {name} did not decode: {e}"))?;
+            for alert in decoded {
+                if filter.accepts_survey(&alert.schema.survey) {
+                    let info = alert.schema.clone();
+                    schemas
+                        .entry((info.full_name.clone(), info.fingerprint))
+                        .or_insert(info);
+                    alerts.push((name, alert));
+                }
+            }
+        }
+        if alerts.is_empty() {
+            return Err(format!(
+                "the canary alerts have no alert of survey '{survey}' to try this filter on: ask the operator to add some to admin.uploads.canary_alerts"
+            ));
+        }
+        // A field no schema has is the clearest reason, so it comes first.
+        for field in filter.fields.iter().filter(|f| !f.optional) {
+            let why: Vec<String> = schemas
+                .values()
+                .filter_map(|info| runner.decoder().check_path(info, &field.text).err())
+                .collect();
+            if why.len() == schemas.len() {
+                let names: Vec<String> = schemas
+                    .values()
+                    .map(|i| format!("{} {}", i.full_name, i.version.as_deref().unwrap_or("")))
+                    .collect();
+                return Err(format!(
+                    "declared field '{}' is in none of the {survey} schemas of the canary alerts ({}): {}. Check its spelling with `bandpass fields`, or declare it optional ('{}?')",
+                    field.text,
+                    names.join(", "),
+                    why[0],
+                    field.text
+                ));
+            }
+        }
+        let mut report = CanaryReport {
+            alerts: alerts.len(),
+            accepted: 0,
+            max_fuel: 0,
+            max_micros: 0,
+        };
+        for (name, alert) in alerts {
+            let result = runner.evaluate(alert);
+            let e = &result.evaluations[0];
+            report.max_fuel = report.max_fuel.max(e.fuel);
+            report.max_micros = report.max_micros.max(e.nanos / 1000);
+            match &e.outcome {
+                Outcome::Verdict(Verdict::Accept { .. }) => report.accepted += 1,
+                Outcome::Verdict(Verdict::Reject) => {}
+                Outcome::Failed(f) => {
+                    let kind = serde_json::to_value(f.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "failed on canary alert {name} ({kind}): {}",
+                        f.message
+                    ));
+                }
+                Outcome::Skipped { reason } => {
+                    return Err(format!("skipped canary alert {name}: {reason}"));
+                }
+            }
+        }
+        let fraction = report.accepted as f64 / report.alerts as f64;
+        if fraction > self.max_accept_fraction {
+            return Err(format!(
+                "accepted {} of {} canary alerts ({:.0}%), more than the {:.0}% allowed (admin.uploads.max_accept_fraction): a filter must select, not forward the stream",
+                report.accepted,
+                report.alerts,
+                fraction * 100.0,
+                self.max_accept_fraction * 100.0
+            ));
+        }
+        Ok(report)
+    }
+}

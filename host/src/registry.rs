@@ -1,0 +1,569 @@
+//! The fleet registry of uploaded filters: a compacted Kafka topic that
+//! every `bandpass serve` instance of a fleet follows from its start, so
+//! that an upload, a change or a deletion made through any instance's
+//! admin API reaches every instance, and a restarted instance finds the
+//! filters again, with no new infrastructure.
+//!
+//! One record per filter, keyed `<group>/<filter>`; its value is the
+//! filter's [`Record`] (JSON) followed by the component's bytes, and a
+//! deletion is a tombstone (no value). Compaction keeps the latest record
+//! of each key. The topic is created with one partition (one order for
+//! every change) and a `max.message.bytes` fitting the largest upload.
+//!
+//! Owns: the record format, the topic, the follower thread, and turning
+//! records into [`Deployment`]s (loading components, reusing what runs).
+//! Must never: run an upload that was not validated (the admin API
+//! validates before it writes here), or let one record that no longer
+//! loads take the others down.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::Config;
+use crate::pipeline::{Deployment, Sources, deployment_key};
+use crate::sandbox::{Limits, LoadedFilter, Sandbox};
+
+/// What the registry holds of one uploaded filter, besides its bytes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub group: String,
+    pub name: String,
+    /// Disabled filters stay registered but do not run.
+    pub enabled: bool,
+    pub params: BTreeMap<String, String>,
+    pub limits: Limits,
+    /// From the component's own manifest.
+    pub version: String,
+    pub survey: String,
+    pub description: String,
+    pub sha256: String,
+    /// `operator` or the group that uploaded it.
+    pub uploaded_by: String,
+    pub uploaded_at_ms: u64,
+}
+
+impl Record {
+    /// The registry key, `<group>/<filter>`.
+    pub fn key(&self) -> String {
+        key(&self.group, &self.name)
+    }
+
+    /// The deployment's name in headers, metrics and logs.
+    pub fn deployment_name(&self) -> String {
+        deployment_name(&self.group, &self.name)
+    }
+
+    /// Where its accepted alerts go: derived, never chosen.
+    pub fn output_topic(&self) -> String {
+        output_topic(&self.group, &self.name)
+    }
+
+    /// Equal keys mean one loaded filter can serve both.
+    pub fn load_key(&self) -> String {
+        let params: Vec<(String, String)> = self.params.clone().into_iter().collect();
+        deployment_key(&self.sha256, &params, &self.limits)
+    }
+}
+
+pub fn key(group: &str, name: &str) -> String {
+    format!("{group}/{name}")
+}
+
+pub fn deployment_name(group: &str, name: &str) -> String {
+    format!("{group}.{name}")
+}
+
+pub fn output_topic(group: &str, name: &str) -> String {
+    format!("bandpass.{group}.{name}")
+}
+
+/// The first bytes of every record value (format version 1).
+const MAGIC: &[u8; 4] = b"BPR1";
+
+/// A record's value: magic, the JSON length (4 bytes, big-endian), the
+/// JSON, the component.
+pub fn encode(record: &Record, component: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(record).expect("a record serializes");
+    let mut out = Vec::with_capacity(8 + json.len() + component.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(component);
+    out
+}
+
+/// The inverse of [`encode`].
+pub fn decode(value: &[u8]) -> Result<(Record, Bytes), String> {
+    let rest = value
+        .strip_prefix(MAGIC)
+        .ok_or("not a bandpass registry record (no BPR1 prefix)")?;
+    if rest.len() < 4 {
+        return Err("truncated record".into());
+    }
+    let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+    let rest = &rest[4..];
+    if rest.len() < len {
+        return Err("truncated record".into());
+    }
+    let record: Record = serde_json::from_slice(&rest[..len]).map_err(|e| e.to_string())?;
+    Ok((record, Bytes::copy_from_slice(&rest[len..])))
+}
+
+/// One registered filter.
+#[derive(Clone)]
+pub struct Entry {
+    pub record: Record,
+    pub component: Bytes,
+    /// Where the record is in the topic: a new record, a new offset.
+    pub offset: (i32, i64),
+}
+
+/// What an instance runs of an entry.
+#[derive(Clone)]
+pub enum Running {
+    /// Deployed in this instance's filter set.
+    Deployed(Deployment),
+    /// Registered but disabled.
+    Disabled,
+    /// It did not load here (the error says why); the others run.
+    Failed(String),
+}
+
+#[derive(Default)]
+struct State {
+    entries: BTreeMap<String, Entry>,
+    running: BTreeMap<String, ((i32, i64), Running)>,
+    /// Per partition, the offset below which every record is taken in.
+    read: HashMap<i32, i64>,
+    /// Per partition, the offset below which every record is applied
+    /// (its deployments handed to the pipeline).
+    applied: HashMap<i32, i64>,
+}
+
+/// The registry as one instance follows it.
+pub struct Registry {
+    topic: String,
+    producer: FutureProducer,
+    sandbox: Arc<Sandbox>,
+    state: Mutex<State>,
+    /// Filters the admin API has just validated, by load key, so that
+    /// applying their record does not compile them a second time.
+    preloaded: Mutex<HashMap<String, Arc<LoadedFilter>>>,
+    sources: Arc<Mutex<Sources>>,
+}
+
+/// How long a start may take to read the registry to its end.
+const CATCH_UP: Duration = Duration::from_secs(60);
+/// How long an upload waits for its record to be applied here.
+const APPLY_WAIT: Duration = Duration::from_secs(60);
+
+impl Registry {
+    /// Creates the topic if it is missing, reads it to its end, loads
+    /// every enabled filter, and starts following it on a thread of its
+    /// own until `stop`. Returns the uploaded deployments to start with
+    /// (later changes go to `sources`).
+    pub fn start(
+        config: &Config,
+        sandbox: Arc<Sandbox>,
+        sources: Arc<Mutex<Sources>>,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<(Arc<Registry>, Vec<Deployment>)> {
+        let uploads = &config.admin.as_ref().expect("uploads need [admin]").uploads;
+        let topic = uploads.registry_topic.clone();
+        // Room for the largest component, its record and batch overhead.
+        let max_message = uploads.max_size + (1 << 20);
+        ensure_topic(config, &topic, max_message)?;
+        let mut producer_config = crate::pipeline::client_config(config);
+        producer_config
+            .set("enable.idempotence", "true")
+            .set("compression.type", "zstd")
+            .set("message.max.bytes", (max_message + (1 << 20)).to_string())
+            .set("message.timeout.ms", "30000");
+        let producer: FutureProducer = producer_config
+            .create()
+            .context("creating the registry's Kafka producer")?;
+        let consumer = follower(config, &topic, max_message)?;
+        let registry = Arc::new(Registry {
+            topic: topic.clone(),
+            producer,
+            sandbox,
+            state: Mutex::new(State::default()),
+            preloaded: Mutex::new(HashMap::new()),
+            sources,
+        });
+        registry.catch_up(&consumer)?;
+        let initial = registry.apply();
+        // Applied once the caller starts the pipeline with `initial`.
+        registry.mark_applied();
+        tracing::info!(
+            topic = %topic,
+            filters = registry.state.lock().unwrap().entries.len(),
+            running = initial.len(),
+            "registry of uploaded filters read"
+        );
+        let follow = registry.clone();
+        std::thread::Builder::new()
+            .name("bandpass-registry".into())
+            .spawn(move || follow.follow(&consumer, &stop))
+            .context("starting the registry thread")?;
+        Ok((registry, initial))
+    }
+
+    /// Reads the topic up to the end it had when this was called.
+    fn catch_up(&self, consumer: &BaseConsumer) -> anyhow::Result<()> {
+        let deadline = Instant::now() + CATCH_UP;
+        let assignment = consumer.assignment()?;
+        let mut ends = HashMap::new();
+        for p in assignment.elements() {
+            let (_, high) = consumer
+                .fetch_watermarks(&self.topic, p.partition(), Duration::from_secs(10))
+                .with_context(|| format!("reading the end of registry topic {}", self.topic))?;
+            ends.insert(p.partition(), high);
+        }
+        loop {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => self.take(&m),
+                Some(Err(e)) => tracing::warn!(error = %e, "registry topic: consumer error"),
+                None => {
+                    let position = consumer.position()?;
+                    let done = ends.iter().all(|(&p, &end)| {
+                        end <= 0
+                            || matches!(
+                                position.find_partition(&self.topic, p).map(|e| e.offset()),
+                                Some(Offset::Offset(o)) if o >= end
+                            )
+                    });
+                    if done {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "could not read registry topic {} to its end within {CATCH_UP:?}: is the broker reachable?",
+                    self.topic
+                );
+            }
+        }
+    }
+
+    /// Follows the topic: applies each batch of changes once caught up.
+    fn follow(&self, consumer: &BaseConsumer, stop: &AtomicBool) {
+        let mut dirty = false;
+        while !stop.load(Ordering::Relaxed) {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    self.take(&m);
+                    dirty = true;
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "registry topic: consumer error"),
+                None if dirty => {
+                    let uploaded = self.apply();
+                    self.sources.lock().unwrap().set_uploaded(uploaded);
+                    self.mark_applied();
+                    dirty = false;
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Takes one record into the entries (not yet applied).
+    fn take(&self, m: &rdkafka::message::BorrowedMessage<'_>) {
+        let mut state = self.state.lock().unwrap();
+        let at = (m.partition(), m.offset());
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+        match m.payload() {
+            None => {
+                state.entries.remove(&key);
+            }
+            Some(value) => match decode(value) {
+                Ok((record, component)) if record.key() == key => {
+                    state.entries.insert(
+                        key,
+                        Entry {
+                            record,
+                            component,
+                            offset: at,
+                        },
+                    );
+                }
+                Ok(_) => {
+                    tracing::error!(%key, offset = at.1, "registry record under the wrong key; ignored")
+                }
+                Err(why) => {
+                    tracing::error!(%key, offset = at.1, %why, "unreadable registry record; ignored")
+                }
+            },
+        }
+        state.read.insert(at.0, at.1 + 1);
+    }
+
+    /// Marks every record taken in as applied: call once its deployments
+    /// are handed to the pipeline.
+    fn mark_applied(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.applied = state.read.clone();
+    }
+
+    /// Turns the entries into deployments, reusing the loaded filter of
+    /// every entry that did not change.
+    fn apply(&self) -> Vec<Deployment> {
+        let (entries, previous) = {
+            let state = self.state.lock().unwrap();
+            (state.entries.clone(), state.running.clone())
+        };
+        let mut running = BTreeMap::new();
+        let mut out = Vec::new();
+        for (key, entry) in &entries {
+            let r = &entry.record;
+            let now = if !r.enabled {
+                Running::Disabled
+            } else if let Some((_, Running::Deployed(d))) =
+                previous.get(key).filter(|(at, _)| *at == entry.offset)
+            {
+                Running::Deployed(d.clone())
+            } else {
+                match self.load(entry) {
+                    Ok(filter) => Running::Deployed(Deployment {
+                        filter,
+                        name: r.deployment_name(),
+                        output_topic: r.output_topic(),
+                        key: r.load_key(),
+                    }),
+                    Err(why) => {
+                        tracing::error!(filter = %key, %why, "an uploaded filter did not load here; the others run");
+                        Running::Failed(why)
+                    }
+                }
+            };
+            if let Running::Deployed(d) = &now {
+                out.push(d.clone());
+            }
+            running.insert(key.clone(), (entry.offset, now));
+        }
+        let mut state = self.state.lock().unwrap();
+        state.running = running;
+        out
+    }
+
+    /// The validated filter the admin API left, else a fresh load.
+    fn load(&self, entry: &Entry) -> Result<Arc<LoadedFilter>, String> {
+        let key = entry.record.load_key();
+        if let Some(f) = self.preloaded.lock().unwrap().remove(&key) {
+            return Ok(f);
+        }
+        let params = entry.record.params.clone().into_iter().collect();
+        self.sandbox
+            .load(&entry.component, params, entry.record.limits)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes a filter's record and waits until this instance runs it
+    /// (or has dropped it, for a disabled one). `validated` is the
+    /// loaded filter the admin API checked, to be deployed as it is.
+    pub async fn put(
+        &self,
+        record: &Record,
+        component: &[u8],
+        validated: Option<Arc<LoadedFilter>>,
+    ) -> Result<(), String> {
+        if let Some(f) = validated {
+            self.preloaded.lock().unwrap().insert(record.load_key(), f);
+        }
+        let value = encode(record, component);
+        self.write(&record.key(), Some(&value)).await
+    }
+
+    /// Deletes a filter (a tombstone) and waits until it is gone here.
+    pub async fn delete(&self, group: &str, name: &str) -> Result<(), String> {
+        self.write(&key(group, name), None).await
+    }
+
+    async fn write(&self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let mut record = FutureRecord::<str, [u8]>::to(&self.topic).key(key);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        let delivered = self
+            .producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| {
+                format!("the registry topic {} refused the write: {e}", self.topic)
+            })?;
+        let deadline = Instant::now() + APPLY_WAIT;
+        loop {
+            let applied = self
+                .state
+                .lock()
+                .unwrap()
+                .applied
+                .get(&delivered.partition)
+                .copied()
+                .unwrap_or(0);
+            if applied > delivered.offset {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "written to the registry, but not applied here within {APPLY_WAIT:?}; it will be"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every registered filter, by key.
+    pub fn entries(&self) -> BTreeMap<String, Entry> {
+        self.state.lock().unwrap().entries.clone()
+    }
+
+    /// One registered filter.
+    pub fn entry(&self, group: &str, name: &str) -> Option<Entry> {
+        self.state
+            .lock()
+            .unwrap()
+            .entries
+            .get(&key(group, name))
+            .cloned()
+    }
+
+    /// What this instance runs of a registered filter.
+    pub fn running(&self, group: &str, name: &str) -> Option<Running> {
+        self.state
+            .lock()
+            .unwrap()
+            .running
+            .get(&key(group, name))
+            .map(|(_, r)| r.clone())
+    }
+}
+
+/// Creates the registry topic (compacted, one partition) if it is
+/// missing. An existing topic is used as it is.
+fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = crate::pipeline::client_config(config)
+        .create()
+        .context("creating a Kafka admin client for the registry topic")?;
+    let max = max_message.to_string();
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact")
+        .set("max.message.bytes", &max);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = runtime
+        .block_on(admin.create_topics([&new], &options))
+        .with_context(|| format!("creating registry topic {topic}"))?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(%topic, "registry topic created (compacted)"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => anyhow::bail!(
+                "cannot create registry topic {topic}: {code}; create it (cleanup.policy=compact, max.message.bytes={max}) or name another in admin.uploads.registry_topic"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// A consumer assigned every partition of the topic from its beginning
+/// (no group membership, no commits: every instance reads it all).
+fn follower(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<BaseConsumer> {
+    let fetch = max_message + (1 << 20);
+    let mut c = crate::pipeline::client_config(config);
+    c.set("group.id", "bandpass-registry-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.message.max.bytes", fetch.to_string())
+        .set("fetch.max.bytes", fetch.to_string())
+        .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());
+    let consumer: BaseConsumer = c
+        .create()
+        .context("creating the registry's Kafka consumer")?;
+    let deadline = Instant::now() + CATCH_UP;
+    let partitions = loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("reading the metadata of registry topic {topic}"))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if !partitions.is_empty() {
+            break partitions;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("registry topic {topic} has no partitions after {CATCH_UP:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        Record {
+            group: "hosts".into(),
+            name: "bright".into(),
+            enabled: true,
+            params: [("max_mag".to_string(), "18".to_string())].into(),
+            limits: Limits::default(),
+            version: "0.1.0".into(),
+            survey: "ztf".into(),
+            description: "d".into(),
+            sha256: "ab".into(),
+            uploaded_by: "hosts".into(),
+            uploaded_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_as_written_with_its_component() {
+        let r = record();
+        let (back, component) = decode(&encode(&r, b"\0asm...")).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(&component[..], b"\0asm...");
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_record_is_refused() {
+        assert!(decode(b"{}").unwrap_err().contains("BPR1"));
+        let mut v = encode(&record(), b"x");
+        v.truncate(10);
+        assert!(decode(&v).unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn names_and_topics_are_derived_from_group_and_filter() {
+        let r = record();
+        assert_eq!(r.key(), "hosts/bright");
+        assert_eq!(r.deployment_name(), "hosts.bright");
+        assert_eq!(r.output_topic(), "bandpass.hosts.bright");
+    }
+}

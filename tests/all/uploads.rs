@@ -1,0 +1,753 @@
+//! Uploaded filters through the admin API of `bandpass serve`, against
+//! the real broker: a fleet of two instances shares every upload through
+//! the registry topic; an upload runs on the live stream, is replaced
+//! without a gap or a second decision per alert, disabled and deleted;
+//! and every refusal (tokens, groups, quotas, topics, bad uploads) says
+//! why, is logged, and leaves the running filters as they were.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::kafka::{Keyed, brokers, consume_keyed, produce, produce_keyed, unique};
+use crate::serve::{admin_get, admin_request, admin_until, sample, spawn_serve_with, terminate};
+use crate::support::{filters_dir, js_filters_dir, repo_root, ztf_alerts};
+
+const HOSTS_TOKEN: &str = "hosts-token-0123";
+const RIVALS_TOKEN: &str = "rivals-token-4567";
+const OPERATOR_TOKEN: &str = "operator-token-89ab";
+
+fn sha256(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A config reading `input` in `group`, with groups `hosts` (at most
+/// `max_filters`) and `rivals`, the operator token, the real ZTF alerts as
+/// canary, and `registry` as the fleet's registry topic. `extra` is
+/// appended (more `[admin.uploads]` keys, filters).
+fn write_config(
+    dir: &Path,
+    name: &str,
+    input: &str,
+    group: &str,
+    registry: &str,
+    uploads: &str,
+    extra: &str,
+) -> (PathBuf, SocketAddr) {
+    let admin = free_addr();
+    let canary = crate::support::data_dir().join("ztf/alerts");
+    let toml = format!(
+        "dead_letter_topic = \"{dlq}\"\n{extra}\n\
+         [kafka]\nbrokers = [\"{brokers}\"]\n\
+         [kafka.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\
+         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n\
+         [admin]\nlisten = \"{admin}\"\noperator_token_sha256 = \"{op}\"\n\
+         [admin.uploads]\nregistry_topic = \"{registry}\"\ncanary_alerts = [\"{canary}\"]\n{uploads}\n\
+         [[admin.group]]\nname = \"hosts\"\ntoken_sha256 = \"{hosts}\"\nmax_filters = 2\n\
+         max_limits = {{ fuel = 2000000000, deadline = \"1s\", memory = \"256MiB\" }}\n\
+         [[admin.group]]\nname = \"rivals\"\ntoken_sha256 = \"{rivals}\"\n",
+        dlq = unique("uploads-dlq"),
+        brokers = brokers(),
+        op = sha256(OPERATOR_TOKEN),
+        canary = canary.display(),
+        hosts = sha256(HOSTS_TOKEN),
+        rivals = sha256(RIVALS_TOKEN),
+    );
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(&config, toml).unwrap();
+    (config, admin)
+}
+
+fn bearer(token: &str) -> Vec<String> {
+    vec![format!("Authorization: Bearer {token}")]
+}
+
+/// `PUT` of an upload: the component and, if given, the manifest.
+fn upload(
+    admin: SocketAddr,
+    token: &str,
+    group: &str,
+    name: &str,
+    component: &[u8],
+    manifest: Option<&str>,
+) -> (u16, String) {
+    let boundary = "bandpass-test-boundary-7f3a";
+    let mut body = Vec::new();
+    if let Some(m) = manifest {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\
+                 Content-Type: application/json\r\n\r\n{m}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"{name}.wasm\"\r\n\
+             Content-Type: application/wasm\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(component);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    admin_request(
+        admin,
+        "PUT",
+        &format!("/v1/groups/{group}/filters/{name}"),
+        &bearer(token),
+        Some((&format!("multipart/form-data; boundary={boundary}"), &body)),
+    )
+}
+
+fn call(admin: SocketAddr, method: &str, path: &str, token: &str) -> (u16, String) {
+    admin_request(admin, method, path, &bearer(token), None)
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+fn component(stem: &str) -> Vec<u8> {
+    std::fs::read(filters_dir().join(format!("{stem}.wasm"))).unwrap()
+}
+
+/// The JavaScript bright-transients (whose verdicts equal the Rust one's,
+/// see tests/all/javascript.rs) built as version 0.2.0.
+fn bright_v2() -> Vec<u8> {
+    js_filters_dir(); // the SDK's dependencies are installed
+    let source =
+        std::fs::read_to_string(repo_root().join("sample-filters/js/bright-transients.js"))
+            .unwrap();
+    let v2 = source.replacen("version: '0.1.0'", "version: '0.2.0'", 1);
+    assert_ne!(v2, source);
+    let dir = tempfile::tempdir().unwrap();
+    let (js, wasm) = (
+        dir.path().join("bright-v2.js"),
+        dir.path().join("bright-v2.wasm"),
+    );
+    std::fs::write(&js, v2).unwrap();
+    let out = Command::new("node")
+        .arg(repo_root().join("guest-sdk/js/bin/bandpass-js.js"))
+        .args([
+            "build",
+            js.to_str().unwrap(),
+            "-o",
+            wasm.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .expect("node runs bandpass-js");
+    assert!(
+        out.status.success(),
+        "bandpass-js build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(&wasm).unwrap()
+}
+
+/// Waits until `admin` answers `/readyz` with 200.
+fn ready(admin: SocketAddr) {
+    let (status, body) = admin_until(admin, "/readyz", 200, Duration::from_secs(90));
+    assert_eq!(status, 200, "never ready: {body}");
+}
+
+/// Asks `path` with `token` until `check` holds on (status, body).
+fn until(
+    admin: SocketAddr,
+    path: &str,
+    token: &str,
+    what: &str,
+    check: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = call(admin, "GET", path, token);
+        if check(status, &body) {
+            return (status, body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: last answer {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `copies` keyed copies of every real ZTF alert, keys `<batch>-<n>`.
+fn batch(name: &str, copies: usize) -> Vec<(String, Vec<u8>)> {
+    let alerts: Vec<Vec<u8>> = ztf_alerts()
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    (0..copies)
+        .flat_map(|c| alerts.iter().enumerate().map(move |(i, a)| (c, i, a)))
+        .map(|(c, i, a)| (format!("{name}-{}", c * 100 + i), a.clone()))
+        .collect()
+}
+
+/// The real ZTF alerts the sample filter `stem` accepts offline.
+fn accepts(stem: &str) -> Vec<Vec<u8>> {
+    let sb = crate::support::sandbox();
+    let filter = crate::support::load(&sb, stem);
+    crate::support::run(std::slice::from_ref(&filter), &ztf_alerts())
+        .into_iter()
+        .filter(|(_, r)| {
+            matches!(
+                r.evaluations[0].outcome,
+                bandpass::sandbox::Outcome::Verdict(bandpass::sandbox::Verdict::Accept { .. })
+            )
+        })
+        .map(|(f, _)| std::fs::read(f).unwrap())
+        .collect()
+}
+
+/// Reads `topic` until every key of `want` is there (or 120 s passed).
+fn read_until(topic: &str, want: &[String]) -> Vec<Keyed> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = consume_keyed(&brokers(), topic, usize::MAX, Duration::from_secs(3));
+        let all = want.iter().all(|k| got.iter().any(|m| &m.key == k));
+        if all || Instant::now() > deadline {
+            return got;
+        }
+    }
+}
+
+/// The sum of one series over instances' `/metrics`.
+fn total(admins: &[SocketAddr], series: &str) -> f64 {
+    admins
+        .iter()
+        .map(|a| sample(&admin_get(*a, "/metrics").1, series).unwrap_or(0.0))
+        .sum()
+}
+
+#[test]
+fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_without_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, group, registry) = (
+        unique("fleet-alerts"),
+        unique("fleet-group"),
+        unique("fleet-registry"),
+    );
+    // A config filter beside the uploads: fast-risers on its own topic,
+    // the witness that a batch was processed.
+    let witness = unique("fleet-witness");
+    let risers = format!(
+        "[[filter]]\npath = \"{}\"\noutput_topic = \"{witness}\"\n",
+        filters_dir().join("fast_risers.wasm").display()
+    );
+    let (config_a, a) = write_config(dir.path(), "a", &input, &group, &registry, "", &risers);
+    let (config_b, b) = write_config(dir.path(), "b", &input, &group, &registry, "", &risers);
+    // The input exists (four partitions) before the instances subscribe.
+    produce(&input, &[b"warm-up: not an alert".to_vec()]);
+    let mut serve_a = spawn_serve_with(&config_a, &dir.path().join("a.log"), &[]);
+    let mut serve_b = spawn_serve_with(&config_b, &dir.path().join("b.log"), &[]);
+    ready(a);
+    ready(b);
+    // Both hold partitions: each alert is decided by one of the two.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while total(&[a], "bandpass_assigned_partitions") < 1.0
+        || total(&[b], "bandpass_assigned_partitions") < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "both instances never held partitions"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let accepted = accepts("bright_transients");
+    assert_eq!(accepted.len(), 5);
+    // Named anew each run: its output topic is derived from the name.
+    let name = unique("bright");
+    let output = &format!("bandpass.hosts.{name}");
+    let path = &format!("/v1/groups/hosts/filters/{name}");
+
+    // 1. Upload v1 to A; it runs on B too.
+    let (status, body) = upload(
+        a,
+        HOSTS_TOKEN,
+        "hosts",
+        &name,
+        &component("bright_transients"),
+        Some(r#"{"description": "bright ones"}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let reply = json(&body);
+    assert_eq!(reply["filter"]["state"], "running", "{body}");
+    assert_eq!(reply["filter"]["output_topic"], output.as_str());
+    assert_eq!(reply["canary"]["accepted"], 5, "{body}");
+    assert_eq!(reply["canary"]["alerts"], 18, "{body}");
+    until(
+        b,
+        path,
+        HOSTS_TOKEN,
+        "B never ran the upload made to A",
+        |s, body| s == 200 && json(body)["state"] == "running",
+    );
+
+    // 2. A batch decided by v1.
+    let one = batch("one", 2);
+    produce_keyed(&input, &one);
+    // 3. v2 replaces it through B while alerts stream in; then a batch
+    //    decided by v2.
+    let v2 = bright_v2();
+    let streaming = {
+        let input = input.clone();
+        std::thread::spawn(move || {
+            for round in 0..15 {
+                produce_keyed(&input, &batch(&format!("two{round}"), 1));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let (status, body) = upload(b, HOSTS_TOKEN, "hosts", &name, &v2, None);
+    assert_eq!(status, 200, "a replacement answers 200: {body}");
+    assert_eq!(json(&body)["filter"]["version"], "0.2.0", "{body}");
+    streaming.join().unwrap();
+    until(a, path, HOSTS_TOKEN, "A never ran v2", |s, body| {
+        s == 200 && json(body)["version"] == "0.2.0" && json(body)["state"] == "running"
+    });
+    let three = batch("three", 1);
+    produce_keyed(&input, &three);
+
+    // Every accepted alert once, no more: no gap, no second decision.
+    let produced: Vec<(String, Vec<u8>)> = one
+        .iter()
+        .cloned()
+        .chain((0..15).flat_map(|r| batch(&format!("two{r}"), 1)))
+        .chain(three.iter().cloned())
+        .collect();
+    let want: Vec<String> = produced
+        .iter()
+        .filter(|(_, p)| accepted.contains(p))
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(want.len(), 5 * (2 + 15 + 1));
+    let got = read_until(output, &want);
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in &got {
+        *seen.entry(m.key.as_str()).or_default() += 1;
+    }
+    for k in &want {
+        assert_eq!(
+            seen.get(k.as_str()),
+            Some(&1),
+            "alert {k}: decided once, produced once"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "only accepted alerts on {output}");
+    let version = |m: &Keyed| m.headers["bandpass-filter-version"].clone();
+    for m in &got {
+        assert_eq!(m.headers["bandpass-filter"], format!("hosts.{name}"));
+        if m.key.starts_with("one-") {
+            assert_eq!(version(m), "0.1.0", "{} was produced before v2", m.key);
+        }
+        if m.key.starts_with("three-") {
+            assert_eq!(version(m), "0.2.0", "{} was produced after v2 ran", m.key);
+        }
+    }
+    // Within a partition (kept in input order), v1 never follows v2.
+    let mut by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for m in &got {
+        by_partition
+            .entry(m.partition)
+            .or_default()
+            .push(version(m));
+    }
+    for (p, versions) in &by_partition {
+        let first_v2 = versions
+            .iter()
+            .position(|v| v == "0.2.0")
+            .unwrap_or(versions.len());
+        assert!(
+            versions[first_v2..].iter().all(|v| v == "0.2.0"),
+            "partition {p} went back to v1: {versions:?}"
+        );
+    }
+    // The two instances together evaluated each alert exactly once.
+    let series = &format!("bandpass_filter_alerts_total{{filter=\"hosts.{name}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (total(&[a, b], series) as usize) < produced.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(total(&[a, b], series) as usize, produced.len());
+
+    // 4. Disabled: the next batch gives no output (fast-risers, in the
+    //    same filter set, shows the batch was processed).
+    let (status, body) = call(a, "POST", &format!("{path}/disable"), HOSTS_TOKEN);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["state"], "disabled", "{body}");
+    until(b, path, HOSTS_TOKEN, "B never disabled it", |s, body| {
+        s == 200 && json(body)["state"] == "disabled"
+    });
+    let four = batch("four", 1);
+    produce_keyed(&input, &four);
+    let risers = accepts("fast_risers");
+    let risers_keys: Vec<String> = four
+        .iter()
+        .filter(|(_, p)| risers.contains(p))
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(
+        !risers_keys.is_empty(),
+        "fast-risers accepts some of every batch"
+    );
+    let on_witness = read_until(&witness, &risers_keys);
+    for k in &risers_keys {
+        assert!(
+            on_witness.iter().any(|m| &m.key == k),
+            "batch four never processed"
+        );
+    }
+    let after = consume_keyed(&brokers(), output, usize::MAX, Duration::from_secs(3));
+    assert!(
+        after.iter().all(|m| !m.key.starts_with("four-")),
+        "a disabled filter produced"
+    );
+
+    // 5. Deleted through B: gone from both.
+    let (status, body) = call(b, "DELETE", path, HOSTS_TOKEN);
+    assert_eq!(status, 200, "{body}");
+    until(
+        a,
+        path,
+        HOSTS_TOKEN,
+        "A still has the deleted filter",
+        |s, _| s == 404,
+    );
+    for admin in [a, b] {
+        let (status, body) = call(admin, "GET", "/v1/filters", OPERATOR_TOKEN);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(json(&body)["filters"], serde_json::json!([]), "{body}");
+    }
+    for serve in [&mut serve_a, &mut serve_b] {
+        assert!(terminate(serve).success());
+    }
+}
+
+#[test]
+fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_filters_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, group, registry) = (
+        unique("refuse-alerts"),
+        unique("refuse-group"),
+        unique("refuse-registry"),
+    );
+    let (config, admin) = write_config(
+        dir.path(),
+        "one",
+        &input,
+        &group,
+        &registry,
+        "max_size = \"4MiB\"\nmax_accept_fraction = 0.5\n",
+        "",
+    );
+    produce(&input, &[b"warm-up: not an alert".to_vec()]);
+    let log = dir.path().join("serve.log");
+    let mut serve = spawn_serve_with(&config, &log, &[]);
+    ready(admin);
+    let bright = "/v1/groups/hosts/filters/bright-one";
+    let (status, body) = upload(
+        admin,
+        HOSTS_TOKEN,
+        "hosts",
+        "bright-one",
+        &component("bright_transients"),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let running = || {
+        let (status, body) = call(admin, "GET", "/v1/filters", OPERATOR_TOKEN);
+        assert_eq!(status, 200, "{body}");
+        json(&body)["filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}.{} {} {}",
+                    f["group"], f["name"], f["version"], f["state"]
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = running();
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let mut refusals = 0;
+    let mut expect = |(status, body): (u16, String), want: u16, reason: &str| {
+        assert_eq!(status, want, "{body}");
+        let error = json(&body)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(error.contains(reason), "'{error}' should say '{reason}'");
+        refusals += 1;
+    };
+
+    // Who may ask.
+    expect(
+        admin_request(admin, "GET", "/v1/groups/hosts/filters", &[], None),
+        401,
+        "no token",
+    );
+    expect(
+        call(admin, "GET", "/v1/groups/hosts/filters", "not-a-token"),
+        401,
+        "not recognised",
+    );
+    expect(
+        admin_request(
+            admin,
+            "GET",
+            "/v1/groups/hosts/filters",
+            &["Authorization: Basic eDp5".into()],
+            None,
+        ),
+        401,
+        "Bearer",
+    );
+    // Another group's filters: neither seen nor touched.
+    let foreign = "this token is group 'rivals''s";
+    expect(
+        call(admin, "GET", "/v1/groups/hosts/filters", RIVALS_TOKEN),
+        403,
+        foreign,
+    );
+    expect(call(admin, "GET", bright, RIVALS_TOKEN), 403, foreign);
+    expect(
+        call(admin, "GET", &format!("{bright}/logs"), RIVALS_TOKEN),
+        403,
+        foreign,
+    );
+    expect(
+        call(admin, "POST", &format!("{bright}/disable"), RIVALS_TOKEN),
+        403,
+        foreign,
+    );
+    expect(call(admin, "DELETE", bright, RIVALS_TOKEN), 403, foreign);
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "hosts",
+            "bright-one",
+            &component("fast_risers"),
+            None,
+        ),
+        403,
+        foreign,
+    );
+    expect(
+        call(admin, "GET", "/v1/filters", RIVALS_TOKEN),
+        403,
+        "only the operator",
+    );
+    // Its own topics only.
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "mine",
+            &component("fast_risers"),
+            Some(r#"{"output_topic": "bandpass.hosts.bright-one"}"#),
+        ),
+        403,
+        "produces to 'bandpass.rivals.mine'",
+    );
+    // Within its quota and limits.
+    let (status, body) = upload(
+        admin,
+        HOSTS_TOKEN,
+        "hosts",
+        "risers",
+        &component("fast_risers"),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    expect(
+        upload(
+            admin,
+            HOSTS_TOKEN,
+            "hosts",
+            "third",
+            &component("asteroids"),
+            None,
+        ),
+        403,
+        "quota (max_filters = 2)",
+    );
+    expect(
+        upload(
+            admin,
+            HOSTS_TOKEN,
+            "hosts",
+            "risers",
+            &component("fast_risers"),
+            Some(r#"{"limits": {"fuel": 5000000000}}"#),
+        ),
+        403,
+        "over group 'hosts''s maximum",
+    );
+    // Uploads that are not acceptable (as rivals, whose quota has room).
+    let risers = component("fast_risers");
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &risers,
+            Some("{not json"),
+        ),
+        400,
+        "manifest:",
+    );
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &risers,
+            Some(r#"{"parms": {}}"#),
+        ),
+        400,
+        "unknown field `parms`",
+    );
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &risers,
+            Some(r#"{"version": "9.9.9"}"#),
+        ),
+        400,
+        "differs from the component's own",
+    );
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &vec![0u8; (4 << 20) + 1000],
+            None,
+        ),
+        413,
+        "larger than the 4194304 bytes allowed",
+    );
+    expect(
+        upload(admin, RIVALS_TOKEN, "rivals", "x", b"just some text", None),
+        422,
+        "not a WebAssembly binary",
+    );
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &component("hostile_forbidden_import"),
+            None,
+        ),
+        422,
+        "wasi:http/outgoing-handler",
+    );
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &component("hostile_unknown_field"),
+            None,
+        ),
+        422,
+        "declared field 'candidate.no_such_field' is in none",
+    );
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &component("hostile_infinite_loop"),
+            None,
+        ),
+        422,
+        "(out-of-fuel)",
+    );
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &component("hostile_bad_init"),
+            None,
+        ),
+        422,
+        "refuses every deployment",
+    );
+    expect(
+        upload(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &component("bright_transients"),
+            Some(r#"{"params": {"max_mag": 30, "min_real": 0, "min_ndethist": 0}}"#),
+        ),
+        422,
+        "accepted 13 of 18 canary alerts (72%), more than the 50% allowed",
+    );
+    expect(
+        upload(admin, RIVALS_TOKEN, "rivals", "Bad_Name", &risers, None),
+        400,
+        "not a filter name",
+    );
+
+    // Nothing of that changed what runs.
+    let after = running();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.contains(&before[0]), "{after:?}");
+    assert!(
+        after.iter().all(|f| f.starts_with("\"hosts\"")),
+        "{after:?}"
+    );
+    let metrics = admin_get(admin, "/metrics").1;
+    assert!(metrics.contains("filter=\"hosts.bright-one\""));
+    assert!(
+        !metrics.contains("filter=\"rivals."),
+        "a refused upload was deployed"
+    );
+    // Its own filter's logs are readable.
+    let (status, body) = call(admin, "GET", &format!("{bright}/logs"), HOSTS_TOKEN);
+    assert_eq!(status, 200, "{body}");
+    assert!(json(&body)["lines"].is_array());
+    // Every refusal was logged with its reason.
+    assert!(terminate(&mut serve).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let logged = text
+        .lines()
+        .filter(|l| l.contains("admin API refused a request"))
+        .count();
+    assert_eq!(logged, refusals, "one log line per refusal:\n{text}");
+    assert!(text.contains("reason=manifest: output_topic 'bandpass.hosts.bright-one' refused"));
+    drop(serve);
+}
