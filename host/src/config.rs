@@ -341,7 +341,9 @@ pub struct EngineConfig {
     /// Consecutive failed alerts after which a filter is quarantined.
     #[serde(default = "default_quarantine_after")]
     pub quarantine_after: u32,
-    /// Where compiled components are cached.
+    /// Where compiled components are cached. With uploads on, defaults to
+    /// `$BANDPASS_CACHE_DIR`, else `~/.cache/bandpass` (a restart then
+    /// reads the registry without compiling every upload again).
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
     /// Default limits of every filter.

@@ -53,8 +53,17 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         quarantine_after: config.engine.quarantine_after,
         ..SandboxOptions::default()
     };
-    if let Some(dir) = &config.engine.cache_dir {
-        options.cache = Some(CompileCache::new(dir.clone()));
+    // With uploads, the compiled-code cache is on by default: it is the
+    // instance's local cache of the registry's components, so that a
+    // restart reads the registry without compiling every upload again.
+    let uploads = config.admin.as_ref().is_some_and(|a| a.uploads_enabled());
+    let cache_dir = config
+        .engine
+        .cache_dir
+        .clone()
+        .or_else(|| uploads.then(CompileCache::default_dir).flatten());
+    if let Some(dir) = cache_dir {
+        options.cache = Some(CompileCache::new(dir));
     }
     // Kept until the pipeline has drained: the engine's epoch ticker, the
     // wall-clock deadline of every filter, lives as long as the sandbox.
