@@ -94,20 +94,27 @@ impl IntoResponse for ApiError {
 
 type Reply = Result<Response, ApiError>;
 
+/// The paths of the filter API, each described in docs/admin-api.yaml.
+const PATHS: [&str; 6] = [
+    "/v1/filters",
+    "/v1/groups/{group}/filters",
+    "/v1/groups/{group}/filters/{name}",
+    "/v1/groups/{group}/filters/{name}/enable",
+    "/v1/groups/{group}/filters/{name}/disable",
+    "/v1/groups/{group}/filters/{name}/logs",
+];
+
 /// The `/v1` routes.
 pub fn routes(api: Arc<Api>) -> Router {
     // Multipart framing and the manifest on top of the component.
     let body_limit = api.admin.uploads.max_size + (1 << 20);
     Router::new()
-        .route("/v1/filters", get(list_all))
-        .route("/v1/groups/{group}/filters", get(list_group))
-        .route(
-            "/v1/groups/{group}/filters/{name}",
-            get(show).put(upload).delete(remove),
-        )
-        .route("/v1/groups/{group}/filters/{name}/enable", post(enable))
-        .route("/v1/groups/{group}/filters/{name}/disable", post(disable))
-        .route("/v1/groups/{group}/filters/{name}/logs", get(logs))
+        .route(PATHS[0], get(list_all))
+        .route(PATHS[1], get(list_group))
+        .route(PATHS[2], get(show).put(upload).delete(remove))
+        .route(PATHS[3], post(enable))
+        .route(PATHS[4], post(disable))
+        .route(PATHS[5], get(logs))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(log_refusals))
         .with_state(api)
@@ -668,4 +675,20 @@ async fn validate(
         .map_err(|e| refused(format!("the canary run failed: {e}")))?
         .map_err(|why| refused(format!("canary: {why}")))?;
     Ok((filter, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_of_the_filter_api_is_in_the_openapi_file() {
+        let described = include_str!("../../../docs/admin-api.yaml");
+        for path in PATHS {
+            assert!(
+                described.contains(&format!("\n  {path}:\n")),
+                "docs/admin-api.yaml does not describe {path}"
+            );
+        }
+    }
 }
