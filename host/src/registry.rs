@@ -12,18 +12,22 @@
 //!
 //! Owns: the record format, the topic, the follower thread, and turning
 //! records into [`Deployment`]s (loading components, reusing what runs).
-//! Must never: run an upload that was not validated (the admin API
-//! validates before it writes here), or let one record that no longer
-//! loads take the others down.
+//! Must never: run a record whose group is not configured here, whose
+//! names are not names, whose component is not the one its sha256 says,
+//! or whose limits are over its group's maximum (the admin API checks
+//! all of that and the canary before it writes; a record written to the
+//! topic some other way is checked again); or let one record that does
+//! not load take the others down. Anyone who can write to the topic can
+//! register code: restrict it with Kafka ACLs to the instances.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -31,7 +35,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::Config;
+use crate::config::{Config, GroupConfig, LimitsConfig, is_name};
 use crate::pipeline::{Deployment, Sources, deployment_key};
 use crate::sandbox::{Limits, LoadedFilter, Sandbox};
 
@@ -150,6 +154,8 @@ struct State {
     /// Per partition, the offset below which every record is applied
     /// (its deployments handed to the pipeline).
     applied: HashMap<i32, i64>,
+    /// The [`Sources`] sequence number of the set that applied them.
+    applied_seq: u64,
 }
 
 /// The registry as one instance follows it.
@@ -158,32 +164,47 @@ pub struct Registry {
     producer: FutureProducer,
     sandbox: Arc<Sandbox>,
     state: Mutex<State>,
-    /// Filters the admin API has just validated, by load key, so that
-    /// applying their record does not compile them a second time.
-    preloaded: Mutex<HashMap<String, Arc<LoadedFilter>>>,
+    /// Filters the admin API has just validated, by registry key (with
+    /// their load key), so that applying their record does not compile
+    /// them a second time.
+    preloaded: Mutex<HashMap<String, (String, Arc<LoadedFilter>)>>,
     sources: Arc<Mutex<Sources>>,
+    /// How many filter sets the pipeline has published (see [`Sources`]).
+    published: Arc<AtomicU64>,
+    /// The groups this instance knows, to check records against.
+    groups: Vec<GroupConfig>,
+    max_limits: LimitsConfig,
 }
 
 /// How long a start may take to read the registry to its end.
 const CATCH_UP: Duration = Duration::from_secs(60);
-/// How long an upload waits for its record to be applied here.
+/// How long an upload waits for its record to run here.
 const APPLY_WAIT: Duration = Duration::from_secs(60);
 
+/// How a write to the registry ended.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Not written (or not known to be): nothing changed, try again.
+    NotWritten(String),
+    /// Written, but this instance did not run it within [`APPLY_WAIT`]
+    /// (a stalled pipeline): it will.
+    Pending(String),
+}
+
 impl Registry {
-    /// Creates the topic if it is missing, reads it to its end, loads
-    /// every enabled filter, and starts following it on a thread of its
-    /// own until `stop`. Returns the uploaded deployments to start with
-    /// (later changes go to `sources`).
+    /// Creates the topic if it is missing (checking it if not), reads it
+    /// to its end, loads every enabled filter into `sources`, and starts
+    /// following it on a thread of its own until `stop`.
     pub fn start(
         config: &Config,
         sandbox: Arc<Sandbox>,
         sources: Arc<Mutex<Sources>>,
         stop: Arc<AtomicBool>,
-    ) -> anyhow::Result<(Arc<Registry>, Vec<Deployment>)> {
-        let uploads = &config.admin.as_ref().expect("uploads need [admin]").uploads;
-        let topic = uploads.registry_topic.clone();
+    ) -> anyhow::Result<Arc<Registry>> {
+        let admin = config.admin.as_ref().expect("uploads need [admin]");
+        let topic = admin.uploads.registry_topic.clone();
         // Room for the largest component, its record and batch overhead.
-        let max_message = uploads.max_size + (1 << 20);
+        let max_message = admin.uploads.max_size + (1 << 20);
         ensure_topic(config, &topic, max_message)?;
         let mut producer_config = crate::pipeline::client_config(config);
         producer_config
@@ -195,6 +216,7 @@ impl Registry {
             .create()
             .context("creating the registry's Kafka producer")?;
         let consumer = follower(config, &topic, max_message)?;
+        let published = sources.lock().unwrap().published();
         let registry = Arc::new(Registry {
             topic: topic.clone(),
             producer,
@@ -202,23 +224,28 @@ impl Registry {
             state: Mutex::new(State::default()),
             preloaded: Mutex::new(HashMap::new()),
             sources,
+            published,
+            groups: admin.groups.clone(),
+            max_limits: config.engine.max_limits,
         });
         registry.catch_up(&consumer)?;
         let initial = registry.apply();
-        // Applied once the caller starts the pipeline with `initial`.
-        registry.mark_applied();
         tracing::info!(
             topic = %topic,
             filters = registry.state.lock().unwrap().entries.len(),
             running = initial.len(),
             "registry of uploaded filters read"
         );
+        // In place before the follower can change it; the pipeline starts
+        // with it, so it counts as published.
+        registry.sources.lock().unwrap().uploaded = initial;
+        registry.mark_applied(0);
         let follow = registry.clone();
         std::thread::Builder::new()
             .name("bandpass-registry".into())
             .spawn(move || follow.follow(&consumer, &stop))
             .context("starting the registry thread")?;
-        Ok((registry, initial))
+        Ok(registry)
     }
 
     /// Reads the topic up to the end it had when this was called.
@@ -227,9 +254,19 @@ impl Registry {
         let assignment = consumer.assignment()?;
         let mut ends = HashMap::new();
         for p in assignment.elements() {
-            let (_, high) = consumer
-                .fetch_watermarks(&self.topic, p.partition(), Duration::from_secs(10))
-                .with_context(|| format!("reading the end of registry topic {}", self.topic))?;
+            // A topic created a moment ago may not have a leader yet.
+            let high = loop {
+                match consumer.fetch_watermarks(&self.topic, p.partition(), Duration::from_secs(5))
+                {
+                    Ok((_, high)) => break high,
+                    Err(e) if Instant::now() > deadline => {
+                        return Err(e).with_context(|| {
+                            format!("reading the end of registry topic {}", self.topic)
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
+            };
             ends.insert(p.partition(), high);
         }
         loop {
@@ -252,7 +289,7 @@ impl Registry {
             }
             if Instant::now() > deadline {
                 anyhow::bail!(
-                    "could not read registry topic {} to its end within {CATCH_UP:?}: is the broker reachable?",
+                    "could not read registry topic {} to its end (offsets {ends:?}) within {CATCH_UP:?}; check the brokers' logs for that topic",
                     self.topic
                 );
             }
@@ -271,8 +308,8 @@ impl Registry {
                 Some(Err(e)) => tracing::warn!(error = %e, "registry topic: consumer error"),
                 None if dirty => {
                     let uploaded = self.apply();
-                    self.sources.lock().unwrap().set_uploaded(uploaded);
-                    self.mark_applied();
+                    let seq = self.sources.lock().unwrap().set_uploaded(uploaded);
+                    self.mark_applied(seq);
                     dirty = false;
                 }
                 None => {}
@@ -282,40 +319,74 @@ impl Registry {
 
     /// Takes one record into the entries (not yet applied).
     fn take(&self, m: &rdkafka::message::BorrowedMessage<'_>) {
-        let mut state = self.state.lock().unwrap();
         let at = (m.partition(), m.offset());
         let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-        match m.payload() {
+        let value = m.payload().map(decode);
+        let mut state = self.state.lock().unwrap();
+        match value {
             None => {
                 state.entries.remove(&key);
             }
-            Some(value) => match decode(value) {
-                Ok((record, component)) if record.key() == key => {
-                    state.entries.insert(
-                        key,
-                        Entry {
-                            record,
-                            component,
-                            offset: at,
-                        },
-                    );
-                }
-                Ok(_) => {
-                    tracing::error!(%key, offset = at.1, "registry record under the wrong key; ignored")
-                }
-                Err(why) => {
-                    tracing::error!(%key, offset = at.1, %why, "unreadable registry record; ignored")
-                }
-            },
+            Some(Ok((record, component))) if record.key() == key => {
+                state.entries.insert(
+                    key,
+                    Entry {
+                        record,
+                        component,
+                        offset: at,
+                    },
+                );
+            }
+            Some(Ok((record, _))) => tracing::error!(
+                %key,
+                claims = %record.key(),
+                offset = at.1,
+                "registry record under another filter's key; ignored"
+            ),
+            Some(Err(why)) => {
+                tracing::error!(%key, offset = at.1, %why, "unreadable registry record; ignored")
+            }
         }
         state.read.insert(at.0, at.1 + 1);
     }
 
-    /// Marks every record taken in as applied: call once its deployments
-    /// are handed to the pipeline.
-    fn mark_applied(&self) {
+    /// Marks every record taken in as applied by the set with sequence
+    /// number `seq` (see [`Sources`]).
+    fn mark_applied(&self, seq: u64) {
         let mut state = self.state.lock().unwrap();
         state.applied = state.read.clone();
+        state.applied_seq = seq;
+    }
+
+    /// Why this instance must not run `entry`, if it must not.
+    fn refusal(&self, entry: &Entry) -> Option<String> {
+        let r = &entry.record;
+        let Some(group) = self.groups.iter().find(|g| g.name == r.group) else {
+            return Some(format!(
+                "group '{}' is not configured here ([[admin.group]])",
+                r.group
+            ));
+        };
+        if !is_name(&r.name, 64) {
+            return Some(format!("'{}' is not a filter name", r.name));
+        }
+        if crate::sandbox::sha256_hex(&entry.component) != r.sha256 {
+            return Some("the component is not the one its sha256 names".into());
+        }
+        let max = group.max_limits.unwrap_or(self.max_limits);
+        let asked = LimitsConfig {
+            fuel: r.limits.fuel_per_alert,
+            deadline: Duration::from_millis(r.limits.deadline_ms),
+            memory: r.limits.memory_bytes,
+        };
+        (!asked.within(&max)).then(|| {
+            format!(
+                "its limits ({}) are over group '{}''s maximum ({})",
+                asked.describe(),
+                group.name,
+                max.describe()
+            )
+        })
     }
 
     /// Turns the entries into deployments, reusing the loaded filter of
@@ -329,12 +400,17 @@ impl Registry {
         let mut out = Vec::new();
         for (key, entry) in &entries {
             let r = &entry.record;
+            let unchanged = previous
+                .get(key)
+                .filter(|(at, _)| *at == entry.offset)
+                .map(|(_, running)| running.clone());
             let now = if !r.enabled {
                 Running::Disabled
-            } else if let Some((_, Running::Deployed(d))) =
-                previous.get(key).filter(|(at, _)| *at == entry.offset)
-            {
-                Running::Deployed(d.clone())
+            } else if let Some(running) = unchanged {
+                running
+            } else if let Some(why) = self.refusal(entry) {
+                tracing::error!(filter = %key, %why, "a registry record refused here");
+                Running::Failed(why)
             } else {
                 match self.load(entry) {
                     Ok(filter) => Running::Deployed(Deployment {
@@ -361,8 +437,10 @@ impl Registry {
 
     /// The validated filter the admin API left, else a fresh load.
     fn load(&self, entry: &Entry) -> Result<Arc<LoadedFilter>, String> {
-        let key = entry.record.load_key();
-        if let Some(f) = self.preloaded.lock().unwrap().remove(&key) {
+        let preloaded = self.preloaded.lock().unwrap().remove(&entry.record.key());
+        if let Some((load_key, f)) = preloaded
+            && load_key == entry.record.load_key()
+        {
             return Ok(f);
         }
         let params = entry.record.params.clone().into_iter().collect();
@@ -379,20 +457,28 @@ impl Registry {
         record: &Record,
         component: &[u8],
         validated: Option<Arc<LoadedFilter>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
+        let key = record.key();
         if let Some(f) = validated {
-            self.preloaded.lock().unwrap().insert(record.load_key(), f);
+            self.preloaded
+                .lock()
+                .unwrap()
+                .insert(key.clone(), (record.load_key(), f));
         }
         let value = encode(record, component);
-        self.write(&record.key(), Some(&value)).await
+        let written = self.write(&key, Some(&value)).await;
+        if let Err(WriteError::NotWritten(_)) = written {
+            self.preloaded.lock().unwrap().remove(&key);
+        }
+        written
     }
 
     /// Deletes a filter (a tombstone) and waits until it is gone here.
-    pub async fn delete(&self, group: &str, name: &str) -> Result<(), String> {
+    pub async fn delete(&self, group: &str, name: &str) -> Result<(), WriteError> {
         self.write(&key(group, name), None).await
     }
 
-    async fn write(&self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
+    async fn write(&self, key: &str, value: Option<&[u8]>) -> Result<(), WriteError> {
         let mut record = FutureRecord::<str, [u8]>::to(&self.topic).key(key);
         if let Some(v) = value {
             record = record.payload(v);
@@ -402,28 +488,44 @@ impl Registry {
             .send(record, Duration::from_secs(10))
             .await
             .map_err(|(e, _)| {
-                format!("the registry topic {} refused the write: {e}", self.topic)
+                WriteError::NotWritten(format!(
+                    "writing {key} to registry topic {} failed or timed out ({e}); nothing changed that is known: try again",
+                    self.topic
+                ))
             })?;
+        let pending = || {
+            WriteError::Pending(format!(
+                "{key} is written to registry topic {} but this instance did not run it within {APPLY_WAIT:?} (its stream may be stalled); it will run once the stream moves",
+                self.topic
+            ))
+        };
         let deadline = Instant::now() + APPLY_WAIT;
-        loop {
-            let applied = self
-                .state
-                .lock()
-                .unwrap()
-                .applied
-                .get(&delivered.partition)
-                .copied()
-                .unwrap_or(0);
-            if applied > delivered.offset {
-                return Ok(());
+        // First this instance applies the record, then its pipeline
+        // publishes the set that holds it.
+        let seq = loop {
+            {
+                let state = self.state.lock().unwrap();
+                let applied = state
+                    .applied
+                    .get(&delivered.partition)
+                    .copied()
+                    .unwrap_or(0);
+                if applied > delivered.offset {
+                    break state.applied_seq;
+                }
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "written to the registry, but not applied here within {APPLY_WAIT:?}; it will be"
-                ));
+                return Err(pending());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        while self.published.load(Ordering::Acquire) < seq {
+            if Instant::now() > deadline {
+                return Err(pending());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        Ok(())
     }
 
     /// Every registered filter, by key.
@@ -453,7 +555,9 @@ impl Registry {
 }
 
 /// Creates the registry topic (compacted, one partition) if it is
-/// missing. An existing topic is used as it is.
+/// missing; an existing one must be compacted (a deleting topic would
+/// lose filters), and one whose `max.message.bytes` is too small for
+/// `admin.uploads.max_size` is warned about.
 fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = crate::pipeline::client_config(config)
         .create()
@@ -466,17 +570,49 @@ fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Res
         .enable_time()
         .build()?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = runtime
+    let created = runtime
         .block_on(admin.create_topics([&new], &options))
         .with_context(|| format!("creating registry topic {topic}"))?;
-    for result in results {
+    // Not created (say, no permission to create topics): fine if it exists.
+    let mut refused = None;
+    for result in created {
         match result {
-            Ok(_) => tracing::info!(%topic, "registry topic created (compacted)"),
+            Ok(_) => {
+                tracing::info!(%topic, "registry topic created (compacted)");
+                return Ok(());
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => anyhow::bail!(
-                "cannot create registry topic {topic}: {code}; create it (cleanup.policy=compact, max.message.bytes={max}) or name another in admin.uploads.registry_topic"
-            ),
+            Err((_, code)) => refused = Some(code),
         }
+    }
+    let described = runtime
+        .block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
+        .ok()
+        .and_then(|mut r| r.pop())
+        .and_then(Result::ok);
+    let Some(described) = described else {
+        anyhow::bail!(
+            "cannot create registry topic {topic} ({}) nor read its configuration: create it (cleanup.policy=compact, max.message.bytes={max}) and let this instance describe it, or name another in admin.uploads.registry_topic",
+            refused.map_or("it exists".to_string(), |c| c.to_string())
+        );
+    };
+    let value = |name: &str| described.get(name).and_then(|e| e.value.clone());
+    let policy = value("cleanup.policy").unwrap_or_default();
+    if !policy.split(',').any(|p| p.trim() == "compact") {
+        anyhow::bail!(
+            "registry topic {topic} has cleanup.policy={policy}: it must be compact, or filters would be deleted with old segments; set it, or name another topic in admin.uploads.registry_topic"
+        );
+    }
+    let limit: usize = value("max.message.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if limit < max_message {
+        tracing::warn!(
+            %topic,
+            limit,
+            needed = max_message,
+            "the registry topic's max.message.bytes is below admin.uploads.max_size plus room for the record: large uploads will be refused when written; raise it"
+        );
     }
     Ok(())
 }

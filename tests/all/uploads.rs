@@ -431,6 +431,26 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
         assert_eq!(status, 200, "{body}");
         assert_eq!(json(&body)["filters"], serde_json::json!([]), "{body}");
     }
+    // ... and from both pipelines: the next batch gives no output.
+    let five = batch("five", 1);
+    produce_keyed(&input, &five);
+    let risers_keys: Vec<String> = five
+        .iter()
+        .filter(|(_, p)| risers.contains(p))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let on_witness = read_until(&witness, &risers_keys);
+    for k in &risers_keys {
+        assert!(
+            on_witness.iter().any(|m| &m.key == k),
+            "batch five never processed"
+        );
+    }
+    let after = consume_keyed(&brokers(), output, usize::MAX, Duration::from_secs(3));
+    assert!(
+        after.iter().all(|m| !m.key.starts_with("five-")),
+        "a deleted filter produced"
+    );
     for serve in [&mut serve_a, &mut serve_b] {
         assert!(terminate(serve).success());
     }
@@ -451,7 +471,10 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         &group,
         &registry,
         "max_size = \"4MiB\"\nmax_accept_fraction = 0.5\n",
-        "",
+        &format!(
+            "[[filter]]\npath = \"{}\"\noutput_topic = \"bandpass.rivals.taken\"\n",
+            filters_dir().join("fast_risers.wasm").display()
+        ),
     );
     produce(&input, &[b"warm-up: not an alert".to_vec()]);
     let log = dir.path().join("serve.log");
@@ -721,6 +744,16 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         400,
         "not a filter name",
     );
+    expect(
+        upload(admin, RIVALS_TOKEN, "rivals", "bright.one", &risers, None),
+        400,
+        "not a filter name",
+    );
+    expect(
+        upload(admin, RIVALS_TOKEN, "rivals", "taken", &risers, None),
+        409,
+        "'bandpass.rivals.taken' is already an input, dead-letter, registry or configured output topic",
+    );
 
     // Nothing of that changed what runs.
     let after = running();
@@ -739,7 +772,17 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     // Its own filter's logs are readable.
     let (status, body) = call(admin, "GET", &format!("{bright}/logs"), HOSTS_TOKEN);
     assert_eq!(status, 200, "{body}");
-    assert!(json(&body)["lines"].is_array());
+    // The operator manages every group's filters.
+    let (status, body) = call(admin, "GET", bright, OPERATOR_TOKEN);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        admin,
+        "DELETE",
+        "/v1/groups/hosts/filters/risers",
+        OPERATOR_TOKEN,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(running(), before);
     // Every refusal was logged with its reason.
     assert!(terminate(&mut serve).success());
     let text = std::fs::read_to_string(&log).unwrap();
@@ -749,5 +792,15 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         .count();
     assert_eq!(logged, refusals, "one log line per refusal:\n{text}");
     assert!(text.contains("reason=manifest: output_topic 'bandpass.hosts.bright-one' refused"));
-    drop(serve);
+
+    // A restart reads the registry again: the same filters run.
+    let mut serve = spawn_serve_with(&config, &dir.path().join("again.log"), &[]);
+    ready(admin);
+    assert_eq!(running(), before);
+    assert!(
+        admin_get(admin, "/metrics")
+            .1
+            .contains("filter=\"hosts.bright-one\"")
+    );
+    assert!(terminate(&mut serve).success());
 }

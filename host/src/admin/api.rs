@@ -17,9 +17,9 @@
 //! ([`crate::registry`]), which every instance follows. A refused upload
 //! changes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
@@ -33,21 +33,70 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::canary::Canary;
-use crate::config::{AdminConfig, EngineConfig, GroupConfig, LimitsConfig, is_name};
+use crate::config::{AdminConfig, Config, EngineConfig, GroupConfig, LimitsConfig, is_name};
 use crate::metrics::Metrics;
-use crate::registry::{self, Entry, Record, Registry, Running};
+use crate::registry::{self, Entry, Record, Registry, Running, WriteError};
 use crate::sandbox::{LoadedFilter, Sandbox, sha256_hex};
 
 /// What the filter API needs.
 pub struct Api {
-    pub admin: AdminConfig,
-    pub engine: EngineConfig,
-    pub sandbox: Arc<Sandbox>,
-    pub registry: Arc<Registry>,
-    pub canary: Arc<Canary>,
-    pub metrics: Arc<Metrics>,
-    /// One change at a time per instance (quota counts stay true).
-    pub changing: tokio::sync::Mutex<()>,
+    admin: AdminConfig,
+    engine: EngineConfig,
+    sandbox: Arc<Sandbox>,
+    registry: Arc<Registry>,
+    canary: Arc<Canary>,
+    metrics: Arc<Metrics>,
+    /// Topics no upload may produce to: the inputs, the dead-letter and
+    /// registry topics, the config's output topics.
+    reserved_topics: Vec<String>,
+    /// One change at a time per group, so that its quota count holds
+    /// (within this instance; see docs/operators.md).
+    changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One compile or canary at a time. The permit moves into the
+    /// blocking task and is released when the work really ends, even
+    /// after the request gave up on it (compile_timeout).
+    validating: Arc<tokio::sync::Semaphore>,
+    /// Components (sha256) whose compile outlasted compile_timeout here:
+    /// refused at once when uploaded again.
+    too_slow: Mutex<HashSet<String>>,
+}
+
+impl Api {
+    pub fn new(
+        config: &Config,
+        sandbox: Arc<Sandbox>,
+        registry: Arc<Registry>,
+        canary: Canary,
+        metrics: Arc<Metrics>,
+    ) -> Api {
+        let admin = config.admin.clone().expect("the API needs [admin]");
+        let mut reserved_topics = config.input.topics.clone();
+        reserved_topics.push(config.dead_letter_topic.clone());
+        reserved_topics.push(admin.uploads.registry_topic.clone());
+        reserved_topics.extend(config.filters.iter().map(|f| f.output_topic.clone()));
+        Api {
+            admin,
+            engine: config.engine.clone(),
+            sandbox,
+            registry,
+            canary: Arc::new(canary),
+            metrics,
+            reserved_topics,
+            changing: Mutex::new(HashMap::new()),
+            validating: Arc::new(tokio::sync::Semaphore::new(1)),
+            too_slow: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The lock serializing changes to `group`'s filters.
+    fn changing(&self, group: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.changing
+            .lock()
+            .unwrap()
+            .entry(group.to_string())
+            .or_default()
+            .clone()
+    }
 }
 
 /// Who is calling.
@@ -136,7 +185,7 @@ async fn log_refusals(request: Request, next: Next) -> Response {
             .extensions()
             .get::<Refusal>()
             .map(|r| r.0.clone())
-            .unwrap_or_default();
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or_default().to_string());
         tracing::warn!(status = status.as_u16(), %method, %path, %from, %reason, "admin API refused a request");
     }
     response
@@ -180,12 +229,14 @@ impl Api {
             })
     }
 
-    /// The caller, if it may act on `group`'s filters, and that group.
+    /// The caller, if it may act on `group`'s filters, and that group's
+    /// settings (none for a group no longer configured, whose filters
+    /// only the operator can still see and delete).
     fn authorize(
         &self,
         headers: &HeaderMap,
         group: &str,
-    ) -> Result<(Caller, &GroupConfig), ApiError> {
+    ) -> Result<(Caller, Option<&GroupConfig>), ApiError> {
         let caller = self.caller(headers)?;
         if let Caller::Group(own) = &caller
             && own != group
@@ -197,18 +248,7 @@ impl Api {
                 ),
             ));
         }
-        let config = self
-            .admin
-            .groups
-            .iter()
-            .find(|g| g.name == group)
-            .ok_or_else(|| {
-                refuse(
-                    StatusCode::NOT_FOUND,
-                    format!("no group '{group}': groups are defined in [[admin.group]]"),
-                )
-            })?;
-        Ok((caller, config))
+        Ok((caller, self.admin.groups.iter().find(|g| g.name == group)))
     }
 
     /// One filter as the API shows it, with this instance's counters.
@@ -277,6 +317,19 @@ impl Api {
 
 fn ok(status: StatusCode, body: Value) -> Reply {
     Ok((status, Json(body)).into_response())
+}
+
+/// The answer to a change whose registry write did not end well: 503
+/// when it was not written (nothing changed), 202 with `body` and the
+/// reason when it was written but does not run here yet.
+fn written(error: WriteError, mut body: Value) -> Reply {
+    match error {
+        WriteError::NotWritten(reason) => Err(refuse(StatusCode::SERVICE_UNAVAILABLE, reason)),
+        WriteError::Pending(reason) => {
+            body["pending"] = Value::String(reason);
+            ok(StatusCode::ACCEPTED, body)
+        }
+    }
 }
 
 async fn list_all(State(api): State<Arc<Api>>, headers: HeaderMap) -> Reply {
@@ -348,12 +401,12 @@ async fn remove(
     headers: HeaderMap,
 ) -> Reply {
     let (caller, _) = api.authorize(&headers, &group)?;
-    let _one = api.changing.lock().await;
+    let changing = api.changing(&group);
+    let _one = changing.lock().await;
     api.entry(&group, &name)?;
-    api.registry
-        .delete(&group, &name)
-        .await
-        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    if let Err(e) = api.registry.delete(&group, &name).await {
+        return written(e, json!({ "deleted": registry::key(&group, &name) }));
+    }
     tracing::info!(
         group,
         filter = name,
@@ -384,14 +437,14 @@ async fn disable(
 
 async fn switch(api: &Api, group: &str, name: &str, headers: &HeaderMap, enabled: bool) -> Reply {
     let (caller, _) = api.authorize(headers, group)?;
-    let _one = api.changing.lock().await;
+    let changing = api.changing(group);
+    let _one = changing.lock().await;
     let entry = api.entry(group, name)?;
     let mut record = entry.record.clone();
     record.enabled = enabled;
-    api.registry
-        .put(&record, &entry.component, None)
-        .await
-        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    if let Err(e) = api.registry.put(&record, &entry.component, None).await {
+        return written(e, api.view(&api.entry(group, name)?));
+    }
     tracing::info!(
         group,
         filter = name,
@@ -429,6 +482,12 @@ async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Reply {
     let (caller, group_config) = api.authorize(&headers, &group)?;
+    let group_config = group_config.ok_or_else(|| {
+        refuse(
+            StatusCode::NOT_FOUND,
+            format!("no group '{group}': groups are defined in [[admin.group]]"),
+        )
+    })?;
     if !is_name(&name, 64) {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
@@ -471,9 +530,10 @@ async fn upload(
         Some(text) => serde_json::from_str(text)
             .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("manifest: {e}")))?,
     };
-    let record = check_manifest(&api, &caller, group_config, &name, manifest, &component)?;
+    let record = check_manifest(&api, &caller, group_config, &name, manifest)?;
 
-    let _one = api.changing.lock().await;
+    let changing = api.changing(&group);
+    let _one = changing.lock().await;
     let existing = api.registry.entry(&group, &name);
     let count = api
         .registry
@@ -490,17 +550,21 @@ async fn upload(
             ),
         ));
     }
-    let (filter, report) = validate(&api, &component, &record).await?;
     let mut record = record;
+    let (filter, report) = validate(&api, &component, &mut record).await?;
     record.version = filter.manifest.version.clone();
     record.survey = filter.manifest.survey.clone();
     if record.description.is_empty() {
         record.description = filter.manifest.description.clone();
     }
-    api.registry
+    let put = api
+        .registry
         .put(&record, &component, record.enabled.then_some(filter))
-        .await
-        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e))?;
+        .await;
+    if let Err(e) = put {
+        let view = api.entry(&group, &name).map(|e| api.view(&e)).ok();
+        return written(e, json!({ "filter": view, "canary": report }));
+    }
     tracing::info!(
         group,
         filter = name,
@@ -559,7 +623,6 @@ fn check_manifest(
     group: &GroupConfig,
     name: &str,
     manifest: UploadManifest,
-    component: &[u8],
 ) -> Result<Record, ApiError> {
     if let Some(n) = &manifest.name
         && n != name
@@ -578,6 +641,14 @@ fn check_manifest(
             format!(
                 "manifest: output_topic '{t}' refused: group '{}''s filter '{name}' produces to '{derived}', derived from the group and filter names",
                 group.name
+            ),
+        ));
+    }
+    if api.reserved_topics.contains(&derived) {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "'{derived}' is already an input, dead-letter, registry or configured output topic of this service: give the filter another name"
             ),
         ));
     }
@@ -618,7 +689,7 @@ fn check_manifest(
         version: manifest.version.unwrap_or_default(),
         survey: manifest.survey.unwrap_or_default(),
         description: manifest.description.unwrap_or_default(),
-        sha256: sha256_hex(component),
+        sha256: String::new(),
         uploaded_by: caller.name().to_string(),
         uploaded_at_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -627,53 +698,83 @@ fn check_manifest(
 }
 
 /// Loads (compiling within the time bound), checks the manifest's
-/// version and survey against the component's own, and runs the canary.
+/// version and survey against the component's own, and runs the canary;
+/// fills in the record's sha256.
 async fn validate(
     api: &Api,
     component: &[u8],
-    record: &Record,
+    record: &mut Record,
 ) -> Result<(Arc<LoadedFilter>, super::canary::CanaryReport), ApiError> {
     let refused = |reason: String| refuse(StatusCode::UNPROCESSABLE_ENTITY, reason);
+    let crashed = |e: tokio::task::JoinError| {
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "checking the upload crashed ({e}); nothing changed: report it to the operator"
+            ),
+        )
+    };
+    let permit = api
+        .validating
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    let bytes = Arc::new(component.to_vec());
+    let hashed = bytes.clone();
+    record.sha256 = tokio::task::spawn_blocking(move || sha256_hex(&hashed))
+        .await
+        .map_err(crashed)?;
     let timeout: Duration = api.admin.uploads.compile_timeout;
+    if api.too_slow.lock().unwrap().contains(&record.sha256) {
+        return Err(refused(format!(
+            "this component took longer than {timeout:?} to compile here before (admin.uploads.compile_timeout): make it smaller"
+        )));
+    }
     let sandbox = api.sandbox.clone();
-    let bytes = component.to_vec();
     let params: Vec<(String, String)> = record.params.clone().into_iter().collect();
     let limits = record.limits;
-    let loading = tokio::task::spawn_blocking(move || sandbox.load(&bytes, params, limits));
+    let loading = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        sandbox.load(&bytes, params, limits)
+    });
     let filter = match tokio::time::timeout(timeout, loading).await {
         Err(_) => {
+            api.too_slow.lock().unwrap().insert(record.sha256.clone());
             return Err(refused(format!(
-                "the component did not compile within {timeout:?} (admin.uploads.compile_timeout)"
+                "the component did not compile within {timeout:?} (admin.uploads.compile_timeout): make it smaller"
             )));
         }
-        Ok(Err(join)) => return Err(refused(format!("loading the component failed: {join}"))),
-        Ok(Ok(Err(load))) => return Err(refused(format!("component refused: {load}"))),
-        Ok(Ok(Ok(filter))) => filter,
+        Ok(joined) => joined
+            .map_err(crashed)?
+            .map_err(|e| refused(format!("component refused: {e}")))?,
     };
-    if !record.version.is_empty() && record.version != filter.manifest.version {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "manifest: version '{}' differs from the component's own, '{}'",
-                record.version, filter.manifest.version
-            ),
-        ));
+    for (what, asked, own) in [
+        ("version", &record.version, &filter.manifest.version),
+        ("survey", &record.survey, &filter.manifest.survey),
+    ] {
+        if !asked.is_empty() && asked != own {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!("manifest: {what} '{asked}' differs from the component's own, '{own}'"),
+            ));
+        }
     }
-    if !record.survey.is_empty() && record.survey != filter.manifest.survey {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "manifest: survey '{}' differs from the component's own, '{}'",
-                record.survey, filter.manifest.survey
-            ),
-        ));
-    }
+    let permit = api
+        .validating
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
     let canary = api.canary.clone();
     let tried = filter.clone();
-    let report = tokio::task::spawn_blocking(move || canary.try_filter(&tried))
-        .await
-        .map_err(|e| refused(format!("the canary run failed: {e}")))?
-        .map_err(|why| refused(format!("canary: {why}")))?;
+    let report = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        canary.try_filter(&tried)
+    })
+    .await
+    .map_err(crashed)?
+    .map_err(|why| refused(format!("canary: {why}")))?;
     Ok((filter, report))
 }
 

@@ -69,8 +69,8 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // wall-clock deadline of every filter, lives as long as the sandbox.
     let sandbox = Arc::new(Sandbox::new(options).context("starting the wasm engine")?);
     let deployments = pipeline::load_filters(&config, &config_dir, &sandbox, &[])?;
-    let (reload, reloads) = std::sync::mpsc::channel();
-    let sources = Arc::new(Mutex::new(Sources::new(deployments.clone(), reload)));
+    let (sources, updates) = Sources::new(deployments.clone());
+    let sources = Arc::new(Mutex::new(sources));
     let metrics = Arc::new(Metrics::new());
     // Uploads: the fleet registry is read to its end, and its filters
     // loaded, before the first alert, so that no alert misses them.
@@ -85,18 +85,15 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                     .collect::<Vec<_>>(),
                 admin.uploads.max_accept_fraction,
             )?;
-            let (registry, uploaded) =
+            let registry =
                 Registry::start(&config, sandbox.clone(), sources.clone(), stop.clone())?;
-            sources.lock().unwrap().uploaded = uploaded;
-            Some(Arc::new(Api {
-                admin: admin.clone(),
-                engine: config.engine.clone(),
-                sandbox: sandbox.clone(),
+            Some(Arc::new(Api::new(
+                &config,
+                sandbox.clone(),
                 registry,
-                canary: Arc::new(canary),
-                metrics: metrics.clone(),
-                changing: tokio::sync::Mutex::new(()),
-            }))
+                canary,
+                metrics.clone(),
+            )))
         }
         _ => None,
     };
@@ -120,7 +117,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             .spawn(move || reloader.run(&hangup, &stop, &sources))
             .context("starting the reload thread")?
     };
-    let served = pipeline::serve(&config, initial, stop.clone(), reloads, metrics);
+    let served = pipeline::serve(&config, initial, stop.clone(), updates, metrics);
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     drop(sandbox);

@@ -217,20 +217,41 @@ pub fn deployment_key(sha256: &str, params: &[(String, String)], limits: &Limits
 
 /// Where the running filter set comes from: the config file's filters
 /// (replaced on SIGHUP) and the uploaded ones (replaced when the fleet
-/// registry changes). Either change hands the whole set to the pipeline.
+/// registry changes). Either change hands the whole set to the pipeline,
+/// numbered, and the pipeline counts the sets it has published, so that
+/// a change can wait until it runs.
 pub struct Sources {
     pub config: Vec<Deployment>,
     pub uploaded: Vec<Deployment>,
-    reloads: Sender<Vec<Deployment>>,
+    sets: Sender<Vec<Deployment>>,
+    sent: u64,
+    published: Arc<AtomicU64>,
+}
+
+/// The pipeline's end of [`Sources`].
+pub struct Updates {
+    sets: Receiver<Vec<Deployment>>,
+    published: Arc<AtomicU64>,
 }
 
 impl Sources {
-    pub fn new(config: Vec<Deployment>, reloads: Sender<Vec<Deployment>>) -> Sources {
-        Sources {
+    pub fn new(config: Vec<Deployment>) -> (Sources, Updates) {
+        let (sets, receiver) = std::sync::mpsc::channel();
+        let published = Arc::new(AtomicU64::new(0));
+        let sources = Sources {
             config,
             uploaded: Vec::new(),
-            reloads,
-        }
+            sets,
+            sent: 0,
+            published: published.clone(),
+        };
+        (
+            sources,
+            Updates {
+                sets: receiver,
+                published,
+            },
+        )
     }
 
     /// The whole set: the config's filters, then the uploaded ones.
@@ -238,14 +259,28 @@ impl Sources {
         self.config.iter().chain(&self.uploaded).cloned().collect()
     }
 
-    pub fn set_config(&mut self, deployments: Vec<Deployment>) {
+    /// Replaces the config's filters; returns the set's number.
+    pub fn set_config(&mut self, deployments: Vec<Deployment>) -> u64 {
         self.config = deployments;
-        let _ = self.reloads.send(self.all());
+        self.send()
     }
 
-    pub fn set_uploaded(&mut self, deployments: Vec<Deployment>) {
+    /// Replaces the uploaded filters; returns the set's number.
+    pub fn set_uploaded(&mut self, deployments: Vec<Deployment>) -> u64 {
         self.uploaded = deployments;
-        let _ = self.reloads.send(self.all());
+        self.send()
+    }
+
+    /// How many sets the pipeline has published: set `n` runs once this
+    /// is at least `n`.
+    pub fn published(&self) -> Arc<AtomicU64> {
+        self.published.clone()
+    }
+
+    fn send(&mut self) -> u64 {
+        self.sent += 1;
+        let _ = self.sets.send(self.all());
+        self.sent
     }
 }
 
@@ -321,13 +356,13 @@ fn default_transactional_id(group: &str) -> String {
 }
 
 /// Runs the pipeline until `stop` is set, then drains, commits and
-/// returns. Each filter set received on `reloads` replaces the running
-/// one without a pause (see [`Flow::publish`]).
+/// returns. Each filter set received from [`Sources`] replaces the
+/// running one without a pause (see [`Flow::publish`]).
 pub fn serve(
     config: &Config,
     deployments: Vec<Deployment>,
     stop: Arc<AtomicBool>,
-    reloads: Receiver<Vec<Deployment>>,
+    updates: Updates,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
     let exactly_once = config.delivery == Delivery::ExactlyOnce;
@@ -437,7 +472,7 @@ pub fn serve(
         "serving"
     );
 
-    let result = consume(&consumer, &flow, &pool, &reloads);
+    let result = consume(&consumer, &flow, &pool, &updates);
     // Shutdown: stop fetching, let the workers finish (bounded), commit.
     tracing::info!("stopping: finishing in-flight alerts and committing");
     let deadline = Instant::now() + SHUTDOWN_GRACE;
@@ -494,12 +529,13 @@ fn consume(
     consumer: &BaseConsumer<Rebalances>,
     flow: &Flow,
     pool: &Pool,
-    reloads: &Receiver<Vec<Deployment>>,
+    updates: &Updates,
 ) -> anyhow::Result<()> {
     let mut last_commit = Instant::now();
     while !flow.stop.load(Ordering::Relaxed) {
-        if let Ok(deployments) = reloads.try_recv() {
+        if let Ok(deployments) = updates.sets.try_recv() {
             flow.publish(deployments);
+            updates.published.fetch_add(1, Ordering::Release);
         }
         if let Some(failure) = flow.failure.lock().unwrap().take() {
             anyhow::bail!(failure);
