@@ -171,8 +171,11 @@ pub struct Registry {
     sources: Arc<Mutex<Sources>>,
     /// How many filter sets the pipeline has published (see [`Sources`]).
     published: Arc<AtomicU64>,
-    /// The groups this instance knows, to check records against.
-    groups: Vec<GroupConfig>,
+    /// The groups this instance knows, to check records against
+    /// (replaced on SIGHUP).
+    groups: std::sync::RwLock<Vec<GroupConfig>>,
+    /// Held while a change is applied (by the follower, or a SIGHUP).
+    applying: Mutex<()>,
     max_limits: LimitsConfig,
 }
 
@@ -225,7 +228,8 @@ impl Registry {
             preloaded: Mutex::new(HashMap::new()),
             sources,
             published,
-            groups: admin.groups.clone(),
+            groups: std::sync::RwLock::new(admin.groups.clone()),
+            applying: Mutex::new(()),
             max_limits: config.engine.max_limits,
         });
         registry.catch_up(&consumer)?;
@@ -307,14 +311,28 @@ impl Registry {
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "registry topic: consumer error"),
                 None if dirty => {
-                    let uploaded = self.apply();
-                    let seq = self.sources.lock().unwrap().set_uploaded(uploaded);
-                    self.mark_applied(seq);
+                    self.apply_and_publish(false);
                     dirty = false;
                 }
                 None => {}
             }
         }
+    }
+
+    /// Applies the entries taken in and hands the set to the pipeline.
+    /// `recheck`: look at unchanged entries again (the groups changed).
+    fn apply_and_publish(&self, recheck: bool) {
+        let _one = self.applying.lock().unwrap();
+        let uploaded = self.apply_with(recheck);
+        let seq = self.sources.lock().unwrap().set_uploaded(uploaded);
+        self.mark_applied(seq);
+    }
+
+    /// Takes a reloaded config's groups (SIGHUP): a removed group's
+    /// filters stop, and a filter refused for want of its group runs.
+    pub fn reconfigure(&self, groups: Vec<GroupConfig>) {
+        *self.groups.write().unwrap() = groups;
+        self.apply_and_publish(true);
     }
 
     /// Takes one record into the entries (not yet applied).
@@ -361,7 +379,8 @@ impl Registry {
     /// Why this instance must not run `entry`, if it must not.
     fn refusal(&self, entry: &Entry) -> Option<String> {
         let r = &entry.record;
-        let Some(group) = self.groups.iter().find(|g| g.name == r.group) else {
+        let groups = self.groups.read().unwrap();
+        let Some(group) = groups.iter().find(|g| g.name == r.group) else {
             return Some(format!(
                 "group '{}' is not configured here ([[admin.group]])",
                 r.group
@@ -392,6 +411,10 @@ impl Registry {
     /// Turns the entries into deployments, reusing the loaded filter of
     /// every entry that did not change.
     fn apply(&self) -> Vec<Deployment> {
+        self.apply_with(false)
+    }
+
+    fn apply_with(&self, recheck: bool) -> Vec<Deployment> {
         let (entries, previous) = {
             let state = self.state.lock().unwrap();
             (state.entries.clone(), state.running.clone())
@@ -403,7 +426,12 @@ impl Registry {
             let unchanged = previous
                 .get(key)
                 .filter(|(at, _)| *at == entry.offset)
-                .map(|(_, running)| running.clone());
+                .map(|(_, running)| running.clone())
+                .filter(|running| match running {
+                    Running::Failed(_) => !recheck,
+                    Running::Deployed(_) => !recheck || self.refusal(entry).is_none(),
+                    Running::Disabled => true,
+                });
             let now = if !r.enabled {
                 Running::Disabled
             } else if let Some(running) = unchanged {

@@ -1111,7 +1111,7 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
 }
 
 /// Waits until `log` holds `n` lines containing `text` (within 60 s).
-fn wait_for_log(log: &std::path::Path, text: &str, n: usize) {
+pub(crate) fn wait_for_log(log: &std::path::Path, text: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let found = std::fs::read_to_string(log)
@@ -1130,7 +1130,7 @@ fn wait_for_log(log: &std::path::Path, text: &str, n: usize) {
     }
 }
 
-fn hangup(serve: &Serve) {
+pub(crate) fn hangup(serve: &Serve) {
     let pid = serve.0.id().to_string();
     assert!(
         Command::new("kill")

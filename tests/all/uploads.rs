@@ -12,7 +12,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::kafka::{Keyed, brokers, consume_keyed, produce, produce_keyed, unique};
-use crate::serve::{admin_get, admin_request, admin_until, sample, spawn_serve_with, terminate};
+use crate::serve::{
+    admin_get, admin_request, admin_until, hangup, sample, spawn_serve_with, terminate,
+    wait_for_log,
+};
 use crate::support::{filters_dir, js_filters_dir, repo_root, ztf_alerts};
 
 const HOSTS_TOKEN: &str = "hosts-token-0123";
@@ -783,6 +786,23 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(running(), before);
+    // SIGHUP takes a new group (and its token) without a restart.
+    const LATE_TOKEN: &str = "late-token-cdef";
+    let path = "/v1/groups/late/filters";
+    expect(call(admin, "GET", path, LATE_TOKEN), 401, "not recognised");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}[[admin.group]]\nname = \"late\"\ntoken_sha256 = \"{}\"\n",
+            sha256(LATE_TOKEN)
+        ),
+    )
+    .unwrap();
+    hangup(&serve);
+    wait_for_log(&log, "SIGHUP: config reloaded", 1);
+    let (status, body) = call(admin, "GET", path, LATE_TOKEN);
+    assert_eq!(status, 200, "{body}");
     // Every refusal was logged with its reason.
     assert!(terminate(&mut serve).success());
     let text = std::fs::read_to_string(&log).unwrap();

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Json;
@@ -40,7 +40,10 @@ use crate::sandbox::{LoadedFilter, Sandbox, sha256_hex};
 
 /// What the filter API needs.
 pub struct Api {
+    /// `[admin]` as the service started (listen, uploads).
     admin: AdminConfig,
+    /// Who may do what: the tokens and groups, replaced on SIGHUP.
+    access: RwLock<Access>,
     engine: EngineConfig,
     sandbox: Arc<Sandbox>,
     registry: Arc<Registry>,
@@ -75,6 +78,7 @@ impl Api {
         reserved_topics.push(admin.uploads.registry_topic.clone());
         reserved_topics.extend(config.filters.iter().map(|f| f.output_topic.clone()));
         Api {
+            access: RwLock::new(Access::of(&admin)),
             admin,
             engine: config.engine.clone(),
             sandbox,
@@ -88,6 +92,12 @@ impl Api {
         }
     }
 
+    /// Takes the tokens and groups of a reloaded config (SIGHUP).
+    pub fn reconfigure(&self, admin: &AdminConfig) {
+        *self.access.write().unwrap() = Access::of(admin);
+        self.registry.reconfigure(admin.groups.clone());
+    }
+
     /// The lock serializing changes to `group`'s filters.
     fn changing(&self, group: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.changing
@@ -96,6 +106,21 @@ impl Api {
             .entry(group.to_string())
             .or_default()
             .clone()
+    }
+}
+
+/// The part of `[admin]` a SIGHUP replaces.
+struct Access {
+    operator_token_sha256: Option<String>,
+    groups: Vec<GroupConfig>,
+}
+
+impl Access {
+    fn of(admin: &AdminConfig) -> Access {
+        Access {
+            operator_token_sha256: admin.operator_token_sha256.clone(),
+            groups: admin.groups.clone(),
+        }
     }
 }
 
@@ -213,10 +238,11 @@ impl Api {
                 )
             })?;
         let hash = sha256_hex(token.as_bytes());
-        if self.admin.operator_token_sha256.as_deref() == Some(hash.as_str()) {
+        let access = self.access.read().unwrap();
+        if access.operator_token_sha256.as_deref() == Some(hash.as_str()) {
             return Ok(Caller::Operator);
         }
-        self.admin
+        access
             .groups
             .iter()
             .find(|g| g.token_sha256 == hash)
@@ -236,7 +262,7 @@ impl Api {
         &self,
         headers: &HeaderMap,
         group: &str,
-    ) -> Result<(Caller, Option<&GroupConfig>), ApiError> {
+    ) -> Result<(Caller, Option<GroupConfig>), ApiError> {
         let caller = self.caller(headers)?;
         if let Caller::Group(own) = &caller
             && own != group
@@ -248,7 +274,15 @@ impl Api {
                 ),
             ));
         }
-        Ok((caller, self.admin.groups.iter().find(|g| g.name == group)))
+        let config = self
+            .access
+            .read()
+            .unwrap()
+            .groups
+            .iter()
+            .find(|g| g.name == group)
+            .cloned();
+        Ok((caller, config))
     }
 
     /// One filter as the API shows it, with this instance's counters.
@@ -530,7 +564,7 @@ async fn upload(
         Some(text) => serde_json::from_str(text)
             .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("manifest: {e}")))?,
     };
-    let record = check_manifest(&api, &caller, group_config, &name, manifest)?;
+    let record = check_manifest(&api, &caller, &group_config, &name, manifest)?;
 
     let changing = api.changing(&group);
     let _one = changing.lock().await;

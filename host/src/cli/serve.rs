@@ -4,9 +4,10 @@
 //!
 //! SIGHUP re-reads the config file and replaces the filter set without a
 //! restart or a pause: filters added, removed, disabled, or changed
-//! (component, parameters, limits, output topic). A config that does not
-//! load, or a filter that is refused, leaves the running set as it was.
-//! Changes to other sections need a restart, and are logged as such.
+//! (component, parameters, limits, output topic); and the admin API's
+//! tokens and groups. A config that does not load, or a filter that is
+//! refused, leaves everything as it was. Changes to other sections need
+//! a restart, and are logged as such.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,7 +101,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let initial = sources.lock().unwrap().all();
     // Answers until the pipeline has drained (dropped at return).
     let _admin = match &config.admin {
-        Some(a) => Some(Admin::start(a.listen, metrics.clone(), api)?),
+        Some(a) => Some(Admin::start(a.listen, metrics.clone(), api.clone())?),
         None => None,
     };
     let reloader = Reloader {
@@ -109,6 +110,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         config: config.clone(),
         running: deployments,
         sandbox: sandbox.clone(),
+        api,
     };
     let watcher = {
         let stop = stop.clone();
@@ -134,6 +136,8 @@ struct Reloader {
     config: Config,
     running: Vec<Deployment>,
     sandbox: Arc<Sandbox>,
+    /// The filter API, whose tokens and groups a reload replaces.
+    api: Option<Arc<Api>>,
 }
 
 impl Reloader {
@@ -161,6 +165,9 @@ impl Reloader {
         let config = Config::load(&self.path)?;
         let deployments = pipeline::load_filters(&config, &self.dir, &self.sandbox, &self.running)?;
         let unapplied = restart_needed(&self.config, &config);
+        if let (Some(api), Some(admin)) = (&self.api, &config.admin) {
+            api.reconfigure(admin);
+        }
         if !unapplied.is_empty() {
             tracing::warn!(
                 sections = %unapplied.join(", "),
@@ -200,8 +207,15 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if differs(&old.delivery, &new.delivery) {
         out.push("delivery");
     }
-    if differs(&old.admin, &new.admin) {
-        out.push("admin");
+    // Tokens and groups apply; where it listens and how uploads are
+    // checked and shared do not.
+    let fixed = |c: &Config| {
+        c.admin
+            .as_ref()
+            .map(|a| (a.listen, a.uploads_enabled(), format!("{:?}", a.uploads)))
+    };
+    if fixed(old) != fixed(new) {
+        out.push("admin (except tokens and groups)");
     }
     out
 }
