@@ -378,34 +378,7 @@ impl Registry {
 
     /// Why this instance must not run `entry`, if it must not.
     fn refusal(&self, entry: &Entry) -> Option<String> {
-        let r = &entry.record;
-        let groups = self.groups.read().unwrap();
-        let Some(group) = groups.iter().find(|g| g.name == r.group) else {
-            return Some(format!(
-                "group '{}' is not configured here ([[admin.group]])",
-                r.group
-            ));
-        };
-        if !is_name(&r.name, 64) {
-            return Some(format!("'{}' is not a filter name", r.name));
-        }
-        if crate::sandbox::sha256_hex(&entry.component) != r.sha256 {
-            return Some("the component is not the one its sha256 names".into());
-        }
-        let max = group.max_limits.unwrap_or(self.max_limits);
-        let asked = LimitsConfig {
-            fuel: r.limits.fuel_per_alert,
-            deadline: Duration::from_millis(r.limits.deadline_ms),
-            memory: r.limits.memory_bytes,
-        };
-        (!asked.within(&max)).then(|| {
-            format!(
-                "its limits ({}) are over group '{}''s maximum ({})",
-                asked.describe(),
-                group.name,
-                max.describe()
-            )
-        })
+        refusal(entry, &self.groups.read().unwrap(), &self.max_limits)
     }
 
     /// Turns the entries into deployments, reusing the loaded filter of
@@ -582,6 +555,40 @@ impl Registry {
     }
 }
 
+/// Why an instance with these groups must not run `entry`, if it must
+/// not: its group is not configured, a name is not a name, the component
+/// is not the one its sha256 names, or its limits are over the group's
+/// maximum (`engine_max` where the group sets none).
+fn refusal(entry: &Entry, groups: &[GroupConfig], engine_max: &LimitsConfig) -> Option<String> {
+    let r = &entry.record;
+    let Some(group) = groups.iter().find(|g| g.name == r.group) else {
+        return Some(format!(
+            "group '{}' is not configured here ([[admin.group]])",
+            r.group
+        ));
+    };
+    if !is_name(&r.name, 64) {
+        return Some(format!("'{}' is not a filter name", r.name));
+    }
+    if crate::sandbox::sha256_hex(&entry.component) != r.sha256 {
+        return Some("the component is not the one its sha256 names".into());
+    }
+    let max = group.max_limits.unwrap_or(*engine_max);
+    let asked = LimitsConfig {
+        fuel: r.limits.fuel_per_alert,
+        deadline: Duration::from_millis(r.limits.deadline_ms),
+        memory: r.limits.memory_bytes,
+    };
+    (!asked.within(&max)).then(|| {
+        format!(
+            "its limits ({}) are over group '{}''s maximum ({})",
+            asked.describe(),
+            group.name,
+            max.describe()
+        )
+    })
+}
+
 /// Creates the registry topic (compacted, one partition) if it is
 /// missing; an existing one must be compacted (a deleting topic would
 /// lose filters), and one whose `max.message.bytes` is too small for
@@ -721,6 +728,38 @@ mod tests {
         let mut v = encode(&record(), b"x");
         v.truncate(10);
         assert!(decode(&v).unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn a_record_is_refused_unless_its_group_names_component_and_limits_check_out() {
+        let group = GroupConfig {
+            name: "hosts".into(),
+            token_sha256: "0".repeat(64),
+            max_filters: 10,
+            max_limits: None,
+        };
+        let max = LimitsConfig::default();
+        let component = Bytes::from_static(b"\0asm component");
+        let entry = |change: &dyn Fn(&mut Record)| {
+            let mut r = record();
+            r.sha256 = crate::sandbox::sha256_hex(&component);
+            change(&mut r);
+            Entry {
+                record: r,
+                component: component.clone(),
+                offset: (0, 0),
+            }
+        };
+        let groups = std::slice::from_ref(&group);
+        assert_eq!(refusal(&entry(&|_| {}), groups, &max), None);
+        let why = |change: &dyn Fn(&mut Record)| refusal(&entry(change), groups, &max).unwrap();
+        assert!(why(&|r| r.group = "rivals".into()).contains("group 'rivals' is not configured"));
+        assert!(why(&|r| r.name = "a/b".into()).contains("not a filter name"));
+        assert!(why(&|r| r.sha256 = "ab".into()).contains("sha256"));
+        assert!(
+            why(&|r| r.limits.fuel_per_alert = max.fuel + 1)
+                .contains("over group 'hosts''s maximum")
+        );
     }
 
     #[test]

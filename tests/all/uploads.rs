@@ -824,3 +824,44 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     );
     assert!(terminate(&mut serve).success());
 }
+
+#[test]
+fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, group, registry) = (
+        unique("slow-alerts"),
+        unique("slow-group"),
+        unique("slow-registry"),
+    );
+    // A cache of its own: a component compiled by another test must not
+    // come from a cache in no time.
+    let cache = dir.path().join("cache");
+    let (config, admin) = write_config(
+        dir.path(),
+        "slow",
+        &input,
+        &group,
+        &registry,
+        "compile_timeout = \"1ms\"\n",
+        &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
+    );
+    produce(&input, &[b"warm-up: not an alert".to_vec()]);
+    let mut serve = spawn_serve_with(&config, &dir.path().join("serve.log"), &[]);
+    ready(admin);
+    let risers = component("fast_risers");
+    let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "risers", &risers, None);
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("did not compile within 1ms"), "{body}");
+    let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "risers", &risers, None);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("took longer than 1ms to compile here before"),
+        "{body}"
+    );
+    let (status, body) = call(admin, "GET", "/v1/groups/hosts/filters", HOSTS_TOKEN);
+    assert_eq!(
+        (status, json(&body)["filters"].clone()),
+        (200, serde_json::json!([]))
+    );
+    assert!(terminate(&mut serve).success());
+}

@@ -111,6 +111,9 @@ impl Admin {
                 if let Err(error) = served {
                     tracing::error!(%error, "the admin server stopped");
                 }
+                // A compile an upload gave up on may still run on a
+                // blocking thread: do not wait for it.
+                runtime.shutdown_timeout(Duration::from_millis(100));
                 let _ = done.send(());
             })
             .context("starting the admin server's thread")?;
