@@ -177,6 +177,8 @@ pub struct Registry {
     /// Held while a change is applied (by the follower, or a SIGHUP).
     applying: Mutex<()>,
     max_limits: LimitsConfig,
+    /// The follower's last consumer error, until a record reads again.
+    trouble: Mutex<Option<String>>,
 }
 
 /// How long a start may take to read the registry to its end.
@@ -212,7 +214,10 @@ impl Registry {
         let mut producer_config = crate::pipeline::client_config(config);
         producer_config
             .set("enable.idempotence", "true")
-            .set("compression.type", "zstd")
+            // Not compressed: librdkafka's consumer guesses a compressed
+            // batch's size and gives up past receive.message.max.bytes,
+            // which a 19 MB Python component compressed to 6 MB exceeded.
+            .set("compression.type", "none")
             .set("message.max.bytes", (max_message + (1 << 20)).to_string())
             .set("message.timeout.ms", "30000");
         let producer: FutureProducer = producer_config
@@ -230,6 +235,7 @@ impl Registry {
             published,
             groups: std::sync::RwLock::new(admin.groups.clone()),
             applying: Mutex::new(()),
+            trouble: Mutex::new(None),
             max_limits: config.engine.max_limits,
         });
         registry.catch_up(&consumer)?;
@@ -307,9 +313,13 @@ impl Registry {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     self.take(&m);
+                    *self.trouble.lock().unwrap() = None;
                     dirty = true;
                 }
-                Some(Err(e)) => tracing::warn!(error = %e, "registry topic: consumer error"),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "registry topic: consumer error");
+                    *self.trouble.lock().unwrap() = Some(e.to_string());
+                }
                 None if dirty => {
                     self.apply_and_publish(false);
                     dirty = false;
@@ -495,8 +505,12 @@ impl Registry {
                 ))
             })?;
         let pending = || {
+            let why = match self.trouble.lock().unwrap().clone() {
+                Some(error) => format!("reading the registry topic fails here: {error}"),
+                None => "its stream may be stalled".to_string(),
+            };
             WriteError::Pending(format!(
-                "{key} is written to registry topic {} but this instance did not run it within {APPLY_WAIT:?} (its stream may be stalled); it will run once the stream moves",
+                "{key} is written to registry topic {} but this instance did not run it within {APPLY_WAIT:?} ({why}); it will run once that clears",
                 self.topic
             ))
         };

@@ -454,6 +454,23 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
         after.iter().all(|m| !m.key.starts_with("five-")),
         "a deleted filter produced"
     );
+    // A large component (Python, 19 MB) reaches the other instance too.
+    let python =
+        std::fs::read(crate::support::python_filters_dir().join("bright-transients.wasm")).unwrap();
+    assert!(python.len() > 8 << 20, "{} bytes", python.len());
+    let big = r#"{"limits": {"fuel": 2000000000, "memory": "256MiB", "deadline": "1s"}}"#;
+    let (status, body) = upload(a, HOSTS_TOKEN, "hosts", &name, &python, Some(big));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(json(&body)["canary"]["accepted"], 5, "{body}");
+    until(
+        b,
+        path,
+        HOSTS_TOKEN,
+        "B never ran the Python upload",
+        |s, body| {
+            s == 200 && json(body)["size"] == python.len() && json(body)["state"] == "running"
+        },
+    );
     for serve in [&mut serve_a, &mut serve_b] {
         assert!(terminate(serve).success());
     }
