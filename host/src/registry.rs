@@ -310,7 +310,13 @@ impl Registry {
     fn follow(&self, consumer: &BaseConsumer, stop: &AtomicBool) {
         let mut dirty = false;
         while !stop.load(Ordering::Relaxed) {
-            match consumer.poll(Duration::from_millis(100)) {
+            // Once a change came, apply as soon as nothing more is queued.
+            let wait = if dirty {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(100)
+            };
+            match consumer.poll(wait) {
                 Some(Ok(m)) => {
                     self.take(&m);
                     *self.trouble.lock().unwrap() = None;
@@ -532,13 +538,13 @@ impl Registry {
             if Instant::now() > deadline {
                 return Err(pending());
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         };
         while self.published.load(Ordering::Acquire) < seq {
             if Instant::now() > deadline {
                 return Err(pending());
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
     }
