@@ -54,7 +54,7 @@ pub struct AdminConfig {
     /// put a reverse proxy in front to expose it), or `"0.0.0.0:9464"`.
     pub listen: std::net::SocketAddr,
     /// SHA-256 (64 lowercase hex digits) of the operator's token, which
-    /// manages every group's filters. `printf %s TOKEN | sha256sum`.
+    /// manages every group's filters: `bandpass token` makes one.
     #[serde(default)]
     pub operator_token_sha256: Option<String>,
     /// The groups that may upload filters, each with its token's hash.
@@ -607,7 +607,7 @@ impl Config {
             key,
             reason,
         };
-        let hash_reason = "is not a SHA-256 in lowercase hex (64 digits): write the output of `printf %s TOKEN | sha256sum`, not the token";
+        let hash_reason = "is not a SHA-256 in lowercase hex (64 digits): write what `bandpass token` prints (or `printf %s TOKEN | sha256sum`), not the token";
         if let Some(h) = &admin.operator_token_sha256
             && !is_sha256_hex(h)
         {

@@ -412,3 +412,36 @@ fn a_reader_that_closes_the_pipe_early_ends_test_quietly_without_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!out.status.success(), "a closed pipe is not success");
 }
+
+#[test]
+fn token_makes_a_fresh_token_and_the_config_entry_holding_its_hash() {
+    let entry = |out: &Output| {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let token = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("#   "))
+            .expect("the token is printed")
+            .to_string();
+        let config: String = stdout
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        (token, config)
+    };
+    let (token, config) = entry(&bandpass(&["token", "--group", "hosts"]));
+    let parsed: toml::Value = toml::from_str(&config).expect("a TOML entry");
+    let group = &parsed["admin"]["group"];
+    let group = group.as_array().map(|a| &a[0]).unwrap_or(group);
+    assert_eq!(group["name"].as_str(), Some("hosts"));
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    assert_eq!(group["token_sha256"].as_str(), Some(hash.as_str()));
+    let (again, _) = entry(&bandpass(&["token", "--group", "hosts"]));
+    assert_ne!(token, again, "each run makes a new token");
+    assert!(token.len() >= 64, "{token}");
+    let refused = bandpass(&["token", "--group", "Hosts!"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("not a group name"));
+}

@@ -299,6 +299,13 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
         |s, body| s == 200 && json(body)["state"] == "running",
     );
 
+    // The other instance's status page lists it.
+    let page = admin_get(b, "/").1;
+    assert!(
+        page.contains(&format!("data-filter=\"hosts.{name}\"")),
+        "{page}"
+    );
+
     // 2. A batch decided by v1.
     let one = batch("one", 2);
     produce_keyed(&input, &one);

@@ -15,6 +15,7 @@ mod new;
 mod run;
 mod serve;
 mod test;
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,6 +71,8 @@ pub enum Command {
     /// Start a filter project (Rust, Python or JavaScript) that builds
     /// and runs as made.
     New(new::NewArgs),
+    /// Make a token for the admin API, and the hash the config holds.
+    Token(token::TokenArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -82,6 +85,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Fields(args) => fields::execute(args),
         Command::Serve(args) => serve::execute(args),
         Command::New(args) => new::execute(args),
+        Command::Token(args) => token::execute(args),
     }
 }
 
