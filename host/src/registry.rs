@@ -30,7 +30,7 @@ use bytes::Bytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -177,6 +177,8 @@ pub struct Registry {
     /// Held while a change is applied (by the follower, or a SIGHUP).
     applying: Mutex<()>,
     max_limits: LimitsConfig,
+    /// Topics the service uses otherwise (replaced on SIGHUP).
+    reserved: std::sync::RwLock<Vec<String>>,
     /// The follower's last consumer error, until a record reads again.
     trouble: Mutex<Option<String>>,
 }
@@ -235,11 +237,12 @@ impl Registry {
             published,
             groups: std::sync::RwLock::new(admin.groups.clone()),
             applying: Mutex::new(()),
+            reserved: std::sync::RwLock::new(reserved_topics(config)),
             trouble: Mutex::new(None),
             max_limits: config.engine.max_limits,
         });
         registry.catch_up(&consumer)?;
-        let initial = registry.apply();
+        let (initial, read) = registry.apply_with(false);
         tracing::info!(
             topic = %topic,
             filters = registry.state.lock().unwrap().entries.len(),
@@ -249,7 +252,7 @@ impl Registry {
         // In place before the follower can change it; the pipeline starts
         // with it, so it counts as published.
         registry.sources.lock().unwrap().uploaded = initial;
-        registry.mark_applied(0);
+        registry.mark_applied(0, read);
         let follow = registry.clone();
         std::thread::Builder::new()
             .name("bandpass-registry".into())
@@ -279,14 +282,23 @@ impl Registry {
             };
             ends.insert(p.partition(), high);
         }
+        // Done with a partition at its end: its position reaches the end
+        // seen above, or the consumer reports the partition's end (after
+        // compaction emptied its last offsets, the position stays short).
+        let mut at_end: Vec<i32> = ends
+            .iter()
+            .filter(|(_, end)| **end <= 0)
+            .map(|(p, _)| *p)
+            .collect();
         loop {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => self.take(&m),
+                Some(Err(KafkaError::PartitionEOF(p))) => at_end.push(p),
                 Some(Err(e)) => tracing::warn!(error = %e, "registry topic: consumer error"),
                 None => {
                     let position = consumer.position()?;
                     let done = ends.iter().all(|(&p, &end)| {
-                        end <= 0
+                        at_end.contains(&p)
                             || matches!(
                                 position.find_partition(&self.topic, p).map(|e| e.offset()),
                                 Some(Offset::Offset(o)) if o >= end
@@ -322,6 +334,7 @@ impl Registry {
                     *self.trouble.lock().unwrap() = None;
                     dirty = true;
                 }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "registry topic: consumer error");
                     *self.trouble.lock().unwrap() = Some(e.to_string());
@@ -339,15 +352,21 @@ impl Registry {
     /// `recheck`: look at unchanged entries again (the groups changed).
     fn apply_and_publish(&self, recheck: bool) {
         let _one = self.applying.lock().unwrap();
-        let uploaded = self.apply_with(recheck);
+        let (uploaded, read) = self.apply_with(recheck);
         let seq = self.sources.lock().unwrap().set_uploaded(uploaded);
-        self.mark_applied(seq);
+        self.mark_applied(seq, read);
     }
 
-    /// Takes a reloaded config's groups (SIGHUP): a removed group's
-    /// filters stop, and a filter refused for want of its group runs.
-    pub fn reconfigure(&self, groups: Vec<GroupConfig>) {
-        *self.groups.write().unwrap() = groups;
+    /// Takes a reloaded config's groups and topics (SIGHUP): a removed
+    /// group's filters stop, and a filter refused for want of its group
+    /// runs.
+    pub fn reconfigure(&self, config: &Config) {
+        *self.groups.write().unwrap() = config
+            .admin
+            .as_ref()
+            .map(|a| a.groups.clone())
+            .unwrap_or_default();
+        *self.reserved.write().unwrap() = reserved_topics(config);
         self.apply_and_publish(true);
     }
 
@@ -384,29 +403,37 @@ impl Registry {
         state.read.insert(at.0, at.1 + 1);
     }
 
-    /// Marks every record taken in as applied by the set with sequence
-    /// number `seq` (see [`Sources`]).
-    fn mark_applied(&self, seq: u64) {
+    /// Marks the records `read` covers as applied by the set with
+    /// sequence number `seq` (see [`Sources`]).
+    fn mark_applied(&self, seq: u64, read: HashMap<i32, i64>) {
         let mut state = self.state.lock().unwrap();
-        state.applied = state.read.clone();
+        state.applied = read;
         state.applied_seq = seq;
     }
 
     /// Why this instance must not run `entry`, if it must not.
     fn refusal(&self, entry: &Entry) -> Option<String> {
+        let topic = entry.record.output_topic();
+        if self.reserved.read().unwrap().contains(&topic) {
+            return Some(format!(
+                "its output topic {topic} is one the service uses otherwise"
+            ));
+        }
         refusal(entry, &self.groups.read().unwrap(), &self.max_limits)
     }
 
     /// Turns the entries into deployments, reusing the loaded filter of
-    /// every entry that did not change.
-    fn apply(&self) -> Vec<Deployment> {
-        self.apply_with(false)
-    }
-
-    fn apply_with(&self, recheck: bool) -> Vec<Deployment> {
-        let (entries, previous) = {
+    /// every entry that did not change (`recheck`: unless the groups or
+    /// topics changed and it is now refused, or it had failed). Returns
+    /// them with how far the records were read when the entries were.
+    fn apply_with(&self, recheck: bool) -> (Vec<Deployment>, HashMap<i32, i64>) {
+        let (entries, previous, read) = {
             let state = self.state.lock().unwrap();
-            (state.entries.clone(), state.running.clone())
+            (
+                state.entries.clone(),
+                state.running.clone(),
+                state.read.clone(),
+            )
         };
         let mut running = BTreeMap::new();
         let mut out = Vec::new();
@@ -449,7 +476,7 @@ impl Registry {
         }
         let mut state = self.state.lock().unwrap();
         state.running = running;
-        out
+        (out, read)
     }
 
     /// The validated filter the admin API left, else a fresh load.
@@ -484,9 +511,9 @@ impl Registry {
         }
         let value = encode(record, component);
         let written = self.write(&key, Some(&value)).await;
-        if let Err(WriteError::NotWritten(_)) = written {
-            self.preloaded.lock().unwrap().remove(&key);
-        }
+        // Used by now if it was going to be (or the record was refused,
+        // superseded, or not written): never kept.
+        self.preloaded.lock().unwrap().remove(&key);
         written
     }
 
@@ -564,15 +591,29 @@ impl Registry {
             .cloned()
     }
 
-    /// What this instance runs of a registered filter.
-    pub fn running(&self, group: &str, name: &str) -> Option<Running> {
-        self.state
-            .lock()
-            .unwrap()
-            .running
-            .get(&key(group, name))
-            .map(|(_, r)| r.clone())
+    /// What this instance runs of a registered filter, and whether that
+    /// is its latest record, in a set the pipeline has published (if not,
+    /// the latest change is still on its way here).
+    pub fn running(&self, group: &str, name: &str) -> Option<(Running, bool)> {
+        let state = self.state.lock().unwrap();
+        let key = key(group, name);
+        let (at, running) = state.running.get(&key)?;
+        let latest = state.entries.get(&key).is_some_and(|e| e.offset == *at)
+            && self.published.load(Ordering::Acquire) >= state.applied_seq;
+        Some((running.clone(), latest))
     }
+}
+
+/// The topics no upload may produce to: the inputs, the dead-letter and
+/// registry topics, and the config's output topics.
+pub fn reserved_topics(config: &Config) -> Vec<String> {
+    let mut out = config.input.topics.clone();
+    out.push(config.dead_letter_topic.clone());
+    if let Some(admin) = &config.admin {
+        out.push(admin.uploads.registry_topic.clone());
+    }
+    out.extend(config.filters.iter().map(|f| f.output_topic.clone()));
+    out
 }
 
 /// Why an instance with these groups must not run `entry`, if it must
@@ -680,7 +721,9 @@ fn follower(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<
     c.set("group.id", "bandpass-registry-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
+        // The end of each partition is how a start knows it has read it
+        // all (compaction can leave its last offsets empty).
+        .set("enable.partition.eof", "true")
         .set("fetch.message.max.bytes", fetch.to_string())
         .set("fetch.max.bytes", fetch.to_string())
         .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());

@@ -49,9 +49,8 @@ pub struct Api {
     registry: Arc<Registry>,
     canary: Arc<Canary>,
     metrics: Arc<Metrics>,
-    /// Topics no upload may produce to: the inputs, the dead-letter and
-    /// registry topics, the config's output topics.
-    reserved_topics: Vec<String>,
+    /// Topics no upload may produce to (replaced on SIGHUP).
+    reserved_topics: RwLock<Vec<String>>,
     /// One change at a time per group, so that its quota count holds
     /// (within this instance; see docs/operators.md).
     changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -73,10 +72,6 @@ impl Api {
         metrics: Arc<Metrics>,
     ) -> Api {
         let admin = config.admin.clone().expect("the API needs [admin]");
-        let mut reserved_topics = config.input.topics.clone();
-        reserved_topics.push(config.dead_letter_topic.clone());
-        reserved_topics.push(admin.uploads.registry_topic.clone());
-        reserved_topics.extend(config.filters.iter().map(|f| f.output_topic.clone()));
         Api {
             access: RwLock::new(Access::of(&admin)),
             admin,
@@ -85,17 +80,38 @@ impl Api {
             registry,
             canary: Arc::new(canary),
             metrics,
-            reserved_topics,
+            reserved_topics: RwLock::new(registry::reserved_topics(config)),
             changing: Mutex::new(HashMap::new()),
             validating: Arc::new(tokio::sync::Semaphore::new(1)),
             too_slow: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Takes the tokens and groups of a reloaded config (SIGHUP).
-    pub fn reconfigure(&self, admin: &AdminConfig) {
-        *self.access.write().unwrap() = Access::of(admin);
-        self.registry.reconfigure(admin.groups.clone());
+    /// Takes the tokens, groups and topics of a reloaded config (SIGHUP).
+    /// A config without `[admin]` leaves no token valid.
+    pub fn reconfigure(&self, config: &Config) {
+        *self.access.write().unwrap() = match &config.admin {
+            Some(admin) => Access::of(admin),
+            None => Access {
+                operator_token_sha256: None,
+                groups: Vec::new(),
+            },
+        };
+        *self.reserved_topics.write().unwrap() = registry::reserved_topics(config);
+        self.registry.reconfigure(config);
+    }
+
+    /// A turn to compile or run a canary, waiting at most a compile's
+    /// time for the one before to end.
+    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let wait = self.admin.uploads.compile_timeout + Duration::from_secs(5);
+        match tokio::time::timeout(wait, self.validating.clone().acquire_owned()).await {
+            Ok(permit) => Ok(permit.expect("the semaphore is never closed")),
+            Err(_) => Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("another upload has been checked here for {wait:?}: try again later"),
+            )),
+        }
     }
 
     /// The lock serializing changes to `group`'s filters.
@@ -288,15 +304,15 @@ impl Api {
     /// One filter as the API shows it, with this instance's counters.
     fn view(&self, entry: &Entry) -> Value {
         let r = &entry.record;
-        let running = self.registry.running(&r.group, &r.name);
-        let (state, reason) = match &running {
-            Some(Running::Deployed(d)) => match d.filter.health.quarantined() {
+        let (state, reason) = match self.registry.running(&r.group, &r.name) {
+            // The latest change is not running here yet.
+            None | Some((_, false)) => ("pending", None),
+            Some((Running::Deployed(d), true)) => match d.filter.health.quarantined() {
                 Some(why) => ("quarantined", Some(why)),
                 None => ("running", None),
             },
-            Some(Running::Disabled) => ("disabled", None),
-            Some(Running::Failed(why)) => ("failed", Some(why.clone())),
-            None => ("pending", None),
+            Some((Running::Disabled, true)) => ("disabled", None),
+            Some((Running::Failed(why), true)) => ("failed", Some(why)),
         };
         let deployment = r.deployment_name();
         let counts = self
@@ -416,7 +432,7 @@ async fn logs(
     api.authorize(&headers, &group)?;
     api.entry(&group, &name)?;
     let (lines, dropped) = match api.registry.running(&group, &name) {
-        Some(Running::Deployed(d)) => (d.filter.log.lines(), d.filter.log.dropped()),
+        Some((Running::Deployed(d), _)) => (d.filter.log.lines(), d.filter.log.dropped()),
         _ => (Vec::new(), (0, 0)),
     };
     ok(
@@ -678,7 +694,7 @@ fn check_manifest(
             ),
         ));
     }
-    if api.reserved_topics.contains(&derived) {
+    if api.reserved_topics.read().unwrap().contains(&derived) {
         return Err(refuse(
             StatusCode::CONFLICT,
             format!(
@@ -748,12 +764,6 @@ async fn validate(
             ),
         )
     };
-    let permit = api
-        .validating
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the semaphore is never closed");
     let bytes = Arc::new(component.to_vec());
     let hashed = bytes.clone();
     record.sha256 = tokio::task::spawn_blocking(move || sha256_hex(&hashed))
@@ -765,6 +775,7 @@ async fn validate(
             "this component took longer than {timeout:?} to compile here before (admin.uploads.compile_timeout): make it smaller"
         )));
     }
+    let permit = api.permit().await?;
     let sandbox = api.sandbox.clone();
     let params: Vec<(String, String)> = record.params.clone().into_iter().collect();
     let limits = record.limits;
@@ -794,12 +805,7 @@ async fn validate(
             ));
         }
     }
-    let permit = api
-        .validating
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the semaphore is never closed");
+    let permit = api.permit().await?;
     let canary = api.canary.clone();
     let tried = filter.clone();
     let report = tokio::task::spawn_blocking(move || {

@@ -98,7 +98,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         }
         _ => None,
     };
-    let initial = sources.lock().unwrap().all();
+    let initial = sources.lock().unwrap().initial();
     // Answers until the pipeline has drained (dropped at return).
     let _admin = match &config.admin {
         Some(a) => Some(Admin::start(a.listen, metrics.clone(), api.clone())?),
@@ -165,8 +165,8 @@ impl Reloader {
         let config = Config::load(&self.path)?;
         let deployments = pipeline::load_filters(&config, &self.dir, &self.sandbox, &self.running)?;
         let unapplied = restart_needed(&self.config, &config);
-        if let (Some(api), Some(admin)) = (&self.api, &config.admin) {
-            api.reconfigure(admin);
+        if let Some(api) = &self.api {
+            api.reconfigure(&config);
         }
         if !unapplied.is_empty() {
             tracing::warn!(

@@ -223,14 +223,15 @@ pub fn deployment_key(sha256: &str, params: &[(String, String)], limits: &Limits
 pub struct Sources {
     pub config: Vec<Deployment>,
     pub uploaded: Vec<Deployment>,
-    sets: Sender<Vec<Deployment>>,
+    sets: Sender<(u64, Vec<Deployment>)>,
     sent: u64,
     published: Arc<AtomicU64>,
 }
 
 /// The pipeline's end of [`Sources`].
 pub struct Updates {
-    sets: Receiver<Vec<Deployment>>,
+    sets: Receiver<(u64, Vec<Deployment>)>,
+    /// The number of the latest set published.
     published: Arc<AtomicU64>,
 }
 
@@ -259,6 +260,13 @@ impl Sources {
         self.config.iter().chain(&self.uploaded).cloned().collect()
     }
 
+    /// The set to start the pipeline with. Sets sent before it (queued
+    /// already) are older: the pipeline counts them published, unused.
+    pub fn initial(&self) -> Vec<Deployment> {
+        self.published.store(self.sent, Ordering::Release);
+        self.all()
+    }
+
     /// Replaces the config's filters; returns the set's number.
     pub fn set_config(&mut self, deployments: Vec<Deployment>) -> u64 {
         self.config = deployments;
@@ -271,15 +279,15 @@ impl Sources {
         self.send()
     }
 
-    /// How many sets the pipeline has published: set `n` runs once this
-    /// is at least `n`.
+    /// The number of the latest set the pipeline has published: set `n`
+    /// runs once this is at least `n`.
     pub fn published(&self) -> Arc<AtomicU64> {
         self.published.clone()
     }
 
     fn send(&mut self) -> u64 {
         self.sent += 1;
-        let _ = self.sets.send(self.all());
+        let _ = self.sets.send((self.sent, self.all()));
         self.sent
     }
 }
@@ -533,9 +541,11 @@ fn consume(
 ) -> anyhow::Result<()> {
     let mut last_commit = Instant::now();
     while !flow.stop.load(Ordering::Relaxed) {
-        if let Ok(deployments) = updates.sets.try_recv() {
+        if let Ok((seq, deployments)) = updates.sets.try_recv()
+            && seq > updates.published.load(Ordering::Acquire)
+        {
             flow.publish(deployments);
-            updates.published.fetch_add(1, Ordering::Release);
+            updates.published.store(seq, Ordering::Release);
         }
         if let Some(failure) = flow.failure.lock().unwrap().take() {
             anyhow::bail!(failure);
