@@ -43,6 +43,11 @@ struct FailureLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabels {
     topic: String,
     partition: String,
@@ -70,6 +75,8 @@ pub struct Metrics {
     produced: Counter,
     produce_errors: Counter,
     dead_letters: Counter,
+    uploads: Counter,
+    refused: Family<StatusLabels, Counter>,
     lag: Family<PartitionLabels, Gauge>,
     assigned: Gauge,
     /// Per filter, not exported (the status page's totals): failures of
@@ -172,6 +179,8 @@ impl Metrics {
             produced: Counter::default(),
             produce_errors: Counter::default(),
             dead_letters: Counter::default(),
+            uploads: Counter::default(),
+            refused: Family::default(),
             lag: Family::default(),
             assigned: Gauge::default(),
             failed: Family::default(),
@@ -248,6 +257,16 @@ impl Metrics {
             format!("{b}_dead_letters"),
             "Undecodable messages sent to the dead-letter topic",
             m.dead_letters.clone(),
+        );
+        r.register(
+            format!("{b}_uploads_accepted"),
+            "Filter uploads the admin API accepted (new versions included)",
+            m.uploads.clone(),
+        );
+        r.register(
+            format!("{b}_admin_refused"),
+            "Admin API requests refused, by HTTP status (401 no or unknown token, 403 not allowed, 422 upload refused, ...)",
+            m.refused.clone(),
         );
         r.register(
             format!("{b}_consumer_lag"),
@@ -388,6 +407,18 @@ impl Metrics {
 
     pub fn dead_letter(&self) {
         self.dead_letters.inc();
+    }
+
+    pub fn upload_accepted(&self) {
+        self.uploads.inc();
+    }
+
+    pub fn admin_refused(&self, status: u16) {
+        self.refused
+            .get_or_create(&StatusLabels {
+                status: status.to_string(),
+            })
+            .inc();
     }
 
     /// Takes in librdkafka's statistics (the consumer's, once a second):

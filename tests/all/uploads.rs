@@ -855,6 +855,22 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     );
     let (status, body) = call(admin, "DELETE", late_risers, OPERATOR_TOKEN);
     assert_eq!(status, 200, "{body}");
+    // Every refusal was counted, by status, and every accepted upload.
+    let metrics = admin_get(admin, "/metrics").1;
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("bandpass_admin_refused_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted as usize, refusals, "{metrics}");
+    assert_eq!(
+        sample(&metrics, "bandpass_admin_refused_total{status=\"413\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "bandpass_uploads_accepted_total"),
+        Some(3.0)
+    );
     // Every refusal was logged with its reason.
     assert!(terminate(&mut serve).success());
     let text = std::fs::read_to_string(&log).unwrap();

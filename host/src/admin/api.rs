@@ -206,12 +206,16 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route(PATHS[4], post(disable))
         .route(PATHS[5], get(logs))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(log_refusals))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            log_refusals,
+        ))
         .with_state(api)
 }
 
-/// Logs every refused request with who asked, from where, and why.
-async fn log_refusals(request: Request, next: Next) -> Response {
+/// Logs and counts every refused request, with who asked, from where,
+/// and why.
+async fn log_refusals(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let from = request
@@ -227,6 +231,7 @@ async fn log_refusals(request: Request, next: Next) -> Response {
             .get::<Refusal>()
             .map(|r| r.0.clone())
             .unwrap_or_else(|| status.canonical_reason().unwrap_or_default().to_string());
+        api.metrics.admin_refused(status.as_u16());
         tracing::warn!(status = status.as_u16(), %method, %path, %from, %reason, "admin API refused a request");
     }
     response
@@ -615,6 +620,7 @@ async fn upload(
         let view = api.entry(&group, &name).map(|e| api.view(&e)).ok();
         return written(e, json!({ "filter": view, "canary": report }));
     }
+    api.metrics.upload_accepted();
     tracing::info!(
         group,
         filter = name,
