@@ -159,10 +159,27 @@ fn bright_v2() -> Vec<u8> {
     std::fs::read(&wasm).unwrap()
 }
 
-/// Waits until `admin` answers `/readyz` with 200.
-fn ready(admin: SocketAddr) {
+/// Starts `bandpass serve` with `config` (logging to `log`) and waits
+/// until `admin` answers `/readyz` with 200.
+fn start(config: &Path, log: &Path, admin: SocketAddr) -> crate::serve::Serve {
+    let serve = spawn_serve_with(config, log, &[]);
     let (status, body) = admin_until(admin, "/readyz", 200, Duration::from_secs(90));
     assert_eq!(status, 200, "never ready: {body}");
+    serve
+}
+
+/// New names for the input topic (created, four partitions, holding one
+/// message that is not an alert), the consumer group and the registry
+/// topic.
+fn fresh_topics(prefix: &str) -> (String, String, String) {
+    let input = unique(&format!("{prefix}-alerts"));
+    // The input exists before the instances subscribe.
+    produce(&input, &[b"warm-up: not an alert".to_vec()]);
+    (
+        input,
+        unique(&format!("{prefix}-group")),
+        unique(&format!("{prefix}-registry")),
+    )
 }
 
 /// Asks `path` with `token` until `check` holds on (status, body).
@@ -246,11 +263,7 @@ fn total(admins: &[SocketAddr], series: &str) -> f64 {
 #[test]
 fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_without_a_gap() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = (
-        unique("fleet-alerts"),
-        unique("fleet-group"),
-        unique("fleet-registry"),
-    );
+    let (input, group, registry) = fresh_topics("fleet");
     // A config filter beside the uploads: fast-risers on its own topic,
     // the witness that a batch was processed.
     let witness = unique("fleet-witness");
@@ -260,12 +273,8 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
     );
     let (config_a, a) = write_config(dir.path(), "a", &input, &group, &registry, "", &risers);
     let (config_b, b) = write_config(dir.path(), "b", &input, &group, &registry, "", &risers);
-    // The input exists (four partitions) before the instances subscribe.
-    produce(&input, &[b"warm-up: not an alert".to_vec()]);
-    let mut serve_a = spawn_serve_with(&config_a, &dir.path().join("a.log"), &[]);
-    let mut serve_b = spawn_serve_with(&config_b, &dir.path().join("b.log"), &[]);
-    ready(a);
-    ready(b);
+    let mut serve_a = start(&config_a, &dir.path().join("a.log"), a);
+    let mut serve_b = start(&config_b, &dir.path().join("b.log"), b);
     // Both hold partitions: each alert is decided by one of the two.
     let deadline = Instant::now() + Duration::from_secs(60);
     while total(&[a], "bandpass_assigned_partitions") < 1.0
@@ -478,11 +487,7 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
 #[test]
 fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_filters_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = (
-        unique("refuse-alerts"),
-        unique("refuse-group"),
-        unique("refuse-registry"),
-    );
+    let (input, group, registry) = fresh_topics("refuse");
     let (config, admin) = write_config(
         dir.path(),
         "one",
@@ -495,10 +500,8 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
             filters_dir().join("fast_risers.wasm").display()
         ),
     );
-    produce(&input, &[b"warm-up: not an alert".to_vec()]);
     let log = dir.path().join("serve.log");
-    let mut serve = spawn_serve_with(&config, &log, &[]);
-    ready(admin);
+    let mut serve = start(&config, &log, admin);
     let bright = "/v1/groups/hosts/filters/bright-one";
     let (status, body) = upload(
         admin,
@@ -866,8 +869,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     assert!(text.contains("reason=manifest: output_topic 'bandpass.hosts.bright-one' refused"));
 
     // A restart reads the registry again: the same filters run.
-    let mut serve = spawn_serve_with(&config, &dir.path().join("again.log"), &[]);
-    ready(admin);
+    let mut serve = start(&config, &dir.path().join("again.log"), admin);
     assert_eq!(running(), before);
     assert!(
         admin_get(admin, "/metrics")
@@ -880,11 +882,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
 #[test]
 fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = (
-        unique("slow-alerts"),
-        unique("slow-group"),
-        unique("slow-registry"),
-    );
+    let (input, group, registry) = fresh_topics("slow");
     // A cache of its own: a component compiled by another test must not
     // come from a cache in no time.
     let cache = dir.path().join("cache");
@@ -897,9 +895,7 @@ fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once(
         "compile_timeout = \"1ms\"\n",
         &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
     );
-    produce(&input, &[b"warm-up: not an alert".to_vec()]);
-    let mut serve = spawn_serve_with(&config, &dir.path().join("serve.log"), &[]);
-    ready(admin);
+    let mut serve = start(&config, &dir.path().join("serve.log"), admin);
     let risers = component("fast_risers");
     let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "risers", &risers, None);
     assert_eq!(status, 422, "{body}");
