@@ -646,121 +646,74 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         403,
         "over group 'hosts''s maximum",
     );
-    // Uploads that are not acceptable (as rivals, whose quota has room).
+    // Uploads that are not acceptable (as rivals, whose quota has room):
+    // (component, manifest, status, what the reason must say).
     let risers = component("fast_risers");
-    expect(
-        upload(
-            admin,
-            RIVALS_TOKEN,
-            "rivals",
-            "x",
-            &risers,
-            Some("{not json"),
-        ),
-        400,
-        "manifest:",
-    );
-    expect(
-        upload(
-            admin,
-            RIVALS_TOKEN,
-            "rivals",
-            "x",
-            &risers,
+    let firehose = r#"{"params": {"max_mag": 30, "min_real": 0, "min_ndethist": 0}}"#;
+    let refused: [(Vec<u8>, Option<&str>, u16, &str); 10] = [
+        (risers.clone(), Some("{not json"), 400, "manifest:"),
+        (
+            risers.clone(),
             Some(r#"{"parms": {}}"#),
+            400,
+            "unknown field `parms`",
         ),
-        400,
-        "unknown field `parms`",
-    );
-    expect(
-        upload(
-            admin,
-            RIVALS_TOKEN,
-            "rivals",
-            "x",
-            &risers,
+        (
+            risers.clone(),
             Some(r#"{"version": "9.9.9"}"#),
+            400,
+            "differs from the component's own",
         ),
-        400,
-        "differs from the component's own",
-    );
-    expect(
-        upload(
-            admin,
-            RIVALS_TOKEN,
-            "rivals",
-            "x",
-            &vec![0u8; (4 << 20) + 1000],
+        (
+            vec![0u8; (4 << 20) + 1000],
             None,
+            413,
+            "larger than the 4194304 bytes allowed",
         ),
-        413,
-        "larger than the 4194304 bytes allowed",
-    );
-    expect(
-        upload(admin, RIVALS_TOKEN, "rivals", "x", b"just some text", None),
-        422,
-        "not a WebAssembly binary",
-    );
-    expect(
-        upload(
-            admin,
-            RIVALS_TOKEN,
-            "rivals",
-            "x",
-            &component("hostile_forbidden_import"),
+        (
+            b"just some text".to_vec(),
             None,
+            422,
+            "not a WebAssembly binary",
         ),
-        422,
-        "wasi:http/outgoing-handler",
-    );
-    expect(
-        upload(
-            admin,
-            RIVALS_TOKEN,
-            "rivals",
-            "x",
-            &component("hostile_unknown_field"),
+        (
+            component("hostile_forbidden_import"),
             None,
+            422,
+            "wasi:http/outgoing-handler",
         ),
-        422,
-        "declared field 'candidate.no_such_field' is in none",
-    );
-    expect(
-        upload(
-            admin,
-            RIVALS_TOKEN,
-            "rivals",
-            "x",
-            &component("hostile_infinite_loop"),
+        (
+            component("hostile_unknown_field"),
             None,
+            422,
+            "declared field 'candidate.no_such_field' is in none",
         ),
-        422,
-        "(out-of-fuel)",
-    );
-    expect(
-        upload(
-            admin,
-            RIVALS_TOKEN,
-            "rivals",
-            "x",
-            &component("hostile_bad_init"),
+        (
+            component("hostile_infinite_loop"),
             None,
+            422,
+            "(out-of-fuel)",
         ),
-        422,
-        "refuses every deployment",
-    );
-    expect(
-        upload(
-            admin,
-            RIVALS_TOKEN,
-            "rivals",
-            "x",
-            &component("bright_transients"),
-            Some(r#"{"params": {"max_mag": 30, "min_real": 0, "min_ndethist": 0}}"#),
+        (
+            component("hostile_bad_init"),
+            None,
+            422,
+            "refuses every deployment",
         ),
-        422,
-        "accepted 13 of 18 canary alerts (72%), more than the 50% allowed",
-    );
+        (
+            component("bright_transients"),
+            Some(firehose),
+            422,
+            "accepted 13 of 18 canary alerts (72%), more than the 50% allowed",
+        ),
+    ];
+    for (bytes, manifest, status, reason) in &refused {
+        expect(
+            upload(admin, RIVALS_TOKEN, "rivals", "x", bytes, *manifest),
+            *status,
+            reason,
+        );
+    }
     expect(
         upload(admin, RIVALS_TOKEN, "rivals", "Bad_Name", &risers, None),
         400,
