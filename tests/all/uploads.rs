@@ -530,15 +530,15 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     let before = running();
     assert_eq!(before.len(), 1, "{before:?}");
 
-    let mut refusals = 0;
-    let mut expect = |(status, body): (u16, String), want: u16, reason: &str| {
+    let refusals = std::cell::Cell::new(0);
+    let expect = |(status, body): (u16, String), want: u16, reason: &str| {
         assert_eq!(status, want, "{body}");
         let error = json(&body)["error"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         assert!(error.contains(reason), "'{error}' should say '{reason}'");
-        refusals += 1;
+        refusals.set(refusals.get() + 1);
     };
 
     // Who may ask.
@@ -758,6 +758,58 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(running(), before);
+    // `bandpass upload`, the filter author's command, says what the host
+    // answered: the filter running, or the refusal and its reason.
+    let cli = |token: &str, group: &str| {
+        Command::new(crate::support::bandpass_bin())
+            .args([
+                "upload",
+                filters_dir().join("fast_risers.wasm").to_str().unwrap(),
+            ])
+            .args(["--to", &format!("http://{admin}"), "--group", group])
+            .args(["--param", "min_rise=0.5", "--fuel", "100000000"])
+            .env("BANDPASS_TOKEN", token)
+            .output()
+            .expect("bandpass upload runs")
+    };
+    let out = cli(HOSTS_TOKEN, "hosts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "hosts/fast-risers: uploaded 0.1.0 (running), output topic bandpass.hosts.fast-risers"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("canary: accepted"), "{stdout}");
+    let (status, body) = call(
+        admin,
+        "GET",
+        "/v1/groups/hosts/filters/fast-risers",
+        HOSTS_TOKEN,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["params"]["min_rise"], "0.5", "{body}");
+    assert_eq!(json(&body)["limits"]["fuel"], 100000000, "{body}");
+    let out = cli(HOSTS_TOKEN, "rivals");
+    refusals.set(refusals.get() + 1);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rivals/fast-risers: refused (403): this token is group 'hosts''s"),
+        "{stderr}"
+    );
+    let (status, body) = call(
+        admin,
+        "DELETE",
+        "/v1/groups/hosts/filters/fast-risers",
+        HOSTS_TOKEN,
+    );
+    assert_eq!(status, 200, "{body}");
     // SIGHUP takes a new group (and its token) without a restart.
     const LATE_TOKEN: &str = "late-token-cdef";
     let path = "/v1/groups/late/filters";
@@ -802,14 +854,14 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         .filter(|l| l.starts_with("bandpass_admin_refused_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    assert_eq!(counted as usize, refusals, "{metrics}");
+    assert_eq!(counted as usize, refusals.get(), "{metrics}");
     assert_eq!(
         sample(&metrics, "bandpass_admin_refused_total{status=\"413\"}"),
         Some(1.0)
     );
     assert_eq!(
         sample(&metrics, "bandpass_uploads_accepted_total"),
-        Some(3.0)
+        Some(4.0)
     );
     // Every refusal was logged with its reason.
     assert!(terminate(&mut serve).success());
@@ -818,7 +870,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         .lines()
         .filter(|l| l.contains("admin API refused a request"))
         .count();
-    assert_eq!(logged, refusals, "one log line per refusal:\n{text}");
+    assert_eq!(logged, refusals.get(), "one log line per refusal:\n{text}");
     assert!(text.contains("reason=manifest: output_topic 'bandpass.hosts.bright-one' refused"));
 
     // A restart reads the registry again: the same filters run.

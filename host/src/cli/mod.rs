@@ -16,6 +16,7 @@ mod run;
 mod serve;
 mod test;
 mod token;
+mod upload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +74,9 @@ pub enum Command {
     New(new::NewArgs),
     /// Make a token for the admin API, and the hash the config holds.
     Token(token::TokenArgs),
+    /// Upload a filter to a running `bandpass serve` (its admin API),
+    /// with your group's token from $BANDPASS_TOKEN.
+    Upload(upload::UploadArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -86,6 +90,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve::execute(args),
         Command::New(args) => new::execute(args),
         Command::Token(args) => token::execute(args),
+        Command::Upload(args) => upload::execute(args),
     }
 }
 

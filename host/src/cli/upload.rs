@@ -1,0 +1,200 @@
+//! `bandpass upload FILTER.wasm --to URL --group G`: a filter author's
+//! way to put a filter on a running `bandpass serve`, through its admin
+//! API (`PUT /v1/groups/{group}/filters/{name}`, docs/admin-api.yaml).
+//! The token comes from the environment (`BANDPASS_TOKEN`) or a file,
+//! never from the command line, where other users could read it.
+//!
+//! Prints what the host answered: the filter running (its version,
+//! output topic, and the canary's figures), or the reason it refused.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Value, json};
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The filter component (.wasm).
+    pub filter: PathBuf,
+    /// The host's admin port, e.g. `http://127.0.0.1:9464`.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Your group, as the operator named it.
+    #[arg(long)]
+    pub group: String,
+    /// The filter's name in your group ([a-z0-9-]); its output topic is
+    /// `bandpass.<group>.<name>`. Defaults to the file's name
+    /// (`bright_transients.wasm` gives `bright-transients`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A file holding your token, instead of `$BANDPASS_TOKEN`.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A parameter passed to the filter's `init`, as KEY=VALUE
+    /// (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Fuel budget per alert (within your group's maximum).
+    #[arg(long, value_name = "UNITS")]
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline per alert, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub deadline_ms: Option<u64>,
+    /// Memory cap per filter instance, in MiB.
+    #[arg(long, value_name = "MIB")]
+    pub memory_mib: Option<usize>,
+    /// Register it without running it (enable it later).
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+/// How long an upload may take: a large component compiles, then runs
+/// the host's canary, before the answer.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub fn execute(args: UploadArgs) -> anyhow::Result<u8> {
+    let token = match &args.token_file {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the token file {}", file.display()))?,
+        None => std::env::var("BANDPASS_TOKEN").map_err(|_| {
+            anyhow::anyhow!(
+                "no token: set BANDPASS_TOKEN to your group's token, or give --token-file"
+            )
+        })?,
+    };
+    let token = token.trim();
+    let component = std::fs::read(&args.filter)
+        .with_context(|| format!("cannot read filter {}", args.filter.display()))?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => default_name(&args.filter),
+    };
+    let manifest = manifest(&args)?;
+    let url = format!(
+        "{}/v1/groups/{}/filters/{name}",
+        args.to.trim_end_matches('/'),
+        args.group
+    );
+    let (content_type, body) = multipart(&manifest.to_string(), &component);
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(UPLOAD_TIMEOUT))
+        .user_agent(concat!("bandpass/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent();
+    let mut response = agent
+        .put(&url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", &content_type)
+        .send(&body[..])
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .with_context(|| format!("cannot read the answer of {url}"))?;
+    let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let group_name = format!("{}/{name}", args.group);
+    match status {
+        200..=202 => {
+            let f = &answer["filter"];
+            let c = &answer["canary"];
+            println!(
+                "{group_name}: {} {} ({}), output topic {}",
+                match status {
+                    201 => "uploaded",
+                    200 => "replaced",
+                    _ => "registered",
+                },
+                f["version"].as_str().unwrap_or("?"),
+                f["state"].as_str().unwrap_or("?"),
+                f["output_topic"].as_str().unwrap_or("?"),
+            );
+            println!(
+                "canary: accepted {} of {} alerts; at most {} fuel and {} µs per alert",
+                c["accepted"], c["alerts"], c["max_fuel"], c["max_micros"]
+            );
+            if let Some(pending) = answer["pending"].as_str() {
+                println!("not running yet: {pending}");
+            }
+            Ok(0)
+        }
+        _ => {
+            let reason = answer["error"].as_str().unwrap_or(text.trim());
+            eprintln!("{group_name}: refused ({status}): {reason}");
+            Ok(2)
+        }
+    }
+}
+
+/// `bright_transients.wasm` -> `bright-transients`.
+fn default_name(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase().replace('_', "-"))
+        .unwrap_or_default()
+}
+
+/// The upload's JSON manifest from the arguments.
+fn manifest(args: &UploadArgs) -> anyhow::Result<Value> {
+    let mut params = serde_json::Map::new();
+    for p in &args.params {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--param {p}: write KEY=VALUE"))?;
+        params.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    let mut limits = serde_json::Map::new();
+    if let Some(fuel) = args.fuel {
+        limits.insert("fuel".into(), json!(fuel));
+    }
+    if let Some(ms) = args.deadline_ms {
+        limits.insert("deadline".into(), json!(format!("{ms}ms")));
+    }
+    if let Some(mib) = args.memory_mib {
+        limits.insert("memory".into(), json!(format!("{mib}MiB")));
+    }
+    let mut manifest = json!({ "params": params, "enabled": !args.disabled });
+    if !limits.is_empty() {
+        manifest["limits"] = Value::Object(limits);
+    }
+    Ok(manifest)
+}
+
+/// A multipart/form-data body with the `manifest` and `component` parts.
+fn multipart(manifest: &str, component: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("bandpass-{:016x}", rand::random::<u64>());
+    let mut body = Vec::with_capacity(component.len() + manifest.len() + 512);
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\
+             Content-Type: application/json\r\n\r\n{manifest}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"filter.wasm\"\r\n\
+             Content-Type: application/wasm\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(component);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_name_is_the_file_name_in_the_api_s_spelling() {
+        assert_eq!(
+            default_name(std::path::Path::new("x/bright_transients.wasm")),
+            "bright-transients"
+        );
+        assert_eq!(
+            default_name(std::path::Path::new("My_Filter.wasm")),
+            "my-filter"
+        );
+    }
+}
