@@ -213,7 +213,7 @@ impl Registry {
         // Room for the largest component, its record and batch overhead.
         let max_message = admin.uploads.max_size + (1 << 20);
         ensure_topic(config, &topic, max_message)?;
-        let mut producer_config = crate::pipeline::client_config(config);
+        let mut producer_config = crate::pipeline::side_client_config(config);
         producer_config
             .set("enable.idempotence", "true")
             // Not compressed: librdkafka's consumer guesses a compressed
@@ -655,7 +655,7 @@ fn refusal(entry: &Entry, groups: &[GroupConfig], engine_max: &LimitsConfig) -> 
 /// lose filters), and one whose `max.message.bytes` is too small for
 /// `admin.uploads.max_size` is warned about.
 fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = crate::pipeline::client_config(config)
+    let admin: AdminClient<DefaultClientContext> = crate::pipeline::side_client_config(config)
         .create()
         .context("creating a Kafka admin client for the registry topic")?;
     let max = max_message.to_string();
@@ -717,7 +717,7 @@ fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Res
 /// (no group membership, no commits: every instance reads it all).
 fn follower(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<BaseConsumer> {
     let fetch = max_message + (1 << 20);
-    let mut c = crate::pipeline::client_config(config);
+    let mut c = crate::pipeline::side_client_config(config);
     c.set("group.id", "bandpass-registry-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

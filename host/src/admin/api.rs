@@ -617,6 +617,9 @@ async fn upload(
         .put(&record, &component, record.enabled.then_some(filter))
         .await;
     if let Err(e) = put {
+        if matches!(e, WriteError::Pending(_)) {
+            api.metrics.upload_accepted();
+        }
         let view = api.entry(&group, &name).map(|e| api.view(&e)).ok();
         return written(e, json!({ "filter": view, "canary": report }));
     }

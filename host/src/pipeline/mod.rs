@@ -331,6 +331,17 @@ pub(crate) fn client_config(config: &Config) -> ClientConfig {
     c
 }
 
+/// [`client_config`] with the `[kafka.librdkafka]` map applied: for the
+/// clients beside the pipeline's (the registry's), whose own settings
+/// then go on top. Security settings given only in the map reach them.
+pub(crate) fn side_client_config(config: &Config) -> ClientConfig {
+    let mut c = client_config(config);
+    for (k, v) in &config.kafka.librdkafka {
+        c.set(k, v);
+    }
+    c
+}
+
 /// Forwards a librdkafka log line to tracing (target `librdkafka`), as
 /// rdkafka does by default, except the warnings that a property of the
 /// `[kafka.librdkafka]` map does not apply to this client: the map goes
@@ -584,4 +595,29 @@ fn consume(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_s_clients_get_the_librdkafka_map_too() {
+        let text = r#"
+            [kafka]
+            brokers = ["127.0.0.1:9092"]
+            [kafka.librdkafka]
+            "sasl.oauthbearer.config" = "principal=bandpass"
+            [input]
+            topics = ["ztf_alerts"]
+            group = "bandpass"
+        "#;
+        let config = Config::parse(text, Path::new("bandpass.toml"), |_| None).unwrap();
+        let side = side_client_config(&config);
+        assert_eq!(
+            side.get("sasl.oauthbearer.config"),
+            Some("principal=bandpass")
+        );
+        assert_eq!(side.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+    }
 }
