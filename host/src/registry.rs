@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -38,6 +38,18 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::{Config, GroupConfig, LimitsConfig, is_name};
 use crate::pipeline::{Deployment, Sources, deployment_key};
 use crate::sandbox::{Limits, LoadedFilter, Sandbox};
+
+/// The registry's Kafka clients log through tracing, as the pipeline's
+/// do (a SASL or TLS problem with the registry shows in the log).
+pub struct Logged;
+
+impl ClientContext for Logged {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        crate::pipeline::forward_log(level, facility, message);
+    }
+}
+
+impl ConsumerContext for Logged {}
 
 /// What the registry holds of one uploaded filter, besides its bytes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -161,7 +173,7 @@ struct State {
 /// The registry as one instance follows it.
 pub struct Registry {
     topic: String,
-    producer: FutureProducer,
+    producer: FutureProducer<Logged>,
     sandbox: Arc<Sandbox>,
     state: Mutex<State>,
     /// Filters the admin API has just validated, by registry key (with
@@ -222,8 +234,8 @@ impl Registry {
             .set("compression.type", "none")
             .set("message.max.bytes", (max_message + (1 << 20)).to_string())
             .set("message.timeout.ms", "30000");
-        let producer: FutureProducer = producer_config
-            .create()
+        let producer: FutureProducer<Logged> = producer_config
+            .create_with_context(Logged)
             .context("creating the registry's Kafka producer")?;
         let consumer = follower(config, &topic, max_message)?;
         let published = sources.lock().unwrap().published();
@@ -262,7 +274,7 @@ impl Registry {
     }
 
     /// Reads the topic up to the end it had when this was called.
-    fn catch_up(&self, consumer: &BaseConsumer) -> anyhow::Result<()> {
+    fn catch_up(&self, consumer: &BaseConsumer<Logged>) -> anyhow::Result<()> {
         let deadline = Instant::now() + CATCH_UP;
         let assignment = consumer.assignment()?;
         let mut ends = HashMap::new();
@@ -319,7 +331,7 @@ impl Registry {
     }
 
     /// Follows the topic: applies each batch of changes once caught up.
-    fn follow(&self, consumer: &BaseConsumer, stop: &AtomicBool) {
+    fn follow(&self, consumer: &BaseConsumer<Logged>, stop: &AtomicBool) {
         let mut dirty = false;
         while !stop.load(Ordering::Relaxed) {
             // Once a change came, apply as soon as nothing more is queued.
@@ -655,8 +667,8 @@ fn refusal(entry: &Entry, groups: &[GroupConfig], engine_max: &LimitsConfig) -> 
 /// lose filters), and one whose `max.message.bytes` is too small for
 /// `admin.uploads.max_size` is warned about.
 fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = crate::pipeline::side_client_config(config)
-        .create()
+    let admin: AdminClient<Logged> = crate::pipeline::side_client_config(config)
+        .create_with_context(Logged)
         .context("creating a Kafka admin client for the registry topic")?;
     let max = max_message.to_string();
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1))
@@ -715,7 +727,11 @@ fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Res
 
 /// A consumer assigned every partition of the topic from its beginning
 /// (no group membership, no commits: every instance reads it all).
-fn follower(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<BaseConsumer> {
+fn follower(
+    config: &Config,
+    topic: &str,
+    max_message: usize,
+) -> anyhow::Result<BaseConsumer<Logged>> {
     let fetch = max_message + (1 << 20);
     let mut c = crate::pipeline::side_client_config(config);
     c.set("group.id", "bandpass-registry-reader")
@@ -727,8 +743,8 @@ fn follower(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<
         .set("fetch.message.max.bytes", fetch.to_string())
         .set("fetch.max.bytes", fetch.to_string())
         .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());
-    let consumer: BaseConsumer = c
-        .create()
+    let consumer: BaseConsumer<Logged> = c
+        .create_with_context(Logged)
         .context("creating the registry's Kafka consumer")?;
     let deadline = Instant::now() + CATCH_UP;
     let partitions = loop {
