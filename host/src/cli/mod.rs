@@ -94,9 +94,9 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// Options shared by every command that loads filters.
+/// A filter's budgets as flags; those not given keep the defaults.
 #[derive(Debug, Clone, Args)]
-pub struct EngineArgs {
+pub struct BudgetArgs {
     /// Fuel budget per alert (deterministic CPU budget).
     #[arg(long, value_name = "UNITS")]
     pub fuel: Option<u64>,
@@ -106,6 +106,30 @@ pub struct EngineArgs {
     /// Memory cap per filter instance, in MiB.
     #[arg(long, value_name = "MIB")]
     pub memory_mib: Option<usize>,
+}
+
+impl BudgetArgs {
+    /// The default limits with the flags given applied.
+    fn limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(fuel) = self.fuel {
+            limits.fuel_per_alert = fuel;
+        }
+        if let Some(ms) = self.deadline_ms {
+            limits.deadline_ms = ms;
+        }
+        if let Some(mib) = self.memory_mib {
+            limits.memory_bytes = mib << 20;
+        }
+        limits
+    }
+}
+
+/// Options shared by every command that loads filters.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// Consecutive failed alerts after which a filter is quarantined.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub quarantine_after: u32,
@@ -122,7 +146,7 @@ pub struct EngineArgs {
     pub no_cache: bool,
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("parameter '{s}' is not KEY=VALUE"))
@@ -130,17 +154,7 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 
 impl EngineArgs {
     fn limits(&self) -> Limits {
-        let mut limits = Limits::default();
-        if let Some(fuel) = self.fuel {
-            limits.fuel_per_alert = fuel;
-        }
-        if let Some(ms) = self.deadline_ms {
-            limits.deadline_ms = ms;
-        }
-        if let Some(mib) = self.memory_mib {
-            limits.memory_bytes = mib << 20;
-        }
-        limits
+        self.budget.limits()
     }
 
     fn sandbox(&self) -> anyhow::Result<Sandbox> {

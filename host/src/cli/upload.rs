@@ -34,17 +34,12 @@ pub struct UploadArgs {
     pub token_file: Option<PathBuf>,
     /// A parameter passed to the filter's `init`, as KEY=VALUE
     /// (repeatable).
-    #[arg(long = "param", value_name = "KEY=VALUE")]
-    pub params: Vec<String>,
-    /// Fuel budget per alert (within your group's maximum).
-    #[arg(long, value_name = "UNITS")]
-    pub fuel: Option<u64>,
-    /// Wall-clock deadline per alert, in milliseconds.
-    #[arg(long, value_name = "MS")]
-    pub deadline_ms: Option<u64>,
-    /// Memory cap per filter instance, in MiB.
-    #[arg(long, value_name = "MIB")]
-    pub memory_mib: Option<usize>,
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = super::parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Budgets asked for (within your group's maximum); those not given
+    /// take the host's defaults.
+    #[command(flatten)]
+    pub budget: super::BudgetArgs,
     /// Register it without running it (enable it later).
     #[arg(long)]
     pub disabled: bool,
@@ -71,7 +66,7 @@ pub fn execute(args: UploadArgs) -> anyhow::Result<u8> {
         Some(n) => n.clone(),
         None => default_name(&args.filter),
     };
-    let manifest = manifest(&args)?;
+    let manifest = manifest(&args);
     let url = format!(
         "{}/v1/groups/{}/filters/{name}",
         args.to.trim_end_matches('/'),
@@ -139,29 +134,28 @@ fn default_name(path: &std::path::Path) -> String {
 }
 
 /// The upload's JSON manifest from the arguments.
-fn manifest(args: &UploadArgs) -> anyhow::Result<Value> {
-    let mut params = serde_json::Map::new();
-    for p in &args.params {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--param {p}: write KEY=VALUE"))?;
-        params.insert(k.to_string(), Value::String(v.to_string()));
-    }
+fn manifest(args: &UploadArgs) -> Value {
+    let params: serde_json::Map<String, Value> = args
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let b = &args.budget;
     let mut limits = serde_json::Map::new();
-    if let Some(fuel) = args.fuel {
+    if let Some(fuel) = b.fuel {
         limits.insert("fuel".into(), json!(fuel));
     }
-    if let Some(ms) = args.deadline_ms {
+    if let Some(ms) = b.deadline_ms {
         limits.insert("deadline".into(), json!(format!("{ms}ms")));
     }
-    if let Some(mib) = args.memory_mib {
+    if let Some(mib) = b.memory_mib {
         limits.insert("memory".into(), json!(format!("{mib}MiB")));
     }
     let mut manifest = json!({ "params": params, "enabled": !args.disabled });
     if !limits.is_empty() {
         manifest["limits"] = Value::Object(limits);
     }
-    Ok(manifest)
+    manifest
 }
 
 /// A multipart/form-data body with the `manifest` and `component` parts.
