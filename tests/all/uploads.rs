@@ -803,6 +803,52 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         stderr.contains("rivals/fast-risers: refused (403): this token is group 'hosts''s"),
         "{stderr}"
     );
+    // `bandpass filters` shows the group's filters, and one with its log.
+    let filters = |token: &str, group: &str, more: &[&str]| {
+        Command::new(crate::support::bandpass_bin())
+            .args([
+                "filters",
+                "--to",
+                &format!("http://{admin}"),
+                "--group",
+                group,
+            ])
+            .args(more)
+            .env("BANDPASS_TOKEN", token)
+            .output()
+            .expect("bandpass filters runs")
+    };
+    let out = filters(HOSTS_TOKEN, "hosts", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+    };
+    assert_eq!(
+        row("fast-risers").map(|r| (r[1], r[2], r[6])),
+        Some(("0.1.0", "running", "bandpass.hosts.fast-risers")),
+        "{stdout}"
+    );
+    assert!(row("bright-one").is_some(), "{stdout}");
+    let out = filters(HOSTS_TOKEN, "hosts", &["fast-risers", "--logs"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("log of fast-risers on this instance:"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("bright-one"), "{stdout}");
+    let out = filters(RIVALS_TOKEN, "hosts", &[]);
+    refusals.set(refusals.get() + 1);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hosts/*: refused (403): this token is group 'rivals''s"),
+        "{stderr}"
+    );
     let (status, body) = call(
         admin,
         "DELETE",

@@ -12,11 +12,11 @@ mod fields;
 mod format;
 mod inspect;
 mod new;
+mod remote;
 mod run;
 mod serve;
 mod test;
 mod token;
-mod upload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,7 +76,10 @@ pub enum Command {
     Token(token::TokenArgs),
     /// Upload a filter to a running `bandpass serve` (its admin API),
     /// with your group's token from $BANDPASS_TOKEN.
-    Upload(upload::UploadArgs),
+    Upload(remote::UploadArgs),
+    /// Your group's filters on a running `bandpass serve`: state and
+    /// counters, or one filter with its log lines.
+    Filters(remote::FiltersArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -90,7 +93,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve::execute(args),
         Command::New(args) => new::execute(args),
         Command::Token(args) => token::execute(args),
-        Command::Upload(args) => upload::execute(args),
+        Command::Upload(args) => remote::execute(args),
+        Command::Filters(args) => remote::list(args),
     }
 }
 

@@ -1,0 +1,321 @@
+//! A filter author's commands for a running `bandpass serve`, through
+//! its admin API (docs/admin-api.yaml):
+//! - `bandpass upload FILTER.wasm --to URL --group G`: put a filter on
+//!   it (`PUT /v1/groups/{group}/filters/{name}`); prints the filter
+//!   running (version, output topic, the canary's figures), or the
+//!   reason it was refused;
+//! - `bandpass filters --to URL --group G [NAME] [--logs]`: the group's
+//!   filters with their state and counters, or one with its log lines.
+//!
+//! The token comes from the environment (`BANDPASS_TOKEN`) or a file,
+//! never from the command line, where other users could read it. A
+//! refusal exits with status 2.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::format::{Table, thousands};
+
+/// Where the host is, and who asks.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// The host's admin port, e.g. `http://127.0.0.1:9464`.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Your group, as the operator named it.
+    #[arg(long)]
+    pub group: String,
+    /// A file holding your token, instead of `$BANDPASS_TOKEN`.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The filter component (.wasm).
+    pub filter: PathBuf,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// The filter's name in your group ([a-z0-9-]); its output topic is
+    /// `bandpass.<group>.<name>`. Defaults to the file's name
+    /// (`bright_transients.wasm` gives `bright-transients`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A parameter passed to the filter's `init`, as KEY=VALUE
+    /// (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = super::parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Budgets asked for (within your group's maximum); those not given
+    /// take the host's defaults.
+    #[command(flatten)]
+    pub budget: super::BudgetArgs,
+    /// Register it without running it (enable it later).
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+/// How long an upload may take: a large component compiles, then runs
+/// the host's canary, before the answer.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Args)]
+pub struct FiltersArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// One filter (default: every filter of the group).
+    pub name: Option<String>,
+    /// With NAME: also its recent log lines on that instance.
+    #[arg(long, requires = "name")]
+    pub logs: bool,
+}
+
+/// The admin API of one host, as one group.
+struct Remote {
+    base: String,
+    group: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    fn new(host: &HostArgs) -> anyhow::Result<Remote> {
+        let token = match &host.token_file {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the token file {}", file.display()))?,
+            None => std::env::var("BANDPASS_TOKEN").map_err(|_| {
+                anyhow::anyhow!(
+                    "no token: set BANDPASS_TOKEN to your group's token, or give --token-file"
+                )
+            })?,
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(UPLOAD_TIMEOUT))
+            .user_agent(concat!("bandpass/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Ok(Remote {
+            base: format!(
+                "{}/v1/groups/{}/filters",
+                host.to.trim_end_matches('/'),
+                host.group
+            ),
+            group: host.group.clone(),
+            token: token.trim().to_string(),
+            agent,
+        })
+    }
+
+    /// `GET` (no body) or `PUT` (a body) of `path` under the group's
+    /// filters; returns the status and the JSON answer.
+    fn call(&self, path: &str, body: Option<(&str, &[u8])>) -> anyhow::Result<(u16, Value)> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let sent = match body {
+            Some((content_type, bytes)) => self
+                .agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", content_type)
+                .send(bytes),
+            None => self.agent.get(&url).header("Authorization", &auth).call(),
+        };
+        let mut response = sent.with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .with_context(|| format!("cannot read the answer of {url}"))?;
+        let answer = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, answer))
+    }
+
+    /// Prints a refusal (the host's reason) and gives the exit status.
+    fn refused(&self, what: &str, status: u16, answer: &Value) -> u8 {
+        let reason = answer["error"]
+            .as_str()
+            .or(answer.as_str())
+            .unwrap_or_default();
+        eprintln!(
+            "{}/{what}: refused ({status}): {}",
+            self.group,
+            reason.trim()
+        );
+        2
+    }
+}
+
+pub fn execute(args: UploadArgs) -> anyhow::Result<u8> {
+    let remote = Remote::new(&args.host)?;
+    let component = std::fs::read(&args.filter)
+        .with_context(|| format!("cannot read filter {}", args.filter.display()))?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => default_name(&args.filter),
+    };
+    let manifest = manifest(&args);
+    let (content_type, body) = multipart(&manifest.to_string(), &component);
+    let (status, answer) = remote.call(&format!("/{name}"), Some((&content_type, &body)))?;
+    let group_name = format!("{}/{name}", remote.group);
+    match status {
+        200..=202 => {
+            let f = &answer["filter"];
+            let c = &answer["canary"];
+            println!(
+                "{group_name}: {} {} ({}), output topic {}",
+                match status {
+                    201 => "uploaded",
+                    200 => "replaced",
+                    _ => "registered",
+                },
+                f["version"].as_str().unwrap_or("?"),
+                f["state"].as_str().unwrap_or("?"),
+                f["output_topic"].as_str().unwrap_or("?"),
+            );
+            println!(
+                "canary: accepted {} of {} alerts; at most {} fuel and {} µs per alert",
+                c["accepted"], c["alerts"], c["max_fuel"], c["max_micros"]
+            );
+            if let Some(pending) = answer["pending"].as_str() {
+                println!("not running yet: {pending}");
+            }
+            Ok(0)
+        }
+        _ => Ok(remote.refused(&name, status, &answer)),
+    }
+}
+
+/// `bandpass filters`: the group's filters, or one with its log.
+pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
+    let remote = Remote::new(&args.host)?;
+    let path = args
+        .name
+        .as_ref()
+        .map_or(String::new(), |n| format!("/{n}"));
+    let (status, answer) = remote.call(&path, None)?;
+    if status != 200 {
+        return Ok(remote.refused(args.name.as_deref().unwrap_or("*"), status, &answer));
+    }
+    let filters = match &args.name {
+        Some(_) => vec![answer],
+        None => answer["filters"].as_array().cloned().unwrap_or_default(),
+    };
+    let mut table = Table::new(&[
+        "FILTER",
+        "VERSION",
+        "STATE",
+        "ALERTS",
+        "ACCEPTED",
+        "FAILED",
+        "OUTPUT TOPIC",
+    ]);
+    let mut reasons = Vec::new();
+    for f in &filters {
+        let name = f["name"].as_str().unwrap_or("?");
+        let counter = |k: &str| f["counters"][k].as_u64().map_or("-".into(), thousands);
+        table.row(vec![
+            name.to_string(),
+            f["version"].as_str().unwrap_or("?").to_string(),
+            f["state"].as_str().unwrap_or("?").to_string(),
+            counter("alerts"),
+            counter("accepted"),
+            counter("failed"),
+            f["output_topic"].as_str().unwrap_or("?").to_string(),
+        ]);
+        if let Some(reason) = f["reason"].as_str() {
+            reasons.push(format!("{name}: {reason}"));
+        }
+    }
+    print!("{}", table.render());
+    for r in reasons {
+        println!("{r}");
+    }
+    if let (true, Some(name)) = (args.logs, &args.name) {
+        let (status, log) = remote.call(&format!("/{name}/logs"), None)?;
+        if status != 200 {
+            return Ok(remote.refused(name, status, &log));
+        }
+        println!("log of {name} on this instance:");
+        for line in log["lines"].as_array().into_iter().flatten() {
+            println!(
+                "  [{}] {}",
+                line["source"].as_str().unwrap_or("?"),
+                line["text"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `bright_transients.wasm` -> `bright-transients`.
+fn default_name(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase().replace('_', "-"))
+        .unwrap_or_default()
+}
+
+/// The upload's JSON manifest from the arguments.
+fn manifest(args: &UploadArgs) -> Value {
+    let params: serde_json::Map<String, Value> = args
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let b = &args.budget;
+    let mut limits = serde_json::Map::new();
+    if let Some(fuel) = b.fuel {
+        limits.insert("fuel".into(), json!(fuel));
+    }
+    if let Some(ms) = b.deadline_ms {
+        limits.insert("deadline".into(), json!(format!("{ms}ms")));
+    }
+    if let Some(mib) = b.memory_mib {
+        limits.insert("memory".into(), json!(format!("{mib}MiB")));
+    }
+    let mut manifest = json!({ "params": params, "enabled": !args.disabled });
+    if !limits.is_empty() {
+        manifest["limits"] = Value::Object(limits);
+    }
+    manifest
+}
+
+/// A multipart/form-data body with the `manifest` and `component` parts.
+fn multipart(manifest: &str, component: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("bandpass-{:016x}", rand::random::<u64>());
+    let mut body = Vec::with_capacity(component.len() + manifest.len() + 512);
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\
+             Content-Type: application/json\r\n\r\n{manifest}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"filter.wasm\"\r\n\
+             Content-Type: application/wasm\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(component);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_name_is_the_file_name_in_the_api_s_spelling() {
+        assert_eq!(
+            default_name(std::path::Path::new("x/bright_transients.wasm")),
+            "bright-transients"
+        );
+        assert_eq!(
+            default_name(std::path::Path::new("My_Filter.wasm")),
+            "my-filter"
+        );
+    }
+}
