@@ -360,23 +360,37 @@ impl Metrics {
             .collect()
     }
 
+    fn counts_of(&self, name: &str, quarantined: bool) -> FilterCounts {
+        let m = self.filter(name);
+        FilterCounts {
+            alerts: m.alerts.get(),
+            accepted: m.accepted.get(),
+            rejected: m.rejected.get(),
+            failed: m.failed.get(),
+            skipped: m.skipped.get(),
+            fuel: m.fuel.get(),
+            nanos: m.nanos.get(),
+            quarantined,
+        }
+    }
+
+    /// One deployed filter's counters now; None if it is not deployed.
+    pub fn counts(&self, name: &str) -> Option<FilterCounts> {
+        let quarantined = {
+            let deployed = self.deployed.lock().unwrap();
+            let (_, filter) = deployed.iter().find(|(info, _)| info.name == name)?;
+            filter.health.quarantined().is_some()
+        };
+        Some(self.counts_of(name, quarantined))
+    }
+
     /// Every counter of the status page, now.
     pub fn snapshot(&self) -> Snapshot {
         let filters = self
             .refresh_quarantine()
             .into_iter()
             .map(|(info, quarantined)| {
-                let m = self.filter(&info.name);
-                let counts = FilterCounts {
-                    alerts: m.alerts.get(),
-                    accepted: m.accepted.get(),
-                    rejected: m.rejected.get(),
-                    failed: m.failed.get(),
-                    skipped: m.skipped.get(),
-                    fuel: m.fuel.get(),
-                    nanos: m.nanos.get(),
-                    quarantined,
-                };
+                let counts = self.counts_of(&info.name, quarantined);
                 (info, counts)
             })
             .collect();

@@ -760,17 +760,26 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     assert_eq!(running(), before);
     // `bandpass upload`, the filter author's command, says what the host
     // answered: the filter running, or the refusal and its reason.
-    let cli = |token: &str, group: &str| {
+    let url = format!("http://{admin}");
+    let risers_path = filters_dir().join("fast_risers.wasm");
+    // `bandpass COMMAND --to URL --group GROUP ARGS...` with `token`.
+    let as_group = |token: &str, command: &str, group: &str, args: &[&str]| {
         Command::new(crate::support::bandpass_bin())
-            .args([
-                "upload",
-                filters_dir().join("fast_risers.wasm").to_str().unwrap(),
-            ])
-            .args(["--to", &format!("http://{admin}"), "--group", group])
-            .args(["--param", "min_rise=0.5", "--fuel", "100000000"])
+            .args([command, "--to", &url, "--group", group])
+            .args(args)
             .env("BANDPASS_TOKEN", token)
             .output()
-            .expect("bandpass upload runs")
+            .expect("bandpass runs")
+    };
+    let cli = |token: &str, group: &str| {
+        let args = [
+            risers_path.to_str().unwrap(),
+            "--param",
+            "min_rise=0.5",
+            "--fuel",
+            "100000000",
+        ];
+        as_group(token, "upload", group, &args)
     };
     let out = cli(HOSTS_TOKEN, "hosts");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -804,20 +813,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         "{stderr}"
     );
     // `bandpass filters` shows the group's filters, and one with its log.
-    let filters = |token: &str, group: &str, more: &[&str]| {
-        Command::new(crate::support::bandpass_bin())
-            .args([
-                "filters",
-                "--to",
-                &format!("http://{admin}"),
-                "--group",
-                group,
-            ])
-            .args(more)
-            .env("BANDPASS_TOKEN", token)
-            .output()
-            .expect("bandpass filters runs")
-    };
+    let filters = |token: &str, group: &str, more: &[&str]| as_group(token, "filters", group, more);
     let out = filters(HOSTS_TOKEN, "hosts", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");

@@ -320,14 +320,7 @@ impl Api {
             Some((Running::Failed(why), true)) => ("failed", Some(why)),
         };
         let deployment = r.deployment_name();
-        let counts = self
-            .metrics
-            .snapshot()
-            .filters
-            .into_iter()
-            .find(|(info, _)| info.name == deployment)
-            .map(|(_, c)| c)
-            .unwrap_or_default();
+        let counts = self.metrics.counts(&deployment).unwrap_or_default();
         json!({
             "group": r.group,
             "name": r.name,
