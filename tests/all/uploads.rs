@@ -22,6 +22,20 @@ const HOSTS_TOKEN: &str = "hosts-token-0123";
 const RIVALS_TOKEN: &str = "rivals-token-4567";
 const OPERATOR_TOKEN: &str = "operator-token-89ab";
 
+/// The processes whose parent is `pid` (from /proc: field 4 of `stat`).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let child: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // `pid (comm) state ppid ...`; the name may hold spaces.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            (ppid.parse::<u32>().ok()? == pid).then_some(child)
+        })
+        .collect()
+}
+
 fn sha256(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
@@ -942,11 +956,23 @@ fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once(
         "compile_timeout = \"1ms\"\n",
         &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
     );
-    let mut serve = start(&config, &dir.path().join("serve.log"), admin);
+    let log = dir.path().join("serve.log");
+    let mut serve = start(&config, &log, admin);
     let risers = component("fast_risers");
     let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "risers", &risers, None);
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("did not compile within 1ms"), "{body}");
+    // The compile ran in a child process, killed at the bound: it leaves
+    // no process behind, and never finishes (a compile left running in a
+    // thread would write its artifact to the cache a moment later).
+    wait_for_log(&log, "its compile process was killed", 1);
+    let children = children_of(serve.0.id());
+    assert!(children.is_empty(), "serve's children: {children:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    let artifacts: Vec<_> = std::fs::read_dir(&cache)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(artifacts.is_empty(), "compiled after all: {artifacts:?}");
     let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "risers", &risers, None);
     assert_eq!(status, 422, "{body}");
     assert!(

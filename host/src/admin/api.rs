@@ -33,10 +33,11 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::canary::Canary;
+use super::compile::CompileFailure;
 use crate::config::{AdminConfig, Config, EngineConfig, GroupConfig, LimitsConfig, is_name};
 use crate::metrics::Metrics;
 use crate::registry::{self, Entry, Record, Registry, Running, WriteError};
-use crate::sandbox::{LoadedFilter, Sandbox, sha256_hex};
+use crate::sandbox::{CacheOutcome, LoadedFilter, Sandbox, sha256_hex};
 
 /// What the filter API needs.
 pub struct Api {
@@ -777,8 +778,50 @@ async fn validate(
             "this component took longer than {timeout:?} to compile here before (admin.uploads.compile_timeout): make it smaller"
         )));
     }
-    let permit = api.permit().await?;
+    let too_slow = || {
+        api.too_slow.lock().unwrap().insert(record.sha256.clone());
+        refused(format!(
+            "the component did not compile within {timeout:?} (admin.uploads.compile_timeout): make it smaller"
+        ))
+    };
     let sandbox = api.sandbox.clone();
+    // With a compiled-code cache (the default with uploads), the compile
+    // runs in a child process that is killed at the time bound (see
+    // admin/compile.rs); the load below then reads its artifact. A
+    // component already in the cache has compiled here before.
+    if let Some(cache) = sandbox.options().cache.clone()
+        && !sandbox.is_cached(&record.sha256)
+    {
+        let permit = api.permit().await?;
+        let compiling = bytes.clone();
+        let compiled = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            super::compile::compile_in_child(cache.dir(), &compiling, timeout)
+        })
+        .await
+        .map_err(crashed)?;
+        match compiled {
+            Ok(()) => {}
+            Err(CompileFailure::TimedOut) => {
+                tracing::warn!(
+                    sha256 = %record.sha256,
+                    ?timeout,
+                    "an upload outlasted admin.uploads.compile_timeout: its compile process was killed"
+                );
+                return Err(too_slow());
+            }
+            Err(CompileFailure::Refused(reason)) => {
+                return Err(refused(format!("component refused: {reason}")));
+            }
+            Err(CompileFailure::Crashed(how)) => {
+                tracing::error!(sha256 = %record.sha256, %how, "an upload's compile process died");
+                return Err(refused(format!(
+                    "compiling the component crashed the compiler ({how}); the service is unharmed: report it to the operator"
+                )));
+            }
+        }
+    }
+    let permit = api.permit().await?;
     let params: Vec<(String, String)> = record.params.clone().into_iter().collect();
     let limits = record.limits;
     let loading = tokio::task::spawn_blocking(move || {
@@ -786,16 +829,18 @@ async fn validate(
         sandbox.load(&bytes, params, limits)
     });
     let filter = match tokio::time::timeout(timeout, loading).await {
-        Err(_) => {
-            api.too_slow.lock().unwrap().insert(record.sha256.clone());
-            return Err(refused(format!(
-                "the component did not compile within {timeout:?} (admin.uploads.compile_timeout): make it smaller"
-            )));
-        }
+        Err(_) => return Err(too_slow()),
         Ok(joined) => joined
             .map_err(crashed)?
             .map_err(|e| refused(format!("component refused: {e}")))?,
     };
+    if filter.cache == CacheOutcome::Compiled && api.sandbox.options().cache.is_some() {
+        tracing::warn!(
+            sha256 = %record.sha256,
+            "an upload compiled in its child process was compiled again in the service: \
+             the cache did not keep the artifact (see earlier warnings)"
+        );
+    }
     for (what, asked, own) in [
         ("version", &record.version, &filter.manifest.version),
         ("survey", &record.survey, &filter.manifest.survey),

@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 
 pub mod api;
 pub mod canary;
+pub mod compile;
 pub mod status;
 
 /// What the handlers share.

@@ -7,6 +7,7 @@
 //! run at all (bad arguments, a filter that does not load in `test`);
 //! 3 some inputs could not be read or decoded (and no filter failed).
 
+mod compile;
 mod demo;
 mod fields;
 mod format;
@@ -80,6 +81,10 @@ pub enum Command {
     /// Your group's filters on a running `bandpass serve`: state and
     /// counters, or one filter with its log lines.
     Filters(remote::FiltersArgs),
+    /// Compile one component from stdin into a cache: the child process
+    /// `serve` checks each upload's compile in (internal).
+    #[command(hide = true)]
+    Compile(compile::CompileArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -95,6 +100,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Token(args) => token::execute(args),
         Command::Upload(args) => remote::execute(args),
         Command::Filters(args) => remote::list(args),
+        Command::Compile(args) => compile::execute(args),
     }
 }
 

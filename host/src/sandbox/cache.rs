@@ -65,6 +65,11 @@ impl CompileCache {
         ))
     }
 
+    /// Whether an artifact for this sha256 and engine is stored.
+    pub fn has(&self, engine: &Engine, sha256: &str) -> bool {
+        self.artifact(engine, sha256).exists()
+    }
+
     /// Loads the compiled artifact for `bytes`, or compiles and stores it.
     pub fn load_or_compile(
         &self,
@@ -73,7 +78,7 @@ impl CompileCache {
         sha256: &str,
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.artifact(engine, sha256);
-        if path.exists() {
+        if self.has(engine, sha256) {
             // SAFETY: the file was written by `store` below from
             // `Component::serialize` with an engine of identical
             // compatibility hash (it is in the file name); the directory is

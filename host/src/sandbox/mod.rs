@@ -170,6 +170,15 @@ impl Sandbox {
         &self.options
     }
 
+    /// Whether the cache holds this engine's compiled code for the
+    /// component with this sha256 (a load of it will not compile).
+    pub fn is_cached(&self, sha256: &str) -> bool {
+        self.options
+            .cache
+            .as_ref()
+            .is_some_and(|cache| cache.has(&self.engine, sha256))
+    }
+
     /// Validates a component without keeping it: what `bandpass inspect`
     /// shows. Fails with the first reason it cannot run here.
     pub fn inspect(&self, bytes: &[u8]) -> Result<ComponentReport, LoadError> {

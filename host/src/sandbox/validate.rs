@@ -96,10 +96,21 @@ fn compatible(found: &str) -> bool {
 }
 
 impl Sandbox {
-    pub(super) fn prepare(
+    /// Compiles a component into the cache (or finds it there) and keeps
+    /// nothing else: what the upload check runs in a child process it can
+    /// kill (`bandpass compile`), so that the service's own `load` of the
+    /// same bytes then reads the artifact.
+    pub fn compile(&self, bytes: &[u8]) -> Result<CacheOutcome, LoadError> {
+        self.compile_component(bytes).map(|(_, outcome, _)| outcome)
+    }
+
+    /// The size and magic checks, then validation and compilation through
+    /// the cache; returns the component, whether it came from the cache,
+    /// and its sha256.
+    fn compile_component(
         &self,
         bytes: &[u8],
-    ) -> Result<(ComponentReport, AlertFilterPre<HostState>), LoadError> {
+    ) -> Result<(wasmtime::component::Component, CacheOutcome, String), LoadError> {
         let max = self.options.max_component_bytes;
         if bytes.len() > max {
             return Err(LoadError::TooLarge {
@@ -123,6 +134,14 @@ impl Sandbox {
         let (component, cache) = compiled.map_err(|e| LoadError::Invalid {
             reason: super::error_chain(&e),
         })?;
+        Ok((component, cache, sha256))
+    }
+
+    pub(super) fn prepare(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(ComponentReport, AlertFilterPre<HostState>), LoadError> {
+        let (component, cache, sha256) = self.compile_component(bytes)?;
 
         let ty = component.component_type();
         let mut imports = Vec::new();
