@@ -306,18 +306,7 @@ pub(crate) fn admin_request(
     headers: &[String],
     body: Option<(&str, &[u8])>,
 ) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return (0, "not listening".into());
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
-    for h in headers {
-        request.extend_from_slice(format!("{h}\r\n").as_bytes());
-    }
+    let mut request = request_head(addr, method, path, headers);
     match body {
         Some((content_type, bytes)) => {
             request.extend_from_slice(
@@ -331,9 +320,59 @@ pub(crate) fn admin_request(
         }
         None => request.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
     }
+    exchange(addr, &request)
+}
+
+/// [`admin_request`] with the body sent in 64 KiB chunks
+/// (`Transfer-Encoding: chunked`): no length known in advance, as a
+/// streaming client sends it.
+pub(crate) fn admin_request_chunked(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    (content_type, bytes): (&str, &[u8]),
+) -> (u16, String) {
+    let mut request = request_head(addr, method, path, headers);
+    request.extend_from_slice(
+        format!("Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes(),
+    );
+    for chunk in bytes.chunks(64 << 10) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    exchange(addr, &request)
+}
+
+/// The request line and headers, up to the body's own headers.
+fn request_head(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[String],
+) -> Vec<u8> {
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
+    for h in headers {
+        head.extend_from_slice(format!("{h}\r\n").as_bytes());
+    }
+    head
+}
+
+/// Writes a whole request and reads the answer: (status, body).
+fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return (0, "not listening".into());
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     let mut response = String::new();
     // The server may answer (413, 401) and close before reading it all.
-    let _ = stream.write_all(&request);
+    let _ = stream.write_all(request);
     if stream.read_to_string(&mut response).is_err() {
         return (0, response);
     }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::kafka::{Keyed, brokers, consume_keyed, produce, produce_keyed, unique};
 use crate::serve::{
-    admin_get, admin_request, admin_until, hangup, sample, spawn_serve_with, terminate,
-    wait_for_log,
+    admin_get, admin_request, admin_request_chunked, admin_until, hangup, sample, spawn_serve_with,
+    terminate, wait_for_log,
 };
 use crate::support::{filters_dir, js_filters_dir, repo_root, ztf_alerts};
 
@@ -98,6 +98,37 @@ fn upload(
     component: &[u8],
     manifest: Option<&str>,
 ) -> (u16, String) {
+    let (content_type, body) = form(name, component, manifest);
+    admin_request(
+        admin,
+        "PUT",
+        &format!("/v1/groups/{group}/filters/{name}"),
+        &bearer(token),
+        Some((&content_type, &body)),
+    )
+}
+
+/// [`upload`] sent in chunks, without a Content-Length.
+fn upload_chunked(
+    admin: SocketAddr,
+    token: &str,
+    group: &str,
+    name: &str,
+    component: &[u8],
+    manifest: Option<&str>,
+) -> (u16, String) {
+    let (content_type, body) = form(name, component, manifest);
+    admin_request_chunked(
+        admin,
+        "PUT",
+        &format!("/v1/groups/{group}/filters/{name}"),
+        &bearer(token),
+        (&content_type, &body),
+    )
+}
+
+/// An upload's multipart body: (content type, bytes).
+fn form(name: &str, component: &[u8], manifest: Option<&str>) -> (String, Vec<u8>) {
     let boundary = "bandpass-test-boundary-7f3a";
     let mut body = Vec::new();
     if let Some(m) = manifest {
@@ -118,13 +149,7 @@ fn upload(
     );
     body.extend_from_slice(component);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    admin_request(
-        admin,
-        "PUT",
-        &format!("/v1/groups/{group}/filters/{name}"),
-        &bearer(token),
-        Some((&format!("multipart/form-data; boundary={boundary}"), &body)),
-    )
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 fn call(admin: SocketAddr, method: &str, path: &str, token: &str) -> (u16, String) {
@@ -476,12 +501,13 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
     }
     // ... and from both pipelines: the next batch gives no output.
     no_output("five", "a deleted filter produced");
-    // A large component (Python, 19 MB) reaches the other instance too.
+    // A large component (Python, 19 MB), sent in chunks as a streaming
+    // client sends it, reaches the other instance too.
     let python =
         std::fs::read(crate::support::python_filters_dir().join("bright-transients.wasm")).unwrap();
     assert!(python.len() > 8 << 20, "{} bytes", python.len());
     let big = r#"{"limits": {"fuel": 2000000000, "memory": "256MiB", "deadline": "1s"}}"#;
-    let (status, body) = upload(a, HOSTS_TOKEN, "hosts", &name, &python, Some(big));
+    let (status, body) = upload_chunked(a, HOSTS_TOKEN, "hosts", &name, &python, Some(big));
     assert_eq!(status, 201, "{body}");
     assert_eq!(json(&body)["canary"]["accepted"], 5, "{body}");
     until(
@@ -728,6 +754,20 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
             reason,
         );
     }
+    // Without a Content-Length to refuse it by, an oversized upload is
+    // cut off as it streams in.
+    expect(
+        upload_chunked(
+            admin,
+            RIVALS_TOKEN,
+            "rivals",
+            "x",
+            &vec![0u8; (4 << 20) + 1000],
+            None,
+        ),
+        413,
+        "larger than the 4194304 bytes allowed",
+    );
     expect(
         upload(admin, RIVALS_TOKEN, "rivals", "Bad_Name", &risers, None),
         400,
@@ -913,7 +953,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     assert_eq!(counted as usize, refusals.get(), "{metrics}");
     assert_eq!(
         sample(&metrics, "bandpass_admin_refused_total{status=\"413\"}"),
-        Some(1.0)
+        Some(2.0)
     );
     assert_eq!(
         sample(&metrics, "bandpass_uploads_accepted_total"),
