@@ -107,6 +107,10 @@ pub struct UploadsConfig {
     /// Longest a component may take to compile before it is refused.
     #[serde(default = "default_compile_timeout", with = "human::duration")]
     pub compile_timeout: Duration,
+    /// Most memory a component's compile may take (its child process's
+    /// data limit); past it the upload is refused.
+    #[serde(default = "default_compile_memory", with = "human::size")]
+    pub compile_memory: usize,
     /// Real alerts every upload is run on before it is accepted (files,
     /// directories or .tar.gz, relative to this file). A filter must have
     /// alerts of its survey here; every declared field must exist in
@@ -125,6 +129,7 @@ impl Default for UploadsConfig {
             registry_topic: default_registry_topic(),
             max_size: default_max_upload(),
             compile_timeout: default_compile_timeout(),
+            compile_memory: default_compile_memory(),
             canary_alerts: Vec::new(),
             max_accept_fraction: default_max_accept_fraction(),
         }
@@ -141,6 +146,11 @@ fn default_registry_topic() -> String {
 
 fn default_max_upload() -> usize {
     32 << 20
+}
+
+/// 4 GiB: ten times what the 19 MB Python sample takes to compile.
+fn default_compile_memory() -> usize {
+    4 << 30
 }
 
 fn default_compile_timeout() -> Duration {
@@ -691,6 +701,12 @@ impl Config {
                 "must be above 0".into(),
             ));
         }
+        if u.compile_memory < 64 << 20 {
+            return Err(invalid(
+                "admin.uploads.compile_memory".into(),
+                "must be at least 64MiB (the compiler itself needs that much)".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -895,6 +911,28 @@ mod tests {
         let text = parse(&greedy).unwrap_err().to_string();
         assert!(
             text.contains("filter[0].limits") && text.contains("max_limits"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn upload_checks_default_and_are_bounded() {
+        let uploads = |keys: &str| {
+            format!(
+                "{MINIMAL}[admin]\nlisten = \"127.0.0.1:9464\"\noperator_token_sha256 = \"{}\"\n\
+                 [admin.uploads]\ncanary_alerts = [\"/srv/canary\"]\n{keys}",
+                "ab".repeat(32)
+            )
+        };
+        let c = parse(&uploads("")).unwrap();
+        let u = c.admin.unwrap().uploads;
+        assert_eq!(u.compile_memory, 4 << 30);
+        assert_eq!(u.compile_timeout, Duration::from_secs(60));
+        let text = parse(&uploads("compile_memory = \"16MiB\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("admin.uploads.compile_memory") && text.contains("at least 64MiB"),
             "{text}"
         );
     }

@@ -1026,3 +1026,44 @@ fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once(
     );
     assert!(terminate(&mut serve).success());
 }
+
+#[test]
+fn an_upload_whose_compile_needs_more_memory_than_allowed_is_refused_and_the_service_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, group, registry) = fresh_topics("hungry");
+    let cache = dir.path().join("cache");
+    let (config, admin) = write_config(
+        dir.path(),
+        "hungry",
+        &input,
+        &group,
+        &registry,
+        "compile_memory = \"64MiB\"\n",
+        &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
+    );
+    let mut serve = start(&config, &dir.path().join("serve.log"), admin);
+    // The Python component (19 MB of CPython) takes some 400 MB to
+    // compile: over 64 MiB, its compile process aborts.
+    let python =
+        std::fs::read(crate::support::python_filters_dir().join("bright-transients.wasm")).unwrap();
+    let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "python", &python, None);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs more than the 64 MiB allowed (admin.uploads.compile_memory)"),
+        "{body}"
+    );
+    // The service is whole, and a Rust component compiles within it.
+    let (status, body) = upload(
+        admin,
+        HOSTS_TOKEN,
+        "hosts",
+        "risers",
+        &component("fast_risers"),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(terminate(&mut serve).success());
+}

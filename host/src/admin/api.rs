@@ -794,9 +794,10 @@ async fn validate(
     {
         let permit = api.permit().await?;
         let compiling = bytes.clone();
+        let memory = api.admin.uploads.compile_memory;
         let compiled = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            super::compile::compile_in_child(cache.dir(), &compiling, timeout)
+            super::compile::compile_in_child(cache.dir(), &compiling, timeout, memory)
         })
         .await
         .map_err(crashed)?;
@@ -813,8 +814,8 @@ async fn validate(
             Err(CompileFailure::Refused(reason)) => {
                 return Err(refused(format!("component refused: {reason}")));
             }
-            Err(CompileFailure::Crashed(how)) => {
-                tracing::error!(sha256 = %record.sha256, %how, "an upload's compile process died");
+            Err(CompileFailure::Crashed { how, stderr }) => {
+                tracing::error!(sha256 = %record.sha256, %how, %stderr, "an upload's compile process died");
                 return Err(refused(format!(
                     "compiling the component crashed the compiler ({how}); the service is unharmed: report it to the operator"
                 )));
