@@ -77,8 +77,18 @@ pub(crate) fn spawn_serve_with(
     log: &std::path::Path,
     more: &[&str],
 ) -> Serve {
+    spawn_serve_from(&bandpass_bin(), config, log, more)
+}
+
+/// [`spawn_serve_with`], running the executable at `binary`.
+pub(crate) fn spawn_serve_from(
+    binary: &std::path::Path,
+    config: &std::path::Path,
+    log: &std::path::Path,
+    more: &[&str],
+) -> Serve {
     Serve(
-        Command::new(bandpass_bin())
+        Command::new(binary)
             .args([
                 "serve",
                 "--log",

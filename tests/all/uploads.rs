@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::kafka::{Keyed, brokers, consume_keyed, produce, produce_keyed, unique};
 use crate::serve::{
-    admin_get, admin_request, admin_request_chunked, admin_until, hangup, sample, spawn_serve_with,
-    terminate, wait_for_log,
+    admin_get, admin_request, admin_request_chunked, admin_until, hangup, sample, spawn_serve_from,
+    spawn_serve_with, terminate, wait_for_log,
 };
 use crate::support::{filters_dir, js_filters_dir, repo_root, ztf_alerts};
 
@@ -1041,7 +1041,15 @@ fn an_upload_whose_compile_needs_more_memory_than_allowed_is_refused_and_the_ser
         "compile_memory = \"64MiB\"\n",
         &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
     );
-    let mut serve = start(&config, &dir.path().join("serve.log"), admin);
+    // Started from a copy of the executable that is then removed, as a
+    // package upgrade replaces the file under a running service: the
+    // compile child is still the running executable.
+    let binary = dir.path().join("bandpass-before-upgrade");
+    std::fs::copy(crate::support::bandpass_bin(), &binary).unwrap();
+    let mut serve = spawn_serve_from(&binary, &config, &dir.path().join("serve.log"), &[]);
+    let (status, body) = admin_until(admin, "/readyz", 200, Duration::from_secs(90));
+    assert_eq!(status, 200, "never ready: {body}");
+    std::fs::remove_file(&binary).unwrap();
     // The Python component (19 MB of CPython) takes some 400 MB to
     // compile: over 64 MiB, its compile process aborts.
     let python =
@@ -1055,7 +1063,8 @@ fn an_upload_whose_compile_needs_more_memory_than_allowed_is_refused_and_the_ser
             .contains("needs more than the 64 MiB allowed (admin.uploads.compile_memory)"),
         "{body}"
     );
-    // The service is whole, and a Rust component compiles within it.
+    // The service is whole, and a Rust component compiles within the
+    // bound.
     let (status, body) = upload(
         admin,
         HOSTS_TOKEN,

@@ -41,8 +41,15 @@ pub fn compile_in_child(
         how,
         stderr: String::new(),
     };
-    let exe = std::env::current_exe()
-        .map_err(|e| failed(format!("cannot find the bandpass executable to run: {e}")))?;
+    // The running executable itself, even once a package upgrade has
+    // replaced or removed the file it was started from.
+    let proc_exe = Path::new("/proc/self/exe");
+    let exe = if proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe()
+            .map_err(|e| failed(format!("cannot find the bandpass executable to run: {e}")))?
+    };
     let mib = memory >> 20;
     let mut command = Command::new(exe);
     command
