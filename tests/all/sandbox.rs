@@ -2,7 +2,7 @@
 //! classified failure, costs that filter that alert only, and leaves the
 //! host and every other filter's verdicts as they were.
 
-use bandpass::sandbox::{FailureKind, Limits, LoadError, Outcome};
+use bandpass::sandbox::{FailureKind, Limits, LoadError, Outcome, Verdict};
 
 use crate::support::{self, component, load, load_with, run, sandbox, sandbox_with, ztf_alerts};
 
@@ -84,6 +84,39 @@ fn the_deadline_stops_an_infinite_loop_when_fuel_is_plentiful() {
         .map(|(_, r)| r.evaluations[0].outcome.clone())
         .collect();
     assert_all_failed(&outcomes, FailureKind::Deadline, "20 ms");
+}
+
+#[test]
+fn a_sleep_past_the_deadline_is_stopped_when_asked_for_and_a_short_one_runs() {
+    // A sleep is a host call (a timer and a poll): no fuel is spent and
+    // no wasm runs while it waits, so the epoch deadline alone cannot end
+    // it. Asked for 5 s with 200 ms to go, it is refused at once.
+    let limits = Limits {
+        deadline_ms: 200,
+        ..Limits::default()
+    };
+    let sb = sandbox_with(1000);
+    let sleep = |ms: &str| {
+        let filter = load_with(
+            &sb,
+            "hostile_sleep",
+            limits,
+            vec![("sleep_ms".into(), ms.into())],
+        );
+        run(&[filter], &ztf_alerts()[..2])
+            .into_iter()
+            .map(|(_, r)| r.evaluations[0].outcome.clone())
+            .collect::<Vec<Outcome>>()
+    };
+    assert_all_failed(
+        &sleep("5000"),
+        FailureKind::Deadline,
+        "asked to wait 5s (a sleep or a timeout) ending after its deadline of 200 ms",
+    );
+    // A sleep that ends within the deadline is only a slow filter.
+    for outcome in sleep("1") {
+        assert_eq!(outcome, Outcome::Verdict(Verdict::Reject));
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! made from the `InstancePre`), or deserialize bytes a user sent.
 
 mod cache;
+mod clocks;
 mod limits;
 mod log;
 mod validate;
@@ -77,6 +78,10 @@ pub struct HostState {
     table: ResourceTable,
     limiter: Limiter,
     log: FilterLog,
+    /// When the current call's time is up: no timer may end later.
+    deadline: Instant,
+    /// Set when a call was stopped for asking to wait past `deadline`.
+    waited_past_deadline: Option<String>,
 }
 
 impl WasiView for HostState {
@@ -145,6 +150,7 @@ impl Sandbox {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        clocks::add_to_linker(&mut linker)?;
         AlertFilter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -320,7 +326,11 @@ impl LoadedFilter {
         store
             .set_fuel(self.limits.fuel_for_init)
             .expect("fuel is enabled");
-        store.set_epoch_deadline(deadline_ticks(self.limits.deadline_ms.max(1000)));
+        set_deadline(
+            &mut store,
+            self.limits.deadline_ms.max(1000),
+            Instant::now(),
+        );
         let bindings = match self.pre.instantiate(&mut store) {
             Ok(b) => b,
             Err(err) => {
@@ -387,6 +397,15 @@ pub(crate) fn classify(
     during: &str,
 ) -> Failure {
     let refused = store.data_mut().limiter.refused.take();
+    if let Some(why) = clocks::wait_refused(store.data_mut()) {
+        return Failure {
+            kind: FailureKind::Deadline,
+            message: format!(
+                "stopped {during}: it {why} ending after its deadline of {} ms",
+                limits.deadline_ms
+            ),
+        };
+    }
     let trap = err.downcast_ref::<wasmtime::Trap>().copied();
     let (kind, message) = match (refused, trap) {
         (Some(why), _) => (
@@ -447,11 +466,20 @@ fn new_store(engine: &Engine, limits: &Limits, log: &FilterLog) -> Store<HostSta
         table,
         limiter: Limiter::new(limits),
         log: log.clone(),
+        deadline: Instant::now(),
+        waited_past_deadline: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();
     store
+}
+
+/// Gives the next call into `store` `ms` milliseconds from `start`: the
+/// epoch deadline for its wasm code, and the limit of any timer it sets.
+fn set_deadline(store: &mut Store<HostState>, ms: u64, start: Instant) {
+    store.set_epoch_deadline(deadline_ticks(ms));
+    store.data_mut().deadline = start + Duration::from_millis(ms);
 }
 
 fn deadline_ticks(ms: u64) -> u64 {
@@ -618,7 +646,7 @@ impl FilterInstance {
             let reason = format!("quarantined: {reason}");
             return finish(Outcome::Skipped { reason }, 0);
         }
-        let (result, fuel) = self.call(alert);
+        let (result, fuel) = self.call(alert, start);
         if let Err(failure) = &result
             && failure.kind.poisons()
         {
@@ -632,7 +660,7 @@ impl FilterInstance {
         finish(outcome, fuel)
     }
 
-    fn call(&mut self, alert: &DecodedAlert) -> (Result<Verdict, Failure>, u64) {
+    fn call(&mut self, alert: &DecodedAlert, start: Instant) -> (Result<Verdict, Failure>, u64) {
         let filter = &self.filter;
         // The argument buffer keeps its strings and columns from the last
         // alert and is refilled in place: no allocation per value.
@@ -673,8 +701,7 @@ impl FilterInstance {
         let live = self.live.as_mut().expect("instantiated above");
         let budget = filter.limits.fuel_per_alert;
         live.store.set_fuel(budget).expect("fuel is enabled");
-        live.store
-            .set_epoch_deadline(deadline_ticks(filter.limits.deadline_ms));
+        set_deadline(&mut live.store, filter.limits.deadline_ms, start);
         let result = live
             .bindings
             .bandpass_filter_filter()

@@ -215,7 +215,7 @@ fn describe(pre: &AlertFilterPre<HostState>) -> Result<Manifest, LoadError> {
     store
         .set_fuel(limits.fuel_for_init)
         .expect("fuel is enabled");
-    store.set_epoch_deadline(super::deadline_ticks(1000));
+    super::set_deadline(&mut store, 1000, std::time::Instant::now());
     let failed = |err: wasmtime::Error, store: &mut Store<HostState>| LoadError::Describe {
         reason: super::classify(&limits, &log, store, err, "in describe").message,
     };

@@ -1,0 +1,64 @@
+//! The monotonic clock filters see: WASI's own, except that a timer which
+//! would end after the call's deadline stops the call at once.
+//!
+//! Fuel and the epoch deadline bound wasm code only. A guest that waits
+//! (`std::thread::sleep`, `time.sleep`, a `poll` with a timeout) is in a
+//! host call, outside both: without this a filter could hold a worker
+//! thread, and with it the stream, for as long as it liked. Timers are the
+//! only thing a filter can wait on here (stdin is empty, stdout and stderr
+//! are always ready, there are no sockets or files), so bounding them
+//! bounds every wait. A timer that ends within the deadline still works.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime_wasi::clocks::WasiClocksView;
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
+
+use super::HostState;
+
+/// Replaces the linker's `wasi:clocks/monotonic-clock` with this one.
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    monotonic_clock::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Why the last call was stopped for waiting past its deadline.
+pub(super) fn wait_refused(state: &mut HostState) -> Option<String> {
+    state.waited_past_deadline.take()
+}
+
+impl monotonic_clock::Host for HostState {
+    fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
+        monotonic_clock::Host::now(&mut self.clocks())
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
+        monotonic_clock::Host::resolution(&mut self.clocks())
+    }
+
+    fn subscribe_instant(
+        &mut self,
+        when: monotonic_clock::Instant,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = monotonic_clock::Host::now(&mut self.clocks())?;
+        self.subscribe_duration(when.saturating_sub(now))
+    }
+
+    fn subscribe_duration(
+        &mut self,
+        nanos: monotonic_clock::Duration,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let wait = Duration::from_nanos(nanos);
+        let ends = Instant::now().checked_add(wait);
+        if ends.is_none_or(|ends| ends > self.deadline) {
+            let why = format!("asked to wait {wait:?} (a sleep or a timeout)");
+            self.waited_past_deadline = Some(why.clone());
+            return Err(wasmtime::format_err!("{why}, past the call's deadline"));
+        }
+        monotonic_clock::Host::subscribe_duration(&mut self.clocks(), nanos)
+    }
+}
