@@ -119,21 +119,80 @@ pub fn consume_keyed(brokers: &str, topic: &str, want: usize, wait: Duration) ->
     let deadline = Instant::now() + wait;
     while out.len() < want && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let mut headers = BTreeMap::new();
-            if let Some(h) = m.headers() {
-                for header in h.iter() {
-                    let value = header
-                        .value
-                        .map(|v| String::from_utf8_lossy(v).into_owned());
-                    headers.insert(header.key.to_string(), value.unwrap_or_default());
-                }
+            out.push(keyed(&m));
+        }
+    }
+    out
+}
+
+fn keyed(m: &rdkafka::message::BorrowedMessage<'_>) -> Keyed {
+    let mut headers = BTreeMap::new();
+    if let Some(h) = m.headers() {
+        for header in h.iter() {
+            let value = header
+                .value
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            headers.insert(header.key.to_string(), value.unwrap_or_default());
+        }
+    }
+    Keyed {
+        partition: m.partition(),
+        key: String::from_utf8_lossy(m.key().unwrap_or(&[])).into_owned(),
+        payload: m.payload().unwrap_or(&[]).to_vec(),
+        headers,
+    }
+}
+
+/// Everything `topic` holds now (committed transactions only), read to
+/// the end of every partition: for a topic nobody writes to any more,
+/// the whole of it, however slow the broker is to hand it over (within
+/// 120 s, else it panics). No consumer group: the partitions are assigned
+/// directly.
+pub fn read_to_end(brokers: &str, topic: &str) -> Vec<Received> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let partitions = loop {
+        let found = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| Some(m.topics().first()?.partitions().len()))
+            .unwrap_or(0);
+        if found > 0 {
+            break found as i32;
+        }
+        assert!(Instant::now() < deadline, "no topic {topic} to read");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut at_end = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    while at_end.len() < partitions as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: only partitions {at_end:?} of {partitions} read to their end in 120 s"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let m = keyed(&m);
+                out.push((m.payload, m.headers));
             }
-            out.push(Keyed {
-                partition: m.partition(),
-                key: String::from_utf8_lossy(m.key().unwrap_or(&[])).into_owned(),
-                payload: m.payload().unwrap_or(&[]).to_vec(),
-                headers,
-            });
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            _ => {}
         }
     }
     out

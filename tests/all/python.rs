@@ -237,8 +237,11 @@ fn magnitudes() -> Vec<f64> {
 
 #[test]
 fn an_infinite_loop_in_python_runs_out_of_fuel() {
+    // Fuel, not the clock, must stop it: a deadline far off, so that a
+    // loaded machine cannot make it a deadline failure.
     let limits = Limits {
         fuel_per_alert: 20_000_000,
+        deadline_ms: 30_000,
         ..Limits::default()
     };
     hostile_beside_a_good_filter("loop", limits, FailureKind::OutOfFuel, &["budget 20000000"]);
@@ -251,6 +254,7 @@ fn python_allocating_without_end_hits_the_memory_cap() {
     // instance starts at about 13 MiB).
     let limits = Limits {
         memory_bytes: 32 << 20,
+        deadline_ms: 30_000,
         ..Limits::default()
     };
     hostile_beside_a_good_filter(

@@ -121,8 +121,12 @@ fn a_sleep_past_the_deadline_is_stopped_when_asked_for_and_a_short_one_runs() {
 
 #[test]
 fn a_memory_bomb_hits_the_memory_cap() {
+    // A deadline far off: filling 32 MiB takes ~15 ms here, but CI's
+    // loaded cores once took over 100 ms (the default) for it, and the
+    // memory cap, not the clock, is what this test is about.
     let limits = Limits {
         memory_bytes: 32 << 20,
+        deadline_ms: 30_000,
         ..Limits::default()
     };
     let outcomes = run_beside_a_good_filter("hostile_memory_bomb", limits);

@@ -729,8 +729,10 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
             "declared field 'candidate.no_such_field' is in none",
         ),
         (
+            // Given 1 s, so that it is fuel that stops it, however
+            // loaded the machine.
             component("hostile_infinite_loop"),
-            None,
+            Some(r#"{"limits": {"deadline": "1s"}}"#),
             422,
             "(out-of-fuel)",
         ),
