@@ -62,7 +62,14 @@ pub fn compile_in_child(
         Err(e) => Err(failed(format!("could not run the compile process: {e}"))),
         Ok(None) => Err(CompileFailure::TimedOut),
         Ok(Some(ended)) => match ended.status.code() {
-            Some(0) => Ok(()),
+            Some(0) => {
+                // Its warnings (say, a cache it could not write) are the
+                // service's to log.
+                if !ended.stderr.trim().is_empty() {
+                    tracing::warn!(said = %ended.stderr.trim(), "the compile process warned");
+                }
+                Ok(())
+            }
             Some(1) => Err(CompileFailure::Refused(ended.stdout.trim().to_string())),
             // Rust's allocator reports a refused allocation, then aborts.
             _ if ended.stderr.contains("memory allocation of") => {
