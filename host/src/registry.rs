@@ -193,6 +193,10 @@ pub struct Registry {
     reserved: std::sync::RwLock<Vec<String>>,
     /// The follower's last consumer error, until a record reads again.
     trouble: Mutex<Option<String>>,
+    /// `admin.uploads.compile_timeout` and `compile_memory`: the bounds
+    /// of compiling a record here too, as for an upload.
+    compile_timeout: Duration,
+    compile_memory: usize,
 }
 
 /// How long a start may take to read the registry to its end.
@@ -252,6 +256,8 @@ impl Registry {
             reserved: std::sync::RwLock::new(reserved_topics(config)),
             trouble: Mutex::new(None),
             max_limits: config.engine.max_limits,
+            compile_timeout: admin.uploads.compile_timeout,
+            compile_memory: admin.uploads.compile_memory,
         });
         registry.catch_up(&consumer)?;
         let (initial, read) = registry.apply_with(false);
@@ -499,6 +505,16 @@ impl Registry {
         {
             return Ok(f);
         }
+        // Compiled in a child process within the upload's bounds (another
+        // instance took the upload: this one has not compiled it yet).
+        crate::admin::compile::compile_bounded(
+            &self.sandbox,
+            &entry.component,
+            &entry.record.sha256,
+            self.compile_timeout,
+            self.compile_memory,
+        )
+        .map_err(|failure| failure.to_string())?;
         let params = entry.record.params.clone().into_iter().collect();
         self.sandbox
             .load(&entry.component, params, entry.record.limits)

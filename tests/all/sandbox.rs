@@ -117,6 +117,19 @@ fn a_sleep_past_the_deadline_is_stopped_when_asked_for_and_a_short_one_runs() {
     for outcome in sleep("1") {
         assert_eq!(outcome, Outcome::Verdict(Verdict::Reject));
     }
+    // `init` has a second, but a timer is held to the alert's deadline
+    // there too: one set in `init` and kept could otherwise be waited on
+    // by the next alert for up to a second.
+    let err = sb
+        .load(
+            &support::component("hostile_sleep"),
+            vec![("sleep_in_init_ms".into(), "500".into())],
+            limits,
+        )
+        .err()
+        .expect("a 500 ms sleep in init is refused under a 200 ms deadline")
+        .to_string();
+    assert!(err.contains("asked to wait 500ms"), "{err}");
 }
 
 #[test]

@@ -935,7 +935,15 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     hangup(&serve);
     wait_for_log(&log, "SIGHUP: config reloaded", 2);
     expect(call(admin, "GET", path, LATE_TOKEN), 401, "not recognised");
-    assert_eq!(on_status_page(admin, "late.risers"), None);
+    // The pipeline drops it at its next poll, after the reload.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while on_status_page(admin, "late.risers").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "a removed group's filter still runs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (status, body) = call(admin, "GET", late_risers, OPERATOR_TOKEN);
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["state"], "failed", "{body}");
@@ -1030,45 +1038,71 @@ fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once(
 }
 
 #[test]
-fn an_upload_whose_compile_needs_more_memory_than_allowed_is_refused_and_the_service_runs_on() {
+fn a_compile_needing_more_memory_than_allowed_is_refused_on_upload_and_fails_on_a_follower() {
     let dir = tempfile::tempdir().unwrap();
     let (input, group, registry) = fresh_topics("hungry");
-    let cache = dir.path().join("cache");
-    let (config, admin) = write_config(
-        dir.path(),
-        "hungry",
-        &input,
-        &group,
-        &registry,
-        "compile_memory = \"64MiB\"\n",
-        &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
-    );
-    // Started from a copy of the executable that is then removed, as a
-    // package upgrade replaces the file under a running service: the
+    // Two instances sharing the registry, each with a cache of its own:
+    // `tight` allows a compile 64 MiB, `roomy` the default 4 GiB.
+    let instance = |name: &str, uploads: &str| {
+        let cache = dir.path().join(format!("{name}-cache"));
+        write_config(
+            dir.path(),
+            name,
+            &input,
+            &group,
+            &registry,
+            uploads,
+            &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
+        )
+    };
+    let (tight_config, tight) = instance("tight", "compile_memory = \"64MiB\"\n");
+    let (roomy_config, roomy) = instance("roomy", "");
+    // `tight` runs from a copy of the executable that is then removed, as
+    // a package upgrade replaces the file under a running service: its
     // compile child is still the running executable.
     let binary = dir.path().join("bandpass-before-upgrade");
     std::fs::copy(crate::support::bandpass_bin(), &binary).unwrap();
-    let mut serve = spawn_serve_from(&binary, &config, &dir.path().join("serve.log"), &[]);
-    let (status, body) = admin_until(admin, "/readyz", 200, Duration::from_secs(90));
+    let mut serve_tight =
+        spawn_serve_from(&binary, &tight_config, &dir.path().join("tight.log"), &[]);
+    let (status, body) = admin_until(tight, "/readyz", 200, Duration::from_secs(90));
     assert_eq!(status, 200, "never ready: {body}");
     std::fs::remove_file(&binary).unwrap();
-    // The Python component (19 MB of CPython) takes some 400 MB to
-    // compile: over 64 MiB, its compile process aborts.
-    let python =
-        std::fs::read(crate::support::python_filters_dir().join("bright-transients.wasm")).unwrap();
-    let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "python", &python, None);
+    let mut serve_roomy = start(&roomy_config, &dir.path().join("roomy.log"), roomy);
+
+    // The JavaScript component (1.9 MB of QuickJS) needs over 100 MiB to
+    // compile: over 64 MiB its compile process aborts, and the upload is
+    // refused with the reason.
+    js_filters_dir();
+    let js = std::fs::read(js_filters_dir().join("bright-transients.wasm")).unwrap();
+    let needs_more = "needs more than the 64 MiB allowed (admin.uploads.compile_memory)";
+    let (status, body) = upload(tight, HOSTS_TOKEN, "hosts", "js", &js, None);
     assert_eq!(status, 422, "{body}");
-    assert!(
-        json(&body)["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("needs more than the 64 MiB allowed (admin.uploads.compile_memory)"),
-        "{body}"
+    let error = json(&body)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains(needs_more), "{body}");
+    // Taken by `roomy`, it runs there; `tight` compiles the record within
+    // its own bound too, so it fails there, with the reason, and the
+    // instance runs on.
+    let (status, body) = upload(roomy, HOSTS_TOKEN, "hosts", "js", &js, None);
+    assert_eq!(status, 201, "{body}");
+    until(
+        tight,
+        "/v1/groups/hosts/filters/js",
+        HOSTS_TOKEN,
+        "the follower never refused the record",
+        |s, body| {
+            s == 200
+                && json(body)["state"] == "failed"
+                && json(body)["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(needs_more))
+        },
     );
-    // The service is whole, and a Rust component compiles within the
-    // bound.
+    // A Rust component compiles within the bound, on both.
     let (status, body) = upload(
-        admin,
+        tight,
         HOSTS_TOKEN,
         "hosts",
         "risers",
@@ -1076,5 +1110,14 @@ fn an_upload_whose_compile_needs_more_memory_than_allowed_is_refused_and_the_ser
         None,
     );
     assert_eq!(status, 201, "{body}");
-    assert!(terminate(&mut serve).success());
+    until(
+        roomy,
+        "/v1/groups/hosts/filters/risers",
+        HOSTS_TOKEN,
+        "the Rust upload never ran on the other instance",
+        |s, body| s == 200 && json(body)["state"] == "running",
+    );
+    for serve in [&mut serve_tight, &mut serve_roomy] {
+        assert!(terminate(serve).success());
+    }
 }

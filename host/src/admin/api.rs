@@ -33,7 +33,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::canary::Canary;
-use super::compile::CompileFailure;
+use super::compile::{CompileFailure, compile_bounded};
 use crate::config::{AdminConfig, Config, EngineConfig, GroupConfig, LimitsConfig, is_name};
 use crate::metrics::Metrics;
 use crate::registry::{self, Entry, Record, Registry, Running, WriteError};
@@ -778,48 +778,25 @@ async fn validate(
             "this component took longer than {timeout:?} to compile here before (admin.uploads.compile_timeout): make it smaller"
         )));
     }
-    let too_slow = || {
-        api.too_slow.lock().unwrap().insert(record.sha256.clone());
-        refused(format!(
-            "the component did not compile within {timeout:?} (admin.uploads.compile_timeout): make it smaller"
-        ))
-    };
     let sandbox = api.sandbox.clone();
     // With a compiled-code cache (the default with uploads), the compile
-    // runs in a child process that is killed at the time bound (see
-    // admin/compile.rs); the load below then reads its artifact. A
-    // component already in the cache has compiled here before.
-    if let Some(cache) = sandbox.options().cache.clone()
-        && !sandbox.is_cached(&record.sha256)
-    {
+    // runs in a child process, killed at the time bound (see
+    // admin/compile.rs); the load below then reads its artifact.
+    if sandbox.options().cache.is_some() && !sandbox.is_cached(&record.sha256) {
         let permit = api.permit().await?;
-        let compiling = bytes.clone();
-        let memory = api.admin.uploads.compile_memory;
+        let (compiling, checking) = (bytes.clone(), sandbox.clone());
+        let (sha256, memory) = (record.sha256.clone(), api.admin.uploads.compile_memory);
         let compiled = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            super::compile::compile_in_child(cache.dir(), &compiling, timeout, memory)
+            compile_bounded(&checking, &compiling, &sha256, timeout, memory)
         })
         .await
         .map_err(crashed)?;
-        match compiled {
-            Ok(()) => {}
-            Err(CompileFailure::TimedOut) => {
-                tracing::warn!(
-                    sha256 = %record.sha256,
-                    ?timeout,
-                    "an upload outlasted admin.uploads.compile_timeout: its compile process was killed"
-                );
-                return Err(too_slow());
+        if let Err(failure) = compiled {
+            if matches!(failure, CompileFailure::TimedOut(_)) {
+                api.too_slow.lock().unwrap().insert(record.sha256.clone());
             }
-            Err(CompileFailure::Refused(reason)) => {
-                return Err(refused(format!("component refused: {reason}")));
-            }
-            Err(CompileFailure::Crashed { how, stderr }) => {
-                tracing::error!(sha256 = %record.sha256, %how, %stderr, "an upload's compile process died");
-                return Err(refused(format!(
-                    "compiling the component crashed the compiler ({how}); the service is unharmed: report it to the operator"
-                )));
-            }
+            return Err(refused(failure.to_string()));
         }
     }
     let permit = api.permit().await?;
@@ -830,7 +807,10 @@ async fn validate(
         sandbox.load(&bytes, params, limits)
     });
     let filter = match tokio::time::timeout(timeout, loading).await {
-        Err(_) => return Err(too_slow()),
+        Err(_) => {
+            api.too_slow.lock().unwrap().insert(record.sha256.clone());
+            return Err(refused(CompileFailure::TimedOut(timeout).to_string()));
+        }
         Ok(joined) => joined
             .map_err(crashed)?
             .map_err(|e| refused(format!("component refused: {e}")))?,

@@ -16,16 +16,66 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::sandbox::Sandbox;
+
 /// Why a compile did not give a component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompileFailure {
     /// The component is not one the host can run: the reason.
     Refused(String),
-    /// Still compiling at the time bound; killed.
-    TimedOut,
+    /// Still compiling at this time bound; killed.
+    TimedOut(Duration),
     /// The compile process died (a signal, or an error of its own): how
     /// (`killed by signal 11`), and the end of what it wrote to stderr.
     Crashed { how: String, stderr: String },
+}
+
+impl std::fmt::Display for CompileFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompileFailure::Refused(reason) => write!(f, "component refused: {reason}"),
+            CompileFailure::TimedOut(timeout) => write!(
+                f,
+                "the component did not compile within {timeout:?} \
+                 (admin.uploads.compile_timeout): make it smaller"
+            ),
+            CompileFailure::Crashed { how, .. } => write!(
+                f,
+                "compiling the component crashed the compiler ({how}); \
+                 the service is unharmed: report it to the operator"
+            ),
+        }
+    }
+}
+
+/// Compiles `component` into `sandbox`'s cache in a child process
+/// (unless it is there already), so that loading it afterwards reads the
+/// artifact. Without a cache there is nothing to do: the load compiles.
+pub fn compile_bounded(
+    sandbox: &Sandbox,
+    component: &[u8],
+    sha256: &str,
+    timeout: Duration,
+    memory: usize,
+) -> Result<(), CompileFailure> {
+    match &sandbox.options().cache {
+        Some(cache) if !sandbox.is_cached(sha256) => {
+            let compiled = compile_in_child(cache.dir(), component, timeout, memory);
+            match &compiled {
+                Err(CompileFailure::TimedOut(_)) => tracing::warn!(
+                    %sha256,
+                    ?timeout,
+                    "a component outlasted admin.uploads.compile_timeout: its compile process was killed"
+                ),
+                Err(CompileFailure::Crashed { how, stderr }) => {
+                    tracing::error!(%sha256, %how, %stderr, "a component's compile process died")
+                }
+                _ => {}
+            }
+            compiled
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Compiles `component` into the cache at `cache_dir` in a child
@@ -60,7 +110,7 @@ pub fn compile_in_child(
         .env_remove("RUST_BACKTRACE");
     match run_bounded(command, component, timeout) {
         Err(e) => Err(failed(format!("could not run the compile process: {e}"))),
-        Ok(None) => Err(CompileFailure::TimedOut),
+        Ok(None) => Err(CompileFailure::TimedOut(timeout)),
         Ok(Some(ended)) => match ended.status.code() {
             Some(0) => {
                 // Its warnings (say, a cache it could not write) are the

@@ -8,6 +8,9 @@
 //! only thing a filter can wait on here (stdin is empty, stdout and stderr
 //! are always ready, there are no sockets or files), so bounding them
 //! bounds every wait. A timer that ends within the deadline still works.
+//! No timer may be longer than the per-alert deadline either, so one set
+//! in a call with more time (`init`) and kept cannot be waited on past
+//! the deadline of the next call.
 
 use std::time::{Duration, Instant};
 
@@ -54,7 +57,7 @@ impl monotonic_clock::Host for HostState {
     ) -> wasmtime::Result<Resource<DynPollable>> {
         let wait = Duration::from_nanos(nanos);
         let ends = Instant::now().checked_add(wait);
-        if ends.is_none_or(|ends| ends > self.deadline) {
+        if wait > self.max_wait || ends.is_none_or(|ends| ends > self.deadline) {
             let why = format!("asked to wait {wait:?} (a sleep or a timeout)");
             self.waited_past_deadline = Some(why.clone());
             return Err(wasmtime::format_err!("{why}, past the call's deadline"));

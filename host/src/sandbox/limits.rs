@@ -19,9 +19,10 @@ pub struct Limits {
     pub deadline_ms: u64,
     /// Fuel for `init`, which may build lookup tables.
     pub fuel_for_init: u64,
-    /// Linear memory cap per instance, in bytes.
+    /// Linear memory cap per filter instance (all its memories together),
+    /// in bytes.
     pub memory_bytes: usize,
-    /// Cap on the elements of any one table.
+    /// Cap on table elements (all its tables together).
     pub table_elements: usize,
     /// Cap on core instances, tables and memories per store.
     pub instances: usize,
@@ -63,6 +64,10 @@ fn default_fuel_per_alert() -> u64 {
 }
 
 /// Enforces [`Limits`] on one store and records the last refusal.
+///
+/// The caps are on the store's totals: every linear memory (a component
+/// may hold several core instances, each with memories of its own) counts
+/// against `memory_bytes`, and every table against `table_elements`.
 #[derive(Debug)]
 pub struct Limiter {
     memory_bytes: usize,
@@ -70,8 +75,11 @@ pub struct Limiter {
     instances: usize,
     /// Set when a growth was refused: "memory: wanted N bytes, cap M".
     pub refused: Option<String>,
-    /// The largest linear memory seen, in bytes.
-    pub peak_memory: usize,
+    /// Bytes of every linear memory of the store together. A growth the
+    /// system then fails to make stays counted: the count errs high.
+    memory_total: usize,
+    /// Elements of every table of the store together.
+    table_total: usize,
 }
 
 impl Limiter {
@@ -81,7 +89,8 @@ impl Limiter {
             table_elements: limits.table_elements,
             instances: limits.instances,
             refused: None,
-            peak_memory: 0,
+            memory_total: 0,
+            table_total: 0,
         }
     }
 }
@@ -89,34 +98,47 @@ impl Limiter {
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
-            self.refused = Some(format!(
-                "linear memory would grow to {desired} bytes, over the cap of {} bytes",
-                self.memory_bytes
-            ));
+        let growth = desired.saturating_sub(current);
+        let total = self.memory_total.saturating_add(growth);
+        if total > self.memory_bytes {
+            self.refused = Some(if total == desired {
+                format!(
+                    "linear memory would grow to {desired} bytes, over the cap of {} bytes",
+                    self.memory_bytes
+                )
+            } else {
+                format!(
+                    "linear memories would grow to {total} bytes in all (this one to {desired}), \
+                     over the cap of {} bytes",
+                    self.memory_bytes
+                )
+            });
             return Ok(false);
         }
-        self.peak_memory = self.peak_memory.max(desired);
+        self.memory_total = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.table_elements {
+        let growth = desired.saturating_sub(current);
+        let total = self.table_total.saturating_add(growth);
+        if total > self.table_elements {
             self.refused = Some(format!(
-                "a table would grow to {desired} elements, over the cap of {}",
+                "tables would grow to {total} elements in all, over the cap of {}",
                 self.table_elements
             ));
             return Ok(false);
         }
+        self.table_total = total;
         Ok(true)
     }
 
@@ -130,5 +152,30 @@ impl wasmtime::ResourceLimiter for Limiter {
 
     fn memories(&self) -> usize {
         self.instances
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn the_caps_hold_for_all_memories_and_tables_together() {
+        let mut limiter = Limiter::new(&Limits {
+            memory_bytes: 64 << 20,
+            table_elements: 1000,
+            ..Limits::default()
+        });
+        // Two memories of 40 MiB: each under the cap, not both.
+        assert!(limiter.memory_growing(0, 40 << 20, None).unwrap());
+        assert!(!limiter.memory_growing(0, 40 << 20, None).unwrap());
+        let why = limiter.refused.take().unwrap();
+        assert!(why.contains("in all"), "{why}");
+        // The first may still grow within what is left.
+        assert!(limiter.memory_growing(40 << 20, 64 << 20, None).unwrap());
+        assert!(!limiter.memory_growing(0, 1 << 16, None).unwrap());
+        assert!(limiter.table_growing(0, 600, None).unwrap());
+        assert!(!limiter.table_growing(0, 600, None).unwrap());
     }
 }

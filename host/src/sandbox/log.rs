@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 /// Where a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -200,6 +200,16 @@ const PERMIT: usize = 64 * 1024;
 
 impl OutputStream for LogStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        // wasmtime does not hold a write to its permit: a guest ignoring
+        // `check-write` could make the host split megabytes into lines
+        // under the log's lock in one call.
+        if bytes.len() > PERMIT {
+            return Err(StreamError::Trap(wasmtime::format_err!(
+                "wrote {} bytes at once to {:?}, over the {PERMIT} that check-write allows",
+                bytes.len(),
+                self.source
+            )));
+        }
         self.log.write(self.source, &bytes);
         Ok(())
     }
@@ -256,6 +266,20 @@ impl StdoutStream for LogStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_over_the_permit_traps_and_keeps_nothing() {
+        let log = FilterLog::new(LogBounds::default());
+        let mut stream = LogStream {
+            log: log.clone(),
+            source: Source::Stdout,
+        };
+        assert!(stream.write(Bytes::from(vec![b'\n'; PERMIT])).is_ok());
+        let lines = log.lines().len();
+        let over = stream.write(Bytes::from(vec![b'\n'; PERMIT + 1]));
+        assert!(matches!(over, Err(StreamError::Trap(_))));
+        assert_eq!(log.lines().len(), lines);
+    }
 
     #[test]
     fn keeps_the_newest_lines_and_counts_the_dropped_ones() {

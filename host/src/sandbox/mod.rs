@@ -80,6 +80,10 @@ pub struct HostState {
     log: FilterLog,
     /// When the current call's time is up: no timer may end later.
     deadline: Instant,
+    /// The longest any timer may run: the per-alert deadline, so that a
+    /// timer set in one call (say `init`, which has longer) cannot be
+    /// waited on past the deadline of the next.
+    max_wait: Duration,
     /// Set when a call was stopped for asking to wait past `deadline`.
     waited_past_deadline: Option<String>,
 }
@@ -116,6 +120,8 @@ fn locked_down_wasi(log: &FilterLog) -> WasiCtx {
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
+        // Random bytes are made in host memory first: 64 KiB a call.
+        .max_random_size(64 << 10)
         .socket_addr_check(|_, _| Box::pin(async { false }))
         .build()
 }
@@ -138,6 +144,10 @@ impl Sandbox {
         config.consume_fuel(true);
         config.epoch_interruption(true);
         config.max_wasm_stack(options.max_wasm_stack);
+        // No shared memories: a wait on one (`memory.atomic.wait32`) parks
+        // the thread beyond the reach of fuel and the epoch, and a shared
+        // memory grows without asking the limiter. No filter needs threads.
+        config.wasm_threads(false);
         // Filters are called synchronously, one call at a time per Store:
         // without the component-model-async machinery each call skips
         // setting up a guest task (measured in docs/benchmarks.md).
@@ -467,19 +477,34 @@ fn new_store(engine: &Engine, limits: &Limits, log: &FilterLog) -> Store<HostSta
         limiter: Limiter::new(limits),
         log: log.clone(),
         deadline: Instant::now(),
+        max_wait: Duration::from_millis(limits.deadline_ms),
         waited_past_deadline: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();
+    // What the guest may hand the host in one call (the verdict, a log
+    // line, a write), counted in bytes of host memory made from it: a
+    // quarter of wasmtime's default of 128 MiB, and still room for a
+    // verdict far over its bounds (a million empty tags: 24 MB of host
+    // strings), so that it is refused as a bad verdict, not as a trap.
+    store.set_hostcall_fuel(MAX_HOSTCALL_BYTES);
     store
 }
+
+/// See [`new_store`].
+const MAX_HOSTCALL_BYTES: usize = 32 << 20;
 
 /// Gives the next call into `store` `ms` milliseconds from `start`: the
 /// epoch deadline for its wasm code, and the limit of any timer it sets.
 fn set_deadline(store: &mut Store<HostState>, ms: u64, start: Instant) {
     store.set_epoch_deadline(deadline_ticks(ms));
-    store.data_mut().deadline = start + Duration::from_millis(ms);
+    let state = store.data_mut();
+    state.deadline = start + Duration::from_millis(ms);
+    // What an earlier call left (a refused growth it survived) is not
+    // this call's cause of failure.
+    state.limiter.refused = None;
+    state.waited_past_deadline = None;
 }
 
 fn deadline_ticks(ms: u64) -> u64 {

@@ -303,6 +303,24 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_memory_is_refused_at_load() {
+        // A wait on a shared memory parks the thread out of reach of fuel
+        // and the epoch, and its growth skips the limiter: such a
+        // component must not compile here at all.
+        let shared = wat::parse_str("(component (core module (memory 1 1 shared)))").unwrap();
+        let sandbox = Sandbox::new(crate::sandbox::SandboxOptions {
+            cache: None,
+            ..Default::default()
+        })
+        .unwrap();
+        let err = sandbox.inspect(&shared).unwrap_err().to_string();
+        assert!(
+            err.starts_with("not a valid component") && err.contains("threads"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_manifest_is_checked_field_by_field_with_the_reason_named() {
         assert!(check_manifest(&manifest()).is_ok());
         type Spoil = fn(&mut Manifest);
