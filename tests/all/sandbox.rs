@@ -133,6 +133,42 @@ fn a_sleep_past_the_deadline_is_stopped_when_asked_for_and_a_short_one_runs() {
 }
 
 #[test]
+fn a_filter_failing_every_other_alert_is_quarantined_though_never_five_in_a_row() {
+    // Each panic costs a new instance and its `init`; five in a row never
+    // come, so the rate decides: half of a worker's last 64 alerts.
+    let sb = sandbox();
+    let flaky = load_with(
+        &sb,
+        "hostile_panic",
+        Limits::default(),
+        vec![("every".into(), "2".into())],
+    );
+    let alerts: Vec<_> = (0..4).flat_map(|_| ztf_alerts()).collect();
+    let outcomes: Vec<Outcome> = run(&[flaky], &alerts)
+        .into_iter()
+        .map(|(_, r)| r.evaluations[0].outcome.clone())
+        .collect();
+    for (i, outcome) in outcomes.iter().take(64).enumerate() {
+        match (i % 2, outcome) {
+            (0, Outcome::Verdict(Verdict::Reject)) => {}
+            (1, Outcome::Failed(f)) if f.kind == FailureKind::Panic => {}
+            _ => panic!("alert {i}: {outcome:?}"),
+        }
+    }
+    assert_eq!(outcomes.len(), 72);
+    for outcome in &outcomes[64..] {
+        match outcome {
+            Outcome::Skipped { reason } => assert!(
+                reason
+                    .contains("quarantined: 32 of its last 64 alerts here failed; last: panicked"),
+                "{reason}"
+            ),
+            other => panic!("not skipped after quarantine: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn a_memory_bomb_hits_the_memory_cap() {
     // A deadline far off: filling 32 MiB takes ~15 ms here, but CI's
     // loaded cores once took over 100 ms (the default) for it, and the

@@ -318,6 +318,7 @@ impl LoadedFilter {
             filter: self.clone(),
             slots,
             live: None,
+            recent: 0,
             args: FieldValues {
                 kinds: Vec::new(),
                 numbers: Vec::new(),
@@ -387,13 +388,20 @@ impl LoadedFilter {
             .fetch_add(1, Ordering::Relaxed)
             + 1;
         if n >= self.quarantine_after {
-            let mut q = self.health.quarantined.lock().unwrap();
-            if q.is_none() {
-                let reason = format!("{n} consecutive failed alerts; last: {}", failure.message);
-                tracing::warn!(filter = %self.name, %reason, "filter quarantined");
-                *q = Some(reason);
-                self.health.is_quarantined.store(true, Ordering::Release);
-            }
+            self.quarantine(format!(
+                "{n} consecutive failed alerts; last: {}",
+                failure.message
+            ));
+        }
+    }
+
+    /// Skips the filter from now on, for `reason` (the first one given).
+    fn quarantine(&self, reason: String) {
+        let mut q = self.health.quarantined.lock().unwrap();
+        if q.is_none() {
+            tracing::warn!(filter = %self.name, %reason, "filter quarantined");
+            *q = Some(reason);
+            self.health.is_quarantined.store(true, Ordering::Release);
         }
     }
 }
@@ -622,9 +630,17 @@ pub struct FilterInstance {
     slots: Vec<usize>,
     /// `None` until first use and after a trap.
     live: Option<Live>,
+    /// This worker's last 64 outcomes of the filter, newest in bit 0: a
+    /// set bit is a failure.
+    recent: u64,
     /// Reused argument buffer: one alert's `field-values`.
     args: FieldValues,
 }
+
+/// Failures among a worker's last 64 alerts that quarantine a filter,
+/// consecutive or not: a filter failing every other alert never makes
+/// five in a row, yet each trap costs a new instance and its `init`.
+const FAILED_OF_LAST_64: u32 = 32;
 
 impl FilterInstance {
     pub fn filter(&self) -> &Arc<LoadedFilter> {
@@ -678,6 +694,16 @@ impl FilterInstance {
             self.live = None;
         }
         self.filter.record(result.as_ref().err());
+        self.recent = (self.recent << 1) | u64::from(result.is_err());
+        if let Err(failure) = &result
+            && self.recent.count_ones() >= FAILED_OF_LAST_64
+        {
+            self.filter.quarantine(format!(
+                "{} of its last 64 alerts here failed; last: {}",
+                self.recent.count_ones(),
+                failure.message
+            ));
+        }
         let outcome = match result {
             Ok(v) => Outcome::Verdict(v),
             Err(f) => Outcome::Failed(f),
