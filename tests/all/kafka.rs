@@ -106,12 +106,8 @@ pub fn consume_from(brokers: &str, topic: &str, want: usize, wait: Duration) -> 
 
 /// [`consume_from`], keeping each message's partition and key.
 pub fn consume_keyed(brokers: &str, topic: &str, want: usize, wait: Duration) -> Vec<Keyed> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("reader"))
+    let consumer: BaseConsumer = reader(brokers)
         .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
@@ -123,6 +119,18 @@ pub fn consume_keyed(brokers: &str, topic: &str, want: usize, wait: Duration) ->
         }
     }
     out
+}
+
+/// A consumer's settings as an exactly-once reader of the outputs has
+/// them: a group of its own, no commits, committed transactions only.
+fn reader(brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed");
+    config
 }
 
 fn keyed(m: &rdkafka::message::BorrowedMessage<'_>) -> Keyed {
@@ -149,12 +157,8 @@ fn keyed(m: &rdkafka::message::BorrowedMessage<'_>) -> Keyed {
 /// 120 s, else it panics). No consumer group: the partitions are assigned
 /// directly.
 pub fn read_to_end(brokers: &str, topic: &str) -> Vec<Received> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
+    let consumer: BaseConsumer = reader(brokers)
         .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
         .create()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);

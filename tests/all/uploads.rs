@@ -98,18 +98,20 @@ fn upload(
     component: &[u8],
     manifest: Option<&str>,
 ) -> (u16, String) {
-    let (content_type, body) = form(name, component, manifest);
-    admin_request(
-        admin,
-        "PUT",
-        &format!("/v1/groups/{group}/filters/{name}"),
-        &bearer(token),
-        Some((&content_type, &body)),
-    )
+    upload_as(Body::Sized, admin, token, group, name, component, manifest)
 }
 
-/// [`upload`] sent in chunks, without a Content-Length.
-fn upload_chunked(
+/// How an upload's body is sent.
+enum Body {
+    /// With a Content-Length.
+    Sized,
+    /// In chunks, without a Content-Length, as a streaming client sends it.
+    Chunked,
+}
+
+/// [`upload`], sending the body as `body` says.
+fn upload_as(
+    body: Body,
     admin: SocketAddr,
     token: &str,
     group: &str,
@@ -117,14 +119,15 @@ fn upload_chunked(
     component: &[u8],
     manifest: Option<&str>,
 ) -> (u16, String) {
-    let (content_type, body) = form(name, component, manifest);
-    admin_request_chunked(
-        admin,
-        "PUT",
-        &format!("/v1/groups/{group}/filters/{name}"),
-        &bearer(token),
-        (&content_type, &body),
-    )
+    let (content_type, bytes) = form(name, component, manifest);
+    let path = format!("/v1/groups/{group}/filters/{name}");
+    let headers = bearer(token);
+    match body {
+        Body::Sized => admin_request(admin, "PUT", &path, &headers, Some((&content_type, &bytes))),
+        Body::Chunked => {
+            admin_request_chunked(admin, "PUT", &path, &headers, (&content_type, &bytes))
+        }
+    }
 }
 
 /// An upload's multipart body: (content type, bytes).
@@ -507,7 +510,15 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
         std::fs::read(crate::support::python_filters_dir().join("bright-transients.wasm")).unwrap();
     assert!(python.len() > 8 << 20, "{} bytes", python.len());
     let big = r#"{"limits": {"fuel": 2000000000, "memory": "256MiB", "deadline": "1s"}}"#;
-    let (status, body) = upload_chunked(a, HOSTS_TOKEN, "hosts", &name, &python, Some(big));
+    let (status, body) = upload_as(
+        Body::Chunked,
+        a,
+        HOSTS_TOKEN,
+        "hosts",
+        &name,
+        &python,
+        Some(big),
+    );
     assert_eq!(status, 201, "{body}");
     assert_eq!(json(&body)["canary"]["accepted"], 5, "{body}");
     until(
@@ -759,7 +770,8 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     // Without a Content-Length to refuse it by, an oversized upload is
     // cut off as it streams in.
     expect(
-        upload_chunked(
+        upload_as(
+            Body::Chunked,
             admin,
             RIVALS_TOKEN,
             "rivals",
