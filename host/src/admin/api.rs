@@ -782,22 +782,20 @@ async fn validate(
     // With a compiled-code cache (the default with uploads), the compile
     // runs in a child process, killed at the time bound (see
     // admin/compile.rs); the load below then reads its artifact.
-    if sandbox.options().cache.is_some() && !sandbox.is_cached(&record.sha256) {
-        let permit = api.permit().await?;
-        let (compiling, checking) = (bytes.clone(), sandbox.clone());
-        let (sha256, memory) = (record.sha256.clone(), api.admin.uploads.compile_memory);
-        let compiled = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            compile_bounded(&checking, &compiling, &sha256, timeout, memory)
-        })
-        .await
-        .map_err(crashed)?;
-        if let Err(failure) = compiled {
-            if matches!(failure, CompileFailure::TimedOut(_)) {
-                api.too_slow.lock().unwrap().insert(record.sha256.clone());
-            }
-            return Err(refused(failure.to_string()));
+    let permit = api.permit().await?;
+    let (compiling, checking) = (bytes.clone(), sandbox.clone());
+    let (sha256, memory) = (record.sha256.clone(), api.admin.uploads.compile_memory);
+    let compiled = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        compile_bounded(&checking, &compiling, &sha256, timeout, memory)
+    })
+    .await
+    .map_err(crashed)?;
+    if let Err(failure) = compiled {
+        if matches!(failure, CompileFailure::TimedOut(_)) {
+            api.too_slow.lock().unwrap().insert(record.sha256.clone());
         }
+        return Err(refused(failure.to_string()));
     }
     let permit = api.permit().await?;
     let params: Vec<(String, String)> = record.params.clone().into_iter().collect();
