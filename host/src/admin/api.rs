@@ -546,17 +546,11 @@ async fn upload(
         ));
     }
     let max = api.admin.uploads.max_size;
-    let too_large = || {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the upload is larger than the {max} bytes allowed (admin.uploads.max_size)"),
-        )
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max + (1 << 20)) {
-        return Err(too_large());
+        return Err(too_large(max));
     }
     let mut multipart = multipart.map_err(|e| {
         refuse(
@@ -572,7 +566,7 @@ async fn upload(
         )
     })?;
     if component.len() > max {
-        return Err(too_large());
+        return Err(too_large(max));
     }
     let manifest: UploadManifest = match manifest_text.as_deref().map(str::trim) {
         None | Some("") => UploadManifest::default(),
@@ -638,6 +632,14 @@ async fn upload(
     )
 }
 
+/// The refusal of an upload over `max` bytes (however it was found out).
+fn too_large(max: usize) -> ApiError {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the upload is larger than the {max} bytes allowed (admin.uploads.max_size)"),
+    )
+}
+
 /// Reads the `manifest` and `component` parts.
 async fn read_parts(
     multipart: &mut Multipart,
@@ -647,12 +649,13 @@ async fn read_parts(
     let mut component = None;
     let failed = |e: axum::extract::multipart::MultipartError| {
         let status = e.status();
-        let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("the upload is larger than the {max} bytes allowed (admin.uploads.max_size)")
-        } else {
-            format!("the multipart body could not be read: {}", e.body_text())
-        };
-        refuse(status, reason)
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return too_large(max);
+        }
+        refuse(
+            status,
+            format!("the multipart body could not be read: {}", e.body_text()),
+        )
     };
     while let Some(field) = multipart.next_field().await.map_err(failed)? {
         match field.name().unwrap_or_default() {
