@@ -65,9 +65,48 @@ pub struct AdminConfig {
     /// How uploads are checked and shared across instances.
     #[serde(default)]
     pub uploads: UploadsConfig,
+    /// Most connections open at once. At the bound a new connection
+    /// closes the oldest one that has no request in progress.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection must send a request's headers within this time of
+    /// opening (or of its last answer); else it is closed.
+    #[serde(default = "default_header_timeout", with = "human::duration")]
+    pub header_timeout: Duration,
+    /// An upload's body must arrive within this time.
+    #[serde(default = "default_body_timeout", with = "human::duration")]
+    pub body_timeout: Duration,
+    /// Requests a second each token may make to the filter API (a burst
+    /// of three seconds' worth is allowed); past it, 429.
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: u32,
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_requests_per_second() -> u32 {
+    10
 }
 
 impl AdminConfig {
+    /// The bounds of the admin port's connections.
+    pub fn bounds(&self) -> crate::admin::Bounds {
+        crate::admin::Bounds {
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout,
+        }
+    }
+
     /// Whether the upload API (and the fleet registry) is on.
     pub fn uploads_enabled(&self) -> bool {
         self.operator_token_sha256.is_some() || !self.groups.is_empty()
@@ -121,6 +160,11 @@ pub struct UploadsConfig {
     /// of its survey is refused (a firehose is not a selection).
     #[serde(default = "default_max_accept_fraction")]
     pub max_accept_fraction: f64,
+    /// An upload whose median time per canary alert is over this
+    /// fraction of its deadline (or over its mean time) is refused: it
+    /// would hold the workers from every other filter.
+    #[serde(default = "default_max_time_fraction")]
+    pub max_time_fraction: f64,
 }
 
 impl Default for UploadsConfig {
@@ -132,6 +176,7 @@ impl Default for UploadsConfig {
             compile_memory: default_compile_memory(),
             canary_alerts: Vec::new(),
             max_accept_fraction: default_max_accept_fraction(),
+            max_time_fraction: default_max_time_fraction(),
         }
     }
 }
@@ -155,6 +200,10 @@ fn default_compile_memory() -> usize {
 
 fn default_compile_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_max_time_fraction() -> f64 {
+    0.25
 }
 
 fn default_max_accept_fraction() -> f64 {
@@ -356,6 +405,10 @@ pub struct EngineConfig {
     /// reads the registry without compiling every upload again).
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// Most the compiled components in the cache may take together; past
+    /// it the least recently used are removed.
+    #[serde(default = "default_cache_max_size", with = "human::size")]
+    pub cache_max_size: usize,
     /// Default limits of every filter.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -370,6 +423,7 @@ impl Default for EngineConfig {
             workers: default_workers(),
             quarantine_after: default_quarantine_after(),
             cache_dir: None,
+            cache_max_size: default_cache_max_size(),
             limits: LimitsConfig::default(),
             max_limits: default_max_limits(),
         }
@@ -385,6 +439,11 @@ pub struct LimitsConfig {
     /// Wall-clock deadline per alert.
     #[serde(with = "human::duration")]
     pub deadline: Duration,
+    /// Mean wall time per alert over each 64 alerts a worker runs the
+    /// filter on; over it the filter is quarantined (a slow filter holds
+    /// the worker from every other filter).
+    #[serde(with = "human::duration")]
+    pub mean_time: Duration,
     /// Linear memory per instance.
     #[serde(with = "human::size")]
     pub memory: usize,
@@ -392,26 +451,34 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        let l = Limits::default();
-        LimitsConfig {
-            fuel: l.fuel_per_alert,
-            deadline: Duration::from_millis(l.deadline_ms),
-            memory: l.memory_bytes,
-        }
+        LimitsConfig::of(&Limits::default())
     }
 }
 
 impl LimitsConfig {
-    /// Whether every budget is at most `max`'s.
-    pub fn within(&self, max: &LimitsConfig) -> bool {
-        self.fuel <= max.fuel && self.deadline <= max.deadline && self.memory <= max.memory
+    /// The budgets of `limits`, as the file writes them.
+    pub fn of(limits: &Limits) -> LimitsConfig {
+        LimitsConfig {
+            fuel: limits.fuel_per_alert,
+            deadline: Duration::from_millis(limits.deadline_ms),
+            mean_time: Duration::from_millis(limits.mean_ms),
+            memory: limits.memory_bytes,
+        }
     }
 
-    /// `fuel N, deadline D, memory N bytes`, for errors.
+    /// Whether every budget is at most `max`'s.
+    pub fn within(&self, max: &LimitsConfig) -> bool {
+        self.fuel <= max.fuel
+            && self.deadline <= max.deadline
+            && self.mean_time <= max.mean_time
+            && self.memory <= max.memory
+    }
+
+    /// `fuel N, deadline D, mean time T, memory N bytes`, for errors.
     pub fn describe(&self) -> String {
         format!(
-            "fuel {}, deadline {:?}, memory {} bytes",
-            self.fuel, self.deadline, self.memory
+            "fuel {}, deadline {:?}, mean time {:?}, memory {} bytes",
+            self.fuel, self.deadline, self.mean_time, self.memory
         )
     }
 
@@ -420,6 +487,7 @@ impl LimitsConfig {
         Limits {
             fuel_per_alert: self.fuel,
             deadline_ms: self.deadline.as_millis() as u64,
+            mean_ms: self.mean_time.as_millis() as u64,
             memory_bytes: self.memory,
             ..Limits::default()
         }
@@ -481,10 +549,15 @@ fn default_quarantine_after() -> u32 {
     5
 }
 
+fn default_cache_max_size() -> usize {
+    crate::sandbox::DEFAULT_CACHE_BYTES as usize
+}
+
 fn default_max_limits() -> LimitsConfig {
     LimitsConfig {
         fuel: 10_000_000_000,
         deadline: Duration::from_secs(1),
+        mean_time: Duration::from_secs(1),
         memory: 512 << 20,
     }
 }
@@ -668,6 +741,24 @@ impl Config {
                 ));
             }
         }
+        if !(1..=65_536).contains(&admin.max_connections) {
+            return Err(invalid(
+                "admin.max_connections".into(),
+                "must be 1 to 65536".into(),
+            ));
+        }
+        if admin.header_timeout.is_zero() || admin.body_timeout.is_zero() {
+            return Err(invalid(
+                "admin.header_timeout / admin.body_timeout".into(),
+                "must be above 0".into(),
+            ));
+        }
+        if admin.requests_per_second == 0 {
+            return Err(invalid(
+                "admin.requests_per_second".into(),
+                "must be at least 1".into(),
+            ));
+        }
         let u = &admin.uploads;
         if admin.uploads_enabled() {
             if u.canary_alerts.is_empty() {
@@ -689,11 +780,16 @@ impl Config {
                 ));
             }
         }
-        if !(u.max_accept_fraction > 0.0 && u.max_accept_fraction <= 1.0) {
-            return Err(invalid(
-                "admin.uploads.max_accept_fraction".into(),
-                "must be above 0 and at most 1".into(),
-            ));
+        for (key, fraction) in [
+            ("max_accept_fraction", u.max_accept_fraction),
+            ("max_time_fraction", u.max_time_fraction),
+        ] {
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                return Err(invalid(
+                    format!("admin.uploads.{key}"),
+                    "must be above 0 and at most 1".into(),
+                ));
+            }
         }
         if u.max_size == 0 {
             return Err(invalid(
@@ -752,23 +848,42 @@ fn substitute(
 pub mod human {
     use std::time::Duration;
 
-    /// Parses `"250ms"`, `"5s"`, `"2m"`, `"1h"`.
+    /// Longest duration any setting takes: a week. Longer is a typo, and
+    /// would overflow the clock arithmetic it feeds.
+    pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// Parses `"250ms"`, `"5s"`, `"2m"`, `"1h"`, at most [`MAX_DURATION`].
     pub fn parse_duration(s: &str) -> Result<Duration, String> {
+        let shown = crate::text::shown(s.trim(), 40);
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("'{s}' is not a duration such as \"250ms\", \"5s\" or \"2m\""))?;
-        match unit.trim() {
-            "ms" => Ok(Duration::from_millis(n)),
-            "s" => Ok(Duration::from_secs(n)),
-            "m" => Ok(Duration::from_secs(n * 60)),
-            "h" => Ok(Duration::from_secs(n * 3600)),
-            other => Err(format!(
-                "unknown unit '{other}' in '{s}': use ms, s, m or h"
-            )),
+        let too_long = || format!("'{shown}' is longer than the week a duration may be");
+        let n: u64 = number.parse().map_err(|e: std::num::ParseIntError| {
+            if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
+                too_long()
+            } else {
+                format!("'{shown}' is not a duration such as \"250ms\", \"5s\" or \"2m\"")
+            }
+        })?;
+        let millis_per = match unit.trim() {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => {
+                return Err(format!(
+                    "unknown unit '{}' in '{shown}': use ms, s, m or h",
+                    crate::text::shown(unit.trim(), 16)
+                ));
+            }
+        };
+        let millis = n.checked_mul(millis_per).ok_or_else(too_long)?;
+        let duration = Duration::from_millis(millis);
+        if duration > MAX_DURATION {
+            return Err(too_long());
         }
+        Ok(duration)
     }
 
     /// Parses `"64MiB"`, `"512KiB"`, `"1GiB"` or a number of bytes.
@@ -776,9 +891,14 @@ pub mod human {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
-        let n: usize = number
-            .parse()
-            .map_err(|_| format!("'{s}' is not a size such as \"64MiB\""))?;
+        let shown = crate::text::shown(s, 40);
+        let n: usize = number.parse().map_err(|e: std::num::ParseIntError| {
+            if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) {
+                format!("'{shown}' is too large")
+            } else {
+                format!("'{shown}' is not a size such as \"64MiB\"")
+            }
+        })?;
         let factor = match unit.trim() {
             "" | "B" => 1,
             "KiB" => 1 << 10,
@@ -786,12 +906,13 @@ pub mod human {
             "GiB" => 1 << 30,
             other => {
                 return Err(format!(
-                    "unknown unit '{other}' in '{s}': use B, KiB, MiB or GiB"
+                    "unknown unit '{}' in '{shown}': use B, KiB, MiB or GiB",
+                    crate::text::shown(other, 16)
                 ));
             }
         };
         n.checked_mul(factor)
-            .ok_or_else(|| format!("'{s}' is too large"))
+            .ok_or_else(|| format!("'{shown}' is too large"))
     }
 
     /// `#[serde(with = "human::duration")]`.
@@ -897,6 +1018,26 @@ mod tests {
         assert_eq!(c.engine.limits.memory, 32 << 20);
         assert!(human::parse_duration("5 fortnights").is_err());
         assert_eq!(human::parse_size("4096").unwrap(), 4096);
+    }
+
+    #[test]
+    fn durations_and_sizes_that_would_overflow_are_refused_not_wrapped() {
+        for text in [
+            "307445734561825861m",
+            "99999999999999999999ms",
+            "169h",
+            "604801s",
+        ] {
+            let err = human::parse_duration(text).unwrap_err();
+            assert!(err.contains("longer than the week"), "{text}: {err}");
+        }
+        assert_eq!(human::parse_duration("168h").unwrap(), human::MAX_DURATION);
+        for text in ["99999999999999999999", "17179869184GiB"] {
+            let err = human::parse_size(text).unwrap_err();
+            assert!(err.contains("too large"), "{text}: {err}");
+        }
+        let escaped = human::parse_duration("5\x1b[2Jz").unwrap_err();
+        assert!(escaped.contains("\\u{1b}"), "{escaped}");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`config`]: the service's configuration file; [`pipeline`]: the
 //!   Kafka loop of `bandpass serve`; [`admin`]: its HTTP port (health,
 //!   metrics, status page, the filter API); [`registry`]: the uploaded
-//!   filters a fleet shares through a compacted topic.
+//!   filters a fleet shares through a compacted topic; [`text`]: how any
+//!   text a tenant wrote is bounded and escaped wherever it is shown.
 
 pub mod admin;
 pub mod cli;
@@ -23,3 +24,4 @@ pub mod pipeline;
 pub mod registry;
 pub mod runner;
 pub mod sandbox;
+pub mod text;

@@ -663,11 +663,7 @@ fn refusal(entry: &Entry, groups: &[GroupConfig], engine_max: &LimitsConfig) -> 
         return Some("the component is not the one its sha256 names".into());
     }
     let max = group.max_limits.unwrap_or(*engine_max);
-    let asked = LimitsConfig {
-        fuel: r.limits.fuel_per_alert,
-        deadline: Duration::from_millis(r.limits.deadline_ms),
-        memory: r.limits.memory_bytes,
-    };
+    let asked = LimitsConfig::of(&r.limits);
     (!asked.within(&max)).then(|| {
         format!(
             "its limits ({}) are over group '{}''s maximum ({})",

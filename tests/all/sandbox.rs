@@ -133,38 +133,304 @@ fn a_sleep_past_the_deadline_is_stopped_when_asked_for_and_a_short_one_runs() {
 }
 
 #[test]
-fn a_filter_failing_every_other_alert_is_quarantined_though_never_five_in_a_row() {
+fn a_filter_trapping_on_one_alert_in_two_or_three_is_quarantined_by_its_rate() {
     // Each panic costs a new instance and its `init`; five in a row never
-    // come, so the rate decides: half of a worker's last 64 alerts.
+    // come, so the rate decides: a quarter of a worker's last 64 alerts
+    // trapped, judged once 64 have run.
+    for (every, traps) in [(2, 32), (3, 22)] {
+        let sb = sandbox();
+        let flaky = load_with(
+            &sb,
+            "hostile_panic",
+            Limits::default(),
+            vec![("every".into(), every.to_string())],
+        );
+        let alerts: Vec<_> = (0..4).flat_map(|_| ztf_alerts()).collect();
+        let outcomes: Vec<Outcome> = run(&[flaky], &alerts)
+            .into_iter()
+            .map(|(_, r)| r.evaluations[0].outcome.clone())
+            .collect();
+        assert_eq!(outcomes.len(), 72);
+        // Judged at the first trap once 64 alerts have run.
+        let quarantined = outcomes
+            .iter()
+            .position(|o| matches!(o, Outcome::Skipped { .. }))
+            .expect("quarantined");
+        assert!(
+            (64..=64 + every).contains(&quarantined),
+            "every={every}: quarantined at alert {quarantined}"
+        );
+        for (i, outcome) in outcomes[..quarantined].iter().enumerate() {
+            match ((i + 1) % every, outcome) {
+                (0, Outcome::Failed(f)) if f.kind == FailureKind::Panic => {}
+                (1.., Outcome::Verdict(Verdict::Reject)) => {}
+                _ => panic!("every={every}, alert {i}: {outcome:?}"),
+            }
+        }
+        let expected = format!(
+            "quarantined: {traps} of its last 64 alerts here trapped, each costing a new instance"
+        );
+        for outcome in &outcomes[quarantined..] {
+            match outcome {
+                Outcome::Skipped { reason } => {
+                    assert!(reason.contains(&expected), "every={every}: {reason}")
+                }
+                other => panic!("every={every}: not skipped after quarantine: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rebuild_after_a_trap_runs_its_init_within_the_alerts_deadline() {
+    // `init` sleeps 150 ms and each good call 100 ms, under a 200 ms
+    // deadline. The first instance's `init` is the load's (the alert's
+    // clock starts after it): both good calls fit. After the panic on the
+    // third, every rebuild spends 150 ms of the alert's 200 in `init`, so
+    // the 100 ms sleep that follows would end past the deadline and is
+    // stopped when asked for: the recovery is charged to the filter, which
+    // is quarantined after five such alerts in a row.
+    let limits = Limits {
+        deadline_ms: 200,
+        ..Limits::default()
+    };
     let sb = sandbox();
-    let flaky = load_with(
+    let slow_rebuild = load_with(
         &sb,
         "hostile_panic",
-        Limits::default(),
-        vec![("every".into(), "2".into())],
+        limits,
+        vec![
+            ("every".into(), "3".into()),
+            ("sleep_in_init_ms".into(), "150".into()),
+            ("sleep_ms".into(), "100".into()),
+        ],
     );
-    let alerts: Vec<_> = (0..4).flat_map(|_| ztf_alerts()).collect();
-    let outcomes: Vec<Outcome> = run(&[flaky], &alerts)
+    let outcomes: Vec<Outcome> = run(&[slow_rebuild], &ztf_alerts()[..9])
         .into_iter()
         .map(|(_, r)| r.evaluations[0].outcome.clone())
         .collect();
-    for (i, outcome) in outcomes.iter().take(64).enumerate() {
-        match (i % 2, outcome) {
-            (0, Outcome::Verdict(Verdict::Reject)) => {}
-            (1, Outcome::Failed(f)) if f.kind == FailureKind::Panic => {}
-            _ => panic!("alert {i}: {outcome:?}"),
-        }
-    }
-    assert_eq!(outcomes.len(), 72);
+    let kinds: Vec<String> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Verdict(v) => format!("{v:?}"),
+            Outcome::Failed(f) => format!("{:?}", f.kind),
+            Outcome::Skipped { .. } => "Skipped".into(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Reject", "Reject", "Panic", "Deadline", "Deadline", "Deadline", "Deadline", "Skipped",
+            "Skipped"
+        ]
+    );
+    let Outcome::Failed(f) = &outcomes[3] else {
+        unreachable!()
+    };
+    assert!(
+        f.message.contains("asked to wait 100ms") && f.message.contains("deadline of 200 ms"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn a_filter_slow_on_every_alert_within_its_deadline_is_quarantined_by_its_mean_time() {
+    // 30 ms a call is within the 100 ms deadline every time, yet holds a
+    // worker (and every filter after it) to 33 alerts a second: over its
+    // 10 ms mean time, judged over each 64 alerts.
+    let limits = Limits {
+        deadline_ms: 100,
+        mean_ms: 10,
+        ..Limits::default()
+    };
+    let sb = sandbox();
+    let slow = load_with(
+        &sb,
+        "hostile_sleep",
+        limits,
+        vec![("sleep_ms".into(), "30".into())],
+    );
+    let alerts: Vec<_> = (0..4).flat_map(|_| ztf_alerts()).collect();
+    let outcomes: Vec<Outcome> = run(std::slice::from_ref(&slow), &alerts)
+        .into_iter()
+        .map(|(_, r)| r.evaluations[0].outcome.clone())
+        .collect();
+    assert!(
+        outcomes[..64]
+            .iter()
+            .all(|o| *o == Outcome::Verdict(Verdict::Reject)),
+        "each call is within its deadline"
+    );
     for outcome in &outcomes[64..] {
-        match outcome {
-            Outcome::Skipped { reason } => assert!(
-                reason
-                    .contains("quarantined: 32 of its last 64 alerts here failed; last: panicked"),
-                "{reason}"
-            ),
-            other => panic!("not skipped after quarantine: {other:?}"),
+        assert!(
+            matches!(outcome, Outcome::Skipped { reason } if reason.contains("per alert on average over its last 64 here, over its mean time of 10 ms")),
+            "{outcome:?}"
+        );
+    }
+}
+
+#[test]
+fn an_exit_from_the_guest_is_one_line_naming_the_call() {
+    let limits = Limits::default();
+    let sb = sandbox_with(1000);
+    let exits = load_with(
+        &sb,
+        "hostile_panic",
+        limits,
+        vec![("exit".into(), "3".into())],
+    );
+    let outcomes: Vec<Outcome> = run(&[exits], &ztf_alerts()[..2])
+        .into_iter()
+        .map(|(_, r)| r.evaluations[0].outcome.clone())
+        .collect();
+    // WASI 0.2's `exit` carries success or failure only: any other code
+    // arrives as 1.
+    assert_all_failed(&outcomes, FailureKind::Trap, "called exit(1) on this alert");
+    let Outcome::Failed(f) = &outcomes[0] else {
+        unreachable!()
+    };
+    assert!(!f.message.contains('\n'), "{}", f.message);
+}
+
+#[test]
+fn a_component_whose_evaluate_has_another_signature_is_refused_for_its_exports() {
+    let err = sandbox()
+        .load(&component("wrong_signature"), vec![], Limits::default())
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, LoadError::Instantiate { .. }), "{text}");
+    assert!(
+        text.contains("its `evaluate` does not have the contract's type")
+            && text.contains("must match bandpass:filter@0.2.0"),
+        "{text}"
+    );
+    assert!(!text.contains("describe"), "{text}");
+}
+
+/// `hostile-texts` with `describe` reporting `variant` (7 bytes): the
+/// marker rewritten in a copy of the built component.
+fn texts_variant(variant: &str) -> Vec<u8> {
+    assert_eq!(variant.len(), 7);
+    let mut bytes = component("hostile_texts");
+    let marker = b"bandpass-variant:default";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the variant marker is in the component");
+    bytes[at + 17..at + 24].copy_from_slice(variant.as_bytes());
+    bytes
+}
+
+#[test]
+fn a_manifest_over_its_bounds_is_refused_naming_the_bound_and_quoting_it_short() {
+    let sb = sandbox();
+    for (variant, bound) in [
+        ("longpth", "60000 bytes long; a path may have at most 256"),
+        ("bigname", "(30000000 bytes) must be 1 to 64 characters"),
+        ("manyfld", "100000 fields declared; at most 512"),
+        (
+            "deeppth",
+            "20 dot-separated parts; a path may have at most 16",
+        ),
+    ] {
+        let err = sb
+            .load(&texts_variant(variant), vec![], Limits::default())
+            .err()
+            .unwrap_or_else(|| panic!("{variant} is refused"));
+        let text = err.to_string();
+        assert!(
+            matches!(err, LoadError::Manifest { .. }),
+            "{variant}: {text}"
+        );
+        assert!(text.contains(bound), "{variant}: {text}");
+        assert!(
+            text.len() < 400,
+            "{variant}: quoted in full: {} bytes",
+            text.len()
+        );
+    }
+    // The plain variant loads.
+    assert!(
+        sb.load(&texts_variant("default"), vec![], Limits::default())
+            .is_ok()
+    );
+}
+
+#[test]
+fn texts_a_filter_wrote_are_kept_as_they_are_shown_one_line_with_controls_visible() {
+    let sb = sandbox_with(1000);
+    let escapes = sb
+        .load(&texts_variant("escapes"), vec![], Limits::default())
+        .unwrap();
+    assert_eq!(escapes.manifest.version, "1.0\\r\\n\\u{1b}[2J\\u{0}");
+    assert_eq!(
+        escapes.manifest.description,
+        "forged\\r\\n2695378462115010012  accept\\u{1b}[31m"
+    );
+    let with = |verdict: &str| {
+        let filter = sb
+            .load(
+                &texts_variant("default"),
+                vec![("verdict".into(), verdict.into())],
+                Limits::default(),
+            )
+            .unwrap();
+        let outcome = run(std::slice::from_ref(&filter), &ztf_alerts()[..1])[0]
+            .1
+            .evaluations[0]
+            .outcome
+            .clone();
+        (filter, outcome)
+    };
+    let (_, error) = with("error-escapes");
+    assert_all_failed(
+        &[error],
+        FailureKind::FilterError,
+        "reported an error: bad\\u{1b}[2J\\r\\n2695378462115010012  accept",
+    );
+    let (logged, _) = with("log-escapes");
+    let lines: Vec<String> = logged.log.lines().into_iter().map(|l| l.text).collect();
+    assert_eq!(
+        lines,
+        ["line\\r\\n2026-12-05T00:00:00Z ERROR forged\\u{1b}[2J"]
+    );
+}
+
+#[test]
+fn note_keys_that_would_forge_a_header_are_refused_and_tags_stay_as_given() {
+    let sb = sandbox_with(1000);
+    let verdict = |which: &str| {
+        let filter = sb
+            .load(
+                &texts_variant("default"),
+                vec![("verdict".into(), which.into())],
+                Limits::default(),
+            )
+            .unwrap();
+        run(&[filter], &ztf_alerts()[..1])[0].1.evaluations[0]
+            .outcome
+            .clone()
+    };
+    for (which, reason) in [
+        ("note-key-crlf", "note key 'a\\r\\nX-Forged'"),
+        ("note-key-empty", "note key ''"),
+        ("note-key-twice", "note key 'k' twice"),
+    ] {
+        assert_all_failed(&[verdict(which)], FailureKind::BadVerdict, reason);
+    }
+    // Tags are data: kept as the filter gave them, and encoded where they
+    // are shown or sent (text::joined_tags).
+    match verdict("tags-commas") {
+        Outcome::Verdict(Verdict::Accept { tags, .. }) => {
+            assert_eq!(tags, ["a,b", "100%", "\x1b[31mred", "plain"]);
+            assert_eq!(
+                bandpass::text::joined_tags(&tags),
+                "a%2Cb,100%25,%1B[31mred,plain"
+            );
         }
+        other => panic!("accepted with tags: {other:?}"),
     }
 }
 

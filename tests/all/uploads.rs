@@ -1133,3 +1133,158 @@ fn a_compile_needing_more_memory_than_allowed_is_refused_on_upload_and_fails_on_
         assert!(terminate(serve).success());
     }
 }
+
+#[test]
+fn the_admin_port_cannot_be_held_by_idle_connections_slow_bodies_or_one_busy_token() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    let (input, group, registry) = fresh_topics("held");
+    let (config, admin) = write_config(dir.path(), "held", &input, &group, &registry, "", "");
+    // Bounds lower than the defaults, so that few sockets reach them.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[admin]\n",
+        "[admin]\nmax_connections = 32\nrequests_per_second = 2\nbody_timeout = \"2s\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("serve.log");
+    let mut serve = start(&config, &log, admin);
+    let pid = serve.0.id();
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = descriptors();
+
+    // 100 connections that never send a byte; then three uploads (half
+    // the token's burst of 3 s at 2 a second) that send their headers and
+    // part of a promised body, then stall. The uploads are the newest, so
+    // even before they are read they are the last idle ones to be closed.
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(admin).unwrap())
+        .collect();
+    let (content_type, body) = form("stalled", &component("bright_transients"), None);
+    let stalled: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(admin).unwrap();
+            let head = format!(
+                "PUT /v1/groups/hosts/filters/stalled HTTP/1.1\r\nHost: {admin}\r\n\
+                 Authorization: Bearer {HOSTS_TOKEN}\r\nContent-Type: {content_type}\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&body[..100]).unwrap();
+            s
+        })
+        .collect();
+
+    // A liveness probe still gets in and is answered.
+    let (status, answer) = admin_get(admin, "/healthz");
+    assert_eq!((status, answer.as_str()), (200, "ok\n"));
+    // Serve holds at most max_connections of them, give or take one
+    // being closed as the next is accepted.
+    let bound = before + 32 + 2;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while descriptors() > bound {
+        assert!(
+            Instant::now() < deadline,
+            "serve holds {} descriptors; at most {bound} expected",
+            descriptors()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The token's allowance is spent: its next requests are turned away
+    // at once, and another token's are not.
+    let refused = (0..10)
+        .map(|_| call(admin, "GET", "/v1/groups/hosts/filters", HOSTS_TOKEN))
+        .filter(|(status, body)| {
+            *status == 429
+                && body.contains("over its 2 requests a second (admin.requests_per_second)")
+        })
+        .count();
+    assert!(refused >= 1, "no request of the busy token was refused");
+    let (status, _) = call(admin, "GET", "/v1/filters", OPERATOR_TOKEN);
+    assert_eq!(status, 200);
+
+    // A stalled body is answered 408 once body_timeout has passed.
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 408")
+                && answer.contains("did not arrive within 2s (admin.body_timeout)"),
+            "{answer}"
+        );
+    }
+    drop(idle);
+    assert!(terminate(&mut serve).success());
+}
+
+#[test]
+fn a_refused_upload_leaves_no_compiled_code_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, group, registry) = fresh_topics("uncached");
+    let cache = dir.path().join("cache");
+    let (config, admin) = write_config(
+        dir.path(),
+        "uncached",
+        &input,
+        &group,
+        &registry,
+        "",
+        &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
+    );
+    let log = dir.path().join("serve.log");
+    let mut serve = start(&config, &log, admin);
+    let artifacts = || -> Vec<String> {
+        std::fs::read_dir(&cache)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Refused from its import and export names, before any compile.
+    let (status, body) = upload(
+        admin,
+        HOSTS_TOKEN,
+        "hosts",
+        "future",
+        &component("future_contract"),
+        None,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("built for contract bandpass:filter@1.0.0"),
+        "{body}"
+    );
+    assert_eq!(artifacts(), Vec::<String>::new());
+    // Refused by the canary, after its compile: the artifact goes too.
+    let (status, body) = upload(
+        admin,
+        HOSTS_TOKEN,
+        "hosts",
+        "looping",
+        &component("hostile_infinite_loop"),
+        None,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("canary"), "{body}");
+    assert_eq!(artifacts(), Vec::<String>::new());
+    // An accepted one stays.
+    let (status, body) = upload(
+        admin,
+        HOSTS_TOKEN,
+        "hosts",
+        "bright",
+        &component("bright_transients"),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(artifacts().len(), 1, "{:?}", artifacts());
+    assert!(terminate(&mut serve).success());
+}

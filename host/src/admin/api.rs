@@ -62,6 +62,24 @@ pub struct Api {
     /// Components (sha256) whose compile outlasted compile_timeout here:
     /// refused at once when uploaded again.
     too_slow: Mutex<HashSet<String>>,
+    /// Each known caller's request allowance (one entry per configured
+    /// group and the operator: unknown tokens never get one).
+    rates: Mutex<HashMap<String, Allowance>>,
+    /// Requests to `/v1` being answered now, at most [`MAX_IN_FLIGHT`]:
+    /// the rest are turned away at once, so that requests in progress
+    /// cannot hold every connection of the port.
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+/// Most `/v1` requests answered at once (see `admin/listener.rs`).
+const MAX_IN_FLIGHT: usize = 16;
+
+/// A token bucket: `requests_per_second` refilled, three seconds' worth
+/// held at most.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    left: f64,
+    at: std::time::Instant,
 }
 
 impl Api {
@@ -85,7 +103,36 @@ impl Api {
             changing: Mutex::new(HashMap::new()),
             validating: Arc::new(tokio::sync::Semaphore::new(1)),
             too_slow: Mutex::new(HashSet::new()),
+            rates: Mutex::new(HashMap::new()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
+    }
+
+    /// Takes one request from `caller`'s allowance, or refuses with 429.
+    fn spend(&self, caller: &Caller) -> Result<(), ApiError> {
+        let rate = f64::from(self.admin.requests_per_second);
+        let burst = 3.0 * rate;
+        let now = std::time::Instant::now();
+        let mut rates = self.rates.lock().unwrap();
+        let allowance = rates.entry(caller.name().to_string()).or_insert(Allowance {
+            left: burst,
+            at: now,
+        });
+        let refilled = allowance.left + now.duration_since(allowance.at).as_secs_f64() * rate;
+        allowance.left = refilled.min(burst);
+        allowance.at = now;
+        if allowance.left < 1.0 {
+            return Err(refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "'{}' is over its {} requests a second (admin.requests_per_second): slow down",
+                    caller.name(),
+                    self.admin.requests_per_second
+                ),
+            ));
+        }
+        allowance.left -= 1.0;
+        Ok(())
     }
 
     /// Takes the tokens, groups and topics of a reloaded config (SIGHUP).
@@ -164,11 +211,18 @@ pub struct ApiError {
     reason: String,
 }
 
+/// Longest reason in a refusal, in bytes: a reason may quote what the
+/// caller sent, and is shown cut and escaped (`text::shown`), in the reply
+/// and in the log line that records it.
+const MAX_REASON_BYTES: usize = 2048;
+
 fn refuse(status: StatusCode, reason: impl Into<String>) -> ApiError {
-    ApiError {
-        status,
-        reason: reason.into(),
-    }
+    let reason = reason.into();
+    let reason = match crate::text::shown(&reason, MAX_REASON_BYTES) {
+        std::borrow::Cow::Borrowed(_) => reason,
+        std::borrow::Cow::Owned(safe) => safe,
+    };
+    ApiError { status, reason }
 }
 
 /// The reason, kept on the response for the refusal log.
@@ -207,11 +261,27 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route(PATHS[4], post(disable))
         .route(PATHS[5], get(logs))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(api.clone(), admit))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             log_refusals,
         ))
         .with_state(api)
+}
+
+/// Answers at most [`MAX_IN_FLIGHT`] requests at once; turns the rest
+/// away at once with 503.
+async fn admit(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+    match api.in_flight.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{MAX_IN_FLIGHT} requests to the filter API are being answered: try again shortly"
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// Logs and counts every refused request, with who asked, from where,
@@ -239,8 +309,16 @@ async fn log_refusals(State(api): State<Arc<Api>>, request: Request, next: Next)
 }
 
 impl Api {
-    /// Who the bearer token belongs to.
+    /// Who the bearer token belongs to, if they are within their request
+    /// allowance.
     fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let caller = self.identify(headers)?;
+        self.spend(&caller)?;
+        Ok(caller)
+    }
+
+    /// Who the bearer token belongs to.
+    fn identify(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
             refuse(
                 StatusCode::UNAUTHORIZED,
@@ -558,7 +636,20 @@ async fn upload(
             format!("send multipart/form-data with a `component` part (the .wasm) and a `manifest` part (JSON): {e}"),
         )
     })?;
-    let (manifest_text, component) = read_parts(&mut multipart, max).await?;
+    let body_timeout = api.admin.body_timeout;
+    let (manifest_text, component) = tokio::time::timeout(
+        body_timeout,
+        read_parts(&mut multipart, max),
+    )
+    .await
+    .map_err(|_| {
+        refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the upload's body did not arrive within {body_timeout:?} (admin.body_timeout)"
+            ),
+        )
+    })??;
     let component = component.ok_or_else(|| {
         refuse(
             StatusCode::BAD_REQUEST,
@@ -640,6 +731,19 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
+/// Bounds of what an upload's `manifest` part may hold, checked before
+/// the host keeps any of it (docs/admin-api.yaml).
+mod bounds {
+    /// The whole `manifest` part, in bytes.
+    pub const MANIFEST_BYTES: usize = 64 << 10;
+    /// Parameters.
+    pub const PARAMS: usize = 64;
+    /// A parameter's name, in bytes.
+    pub const PARAM_KEY_BYTES: usize = 64;
+    /// A parameter's value, in bytes.
+    pub const PARAM_VALUE_BYTES: usize = 4096;
+}
+
 /// Reads the `manifest` and `component` parts.
 async fn read_parts(
     multipart: &mut Multipart,
@@ -657,9 +761,30 @@ async fn read_parts(
             format!("the multipart body could not be read: {}", e.body_text()),
         )
     };
-    while let Some(field) = multipart.next_field().await.map_err(failed)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(failed)? {
         match field.name().unwrap_or_default() {
-            "manifest" => manifest = Some(field.text().await.map_err(failed)?),
+            "manifest" => {
+                let mut text = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(failed)? {
+                    if text.len() + chunk.len() > bounds::MANIFEST_BYTES {
+                        return Err(refuse(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!(
+                                "the manifest part is over {} bytes: it holds names, limits and params only",
+                                bounds::MANIFEST_BYTES
+                            ),
+                        ));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                let text = String::from_utf8(text).map_err(|_| {
+                    refuse(
+                        StatusCode::BAD_REQUEST,
+                        "the manifest part is not UTF-8 JSON",
+                    )
+                })?;
+                manifest = Some(text);
+            }
             "component" => component = Some(field.bytes().await.map_err(failed)?.to_vec()),
             other => {
                 return Err(refuse(
@@ -708,8 +833,39 @@ fn check_manifest(
             ),
         ));
     }
+    if manifest.params.len() > bounds::PARAMS {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "manifest: {} params; at most {}",
+                manifest.params.len(),
+                bounds::PARAMS
+            ),
+        ));
+    }
+    if let Some(d) = &manifest.description
+        && d.len() > crate::sandbox::manifest_bounds::DESCRIPTION_BYTES
+    {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "manifest: description is {} bytes; at most {}",
+                d.len(),
+                crate::sandbox::manifest_bounds::DESCRIPTION_BYTES
+            ),
+        ));
+    }
     let mut params = BTreeMap::new();
     for (k, v) in manifest.params {
+        if k.is_empty() || k.len() > bounds::PARAM_KEY_BYTES {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "manifest: param name '{k}' must be 1 to {} bytes",
+                    bounds::PARAM_KEY_BYTES
+                ),
+            ));
+        }
         let text = match v {
             Value::String(s) => s,
             Value::Number(n) => n.to_string(),
@@ -721,6 +877,16 @@ fn check_manifest(
                 ));
             }
         };
+        if text.len() > bounds::PARAM_VALUE_BYTES {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "manifest: param '{k}' is {} bytes; a value may have at most {}",
+                    text.len(),
+                    bounds::PARAM_VALUE_BYTES
+                ),
+            ));
+        }
         params.insert(k, text);
     }
     let limits = manifest.limits.unwrap_or(api.engine.limits);
@@ -744,7 +910,11 @@ fn check_manifest(
         limits: limits.to_limits(),
         version: manifest.version.unwrap_or_default(),
         survey: manifest.survey.unwrap_or_default(),
-        description: manifest.description.unwrap_or_default(),
+        // Kept as shown, like the component's own (sandbox/validate.rs).
+        description: manifest
+            .description
+            .map(|d| crate::text::shown(&d, usize::MAX).into_owned())
+            .unwrap_or_default(),
         sha256: String::new(),
         uploaded_by: caller.name().to_string(),
         uploaded_at_ms: std::time::SystemTime::now()
@@ -753,28 +923,48 @@ fn check_manifest(
     })
 }
 
-/// Loads (compiling within the time bound), checks the manifest's
-/// version and survey against the component's own, and runs the canary;
-/// fills in the record's sha256.
+fn refused(reason: String) -> ApiError {
+    refuse(StatusCode::UNPROCESSABLE_ENTITY, reason)
+}
+
+fn crashed(e: tokio::task::JoinError) -> ApiError {
+    refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("checking the upload crashed ({e}); nothing changed: report it to the operator"),
+    )
+}
+
+/// Refuses what it can without compiling (`Sandbox::precheck`), then
+/// loads (compiling within the time bound), checks the manifest's version
+/// and survey against the component's own, and runs the canary; fills in
+/// the record's sha256. A refused upload leaves no compiled code behind.
 async fn validate(
     api: &Api,
     component: &[u8],
     record: &mut Record,
 ) -> Result<(Arc<LoadedFilter>, super::canary::CanaryReport), ApiError> {
-    let refused = |reason: String| refuse(StatusCode::UNPROCESSABLE_ENTITY, reason);
-    let crashed = |e: tokio::task::JoinError| {
-        refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "checking the upload crashed ({e}); nothing changed: report it to the operator"
-            ),
-        )
-    };
+    api.sandbox
+        .precheck(component)
+        .map_err(|e| refused(format!("component refused: {e}")))?;
     let bytes = Arc::new(component.to_vec());
     let hashed = bytes.clone();
     record.sha256 = tokio::task::spawn_blocking(move || sha256_hex(&hashed))
         .await
         .map_err(crashed)?;
+    let cached_before = api.sandbox.is_cached(&record.sha256);
+    let checked = compile_and_try(api, bytes, record).await;
+    if checked.is_err() && !cached_before {
+        api.sandbox.forget_compiled(&record.sha256);
+    }
+    checked
+}
+
+/// [`validate`]'s steps from the compile on.
+async fn compile_and_try(
+    api: &Api,
+    bytes: Arc<Vec<u8>>,
+    record: &mut Record,
+) -> Result<(Arc<LoadedFilter>, super::canary::CanaryReport), ApiError> {
     let timeout: Duration = api.admin.uploads.compile_timeout;
     if api.too_slow.lock().unwrap().contains(&record.sha256) {
         return Err(refused(format!(

@@ -6,15 +6,19 @@
 //! has in its schema; any failure on any alert (out of fuel, over the
 //! deadline or the memory cap, a trap, an error the filter returned); no
 //! alert of the filter's survey to try it on; accepting more than
-//! `max_accept_fraction` of them.
+//! `max_accept_fraction` of them; a median time per alert over
+//! `max_time_fraction` of its deadline, or over its mean time (the filter
+//! would hold the workers from every other filter; `serve` quarantines
+//! it for that).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
 
+use crate::config::UploadsConfig;
 use crate::decode::{Decoder, SchemaInfo, SchemaSource};
 use crate::runner::Runner;
 use crate::sandbox::{LoadedFilter, Outcome, Verdict};
@@ -24,6 +28,7 @@ pub struct Canary {
     /// (name, message) for each alert file.
     alerts: Vec<(String, Bytes)>,
     max_accept_fraction: f64,
+    max_time_fraction: f64,
 }
 
 /// What a filter did on the canary alerts.
@@ -34,14 +39,22 @@ pub struct CanaryReport {
     pub accepted: usize,
     pub max_fuel: u64,
     pub max_micros: u64,
+    /// The median time per alert.
+    pub median_micros: u64,
 }
 
 impl Canary {
-    /// Reads the alert files; each must decode as an alert.
-    pub fn load(paths: &[PathBuf], max_accept_fraction: f64) -> anyhow::Result<Canary> {
+    /// Reads the alert files of `uploads.canary_alerts` (relative to
+    /// `config_dir`); each must decode as an alert.
+    pub fn load(config_dir: &Path, uploads: &UploadsConfig) -> anyhow::Result<Canary> {
         let decoder = Decoder::new(Vec::new(), SchemaSource::None);
         let mut alerts = Vec::new();
-        for item in crate::input::items(paths) {
+        let paths: Vec<_> = uploads
+            .canary_alerts
+            .iter()
+            .map(|p| config_dir.join(p))
+            .collect();
+        for item in crate::input::items(&paths) {
             let bytes = item
                 .bytes
                 .map_err(|e| anyhow::anyhow!(e))
@@ -59,7 +72,8 @@ impl Canary {
         }
         Ok(Canary {
             alerts,
-            max_accept_fraction,
+            max_accept_fraction: uploads.max_accept_fraction,
+            max_time_fraction: uploads.max_time_fraction,
         })
     }
 
@@ -116,12 +130,15 @@ impl Canary {
             accepted: 0,
             max_fuel: 0,
             max_micros: 0,
+            median_micros: 0,
         };
+        let mut micros = Vec::with_capacity(alerts.len());
         for (name, alert) in alerts {
             let result = runner.evaluate(alert);
             let e = &result.evaluations[0];
             report.max_fuel = report.max_fuel.max(e.fuel);
             report.max_micros = report.max_micros.max(e.nanos / 1000);
+            micros.push(e.nanos / 1000);
             match &e.outcome {
                 Outcome::Verdict(Verdict::Accept { .. }) => report.accepted += 1,
                 Outcome::Verdict(Verdict::Reject) => {}
@@ -139,6 +156,23 @@ impl Canary {
                     return Err(format!("skipped canary alert {name}: {reason}"));
                 }
             }
+        }
+        report.median_micros = crate::cli::format::percentile(&micros, 50.0);
+        let limits = &filter.limits;
+        let allowed_micros = ((limits.deadline_ms as f64 * self.max_time_fraction * 1e3) as u64)
+            .min(limits.mean_ms * 1000);
+        if report.median_micros > allowed_micros {
+            return Err(format!(
+                "took {:.1} ms per canary alert (median), over the {:.1} ms allowed: {:.0}% of its \
+                 {} ms deadline (admin.uploads.max_time_fraction) or its mean time of {} ms, \
+                 whichever is less. A filter this slow would hold the workers from every other \
+                 filter: make it faster",
+                report.median_micros as f64 / 1e3,
+                allowed_micros as f64 / 1e3,
+                self.max_time_fraction * 100.0,
+                limits.deadline_ms,
+                limits.mean_ms
+            ));
         }
         let fraction = report.accepted as f64 / report.alerts as f64;
         if fraction > self.max_accept_fraction {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::sandbox::Sandbox;
+use crate::sandbox::{CompileCache, Sandbox};
 
 /// Why a compile did not give a component.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub fn compile_bounded(
 ) -> Result<(), CompileFailure> {
     match &sandbox.options().cache {
         Some(cache) if !sandbox.is_cached(sha256) => {
-            let compiled = compile_in_child(cache.dir(), component, timeout, memory);
+            let compiled = compile_in_child(cache, component, timeout, memory);
             match &compiled {
                 Err(CompileFailure::TimedOut(_)) => tracing::warn!(
                     %sha256,
@@ -78,11 +78,10 @@ pub fn compile_bounded(
     }
 }
 
-/// Compiles `component` into the cache at `cache_dir` in a child
-/// process, killed if it runs longer than `timeout`, and given at most
-/// `memory` bytes.
+/// Compiles `component` into `cache` in a child process, killed if it
+/// runs longer than `timeout`, and given at most `memory` bytes.
 pub fn compile_in_child(
-    cache_dir: &Path,
+    cache: &CompileCache,
     component: &[u8],
     timeout: Duration,
     memory: usize,
@@ -105,7 +104,9 @@ pub fn compile_in_child(
     command
         .args(["--log", "warn", "compile", "--memory-mib", &mib.to_string()])
         .arg("--cache-dir")
-        .arg(cache_dir)
+        .arg(cache.dir())
+        .arg("--cache-max-bytes")
+        .arg(cache.max_bytes().to_string())
         // What it says on a crash is for the log, not a backtrace.
         .env_remove("RUST_BACKTRACE");
     match run_bounded(command, component, timeout) {

@@ -8,6 +8,8 @@
 //! Runs on a thread of its own with a single-threaded tokio runtime, apart
 //! from the pipeline's threads: a slow scrape never slows the stream, and
 //! a stuck stream still answers `/healthz` and says why it is not ready.
+//! Its connections are bounded in number and time ([`listener`]), so no
+//! client, token or not, can hold the port from a liveness probe.
 //! Must never hold a lock the pipeline needs while it writes a response.
 
 use std::net::SocketAddr;
@@ -28,7 +30,10 @@ use crate::metrics::Metrics;
 pub mod api;
 pub mod canary;
 pub mod compile;
+mod listener;
 pub mod status;
+
+pub use listener::Bounds;
 
 /// What the handlers share.
 struct Shared {
@@ -53,6 +58,7 @@ impl Admin {
     /// dropped; with `api`, the filter API (`/v1/...`) too.
     pub fn start(
         listen: SocketAddr,
+        bounds: Bounds,
         metrics: Arc<Metrics>,
         api: Option<Arc<api::Api>>,
     ) -> anyhow::Result<Admin> {
@@ -87,12 +93,6 @@ impl Admin {
         let thread = std::thread::Builder::new()
             .name("bandpass-admin".into())
             .spawn(move || {
-                let stop = stopping;
-                let stopped = async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                };
                 // The samples the status page's rates are taken against.
                 runtime.spawn(async move {
                     let mut every = tokio::time::interval(status::SAMPLE_EVERY);
@@ -101,17 +101,7 @@ impl Admin {
                         shared.history.record(shared.metrics.snapshot());
                     }
                 });
-                let served = runtime.block_on(
-                    axum::serve(
-                        listener,
-                        app.into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(stopped)
-                    .into_future(),
-                );
-                if let Err(error) = served {
-                    tracing::error!(%error, "the admin server stopped");
-                }
+                runtime.block_on(listener::serve(listener, app, bounds, stopping, STOP_GRACE));
                 // A compile an upload gave up on may still run on a
                 // blocking thread: do not wait for it.
                 runtime.shutdown_timeout(Duration::from_millis(100));

@@ -27,6 +27,10 @@ pub struct CompileArgs {
     /// The compiled-code cache to write the artifact into.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: PathBuf,
+    /// The cache's bound, in bytes (the service's
+    /// `engine.cache_max_size`): writing past it evicts.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::sandbox::DEFAULT_CACHE_BYTES)]
+    pub cache_max_bytes: u64,
     /// The most memory this process may take, in MiB: an allocation past
     /// it aborts the process.
     #[arg(long, value_name = "MIB")]
@@ -44,7 +48,7 @@ pub fn execute(args: CompileArgs) -> anyhow::Result<u8> {
     // The same engine settings as `serve`'s (the defaults), so that the
     // artifact's compatibility hash is the one `serve` looks for.
     let sandbox = Sandbox::new(SandboxOptions {
-        cache: Some(CompileCache::new(args.cache_dir)),
+        cache: Some(CompileCache::new(args.cache_dir).with_max_bytes(args.cache_max_bytes)),
         ..SandboxOptions::default()
     })
     .context("starting the wasm engine")?;

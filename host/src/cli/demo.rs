@@ -111,7 +111,7 @@ pub fn execute(args: DemoArgs) -> anyhow::Result<u8> {
                             if tags.is_empty() {
                                 "-".into()
                             } else {
-                                tags.join(",")
+                                crate::text::joined_tags(tags)
                             },
                             population_name(alert.population),
                         ));

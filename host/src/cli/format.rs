@@ -44,6 +44,10 @@ pub fn duration(nanos: u64) -> String {
     }
 }
 
+/// Longest cell of a [`Table`], in bytes: a failure message (guest text
+/// in it is already cut to 1 KiB) with room for its wording.
+const MAX_CELL_BYTES: usize = 2048;
+
 /// A column-aligned plain-text table.
 pub struct Table {
     rows: Vec<Vec<String>>,
@@ -56,7 +60,17 @@ impl Table {
         }
     }
 
+    /// Adds a row. A cell may hold text a filter wrote: it is shown as
+    /// `text::shown` shows it, one line with its control characters
+    /// visible, so that no cell can add a row or steer the terminal.
     pub fn row(&mut self, cells: Vec<String>) {
+        let cells = cells
+            .into_iter()
+            .map(|cell| match crate::text::shown(&cell, MAX_CELL_BYTES) {
+                std::borrow::Cow::Borrowed(_) => cell,
+                std::borrow::Cow::Owned(safe) => safe,
+            })
+            .collect();
         self.rows.push(cells);
     }
 
@@ -95,7 +109,8 @@ pub fn outcome_cells(e: &Evaluation) -> (String, String) {
         Outcome::Verdict(Verdict::Reject) => ("reject".into(), String::new()),
         Outcome::Verdict(Verdict::Accept { score, tags, .. }) => {
             let score = score.map(|s| format!("{s:.3} ")).unwrap_or_default();
-            ("accept".into(), format!("{score}{}", tags.join(",")))
+            let tags = crate::text::joined_tags(tags);
+            ("accept".into(), format!("{score}{tags}"))
         }
         Outcome::Failed(f) => (
             "ERROR".into(),
@@ -116,6 +131,16 @@ mod tests {
         assert_eq!(percentile(&[], 99.0), 0);
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn a_cell_cannot_add_a_row_or_reach_the_terminal() {
+        let mut table = Table::new(&["alert", "verdict"]);
+        table.row(vec!["1\n2  accept".into(), "reject\x1b[1A".into()]);
+        assert_eq!(
+            table.render(),
+            "alert         verdict\n1\\n2  accept  reject\\u{1b}[1A\n"
+        );
     }
 }
 

@@ -10,7 +10,7 @@
 mod compile;
 mod demo;
 mod fields;
-mod format;
+pub(crate) mod format;
 mod inspect;
 mod new;
 mod remote;

@@ -64,7 +64,8 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         .clone()
         .or_else(|| uploads.then(CompileCache::default_dir).flatten());
     if let Some(dir) = cache_dir {
-        options.cache = Some(CompileCache::new(dir));
+        options.cache =
+            Some(CompileCache::new(dir).with_max_bytes(config.engine.cache_max_size as u64));
     }
     // Kept until the pipeline has drained: the engine's epoch ticker, the
     // wall-clock deadline of every filter, lives as long as the sandbox.
@@ -77,15 +78,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // loaded, before the first alert, so that no alert misses them.
     let api = match &config.admin {
         Some(admin) if admin.uploads_enabled() => {
-            let canary = Canary::load(
-                &admin
-                    .uploads
-                    .canary_alerts
-                    .iter()
-                    .map(|p| config_dir.join(p))
-                    .collect::<Vec<_>>(),
-                admin.uploads.max_accept_fraction,
-            )?;
+            let canary = Canary::load(&config_dir, &admin.uploads)?;
             let registry =
                 Registry::start(&config, sandbox.clone(), sources.clone(), stop.clone())?;
             Some(Arc::new(Api::new(
@@ -101,7 +94,12 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let initial = sources.lock().unwrap().initial();
     // Answers until the pipeline has drained (dropped at return).
     let _admin = match &config.admin {
-        Some(a) => Some(Admin::start(a.listen, metrics.clone(), api.clone())?),
+        Some(a) => Some(Admin::start(
+            a.listen,
+            a.bounds(),
+            metrics.clone(),
+            api.clone(),
+        )?),
         None => None,
     };
     let reloader = Reloader {

@@ -978,3 +978,23 @@ fn non_avro_schemas_and_schemas_with_references_are_refused() {
     assert!(e.to_string().contains("check schemas.registry_url"), "{e}");
     assert!(!e.is_transient());
 }
+
+#[test]
+fn a_path_over_its_bounds_is_refused_before_it_is_split_and_named_shortly() {
+    let long = format!("{}?", "a".repeat(60_000));
+    let err = FieldPath::parse(&long).unwrap_err();
+    assert!(
+        err.reason
+            .contains("60001 bytes long; a path may have at most 256")
+    );
+    assert!(err.path.len() < 120, "the path is named, cut: {}", err.path);
+    let deep = vec!["a"; 17].join(".");
+    let err = FieldPath::parse(&deep).unwrap_err();
+    assert!(
+        err.reason
+            .contains("17 dot-separated parts; a path may have at most 16")
+    );
+    assert!(FieldPath::parse(&vec!["a"; 16].join(".")).is_ok());
+    let escaped = FieldPath::parse("candidate.\u{1b}[2Jx").unwrap_err();
+    assert!(escaped.path.contains("\\u{1b}[2Jx"), "{}", escaped.path);
+}

@@ -90,7 +90,9 @@ pub fn accepted_headers(
     if !tags.is_empty() {
         headers = headers.insert(Header {
             key: "bandpass-tags",
-            value: Some(&tags.join(",")),
+            // Each tag percent-encoded, so that a tag holding a comma
+            // splits back into itself.
+            value: Some(&crate::text::joined_tags(tags)),
         });
     }
     for (k, v) in annotations {

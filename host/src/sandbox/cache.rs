@@ -8,6 +8,10 @@
 //! Safety: only artifacts this module wrote are ever deserialized, from a
 //! directory owned by the operator; bytes a user uploads are always
 //! compiled, never deserialized.
+//!
+//! Size: the artifacts together are kept under a bound (`max_bytes`,
+//! default 2 GiB: about a hundred Python filters). Each write evicts the
+//! least recently used artifacts past it; a load marks its artifact used.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -23,7 +27,11 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 #[derive(Debug, Clone)]
 pub struct CompileCache {
     dir: PathBuf,
+    max_bytes: u64,
 }
+
+/// The default bound of a cache's artifacts together: 2 GiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 2 << 30;
 
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +44,19 @@ pub enum CacheOutcome {
 
 impl CompileCache {
     pub fn new(dir: impl Into<PathBuf>) -> CompileCache {
-        CompileCache { dir: dir.into() }
+        CompileCache {
+            dir: dir.into(),
+            max_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+
+    /// The same cache with its artifacts bounded to `max_bytes` together.
+    pub fn with_max_bytes(self, max_bytes: u64) -> CompileCache {
+        CompileCache { max_bytes, ..self }
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
     }
 
     /// `$BANDPASS_CACHE_DIR`, else `$XDG_CACHE_HOME/bandpass`, else
@@ -84,7 +104,14 @@ impl CompileCache {
             // compatibility hash (it is in the file name); the directory is
             // the operator's. A damaged file fails to load and is rebuilt.
             match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                Ok(component) => {
+                    // Used now: the last to be evicted.
+                    let _ = std::fs::File::options()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    return Ok((component, CacheOutcome::Hit));
+                }
                 Err(err) => tracing::warn!(
                     path = %path.display(),
                     error = %err,
@@ -103,6 +130,16 @@ impl CompileCache {
         Ok((component, CacheOutcome::Compiled))
     }
 
+    /// Removes the artifact for this sha256, if there is one.
+    pub fn remove(&self, engine: &Engine, sha256: &str) {
+        let path = self.artifact(engine, sha256);
+        if let Err(err) = std::fs::remove_file(&path)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %err, "could not remove a compiled component");
+        }
+    }
+
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating cache directory {}", self.dir.display()))?;
@@ -113,6 +150,79 @@ impl CompileCache {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+        self.evict(path);
         Ok(())
+    }
+
+    /// Removes the least recently used artifacts until those left are
+    /// within `max_bytes` together, keeping `newest` (just written).
+    fn evict(&self, newest: &Path) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut artifacts: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((meta.modified().ok()?, meta.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = artifacts.iter().map(|(_, len, _)| len).sum();
+        if total <= self.max_bytes {
+            return;
+        }
+        artifacts.sort();
+        for (_, len, path) in artifacts {
+            if total <= self.max_bytes {
+                break;
+            }
+            if path == newest {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    total -= len;
+                    tracing::info!(path = %path.display(), bytes = len, "evicted a compiled component from the cache");
+                }
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), error = %err, "could not evict a compiled component")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_cache_evicts_the_least_recently_used_artifacts_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path()).with_max_bytes(2500);
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        for (name, secs) in [("old", 1), ("used", 3), ("mid", 2)] {
+            let path = dir.path().join(format!("{name}.cwasm"));
+            std::fs::write(&path, [0u8; 1000]).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(at(secs))
+                .unwrap();
+        }
+        let newest = dir.path().join("new.cwasm");
+        std::fs::write(&newest, [0u8; 1000]).unwrap();
+        std::fs::write(dir.path().join("not-an-artifact.txt"), [0u8; 5000]).unwrap();
+        cache.evict(&newest);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        // 4,000 bytes of artifacts over a 2,500 bound: the two least
+        // recently used go, the one just written stays.
+        assert_eq!(left, ["new.cwasm", "not-an-artifact.txt", "used.cwasm"]);
     }
 }

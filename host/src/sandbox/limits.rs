@@ -17,6 +17,11 @@ pub struct Limits {
     /// Wall-clock backstop per alert, in milliseconds (epoch interruption,
     /// 1 ms resolution).
     pub deadline_ms: u64,
+    /// Mean wall time per alert, in milliseconds, over each run of 64
+    /// alerts a worker gives the filter: a filter inside its deadline on
+    /// every alert can still hold a worker, and so every other filter,
+    /// for most of its time. Over it, the filter is quarantined.
+    pub mean_ms: u64,
     /// Fuel for `init`, which may build lookup tables.
     pub fuel_for_init: u64,
     /// Linear memory cap per filter instance (all its memories together),
@@ -44,6 +49,7 @@ impl Default for Limits {
         Limits {
             fuel_per_alert: default_fuel_per_alert(),
             deadline_ms: 100,
+            mean_ms: 10,
             fuel_for_init: 1_000_000_000,
             memory_bytes: 64 << 20,
             table_elements: 100_000,
@@ -54,6 +60,38 @@ impl Default for Limits {
             max_annotations: 16,
             max_annotation_bytes: 256,
         }
+    }
+}
+
+impl Limits {
+    /// Longest deadline a call may have: an hour. Past it a deadline is a
+    /// typo, and the clock arithmetic it feeds would overflow.
+    pub const MAX_DEADLINE_MS: u64 = 3_600_000;
+
+    /// Refuses budgets no call can run under, or that would overflow what
+    /// they feed, naming the budget.
+    pub fn check(&self) -> Result<(), String> {
+        if self.deadline_ms == 0 || self.deadline_ms > Self::MAX_DEADLINE_MS {
+            return Err(format!(
+                "deadline of {} ms: give 1 ms to {} ms",
+                self.deadline_ms,
+                Self::MAX_DEADLINE_MS
+            ));
+        }
+        if self.mean_ms == 0 {
+            return Err("a mean time per alert of 0 ms: no call could run".into());
+        }
+        if self.fuel_per_alert == 0 || self.fuel_for_init == 0 {
+            return Err("a fuel budget of 0: no call could run".into());
+        }
+        // A 32-bit linear memory holds at most 4 GiB.
+        if self.memory_bytes > 4 << 30 {
+            return Err(format!(
+                "memory cap of {} bytes: at most 4 GiB (a 32-bit memory's size)",
+                self.memory_bytes
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -177,5 +215,19 @@ mod tests {
         assert!(!limiter.memory_growing(0, 1 << 16, None).unwrap());
         assert!(limiter.table_growing(0, 600, None).unwrap());
         assert!(!limiter.table_growing(0, 600, None).unwrap());
+    }
+
+    #[test]
+    fn budgets_no_call_could_run_under_are_refused_by_name() {
+        assert!(Limits::default().check().is_ok());
+        let with = |f: fn(&mut Limits)| {
+            let mut l = Limits::default();
+            f(&mut l);
+            l.check().unwrap_err()
+        };
+        assert!(with(|l| l.deadline_ms = u64::MAX).contains("deadline of 18446744073709551615 ms"));
+        assert!(with(|l| l.deadline_ms = 0).contains("give 1 ms"));
+        assert!(with(|l| l.fuel_per_alert = 0).contains("fuel budget of 0"));
+        assert!(with(|l| l.memory_bytes = usize::MAX).contains("at most 4 GiB"));
     }
 }

@@ -107,7 +107,9 @@ impl FilterLog {
     fn push(&self, inner: &mut Inner, source: Source, bytes: &[u8]) {
         let keep = bytes.len().min(self.bounds.max_line_bytes);
         inner.truncated_bytes += (bytes.len() - keep) as u64;
-        let text = String::from_utf8_lossy(&bytes[..keep]).into_owned();
+        // Kept as it will be shown: control characters made visible, so
+        // a line cannot steer a terminal or forge a line of the host's log.
+        let text = crate::text::shown(&String::from_utf8_lossy(&bytes[..keep]), keep).into_owned();
         if inner.lines.len() == self.bounds.max_lines {
             inner.lines.pop_front();
             inner.dropped_lines += 1;
@@ -291,6 +293,24 @@ mod tests {
         let lines: Vec<String> = log.lines().into_iter().map(|l| l.text).collect();
         assert_eq!(lines, ["two", "three", "four and", "five"]);
         assert_eq!(log.dropped(), (1, 5));
+    }
+
+    #[test]
+    fn a_line_cannot_steer_the_terminal_or_forge_a_line_of_its_own() {
+        let log = FilterLog::new(LogBounds::default());
+        log.line(
+            Source::Info,
+            "done\r\n2026-12-05T00:00:00Z ERROR forged\x1b[2J",
+        );
+        log.write(Source::Stdout, b"tab\there \x1b]0;title\x07\n");
+        let lines: Vec<String> = log.lines().into_iter().map(|l| l.text).collect();
+        assert_eq!(
+            lines,
+            [
+                "done\\r\\n2026-12-05T00:00:00Z ERROR forged\\u{1b}[2J",
+                "tab\\there \\u{1b}]0;title\\u{7}"
+            ]
+        );
     }
 
     #[test]

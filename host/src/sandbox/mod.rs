@@ -24,10 +24,10 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-pub use cache::{CacheOutcome, CompileCache, WASMTIME_VERSION};
+pub use cache::{CacheOutcome, CompileCache, DEFAULT_CACHE_BYTES, WASMTIME_VERSION};
 pub use limits::{Limiter, Limits};
 pub use log::{FilterLog, LogBounds, LogLine, Source};
-pub use validate::{CONTRACT_VERSION, ComponentReport, LoadError};
+pub use validate::{CONTRACT_VERSION, ComponentReport, LoadError, Surface, manifest_bounds};
 
 use crate::decode::{DecodedAlert, FieldPath, FieldValue};
 
@@ -195,6 +195,14 @@ impl Sandbox {
             .is_some_and(|cache| cache.has(&self.engine, sha256))
     }
 
+    /// Drops the cache's compiled code for the component with this
+    /// sha256: an upload that was refused after its compile leaves none.
+    pub fn forget_compiled(&self, sha256: &str) {
+        if let Some(cache) = &self.options.cache {
+            cache.remove(&self.engine, sha256);
+        }
+    }
+
     /// Validates a component without keeping it: what `bandpass inspect`
     /// shows. Fails with the first reason it cannot run here.
     pub fn inspect(&self, bytes: &[u8]) -> Result<ComponentReport, LoadError> {
@@ -211,6 +219,9 @@ impl Sandbox {
         params: Vec<(String, String)>,
         limits: Limits,
     ) -> Result<Arc<LoadedFilter>, LoadError> {
+        limits
+            .check()
+            .map_err(|reason| LoadError::Limits { reason })?;
         let (report, pre) = self.prepare(bytes)?;
         let manifest = report.manifest.clone().ok_or_else(|| LoadError::Manifest {
             reason: "the component did not describe itself".into(),
@@ -238,7 +249,7 @@ impl Sandbox {
         });
         // A trial instance proves `init` accepts the parameters.
         filter
-            .instantiate_live()
+            .instantiate_live(filter.load_budget())
             .map_err(|f| LoadError::Init { reason: f.message })?;
         Ok(filter)
     }
@@ -318,7 +329,11 @@ impl LoadedFilter {
             filter: self.clone(),
             slots,
             live: None,
+            instantiated: false,
             recent: 0,
+            recent_traps: 0,
+            seen: 0,
+            window: (Duration::ZERO, 0),
             args: FieldValues {
                 kinds: Vec::new(),
                 numbers: Vec::new(),
@@ -331,28 +346,19 @@ impl LoadedFilter {
         new_store(self.pre.engine(), &self.limits, &self.log)
     }
 
-    /// Instantiates and runs `init`.
-    fn instantiate_live(&self) -> Result<Live, Failure> {
+    /// Instantiates and runs `init` within `budget`.
+    fn instantiate_live(&self, budget: Budget) -> Result<Live, Failure> {
         let mut store = self.new_store();
         store
             .set_fuel(self.limits.fuel_for_init)
             .expect("fuel is enabled");
-        set_deadline(
-            &mut store,
-            self.limits.deadline_ms.max(1000),
-            Instant::now(),
-        );
+        set_deadline(&mut store, budget.deadline_ms, budget.start);
+        let failed = |store: &mut Store<HostState>, err, during| {
+            classify(&budget, &self.log, store, err, during)
+        };
         let bindings = match self.pre.instantiate(&mut store) {
             Ok(b) => b,
-            Err(err) => {
-                return Err(classify(
-                    &self.limits,
-                    &self.log,
-                    &mut store,
-                    err,
-                    "instantiating",
-                ));
-            }
+            Err(err) => return Err(failed(&mut store, err, "instantiating")),
         };
         match bindings
             .bandpass_filter_filter()
@@ -363,13 +369,19 @@ impl LoadedFilter {
                 kind: FailureKind::Init,
                 message: format!("init refused the parameters: {}", bounded(&message)),
             }),
-            Err(err) => Err(classify(
-                &self.limits,
-                &self.log,
-                &mut store,
-                err,
-                "in init",
-            )),
+            Err(err) => Err(failed(&mut store, err, "in init")),
+        }
+    }
+
+    /// What the load's trial `init` may take: the filter's `init` fuel and
+    /// at least a second (a Python guest's first `init` builds its
+    /// interpreter state). Only the load gets this; a rebuild after a trap
+    /// runs within the alert's own deadline.
+    fn load_budget(&self) -> Budget {
+        Budget {
+            fuel: self.limits.fuel_for_init,
+            deadline_ms: self.limits.deadline_ms.max(1000),
+            start: Instant::now(),
         }
     }
 
@@ -406,9 +418,19 @@ impl LoadedFilter {
     }
 }
 
+/// What one call into a guest may spend: the fuel it was given and its
+/// deadline, counted from `start`. Failure messages quote these, the
+/// budget of the call that failed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub fuel: u64,
+    pub deadline_ms: u64,
+    pub start: Instant,
+}
+
 /// Names the cause of a wasmtime error from a call into the guest.
 pub(crate) fn classify(
-    limits: &Limits,
+    budget: &Budget,
     log: &FilterLog,
     store: &mut Store<HostState>,
     err: wasmtime::Error,
@@ -420,7 +442,7 @@ pub(crate) fn classify(
             kind: FailureKind::Deadline,
             message: format!(
                 "stopped {during}: it {why} ending after its deadline of {} ms",
-                limits.deadline_ms
+                budget.deadline_ms
             ),
         };
     }
@@ -432,14 +454,11 @@ pub(crate) fn classify(
         ),
         (None, Some(wasmtime::Trap::OutOfFuel)) => (
             FailureKind::OutOfFuel,
-            format!(
-                "ran out of fuel {during} (budget {})",
-                limits.fuel_per_alert
-            ),
+            format!("ran out of fuel {during} (budget {})", budget.fuel),
         ),
         (None, Some(wasmtime::Trap::Interrupt)) => (
             FailureKind::Deadline,
-            format!("missed its deadline of {} ms {during}", limits.deadline_ms),
+            format!("missed its deadline of {} ms {during}", budget.deadline_ms),
         ),
         (None, Some(wasmtime::Trap::StackOverflow)) => (
             FailureKind::StackOverflow,
@@ -466,10 +485,21 @@ pub(crate) fn classify(
             ),
         ),
         (None, Some(trap)) => (FailureKind::Trap, format!("trapped {during}: {trap}")),
-        (None, None) => (
-            FailureKind::Trap,
-            format!("failed {during}: {}", error_chain(&err)),
-        ),
+        (None, None) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            // `exit()` (Rust's `std::process::exit`, Python's `sys.exit`)
+            // ends the instance: a failure of its own, said in one line.
+            Some(exit) => (
+                FailureKind::Trap,
+                format!(
+                    "called exit({}) {during}: a filter returns, it never exits",
+                    exit.0
+                ),
+            ),
+            None => (
+                FailureKind::Trap,
+                format!("failed {during}: {}", error_chain(&err)),
+            ),
+        },
     };
     Failure { kind, message }
 }
@@ -506,7 +536,11 @@ const MAX_HOSTCALL_BYTES: usize = 32 << 20;
 /// Gives the next call into `store` `ms` milliseconds from `start`: the
 /// epoch deadline for its wasm code, and the limit of any timer it sets.
 fn set_deadline(store: &mut Store<HostState>, ms: u64, start: Instant) {
-    store.set_epoch_deadline(deadline_ticks(ms));
+    // What is left of the `ms` since `start`: a call that follows another
+    // within one alert (the evaluate after a rebuilt instance's init)
+    // gets only the rest.
+    let spent = start.elapsed().as_millis() as u64;
+    store.set_epoch_deadline(deadline_ticks(ms.saturating_sub(spent)));
     let state = store.data_mut();
     state.deadline = start + Duration::from_millis(ms);
     // What an earlier call left (a refused growth it survived) is not
@@ -523,21 +557,10 @@ fn deadline_ticks(ms: u64) -> u64 {
 /// Longest guest-supplied text kept in a failure message, in bytes.
 const MAX_GUEST_MESSAGE: usize = 1024;
 
-/// A guest's message cut to [`MAX_GUEST_MESSAGE`] bytes (at a character
-/// boundary): a filter must not fill the host's logs and reports.
+/// A guest's message as the host keeps it: cut to [`MAX_GUEST_MESSAGE`]
+/// bytes and made safe to show (`text::shown`).
 fn bounded(message: &str) -> String {
-    if message.len() <= MAX_GUEST_MESSAGE {
-        return message.to_string();
-    }
-    let mut end = MAX_GUEST_MESSAGE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}... ({} more bytes cut)",
-        &message[..end],
-        message.len() - end
-    )
+    crate::text::shown(message, MAX_GUEST_MESSAGE).into_owned()
 }
 
 fn error_chain(err: &wasmtime::Error) -> String {
@@ -630,17 +653,34 @@ pub struct FilterInstance {
     slots: Vec<usize>,
     /// `None` until first use and after a trap.
     live: Option<Live>,
+    /// Whether an instance was ever made here: later ones are rebuilds.
+    instantiated: bool,
     /// This worker's last 64 outcomes of the filter, newest in bit 0: a
     /// set bit is a failure.
     recent: u64,
+    /// The same 64 alerts, a set bit where the failure was a trap (the
+    /// Store was dropped, and the next alert pays for a new instance).
+    recent_traps: u64,
+    /// Alerts this worker ran the filter on (saturating).
+    seen: u32,
     /// Reused argument buffer: one alert's `field-values`.
     args: FieldValues,
+    /// Wall time and count of the alerts run here since the last full
+    /// window of 64 ([`charge_time`](Self::charge_time)).
+    window: (Duration, u32),
 }
 
 /// Failures among a worker's last 64 alerts that quarantine a filter,
 /// consecutive or not: a filter failing every other alert never makes
-/// five in a row, yet each trap costs a new instance and its `init`.
+/// five in a row.
 const FAILED_OF_LAST_64: u32 = 32;
+
+/// Traps among a worker's last 64 alerts that quarantine a filter: each
+/// trap costs a new instance and its `init`, so a filter trapping on one
+/// alert in four is stopped (one in three was seen making every third
+/// alert pay a rebuild). A reported error costs no rebuild, and only
+/// counts towards [`FAILED_OF_LAST_64`].
+const TRAPPED_OF_LAST_64: u32 = 16;
 
 impl FilterInstance {
     pub fn filter(&self) -> &Arc<LoadedFilter> {
@@ -695,20 +735,57 @@ impl FilterInstance {
         }
         self.filter.record(result.as_ref().err());
         self.recent = (self.recent << 1) | u64::from(result.is_err());
+        let trapped = result.as_ref().is_err_and(|f| f.kind.poisons());
+        self.recent_traps = (self.recent_traps << 1) | u64::from(trapped);
+        self.seen = self.seen.saturating_add(1);
+        // The rates are of a full window: a burst is the consecutive
+        // rule's to judge.
         if let Err(failure) = &result
-            && self.recent.count_ones() >= FAILED_OF_LAST_64
+            && self.seen >= 64
         {
-            self.filter.quarantine(format!(
-                "{} of its last 64 alerts here failed; last: {}",
-                self.recent.count_ones(),
-                failure.message
-            ));
+            let (failed, traps) = (self.recent.count_ones(), self.recent_traps.count_ones());
+            if traps >= TRAPPED_OF_LAST_64 {
+                self.filter.quarantine(format!(
+                    "{traps} of its last 64 alerts here trapped, each costing a new instance; last: {}",
+                    failure.message
+                ));
+            } else if failed >= FAILED_OF_LAST_64 {
+                self.filter.quarantine(format!(
+                    "{failed} of its last 64 alerts here failed; last: {}",
+                    failure.message
+                ));
+            }
         }
+        self.charge_time(start.elapsed());
         let outcome = match result {
             Ok(v) => Outcome::Verdict(v),
             Err(f) => Outcome::Failed(f),
         };
         finish(outcome, fuel)
+    }
+
+    /// Adds one alert's wall time to this worker's window of 64; at the
+    /// end of each window, quarantines the filter if its mean was over
+    /// `limits.mean_ms`. Each alert is within its deadline, yet a filter
+    /// that spends 90 ms of a 100 ms deadline on every alert holds the
+    /// worker, and so every other filter on it, to 11 alerts a second.
+    fn charge_time(&mut self, spent: Duration) {
+        self.window.0 += spent;
+        self.window.1 += 1;
+        if self.window.1 < 64 {
+            return;
+        }
+        let mean = self.window.0 / 64;
+        self.window = (Duration::ZERO, 0);
+        let allowed = Duration::from_millis(self.filter.limits.mean_ms);
+        if mean > allowed {
+            self.filter.quarantine(format!(
+                "took {:.1} ms per alert on average over its last 64 here, over its mean time \
+                 of {} ms (limits mean_time): a slow filter holds a worker from every other filter",
+                mean.as_secs_f64() * 1e3,
+                self.filter.limits.mean_ms
+            ));
+        }
     }
 
     fn call(&mut self, alert: &DecodedAlert, start: Instant) -> (Result<Verdict, Failure>, u64) {
@@ -743,10 +820,29 @@ impl FilterInstance {
             pack(args, &mut others, value);
         }
         args.others.truncate(others);
+        let mut start = start;
         if self.live.is_none() {
-            match filter.instantiate_live() {
+            // This worker's first instance gets the load's budget for its
+            // `init`, and the alert's deadline starts after it. A rebuild
+            // after a trap is recovery, charged to the filter: its `init`
+            // runs within this alert's deadline, and fails like any call.
+            let first = !self.instantiated;
+            let budget = if first {
+                filter.load_budget()
+            } else {
+                Budget {
+                    fuel: filter.limits.fuel_for_init,
+                    deadline_ms: filter.limits.deadline_ms,
+                    start,
+                }
+            };
+            self.instantiated = true;
+            match filter.instantiate_live(budget) {
                 Ok(live) => self.live = Some(live),
                 Err(f) => return (Err(f), 0),
+            }
+            if first {
+                start = Instant::now();
             }
         }
         let live = self.live.as_mut().expect("instantiated above");
@@ -766,7 +862,11 @@ impl FilterInstance {
                 message: format!("reported an error: {}", bounded(&message)),
             }),
             Err(err) => Err(classify(
-                &filter.limits,
+                &Budget {
+                    fuel: budget,
+                    deadline_ms: filter.limits.deadline_ms,
+                    start,
+                },
                 &filter.log,
                 &mut live.store,
                 err,
@@ -812,10 +912,27 @@ fn check_verdict(a: Accepted, limits: &Limits) -> Result<Verdict, Failure> {
         .find(|(k, v)| k.len() + v.len() > limits.max_annotation_bytes)
     {
         return bad(format!(
-            "returned an annotation '{k}' of {} bytes; at most {} are allowed",
+            "returned an annotation '{}' of {} bytes; at most {} are allowed",
+            crate::text::shown(k, 64),
             k.len() + v.len(),
             limits.max_annotation_bytes
         ));
+    }
+    // A note's key becomes a Kafka header name, `bandpass-note-<key>`:
+    // a plain, distinct name, or the downstream reader cannot trust it.
+    for (i, (k, _)) in a.annotations.iter().enumerate() {
+        let plain = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !plain {
+            return bad(format!(
+                "returned a note key '{}' that is not 1 or more of A-Z, a-z, 0-9, '_', '-' and '.'",
+                crate::text::shown(k, 64)
+            ));
+        }
+        if a.annotations[..i].iter().any(|(earlier, _)| earlier == k) {
+            return bad(format!("returned the note key '{k}' twice"));
+        }
     }
     if a.score.is_some_and(|s| !s.is_finite()) {
         return bad("returned a score that is not a finite number".into());
@@ -961,12 +1078,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn guest_messages_are_cut_at_a_character_boundary() {
+    fn guest_messages_are_cut_at_a_character_boundary_and_escaped() {
         assert_eq!(bounded("short"), "short");
         let long = "é".repeat(1000);
         let cut = bounded(&long);
         assert!(cut.starts_with(&"é".repeat(512)));
         assert!(cut.ends_with("... (976 more bytes cut)"), "{cut}");
+        assert_eq!(bounded("two\nlines\x1b[0m"), "two\\nlines\\u{1b}[0m");
     }
 
     #[test]
@@ -1070,5 +1188,21 @@ mod tests {
             too_long.message
         );
         assert!(check_verdict(accepted(1, 1, f64::NAN), &limits).is_err());
+        let with_keys = |keys: &[&str]| Accepted {
+            score: None,
+            tags: Vec::new(),
+            annotations: keys.iter().map(|k| (k.to_string(), "v".into())).collect(),
+        };
+        assert!(check_verdict(with_keys(&["ssnamenr", "rise.rate_r-band"]), &limits).is_ok());
+        for (keys, reason) in [
+            (&["a\r\nX-Forged: 1"][..], "note key 'a\\r\\nX-Forged: 1'"),
+            (&[""], "note key ''"),
+            (&["nul\0"], "note key 'nul\\u{0}'"),
+            (&["k", "k"], "note key 'k' twice"),
+        ] {
+            let refused = check_verdict(with_keys(keys), &limits).unwrap_err();
+            assert_eq!(refused.kind, FailureKind::BadVerdict);
+            assert!(refused.message.contains(reason), "{}", refused.message);
+        }
     }
 }

@@ -57,12 +57,16 @@ pub enum LoadError {
     NoFilterExport { exports: String },
     #[error("cannot be linked: {reason}")]
     Link { reason: String },
+    #[error("cannot be instantiated: {reason}")]
+    Instantiate { reason: String },
     #[error("describe() failed: {reason}")]
     Describe { reason: String },
     #[error("bad manifest: {reason}")]
     Manifest { reason: String },
     #[error("init failed: {reason}")]
     Init { reason: String },
+    #[error("limits refused: {reason}")]
+    Limits { reason: String },
 }
 
 /// What `bandpass inspect` reports of a component.
@@ -101,16 +105,16 @@ impl Sandbox {
     /// kill (`bandpass compile`), so that the service's own `load` of the
     /// same bytes then reads the artifact.
     pub fn compile(&self, bytes: &[u8]) -> Result<CacheOutcome, LoadError> {
-        self.compile_component(bytes).map(|(_, outcome, _)| outcome)
+        self.compile_component(bytes)
+            .map(|(_, _, outcome, _)| outcome)
     }
 
-    /// The size and magic checks, then validation and compilation through
-    /// the cache; returns the component, whether it came from the cache,
-    /// and its sha256.
-    fn compile_component(
-        &self,
-        bytes: &[u8],
-    ) -> Result<(wasmtime::component::Component, CacheOutcome, String), LoadError> {
+    /// What can be refused without compiling, in microseconds: the size
+    /// and magic, then the component's own import and export names
+    /// (read, not compiled): imports outside the allowed set, no filter
+    /// export, another contract version. An upload refused here costs no
+    /// compile and leaves nothing in the cache.
+    pub fn precheck(&self, bytes: &[u8]) -> Result<Surface, LoadError> {
         let max = self.options.max_component_bytes;
         if bytes.len() > max {
             return Err(LoadError::TooLarge {
@@ -125,6 +129,65 @@ impl Sandbox {
         if bytes[6..8] == [0, 0] {
             return Err(LoadError::CoreModule);
         }
+        let surface = surface(bytes)?;
+        for name in &surface.imports {
+            if !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)) {
+                return Err(LoadError::ForbiddenImport {
+                    import: name.clone(),
+                });
+            }
+        }
+        let filter_export = surface
+            .exports
+            .iter()
+            .find(|n| n.starts_with("bandpass:filter/filter"))
+            .ok_or_else(|| LoadError::NoFilterExport {
+                exports: if surface.exports.is_empty() {
+                    "none".into()
+                } else {
+                    surface.exports.join(", ")
+                },
+            })?;
+        let contract = version_of(filter_export)
+            .unwrap_or("unversioned")
+            .to_string();
+        if !compatible(&contract) {
+            return Err(LoadError::ContractVersion { found: contract });
+        }
+        for name in surface
+            .imports
+            .iter()
+            .filter(|n| n.starts_with("bandpass:filter/"))
+        {
+            let found = version_of(name).unwrap_or("unversioned");
+            if !compatible(found) {
+                return Err(LoadError::ContractVersion {
+                    found: found.to_string(),
+                });
+            }
+        }
+        Ok(Surface {
+            contract,
+            ..surface
+        })
+    }
+
+    /// [`precheck`](Self::precheck), then validation and compilation
+    /// through the cache; returns the component's surface, the compiled
+    /// component, whether it came from the cache, and its sha256.
+    fn compile_component(
+        &self,
+        bytes: &[u8],
+    ) -> Result<
+        (
+            Surface,
+            wasmtime::component::Component,
+            CacheOutcome,
+            String,
+        ),
+        LoadError,
+    > {
+        let surface = self.precheck(bytes)?;
         let sha256 = super::sha256_hex(bytes);
         let compiled = match &self.options.cache {
             Some(cache) => cache.load_or_compile(&self.engine, bytes, &sha256),
@@ -134,53 +197,14 @@ impl Sandbox {
         let (component, cache) = compiled.map_err(|e| LoadError::Invalid {
             reason: super::error_chain(&e),
         })?;
-        Ok((component, cache, sha256))
+        Ok((surface, component, cache, sha256))
     }
 
     pub(super) fn prepare(
         &self,
         bytes: &[u8],
     ) -> Result<(ComponentReport, AlertFilterPre<HostState>), LoadError> {
-        let (component, cache, sha256) = self.compile_component(bytes)?;
-
-        let ty = component.component_type();
-        let mut imports = Vec::new();
-        for (name, _) in ty.imports(&self.engine) {
-            if !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)) {
-                return Err(LoadError::ForbiddenImport {
-                    import: name.to_string(),
-                });
-            }
-            imports.push(name.to_string());
-        }
-        let exports: Vec<String> = ty
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        let filter_export = exports
-            .iter()
-            .find(|n| n.starts_with("bandpass:filter/filter"))
-            .ok_or_else(|| LoadError::NoFilterExport {
-                exports: if exports.is_empty() {
-                    "none".into()
-                } else {
-                    exports.join(", ")
-                },
-            })?;
-        let contract = version_of(filter_export)
-            .unwrap_or("unversioned")
-            .to_string();
-        if !compatible(&contract) {
-            return Err(LoadError::ContractVersion { found: contract });
-        }
-        for name in imports.iter().filter(|n| n.starts_with("bandpass:filter/")) {
-            let found = version_of(name).unwrap_or("unversioned");
-            if !compatible(found) {
-                return Err(LoadError::ContractVersion {
-                    found: found.to_string(),
-                });
-            }
-        }
+        let (surface, component, cache, sha256) = self.compile_component(bytes)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -190,14 +214,20 @@ impl Sandbox {
         let pre = AlertFilterPre::new(pre).map_err(|e| LoadError::Link {
             reason: super::error_chain(&e),
         })?;
-        let manifest = describe(&pre)?;
+        let filter_export = surface
+            .exports
+            .iter()
+            .find(|n| n.starts_with("bandpass:filter/filter"))
+            .cloned()
+            .unwrap_or_default();
+        let manifest = describe(&pre, &filter_export)?;
         Ok((
             ComponentReport {
                 size: bytes.len(),
                 sha256,
-                contract,
-                imports,
-                exports,
+                contract: surface.contract,
+                imports: surface.imports,
+                exports: surface.exports,
                 manifest: Some(manifest),
                 cache,
             },
@@ -206,27 +236,127 @@ impl Sandbox {
     }
 }
 
+/// A component's outside, read without compiling it: the names of its
+/// top-level imports and exports, and the contract version its filter
+/// export names.
+#[derive(Debug, Clone, Default)]
+pub struct Surface {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    /// The `bandpass:filter` version of its filter export (set by
+    /// [`Sandbox::precheck`] once the export is found).
+    pub contract: String,
+}
+
+/// Most top-level imports or exports a component may have: a Python
+/// guest imports about 30 WASI interfaces, a Rust one a dozen.
+const MAX_SURFACE_NAMES: usize = 256;
+
+/// Reads the top-level import and export names of a component, skipping
+/// the modules and components nested in it (no code is looked at).
+fn surface(bytes: &[u8]) -> Result<Surface, LoadError> {
+    use wasmparser::{Chunk, Parser, Payload};
+    let invalid = |reason: String| LoadError::Invalid { reason };
+    let mut surface = Surface::default();
+    let mut parser = Parser::new(0);
+    let mut offset = 0;
+    loop {
+        let chunk = parser
+            .parse(&bytes[offset..], true)
+            .map_err(|e| invalid(e.to_string()))?;
+        let Chunk::Parsed { consumed, payload } = chunk else {
+            return Err(invalid("the component ends early".into()));
+        };
+        offset += consumed;
+        let (names, section): (Vec<&str>, _) = match payload {
+            Payload::ComponentImportSection(reader) => (
+                reader
+                    .into_iter()
+                    .map(|i| i.map(|i| i.name.name))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| invalid(e.to_string()))?,
+                &mut surface.imports,
+            ),
+            Payload::ComponentExportSection(reader) => (
+                reader
+                    .into_iter()
+                    .map(|e| e.map(|e| e.name.name))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| invalid(e.to_string()))?,
+                &mut surface.exports,
+            ),
+            // Nested modules and components: their bytes are skipped.
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                if unchecked_range.end > bytes.len() {
+                    return Err(invalid("a nested module runs past the end".into()));
+                }
+                offset = unchecked_range.end;
+                continue;
+            }
+            Payload::End(_) => return Ok(surface),
+            _ => continue,
+        };
+        if section.len() + names.len() > MAX_SURFACE_NAMES {
+            return Err(invalid(format!(
+                "more than {MAX_SURFACE_NAMES} imports or exports: a filter needs a few dozen"
+            )));
+        }
+        section.extend(
+            names
+                .into_iter()
+                .map(|n| crate::text::shown(n, 256).into_owned()),
+        );
+    }
+}
+
 /// Calls `describe` in a throwaway instance under default limits, and
-/// checks what it says.
-fn describe(pre: &AlertFilterPre<HostState>) -> Result<Manifest, LoadError> {
+/// checks what it says. `export` names the component's filter export.
+fn describe(pre: &AlertFilterPre<HostState>, export: &str) -> Result<Manifest, LoadError> {
     let limits = Limits::default();
     let log = FilterLog::default();
     let mut store = super::new_store(pre.engine(), &limits, &log);
     store
         .set_fuel(limits.fuel_for_init)
         .expect("fuel is enabled");
-    super::set_deadline(&mut store, 1000, std::time::Instant::now());
-    let failed = |err: wasmtime::Error, store: &mut Store<HostState>| LoadError::Describe {
-        reason: super::classify(&limits, &log, store, err, "in describe").message,
+    let budget = super::Budget {
+        fuel: limits.fuel_for_init,
+        deadline_ms: 1000,
+        start: std::time::Instant::now(),
     };
-    let bindings = pre
-        .instantiate(&mut store)
-        .map_err(|e| failed(e, &mut store))?;
+    super::set_deadline(&mut store, budget.deadline_ms, budget.start);
+    let failed = |err: wasmtime::Error, store: &mut Store<HostState>| LoadError::Describe {
+        reason: super::classify(&budget, &log, store, err, "in describe").message,
+    };
+    // Instantiating also type-checks every export against the contract:
+    // a failure here is the component's shape (or its start code), not
+    // `describe`.
+    let bindings = pre.instantiate(&mut store).map_err(|e| {
+        let trapped = e.downcast_ref::<wasmtime::Trap>().is_some();
+        LoadError::Instantiate {
+            reason: if trapped {
+                super::classify(&budget, &log, &mut store, e, "instantiating").message
+            } else {
+                let which = mistyped(pre, export)
+                    .map(|f| format!("its `{f}` does not have the contract's type ("))
+                    .unwrap_or_else(|| "(".into());
+                format!(
+                    "{which}{}); its exports must match bandpass:filter@{CONTRACT_VERSION}: \
+                     build it with the bandpass SDK",
+                    super::error_chain(&e)
+                )
+            },
+        }
+    })?;
     let m = bindings
         .bandpass_filter_filter()
         .call_describe(&mut store)
         .map_err(|e| failed(e, &mut store))?;
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         name: m.name,
         version: m.version,
         survey: m.survey,
@@ -234,47 +364,130 @@ fn describe(pre: &AlertFilterPre<HostState>) -> Result<Manifest, LoadError> {
         description: m.description,
     };
     check_manifest(&manifest)?;
+    // Free texts are kept as they will be shown: one line, controls
+    // visible (the name, survey and fields are checked to be plain).
+    for text in [&mut manifest.version, &mut manifest.description] {
+        if let std::borrow::Cow::Owned(safe) = crate::text::shown(text, usize::MAX) {
+            *text = safe;
+        }
+    }
     Ok(manifest)
 }
 
+/// Bounds of a manifest, each checked before anything is built from the
+/// text (what the guest handed over is already capped at 32 MiB in all by
+/// the store's hostcall fuel): the host keeps at most a few hundred KiB
+/// per filter, however large a manifest a component reports.
+pub mod manifest_bounds {
+    /// Name: 1 to 64 bytes of `a-z`, `0-9` and `-`.
+    pub const NAME_BYTES: usize = 64;
+    /// Version: 1 to 64 bytes.
+    pub const VERSION_BYTES: usize = 64;
+    /// Survey: 1 to 32 bytes of `a-z`, `0-9`, `_` and `-`.
+    pub const SURVEY_BYTES: usize = 32;
+    /// Description: at most 1,024 bytes.
+    pub const DESCRIPTION_BYTES: usize = 1024;
+    /// Declared fields: at most 512, each at most
+    /// [`MAX_PATH_BYTES`](crate::decode::MAX_PATH_BYTES) long.
+    pub const FIELDS: usize = 512;
+}
+
+/// Checks a manifest's bounds and syntax, naming the first breach; the
+/// offending text is quoted cut and escaped (`text::shown`).
+/// Which of the filter's functions has a type other than the contract's:
+/// each is looked up in a fresh instance and typed as the host calls it
+/// (wasmtime's own error names the mismatch, not the function).
+fn mistyped(pre: &AlertFilterPre<HostState>, export: &str) -> Option<&'static str> {
+    use super::bindings::bandpass::filter::types::{
+        FieldValues, Manifest as WitManifest, Verdict as WitVerdict,
+    };
+    let limits = Limits::default();
+    let mut store = super::new_store(pre.engine(), &limits, &FilterLog::default());
+    store.set_fuel(limits.fuel_for_init).ok()?;
+    super::set_deadline(&mut store, 1000, std::time::Instant::now());
+    let instance = pre.instance_pre().instantiate(&mut store).ok()?;
+    let filter = instance.get_export_index(&mut store, None, export)?;
+    let mut index = |name| instance.get_export_index(&mut store, Some(&filter), name);
+    let (describe, init, evaluate) = (index("describe"), index("init"), index("evaluate"));
+    let typed = [
+        (
+            "describe",
+            describe.is_some_and(|i| {
+                instance
+                    .get_typed_func::<(), (WitManifest,)>(&mut store, i)
+                    .is_ok()
+            }),
+        ),
+        (
+            "init",
+            init.is_some_and(|i| {
+                instance
+                    .get_typed_func::<(Vec<(String, String)>,), (Result<(), String>,)>(
+                        &mut store, i,
+                    )
+                    .is_ok()
+            }),
+        ),
+        (
+            "evaluate",
+            evaluate.is_some_and(|i| {
+                instance
+                    .get_typed_func::<(FieldValues,), (Result<WitVerdict, String>,)>(&mut store, i)
+                    .is_ok()
+            }),
+        ),
+    ];
+    typed.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)
+}
+
 fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
+    use crate::text::shown;
     let bad = |reason: String| Err(LoadError::Manifest { reason });
     let name_ok = !m.name.is_empty()
-        && m.name.len() <= 64
+        && m.name.len() <= manifest_bounds::NAME_BYTES
         && m.name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !name_ok {
         return bad(format!(
-            "name '{}' must be 1 to 64 characters of a-z, 0-9 and '-'",
-            m.name
+            "name '{}' ({} bytes) must be 1 to {} characters of a-z, 0-9 and '-'",
+            shown(&m.name, manifest_bounds::NAME_BYTES),
+            m.name.len(),
+            manifest_bounds::NAME_BYTES
         ));
     }
-    if m.version.is_empty() || m.version.len() > 64 {
+    if m.version.is_empty() || m.version.len() > manifest_bounds::VERSION_BYTES {
         return bad(format!(
-            "version '{}' must be 1 to 64 characters",
-            m.version
+            "version '{}' ({} bytes) must be 1 to {} bytes",
+            shown(&m.version, manifest_bounds::VERSION_BYTES),
+            m.version.len(),
+            manifest_bounds::VERSION_BYTES
         ));
     }
     let survey_ok = !m.survey.is_empty()
-        && m.survey.len() <= 32
+        && m.survey.len() <= manifest_bounds::SURVEY_BYTES
         && m.survey
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if !survey_ok {
         return bad(format!(
             "survey '{}' must be a lowercase name such as ztf, rubin or any",
-            m.survey
+            shown(&m.survey, manifest_bounds::SURVEY_BYTES)
         ));
     }
-    if m.description.len() > 1024 {
+    if m.description.len() > manifest_bounds::DESCRIPTION_BYTES {
         return bad(format!(
-            "description is {} bytes; at most 1024",
-            m.description.len()
+            "description is {} bytes; at most {}",
+            m.description.len(),
+            manifest_bounds::DESCRIPTION_BYTES
         ));
     }
-    if m.fields.len() > 512 {
-        return bad(format!("{} fields declared; at most 512", m.fields.len()));
+    if m.fields.len() > manifest_bounds::FIELDS {
+        return bad(format!(
+            "{} fields declared; at most {}",
+            m.fields.len(),
+            manifest_bounds::FIELDS
+        ));
     }
     let mut seen = HashSet::new();
     for f in &m.fields {
@@ -307,7 +520,15 @@ mod tests {
         // A wait on a shared memory parks the thread out of reach of fuel
         // and the epoch, and its growth skips the limiter: such a
         // component must not compile here at all.
-        let shared = wat::parse_str("(component (core module (memory 1 1 shared)))").unwrap();
+        // Its names pass the check made before compiling (an export named
+        // as a filter's), so that the compile is what refuses it.
+        let shared = wat::parse_str(
+            r#"(component
+                (core module (memory 1 1 shared))
+                (instance $filter)
+                (export "bandpass:filter/filter@0.2.0" (instance $filter)))"#,
+        )
+        .unwrap();
         let sandbox = Sandbox::new(crate::sandbox::SandboxOptions {
             cache: None,
             ..Default::default()
@@ -324,8 +545,12 @@ mod tests {
     fn a_manifest_is_checked_field_by_field_with_the_reason_named() {
         assert!(check_manifest(&manifest()).is_ok());
         type Spoil = fn(&mut Manifest);
-        let cases: [(Spoil, &str); 5] = [
+        let cases: [(Spoil, &str); 9] = [
             (|m| m.name = "Bad Name".into(), "name 'Bad Name'"),
+            (
+                |m| m.name = "n".repeat(30 << 20),
+                "(31457280 bytes) must be 1 to 64",
+            ),
             (|m| m.survey = "ZTF!".into(), "survey 'ZTF!'"),
             (
                 |m| m.fields.push("candidate.magpsf".into()),
@@ -339,12 +564,25 @@ mod tests {
                 |m| m.description = "x".repeat(2000),
                 "description is 2000 bytes",
             ),
+            (
+                |m| m.fields = vec!["candidate.magpsf".into(); 513],
+                "513 fields declared; at most 512",
+            ),
+            (
+                |m| m.fields.push(format!("{}?", "a".repeat(60_000))),
+                "60001 bytes long; a path may have at most 256",
+            ),
+            (
+                |m| m.version = "1\n\x1b[31m".repeat(100),
+                "version '1\\n\\u{1b}[31m",
+            ),
         ];
         for (spoil, reason) in cases {
             let mut m = manifest();
             spoil(&mut m);
             let err = check_manifest(&m).unwrap_err().to_string();
             assert!(err.contains(reason), "{err} lacks {reason}");
+            assert!(err.len() < 400, "the refusal quotes the text cut: {err}");
         }
     }
 
