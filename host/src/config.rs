@@ -271,6 +271,26 @@ pub struct InputConfig {
     /// How messages are framed.
     #[serde(default)]
     pub framing: Framing,
+    /// How long the group waits for an instance that stopped answering
+    /// (killed, its machine gone) before its partitions go to the others.
+    /// librdkafka's default is 45 s, which stalls those partitions as
+    /// long after every crash; shorter means faster takeover, and an
+    /// instance whose heartbeats stall that long (a frozen VM) loses its
+    /// partitions.
+    #[serde(default = "default_session_timeout", with = "human::duration")]
+    pub session_timeout: Duration,
+    /// This instance's stable name in the group (Kafka static
+    /// membership): restarted under the same name, it gets its partitions
+    /// back at once instead of after `session_timeout`. Defaults to
+    /// `<hostname>-<admin port>` when `[admin]` is set (each instance of a
+    /// host has its own port), else none; `""` turns it off. Two running
+    /// instances must never share one: the later fences the earlier out.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+}
+
+fn default_session_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// Where to start reading.
@@ -618,6 +638,20 @@ impl Config {
         Ok(config)
     }
 
+    /// This instance's `group.instance.id`: `input.instance_id`, else
+    /// `<hostname>-<admin port>` with `[admin]`, else none (see
+    /// [`InputConfig::instance_id`]).
+    pub fn group_instance_id(&self) -> Option<String> {
+        match &self.input.instance_id {
+            Some(id) if id.is_empty() => None,
+            Some(id) => Some(id.clone()),
+            None => self
+                .admin
+                .as_ref()
+                .map(|a| format!("{}-{}", crate::pipeline::hostname(), a.listen.port())),
+        }
+    }
+
     /// Cross-field rules.
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
@@ -639,6 +673,28 @@ impl Config {
             .map_err(|(key, reason)| invalid(key, reason))?;
         if self.engine.workers == 0 {
             return Err(invalid("engine.workers", "must be at least 1".into()));
+        }
+        // Kafka's own bounds on a session (the broker's defaults allow
+        // 6 s to 30 min).
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600))
+            .contains(&self.input.session_timeout)
+        {
+            return Err(invalid(
+                "input.session_timeout",
+                "must be 1s to 1h (and within the broker's group.min/max.session.timeout.ms)"
+                    .into(),
+            ));
+        }
+        if let Some(id) = &self.input.instance_id
+            && (id.len() > 200
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+        {
+            return Err(invalid(
+                "input.instance_id",
+                "at most 200 of A-Z, a-z, 0-9, '.', '_' and '-' (or \"\" for none)".into(),
+            ));
         }
         let max = self.engine.max_limits;
         for (i, f) in self.filters.iter().enumerate() {

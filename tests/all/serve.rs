@@ -966,6 +966,61 @@ fn two_instances_in_one_group_share_the_partitions_and_one_finishes_when_the_oth
 }
 
 #[test]
+fn a_restarted_instance_gets_its_partitions_back_without_waiting_for_its_old_session() {
+    // A session of five minutes, and the restart within it: were the new
+    // process a new member, the group would hold every partition for the
+    // dead one until its session expired. Under the same instance id
+    // (static membership) it takes the old member's place at once.
+    let b = bright("static", &brokers());
+    let text = std::fs::read_to_string(&b.config)
+        .unwrap()
+        .replace(
+            "\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+            "",
+        )
+        .replace(
+            "[input]\n",
+            &format!(
+                "[input]\nsession_timeout = \"300s\"\ninstance_id = \"{}\"\n",
+                unique("instance")
+            ),
+        );
+    std::fs::write(&b.config, text).unwrap();
+    produce(&b.input, &b.alerts);
+    let logs = [b.dir.path().join("one.log"), b.dir.path().join("two.log")];
+    let mut first = spawn_serve_logged(&b.config, &logs[0]);
+    let copies = fewest_copies(
+        &brokers(),
+        &b.output,
+        &b.accepted,
+        1,
+        Duration::from_secs(120),
+    );
+    assert!(
+        copies >= 1,
+        "the first instance never produced every accepted alert"
+    );
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    produce(&b.input, &b.alerts);
+    let mut second = spawn_serve_logged(&b.config, &logs[1]);
+    // Well within the 300 s session: only static membership gets here.
+    let copies = fewest_copies(
+        &brokers(),
+        &b.output,
+        &b.accepted,
+        2,
+        Duration::from_secs(120),
+    );
+    assert!(
+        copies >= 2,
+        "the restarted instance did not get its partitions back before its old session expired"
+    );
+    wait_for_log(&logs[1], "static group membership", 1);
+    assert!(terminate(&mut second).success());
+}
+
+#[test]
 fn exactly_once_serve_killed_with_sigkill_and_restarted_delivers_each_accepted_alert_once() {
     const COPIES: usize = 80;
     let b = bright("eos", &brokers());

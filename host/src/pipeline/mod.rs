@@ -363,15 +363,22 @@ pub(crate) fn forward_log(level: rdkafka::config::RDKafkaLogLevel, facility: &st
     }
 }
 
+/// This machine's name: what a default transactional id and group
+/// instance id are made of.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// A stable default transactional id: one per group and host. Two
 /// exactly-once instances on one host must each set their own
 /// `kafka.transactional_id`.
 fn default_transactional_id(group: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
-    format!("bandpass-{group}-{}", host.trim())
+    format!("bandpass-{group}-{}", hostname())
 }
 
 /// Runs the pipeline until `stop` is set, then drains, commits and
@@ -404,6 +411,18 @@ pub fn serve(
         // default 1 s: with alerts of 65 KB the queue fills often, and a
         // 1 s pause each time cut throughput five-fold (docs/benchmarks.md).
         .set("fetch.queue.backoff.ms", "10")
+        // A crashed instance's partitions wait this long for it (see
+        // input.session_timeout); heartbeats a third of it, at most 3 s.
+        .set(
+            "session.timeout.ms",
+            config.input.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (config.input.session_timeout.as_millis() / 3)
+                .clamp(100, 3000)
+                .to_string(),
+        )
         .set(
             "auto.offset.reset",
             match config.input.start {
@@ -411,6 +430,12 @@ pub fn serve(
                 StartPosition::Latest => "latest",
             },
         );
+    // Static membership: restarted under the same id, this instance gets
+    // its partitions back without waiting for its old session to expire.
+    if let Some(id) = config.group_instance_id() {
+        tracing::info!(group_instance_id = %id, "static group membership");
+        consumer_config.set("group.instance.id", id);
+    }
     let mut producer_config = client_config(config);
     producer_config
         .set("enable.idempotence", "true")
