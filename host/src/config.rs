@@ -129,6 +129,21 @@ pub struct GroupConfig {
     /// within) `engine.max_limits`.
     #[serde(default)]
     pub max_limits: Option<LimitsConfig>,
+    /// The group's share of the workers: the most its filters' `mean_time`
+    /// limits may add up to. As each filter is quarantined past its own
+    /// mean time, the group's filters together never take more of a
+    /// worker than this per alert. Default: `max_filters` times
+    /// `engine.limits.mean_time`.
+    #[serde(default, with = "human::optional_duration")]
+    pub time_budget: Option<Duration>,
+}
+
+impl GroupConfig {
+    /// [`time_budget`](Self::time_budget), or its default under `engine`.
+    pub fn time_budget(&self, engine: &EngineConfig) -> Duration {
+        self.time_budget
+            .unwrap_or(engine.limits.mean_time * self.max_filters as u32)
+    }
 }
 
 /// `[admin.uploads]`: checks on an upload, and the fleet registry.
@@ -979,6 +994,19 @@ pub mod human {
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             let s = String::deserialize(d)?;
             super::parse_duration(&s).map_err(serde::de::Error::custom)
+        }
+    }
+
+    /// `#[serde(default, with = "human::optional_duration")]`.
+    pub mod optional_duration {
+        use serde::{Deserialize, Deserializer};
+        use std::time::Duration;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            let s = String::deserialize(d)?;
+            super::parse_duration(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom)
         }
     }
 

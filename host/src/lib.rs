@@ -18,6 +18,8 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod input;
 pub mod metrics;
 pub mod pipeline;

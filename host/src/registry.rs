@@ -828,6 +828,7 @@ mod tests {
             token_sha256: "0".repeat(64),
             max_filters: 10,
             max_limits: None,
+            time_budget: None,
         };
         let max = LimitsConfig::default();
         let component = Bytes::from_static(b"\0asm component");

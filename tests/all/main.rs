@@ -4,6 +4,7 @@
 mod cli;
 mod decode;
 mod filters;
+mod fuzzing;
 mod javascript;
 mod kafka;
 mod new;

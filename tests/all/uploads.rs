@@ -48,7 +48,8 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// A config reading `input` in `group`, with groups `hosts` (at most
+/// A config reading `input` in `group` (tests ask quickly: a thousand
+/// requests a second per token), with groups `hosts` (at most
 /// `max_filters`) and `rivals`, the operator token, the real ZTF alerts as
 /// canary, and `registry` as the fleet's registry topic. `extra` is
 /// appended (more `[admin.uploads]` keys, filters).
@@ -68,7 +69,7 @@ fn write_config(
          [kafka]\nbrokers = [\"{brokers}\"]\n\
          [kafka.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\
          [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n\
-         [admin]\nlisten = \"{admin}\"\noperator_token_sha256 = \"{op}\"\n\
+         [admin]\nlisten = \"{admin}\"\noperator_token_sha256 = \"{op}\"\nrequests_per_second = 1000\n\
          [admin.uploads]\nregistry_topic = \"{registry}\"\ncanary_alerts = [\"{canary}\"]\n{uploads}\n\
          [[admin.group]]\nname = \"hosts\"\ntoken_sha256 = \"{hosts}\"\nmax_filters = 2\n\
          max_limits = {{ fuel = 2000000000, deadline = \"1s\", memory = \"256MiB\" }}\n\
@@ -701,7 +702,18 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     // (component, manifest, status, what the reason must say).
     let risers = component("fast_risers");
     let firehose = r#"{"params": {"max_mag": 30, "min_real": 0, "min_ndethist": 0}}"#;
-    let refused: [(Vec<u8>, Option<&str>, u16, &str); 10] = [
+    let many_params = format!(
+        "{{\"params\": {{{}}}}}",
+        (0..100)
+            .map(|i| format!("\"p{i}\": 1"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let long_value = format!("{{\"params\": {{\"max_mag\": \"{}\"}}}}", "9".repeat(5000));
+    let long_description = format!("{{\"description\": \"{}\"}}", "d".repeat(2000));
+    let huge_manifest = format!("{{\"description\": \"{}\"}}", "d".repeat(70_000));
+    let unknown_long_key = format!("{{\"{}\": 1}}", "k".repeat(10_000));
+    let refused: [(Vec<u8>, Option<&str>, u16, &str); 17] = [
         (risers.clone(), Some("{not json"), 400, "manifest:"),
         (
             risers.clone(),
@@ -758,6 +770,53 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
             Some(firehose),
             422,
             "accepted 13 of 18 canary alerts (72%), more than the 50% allowed",
+        ),
+        // Bounds of the manifest part, checked before anything is kept.
+        (
+            risers.clone(),
+            Some(&many_params),
+            400,
+            "100 params; at most 64",
+        ),
+        (
+            risers.clone(),
+            Some(&long_value),
+            400,
+            "param 'max_mag' is 5000 bytes; a value may have at most 4096",
+        ),
+        (
+            risers.clone(),
+            Some(&long_description),
+            400,
+            "description is 2000 bytes; at most 1024",
+        ),
+        (
+            risers.clone(),
+            Some(&huge_manifest),
+            413,
+            "the manifest part is over 65536 bytes",
+        ),
+        // A reason quoting what was sent is cut (2 KiB).
+        (
+            risers.clone(),
+            Some(&unknown_long_key),
+            400,
+            "more bytes cut",
+        ),
+        // The group's share of the workers: rivals may ask for 100 ms
+        // of mean time in all (10 filters of the default 10 ms).
+        (
+            risers.clone(),
+            Some(r#"{"limits": {"deadline": "1s", "mean_time": "200ms"}}"#),
+            403,
+            "over its time_budget of 100ms",
+        ),
+        // A filter this slow on every canary alert would hold the workers.
+        (
+            component("hostile_sleep"),
+            Some(r#"{"params": {"sleep_ms": 40}, "limits": {"deadline": "1s"}}"#),
+            422,
+            "per canary alert (median), over the 10.0 ms allowed",
         ),
     ];
     for (bytes, manifest, status, reason) in &refused {
@@ -975,7 +1034,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     assert_eq!(counted as usize, refusals.get(), "{metrics}");
     assert_eq!(
         sample(&metrics, "bandpass_admin_refused_total{status=\"413\"}"),
-        Some(2.0)
+        Some(3.0)
     );
     assert_eq!(
         sample(&metrics, "bandpass_uploads_accepted_total"),
@@ -1143,8 +1202,8 @@ fn the_admin_port_cannot_be_held_by_idle_connections_slow_bodies_or_one_busy_tok
     let (config, admin) = write_config(dir.path(), "held", &input, &group, &registry, "", "");
     // Bounds lower than the defaults, so that few sockets reach them.
     let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[admin]\n",
-        "[admin]\nmax_connections = 32\nrequests_per_second = 2\nbody_timeout = \"2s\"\n",
+        "requests_per_second = 1000\n",
+        "max_connections = 32\nrequests_per_second = 2\nbody_timeout = \"2s\"\n",
     );
     std::fs::write(&config, text).unwrap();
     let log = dir.path().join("serve.log");

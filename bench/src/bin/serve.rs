@@ -241,7 +241,20 @@ fn serve(
                 .to_string()
         })
     );
+    // BENCH_SLOW_MEAN=<duration>: the first deployment is instead the
+    // hostile-sleep fixture, 90 ms of every alert under a 100 ms deadline,
+    // with that mean time (what a slow tenant costs the others).
+    let slow = std::env::var("BENCH_SLOW_MEAN").ok();
     for (i, output) in outputs.iter().enumerate() {
+        if let (0, Some(mean)) = (i, &slow) {
+            toml.push_str(&format!(
+                "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n\
+                 params = {{ sleep_ms = \"90\" }}\n\
+                 limits = {{ deadline = \"100ms\", mean_time = \"{mean}\" }}\n",
+                s.filters.join("hostile_sleep.wasm").display()
+            ));
+            continue;
+        }
         let filter = FILTERS[i % FILTERS.len()];
         let path = s.filters.join(format!("{filter}.wasm"));
         toml.push_str(&format!(
@@ -506,6 +519,175 @@ fn describe(ms: &[f64]) -> String {
 
 /// Lets the previous phase's writes reach the disk, so that no phase pays
 /// for the one before.
+/// Each partition's committed offset of `group` on `topic` (-1 where
+/// none).
+fn committed_each(s: &Settings, group: &str, topic: &str) -> Vec<i64> {
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("group.id", group)
+        .create()
+        .expect("a Kafka client");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let committed = reader
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .map(|c| {
+            c.elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => -1,
+                })
+                .collect()
+        })
+        .unwrap_or_else(|_| vec![-1; PARTITIONS as usize]);
+    committed
+}
+
+/// Starts `bandpass serve` for the recovery runs: three sample filters,
+/// `delivery`, and `input` keys added to `[input]`; fetching a few alerts
+/// at a time (a few hundred a second), so that a kill lands mid-stream.
+fn recovery_serve(
+    s: &Settings,
+    dir: &Path,
+    topic: &str,
+    group: &str,
+    delivery: &str,
+    input: &str,
+    name: &str,
+) -> anyhow::Result<Serve> {
+    let mut toml = format!(
+        "dead_letter_topic = \"{group}-dlq\"\ndelivery = \"{delivery}\"\n\
+         [kafka]\nbrokers = [\"{}\"]\ntransactional_id = \"{group}-{name}\"\n\
+         [kafka.librdkafka]\n\"queued.min.messages\" = \"1\"\n\
+         \"max.partition.fetch.bytes\" = \"262144\"\n\"fetch.queue.backoff.ms\" = \"50\"\n\
+         [input]\ntopics = [\"{topic}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n{input}\n",
+        s.brokers
+    );
+    for filter in ["bright_transients", "fast_risers", "asteroids"] {
+        toml.push_str(&format!(
+            "[[filter]]\npath = \"{}\"\noutput_topic = \"{group}-{filter}\"\n",
+            s.filters.join(format!("{filter}.wasm")).display()
+        ));
+    }
+    let config = dir.join(format!("{group}-{name}.toml"));
+    std::fs::write(&config, toml)?;
+    let child = Command::new(&s.bandpass)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(
+            dir.join(format!("{group}-{name}.log")),
+        )?)
+        .spawn()?;
+    Ok(Serve(child))
+}
+
+/// Waits until `done(committed)` holds; returns the time it took.
+fn until_committed(
+    s: &Settings,
+    group: &str,
+    topic: &str,
+    what: &str,
+    done: impl Fn(&[i64]) -> bool,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    loop {
+        if done(&committed_each(s, group, topic)) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            bail!("{what}: not within 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills a serve with SIGKILL and reaps it.
+fn kill(mut serve: Serve) {
+    let _ = serve.0.kill();
+    let _ = serve.0.wait();
+}
+
+/// Restart and takeover after a SIGKILL mid-stream, librdkafka's
+/// defaults (45 s session, a new member on restart) against bandpass's
+/// (10 s session, static membership), in both delivery modes: serve with
+/// three filters over `n` alerts on 4 partitions.
+fn recovery(s: &Settings, dir: &Path, alerts: &[Bytes], n: usize) -> anyhow::Result<()> {
+    let topic = unique("recovery-in");
+    fill(s, &topic, alerts, n)?;
+    let ends: Vec<i64> = (0..PARTITIONS)
+        .map(|p| {
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &s.brokers)
+                .create()
+                .expect("a Kafka client");
+            c.fetch_watermarks(&topic, p, Duration::from_secs(5))
+                .map_or(0, |(_, h)| h)
+        })
+        .collect();
+    // Moved past `at` wherever there was anything left to do.
+    let moved = |at: Vec<i64>| {
+        let ends = ends.clone();
+        move |now: &[i64]| {
+            now.iter()
+                .zip(&at)
+                .zip(&ends)
+                .all(|((now, at), end)| now > at || at >= end)
+        }
+    };
+    println!(
+        "{n} real ZTF alerts on {PARTITIONS} partitions, serve with three filters; SIGKILL once a quarter is committed"
+    );
+    for (label, input) in [
+        (
+            "librdkafka defaults (45 s session, no instance id)",
+            "session_timeout = \"45s\"\ninstance_id = \"\"",
+        ),
+        (
+            "bandpass defaults (10 s session, static membership)",
+            "instance_id = \"{name}\"",
+        ),
+    ] {
+        for delivery in ["at-least-once", "exactly-once"] {
+            let group = unique("recovery");
+            let input_of = |name: &str| input.replace("{name}", &format!("{group}-{name}"));
+            // Restart: kill, start again at once with the same config.
+            let first = recovery_serve(s, dir, &topic, &group, delivery, &input_of("a"), "a")?;
+            until_committed(s, &group, &topic, "a quarter committed", |c| {
+                c.iter().map(|o| o.max(&0)).sum::<i64>() >= n as i64 / 4
+            })?;
+            let at = committed_each(s, &group, &topic);
+            kill(first);
+            let again = recovery_serve(s, dir, &topic, &group, delivery, &input_of("a"), "a")?;
+            let restart = until_committed(s, &group, &topic, "restart", moved(at))?;
+            kill(again);
+            // Takeover: two instances; one is killed, the other takes its
+            // partitions.
+            let group = unique("recovery");
+            let input_of = |name: &str| input.replace("{name}", &format!("{group}-{name}"));
+            let a = recovery_serve(s, dir, &topic, &group, delivery, &input_of("a"), "a")?;
+            let b = recovery_serve(s, dir, &topic, &group, delivery, &input_of("b"), "b")?;
+            until_committed(s, &group, &topic, "a quarter committed", |c| {
+                c.iter().map(|o| o.max(&0)).sum::<i64>() >= n as i64 / 4
+            })?;
+            let at = committed_each(s, &group, &topic);
+            kill(a);
+            let takeover = until_committed(s, &group, &topic, "takeover", moved(at))?;
+            kill(b);
+            println!(
+                "{label}, {delivery}: restart to every partition committing again {:.1} s; \
+                 takeover of a killed peer's partitions {:.1} s",
+                restart.as_secs_f64(),
+                takeover.as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn settle() {
     let _ = Command::new("sync").status();
     std::thread::sleep(Duration::from_secs(2));
@@ -536,6 +718,19 @@ fn main() -> anyhow::Result<()> {
             .create()?;
         println!("{}", high_watermark(&c, &topic));
         return Ok(());
+    }
+    // `recovery [ALERTS]`: restart and takeover times after a SIGKILL
+    // (docs/reliability.md).
+    if std::env::args().nth(1).as_deref() == Some("recovery") {
+        let s = settings_from(std::env::args().skip(2).take(1))?;
+        let n = if std::env::args().nth(2).is_some() {
+            s.alerts
+        } else {
+            20_000
+        };
+        let dir = std::env::temp_dir().join(unique("bandpass-serve-bench"));
+        std::fs::create_dir_all(&dir)?;
+        return recovery(&s, &dir, &ztf_alerts()?, n);
     }
     // `latency`: only the latency run.
     if std::env::args().nth(1).as_deref() == Some("latency") {

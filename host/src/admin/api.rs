@@ -659,12 +659,8 @@ async fn upload(
     if component.len() > max {
         return Err(too_large(max));
     }
-    let manifest: UploadManifest = match manifest_text.as_deref().map(str::trim) {
-        None | Some("") => UploadManifest::default(),
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("manifest: {e}")))?,
-    };
-    let record = check_manifest(&api, &caller, &group_config, &name, manifest)?;
+    let (manifest, params) = parse_manifest(manifest_text.as_deref())?;
+    let record = check_manifest(&api, &caller, &group_config, &name, manifest, params)?;
 
     let changing = api.changing(&group);
     let _one = changing.lock().await;
@@ -681,6 +677,27 @@ async fn upload(
             format!(
                 "group '{group}' has {count} filters, its quota (max_filters = {}): delete one, or ask the operator for more",
                 group_config.max_filters
+            ),
+        ));
+    }
+    // The group's share of the workers: its filters' mean times together.
+    let budget = group_config.time_budget(&api.engine);
+    let others: Duration = api
+        .registry
+        .entries()
+        .values()
+        .filter(|e| e.record.group == group && e.record.name != name)
+        .map(|e| Duration::from_millis(e.record.limits.mean_ms))
+        .sum();
+    let asked = Duration::from_millis(record.limits.mean_ms);
+    if others + asked > budget {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "group '{group}''s filters would together take up to {:?} per alert, over its \
+                 time_budget of {budget:?} (each filter's limits.mean_time, added): ask for less \
+                 mean_time, delete a filter, or ask the operator for more",
+                others + asked
             ),
         ));
     }
@@ -797,6 +814,75 @@ async fn read_parts(
     Ok((manifest, component))
 }
 
+/// The `manifest` part, parsed and checked against [`bounds`] before
+/// anything is kept; its params as the text `init` receives.
+fn parse_manifest(
+    text: Option<&str>,
+) -> Result<(UploadManifest, BTreeMap<String, String>), ApiError> {
+    let manifest: UploadManifest = match text.map(str::trim) {
+        None | Some("") => UploadManifest::default(),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("manifest: {e}")))?,
+    };
+    if manifest.params.len() > bounds::PARAMS {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "manifest: {} params; at most {}",
+                manifest.params.len(),
+                bounds::PARAMS
+            ),
+        ));
+    }
+    if let Some(d) = &manifest.description
+        && d.len() > crate::sandbox::manifest_bounds::DESCRIPTION_BYTES
+    {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "manifest: description is {} bytes; at most {}",
+                d.len(),
+                crate::sandbox::manifest_bounds::DESCRIPTION_BYTES
+            ),
+        ));
+    }
+    let mut params = BTreeMap::new();
+    for (k, v) in &manifest.params {
+        if k.is_empty() || k.len() > bounds::PARAM_KEY_BYTES {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "manifest: param name '{k}' must be 1 to {} bytes",
+                    bounds::PARAM_KEY_BYTES
+                ),
+            ));
+        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("manifest: param '{k}' is {other}: give a string, number or boolean"),
+                ));
+            }
+        };
+        if text.len() > bounds::PARAM_VALUE_BYTES {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "manifest: param '{k}' is {} bytes; a value may have at most {}",
+                    text.len(),
+                    bounds::PARAM_VALUE_BYTES
+                ),
+            ));
+        }
+        params.insert(k.clone(), text);
+    }
+    Ok((manifest, params))
+}
+
 /// The record an upload asks for, checked against the caller's rights.
 fn check_manifest(
     api: &Api,
@@ -804,6 +890,7 @@ fn check_manifest(
     group: &GroupConfig,
     name: &str,
     manifest: UploadManifest,
+    params: BTreeMap<String, String>,
 ) -> Result<Record, ApiError> {
     if let Some(n) = &manifest.name
         && n != name
@@ -832,62 +919,6 @@ fn check_manifest(
                 "'{derived}' is already an input, dead-letter, registry or configured output topic of this service: give the filter another name"
             ),
         ));
-    }
-    if manifest.params.len() > bounds::PARAMS {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "manifest: {} params; at most {}",
-                manifest.params.len(),
-                bounds::PARAMS
-            ),
-        ));
-    }
-    if let Some(d) = &manifest.description
-        && d.len() > crate::sandbox::manifest_bounds::DESCRIPTION_BYTES
-    {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "manifest: description is {} bytes; at most {}",
-                d.len(),
-                crate::sandbox::manifest_bounds::DESCRIPTION_BYTES
-            ),
-        ));
-    }
-    let mut params = BTreeMap::new();
-    for (k, v) in manifest.params {
-        if k.is_empty() || k.len() > bounds::PARAM_KEY_BYTES {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "manifest: param name '{k}' must be 1 to {} bytes",
-                    bounds::PARAM_KEY_BYTES
-                ),
-            ));
-        }
-        let text = match v {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            other => {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    format!("manifest: param '{k}' is {other}: give a string, number or boolean"),
-                ));
-            }
-        };
-        if text.len() > bounds::PARAM_VALUE_BYTES {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "manifest: param '{k}' is {} bytes; a value may have at most {}",
-                    text.len(),
-                    bounds::PARAM_VALUE_BYTES
-                ),
-            ));
-        }
-        params.insert(k, text);
     }
     let limits = manifest.limits.unwrap_or(api.engine.limits);
     let max = group.max_limits.unwrap_or(api.engine.max_limits);
@@ -1035,6 +1066,38 @@ async fn compile_and_try(
     .map_err(crashed)?
     .map_err(|why| refused(format!("canary: {why}")))?;
     Ok((filter, report))
+}
+
+/// Entry points for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::extract::FromRequest;
+
+    use super::*;
+
+    /// Reads an upload's body as the upload route does: its multipart
+    /// parts within `max` bytes, then the manifest part's checks. Gives
+    /// the number of params and the component's size, or the refusal.
+    pub async fn read_upload(
+        content_type: &str,
+        body: Vec<u8>,
+        max: usize,
+    ) -> Result<(usize, usize), String> {
+        let request = axum::http::Request::builder()
+            .method("PUT")
+            .uri("/")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .map_err(|e| e.to_string())?;
+        let mut multipart = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| e.body_text())?;
+        let (manifest, component) = read_parts(&mut multipart, max)
+            .await
+            .map_err(|e| e.reason)?;
+        let (_, params) = parse_manifest(manifest.as_deref()).map_err(|e| e.reason)?;
+        Ok((params.len(), component.map_or(0, |c| c.len())))
+    }
 }
 
 #[cfg(test)]

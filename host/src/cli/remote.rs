@@ -145,7 +145,7 @@ impl Remote {
         eprintln!(
             "{}/{what}: refused ({status}): {}",
             self.group,
-            reason.trim()
+            shown(reason.trim())
         );
         2
     }
@@ -174,16 +174,16 @@ pub fn execute(args: UploadArgs) -> anyhow::Result<u8> {
                     200 => "replaced",
                     _ => "registered",
                 },
-                f["version"].as_str().unwrap_or("?"),
-                f["state"].as_str().unwrap_or("?"),
-                f["output_topic"].as_str().unwrap_or("?"),
+                shown(f["version"].as_str().unwrap_or("?")),
+                shown(f["state"].as_str().unwrap_or("?")),
+                shown(f["output_topic"].as_str().unwrap_or("?")),
             );
             println!(
                 "canary: accepted {} of {} alerts; at most {} fuel and {} µs per alert",
                 c["accepted"], c["alerts"], c["max_fuel"], c["max_micros"]
             );
             if let Some(pending) = answer["pending"].as_str() {
-                println!("not running yet: {pending}");
+                println!("not running yet: {}", shown(pending));
             }
             Ok(0)
         }
@@ -229,7 +229,7 @@ pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
             f["output_topic"].as_str().unwrap_or("?").to_string(),
         ]);
         if let Some(reason) = f["reason"].as_str() {
-            reasons.push(format!("{name}: {reason}"));
+            reasons.push(format!("{}: {}", shown(name), shown(reason)));
         }
     }
     print!("{}", table.render());
@@ -245,12 +245,18 @@ pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
         for line in log["lines"].as_array().into_iter().flatten() {
             println!(
                 "  [{}] {}",
-                line["source"].as_str().unwrap_or("?"),
-                line["text"].as_str().unwrap_or_default()
+                shown(line["source"].as_str().unwrap_or("?")),
+                shown(line["text"].as_str().unwrap_or_default())
             );
         }
     }
     Ok(0)
+}
+
+/// Text from the service as this terminal shows it: one line, controls
+/// visible (`text::shown`), whatever the service sent.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::shown(text, 4096)
 }
 
 /// `bright_transients.wasm` -> `bright-transients`.

@@ -563,9 +563,12 @@ fn bounded(message: &str) -> String {
     crate::text::shown(message, MAX_GUEST_MESSAGE).into_owned()
 }
 
+/// An error and its causes in one line: the wasm backtrace wasmtime adds
+/// as context (many lines of guest addresses) is left out.
 fn error_chain(err: &wasmtime::Error) -> String {
     err.chain()
         .map(|e| e.to_string())
+        .filter(|e| !e.starts_with("error while executing at wasm backtrace"))
         .collect::<Vec<_>>()
         .join(": ")
 }
@@ -1065,6 +1068,45 @@ fn fill_text_column(out: &mut TextColumn, column: &[Option<String>]) {
         // cap), so offsets fit in u32.
         out.ends.push(out.text.len() as u32);
         out.present.push(u8::from(value.is_some()));
+    }
+}
+
+/// Entry points for the fuzz targets (`fuzz/`): the checks of what a
+/// guest hands the host, called without a guest.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// [`validate::check_manifest`] on a manifest made of these parts.
+    pub fn check_manifest(
+        name: String,
+        version: String,
+        survey: String,
+        fields: Vec<String>,
+        description: String,
+    ) -> Result<(), String> {
+        validate::check_manifest(&Manifest {
+            name,
+            version,
+            survey,
+            fields,
+            description,
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    /// The verdict check under the default limits.
+    pub fn check_verdict(
+        score: Option<f64>,
+        tags: Vec<String>,
+        annotations: Vec<(String, String)>,
+    ) -> Result<Verdict, String> {
+        let accepted = Accepted {
+            score,
+            tags,
+            annotations,
+        };
+        super::check_verdict(accepted, &Limits::default()).map_err(|f| f.message)
     }
 }
 

@@ -440,7 +440,7 @@ fn mistyped(pre: &AlertFilterPre<HostState>, export: &str) -> Option<&'static st
     typed.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)
 }
 
-fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
+pub(super) fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
     use crate::text::shown;
     let bad = |reason: String| Err(LoadError::Manifest { reason });
     let name_ok = !m.name.is_empty()
