@@ -16,6 +16,13 @@ if ! python3 -c 'import fastavro' 2>/dev/null; then
     echo "test: installing fastavro (the independent Avro decoder the tests compare with)" >&2
     python3 -m pip install --quiet --disable-pip-version-check fastavro
 fi
+# fastavro's optional codec packages, for the codec tests: cramjam
+# (snappy) and backports.zstd (zstandard, in the standard library from
+# Python 3.14); bzip2 and xz are in the standard library.
+if ! python3 -c 'import sys, cramjam; sys.version_info >= (3, 14) or __import__("backports.zstd")' 2>/dev/null; then
+    echo "test: installing cramjam and backports.zstd (fastavro's snappy and zstandard codecs)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check cramjam 'backports.zstd; python_version < "3.14"'
+fi
 # Debian's Chromium, for the status page's test in a real browser.
 if ! command -v chromium >/dev/null; then
     echo "test: installing Debian's chromium (the status page is tested in a headless browser)" >&2

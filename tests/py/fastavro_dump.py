@@ -3,7 +3,8 @@
 
 Usage: python3 tests/py/fastavro_dump.py FILE.avro [FILE.avro ...]
 
-Reads each Avro container file with fastavro (`pip install fastavro`) and
+Reads each Avro container file with fastavro (`pip install fastavro`;
+`cramjam` and `backports.zstd` for the snappy and zstandard codecs) and
 prints one JSON object: {file: [record, ...]}, each record a map from every
 leaf path to its value, following the same path rules as bandpass's
 decoder (host/src/decode):

@@ -1,7 +1,17 @@
 //! Avro Object Container File framing: the header (magic, metadata map,
-//! sync marker) and the data blocks.
+//! sync marker), the data blocks, and every codec the Avro specification
+//! lists: `null`, `deflate`, `snappy`, `zstandard`, `bzip2`, `xz`.
+//!
+//! Decompression is bounded: one message's blocks together decompress to
+//! at most [`MAX_DECOMPRESSED`] bytes (a compression bomb may be one huge
+//! block or many large ones). Each block is decompressed into a buffer
+//! that grows to at most what is left of that bound, and a block that has
+//! more to give is refused ([`DecodeError::BlockTooLarge`]) without
+//! decompressing further. The decompressors' own memory is bounded too
+//! (zstandard's window, xz's memory limit; snappy says its length up
+//! front and is refused before anything is allocated).
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::ops::Range;
 
 use super::DecodeError;
@@ -9,13 +19,43 @@ use super::plan::{Fault, Reader, write_long};
 
 pub(crate) const MAGIC: &[u8; 4] = b"Obj\x01";
 
-/// Largest block the decoder inflates (a guard against deflate bombs).
-pub(crate) const MAX_INFLATED_BLOCK: usize = 256 << 20;
+/// Most bytes the decoder decompresses of one message, all its blocks
+/// together (a guard against compression bombs): no buffer grows past it.
+pub(crate) const MAX_DECOMPRESSED: usize = 256 << 20;
 
+/// The codecs [`parse_header`] accepts, as an error message lists them.
+pub(crate) const SUPPORTED_CODECS: &str =
+    "'null', 'deflate', 'snappy', 'zstandard', 'bzip2' and 'xz'";
+
+/// Largest zstandard window accepted, as a power of two: 128 MiB (the
+/// library's own default limit, below [`MAX_DECOMPRESSED`]).
+const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+
+/// A block's codec, as the header's `avro.codec` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Codec {
     Null,
     Deflate,
+    /// Raw snappy data followed by the big-endian CRC32 of the
+    /// uncompressed data.
+    Snappy,
+    Zstandard,
+    Bzip2,
+    Xz,
+}
+
+impl Codec {
+    /// The codec's name in `avro.codec`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Codec::Null => "null",
+            Codec::Deflate => "deflate",
+            Codec::Snappy => "snappy",
+            Codec::Zstandard => "zstandard",
+            Codec::Bzip2 => "bzip2",
+            Codec::Xz => "xz",
+        }
+    }
 }
 
 /// A parsed container header.
@@ -85,6 +125,10 @@ pub(crate) fn parse_header(msg: &[u8]) -> Result<Header, DecodeError> {
     let codec = match codec.map(|c| &msg[c]) {
         None | Some(b"null") | Some(b"") => Codec::Null,
         Some(b"deflate") => Codec::Deflate,
+        Some(b"snappy") => Codec::Snappy,
+        Some(b"zstandard") => Codec::Zstandard,
+        Some(b"bzip2") => Codec::Bzip2,
+        Some(b"xz") => Codec::Xz,
         Some(other) => {
             return Err(DecodeError::UnsupportedCodec {
                 codec: String::from_utf8_lossy(other).into_owned(),
@@ -153,38 +197,245 @@ pub(crate) fn read_block(
     ))
 }
 
-/// Inflates a deflate block (raw RFC 1951 data, as Avro writes it).
-pub(crate) fn inflate(data: &[u8], offset: usize) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::new();
-    let mut d = flate2::read::DeflateDecoder::new(data).take(MAX_INFLATED_BLOCK as u64 + 1);
-    d.read_to_end(&mut out)
-        .map_err(|e| DecodeError::CorruptBlock {
+/// Decompresses one block's data (`offset`: where the block starts, for
+/// errors) of a message whose earlier blocks decompressed to `spent`
+/// bytes, into what is left of [`MAX_DECOMPRESSED`]; see
+/// [`decompress_bounded`].
+pub(crate) fn decompress(
+    codec: Codec,
+    data: &[u8],
+    offset: usize,
+    spent: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    decompress_bounded(codec, data, offset, MAX_DECOMPRESSED.saturating_sub(spent)).map_err(|e| {
+        match e {
+            // The bound is the message's, whatever was left of it.
+            DecodeError::BlockTooLarge { offset, codec, .. } => DecodeError::BlockTooLarge {
+                offset,
+                codec,
+                limit: MAX_DECOMPRESSED,
+            },
+            other => other,
+        }
+    })
+}
+
+/// Decompresses one block's data into at most `limit` bytes: a block that
+/// gives more is [`DecodeError::BlockTooLarge`], found without
+/// decompressing (or allocating) past `limit`.
+pub(crate) fn decompress_bounded(
+    codec: Codec,
+    data: &[u8],
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let corrupt = |e: &dyn std::fmt::Display| DecodeError::CorruptBlock {
+        offset,
+        reason: format!("its {} data is corrupt ({e})", codec.name()),
+    };
+    let too_large = || DecodeError::BlockTooLarge {
+        offset,
+        codec: codec.name(),
+        limit,
+    };
+    // A first guess at the size: compressed alerts are mostly cutouts
+    // that are already gzipped, so they shrink little.
+    let hint = data.len().saturating_mul(2);
+    let read = |r: &mut dyn Read| match read_bounded(r, limit, hint) {
+        Ok(out) => Ok(out),
+        Err(Stop::TooLarge) => Err(too_large()),
+        Err(Stop::Failed(e)) => Err(corrupt(&e)),
+    };
+    match codec {
+        Codec::Null => {
+            if data.len() > limit {
+                return Err(too_large());
+            }
+            Ok(data.to_vec())
+        }
+        Codec::Deflate => read(&mut flate2::bufread::DeflateDecoder::new(data)),
+        Codec::Snappy => unsnappy(data, offset, limit),
+        Codec::Zstandard => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(&e))?;
+            d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| corrupt(&e))?;
+            read(&mut d)
+        }
+        Codec::Bzip2 => read(&mut bzip2::bufread::MultiBzDecoder::new(data)),
+        Codec::Xz => {
+            // Concatenated streams are read as one, as Python's lzma
+            // (fastavro) reads them; the decoder may use at most `limit`
+            // bytes of memory of its own (mostly its dictionary).
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                limit as u64,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(|e| corrupt(&e))?;
+            match read_bounded(
+                &mut liblzma::bufread::XzDecoder::new_stream(data, stream),
+                limit,
+                hint,
+            ) {
+                Ok(out) => Ok(out),
+                Err(Stop::TooLarge) => Err(too_large()),
+                Err(Stop::Failed(e))
+                    if e.get_ref()
+                        .and_then(|e| e.downcast_ref::<liblzma::stream::Error>())
+                        .is_some_and(|e| matches!(e, liblzma::stream::Error::MemLimit)) =>
+                {
+                    Err(DecodeError::CorruptBlock {
+                        offset,
+                        reason: format!(
+                            "its xz data needs more memory to decompress than the {} MiB left for it (bandpass decompresses at most {} MiB of one message)",
+                            limit >> 20,
+                            MAX_DECOMPRESSED >> 20
+                        ),
+                    })
+                }
+                Err(Stop::Failed(e)) => Err(corrupt(&e)),
+            }
+        }
+    }
+}
+
+/// Why [`read_bounded`] stopped short.
+enum Stop {
+    /// There is more than the limit.
+    TooLarge,
+    /// The decompressor failed: the data is corrupt.
+    Failed(io::Error),
+}
+
+/// Reads `r` to its end into a buffer of at most `limit` bytes. The
+/// buffer starts at `hint` and doubles, each time reserved exactly and
+/// filled through a `take` of the room left, so it never grows past
+/// `limit`; at the limit, one more byte read says whether there was more.
+fn read_bounded(r: &mut dyn Read, limit: usize, hint: usize) -> Result<Vec<u8>, Stop> {
+    const FIRST: usize = 64 << 10;
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let room = out.capacity().min(limit) - out.len();
+        if room == 0 {
+            if out.len() >= limit {
+                let mut probe = [0u8; 1];
+                return loop {
+                    match r.read(&mut probe) {
+                        Ok(0) => break Ok(out),
+                        Ok(_) => break Err(Stop::TooLarge),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(Stop::Failed(e)),
+                    }
+                };
+            }
+            let grown = if out.is_empty() {
+                hint.max(FIRST)
+            } else {
+                out.len().saturating_mul(2)
+            }
+            .min(limit);
+            out.reserve_exact(grown - out.len());
+            continue;
+        }
+        let n = r
+            .take(room as u64)
+            .read_to_end(&mut out)
+            .map_err(Stop::Failed)?;
+        if n < room {
+            return Ok(out);
+        }
+    }
+}
+
+/// Decompresses a snappy block: raw snappy data, then the big-endian
+/// CRC32 of the uncompressed data, which is checked. Snappy states the
+/// uncompressed length first: past `limit`, nothing is allocated.
+fn unsnappy(data: &[u8], offset: usize, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let corrupt = |reason: String| DecodeError::CorruptBlock { offset, reason };
+    let Some(split) = data.len().checked_sub(4).filter(|&n| n > 0) else {
+        return Err(corrupt(format!(
+            "its snappy data is {} bytes long, too short for snappy data and its 4-byte CRC32",
+            data.len()
+        )));
+    };
+    let (compressed, crc) = data.split_at(split);
+    let len = snap::raw::decompress_len(compressed)
+        .map_err(|e| corrupt(format!("its snappy data is corrupt ({e})")))?;
+    if len > limit {
+        return Err(DecodeError::BlockTooLarge {
             offset,
-            reason: format!("its deflate data is corrupt ({e})"),
-        })?;
-    if out.len() > MAX_INFLATED_BLOCK {
-        return Err(DecodeError::CorruptBlock {
-            offset,
-            reason: format!("it inflates to more than {} MiB", MAX_INFLATED_BLOCK >> 20),
+            codec: Codec::Snappy.name(),
+            limit,
         });
+    }
+    let mut out = vec![0u8; len];
+    snap::raw::Decoder::new()
+        .decompress(compressed, &mut out)
+        .map_err(|e| corrupt(format!("its snappy data is corrupt ({e})")))?;
+    let want = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let got = crc32fast::hash(&out);
+    if got != want {
+        return Err(corrupt(format!(
+            "its snappy data fails its CRC32 check (the block says {want:08x}, its data gives {got:08x})"
+        )));
     }
     Ok(out)
 }
 
-/// A standalone container holding one record: the original header, one
-/// block with that record (deflated again under the deflate codec), the
-/// sync marker.
-pub(crate) fn single_record_container(msg: &[u8], header: &Header, record: &[u8]) -> Vec<u8> {
-    let deflated;
-    let data: &[u8] = match header.codec {
-        Codec::Null => record,
+/// Compresses one block's data with `codec`, as the block of a message of
+/// its own. Deflate at its default level; the others at fast settings,
+/// as this runs for each record of a message that holds several.
+pub(crate) fn compress(codec: Codec, data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    match codec {
+        Codec::Null => Ok(data.to_vec()),
         Codec::Deflate => {
             let mut e =
                 flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-            // Writing to a Vec cannot fail.
-            let _ = std::io::Write::write_all(&mut e, record);
-            deflated = e.finish().unwrap_or_default();
-            &deflated
+            e.write_all(data)?;
+            e.finish()
+        }
+        Codec::Snappy => {
+            let mut out = snap::raw::Encoder::new()
+                .compress_vec(data)
+                .map_err(io::Error::other)?;
+            out.extend_from_slice(&crc32fast::hash(data).to_be_bytes());
+            Ok(out)
+        }
+        Codec::Zstandard => zstd::bulk::compress(data, 1),
+        Codec::Bzip2 => {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+            e.write_all(data)?;
+            e.finish()
+        }
+        Codec::Xz => {
+            // Preset 1: a few MiB of encoder memory (the default, 6, takes
+            // about 94 MiB).
+            let stream =
+                liblzma::stream::Stream::new_easy_encoder(1, liblzma::stream::Check::Crc64)?;
+            let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+            e.write_all(data)?;
+            e.finish()
+        }
+    }
+}
+
+/// A standalone container holding one record: the original header, one
+/// block with that record (compressed again with the header's codec),
+/// the sync marker.
+pub(crate) fn single_record_container(
+    msg: &[u8],
+    header: &Header,
+    record: &[u8],
+) -> Result<Vec<u8>, DecodeError> {
+    let compressed;
+    let data: &[u8] = match header.codec {
+        Codec::Null => record,
+        codec => {
+            compressed = compress(codec, record).map_err(|e| DecodeError::Recompress {
+                codec: codec.name(),
+                reason: e.to_string(),
+            })?;
+            &compressed
         }
     };
     let mut out = Vec::with_capacity(header.end + data.len() + 36);
@@ -193,5 +444,5 @@ pub(crate) fn single_record_container(msg: &[u8], header: &Header, record: &[u8]
     write_long(&mut out, data.len() as i64);
     out.extend_from_slice(data);
     out.extend_from_slice(&header.sync);
-    out
+    Ok(out)
 }

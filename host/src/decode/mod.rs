@@ -9,8 +9,10 @@
 //!
 //! How it works:
 //! - `container`: the Avro Object Container File framing (header, blocks,
-//!   `null` and `deflate` codecs). Confluent wire format (0x00 + big-endian
-//!   schema id) is handled in [`Decoder`], with the schema from a
+//!   and the specification's codecs: `null`, `deflate`, `snappy`,
+//!   `zstandard`, `bzip2`, `xz`; a message decompresses to at most 256
+//!   MiB). Confluent wire format (0x00 + big-endian schema id) is
+//!   handled in [`Decoder`], with the schema from a
 //!   [`SchemaSource`]: a directory (`<id>.avsc`, or Rubin's
 //!   `v{M}_{m}/lsst.v{M}_{m}.alert.avsc` with its sibling files) or a
 //!   schema registry.
@@ -222,16 +224,41 @@ pub enum DecodeError {
         "the Avro container header is corrupt: {reason}; the file is damaged or was not written by an Avro library"
     )]
     BadContainerHeader { reason: String },
-    /// The container's `avro.codec` is not `null` or `deflate`.
+    /// The container's `avro.codec` is none of the codecs the Avro
+    /// specification lists (`null`, `deflate`, `snappy`, `zstandard`,
+    /// `bzip2`, `xz`).
     #[error(
-        "the Avro container uses codec '{codec}', which bandpass does not decode (it decodes 'null' and 'deflate'): have the producer write one of those"
+        "the Avro container uses codec '{codec}', which bandpass does not decode (it decodes {supported}, the codecs of the Avro specification): have the producer write one of those",
+        supported = container::SUPPORTED_CODECS
     )]
     UnsupportedCodec { codec: String },
     /// A container data block is malformed: bad sync marker, negative
-    /// count, corrupt deflate data, bytes left over after its records,
-    /// or invalid record data inside a deflated block.
+    /// count, corrupt compressed data (or a snappy CRC32 that does not
+    /// match), bytes left over after its records, or invalid record data
+    /// inside a compressed block.
     #[error("the data block at byte {offset} is corrupt: {reason}; the message is damaged")]
     CorruptBlock { offset: usize, reason: String },
+    /// A compressed block decompresses past the decoder's bound (256 MiB
+    /// for one message, all its blocks together): it was stopped there,
+    /// nothing past the bound allocated.
+    #[error(
+        "the data block at byte {offset} decompresses ({codec}) past {mib} MiB, the most bandpass decompresses of one message (all its blocks together): it is corrupt or made to exhaust memory; if the producer really writes messages that large, have it write smaller ones",
+        mib = .limit >> 20
+    )]
+    BlockTooLarge {
+        offset: usize,
+        /// The container's codec (`zstandard`, ...).
+        codec: &'static str,
+        /// The bound, in bytes.
+        limit: usize,
+    },
+    /// One record of a container holding several could not be compressed
+    /// again as a message of its own (for [`DecodedAlert::raw`]): the
+    /// compressor failed, which happens only when memory runs out.
+    #[error(
+        "cannot compress one record of the container again ({codec}) as a message of its own: {reason}; this machine may be short of memory"
+    )]
+    Recompress { codec: &'static str, reason: String },
     /// The writer schema (from a container header or a schema file) is
     /// not valid JSON or not a usable Avro record schema.
     #[error(
@@ -649,6 +676,8 @@ impl Decoder {
         // (values, block, record range within the block's data)
         let mut records: Vec<(Vec<FieldValue>, usize, std::ops::Range<usize>)> = Vec::new();
         let mut blocks: Vec<Cow<'_, [u8]>> = Vec::new();
+        // Bytes decompressed so far, held to container::MAX_DECOMPRESSED.
+        let mut decompressed = 0;
         let mut pos = header.end;
         while pos < msg.len() {
             let (block, next) = container::read_block(msg, pos, &header)?;
@@ -657,10 +686,16 @@ impl Decoder {
                     Cow::Borrowed(&msg[block.data.clone()]),
                     Some(block.data.start),
                 ),
-                Codec::Deflate => (
-                    Cow::Owned(container::inflate(&msg[block.data.clone()], block.offset)?),
-                    None,
-                ),
+                codec => {
+                    let data = container::decompress(
+                        codec,
+                        &msg[block.data.clone()],
+                        block.offset,
+                        decompressed,
+                    )?;
+                    decompressed += data.len();
+                    (Cow::Owned(data), None)
+                }
             };
             // A record running past its block's end: the block (or the
             // schema) is wrong; the message itself is whole (a cut message
@@ -681,7 +716,7 @@ impl Decoder {
                 (None, _) => DecodeError::CorruptBlock {
                     offset: block.offset,
                     reason: format!(
-                        "its inflated record data is {} at byte {}: {}",
+                        "its decompressed record data is {} at byte {}: {}",
                         if f.invalid.is_some() {
                             "invalid"
                         } else {
@@ -728,22 +763,24 @@ impl Decoder {
             pos = next;
         }
         let single = records.len() == 1;
-        Ok(records
+        records
             .into_iter()
-            .map(|(values, b, range)| DecodedAlert {
-                schema: c.info.clone(),
-                values: self.arrange(values),
-                raw: if single {
-                    msg.clone()
-                } else {
-                    Bytes::from(container::single_record_container(
-                        msg,
-                        &header,
-                        &blocks[b][range],
-                    ))
-                },
+            .map(|(values, b, range)| {
+                Ok(DecodedAlert {
+                    schema: c.info.clone(),
+                    values: self.arrange(values),
+                    raw: if single {
+                        msg.clone()
+                    } else {
+                        Bytes::from(container::single_record_container(
+                            msg,
+                            &header,
+                            &blocks[b][range],
+                        )?)
+                    },
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn decode_wire(&self, msg: &Bytes) -> Result<Vec<DecodedAlert>, DecodeError> {
