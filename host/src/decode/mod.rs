@@ -53,7 +53,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use container::{Codec, MAGIC};
 use plan::{Fault, Plan, Reader, Walker};
-use schema::{Schema, Siblings};
+use schema::{Schema, SchemaError, Siblings};
 
 pub use registry::{FAILURE_MEMORY, LOOKUP_BUDGET, Registry};
 
@@ -260,11 +260,22 @@ pub enum DecodeError {
     )]
     Recompress { codec: &'static str, reason: String },
     /// The writer schema (from a container header or a schema file) is
-    /// not valid JSON or not a usable Avro record schema.
+    /// not valid JSON or not valid Avro.
     #[error(
         "the writer schema from {origin} cannot be used: {reason}; fix the schema where it is published"
     )]
     BadSchema { origin: String, reason: String },
+    /// The writer schema is valid Avro, but its root is not a record:
+    /// bandpass names values by the root record's field paths.
+    #[error(
+        "the writer schema from {origin} is valid Avro, but its root is {root}, not a record: bandpass needs a record at the root (filters name its fields in their paths); have the producer write each alert as a record"
+    )]
+    RootNotRecord {
+        origin: String,
+        /// What the root is: `a union (null|t.alert)`, `the primitive
+        /// type 'string'`, ...
+        root: String,
+    },
     /// A schema file exists but could not be read.
     #[error("cannot read schema file {}: {reason}; check that it is readable", path.display())]
     SchemaFileUnreadable { path: PathBuf, reason: String },
@@ -559,9 +570,15 @@ impl Decoder {
         origin: &str,
     ) -> Result<Compiled, DecodeError> {
         self.parses.fetch_add(1, Ordering::Relaxed);
-        let schema = schema::parse(text, siblings).map_err(|reason| DecodeError::BadSchema {
-            origin: origin.to_string(),
-            reason,
+        let schema = schema::parse(text, siblings).map_err(|e| match e {
+            SchemaError::Invalid(reason) => DecodeError::BadSchema {
+                origin: origin.to_string(),
+                reason,
+            },
+            SchemaError::RootNotRecord(root) => DecodeError::RootNotRecord {
+                origin: origin.to_string(),
+                root,
+            },
         })?;
         let plan = plan::compile(&schema, &self.unique);
         let info = Arc::new(SchemaInfo {

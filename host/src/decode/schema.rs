@@ -8,6 +8,10 @@
 //! (refused by strict parsers) is accepted. It is strict where decoding
 //! does care: unknown type names, a name defined twice, duplicate field
 //! names, empty unions, fixed sizes, enum symbols.
+//!
+//! The root must be a record: paths name its fields. A valid schema with
+//! another root is [`SchemaError::RootNotRecord`], told apart from an
+//! invalid one.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -70,6 +74,16 @@ pub(crate) struct Schema {
     pub root: NodeId,
 }
 
+/// Why a schema cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SchemaError {
+    /// Not JSON, or not valid Avro: a sentence fragment saying why.
+    Invalid(String),
+    /// Valid Avro whose root is not a record: what it is instead (`a
+    /// union (null|t.r)`, `the primitive type 'string'`).
+    RootNotRecord(String),
+}
+
 const PRIMITIVES: [(&str, Node); 8] = [
     ("null", Node::Null),
     ("boolean", Node::Boolean),
@@ -97,11 +111,14 @@ pub(crate) struct Siblings<'a> {
 }
 
 /// Parses a schema. `siblings`, where given, resolves references to types
-/// defined in other files. The error is a sentence fragment naming the
-/// problem (the caller says which schema).
-pub(crate) fn parse(text: &[u8], siblings: Option<&mut Siblings<'_>>) -> Result<Schema, String> {
-    let value: Value =
-        serde_json::from_slice(text).map_err(|e| format!("it is not valid JSON ({e})"))?;
+/// defined in other files. The error's text is a sentence fragment naming
+/// the problem (the caller says which schema).
+pub(crate) fn parse(
+    text: &[u8],
+    siblings: Option<&mut Siblings<'_>>,
+) -> Result<Schema, SchemaError> {
+    let value: Value = serde_json::from_slice(text)
+        .map_err(|e| SchemaError::Invalid(format!("it is not valid JSON ({e})")))?;
     let mut p = Parser {
         nodes: PRIMITIVES.iter().map(|(_, n)| clone_primitive(n)).collect(),
         names: HashMap::new(),
@@ -109,14 +126,15 @@ pub(crate) fn parse(text: &[u8], siblings: Option<&mut Siblings<'_>>) -> Result<
         depth: 0,
         loading: HashSet::new(),
     };
-    let root = p.parse(&value, "")?;
-    if !matches!(p.nodes[root as usize], Node::Record { .. }) {
-        return Err("its root is not a record".into());
-    }
-    Ok(Schema {
+    let root = p.parse(&value, "").map_err(SchemaError::Invalid)?;
+    let schema = Schema {
         nodes: p.nodes,
         root,
-    })
+    };
+    if !matches!(schema.node(root), Node::Record { .. }) {
+        return Err(SchemaError::RootNotRecord(schema.describe(root)));
+    }
+    Ok(schema)
 }
 
 fn clone_primitive(n: &Node) -> Node {
@@ -480,6 +498,22 @@ impl Schema {
             Node::Pending => "?".into(),
         }
     }
+
+    /// What a type is, for a sentence: `a record (t.r)`, `a union
+    /// (null|t.r)`, `an array (array<double>)`, `the primitive type
+    /// 'string'`.
+    pub fn describe(&self, id: NodeId) -> String {
+        let label = self.label(id);
+        match self.node(id) {
+            Node::Record { .. } => format!("a record ({label})"),
+            Node::Enum { .. } => format!("an enum ({label})"),
+            Node::Fixed { .. } => format!("a fixed ({label})"),
+            Node::Array(_) => format!("an array ({label})"),
+            Node::Map(_) => format!("a map ({label})"),
+            Node::Union(_) => format!("a union ({label})"),
+            _ => format!("the primitive type '{label}'"),
+        }
+    }
 }
 
 /// The kind of value a resolved path yields.
@@ -616,12 +650,11 @@ impl Schema {
                     let n = self.node(id);
                     return Err(match n {
                         Node::Record { name, fields, .. } => {
-                            let names: Vec<&str> =
-                                fields.iter().take(8).map(|f| f.name.as_str()).collect();
+                            let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
                             format!(
                                 "'{walked}' is a record ({name}), not a value: name one of its fields ({}{})",
-                                names.join(", "),
-                                if fields.len() > 8 { ", ..." } else { "" }
+                                names[..names.len().min(8)].join(", "),
+                                if names.len() > 8 { ", ..." } else { "" }
                             )
                         }
                         Node::Map(_) => format!("'{walked}' is a map; maps are not supported"),
@@ -706,6 +739,14 @@ mod tests {
         p.split('.').map(str::to_string).collect()
     }
 
+    /// Why `text` is not a valid schema.
+    fn invalid(text: &[u8]) -> String {
+        match parse(text, None) {
+            Err(SchemaError::Invalid(why)) => why,
+            other => panic!("expected an invalid schema, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_union_whose_default_does_not_match_its_first_branch_is_accepted() {
         let s = parse(
@@ -737,24 +778,54 @@ mod tests {
 
     #[test]
     fn an_unknown_type_name_is_refused() {
-        let e = parse(
-            br#"{"type":"record","name":"a","fields":[{"name":"x","type":"nope"}]}"#,
-            None,
-        )
-        .unwrap_err();
+        let e = invalid(br#"{"type":"record","name":"a","fields":[{"name":"x","type":"nope"}]}"#);
         assert!(e.contains("'nope'"), "{e}");
     }
 
     #[test]
     fn a_type_defined_twice_is_refused() {
-        let e = parse(
+        let e = invalid(
             br#"{"type":"record","name":"a","fields":[
               {"name":"x","type":{"type":"fixed","name":"f","size":2}},
               {"name":"y","type":{"type":"fixed","name":"f","size":3}}]}"#,
-            None,
-        )
-        .unwrap_err();
+        );
         assert!(e.contains("defined twice"), "{e}");
+    }
+
+    #[test]
+    fn a_valid_schema_whose_root_is_not_a_record_is_told_apart_from_an_invalid_one() {
+        let cases: [(&[u8], &str); 6] = [
+            (br#""string""#, "the primitive type 'string'"),
+            (
+                br#"{"type":"long","logicalType":"timestamp-millis"}"#,
+                "the primitive type 'long'",
+            ),
+            (
+                br#"["null",{"type":"record","name":"alert","namespace":"t","fields":[]}]"#,
+                "a union (null|t.alert)",
+            ),
+            (
+                br#"{"type":"array","items":"double"}"#,
+                "an array (array<double>)",
+            ),
+            (br#"{"type":"map","values":"int"}"#, "a map (map<int>)"),
+            (
+                br#"{"type":"enum","name":"E","symbols":["A"]}"#,
+                "an enum (E)",
+            ),
+        ];
+        for (text, root) in cases {
+            assert_eq!(
+                parse(text, None).unwrap_err(),
+                SchemaError::RootNotRecord(root.to_string()),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // Invalid Avro stays invalid, whatever its root.
+        assert!(invalid(br#""strin""#).contains("'strin'"));
+        assert!(invalid(br#"["null","nope"]"#).contains("'nope'"));
+        assert!(invalid(b"[]").contains("no branches"));
     }
 
     #[test]

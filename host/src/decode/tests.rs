@@ -819,6 +819,40 @@ fn compression_bombs_are_stopped_at_256_mib_a_message() {
 }
 
 #[test]
+fn a_schema_whose_root_is_not_a_record_is_refused_as_such() {
+    let d = Decoder::new(vec!["v".into()], SchemaSource::None);
+    for (schema, record, root) in [
+        (
+            r#""string""#,
+            Enc::default().str("hi").0,
+            "the primitive type 'string'",
+        ),
+        (
+            r#"["null",{"type":"record","name":"r","namespace":"t","fields":[{"name":"v","type":"long"}]}]"#,
+            Enc::default().long(1).long(42).0,
+            "a union (null|t.r)",
+        ),
+    ] {
+        let e = d.decode(&container(schema, &record)).unwrap_err();
+        assert!(
+            matches!(&e, DecodeError::RootNotRecord { root: r, .. } if r == root),
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!(
+                "is valid Avro, but its root is {root}, not a record"
+            )) && text.contains("bandpass needs a record at the root")
+                && !text.contains("cannot be used"),
+            "{text}"
+        );
+    }
+    // The same in wire format, from a schema directory.
+    let e = decode_wire(&["v"], r#""long""#, &Enc::default().long(1).0).unwrap_err();
+    assert!(matches!(e, DecodeError::RootNotRecord { .. }), "{e}");
+}
+
+#[test]
 fn duplicate_and_invalid_paths_are_answered_in_order() {
     let v = decode(&["v", "bad..path", "v", "next.v"], LIST, &list(2)).unwrap();
     use FieldValue::*;
