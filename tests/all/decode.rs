@@ -812,6 +812,77 @@ fn every_codec_fastavro_writes_decodes_to_the_values_fastavro_reads() {
     }
 }
 
+/// Avro binary for the duplicate-field test.
+fn avro_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as i64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+#[test]
+fn a_record_with_a_field_name_defined_twice_decodes_as_fastavro_reads_it() {
+    // Invalid Avro that real survey schemas have shipped, and fastavro
+    // reads: its dict of a record keeps the last value of a name. Twice
+    // at the root (a record, then a nullable double), in a nested record
+    // (long, then string) and in the records of an array (float, then
+    // int: a column).
+    let schema = r#"{"type":"record","name":"alert","namespace":"dup","fields":[
+        {"name":"a","type":{"type":"record","name":"inner","fields":[{"name":"y","type":"int"}]}},
+        {"name":"x","type":"string"},
+        {"name":"a","type":["null","double"]},
+        {"name":"c","type":{"type":"record","name":"c","fields":[
+            {"name":"m","type":"long"},{"name":"m","type":"string"}]}},
+        {"name":"cs","type":{"type":"array","items":{"type":"record","name":"p","fields":[
+            {"name":"k","type":"float"},{"name":"k","type":"int"}]}}},
+        {"name":"z","type":"inner"}
+    ]}"#;
+    let mut rec = Vec::new();
+    put_varint(&mut rec, 7); // a.y (the first a)
+    avro_str(&mut rec, "hi"); // x
+    put_varint(&mut rec, 1); // a: the double branch
+    rec.extend_from_slice(&2.5f64.to_le_bytes());
+    put_varint(&mut rec, 5); // c.m (long)
+    avro_str(&mut rec, "five"); // c.m (string)
+    put_varint(&mut rec, 2); // cs: two items
+    for (f, i) in [(1.5f32, 3), (-1.0, 4)] {
+        rec.extend_from_slice(&f.to_le_bytes());
+        put_varint(&mut rec, i);
+    }
+    put_varint(&mut rec, 0);
+    put_varint(&mut rec, 11); // z.y
+    let msg = build_container(schema, "null", &[(1, &rec)]);
+    let want = fastavro_of(&msg).remove(0);
+    // What fastavro reads, written out: the last of each name.
+    let expected: BTreeMap<String, Value> = [
+        ("x", serde_json::json!("text:hi")),
+        (
+            "a",
+            serde_json::json!(format!("real:{:016x}", 2.5f64.to_bits())),
+        ),
+        ("c.m", serde_json::json!("text:five")),
+        ("cs.k", serde_json::json!(["int:3", "int:4"])),
+        ("z.y", serde_json::json!("int:11")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(
+        want, expected,
+        "fastavro reads duplicate fields differently now"
+    );
+    let mut paths: Vec<String> = want.keys().cloned().collect();
+    paths.push("a.y".into());
+    let d = Decoder::new(paths.clone(), SchemaSource::None);
+    let alert = decode_one(&d, &Bytes::from(msg));
+    assert_values_match("duplicate fields", &paths, &alert.values, &want);
+    let listed: BTreeSet<String> = d
+        .schema_fields(&alert.schema)
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(listed, want.keys().cloned().collect::<BTreeSet<_>>());
+}
+
 #[test]
 fn a_container_with_no_records_is_refused_as_no_alert() {
     let raw = split_container(&read(&ztf_files()[0]));

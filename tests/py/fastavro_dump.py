@@ -16,6 +16,9 @@ decoder (host/src/decode):
   (null where the element's value is null), or null when the array itself
   is null; paths crossing two arrays, paths into maps and columns of bytes
   are not emitted (bandpass reports them Missing);
+- a record that defines a field name twice (invalid Avro that fastavro
+  reads) gives that name's path the last field's value, as fastavro's dict
+  of the record holds it;
 - values are tagged strings so that the comparison is exact:
   "bool:true", "int:42", "real:<16 hex digits of the IEEE-754 double>"
   (float widened to double; every NaN is "real:nan"), "text:...",
@@ -138,8 +141,15 @@ class Walker:
                 self.emit(self.pick(non_null, ns, v), ns, path, v, False, in_array, sink)
             return
         if k in ("record", "error"):
-            for f in t["fields"]:
+            fields = t["fields"]
+            for i, f in enumerate(fields):
                 sub = f["name"] if not path else path + "." + f["name"]
+                if any(g["name"] == f["name"] for g in fields[i + 1:]):
+                    # A name defined twice: fastavro's dict keeps the last
+                    # value. Walked without a value only to register the
+                    # named types it defines.
+                    self.emit(f["type"], ns, sub, None, True, in_array, {})
+                    continue
                 self.emit(f["type"], ns, sub, None if absent else v[f["name"]], absent, in_array, sink)
             return
         if k == "array":

@@ -42,11 +42,11 @@ mod schema;
 mod tests;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64;
@@ -580,6 +580,9 @@ impl Decoder {
                 root,
             },
         })?;
+        if !schema.duplicates.is_empty() {
+            warn_duplicates(&schema, text, origin);
+        }
         let plan = plan::compile(&schema, &self.unique);
         let info = Arc::new(SchemaInfo {
             full_name: schema.full_name().to_string(),
@@ -830,6 +833,39 @@ impl Decoder {
             raw: msg.clone(),
         }])
     }
+}
+
+/// Schemas whose duplicate field names were logged, by the xxh3 of their
+/// text: each is logged once per process, not once per decoder (every
+/// filter set has its own). Cleared past [`MAX_CACHED_SCHEMAS`].
+static WARNED_DUPLICATES: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+
+/// Logs, once per schema, that it defines a field name twice in a record
+/// (see `schema.rs`: paths read the last of them, as fastavro does).
+fn warn_duplicates(schema: &Schema, text: &[u8], origin: &str) {
+    let key = xxh3_64(text);
+    {
+        let mut warned = WARNED_DUPLICATES.lock().unwrap_or_else(|e| e.into_inner());
+        let warned = warned.get_or_insert_with(HashSet::new);
+        if warned.len() >= MAX_CACHED_SCHEMAS {
+            warned.clear();
+        }
+        if !warned.insert(key) {
+            return;
+        }
+    }
+    let fields: Vec<String> = schema
+        .duplicates
+        .iter()
+        .take(16)
+        .map(|(record, field)| format!("{record}.{field}"))
+        .collect();
+    tracing::warn!(
+        schema = %schema.full_name(),
+        origin,
+        fields = %fields.join(", "),
+        "writer schema defines a field name twice in a record; paths to it read the last of them, as fastavro does"
+    );
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -388,9 +388,11 @@ impl Compiler<'_> {
             Node::Record { fields, .. } => {
                 let mut ops = Vec::with_capacity(fields.len());
                 for f in fields {
+                    // A field another of the same name follows is skipped:
+                    // paths read the last (see schema.rs).
                     let sub: Vec<Req<'_>> = reqs
                         .iter()
-                        .filter(|r| r.segs.first() == Some(&f.name))
+                        .filter(|r| !f.shadowed && r.segs.first() == Some(&f.name))
                         .map(|r| Req {
                             slot: r.slot,
                             segs: &r.segs[1..],

@@ -6,8 +6,15 @@
 //! schema does not care: `default`, `doc`, `aliases`, `order` and logical
 //! types are ignored, so ZTF's `["float", "null"]` with `"default": null`
 //! (refused by strict parsers) is accepted. It is strict where decoding
-//! does care: unknown type names, a name defined twice, duplicate field
-//! names, empty unions, fixed sizes, enum symbols.
+//! does care: unknown type names, a name defined twice, empty unions,
+//! fixed sizes, enum symbols.
+//!
+//! Two fields of one record with the same name (invalid Avro, but real
+//! survey schemas have shipped it) are both decoded in order, as they are
+//! written; a path naming them reads the last, as fastavro does (it reads
+//! a record into a dict, where the last value of a name stays). The
+//! schema lists such fields ([`Schema::duplicates`]) for the caller to
+//! warn about.
 //!
 //! The root must be a record: paths name its fields. A valid schema with
 //! another root is [`SchemaError::RootNotRecord`], told apart from an
@@ -65,6 +72,9 @@ pub(crate) enum Node {
 pub(crate) struct Field {
     pub name: String,
     pub node: NodeId,
+    /// A later field of the same record has the same name: paths reach
+    /// that one, and this one is only skipped.
+    pub shadowed: bool,
 }
 
 /// A parsed writer schema.
@@ -72,6 +82,9 @@ pub(crate) struct Field {
 pub(crate) struct Schema {
     pub nodes: Vec<Node>,
     pub root: NodeId,
+    /// Each (record full name, field name) that a record defines more
+    /// than once, in the order met.
+    pub duplicates: Vec<(String, String)>,
 }
 
 /// Why a schema cannot be used.
@@ -125,11 +138,13 @@ pub(crate) fn parse(
         siblings,
         depth: 0,
         loading: HashSet::new(),
+        duplicates: Vec::new(),
     };
     let root = p.parse(&value, "").map_err(SchemaError::Invalid)?;
     let schema = Schema {
         nodes: p.nodes,
         root,
+        duplicates: p.duplicates,
     };
     if !matches!(schema.node(root), Node::Record { .. }) {
         return Err(SchemaError::RootNotRecord(schema.describe(root)));
@@ -158,6 +173,8 @@ struct Parser<'a, 'b> {
     /// Sibling files being parsed (guards against files that define
     /// something other than what their name promises, in a loop).
     loading: HashSet<PathBuf>,
+    /// See [`Schema::duplicates`].
+    duplicates: Vec<(String, String)>,
 }
 
 /// Splits a possibly dotted name into (namespace, full name).
@@ -332,16 +349,21 @@ impl Parser<'_, '_> {
                         .get("name")
                         .and_then(Value::as_str)
                         .ok_or_else(|| format!("a field of record '{full}' has no name"))?;
-                    if out.iter().any(|x| x.name == fname) {
-                        return Err(format!("record '{full}' has two fields named '{fname}'"));
-                    }
                     let fty = f.get("type").ok_or_else(|| {
                         format!("field '{fname}' of record '{full}' has no 'type'")
                     })?;
                     let node = self.parse(fty, &child_ns)?;
+                    if let Some(earlier) = out.iter_mut().rfind(|x| x.name == fname) {
+                        earlier.shadowed = true;
+                        let dup = (full.clone(), fname.to_string());
+                        if !self.duplicates.contains(&dup) {
+                            self.duplicates.push(dup);
+                        }
+                    }
                     out.push(Field {
                         name: fname.to_string(),
                         node,
+                        shadowed: false,
                     });
                 }
                 let version = match o.get("version") {
@@ -440,6 +462,7 @@ impl Schema {
         }
         for f in fields {
             if f.name == "candidate"
+                && !f.shadowed
                 && let Node::Record {
                     version: Some(v), ..
                 } = self.node(f.node)
@@ -581,7 +604,7 @@ impl Schema {
                 }
                 match self.node(id) {
                     Node::Record { fields, name, .. } => {
-                        if let Some(f) = fields.iter().find(|f| &f.name == seg) {
+                        if let Some(f) = fields.iter().find(|f| !f.shadowed && &f.name == seg) {
                             next.push((f.node, arrays));
                         } else {
                             what.push(format!("record '{name}' has no field '{seg}'"));
@@ -650,7 +673,11 @@ impl Schema {
                     let n = self.node(id);
                     return Err(match n {
                         Node::Record { name, fields, .. } => {
-                            let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                            let names: Vec<&str> = fields
+                                .iter()
+                                .filter(|f| !f.shadowed)
+                                .map(|f| f.name.as_str())
+                                .collect();
                             format!(
                                 "'{walked}' is a record ({name}), not a value: name one of its fields ({}{})",
                                 names[..names.len().min(8)].join(", "),
@@ -698,7 +725,7 @@ impl Schema {
             return;
         }
         stack.push(id);
-        for f in fields {
+        for f in fields.iter().filter(|f| !f.shadowed) {
             let path = if prefix.is_empty() {
                 f.name.clone()
             } else {
@@ -826,6 +853,47 @@ mod tests {
         assert!(invalid(br#""strin""#).contains("'strin'"));
         assert!(invalid(br#"["null","nope"]"#).contains("'nope'"));
         assert!(invalid(b"[]").contains("no branches"));
+    }
+
+    #[test]
+    fn a_field_name_defined_twice_resolves_to_the_last_of_them() {
+        let s = parse(
+            br#"{"type":"record","name":"alert","namespace":"t","fields":[
+              {"name":"a","type":{"type":"record","name":"in","fields":[{"name":"y","type":"int"}]}},
+              {"name":"x","type":"string"},
+              {"name":"a","type":["null","double"]},
+              {"name":"c","type":{"type":"record","name":"c","fields":[
+                  {"name":"m","type":"long"},{"name":"m","type":"string"},{"name":"m","type":"float"}]}}]}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.duplicates,
+            vec![
+                ("t.alert".to_string(), "a".to_string()),
+                ("t.c".to_string(), "m".to_string())
+            ]
+        );
+        assert_eq!(s.resolve(&segs("a")), Ok(Resolved::Scalar));
+        // The first 'a' (a record) is not reachable: a reader of 'a' gets
+        // the double.
+        assert!(
+            s.resolve(&segs("a.y"))
+                .unwrap_err()
+                .contains("has no fields"),
+            "{:?}",
+            s.resolve(&segs("a.y"))
+        );
+        assert_eq!(
+            s.leaf_paths(),
+            vec![
+                ("x".to_string(), "string".to_string()),
+                ("a".to_string(), "null|double".to_string()),
+                ("c.m".to_string(), "float".to_string()),
+            ]
+        );
+        let why = s.resolve(&segs("c")).unwrap_err();
+        assert!(why.contains("name one of its fields (m)"), "{why}");
     }
 
     #[test]

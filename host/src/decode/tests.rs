@@ -852,6 +852,60 @@ fn a_schema_whose_root_is_not_a_record_is_refused_as_such() {
     assert!(matches!(e, DecodeError::RootNotRecord { .. }), "{e}");
 }
 
+/// Log lines written while `f` runs (on this thread), as text.
+fn logs_of(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn a_field_name_defined_twice_reads_the_last_and_is_warned_about_once() {
+    // As fastavro reads it (tests/all/decode.rs compares): both fields are
+    // in the data, a reader of 'a' gets the second.
+    let schema = r#"{"type":"record","name":"twice","namespace":"dup","fields":[
+        {"name":"a","type":"long"},{"name":"x","type":"string"},
+        {"name":"a","type":"double"},{"name":"z","type":"long"}]}"#;
+    let rec = Enc::default().long(5).str("hi").f64(2.5).long(9).0;
+    let logs = logs_of(|| {
+        for _ in 0..2 {
+            let v = decode(&["a", "x", "z"], schema, &rec).unwrap();
+            assert_eq!(
+                v,
+                vec![
+                    FieldValue::Real(2.5),
+                    FieldValue::Text("hi".into()),
+                    FieldValue::Integer(9)
+                ]
+            );
+        }
+    });
+    assert_eq!(logs.lines().count(), 1, "{logs}");
+    assert!(
+        logs.contains("WARN")
+            && logs.contains("schema=dup.twice")
+            && logs.contains("fields=dup.twice.a")
+            && logs.contains("read the last of them"),
+        "{logs}"
+    );
+}
+
 #[test]
 fn duplicate_and_invalid_paths_are_answered_in_order() {
     let v = decode(&["v", "bad..path", "v", "next.v"], LIST, &list(2)).unwrap();
