@@ -994,6 +994,38 @@ fn random_corruption_of_real_alerts_never_panics() {
 }
 
 #[test]
+fn random_corruption_of_compressed_alerts_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let dir = tempfile::tempdir().unwrap();
+    let ztf = ztf_files().remove(0);
+    fastavro_rewrite(dir.path(), &[ztf.as_os_str()]);
+    let d = Decoder::new(
+        vec![
+            "candidate.magpsf".into(),
+            "prv_candidates.fid".into(),
+            "cutoutScience.stampData".into(),
+        ],
+        SchemaSource::None,
+    );
+    for codec in CODECS {
+        let msg = read(&dir.path().join(format!("{codec}-first.avro")));
+        decode_one(&d, &msg);
+        // Corrupt the block (its count, size, compressed data or sync
+        // marker), not the header.
+        let start = split_container(&msg).header.len();
+        for _ in 0..300 {
+            let mut m = msg.to_vec();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(start..m.len());
+                m[at] = rng.random();
+            }
+            let _ = d.decode(&Bytes::from(m));
+        }
+    }
+}
+
+#[test]
 fn a_corrupt_container_header_is_reported_as_such() {
     let msg = read(&ztf_files()[0]).to_vec();
     let raw = split_container(&msg);
