@@ -10,8 +10,11 @@ use bandpass::fuzzing;
 
 use crate::support::{repo_root, rubin_alerts, ztf_alerts};
 
+/// A fuzz target's body.
+type Target = fn(&[u8]);
+
 /// The fuzz targets, by the name of their folder under `fuzz/`.
-const TARGETS: [(&str, fn(&[u8])); 5] = [
+const TARGETS: [(&str, Target); 5] = [
     ("decode_message", fuzzing::decode_message),
     ("writer_schema", fuzzing::writer_schema),
     ("manifest_verdict", fuzzing::manifest_verdict),

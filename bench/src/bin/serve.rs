@@ -531,7 +531,7 @@ fn committed_each(s: &Settings, group: &str, topic: &str) -> Vec<i64> {
     for p in 0..PARTITIONS {
         tpl.add_partition(topic, p);
     }
-    let committed = reader
+    reader
         .committed_offsets(tpl, Duration::from_secs(5))
         .map(|c| {
             c.elements()
@@ -542,8 +542,7 @@ fn committed_each(s: &Settings, group: &str, topic: &str) -> Vec<i64> {
                 })
                 .collect()
         })
-        .unwrap_or_else(|_| vec![-1; PARTITIONS as usize]);
-    committed
+        .unwrap_or_else(|_| vec![-1; PARTITIONS as usize])
 }
 
 /// Starts `bandpass serve` for the recovery runs: three sample filters,

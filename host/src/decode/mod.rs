@@ -57,6 +57,16 @@ use schema::{Schema, SchemaError, Siblings};
 
 pub use registry::{FAILURE_MEMORY, LOOKUP_BUDGET, Registry};
 
+/// Most records one container message may hold: a ZTF message holds
+/// one; 256 MiB decompressed (the most of one message) is about 4,000
+/// ZTF alerts. Each record costs its decoded values, so a message of many
+/// tiny records is refused rather than held.
+pub const MAX_RECORDS_PER_MESSAGE: usize = 20_000;
+
+/// Most bytes the standalone messages split from one container may make
+/// together (each record gets the container's header again).
+pub const MAX_SPLIT_BYTES: usize = 512 << 20;
+
 /// A dotted field path as a filter declares it: `candidate.magpsf`,
 /// `prv_candidates.jd`, or `candidate.drb?` (optional).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -252,6 +262,14 @@ pub enum DecodeError {
         /// The bound, in bytes.
         limit: usize,
     },
+    /// A container message holding more records, or records that would
+    /// make more bytes as messages of their own, than bandpass splits.
+    #[error(
+        "the container holds {records} records that would make {bytes} bytes as messages of their own; bandpass splits a message into at most {} records and {} MiB (each record gets the header, schema and all, again): have the producer write one alert per message, or smaller containers",
+        MAX_RECORDS_PER_MESSAGE,
+        MAX_SPLIT_BYTES >> 20
+    )]
+    TooManyRecords { records: usize, bytes: usize },
     /// One record of a container holding several could not be compressed
     /// again as a message of its own (for [`DecodedAlert::raw`]): the
     /// compressor failed, which happens only when memory runs out.
@@ -761,6 +779,12 @@ impl Decoder {
                     reason: format!("it claims {} records in {} bytes", block.count, data.len()),
                 });
             }
+            if records.len() as u64 + block.count > MAX_RECORDS_PER_MESSAGE as u64 {
+                return Err(DecodeError::TooManyRecords {
+                    records: records.len().saturating_add(block.count as usize),
+                    bytes: 0,
+                });
+            }
             for _ in 0..block.count {
                 let start = r.pos;
                 let mut values = c.plan.template.clone();
@@ -783,6 +807,19 @@ impl Decoder {
             pos = next;
         }
         let single = records.len() == 1;
+        if !single {
+            // Each record becomes a container of its own: the header again
+            // (schema and all) plus the record.
+            let bytes = records.iter().fold(0usize, |sum, (_, _, range)| {
+                sum.saturating_add(header.end + 64 + range.len())
+            });
+            if bytes > MAX_SPLIT_BYTES {
+                return Err(DecodeError::TooManyRecords {
+                    records: records.len(),
+                    bytes,
+                });
+            }
+        }
         records
             .into_iter()
             .map(|(values, b, range)| {

@@ -1314,3 +1314,23 @@ fn a_path_over_its_bounds_is_refused_before_it_is_split_and_named_shortly() {
     let escaped = FieldPath::parse("candidate.\u{1b}[2Jx").unwrap_err();
     assert!(escaped.path.contains("\\u{1b}[2Jx"), "{}", escaped.path);
 }
+
+#[test]
+fn a_container_of_more_records_than_bandpass_splits_is_refused_naming_the_bound() {
+    // 20,001 one-byte records (a boolean each): 20 KB, yet each record
+    // would cost its decoded values and a copy of the header.
+    let schema =
+        br#"{"type":"record","name":"a","namespace":"t","fields":[{"name":"b","type":"boolean"}]}"#;
+    let one = crate::fuzzing::container(schema, &[]);
+    // Without its one empty block (count, size, sync marker).
+    let mut msg = one[..one.len() - 18].to_vec();
+    let n = MAX_RECORDS_PER_MESSAGE + 1;
+    write_long(&mut msg, n as i64);
+    write_long(&mut msg, n as i64);
+    msg.extend(std::iter::repeat_n(1u8, n));
+    msg.extend_from_slice(&one[one.len() - 16..]);
+    let decoder = Decoder::new(vec!["b".into()], SchemaSource::None);
+    let err = decoder.decode(&Bytes::from(msg)).unwrap_err();
+    assert!(matches!(err, DecodeError::TooManyRecords { .. }), "{err}");
+    assert!(err.to_string().contains("at most 20000 records"), "{err}");
+}
