@@ -604,6 +604,37 @@ fn until_committed(
     }
 }
 
+/// Waits until every partition with work left past `at` has committed
+/// past it; returns when each did (seconds), and the time of the last.
+fn each_moved(
+    s: &Settings,
+    group: &str,
+    topic: &str,
+    at: &[i64],
+    ends: &[i64],
+    what: &str,
+) -> anyhow::Result<(Vec<f64>, Duration)> {
+    let start = Instant::now();
+    let mut when: Vec<Option<f64>> = at
+        .iter()
+        .zip(ends)
+        .map(|(at, end)| (at >= end).then_some(0.0))
+        .collect();
+    while when.iter().any(Option::is_none) {
+        let now = committed_each(s, group, topic);
+        for (i, w) in when.iter_mut().enumerate() {
+            if w.is_none() && now[i] > at[i] {
+                *w = Some(start.elapsed().as_secs_f64());
+            }
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            bail!("{what}: not within 300 s ({when:?})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((when.into_iter().flatten().collect(), start.elapsed()))
+}
+
 /// Kills a serve with SIGKILL and reaps it.
 fn kill(mut serve: Serve) {
     let _ = serve.0.kill();
@@ -627,16 +658,6 @@ fn recovery(s: &Settings, dir: &Path, alerts: &[Bytes], n: usize) -> anyhow::Res
                 .map_or(0, |(_, h)| h)
         })
         .collect();
-    // Moved past `at` wherever there was anything left to do.
-    let moved = |at: Vec<i64>| {
-        let ends = ends.clone();
-        move |now: &[i64]| {
-            now.iter()
-                .zip(&at)
-                .zip(&ends)
-                .all(|((now, at), end)| now > at || at >= end)
-        }
-    };
     println!(
         "{n} real ZTF alerts on {PARTITIONS} partitions, serve with three filters; SIGKILL once a quarter is committed"
     );
@@ -661,7 +682,8 @@ fn recovery(s: &Settings, dir: &Path, alerts: &[Bytes], n: usize) -> anyhow::Res
             let at = committed_each(s, &group, &topic);
             kill(first);
             let again = recovery_serve(s, dir, &topic, &group, delivery, &input_of("a"), "a")?;
-            let restart = until_committed(s, &group, &topic, "restart", moved(at))?;
+            let (each, restart) = each_moved(s, &group, &topic, &at, &ends, "restart")?;
+            println!("  restart, {delivery}: each partition committed again after {each:.1?} s");
             kill(again);
             // Takeover: two instances; one is killed, the other takes its
             // partitions.
@@ -674,7 +696,8 @@ fn recovery(s: &Settings, dir: &Path, alerts: &[Bytes], n: usize) -> anyhow::Res
             })?;
             let at = committed_each(s, &group, &topic);
             kill(a);
-            let takeover = until_committed(s, &group, &topic, "takeover", moved(at))?;
+            let (each, takeover) = each_moved(s, &group, &topic, &at, &ends, "takeover")?;
+            println!("  takeover, {delivery}: each partition committed again after {each:.1?} s");
             kill(b);
             println!(
                 "{label}, {delivery}: restart to every partition committing again {:.1} s; \
