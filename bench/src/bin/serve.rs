@@ -279,6 +279,15 @@ fn serve(
 
 /// The group's committed offsets on `topic`, summed over partitions.
 fn committed(reader: &BaseConsumer, topic: &str) -> i64 {
+    committed_by(reader, topic)
+        .iter()
+        .filter(|o| **o >= 0)
+        .sum()
+}
+
+/// Each partition's committed offset of `reader`'s group on `topic`
+/// (-1 where none).
+fn committed_by(reader: &BaseConsumer, topic: &str) -> Vec<i64> {
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
         tpl.add_partition(topic, p);
@@ -288,13 +297,13 @@ fn committed(reader: &BaseConsumer, topic: &str) -> i64 {
         .map(|c| {
             c.elements()
                 .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => -1,
                 })
-                .sum()
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_else(|_| vec![-1; PARTITIONS as usize])
 }
 
 /// Resident and peak resident memory of a process, in MiB.
@@ -520,29 +529,14 @@ fn describe(ms: &[f64]) -> String {
 /// Lets the previous phase's writes reach the disk, so that no phase pays
 /// for the one before.
 /// Each partition's committed offset of `group` on `topic` (-1 where
-/// none).
+/// none), read by a client of its own.
 fn committed_each(s: &Settings, group: &str, topic: &str) -> Vec<i64> {
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &s.brokers)
         .set("group.id", group)
         .create()
         .expect("a Kafka client");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    reader
-        .committed_offsets(tpl, Duration::from_secs(5))
-        .map(|c| {
-            c.elements()
-                .iter()
-                .map(|e| match e.offset() {
-                    Offset::Offset(o) => o,
-                    _ => -1,
-                })
-                .collect()
-        })
-        .unwrap_or_else(|_| vec![-1; PARTITIONS as usize])
+    committed_by(&reader, topic)
 }
 
 /// Starts `bandpass serve` for the recovery runs: three sample filters,
