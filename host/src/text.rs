@@ -40,6 +40,15 @@ pub fn shown(text: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`shown`] for an owned string: `text` itself when nothing needed
+/// changing, else its shown form.
+pub fn shown_owned(text: String, max: usize) -> String {
+    match shown(&text, max) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(safe) => safe,
+    }
+}
+
 /// The longest prefix of `text` of at most `max` bytes that ends at a
 /// character boundary.
 pub fn cut_at(text: &str, max: usize) -> &str {

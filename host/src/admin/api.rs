@@ -217,11 +217,7 @@ pub struct ApiError {
 const MAX_REASON_BYTES: usize = 2048;
 
 fn refuse(status: StatusCode, reason: impl Into<String>) -> ApiError {
-    let reason = reason.into();
-    let reason = match crate::text::shown(&reason, MAX_REASON_BYTES) {
-        std::borrow::Cow::Borrowed(_) => reason,
-        std::borrow::Cow::Owned(safe) => safe,
-    };
+    let reason = crate::text::shown_owned(reason.into(), MAX_REASON_BYTES);
     ApiError { status, reason }
 }
 
@@ -944,7 +940,7 @@ fn check_manifest(
         // Kept as shown, like the component's own (sandbox/validate.rs).
         description: manifest
             .description
-            .map(|d| crate::text::shown(&d, usize::MAX).into_owned())
+            .map(|d| crate::text::shown_owned(d, usize::MAX))
             .unwrap_or_default(),
         sha256: String::new(),
         uploaded_by: caller.name().to_string(),

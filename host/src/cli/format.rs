@@ -66,10 +66,7 @@ impl Table {
     pub fn row(&mut self, cells: Vec<String>) {
         let cells = cells
             .into_iter()
-            .map(|cell| match crate::text::shown(&cell, MAX_CELL_BYTES) {
-                std::borrow::Cow::Borrowed(_) => cell,
-                std::borrow::Cow::Owned(safe) => safe,
-            })
+            .map(|cell| crate::text::shown_owned(cell, MAX_CELL_BYTES))
             .collect();
         self.rows.push(cells);
     }

@@ -367,9 +367,7 @@ fn describe(pre: &AlertFilterPre<HostState>, export: &str) -> Result<Manifest, L
     // Free texts are kept as they will be shown: one line, controls
     // visible (the name, survey and fields are checked to be plain).
     for text in [&mut manifest.version, &mut manifest.description] {
-        if let std::borrow::Cow::Owned(safe) = crate::text::shown(text, usize::MAX) {
-            *text = safe;
-        }
+        *text = crate::text::shown_owned(std::mem::take(text), usize::MAX);
     }
     Ok(manifest)
 }
