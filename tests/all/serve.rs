@@ -1021,6 +1021,65 @@ fn a_restarted_instance_gets_its_partitions_back_without_waiting_for_its_old_ses
 }
 
 #[test]
+fn an_instance_fenced_by_another_with_its_instance_id_stops_and_says_why() {
+    // Two instances given the same instance id (a copied config): the
+    // second takes the first's place in the group, and the first's
+    // consumer gets a fatal error. Polling on would hold its work for
+    // good; it stops, non-zero, naming the setting.
+    let b = bright("fenced", &brokers());
+    let text = std::fs::read_to_string(&b.config).unwrap().replace(
+        "[input]\n",
+        &format!("[input]\ninstance_id = \"{}\"\n", unique("twin")),
+    );
+    std::fs::write(&b.config, text).unwrap();
+    produce(&b.input, &b.alerts);
+    let logs = [b.dir.path().join("one.log"), b.dir.path().join("two.log")];
+    let mut first = spawn_serve_logged(&b.config, &logs[0]);
+    let copies = fewest_copies(
+        &brokers(),
+        &b.output,
+        &b.accepted,
+        1,
+        Duration::from_secs(120),
+    );
+    assert!(
+        copies >= 1,
+        "the first instance never produced every accepted alert"
+    );
+    let mut second = spawn_serve_logged(&b.config, &logs[1]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = first.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fenced instance is still running: {}",
+            std::fs::read_to_string(&logs[0]).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("the Kafka consumer hit a fatal error and cannot go on")
+            && log.contains("input.instance_id"),
+        "{log}"
+    );
+    // The one that took its place goes on: the next alerts come through.
+    produce(&b.input, &b.alerts);
+    let copies = fewest_copies(
+        &brokers(),
+        &b.output,
+        &b.accepted,
+        2,
+        Duration::from_secs(120),
+    );
+    assert!(copies >= 2, "the second instance did not take over");
+    assert!(terminate(&mut second).success());
+}
+
+#[test]
 fn exactly_once_serve_killed_with_sigkill_and_restarted_delivers_each_accepted_alert_once() {
     const COPIES: usize = 80;
     let b = bright("eos", &brokers());

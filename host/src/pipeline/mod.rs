@@ -35,6 +35,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::Producer as _;
 
@@ -604,6 +605,18 @@ fn consume(
                         payload,
                     })?;
                 }
+                // A fatal error leaves the consumer unusable (librdkafka
+                // says so; seen in the soak: a static member fenced after
+                // a broker stall). Polling on would hang the group's
+                // partitions for good: stop instead, so that the
+                // supervisor starts serve again, which resumes from the
+                // last commit.
+                Err(KafkaError::MessageConsumptionFatal(code)) => anyhow::bail!(
+                    "the Kafka consumer hit a fatal error and cannot go on: {code}; \
+                     stopping so that serve is started again (it resumes from the last \
+                     committed offset; nothing is lost). If another instance uses the same \
+                     input.instance_id, give each its own"
+                ),
                 Err(err) => tracing::warn!(error = %err, "consumer error; continuing"),
             }
         }
