@@ -4,7 +4,9 @@
 
 use bandpass::sandbox::{FailureKind, Limits, LoadError, Outcome, Verdict};
 
-use crate::support::{self, component, load, load_with, run, sandbox, sandbox_with, ztf_alerts};
+use crate::support::{
+    self, component, load, load_with, run, sandbox, sandbox_with, texts_variant, ztf_alerts,
+};
 
 /// The verdicts of the well-behaved sample filter, run alone.
 fn reference_verdicts() -> Vec<Outcome> {
@@ -309,20 +311,6 @@ fn a_component_whose_evaluate_has_another_signature_is_refused_for_its_exports()
     assert!(!text.contains("describe"), "{text}");
 }
 
-/// `hostile-texts` with `describe` reporting `variant` (7 bytes): the
-/// marker rewritten in a copy of the built component.
-fn texts_variant(variant: &str) -> Vec<u8> {
-    assert_eq!(variant.len(), 7);
-    let mut bytes = component("hostile_texts");
-    let marker = b"bandpass-variant:default";
-    let at = bytes
-        .windows(marker.len())
-        .position(|w| w == marker)
-        .expect("the variant marker is in the component");
-    bytes[at + 17..at + 24].copy_from_slice(variant.as_bytes());
-    bytes
-}
-
 #[test]
 fn a_manifest_over_its_bounds_is_refused_naming_the_bound_and_quoting_it_short() {
     let sb = sandbox();
@@ -351,11 +339,18 @@ fn a_manifest_over_its_bounds_is_refused_naming_the_bound_and_quoting_it_short()
             text.len()
         );
     }
-    // The plain variant loads.
+    // The plain variant loads, and so does one with every text and
+    // collection at its bound: the bounds are inclusive.
     assert!(
         sb.load(&texts_variant("default"), vec![], Limits::default())
             .is_ok()
     );
+    let at_bound = sb
+        .load(&texts_variant("atbound"), vec![], Limits::default())
+        .unwrap_or_else(|e| panic!("at its bounds, refused: {e}"));
+    assert_eq!(at_bound.manifest.fields.len(), 512);
+    assert!(at_bound.manifest.fields.iter().all(|f| f.len() == 256));
+    assert_eq!(at_bound.manifest.name.len(), 64);
 }
 
 #[test]

@@ -273,3 +273,17 @@ pub fn assert_same_as_rust(
     );
     accepted
 }
+
+/// `hostile-texts` with `describe` reporting `variant` (7 bytes): the
+/// marker rewritten in a copy of the built component.
+pub fn texts_variant(variant: &str) -> Vec<u8> {
+    assert_eq!(variant.len(), 7);
+    let mut bytes = component("hostile_texts");
+    let marker = b"bandpass-variant:default";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the variant marker is in the component");
+    bytes[at + 17..at + 24].copy_from_slice(variant.as_bytes());
+    bytes
+}

@@ -1347,3 +1347,109 @@ fn a_refused_upload_leaves_no_compiled_code_behind() {
     assert_eq!(artifacts().len(), 1, "{:?}", artifacts());
     assert!(terminate(&mut serve).success());
 }
+
+/// Resident memory of a process, in MiB (`VmRSS` in /proc).
+fn resident_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib / 1024.0
+}
+
+/// [`resident_mib`] once it has settled: the same (within 1 MiB) for
+/// 3 s, so that serve's once-a-second return of freed memory has run.
+fn settled_resident_mib(pid: u32) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut last, mut since) = (resident_mib(pid), Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = resident_mib(pid);
+        if (now - last).abs() > 1.0 {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= Duration::from_secs(3) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "serve's RSS never settled");
+    }
+}
+
+#[test]
+fn uploading_and_deleting_in_a_loop_gives_the_memory_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, group, registry) = fresh_topics("memory");
+    let (config, admin) = write_config(dir.path(), "memory", &input, &group, &registry, "", "");
+    let log = dir.path().join("serve.log");
+    let mut serve = start(&config, &log, admin);
+    let pid = serve.0.id();
+    // The two costliest uploads a group can make: the Python component
+    // (19 MB; an interpreter per worker) and a manifest with every text
+    // and collection at its bound (512 paths of 256 bytes).
+    let python =
+        std::fs::read(crate::support::python_filters_dir().join("bright-transients.wasm")).unwrap();
+    let big = r#"{"limits": {"fuel": 2000000000, "memory": "256MiB", "deadline": "1s"}}"#;
+    let at_bound = crate::support::texts_variant("atbound");
+    let paths = [
+        "/v1/groups/hosts/filters/python",
+        "/v1/groups/hosts/filters/bounds",
+    ];
+    // One cycle: both uploaded and running, then both deleted and gone
+    // from the pipeline. Returns serve's resident memory while they ran
+    // and once they went.
+    let cycle = || -> (f64, f64) {
+        let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "python", &python, Some(big));
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "bounds", &at_bound, None);
+        assert_eq!(status, 201, "{body}");
+        let loaded = resident_mib(pid);
+        for path in paths {
+            let (status, body) = call(admin, "DELETE", path, HOSTS_TOKEN);
+            assert_eq!(status, 200, "{body}");
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ["hosts.python", "hosts.bounds"]
+            .iter()
+            .any(|d| on_status_page(admin, d).is_some())
+        {
+            assert!(Instant::now() < deadline, "a deleted filter still runs");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (loaded, settled_resident_mib(pid))
+    };
+    let before = settled_resident_mib(pid);
+    let cycles: Vec<(f64, f64)> = (0..7).map(|_| cycle()).collect();
+    eprintln!(
+        "serve's RSS: {before:.0} MiB before; (with both filters, once deleted) for each \
+         cycle: {cycles:.0?} MiB"
+    );
+    // Both filters cost real memory while they run: the measure sees
+    // what a leak of them would keep.
+    let cost = cycles[0].0 - before;
+    assert!(cost > 40.0, "two uploads cost {cost:.0} MiB");
+    // The first two cycles grow what every later one reuses (the
+    // engine's, the clients' and the allocator's first allocations);
+    // after them, each delete gives back what its upload took: five more
+    // cycles end where the second did, within a quarter of one cycle's
+    // cost (a leak of 5 MiB a cycle would break this).
+    let settled = cycles[1].1;
+    for (i, (loaded, deleted)) in cycles.iter().enumerate().skip(2) {
+        assert!(
+            deleted - settled < cost / 4.0 && loaded - cycles[1].0 < cost / 4.0,
+            "cycle {}: serve held {loaded:.0} MiB with the filters and {deleted:.0} after \
+             deleting them, against {:.0} and {settled:.0} after the second cycle: memory is \
+             not given back on delete",
+            i + 1,
+            cycles[1].0
+        );
+    }
+    // And what stays is a fraction of what ran.
+    assert!(
+        settled - before < cost,
+        "after deletes serve kept {:.0} MiB, as much as the filters cost ({cost:.0} MiB)",
+        settled - before
+    );
+    assert!(terminate(&mut serve).success());
+}

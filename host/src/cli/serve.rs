@@ -70,6 +70,8 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Kept until the pipeline has drained: the engine's epoch ticker, the
     // wall-clock deadline of every filter, lives as long as the sandbox.
     let sandbox = Arc::new(Sandbox::new(options).context("starting the wasm engine")?);
+    // Deleted and replaced filters give their memory back.
+    crate::sandbox::release::spawn();
     let deployments = pipeline::load_filters(&config, &config_dir, &sandbox, &[])?;
     let (sources, updates) = Sources::new(deployments.clone());
     let sources = Arc::new(Mutex::new(sources));

@@ -8,7 +8,7 @@
 //! waits, and the consumer stops fetching (backpressure, not memory).
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -24,6 +24,11 @@ use crate::sandbox::LoadedFilter;
 
 /// Messages waiting per worker.
 const QUEUE: usize = 64;
+
+/// How long an idle worker waits for a message before it switches to a
+/// new filter set anyway: a removed filter's instances (for Python, an
+/// interpreter per worker) go within this even when no alert comes.
+const IDLE_SWITCH: Duration = Duration::from_secs(1);
 
 /// One consumed message.
 pub struct Job {
@@ -87,7 +92,8 @@ impl Pool {
 }
 
 /// A worker: runs the current filter set on each message it is given,
-/// switching to a new set between two messages (never within one).
+/// switching to a new set between two messages (never within one), or
+/// after [`IDLE_SWITCH`] without one.
 fn work(jobs: Receiver<Job>, flow: &Flow) {
     let counters = |set: &FilterSet| -> Vec<FilterMetrics> {
         set.deployments
@@ -98,13 +104,20 @@ fn work(jobs: Receiver<Job>, flow: &Flow) {
     let mut set = flow.filter_set();
     let mut runner = Runner::with_decoder(&set.filters(), set.decoder.clone());
     let mut metrics = counters(&set);
-    for job in jobs {
+    loop {
+        let job = match jobs.recv_timeout(IDLE_SWITCH) {
+            Ok(job) => Some(job),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         if flow.filters_changed(set.generation) {
             set = flow.filter_set();
             runner.retarget(&set.filters(), set.decoder.clone());
             metrics = counters(&set);
         }
-        process(&mut runner, &set.deployments, &metrics, flow, job);
+        if let Some(job) = job {
+            process(&mut runner, &set.deployments, &metrics, flow, job);
+        }
     }
 }
 

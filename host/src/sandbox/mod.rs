@@ -13,6 +13,7 @@ mod cache;
 mod clocks;
 mod limits;
 mod log;
+pub mod release;
 mod validate;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -246,6 +247,7 @@ impl Sandbox {
             quarantine_after: self.options.quarantine_after,
             health: Health::default(),
             log: FilterLog::new(self.options.log),
+            _freed: release::FreedOnDrop,
         });
         // A trial instance proves `init` accepts the parameters.
         filter
@@ -307,6 +309,8 @@ pub struct LoadedFilter {
     pub health: Health,
     /// The filter's log: stdout, stderr and `log` lines of all instances.
     pub log: FilterLog,
+    /// Last, so that it drops after the rest: notes the memory freed.
+    _freed: release::FreedOnDrop,
 }
 
 /// A live instance: a Store and the bindings into it.
