@@ -29,3 +29,123 @@ pub fn ztf_alerts() -> anyhow::Result<Vec<Bytes>> {
         .map(|p| Ok(Bytes::from(std::fs::read(p)?)))
         .collect()
 }
+
+/// The Kafka clients and process readings the end-to-end benchmark and
+/// the soak share.
+pub mod kafka {
+    use std::time::Duration;
+
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
+    use rdkafka::types::RDKafkaErrorCode;
+    use rdkafka::{Offset, TopicPartitionList};
+
+    /// Partitions of every topic the benchmarks create.
+    pub const PARTITIONS: i32 = 4;
+
+    /// A producer set as serve's is (host/src/pipeline/), but for the
+    /// linger, reporting deliveries to `context`.
+    pub fn producer<C: ProducerContext>(
+        brokers: &str,
+        linger_ms: &str,
+        context: C,
+    ) -> anyhow::Result<ThreadedProducer<C>> {
+        Ok(ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("linger.ms", linger_ms)
+            .set("enable.idempotence", "true")
+            .set("queue.buffering.max.kbytes", "65536")
+            .create_with_context(context)?)
+    }
+
+    /// Queues one message, waiting while the producer's queue is full.
+    pub fn send<C: ProducerContext<DeliveryOpaque = ()>>(
+        p: &ThreadedProducer<C>,
+        topic: &str,
+        partition: Option<i32>,
+        key: &[u8],
+        payload: &[u8],
+    ) {
+        let mut record = BaseRecord::to(topic).key(key).payload(payload);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        loop {
+            match p.send(record) {
+                Ok(()) => return,
+                Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => panic!("producing to {topic}: {e}"),
+            }
+        }
+    }
+
+    /// Each partition's committed offset of `reader`'s group on `topic`
+    /// (-1 where none, or where the broker did not answer).
+    pub fn committed_by(reader: &BaseConsumer, topic: &str) -> Vec<i64> {
+        try_committed_by(reader, topic).unwrap_or_else(|| vec![-1; PARTITIONS as usize])
+    }
+
+    /// [`committed_by`], or `None` when the broker did not answer.
+    pub fn try_committed_by(reader: &BaseConsumer, topic: &str) -> Option<Vec<i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition(topic, p);
+        }
+        let committed = reader.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
+        Some(
+            committed
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => -1,
+                })
+                .collect(),
+        )
+    }
+
+    /// The messages `topic` holds: its high watermarks, summed (over the
+    /// partitions the broker answered for).
+    pub fn high_watermark(c: &BaseConsumer, topic: &str) -> i64 {
+        (0..PARTITIONS)
+            .filter_map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).ok())
+            .map(|(_, h)| h)
+            .sum()
+    }
+
+    /// [`high_watermark`], or `None` unless the broker answered for every
+    /// partition.
+    pub fn try_high_watermark(c: &BaseConsumer, topic: &str) -> Option<i64> {
+        (0..PARTITIONS)
+            .map(|p| {
+                c.fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .ok()
+                    .map(|(_, h)| h)
+            })
+            .sum()
+    }
+
+    /// Resident and peak resident memory of a process, in MiB.
+    pub fn memory(pid: u32) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1024.0
+        };
+        (kib("VmRSS:"), kib("VmHWM:"))
+    }
+
+    /// Open file descriptors of a process (0 once it is gone).
+    pub fn descriptors(pid: u32) -> usize {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+    }
+}

@@ -25,14 +25,15 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use bandpass_bench::kafka::{
+    PARTITIONS, committed_by, high_watermark, memory, producer as producer_with, send,
+};
 use bandpass_bench::{repo, ztf_alerts};
 use bytes::Bytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 
 /// The sample filters the 25 deployments are made of.
 const FILTERS: [&str; 5] = [
@@ -42,7 +43,14 @@ const FILTERS: [&str; 5] = [
     "asteroids",
     "bench_twenty_fields",
 ];
-const PARTITIONS: i32 = 4;
+
+/// A producer as serve's, reporting nothing.
+fn producer(
+    brokers: &str,
+    linger_ms: &str,
+) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
+    producer_with(brokers, linger_ms, DefaultProducerContext)
+}
 
 struct Settings {
     brokers: String,
@@ -87,44 +95,6 @@ fn now_ns() -> u128 {
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", now_ns())
-}
-
-/// A producer set as serve's is (host/src/pipeline/mod.rs), but for the
-/// linger.
-fn producer(
-    brokers: &str,
-    linger_ms: &str,
-) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", linger_ms)
-        .set("enable.idempotence", "true")
-        .set("queue.buffering.max.kbytes", "65536")
-        .create()?)
-}
-
-/// Queues one message, waiting while the producer's queue is full.
-fn send(
-    p: &ThreadedProducer<DefaultProducerContext>,
-    topic: &str,
-    partition: Option<i32>,
-    key: &[u8],
-    payload: &[u8],
-) {
-    let mut record = BaseRecord::to(topic).key(key).payload(payload);
-    if let Some(partition) = partition {
-        record = record.partition(partition);
-    }
-    loop {
-        match p.send(record) {
-            Ok(()) => return,
-            Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                record = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => panic!("producing to {topic}: {e}"),
-        }
-    }
 }
 
 /// Fills `topic` with `n` alerts round-robin over the partitions.
@@ -285,42 +255,6 @@ fn committed(reader: &BaseConsumer, topic: &str) -> i64 {
         .sum()
 }
 
-/// Each partition's committed offset of `reader`'s group on `topic`
-/// (-1 where none).
-fn committed_by(reader: &BaseConsumer, topic: &str) -> Vec<i64> {
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    reader
-        .committed_offsets(tpl, Duration::from_secs(5))
-        .map(|c| {
-            c.elements()
-                .iter()
-                .map(|e| match e.offset() {
-                    Offset::Offset(o) => o,
-                    _ => -1,
-                })
-                .collect()
-        })
-        .unwrap_or_else(|_| vec![-1; PARTITIONS as usize])
-}
-
-/// Resident and peak resident memory of a process, in MiB.
-fn memory(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (kib("VmRSS:"), kib("VmHWM:"))
-}
-
 struct Throughput {
     rate: f64,
     rss: f64,
@@ -376,13 +310,6 @@ fn throughput(
         peak,
         outputs,
     })
-}
-
-fn high_watermark(c: &BaseConsumer, topic: &str) -> i64 {
-    (0..PARTITIONS)
-        .filter_map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).ok())
-        .map(|(_, h)| h)
-        .sum()
 }
 
 /// Latencies in ms, sorted.
