@@ -12,6 +12,9 @@
 #   scripts/kafka.sh up DIR        start it again (same port, topics, offsets)
 #   scripts/kafka.sh fetch         only fetch the jars
 #
+# BANDPASS_KAFKA_PROPERTIES: more server.properties lines for `start` (the
+# soak bounds retention with them).
+#
 # The broker is org.apache.kafka:kafka_2.13 from Maven Central, fetched with
 # Maven (Java 17 runs it) into $BANDPASS_KAFKA_HOME (default
 # ~/.cache/bandpass/kafka-$KAFKA_VERSION), outside the checkout, and reused.
@@ -98,6 +101,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
+${BANDPASS_KAFKA_PROPERTIES:-}
 EOF
     local cluster
     cluster="$(run_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
