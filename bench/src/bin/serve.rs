@@ -218,7 +218,7 @@ fn serve(
     for (i, output) in outputs.iter().enumerate() {
         if let (0, Some(mean)) = (i, &slow) {
             toml.push_str(&format!(
-                "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n\
+                "[[filter]]\nname = \"slow\"\npath = \"{}\"\noutput_topic = \"{output}\"\n\
                  params = {{ sleep_ms = \"90\" }}\n\
                  limits = {{ deadline = \"100ms\", mean_time = \"{mean}\" }}\n",
                 s.filters.join("hostile_sleep.wasm").display()
@@ -227,8 +227,10 @@ fn serve(
         }
         let filter = FILTERS[i % FILTERS.len()];
         let path = s.filters.join(format!("{filter}.wasm"));
+        // Each deployment named apart: five of each sample filter.
         toml.push_str(&format!(
-            "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n",
+            "[[filter]]\nname = \"{}-{i}\"\npath = \"{}\"\noutput_topic = \"{output}\"\n",
+            filter.replace('_', "-"),
             path.display()
         ));
         if matches!(acceptance, Acceptance::Selective) && i > 0 {
