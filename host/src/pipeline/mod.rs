@@ -606,16 +606,19 @@ fn consume(
                     })?;
                 }
                 // A fatal error leaves the consumer unusable (librdkafka
-                // says so; seen in the soak: a static member fenced after
-                // a broker stall). Polling on would hang the group's
-                // partitions for good: stop instead, so that the
-                // supervisor starts serve again, which resumes from the
-                // last commit.
+                // says so). Seen in the soak: a static member whose
+                // session expired while the broker was down for longer
+                // than the session is fenced by its own earlier
+                // registration when it rejoins (librdkafka issue 3437).
+                // Polling on would hold the group's partitions for good:
+                // stop instead, so that the supervisor starts serve
+                // again, which resumes from the last commit.
                 Err(KafkaError::MessageConsumptionFatal(code)) => anyhow::bail!(
                     "the Kafka consumer hit a fatal error and cannot go on: {code}; \
                      stopping so that serve is started again (it resumes from the last \
-                     committed offset; nothing is lost). If another instance uses the same \
-                     input.instance_id, give each its own"
+                     committed offset; nothing is lost). Either the broker was unreachable \
+                     for longer than input.session_timeout, or another instance uses the \
+                     same input.instance_id (give each its own)"
                 ),
                 Err(err) => tracing::warn!(error = %err, "consumer error; continuing"),
             }
