@@ -25,7 +25,9 @@
 //!   descriptors, to `soak.csv` in the work directory.
 //!
 //! Exit status 0 when nothing was lost, nothing unexpected was written
-//! and serve never exited by itself; 1 otherwise.
+//! and serve never exited by itself, except to be started again after a
+//! fatal consumer error (as its supervisor would; a broker down for
+//! longer than the session fences a static member); 1 otherwise.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -50,6 +52,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{Producer, ProducerContext};
+use rdkafka::{Offset, TopicPartitionList};
 
 /// The most alerts the producer runs ahead of serve's commits: 20,000
 /// real ZTF alerts are about 1.3 GB, a third of what the soak broker
@@ -207,7 +210,11 @@ struct Shared {
     produced: AtomicI64,
     /// serve's committed offsets, summed (last known).
     committed: AtomicI64,
-    /// Output messages written (last known) and read by the checker.
+    /// The outputs' ends (last known), and how far the checker has read
+    /// them, both in offsets summed over every output partition. In
+    /// offsets, not messages: under exactly-once, transaction markers and
+    /// aborted messages take offsets too, and a count of messages read
+    /// would never reach the ends.
     written: AtomicI64,
     checked: AtomicI64,
     /// The producer has queued and flushed everything.
@@ -262,19 +269,27 @@ struct Found {
     errors: Vec<String>,
 }
 
-/// A reader of every output topic, in a group of the checker's own that
-/// commits what it read: a reader made again resumes there.
-fn output_reader(s: &Settings, outputs: &[String]) -> anyhow::Result<BaseConsumer> {
+/// A reader of every output partition from `next` (the checker's
+/// position), assigned, not in a group: a reader made again needs no
+/// group coordinator and waits for no earlier member's session.
+fn output_reader(
+    s: &Settings,
+    outputs: &[String],
+    next: &[[i64; PARTITIONS as usize]],
+) -> anyhow::Result<BaseConsumer> {
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &s.brokers)
         .set("group.id", format!("soak-checker-{}", std::process::id()))
-        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
         .create()?;
-    let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
-    reader.subscribe(&names)?;
+    let mut assignment = TopicPartitionList::new();
+    for (topic, next) in outputs.iter().zip(next) {
+        for (p, offset) in next.iter().enumerate() {
+            assignment.add_partition_offset(topic, p as i32, Offset::Offset(*offset))?;
+        }
+    }
+    reader.assign(&assignment)?;
     Ok(reader)
 }
 
@@ -290,7 +305,10 @@ fn check(
     accepts: &[Vec<bool>],
     shared: &Shared,
 ) -> anyhow::Result<Found> {
-    let mut reader = output_reader(s, outputs)?;
+    // The next offset to read per (output, partition): a message read
+    // again by a new reader is not counted twice.
+    let mut next = vec![[0i64; PARTITIONS as usize]; outputs.len()];
+    let mut reader = output_reader(s, outputs, &next)?;
     let n = s.alerts as usize;
     let mut found = Found {
         seen: vec![vec![false; n]; outputs.len()],
@@ -298,19 +316,22 @@ fn check(
         unexpected: vec![0; outputs.len()],
         errors: Vec::new(),
     };
-    // The next offset to read per (output, partition): a message read
-    // again by a new reader is not counted twice.
-    let mut next = vec![[0i64; PARTITIONS as usize]; outputs.len()];
     let mut last_read = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         let Some(m) = reader.poll(Duration::from_millis(100)) else {
-            let behind =
-                shared.written.load(Ordering::Relaxed) > shared.checked.load(Ordering::Relaxed);
+            // Under exactly-once each partition may end with a marker
+            // that no message follows.
+            let behind = shared.written.load(Ordering::Relaxed)
+                - shared.checked.load(Ordering::Relaxed)
+                > outputs.len() as i64 * i64::from(PARTITIONS);
             if behind && last_read.elapsed() > CHECKER_STALL {
                 eprintln!(
                     "soak: the checker read nothing for {CHECKER_STALL:?} with output unread; a new reader"
                 );
-                reader = output_reader(s, outputs)?;
+                // Closing a client can wait on the broker without bound:
+                // the old one is dropped aside.
+                let old = std::mem::replace(&mut reader, output_reader(s, outputs, &next)?);
+                std::thread::spawn(move || drop(old));
                 last_read = Instant::now();
             }
             continue;
@@ -334,8 +355,11 @@ fn check(
         if m.offset() < *next {
             continue;
         }
+        // Offsets skipped (markers, aborted messages) count as read.
+        shared
+            .checked
+            .fetch_add(m.offset() + 1 - *next, Ordering::Relaxed);
         *next = m.offset() + 1;
-        shared.checked.fetch_add(1, Ordering::Relaxed);
         if m.key() == Some(WARM_UP) {
             continue;
         }
@@ -365,7 +389,10 @@ struct Watcher {
     brokers: String,
     group: String,
     client: BaseConsumer,
-    misses: u32,
+    /// Readings in a row without an answer, per question (committed
+    /// offsets, topic ends): one kind of reading answering must not hide
+    /// another that no longer does.
+    misses: [u32; 2],
 }
 
 const STALE: u32 = 10;
@@ -383,21 +410,21 @@ impl Watcher {
             brokers: brokers.into(),
             group: group.into(),
             client: Watcher::client(brokers, group)?,
-            misses: 0,
+            misses: [0; 2],
         })
     }
 
     /// Each partition's committed offset (-1 where none yet).
     fn committed(&mut self, topic: &str) -> Option<Vec<i64>> {
         let got = try_committed_by(&self.client, topic);
-        self.answered(got.is_some());
+        self.answered(0, got.is_some());
         got
     }
 
     /// The messages `topic` holds.
     fn end(&mut self, topic: &str) -> Option<i64> {
         let got = try_high_watermark(&self.client, topic);
-        self.answered(got.is_some());
+        self.answered(1, got.is_some());
         got
     }
 
@@ -408,22 +435,24 @@ impl Watcher {
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
             .ok()
             .map(|(_, h)| h);
-        self.answered(got.is_some());
+        self.answered(1, got.is_some());
         got
     }
 
-    fn answered(&mut self, yes: bool) {
+    fn answered(&mut self, question: usize, yes: bool) {
         if yes {
-            self.misses = 0;
+            self.misses[question] = 0;
             return;
         }
-        self.misses += 1;
-        if self.misses >= STALE {
+        self.misses[question] += 1;
+        if self.misses[question] >= STALE {
             eprintln!("soak: the watching client got no answer {STALE} times in a row; a new one");
             if let Ok(client) = Watcher::client(&self.brokers, &self.group) {
-                self.client = client;
+                // Closing a client can wait on the broker without bound.
+                let old = std::mem::replace(&mut self.client, client);
+                std::thread::spawn(move || drop(old));
             }
-            self.misses = 0;
+            self.misses = [0; 2];
         }
     }
 }
@@ -437,6 +466,25 @@ struct Life {
     /// How it ended: "killed", or the exit status when serve exited by
     /// itself.
     end: String,
+    /// The length of serve's log when this life began.
+    log_from: u64,
+}
+
+/// What serve says when it stops on a fatal consumer error, for its
+/// supervisor to start it again (host/src/pipeline/mod.rs).
+const FATAL_CONSUMER: &str = "the Kafka consumer hit a fatal error and cannot go on";
+
+/// How a life that exited by itself ended: a stop for the supervisor
+/// after a fatal consumer error (which the soak, as the supervisor,
+/// answers by starting serve again), or a crash.
+fn exit_reason(log: &Path, from: u64, status: std::process::ExitStatus) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let written = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
+    if written.contains(FATAL_CONSUMER) {
+        format!("stopped for its supervisor after a fatal consumer error: {status}")
+    } else {
+        format!("exited by itself: {status}")
+    }
 }
 
 fn start_serve(s: &Settings, config: &Path, log: &Path) -> anyhow::Result<Life> {
@@ -444,6 +492,7 @@ fn start_serve(s: &Settings, config: &Path, log: &Path) -> anyhow::Result<Life> 
         .create(true)
         .append(true)
         .open(log)?;
+    let log_from = log.metadata()?.len();
     let child = Command::new(&s.bandpass)
         .args(["serve", "--config"])
         .arg(config)
@@ -457,6 +506,7 @@ fn start_serve(s: &Settings, config: &Path, log: &Path) -> anyhow::Result<Life> 
         started: Instant::now(),
         samples: Vec::new(),
         end: String::new(),
+        log_from,
     })
 }
 
@@ -576,6 +626,7 @@ fn main() -> anyhow::Result<()> {
     let mut committed_each = vec![0i64; PARTITIONS as usize];
     let mut ends: Option<Vec<i64>> = None;
     let mut done_at: Option<Instant> = None;
+    let mut last_checked = (0i64, Instant::now());
     loop {
         std::thread::sleep(Duration::from_millis(1000));
         // serve's progress; readings the broker did not answer keep their
@@ -608,17 +659,18 @@ fn main() -> anyhow::Result<()> {
                 shared.checked.load(Ordering::Relaxed)
             )?;
             println!(
-                "{elapsed:>7.0} s  life {:>2}  produced {produced:>8}  committed {committed:>8}  outputs read {:>8}  RSS {rss:>5.0} MiB  fds {fds}",
+                "{elapsed:>7.0} s  life {:>2}  produced {produced:>8}  committed {committed:>8}  outputs read to {:>8}  RSS {rss:>5.0} MiB  fds {fds}",
                 lives.len() + 1,
                 shared.checked.load(Ordering::Relaxed)
             );
         }
 
-        // serve exiting by itself is a failure of the soak: record it and
-        // start it again.
+        // serve exiting by itself is a failure of the soak, unless it
+        // stopped for its supervisor on a fatal consumer error: record it
+        // and start it again.
         if let Some(status) = life.child.try_wait()? {
-            println!("{elapsed:>7.0} s  serve exited by itself: {status}");
-            life.end = format!("exited by itself: {status}");
+            life.end = exit_reason(&log, life.log_from, status);
+            println!("{elapsed:>7.0} s  serve {}", life.end);
             lives.push(life);
             life = start_serve(&s, &config, &log)?;
             continue;
@@ -651,8 +703,14 @@ fn main() -> anyhow::Result<()> {
                 .collect();
         }
         // Done once serve committed everything and the checker has read
-        // every output message for 10 s.
-        if finished && shared.checked.load(Ordering::Relaxed) >= written {
+        // every output for 10 s: up to the ends, or with nothing new
+        // arriving (under exactly-once the ends may be markers).
+        let checked = shared.checked.load(Ordering::Relaxed);
+        if checked != last_checked.0 {
+            last_checked = (checked, Instant::now());
+        }
+        let read_all = checked >= written || last_checked.1.elapsed() > Duration::from_secs(15);
+        if finished && read_all {
             let at = *done_at.get_or_insert_with(Instant::now);
             if at.elapsed() > Duration::from_secs(10) {
                 break;
@@ -720,8 +778,12 @@ fn main() -> anyhow::Result<()> {
     }
     let crashes = lives.iter().filter(|l| l.end.starts_with("exited")).count();
     println!(
-        "serve: {} SIGKILLs, {crashes} exits by itself",
-        lives.iter().filter(|l| l.end == "killed").count()
+        "serve: {} SIGKILLs, {} stops for the supervisor after a fatal consumer error, {crashes} other exits by itself",
+        lives.iter().filter(|l| l.end == "killed").count(),
+        lives
+            .iter()
+            .filter(|l| l.end.starts_with("stopped for"))
+            .count()
     );
     if crashes > 0 {
         ok = false;
@@ -758,6 +820,6 @@ fn main() -> anyhow::Result<()> {
     if !ok {
         bail!("the soak failed: see above, and {}", log.display());
     }
-    println!("soak passed: nothing lost, nothing unexpected, serve never exited by itself");
+    println!("soak passed: nothing lost, nothing unexpected, serve never crashed");
     Ok(())
 }
