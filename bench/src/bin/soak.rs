@@ -25,9 +25,9 @@
 //!   descriptors, to `soak.csv` in the work directory.
 //!
 //! Exit status 0 when nothing was lost, nothing unexpected was written
-//! and serve never exited by itself, except to be started again after a
-//! fatal consumer error (as its supervisor would; a broker down for
-//! longer than the session fences a static member); 1 otherwise.
+//! and serve never exited by itself, except on purpose for its supervisor
+//! to start it again after a broker outage (a fenced consumer; in-flight
+//! work the broker did not let finish under exactly-once); 1 otherwise.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -470,20 +470,34 @@ struct Life {
     log_from: u64,
 }
 
-/// What serve says when it stops on a fatal consumer error, for its
-/// supervisor to start it again (host/src/pipeline/mod.rs).
-const FATAL_CONSUMER: &str = "the Kafka consumer hit a fatal error and cannot go on";
+/// What serve says when it stops on purpose for its supervisor to start
+/// it again, resuming from the last commit: a fatal consumer error
+/// (host/src/pipeline/mod.rs), and, under exactly-once, in-flight work
+/// that the broker did not let finish (host/src/pipeline/offsets.rs).
+/// Both follow a broker outage or stall.
+const STOPS_FOR_SUPERVISOR: [(&str, &str); 2] = [
+    (
+        "the Kafka consumer hit a fatal error and cannot go on",
+        "a fatal consumer error",
+    ),
+    (
+        "exactly-once: in-flight work did not finish within",
+        "in-flight work the broker did not let finish",
+    ),
+];
 
 /// How a life that exited by itself ended: a stop for the supervisor
-/// after a fatal consumer error (which the soak, as the supervisor,
-/// answers by starting serve again), or a crash.
+/// (which the soak, as the supervisor, answers by starting serve again),
+/// or a crash.
 fn exit_reason(log: &Path, from: u64, status: std::process::ExitStatus) -> String {
     let text = std::fs::read(log).unwrap_or_default();
     let written = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
-    if written.contains(FATAL_CONSUMER) {
-        format!("stopped for its supervisor after a fatal consumer error: {status}")
-    } else {
-        format!("exited by itself: {status}")
+    match STOPS_FOR_SUPERVISOR
+        .iter()
+        .find(|(said, _)| written.contains(said))
+    {
+        Some((_, why)) => format!("stopped for its supervisor after {why}: {status}"),
+        None => format!("exited by itself: {status}"),
     }
 }
 
@@ -778,7 +792,7 @@ fn main() -> anyhow::Result<()> {
     }
     let crashes = lives.iter().filter(|l| l.end.starts_with("exited")).count();
     println!(
-        "serve: {} SIGKILLs, {} stops for the supervisor after a fatal consumer error, {crashes} other exits by itself",
+        "serve: {} SIGKILLs, {} stops for the supervisor, {crashes} other exits by itself",
         lives.iter().filter(|l| l.end == "killed").count(),
         lives
             .iter()
