@@ -186,6 +186,13 @@ impl Canary {
                 limits.mean_ms
             ));
         }
+        // Quarantined by the last alert it ran: nothing was skipped.
+        let quarantined = quarantined.or_else(|| {
+            filter
+                .health
+                .quarantined()
+                .map(|reason| format!("was quarantined by the canary alerts: {reason}"))
+        });
         if let Some(why) = quarantined {
             return Err(why);
         }
