@@ -133,10 +133,6 @@ impl Canary {
             median_micros: 0,
         };
         let mut micros = Vec::with_capacity(alerts.len());
-        // A filter quarantined during the canary (too slow for its mean
-        // time, failing too often) is judged on the alerts it ran: its
-        // time per alert says more than the quarantine, when over.
-        let mut quarantined = None;
         for (name, alert) in alerts {
             let result = runner.evaluate(alert);
             let e = &result.evaluations[0];
@@ -156,12 +152,11 @@ impl Canary {
                         f.message
                     ));
                 }
-                Outcome::Skipped { reason } if filter.health.quarantined().is_some() => {
+                // Quarantined during the canary (too slow for its mean
+                // time): judged below on the alerts it ran, whose time
+                // per alert says more than the quarantine, when over.
+                Outcome::Skipped { .. } if filter.health.quarantined().is_some() => {
                     micros.pop();
-                    quarantined = Some(format!(
-                        "was quarantined after {} canary alerts, before {name}: {reason}",
-                        micros.len()
-                    ));
                     break;
                 }
                 Outcome::Skipped { reason } => {
@@ -186,15 +181,12 @@ impl Canary {
                 limits.mean_ms
             ));
         }
-        // Quarantined by the last alert it ran: nothing was skipped.
-        let quarantined = quarantined.or_else(|| {
-            filter
-                .health
-                .quarantined()
-                .map(|reason| format!("was quarantined by the canary alerts: {reason}"))
-        });
-        if let Some(why) = quarantined {
-            return Err(why);
+        // Whether an alert was skipped for it or the last it ran did it.
+        if let Some(reason) = filter.health.quarantined() {
+            return Err(format!(
+                "was quarantined after {} canary alerts: {reason}",
+                micros.len()
+            ));
         }
         let fraction = report.accepted as f64 / report.alerts as f64;
         if fraction > self.max_accept_fraction {
