@@ -1,5 +1,6 @@
-//! What the benchmark binaries share: where the repository is, and the
-//! real ZTF alerts they all run on (read in place from `../shared/data`).
+//! What the benchmark binaries share: where the repository, the binary
+//! and the filters are, and the real ZTF alerts they all run on (read in
+//! place from `../shared/data`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,22 @@ use bytes::Bytes;
 /// The repository's root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `bandpass` binary the end-to-end benchmarks run: `BANDPASS_BIN`,
+/// else the release build.
+pub fn bandpass_bin() -> PathBuf {
+    std::env::var_os("BANDPASS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/release/bandpass"))
+}
+
+/// Where the sample filters' components are: `BENCH_FILTER_DIR` (other
+/// builds, e.g. unstripped to profile), else the release build.
+pub fn filter_dir() -> PathBuf {
+    std::env::var_os("BENCH_FILTER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("sample-filters/target/wasm32-wasip2/release"))
 }
 
 /// Every real ZTF alert (one Avro container file each), in file order.

@@ -18,7 +18,6 @@
 //!    `scripts/build-js-filters.sh` first.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use apache_avro::reader::datum::GenericDatumReader;
 use bandpass::decode::{FieldValue, SchemaSource};
 use bandpass::runner::Runner;
 use bandpass::sandbox::{CompileCache, Limits, LoadedFilter, Sandbox, SandboxOptions};
-use bandpass_bench::{repo, ztf_alerts};
+use bandpass_bench::{filter_dir, repo, ztf_alerts};
 use bytes::Bytes;
 
 #[path = "../../sample-filters/bench-twenty-fields/src/cut.rs"]
@@ -100,11 +99,7 @@ fn sandbox() -> anyhow::Result<Sandbox> {
 }
 
 fn load(sb: &Sandbox, name: &str) -> anyhow::Result<Arc<LoadedFilter>> {
-    // BENCH_FILTER_DIR points at other builds (e.g. unstripped, to profile).
-    let dir = std::env::var_os("BENCH_FILTER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("sample-filters/target/wasm32-wasip2/release"));
-    let path = dir.join(format!("{name}.wasm"));
+    let path = filter_dir().join(format!("{name}.wasm"));
     let bytes = std::fs::read(&path)
         .with_context(|| format!("{}: run scripts/build-filters.sh first", path.display()))?;
     Ok(sb.load(&bytes, vec![], Limits::default())?)

@@ -28,7 +28,7 @@ use anyhow::{Context, bail};
 use bandpass_bench::kafka::{
     PARTITIONS, committed_by, high_watermark, memory, producer as producer_with, send,
 };
-use bandpass_bench::{repo, ztf_alerts};
+use bandpass_bench::{bandpass_bin, filter_dir, ztf_alerts};
 use bytes::Bytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -74,12 +74,8 @@ fn settings_from(mut args: impl Iterator<Item = String>) -> anyhow::Result<Setti
     Ok(Settings {
         brokers: std::env::var("BANDPASS_KAFKA_BROKERS")
             .context("set BANDPASS_KAFKA_BROKERS (scripts/bench-serve.sh starts a broker)")?,
-        bandpass: std::env::var_os("BANDPASS_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join("target/release/bandpass")),
-        filters: std::env::var_os("BENCH_FILTER_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join("sample-filters/target/wasm32-wasip2/release")),
+        bandpass: bandpass_bin(),
+        filters: filter_dir(),
         alerts: number(args.next(), 40_000)? as usize,
         rate: number(args.next(), 2_000)?,
         seconds: number(args.next(), 20)?,

@@ -45,7 +45,7 @@ use bandpass::sandbox::{Limits, Outcome, Sandbox, SandboxOptions, Verdict};
 use bandpass_bench::kafka::{
     PARTITIONS, descriptors, memory, producer, send, try_committed_by, try_high_watermark,
 };
-use bandpass_bench::{repo, ztf_alerts};
+use bandpass_bench::{bandpass_bin, filter_dir, repo, ztf_alerts};
 use bytes::Bytes;
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -146,10 +146,8 @@ fn settings() -> anyhow::Result<Settings> {
         kafka_dir: std::env::var_os("BANDPASS_KAFKA_DIR")
             .map(PathBuf::from)
             .context("set BANDPASS_KAFKA_DIR (the broker to restart halfway)")?,
-        bandpass: std::env::var_os("BANDPASS_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join("target/release/bandpass")),
-        filters: repo().join("sample-filters/target/wasm32-wasip2/release"),
+        bandpass: bandpass_bin(),
+        filters: filter_dir(),
         alerts: arg(1, 1_000_000)? as i64,
         kill_every: Duration::from_secs(arg(2, 120)?),
         delivery: std::env::var("SOAK_DELIVERY").unwrap_or_else(|_| "at-least-once".into()),
