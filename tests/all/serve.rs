@@ -184,6 +184,20 @@ struct Bright {
     dir: tempfile::TempDir,
 }
 
+impl Bright {
+    /// [`fewest_copies`] of its accepted alerts on its output, through
+    /// `brokers`, waiting up to 120 s for `need`.
+    fn delivered(&self, brokers: &str, need: usize) -> usize {
+        fewest_copies(
+            brokers,
+            &self.output,
+            &self.accepted,
+            need,
+            Duration::from_secs(120),
+        )
+    }
+}
+
 fn bright(prefix: &str, brokers: &str) -> Bright {
     let (alerts, accepted) = offline_accepts("bright_transients");
     let (input, output) = (
@@ -446,15 +460,21 @@ pub(crate) fn terminate(serve: &mut Serve) -> std::process::ExitStatus {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
+    exited_within(serve, Duration::from_secs(60))
+        .expect("serve did not exit within 60 s of SIGTERM")
+}
+
+/// serve's exit status once it has exited, or `None` if it still runs
+/// after `wait`.
+fn exited_within(serve: &mut Serve, wait: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + wait;
     loop {
         if let Some(status) = serve.0.try_wait().unwrap() {
-            return status;
+            return Some(status);
         }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not exit within 60 s of SIGTERM"
-        );
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -825,13 +845,7 @@ fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back_and_readyz_says_
     let back = admin_until(admin, "/readyz", 200, Duration::from_secs(90));
     assert_eq!(back.0, 200, "ready again once the broker is back: {back:?}");
     produce_to(&broker.address, &b.input, &b.alerts);
-    let copies = fewest_copies(
-        &broker.address,
-        &b.output,
-        &b.accepted,
-        2,
-        Duration::from_secs(120),
-    );
+    let copies = b.delivered(&broker.address, 2);
     assert!(
         copies >= 2,
         "an b.accepted alert was lost across the outage: {copies} copies of one"
@@ -951,13 +965,7 @@ fn two_instances_in_one_group_share_the_partitions_and_one_finishes_when_the_oth
     produce(&b.input, &more);
     one.0.kill().unwrap();
     one.0.wait().unwrap();
-    let copies = fewest_copies(
-        &brokers(),
-        &b.output,
-        &b.accepted,
-        COPIES + 1,
-        Duration::from_secs(120),
-    );
+    let copies = b.delivered(&brokers(), COPIES + 1);
     assert!(
         copies > COPIES,
         "an b.accepted alert was lost: only {copies} copies of one arrived"
@@ -989,13 +997,7 @@ fn a_restarted_instance_gets_its_partitions_back_without_waiting_for_its_old_ses
     produce(&b.input, &b.alerts);
     let logs = [b.dir.path().join("one.log"), b.dir.path().join("two.log")];
     let mut first = spawn_serve_logged(&b.config, &logs[0]);
-    let copies = fewest_copies(
-        &brokers(),
-        &b.output,
-        &b.accepted,
-        1,
-        Duration::from_secs(120),
-    );
+    let copies = b.delivered(&brokers(), 1);
     assert!(
         copies >= 1,
         "the first instance never produced every accepted alert"
@@ -1005,13 +1007,7 @@ fn a_restarted_instance_gets_its_partitions_back_without_waiting_for_its_old_ses
     produce(&b.input, &b.alerts);
     let mut second = spawn_serve_logged(&b.config, &logs[1]);
     // Well within the 300 s session: only static membership gets here.
-    let copies = fewest_copies(
-        &brokers(),
-        &b.output,
-        &b.accepted,
-        2,
-        Duration::from_secs(120),
-    );
+    let copies = b.delivered(&brokers(), 2);
     assert!(
         copies >= 2,
         "the restarted instance did not get its partitions back before its old session expired"
@@ -1035,31 +1031,15 @@ fn an_instance_fenced_by_another_with_its_instance_id_stops_and_says_why() {
     produce(&b.input, &b.alerts);
     let logs = [b.dir.path().join("one.log"), b.dir.path().join("two.log")];
     let mut first = spawn_serve_logged(&b.config, &logs[0]);
-    let copies = fewest_copies(
-        &brokers(),
-        &b.output,
-        &b.accepted,
-        1,
-        Duration::from_secs(120),
-    );
+    let copies = b.delivered(&brokers(), 1);
     assert!(
         copies >= 1,
         "the first instance never produced every accepted alert"
     );
     let mut second = spawn_serve_logged(&b.config, &logs[1]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = first.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the fenced instance is still running: {}",
-            std::fs::read_to_string(&logs[0]).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = exited_within(&mut first, Duration::from_secs(120));
     let log = std::fs::read_to_string(&logs[0]).unwrap();
+    let status = status.unwrap_or_else(|| panic!("the fenced instance is still running: {log}"));
     assert!(!status.success(), "{log}");
     assert!(
         log.contains("the Kafka consumer hit a fatal error and cannot go on")
@@ -1068,13 +1048,7 @@ fn an_instance_fenced_by_another_with_its_instance_id_stops_and_says_why() {
     );
     // The one that took its place goes on: the next alerts come through.
     produce(&b.input, &b.alerts);
-    let copies = fewest_copies(
-        &brokers(),
-        &b.output,
-        &b.accepted,
-        2,
-        Duration::from_secs(120),
-    );
+    let copies = b.delivered(&brokers(), 2);
     assert!(copies >= 2, "the second instance did not take over");
     assert!(terminate(&mut second).success());
 }
@@ -1199,13 +1173,7 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
     produce(&b.input, &input);
     let log = b.dir.path().join("serve.log");
     let mut serve = spawn_serve_with(&b.config, &log, &["--log-format", "json"]);
-    let copies = fewest_copies(
-        &brokers(),
-        &b.output,
-        &b.accepted,
-        COPIES,
-        Duration::from_secs(120),
-    );
+    let copies = b.delivered(&brokers(), COPIES);
     assert!(copies >= COPIES);
     let evaluated = (COPIES * b.alerts.len()) as f64;
     let accepted = (COPIES * b.accepted.len()) as f64;
