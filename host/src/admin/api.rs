@@ -257,7 +257,10 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route(PATHS[4], post(disable))
         .route(PATHS[5], get(logs))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(api.clone(), admit))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            limit_in_flight,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             log_refusals,
@@ -267,7 +270,7 @@ pub fn routes(api: Arc<Api>) -> Router {
 
 /// Answers at most [`MAX_IN_FLIGHT`] requests at once; turns the rest
 /// away at once with 503.
-async fn admit(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+async fn limit_in_flight(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
     match api.in_flight.clone().try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
         Err(_) => refuse(

@@ -56,9 +56,9 @@ impl ProducerContext for Acks {
 
 pub type Producer = ThreadedProducer<Acks>;
 
-/// The headers of an accepted alert, or `None` when not accepted.
 /// The headers of an accepted alert: the deployment's `name`, the
-/// version that decided, and the verdict's score, tags and notes.
+/// version that decided, and the verdict's score, tags and notes; `None`
+/// when the alert was not accepted.
 pub fn accepted_headers(
     name: &str,
     filter: &LoadedFilter,

@@ -159,7 +159,8 @@ fn process(
                 .unwrap()
                 .add(&source, produces.len() as u32);
             for (topic, raw, headers) in produces {
-                send(
+                // Abandoned: every later send would give up too.
+                if !send(
                     &flow.producer,
                     topic,
                     key.as_deref(),
@@ -167,7 +168,9 @@ fn process(
                     headers,
                     &source,
                     &flow.abandon,
-                );
+                ) {
+                    break;
+                }
             }
         }
         Processed::Undecodable(error) => {
