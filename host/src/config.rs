@@ -99,14 +99,6 @@ fn default_requests_per_second() -> u32 {
 }
 
 impl AdminConfig {
-    /// The bounds of the admin port's connections.
-    pub fn bounds(&self) -> crate::admin::Bounds {
-        crate::admin::Bounds {
-            max_connections: self.max_connections,
-            header_timeout: self.header_timeout,
-        }
-    }
-
     /// Whether the upload API (and the fleet registry) is on.
     pub fn uploads_enabled(&self) -> bool {
         self.operator_token_sha256.is_some() || !self.groups.is_empty()
@@ -663,7 +655,7 @@ impl Config {
             None => self
                 .admin
                 .as_ref()
-                .map(|a| format!("{}-{}", crate::pipeline::hostname(), a.listen.port())),
+                .map(|a| format!("{}-{}", hostname(), a.listen.port())),
         }
     }
 
@@ -1028,6 +1020,17 @@ pub mod human {
             }
         }
     }
+}
+
+/// This machine's name: what a default transactional id and group
+/// instance id are made of.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]

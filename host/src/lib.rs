@@ -7,7 +7,8 @@
 //! - [`sandbox`]: the wasmtime engine, validation, budgets, failures;
 //! - [`runner`]: one decode per alert, every filter on it;
 //! - [`cli`]: the `bandpass` commands; [`demo`]: synthetic alerts;
-//! - [`config`]: the service's configuration file; [`pipeline`]: the
+//! - [`config`]: the service's configuration file; [`kafka`]: every
+//!   Kafka client's settings and log; [`pipeline`]: the
 //!   Kafka loop of `bandpass serve`; [`admin`]: its HTTP port (health,
 //!   metrics, status page, the filter API); [`registry`]: the uploaded
 //!   filters a fleet shares through a compacted topic; [`text`]: how any
@@ -21,6 +22,7 @@ pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;
+pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;

@@ -28,28 +28,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::{Config, GroupConfig, LimitsConfig, is_name};
+use crate::kafka::{Logged, Role, client_config};
 use crate::pipeline::{Deployment, Sources, deployment_key};
 use crate::sandbox::{Limits, LoadedFilter, Sandbox};
-
-/// The registry's Kafka clients log through tracing, as the pipeline's
-/// do (a SASL or TLS problem with the registry shows in the log).
-pub struct Logged;
-
-impl ClientContext for Logged {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        crate::pipeline::forward_log(level, facility, message);
-    }
-}
-
-impl ConsumerContext for Logged {}
 
 /// What the registry holds of one uploaded filter, besides its bytes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -229,18 +217,10 @@ impl Registry {
         // Room for the largest component, its record and batch overhead.
         let max_message = admin.uploads.max_size + (1 << 20);
         ensure_topic(config, &topic, max_message)?;
-        let mut producer_config = crate::pipeline::side_client_config(config);
-        producer_config
-            .set("enable.idempotence", "true")
-            // Not compressed: librdkafka's consumer guesses a compressed
-            // batch's size and gives up past receive.message.max.bytes,
-            // which a 19 MB Python component compressed to 6 MB exceeded.
-            .set("compression.type", "none")
-            .set("message.max.bytes", (max_message + (1 << 20)).to_string())
-            .set("message.timeout.ms", "30000");
-        let producer: FutureProducer<Logged> = producer_config
-            .create_with_context(Logged)
-            .context("creating the registry's Kafka producer")?;
+        let producer: FutureProducer<Logged> =
+            client_config(config, Role::RegistryProducer { max_message })
+                .create_with_context(Logged)
+                .context("creating the registry's Kafka producer")?;
         let consumer = follower(config, &topic, max_message)?;
         let published = sources.lock().unwrap().published();
         let registry = Arc::new(Registry {
@@ -679,7 +659,7 @@ fn refusal(entry: &Entry, groups: &[GroupConfig], engine_max: &LimitsConfig) -> 
 /// lose filters), and one whose `max.message.bytes` is too small for
 /// `admin.uploads.max_size` is warned about.
 fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<()> {
-    let admin: AdminClient<Logged> = crate::pipeline::side_client_config(config)
+    let admin: AdminClient<Logged> = client_config(config, Role::RegistryAdmin)
         .create_with_context(Logged)
         .context("creating a Kafka admin client for the registry topic")?;
     let max = max_message.to_string();
@@ -744,20 +724,10 @@ fn follower(
     topic: &str,
     max_message: usize,
 ) -> anyhow::Result<BaseConsumer<Logged>> {
-    let fetch = max_message + (1 << 20);
-    let mut c = crate::pipeline::side_client_config(config);
-    c.set("group.id", "bandpass-registry-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        // The end of each partition is how a start knows it has read it
-        // all (compaction can leave its last offsets empty).
-        .set("enable.partition.eof", "true")
-        .set("fetch.message.max.bytes", fetch.to_string())
-        .set("fetch.max.bytes", fetch.to_string())
-        .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());
-    let consumer: BaseConsumer<Logged> = c
-        .create_with_context(Logged)
-        .context("creating the registry's Kafka consumer")?;
+    let consumer: BaseConsumer<Logged> =
+        client_config(config, Role::RegistryReader { max_message })
+            .create_with_context(Logged)
+            .context("creating the registry's Kafka consumer")?;
     let deadline = Instant::now() + CATCH_UP;
     let partitions = loop {
         let metadata = consumer

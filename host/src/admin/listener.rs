@@ -36,6 +36,16 @@ pub struct Bounds {
     pub header_timeout: Duration,
 }
 
+impl Bounds {
+    /// The bounds `[admin]` sets.
+    pub fn of(admin: &crate::config::AdminConfig) -> Bounds {
+        Bounds {
+            max_connections: admin.max_connections,
+            header_timeout: admin.header_timeout,
+        }
+    }
+}
+
 /// One open connection, as the accept loop sees it.
 struct Open {
     opened: Instant,

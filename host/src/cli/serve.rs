@@ -17,9 +17,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::admin::Admin;
 use crate::admin::api::Api;
 use crate::admin::canary::Canary;
+use crate::admin::{Admin, Bounds};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Deployment, Sources};
@@ -98,7 +98,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let _admin = match &config.admin {
         Some(a) => Some(Admin::start(
             a.listen,
-            a.bounds(),
+            Bounds::of(a),
             metrics.clone(),
             api.clone(),
         )?),

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -41,6 +40,7 @@ use rdkafka::producer::Producer as _;
 
 use crate::config::{Config, Delivery, Framing, StartPosition};
 use crate::decode::{Decoder, SchemaSource};
+use crate::kafka::{Role, client_config};
 use crate::metrics::Metrics;
 use crate::runner::Runner;
 use crate::sandbox::{Limits, LoadedFilter, Sandbox};
@@ -312,76 +312,6 @@ pub fn describe(
         .collect()
 }
 
-pub(crate) fn client_config(config: &Config) -> ClientConfig {
-    let k = &config.kafka;
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", k.brokers.join(","));
-    c.set("security.protocol", &k.security_protocol);
-    if let Some(m) = &k.sasl_mechanism {
-        c.set("sasl.mechanism", m);
-    }
-    if let Some(u) = &k.sasl_username {
-        c.set("sasl.username", u);
-    }
-    if let Some(p) = &k.sasl_password {
-        c.set("sasl.password", p);
-    }
-    if let Some(ca) = &k.ssl_ca_location {
-        c.set("ssl.ca.location", ca.display().to_string());
-    }
-    c
-}
-
-/// [`client_config`] with the `[kafka.librdkafka]` map applied: for the
-/// clients beside the pipeline's (the registry's), whose own settings
-/// then go on top. Security settings given only in the map reach them.
-pub(crate) fn side_client_config(config: &Config) -> ClientConfig {
-    let mut c = client_config(config);
-    for (k, v) in &config.kafka.librdkafka {
-        c.set(k, v);
-    }
-    c
-}
-
-/// Forwards a librdkafka log line to tracing (target `librdkafka`), as
-/// rdkafka does by default, except the warnings that a property of the
-/// `[kafka.librdkafka]` map does not apply to this client: the map goes
-/// to the consumer and the producer alike, so each start would warn about
-/// every consumer-only key on the producer and the reverse.
-pub(crate) fn forward_log(level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-    use rdkafka::config::RDKafkaLogLevel as L;
-    if facility == "CONFWARN" && message.contains("will be ignored by this") {
-        tracing::debug!(target: "librdkafka", "{facility} {message}");
-        return;
-    }
-    match level {
-        L::Emerg | L::Alert | L::Critical | L::Error => {
-            tracing::error!(target: "librdkafka", "{facility} {message}")
-        }
-        L::Warning => tracing::warn!(target: "librdkafka", "{facility} {message}"),
-        L::Notice | L::Info => tracing::info!(target: "librdkafka", "{facility} {message}"),
-        L::Debug => tracing::debug!(target: "librdkafka", "{facility} {message}"),
-    }
-}
-
-/// This machine's name: what a default transactional id and group
-/// instance id are made of.
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// A stable default transactional id: one per group and host. Two
-/// exactly-once instances on one host must each set their own
-/// `kafka.transactional_id`.
-fn default_transactional_id(group: &str) -> String {
-    format!("bandpass-{group}-{}", hostname())
-}
-
 /// Runs the pipeline until `stop` is set, then drains, commits and
 /// returns. Each filter set received from [`Sources`] replaces the
 /// running one without a pause (see [`Flow::publish`]).
@@ -394,78 +324,14 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     let exactly_once = config.delivery == Delivery::ExactlyOnce;
     let tracker = Arc::new(Mutex::new(Tracker::default()));
-    let mut consumer_config = client_config(config);
-    consumer_config
-        .set("group.id", &config.input.group)
-        .set(
-            "enable.auto.commit",
-            if exactly_once { "false" } else { "true" },
-        )
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .set("isolation.level", "read_committed")
-        // Bounded memory: at most this much fetched ahead (librdkafka's
-        // default is 64 MiB).
-        .set("queued.max.messages.kbytes", "16384")
-        // When that is reached, fetch again 10 ms later, not librdkafka's
-        // default 1 s: with alerts of 65 KB the queue fills often, and a
-        // 1 s pause each time cut throughput five-fold (docs/benchmarks.md).
-        .set("fetch.queue.backoff.ms", "10")
-        // A crashed instance's partitions wait this long for it (see
-        // input.session_timeout); heartbeats a third of it, at most 3 s.
-        .set(
-            "session.timeout.ms",
-            config.input.session_timeout.as_millis().to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (config.input.session_timeout.as_millis() / 3)
-                .clamp(100, 3000)
-                .to_string(),
-        )
-        .set(
-            "auto.offset.reset",
-            match config.input.start {
-                StartPosition::Earliest | StartPosition::TimestampMs(_) => "earliest",
-                StartPosition::Latest => "latest",
-            },
-        );
-    // Static membership: restarted under the same id, this instance gets
-    // its partitions back without waiting for its old session to expire.
-    if let Some(id) = config.group_instance_id() {
+    let consumer_config = client_config(config, Role::Consumer);
+    if let Some(id) = consumer_config.get("group.instance.id") {
         tracing::info!(group_instance_id = %id, "static group membership");
-        consumer_config.set("group.instance.id", id);
     }
-    let mut producer_config = client_config(config);
-    producer_config
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        // Bounded memory: when this much waits for the broker, workers
-        // wait (librdkafka's default is 1 GiB).
-        .set("queue.buffering.max.kbytes", "65536");
-    if exactly_once {
-        let id = config
-            .kafka
-            .transactional_id
-            .clone()
-            .unwrap_or_else(|| default_transactional_id(&config.input.group));
+    let producer_config = client_config(config, Role::Producer);
+    if let Some(id) = producer_config.get("transactional.id") {
         tracing::info!(transactional_id = %id, "exactly-once delivery");
-        producer_config
-            .set("transactional.id", id)
-            .set("transaction.timeout.ms", "60000")
-            .set("message.timeout.ms", "60000");
-    } else {
-        producer_config.set("message.timeout.ms", "0");
     }
-    for (k, v) in &config.kafka.librdkafka {
-        consumer_config.set(k, v);
-        producer_config.set(k, v);
-    }
-    // Readiness and lag depend on the consumer's statistics every second;
-    // the producer's would only be logged. Not overridable by the map.
-    consumer_config.set("statistics.interval.ms", "1000");
-    producer_config.set("statistics.interval.ms", "0");
     metrics.describe_filters(describe(&deployments));
     let producer: Producer = producer_config
         .create_with_context(Acks {
@@ -636,29 +502,4 @@ fn consume(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_registry_s_clients_get_the_librdkafka_map_too() {
-        let text = r#"
-            [kafka]
-            brokers = ["127.0.0.1:9092"]
-            [kafka.librdkafka]
-            "sasl.oauthbearer.config" = "principal=bandpass"
-            [input]
-            topics = ["ztf_alerts"]
-            group = "bandpass"
-        "#;
-        let config = Config::parse(text, Path::new("bandpass.toml"), |_| None).unwrap();
-        let side = side_client_config(&config);
-        assert_eq!(
-            side.get("sasl.oauthbearer.config"),
-            Some("principal=bandpass")
-        );
-        assert_eq!(side.get("bootstrap.servers"), Some("127.0.0.1:9092"));
-    }
 }

@@ -44,7 +44,7 @@ pub struct Rebalances {
 
 impl ClientContext for Rebalances {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        super::forward_log(level, facility, message);
+        crate::kafka::forward_log(level, facility, message);
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {

@@ -23,7 +23,7 @@ pub struct Acks {
 
 impl ClientContext for Acks {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        super::forward_log(level, facility, message);
+        crate::kafka::forward_log(level, facility, message);
     }
 }
 

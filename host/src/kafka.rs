@@ -1,0 +1,421 @@
+//! Every Kafka client bandpass makes, configured in one place: the
+//! pipeline's consumer and producer, and the registry's producer, reader
+//! and admin client ([`Role`]). Also the one bridge from librdkafka's log
+//! to tracing ([`forward_log`], [`Logged`]).
+//!
+//! Each configuration is built in three layers: the connection settings
+//! of `[kafka]` (brokers, security), the role's own settings, and the
+//! operator's `[kafka.librdkafka]` map. Where the map goes differs by
+//! role, and is part of the contract:
+//! - the pipeline's clients take the map on top of their role's settings
+//!   (an operator may tune them), then one setting that is not
+//!   overridable (`statistics.interval.ms`: readiness and lag need the
+//!   consumer's statistics every second);
+//! - the registry's clients take the map first and their role's settings
+//!   on top: they need their sizes and group exactly, and only the
+//!   security settings given in the map should reach them.
+//!
+//! Must never: create a client (that is the caller's, with its context),
+//! or log: what the caller decides to say about an id stays with it.
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerContext;
+
+use crate::config::{Config, Delivery, StartPosition};
+
+/// Which client a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The pipeline's consumer of the alert topics, in `input.group`.
+    Consumer,
+    /// The pipeline's producer of accepted alerts and dead letters.
+    Producer,
+    /// The registry's producer of records, each at most `max_message`
+    /// bytes.
+    RegistryProducer { max_message: usize },
+    /// The registry's reader of its topic, assigned (not in a group).
+    RegistryReader { max_message: usize },
+    /// The admin client that creates the registry topic.
+    RegistryAdmin,
+}
+
+/// The configuration of a client in `role` (see the module doc for the
+/// order in which its settings are applied).
+pub fn client_config(config: &Config, role: Role) -> ClientConfig {
+    let mut c = connection(config);
+    match role {
+        Role::Consumer | Role::Producer => {
+            if role == Role::Consumer {
+                consumer(config, &mut c);
+            } else {
+                producer(config, &mut c);
+            }
+            librdkafka_map(config, &mut c);
+            // Readiness and lag depend on the consumer's statistics every
+            // second; the producer's would only be logged. Not
+            // overridable by the map.
+            let statistics = if role == Role::Consumer { "1000" } else { "0" };
+            c.set("statistics.interval.ms", statistics);
+        }
+        Role::RegistryProducer { max_message } => {
+            librdkafka_map(config, &mut c);
+            c.set("enable.idempotence", "true")
+                // Not compressed: librdkafka's consumer guesses a
+                // compressed batch's size and gives up past
+                // receive.message.max.bytes, which a 19 MB Python
+                // component compressed to 6 MB exceeded.
+                .set("compression.type", "none")
+                .set("message.max.bytes", (max_message + (1 << 20)).to_string())
+                .set("message.timeout.ms", "30000");
+        }
+        Role::RegistryReader { max_message } => {
+            librdkafka_map(config, &mut c);
+            let fetch = max_message + (1 << 20);
+            c.set("group.id", "bandpass-registry-reader")
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                // The end of each partition is how a start knows it has
+                // read it all (compaction can leave its last offsets
+                // empty).
+                .set("enable.partition.eof", "true")
+                .set("fetch.message.max.bytes", fetch.to_string())
+                .set("fetch.max.bytes", fetch.to_string())
+                .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());
+        }
+        Role::RegistryAdmin => librdkafka_map(config, &mut c),
+    }
+    c
+}
+
+/// The transactional id of the pipeline's producer under exactly-once
+/// delivery: `kafka.transactional_id`, else one per group and host. Two
+/// exactly-once instances on one host must each set their own.
+pub fn transactional_id(config: &Config) -> String {
+    config.kafka.transactional_id.clone().unwrap_or_else(|| {
+        format!(
+            "bandpass-{}-{}",
+            config.input.group,
+            crate::config::hostname()
+        )
+    })
+}
+
+/// Where to connect and how to authenticate: `[kafka]`'s own keys.
+fn connection(config: &Config) -> ClientConfig {
+    let k = &config.kafka;
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", k.brokers.join(","));
+    c.set("security.protocol", &k.security_protocol);
+    if let Some(m) = &k.sasl_mechanism {
+        c.set("sasl.mechanism", m);
+    }
+    if let Some(u) = &k.sasl_username {
+        c.set("sasl.username", u);
+    }
+    if let Some(p) = &k.sasl_password {
+        c.set("sasl.password", p);
+    }
+    if let Some(ca) = &k.ssl_ca_location {
+        c.set("ssl.ca.location", ca.display().to_string());
+    }
+    c
+}
+
+fn librdkafka_map(config: &Config, c: &mut ClientConfig) {
+    for (k, v) in &config.kafka.librdkafka {
+        c.set(k, v);
+    }
+}
+
+fn consumer(config: &Config, c: &mut ClientConfig) {
+    let exactly_once = config.delivery == Delivery::ExactlyOnce;
+    c.set("group.id", &config.input.group)
+        .set(
+            "enable.auto.commit",
+            if exactly_once { "false" } else { "true" },
+        )
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
+        // Bounded memory: at most this much fetched ahead (librdkafka's
+        // default is 64 MiB).
+        .set("queued.max.messages.kbytes", "16384")
+        // When that is reached, fetch again 10 ms later, not librdkafka's
+        // default 1 s: with alerts of 65 KB the queue fills often, and a
+        // 1 s pause each time cut throughput five-fold (docs/benchmarks.md).
+        .set("fetch.queue.backoff.ms", "10")
+        // A crashed instance's partitions wait this long for it (see
+        // input.session_timeout); heartbeats a third of it, at most 3 s.
+        .set(
+            "session.timeout.ms",
+            config.input.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (config.input.session_timeout.as_millis() / 3)
+                .clamp(100, 3000)
+                .to_string(),
+        )
+        .set(
+            "auto.offset.reset",
+            match config.input.start {
+                StartPosition::Earliest | StartPosition::TimestampMs(_) => "earliest",
+                StartPosition::Latest => "latest",
+            },
+        );
+    // Static membership: restarted under the same id, this instance gets
+    // its partitions back without waiting for its old session to expire.
+    if let Some(id) = config.group_instance_id() {
+        c.set("group.instance.id", id);
+    }
+}
+
+fn producer(config: &Config, c: &mut ClientConfig) {
+    c.set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        // Bounded memory: when this much waits for the broker, workers
+        // wait (librdkafka's default is 1 GiB).
+        .set("queue.buffering.max.kbytes", "65536");
+    if config.delivery == Delivery::ExactlyOnce {
+        c.set("transactional.id", transactional_id(config))
+            .set("transaction.timeout.ms", "60000")
+            .set("message.timeout.ms", "60000");
+    } else {
+        c.set("message.timeout.ms", "0");
+    }
+}
+
+/// Forwards a librdkafka log line to tracing (target `librdkafka`), as
+/// rdkafka does by default, except the warnings that a property of the
+/// `[kafka.librdkafka]` map does not apply to this client: the map goes
+/// to the consumer and the producer alike, so each start would warn about
+/// every consumer-only key on the producer and the reverse.
+pub fn forward_log(level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    if facility == "CONFWARN" && message.contains("will be ignored by this") {
+        tracing::debug!(target: "librdkafka", "{facility} {message}");
+        return;
+    }
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", "{facility} {message}")
+        }
+        L::Warning => tracing::warn!(target: "librdkafka", "{facility} {message}"),
+        L::Notice | L::Info => tracing::info!(target: "librdkafka", "{facility} {message}"),
+        L::Debug => tracing::debug!(target: "librdkafka", "{facility} {message}"),
+    }
+}
+
+/// The context of a client that only logs (the registry's): its log
+/// goes through [`forward_log`], so a SASL or TLS problem with the
+/// registry shows in the log as the pipeline's do.
+pub struct Logged;
+
+impl ClientContext for Logged {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        forward_log(level, facility, message);
+    }
+}
+
+impl ConsumerContext for Logged {}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A config with every connection key, exactly-once delivery, an
+    /// admin port (so a default group instance id), and a map that
+    /// overrides a key of each role.
+    const CONFIG: &str = r#"
+        delivery = "exactly-once"
+        [kafka]
+        brokers = ["b1:9092", "b2:9092"]
+        security_protocol = "sasl_ssl"
+        sasl_mechanism = "SCRAM-SHA-512"
+        sasl_username = "bandpass"
+        sasl_password = "s3cret"
+        ssl_ca_location = "/etc/ca.pem"
+        [kafka.librdkafka]
+        "linger.ms" = "50"
+        "fetch.queue.backoff.ms" = "20"
+        "statistics.interval.ms" = "5"
+        "group.id" = "from-the-map"
+        "message.timeout.ms" = "1"
+        "socket.keepalive.enable" = "true"
+        [input]
+        topics = ["ztf_alerts"]
+        group = "night"
+        start = "earliest"
+        session_timeout = "6s"
+        [admin]
+        listen = "127.0.0.1:8088"
+        [[filter]]
+        path = "bright_transients.wasm"
+        output_topic = "bright"
+    "#;
+
+    fn config() -> Config {
+        Config::parse(CONFIG, Path::new("bandpass.toml"), |_| None).unwrap()
+    }
+
+    fn keys(role: Role) -> Vec<(String, String)> {
+        // Every key, with its value as given (`config_map` hides
+        // passwords).
+        let c = client_config(&config(), role);
+        c.config_map()
+            .into_keys()
+            .map(|k| (k.to_string(), c.get(k).unwrap().to_string()))
+            .collect()
+    }
+
+    fn expect(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    const CONNECTION: [(&str, &str); 6] = [
+        ("bootstrap.servers", "b1:9092,b2:9092"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.password", "s3cret"),
+        ("sasl.username", "bandpass"),
+        ("security.protocol", "sasl_ssl"),
+        ("ssl.ca.location", "/etc/ca.pem"),
+    ];
+
+    fn with_connection(role: &[(&str, &str)]) -> Vec<(String, String)> {
+        expect(&[&CONNECTION[..], role].concat())
+    }
+
+    #[test]
+    fn the_consumer_takes_the_map_over_its_own_keys_but_not_over_statistics() {
+        let host = crate::config::hostname();
+        let instance = format!("{host}-8088");
+        assert_eq!(
+            keys(Role::Consumer),
+            with_connection(&[
+                ("auto.commit.interval.ms", "1000"),
+                ("auto.offset.reset", "earliest"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("enable.partition.eof", "false"),
+                ("fetch.queue.backoff.ms", "20"),
+                ("group.id", "from-the-map"),
+                ("group.instance.id", &instance),
+                ("heartbeat.interval.ms", "2000"),
+                ("isolation.level", "read_committed"),
+                ("linger.ms", "50"),
+                ("message.timeout.ms", "1"),
+                ("queued.max.messages.kbytes", "16384"),
+                ("session.timeout.ms", "6000"),
+                ("socket.keepalive.enable", "true"),
+                ("statistics.interval.ms", "1000"),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_producer_takes_the_map_over_its_own_keys_but_not_over_statistics() {
+        let transactional = format!("bandpass-night-{}", crate::config::hostname());
+        assert_eq!(
+            keys(Role::Producer),
+            with_connection(&[
+                ("enable.idempotence", "true"),
+                ("fetch.queue.backoff.ms", "20"),
+                ("group.id", "from-the-map"),
+                ("linger.ms", "50"),
+                ("message.timeout.ms", "1"),
+                ("queue.buffering.max.kbytes", "65536"),
+                ("socket.keepalive.enable", "true"),
+                ("statistics.interval.ms", "0"),
+                ("transaction.timeout.ms", "60000"),
+                ("transactional.id", &transactional),
+            ])
+        );
+    }
+
+    /// The map's keys that no registry role sets itself.
+    const MAP_ONLY: [(&str, &str); 4] = [
+        ("fetch.queue.backoff.ms", "20"),
+        ("linger.ms", "50"),
+        ("socket.keepalive.enable", "true"),
+        ("statistics.interval.ms", "5"),
+    ];
+
+    #[test]
+    fn the_registry_producer_keeps_its_own_keys_over_the_map() {
+        assert_eq!(
+            keys(Role::RegistryProducer { max_message: 1000 }),
+            with_connection(
+                &[
+                    &MAP_ONLY[..],
+                    &[
+                        ("compression.type", "none"),
+                        ("enable.idempotence", "true"),
+                        ("group.id", "from-the-map"),
+                        ("message.max.bytes", "1049576"),
+                        ("message.timeout.ms", "30000"),
+                    ]
+                ]
+                .concat()
+            )
+        );
+    }
+
+    #[test]
+    fn the_registry_reader_keeps_its_own_keys_over_the_map() {
+        assert_eq!(
+            keys(Role::RegistryReader { max_message: 1000 }),
+            with_connection(
+                &[
+                    &MAP_ONLY[..],
+                    &[
+                        ("enable.auto.commit", "false"),
+                        ("enable.auto.offset.store", "false"),
+                        ("enable.partition.eof", "true"),
+                        ("fetch.max.bytes", "1049576"),
+                        ("fetch.message.max.bytes", "1049576"),
+                        ("group.id", "bandpass-registry-reader"),
+                        ("message.timeout.ms", "1"),
+                        ("receive.message.max.bytes", "2098152"),
+                    ]
+                ]
+                .concat()
+            )
+        );
+    }
+
+    #[test]
+    fn the_registry_admin_takes_the_connection_and_the_map() {
+        assert_eq!(
+            keys(Role::RegistryAdmin),
+            with_connection(
+                &[
+                    &MAP_ONLY[..],
+                    &[("group.id", "from-the-map"), ("message.timeout.ms", "1")]
+                ]
+                .concat()
+            )
+        );
+    }
+
+    #[test]
+    fn at_least_once_needs_no_transactional_id_and_never_times_a_produce_out() {
+        let text = CONFIG
+            .replace("delivery = \"exactly-once\"", "")
+            .replace("\"message.timeout.ms\" = \"1\"\n", "");
+        let config = Config::parse(&text, Path::new("bandpass.toml"), |_| None).unwrap();
+        let producer = client_config(&config, Role::Producer);
+        assert_eq!(producer.get("transactional.id"), None);
+        assert_eq!(producer.get("message.timeout.ms"), Some("0"));
+        let consumer = client_config(&config, Role::Consumer);
+        assert_eq!(consumer.get("enable.auto.commit"), Some("true"));
+    }
+}
