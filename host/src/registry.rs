@@ -487,7 +487,7 @@ impl Registry {
         }
         // Compiled in a child process within the upload's bounds (another
         // instance took the upload: this one has not compiled it yet).
-        crate::admin::compile::compile_bounded(
+        crate::sandbox::compile::compile_bounded(
             &self.sandbox,
             &entry.component,
             &entry.record.sha256,

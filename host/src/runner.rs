@@ -174,3 +174,26 @@ fn first_present(alert: &DecodedAlert, slots: &[usize]) -> Option<String> {
         _ => None,
     })
 }
+
+/// The `p`-th percentile (0..=100) of unsorted values; 0 when empty.
+pub fn percentile(values: &[u64], p: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_read_as_expected() {
+        assert_eq!(percentile(&[5, 1, 3, 2, 4], 50.0), 3);
+        assert_eq!(percentile(&[5, 1, 3, 2, 4], 100.0), 5);
+        assert_eq!(percentile(&[], 99.0), 0);
+    }
+}

@@ -33,10 +33,10 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::canary::Canary;
-use super::compile::{CompileFailure, compile_bounded};
 use crate::config::{AdminConfig, Config, EngineConfig, GroupConfig, LimitsConfig, is_name};
 use crate::metrics::Metrics;
 use crate::registry::{self, Entry, Record, Registry, Running, WriteError};
+use crate::sandbox::compile::{CompileFailure, compile_bounded};
 use crate::sandbox::{CacheOutcome, LoadedFilter, Sandbox, sha256_hex};
 
 /// What the filter API needs.
@@ -1004,7 +1004,7 @@ async fn compile_and_try(
     let sandbox = api.sandbox.clone();
     // With a compiled-code cache (the default with uploads), the compile
     // runs in a child process, killed at the time bound (see
-    // admin/compile.rs); the load below then reads its artifact.
+    // sandbox/compile.rs); the load below then reads its artifact.
     let permit = api.permit().await?;
     let (compiling, checking) = (bytes.clone(), sandbox.clone());
     let (sha256, memory) = (record.sha256.clone(), api.admin.uploads.compile_memory);

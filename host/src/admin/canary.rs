@@ -164,7 +164,7 @@ impl Canary {
                 }
             }
         }
-        report.median_micros = crate::cli::format::percentile(&micros, 50.0);
+        report.median_micros = crate::runner::percentile(&micros, 50.0);
         let limits = &filter.limits;
         let allowed_micros = ((limits.deadline_ms as f64 * self.max_time_fraction * 1e3) as u64)
             .min(limits.mean_ms * 1000);

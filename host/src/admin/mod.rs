@@ -29,7 +29,6 @@ use crate::metrics::Metrics;
 
 pub mod api;
 pub mod canary;
-pub mod compile;
 mod listener;
 pub mod status;
 

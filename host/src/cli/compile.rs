@@ -2,7 +2,7 @@
 //! into a compiled-code cache, and nothing else.
 //!
 //! `serve` runs it as a child process for every upload
-//! (`admin::compile`): a component built to take minutes to compile, or
+//! (`sandbox::compile`): a component built to take minutes to compile, or
 //! to crash the compiler, then costs the service a child it kills or
 //! loses, not a core for minutes or the whole process. The service's own
 //! load of the same bytes afterwards reads the artifact from the cache.

@@ -1,5 +1,6 @@
 //! Small formatting helpers for the command reports.
 
+use crate::runner::percentile;
 use crate::sandbox::{Evaluation, FailureKind, Outcome, Verdict};
 
 /// A failure kind as it is spelled in reports: `out-of-fuel`.
@@ -8,17 +9,6 @@ pub fn kind_name(kind: FailureKind) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
-}
-
-/// The `p`-th percentile (0..=100) of unsorted values; 0 when empty.
-pub fn percentile(values: &[u64], p: f64) -> u64 {
-    if values.is_empty() {
-        return 0;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 /// `1234567` as `1,234,567`.
@@ -122,10 +112,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_and_thousands_read_as_expected() {
-        assert_eq!(percentile(&[5, 1, 3, 2, 4], 50.0), 3);
-        assert_eq!(percentile(&[5, 1, 3, 2, 4], 100.0), 5);
-        assert_eq!(percentile(&[], 99.0), 0);
+    fn thousands_read_as_expected() {
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
     }

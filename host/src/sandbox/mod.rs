@@ -11,6 +11,7 @@
 
 mod cache;
 mod clocks;
+pub mod compile;
 mod limits;
 mod log;
 pub mod release;
