@@ -8,7 +8,8 @@
 //! - [`runner`]: one decode per alert, every filter on it;
 //! - [`cli`]: the `bandpass` commands; [`demo`]: synthetic alerts;
 //! - [`config`]: the service's configuration file; [`kafka`]: every
-//!   Kafka client's settings and log; [`pipeline`]: the
+//!   Kafka client's settings and log; [`deploy`]: which filters run, and
+//!   how a new set reaches the pipeline; [`pipeline`]: the
 //!   Kafka loop of `bandpass serve`; [`admin`]: its HTTP port (health,
 //!   metrics, status page, the filter API); [`registry`]: the uploaded
 //!   filters a fleet shares through a compacted topic; [`text`]: how any
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod demo;
+pub mod deploy;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;

@@ -35,8 +35,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::{Config, GroupConfig, LimitsConfig, is_name};
+use crate::deploy::{Deployment, Sources, deployment_key};
 use crate::kafka::{Logged, Role, client_config};
-use crate::pipeline::{Deployment, Sources, deployment_key};
 use crate::sandbox::{Limits, LoadedFilter, Sandbox};
 
 /// What the registry holds of one uploaded filter, besides its bytes.

@@ -683,12 +683,12 @@ fn a_reload_keeps_an_unchanged_filter_and_gives_a_quarantined_one_a_fresh_start(
     std::fs::write(&path, &text).unwrap();
     let config = bandpass::config::Config::load(&path).unwrap();
     let sb = sandbox_with(3);
-    let first = bandpass::pipeline::load_filters(&config, dir.path(), &sb, &[]).unwrap();
+    let first = bandpass::deploy::load_filters(&config, dir.path(), &sb, &[]).unwrap();
     let panicky = &first[1].filter;
     run(std::slice::from_ref(panicky), &ztf_alerts()[..4]);
     assert!(panicky.health.quarantined().is_some());
 
-    let second = bandpass::pipeline::load_filters(&config, dir.path(), &sb, &first).unwrap();
+    let second = bandpass::deploy::load_filters(&config, dir.path(), &sb, &first).unwrap();
     assert!(
         std::sync::Arc::ptr_eq(&first[0].filter, &second[0].filter),
         "an unchanged, healthy filter keeps its loaded instance"
@@ -704,11 +704,11 @@ fn a_reload_keeps_an_unchanged_filter_and_gives_a_quarantined_one_a_fresh_start(
     // removed.
     let metrics = bandpass::metrics::Metrics::new();
     let series = "bandpass_filter_quarantined{filter=\"hostile-panic\"}";
-    metrics.describe_filters(bandpass::pipeline::describe(&first));
+    metrics.describe_filters(bandpass::deploy::describe(&first));
     assert!(metrics.encode().contains(&format!("{series} 1")));
-    metrics.describe_filters(bandpass::pipeline::describe(&second));
+    metrics.describe_filters(bandpass::deploy::describe(&second));
     assert!(metrics.encode().contains(&format!("{series} 0")));
-    metrics.describe_filters(bandpass::pipeline::describe(&second[..1]));
+    metrics.describe_filters(bandpass::deploy::describe(&second[..1]));
     assert!(!metrics.encode().contains(series));
 }
 
@@ -729,7 +729,7 @@ fn one_component_deployed_twice_needs_a_name_for_each_deployment() {
     };
     let sb = sandbox();
     let twice = config("").unwrap();
-    let err = bandpass::pipeline::load_filters(&twice, dir.path(), &sb, &[])
+    let err = bandpass::deploy::load_filters(&twice, dir.path(), &sb, &[])
         .err()
         .expect("two deployments named alike are refused");
     assert!(
@@ -740,7 +740,7 @@ fn one_component_deployed_twice_needs_a_name_for_each_deployment() {
         "{err}"
     );
     let named = config("name = \"bright-strict\"\n").unwrap();
-    let deployments = bandpass::pipeline::load_filters(&named, dir.path(), &sb, &[]).unwrap();
+    let deployments = bandpass::deploy::load_filters(&named, dir.path(), &sb, &[]).unwrap();
     let names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["bright-transients", "bright-strict"]);
     let err = config("name = \"Bright Strict\"\n")

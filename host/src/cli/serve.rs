@@ -21,8 +21,9 @@ use crate::admin::api::Api;
 use crate::admin::canary::Canary;
 use crate::admin::{Admin, Bounds};
 use crate::config::Config;
+use crate::deploy::{self, Deployment, Sources};
 use crate::metrics::Metrics;
-use crate::pipeline::{self, Deployment, Sources};
+use crate::pipeline;
 use crate::registry::Registry;
 use crate::sandbox::{CompileCache, Sandbox, SandboxOptions};
 
@@ -72,7 +73,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let sandbox = Arc::new(Sandbox::new(options).context("starting the wasm engine")?);
     // Deleted and replaced filters give their memory back.
     crate::sandbox::release::spawn();
-    let deployments = pipeline::load_filters(&config, &config_dir, &sandbox, &[])?;
+    let deployments = deploy::load_filters(&config, &config_dir, &sandbox, &[])?;
     let (sources, updates) = Sources::new(deployments.clone());
     let sources = Arc::new(Mutex::new(sources));
     let metrics = Arc::new(Metrics::new());
@@ -163,7 +164,7 @@ impl Reloader {
 
     fn reload(&mut self) -> anyhow::Result<Vec<Deployment>> {
         let config = Config::load(&self.path)?;
-        let deployments = pipeline::load_filters(&config, &self.dir, &self.sandbox, &self.running)?;
+        let deployments = deploy::load_filters(&config, &self.dir, &self.sandbox, &self.running)?;
         let unapplied = restart_needed(&self.config, &config);
         if let Some(api) = &self.api {
             api.reconfigure(&config);

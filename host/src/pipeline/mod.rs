@@ -25,9 +25,7 @@ pub mod produce;
 pub mod tracker;
 pub mod workers;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,15 +37,13 @@ use rdkafka::message::Message;
 use rdkafka::producer::Producer as _;
 
 use crate::config::{Config, Delivery, Framing, StartPosition};
-use crate::decode::{Decoder, SchemaSource};
+use crate::decode::SchemaSource;
+use crate::deploy::{Deployment, FilterSet, Updates, describe};
 use crate::kafka::{Role, client_config};
 use crate::metrics::Metrics;
-use crate::runner::Runner;
-use crate::sandbox::{Limits, LoadedFilter, Sandbox};
 use offsets::{Rebalances, TXN_INTERVAL};
 use produce::{Acks, Producer};
 use tracker::{Source, Tracker};
-pub use workers::Deployment;
 use workers::{Job, Pool};
 
 /// How long a shutdown waits for in-flight work before giving it up.
@@ -80,34 +76,6 @@ pub struct Flow {
     generation: AtomicU64,
     /// Where wire-format schemas come from, for each set's decoder.
     schemas: SchemaSource,
-}
-
-/// One version of the set of deployed filters, with a decoder made for
-/// exactly their fields.
-pub struct FilterSet {
-    pub generation: u64,
-    pub deployments: Vec<Deployment>,
-    pub decoder: Arc<Decoder>,
-}
-
-impl FilterSet {
-    fn new(generation: u64, deployments: Vec<Deployment>, schemas: SchemaSource) -> FilterSet {
-        let decoder = Runner::decoder_for(&FilterSet::loaded(&deployments), schemas);
-        FilterSet {
-            generation,
-            deployments,
-            decoder,
-        }
-    }
-
-    fn loaded(deployments: &[Deployment]) -> Vec<Arc<LoadedFilter>> {
-        deployments.iter().map(|d| d.filter.clone()).collect()
-    }
-
-    /// The loaded filters, in deployment order.
-    pub fn filters(&self) -> Vec<Arc<LoadedFilter>> {
-        FilterSet::loaded(&self.deployments)
-    }
 }
 
 impl Flow {
@@ -153,167 +121,8 @@ impl Flow {
     }
 }
 
-/// Loads the filters a config names (paths relative to the config file).
-/// A filter of `running` with the same component bytes, parameters and
-/// limits is reused as it is (its live instances and health carry on),
-/// unless it is quarantined: reloading is how an operator gives a
-/// quarantined filter another chance. The others are loaded anew.
-pub fn load_filters(
-    config: &Config,
-    config_dir: &Path,
-    sandbox: &Sandbox,
-    running: &[Deployment],
-) -> anyhow::Result<Vec<Deployment>> {
-    let mut out = Vec::new();
-    for (i, f) in config
-        .filters
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| !f.disabled)
-    {
-        let path = config_dir.join(&f.path);
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("cannot read filter {}", path.display()))?;
-        let limits = f.limits.unwrap_or(config.engine.limits).to_limits();
-        let params: Vec<(String, String)> = f.params.clone().into_iter().collect();
-        let key = deployment_key(&crate::sandbox::sha256_hex(&bytes), &params, &limits);
-        // Each running filter serves one deployment at most: two entries
-        // with the same component and parameters keep separate health.
-        let reusable = running.iter().find(|d| {
-            d.key == key
-                && d.filter.health.quarantined().is_none()
-                && !out
-                    .iter()
-                    .any(|o: &Deployment| Arc::ptr_eq(&o.filter, &d.filter))
-        });
-        let filter = match reusable {
-            Some(d) => d.filter.clone(),
-            None => sandbox
-                .load(&bytes, params, limits)
-                .with_context(|| format!("filter {} refused", path.display()))?,
-        };
-        let name = f.name.clone().unwrap_or_else(|| filter.name.clone());
-        if out.iter().any(|d| d.name == name) {
-            anyhow::bail!(
-                "filter[{i}] ({}) is named '{name}' like an earlier filter: give one of them \
-                 its own `name = \"...\"` (headers and metrics tell deployments apart by name)",
-                path.display()
-            );
-        }
-        out.push(Deployment {
-            filter,
-            name,
-            output_topic: f.output_topic.clone(),
-            key,
-        });
-    }
-    Ok(out)
-}
-
-/// What makes two deployments able to share one loaded filter: the
-/// component's sha256, its parameters and its limits.
-pub fn deployment_key(sha256: &str, params: &[(String, String)], limits: &Limits) -> String {
-    format!("{sha256} {params:?} {limits:?}")
-}
-
-/// Where the running filter set comes from: the config file's filters
-/// (replaced on SIGHUP) and the uploaded ones (replaced when the fleet
-/// registry changes). Either change hands the whole set to the pipeline,
-/// numbered, and the pipeline counts the sets it has published, so that
-/// a change can wait until it runs.
-pub struct Sources {
-    pub config: Vec<Deployment>,
-    pub uploaded: Vec<Deployment>,
-    sets: Sender<(u64, Vec<Deployment>)>,
-    sent: u64,
-    published: Arc<AtomicU64>,
-}
-
-/// The pipeline's end of [`Sources`].
-pub struct Updates {
-    sets: Receiver<(u64, Vec<Deployment>)>,
-    /// The number of the latest set published.
-    published: Arc<AtomicU64>,
-}
-
-impl Sources {
-    pub fn new(config: Vec<Deployment>) -> (Sources, Updates) {
-        let (sets, receiver) = std::sync::mpsc::channel();
-        let published = Arc::new(AtomicU64::new(0));
-        let sources = Sources {
-            config,
-            uploaded: Vec::new(),
-            sets,
-            sent: 0,
-            published: published.clone(),
-        };
-        (
-            sources,
-            Updates {
-                sets: receiver,
-                published,
-            },
-        )
-    }
-
-    /// The whole set: the config's filters, then the uploaded ones.
-    pub fn all(&self) -> Vec<Deployment> {
-        self.config.iter().chain(&self.uploaded).cloned().collect()
-    }
-
-    /// The set to start the pipeline with. Sets sent before it (queued
-    /// already) are older: the pipeline counts them published, unused.
-    pub fn initial(&self) -> Vec<Deployment> {
-        self.published.store(self.sent, Ordering::Release);
-        self.all()
-    }
-
-    /// Replaces the config's filters; returns the set's number.
-    pub fn set_config(&mut self, deployments: Vec<Deployment>) -> u64 {
-        self.config = deployments;
-        self.send()
-    }
-
-    /// Replaces the uploaded filters; returns the set's number.
-    pub fn set_uploaded(&mut self, deployments: Vec<Deployment>) -> u64 {
-        self.uploaded = deployments;
-        self.send()
-    }
-
-    /// The number of the latest set the pipeline has published: set `n`
-    /// runs once this is at least `n`.
-    pub fn published(&self) -> Arc<AtomicU64> {
-        self.published.clone()
-    }
-
-    fn send(&mut self) -> u64 {
-        self.sent += 1;
-        let _ = self.sets.send((self.sent, self.all()));
-        self.sent
-    }
-}
-
-/// What the status page and the quarantine gauge follow of each
-/// deployment.
-pub fn describe(
-    deployments: &[Deployment],
-) -> Vec<(crate::metrics::FilterInfo, Arc<LoadedFilter>)> {
-    deployments
-        .iter()
-        .map(|d| {
-            let info = crate::metrics::FilterInfo {
-                name: d.name.clone(),
-                version: d.filter.manifest.version.clone(),
-                survey: d.filter.manifest.survey.clone(),
-                output_topic: d.output_topic.clone(),
-            };
-            (info, d.filter.clone())
-        })
-        .collect()
-}
-
 /// Runs the pipeline until `stop` is set, then drains, commits and
-/// returns. Each filter set received from [`Sources`] replaces the
+/// returns. Each filter set received from [`crate::deploy::Sources`] replaces the
 /// running one without a pause (see [`Flow::publish`]).
 pub fn serve(
     config: &Config,
@@ -444,12 +253,7 @@ fn consume(
 ) -> anyhow::Result<()> {
     let mut last_commit = Instant::now();
     while !flow.stop.load(Ordering::Relaxed) {
-        if let Ok((seq, deployments)) = updates.sets.try_recv()
-            && seq > updates.published.load(Ordering::Acquire)
-        {
-            flow.publish(deployments);
-            updates.published.store(seq, Ordering::Release);
-        }
+        updates.apply(|deployments| flow.publish(deployments));
         if let Some(failure) = flow.failure.lock().unwrap().take() {
             anyhow::bail!(failure);
         }

@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::Flow;
 use super::produce::{accepted_headers, dead_letter_headers, send};
 use super::tracker::Source;
-use super::{FilterSet, Flow};
 use crate::config::Framing;
+use crate::deploy::{Deployment, FilterSet};
 use crate::metrics::FilterMetrics;
 use crate::runner::{AlertResult, Runner};
-use crate::sandbox::LoadedFilter;
 
 /// Messages waiting per worker.
 const QUEUE: usize = 64;
@@ -35,19 +35,6 @@ pub struct Job {
     pub source: Source,
     pub key: Option<Bytes>,
     pub payload: Bytes,
-}
-
-/// One filter as deployed: the loaded component and its output topic.
-#[derive(Clone)]
-pub struct Deployment {
-    pub filter: Arc<LoadedFilter>,
-    /// Its name in headers, metrics and logs: the config's `name`, else
-    /// the manifest's. Unique within a filter set.
-    pub name: String,
-    pub output_topic: String,
-    /// The component's sha256, parameters and limits: equal keys mean
-    /// the same loaded filter can serve (see [`super::load_filters`]).
-    pub key: String,
 }
 
 pub struct Pool {

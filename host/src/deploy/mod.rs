@@ -1,0 +1,120 @@
+//! Deployments: which filters run, under which names and output topics,
+//! and how a new set of them reaches the running pipeline.
+//!
+//! A [`Deployment`] is one loaded filter as deployed: its name in
+//! headers and metrics, its output topic, and the key that tells whether
+//! a loaded filter can serve it again. [`load_filters`] makes the config
+//! file's deployments; the fleet registry makes the uploaded ones. Both
+//! reach the pipeline through [`set`]: [`Sources`] holds the two halves
+//! and sends each whole new set, numbered; [`Updates`] is the pipeline's
+//! end, and a [`FilterSet`] is one published set with its decoder.
+//!
+//! Must never: load a component the sandbox has not checked, or reuse a
+//! quarantined filter across a reload (reloading is how an operator gives
+//! it another chance).
+
+pub mod set;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::sandbox::{Limits, LoadedFilter, Sandbox};
+pub use set::{FilterSet, Sources, Updates};
+
+/// One filter as deployed: the loaded component and its output topic.
+#[derive(Clone)]
+pub struct Deployment {
+    pub filter: Arc<LoadedFilter>,
+    /// Its name in headers, metrics and logs: the config's `name`, else
+    /// the manifest's. Unique within a filter set.
+    pub name: String,
+    pub output_topic: String,
+    /// The component's sha256, parameters and limits: equal keys mean
+    /// the same loaded filter can serve (see [`load_filters`]).
+    pub key: String,
+}
+
+/// Loads the filters a config names (paths relative to the config file).
+/// A filter of `running` with the same component bytes, parameters and
+/// limits is reused as it is (its live instances and health carry on),
+/// unless it is quarantined: reloading is how an operator gives a
+/// quarantined filter another chance. The others are loaded anew.
+pub fn load_filters(
+    config: &Config,
+    config_dir: &Path,
+    sandbox: &Sandbox,
+    running: &[Deployment],
+) -> anyhow::Result<Vec<Deployment>> {
+    let mut out = Vec::new();
+    for (i, f) in config
+        .filters
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.disabled)
+    {
+        let path = config_dir.join(&f.path);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot read filter {}", path.display()))?;
+        let limits = f.limits.unwrap_or(config.engine.limits).to_limits();
+        let params: Vec<(String, String)> = f.params.clone().into_iter().collect();
+        let key = deployment_key(&crate::sandbox::sha256_hex(&bytes), &params, &limits);
+        // Each running filter serves one deployment at most: two entries
+        // with the same component and parameters keep separate health.
+        let reusable = running.iter().find(|d| {
+            d.key == key
+                && d.filter.health.quarantined().is_none()
+                && !out
+                    .iter()
+                    .any(|o: &Deployment| Arc::ptr_eq(&o.filter, &d.filter))
+        });
+        let filter = match reusable {
+            Some(d) => d.filter.clone(),
+            None => sandbox
+                .load(&bytes, params, limits)
+                .with_context(|| format!("filter {} refused", path.display()))?,
+        };
+        let name = f.name.clone().unwrap_or_else(|| filter.name.clone());
+        if out.iter().any(|d| d.name == name) {
+            anyhow::bail!(
+                "filter[{i}] ({}) is named '{name}' like an earlier filter: give one of them \
+                 its own `name = \"...\"` (headers and metrics tell deployments apart by name)",
+                path.display()
+            );
+        }
+        out.push(Deployment {
+            filter,
+            name,
+            output_topic: f.output_topic.clone(),
+            key,
+        });
+    }
+    Ok(out)
+}
+
+/// What makes two deployments able to share one loaded filter: the
+/// component's sha256, its parameters and its limits.
+pub fn deployment_key(sha256: &str, params: &[(String, String)], limits: &Limits) -> String {
+    format!("{sha256} {params:?} {limits:?}")
+}
+
+/// What the status page and the quarantine gauge follow of each
+/// deployment.
+pub fn describe(
+    deployments: &[Deployment],
+) -> Vec<(crate::metrics::FilterInfo, Arc<LoadedFilter>)> {
+    deployments
+        .iter()
+        .map(|d| {
+            let info = crate::metrics::FilterInfo {
+                name: d.name.clone(),
+                version: d.filter.manifest.version.clone(),
+                survey: d.filter.manifest.survey.clone(),
+                output_topic: d.output_topic.clone(),
+            };
+            (info, d.filter.clone())
+        })
+        .collect()
+}

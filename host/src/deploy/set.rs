@@ -1,0 +1,133 @@
+//! How a new filter set reaches the running pipeline: [`Sources`] holds
+//! the config's and the uploads' deployments and sends each whole set,
+//! numbered; the pipeline takes the newest through [`Updates`] and runs
+//! it as a [`FilterSet`], and counts what it has published so that a
+//! change (an upload's answer) can wait until it runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+
+use super::Deployment;
+use crate::decode::{Decoder, SchemaSource};
+use crate::runner::Runner;
+use crate::sandbox::LoadedFilter;
+
+/// One version of the set of deployed filters, with a decoder made for
+/// exactly their fields.
+pub struct FilterSet {
+    pub generation: u64,
+    pub deployments: Vec<Deployment>,
+    pub decoder: Arc<Decoder>,
+}
+
+impl FilterSet {
+    pub fn new(generation: u64, deployments: Vec<Deployment>, schemas: SchemaSource) -> FilterSet {
+        let decoder = Runner::decoder_for(&FilterSet::loaded(&deployments), schemas);
+        FilterSet {
+            generation,
+            deployments,
+            decoder,
+        }
+    }
+
+    fn loaded(deployments: &[Deployment]) -> Vec<Arc<LoadedFilter>> {
+        deployments.iter().map(|d| d.filter.clone()).collect()
+    }
+
+    /// The loaded filters, in deployment order.
+    pub fn filters(&self) -> Vec<Arc<LoadedFilter>> {
+        FilterSet::loaded(&self.deployments)
+    }
+}
+
+/// Where the running filter set comes from: the config file's filters
+/// (replaced on SIGHUP) and the uploaded ones (replaced when the fleet
+/// registry changes). Either change hands the whole set to the pipeline,
+/// numbered, and the pipeline counts the sets it has published, so that
+/// a change can wait until it runs.
+pub struct Sources {
+    pub config: Vec<Deployment>,
+    pub uploaded: Vec<Deployment>,
+    sets: Sender<(u64, Vec<Deployment>)>,
+    sent: u64,
+    published: Arc<AtomicU64>,
+}
+
+/// The pipeline's end of [`Sources`].
+pub struct Updates {
+    sets: Receiver<(u64, Vec<Deployment>)>,
+    /// The number of the latest set published.
+    published: Arc<AtomicU64>,
+}
+
+impl Sources {
+    pub fn new(config: Vec<Deployment>) -> (Sources, Updates) {
+        let (sets, receiver) = std::sync::mpsc::channel();
+        let published = Arc::new(AtomicU64::new(0));
+        let sources = Sources {
+            config,
+            uploaded: Vec::new(),
+            sets,
+            sent: 0,
+            published: published.clone(),
+        };
+        (
+            sources,
+            Updates {
+                sets: receiver,
+                published,
+            },
+        )
+    }
+
+    /// The whole set: the config's filters, then the uploaded ones.
+    pub fn all(&self) -> Vec<Deployment> {
+        self.config.iter().chain(&self.uploaded).cloned().collect()
+    }
+
+    /// The set to start the pipeline with. Sets sent before it (queued
+    /// already) are older: the pipeline counts them published, unused.
+    pub fn initial(&self) -> Vec<Deployment> {
+        self.published.store(self.sent, Ordering::Release);
+        self.all()
+    }
+
+    /// Replaces the config's filters; returns the set's number.
+    pub fn set_config(&mut self, deployments: Vec<Deployment>) -> u64 {
+        self.config = deployments;
+        self.send()
+    }
+
+    /// Replaces the uploaded filters; returns the set's number.
+    pub fn set_uploaded(&mut self, deployments: Vec<Deployment>) -> u64 {
+        self.uploaded = deployments;
+        self.send()
+    }
+
+    /// The number of the latest set the pipeline has published: set `n`
+    /// runs once this is at least `n`.
+    pub fn published(&self) -> Arc<AtomicU64> {
+        self.published.clone()
+    }
+
+    fn send(&mut self) -> u64 {
+        self.sent += 1;
+        let _ = self.sets.send((self.sent, self.all()));
+        self.sent
+    }
+}
+
+impl Updates {
+    /// Publishes the newest set sent, if it is newer than the one
+    /// running: `publish` runs it, then the set counts as published (in
+    /// that order: an upload's answer waits for the count).
+    pub fn apply(&self, publish: impl FnOnce(Vec<Deployment>)) {
+        if let Ok((seq, deployments)) = self.sets.try_recv()
+            && seq > self.published.load(Ordering::Acquire)
+        {
+            publish(deployments);
+            self.published.store(seq, Ordering::Release);
+        }
+    }
+}
