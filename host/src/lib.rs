@@ -11,8 +11,8 @@
 //!   Kafka client's settings and log; [`deploy`]: which filters run, and
 //!   how a new set reaches the pipeline; [`pipeline`]: the
 //!   Kafka loop of `bandpass serve`; [`admin`]: its HTTP port (health,
-//!   metrics, status page, the filter API); [`registry`]: the uploaded
-//!   filters a fleet shares through a compacted topic; [`text`]: how any
+//!   metrics, status page, the filter API); [`fleet`]: the uploaded
+//!   filters a fleet shares through a compacted topic, and their canary; [`text`]: how any
 //!   text a tenant wrote is bounded and escaped wherever it is shown.
 
 pub mod admin;
@@ -21,13 +21,13 @@ pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod deploy;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;
 pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
-pub mod registry;
 pub mod runner;
 pub mod sandbox;
 pub mod text;

@@ -13,14 +13,13 @@
 //! An upload is checked before anything runs (size, manifest, quota,
 //! limits, a real component of a supported contract importing only what
 //! the host allows, compiled within a time bound, then the canary run of
-//! [`super::canary`]), and only then written to the fleet registry
-//! ([`crate::registry`]), which every instance follows. A refused upload
+//! [`crate::fleet::canary`]), and only then written to the fleet registry
+//! ([`crate::fleet`]), which every instance follows. A refused upload
 //! changes nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -32,12 +31,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::canary::Canary;
-use crate::config::{AdminConfig, Config, EngineConfig, GroupConfig, LimitsConfig, is_name};
+use crate::config::{AdminConfig, Config, GroupConfig};
+use crate::fleet::admission::bounds;
+use crate::fleet::canary::Canary;
+use crate::fleet::policy::check_name;
+use crate::fleet::record::key;
+use crate::fleet::{Admission, Denial, Entry, Fleet, Rule, Running, Upload, WriteError};
 use crate::metrics::Metrics;
-use crate::registry::{self, Entry, Record, Registry, Running, WriteError};
-use crate::sandbox::compile::{CompileFailure, compile_bounded};
-use crate::sandbox::{CacheOutcome, LoadedFilter, Sandbox, sha256_hex};
+use crate::sandbox::{Sandbox, sha256_hex};
 
 /// What the filter API needs.
 pub struct Api {
@@ -45,23 +46,9 @@ pub struct Api {
     admin: AdminConfig,
     /// Who may do what: the tokens and groups, replaced on SIGHUP.
     access: RwLock<Access>,
-    engine: EngineConfig,
-    sandbox: Arc<Sandbox>,
-    registry: Arc<Registry>,
-    canary: Arc<Canary>,
+    registry: Arc<Fleet>,
+    admission: Arc<Admission>,
     metrics: Arc<Metrics>,
-    /// Topics no upload may produce to (replaced on SIGHUP).
-    reserved_topics: RwLock<Vec<String>>,
-    /// One change at a time per group, so that its quota count holds
-    /// (within this instance; see docs/operators.md).
-    changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// One compile or canary at a time. The permit moves into the
-    /// blocking task and is released when the work really ends, even
-    /// after the request gave up on it (compile_timeout).
-    validating: Arc<tokio::sync::Semaphore>,
-    /// Components (sha256) whose compile outlasted compile_timeout here:
-    /// refused at once when uploaded again.
-    too_slow: Mutex<HashSet<String>>,
     /// Each known caller's request allowance (one entry per configured
     /// group and the operator: unknown tokens never get one).
     rates: Mutex<HashMap<String, Allowance>>,
@@ -86,23 +73,18 @@ impl Api {
     pub fn new(
         config: &Config,
         sandbox: Arc<Sandbox>,
-        registry: Arc<Registry>,
+        registry: Arc<Fleet>,
         canary: Canary,
         metrics: Arc<Metrics>,
     ) -> Api {
         let admin = config.admin.clone().expect("the API needs [admin]");
+        let admission = Admission::new(registry.clone(), sandbox, canary, &admin.uploads);
         Api {
             access: RwLock::new(Access::of(&admin)),
             admin,
-            engine: config.engine.clone(),
-            sandbox,
             registry,
-            canary: Arc::new(canary),
+            admission: Arc::new(admission),
             metrics,
-            reserved_topics: RwLock::new(registry::reserved_topics(config)),
-            changing: Mutex::new(HashMap::new()),
-            validating: Arc::new(tokio::sync::Semaphore::new(1)),
-            too_slow: Mutex::new(HashSet::new()),
             rates: Mutex::new(HashMap::new()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
@@ -135,7 +117,7 @@ impl Api {
         Ok(())
     }
 
-    /// Takes the tokens, groups and topics of a reloaded config (SIGHUP).
+    /// Takes the tokens and rules of a reloaded config (SIGHUP).
     /// A config without `[admin]` leaves no token valid.
     pub fn reconfigure(&self, config: &Config) {
         *self.access.write().unwrap() = match &config.admin {
@@ -145,31 +127,7 @@ impl Api {
                 groups: Vec::new(),
             },
         };
-        *self.reserved_topics.write().unwrap() = registry::reserved_topics(config);
         self.registry.reconfigure(config);
-    }
-
-    /// A turn to compile or run a canary, waiting at most a compile's
-    /// time for the one before to end.
-    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        let wait = self.admin.uploads.compile_timeout + Duration::from_secs(5);
-        match tokio::time::timeout(wait, self.validating.clone().acquire_owned()).await {
-            Ok(permit) => Ok(permit.expect("the semaphore is never closed")),
-            Err(_) => Err(refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("another upload has been checked here for {wait:?}: try again later"),
-            )),
-        }
-    }
-
-    /// The lock serializing changes to `group`'s filters.
-    fn changing(&self, group: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.changing
-            .lock()
-            .unwrap()
-            .entry(group.to_string())
-            .or_default()
-            .clone()
     }
 }
 
@@ -219,6 +177,23 @@ const MAX_REASON_BYTES: usize = 2048;
 fn refuse(status: StatusCode, reason: impl Into<String>) -> ApiError {
     let reason = crate::text::shown_owned(reason.into(), MAX_REASON_BYTES);
     ApiError { status, reason }
+}
+
+/// A rule's refusal, with the status that says which kind it is.
+impl From<Denial> for ApiError {
+    fn from(denial: Denial) -> ApiError {
+        let status = match denial.rule {
+            Rule::UnknownGroup => StatusCode::NOT_FOUND,
+            Rule::Malformed => StatusCode::BAD_REQUEST,
+            Rule::TopicTaken => StatusCode::CONFLICT,
+            Rule::NotAllowed => StatusCode::FORBIDDEN,
+            Rule::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rule::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+            Rule::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Rule::Crashed => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        refuse(status, denial.reason)
+    }
 }
 
 /// The reason, kept on the response for the refusal log.
@@ -354,14 +329,10 @@ impl Api {
             })
     }
 
-    /// The caller, if it may act on `group`'s filters, and that group's
-    /// settings (none for a group no longer configured, whose filters
-    /// only the operator can still see and delete).
-    fn authorize(
-        &self,
-        headers: &HeaderMap,
-        group: &str,
-    ) -> Result<(Caller, Option<GroupConfig>), ApiError> {
+    /// The caller, if it may act on `group`'s filters (a group no longer
+    /// configured keeps its filters, which only the operator can still
+    /// see and delete).
+    fn authorize(&self, headers: &HeaderMap, group: &str) -> Result<Caller, ApiError> {
         let caller = self.caller(headers)?;
         if let Caller::Group(own) = &caller
             && own != group
@@ -373,15 +344,7 @@ impl Api {
                 ),
             ));
         }
-        let config = self
-            .access
-            .read()
-            .unwrap()
-            .groups
-            .iter()
-            .find(|g| g.name == group)
-            .cloned();
-        Ok((caller, config))
+        Ok(caller)
     }
 
     /// One filter as the API shows it, with this instance's counters.
@@ -526,12 +489,11 @@ async fn remove(
     Path((group, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Reply {
-    let (caller, _) = api.authorize(&headers, &group)?;
-    let changing = api.changing(&group);
-    let _one = changing.lock().await;
+    let caller = api.authorize(&headers, &group)?;
+    let _turn = api.registry.turn(&group).await;
     api.entry(&group, &name)?;
     if let Err(e) = api.registry.delete(&group, &name).await {
-        return written(e, json!({ "deleted": registry::key(&group, &name) }));
+        return written(e, json!({ "deleted": key(&group, &name) }));
     }
     tracing::info!(
         group,
@@ -539,10 +501,7 @@ async fn remove(
         by = caller.name(),
         "uploaded filter deleted"
     );
-    ok(
-        StatusCode::OK,
-        json!({ "deleted": registry::key(&group, &name) }),
-    )
+    ok(StatusCode::OK, json!({ "deleted": key(&group, &name) }))
 }
 
 async fn enable(
@@ -562,13 +521,10 @@ async fn disable(
 }
 
 async fn switch(api: &Api, group: &str, name: &str, headers: &HeaderMap, enabled: bool) -> Reply {
-    let (caller, _) = api.authorize(headers, group)?;
-    let changing = api.changing(group);
-    let _one = changing.lock().await;
+    let caller = api.authorize(headers, group)?;
+    let _turn = api.registry.turn(group).await;
     let entry = api.entry(group, name)?;
-    let mut record = entry.record.clone();
-    record.enabled = enabled;
-    if let Err(e) = api.registry.put(&record, &entry.component, None).await {
+    if let Err(e) = api.registry.switch(&entry, enabled).await {
         return written(e, api.view(&api.entry(group, name)?));
     }
     tracing::info!(
@@ -582,52 +538,21 @@ async fn switch(api: &Api, group: &str, name: &str, headers: &HeaderMap, enabled
     ok(StatusCode::OK, api.view(&entry))
 }
 
-/// The JSON part of an upload. Name, version and survey, where given,
-/// must agree with the path and the component's own manifest.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UploadManifest {
-    name: Option<String>,
-    version: Option<String>,
-    survey: Option<String>,
-    description: Option<String>,
-    #[serde(default)]
-    params: BTreeMap<String, Value>,
-    limits: Option<LimitsConfig>,
-    /// Upload disabled (registered, not run). Default true.
-    enabled: Option<bool>,
-    /// Refused unless it is the derived topic: present so the refusal
-    /// can say so.
-    output_topic: Option<String>,
-}
-
 async fn upload(
     State(api): State<Arc<Api>>,
     Path((group, name)): Path<(String, String)>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Reply {
-    let (caller, group_config) = api.authorize(&headers, &group)?;
-    let group_config = group_config.ok_or_else(|| {
-        refuse(
-            StatusCode::NOT_FOUND,
-            format!("no group '{group}': groups are defined in [[admin.group]]"),
-        )
-    })?;
-    if !is_name(&name, 64) {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "'{name}' is not a filter name: use lowercase letters, digits and dashes (at most 64)"
-            ),
-        ));
-    }
-    let max = api.admin.uploads.max_size;
+    let caller = api.authorize(&headers, &group)?;
+    api.registry.policy().group(&group)?;
+    check_name(&name)?;
+    let max = api.admission.max_size();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max + (1 << 20)) {
-        return Err(too_large(max));
+        return Err(api.admission.too_large().into());
     }
     let mut multipart = multipart.map_err(|e| {
         refuse(
@@ -655,62 +580,18 @@ async fn upload(
             "no `component` part: attach the .wasm as `component`",
         )
     })?;
-    if component.len() > max {
-        return Err(too_large(max));
-    }
-    let (manifest, params) = parse_manifest(manifest_text.as_deref())?;
-    let record = check_manifest(&api, &caller, &group_config, &name, manifest, params)?;
-
-    let changing = api.changing(&group);
-    let _one = changing.lock().await;
-    let existing = api.registry.entry(&group, &name);
-    let count = api
-        .registry
-        .entries()
-        .values()
-        .filter(|e| e.record.group == group)
-        .count();
-    if existing.is_none() && count >= group_config.max_filters {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "group '{group}' has {count} filters, its quota (max_filters = {}): delete one, or ask the operator for more",
-                group_config.max_filters
-            ),
-        ));
-    }
-    // The group's share of the workers: its filters' mean times together.
-    let budget = group_config.time_budget(&api.engine);
-    let others: Duration = api
-        .registry
-        .entries()
-        .values()
-        .filter(|e| e.record.group == group && e.record.name != name)
-        .map(|e| Duration::from_millis(e.record.limits.mean_ms))
-        .sum();
-    let asked = Duration::from_millis(record.limits.mean_ms);
-    if others + asked > budget {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "group '{group}''s filters would together take up to {:?} per alert, over its \
-                 time_budget of {budget:?} (each filter's limits.mean_time, added): ask for less \
-                 mean_time, delete a filter, or ask the operator for more",
-                others + asked
-            ),
-        ));
-    }
-    let mut record = record;
-    let (filter, report) = validate(&api, &component, &mut record).await?;
-    record.version = filter.manifest.version.clone();
-    record.survey = filter.manifest.survey.clone();
-    if record.description.is_empty() {
-        record.description = filter.manifest.description.clone();
-    }
-    let put = api
-        .registry
-        .put(&record, &component, record.enabled.then_some(filter))
-        .await;
+    let admitted = api
+        .admission
+        .decide(Upload {
+            group: group.clone(),
+            name: name.clone(),
+            by: caller.name().to_string(),
+            manifest: manifest_text,
+            component,
+        })
+        .await?;
+    let (record, report) = (&admitted.record, &admitted.report);
+    let put = api.registry.put(&admitted).await;
     if let Err(e) = put {
         if matches!(e, WriteError::Pending(_)) {
             api.metrics.upload_accepted();
@@ -724,11 +605,11 @@ async fn upload(
         filter = name,
         version = record.version,
         by = caller.name(),
-        replaced = existing.is_some(),
+        replaced = admitted.replaces,
         "filter uploaded"
     );
     let entry = api.entry(&group, &name)?;
-    let status = if existing.is_some() {
+    let status = if admitted.replaces {
         StatusCode::OK
     } else {
         StatusCode::CREATED
@@ -739,25 +620,12 @@ async fn upload(
     )
 }
 
-/// The refusal of an upload over `max` bytes (however it was found out).
+/// The refusal of an upload over `max` bytes, found out while reading it.
 fn too_large(max: usize) -> ApiError {
     refuse(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the upload is larger than the {max} bytes allowed (admin.uploads.max_size)"),
     )
-}
-
-/// Bounds of what an upload's `manifest` part may hold, checked before
-/// the host keeps any of it (docs/admin-api.yaml).
-mod bounds {
-    /// The whole `manifest` part, in bytes.
-    pub const MANIFEST_BYTES: usize = 64 << 10;
-    /// Parameters.
-    pub const PARAMS: usize = 64;
-    /// A parameter's name, in bytes.
-    pub const PARAM_KEY_BYTES: usize = 64;
-    /// A parameter's value, in bytes.
-    pub const PARAM_VALUE_BYTES: usize = 4096;
 }
 
 /// Reads the `manifest` and `component` parts.
@@ -813,260 +681,6 @@ async fn read_parts(
     Ok((manifest, component))
 }
 
-/// The `manifest` part, parsed and checked against [`bounds`] before
-/// anything is kept; its params as the text `init` receives.
-fn parse_manifest(
-    text: Option<&str>,
-) -> Result<(UploadManifest, BTreeMap<String, String>), ApiError> {
-    let manifest: UploadManifest = match text.map(str::trim) {
-        None | Some("") => UploadManifest::default(),
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("manifest: {e}")))?,
-    };
-    if manifest.params.len() > bounds::PARAMS {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "manifest: {} params; at most {}",
-                manifest.params.len(),
-                bounds::PARAMS
-            ),
-        ));
-    }
-    if let Some(d) = &manifest.description
-        && d.len() > crate::sandbox::manifest_bounds::DESCRIPTION_BYTES
-    {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "manifest: description is {} bytes; at most {}",
-                d.len(),
-                crate::sandbox::manifest_bounds::DESCRIPTION_BYTES
-            ),
-        ));
-    }
-    let mut params = BTreeMap::new();
-    for (k, v) in &manifest.params {
-        if k.is_empty() || k.len() > bounds::PARAM_KEY_BYTES {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "manifest: param name '{k}' must be 1 to {} bytes",
-                    bounds::PARAM_KEY_BYTES
-                ),
-            ));
-        }
-        let text = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            other => {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    format!("manifest: param '{k}' is {other}: give a string, number or boolean"),
-                ));
-            }
-        };
-        if text.len() > bounds::PARAM_VALUE_BYTES {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "manifest: param '{k}' is {} bytes; a value may have at most {}",
-                    text.len(),
-                    bounds::PARAM_VALUE_BYTES
-                ),
-            ));
-        }
-        params.insert(k.clone(), text);
-    }
-    Ok((manifest, params))
-}
-
-/// The record an upload asks for, checked against the caller's rights.
-fn check_manifest(
-    api: &Api,
-    caller: &Caller,
-    group: &GroupConfig,
-    name: &str,
-    manifest: UploadManifest,
-    params: BTreeMap<String, String>,
-) -> Result<Record, ApiError> {
-    if let Some(n) = &manifest.name
-        && n != name
-    {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            format!("manifest: name '{n}' differs from the path's '{name}'"),
-        ));
-    }
-    let derived = registry::output_topic(&group.name, name);
-    if let Some(t) = &manifest.output_topic
-        && *t != derived
-    {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "manifest: output_topic '{t}' refused: group '{}''s filter '{name}' produces to '{derived}', derived from the group and filter names",
-                group.name
-            ),
-        ));
-    }
-    if api.reserved_topics.read().unwrap().contains(&derived) {
-        return Err(refuse(
-            StatusCode::CONFLICT,
-            format!(
-                "'{derived}' is already an input, dead-letter, registry or configured output topic of this service: give the filter another name"
-            ),
-        ));
-    }
-    let limits = manifest.limits.unwrap_or(api.engine.limits);
-    let max = group.max_limits.unwrap_or(api.engine.max_limits);
-    if !limits.within(&max) {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "manifest: limits ({}) over group '{}''s maximum ({})",
-                limits.describe(),
-                group.name,
-                max.describe()
-            ),
-        ));
-    }
-    Ok(Record {
-        group: group.name.clone(),
-        name: name.to_string(),
-        enabled: manifest.enabled.unwrap_or(true),
-        params,
-        limits: limits.to_limits(),
-        version: manifest.version.unwrap_or_default(),
-        survey: manifest.survey.unwrap_or_default(),
-        // Kept as shown, like the component's own (sandbox/validate.rs).
-        description: manifest
-            .description
-            .map(|d| crate::text::shown_owned(d, usize::MAX))
-            .unwrap_or_default(),
-        sha256: String::new(),
-        uploaded_by: caller.name().to_string(),
-        uploaded_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-    })
-}
-
-fn refused(reason: String) -> ApiError {
-    refuse(StatusCode::UNPROCESSABLE_ENTITY, reason)
-}
-
-fn crashed(e: tokio::task::JoinError) -> ApiError {
-    refuse(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("checking the upload crashed ({e}); nothing changed: report it to the operator"),
-    )
-}
-
-/// Refuses what it can without compiling (`Sandbox::precheck`), then
-/// loads (compiling within the time bound), checks the manifest's version
-/// and survey against the component's own, and runs the canary; fills in
-/// the record's sha256. A refused upload leaves no compiled code behind.
-async fn validate(
-    api: &Api,
-    component: &[u8],
-    record: &mut Record,
-) -> Result<(Arc<LoadedFilter>, super::canary::CanaryReport), ApiError> {
-    api.sandbox
-        .precheck(component)
-        .map_err(|e| refused(format!("component refused: {e}")))?;
-    let bytes = Arc::new(component.to_vec());
-    let hashed = bytes.clone();
-    record.sha256 = tokio::task::spawn_blocking(move || sha256_hex(&hashed))
-        .await
-        .map_err(crashed)?;
-    let cached_before = api.sandbox.is_cached(&record.sha256);
-    let checked = compile_and_try(api, bytes, record).await;
-    if checked.is_err() && !cached_before {
-        api.sandbox.forget_compiled(&record.sha256);
-    }
-    checked
-}
-
-/// [`validate`]'s steps from the compile on.
-async fn compile_and_try(
-    api: &Api,
-    bytes: Arc<Vec<u8>>,
-    record: &mut Record,
-) -> Result<(Arc<LoadedFilter>, super::canary::CanaryReport), ApiError> {
-    let timeout: Duration = api.admin.uploads.compile_timeout;
-    if api.too_slow.lock().unwrap().contains(&record.sha256) {
-        return Err(refused(format!(
-            "this component took longer than {timeout:?} to compile here before (admin.uploads.compile_timeout): make it smaller"
-        )));
-    }
-    let sandbox = api.sandbox.clone();
-    // With a compiled-code cache (the default with uploads), the compile
-    // runs in a child process, killed at the time bound (see
-    // sandbox/compile.rs); the load below then reads its artifact.
-    let permit = api.permit().await?;
-    let (compiling, checking) = (bytes.clone(), sandbox.clone());
-    let (sha256, memory) = (record.sha256.clone(), api.admin.uploads.compile_memory);
-    let compiled = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        compile_bounded(&checking, &compiling, &sha256, timeout, memory)
-    })
-    .await
-    .map_err(crashed)?;
-    if let Err(failure) = compiled {
-        if matches!(failure, CompileFailure::TimedOut(_)) {
-            api.too_slow.lock().unwrap().insert(record.sha256.clone());
-        }
-        return Err(refused(failure.to_string()));
-    }
-    let permit = api.permit().await?;
-    let params: Vec<(String, String)> = record.params.clone().into_iter().collect();
-    let limits = record.limits;
-    let loading = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        sandbox.load(&bytes, params, limits)
-    });
-    let filter = match tokio::time::timeout(timeout, loading).await {
-        Err(_) => {
-            api.too_slow.lock().unwrap().insert(record.sha256.clone());
-            return Err(refused(CompileFailure::TimedOut(timeout).to_string()));
-        }
-        Ok(joined) => joined
-            .map_err(crashed)?
-            .map_err(|e| refused(format!("component refused: {e}")))?,
-    };
-    if filter.cache == CacheOutcome::Compiled && api.sandbox.options().cache.is_some() {
-        tracing::warn!(
-            sha256 = %record.sha256,
-            "an upload compiled in its child process was compiled again in the service: \
-             the cache did not keep the artifact (see earlier warnings)"
-        );
-    }
-    for (what, asked, own) in [
-        ("version", &record.version, &filter.manifest.version),
-        ("survey", &record.survey, &filter.manifest.survey),
-    ] {
-        if !asked.is_empty() && asked != own {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                format!("manifest: {what} '{asked}' differs from the component's own, '{own}'"),
-            ));
-        }
-    }
-    let permit = api.permit().await?;
-    let canary = api.canary.clone();
-    let tried = filter.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        canary.try_filter(&tried)
-    })
-    .await
-    .map_err(crashed)?
-    .map_err(|why| refused(format!("canary: {why}")))?;
-    Ok((filter, report))
-}
-
 /// Entry points for the fuzz targets (`fuzz/`).
 #[doc(hidden)]
 pub mod fuzzing {
@@ -1094,8 +708,9 @@ pub mod fuzzing {
         let (manifest, component) = read_parts(&mut multipart, max)
             .await
             .map_err(|e| e.reason)?;
-        let (_, params) = parse_manifest(manifest.as_deref()).map_err(|e| e.reason)?;
-        Ok((params.len(), component.map_or(0, |c| c.len())))
+        let params = crate::fleet::admission::fuzzing::parse_manifest(manifest.as_deref())
+            .map_err(|denial| ApiError::from(denial).reason)?;
+        Ok((params, component.map_or(0, |c| c.len())))
     }
 }
 

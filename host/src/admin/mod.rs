@@ -28,7 +28,6 @@ use axum::routing::get;
 use crate::metrics::Metrics;
 
 pub mod api;
-pub mod canary;
 mod listener;
 pub mod status;
 

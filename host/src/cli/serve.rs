@@ -18,13 +18,13 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::admin::api::Api;
-use crate::admin::canary::Canary;
 use crate::admin::{Admin, Bounds};
 use crate::config::Config;
 use crate::deploy::{self, Deployment, Sources};
+use crate::fleet::Fleet;
+use crate::fleet::canary::Canary;
 use crate::metrics::Metrics;
 use crate::pipeline;
-use crate::registry::Registry;
 use crate::sandbox::{CompileCache, Sandbox, SandboxOptions};
 
 #[derive(Debug, Args)]
@@ -82,8 +82,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let api = match &config.admin {
         Some(admin) if admin.uploads_enabled() => {
             let canary = Canary::load(&config_dir, &admin.uploads)?;
-            let registry =
-                Registry::start(&config, sandbox.clone(), sources.clone(), stop.clone())?;
+            let registry = Fleet::start(&config, sandbox.clone(), sources.clone(), stop.clone())?;
             Some(Arc::new(Api::new(
                 &config,
                 sandbox.clone(),

@@ -1,138 +1,31 @@
-//! The fleet registry of uploaded filters: a compacted Kafka topic that
-//! every `bandpass serve` instance of a fleet follows from its start, so
-//! that an upload, a change or a deletion made through any instance's
-//! admin API reaches every instance, and a restarted instance finds the
-//! filters again, with no new infrastructure.
-//!
-//! One record per filter, keyed `<group>/<filter>`; its value is the
-//! filter's [`Record`] (JSON) followed by the component's bytes, and a
-//! deletion is a tombstone (no value). Compaction keeps the latest record
-//! of each key. The topic is created with one partition (one order for
-//! every change) and a `max.message.bytes` fitting the largest upload.
-//!
-//! Owns: the record format, the topic, the follower thread, and turning
-//! records into [`Deployment`]s (loading components, reusing what runs).
-//! Must never: run a record whose group is not configured here, whose
-//! names are not names, whose component is not the one its sha256 says,
-//! or whose limits are over its group's maximum (the admin API checks
-//! all of that and the canary before it writes; a record written to the
-//! topic some other way is checked again); or let one record that does
-//! not load take the others down. Anyone who can write to the topic can
-//! register code: restrict it with Kafka ACLs to the instances.
+//! The registry as one instance follows it ([`Fleet`]): read to its end
+//! at start, then followed on a thread of its own; each batch of changes
+//! becomes the uploaded half of the filter set ([`crate::deploy::Sources`]).
+//! Writes (an upload, a change, a deletion) go to the topic and wait
+//! until this instance runs them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::Bytes;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::OwnedMutexGuard;
 
-use crate::config::{Config, GroupConfig, LimitsConfig, is_name};
-use crate::deploy::{Deployment, Sources, deployment_key};
+use super::record::{Entry, Record, decode, encode, key};
+use super::topic::{ensure_topic, reader};
+
+use super::admission::Admitted;
+use super::policy::Policy;
+use crate::config::Config;
+use crate::deploy::{Deployment, Sources};
 use crate::kafka::{Logged, Role, client_config};
-use crate::sandbox::{Limits, LoadedFilter, Sandbox};
-
-/// What the registry holds of one uploaded filter, besides its bytes.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Record {
-    pub group: String,
-    pub name: String,
-    /// Disabled filters stay registered but do not run.
-    pub enabled: bool,
-    pub params: BTreeMap<String, String>,
-    pub limits: Limits,
-    /// From the component's own manifest.
-    pub version: String,
-    pub survey: String,
-    pub description: String,
-    pub sha256: String,
-    /// `operator` or the group that uploaded it.
-    pub uploaded_by: String,
-    pub uploaded_at_ms: u64,
-}
-
-impl Record {
-    /// The registry key, `<group>/<filter>`.
-    pub fn key(&self) -> String {
-        key(&self.group, &self.name)
-    }
-
-    /// The deployment's name in headers, metrics and logs.
-    pub fn deployment_name(&self) -> String {
-        deployment_name(&self.group, &self.name)
-    }
-
-    /// Where its accepted alerts go: derived, never chosen.
-    pub fn output_topic(&self) -> String {
-        output_topic(&self.group, &self.name)
-    }
-
-    /// Equal keys mean one loaded filter can serve both.
-    pub fn load_key(&self) -> String {
-        let params: Vec<(String, String)> = self.params.clone().into_iter().collect();
-        deployment_key(&self.sha256, &params, &self.limits)
-    }
-}
-
-pub fn key(group: &str, name: &str) -> String {
-    format!("{group}/{name}")
-}
-
-pub fn deployment_name(group: &str, name: &str) -> String {
-    format!("{group}.{name}")
-}
-
-pub fn output_topic(group: &str, name: &str) -> String {
-    format!("bandpass.{group}.{name}")
-}
-
-/// The first bytes of every record value (format version 1).
-const MAGIC: &[u8; 4] = b"BPR1";
-
-/// A record's value: magic, the JSON length (4 bytes, big-endian), the
-/// JSON, the component.
-pub fn encode(record: &Record, component: &[u8]) -> Vec<u8> {
-    let json = serde_json::to_vec(record).expect("a record serializes");
-    let mut out = Vec::with_capacity(8 + json.len() + component.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(component);
-    out
-}
-
-/// The inverse of [`encode`].
-pub fn decode(value: &[u8]) -> Result<(Record, Bytes), String> {
-    let rest = value
-        .strip_prefix(MAGIC)
-        .ok_or("not a bandpass registry record (no BPR1 prefix)")?;
-    if rest.len() < 4 {
-        return Err("truncated record".into());
-    }
-    let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-    let rest = &rest[4..];
-    if rest.len() < len {
-        return Err("truncated record".into());
-    }
-    let record: Record = serde_json::from_slice(&rest[..len]).map_err(|e| e.to_string())?;
-    Ok((record, Bytes::copy_from_slice(&rest[len..])))
-}
-
-/// One registered filter.
-#[derive(Clone)]
-pub struct Entry {
-    pub record: Record,
-    pub component: Bytes,
-    /// Where the record is in the topic: a new record, a new offset.
-    pub offset: (i32, i64),
-}
+use crate::sandbox::{LoadedFilter, Sandbox};
 
 /// What an instance runs of an entry.
 #[derive(Clone)]
@@ -159,26 +52,24 @@ struct State {
 }
 
 /// The registry as one instance follows it.
-pub struct Registry {
+pub struct Fleet {
     topic: String,
     producer: FutureProducer<Logged>,
     sandbox: Arc<Sandbox>,
     state: Mutex<State>,
-    /// Filters the admin API has just validated, by registry key (with
-    /// their load key), so that applying their record does not compile
-    /// them a second time.
+    /// Filters admission has just checked, by registry key (with their
+    /// load key), so that applying their record does not load them a
+    /// second time.
     preloaded: Mutex<HashMap<String, (String, Arc<LoadedFilter>)>>,
+    /// Each group's turn to change its filters (see [`Fleet::turn`]).
+    changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     sources: Arc<Mutex<Sources>>,
     /// How many filter sets the pipeline has published (see [`Sources`]).
     published: Arc<AtomicU64>,
-    /// The groups this instance knows, to check records against
-    /// (replaced on SIGHUP).
-    groups: std::sync::RwLock<Vec<GroupConfig>>,
+    /// The rules records are checked against (replaced on SIGHUP).
+    policy: RwLock<Arc<Policy>>,
     /// Held while a change is applied (by the follower, or a SIGHUP).
     applying: Mutex<()>,
-    max_limits: LimitsConfig,
-    /// Topics the service uses otherwise (replaced on SIGHUP).
-    reserved: std::sync::RwLock<Vec<String>>,
     /// The follower's last consumer error, until a record reads again.
     trouble: Mutex<Option<String>>,
     /// `admin.uploads.compile_timeout` and `compile_memory`: the bounds
@@ -188,7 +79,7 @@ pub struct Registry {
 }
 
 /// How long a start may take to read the registry to its end.
-const CATCH_UP: Duration = Duration::from_secs(60);
+pub(super) const CATCH_UP: Duration = Duration::from_secs(60);
 /// How long an upload waits for its record to run here.
 const APPLY_WAIT: Duration = Duration::from_secs(60);
 
@@ -202,7 +93,7 @@ pub enum WriteError {
     Pending(String),
 }
 
-impl Registry {
+impl Fleet {
     /// Creates the topic if it is missing (checking it if not), reads it
     /// to its end, loads every enabled filter into `sources`, and starts
     /// following it on a thread of its own until `stop`.
@@ -211,7 +102,7 @@ impl Registry {
         sandbox: Arc<Sandbox>,
         sources: Arc<Mutex<Sources>>,
         stop: Arc<AtomicBool>,
-    ) -> anyhow::Result<Arc<Registry>> {
+    ) -> anyhow::Result<Arc<Fleet>> {
         let admin = config.admin.as_ref().expect("uploads need [admin]");
         let topic = admin.uploads.registry_topic.clone();
         // Room for the largest component, its record and batch overhead.
@@ -221,21 +112,20 @@ impl Registry {
             client_config(config, Role::RegistryProducer { max_message })
                 .create_with_context(Logged)
                 .context("creating the registry's Kafka producer")?;
-        let consumer = follower(config, &topic, max_message)?;
+        let consumer = reader(config, &topic, max_message)?;
         let published = sources.lock().unwrap().published();
-        let registry = Arc::new(Registry {
+        let registry = Arc::new(Fleet {
             topic: topic.clone(),
             producer,
             sandbox,
             state: Mutex::new(State::default()),
             preloaded: Mutex::new(HashMap::new()),
+            changing: Mutex::new(HashMap::new()),
             sources,
             published,
-            groups: std::sync::RwLock::new(admin.groups.clone()),
+            policy: RwLock::new(Arc::new(Policy::of(config))),
             applying: Mutex::new(()),
-            reserved: std::sync::RwLock::new(reserved_topics(config)),
             trouble: Mutex::new(None),
-            max_limits: config.engine.max_limits,
             compile_timeout: admin.uploads.compile_timeout,
             compile_memory: admin.uploads.compile_memory,
         });
@@ -355,17 +245,16 @@ impl Registry {
         self.mark_applied(seq, read);
     }
 
-    /// Takes a reloaded config's groups and topics (SIGHUP): a removed
-    /// group's filters stop, and a filter refused for want of its group
-    /// runs.
+    /// Takes a reloaded config's rules (SIGHUP): a removed group's
+    /// filters stop, and a filter refused for want of its group runs.
     pub fn reconfigure(&self, config: &Config) {
-        *self.groups.write().unwrap() = config
-            .admin
-            .as_ref()
-            .map(|a| a.groups.clone())
-            .unwrap_or_default();
-        *self.reserved.write().unwrap() = reserved_topics(config);
+        *self.policy.write().unwrap() = Arc::new(Policy::of(config));
         self.apply_and_publish(true);
+    }
+
+    /// The rules in force here now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.read().unwrap().clone()
     }
 
     /// Takes one record into the entries (not yet applied).
@@ -409,15 +298,16 @@ impl Registry {
         state.applied_seq = seq;
     }
 
-    /// Why this instance must not run `entry`, if it must not.
+    /// Why this instance must not run `entry`, if it must not: the
+    /// rules every upload faced (a record may have been written to the
+    /// topic some other way, or under another config), and a component
+    /// that is the one its record names.
     fn refusal(&self, entry: &Entry) -> Option<String> {
-        let topic = entry.record.output_topic();
-        if self.reserved.read().unwrap().contains(&topic) {
-            return Some(format!(
-                "its output topic {topic} is one the service uses otherwise"
-            ));
-        }
-        refusal(entry, &self.groups.read().unwrap(), &self.max_limits)
+        let admitted = self.policy().admit(&entry.record, None);
+        admitted
+            .map_err(|denial| denial.reason)
+            .and_then(|()| entry.intact())
+            .err()
     }
 
     /// Turns the entries into deployments, reusing the loaded filter of
@@ -477,7 +367,7 @@ impl Registry {
         (out, read)
     }
 
-    /// The validated filter the admin API left, else a fresh load.
+    /// The filter admission checked, else a fresh load.
     fn load(&self, entry: &Entry) -> Result<Arc<LoadedFilter>, String> {
         let preloaded = self.preloaded.lock().unwrap().remove(&entry.record.key());
         if let Some((load_key, f)) = preloaded
@@ -501,10 +391,41 @@ impl Registry {
             .map_err(|e| e.to_string())
     }
 
-    /// Writes a filter's record and waits until this instance runs it
-    /// (or has dropped it, for a disabled one). `validated` is the
-    /// loaded filter the admin API checked, to be deployed as it is.
-    pub async fn put(
+    /// Writes an admitted upload's record and waits until this instance
+    /// runs it (or has dropped it, for a disabled one). The filter the
+    /// canary ran is deployed as it is, not loaded again.
+    pub async fn put(&self, admitted: &Admitted) -> Result<(), WriteError> {
+        let record = &admitted.record;
+        let validated = record.enabled.then(|| admitted.filter.clone());
+        self.write_record(record, &admitted.component, validated)
+            .await
+    }
+
+    /// Rewrites a registered filter's record (enabled or disabled) and
+    /// waits until this instance runs it, or has dropped it.
+    pub async fn switch(&self, entry: &Entry, enabled: bool) -> Result<(), WriteError> {
+        let record = Record {
+            enabled,
+            ..entry.record.clone()
+        };
+        self.write_record(&record, &entry.component, None).await
+    }
+
+    /// The turn to change `group`'s filters on this instance: one change
+    /// at a time per group, so that its quota count holds (across
+    /// instances it does not; see docs/operators.md).
+    pub async fn turn(&self, group: &str) -> OwnedMutexGuard<()> {
+        let lock = self
+            .changing
+            .lock()
+            .unwrap()
+            .entry(group.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    async fn write_record(
         &self,
         record: &Record,
         component: &[u8],
@@ -609,226 +530,5 @@ impl Registry {
         let latest = state.entries.get(&key).is_some_and(|e| e.offset == *at)
             && self.published.load(Ordering::Acquire) >= state.applied_seq;
         Some((running.clone(), latest))
-    }
-}
-
-/// The topics no upload may produce to: the inputs, the dead-letter and
-/// registry topics, and the config's output topics.
-pub fn reserved_topics(config: &Config) -> Vec<String> {
-    let mut out = config.input.topics.clone();
-    out.push(config.dead_letter_topic.clone());
-    if let Some(admin) = &config.admin {
-        out.push(admin.uploads.registry_topic.clone());
-    }
-    out.extend(config.filters.iter().map(|f| f.output_topic.clone()));
-    out
-}
-
-/// Why an instance with these groups must not run `entry`, if it must
-/// not: its group is not configured, a name is not a name, the component
-/// is not the one its sha256 names, or its limits are over the group's
-/// maximum (`engine_max` where the group sets none).
-fn refusal(entry: &Entry, groups: &[GroupConfig], engine_max: &LimitsConfig) -> Option<String> {
-    let r = &entry.record;
-    let Some(group) = groups.iter().find(|g| g.name == r.group) else {
-        return Some(format!(
-            "group '{}' is not configured here ([[admin.group]])",
-            r.group
-        ));
-    };
-    if !is_name(&r.name, 64) {
-        return Some(format!("'{}' is not a filter name", r.name));
-    }
-    if crate::sandbox::sha256_hex(&entry.component) != r.sha256 {
-        return Some("the component is not the one its sha256 names".into());
-    }
-    let max = group.max_limits.unwrap_or(*engine_max);
-    let asked = LimitsConfig::of(&r.limits);
-    (!asked.within(&max)).then(|| {
-        format!(
-            "its limits ({}) are over group '{}''s maximum ({})",
-            asked.describe(),
-            group.name,
-            max.describe()
-        )
-    })
-}
-
-/// Creates the registry topic (compacted, one partition) if it is
-/// missing; an existing one must be compacted (a deleting topic would
-/// lose filters), and one whose `max.message.bytes` is too small for
-/// `admin.uploads.max_size` is warned about.
-fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<()> {
-    let admin: AdminClient<Logged> = client_config(config, Role::RegistryAdmin)
-        .create_with_context(Logged)
-        .context("creating a Kafka admin client for the registry topic")?;
-    let max = max_message.to_string();
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact")
-        .set("max.message.bytes", &max);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let created = runtime
-        .block_on(admin.create_topics([&new], &options))
-        .with_context(|| format!("creating registry topic {topic}"))?;
-    // Not created (say, no permission to create topics): fine if it exists.
-    let mut refused = None;
-    for result in created {
-        match result {
-            Ok(_) => {
-                tracing::info!(%topic, "registry topic created (compacted)");
-                return Ok(());
-            }
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => refused = Some(code),
-        }
-    }
-    let described = runtime
-        .block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
-        .ok()
-        .and_then(|mut r| r.pop())
-        .and_then(Result::ok);
-    let Some(described) = described else {
-        anyhow::bail!(
-            "cannot create registry topic {topic} ({}) nor read its configuration: create it (cleanup.policy=compact, max.message.bytes={max}) and let this instance describe it, or name another in admin.uploads.registry_topic",
-            refused.map_or("it exists".to_string(), |c| c.to_string())
-        );
-    };
-    let value = |name: &str| described.get(name).and_then(|e| e.value.clone());
-    let policy = value("cleanup.policy").unwrap_or_default();
-    if !policy.split(',').any(|p| p.trim() == "compact") {
-        anyhow::bail!(
-            "registry topic {topic} has cleanup.policy={policy}: it must be compact, or filters would be deleted with old segments; set it, or name another topic in admin.uploads.registry_topic"
-        );
-    }
-    let limit: usize = value("max.message.bytes")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if limit < max_message {
-        tracing::warn!(
-            %topic,
-            limit,
-            needed = max_message,
-            "the registry topic's max.message.bytes is below admin.uploads.max_size plus room for the record: large uploads will be refused when written; raise it"
-        );
-    }
-    Ok(())
-}
-
-/// A consumer assigned every partition of the topic from its beginning
-/// (no group membership, no commits: every instance reads it all).
-fn follower(
-    config: &Config,
-    topic: &str,
-    max_message: usize,
-) -> anyhow::Result<BaseConsumer<Logged>> {
-    let consumer: BaseConsumer<Logged> =
-        client_config(config, Role::RegistryReader { max_message })
-            .create_with_context(Logged)
-            .context("creating the registry's Kafka consumer")?;
-    let deadline = Instant::now() + CATCH_UP;
-    let partitions = loop {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .with_context(|| format!("reading the metadata of registry topic {topic}"))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if !partitions.is_empty() {
-            break partitions;
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("registry topic {topic} has no partitions after {CATCH_UP:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut assignment = TopicPartitionList::new();
-    for p in partitions {
-        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
-    Ok(consumer)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record() -> Record {
-        Record {
-            group: "hosts".into(),
-            name: "bright".into(),
-            enabled: true,
-            params: [("max_mag".to_string(), "18".to_string())].into(),
-            limits: Limits::default(),
-            version: "0.1.0".into(),
-            survey: "ztf".into(),
-            description: "d".into(),
-            sha256: "ab".into(),
-            uploaded_by: "hosts".into(),
-            uploaded_at_ms: 1,
-        }
-    }
-
-    #[test]
-    fn a_record_reads_back_as_written_with_its_component() {
-        let r = record();
-        let (back, component) = decode(&encode(&r, b"\0asm...")).unwrap();
-        assert_eq!(back, r);
-        assert_eq!(&component[..], b"\0asm...");
-    }
-
-    #[test]
-    fn a_value_that_is_not_a_record_is_refused() {
-        assert!(decode(b"{}").unwrap_err().contains("BPR1"));
-        let mut v = encode(&record(), b"x");
-        v.truncate(10);
-        assert!(decode(&v).unwrap_err().contains("truncated"));
-    }
-
-    #[test]
-    fn a_record_is_refused_unless_its_group_names_component_and_limits_check_out() {
-        let group = GroupConfig {
-            name: "hosts".into(),
-            token_sha256: "0".repeat(64),
-            max_filters: 10,
-            max_limits: None,
-            time_budget: None,
-        };
-        let max = LimitsConfig::default();
-        let component = Bytes::from_static(b"\0asm component");
-        let entry = |change: &dyn Fn(&mut Record)| {
-            let mut r = record();
-            r.sha256 = crate::sandbox::sha256_hex(&component);
-            change(&mut r);
-            Entry {
-                record: r,
-                component: component.clone(),
-                offset: (0, 0),
-            }
-        };
-        let groups = std::slice::from_ref(&group);
-        assert_eq!(refusal(&entry(&|_| {}), groups, &max), None);
-        let why = |change: &dyn Fn(&mut Record)| refusal(&entry(change), groups, &max).unwrap();
-        assert!(why(&|r| r.group = "rivals".into()).contains("group 'rivals' is not configured"));
-        assert!(why(&|r| r.name = "a/b".into()).contains("not a filter name"));
-        assert!(why(&|r| r.sha256 = "ab".into()).contains("sha256"));
-        assert!(
-            why(&|r| r.limits.fuel_per_alert = max.fuel + 1)
-                .contains("over group 'hosts''s maximum")
-        );
-    }
-
-    #[test]
-    fn names_and_topics_are_derived_from_group_and_filter() {
-        let r = record();
-        assert_eq!(r.key(), "hosts/bright");
-        assert_eq!(r.deployment_name(), "hosts.bright");
-        assert_eq!(r.output_topic(), "bandpass.hosts.bright");
     }
 }
