@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use wasmtime::Store;
 
 use super::bindings::AlertFilterPre;
-use super::{CacheOutcome, FilterLog, HostState, Limits, Manifest, Sandbox};
+use super::{CacheOutcome, FilterLog, HostState, Limits, Manifest};
 use crate::decode::FieldPath;
 
 /// The contract version this host speaks (`wit/filter.wit`).
@@ -99,141 +99,67 @@ fn compatible(found: &str) -> bool {
     key(found).is_some() && key(found) == key(CONTRACT_VERSION)
 }
 
-impl Sandbox {
-    /// Compiles a component into the cache (or finds it there) and keeps
-    /// nothing else: what the upload check runs in a child process it can
-    /// kill (`bandpass compile`), so that the service's own `load` of the
-    /// same bytes then reads the artifact.
-    pub fn compile(&self, bytes: &[u8]) -> Result<CacheOutcome, LoadError> {
-        self.compile_component(bytes)
-            .map(|(_, _, outcome, _)| outcome)
+/// What can be refused without compiling, in microseconds: the size
+/// (at most `max` bytes)
+/// and magic, then the component's own import and export names
+/// (read, not compiled): imports outside the allowed set, no filter
+/// export, another contract version. An upload refused here costs no
+/// compile and leaves nothing in the cache.
+pub fn precheck(bytes: &[u8], max: usize) -> Result<Surface, LoadError> {
+    if bytes.len() > max {
+        return Err(LoadError::TooLarge {
+            size: bytes.len(),
+            max,
+        });
     }
-
-    /// What can be refused without compiling, in microseconds: the size
-    /// and magic, then the component's own import and export names
-    /// (read, not compiled): imports outside the allowed set, no filter
-    /// export, another contract version. An upload refused here costs no
-    /// compile and leaves nothing in the cache.
-    pub fn precheck(&self, bytes: &[u8]) -> Result<Surface, LoadError> {
-        let max = self.options.max_component_bytes;
-        if bytes.len() > max {
-            return Err(LoadError::TooLarge {
-                size: bytes.len(),
-                max,
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    // Bytes 4..8: version and layer; layer 0 is a core module.
+    if bytes[6..8] == [0, 0] {
+        return Err(LoadError::CoreModule);
+    }
+    let surface = surface(bytes)?;
+    for name in &surface.imports {
+        if !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)) {
+            return Err(LoadError::ForbiddenImport {
+                import: name.clone(),
             });
         }
-        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-            return Err(LoadError::NotWasm);
-        }
-        // Bytes 4..8: version and layer; layer 0 is a core module.
-        if bytes[6..8] == [0, 0] {
-            return Err(LoadError::CoreModule);
-        }
-        let surface = surface(bytes)?;
-        for name in &surface.imports {
-            if !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)) {
-                return Err(LoadError::ForbiddenImport {
-                    import: name.clone(),
-                });
-            }
-        }
-        let filter_export = surface
-            .exports
-            .iter()
-            .find(|n| n.starts_with("bandpass:filter/filter"))
-            .ok_or_else(|| LoadError::NoFilterExport {
-                exports: if surface.exports.is_empty() {
-                    "none".into()
-                } else {
-                    surface.exports.join(", ")
-                },
-            })?;
-        let contract = version_of(filter_export)
-            .unwrap_or("unversioned")
-            .to_string();
-        if !compatible(&contract) {
-            return Err(LoadError::ContractVersion { found: contract });
-        }
-        for name in surface
-            .imports
-            .iter()
-            .filter(|n| n.starts_with("bandpass:filter/"))
-        {
-            let found = version_of(name).unwrap_or("unversioned");
-            if !compatible(found) {
-                return Err(LoadError::ContractVersion {
-                    found: found.to_string(),
-                });
-            }
-        }
-        Ok(Surface {
-            contract,
-            ..surface
-        })
     }
-
-    /// [`precheck`](Self::precheck), then validation and compilation
-    /// through the cache; returns the component's surface, the compiled
-    /// component, whether it came from the cache, and its sha256.
-    fn compile_component(
-        &self,
-        bytes: &[u8],
-    ) -> Result<
-        (
-            Surface,
-            wasmtime::component::Component,
-            CacheOutcome,
-            String,
-        ),
-        LoadError,
-    > {
-        let surface = self.precheck(bytes)?;
-        let sha256 = super::sha256_hex(bytes);
-        let compiled = match &self.options.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, bytes, &sha256),
-            None => wasmtime::component::Component::new(&self.engine, bytes)
-                .map(|c| (c, CacheOutcome::Compiled)),
-        };
-        let (component, cache) = compiled.map_err(|e| LoadError::Invalid {
-            reason: super::error_chain(&e),
-        })?;
-        Ok((surface, component, cache, sha256))
-    }
-
-    pub(super) fn prepare(
-        &self,
-        bytes: &[u8],
-    ) -> Result<(ComponentReport, AlertFilterPre<HostState>), LoadError> {
-        let (surface, component, cache, sha256) = self.compile_component(bytes)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Link {
-                reason: super::error_chain(&e),
-            })?;
-        let pre = AlertFilterPre::new(pre).map_err(|e| LoadError::Link {
-            reason: super::error_chain(&e),
-        })?;
-        let filter_export = surface
-            .exports
-            .iter()
-            .find(|n| n.starts_with("bandpass:filter/filter"))
-            .cloned()
-            .unwrap_or_default();
-        let manifest = describe(&pre, &filter_export)?;
-        Ok((
-            ComponentReport {
-                size: bytes.len(),
-                sha256,
-                contract: surface.contract,
-                imports: surface.imports,
-                exports: surface.exports,
-                manifest: Some(manifest),
-                cache,
+    let filter_export = surface
+        .exports
+        .iter()
+        .find(|n| n.starts_with("bandpass:filter/filter"))
+        .ok_or_else(|| LoadError::NoFilterExport {
+            exports: if surface.exports.is_empty() {
+                "none".into()
+            } else {
+                surface.exports.join(", ")
             },
-            pre,
-        ))
+        })?;
+    let contract = version_of(filter_export)
+        .unwrap_or("unversioned")
+        .to_string();
+    if !compatible(&contract) {
+        return Err(LoadError::ContractVersion { found: contract });
     }
+    for name in surface
+        .imports
+        .iter()
+        .filter(|n| n.starts_with("bandpass:filter/"))
+    {
+        let found = version_of(name).unwrap_or("unversioned");
+        if !compatible(found) {
+            return Err(LoadError::ContractVersion {
+                found: found.to_string(),
+            });
+        }
+    }
+    Ok(Surface {
+        contract,
+        ..surface
+    })
 }
 
 /// A component's outside, read without compiling it: the names of its
@@ -316,14 +242,17 @@ fn surface(bytes: &[u8]) -> Result<Surface, LoadError> {
 
 /// Calls `describe` in a throwaway instance under default limits, and
 /// checks what it says. `export` names the component's filter export.
-fn describe(pre: &AlertFilterPre<HostState>, export: &str) -> Result<Manifest, LoadError> {
+pub(super) fn describe(
+    pre: &AlertFilterPre<HostState>,
+    export: &str,
+) -> Result<Manifest, LoadError> {
     let limits = Limits::default();
     let log = FilterLog::default();
     let mut store = super::new_store(pre.engine(), &limits, &log);
     store
         .set_fuel(limits.fuel_for_init)
         .expect("fuel is enabled");
-    let budget = super::Budget {
+    let budget = super::CallBudget {
         fuel: limits.fuel_for_init,
         deadline_ms: 1000,
         start: std::time::Instant::now(),
@@ -527,7 +456,7 @@ mod tests {
                 (export "bandpass:filter/filter@0.2.0" (instance $filter)))"#,
         )
         .unwrap();
-        let sandbox = Sandbox::new(crate::sandbox::SandboxOptions {
+        let sandbox = crate::sandbox::Sandbox::new(crate::sandbox::SandboxOptions {
             cache: None,
             ..Default::default()
         })

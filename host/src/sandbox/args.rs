@@ -1,0 +1,220 @@
+//! The alert's values as the contract sends them (`field-values` in
+//! `wit/filter.wit`): numbers packed with their kind, everything else in
+//! order in `others`, columns as bytes with a presence mask. The buffers
+//! are refilled in place, alert after alert.
+
+use super::bindings::bandpass::filter::types::{
+    FieldValues, IntegerColumn, RealColumn, TextColumn, Value,
+};
+use crate::decode::FieldValue;
+
+/// The kinds of `field-values` (wit/filter.wit): how field `i`'s 8 bytes
+/// of `numbers` read, or that its value is the next entry of `others`.
+mod kind {
+    pub const ABSENT: u8 = 0;
+    pub const REAL: u8 = 1;
+    pub const INTEGER: u8 = 2;
+    pub const BOOLEAN: u8 = 3;
+    pub const OTHER: u8 = 4;
+}
+
+/// Appends one field to `args`: single numbers and booleans as a kind and
+/// 8 little-endian bytes, anything else as a kind and the next entry of
+/// `others` (`others` entries already in `args` are refilled in place).
+pub(super) fn pack(args: &mut FieldValues, others: &mut usize, value: &FieldValue) {
+    let (kind, bits) = match *value {
+        FieldValue::Missing | FieldValue::Absent => (kind::ABSENT, 0),
+        FieldValue::Real(r) => (kind::REAL, r.to_bits()),
+        FieldValue::Integer(i) => (kind::INTEGER, i as u64),
+        FieldValue::Boolean(b) => (kind::BOOLEAN, u64::from(b)),
+        _ => {
+            match args.others.get_mut(*others) {
+                Some(slot) => refill(slot, value),
+                None => args.others.push(to_wit(value)),
+            }
+            *others += 1;
+            (kind::OTHER, 0)
+        }
+    };
+    args.kinds.push(kind);
+    args.numbers.extend_from_slice(&bits.to_le_bytes());
+}
+
+/// Sets `arg` to `value`, reusing the buffers `arg` already holds.
+fn refill(arg: &mut Value, value: &FieldValue) {
+    match (arg, value) {
+        (Value::Text(d), FieldValue::Text(s)) => {
+            d.clear();
+            d.push_str(s);
+        }
+        (Value::Bytes(d), FieldValue::Bytes(s)) => {
+            d.clear();
+            d.extend_from_slice(s);
+        }
+        (Value::Reals(d), FieldValue::Reals(c)) => {
+            fill_column(&mut d.values, &mut d.present, c, |r| r.to_bits())
+        }
+        (Value::Integers(d), FieldValue::Integers(c)) => {
+            fill_column(&mut d.values, &mut d.present, c, |i| i as u64)
+        }
+        (Value::Texts(d), FieldValue::Texts(c)) => fill_text_column(d, c),
+        (arg, value) => *arg = to_wit(value),
+    }
+}
+
+fn to_wit(v: &FieldValue) -> Value {
+    match v {
+        FieldValue::Missing | FieldValue::Absent => Value::Absent,
+        FieldValue::Boolean(b) => Value::Boolean(*b),
+        FieldValue::Integer(i) => Value::Integer(*i),
+        FieldValue::Real(r) => Value::Real(*r),
+        FieldValue::Text(s) => Value::Text(s.clone()),
+        FieldValue::Bytes(b) => Value::Bytes(b.clone()),
+        FieldValue::Booleans(c) => Value::Booleans(c.clone()),
+        FieldValue::Integers(c) => {
+            let mut column = IntegerColumn {
+                values: Vec::new(),
+                present: Vec::new(),
+            };
+            fill_column(&mut column.values, &mut column.present, c, |i| i as u64);
+            Value::Integers(column)
+        }
+        FieldValue::Reals(c) => {
+            let mut column = RealColumn {
+                values: Vec::new(),
+                present: Vec::new(),
+            };
+            fill_column(&mut column.values, &mut column.present, c, |r| r.to_bits());
+            Value::Reals(column)
+        }
+        FieldValue::Texts(c) => {
+            let mut column = TextColumn {
+                text: String::new(),
+                ends: Vec::new(),
+                present: Vec::new(),
+            };
+            fill_text_column(&mut column, c);
+            Value::Texts(column)
+        }
+    }
+}
+
+/// A numeric column as the contract sends it: each element's 64 bits
+/// (`bits`), little-endian, zero where null, and a presence mask.
+fn fill_column<T: Copy>(
+    values: &mut Vec<u8>,
+    present: &mut Vec<u8>,
+    column: &[Option<T>],
+    bits: impl Fn(T) -> u64,
+) {
+    values.clear();
+    present.clear();
+    for v in column {
+        values.extend_from_slice(&v.map_or(0, &bits).to_le_bytes());
+        present.push(u8::from(v.is_some()));
+    }
+}
+
+/// A text column as the contract sends it: one concatenated string, the
+/// end offset of each element, and a presence mask.
+fn fill_text_column(out: &mut TextColumn, column: &[Option<String>]) {
+    out.text.clear();
+    out.ends.clear();
+    out.present.clear();
+    for value in column {
+        if let Some(s) = value {
+            out.text.push_str(s);
+        }
+        // Columns come from one alert (under the decoder's 64 MiB message
+        // cap), so offsets fit in u32.
+        out.ends.push(out.text.len() as u32);
+        out.present.push(u8::from(value.is_some()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_become_values_and_a_presence_mask() {
+        let Value::Reals(reals) = to_wit(&FieldValue::Reals(vec![Some(1.5), None, Some(2.0)]))
+        else {
+            panic!("a real column")
+        };
+        let packed: Vec<u8> = [1.5f64, 0.0, 2.0]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        assert_eq!((reals.values, reals.present), (packed, vec![1, 0, 1]));
+        let texts = vec![
+            Some("t".into()),
+            None,
+            Some("1".into()),
+            Some(String::new()),
+        ];
+        let Value::Texts(texts) = to_wit(&FieldValue::Texts(texts)) else {
+            panic!("a text column")
+        };
+        assert_eq!(texts.text, "t1");
+        assert_eq!(texts.ends, [1, 1, 2, 2]);
+        assert_eq!(texts.present, [1, 0, 1, 1]);
+    }
+
+    #[test]
+    fn numbers_travel_packed_with_their_kind_and_the_rest_in_order_in_others() {
+        let mut args = FieldValues {
+            kinds: Vec::new(),
+            numbers: Vec::new(),
+            others: vec![Value::Text(String::with_capacity(32))],
+        };
+        let mut others = 0;
+        for value in [
+            FieldValue::Real(18.25),
+            FieldValue::Text("t".into()),
+            FieldValue::Integer(2_695_378_462_115_010_012),
+            FieldValue::Absent,
+            FieldValue::Boolean(true),
+            FieldValue::Missing,
+            FieldValue::Reals(vec![Some(-1.0)]),
+        ] {
+            pack(&mut args, &mut others, &value);
+        }
+        args.others.truncate(others);
+        assert_eq!(args.kinds, [1, 4, 2, 0, 3, 0, 4]);
+        let numbers: Vec<[u8; 8]> = args
+            .numbers
+            .chunks_exact(8)
+            .map(|c| c.try_into().unwrap())
+            .collect();
+        assert_eq!(numbers.len(), 7, "8 bytes for every field");
+        assert_eq!(f64::from_le_bytes(numbers[0]), 18.25);
+        assert_eq!(i64::from_le_bytes(numbers[2]), 2_695_378_462_115_010_012);
+        assert_eq!(i64::from_le_bytes(numbers[4]), 1);
+        for i in [1, 3, 5, 6] {
+            assert_eq!(numbers[i], [0; 8], "field {i} has no number");
+        }
+        assert!(matches!(&args.others[0], Value::Text(s) if s == "t" && s.capacity() >= 32));
+        assert!(
+            matches!(&args.others[1], Value::Reals(c) if c.values == (-1.0f64).to_le_bytes() && c.present == [1])
+        );
+    }
+
+    #[test]
+    fn refilling_an_argument_reuses_its_buffers_and_gives_the_new_value() {
+        let mut arg = to_wit(&FieldValue::Text("first value".into()));
+        refill(&mut arg, &FieldValue::Text("t".into()));
+        assert!(matches!(&arg, Value::Text(s) if s == "t" && s.capacity() >= 11));
+        refill(&mut arg, &FieldValue::Real(2.5));
+        assert!(matches!(arg, Value::Real(2.5)));
+        let mut col = to_wit(&FieldValue::Integers(vec![Some(1), Some(2), Some(3)]));
+        refill(&mut col, &FieldValue::Integers(vec![None, Some(-9)]));
+        let packed: Vec<u8> = [0i64, -9].iter().flat_map(|i| i.to_le_bytes()).collect();
+        assert!(matches!(&col, Value::Integers(c) if c.values == packed && c.present == [0, 1]));
+        let mut texts = to_wit(&FieldValue::Texts(vec![Some("abc".into())]));
+        refill(&mut texts, &FieldValue::Texts(vec![None, Some("d".into())]));
+        assert!(
+            matches!(&texts, Value::Texts(c) if c.text == "d" && c.ends == [0, 1] && c.present == [0, 1])
+        );
+    }
+}

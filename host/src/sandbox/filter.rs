@@ -1,0 +1,114 @@
+//! A loaded filter ([`LoadedFilter`]): validated, compiled and linked,
+//! with its checked [`Manifest`], its parameters and limits, its
+//! [`Health`] and its log; shared by every worker, each of which makes
+//! its own [`FilterInstance`] of it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::Store;
+
+use super::bindings::{AlertFilter, AlertFilterPre};
+use super::{
+    CacheOutcome, CallBudget, Failure, FailureKind, FilterInstance, FilterLog, Health, HostState,
+    Limits, bounded, classify, new_store, release, set_deadline,
+};
+use crate::decode::FieldPath;
+
+/// What the manifest a filter reports says, checked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub survey: String,
+    pub fields: Vec<String>,
+    pub description: String,
+}
+
+/// A validated, compiled filter, ready to be instantiated per worker.
+pub struct LoadedFilter {
+    /// Deployment name (the manifest's name).
+    pub name: String,
+    pub manifest: Manifest,
+    /// The manifest's fields, parsed, in order.
+    pub fields: Vec<FieldPath>,
+    pub sha256: String,
+    /// Whether the compiled code came from the cache.
+    pub cache: CacheOutcome,
+    pub(super) pre: AlertFilterPre<HostState>,
+    pub(super) params: Vec<(String, String)>,
+    pub limits: Limits,
+    pub health: Health,
+    /// The filter's log: stdout, stderr and `log` lines of all instances.
+    pub log: FilterLog,
+    /// Last, so that it drops after the rest: notes the memory freed.
+    pub(super) _freed: release::FreedOnDrop,
+}
+
+/// A live instance: a Store and the bindings into it.
+pub(super) struct Live {
+    pub(super) store: Store<HostState>,
+    pub(super) bindings: AlertFilter,
+}
+
+impl LoadedFilter {
+    /// Whether this filter wants alerts of `survey`.
+    pub fn accepts_survey(&self, survey: &str) -> bool {
+        self.manifest.survey == "any" || self.manifest.survey == survey
+    }
+
+    /// A per-worker instance. `slots[i]` is the index, in the decoder's
+    /// values, of this filter's `i`-th declared field.
+    pub fn instance(self: &Arc<Self>, slots: Vec<usize>) -> FilterInstance {
+        FilterInstance::new(self.clone(), slots)
+    }
+
+    fn new_store(&self) -> Store<HostState> {
+        new_store(self.pre.engine(), &self.limits, &self.log)
+    }
+
+    /// Instantiates and runs `init` within `budget`.
+    pub(super) fn instantiate_live(&self, budget: CallBudget) -> Result<Live, Failure> {
+        let mut store = self.new_store();
+        store
+            .set_fuel(self.limits.fuel_for_init)
+            .expect("fuel is enabled");
+        set_deadline(&mut store, budget.deadline_ms, budget.start);
+        let failed = |store: &mut Store<HostState>, err, during| {
+            classify(&budget, &self.log, store, err, during)
+        };
+        let bindings = match self.pre.instantiate(&mut store) {
+            Ok(b) => b,
+            Err(err) => return Err(failed(&mut store, err, "instantiating")),
+        };
+        match bindings
+            .bandpass_filter_filter()
+            .call_init(&mut store, &self.params)
+        {
+            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Err(message)) => Err(Failure {
+                kind: FailureKind::Init,
+                message: format!("init refused the parameters: {}", bounded(&message)),
+            }),
+            Err(err) => Err(failed(&mut store, err, "in init")),
+        }
+    }
+
+    /// What the load's trial `init` may take: the filter's `init` fuel and
+    /// at least a second (a Python guest's first `init` builds its
+    /// interpreter state). Only the load gets this; a rebuild after a trap
+    /// runs within the alert's own deadline.
+    pub(super) fn load_budget(&self) -> CallBudget {
+        CallBudget {
+            fuel: self.limits.fuel_for_init,
+            deadline_ms: self.limits.deadline_ms.max(1000),
+            start: Instant::now(),
+        }
+    }
+
+    /// Skips the filter from now on, for `reason` (the first one given:
+    /// see [`Health::quarantine`]).
+    pub(super) fn quarantine(&self, reason: String) {
+        self.health.quarantine(&self.name, reason);
+    }
+}

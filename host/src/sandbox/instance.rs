@@ -1,0 +1,203 @@
+//! One worker's instance of a filter ([`FilterInstance`]): the live
+//! Store, rebuilt after a trap, the reused argument buffer, and the
+//! worker's own record of the filter's last alerts.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::bindings::bandpass::filter::types::{FieldValues, Verdict as WitVerdict};
+use super::health::Recent;
+use super::{
+    CallBudget, Evaluation, Failure, FailureKind, Live, LoadedFilter, Outcome, Verdict, bounded,
+    check_verdict, classify, pack, set_deadline,
+};
+use crate::decode::{DecodedAlert, FieldValue};
+
+/// One worker's instance of a filter. Not shared between threads.
+pub struct FilterInstance {
+    filter: Arc<LoadedFilter>,
+    slots: Vec<usize>,
+    /// `None` until first use and after a trap.
+    live: Option<Live>,
+    /// Whether an instance was ever made here: later ones are rebuilds.
+    instantiated: bool,
+    /// This worker's record of the filter's last alerts (see [`Recent`]).
+    recent: Recent,
+    /// Reused argument buffer: one alert's `field-values`.
+    args: FieldValues,
+}
+
+impl FilterInstance {
+    pub(super) fn new(filter: Arc<LoadedFilter>, slots: Vec<usize>) -> FilterInstance {
+        assert_eq!(slots.len(), filter.fields.len(), "one slot per field");
+        FilterInstance {
+            filter,
+            slots,
+            live: None,
+            instantiated: false,
+            recent: Recent::default(),
+            args: FieldValues {
+                kinds: Vec::new(),
+                numbers: Vec::new(),
+                others: Vec::new(),
+            },
+        }
+    }
+
+    pub fn filter(&self) -> &Arc<LoadedFilter> {
+        &self.filter
+    }
+
+    /// Points the instance at other decoder slots (a new decoder after
+    /// the filter set changed), keeping its live Store.
+    pub fn reslot(&mut self, slots: Vec<usize>) {
+        assert_eq!(slots.len(), self.filter.fields.len(), "one slot per field");
+        self.slots = slots;
+    }
+
+    /// Runs the filter on one decoded alert.
+    pub fn evaluate(&mut self, alert: &DecodedAlert) -> Evaluation {
+        self.evaluate_from(alert, Instant::now()).0
+    }
+
+    /// [`evaluate`](Self::evaluate), timed from `start`; also returns when
+    /// it ended, so that a caller running filters one after another reads
+    /// the clock once per filter rather than twice.
+    pub fn evaluate_from(&mut self, alert: &DecodedAlert, start: Instant) -> (Evaluation, Instant) {
+        let finish = |outcome: Outcome, fuel: u64| {
+            let end = Instant::now();
+            let nanos = end.duration_since(start).as_nanos() as u64;
+            (
+                Evaluation {
+                    outcome,
+                    fuel,
+                    nanos,
+                },
+                end,
+            )
+        };
+        let filter = &self.filter;
+        if !filter.accepts_survey(&alert.schema.survey) {
+            let reason = format!(
+                "filter expects {} alerts, this is {}",
+                filter.manifest.survey, alert.schema.survey
+            );
+            return finish(Outcome::Skipped { reason }, 0);
+        }
+        if let Some(reason) = filter.health.quarantined() {
+            let reason = format!("quarantined: {reason}");
+            return finish(Outcome::Skipped { reason }, 0);
+        }
+        let (result, fuel) = self.call(alert, start);
+        if let Err(failure) = &result
+            && failure.kind.poisons()
+        {
+            self.live = None;
+        }
+        // The quarantine rules, in their order (sandbox/health.rs).
+        let failed = result.as_ref().err();
+        let trapped = failed.is_some_and(|f| f.kind.poisons());
+        let reasons = [
+            self.filter.health.count(failed),
+            self.recent.count(failed, trapped),
+            self.recent
+                .charge_time(start.elapsed(), self.filter.limits.mean_ms),
+        ];
+        for reason in reasons.into_iter().flatten() {
+            self.filter.quarantine(reason);
+        }
+        let outcome = match result {
+            Ok(v) => Outcome::Verdict(v),
+            Err(f) => Outcome::Failed(f),
+        };
+        finish(outcome, fuel)
+    }
+
+    fn call(&mut self, alert: &DecodedAlert, start: Instant) -> (Result<Verdict, Failure>, u64) {
+        let filter = &self.filter;
+        // The argument buffer keeps its strings and columns from the last
+        // alert and is refilled in place: no allocation per value.
+        let args = &mut self.args;
+        args.kinds.clear();
+        args.numbers.clear();
+        let mut others = 0;
+        for (path, &slot) in filter.fields.iter().zip(&self.slots) {
+            let value = &alert.values[slot];
+            if matches!(value, FieldValue::Missing) && !path.optional {
+                let failure = Failure {
+                    kind: FailureKind::UnknownField,
+                    message: format!(
+                        "field '{}' is not in this alert's schema ({}{}); \
+                         check the name, or declare it as '{}?' to receive absent",
+                        path.text,
+                        alert.schema.full_name,
+                        alert
+                            .schema
+                            .version
+                            .as_deref()
+                            .map(|v| format!(" version {v}"))
+                            .unwrap_or_default(),
+                        path.text
+                    ),
+                };
+                return (Err(failure), 0);
+            }
+            pack(args, &mut others, value);
+        }
+        args.others.truncate(others);
+        let mut start = start;
+        if self.live.is_none() {
+            // This worker's first instance gets the load's budget for its
+            // `init`, and the alert's deadline starts after it. A rebuild
+            // after a trap is recovery, charged to the filter: its `init`
+            // runs within this alert's deadline, and fails like any call.
+            let first = !self.instantiated;
+            let budget = if first {
+                filter.load_budget()
+            } else {
+                CallBudget {
+                    fuel: filter.limits.fuel_for_init,
+                    deadline_ms: filter.limits.deadline_ms,
+                    start,
+                }
+            };
+            self.instantiated = true;
+            match filter.instantiate_live(budget) {
+                Ok(live) => self.live = Some(live),
+                Err(f) => return (Err(f), 0),
+            }
+            if first {
+                start = Instant::now();
+            }
+        }
+        let live = self.live.as_mut().expect("instantiated above");
+        let budget = filter.limits.fuel_per_alert;
+        live.store.set_fuel(budget).expect("fuel is enabled");
+        set_deadline(&mut live.store, filter.limits.deadline_ms, start);
+        let result = live
+            .bindings
+            .bandpass_filter_filter()
+            .call_evaluate(&mut live.store, &self.args);
+        let fuel = budget - live.store.get_fuel().unwrap_or(0);
+        let verdict = match result {
+            Ok(Ok(WitVerdict::Reject)) => Ok(Verdict::Reject),
+            Ok(Ok(WitVerdict::Accept(accepted))) => check_verdict(accepted, &filter.limits),
+            Ok(Err(message)) => Err(Failure {
+                kind: FailureKind::FilterError,
+                message: format!("reported an error: {}", bounded(&message)),
+            }),
+            Err(err) => Err(classify(
+                &CallBudget {
+                    fuel: budget,
+                    deadline_ms: filter.limits.deadline_ms,
+                    start,
+                },
+                &filter.log,
+                &mut live.store,
+                err,
+                "on this alert",
+            )),
+        };
+        (verdict, fuel)
+    }
+}
