@@ -123,6 +123,17 @@ pub fn joined_tags(tags: &[String]) -> String {
         .join(",")
 }
 
+/// Whether `name` can name a filter, a deployment or a group:
+/// `[a-z0-9-]`, 1 to `max` bytes. Such names go into topic names,
+/// Kafka headers, metric labels and URLs unescaped.
+pub fn is_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

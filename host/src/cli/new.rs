@@ -131,11 +131,8 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
 
 /// Filter names go into manifests, headers, topic names and crate names.
 fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && name.len() <= 64;
+    // A name, and a crate name too: it starts with a letter.
+    let ok = crate::text::is_name(name, 64) && name.starts_with(|c: char| c.is_ascii_lowercase());
     if !ok {
         bail!(
             "'{name}' is not a filter name: use lowercase letters, digits and dashes, \

@@ -17,7 +17,7 @@ pub struct TokenArgs {
 
 pub fn execute(args: TokenArgs) -> anyhow::Result<u8> {
     if let Some(group) = &args.group
-        && !crate::config::is_name(group, 32)
+        && !crate::text::is_name(group, 32)
     {
         anyhow::bail!(
             "'{group}' is not a group name: use lowercase letters, digits and dashes (at most 32)"

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::record::{Entry, Record};
-use crate::config::{Config, EngineConfig, GroupConfig, LimitsConfig, is_name};
+use crate::config::{Config, EngineConfig, GroupConfig, LimitsConfig};
 use crate::sandbox::Limits;
+use crate::text::is_name;
 
 /// The rules of one configuration (replaced whole on SIGHUP).
 #[derive(Debug, Clone)]

@@ -370,12 +370,7 @@ fn mistyped(pre: &AlertFilterPre<HostState>, export: &str) -> Option<&'static st
 pub(super) fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
     use crate::text::shown;
     let bad = |reason: String| Err(LoadError::Manifest { reason });
-    let name_ok = !m.name.is_empty()
-        && m.name.len() <= manifest_bounds::NAME_BYTES
-        && m.name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !name_ok {
+    if !crate::text::is_name(&m.name, manifest_bounds::NAME_BYTES) {
         return bad(format!(
             "name '{}' ({} bytes) must be 1 to {} characters of a-z, 0-9 and '-'",
             shown(&m.name, manifest_bounds::NAME_BYTES),

@@ -1,0 +1,436 @@
+//! The service's configuration file (TOML), for `bandpass serve`.
+//!
+//! Owns: parsing, defaults, `${ENV}` substitution for secrets, and the
+//! rules between keys, each section's in its own file (`check`). Every field is documented where it is
+//! declared; unknown keys are refused with the key named. Must never:
+//! start anything: a config that loads is only a value.
+//!
+//! Durations are written `"250ms"`, `"5s"`, `"2m"`; sizes `"64MiB"`,
+//! `"512KiB"`, or a plain number of bytes.
+
+//!
+//! Sections, each in its file with its defaults and its rules: [`kafka`],
+//! [`input`], [`schemas`], [`engine`] (with the per-filter limits),
+//! [`filter`] and [`admin`]; [`human`] reads durations and sizes.
+
+pub mod admin;
+pub mod engine;
+pub mod filter;
+pub mod human;
+pub mod input;
+pub mod kafka;
+pub mod schemas;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use admin::{AdminConfig, GroupConfig, UploadsConfig};
+pub use engine::{EngineConfig, LimitsConfig};
+pub use filter::FilterConfig;
+pub use input::{Framing, InputConfig, StartPosition};
+pub use kafka::KafkaConfig;
+pub use schemas::SchemasConfig;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How to reach the brokers.
+    pub kafka: KafkaConfig,
+    /// What to consume.
+    pub input: InputConfig,
+    /// Where wire-format schemas come from.
+    #[serde(default)]
+    pub schemas: SchemasConfig,
+    /// Engine-wide settings and the default per-filter limits.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// The filters to run, each with its output topic.
+    #[serde(default, rename = "filter")]
+    pub filters: Vec<FilterConfig>,
+    /// Where undecodable messages go, with the error in a header.
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
+    /// At-least-once (default) or exactly-once (Kafka transactions).
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// The admin HTTP port: `/healthz`, `/readyz`, `/metrics`. Off unless
+    /// this section is present.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+}
+
+/// Delivery guarantee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Offsets stored after every produce of a message (and of every
+    /// earlier message of its partition) is acknowledged; duplicates are
+    /// possible after a crash, losses are not.
+    #[default]
+    AtLeastOnce,
+    /// Kafka transactions: consumers reading `read_committed` see each
+    /// accepted alert once.
+    ExactlyOnce,
+}
+
+fn default_dead_letter_topic() -> String {
+    "bandpass-dead-letter".into()
+}
+
+/// A broken rule: the key, and what to do about it.
+#[derive(Debug)]
+pub(crate) struct Invalid {
+    pub key: String,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(key: impl Into<String>, reason: String) -> Invalid {
+        Invalid {
+            key: key.into(),
+            reason,
+        }
+    }
+}
+
+/// Why a configuration was refused. Each names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {key} uses ${{{var}}}, but the environment has no {var}: set it")]
+    MissingEnv {
+        path: PathBuf,
+        key: String,
+        var: String,
+    },
+    #[error("config file {path}: {key}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads, substitutes `${ENV}` values, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, |var| std::env::var(var).ok())
+    }
+
+    /// Parses `text` (named `path` in errors), looking `${VAR}` up with
+    /// `env`.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        substitute(&mut value, "", path, &env)?;
+        let config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// This instance's `group.instance.id`: `input.instance_id`, else
+    /// `<hostname>-<admin port>` with `[admin]`, else none (see
+    /// [`InputConfig::instance_id`]).
+    pub fn group_instance_id(&self) -> Option<String> {
+        match &self.input.instance_id {
+            Some(id) if id.is_empty() => None,
+            Some(id) => Some(id.clone()),
+            None => self
+                .admin
+                .as_ref()
+                .map(|a| format!("{}-{}", hostname(), a.listen.port())),
+        }
+    }
+
+    /// Cross-field rules, section by section in the file's order; the
+    /// first broken is reported.
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let checked = (|| {
+            self.kafka.check()?;
+            self.input.check()?;
+            self.schemas.check()?;
+            self.engine.check()?;
+            filter::check(
+                &self.filters,
+                &self.input,
+                &self.dead_letter_topic,
+                &self.engine,
+            )?;
+            if let Some(admin) = &self.admin {
+                admin.check(
+                    &self.input.topics,
+                    &self.dead_letter_topic,
+                    &self.engine.max_limits,
+                )?;
+            }
+            Ok(())
+        })();
+        checked.map_err(|Invalid { key, reason }| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        })
+    }
+}
+
+/// Replaces every string that is exactly `${VAR}` with the variable.
+fn substitute(
+    value: &mut toml::Value,
+    key: &str,
+    path: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => {
+            if let Some(var) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+                *s = env(var).ok_or_else(|| ConfigError::MissingEnv {
+                    path: path.to_path_buf(),
+                    key: key.to_string(),
+                    var: var.to_string(),
+                })?;
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                substitute(item, &format!("{key}[{i}]"), path, env)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                let child = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                substitute(v, &child, path, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// This machine's name: what a default transactional id and group
+/// instance id are made of.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::decode::SchemaSource;
+    use crate::sandbox::Limits;
+
+    const MINIMAL: &str = r#"
+        [kafka]
+        brokers = ["127.0.0.1:9092"]
+        [input]
+        topics = ["ztf_alerts"]
+        group = "bandpass"
+        [[filter]]
+        path = "bright_transients.wasm"
+        output_topic = "bright"
+    "#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("bandpass.toml"), |var| {
+            (var == "SASL_PASSWORD").then(|| "s3cret".to_string())
+        })
+    }
+
+    #[test]
+    fn a_minimal_file_gets_documented_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.input.start, StartPosition::Latest);
+        assert_eq!(c.input.framing, Framing::Auto);
+        assert_eq!(c.delivery, Delivery::AtLeastOnce);
+        assert_eq!(c.dead_letter_topic, "bandpass-dead-letter");
+        assert_eq!(c.filters[0].output_topic, "bright");
+        assert_eq!(c.engine.limits.to_limits(), Limits::default());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name() {
+        let err = parse(&MINIMAL.replace("group = ", "gruop = \"x\"\ngroup = ")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("bandpass.toml") && text.contains("gruop"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        let with_secret = MINIMAL.replace(
+            "[input]",
+            "sasl_username = \"alice\"\nsasl_password = \"${SASL_PASSWORD}\"\n[input]",
+        );
+        assert_eq!(
+            parse(&with_secret).unwrap().kafka.sasl_password.as_deref(),
+            Some("s3cret")
+        );
+        let missing = with_secret.replace("${SASL_PASSWORD}", "${NOPE}");
+        let text = parse(&missing).unwrap_err().to_string();
+        assert!(
+            text.contains("kafka.sasl_password") && text.contains("NOPE"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_sizes_and_start_positions_read_as_written() {
+        let text = MINIMAL.replace(
+            "group = \"bandpass\"",
+            "group = \"bandpass\"\nstart = { timestamp_ms = 1700000000000 }",
+        ) + "\n[engine.limits]\nfuel = 1000\ndeadline = \"250ms\"\nmemory = \"32MiB\"\n";
+        let c = parse(&text).unwrap();
+        assert_eq!(c.input.start, StartPosition::TimestampMs(1_700_000_000_000));
+        assert_eq!(c.engine.limits.deadline, Duration::from_millis(250));
+        assert_eq!(c.engine.limits.memory, 32 << 20);
+        assert!(human::parse_duration("5 fortnights").is_err());
+        assert_eq!(human::parse_size("4096").unwrap(), 4096);
+    }
+
+    #[test]
+    fn durations_and_sizes_that_would_overflow_are_refused_not_wrapped() {
+        for text in [
+            "307445734561825861m",
+            "99999999999999999999ms",
+            "169h",
+            "604801s",
+        ] {
+            let err = human::parse_duration(text).unwrap_err();
+            assert!(err.contains("longer than the week"), "{text}: {err}");
+        }
+        assert_eq!(human::parse_duration("168h").unwrap(), human::MAX_DURATION);
+        for text in ["99999999999999999999", "17179869184GiB"] {
+            let err = human::parse_size(text).unwrap_err();
+            assert!(err.contains("too large"), "{text}: {err}");
+        }
+        let escaped = human::parse_duration("5\x1b[2Jz").unwrap_err();
+        assert!(escaped.contains("\\u{1b}"), "{escaped}");
+    }
+
+    #[test]
+    fn cross_field_rules_name_the_key() {
+        let looping = MINIMAL.replace("output_topic = \"bright\"", "output_topic = \"ztf_alerts\"");
+        let text = parse(&looping).unwrap_err().to_string();
+        assert!(
+            text.contains("filter[0].output_topic") && text.contains("loop"),
+            "{text}"
+        );
+        let greedy = MINIMAL.to_string() + "limits = { fuel = 99999999999999 }\n";
+        let text = parse(&greedy).unwrap_err().to_string();
+        assert!(
+            text.contains("filter[0].limits") && text.contains("max_limits"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn upload_checks_default_and_are_bounded() {
+        let uploads = |keys: &str| {
+            format!(
+                "{MINIMAL}[admin]\nlisten = \"127.0.0.1:9464\"\noperator_token_sha256 = \"{}\"\n\
+                 [admin.uploads]\ncanary_alerts = [\"/srv/canary\"]\n{keys}",
+                "ab".repeat(32)
+            )
+        };
+        let c = parse(&uploads("")).unwrap();
+        let u = c.admin.unwrap().uploads;
+        assert_eq!(u.compile_memory, 4 << 30);
+        assert_eq!(u.compile_timeout, Duration::from_secs(60));
+        let text = parse(&uploads("compile_memory = \"16MiB\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("admin.uploads.compile_memory") && text.contains("at least 64MiB"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_schema_directory_and_a_registry_are_not_both_allowed() {
+        let both = MINIMAL.to_string()
+            + "[schemas]\ndir = \"/srv/schemas\"\nregistry_url = \"http://registry:8081\"\n";
+        let text = parse(&both).unwrap_err().to_string();
+        assert!(
+            text.contains("bandpass.toml")
+                && text.contains("schemas.dir")
+                && text.contains("schemas.registry_url"),
+            "{text}"
+        );
+        let not_http = MINIMAL.to_string() + "[schemas]\nregistry_url = \"registry:8081\"\n";
+        let text = parse(&not_http).unwrap_err().to_string();
+        assert!(
+            text.contains("schemas.registry_url") && text.contains("http://"),
+            "{text}"
+        );
+        let orphan_password = MINIMAL.to_string()
+            + "[schemas]\nregistry_url = \"http://registry:8081\"\nregistry_password = \"x\"\n";
+        let text = parse(&orphan_password).unwrap_err().to_string();
+        assert!(text.contains("schemas.registry_username"), "{text}");
+        let credentials_alone = MINIMAL.to_string() + "[schemas]\nregistry_username = \"alice\"\n";
+        let text = parse(&credentials_alone).unwrap_err().to_string();
+        assert!(text.contains("schemas.registry_url"), "{text}");
+    }
+
+    #[test]
+    fn the_schema_source_follows_the_schemas_keys() {
+        assert!(matches!(
+            parse(MINIMAL).unwrap().schemas.source(),
+            SchemaSource::None
+        ));
+        let dir = MINIMAL.to_string() + "[schemas]\ndir = \"/srv/schemas\"\n";
+        assert!(matches!(
+            parse(&dir).unwrap().schemas.source(),
+            SchemaSource::Dir(d) if d == Path::new("/srv/schemas")
+        ));
+        let registry = MINIMAL.to_string()
+            + "[schemas]\nregistry_url = \"https://registry.example/\"\n\
+               registry_username = \"alice\"\nregistry_password = \"${SASL_PASSWORD}\"\n";
+        let c = parse(&registry).unwrap();
+        assert_eq!(c.schemas.registry_password.as_deref(), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let SchemaSource::Registry(r) = c.schemas.source() else {
+            panic!("expected a registry source");
+        };
+        assert_eq!(r.url(), "https://registry.example");
+        let shown = format!("{r:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+}
