@@ -31,3 +31,4 @@ pub mod pipeline;
 pub mod runner;
 pub mod sandbox;
 pub mod text;
+pub mod units;

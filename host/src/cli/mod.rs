@@ -26,7 +26,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::decode::SchemaSource;
-use crate::sandbox::{CompileCache, Limits, LoadedFilter, Sandbox, SandboxOptions};
+use crate::sandbox::{Budget, CompileCache, Limits, LoadedFilter, Sandbox, SandboxOptions};
 
 /// Runs untrusted WebAssembly filters over astronomical alert streams.
 #[derive(Debug, Parser)]
@@ -119,19 +119,19 @@ pub struct BudgetArgs {
 }
 
 impl BudgetArgs {
-    /// The default limits with the flags given applied.
-    fn limits(&self) -> Limits {
-        let mut limits = Limits::default();
+    /// The default budget with the flags given applied.
+    fn budget(&self) -> Budget {
+        let mut budget = Budget::default();
         if let Some(fuel) = self.fuel {
-            limits.fuel_per_alert = fuel;
+            budget.fuel = fuel;
         }
         if let Some(ms) = self.deadline_ms {
-            limits.deadline_ms = ms;
+            budget.deadline = std::time::Duration::from_millis(ms);
         }
         if let Some(mib) = self.memory_mib {
-            limits.memory_bytes = mib << 20;
+            budget.memory = mib.saturating_mul(1 << 20);
         }
-        limits
+        budget
     }
 }
 
@@ -164,7 +164,7 @@ pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
 
 impl EngineArgs {
     fn limits(&self) -> Limits {
-        self.budget.limits()
+        self.budget.budget().to_limits()
     }
 
     fn sandbox(&self) -> anyhow::Result<Sandbox> {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{EngineConfig, Invalid, LimitsConfig, human};
+use super::{EngineConfig, Invalid, human};
+use crate::sandbox::Budget;
 use crate::text::is_name;
 
 /// The admin HTTP port.
@@ -68,7 +69,7 @@ impl AdminConfig {
         &self,
         input_topics: &[String],
         dead_letter_topic: &str,
-        engine_max: &LimitsConfig,
+        engine_max: &Budget,
     ) -> Result<(), Invalid> {
         let hash_reason = "is not a SHA-256 in lowercase hex (64 digits): write what `bandpass token` prints (or `printf %s TOKEN | sha256sum`), not the token";
         if let Some(h) = &self.operator_token_sha256
@@ -207,7 +208,7 @@ pub struct GroupConfig {
     /// The most one of its filters may ask for; defaults to (and must be
     /// within) `engine.max_limits`.
     #[serde(default)]
-    pub max_limits: Option<LimitsConfig>,
+    pub max_limits: Option<Budget>,
     /// The group's share of the workers: the most its filters' `mean_time`
     /// limits may add up to. As each filter is quarantined past its own
     /// mean time, the group's filters together never take more of a

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{EngineConfig, InputConfig, Invalid, LimitsConfig};
+use super::{EngineConfig, InputConfig, Invalid};
+use crate::sandbox::Budget;
 use crate::text::is_name;
 
 /// One deployed filter.
@@ -26,7 +27,7 @@ pub struct FilterConfig {
     pub params: BTreeMap<String, String>,
     /// Overrides of the engine's default limits, within `max_limits`.
     #[serde(default)]
-    pub limits: Option<LimitsConfig>,
+    pub limits: Option<Budget>,
     /// Loaded but not run.
     #[serde(default)]
     pub disabled: bool,

@@ -11,12 +11,12 @@
 //!
 //! Sections, each in its file with its defaults and its rules: [`kafka`],
 //! [`input`], [`schemas`], [`engine`] (with the per-filter limits),
-//! [`filter`] and [`admin`]; [`human`] reads durations and sizes.
+//! [`filter`] and [`admin`]; durations and sizes are read by
+//! [`crate::units`].
 
 pub mod admin;
 pub mod engine;
 pub mod filter;
-pub mod human;
 pub mod input;
 pub mod kafka;
 pub mod schemas;
@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::units as human;
 pub use admin::{AdminConfig, GroupConfig, UploadsConfig};
-pub use engine::{EngineConfig, LimitsConfig};
+pub use engine::EngineConfig;
 pub use filter::FilterConfig;
 pub use input::{Framing, InputConfig, StartPosition};
 pub use kafka::KafkaConfig;

@@ -28,9 +28,9 @@ use super::Fleet;
 use super::canary::{Canary, CanaryReport};
 use super::policy::{Denial, Rule, Usage};
 use super::record::{Record, output_topic};
-use crate::config::{LimitsConfig, UploadsConfig};
+use crate::config::UploadsConfig;
 use crate::sandbox::compile::{CompileFailure, compile_bounded};
-use crate::sandbox::{CacheOutcome, LoadedFilter, Sandbox, sha256_hex};
+use crate::sandbox::{Budget, CacheOutcome, LoadedFilter, Sandbox, sha256_hex};
 
 /// Bounds of what an upload's `manifest` part may hold, checked before
 /// the host keeps any of it (docs/admin-api.yaml).
@@ -82,7 +82,7 @@ struct UploadManifest {
     description: Option<String>,
     #[serde(default)]
     params: BTreeMap<String, Value>,
-    limits: Option<LimitsConfig>,
+    limits: Option<Budget>,
     /// Upload disabled (registered, not run). Default true.
     enabled: Option<bool>,
     /// Refused unless it is the derived topic: present so the refusal

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::record::{Entry, Record};
-use crate::config::{Config, EngineConfig, GroupConfig, LimitsConfig};
-use crate::sandbox::Limits;
+use crate::config::{Config, EngineConfig, GroupConfig};
+use crate::sandbox::{Budget, Limits};
 use crate::text::is_name;
 
 /// The rules of one configuration (replaced whole on SIGHUP).
@@ -130,7 +130,7 @@ impl Policy {
     }
 
     /// The limits an upload that names none gets (`engine.limits`).
-    pub fn default_limits(&self) -> LimitsConfig {
+    pub fn default_limits(&self) -> Budget {
         self.engine.limits
     }
 
@@ -150,7 +150,7 @@ impl Policy {
         let group = self.group(&record.group)?;
         check_name(&record.name)?;
         let max = group.max_limits.unwrap_or(self.engine.max_limits);
-        let asked = LimitsConfig::of(&record.limits);
+        let asked = Budget::of(&record.limits);
         if !asked.within(&max) {
             return Err(Denial::new(
                 Rule::NotAllowed,

@@ -1,8 +1,13 @@
-//! Per-call budgets for a filter, and the `ResourceLimiter` that enforces
+//! A filter's limits ([`Limits`]) and the budgets people set of them
+//! ([`Budget`]), and the `ResourceLimiter` that enforces
 //! the memory and table caps and remembers why it refused a growth (so
 //! that the resulting trap can be classified as a memory failure).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use crate::units as human;
 
 /// The hard budgets one filter runs under. Defaults suit a compiled
 /// (Rust) filter; interpreted guests (Python, JavaScript) need more fuel
@@ -190,6 +195,73 @@ impl wasmtime::ResourceLimiter for Limiter {
 
     fn memories(&self) -> usize {
         self.instances
+    }
+}
+
+/// A filter's budgets as people set them: in the config file
+/// (`limits`, `max_limits`), an upload's manifest and the command-line
+/// flags. A filter runs under the [`Limits`] made of them
+/// ([`Budget::to_limits`]); the rest of its limits are the host's own.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budget {
+    /// Fuel per alert (deterministic CPU budget).
+    pub fuel: u64,
+    /// Wall-clock deadline per alert.
+    #[serde(with = "human::duration")]
+    pub deadline: Duration,
+    /// Mean wall time per alert over each 64 alerts a worker runs the
+    /// filter on; over it the filter is quarantined (a slow filter holds
+    /// the worker from every other filter).
+    #[serde(with = "human::duration")]
+    pub mean_time: Duration,
+    /// Linear memory per instance.
+    #[serde(with = "human::size")]
+    pub memory: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::of(&Limits::default())
+    }
+}
+
+impl Budget {
+    /// The budgets of `limits`.
+    pub fn of(limits: &Limits) -> Budget {
+        Budget {
+            fuel: limits.fuel_per_alert,
+            deadline: Duration::from_millis(limits.deadline_ms),
+            mean_time: Duration::from_millis(limits.mean_ms),
+            memory: limits.memory_bytes,
+        }
+    }
+
+    /// Whether every budget is at most `max`'s.
+    pub fn within(&self, max: &Budget) -> bool {
+        self.fuel <= max.fuel
+            && self.deadline <= max.deadline
+            && self.mean_time <= max.mean_time
+            && self.memory <= max.memory
+    }
+
+    /// `fuel N, deadline D, mean time T, memory N bytes`, for errors.
+    pub fn describe(&self) -> String {
+        format!(
+            "fuel {}, deadline {:?}, mean time {:?}, memory {} bytes",
+            self.fuel, self.deadline, self.mean_time, self.memory
+        )
+    }
+
+    /// The engine's limits with these budgets.
+    pub fn to_limits(self) -> Limits {
+        Limits {
+            fuel_per_alert: self.fuel,
+            deadline_ms: self.deadline.as_millis() as u64,
+            mean_ms: self.mean_time.as_millis() as u64,
+            memory_bytes: self.memory,
+            ..Limits::default()
+        }
     }
 }
 

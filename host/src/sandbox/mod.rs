@@ -38,7 +38,7 @@ pub use engine::{HostState, Sandbox, SandboxOptions};
 pub use filter::{LoadedFilter, Manifest};
 pub use health::Health;
 pub use instance::FilterInstance;
-pub use limits::{Limiter, Limits};
+pub use limits::{Budget, Limiter, Limits};
 pub use log::{FilterLog, LogBounds, LogLine, Source};
 use outcome::{CallBudget, classify};
 pub use outcome::{Evaluation, Failure, FailureKind, Outcome, Verdict};

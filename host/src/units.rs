@@ -1,4 +1,7 @@
-//! Human-readable durations and sizes.
+//! Durations and sizes as people write them (`"250ms"`, `"5s"`,
+//! `"64MiB"`), for the config file, an upload's manifest and the
+//! flags; with the serde adapters that read them.
+
 use std::time::Duration;
 
 /// Longest duration any setting takes: a week. Longer is a typo, and
