@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use bandpass::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, Registry, SchemaSource};
+use bandpass::decode::{
+    DecodeError, DecodedAlert, Decoder, FieldValue, SchemaRegistry, SchemaSource,
+};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -513,7 +515,7 @@ fn rubin_alerts_decode_the_same_through_a_schema_registry_as_through_the_schema_
         })
         .collect();
     let (url, requests) = serve_registry(schemas);
-    let registry = SchemaSource::Registry(Registry::new(&url));
+    let registry = SchemaSource::Registry(SchemaRegistry::new(&url));
     for (file, id) in &rubin {
         let raw = split_container(&read(file));
         let framed = wire(*id, &raw.records);

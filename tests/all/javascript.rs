@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bandpass::sandbox::{
-    FailureKind, Limits, LoadError, LoadedFilter, Outcome, Sandbox, Source, Verdict,
+    FailureKind, Limits, LoadError, LoadedFilter, Origin, Outcome, Sandbox, Verdict,
 };
 
 use crate::support::{
@@ -263,7 +263,7 @@ fn a_type_error_thrown_in_a_javascript_filter_is_a_filter_error_naming_it_and_it
             .log
             .lines()
             .into_iter()
-            .find(|l| l.source == Source::Error)
+            .find(|l| l.source == Origin::Error)
             .unwrap_or_else(|| panic!("{engine}: nothing logged at error level"));
         assert!(
             logged.text.starts_with("TypeError: ")

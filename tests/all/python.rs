@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bandpass::decode::{Decoder, FieldValue, SchemaSource};
 use bandpass::sandbox::{
-    FailureKind, Limits, LoadError, LoadedFilter, Outcome, Sandbox, Source, Verdict,
+    FailureKind, Limits, LoadError, LoadedFilter, Origin, Outcome, Sandbox, Verdict,
 };
 use bytes::Bytes;
 
@@ -293,7 +293,7 @@ fn an_uncaught_python_exception_is_a_filter_error_naming_the_line_and_its_traceb
         .log
         .lines()
         .into_iter()
-        .filter(|l| l.source == Source::Error)
+        .filter(|l| l.source == Origin::Error)
         .map(|l| l.text)
         .collect();
     let log = log.join("\n");

@@ -20,7 +20,7 @@ use clap::Args;
 use crate::admin::api::Api;
 use crate::admin::{Admin, Bounds};
 use crate::config::Config;
-use crate::deploy::{self, Deployment, Sources};
+use crate::deploy::{self, Deployment, Desired};
 use crate::fleet::Fleet;
 use crate::fleet::canary::Canary;
 use crate::metrics::Metrics;
@@ -74,7 +74,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Deleted and replaced filters give their memory back.
     crate::sandbox::release::spawn();
     let deployments = deploy::load_filters(&config, &config_dir, &sandbox, &[])?;
-    let (sources, updates) = Sources::new(deployments.clone());
+    let (sources, updates) = Desired::new(deployments.clone());
     let sources = Arc::new(Mutex::new(sources));
     let metrics = Arc::new(Metrics::new());
     // Uploads: the fleet registry is read to its end, and its filters
@@ -141,7 +141,7 @@ struct Reloader {
 }
 
 impl Reloader {
-    fn run(mut self, hangup: &AtomicBool, stop: &AtomicBool, sources: &Mutex<Sources>) {
+    fn run(mut self, hangup: &AtomicBool, stop: &AtomicBool, sources: &Mutex<Desired>) {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
             if !hangup.swap(false, Ordering::Relaxed) {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::Invalid;
-use crate::decode::{Registry, SchemaSource};
+use crate::decode::{SchemaRegistry, SchemaSource};
 
 /// Schemas for Confluent wire-format messages: a directory or a
 /// registry, not both. With neither, wire-format messages are refused.
@@ -48,7 +48,7 @@ impl SchemasConfig {
     /// validated: at most one of `dir` and `registry_url` is set).
     pub fn source(&self) -> SchemaSource {
         if let Some(url) = &self.registry_url {
-            let mut registry = Registry::new(url);
+            let mut registry = SchemaRegistry::new(url);
             if let Some(user) = &self.registry_username {
                 registry =
                     registry.with_basic_auth(user, self.registry_password.as_deref().unwrap_or(""));

@@ -17,7 +17,7 @@
 //!   `v{M}_{m}/lsst.v{M}_{m}.alert.avsc` with its sibling files) or a
 //!   schema registry.
 //! - `registry`: the Confluent-API schema registry client
-//!   ([`Registry`]): `GET /schemas/ids/{id}`, bounded retries, basic auth;
+//!   ([`SchemaRegistry`]): `GET /schemas/ids/{id}`, bounded retries, basic auth;
 //!   it fetches each id once per process. "Did not answer" is the one
 //!   [`DecodeError::is_transient`] failure: it is never cached, the next
 //!   message with that id asks again.
@@ -36,8 +36,8 @@
 
 mod container;
 mod plan;
-mod registry;
 mod schema;
+mod schema_registry;
 #[cfg(test)]
 mod tests;
 
@@ -55,7 +55,7 @@ use container::{Codec, MAGIC};
 use plan::{Fault, Plan, Reader, Walker};
 use schema::{Schema, SchemaError, Siblings};
 
-pub use registry::{FAILURE_MEMORY, LOOKUP_BUDGET, Registry};
+pub use schema_registry::{FAILURE_MEMORY, LOOKUP_BUDGET, SchemaRegistry};
 
 /// Most records one container message may hold: a ZTF message holds
 /// one; 256 MiB decompressed (the most of one message) is about 4,000
@@ -197,7 +197,7 @@ pub enum SchemaSource {
     Dir(PathBuf),
     /// A Confluent-API schema registry; each schema must be Avro and
     /// self-contained (no `references`).
-    Registry(Registry),
+    Registry(SchemaRegistry),
 }
 
 /// Why a message did not decode. The messages are sentences that say

@@ -1053,7 +1053,7 @@ fn wire_42(id: u32) -> Bytes {
     Bytes::from(m)
 }
 
-fn registry_decoder(registry: &Registry) -> Decoder {
+fn registry_decoder(registry: &SchemaRegistry) -> Decoder {
     Decoder::new(vec!["v".into()], SchemaSource::Registry(registry.clone()))
 }
 
@@ -1066,7 +1066,7 @@ fn a_wire_format_message_decodes_with_the_schema_the_registry_serves() {
             (500, String::new())
         }
     });
-    let d = registry_decoder(&Registry::new(&format!("{}/", server.url)));
+    let d = registry_decoder(&SchemaRegistry::new(&format!("{}/", server.url)));
     let alert = d.decode(&wire_42(7)).unwrap().remove(0);
     assert_eq!(alert.values, vec![FieldValue::Integer(42)]);
     assert_eq!(alert.schema.full_name, "t.r");
@@ -1080,7 +1080,7 @@ fn a_wire_format_message_decodes_with_the_schema_the_registry_serves() {
 #[test]
 fn the_registry_is_asked_once_per_schema_id() {
     let server = FakeRegistry::start(|_| (200, envelope(ONE_LONG)));
-    let registry = Registry::new(&server.url);
+    let registry = SchemaRegistry::new(&server.url);
     let d = registry_decoder(&registry);
     for _ in 0..2 {
         assert_eq!(
@@ -1102,7 +1102,7 @@ fn threads_missing_the_same_id_at_once_ask_the_registry_once() {
         std::thread::sleep(std::time::Duration::from_millis(200));
         (200, envelope(ONE_LONG))
     });
-    let d = Arc::new(registry_decoder(&Registry::new(&server.url)));
+    let d = Arc::new(registry_decoder(&SchemaRegistry::new(&server.url)));
     let threads: Vec<_> = (0..6)
         .map(|_| {
             let d = d.clone();
@@ -1123,7 +1123,7 @@ fn an_id_the_registry_lacks_is_named_with_the_registry() {
             r#"{"error_code":40403,"message":"Schema 702 not found"}"#.into(),
         )
     });
-    let d = registry_decoder(&Registry::new(&server.url));
+    let d = registry_decoder(&SchemaRegistry::new(&server.url));
     let e = d.decode(&wire_42(702)).unwrap_err();
     assert!(
         matches!(&e, DecodeError::RegistrySchemaNotFound { id: 702, url } if *url == server.url),
@@ -1148,7 +1148,7 @@ fn an_unreachable_registry_is_transient_and_not_remembered() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let registry = Registry::new(&format!("http://{addr}"))
+    let registry = SchemaRegistry::new(&format!("http://{addr}"))
         .with_lookup_budget(std::time::Duration::from_secs(2));
     let d = registry_decoder(&registry);
     let started = std::time::Instant::now();
@@ -1186,7 +1186,7 @@ fn an_unreachable_registry_is_transient_and_not_remembered() {
 fn a_registry_that_accepts_but_never_answers_times_out_within_the_budget() {
     // Connections queue in the backlog; nothing reads them.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let registry = Registry::new(&format!("http://{}", silent.local_addr().unwrap()))
+    let registry = SchemaRegistry::new(&format!("http://{}", silent.local_addr().unwrap()))
         .with_lookup_budget(std::time::Duration::from_millis(600));
     let started = std::time::Instant::now();
     let e = registry_decoder(&registry).decode(&wire_42(7)).unwrap_err();
@@ -1212,7 +1212,7 @@ fn server_errors_are_retried_within_one_lookup() {
             (200, envelope(ONE_LONG))
         }
     });
-    let d = registry_decoder(&Registry::new(&server.url));
+    let d = registry_decoder(&SchemaRegistry::new(&server.url));
     assert_eq!(
         d.decode(&wire_42(7)).unwrap()[0].values,
         vec![FieldValue::Integer(42)]
@@ -1223,7 +1223,7 @@ fn server_errors_are_retried_within_one_lookup() {
 #[test]
 fn basic_auth_is_sent_when_configured_and_a_refusal_names_the_keys() {
     let server = FakeRegistry::start(|_| (200, envelope(ONE_LONG)));
-    let registry = Registry::new(&server.url).with_basic_auth("alice", "s3cret");
+    let registry = SchemaRegistry::new(&server.url).with_basic_auth("alice", "s3cret");
     registry_decoder(&registry).decode(&wire_42(7)).unwrap();
     let head = server.requests()[0].to_ascii_lowercase();
     // base64("alice:s3cret")
@@ -1234,7 +1234,7 @@ fn basic_auth_is_sent_when_configured_and_a_refusal_names_the_keys() {
 
     let denying =
         FakeRegistry::start(|_| (401, r#"{"error_code":401,"message":"Unauthorized"}"#.into()));
-    let e = registry_decoder(&Registry::new(&denying.url).with_basic_auth("alice", "wrong"))
+    let e = registry_decoder(&SchemaRegistry::new(&denying.url).with_basic_auth("alice", "wrong"))
         .decode(&wire_42(7))
         .unwrap_err();
     assert!(
@@ -1269,7 +1269,7 @@ fn non_avro_schemas_and_schemas_with_references_are_refused() {
             (200, "<html>a web page</html>".into())
         }
     });
-    let d = registry_decoder(&Registry::new(&server.url));
+    let d = registry_decoder(&SchemaRegistry::new(&server.url));
     let e = d.decode(&wire_42(1)).unwrap_err();
     assert!(
         matches!(e, DecodeError::RegistryUnsupported { id: 1, .. }),

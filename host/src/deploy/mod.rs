@@ -5,7 +5,7 @@
 //! headers and metrics, its output topic, and the key that tells whether
 //! a loaded filter can serve it again. [`load_filters`] makes the config
 //! file's deployments; the fleet registry makes the uploaded ones. Both
-//! reach the pipeline through [`set`]: [`Sources`] holds the two halves
+//! reach the pipeline through [`set`]: [`Desired`] holds the two halves
 //! and sends each whole new set, numbered; [`Updates`] is the pipeline's
 //! end, and a [`FilterSet`] is one published set with its decoder.
 //!
@@ -22,7 +22,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::sandbox::{Limits, LoadedFilter, Sandbox};
-pub use set::{FilterSet, Sources, Updates};
+pub use set::{Desired, FilterSet, Updates};
 
 /// One filter as deployed: the loaded component and its output topic.
 #[derive(Clone)]

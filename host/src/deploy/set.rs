@@ -1,4 +1,4 @@
-//! How a new filter set reaches the running pipeline: [`Sources`] holds
+//! How a new filter set reaches the running pipeline: [`Desired`] holds
 //! the config's and the uploads' deployments and sends each whole set,
 //! numbered; the pipeline takes the newest through [`Updates`] and runs
 //! it as a [`FilterSet`], and counts what it has published so that a
@@ -41,12 +41,12 @@ impl FilterSet {
     }
 }
 
-/// Where the running filter set comes from: the config file's filters
-/// (replaced on SIGHUP) and the uploaded ones (replaced when the fleet
-/// registry changes). Either change hands the whole set to the pipeline,
+/// The filter set that should run, and where it comes from: the config
+/// file's filters (replaced on SIGHUP) and the uploaded ones (replaced
+/// when the fleet registry changes). Either change hands the whole set to the pipeline,
 /// numbered, and the pipeline counts the sets it has published, so that
 /// a change can wait until it runs.
-pub struct Sources {
+pub struct Desired {
     pub config: Vec<Deployment>,
     pub uploaded: Vec<Deployment>,
     sets: Sender<(u64, Vec<Deployment>)>,
@@ -54,18 +54,18 @@ pub struct Sources {
     published: Arc<AtomicU64>,
 }
 
-/// The pipeline's end of [`Sources`].
+/// The pipeline's end of [`Desired`].
 pub struct Updates {
     sets: Receiver<(u64, Vec<Deployment>)>,
     /// The number of the latest set published.
     published: Arc<AtomicU64>,
 }
 
-impl Sources {
-    pub fn new(config: Vec<Deployment>) -> (Sources, Updates) {
+impl Desired {
+    pub fn new(config: Vec<Deployment>) -> (Desired, Updates) {
         let (sets, receiver) = std::sync::mpsc::channel();
         let published = Arc::new(AtomicU64::new(0));
-        let sources = Sources {
+        let sources = Desired {
             config,
             uploaded: Vec::new(),
             sets,

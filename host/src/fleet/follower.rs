@@ -1,6 +1,6 @@
 //! The registry as one instance follows it ([`Fleet`]): read to its end
 //! at start, then followed on a thread of its own; each batch of changes
-//! becomes the uploaded half of the filter set ([`crate::deploy::Sources`]).
+//! becomes the uploaded half of the filter set ([`crate::deploy::Desired`]).
 //! Writes (an upload, a change, a deletion) go to the topic and wait
 //! until this instance runs them.
 
@@ -23,7 +23,7 @@ use super::topic::{ensure_topic, reader};
 use super::admission::Admitted;
 use super::policy::Policy;
 use crate::config::Config;
-use crate::deploy::{Deployment, Sources};
+use crate::deploy::{Deployment, Desired};
 use crate::kafka::{Logged, Role, client_config};
 use crate::sandbox::{LoadedFilter, Sandbox};
 
@@ -47,7 +47,7 @@ struct State {
     /// Per partition, the offset below which every record is applied
     /// (its deployments handed to the pipeline).
     applied: HashMap<i32, i64>,
-    /// The [`Sources`] sequence number of the set that applied them.
+    /// The [`Desired`] sequence number of the set that applied them.
     applied_seq: u64,
 }
 
@@ -63,8 +63,8 @@ pub struct Fleet {
     preloaded: Mutex<HashMap<String, (String, Arc<LoadedFilter>)>>,
     /// Each group's turn to change its filters (see [`Fleet::turn`]).
     changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    sources: Arc<Mutex<Sources>>,
-    /// How many filter sets the pipeline has published (see [`Sources`]).
+    sources: Arc<Mutex<Desired>>,
+    /// How many filter sets the pipeline has published (see [`Desired`]).
     published: Arc<AtomicU64>,
     /// The rules records are checked against (replaced on SIGHUP).
     policy: RwLock<Arc<Policy>>,
@@ -100,7 +100,7 @@ impl Fleet {
     pub fn start(
         config: &Config,
         sandbox: Arc<Sandbox>,
-        sources: Arc<Mutex<Sources>>,
+        sources: Arc<Mutex<Desired>>,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Arc<Fleet>> {
         let admin = config.admin.as_ref().expect("uploads need [admin]");
@@ -291,7 +291,7 @@ impl Fleet {
     }
 
     /// Marks the records `read` covers as applied by the set with
-    /// sequence number `seq` (see [`Sources`]).
+    /// sequence number `seq` (see [`Desired`]).
     fn mark_applied(&self, seq: u64, read: HashMap<i32, i64>) {
         let mut state = self.state.lock().unwrap();
         state.applied = read;

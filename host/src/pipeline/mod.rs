@@ -43,7 +43,7 @@ use crate::kafka::{Role, client_config};
 use crate::metrics::Metrics;
 use offsets::{Rebalances, TXN_INTERVAL};
 use produce::{Acks, Producer};
-use tracker::{Source, Tracker};
+use tracker::{Consumed, Tracker};
 use workers::{Job, Pool};
 
 /// How long a shutdown waits for in-flight work before giving it up.
@@ -122,7 +122,7 @@ impl Flow {
 }
 
 /// Runs the pipeline until `stop` is set, then drains, commits and
-/// returns. Each filter set received from [`crate::deploy::Sources`] replaces the
+/// returns. Each filter set received from [`crate::deploy::Desired`] replaces the
 /// running one without a pause (see [`Flow::publish`]).
 pub fn serve(
     config: &Config,
@@ -260,7 +260,7 @@ fn consume(
         if let Some(result) = consumer.poll(Duration::from_millis(50)) {
             match result {
                 Ok(message) => {
-                    let source = Source {
+                    let source = Consumed {
                         topic: message.topic().to_string(),
                         partition: message.partition(),
                         offset: message.offset(),

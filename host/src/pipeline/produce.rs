@@ -12,7 +12,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::tracker::{Source, Tracker};
+use super::tracker::{Consumed, Tracker};
 use crate::sandbox::{Evaluation, LoadedFilter, Outcome, Verdict};
 
 /// The producer's context: acknowledgements update the tracker.
@@ -28,9 +28,9 @@ impl ClientContext for Acks {
 }
 
 impl ProducerContext for Acks {
-    type DeliveryOpaque = Box<Source>;
+    type DeliveryOpaque = Box<Consumed>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, source: Box<Source>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, source: Box<Consumed>) {
         let mut tracker = self.tracker.lock().unwrap();
         if let Err((err, message)) = result {
             // At-least-once retries without bound, so this is a permanent
@@ -106,7 +106,7 @@ pub fn accepted_headers(
 
 /// The headers of a dead letter: the error and where the message came
 /// from.
-pub fn dead_letter_headers(error: &str, source: &Source) -> OwnedHeaders {
+pub fn dead_letter_headers(error: &str, source: &Consumed) -> OwnedHeaders {
     OwnedHeaders::new()
         .insert(Header {
             key: "bandpass-error",
@@ -137,10 +137,10 @@ pub fn send(
     key: Option<&[u8]>,
     payload: &[u8],
     headers: OwnedHeaders,
-    source: &Source,
+    source: &Consumed,
     abandon: &AtomicBool,
 ) -> bool {
-    let mut record: BaseRecord<'_, [u8], [u8], Box<Source>> =
+    let mut record: BaseRecord<'_, [u8], [u8], Box<Consumed>> =
         BaseRecord::with_opaque_to(topic, Box::new(source.clone()))
             .payload(payload)
             .headers(headers);

@@ -16,9 +16,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-/// Which message a produce belongs to.
+/// A consumed message, by where it was read: which message a produce
+/// belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Source {
+pub struct Consumed {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
@@ -50,7 +51,7 @@ struct Partition {
 
 impl Tracker {
     /// Records a consumed message, holding its processing token.
-    pub fn begin(&mut self, source: &Source) {
+    pub fn begin(&mut self, source: &Consumed) {
         let p = self
             .partitions
             .entry((source.topic.clone(), source.partition))
@@ -61,7 +62,7 @@ impl Tracker {
     }
 
     /// Raises a message's count by the produces about to be queued.
-    pub fn add(&mut self, source: &Source, produces: u32) {
+    pub fn add(&mut self, source: &Consumed, produces: u32) {
         if produces == 0 {
             return;
         }
@@ -75,7 +76,7 @@ impl Tracker {
 
     /// Releases one token: an acknowledged produce, or the end of
     /// processing.
-    pub fn release(&mut self, source: &Source) {
+    pub fn release(&mut self, source: &Consumed) {
         if let Some(p) = self
             .partitions
             .get_mut(&(source.topic.clone(), source.partition))
@@ -92,7 +93,7 @@ impl Tracker {
     /// it waits for a schema): it no longer counts as outstanding, and
     /// its partition's offset never moves past it, so the next owner of
     /// the partition processes it again.
-    pub fn give_up(&mut self, source: &Source) {
+    pub fn give_up(&mut self, source: &Consumed) {
         if let Some(p) = self
             .partitions
             .get_mut(&(source.topic.clone(), source.partition))
@@ -169,8 +170,8 @@ impl Tracker {
 mod tests {
     use super::*;
 
-    fn source(offset: i64) -> Source {
-        Source {
+    fn source(offset: i64) -> Consumed {
+        Consumed {
             topic: "alerts".into(),
             partition: 0,
             offset,

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::Flow;
 use super::produce::{accepted_headers, dead_letter_headers, send};
-use super::tracker::Source;
+use super::tracker::Consumed;
 use crate::config::Framing;
 use crate::deploy::{Deployment, FilterSet};
 use crate::metrics::FilterMetrics;
@@ -32,7 +32,7 @@ const IDLE_SWITCH: Duration = Duration::from_secs(1);
 
 /// One consumed message.
 pub struct Job {
-    pub source: Source,
+    pub source: Consumed,
     pub key: Option<Bytes>,
     pub payload: Bytes,
 }

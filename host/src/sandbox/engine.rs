@@ -15,7 +15,7 @@ use super::bindings::bandpass::filter::log::Level;
 use super::bindings::{AlertFilter, AlertFilterPre};
 use super::{
     CacheOutcome, CompileCache, ComponentReport, FilterLog, Health, Limiter, Limits, LoadError,
-    LoadedFilter, LogBounds, Source, Surface, clocks, release,
+    LoadedFilter, LogBounds, Origin, Surface, clocks, release,
 };
 use crate::decode::FieldPath;
 
@@ -76,10 +76,10 @@ impl super::bindings::bandpass::filter::types::Host for HostState {}
 impl super::bindings::bandpass::filter::log::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
         let source = match level {
-            Level::Debug => Source::Debug,
-            Level::Info => Source::Info,
-            Level::Warn => Source::Warn,
-            Level::Error => Source::Error,
+            Level::Debug => Origin::Debug,
+            Level::Info => Origin::Info,
+            Level::Warn => Origin::Warn,
+            Level::Error => Origin::Error,
         };
         self.log.line(source, &message);
     }
@@ -89,8 +89,8 @@ impl super::bindings::bandpass::filter::log::Host for HostState {
 /// network; stdout and stderr go to the filter's bounded log.
 fn locked_down_wasi(log: &FilterLog) -> WasiCtx {
     WasiCtx::builder()
-        .stdout(log.stream(Source::Stdout))
-        .stderr(log.stream(Source::Stderr))
+        .stdout(log.stream(Origin::Stdout))
+        .stderr(log.stream(Origin::Stderr))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)

@@ -17,7 +17,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 /// Where a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub enum Origin {
     Stdout,
     Stderr,
     Debug,
@@ -29,7 +29,7 @@ pub enum Source {
 /// One line of a filter's log.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LogLine {
-    pub source: Source,
+    pub source: Origin,
     pub text: String,
 }
 
@@ -78,14 +78,14 @@ impl FilterLog {
     }
 
     /// Appends one line from the `log` import.
-    pub fn line(&self, source: Source, text: &str) {
+    pub fn line(&self, source: Origin, text: &str) {
         let mut inner = self.inner.lock().unwrap();
         inner.total_bytes += text.len() as u64;
         self.push(&mut inner, source, text.as_bytes());
     }
 
     /// Appends raw bytes written to stdout or stderr, split into lines.
-    fn write(&self, source: Source, bytes: &[u8]) {
+    fn write(&self, source: Origin, bytes: &[u8]) {
         let mut inner = self.inner.lock().unwrap();
         inner.total_bytes += bytes.len() as u64;
         let mut rest = bytes;
@@ -104,7 +104,7 @@ impl FilterLog {
         inner.truncated_bytes += (rest.len() - keep) as u64;
     }
 
-    fn push(&self, inner: &mut Inner, source: Source, bytes: &[u8]) {
+    fn push(&self, inner: &mut Inner, source: Origin, bytes: &[u8]) {
         let keep = bytes.len().min(self.bounds.max_line_bytes);
         inner.truncated_bytes += (bytes.len() - keep) as u64;
         // Kept as it will be shown: control characters made visible, so
@@ -122,8 +122,8 @@ impl FilterLog {
         let inner = self.inner.lock().unwrap();
         let mut out: Vec<LogLine> = inner.lines.iter().cloned().collect();
         for (source, bytes) in [
-            (Source::Stdout, &inner.partial_stdout),
-            (Source::Stderr, &inner.partial_stderr),
+            (Origin::Stdout, &inner.partial_stdout),
+            (Origin::Stderr, &inner.partial_stderr),
         ] {
             if !bytes.is_empty() {
                 out.push(LogLine {
@@ -143,7 +143,7 @@ impl FilterLog {
         let lines = self.lines();
         let tail: Vec<&str> = lines
             .iter()
-            .filter(|l| l.source == Source::Stderr)
+            .filter(|l| l.source == Origin::Stderr)
             .map(|l| l.text.as_str())
             .filter(|l| !is_runtime_boilerplate(l))
             .collect();
@@ -162,7 +162,7 @@ impl FilterLog {
     }
 
     /// A stdout or stderr stream for a guest, writing into this log.
-    pub fn stream(&self, source: Source) -> LogStream {
+    pub fn stream(&self, source: Origin) -> LogStream {
         LogStream {
             log: self.clone(),
             source,
@@ -183,9 +183,9 @@ fn is_runtime_boilerplate(line: &str) -> bool {
         || (line.starts_with("thread '") && line.contains("panicked at runtime/src/lib.rs"))
 }
 
-fn partial(inner: &mut Inner, source: Source) -> &mut Vec<u8> {
+fn partial(inner: &mut Inner, source: Origin) -> &mut Vec<u8> {
     match source {
-        Source::Stderr => &mut inner.partial_stderr,
+        Origin::Stderr => &mut inner.partial_stderr,
         _ => &mut inner.partial_stdout,
     }
 }
@@ -194,7 +194,7 @@ fn partial(inner: &mut Inner, source: Source) -> &mut Vec<u8> {
 #[derive(Debug, Clone)]
 pub struct LogStream {
     log: FilterLog,
-    source: Source,
+    source: Origin,
 }
 
 /// How much a guest may write per `check-write` permit.
@@ -274,7 +274,7 @@ mod tests {
         let log = FilterLog::new(LogBounds::default());
         let mut stream = LogStream {
             log: log.clone(),
-            source: Source::Stdout,
+            source: Origin::Stdout,
         };
         assert!(stream.write(Bytes::from(vec![b'\n'; PERMIT])).is_ok());
         let lines = log.lines().len();
@@ -289,7 +289,7 @@ mod tests {
             max_lines: 3,
             max_line_bytes: 8,
         });
-        log.write(Source::Stdout, b"one\ntwo\nthree\nfour and more\nfive");
+        log.write(Origin::Stdout, b"one\ntwo\nthree\nfour and more\nfive");
         let lines: Vec<String> = log.lines().into_iter().map(|l| l.text).collect();
         assert_eq!(lines, ["two", "three", "four and", "five"]);
         assert_eq!(log.dropped(), (1, 5));
@@ -299,10 +299,10 @@ mod tests {
     fn a_line_cannot_steer_the_terminal_or_forge_a_line_of_its_own() {
         let log = FilterLog::new(LogBounds::default());
         log.line(
-            Source::Info,
+            Origin::Info,
             "done\r\n2026-12-05T00:00:00Z ERROR forged\x1b[2J",
         );
-        log.write(Source::Stdout, b"tab\there \x1b]0;title\x07\n");
+        log.write(Origin::Stdout, b"tab\there \x1b]0;title\x07\n");
         let lines: Vec<String> = log.lines().into_iter().map(|l| l.text).collect();
         assert_eq!(
             lines,
@@ -321,7 +321,7 @@ mod tests {
         });
         // What a componentize-py filter prints for an uncaught exception.
         log.write(
-            Source::Stderr,
+            Origin::Stderr,
             b"Traceback (most recent call last):\n  File \"/0/app.py\", line 74, in evaluate\n  \
               File \"/0/app.py\", line 64, in helper\nZeroDivisionError: division by zero\n\n\
               thread '<unnamed>' (1) panicked at runtime/src/lib.rs:1293:29:\n\
@@ -338,7 +338,7 @@ mod tests {
             max_line_bytes: 200,
         });
         log.write(
-            Source::Stderr,
+            Origin::Stderr,
             b"thread '<unnamed>' (1) panicked at src/lib.rs:21:9:\nboom\n\
               note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
         );

@@ -39,7 +39,7 @@ pub use filter::{LoadedFilter, Manifest};
 pub use health::Health;
 pub use instance::FilterInstance;
 pub use limits::{Budget, Limiter, Limits};
-pub use log::{FilterLog, LogBounds, LogLine, Source};
+pub use log::{FilterLog, LogBounds, LogLine, Origin};
 use outcome::{CallBudget, classify};
 pub use outcome::{Evaluation, Failure, FailureKind, Outcome, Verdict};
 pub use validate::{CONTRACT_VERSION, ComponentReport, LoadError, Surface, manifest_bounds};

@@ -6,7 +6,7 @@
 //! with backoff inside a bounded budget, optional basic auth), turning the
 //! answer or its absence into a [`DecodeError`], and remembering each
 //! schema text it fetched, so that a process asks for an id once however
-//! many decoders share the [`Registry`]. Must never: block one lookup for
+//! many decoders share the [`SchemaRegistry`]. Must never: block one lookup for
 //! longer than its budget, ask the registry for the same id from several
 //! threads at once, remember "did not answer" past the lookup that got it
 //! (the next message asks again), or show the password (not in `Debug`,
@@ -52,7 +52,7 @@ const MAX_ANSWER_BYTES: u64 = 16 << 20;
 /// A Confluent-API schema registry client. Cheap to clone; clones share
 /// the fetched schemas and the one-lookup-at-a-time turn.
 #[derive(Clone)]
-pub struct Registry {
+pub struct SchemaRegistry {
     /// The base URL, without a trailing `/`.
     base: String,
     /// `base` with any password in it hidden, for errors and logs.
@@ -78,9 +78,9 @@ struct Memory {
     failures: HashMap<u32, (Instant, DecodeError)>,
 }
 
-impl std::fmt::Debug for Registry {
+impl std::fmt::Debug for SchemaRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry")
+        f.debug_struct("SchemaRegistry")
             .field("url", &self.shown)
             .field("username", &self.username)
             .field("budget", &self.budget)
@@ -112,10 +112,10 @@ enum Attempt {
     Final(DecodeError),
 }
 
-impl Registry {
+impl SchemaRegistry {
     /// A client for the registry at `url` (`http://` or `https://`; a path
     /// prefix is kept). TLS uses the system's trusted roots.
-    pub fn new(url: &str) -> Registry {
+    pub fn new(url: &str) -> SchemaRegistry {
         let base = url.trim_end_matches('/').to_string();
         let tls = ureq::tls::TlsConfig::builder()
             .provider(ureq::tls::TlsProvider::NativeTls)
@@ -129,7 +129,7 @@ impl Registry {
             .tls_config(tls)
             .build()
             .new_agent();
-        Registry {
+        SchemaRegistry {
             shown: hide_password(&base),
             base,
             username: None,
@@ -141,7 +141,7 @@ impl Registry {
     }
 
     /// Sends HTTP basic auth with every request.
-    pub fn with_basic_auth(mut self, username: &str, password: &str) -> Registry {
+    pub fn with_basic_auth(mut self, username: &str, password: &str) -> SchemaRegistry {
         self.authorization = Some(format!(
             "Basic {}",
             base64(format!("{username}:{password}").as_bytes())
@@ -152,7 +152,7 @@ impl Registry {
 
     /// Bounds the time one lookup may take, retries included (default
     /// [`LOOKUP_BUDGET`]).
-    pub fn with_lookup_budget(mut self, budget: Duration) -> Registry {
+    pub fn with_lookup_budget(mut self, budget: Duration) -> SchemaRegistry {
         self.budget = budget;
         self
     }
@@ -456,8 +456,8 @@ mod tests {
             hide_password("http://registry.example:8081"),
             "http://registry.example:8081"
         );
-        let r =
-            Registry::new("https://alice:s3cret@registry.example/").with_basic_auth("bob", "pw");
+        let r = SchemaRegistry::new("https://alice:s3cret@registry.example/")
+            .with_basic_auth("bob", "pw");
         let shown = format!("{r:?} {}", r.url());
         assert!(shown.contains("bob"), "{shown}");
         // Neither the URL's password nor the header's encoding of bob:pw.
