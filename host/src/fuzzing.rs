@@ -185,7 +185,7 @@ pub fn upload_request(data: &[u8]) {
         None => (&data[..0], data),
     };
     let content_type = String::from_utf8_lossy(content_type);
-    let read = RUNTIME.block_on(crate::admin::api::fuzzing::read_upload(
+    let read = RUNTIME.block_on(crate::admin::upload::fuzzing::read_upload(
         &content_type,
         body.to_vec(),
         1 << 20,

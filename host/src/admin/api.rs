@@ -10,12 +10,13 @@
 //! `{"error": reason}` with its status, and is logged with the caller's
 //! address.
 //!
-//! An upload is checked before anything runs (size, manifest, quota,
-//! limits, a real component of a supported contract importing only what
-//! the host allows, compiled within a time bound, then the canary run of
-//! [`crate::fleet::canary`]), and only then written to the fleet registry
-//! ([`crate::fleet`]), which every instance follows. A refused upload
-//! changes nothing.
+//! An upload (`super::upload`) is decided by [`crate::fleet::Admission`]
+//! before anything runs (size, manifest, the fleet's policy, a real
+//! component of a supported contract importing only what the host allows,
+//! compiled within a time bound, then the canary run), and only then
+//! written to the fleet registry, which every instance follows. A refused
+//! upload changes nothing. What is HTTP stays here: tokens, request rates,
+//! routes, statuses and the JSON of each filter.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,8 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Multipart, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -32,23 +32,21 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::config::{AdminConfig, Config, GroupConfig};
-use crate::fleet::admission::bounds;
 use crate::fleet::canary::Canary;
-use crate::fleet::policy::check_name;
 use crate::fleet::record::key;
-use crate::fleet::{Admission, Denial, Entry, Fleet, Rule, Running, Upload, WriteError};
+use crate::fleet::{Admission, Denial, Entry, Fleet, Rule, Running, WriteError};
 use crate::metrics::Metrics;
 use crate::sandbox::{Sandbox, sha256_hex};
 
 /// What the filter API needs.
 pub struct Api {
     /// `[admin]` as the service started (listen, uploads).
-    admin: AdminConfig,
+    pub(super) admin: AdminConfig,
     /// Who may do what: the tokens and groups, replaced on SIGHUP.
     access: RwLock<Access>,
-    registry: Arc<Fleet>,
-    admission: Arc<Admission>,
-    metrics: Arc<Metrics>,
+    pub(super) registry: Arc<Fleet>,
+    pub(super) admission: Arc<Admission>,
+    pub(super) metrics: Arc<Metrics>,
     /// Each known caller's request allowance (one entry per configured
     /// group and the operator: unknown tokens never get one).
     rates: Mutex<HashMap<String, Allowance>>,
@@ -148,13 +146,13 @@ impl Access {
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq)]
-enum Caller {
+pub(super) enum Caller {
     Operator,
     Group(String),
 }
 
 impl Caller {
-    fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         match self {
             Caller::Operator => "operator",
             Caller::Group(g) => g,
@@ -166,7 +164,7 @@ impl Caller {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    reason: String,
+    pub(super) reason: String,
 }
 
 /// Longest reason in a refusal, in bytes: a reason may quote what the
@@ -174,7 +172,7 @@ pub struct ApiError {
 /// and in the log line that records it.
 const MAX_REASON_BYTES: usize = 2048;
 
-fn refuse(status: StatusCode, reason: impl Into<String>) -> ApiError {
+pub(super) fn refuse(status: StatusCode, reason: impl Into<String>) -> ApiError {
     let reason = crate::text::shown_owned(reason.into(), MAX_REASON_BYTES);
     ApiError { status, reason }
 }
@@ -208,7 +206,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Reply = Result<Response, ApiError>;
+pub(super) type Reply = Result<Response, ApiError>;
 
 /// The paths of the filter API, each described in docs/admin-api.yaml.
 const PATHS: [&str; 6] = [
@@ -227,7 +225,10 @@ pub fn routes(api: Arc<Api>) -> Router {
     Router::new()
         .route(PATHS[0], get(list_all))
         .route(PATHS[1], get(list_group))
-        .route(PATHS[2], get(show).put(upload).delete(remove))
+        .route(
+            PATHS[2],
+            get(show).put(super::upload::upload).delete(remove),
+        )
         .route(PATHS[3], post(enable))
         .route(PATHS[4], post(disable))
         .route(PATHS[5], get(logs))
@@ -285,7 +286,7 @@ async fn log_refusals(State(api): State<Arc<Api>>, request: Request, next: Next)
 impl Api {
     /// Who the bearer token belongs to, if they are within their request
     /// allowance.
-    fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    pub(super) fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let caller = self.identify(headers)?;
         self.spend(&caller)?;
         Ok(caller)
@@ -332,7 +333,7 @@ impl Api {
     /// The caller, if it may act on `group`'s filters (a group no longer
     /// configured keeps its filters, which only the operator can still
     /// see and delete).
-    fn authorize(&self, headers: &HeaderMap, group: &str) -> Result<Caller, ApiError> {
+    pub(super) fn authorize(&self, headers: &HeaderMap, group: &str) -> Result<Caller, ApiError> {
         let caller = self.caller(headers)?;
         if let Caller::Group(own) = &caller
             && own != group
@@ -348,7 +349,7 @@ impl Api {
     }
 
     /// One filter as the API shows it, with this instance's counters.
-    fn view(&self, entry: &Entry) -> Value {
+    pub(super) fn view(&self, entry: &Entry) -> Value {
         let r = &entry.record;
         let (state, reason) = match self.registry.running(&r.group, &r.name) {
             // The latest change is not running here yet.
@@ -394,7 +395,7 @@ impl Api {
         })
     }
 
-    fn entry(&self, group: &str, name: &str) -> Result<Entry, ApiError> {
+    pub(super) fn entry(&self, group: &str, name: &str) -> Result<Entry, ApiError> {
         self.registry.entry(group, name).ok_or_else(|| {
             refuse(
                 StatusCode::NOT_FOUND,
@@ -404,14 +405,14 @@ impl Api {
     }
 }
 
-fn ok(status: StatusCode, body: Value) -> Reply {
+pub(super) fn ok(status: StatusCode, body: Value) -> Reply {
     Ok((status, Json(body)).into_response())
 }
 
 /// The answer to a change whose registry write did not end well: 503
 /// when it was not written (nothing changed), 202 with `body` and the
 /// reason when it was written but does not run here yet.
-fn written(error: WriteError, mut body: Value) -> Reply {
+pub(super) fn written(error: WriteError, mut body: Value) -> Reply {
     match error {
         WriteError::NotWritten(reason) => Err(refuse(StatusCode::SERVICE_UNAVAILABLE, reason)),
         WriteError::Pending(reason) => {
@@ -536,182 +537,6 @@ async fn switch(api: &Api, group: &str, name: &str, headers: &HeaderMap, enabled
     );
     let entry = api.entry(group, name)?;
     ok(StatusCode::OK, api.view(&entry))
-}
-
-async fn upload(
-    State(api): State<Arc<Api>>,
-    Path((group, name)): Path<(String, String)>,
-    headers: HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
-) -> Reply {
-    let caller = api.authorize(&headers, &group)?;
-    api.registry.policy().group(&group)?;
-    check_name(&name)?;
-    let max = api.admission.max_size();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max + (1 << 20)) {
-        return Err(api.admission.too_large().into());
-    }
-    let mut multipart = multipart.map_err(|e| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            format!("send multipart/form-data with a `component` part (the .wasm) and a `manifest` part (JSON): {e}"),
-        )
-    })?;
-    let body_timeout = api.admin.body_timeout;
-    let (manifest_text, component) = tokio::time::timeout(
-        body_timeout,
-        read_parts(&mut multipart, max),
-    )
-    .await
-    .map_err(|_| {
-        refuse(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the upload's body did not arrive within {body_timeout:?} (admin.body_timeout)"
-            ),
-        )
-    })??;
-    let component = component.ok_or_else(|| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            "no `component` part: attach the .wasm as `component`",
-        )
-    })?;
-    let admitted = api
-        .admission
-        .decide(Upload {
-            group: group.clone(),
-            name: name.clone(),
-            by: caller.name().to_string(),
-            manifest: manifest_text,
-            component,
-        })
-        .await?;
-    let (record, report) = (&admitted.record, &admitted.report);
-    let put = api.registry.put(&admitted).await;
-    if let Err(e) = put {
-        if matches!(e, WriteError::Pending(_)) {
-            api.metrics.upload_accepted();
-        }
-        let view = api.entry(&group, &name).map(|e| api.view(&e)).ok();
-        return written(e, json!({ "filter": view, "canary": report }));
-    }
-    api.metrics.upload_accepted();
-    tracing::info!(
-        group,
-        filter = name,
-        version = record.version,
-        by = caller.name(),
-        replaced = admitted.replaces,
-        "filter uploaded"
-    );
-    let entry = api.entry(&group, &name)?;
-    let status = if admitted.replaces {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    ok(
-        status,
-        json!({ "filter": api.view(&entry), "canary": report }),
-    )
-}
-
-/// The refusal of an upload over `max` bytes, found out while reading it.
-fn too_large(max: usize) -> ApiError {
-    refuse(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the upload is larger than the {max} bytes allowed (admin.uploads.max_size)"),
-    )
-}
-
-/// Reads the `manifest` and `component` parts.
-async fn read_parts(
-    multipart: &mut Multipart,
-    max: usize,
-) -> Result<(Option<String>, Option<Vec<u8>>), ApiError> {
-    let mut manifest = None;
-    let mut component = None;
-    let failed = |e: axum::extract::multipart::MultipartError| {
-        let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return too_large(max);
-        }
-        refuse(
-            status,
-            format!("the multipart body could not be read: {}", e.body_text()),
-        )
-    };
-    while let Some(mut field) = multipart.next_field().await.map_err(failed)? {
-        match field.name().unwrap_or_default() {
-            "manifest" => {
-                let mut text = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(failed)? {
-                    if text.len() + chunk.len() > bounds::MANIFEST_BYTES {
-                        return Err(refuse(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            format!(
-                                "the manifest part is over {} bytes: it holds names, limits and params only",
-                                bounds::MANIFEST_BYTES
-                            ),
-                        ));
-                    }
-                    text.extend_from_slice(&chunk);
-                }
-                let text = String::from_utf8(text).map_err(|_| {
-                    refuse(
-                        StatusCode::BAD_REQUEST,
-                        "the manifest part is not UTF-8 JSON",
-                    )
-                })?;
-                manifest = Some(text);
-            }
-            "component" => component = Some(field.bytes().await.map_err(failed)?.to_vec()),
-            other => {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown part '{other}': send only `component` and `manifest`"),
-                ));
-            }
-        }
-    }
-    Ok((manifest, component))
-}
-
-/// Entry points for the fuzz targets (`fuzz/`).
-#[doc(hidden)]
-pub mod fuzzing {
-    use axum::extract::FromRequest;
-
-    use super::*;
-
-    /// Reads an upload's body as the upload route does: its multipart
-    /// parts within `max` bytes, then the manifest part's checks. Gives
-    /// the number of params and the component's size, or the refusal.
-    pub async fn read_upload(
-        content_type: &str,
-        body: Vec<u8>,
-        max: usize,
-    ) -> Result<(usize, usize), String> {
-        let request = axum::http::Request::builder()
-            .method("PUT")
-            .uri("/")
-            .header(header::CONTENT_TYPE, content_type)
-            .body(axum::body::Body::from(body))
-            .map_err(|e| e.to_string())?;
-        let mut multipart = Multipart::from_request(request, &())
-            .await
-            .map_err(|e| e.body_text())?;
-        let (manifest, component) = read_parts(&mut multipart, max)
-            .await
-            .map_err(|e| e.reason)?;
-        let params = crate::fleet::admission::fuzzing::parse_manifest(manifest.as_deref())
-            .map_err(|denial| ApiError::from(denial).reason)?;
-        Ok((params, component.map_or(0, |c| c.len())))
-    }
 }
 
 #[cfg(test)]

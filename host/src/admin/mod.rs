@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 pub mod api;
 mod listener;
 pub mod status;
+pub mod upload;
 
 pub use listener::Bounds;
 
