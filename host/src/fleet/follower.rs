@@ -17,11 +17,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::OwnedMutexGuard;
 
-use super::record::{Entry, Record, decode, encode, key};
-use super::topic::{ensure_topic, reader};
-
 use super::admission::Admitted;
 use super::policy::Policy;
+use super::record::{Entry, Record, decode, encode, key};
+use super::topic::{ensure_topic, reader};
 use crate::config::Config;
 use crate::deploy::{Deployment, Desired};
 use crate::kafka::{Logged, Role, client_config};
@@ -321,14 +320,16 @@ impl Fleet {
                 .map(|(_, running)| running.clone())
                 .filter(|running| match running {
                     Running::Failed(_) => !recheck,
-                    Running::Deployed(_) => !recheck || refusal(&self.policy(), entry).is_none(),
+                    Running::Deployed(_) => {
+                        !recheck || self.policy().runnable(entry).err().is_none()
+                    }
                     Running::Disabled => true,
                 });
             let now = if !r.enabled {
                 Running::Disabled
             } else if let Some(running) = unchanged {
                 running
-            } else if let Some(why) = refusal(&self.policy(), entry) {
+            } else if let Some(why) = self.policy().runnable(entry).err() {
                 tracing::error!(filter = %key, %why, "a registry record refused here");
                 Running::Failed(why)
             } else {
@@ -518,94 +519,5 @@ impl Fleet {
         let latest = state.entries.get(&key).is_some_and(|e| e.offset == *at)
             && self.published.load(Ordering::Acquire) >= state.applied_seq;
         Some((running.clone(), latest))
-    }
-}
-
-/// Why an instance under `policy` must not run `entry`, if it must not:
-/// the rules every upload faced (a record may have been written to the
-/// topic some other way, or under another config), and a component that
-/// is the one its record names. Shown in the log and the filter's status.
-fn refusal(policy: &Policy, entry: &Entry) -> Option<String> {
-    let admitted = policy.admit(&entry.record, None);
-    admitted
-        .map_err(|denial| crate::text::shown_owned(denial.reason, 2048))
-        .and_then(|()| entry.intact())
-        .err()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::*;
-    use crate::fleet::policy::Usage;
-    use crate::sandbox::Limits;
-
-    /// The follower refuses a record for the very reason an upload of it
-    /// is refused: both ask `Policy::admit`.
-    #[test]
-    fn a_record_is_refused_here_as_its_upload_would_be() {
-        let config = Config::parse(
-            r#"
-            [kafka]
-            brokers = ["127.0.0.1:9092"]
-            [input]
-            topics = ["ztf_alerts"]
-            group = "bandpass"
-            [[filter]]
-            path = "bright_transients.wasm"
-            output_topic = "bandpass.hosts.taken"
-            [admin]
-            listen = "127.0.0.1:9464"
-            [[admin.group]]
-            name = "hosts"
-            token_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
-            [admin.uploads]
-            canary_alerts = ["alerts"]
-            "#,
-            Path::new("bandpass.toml"),
-            |_| None,
-        )
-        .unwrap();
-        let policy = Policy::of(&config);
-        let component = bytes::Bytes::from_static(b"\0asm component");
-        let entry = |change: &dyn Fn(&mut Record)| {
-            let mut record = Record {
-                group: "hosts".into(),
-                name: "bright".into(),
-                enabled: true,
-                params: BTreeMap::new(),
-                limits: Limits::default(),
-                version: "0.1.0".into(),
-                survey: "ztf".into(),
-                description: String::new(),
-                sha256: crate::sandbox::sha256_hex(&component),
-                uploaded_by: "hosts".into(),
-                uploaded_at_ms: 1,
-            };
-            change(&mut record);
-            Entry {
-                record,
-                component: component.clone(),
-                offset: (0, 0),
-            }
-        };
-        assert_eq!(refusal(&policy, &entry(&|_| {})), None);
-        let refused: [&dyn Fn(&mut Record); 5] = [
-            &|r| r.name = "taken".into(),
-            &|r| r.group = "rivals".into(),
-            &|r| r.name = "a/b".into(),
-            &|r| r.limits.memory_bytes = usize::MAX,
-            &|r| r.limits.handles += 1,
-        ];
-        for change in refused {
-            let entry = entry(change);
-            let upload = policy
-                .admit(&entry.record, Some(&Usage::default()))
-                .unwrap_err();
-            assert_eq!(refusal(&policy, &entry), Some(upload.reason));
-        }
-        let tampered = entry(&|r| r.sha256 = "ab".into());
-        assert!(refusal(&policy, &tampered).unwrap().contains("sha256"));
     }
 }

@@ -205,6 +205,19 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Whether a record read from the registry topic may run here: the
+    /// rules every upload faced (a record may have been written to the
+    /// topic some other way, or under another config), and a component
+    /// that is the one its record names. The reason is shown in the log
+    /// and the filter's status.
+    pub fn runnable(&self, entry: &Entry) -> Result<(), String> {
+        self.admit(&entry.record, None)
+            .map_err(|denial| crate::text::shown_owned(denial.reason, 2048))?;
+        entry.intact()
+    }
+}
+
 /// `name = value` of each field of `limits` that differs from `host`'s.
 fn host_set_differences(limits: &Limits, host: &Limits) -> String {
     let (Ok(serde_json::Value::Object(asked)), Ok(serde_json::Value::Object(own))) =
@@ -411,5 +424,73 @@ mod tests {
             }
         );
         assert_eq!(Usage::of(&entries, "hosts", "new").others, 2);
+    }
+
+    /// The follower refuses a record for the very reason an upload of it
+    /// is refused: both ask `Policy::admit`.
+    #[test]
+    fn a_record_is_refused_here_as_its_upload_would_be() {
+        let config = Config::parse(
+            r#"
+            [kafka]
+            brokers = ["127.0.0.1:9092"]
+            [input]
+            topics = ["ztf_alerts"]
+            group = "bandpass"
+            [[filter]]
+            path = "bright_transients.wasm"
+            output_topic = "bandpass.hosts.taken"
+            [admin]
+            listen = "127.0.0.1:9464"
+            [[admin.group]]
+            name = "hosts"
+            token_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+            [admin.uploads]
+            canary_alerts = ["alerts"]
+            "#,
+            Path::new("bandpass.toml"),
+            |_| None,
+        )
+        .unwrap();
+        let policy = Policy::of(&config);
+        let component = bytes::Bytes::from_static(b"\0asm component");
+        let entry = |change: &dyn Fn(&mut Record)| {
+            let mut record = Record {
+                group: "hosts".into(),
+                name: "bright".into(),
+                enabled: true,
+                params: BTreeMap::new(),
+                limits: Limits::default(),
+                version: "0.1.0".into(),
+                survey: "ztf".into(),
+                description: String::new(),
+                sha256: crate::sandbox::sha256_hex(&component),
+                uploaded_by: "hosts".into(),
+                uploaded_at_ms: 1,
+            };
+            change(&mut record);
+            Entry {
+                record,
+                component: component.clone(),
+                offset: (0, 0),
+            }
+        };
+        assert_eq!(policy.runnable(&entry(&|_| {})).err(), None);
+        let refused: [&dyn Fn(&mut Record); 5] = [
+            &|r| r.name = "taken".into(),
+            &|r| r.group = "rivals".into(),
+            &|r| r.name = "a/b".into(),
+            &|r| r.limits.memory_bytes = usize::MAX,
+            &|r| r.limits.handles += 1,
+        ];
+        for change in refused {
+            let entry = entry(change);
+            let upload = policy
+                .admit(&entry.record, Some(&Usage::default()))
+                .unwrap_err();
+            assert_eq!(policy.runnable(&entry).err(), Some(upload.reason));
+        }
+        let tampered = entry(&|r| r.sha256 = "ab".into());
+        assert!(policy.runnable(&tampered).unwrap_err().contains("sha256"));
     }
 }
