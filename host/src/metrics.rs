@@ -25,7 +25,7 @@ use prometheus_client::registry::Registry;
 
 use std::sync::{Arc, Mutex};
 
-use crate::sandbox::{Evaluation, FailureKind, LoadedFilter, Outcome, Verdict};
+use crate::sandbox::{Evaluation, LoadedFilter, Outcome, Verdict};
 
 /// Statistics older than this make the instance not ready: the consuming
 /// thread has stopped polling (librdkafka delivers them from `poll`).
@@ -319,7 +319,7 @@ impl Metrics {
                 self.failures
                     .get_or_create(&FailureLabels {
                         filter: filter.name.clone(),
-                        kind: kind_name(failure.kind),
+                        kind: failure.kind.name().to_string(),
                     })
                     .inc();
             }
@@ -530,18 +530,10 @@ impl Metrics {
     }
 }
 
-/// A failure kind as metrics and logs name it (`out-of-fuel`).
-fn kind_name(kind: FailureKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{kind:?}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::Failure;
+    use crate::sandbox::{Failure, FailureKind};
 
     fn evaluation(outcome: Outcome) -> Evaluation {
         Evaluation {

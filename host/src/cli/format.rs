@@ -1,15 +1,7 @@
 //! Small formatting helpers for the command reports.
 
 use crate::runner::percentile;
-use crate::sandbox::{Evaluation, FailureKind, Outcome, Verdict};
-
-/// A failure kind as it is spelled in reports: `out-of-fuel`.
-pub fn kind_name(kind: FailureKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
+use crate::sandbox::{Evaluation, Outcome, Verdict};
 
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
@@ -99,10 +91,7 @@ pub fn outcome_cells(e: &Evaluation) -> (String, String) {
             let tags = crate::text::joined_tags(tags);
             ("accept".into(), format!("{score}{tags}"))
         }
-        Outcome::Failed(f) => (
-            "ERROR".into(),
-            format!("{}: {}", kind_name(f.kind), f.message),
-        ),
+        Outcome::Failed(f) => ("ERROR".into(), format!("{}: {}", f.kind.name(), f.message)),
         Outcome::Skipped { reason } => ("skip".into(), reason.clone()),
     }
 }
@@ -151,7 +140,10 @@ impl Tally {
             Outcome::Skipped { .. } => self.skipped += 1,
             Outcome::Failed(f) => {
                 self.errors += 1;
-                *self.errors_by_kind.entry(kind_name(f.kind)).or_default() += 1;
+                *self
+                    .errors_by_kind
+                    .entry(f.kind.name().to_string())
+                    .or_default() += 1;
             }
         }
         if !matches!(e.outcome, Outcome::Skipped { .. }) {

@@ -154,6 +154,23 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// As reports, metrics and logs spell it (and the JSON of a report):
+    /// `out-of-fuel`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::OutOfFuel => "out-of-fuel",
+            FailureKind::Deadline => "deadline",
+            FailureKind::Memory => "memory",
+            FailureKind::StackOverflow => "stack-overflow",
+            FailureKind::Panic => "panic",
+            FailureKind::Trap => "trap",
+            FailureKind::FilterError => "filter-error",
+            FailureKind::UnknownField => "unknown-field",
+            FailureKind::BadVerdict => "bad-verdict",
+            FailureKind::Init => "init",
+        }
+    }
+
     /// Whether the Store is poisoned and must be rebuilt.
     pub(super) fn poisons(self) -> bool {
         !matches!(
@@ -262,6 +279,25 @@ pub(super) fn check_verdict(a: Accepted, limits: &Limits) -> Result<Verdict, Fai
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_kind_is_named_as_its_json_spells_it() {
+        use FailureKind::*;
+        for kind in [
+            OutOfFuel,
+            Deadline,
+            Memory,
+            StackOverflow,
+            Panic,
+            Trap,
+            FilterError,
+            UnknownField,
+            BadVerdict,
+            Init,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+    }
 
     #[test]
     fn guest_messages_are_cut_at_a_character_boundary_and_escaped() {
