@@ -7,17 +7,32 @@
 # compiles (a fresh compiled-code cache), the others find it cached.
 #
 #   scripts/bench-upload.sh [ROUNDS]      default 3
+#   scripts/bench-upload.sh --smoke       one round, the debug build, the
+#                                         broker of BANDPASS_KAFKA_BROKERS
+#                                         (scripts/bench-smoke.sh)
 #
 # Builds the release binary and the sample filters, and starts an Apache
 # Kafka broker of its own (scripts/kafka.sh, removed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+smoke=""
+if [ "${1:-}" = "--smoke" ]; then
+    smoke=1
+    shift
+fi
 rounds="${1:-3}"
+if [ -n "$smoke" ]; then rounds=1; fi
 
 scripts/build-filters.sh --quiet
 scripts/build-js-filters.sh >/dev/null
 scripts/build-python-filters.sh >/dev/null
-cargo build --quiet --release -p bandpass
+if [ -n "$smoke" ]; then
+    cargo build --quiet -p bandpass
+    bandpass=target/debug/bandpass
+else
+    cargo build --quiet --release -p bandpass
+    bandpass=target/release/bandpass
+fi
 work="$(mktemp -d)"
 kafka_dir=""
 serve_pid=""
@@ -27,8 +42,10 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-eval "$(scripts/kafka.sh start)"
-kafka_dir="$BANDPASS_KAFKA_DIR"
+if [ -z "$smoke" ]; then
+    eval "$(scripts/kafka.sh start)"
+    kafka_dir="$BANDPASS_KAFKA_DIR"
+fi
 
 token="bench-token"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -36,20 +53,21 @@ cat >"$work/bandpass.toml" <<EOF
 [kafka]
 brokers = ["$BANDPASS_KAFKA_BROKERS"]
 [input]
-topics = ["bench-upload-alerts"]
-group = "bench-upload"
+topics = ["bench-upload-alerts-$port"]
+group = "bench-upload-$port"
 [engine]
 cache_dir = "$work/cache"
 [admin]
 listen = "127.0.0.1:$port"
 [admin.uploads]
+registry_topic = "bench-upload-registry-$port"
 canary_alerts = ["$(cd .. && pwd)/shared/data/ztf/alerts"]
 [[admin.group]]
 name = "bench"
 token_sha256 = "$(printf %s "$token" | sha256sum | cut -d' ' -f1)"
 max_filters = 100
 EOF
-target/release/bandpass serve --config "$work/bandpass.toml" 2>"$work/serve.log" &
+"$bandpass" serve --config "$work/bandpass.toml" 2>"$work/serve.log" &
 serve_pid=$!
 for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break

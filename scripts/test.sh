@@ -7,7 +7,7 @@
 # host workspace (which builds the Python and JavaScript samples with
 # scripts/build-python-filters.sh and scripts/build-js-filters.sh, each
 # installing its SDK's toolchain), then the SDKs' and the sample
-# filters' unit tests.
+# filters' unit tests, and a small run of every benchmark.
 # Extra arguments go to the host workspace's `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +64,14 @@ cargo test --manifest-path sample-filters/Cargo.toml 2>&1 | tee -a "$log"
 # Node (no component is built).
 python3 -m unittest discover -s guest-sdk/python/tests 2>&1 | tee -a "$log"
 node --test guest-sdk/js/test/ 2>&1 | tee -a "$log"
+# Every benchmark once, small (scripts/bench-smoke.sh): a benchmark that
+# stops running fails the suite. Its soak restarts the broker, so it
+# needs the one started here (or BANDPASS_KAFKA_DIR naming the given one).
+if [ "$#" -eq 0 ]; then
+    BANDPASS_KAFKA_DIR="${BANDPASS_KAFKA_DIR:-$kafka_dir}" scripts/bench-smoke.sh
+else
+    echo "test: arguments given, so a partial run: the benchmark smoke run is left out" >&2
+fi
 # One closing line over every test binary and runner: cargo prints
 # "test result: ok. N passed; M failed" per binary, unittest "Ran N
 # tests" then "OK" or "FAILED (failures=M, errors=K)", node "# pass N"

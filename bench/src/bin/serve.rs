@@ -151,9 +151,13 @@ struct Serve(Child);
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        // Not one that has ended (a SIGKILL of the recovery run): its
+        // pid may be another process's by now.
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+        }
         let _ = self.0.wait();
     }
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Every benchmark once, small: each case of the engine benchmark, the
+# serve benchmark (latency, throughput, recovery, a slow tenant), the
+# upload benchmark and the soak, on a few thousand alerts, with the debug
+# build. Run by scripts/test.sh after the tests, so that a benchmark that
+# stops running fails the suite. Nothing is timed or judged here: the
+# figures are the full runs' (docs/benchmarks.md, docs/reliability.md).
+#
+#   scripts/bench-smoke.sh      needs BANDPASS_KAFKA_BROKERS, and
+#                               BANDPASS_KAFKA_DIR for the soak (which
+#                               restarts that broker): scripts/test.sh
+#                               sets both
+#
+# Uses the sample filters scripts/build-filters.sh and the Python and
+# JavaScript builds made (the tests make them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${BANDPASS_KAFKA_BROKERS:?set BANDPASS_KAFKA_BROKERS (scripts/test.sh starts a broker)}"
+export BANDPASS_BIN="$PWD/target/debug/bandpass"
+cargo build --quiet -p bandpass -p bandpass-bench
+bin=target/debug
+
+step() { echo "== bench smoke: $* (at ${SECONDS}s)" >&2; }
+
+step "engine, every case"
+"$bin/bandpass-bench" 0.05 >/dev/null
+step "engine, the languages case"
+"$bin/bandpass-bench" 0.05 languages >/dev/null
+step "serve: latency, fill, plain copy, throughput"
+"$bin/bandpass-serve-bench" 2000 200 3 >/dev/null
+step "serve: a slow tenant"
+BENCH_SLOW_MEAN=5ms "$bin/bandpass-serve-bench" 2000 200 3 >/dev/null
+step "serve: recovery after a SIGKILL"
+"$bin/bandpass-serve-bench" recovery 2000 >/dev/null
+step "uploads"
+scripts/bench-upload.sh --smoke >/dev/null
+step "soak"
+if [ -z "${BANDPASS_KAFKA_DIR:-}" ]; then
+    echo "bench smoke: NOT RUN: the soak restarts its broker, and BANDPASS_KAFKA_DIR names none (a broker given by BANDPASS_KAFKA_BROKERS alone); run scripts/soak.sh 3000 10" >&2
+    exit 1
+fi
+soak_dir="$(mktemp -d)"
+SOAK_DIR="$soak_dir" "$bin/bandpass-soak" 3000 10 >/dev/null
+rm -rf "$soak_dir"
+echo "bench smoke: every benchmark ran, in ${SECONDS}s" >&2
