@@ -19,6 +19,9 @@
 //! The root must be a record: paths name its fields. A valid schema with
 //! another root is [`SchemaError::RootNotRecord`], told apart from an
 //! invalid one.
+//!
+//! Length: about 760 lines of code (the parser, named-type resolution and
+//! path resolution over one arena of nodes) and 200 of unit tests.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

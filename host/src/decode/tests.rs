@@ -1,5 +1,9 @@
 //! Unit tests of the decoder: varints, skipping, paths through unions and
 //! arrays, corrupt input. Records are written by hand with [`Enc`].
+//!
+//! Length: about 1,300 lines of tests, one file so that they share the
+//! hand encoder and the fake schema registry; no code of the crate is
+//! here.
 
 use super::plan::{Reader, write_long};
 use super::*;
