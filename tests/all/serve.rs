@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bandpass::sandbox::{Outcome, Verdict};
 
-use crate::kafka::{
+use crate::support::kafka::{
     Counter, DedicatedBroker, brokers, consume, consume_from, produce, produce_stamped, produce_to,
     read_to_end, unique,
 };

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::kafka::{Keyed, brokers, consume_keyed, produce, produce_keyed, unique};
 use crate::serve::{
     admin_get, admin_request, admin_request_chunked, admin_until, hangup, sample, spawn_serve_from,
     spawn_serve_with, terminate, wait_for_log,
 };
+use crate::support::kafka::{Keyed, brokers, consume_keyed, produce, produce_keyed, unique};
 use crate::support::{filters_dir, js_filters_dir, repo_root, ztf_alerts};
 
 const HOSTS_TOKEN: &str = "hosts-token-0123";

@@ -1,6 +1,9 @@
 //! Shared test helpers: where the real data is, building the sample
 //! filters from source (once per test run: Rust, Python, JavaScript), and
-//! a sandbox per test.
+//! a sandbox per test. The submodules hold the harness of the tests that
+//! run `bandpass serve` against the real broker.
+
+pub mod kafka;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
