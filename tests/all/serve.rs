@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use bandpass::sandbox::{Outcome, Verdict};
 
+use crate::support::http::{admin_get, admin_until};
 use crate::support::kafka::{
     Counter, DedicatedBroker, brokers, consume, consume_from, produce, produce_stamped, produce_to,
     read_to_end, unique,
 };
+use crate::support::metrics::{failure_kinds, sample};
 use crate::support::{bandpass_bin, filters_dir, load, rubin_alerts, run, sandbox, ztf_alerts};
 
 /// A `bandpass serve` process, killed if the test ends early.
@@ -313,141 +315,6 @@ pub(crate) fn with_admin(config: &std::path::Path) -> std::net::SocketAddr {
     let text = std::fs::read_to_string(config).unwrap();
     std::fs::write(config, format!("{text}[admin]\nlisten = \"{addr}\"\n")).unwrap();
     addr
-}
-
-/// `GET path` on the admin port: (status, body); (0, error) when it does
-/// not answer.
-pub(crate) fn admin_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    admin_request(addr, "GET", path, &[], None)
-}
-
-/// One request to the admin port, with `headers` (`Name: value` lines)
-/// and an optional (content type, body); returns (status, body), or
-/// (0, error) when it does not answer.
-pub(crate) fn admin_request(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[String],
-    body: Option<(&str, &[u8])>,
-) -> (u16, String) {
-    let mut request = request_head(addr, method, path, headers);
-    match body {
-        Some((content_type, bytes)) => {
-            request.extend_from_slice(
-                format!(
-                    "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-                    bytes.len()
-                )
-                .as_bytes(),
-            );
-            request.extend_from_slice(bytes);
-        }
-        None => request.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
-    }
-    exchange(addr, &request)
-}
-
-/// [`admin_request`] with the body sent in 64 KiB chunks
-/// (`Transfer-Encoding: chunked`): no length known in advance, as a
-/// streaming client sends it.
-pub(crate) fn admin_request_chunked(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[String],
-    (content_type, bytes): (&str, &[u8]),
-) -> (u16, String) {
-    let mut request = request_head(addr, method, path, headers);
-    request.extend_from_slice(
-        format!("Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes(),
-    );
-    for chunk in bytes.chunks(64 << 10) {
-        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        request.extend_from_slice(chunk);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
-    exchange(addr, &request)
-}
-
-/// The request line and headers, up to the body's own headers.
-fn request_head(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[String],
-) -> Vec<u8> {
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
-    for h in headers {
-        head.extend_from_slice(format!("{h}\r\n").as_bytes());
-    }
-    head
-}
-
-/// Writes a whole request and reads the answer: (status, body).
-fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return (0, "not listening".into());
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let mut response = String::new();
-    // The server may answer (413, 401) and close before reading it all.
-    let _ = stream.write_all(request);
-    if stream.read_to_string(&mut response).is_err() {
-        return (0, response);
-    }
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Asks `path` until its status is `want` (within `wait`); returns the
-/// last answer.
-pub(crate) fn admin_until(
-    addr: std::net::SocketAddr,
-    path: &str,
-    want: u16,
-    wait: Duration,
-) -> (u16, String) {
-    let deadline = Instant::now() + wait;
-    loop {
-        let answer = admin_get(addr, path);
-        if answer.0 == want || Instant::now() > deadline {
-            return answer;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The value of one sample in a Prometheus text page (`name{labels}`
-/// exactly as written), or `None`.
-pub(crate) fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// A filter's failure counts by kind, from a metrics page.
-fn failure_kinds(page: &str, filter: &str) -> std::collections::BTreeMap<String, f64> {
-    let prefix = format!("bandpass_filter_failures_total{{filter=\"{filter}\",kind=\"");
-    page.lines()
-        .filter_map(|l| {
-            let (kind, value) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
-            Some((kind.to_string(), value.trim().parse().ok()?))
-        })
-        .collect()
 }
 
 /// Sends SIGTERM and returns the exit status (within 60 s).

@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::serve::{
-    admin_get, admin_request, admin_request_chunked, admin_until, hangup, sample, spawn_serve_from,
-    spawn_serve_with, terminate, wait_for_log,
+use crate::serve::{hangup, spawn_serve_from, spawn_serve_with, terminate, wait_for_log};
+use crate::support::http::{
+    Body, admin_get, admin_request, admin_until, call, form, free_addr, until, upload, upload_as,
 };
 use crate::support::kafka::{Keyed, brokers, consume_keyed, produce, produce_keyed, unique};
+use crate::support::metrics::{on_status_page, sample, total};
 use crate::support::{filters_dir, js_filters_dir, repo_root, ztf_alerts};
 
 const HOSTS_TOKEN: &str = "hosts-token-0123";
@@ -39,13 +40,6 @@ fn children_of(pid: u32) -> Vec<u32> {
 fn sha256(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// A config reading `input` in `group` (tests ask quickly: a thousand
@@ -84,80 +78,6 @@ fn write_config(
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(&config, toml).unwrap();
     (config, admin)
-}
-
-fn bearer(token: &str) -> Vec<String> {
-    vec![format!("Authorization: Bearer {token}")]
-}
-
-/// `PUT` of an upload: the component and, if given, the manifest.
-fn upload(
-    admin: SocketAddr,
-    token: &str,
-    group: &str,
-    name: &str,
-    component: &[u8],
-    manifest: Option<&str>,
-) -> (u16, String) {
-    upload_as(Body::Sized, admin, token, group, name, component, manifest)
-}
-
-/// How an upload's body is sent.
-enum Body {
-    /// With a Content-Length.
-    Sized,
-    /// In chunks, without a Content-Length, as a streaming client sends it.
-    Chunked,
-}
-
-/// [`upload`], sending the body as `body` says.
-fn upload_as(
-    body: Body,
-    admin: SocketAddr,
-    token: &str,
-    group: &str,
-    name: &str,
-    component: &[u8],
-    manifest: Option<&str>,
-) -> (u16, String) {
-    let (content_type, bytes) = form(name, component, manifest);
-    let path = format!("/v1/groups/{group}/filters/{name}");
-    let headers = bearer(token);
-    match body {
-        Body::Sized => admin_request(admin, "PUT", &path, &headers, Some((&content_type, &bytes))),
-        Body::Chunked => {
-            admin_request_chunked(admin, "PUT", &path, &headers, (&content_type, &bytes))
-        }
-    }
-}
-
-/// An upload's multipart body: (content type, bytes).
-fn form(name: &str, component: &[u8], manifest: Option<&str>) -> (String, Vec<u8>) {
-    let boundary = "bandpass-test-boundary-7f3a";
-    let mut body = Vec::new();
-    if let Some(m) = manifest {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\
-                 Content-Type: application/json\r\n\r\n{m}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"{name}.wasm\"\r\n\
-             Content-Type: application/wasm\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(component);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-fn call(admin: SocketAddr, method: &str, path: &str, token: &str) -> (u16, String) {
-    admin_request(admin, method, path, &bearer(token), None)
 }
 
 fn json(body: &str) -> serde_json::Value {
@@ -225,28 +145,6 @@ fn fresh_topics(prefix: &str) -> (String, String, String) {
     )
 }
 
-/// Asks `path` with `token` until `check` holds on (status, body).
-fn until(
-    admin: SocketAddr,
-    path: &str,
-    token: &str,
-    what: &str,
-    check: impl Fn(u16, &str) -> bool,
-) -> (u16, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = call(admin, "GET", path, token);
-        if check(status, &body) {
-            return (status, body);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: last answer {status} {body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `copies` keyed copies of every real ZTF alert, keys `<batch>-<n>`.
 fn batch(name: &str, copies: usize) -> Vec<(String, Vec<u8>)> {
     let alerts: Vec<Vec<u8>> = ztf_alerts()
@@ -285,22 +183,6 @@ fn read_until(topic: &str, want: &[String]) -> Vec<Keyed> {
             return got;
         }
     }
-}
-
-/// The version the status page shows for `deployment`, if it runs.
-fn on_status_page(admin: SocketAddr, deployment: &str) -> Option<String> {
-    let page = admin_get(admin, "/").1;
-    let row = format!("<tr data-filter=\"{deployment}\"><td class=\"name\">{deployment}</td><td>");
-    let at = page.find(&row)? + row.len();
-    Some(page[at..].split('<').next()?.to_string())
-}
-
-/// The sum of one series over instances' `/metrics`.
-fn total(admins: &[SocketAddr], series: &str) -> f64 {
-    admins
-        .iter()
-        .map(|a| sample(&admin_get(*a, "/metrics").1, series).unwrap_or(0.0))
-        .sum()
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! a sandbox per test. The submodules hold the harness of the tests that
 //! run `bandpass serve` against the real broker.
 
+pub mod http;
 pub mod kafka;
+pub mod metrics;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
