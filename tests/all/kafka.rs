@@ -7,15 +7,12 @@
 use std::time::Duration;
 
 use crate::support::kafka::{consume, produce, unique};
-use crate::support::ztf_alerts;
+use crate::support::ztf_alert_bytes;
 
 #[test]
 fn real_alerts_round_trip_through_the_test_broker_byte_for_byte() {
     let topic = unique("roundtrip");
-    let alerts: Vec<Vec<u8>> = ztf_alerts()
-        .iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
+    let alerts = ztf_alert_bytes();
     produce(&topic, &alerts);
     let mut received: Vec<Vec<u8>> = consume(&topic, alerts.len(), Duration::from_secs(60))
         .into_iter()

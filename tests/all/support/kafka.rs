@@ -200,6 +200,51 @@ pub fn read_to_end(brokers: &str, topic: &str) -> Vec<Received> {
     out
 }
 
+/// Reads `topic` until every payload of `accepted` arrived at least
+/// `need` times or `wait` passed; returns the fewest copies of any.
+/// (Duplicates are allowed, so a total count would stop too early.)
+pub fn fewest_copies(
+    brokers: &str,
+    topic: &str,
+    accepted: &[Vec<u8>],
+    need: usize,
+    wait: Duration,
+) -> usize {
+    let deadline = Instant::now() + wait;
+    let mut fewest = 0;
+    while Instant::now() < deadline && fewest < need {
+        let got = consume_from(brokers, topic, usize::MAX, Duration::from_secs(3));
+        fewest = accepted
+            .iter()
+            .map(|a| got.iter().filter(|(p, _)| p == a).count())
+            .min()
+            .unwrap_or(0);
+    }
+    fewest
+}
+
+/// How many times each payload is on `topic` (read_committed, to the end
+/// of every partition).
+pub fn copies_on(topic: &str) -> BTreeMap<Vec<u8>, usize> {
+    let mut out = BTreeMap::new();
+    for (payload, _) in read_to_end(&brokers(), topic) {
+        *out.entry(payload).or_default() += 1;
+    }
+    out
+}
+
+/// Reads `topic` until every key of `want` is there (or 120 s passed).
+pub fn read_until(topic: &str, want: &[String]) -> Vec<Keyed> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = consume_keyed(&brokers(), topic, usize::MAX, Duration::from_secs(3));
+        let all = want.iter().all(|k| got.iter().any(|m| &m.key == k));
+        if all || Instant::now() > deadline {
+            return got;
+        }
+    }
+}
+
 /// Counts the messages in topics (one client, reused: cheap to ask often).
 pub struct Counter(BaseConsumer);
 
