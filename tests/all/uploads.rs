@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::http::{Body, admin_get, admin_request, call, form, until, upload, upload_as};
+use crate::support::http::{
+    Body, admin_get, admin_request, bearer, call, form, until, upload, upload_as,
+};
 use crate::support::kafka::{
     Keyed, brokers, consume_keyed, produce, produce_keyed, read_until, unique,
 };
@@ -402,47 +404,32 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         refusals.set(refusals.get() + 1);
     };
 
-    // Who may ask.
-    expect(
-        admin_request(admin, "GET", "/v1/groups/hosts/filters", &[], None),
-        401,
-        "no token",
-    );
-    expect(
-        call(admin, "GET", "/v1/groups/hosts/filters", "not-a-token"),
-        401,
-        "not recognised",
-    );
-    expect(
-        admin_request(
-            admin,
-            "GET",
-            "/v1/groups/hosts/filters",
-            &["Authorization: Basic eDp5".into()],
-            None,
-        ),
-        401,
-        "Bearer",
-    );
+    // Who may ask: (headers, what the reason must say).
+    let hosts_filters = "/v1/groups/hosts/filters";
+    let unknown: [(Vec<String>, &str); 3] = [
+        (vec![], "no token"),
+        (bearer("not-a-token"), "not recognised"),
+        (vec!["Authorization: Basic eDp5".into()], "Bearer"),
+    ];
+    for (headers, reason) in &unknown {
+        expect(
+            admin_request(admin, "GET", hosts_filters, headers, None),
+            401,
+            reason,
+        );
+    }
     // Another group's filters: neither seen nor touched.
     let foreign = "this token is group 'rivals''s";
-    expect(
-        call(admin, "GET", "/v1/groups/hosts/filters", RIVALS_TOKEN),
-        403,
-        foreign,
-    );
-    expect(call(admin, "GET", bright, RIVALS_TOKEN), 403, foreign);
-    expect(
-        call(admin, "GET", &format!("{bright}/logs"), RIVALS_TOKEN),
-        403,
-        foreign,
-    );
-    expect(
-        call(admin, "POST", &format!("{bright}/disable"), RIVALS_TOKEN),
-        403,
-        foreign,
-    );
-    expect(call(admin, "DELETE", bright, RIVALS_TOKEN), 403, foreign);
+    let (logs, disable) = (format!("{bright}/logs"), format!("{bright}/disable"));
+    for (method, path) in [
+        ("GET", hosts_filters),
+        ("GET", bright),
+        ("GET", &logs),
+        ("POST", &disable),
+        ("DELETE", bright),
+    ] {
+        expect(call(admin, method, path, RIVALS_TOKEN), 403, foreign);
+    }
     expect(
         upload(
             admin,
@@ -650,16 +637,13 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         413,
         "larger than the 4194304 bytes allowed",
     );
-    expect(
-        upload(admin, RIVALS_TOKEN, "rivals", "Bad_Name", &risers, None),
-        400,
-        "not a filter name",
-    );
-    expect(
-        upload(admin, RIVALS_TOKEN, "rivals", "bright.one", &risers, None),
-        400,
-        "not a filter name",
-    );
+    for name in ["Bad_Name", "bright.one"] {
+        expect(
+            upload(admin, RIVALS_TOKEN, "rivals", name, &risers, None),
+            400,
+            "not a filter name",
+        );
+    }
     expect(
         upload(admin, RIVALS_TOKEN, "rivals", "taken", &risers, None),
         409,
