@@ -91,18 +91,42 @@ fn bright_v2() -> Vec<u8> {
     std::fs::read(&wasm).unwrap()
 }
 
-/// New names for the input topic (created, four partitions, holding one
-/// message that is not an alert), the consumer group and the registry
-/// topic.
-fn fresh_topics(prefix: &str) -> (String, String, String) {
-    let input = unique(&format!("{prefix}-alerts"));
-    // The input exists before the instances subscribe.
-    produce(&input, &[b"warm-up: not an alert".to_vec()]);
-    (
-        input,
-        unique(&format!("{prefix}-group")),
-        unique(&format!("{prefix}-registry")),
-    )
+/// The instances of one test: fresh topics (names start with `prefix`)
+/// and a folder for their configs, logs and caches.
+struct Fleet {
+    /// Created, four partitions, holding one message that is not an alert.
+    input: String,
+    group: String,
+    registry: String,
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    fn new(prefix: &str) -> Fleet {
+        let input = unique(&format!("{prefix}-alerts"));
+        // The input exists before the instances subscribe.
+        produce(&input, &[b"warm-up: not an alert".to_vec()]);
+        Fleet {
+            input,
+            group: unique(&format!("{prefix}-group")),
+            registry: unique(&format!("{prefix}-registry")),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `file` in the fleet's folder.
+    fn file(&self, file: &str) -> std::path::PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// An instance's config, `<name>.toml` in the folder, with
+    /// [`admin_keys`] and `uploads` (more `[admin.uploads]` keys); it
+    /// logs to `<name>.log` there.
+    fn member(&self, name: &str, uploads: &str) -> ServeBuilder {
+        ServeBuilder::new(self.file(&format!("{name}.toml")), &self.input, &self.group)
+            .admin_with(&admin_keys(&self.registry, uploads))
+            .log(&self.file(&format!("{name}.log")))
+    }
 }
 
 /// `copies` keyed copies of every real ZTF alert, keys `<batch>-<n>`.
@@ -116,16 +140,15 @@ fn batch(name: &str, copies: usize) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_without_a_gap() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("fleet");
+    let fleet = Fleet::new("fleet");
+    let input = &fleet.input;
     // A config filter beside the uploads: fast-risers on its own topic,
     // the witness that a batch was processed.
     let witness = unique("fleet-witness");
     let instance = |name: &str| {
-        ServeBuilder::new(dir.path().join(format!("{name}.toml")), &input, &group)
+        fleet
+            .member(name, "")
             .filter("fast_risers", &witness)
-            .admin_with(&admin_keys(&registry, ""))
-            .log(&dir.path().join(format!("{name}.log")))
             .write()
     };
     let (config_a, config_b) = (instance("a"), instance("b"));
@@ -181,7 +204,7 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
 
     // 2. A batch decided by v1.
     let one = batch("one", 2);
-    produce_keyed(&input, &one);
+    produce_keyed(input, &one);
     // 3. v2 replaces it through B while alerts stream in; then a batch
     //    decided by v2.
     let v2 = bright_v2();
@@ -202,7 +225,7 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
         s == 200 && json(body)["version"] == "0.2.0" && json(body)["state"] == "running"
     });
     let three = batch("three", 1);
-    produce_keyed(&input, &three);
+    produce_keyed(input, &three);
 
     // Every accepted alert once, no more: no gap, no second decision.
     let produced: Vec<(String, Vec<u8>)> = one
@@ -276,7 +299,7 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
     let risers = offline_accepts("fast_risers");
     let no_output = |batch_name: &str, why: &str| {
         let sent = batch(batch_name, 1);
-        produce_keyed(&input, &sent);
+        produce_keyed(input, &sent);
         // fast-risers, in the same filter set, shows the batch was
         // processed: then anything the filter produced would be there.
         let risers_keys: Vec<String> = sent
@@ -352,16 +375,11 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
 
 #[test]
 fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_filters_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("refuse");
-    let log = dir.path().join("serve.log");
-    let one = ServeBuilder::new(dir.path().join("one.toml"), &input, &group)
+    let fleet = Fleet::new("refuse");
+    let log = fleet.file("one.log");
+    let one = fleet
+        .member("one", "max_size = \"4MiB\"\nmax_accept_fraction = 0.5\n")
         .filter("fast_risers", "bandpass.rivals.taken")
-        .admin_with(&admin_keys(
-            &registry,
-            "max_size = \"4MiB\"\nmax_accept_fraction = 0.5\n",
-        ))
-        .log(&log)
         .write();
     let (config, admin) = (one.config_file(), one.admin_addr());
     let mut serve = one.start();
@@ -844,7 +862,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     assert!(text.contains("reason=manifest: output_topic 'bandpass.hosts.bright-one' refused"));
 
     // A restart reads the registry again: the same filters run.
-    let mut serve = one.clone().log(&dir.path().join("again.log")).start();
+    let mut serve = one.clone().log(&fleet.file("again.log")).start();
     assert_eq!(running(), before);
     assert!(
         admin_get(admin, "/metrics")
@@ -856,16 +874,14 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
 
 #[test]
 fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("slow");
+    let fleet = Fleet::new("slow");
     // A cache of its own: a component compiled by another test must not
     // come from a cache in no time.
-    let cache = dir.path().join("cache");
-    let log = dir.path().join("serve.log");
-    let slow = ServeBuilder::new(dir.path().join("slow.toml"), &input, &group)
+    let cache = fleet.file("cache");
+    let log = fleet.file("slow.log");
+    let slow = fleet
+        .member("slow", "compile_timeout = \"1ms\"\n")
         .cache_dir(&cache)
-        .admin_with(&admin_keys(&registry, "compile_timeout = \"1ms\"\n"))
-        .log(&log)
         .write();
     let admin = slow.admin_addr();
     let mut serve = slow.start();
@@ -900,15 +916,13 @@ fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once(
 
 #[test]
 fn a_compile_needing_more_memory_than_allowed_is_refused_on_upload_and_fails_on_a_follower() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("hungry");
+    let fleet = Fleet::new("hungry");
     // Two instances sharing the registry, each with a cache of its own:
     // `tight` allows a compile 64 MiB, `roomy` the default 4 GiB.
     let instance = |name: &str, uploads: &str| {
-        ServeBuilder::new(dir.path().join(format!("{name}.toml")), &input, &group)
-            .cache_dir(&dir.path().join(format!("{name}-cache")))
-            .admin_with(&admin_keys(&registry, uploads))
-            .log(&dir.path().join(format!("{name}.log")))
+        fleet
+            .member(name, uploads)
+            .cache_dir(&fleet.file(&format!("{name}-cache")))
             .write()
     };
     let tight_config = instance("tight", "compile_memory = \"64MiB\"\n");
@@ -917,7 +931,7 @@ fn a_compile_needing_more_memory_than_allowed_is_refused_on_upload_and_fails_on_
     // `tight` runs from a copy of the executable that is then removed, as
     // a package upgrade replaces the file under a running service: its
     // compile child is still the running executable.
-    let binary = dir.path().join("bandpass-before-upgrade");
+    let binary = fleet.file("bandpass-before-upgrade");
     std::fs::copy(crate::support::bandpass_bin(), &binary).unwrap();
     let mut serve_tight = tight_config.binary(&binary).start();
     std::fs::remove_file(&binary).unwrap();
@@ -980,12 +994,8 @@ fn a_compile_needing_more_memory_than_allowed_is_refused_on_upload_and_fails_on_
 fn the_admin_port_cannot_be_held_by_idle_connections_slow_bodies_or_one_busy_token() {
     use std::io::{Read, Write};
     use std::net::TcpStream;
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("held");
-    let held = ServeBuilder::new(dir.path().join("held.toml"), &input, &group)
-        .admin_with(&admin_keys(&registry, ""))
-        .log(&dir.path().join("serve.log"))
-        .write();
+    let fleet = Fleet::new("held");
+    let held = fleet.member("held", "").write();
     let (config, admin) = (held.config_file(), held.admin_addr());
     // Bounds lower than the defaults, so that few sockets reach them.
     let text = std::fs::read_to_string(config).unwrap().replace(
@@ -1071,14 +1081,9 @@ fn the_admin_port_cannot_be_held_by_idle_connections_slow_bodies_or_one_busy_tok
 
 #[test]
 fn a_refused_upload_leaves_no_compiled_code_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("uncached");
-    let cache = dir.path().join("cache");
-    let uncached = ServeBuilder::new(dir.path().join("uncached.toml"), &input, &group)
-        .cache_dir(&cache)
-        .admin_with(&admin_keys(&registry, ""))
-        .log(&dir.path().join("serve.log"))
-        .write();
+    let fleet = Fleet::new("uncached");
+    let cache = fleet.file("cache");
+    let uncached = fleet.member("uncached", "").cache_dir(&cache).write();
     let admin = uncached.admin_addr();
     let mut serve = uncached.start();
     let artifacts = || -> Vec<String> {
@@ -1132,12 +1137,8 @@ fn a_refused_upload_leaves_no_compiled_code_behind() {
 
 #[test]
 fn uploading_and_deleting_in_a_loop_gives_the_memory_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("memory");
-    let memory = ServeBuilder::new(dir.path().join("memory.toml"), &input, &group)
-        .admin_with(&admin_keys(&registry, ""))
-        .log(&dir.path().join("serve.log"))
-        .write();
+    let fleet = Fleet::new("memory");
+    let memory = fleet.member("memory", "").write();
     let admin = memory.admin_addr();
     let mut serve = memory.start();
     let pid = serve.0.id();
