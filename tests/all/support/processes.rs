@@ -27,7 +27,9 @@ impl Drop for Serve {
 /// offset, with a short session so that a killed instance's partitions
 /// move on quickly; [`write`](Self::write) writes it, after which a test
 /// may still edit the file before [`spawn`](Self::spawn) or
-/// [`start`](Self::start).
+/// [`start`](Self::start). A clone, given another log, starts another
+/// instance on the same config (and on the same admin port, if any: one
+/// at a time then).
 #[derive(Clone)]
 pub struct ServeBuilder {
     config: PathBuf,
