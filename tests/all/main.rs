@@ -1,5 +1,7 @@
 //! The one integration test binary. A module per area; `support` holds
-//! the shared helpers (real data paths, building the sample filters).
+//! the shared helpers (real data paths, building the sample filters) and,
+//! in its submodules, the harness of the tests that run `bandpass serve`:
+//! the process and its config, the admin port's HTTP, metrics, Kafka.
 
 mod cli;
 mod decode;

@@ -4,104 +4,24 @@
 //! drains, commits and exits 0.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bandpass::sandbox::{Outcome, Verdict};
 
-use crate::kafka::{
-    Counter, DedicatedBroker, brokers, consume, consume_from, produce, produce_stamped, produce_to,
-    read_to_end, unique,
+use crate::support::http::{admin_get, admin_until};
+use crate::support::kafka::{
+    Counter, DedicatedBroker, brokers, consume, consume_from, copies_on, fewest_copies, produce,
+    produce_stamped, produce_to, read_to_end, unique,
 };
-use crate::support::{bandpass_bin, filters_dir, load, rubin_alerts, run, sandbox, ztf_alerts};
-
-/// A `bandpass serve` process, killed if the test ends early.
-pub(crate) struct Serve(pub Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Writes a config for `filters` (component stem, output topic) reading
-/// `input` in `group` from the earliest offset.
-fn write_config(
-    dir: &std::path::Path,
-    brokers: &str,
-    schemas: Option<&std::path::Path>,
-    input: &str,
-    group: &str,
-    dead_letter: &str,
-    filters: &[(&str, String)],
-) -> PathBuf {
-    let mut toml = format!(
-        "dead_letter_topic = \"{dead_letter}\"\n[kafka]\nbrokers = [\"{brokers}\"]\n\
-         [kafka.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\
-         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n"
-    );
-    if let Some(schemas) = schemas {
-        toml.push_str(&format!("[schemas]\ndir = \"{}\"\n", schemas.display()));
-    }
-    for (name, output) in filters {
-        let path: PathBuf = filters_dir().join(format!("{name}.wasm"));
-        toml.push_str(&format!(
-            "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n",
-            path.display()
-        ));
-    }
-    let config = dir.join("bandpass.toml");
-    std::fs::write(&config, toml).unwrap();
-    config
-}
-
-fn spawn_serve(config: &std::path::Path) -> Serve {
-    Serve(
-        Command::new(bandpass_bin())
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .spawn()
-            .expect("bandpass serve starts"),
-    )
-}
-
-/// Like [`spawn_serve`], with bandpass's INFO logs (and every warning) written to `log`.
-fn spawn_serve_logged(config: &std::path::Path, log: &std::path::Path) -> Serve {
-    spawn_serve_with(config, log, &[])
-}
-
-/// Like [`spawn_serve_logged`], with more arguments.
-pub(crate) fn spawn_serve_with(
-    config: &std::path::Path,
-    log: &std::path::Path,
-    more: &[&str],
-) -> Serve {
-    spawn_serve_from(&bandpass_bin(), config, log, more)
-}
-
-/// [`spawn_serve_with`], running the executable at `binary`.
-pub(crate) fn spawn_serve_from(
-    binary: &std::path::Path,
-    config: &std::path::Path,
-    log: &std::path::Path,
-    more: &[&str],
-) -> Serve {
-    Serve(
-        Command::new(binary)
-            .args([
-                "serve",
-                "--log",
-                "warn,bandpass=info",
-                "--config",
-                config.to_str().unwrap(),
-            ])
-            .args(more)
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .expect("bandpass serve starts"),
-    )
-}
+use crate::support::metrics::{failure_kinds, sample};
+use crate::support::processes::{
+    Serve, ServeBuilder, chromium, exited_within, hangup, terminate, wait_for_log,
+};
+use crate::support::{
+    bandpass_bin, filters_dir, load, offline_accepts, rubin_alerts, run, sandbox, ztf_alert_bytes,
+    ztf_alerts,
+};
 
 /// The partitions of `topic` an instance owns by its log: those of its
 /// last assignment, or none after a revocation.
@@ -127,49 +47,6 @@ fn last_assignment(log: &std::path::Path, topic: &str) -> Option<Vec<String>> {
     )
 }
 
-/// Reads `topic` until every payload of `accepted` arrived at least
-/// `need` times or `wait` passed; returns the fewest copies of any.
-/// (Duplicates are allowed, so a total count would stop too early.)
-fn fewest_copies(
-    brokers: &str,
-    topic: &str,
-    accepted: &[Vec<u8>],
-    need: usize,
-    wait: Duration,
-) -> usize {
-    let deadline = Instant::now() + wait;
-    let mut fewest = 0;
-    while Instant::now() < deadline && fewest < need {
-        let got = consume_from(brokers, topic, usize::MAX, Duration::from_secs(3));
-        fewest = accepted
-            .iter()
-            .map(|a| got.iter().filter(|(p, _)| p == a).count())
-            .min()
-            .unwrap_or(0);
-    }
-    fewest
-}
-
-/// Every real ZTF alert's bytes, and those of the alerts that filter
-/// `name` accepts offline (the batch path the stream must match).
-fn offline_accepts(name: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let files = ztf_alerts();
-    let sb = sandbox();
-    let filter = load(&sb, name);
-    let accepted = run(std::slice::from_ref(&filter), &files)
-        .into_iter()
-        .filter(|(_, r)| {
-            matches!(
-                r.evaluations[0].outcome,
-                Outcome::Verdict(Verdict::Accept { .. })
-            )
-        })
-        .map(|(f, _)| std::fs::read(f).unwrap())
-        .collect();
-    let alerts = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
-    (alerts, accepted)
-}
-
 /// One bright-transients deployment on fresh topics (names start with
 /// `prefix`), reading its input from the earliest offset.
 struct Bright {
@@ -179,7 +56,8 @@ struct Bright {
     accepted: Vec<Vec<u8>>,
     input: String,
     output: String,
-    config: PathBuf,
+    /// Its config, written; `serve.clone()` to start it with a log.
+    serve: ServeBuilder,
     /// Holds the config (and any logs) until the test ends.
     dir: tempfile::TempDir,
 }
@@ -199,39 +77,44 @@ impl Bright {
 }
 
 fn bright(prefix: &str, brokers: &str) -> Bright {
-    let (alerts, accepted) = offline_accepts("bright_transients");
-    let (input, output) = (
-        unique(&format!("{prefix}-alerts")),
-        unique(&format!("{prefix}-out")),
-    );
+    bright_with(prefix, brokers, |serve| serve)
+}
+
+/// [`bright`], its config given more by `more` (an admin port, say).
+fn bright_with(
+    prefix: &str,
+    brokers: &str,
+    more: impl FnOnce(ServeBuilder) -> ServeBuilder,
+) -> Bright {
+    let output = unique(&format!("{prefix}-out"));
+    let input = unique(&format!("{prefix}-alerts"));
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        brokers,
-        None,
+    let serve = ServeBuilder::new(
+        dir.path().join("bandpass.toml"),
         &input,
         &unique(&format!("{prefix}-group")),
-        &unique(&format!("{prefix}-dlq")),
-        &[("bright_transients", output.clone())],
-    );
+    )
+    .brokers(brokers)
+    .dead_letter(&unique(&format!("{prefix}-dlq")))
+    .filter("bright_transients", &output);
     Bright {
-        alerts,
-        accepted,
+        alerts: ztf_alert_bytes(),
+        accepted: offline_accepts("bright_transients"),
         input,
         output,
-        config,
+        serve: more(serve).write(),
         dir,
     }
 }
 
-/// Starts `bandpass serve` `times` times and kills each with SIGKILL as
-/// soon as it has added `step` messages to `output`: every kill lands in
-/// the middle of the work, whatever the machine's speed.
-fn kill_mid_run(config: &std::path::Path, output: &str, times: usize, step: i64) {
+/// Starts `serve` `times` times and kills each with SIGKILL as soon as
+/// it has added `step` messages to `output`: every kill lands in the
+/// middle of the work, whatever the machine's speed.
+fn kill_mid_run(serve: &ServeBuilder, output: &str, times: usize, step: i64) {
     let counter = Counter::new();
     for _ in 0..times {
         let before = counter.count(output);
-        let mut serve = spawn_serve(config);
+        let mut serve = serve.spawn();
         let deadline = Instant::now() + Duration::from_secs(90);
         while counter.count(output) < before + step {
             assert!(
@@ -245,9 +128,9 @@ fn kill_mid_run(config: &std::path::Path, output: &str, times: usize, step: i64)
     }
 }
 
-/// Makes the consumer of a config written by [`write_config`] fetch a few
-/// alerts at a time, so that a run lasts seconds and a kill can land in
-/// its middle (bandpass at full speed finishes these inputs in under a
+/// Makes the consumer of a config written by [`ServeBuilder`] fetch a
+/// few alerts at a time, so that a run lasts seconds and a kill can land
+/// in its middle (bandpass at full speed finishes these inputs in under a
 /// second).
 fn slow_down(config: &std::path::Path) {
     let text = std::fs::read_to_string(config).unwrap().replace(
@@ -258,20 +141,10 @@ fn slow_down(config: &std::path::Path) {
     std::fs::write(config, text).unwrap();
 }
 
-/// Puts `line` at the top of a config written by [`write_config`].
+/// Puts `line` at the top of a config written by [`ServeBuilder`].
 fn prepend(config: &std::path::Path, line: &str) {
     let text = std::fs::read_to_string(config).unwrap();
     std::fs::write(config, format!("{line}\n{text}")).unwrap();
-}
-
-/// How many times each payload is on `topic` (read_committed, to the end
-/// of every partition).
-fn copies_on(topic: &str) -> BTreeMap<Vec<u8>, usize> {
-    let mut out = BTreeMap::new();
-    for (payload, _) in read_to_end(&brokers(), topic) {
-        *out.entry(payload).or_default() += 1;
-    }
-    out
 }
 
 /// Waits until every payload of `accepted` is on `output` at least `n`
@@ -302,181 +175,6 @@ fn expect_exactly(
         accepted.len(),
         "only accepted alerts on the output"
     );
-}
-
-/// Adds an admin port on a free loopback port to a config; returns it.
-pub(crate) fn with_admin(config: &std::path::Path) -> std::net::SocketAddr {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let text = std::fs::read_to_string(config).unwrap();
-    std::fs::write(config, format!("{text}[admin]\nlisten = \"{addr}\"\n")).unwrap();
-    addr
-}
-
-/// `GET path` on the admin port: (status, body); (0, error) when it does
-/// not answer.
-pub(crate) fn admin_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    admin_request(addr, "GET", path, &[], None)
-}
-
-/// One request to the admin port, with `headers` (`Name: value` lines)
-/// and an optional (content type, body); returns (status, body), or
-/// (0, error) when it does not answer.
-pub(crate) fn admin_request(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[String],
-    body: Option<(&str, &[u8])>,
-) -> (u16, String) {
-    let mut request = request_head(addr, method, path, headers);
-    match body {
-        Some((content_type, bytes)) => {
-            request.extend_from_slice(
-                format!(
-                    "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-                    bytes.len()
-                )
-                .as_bytes(),
-            );
-            request.extend_from_slice(bytes);
-        }
-        None => request.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
-    }
-    exchange(addr, &request)
-}
-
-/// [`admin_request`] with the body sent in 64 KiB chunks
-/// (`Transfer-Encoding: chunked`): no length known in advance, as a
-/// streaming client sends it.
-pub(crate) fn admin_request_chunked(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[String],
-    (content_type, bytes): (&str, &[u8]),
-) -> (u16, String) {
-    let mut request = request_head(addr, method, path, headers);
-    request.extend_from_slice(
-        format!("Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes(),
-    );
-    for chunk in bytes.chunks(64 << 10) {
-        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        request.extend_from_slice(chunk);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
-    exchange(addr, &request)
-}
-
-/// The request line and headers, up to the body's own headers.
-fn request_head(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[String],
-) -> Vec<u8> {
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
-    for h in headers {
-        head.extend_from_slice(format!("{h}\r\n").as_bytes());
-    }
-    head
-}
-
-/// Writes a whole request and reads the answer: (status, body).
-fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return (0, "not listening".into());
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let mut response = String::new();
-    // The server may answer (413, 401) and close before reading it all.
-    let _ = stream.write_all(request);
-    if stream.read_to_string(&mut response).is_err() {
-        return (0, response);
-    }
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Asks `path` until its status is `want` (within `wait`); returns the
-/// last answer.
-pub(crate) fn admin_until(
-    addr: std::net::SocketAddr,
-    path: &str,
-    want: u16,
-    wait: Duration,
-) -> (u16, String) {
-    let deadline = Instant::now() + wait;
-    loop {
-        let answer = admin_get(addr, path);
-        if answer.0 == want || Instant::now() > deadline {
-            return answer;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The value of one sample in a Prometheus text page (`name{labels}`
-/// exactly as written), or `None`.
-pub(crate) fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// A filter's failure counts by kind, from a metrics page.
-fn failure_kinds(page: &str, filter: &str) -> std::collections::BTreeMap<String, f64> {
-    let prefix = format!("bandpass_filter_failures_total{{filter=\"{filter}\",kind=\"");
-    page.lines()
-        .filter_map(|l| {
-            let (kind, value) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
-            Some((kind.to_string(), value.trim().parse().ok()?))
-        })
-        .collect()
-}
-
-/// Sends SIGTERM and returns the exit status (within 60 s).
-pub(crate) fn terminate(serve: &mut Serve) -> std::process::ExitStatus {
-    let pid = serve.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    exited_within(serve, Duration::from_secs(60))
-        .expect("serve did not exit within 60 s of SIGTERM")
-}
-
-/// serve's exit status once it has exited, or `None` if it still runs
-/// after `wait`.
-fn exited_within(serve: &mut Serve, wait: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + wait;
-    loop {
-        if let Some(status) = serve.0.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -530,8 +228,6 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
     let dir = tempfile::tempdir().unwrap();
     let dead_letter = unique("dead-letter");
     let outputs: Vec<String> = names.iter().map(|n| unique(n)).collect();
-    let mut pairs: Vec<(&str, String)> =
-        names.iter().copied().zip(outputs.iter().cloned()).collect();
     // Hostile filters loaded beside the good ones change none of their
     // results, and produce nothing themselves.
     let hostile = [
@@ -540,18 +236,22 @@ fn serve_accepts_on_the_stream_what_run_accepts_offline_and_dead_letters_bad_mes
         "hostile_memory_bomb",
     ];
     let hostile_outputs: Vec<String> = hostile.iter().map(|n| unique(n)).collect();
-    pairs.extend(hostile.iter().copied().zip(hostile_outputs.iter().cloned()));
-    let config = write_config(
-        dir.path(),
-        &brokers(),
-        None,
+    let mut config = ServeBuilder::new(
+        dir.path().join("bandpass.toml"),
         &input,
         &unique("serve-group"),
-        &dead_letter,
-        &pairs,
-    );
-    let admin = with_admin(&config);
-    let mut serve = spawn_serve(&config);
+    )
+    .dead_letter(&dead_letter)
+    .admin();
+    for (name, output) in names.iter().zip(&outputs) {
+        config = config.filter(name, output);
+    }
+    for (name, output) in hostile.iter().zip(&hostile_outputs) {
+        config = config.filter(name, output);
+    }
+    let config = config.write();
+    let admin = config.admin_addr();
+    let mut serve = config.spawn();
 
     for ((name, output), want) in names.iter().zip(&outputs).zip(&expected) {
         if want.is_empty() {
@@ -718,9 +418,9 @@ fn serve_killed_with_sigkill_at_several_points_and_restarted_loses_no_accepted_a
     produce(&b.input, &messages);
 
     let total: usize = expected.values().sum();
-    slow_down(&b.config);
-    kill_mid_run(&b.config, &b.output, 3, total as i64 / 5);
-    let mut serve = spawn_serve(&b.config);
+    slow_down(b.serve.config_file());
+    kill_mid_run(&b.serve, &b.output, 3, total as i64 / 5);
+    let mut serve = b.serve.spawn();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut received: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     while Instant::now() < deadline {
@@ -790,7 +490,7 @@ fn a_gracefully_stopped_serve_resumes_where_it_stopped_without_duplicates() {
 
     // First run: every alert once, then SIGTERM once all is out.
     produce(&b.input, &b.alerts);
-    let mut serve = spawn_serve(&b.config);
+    let mut serve = b.serve.spawn();
     assert_eq!(
         consume(&b.output, b.accepted.len(), Duration::from_secs(90)).len(),
         b.accepted.len()
@@ -800,7 +500,7 @@ fn a_gracefully_stopped_serve_resumes_where_it_stopped_without_duplicates() {
     // Second run: a second copy of every alert; the first must not be
     // processed again.
     produce(&b.input, &b.alerts);
-    let mut serve = spawn_serve(&b.config);
+    let mut serve = b.serve.spawn();
     let want = 2 * b.accepted.len();
     assert_eq!(
         consume(&b.output, want, Duration::from_secs(90)).len(),
@@ -820,10 +520,10 @@ fn a_gracefully_stopped_serve_resumes_where_it_stopped_without_duplicates() {
 #[test]
 fn serve_recovers_by_itself_when_the_broker_dies_and_comes_back_and_readyz_says_so() {
     let broker = DedicatedBroker::start();
-    let b = bright("outage", &broker.address);
-    let admin = with_admin(&b.config);
+    let b = bright_with("outage", &broker.address, ServeBuilder::admin);
+    let admin = b.serve.admin_addr();
     produce_to(&broker.address, &b.input, &b.alerts);
-    let mut serve = spawn_serve(&b.config);
+    let mut serve = b.serve.spawn();
     let first = consume_from(
         &broker.address,
         &b.output,
@@ -885,29 +585,33 @@ fn serve_decodes_rubin_wire_format_alerts_with_schemas_from_a_directory_or_a_reg
         let input = unique("rubin-alerts");
         let output = unique("rubin-out");
         let dir = tempfile::tempdir().unwrap();
-        let config = write_config(
-            dir.path(),
-            &brokers(),
-            (source == "dir").then_some(schema_dir.as_path()),
+        let mut serve = ServeBuilder::new(
+            dir.path().join("bandpass.toml"),
             &input,
             &unique("rubin-group"),
-            &unique("rubin-dlq"),
-            &[("rubin_bright", output.clone())],
-        );
+        )
+        .dead_letter(&unique("rubin-dlq"))
+        .filter("rubin_bright", &output);
+        if source == "dir" {
+            serve = serve.schemas(&schema_dir);
+        }
+        let config = serve.write();
         if source == "registry" {
             // Also: input topics by pattern.
-            let text = std::fs::read_to_string(&config).unwrap().replace(
-                &format!("topics = [\"{input}\"]"),
-                &format!("topics = [\"^{input}$\"]"),
-            );
+            let text = std::fs::read_to_string(config.config_file())
+                .unwrap()
+                .replace(
+                    &format!("topics = [\"{input}\"]"),
+                    &format!("topics = [\"^{input}$\"]"),
+                );
             std::fs::write(
-                &config,
+                config.config_file(),
                 format!("{text}[schemas]\nregistry_url = \"{registry}\"\n"),
             )
             .unwrap();
         }
         produce(&input, &messages);
-        let mut serve = spawn_serve(&config);
+        let mut serve = config.spawn();
         // rubin-bright accepts every sample (see its README).
         let got = consume(&output, messages.len(), Duration::from_secs(90));
         let mut payloads: Vec<&Vec<u8>> = got.iter().map(|(p, _)| p).collect();
@@ -934,8 +638,8 @@ fn two_instances_in_one_group_share_the_partitions_and_one_finishes_when_the_oth
     // The topic exists (four partitions) before the instances subscribe.
     produce(&b.input, &b.alerts);
     let logs = [b.dir.path().join("one.log"), b.dir.path().join("two.log")];
-    let mut one = spawn_serve_logged(&b.config, &logs[0]);
-    let mut two = spawn_serve_logged(&b.config, &logs[1]);
+    let mut one = b.serve.clone().log(&logs[0]).spawn();
+    let mut two = b.serve.clone().log(&logs[1]).spawn();
     let deadline = Instant::now() + Duration::from_secs(60);
     let (of_one, of_two) = loop {
         let of_one = last_assignment(&logs[0], &b.input).unwrap_or_default();
@@ -980,7 +684,7 @@ fn a_restarted_instance_gets_its_partitions_back_without_waiting_for_its_old_ses
     // dead one until its session expired. Under the same instance id
     // (static membership) it takes the old member's place at once.
     let b = bright("static", &brokers());
-    let text = std::fs::read_to_string(&b.config)
+    let text = std::fs::read_to_string(b.serve.config_file())
         .unwrap()
         .replace(
             "\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
@@ -993,10 +697,10 @@ fn a_restarted_instance_gets_its_partitions_back_without_waiting_for_its_old_ses
                 unique("instance")
             ),
         );
-    std::fs::write(&b.config, text).unwrap();
+    std::fs::write(b.serve.config_file(), text).unwrap();
     produce(&b.input, &b.alerts);
     let logs = [b.dir.path().join("one.log"), b.dir.path().join("two.log")];
-    let mut first = spawn_serve_logged(&b.config, &logs[0]);
+    let mut first = b.serve.clone().log(&logs[0]).spawn();
     let copies = b.delivered(&brokers(), 1);
     assert!(
         copies >= 1,
@@ -1005,7 +709,7 @@ fn a_restarted_instance_gets_its_partitions_back_without_waiting_for_its_old_ses
     first.0.kill().unwrap();
     first.0.wait().unwrap();
     produce(&b.input, &b.alerts);
-    let mut second = spawn_serve_logged(&b.config, &logs[1]);
+    let mut second = b.serve.clone().log(&logs[1]).spawn();
     // Well within the 300 s session: only static membership gets here.
     let copies = b.delivered(&brokers(), 2);
     assert!(
@@ -1023,20 +727,22 @@ fn an_instance_fenced_by_another_with_its_instance_id_stops_and_says_why() {
     // consumer gets a fatal error. Polling on would hold its work for
     // good; it stops, non-zero, naming the setting.
     let b = bright("fenced", &brokers());
-    let text = std::fs::read_to_string(&b.config).unwrap().replace(
-        "[input]\n",
-        &format!("[input]\ninstance_id = \"{}\"\n", unique("twin")),
-    );
-    std::fs::write(&b.config, text).unwrap();
+    let text = std::fs::read_to_string(b.serve.config_file())
+        .unwrap()
+        .replace(
+            "[input]\n",
+            &format!("[input]\ninstance_id = \"{}\"\n", unique("twin")),
+        );
+    std::fs::write(b.serve.config_file(), text).unwrap();
     produce(&b.input, &b.alerts);
     let logs = [b.dir.path().join("one.log"), b.dir.path().join("two.log")];
-    let mut first = spawn_serve_logged(&b.config, &logs[0]);
+    let mut first = b.serve.clone().log(&logs[0]).spawn();
     let copies = b.delivered(&brokers(), 1);
     assert!(
         copies >= 1,
         "the first instance never produced every accepted alert"
     );
-    let mut second = spawn_serve_logged(&b.config, &logs[1]);
+    let mut second = b.serve.clone().log(&logs[1]).spawn();
     let status = exited_within(&mut first, Duration::from_secs(120));
     let log = std::fs::read_to_string(&logs[0]).unwrap();
     let status = status.unwrap_or_else(|| panic!("the fenced instance is still running: {log}"));
@@ -1063,17 +769,17 @@ fn exactly_once_serve_killed_with_sigkill_and_restarted_delivers_each_accepted_a
     }
     produce(&b.input, &messages);
 
-    prepend(&b.config, "delivery = \"exactly-once\"");
-    slow_down(&b.config);
+    prepend(b.serve.config_file(), "delivery = \"exactly-once\"");
+    slow_down(b.serve.config_file());
     // The restarts keep the transactional id (the default is derived
     // from the group and host), so each fences its killed predecessor.
     kill_mid_run(
-        &b.config,
+        &b.serve,
         &b.output,
         3,
         (COPIES * b.accepted.len()) as i64 / 5,
     );
-    let mut serve = spawn_serve(&b.config);
+    let mut serve = b.serve.spawn();
     expect_exactly(
         &b.output,
         &b.accepted,
@@ -1093,12 +799,14 @@ fn a_timestamp_start_reads_from_the_first_message_at_or_after_it() {
     produce_stamped(&brokers(), &b.input, &b.alerts, Some(night));
     produce_stamped(&brokers(), &b.input, &b.alerts, Some(night + day));
 
-    let text = std::fs::read_to_string(&b.config).unwrap().replace(
-        "start = \"earliest\"",
-        &format!("start = {{ timestamp_ms = {} }}", night + day / 2),
-    );
-    std::fs::write(&b.config, text).unwrap();
-    let mut serve = spawn_serve(&b.config);
+    let text = std::fs::read_to_string(b.serve.config_file())
+        .unwrap()
+        .replace(
+            "start = \"earliest\"",
+            &format!("start = {{ timestamp_ms = {} }}", night + day / 2),
+        );
+    std::fs::write(b.serve.config_file(), text).unwrap();
+    let mut serve = b.serve.spawn();
     expect_exactly(
         &b.output,
         &b.accepted,
@@ -1125,9 +833,9 @@ fn an_instance_joining_mid_stream_causes_no_duplicate_because_revoked_work_is_co
         })
     };
     let logs = [b.dir.path().join("one.log"), b.dir.path().join("two.log")];
-    let mut one = spawn_serve_logged(&b.config, &logs[0]);
+    let mut one = b.serve.clone().log(&logs[0]).spawn();
     std::thread::sleep(Duration::from_secs(2));
-    let mut two = spawn_serve_logged(&b.config, &logs[1]);
+    let mut two = b.serve.clone().log(&logs[1]).spawn();
     // The second instance must really join (however slow its start) for
     // there to be a rebalance to test.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1162,8 +870,8 @@ fn an_instance_joining_mid_stream_causes_no_duplicate_because_revoked_work_is_co
 #[test]
 fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
     const COPIES: usize = 3;
-    let b = bright("metrics", &brokers());
-    let admin = with_admin(&b.config);
+    let b = bright_with("metrics", &brokers(), ServeBuilder::admin);
+    let admin = b.serve.admin_addr();
     let bad = [b"not an alert".to_vec(), vec![0, 0, 0, 0, 42, 1, 2]];
     let mut input = Vec::new();
     for _ in 0..COPIES {
@@ -1172,7 +880,12 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
     input.extend(bad.iter().cloned());
     produce(&b.input, &input);
     let log = b.dir.path().join("serve.log");
-    let mut serve = spawn_serve_with(&b.config, &log, &["--log-format", "json"]);
+    let mut serve = b
+        .serve
+        .clone()
+        .log(&log)
+        .args(&["--log-format", "json"])
+        .spawn();
     let copies = b.delivered(&brokers(), COPIES);
     assert!(copies >= COPIES);
     let evaluated = (COPIES * b.alerts.len()) as f64;
@@ -1298,46 +1011,15 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
     );
 }
 
-/// Waits until `log` holds `n` lines containing `text` (within 60 s).
-pub(crate) fn wait_for_log(log: &std::path::Path, text: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let found = std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .matches(text)
-            .count();
-        if found >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {n} x '{text}' in the log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-pub(crate) fn hangup(serve: &Serve) {
-    let pid = serve.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 #[test]
 fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart() {
-    let b = bright("reload", &brokers());
-    let admin = with_admin(&b.config);
+    let b = bright_with("reload", &brokers(), ServeBuilder::admin);
+    let admin = b.serve.admin_addr();
     let log = b.dir.path().join("serve.log");
-    let (_, risers_accept) = offline_accepts("fast_risers");
+    let risers_accept = offline_accepts("fast_risers");
     assert!(!risers_accept.is_empty());
     let (risers_out, risers_moved) = (unique("reload-risers"), unique("reload-risers-moved"));
-    let original = std::fs::read_to_string(&b.config).unwrap();
+    let original = std::fs::read_to_string(b.serve.config_file()).unwrap();
     let risers = |output: &str| {
         format!(
             "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n",
@@ -1351,7 +1033,7 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
         "params = { max_mag = \"5\" }\noutput_topic = \"",
     );
     assert_ne!(bright_v2, original);
-    let mut serve = spawn_serve_logged(&b.config, &log);
+    let mut serve = b.serve.clone().log(&log).spawn();
     // The fewest copies of any of `want` on `topic`, once there are `n`.
     let copies = |topic: &str, want: &[Vec<u8>], n: usize| {
         fewest_copies(&brokers(), topic, want, n, Duration::from_secs(90))
@@ -1364,7 +1046,11 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
 
     // 2. SIGHUP adds fast-risers: it decides on the alerts produced after
     // the reload, once each, and on none from before.
-    std::fs::write(&b.config, format!("{original}{}", risers(&risers_out))).unwrap();
+    std::fs::write(
+        b.serve.config_file(),
+        format!("{original}{}", risers(&risers_out)),
+    )
+    .unwrap();
     hangup(&serve);
     wait_for_log(&log, "filter set replaced", 1);
     produce(&b.input, &b.alerts);
@@ -1375,7 +1061,11 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
 
     // 3. SIGHUP replaces bright-transients by its v2 (accepts nothing) and
     // moves fast-risers to another topic.
-    std::fs::write(&b.config, format!("{bright_v2}{}", risers(&risers_moved))).unwrap();
+    std::fs::write(
+        b.serve.config_file(),
+        format!("{bright_v2}{}", risers(&risers_moved)),
+    )
+    .unwrap();
     hangup(&serve);
     wait_for_log(&log, "filter set replaced", 2);
     produce(&b.input, &b.alerts);
@@ -1383,14 +1073,14 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
     assert_eq!(moved, 1, "the third batch went through the second set");
 
     // 4. A config that does not load leaves the running set alone.
-    std::fs::write(&b.config, format!("{bright_v2}\nnot toml [")).unwrap();
+    std::fs::write(b.serve.config_file(), format!("{bright_v2}\nnot toml [")).unwrap();
     hangup(&serve);
     wait_for_log(&log, "the config was not reloaded", 1);
     // So does a filter that is refused (here: not a component at all).
     let junk = b.dir.path().join("junk.wasm");
     std::fs::write(&junk, b"not wasm").unwrap();
     std::fs::write(
-        &b.config,
+        b.serve.config_file(),
         format!(
             "{bright_v2}[[filter]]\npath = \"{}\"\noutput_topic = \"{}\"\n",
             junk.display(),
@@ -1409,7 +1099,7 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
 
     // 5. Back to the original: bright-transients v1 again, fast-risers
     // removed.
-    std::fs::write(&b.config, &original).unwrap();
+    std::fs::write(b.serve.config_file(), &original).unwrap();
     hangup(&serve);
     wait_for_log(&log, "filter set replaced", 3);
     produce(&b.input, &b.alerts);
@@ -1440,25 +1130,4 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
         }
         assert_eq!(on_risers.len(), risers_accept.len());
     }
-}
-
-/// Runs Debian's Chromium headless (scripts/test.sh installs it) on `args`
-/// and returns what it printed.
-fn chromium(args: &[&str]) -> String {
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-        ])
-        .args(args)
-        .output()
-        .expect("chromium runs (scripts/test.sh installs it: apt-get install chromium)");
-    assert!(
-        out.status.success(),
-        "chromium {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

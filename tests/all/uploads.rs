@@ -6,166 +6,55 @@
 //! why, is logged, and leaves the running filters as they were.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::kafka::{Keyed, brokers, consume_keyed, produce, produce_keyed, unique};
-use crate::serve::{
-    admin_get, admin_request, admin_request_chunked, admin_until, hangup, sample, spawn_serve_from,
-    spawn_serve_with, terminate, wait_for_log,
+use crate::support::http::{
+    Body, admin_get, admin_request, bearer, call, form, until, upload, upload_as,
 };
-use crate::support::{filters_dir, js_filters_dir, repo_root, ztf_alerts};
+use crate::support::kafka::{
+    Keyed, brokers, consume_keyed, produce, produce_keyed, read_until, unique,
+};
+use crate::support::metrics::{on_status_page, sample, total};
+use crate::support::processes::{
+    ServeBuilder, children_of, hangup, resident_mib, settled_resident_mib, terminate, wait_for_log,
+};
+use crate::support::{
+    component, filters_dir, js_filters_dir, offline_accepts, repo_root, ztf_alert_bytes,
+};
 
 const HOSTS_TOKEN: &str = "hosts-token-0123";
 const RIVALS_TOKEN: &str = "rivals-token-4567";
 const OPERATOR_TOKEN: &str = "operator-token-89ab";
-
-/// The processes whose parent is `pid` (from /proc: field 4 of `stat`).
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| {
-            let child: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
-            // `pid (comm) state ppid ...`; the name may hold spaces.
-            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
-            (ppid.parse::<u32>().ok()? == pid).then_some(child)
-        })
-        .collect()
-}
 
 fn sha256(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// A config reading `input` in `group` (tests ask quickly: a thousand
-/// requests a second per token), with groups `hosts` (at most
-/// `max_filters`) and `rivals`, the operator token, the real ZTF alerts as
-/// canary, and `registry` as the fleet's registry topic. `extra` is
-/// appended (more `[admin.uploads]` keys, filters).
-fn write_config(
-    dir: &Path,
-    name: &str,
-    input: &str,
-    group: &str,
-    registry: &str,
-    uploads: &str,
-    extra: &str,
-) -> (PathBuf, SocketAddr) {
-    let admin = free_addr();
+/// The `[admin]` keys of every config here, after its address: the
+/// operator token; tests ask quickly (a thousand requests a second per
+/// token); uploads kept in `registry` (the fleet's registry topic) and
+/// tried on the real ZTF alerts as canary, with `uploads` (more
+/// `[admin.uploads]` keys); groups `hosts` (at most `max_filters`) and
+/// `rivals`.
+fn admin_keys(registry: &str, uploads: &str) -> String {
     let canary = crate::support::data_dir().join("ztf/alerts");
-    let toml = format!(
-        "dead_letter_topic = \"{dlq}\"\n{extra}\n\
-         [kafka]\nbrokers = [\"{brokers}\"]\n\
-         [kafka.librdkafka]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\
-         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n\
-         [admin]\nlisten = \"{admin}\"\noperator_token_sha256 = \"{op}\"\nrequests_per_second = 1000\n\
+    format!(
+        "operator_token_sha256 = \"{op}\"\nrequests_per_second = 1000\n\
          [admin.uploads]\nregistry_topic = \"{registry}\"\ncanary_alerts = [\"{canary}\"]\n{uploads}\n\
          [[admin.group]]\nname = \"hosts\"\ntoken_sha256 = \"{hosts}\"\nmax_filters = 2\n\
          max_limits = {{ fuel = 2000000000, deadline = \"1s\", memory = \"256MiB\" }}\n\
          [[admin.group]]\nname = \"rivals\"\ntoken_sha256 = \"{rivals}\"\n",
-        dlq = unique("uploads-dlq"),
-        brokers = brokers(),
         op = sha256(OPERATOR_TOKEN),
         canary = canary.display(),
         hosts = sha256(HOSTS_TOKEN),
         rivals = sha256(RIVALS_TOKEN),
-    );
-    let config = dir.join(format!("{name}.toml"));
-    std::fs::write(&config, toml).unwrap();
-    (config, admin)
-}
-
-fn bearer(token: &str) -> Vec<String> {
-    vec![format!("Authorization: Bearer {token}")]
-}
-
-/// `PUT` of an upload: the component and, if given, the manifest.
-fn upload(
-    admin: SocketAddr,
-    token: &str,
-    group: &str,
-    name: &str,
-    component: &[u8],
-    manifest: Option<&str>,
-) -> (u16, String) {
-    upload_as(Body::Sized, admin, token, group, name, component, manifest)
-}
-
-/// How an upload's body is sent.
-enum Body {
-    /// With a Content-Length.
-    Sized,
-    /// In chunks, without a Content-Length, as a streaming client sends it.
-    Chunked,
-}
-
-/// [`upload`], sending the body as `body` says.
-fn upload_as(
-    body: Body,
-    admin: SocketAddr,
-    token: &str,
-    group: &str,
-    name: &str,
-    component: &[u8],
-    manifest: Option<&str>,
-) -> (u16, String) {
-    let (content_type, bytes) = form(name, component, manifest);
-    let path = format!("/v1/groups/{group}/filters/{name}");
-    let headers = bearer(token);
-    match body {
-        Body::Sized => admin_request(admin, "PUT", &path, &headers, Some((&content_type, &bytes))),
-        Body::Chunked => {
-            admin_request_chunked(admin, "PUT", &path, &headers, (&content_type, &bytes))
-        }
-    }
-}
-
-/// An upload's multipart body: (content type, bytes).
-fn form(name: &str, component: &[u8], manifest: Option<&str>) -> (String, Vec<u8>) {
-    let boundary = "bandpass-test-boundary-7f3a";
-    let mut body = Vec::new();
-    if let Some(m) = manifest {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\
-                 Content-Type: application/json\r\n\r\n{m}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"{name}.wasm\"\r\n\
-             Content-Type: application/wasm\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(component);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-fn call(admin: SocketAddr, method: &str, path: &str, token: &str) -> (u16, String) {
-    admin_request(admin, method, path, &bearer(token), None)
+    )
 }
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-fn component(stem: &str) -> Vec<u8> {
-    std::fs::read(filters_dir().join(format!("{stem}.wasm"))).unwrap()
 }
 
 /// The JavaScript bright-transients (whose verdicts equal the Rust one's,
@@ -202,122 +91,70 @@ fn bright_v2() -> Vec<u8> {
     std::fs::read(&wasm).unwrap()
 }
 
-/// Starts `bandpass serve` with `config` (logging to `log`) and waits
-/// until `admin` answers `/readyz` with 200.
-fn start(config: &Path, log: &Path, admin: SocketAddr) -> crate::serve::Serve {
-    let serve = spawn_serve_with(config, log, &[]);
-    let (status, body) = admin_until(admin, "/readyz", 200, Duration::from_secs(90));
-    assert_eq!(status, 200, "never ready: {body}");
-    serve
+/// The instances of one test: fresh topics (names start with `prefix`)
+/// and a folder for their configs, logs and caches.
+struct Fleet {
+    /// Created, four partitions, holding one message that is not an alert.
+    input: String,
+    group: String,
+    registry: String,
+    dir: tempfile::TempDir,
 }
 
-/// New names for the input topic (created, four partitions, holding one
-/// message that is not an alert), the consumer group and the registry
-/// topic.
-fn fresh_topics(prefix: &str) -> (String, String, String) {
-    let input = unique(&format!("{prefix}-alerts"));
-    // The input exists before the instances subscribe.
-    produce(&input, &[b"warm-up: not an alert".to_vec()]);
-    (
-        input,
-        unique(&format!("{prefix}-group")),
-        unique(&format!("{prefix}-registry")),
-    )
-}
-
-/// Asks `path` with `token` until `check` holds on (status, body).
-fn until(
-    admin: SocketAddr,
-    path: &str,
-    token: &str,
-    what: &str,
-    check: impl Fn(u16, &str) -> bool,
-) -> (u16, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = call(admin, "GET", path, token);
-        if check(status, &body) {
-            return (status, body);
+impl Fleet {
+    fn new(prefix: &str) -> Fleet {
+        let input = unique(&format!("{prefix}-alerts"));
+        // The input exists before the instances subscribe.
+        produce(&input, &[b"warm-up: not an alert".to_vec()]);
+        Fleet {
+            input,
+            group: unique(&format!("{prefix}-group")),
+            registry: unique(&format!("{prefix}-registry")),
+            dir: tempfile::tempdir().unwrap(),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: last answer {status} {body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// `file` in the fleet's folder.
+    fn file(&self, file: &str) -> std::path::PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// An instance's config, `<name>.toml` in the folder, with
+    /// [`admin_keys`] and `uploads` (more `[admin.uploads]` keys); it
+    /// logs to `<name>.log` there.
+    fn member(&self, name: &str, uploads: &str) -> ServeBuilder {
+        ServeBuilder::new(self.file(&format!("{name}.toml")), &self.input, &self.group)
+            .admin_with(&admin_keys(&self.registry, uploads))
+            .log(&self.file(&format!("{name}.log")))
     }
 }
 
 /// `copies` keyed copies of every real ZTF alert, keys `<batch>-<n>`.
 fn batch(name: &str, copies: usize) -> Vec<(String, Vec<u8>)> {
-    let alerts: Vec<Vec<u8>> = ztf_alerts()
-        .iter()
-        .map(|f| std::fs::read(f).unwrap())
-        .collect();
+    let alerts = ztf_alert_bytes();
     (0..copies)
         .flat_map(|c| alerts.iter().enumerate().map(move |(i, a)| (c, i, a)))
         .map(|(c, i, a)| (format!("{name}-{}", c * 100 + i), a.clone()))
         .collect()
 }
 
-/// The real ZTF alerts the sample filter `stem` accepts offline.
-fn accepts(stem: &str) -> Vec<Vec<u8>> {
-    let sb = crate::support::sandbox();
-    let filter = crate::support::load(&sb, stem);
-    crate::support::run(std::slice::from_ref(&filter), &ztf_alerts())
-        .into_iter()
-        .filter(|(_, r)| {
-            matches!(
-                r.evaluations[0].outcome,
-                bandpass::sandbox::Outcome::Verdict(bandpass::sandbox::Verdict::Accept { .. })
-            )
-        })
-        .map(|(f, _)| std::fs::read(f).unwrap())
-        .collect()
-}
-
-/// Reads `topic` until every key of `want` is there (or 120 s passed).
-fn read_until(topic: &str, want: &[String]) -> Vec<Keyed> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let got = consume_keyed(&brokers(), topic, usize::MAX, Duration::from_secs(3));
-        let all = want.iter().all(|k| got.iter().any(|m| &m.key == k));
-        if all || Instant::now() > deadline {
-            return got;
-        }
-    }
-}
-
-/// The version the status page shows for `deployment`, if it runs.
-fn on_status_page(admin: SocketAddr, deployment: &str) -> Option<String> {
-    let page = admin_get(admin, "/").1;
-    let row = format!("<tr data-filter=\"{deployment}\"><td class=\"name\">{deployment}</td><td>");
-    let at = page.find(&row)? + row.len();
-    Some(page[at..].split('<').next()?.to_string())
-}
-
-/// The sum of one series over instances' `/metrics`.
-fn total(admins: &[SocketAddr], series: &str) -> f64 {
-    admins
-        .iter()
-        .map(|a| sample(&admin_get(*a, "/metrics").1, series).unwrap_or(0.0))
-        .sum()
-}
-
 #[test]
 fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_without_a_gap() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("fleet");
+    let fleet = Fleet::new("fleet");
+    let input = &fleet.input;
     // A config filter beside the uploads: fast-risers on its own topic,
     // the witness that a batch was processed.
     let witness = unique("fleet-witness");
-    let risers = format!(
-        "[[filter]]\npath = \"{}\"\noutput_topic = \"{witness}\"\n",
-        filters_dir().join("fast_risers.wasm").display()
-    );
-    let (config_a, a) = write_config(dir.path(), "a", &input, &group, &registry, "", &risers);
-    let (config_b, b) = write_config(dir.path(), "b", &input, &group, &registry, "", &risers);
-    let mut serve_a = start(&config_a, &dir.path().join("a.log"), a);
-    let mut serve_b = start(&config_b, &dir.path().join("b.log"), b);
+    let instance = |name: &str| {
+        fleet
+            .member(name, "")
+            .filter("fast_risers", &witness)
+            .write()
+    };
+    let (config_a, config_b) = (instance("a"), instance("b"));
+    let (a, b) = (config_a.admin_addr(), config_b.admin_addr());
+    let mut serve_a = config_a.start();
+    let mut serve_b = config_b.start();
     // Both hold partitions: each alert is decided by one of the two.
     let deadline = Instant::now() + Duration::from_secs(60);
     while total(&[a], "bandpass_assigned_partitions") < 1.0
@@ -329,7 +166,7 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let accepted = accepts("bright_transients");
+    let accepted = offline_accepts("bright_transients");
     assert_eq!(accepted.len(), 5);
     // Named anew each run: its output topic is derived from the name.
     let name = unique("bright");
@@ -367,7 +204,7 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
 
     // 2. A batch decided by v1.
     let one = batch("one", 2);
-    produce_keyed(&input, &one);
+    produce_keyed(input, &one);
     // 3. v2 replaces it through B while alerts stream in; then a batch
     //    decided by v2.
     let v2 = bright_v2();
@@ -388,7 +225,7 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
         s == 200 && json(body)["version"] == "0.2.0" && json(body)["state"] == "running"
     });
     let three = batch("three", 1);
-    produce_keyed(&input, &three);
+    produce_keyed(input, &three);
 
     // Every accepted alert once, no more: no gap, no second decision.
     let produced: Vec<(String, Vec<u8>)> = one
@@ -459,10 +296,10 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
     until(b, path, HOSTS_TOKEN, "B never disabled it", |s, body| {
         s == 200 && json(body)["state"] == "disabled"
     });
-    let risers = accepts("fast_risers");
+    let risers = offline_accepts("fast_risers");
     let no_output = |batch_name: &str, why: &str| {
         let sent = batch(batch_name, 1);
-        produce_keyed(&input, &sent);
+        produce_keyed(input, &sent);
         // fast-risers, in the same filter set, shows the batch was
         // processed: then anything the filter produced would be there.
         let risers_keys: Vec<String> = sent
@@ -538,22 +375,14 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
 
 #[test]
 fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_filters_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("refuse");
-    let (config, admin) = write_config(
-        dir.path(),
-        "one",
-        &input,
-        &group,
-        &registry,
-        "max_size = \"4MiB\"\nmax_accept_fraction = 0.5\n",
-        &format!(
-            "[[filter]]\npath = \"{}\"\noutput_topic = \"bandpass.rivals.taken\"\n",
-            filters_dir().join("fast_risers.wasm").display()
-        ),
-    );
-    let log = dir.path().join("serve.log");
-    let mut serve = start(&config, &log, admin);
+    let fleet = Fleet::new("refuse");
+    let log = fleet.file("one.log");
+    let one = fleet
+        .member("one", "max_size = \"4MiB\"\nmax_accept_fraction = 0.5\n")
+        .filter("fast_risers", "bandpass.rivals.taken")
+        .write();
+    let (config, admin) = (one.config_file(), one.admin_addr());
+    let mut serve = one.start();
     let bright = "/v1/groups/hosts/filters/bright-one";
     let (status, body) = upload(
         admin,
@@ -593,47 +422,32 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         refusals.set(refusals.get() + 1);
     };
 
-    // Who may ask.
-    expect(
-        admin_request(admin, "GET", "/v1/groups/hosts/filters", &[], None),
-        401,
-        "no token",
-    );
-    expect(
-        call(admin, "GET", "/v1/groups/hosts/filters", "not-a-token"),
-        401,
-        "not recognised",
-    );
-    expect(
-        admin_request(
-            admin,
-            "GET",
-            "/v1/groups/hosts/filters",
-            &["Authorization: Basic eDp5".into()],
-            None,
-        ),
-        401,
-        "Bearer",
-    );
+    // Who may ask: (headers, what the reason must say).
+    let hosts_filters = "/v1/groups/hosts/filters";
+    let unknown: [(Vec<String>, &str); 3] = [
+        (vec![], "no token"),
+        (bearer("not-a-token"), "not recognised"),
+        (vec!["Authorization: Basic eDp5".into()], "Bearer"),
+    ];
+    for (headers, reason) in &unknown {
+        expect(
+            admin_request(admin, "GET", hosts_filters, headers, None),
+            401,
+            reason,
+        );
+    }
     // Another group's filters: neither seen nor touched.
     let foreign = "this token is group 'rivals''s";
-    expect(
-        call(admin, "GET", "/v1/groups/hosts/filters", RIVALS_TOKEN),
-        403,
-        foreign,
-    );
-    expect(call(admin, "GET", bright, RIVALS_TOKEN), 403, foreign);
-    expect(
-        call(admin, "GET", &format!("{bright}/logs"), RIVALS_TOKEN),
-        403,
-        foreign,
-    );
-    expect(
-        call(admin, "POST", &format!("{bright}/disable"), RIVALS_TOKEN),
-        403,
-        foreign,
-    );
-    expect(call(admin, "DELETE", bright, RIVALS_TOKEN), 403, foreign);
+    let (logs, disable) = (format!("{bright}/logs"), format!("{bright}/disable"));
+    for (method, path) in [
+        ("GET", hosts_filters),
+        ("GET", bright),
+        ("GET", &logs),
+        ("POST", &disable),
+        ("DELETE", bright),
+    ] {
+        expect(call(admin, method, path, RIVALS_TOKEN), 403, foreign);
+    }
     expect(
         upload(
             admin,
@@ -841,16 +655,13 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
         413,
         "larger than the 4194304 bytes allowed",
     );
-    expect(
-        upload(admin, RIVALS_TOKEN, "rivals", "Bad_Name", &risers, None),
-        400,
-        "not a filter name",
-    );
-    expect(
-        upload(admin, RIVALS_TOKEN, "rivals", "bright.one", &risers, None),
-        400,
-        "not a filter name",
-    );
+    for name in ["Bad_Name", "bright.one"] {
+        expect(
+            upload(admin, RIVALS_TOKEN, "rivals", name, &risers, None),
+            400,
+            "not a filter name",
+        );
+    }
     expect(
         upload(admin, RIVALS_TOKEN, "rivals", "taken", &risers, None),
         409,
@@ -983,9 +794,9 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     const LATE_TOKEN: &str = "late-token-cdef";
     let path = "/v1/groups/late/filters";
     expect(call(admin, "GET", path, LATE_TOKEN), 401, "not recognised");
-    let text = std::fs::read_to_string(&config).unwrap();
+    let text = std::fs::read_to_string(config).unwrap();
     std::fs::write(
-        &config,
+        config,
         format!(
             "{text}[[admin.group]]\nname = \"late\"\ntoken_sha256 = \"{}\"\n",
             sha256(LATE_TOKEN)
@@ -1002,7 +813,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     assert!(on_status_page(admin, "late.risers").is_some());
     // ... and a SIGHUP that removes the group stops its filter and its
     // token; the operator can still delete the filter.
-    std::fs::write(&config, &text).unwrap();
+    std::fs::write(config, &text).unwrap();
     hangup(&serve);
     wait_for_log(&log, "SIGHUP: config reloaded", 2);
     expect(call(admin, "GET", path, LATE_TOKEN), 401, "not recognised");
@@ -1051,7 +862,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     assert!(text.contains("reason=manifest: output_topic 'bandpass.hosts.bright-one' refused"));
 
     // A restart reads the registry again: the same filters run.
-    let mut serve = start(&config, &dir.path().join("again.log"), admin);
+    let mut serve = one.clone().log(&fleet.file("again.log")).start();
     assert_eq!(running(), before);
     assert!(
         admin_get(admin, "/metrics")
@@ -1063,22 +874,17 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
 
 #[test]
 fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("slow");
+    let fleet = Fleet::new("slow");
     // A cache of its own: a component compiled by another test must not
     // come from a cache in no time.
-    let cache = dir.path().join("cache");
-    let (config, admin) = write_config(
-        dir.path(),
-        "slow",
-        &input,
-        &group,
-        &registry,
-        "compile_timeout = \"1ms\"\n",
-        &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
-    );
-    let log = dir.path().join("serve.log");
-    let mut serve = start(&config, &log, admin);
+    let cache = fleet.file("cache");
+    let log = fleet.file("slow.log");
+    let slow = fleet
+        .member("slow", "compile_timeout = \"1ms\"\n")
+        .cache_dir(&cache)
+        .write();
+    let admin = slow.admin_addr();
+    let mut serve = slow.start();
     let risers = component("fast_risers");
     let (status, body) = upload(admin, HOSTS_TOKEN, "hosts", "risers", &risers, None);
     assert_eq!(status, 422, "{body}");
@@ -1110,35 +916,26 @@ fn an_upload_that_does_not_compile_in_time_is_refused_and_refused_again_at_once(
 
 #[test]
 fn a_compile_needing_more_memory_than_allowed_is_refused_on_upload_and_fails_on_a_follower() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("hungry");
+    let fleet = Fleet::new("hungry");
     // Two instances sharing the registry, each with a cache of its own:
     // `tight` allows a compile 64 MiB, `roomy` the default 4 GiB.
     let instance = |name: &str, uploads: &str| {
-        let cache = dir.path().join(format!("{name}-cache"));
-        write_config(
-            dir.path(),
-            name,
-            &input,
-            &group,
-            &registry,
-            uploads,
-            &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
-        )
+        fleet
+            .member(name, uploads)
+            .cache_dir(&fleet.file(&format!("{name}-cache")))
+            .write()
     };
-    let (tight_config, tight) = instance("tight", "compile_memory = \"64MiB\"\n");
-    let (roomy_config, roomy) = instance("roomy", "");
+    let tight_config = instance("tight", "compile_memory = \"64MiB\"\n");
+    let roomy_config = instance("roomy", "");
+    let (tight, roomy) = (tight_config.admin_addr(), roomy_config.admin_addr());
     // `tight` runs from a copy of the executable that is then removed, as
     // a package upgrade replaces the file under a running service: its
     // compile child is still the running executable.
-    let binary = dir.path().join("bandpass-before-upgrade");
+    let binary = fleet.file("bandpass-before-upgrade");
     std::fs::copy(crate::support::bandpass_bin(), &binary).unwrap();
-    let mut serve_tight =
-        spawn_serve_from(&binary, &tight_config, &dir.path().join("tight.log"), &[]);
-    let (status, body) = admin_until(tight, "/readyz", 200, Duration::from_secs(90));
-    assert_eq!(status, 200, "never ready: {body}");
+    let mut serve_tight = tight_config.binary(&binary).start();
     std::fs::remove_file(&binary).unwrap();
-    let mut serve_roomy = start(&roomy_config, &dir.path().join("roomy.log"), roomy);
+    let mut serve_roomy = roomy_config.start();
 
     // The JavaScript component (1.9 MB of QuickJS) needs over 100 MiB to
     // compile: over 64 MiB its compile process aborts, and the upload is
@@ -1197,17 +994,16 @@ fn a_compile_needing_more_memory_than_allowed_is_refused_on_upload_and_fails_on_
 fn the_admin_port_cannot_be_held_by_idle_connections_slow_bodies_or_one_busy_token() {
     use std::io::{Read, Write};
     use std::net::TcpStream;
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("held");
-    let (config, admin) = write_config(dir.path(), "held", &input, &group, &registry, "", "");
+    let fleet = Fleet::new("held");
+    let held = fleet.member("held", "").write();
+    let (config, admin) = (held.config_file(), held.admin_addr());
     // Bounds lower than the defaults, so that few sockets reach them.
-    let text = std::fs::read_to_string(&config).unwrap().replace(
+    let text = std::fs::read_to_string(config).unwrap().replace(
         "requests_per_second = 1000\n",
         "max_connections = 32\nrequests_per_second = 2\nbody_timeout = \"2s\"\n",
     );
-    std::fs::write(&config, text).unwrap();
-    let log = dir.path().join("serve.log");
-    let mut serve = start(&config, &log, admin);
+    std::fs::write(config, text).unwrap();
+    let mut serve = held.start();
     let pid = serve.0.id();
     let descriptors = || {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -1285,20 +1081,11 @@ fn the_admin_port_cannot_be_held_by_idle_connections_slow_bodies_or_one_busy_tok
 
 #[test]
 fn a_refused_upload_leaves_no_compiled_code_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("uncached");
-    let cache = dir.path().join("cache");
-    let (config, admin) = write_config(
-        dir.path(),
-        "uncached",
-        &input,
-        &group,
-        &registry,
-        "",
-        &format!("[engine]\ncache_dir = \"{}\"\n", cache.display()),
-    );
-    let log = dir.path().join("serve.log");
-    let mut serve = start(&config, &log, admin);
+    let fleet = Fleet::new("uncached");
+    let cache = fleet.file("cache");
+    let uncached = fleet.member("uncached", "").cache_dir(&cache).write();
+    let admin = uncached.admin_addr();
+    let mut serve = uncached.start();
     let artifacts = || -> Vec<String> {
         std::fs::read_dir(&cache)
             .map(|d| {
@@ -1348,42 +1135,12 @@ fn a_refused_upload_leaves_no_compiled_code_behind() {
     assert!(terminate(&mut serve).success());
 }
 
-/// Resident memory of a process, in MiB (`VmRSS` in /proc).
-fn resident_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/PID/status");
-    kib / 1024.0
-}
-
-/// [`resident_mib`] once it has settled: the same (within 1 MiB) for
-/// 3 s, so that serve's once-a-second return of freed memory has run.
-fn settled_resident_mib(pid: u32) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut last, mut since) = (resident_mib(pid), Instant::now());
-    loop {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = resident_mib(pid);
-        if (now - last).abs() > 1.0 {
-            (last, since) = (now, Instant::now());
-        } else if since.elapsed() >= Duration::from_secs(3) {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "serve's RSS never settled");
-    }
-}
-
 #[test]
 fn uploading_and_deleting_in_a_loop_gives_the_memory_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, group, registry) = fresh_topics("memory");
-    let (config, admin) = write_config(dir.path(), "memory", &input, &group, &registry, "", "");
-    let log = dir.path().join("serve.log");
-    let mut serve = start(&config, &log, admin);
+    let fleet = Fleet::new("memory");
+    let memory = fleet.member("memory", "").write();
+    let admin = memory.admin_addr();
+    let mut serve = memory.start();
     let pid = serve.0.id();
     // The two costliest uploads a group can make: the Python component
     // (19 MB; an interpreter per worker) and a manifest with every text

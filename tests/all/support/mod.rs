@@ -1,6 +1,12 @@
 //! Shared test helpers: where the real data is, building the sample
 //! filters from source (once per test run: Rust, Python, JavaScript), and
-//! a sandbox per test.
+//! a sandbox per test. The submodules hold the harness of the tests that
+//! run `bandpass serve` against the real broker.
+
+pub mod http;
+pub mod kafka;
+pub mod metrics;
+pub mod processes;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -217,6 +223,31 @@ pub fn run(filters: &[Arc<LoadedFilter>], files: &[PathBuf]) -> Vec<(PathBuf, Al
         }
     }
     out
+}
+
+/// Every ZTF sample alert's bytes, in [`ztf_alerts`]'s order.
+pub fn ztf_alert_bytes() -> Vec<Vec<u8>> {
+    ztf_alerts()
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
+
+/// The bytes of the ZTF sample alerts that the sample filter `stem`
+/// accepts offline (the batch path a stream must match), in order.
+pub fn offline_accepts(stem: &str) -> Vec<Vec<u8>> {
+    let sb = sandbox();
+    let filter = load(&sb, stem);
+    run(std::slice::from_ref(&filter), &ztf_alerts())
+        .into_iter()
+        .filter(|(_, r)| {
+            matches!(
+                r.evaluations[0].outcome,
+                Outcome::Verdict(Verdict::Accept { .. })
+            )
+        })
+        .map(|(f, _)| std::fs::read(f).unwrap())
+        .collect()
 }
 
 /// The path of the `bandpass` binary built for these tests.
