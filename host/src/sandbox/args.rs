@@ -21,6 +21,7 @@ mod kind {
 /// Appends one field to `args`: single numbers and booleans as a kind and
 /// 8 little-endian bytes, anything else as a kind and the next entry of
 /// `others` (`others` entries already in `args` are refilled in place).
+#[inline]
 pub(super) fn pack(args: &mut FieldValues, others: &mut usize, value: &FieldValue) {
     let (kind, bits) = match *value {
         FieldValue::Missing | FieldValue::Absent => (kind::ABSENT, 0),

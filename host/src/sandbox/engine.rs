@@ -266,6 +266,7 @@ const MAX_HOSTCALL_BYTES: usize = 32 << 20;
 
 /// Gives the next call into `store` `ms` milliseconds from `start`: the
 /// epoch deadline for its wasm code, and the limit of any timer it sets.
+#[inline]
 pub(super) fn set_deadline(store: &mut Store<HostState>, ms: u64, start: Instant) {
     // What is left of the `ms` since `start`: a call that follows another
     // within one alert (the evaluate after a rebuilt instance's init)
@@ -280,6 +281,7 @@ pub(super) fn set_deadline(store: &mut Store<HostState>, ms: u64, start: Instant
     state.waited_past_deadline = None;
 }
 
+#[inline]
 fn deadline_ticks(ms: u64) -> u64 {
     // One extra tick: the current tick may be about to end.
     ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1

@@ -53,6 +53,7 @@ pub(super) struct Live {
 
 impl LoadedFilter {
     /// Whether this filter wants alerts of `survey`.
+    #[inline]
     pub fn accepts_survey(&self, survey: &str) -> bool {
         self.manifest.survey == "any" || self.manifest.survey == survey
     }

@@ -58,6 +58,7 @@ impl Health {
     }
 
     /// Why the filter is quarantined, if it is.
+    #[inline]
     pub fn quarantined(&self) -> Option<String> {
         if !self.is_quarantined.load(Ordering::Acquire) {
             return None;
@@ -68,6 +69,7 @@ impl Health {
     /// Counts one alert's outcome (`failed`: its failure, if it failed)
     /// towards the consecutive rule; the reason to quarantine, if it
     /// fires.
+    #[inline]
     pub fn count(&self, failed: Option<&Failure>) -> Option<String> {
         let Some(failure) = failed else {
             // Most calls succeed: avoid writing a shared cache line.
@@ -112,6 +114,7 @@ impl Recent {
     /// the instance); the reason to quarantine, if a rate rule fires. The
     /// rates are of a full window: a burst is the consecutive rule's to
     /// judge.
+    #[inline]
     pub fn count(&mut self, failed: Option<&Failure>, trapped: bool) -> Option<String> {
         self.failed = (self.failed << 1) | u64::from(failed.is_some());
         self.trapped = (self.trapped << 1) | u64::from(trapped);
@@ -144,6 +147,7 @@ impl Recent {
     /// 90 ms of a 100 ms deadline on every alert would hold the worker,
     /// and so every other filter on it, to 11 alerts a second; it is
     /// stopped after its 8th alert (at the default 10 ms), not its 64th.
+    #[inline]
     pub fn charge_time(&mut self, spent: Duration, mean_ms: u64) -> Option<String> {
         self.run.0 += spent;
         self.run.1 += 1;

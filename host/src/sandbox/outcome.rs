@@ -172,6 +172,7 @@ impl FailureKind {
     }
 
     /// Whether the Store is poisoned and must be rebuilt.
+    #[inline]
     pub(super) fn poisons(self) -> bool {
         !matches!(
             self,
