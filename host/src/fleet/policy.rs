@@ -430,50 +430,15 @@ mod tests {
     /// is refused: both ask `Policy::admit`.
     #[test]
     fn a_record_is_refused_here_as_its_upload_would_be() {
-        let config = Config::parse(
-            r#"
-            [kafka]
-            brokers = ["127.0.0.1:9092"]
-            [input]
-            topics = ["ztf_alerts"]
-            group = "bandpass"
-            [[filter]]
-            path = "bright_transients.wasm"
-            output_topic = "bandpass.hosts.taken"
-            [admin]
-            listen = "127.0.0.1:9464"
-            [[admin.group]]
-            name = "hosts"
-            token_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
-            [admin.uploads]
-            canary_alerts = ["alerts"]
-            "#,
-            Path::new("bandpass.toml"),
-            |_| None,
-        )
-        .unwrap();
-        let policy = Policy::of(&config);
+        let policy = policy();
         let component = bytes::Bytes::from_static(b"\0asm component");
-        let entry = |change: &dyn Fn(&mut Record)| {
-            let mut record = Record {
-                group: "hosts".into(),
-                name: "bright".into(),
-                enabled: true,
-                params: BTreeMap::new(),
-                limits: Limits::default(),
-                version: "0.1.0".into(),
-                survey: "ztf".into(),
-                description: String::new(),
-                sha256: crate::sandbox::sha256_hex(&component),
-                uploaded_by: "hosts".into(),
-                uploaded_at_ms: 1,
-            };
-            change(&mut record);
-            Entry {
-                record,
-                component: component.clone(),
-                offset: (0, 0),
-            }
+        let entry = |change: &dyn Fn(&mut Record)| Entry {
+            record: record(|r| {
+                r.sha256 = crate::sandbox::sha256_hex(&component);
+                change(r);
+            }),
+            component: component.clone(),
+            offset: (0, 0),
         };
         assert_eq!(policy.runnable(&entry(&|_| {})).err(), None);
         let refused: [&dyn Fn(&mut Record); 5] = [
