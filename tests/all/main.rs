@@ -3,6 +3,7 @@
 //! in its submodules, the harness of the tests that run `bandpass serve`:
 //! the process and its config, the admin port's HTTP, metrics, Kafka.
 
+mod admission;
 mod cli;
 mod decode;
 mod filters;

@@ -491,7 +491,7 @@ async fn remove(
     headers: HeaderMap,
 ) -> Reply {
     let caller = api.authorize(&headers, &group)?;
-    let _turn = api.registry.turn(&group).await;
+    let _turn = api.admission.turn(&group).await;
     api.entry(&group, &name)?;
     if let Err(e) = api.registry.delete(&group, &name).await {
         return written(e, json!({ "deleted": key(&group, &name) }));
@@ -523,7 +523,7 @@ async fn disable(
 
 async fn switch(api: &Api, group: &str, name: &str, headers: &HeaderMap, enabled: bool) -> Reply {
     let caller = api.authorize(headers, group)?;
-    let _turn = api.registry.turn(group).await;
+    let _turn = api.admission.turn(group).await;
     let entry = api.entry(group, name)?;
     if let Err(e) = api.registry.switch(&entry, enabled).await {
         return written(e, api.view(&api.entry(group, name)?));

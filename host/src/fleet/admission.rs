@@ -6,7 +6,7 @@
 //! ([`Sandbox::precheck`]), compiled within a time and memory bound,
 //! loaded, its manifest compared with the component's own, and run on
 //! the canary alerts. What comes out is an [`Admitted`] upload, which
-//! [`Fleet::put`] writes, or a [`Denial`] that says why.
+//! [`super::Fleet::put`] writes, or a [`Denial`] that says why.
 //!
 //! Nothing here knows HTTP: the admin API reads the request and hands
 //! over an [`Upload`]; it picks a status from the denial's [`Rule`].
@@ -17,17 +17,16 @@
 //! cannot be stopped: a load past its time bound keeps the slot until it
 //! ends, though the upload is refused at once).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
-use super::Fleet;
 use super::canary::{Canary, CanaryReport};
-use super::policy::{Denial, Rule, Usage};
-use super::record::{Record, output_topic};
+use super::policy::{Denial, Policy, Rule, Usage};
+use super::record::{Entry, Record, output_topic};
 use crate::config::UploadsConfig;
 use crate::sandbox::compile::{CompileFailure, compile_bounded};
 use crate::sandbox::{Budget, CacheOutcome, LoadedFilter, Sandbox, sha256_hex};
@@ -45,6 +44,14 @@ pub mod bounds {
     pub const PARAM_VALUE_BYTES: usize = 4096;
 }
 
+/// What admission needs of the fleet: the rules in force and the
+/// filters registered. [`super::Fleet`] is the one of a running serve; a
+/// test may hand another.
+pub trait Roster: Send + Sync {
+    fn policy(&self) -> Arc<Policy>;
+    fn entries(&self) -> BTreeMap<String, Entry>;
+}
+
 /// An upload as the admin API received it.
 pub struct Upload {
     pub group: String,
@@ -57,7 +64,7 @@ pub struct Upload {
     pub component: Vec<u8>,
 }
 
-/// An upload that passed every check, ready for [`Fleet::put`]. It holds
+/// An upload that passed every check, ready for [`super::Fleet::put`]. It holds
 /// its group's turn: no other change to the group's filters runs on this
 /// instance until it is dropped.
 pub struct Admitted {
@@ -92,7 +99,7 @@ struct UploadManifest {
 
 /// Decides uploads on one instance.
 pub struct Admission {
-    fleet: Arc<Fleet>,
+    fleet: Arc<dyn Roster>,
     sandbox: Arc<Sandbox>,
     canary: Arc<Canary>,
     /// `admin.uploads.max_size`, `compile_timeout`, `compile_memory`.
@@ -105,6 +112,8 @@ pub struct Admission {
     /// Components (sha256) whose compile outlasted compile_timeout here:
     /// refused at once when uploaded again.
     too_slow: Mutex<HashSet<String>>,
+    /// Each group's turn to change its filters (see [`Admission::turn`]).
+    changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn refused(reason: String) -> Denial {
@@ -117,7 +126,7 @@ fn malformed(reason: String) -> Denial {
 
 impl Admission {
     pub fn new(
-        fleet: Arc<Fleet>,
+        fleet: Arc<dyn Roster>,
         sandbox: Arc<Sandbox>,
         canary: Canary,
         uploads: &UploadsConfig,
@@ -131,7 +140,22 @@ impl Admission {
             compile_memory: uploads.compile_memory,
             slot: Arc::new(Semaphore::new(1)),
             too_slow: Mutex::new(HashSet::new()),
+            changing: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The turn to change `group`'s filters on this instance: one change
+    /// at a time per group, so that its quota count holds (across
+    /// instances it does not; see docs/operators.md).
+    pub async fn turn(&self, group: &str) -> OwnedMutexGuard<()> {
+        let lock = self
+            .changing
+            .lock()
+            .unwrap()
+            .entry(group.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
     }
 
     /// The largest component accepted (`admin.uploads.max_size`).
@@ -158,7 +182,7 @@ impl Admission {
         }
         let (manifest, params) = parse_manifest(upload.manifest.as_deref())?;
         let record = self.record(&upload, manifest, params)?;
-        let turn = self.fleet.turn(&upload.group).await;
+        let turn = self.turn(&upload.group).await;
         let usage = Usage::of(&self.fleet.entries(), &upload.group, &upload.name);
         self.fleet.policy().admit(&record, Some(&usage))?;
         let permit = self.permit().await?;

@@ -15,7 +15,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::sync::OwnedMutexGuard;
 
 use super::admission::Admitted;
 use super::policy::Policy;
@@ -60,8 +59,6 @@ pub struct Fleet {
     /// load key), so that applying their record does not load them a
     /// second time.
     preloaded: Mutex<HashMap<String, (String, Arc<LoadedFilter>)>>,
-    /// Each group's turn to change its filters (see [`Fleet::turn`]).
-    changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     sources: Arc<Mutex<Desired>>,
     /// How many filter sets the pipeline has published (see [`Desired`]).
     published: Arc<AtomicU64>,
@@ -119,7 +116,6 @@ impl Fleet {
             sandbox,
             state: Mutex::new(State::default()),
             preloaded: Mutex::new(HashMap::new()),
-            changing: Mutex::new(HashMap::new()),
             sources,
             published,
             policy: RwLock::new(Arc::new(Policy::of(config))),
@@ -400,20 +396,6 @@ impl Fleet {
         self.write_record(&record, &entry.component, None).await
     }
 
-    /// The turn to change `group`'s filters on this instance: one change
-    /// at a time per group, so that its quota count holds (across
-    /// instances it does not; see docs/operators.md).
-    pub async fn turn(&self, group: &str) -> OwnedMutexGuard<()> {
-        let lock = self
-            .changing
-            .lock()
-            .unwrap()
-            .entry(group.to_string())
-            .or_default()
-            .clone();
-        lock.lock_owned().await
-    }
-
     async fn write_record(
         &self,
         record: &Record,
@@ -519,5 +501,15 @@ impl Fleet {
         let latest = state.entries.get(&key).is_some_and(|e| e.offset == *at)
             && self.published.load(Ordering::Acquire) >= state.applied_seq;
         Some((running.clone(), latest))
+    }
+}
+
+impl super::admission::Roster for Fleet {
+    fn policy(&self) -> Arc<Policy> {
+        Fleet::policy(self)
+    }
+
+    fn entries(&self) -> BTreeMap<String, Entry> {
+        Fleet::entries(self)
     }
 }
