@@ -500,7 +500,7 @@ impl Values {
 /// Declares the fields a filter reads: a struct whose fields are filled, in
 /// order, from the values of the paths given after `=`.
 ///
-/// ```rust,ignore
+/// ```rust,no_run
 /// use bandpass_sdk::prelude::*;
 ///
 /// fields! {

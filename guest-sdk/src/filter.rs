@@ -103,7 +103,21 @@ pub fn evaluate<F: Filter>(state: &State<F>, values: FieldValues) -> Result<wit:
 ///
 /// Use it once, at the root of a `cdylib` crate built for `wasm32-wasip2`:
 ///
-/// ```rust,ignore
+/// ```rust,no_run
+/// # use bandpass_sdk::prelude::*;
+/// # fields! { struct Alert { magpsf: Option<f64> = "candidate.magpsf" } }
+/// # #[derive(Default)]
+/// # struct BrightTransients;
+/// # impl Filter for BrightTransients {
+/// #     type Fields = Alert;
+/// #     const NAME: &'static str = "bright-transients";
+/// #     const VERSION: &'static str = "0.1.0";
+/// #     const SURVEY: &'static str = "ztf";
+/// #     const DESCRIPTION: &'static str = "bright ones";
+/// #     fn evaluate(&self, _: Alert) -> Result<Verdict, String> {
+/// #         Ok(Verdict::reject())
+/// #     }
+/// # }
 /// bandpass_sdk::export_filter!(BrightTransients);
 /// ```
 #[macro_export]

@@ -44,7 +44,7 @@ pub use verdict::Verdict;
 
 /// Everything a typical filter needs, in one `use`.
 ///
-/// ```rust,ignore
+/// ```rust,no_run
 /// use bandpass_sdk::prelude::*;
 /// ```
 pub mod prelude {

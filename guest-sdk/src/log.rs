@@ -4,8 +4,9 @@
 //! bounds the volume per filter and drops (and counts) the excess, so log
 //! what helps an author debug, not one line per alert in production.
 //!
-//! ```rust,ignore
+//! ```rust,no_run
 //! use bandpass_sdk::log;
+//! # let (rate, dt) = (0.5, 2.0);
 //!
 //! log::info("loaded");
 //! log::debug!("rise {rate:.2} mag/day over {dt:.1} d");

@@ -9,7 +9,10 @@
 /// Read them in [`Filter::init`](crate::Filter::init) with the typed
 /// getters, each taking the default to use when the key is missing:
 ///
-/// ```rust,ignore
+/// ```rust,no_run
+/// # use bandpass_sdk::Params;
+/// # struct Cut { min_drb: f64, max_mag: f64 }
+/// # impl Cut {
 /// fn init(params: &Params) -> Result<Self, String> {
 ///     params.deny_unknown(&["min_drb", "max_mag"])?;
 ///     Ok(Self {
@@ -17,6 +20,7 @@
 ///         max_mag: params.f64("max_mag", 18.5)?,
 ///     })
 /// }
+/// # }
 /// ```
 ///
 /// When a key is given more than once, the last value wins.

@@ -7,8 +7,11 @@ use crate::bindings::bandpass::filter::types as wit;
 /// The decision on one alert: [`Verdict::reject`], or [`Verdict::accept`]
 /// with an optional score, tags and notes.
 ///
-/// ```rust,ignore
+/// ```rust,no_run
+/// # use bandpass_sdk::Verdict;
+/// # fn decide(drb: f64) -> Result<Verdict, String> {
 /// Ok(Verdict::accept().score(drb).tag("fast-riser").note("band", "r"))
+/// # }
 /// ```
 ///
 /// The host bounds what an accepted verdict may carry (by default at most

@@ -143,10 +143,11 @@ fn the_sdk_readme_example_is_the_built_readme_example_filter() {
     let source =
         std::fs::read_to_string(repo_root().join("sample-filters/readme-example/src/lib.rs"))
             .unwrap();
+    let fence = "```rust,no_run\n";
     let start = readme
-        .find("```rust,ignore\n")
-        .expect("the README has a rust,ignore block")
-        + 15;
+        .find(fence)
+        .expect("the README has a rust,no_run block")
+        + fence.len();
     let end = start + readme[start..].find("```").unwrap();
     assert_eq!(
         &readme[start..end],
