@@ -78,6 +78,25 @@ fn test_exits_non_zero_and_says_why_when_the_filter_fails() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("panic: panicked on this alert"), "{stdout}");
     assert!(stdout.contains("QUARANTINED"), "{stdout}");
+    // It says how to see the alerts it skipped, and that way works.
+    let alerts = ztf_alerts().len();
+    let hint = format!(
+        "the {} alerts after it were not run: --quarantine-after {} runs",
+        alerts - 5,
+        alerts + 1
+    );
+    assert!(stdout.contains(&hint), "{stdout}");
+    let every = (alerts + 1).to_string();
+    let out = bandpass(&[
+        "test",
+        "--quarantine-after",
+        &every,
+        &filter("hostile_panic"),
+        &ztf_dir(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(&format!("{alerts} errors")), "{stdout}");
+    assert!(!stdout.contains("QUARANTINED"), "{stdout}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use super::EngineArgs;
 use super::format::{Table, Tally, duration, outcome_cells, thousands};
 use crate::input;
 use crate::runner::Runner;
+use crate::sandbox::Outcome;
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -45,6 +46,8 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     let mut rows = Vec::new();
     let mut input_errors = Vec::new();
     let mut tally = Tally::default();
+    // Alerts not run because the filter was quarantined by then.
+    let mut unseen = 0usize;
     for item in input::items(&args.alerts) {
         let results = item
             .bytes
@@ -69,6 +72,10 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         for result in results {
             let e = &result.evaluations[0];
             tally.add(e);
+            if matches!(&e.outcome, Outcome::Skipped { reason } if reason.starts_with("quarantined:"))
+            {
+                unseen += 1;
+            }
             let (verdict, detail) = outcome_cells(e);
             table.row(vec![
                 item.name.clone(),
@@ -142,6 +149,13 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         );
         if let Some(reason) = &quarantined {
             println!("QUARANTINED: {reason}");
+            if unseen > 0 {
+                println!(
+                    "  the {unseen} alerts after it were not run: --quarantine-after {} runs \
+                     every one of them and shows each failure",
+                    tally.accepted + tally.rejected + tally.skipped + tally.errors + 1
+                );
+            }
         }
         if dropped_lines + cut_bytes > 0 {
             println!(
