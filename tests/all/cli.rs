@@ -229,11 +229,33 @@ fn run_writes_each_accepted_alert_byte_for_byte() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let accepted = doc["filters"][0]["tally"]["accepted"].as_u64().unwrap();
-    let written: Vec<PathBuf> = std::fs::read_dir(out_dir.path().join("bright-transients"))
+    let folder = out_dir.path().join("bright-transients");
+    let written: Vec<PathBuf> = std::fs::read_dir(&folder)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "avro"))
         .collect();
     assert_eq!(written.len() as u64, accepted);
+    // Beside them, one line per accepted alert: its file and its verdict.
+    let verdicts = std::fs::read_to_string(folder.join("verdicts.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = verdicts
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, accepted);
+    for line in &lines {
+        let file = folder.join(line["file"].as_str().unwrap());
+        assert!(written.contains(&file), "{line}");
+        assert!(line["score"].as_f64().is_some(), "{line}");
+        assert!(
+            line["object_id"].as_str().unwrap().starts_with("ZTF"),
+            "{line}"
+        );
+        assert!(
+            line["tags"].is_array() && line["notes"].is_object(),
+            "{line}"
+        );
+    }
     assert!(accepted > 0, "the sample filter accepts some real alerts");
     let originals: Vec<Vec<u8>> = ztf_alerts()
         .iter()

@@ -1,6 +1,7 @@
 //! `bandpass run`: batch replay. Every filter over alert files or
 //! archives; each filter's accepted alerts written, byte for byte, to
-//! `OUT/<filter>/`; a summary table and `OUT/summary.json`.
+//! `OUT/<filter>/` with their verdicts in `OUT/<filter>/verdicts.jsonl`;
+//! a summary table and `OUT/summary.json`.
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
@@ -25,7 +26,8 @@ pub struct RunArgs {
     /// Alert files (.avro), directories of them, or .tar.gz archives.
     #[arg(required = true)]
     pub alerts: Vec<PathBuf>,
-    /// Where accepted alerts go: one folder per filter.
+    /// Where accepted alerts go: one folder per filter, with each one's
+    /// score, tags and notes in its `verdicts.jsonl`.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Print the summary as JSON.
@@ -69,9 +71,13 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         let dir = args.out.join(&f.name);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+        let verdicts = dir.join("verdicts.jsonl");
+        let verdicts = std::fs::File::create(&verdicts)
+            .with_context(|| format!("cannot create {}", verdicts.display()))?;
         outputs.push(Output {
             dir,
             names: HashSet::new(),
+            verdicts: std::io::BufWriter::new(verdicts),
         });
     }
 
@@ -207,8 +213,8 @@ impl Replay {
             self.alerts += 1;
             for (i, e) in result.evaluations.iter().enumerate() {
                 self.tallies[i].add(e);
-                if let Outcome::Verdict(Verdict::Accept { .. }) = e.outcome {
-                    self.outputs[i].write(&result.id, self.alerts, &result.alert.raw)?;
+                if let Outcome::Verdict(verdict @ Verdict::Accept { .. }) = &e.outcome {
+                    self.outputs[i].write(&result.id, self.alerts, &result.alert.raw, verdict)?;
                 }
             }
         }
@@ -216,15 +222,25 @@ impl Replay {
     }
 }
 
-/// One filter's output folder.
+/// One filter's output folder: each accepted alert's bytes, and
+/// `verdicts.jsonl` with one line per accepted alert (its file, ids,
+/// score, tags and notes).
 struct Output {
     dir: PathBuf,
     names: HashSet<String>,
+    verdicts: std::io::BufWriter<std::fs::File>,
 }
 
 impl Output {
-    /// Writes an accepted alert's original bytes under a unique name.
-    fn write(&mut self, id: &AlertId, seq: u64, raw: &[u8]) -> anyhow::Result<()> {
+    /// Writes an accepted alert's original bytes under a unique name, and
+    /// its verdict's line.
+    fn write(
+        &mut self,
+        id: &AlertId,
+        seq: u64,
+        raw: &[u8],
+        verdict: &Verdict,
+    ) -> anyhow::Result<()> {
         let base = id
             .candidate_id
             .clone()
@@ -241,6 +257,31 @@ impl Output {
         };
         let path: &Path = &self.dir.join(format!("{name}.avro"));
         std::fs::write(path, raw).with_context(|| format!("cannot write {}", path.display()))?;
+        let Verdict::Accept {
+            score,
+            tags,
+            annotations,
+        } = verdict
+        else {
+            return Ok(());
+        };
+        let notes: serde_json::Map<String, serde_json::Value> = annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let line = serde_json::json!({
+            "file": format!("{name}.avro"),
+            "object_id": id.object_id,
+            "candidate_id": id.candidate_id,
+            "score": score,
+            "tags": tags,
+            "notes": notes,
+        });
+        writeln!(self.verdicts, "{line}")
+            .and_then(|()| self.verdicts.flush())
+            .with_context(|| {
+                format!("cannot write {}", self.dir.join("verdicts.jsonl").display())
+            })?;
         self.names.insert(name);
         Ok(())
     }
