@@ -45,18 +45,18 @@ pub enum Role {
 pub fn client_config(config: &Config, role: Role) -> ClientConfig {
     let mut c = connection(config);
     match role {
-        Role::Consumer | Role::Producer => {
-            if role == Role::Consumer {
-                consumer(config, &mut c);
-            } else {
-                producer(config, &mut c);
-            }
+        // Readiness and lag depend on the consumer's statistics every
+        // second; the producer's would only be logged. Neither is
+        // overridable by the map.
+        Role::Consumer => {
+            consumer(config, &mut c);
             librdkafka_map(config, &mut c);
-            // Readiness and lag depend on the consumer's statistics every
-            // second; the producer's would only be logged. Not
-            // overridable by the map.
-            let statistics = if role == Role::Consumer { "1000" } else { "0" };
-            c.set("statistics.interval.ms", statistics);
+            c.set("statistics.interval.ms", "1000");
+        }
+        Role::Producer => {
+            producer(config, &mut c);
+            librdkafka_map(config, &mut c);
+            c.set("statistics.interval.ms", "0");
         }
         Role::RegistryProducer { max_message } => {
             librdkafka_map(config, &mut c);

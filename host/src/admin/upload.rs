@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::json;
 
 use super::api::{Api, ApiError, Reply, ok, refuse, written};
-use crate::fleet::admission::bounds;
+use crate::fleet::admission::{self, bounds};
 use crate::fleet::policy::check_name;
 use crate::fleet::{Upload, WriteError};
 
@@ -97,14 +97,6 @@ pub(super) async fn upload(
     )
 }
 
-/// The refusal of an upload over `max` bytes, found out while reading it.
-fn too_large(max: usize) -> ApiError {
-    refuse(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the upload is larger than the {max} bytes allowed (admin.uploads.max_size)"),
-    )
-}
-
 /// Reads the `manifest` and `component` parts.
 async fn read_parts(
     multipart: &mut Multipart,
@@ -115,7 +107,7 @@ async fn read_parts(
     let failed = |e: axum::extract::multipart::MultipartError| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return too_large(max);
+            return ApiError::from(admission::too_large(max));
         }
         refuse(
             status,

@@ -133,6 +133,11 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// The alerts counted, whatever became of them.
+    pub fn alerts(&self) -> u64 {
+        self.accepted + self.rejected + self.skipped + self.errors
+    }
+
     pub fn add(&mut self, e: &Evaluation) {
         match &e.outcome {
             Outcome::Verdict(Verdict::Accept { .. }) => self.accepted += 1,

@@ -233,7 +233,7 @@ struct Output {
 
 impl Output {
     /// Writes an accepted alert's original bytes under a unique name, and
-    /// its verdict's line.
+    /// its verdict's line (a rejection, which never comes here, has none).
     fn write(
         &mut self,
         id: &AlertId,
@@ -257,6 +257,8 @@ impl Output {
         };
         let path: &Path = &self.dir.join(format!("{name}.avro"));
         std::fs::write(path, raw).with_context(|| format!("cannot write {}", path.display()))?;
+        let file = format!("{name}.avro");
+        self.names.insert(name);
         let Verdict::Accept {
             score,
             tags,
@@ -270,7 +272,7 @@ impl Output {
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
         let line = serde_json::json!({
-            "file": format!("{name}.avro"),
+            "file": file,
             "object_id": id.object_id,
             "candidate_id": id.candidate_id,
             "score": score,
@@ -282,7 +284,6 @@ impl Output {
             .with_context(|| {
                 format!("cannot write {}", self.dir.join("verdicts.jsonl").display())
             })?;
-        self.names.insert(name);
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use super::EngineArgs;
 use super::format::{Table, Tally, duration, outcome_cells, thousands};
 use crate::input;
 use crate::runner::Runner;
-use crate::sandbox::Outcome;
+use crate::sandbox::{Outcome, SKIPPED_QUARANTINED};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -72,7 +72,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         for result in results {
             let e = &result.evaluations[0];
             tally.add(e);
-            if matches!(&e.outcome, Outcome::Skipped { reason } if reason.starts_with("quarantined:"))
+            if matches!(&e.outcome, Outcome::Skipped { reason } if reason.starts_with(SKIPPED_QUARANTINED))
             {
                 unseen += 1;
             }
@@ -130,7 +130,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         print!("{}", table.render());
         println!(
             "\n{} alerts: {} accepted, {} rejected, {} skipped, {} errors; {} unreadable inputs",
-            tally.accepted + tally.rejected + tally.skipped + tally.errors,
+            tally.alerts(),
             tally.accepted,
             tally.rejected,
             tally.skipped,
@@ -153,7 +153,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
                 println!(
                     "  the {unseen} alerts after it were not run: --quarantine-after {} runs \
                      every one of them and shows each failure",
-                    tally.accepted + tally.rejected + tally.skipped + tally.errors + 1
+                    tally.alerts() + 1
                 );
             }
         }

@@ -169,31 +169,33 @@ impl Config {
     /// Cross-field rules, section by section in the file's order; the
     /// first broken is reported.
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let checked = (|| {
-            self.kafka.check()?;
-            self.input.check()?;
-            self.schemas.check()?;
-            self.engine.check()?;
-            filter::check(
-                &self.filters,
-                &self.input,
+        self.check()
+            .map_err(|Invalid { key, reason }| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                reason,
+            })
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        self.kafka.check()?;
+        self.input.check()?;
+        self.schemas.check()?;
+        self.engine.check()?;
+        filter::check(
+            &self.filters,
+            &self.input,
+            &self.dead_letter_topic,
+            &self.engine,
+        )?;
+        if let Some(admin) = &self.admin {
+            admin.check(
+                &self.input.topics,
                 &self.dead_letter_topic,
-                &self.engine,
+                &self.engine.max_limits,
             )?;
-            if let Some(admin) = &self.admin {
-                admin.check(
-                    &self.input.topics,
-                    &self.dead_letter_topic,
-                    &self.engine.max_limits,
-                )?;
-            }
-            Ok(())
-        })();
-        checked.map_err(|Invalid { key, reason }| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        })
+        }
+        Ok(())
     }
 }
 

@@ -116,6 +116,16 @@ pub struct Admission {
     changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// The refusal of an upload over `max` bytes (`admin.uploads.max_size`),
+/// however it was found out: by its declared length, while reading its
+/// body, or by the component's size.
+pub fn too_large(max: usize) -> Denial {
+    Denial::new(
+        Rule::TooLarge,
+        format!("the upload is larger than the {max} bytes allowed (admin.uploads.max_size)"),
+    )
+}
+
 fn refused(reason: String) -> Denial {
     Denial::new(Rule::Refused, reason)
 }
@@ -163,16 +173,9 @@ impl Admission {
         self.max_size
     }
 
-    /// The refusal of an upload over [`Self::max_size`], however it was
-    /// found out.
+    /// The refusal of an upload over [`Self::max_size`].
     pub fn too_large(&self) -> Denial {
-        Denial::new(
-            Rule::TooLarge,
-            format!(
-                "the upload is larger than the {} bytes allowed (admin.uploads.max_size)",
-                self.max_size
-            ),
-        )
+        too_large(self.max_size)
     }
 
     /// Decides `upload`: every check in the order the module doc gives.

@@ -203,9 +203,7 @@ impl Policy {
         }
         Ok(())
     }
-}
 
-impl Policy {
     /// Whether a record read from the registry topic may run here: the
     /// rules every upload faced (a record may have been written to the
     /// topic some other way, or under another config), and a component

@@ -24,6 +24,10 @@ use std::time::Duration;
 
 use super::Failure;
 
+/// How the reason of an alert skipped for a quarantine begins
+/// (`Outcome::Skipped`), for reports to tell those skips from others.
+pub const SKIPPED_QUARANTINED: &str = "quarantined: ";
+
 /// Failures among a worker's last 64 alerts that quarantine a filter,
 /// consecutive or not: a filter failing every other alert never makes
 /// five in a row.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::bindings::bandpass::filter::types::{FieldValues, Verdict as WitVerdict};
-use super::health::Recent;
+use super::health::{Recent, SKIPPED_QUARANTINED};
 use super::{
     CallBudget, Evaluation, Failure, FailureKind, Live, LoadedFilter, Outcome, Verdict, bounded,
     check_verdict, classify, pack, set_deadline,
@@ -85,7 +85,7 @@ impl FilterInstance {
             return finish(Outcome::Skipped { reason }, 0);
         }
         if let Some(reason) = filter.health.quarantined() {
-            let reason = format!("quarantined: {reason}");
+            let reason = format!("{SKIPPED_QUARANTINED}{reason}");
             return finish(Outcome::Skipped { reason }, 0);
         }
         let (result, fuel) = self.call(alert, start);

@@ -36,7 +36,7 @@ use sha2::Digest;
 pub use cache::{CacheOutcome, CompileCache, DEFAULT_CACHE_BYTES, WASMTIME_VERSION};
 pub use engine::{HostState, Sandbox, SandboxOptions};
 pub use filter::{LoadedFilter, Manifest};
-pub use health::Health;
+pub use health::{Health, SKIPPED_QUARANTINED};
 pub use instance::FilterInstance;
 pub use limits::{Budget, Limiter, Limits};
 pub use log::{FilterLog, LogBounds, LogLine, Origin};
