@@ -131,6 +131,122 @@ fn inspect_refuses_a_bad_component_naming_the_file_and_the_reason() {
     );
 }
 
+/// The folder of every published ZTF alert schema version.
+fn ztf_schemas() -> String {
+    format!(
+        "{}/../../shared/data/ztf/schema",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn inspect_checks_declared_paths_against_every_schema_version_given() {
+    let schemas = ztf_schemas();
+    let out = bandpass(&[
+        "inspect",
+        &filter("fast_risers"),
+        "--schemas-from",
+        &schemas,
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("checked against ztf 2.0,") && stdout.contains("ztf 4.02"),
+        "{stdout}"
+    );
+
+    // A typo in a required path and one in an optional path are both
+    // refused before any alert, with the real path, never a `?`.
+    for (fixture, typo, real) in [
+        ("hostile_unknown_field", "candidate.no_such_field", None),
+        (
+            "typo_optional_field",
+            "candidate.dbr",
+            Some("candidate.drb"),
+        ),
+    ] {
+        let out = bandpass(&["inspect", &filter(fixture), "--schemas-from", &schemas]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+        assert!(!stdout.contains("a valid bandpass filter"), "{stdout}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(typo))
+            .unwrap_or_default();
+        assert!(
+            line.contains("is in no ztf schema version known here (2.0, 3.0"),
+            "{stderr}"
+        );
+        match real {
+            Some(real) => assert!(line.contains(&format!("did you mean '{real}'")), "{line}"),
+            None => assert!(line.contains("check its spelling"), "{line}"),
+        }
+        assert!(!line.contains(&format!("{typo}?")), "{line}");
+    }
+
+    let out = bandpass(&[
+        "inspect",
+        &filter("fast_risers"),
+        "--schemas-from",
+        "/no/such/folder",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/no/such/folder"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn test_names_a_misspelt_optional_path_and_one_no_alert_filled() {
+    // Without schema folders the alerts' own schemas are the check, and
+    // a warning: a sample may lack the versions that have a path.
+    let out = bandpass(&["test", &filter("typo_optional_field"), &ztf_dir()]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: filter 'typo-optional-field': declared field 'candidate.dbr' is in no ztf schema version")
+            && stderr.contains("did you mean 'candidate.drb'"),
+        "{stderr}"
+    );
+    // With them, it is refused before any alert runs.
+    let out = bandpass(&[
+        "test",
+        &filter("typo_optional_field"),
+        &ztf_dir(),
+        "--schemas-from",
+        &ztf_schemas(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
+    // A real optional path that no alert filled is a warning: v2.0
+    // alerts have no `candidate.drb` (it came with v3.3). Alone, they
+    // cannot tell it from a typo, and say how to settle it.
+    let old = format!("{}/v2.0", ztf_dir());
+    let out = bandpass(&["test", &filter("bright_transients"), &old]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("check every version with --schemas-from DIR"),
+        "{stderr}"
+    );
+    let out = bandpass(&[
+        "test",
+        &filter("bright_transients"),
+        &old,
+        "--schemas-from",
+        &ztf_schemas(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("note: filter 'bright-transients': optional field 'candidate.drb?' is absent from ztf versions 2.0, 3.0, 3.1, 3.2"), "{stderr}");
+    assert!(
+        stderr.contains("warning: filter 'bright-transients': optional field 'candidate.drb?' was absent from all"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("error:"), "{stderr}");
+}
+
 /// A folder of inputs: real alerts, and each kind of bad input.
 struct Inputs {
     dir: tempfile::TempDir,
@@ -281,7 +397,11 @@ fn run_skips_a_filter_that_does_not_load_and_runs_the_rest() {
         "--filter",
         &filter("hostile_forbidden_import"),
         "--filter",
+        &filter("typo_optional_field"),
+        "--filter",
         &filter("asteroids"),
+        "--schemas-from",
+        &ztf_schemas(),
         "--out",
         out_dir.path().to_str().unwrap(),
         &ztf_dir(),
@@ -292,7 +412,18 @@ fn run_skips_a_filter_that_does_not_load_and_runs_the_rest() {
         stderr.contains("hostile_forbidden_import.wasm") && stderr.contains("wasi:http"),
         "{stderr}"
     );
-    assert!(text(&out.stdout).contains("asteroids"));
+    // A misspelt path is a filter that does not load, once the schema
+    // folders can tell.
+    assert!(
+        stderr.contains("filter 'typo-optional-field': declared field 'candidate.dbr' is in no ztf schema version")
+            && stderr.contains("; skipped"),
+        "{stderr}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("asteroids") && !stdout.contains("typo-optional-field"),
+        "{stdout}"
+    );
 }
 
 #[test]

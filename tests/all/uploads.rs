@@ -527,7 +527,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     let long_description = format!("{{\"description\": \"{}\"}}", "d".repeat(2000));
     let huge_manifest = format!("{{\"description\": \"{}\"}}", "d".repeat(70_000));
     let unknown_long_key = format!("{{\"{}\": 1}}", "k".repeat(10_000));
-    let refused: [(Vec<u8>, Option<&str>, u16, &str); 17] = [
+    let refused: [(Vec<u8>, Option<&str>, u16, &str); 18] = [
         (risers.clone(), Some("{not json"), 400, "manifest:"),
         (
             risers.clone(),
@@ -563,7 +563,15 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
             component("hostile_unknown_field"),
             None,
             422,
-            "declared field 'candidate.no_such_field' is in none",
+            "declared field 'candidate.no_such_field' is in no ztf schema version",
+        ),
+        (
+            // An optional path loads and runs, so only the schemas can
+            // tell that it is misspelt.
+            component("typo_optional_field"),
+            None,
+            422,
+            "did you mean 'candidate.drb'",
         ),
         (
             // Given 1 s, so that it is fuel that stops it, however

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::EngineArgs;
 use super::format::thousands;
+use crate::decode::{FieldPath, PathCheck};
 use crate::sandbox::CONTRACT_VERSION;
 
 #[derive(Debug, Args)]
@@ -28,11 +29,33 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     let report = sandbox
         .inspect(&bytes)
         .with_context(|| format!("filter {} refused", args.filter.display()))?;
+    let check = match &report.manifest {
+        Some(m) => {
+            let fields: Vec<FieldPath> = m
+                .fields
+                .iter()
+                .filter_map(|f| FieldPath::parse(f).ok())
+                .collect();
+            args.engine.vocabulary()?.check(&m.survey, &fields)
+        }
+        None => PathCheck::default(),
+    };
+    let status = if check.refused.is_empty() { 0 } else { 2 };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(0);
+        let mut doc = serde_json::to_value(&report)?;
+        doc["paths"] = serde_json::to_value(&check)?;
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(status);
     }
-    println!("{}: a valid bandpass filter", args.filter.display());
+    if status == 0 {
+        println!("{}: a valid bandpass filter", args.filter.display());
+    } else {
+        println!(
+            "{}: a valid component, but {} of its declared fields are in no known schema version (below)",
+            args.filter.display(),
+            check.refused.len()
+        );
+    }
     println!("  size       {} bytes", thousands(report.size as u64));
     println!("  sha256     {}", report.sha256);
     println!(
@@ -53,5 +76,16 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
         println!("    {i}");
     }
     println!("  exports    {}", report.exports.join(", "));
-    Ok(0)
+    if check.checked() {
+        println!(
+            "  paths      checked against {}",
+            check.checked_against.join(", ")
+        );
+    } else {
+        println!("  paths      not checked against the survey's schemas (give --schemas-from DIR)");
+    }
+    if let Some(m) = &report.manifest {
+        super::paths::report(&m.name, &check);
+    }
+    Ok(status)
 }

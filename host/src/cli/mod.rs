@@ -13,6 +13,7 @@ mod fields;
 pub(crate) mod format;
 mod inspect;
 mod new;
+mod paths;
 mod remote;
 mod run;
 mod serve;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::decode::SchemaSource;
+use crate::decode::{PathCheck, SchemaSource, Vocabulary};
 use crate::sandbox::{Budget, CompileCache, Limits, LoadedFilter, Sandbox, SandboxOptions};
 
 /// Runs untrusted WebAssembly filters over astronomical alert streams.
@@ -150,6 +151,18 @@ pub struct EngineArgs {
     /// `<id>.avsc` files, or Rubin's `vM_m/` layout.
     #[arg(long, value_name = "DIR")]
     pub schemas: Option<PathBuf>,
+    /// A folder of a survey's alert schemas, every version (such as the
+    /// survey's `schema` folder): each declared field path is checked
+    /// against every version before alerts run, and a path in none is
+    /// refused with the nearest real ones (repeatable; also read from
+    /// `$BANDPASS_SCHEMAS_FROM`, folders separated by `:`).
+    #[arg(
+        long = "schemas-from",
+        value_name = "DIR",
+        env = "BANDPASS_SCHEMAS_FROM",
+        value_delimiter = ':'
+    )]
+    pub schemas_from: Vec<PathBuf>,
     /// Compile components every time instead of using the cache in
     /// `$BANDPASS_CACHE_DIR` (default `~/.cache/bandpass`).
     #[arg(long)]
@@ -183,6 +196,42 @@ impl EngineArgs {
             .clone()
             .map(SchemaSource::Dir)
             .unwrap_or_default()
+    }
+
+    /// Every schema version under `--schemas-from` (and `--schemas`, when
+    /// it holds versioned alert schemas).
+    fn vocabulary(&self) -> anyhow::Result<Vocabulary> {
+        let mut vocabulary = Vocabulary::new();
+        for dir in &self.schemas_from {
+            vocabulary
+                .add_dir(dir)
+                .map_err(|e| anyhow::anyhow!("--schemas-from: {e}"))?;
+        }
+        if let Some(dir) = &self.schemas {
+            // Wire-format schema files need not carry a version.
+            let _ = vocabulary.add_dir(dir);
+        }
+        Ok(vocabulary)
+    }
+
+    /// Checks each filter's declared paths against the schema folders
+    /// given, printing what it finds to stderr: the folders' versions,
+    /// and the check of each filter (a filter with a refused path must
+    /// not run).
+    fn check_paths(
+        &self,
+        filters: &[Arc<LoadedFilter>],
+    ) -> anyhow::Result<(Vocabulary, Vec<PathCheck>)> {
+        let vocabulary = self.vocabulary()?;
+        let checks = filters
+            .iter()
+            .map(|f| {
+                let check = vocabulary.check(&f.manifest.survey, &f.fields);
+                paths::report(&f.manifest.name, &check);
+                check
+            })
+            .collect();
+        Ok((vocabulary, checks))
     }
 
     /// Reads and loads one filter, naming the file in any error.

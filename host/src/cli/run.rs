@@ -14,6 +14,7 @@ use clap::Args;
 
 use super::EngineArgs;
 use super::format::{Table, Tally, thousands};
+use super::paths::FieldWatch;
 use crate::input;
 use crate::runner::{AlertId, Runner};
 use crate::sandbox::{LoadedFilter, Outcome, Verdict};
@@ -60,6 +61,15 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
             Err(err) => refused.push(format!("{err:#}; skipped")),
         }
     }
+    let (folders, checks) = args.engine.check_paths(&filters)?;
+    let mut kept = Vec::new();
+    for (f, check) in filters.into_iter().zip(checks) {
+        match check.refused.first() {
+            Some(first) => refused.push(format!("filter '{}': {first}; skipped", f.name)),
+            None => kept.push(f),
+        }
+    }
+    let filters = kept;
     for r in &refused {
         eprintln!("bandpass: {r}");
     }
@@ -81,8 +91,11 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         });
     }
 
+    let runner = Runner::new(&filters, args.engine.schema_source());
+    let watch = FieldWatch::new(&filters, runner.decoder(), folders);
     let mut replay = Replay {
-        runner: Runner::new(&filters, args.engine.schema_source()),
+        runner,
+        watch,
         tallies: vec![Tally::default(); filters.len()],
         outputs,
         input_errors: Vec::new(),
@@ -104,6 +117,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         tallies,
         input_errors,
         alerts,
+        watch,
         ..
     } = replay;
     progress.clear();
@@ -115,7 +129,11 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     ]);
     let mut summary = Vec::new();
     let mut any_failed = !refused.is_empty();
-    for (f, t) in filters.iter().zip(&tallies) {
+    for (i, (f, t)) in filters.iter().zip(&tallies).enumerate() {
+        let findings = watch.findings(i, f);
+        if !args.json {
+            findings.report(f);
+        }
         let quarantined = f.health.quarantined();
         any_failed |= t.errors > 0 || quarantined.is_some();
         table.row(vec![
@@ -142,6 +160,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
             "tally": t,
             "stats": t.stats(),
             "quarantined": quarantined,
+            "paths": findings,
         }));
     }
     let doc = serde_json::json!({
@@ -185,6 +204,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
 /// The state of one replay: the runner and what it has counted.
 struct Replay {
     runner: Runner,
+    watch: FieldWatch,
     tallies: Vec<Tally>,
     outputs: Vec<Output>,
     input_errors: Vec<serde_json::Value>,
@@ -211,6 +231,7 @@ impl Replay {
         };
         for result in results {
             self.alerts += 1;
+            self.watch.observe(&result, self.runner.decoder());
             for (i, e) in result.evaluations.iter().enumerate() {
                 self.tallies[i].add(e);
                 if let Outcome::Verdict(verdict @ Verdict::Accept { .. }) = &e.outcome {

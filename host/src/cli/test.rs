@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::EngineArgs;
 use super::format::{Table, Tally, duration, outcome_cells, thousands};
+use super::paths::FieldWatch;
 use crate::input;
 use crate::runner::Runner;
 use crate::sandbox::{Outcome, SKIPPED_QUARANTINED};
@@ -32,7 +33,13 @@ pub struct TestArgs {
 pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     let sandbox = args.engine.sandbox()?;
     let filter = args.engine.load(&sandbox, &args.filter)?;
-    let mut runner = Runner::new(std::slice::from_ref(&filter), args.engine.schema_source());
+    let filters = std::slice::from_ref(&filter);
+    let (folders, checks) = args.engine.check_paths(filters)?;
+    if !checks[0].refused.is_empty() {
+        return Ok(2);
+    }
+    let mut runner = Runner::new(filters, args.engine.schema_source());
+    let mut watch = FieldWatch::new(filters, runner.decoder(), folders);
 
     let mut table = Table::new(&[
         "ALERT",
@@ -70,6 +77,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
             }
         };
         for result in results {
+            watch.observe(&result, runner.decoder());
             let e = &result.evaluations[0];
             tally.add(e);
             if matches!(&e.outcome, Outcome::Skipped { reason } if reason.starts_with(SKIPPED_QUARANTINED))
@@ -96,6 +104,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         }
     }
 
+    let findings = watch.findings(0, &filter);
     let quarantined = filter.health.quarantined();
     let (dropped_lines, cut_bytes) = filter.log.dropped();
     if args.json {
@@ -114,6 +123,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
                 "log_lines_dropped": dropped_lines,
                 "log_bytes_cut": cut_bytes,
             },
+            "paths": {"checked_against": checks[0].checked_against, "notes": checks[0].notes, "after_run": findings},
             "log": filter.log.lines(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -169,6 +179,9 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
                 println!("  [{:?}] {}", line.source, line.text);
             }
         }
+    }
+    if !args.json {
+        findings.report(&filter);
     }
     let failed = tally.errors > 0 || quarantined.is_some();
     Ok(if failed {

@@ -251,6 +251,12 @@ pub struct UploadsConfig {
     /// their schemas.
     #[serde(default)]
     pub canary_alerts: Vec<PathBuf>,
+    /// Folders of the surveys' alert schemas, every version (relative to
+    /// this file): each declared field of an upload must exist in some
+    /// version of its survey (here or in the canary alerts' schemas), and
+    /// a misspelt one is refused with the nearest real paths.
+    #[serde(default)]
+    pub schema_dirs: Vec<PathBuf>,
     /// An upload accepting more than this fraction of the canary alerts
     /// of its survey is refused (a firehose is not a selection).
     #[serde(default = "default_max_accept_fraction")]
@@ -270,6 +276,7 @@ impl Default for UploadsConfig {
             compile_timeout: default_compile_timeout(),
             compile_memory: default_compile_memory(),
             canary_alerts: Vec::new(),
+            schema_dirs: Vec::new(),
             max_accept_fraction: default_max_accept_fraction(),
             max_time_fraction: default_max_time_fraction(),
         }

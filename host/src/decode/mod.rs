@@ -47,6 +47,7 @@ mod schema;
 mod schema_registry;
 #[cfg(test)]
 mod tests;
+mod vocabulary;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -65,6 +66,7 @@ use schema::{Schema, SchemaError, Siblings};
 pub use error::DecodeError;
 pub use path::{FieldPath, MAX_PATH_BYTES, MAX_PATH_SEGMENTS, PathError};
 pub use schema_registry::{FAILURE_MEMORY, LOOKUP_BUDGET, SchemaRegistry};
+pub use vocabulary::{PathCheck, Vocabulary, nearest};
 
 /// Most records one container message may hold: a ZTF message holds
 /// one; 256 MiB decompressed (the most of one message) is about 4,000
@@ -314,6 +316,14 @@ impl Decoder {
             .ok_or_else(|| format!("schema {} is not known to this decoder", info.full_name))?;
         let segs = FieldPath::parse(path).map_err(|e| e.to_string())?.segments;
         c.schema.resolve(&segs).map(|_| ())
+    }
+
+    /// Adds a writer schema this decoder has seen to `vocabulary`; false
+    /// if the schema is unknown to this decoder.
+    pub fn add_schema_to(&self, info: &SchemaInfo, vocabulary: &mut Vocabulary) -> bool {
+        self.find(info)
+            .map(|c| vocabulary.add_alert_schema(&c.schema))
+            .is_some()
     }
 
     fn find(&self, info: &SchemaInfo) -> Option<Arc<Compiled>> {

@@ -2,8 +2,9 @@
 //! filter, loaded with its parameters and limits, runs on real alerts the
 //! operator chose (`admin.uploads.canary_alerts`).
 //!
-//! Refused: a declared field that no canary alert of the filter's survey
-//! has in its schema; any failure on any alert (out of fuel, over the
+//! Refused: a declared field (optional or not) in no schema version of the
+//! filter's survey, those of `admin.uploads.schema_dirs` and of the
+//! canary alerts, with the nearest real paths; any failure on any alert (out of fuel, over the
 //! deadline or the memory cap, a trap, an error the filter returned); no
 //! alert of the filter's survey to try it on; accepting more than
 //! `max_accept_fraction` of them; a median time per alert over
@@ -19,7 +20,7 @@ use anyhow::Context;
 use bytes::Bytes;
 
 use crate::config::UploadsConfig;
-use crate::decode::{Decoder, SchemaInfo, SchemaSource};
+use crate::decode::{Decoder, SchemaInfo, SchemaSource, Vocabulary};
 use crate::runner::Runner;
 use crate::sandbox::{LoadedFilter, Outcome, Verdict};
 
@@ -27,6 +28,8 @@ use crate::sandbox::{LoadedFilter, Outcome, Verdict};
 pub struct Canary {
     /// (name, message) for each alert file.
     alerts: Vec<(String, Bytes)>,
+    /// The schema versions of `admin.uploads.schema_dirs`.
+    vocabulary: Vocabulary,
     max_accept_fraction: f64,
     max_time_fraction: f64,
 }
@@ -70,8 +73,15 @@ impl Canary {
         if alerts.is_empty() {
             anyhow::bail!("admin.uploads.canary_alerts: no alert files found there");
         }
+        let mut vocabulary = Vocabulary::new();
+        for dir in &uploads.schema_dirs {
+            vocabulary
+                .add_dir(&config_dir.join(dir))
+                .map_err(|e| anyhow::anyhow!("admin.uploads.schema_dirs: {e}"))?;
+        }
         Ok(Canary {
             alerts,
+            vocabulary,
             max_accept_fraction: uploads.max_accept_fraction,
             max_time_fraction: uploads.max_time_fraction,
         })
@@ -105,25 +115,35 @@ impl Canary {
                 "the canary alerts have no alert of survey '{survey}' to try this filter on: ask the operator to add some to admin.uploads.canary_alerts"
             ));
         }
-        // A field no schema has is the clearest reason, so it comes first.
-        for field in filter.fields.iter().filter(|f| !f.optional) {
-            let why: Vec<String> = schemas
+        // A field no schema has is the clearest reason, so it comes first:
+        // checked against every version the operator's schema folders
+        // hold and the canary alerts' own schemas.
+        let mut vocabulary = self.vocabulary.clone();
+        for info in schemas.values() {
+            runner.decoder().add_schema_to(info, &mut vocabulary);
+        }
+        let check = vocabulary.check(survey, &filter.fields);
+        if let Some(first) = check.refused.first() {
+            // Where the path reaches something that is not a value (a
+            // record, a map, two arrays), the schema says so.
+            let path = first.split('\'').nth(1).unwrap_or("");
+            let why = schemas
                 .values()
-                .filter_map(|info| runner.decoder().check_path(info, &field.text).err())
-                .collect();
-            if why.len() == schemas.len() {
-                let names: Vec<String> = schemas
-                    .values()
-                    .map(|i| format!("{} {}", i.full_name, i.version.as_deref().unwrap_or("")))
-                    .collect();
-                return Err(format!(
-                    "declared field '{}' is in none of the {survey} schemas of the canary alerts ({}): {}. Check its spelling with `bandpass fields`, or declare it optional ('{}?')",
-                    field.text,
-                    names.join(", "),
-                    why[0],
-                    field.text
-                ));
-            }
+                .find_map(|info| runner.decoder().check_path(info, path).err())
+                .filter(|why| !why.contains("has no field"))
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default();
+            return Err(format!(
+                "{first}{why}{}",
+                if check.refused.len() > 1 {
+                    format!(
+                        "; and {} more declared fields like it",
+                        check.refused.len() - 1
+                    )
+                } else {
+                    String::new()
+                }
+            ));
         }
         let mut report = CanaryReport {
             alerts: alerts.len(),

@@ -127,8 +127,9 @@ impl FilterInstance {
                 let failure = Failure {
                     kind: FailureKind::UnknownField,
                     message: format!(
-                        "field '{}' is not in this alert's schema ({}{}); \
-                         check the name, or declare it as '{}?' to receive absent",
+                        "field '{}' is not in this alert's schema ({}{}): check its spelling \
+                         (`bandpass fields ALERT` lists the schema's paths); declare it '{}?' \
+                         only if some schema versions lack it on purpose",
                         path.text,
                         alert.schema.full_name,
                         alert
