@@ -14,12 +14,19 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, SchemaSource};
-use crate::sandbox::{Evaluation, FilterInstance, LoadedFilter};
+use crate::sandbox::{AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment};
 
 /// Paths tried, in order, for an alert's object id (ZTF, then Rubin).
 const OBJECT_ID_PATHS: &[&str] = &["objectId", "diaObject.diaObjectId", "diaSource.diaObjectId"];
 /// Paths tried, in order, for an alert's candidate (detection) id.
 const CANDIDATE_ID_PATHS: &[&str] = &["candid", "diaSource.diaSourceId", "alertId"];
+/// Paths tried, in order, for when an alert's detection was observed:
+/// the time a filter's clock reads (see [`Moment`]).
+const TIME_PATHS: &[(&str, AlertTime)] = &[
+    ("candidate.jd", AlertTime::JulianDate),
+    ("diaSource.midpointMjdTai", AlertTime::MjdTai),
+    ("diaSource.midPointTai", AlertTime::MjdTai),
+];
 
 /// The identity of an alert, for reports and file names.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -42,9 +49,11 @@ pub struct Runner {
     instances: Vec<FilterInstance>,
     object_slots: Vec<usize>,
     candidate_slots: Vec<usize>,
+    time_slots: Vec<(usize, AlertTime)>,
 }
 
-/// The decoder's paths: every filter's fields, then the id paths.
+/// The decoder's paths: every filter's fields, then the id and time
+/// paths.
 fn plan(filters: &[Arc<LoadedFilter>]) -> (Vec<String>, Vec<Vec<usize>>) {
     let mut paths: Vec<String> = Vec::new();
     let slot_of = |text: &str, paths: &mut Vec<String>| match paths.iter().position(|p| p == text) {
@@ -65,6 +74,9 @@ fn plan(filters: &[Arc<LoadedFilter>]) -> (Vec<String>, Vec<Vec<usize>>) {
         .collect();
     for id in OBJECT_ID_PATHS.iter().chain(CANDIDATE_ID_PATHS) {
         slot_of(id, &mut paths);
+    }
+    for (time, _) in TIME_PATHS {
+        slot_of(time, &mut paths);
     }
     (paths, slots)
 }
@@ -88,6 +100,7 @@ impl Runner {
             instances: Vec::new(),
             object_slots: Vec::new(),
             candidate_slots: Vec::new(),
+            time_slots: Vec::new(),
             decoder: decoder.clone(),
         };
         runner.retarget(filters, decoder);
@@ -125,6 +138,10 @@ impl Runner {
         let position = |p: &&str| paths.iter().position(|x| x == p).expect("planned");
         self.object_slots = OBJECT_ID_PATHS.iter().map(position).collect();
         self.candidate_slots = CANDIDATE_ID_PATHS.iter().map(position).collect();
+        self.time_slots = TIME_PATHS
+            .iter()
+            .map(|(p, kind)| (position(p), *kind))
+            .collect();
         self.decoder = decoder;
     }
 
@@ -144,21 +161,34 @@ impl Runner {
 
     /// Runs every filter on one decoded alert.
     pub fn evaluate(&mut self, alert: DecodedAlert) -> AlertResult {
+        let id = AlertId {
+            object_id: first_present(&alert, &self.object_slots),
+            candidate_id: first_present(&alert, &self.candidate_slots),
+        };
+        let time = self
+            .time_slots
+            .iter()
+            .find_map(|&(s, kind)| match alert.values[s] {
+                FieldValue::Real(t) => Some((t, kind)),
+                _ => None,
+            });
+        let moment = Moment::of_alert(
+            time,
+            &alert.schema.survey,
+            id.candidate_id.as_deref(),
+            &alert.raw,
+        );
         // One clock read per filter: each call's end is the next's start.
         let mut clock = Instant::now();
         let evaluations = self
             .instances
             .iter_mut()
             .map(|i| {
-                let (evaluation, end) = i.evaluate_from(&alert, clock);
+                let (evaluation, end) = i.evaluate_from(&alert, moment, clock);
                 clock = end;
                 evaluation
             })
             .collect();
-        let id = AlertId {
-            object_id: first_present(&alert, &self.object_slots),
-            candidate_id: first_present(&alert, &self.candidate_slots),
-        };
         AlertResult {
             alert,
             id,

@@ -6,6 +6,7 @@
 mod admission;
 mod cli;
 mod decode;
+mod determinism;
 mod filters;
 mod fuzzing;
 mod javascript;

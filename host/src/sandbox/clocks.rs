@@ -1,5 +1,7 @@
-//! The monotonic clock filters see: WASI's own, except that a timer which
-//! would end after the call's deadline stops the call at once.
+//! The monotonic clock filters see: its readings are fixed by the call
+//! (0 at its start, 1 µs more at each read: see `world`), and its timers
+//! wait real time, except that a timer which would end after the call's
+//! deadline stops the call at once.
 //!
 //! Fuel and the epoch deadline bound wasm code only. A guest that waits
 //! (`std::thread::sleep`, `time.sleep`, a `poll` with a timeout) is in a
@@ -35,19 +37,21 @@ pub(super) fn wait_refused(state: &mut HostState) -> Option<String> {
 }
 
 impl monotonic_clock::Host for HostState {
+    /// Not the machine's clock: a reading fixed by the call (see
+    /// `world`), so that no verdict depends on how fast the host is.
     fn now(&mut self) -> wasmtime::Result<monotonic_clock::Instant> {
-        monotonic_clock::Host::now(&mut self.clocks())
+        Ok(self.world.monotonic_now())
     }
 
     fn resolution(&mut self) -> wasmtime::Result<monotonic_clock::Duration> {
-        monotonic_clock::Host::resolution(&mut self.clocks())
+        Ok(1_000)
     }
 
     fn subscribe_instant(
         &mut self,
         when: monotonic_clock::Instant,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        let now = monotonic_clock::Host::now(&mut self.clocks())?;
+        let now = self.world.monotonic_peek();
         self.subscribe_duration(when.saturating_sub(now))
     }
 

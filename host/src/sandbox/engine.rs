@@ -60,6 +60,8 @@ pub struct HostState {
     pub(super) max_wait: Duration,
     /// Set when a call was stopped for asking to wait past `deadline`.
     pub(super) waited_past_deadline: Option<String>,
+    /// The clocks and randomness the current call reads.
+    pub(super) world: super::world::World,
 }
 
 impl WasiView for HostState {
@@ -86,7 +88,8 @@ impl super::bindings::bandpass::filter::log::Host for HostState {
 }
 
 /// A locked-down WASI: no args, no env, no preopened directories, no
-/// network; stdout and stderr go to the filter's bounded log.
+/// network; stdout and stderr go to the filter's bounded log. Its clocks
+/// and random are replaced in the linker (`clocks`, `world`).
 fn locked_down_wasi(log: &FilterLog) -> WasiCtx {
     WasiCtx::builder()
         .stdout(log.stream(Origin::Stdout))
@@ -94,8 +97,6 @@ fn locked_down_wasi(log: &FilterLog) -> WasiCtx {
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
-        // Random bytes are made in host memory first: 64 KiB a call.
-        .max_random_size(64 << 10)
         .socket_addr_check(|_, _| Box::pin(async { false }))
         .build()
 }
@@ -135,6 +136,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         clocks::add_to_linker(&mut linker)?;
+        super::world::add_to_linker(&mut linker)?;
         AlertFilter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -212,6 +214,7 @@ impl Sandbox {
             name: manifest.name.clone(),
             manifest,
             fields,
+            seed: super::world::component_seed(&report.sha256),
             sha256: report.sha256.clone(),
             cache: report.cache,
             pre,
@@ -248,6 +251,7 @@ pub(super) fn new_store(engine: &Engine, limits: &Limits, log: &FilterLog) -> St
         deadline: Instant::now(),
         max_wait: Duration::from_millis(limits.deadline_ms),
         waited_past_deadline: None,
+        world: super::world::World::default(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

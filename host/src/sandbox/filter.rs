@@ -11,7 +11,7 @@ use wasmtime::Store;
 use super::bindings::{AlertFilter, AlertFilterPre};
 use super::{
     CacheOutcome, CallBudget, Failure, FailureKind, FilterInstance, FilterLog, Health, HostState,
-    Limits, bounded, classify, new_store, release, set_deadline,
+    Limits, Moment, bounded, classify, new_store, release, set_deadline,
 };
 use crate::decode::FieldPath;
 
@@ -33,6 +33,8 @@ pub struct LoadedFilter {
     /// The manifest's fields, parsed, in order.
     pub fields: Vec<FieldPath>,
     pub sha256: String,
+    /// The component's part of every random seed (from its sha256).
+    pub(super) seed: u64,
     /// Whether the compiled code came from the cache.
     pub cache: CacheOutcome,
     pub(super) pre: AlertFilterPre<HostState>,
@@ -71,6 +73,7 @@ impl LoadedFilter {
     /// Instantiates and runs `init` within `budget`.
     pub(super) fn instantiate_live(&self, budget: CallBudget) -> Result<Live, Failure> {
         let mut store = self.new_store();
+        store.data_mut().world.begin(Moment::AT_REST, self.seed);
         store
             .set_fuel(self.limits.fuel_for_init)
             .expect("fuel is enabled");

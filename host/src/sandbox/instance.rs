@@ -8,8 +8,8 @@ use std::time::Instant;
 use super::bindings::bandpass::filter::types::{FieldValues, Verdict as WitVerdict};
 use super::health::{Recent, SKIPPED_QUARANTINED};
 use super::{
-    CallBudget, Evaluation, Failure, FailureKind, Live, LoadedFilter, Outcome, Verdict, bounded,
-    check_verdict, classify, pack, set_deadline,
+    CallBudget, Evaluation, Failure, FailureKind, Live, LoadedFilter, Moment, Outcome, Verdict,
+    bounded, check_verdict, classify, pack, set_deadline,
 };
 use crate::decode::{DecodedAlert, FieldValue};
 
@@ -55,15 +55,24 @@ impl FilterInstance {
         self.slots = slots;
     }
 
-    /// Runs the filter on one decoded alert.
+    /// Runs the filter on one decoded alert, whose identity is its bytes
+    /// (the runner, which every command uses, reads the alert's own time
+    /// and candidate id: see [`Moment`]).
     pub fn evaluate(&mut self, alert: &DecodedAlert) -> Evaluation {
-        self.evaluate_from(alert, Instant::now()).0
+        let moment = Moment::of_alert(None, &alert.schema.survey, None, &alert.raw);
+        self.evaluate_from(alert, moment, Instant::now()).0
     }
 
     /// [`evaluate`](Self::evaluate), timed from `start`; also returns when
     /// it ended, so that a caller running filters one after another reads
     /// the clock once per filter rather than twice.
-    pub fn evaluate_from(&mut self, alert: &DecodedAlert, start: Instant) -> (Evaluation, Instant) {
+    /// The call reads `moment`'s time and randomness.
+    pub fn evaluate_from(
+        &mut self,
+        alert: &DecodedAlert,
+        moment: Moment,
+        start: Instant,
+    ) -> (Evaluation, Instant) {
         let finish = |outcome: Outcome, fuel: u64| {
             let end = Instant::now();
             let nanos = end.duration_since(start).as_nanos() as u64;
@@ -88,7 +97,7 @@ impl FilterInstance {
             let reason = format!("{SKIPPED_QUARANTINED}{reason}");
             return finish(Outcome::Skipped { reason }, 0);
         }
-        let (result, fuel) = self.call(alert, start);
+        let (result, fuel) = self.call(alert, moment, start);
         if let Err(failure) = &result
             && failure.kind.poisons()
         {
@@ -113,7 +122,12 @@ impl FilterInstance {
         finish(outcome, fuel)
     }
 
-    fn call(&mut self, alert: &DecodedAlert, start: Instant) -> (Result<Verdict, Failure>, u64) {
+    fn call(
+        &mut self,
+        alert: &DecodedAlert,
+        moment: Moment,
+        start: Instant,
+    ) -> (Result<Verdict, Failure>, u64) {
         let filter = &self.filter;
         // The argument buffer keeps its strings and columns from the last
         // alert and is refilled in place: no allocation per value.
@@ -175,6 +189,7 @@ impl FilterInstance {
         let budget = filter.limits.fuel_per_alert;
         live.store.set_fuel(budget).expect("fuel is enabled");
         set_deadline(&mut live.store, filter.limits.deadline_ms, start);
+        live.store.data_mut().world.begin(moment, filter.seed);
         let result = live
             .bindings
             .bandpass_filter_filter()

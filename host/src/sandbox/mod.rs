@@ -11,7 +11,9 @@
 //! bounded compile child) and `cache`, `filter` (a [`LoadedFilter`]),
 //! `instance` (one worker's [`FilterInstance`]), `args` (the values as the
 //! contract sends them), `outcome` (verdicts, failures and their causes),
-//! `health` (the quarantine rules), `limits`, `log` and `clocks`.
+//! `health` (the quarantine rules), `limits`, `log`, and `clocks` and
+//! `world` (what a filter reads of time and randomness: fixed by the
+//! alert, the same in every run).
 //!
 //! Must never: let a filter's failure reach another filter or the host,
 //! call into a Store that trapped (it is dropped and a fresh instance is
@@ -30,6 +32,7 @@ mod log;
 mod outcome;
 pub mod release;
 mod validate;
+mod world;
 
 use sha2::Digest;
 
@@ -43,6 +46,7 @@ pub use log::{FilterLog, LogBounds, LogLine, Origin};
 use outcome::{CallBudget, classify};
 pub use outcome::{Evaluation, Failure, FailureKind, Outcome, Verdict};
 pub use validate::{CONTRACT_VERSION, ComponentReport, LoadError, Surface, manifest_bounds};
+pub use world::{AlertTime, J2000_UNIX_NANOS, Moment};
 
 use args::pack;
 use engine::{new_store, set_deadline};

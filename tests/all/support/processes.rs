@@ -39,7 +39,7 @@ pub struct ServeBuilder {
     dead_letter: String,
     cache_dir: Option<PathBuf>,
     schemas: Option<PathBuf>,
-    filters: Vec<(String, String)>,
+    filters: Vec<(PathBuf, String)>,
     admin: Option<(SocketAddr, String)>,
     binary: PathBuf,
     log: Option<PathBuf>,
@@ -93,8 +93,14 @@ impl ServeBuilder {
 
     /// The built sample filter `stem` (its component's file name),
     /// producing to `output`.
-    pub fn filter(mut self, stem: &str, output: &str) -> ServeBuilder {
-        self.filters.push((stem.to_string(), output.to_string()));
+    pub fn filter(self, stem: &str, output: &str) -> ServeBuilder {
+        let path = filters_dir().join(format!("{stem}.wasm"));
+        self.filter_at(&path, output)
+    }
+
+    /// The component at `path`, producing to `output`.
+    pub fn filter_at(mut self, path: &Path, output: &str) -> ServeBuilder {
+        self.filters.push((path.to_path_buf(), output.to_string()));
         self
     }
 
@@ -149,10 +155,10 @@ impl ServeBuilder {
         if let Some(schemas) = &self.schemas {
             toml.push_str(&format!("[schemas]\ndir = \"{}\"\n", schemas.display()));
         }
-        for (stem, output) in &self.filters {
+        for (path, output) in &self.filters {
             toml.push_str(&format!(
                 "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n",
-                filters_dir().join(format!("{stem}.wasm")).display()
+                path.display()
             ));
         }
         if let Some((addr, keys)) = &self.admin {
