@@ -247,6 +247,48 @@ fn test_names_a_misspelt_optional_path_and_one_no_alert_filled() {
     assert!(!stderr.contains("error:"), "{stderr}");
 }
 
+#[test]
+fn explain_shows_each_declared_field_as_received_and_the_verdict() {
+    let alert = format!("{}/v4.02/2695378462115010012.avro", ztf_dir());
+    let out = bandpass(&["test", &filter("fast_risers"), "--explain", &alert]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("candidate 2695378462115010012"), "{stdout}");
+    let line = |path: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{path} ")))
+            .unwrap_or_else(|| panic!("no line for {path}:\n{stdout}"))
+            .to_string()
+    };
+    assert!(line("candidate.fid").ends_with("integer  2"), "{stdout}");
+    assert!(
+        line("candidate.isdiffpos").ends_with("text     \"f\""),
+        "{stdout}"
+    );
+    // A column: its length, its first elements, a null where there is one.
+    assert!(
+        line("prv_candidates.magpsf?").contains("reals[10]  null, 16.8"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict:\n  reject"), "{stdout}");
+
+    // One alert, or the usual run: not both.
+    let out = bandpass(&[
+        "test",
+        &filter("fast_risers"),
+        "--explain",
+        &alert,
+        &ztf_dir(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--explain"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// A folder of inputs: real alerts, and each kind of bad input.
 struct Inputs {
     dir: tempfile::TempDir,

@@ -9,6 +9,7 @@
 
 mod compile;
 mod demo;
+mod explain;
 mod fields;
 pub(crate) mod format;
 mod inspect;

@@ -2,7 +2,8 @@
 //! alert, what each cost, and a summary. The filter author's loop, on the
 //! same engine and limits as production.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -11,15 +12,19 @@ use super::format::{Table, Tally, duration, outcome_cells, thousands};
 use super::paths::FieldWatch;
 use crate::input;
 use crate::runner::Runner;
-use crate::sandbox::{Outcome, SKIPPED_QUARANTINED};
+use crate::sandbox::{LoadedFilter, Outcome, SKIPPED_QUARANTINED};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
     /// The filter component (.wasm).
     pub filter: PathBuf,
     /// Alert files (.avro), directories of them, or .tar.gz archives.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "explain", conflicts_with = "explain")]
     pub alerts: Vec<PathBuf>,
+    /// Run one alert file and show what the filter received for each of
+    /// its declared fields, then its verdict.
+    #[arg(long, value_name = "ALERT", conflicts_with = "json")]
+    pub explain: Option<PathBuf>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -39,6 +44,9 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         return Ok(2);
     }
     let mut runner = Runner::new(filters, args.engine.schema_source());
+    if let Some(alert) = &args.explain {
+        return explain_one(&mut runner, &filter, alert);
+    }
     let mut watch = FieldWatch::new(filters, runner.decoder(), folders);
 
     let mut table = Table::new(&[
@@ -191,4 +199,44 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     } else {
         0
     })
+}
+
+/// `--explain ALERT`: each alert in the file, field by field.
+fn explain_one(
+    runner: &mut Runner,
+    filter: &Arc<LoadedFilter>,
+    alert: &Path,
+) -> anyhow::Result<u8> {
+    let paths = runner.decoder().paths();
+    let slots: Vec<usize> = filter
+        .fields
+        .iter()
+        .map(|f| {
+            paths
+                .iter()
+                .position(|p| *p == f.text)
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
+    let mut status = 0;
+    for item in input::items(std::slice::from_ref(&alert.to_path_buf())) {
+        let results = item
+            .bytes
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| runner.process(&bytes).map_err(|e| e.to_string()))
+            .map_err(|why| anyhow::anyhow!("{}: {why}", item.name))?;
+        for (i, result) in results.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            print!(
+                "{}",
+                super::explain::explain(&item.name, filter, &slots, result)
+            );
+            if matches!(result.evaluations[0].outcome, Outcome::Failed(_)) {
+                status = 1;
+            }
+        }
+    }
+    Ok(status)
 }
