@@ -5,7 +5,9 @@
 //! publishes them, drawn from a few populations with plausible values:
 //! bogus subtractions, known asteroids, nuclear transients in galaxies,
 //! fast-rising transients, variable stars and ordinary faint sources.
-//! Deterministic for a given seed.
+//! And Rubin-shaped ones (`schemas/demo-rubin-alert.avsc`, the Rubin
+//! fields filters read most) from the same populations. Deterministic for
+//! a given seed.
 //!
 //! Must never: be mistaken for real data; the schema says it is simulated.
 
@@ -16,6 +18,8 @@ use rand::{Rng, SeedableRng};
 
 /// The demo alert schema, embedded.
 pub const SCHEMA: &str = include_str!("../../schemas/demo-alert.avsc");
+/// The Rubin-shaped demo alert schema, embedded.
+pub const RUBIN_SCHEMA: &str = include_str!("../../schemas/demo-rubin-alert.avsc");
 
 /// The kinds of source the generator draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +33,18 @@ pub enum Population {
 }
 
 impl Population {
+    /// A short name, for file names and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Population::Bogus => "bogus",
+            Population::Asteroid => "asteroid",
+            Population::Nuclear => "nuclear",
+            Population::FastRiser => "fast-riser",
+            Population::VariableStar => "variable-star",
+            Population::Ordinary => "ordinary",
+        }
+    }
+
     fn draw(rng: &mut StdRng) -> Population {
         match rng.random_range(0..100) {
             0..30 => Population::Bogus,
@@ -47,14 +63,59 @@ pub struct DemoAlert {
     pub population: Population,
 }
 
-/// Generates `count` alerts from `seed`.
+/// How the populations are mixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Drawn at random in the demo's proportions (a night's stream).
+    Drawn,
+    /// Each population in turn, so that a few alerts hold every kind.
+    EachInTurn,
+}
+
+const POPULATIONS: [Population; 6] = [
+    Population::Bogus,
+    Population::Asteroid,
+    Population::Nuclear,
+    Population::FastRiser,
+    Population::VariableStar,
+    Population::Ordinary,
+];
+
+/// Generates `count` ZTF-shaped alerts from `seed`.
 pub fn generate(count: usize, seed: u64) -> anyhow::Result<Vec<DemoAlert>> {
-    let schema = Schema::parse_str(SCHEMA)?;
+    generate_with(SCHEMA, alert, count, seed, Mix::Drawn)
+}
+
+/// Generates `count` alerts of `survey` (`ztf` or `rubin`) from `seed`.
+pub fn generate_for(
+    survey: &str,
+    count: usize,
+    seed: u64,
+    mix: Mix,
+) -> anyhow::Result<Vec<DemoAlert>> {
+    match survey {
+        "ztf" => generate_with(SCHEMA, alert, count, seed, mix),
+        "rubin" => generate_with(RUBIN_SCHEMA, rubin_alert, count, seed, mix),
+        other => anyhow::bail!("no synthetic alerts of survey '{other}': ztf or rubin"),
+    }
+}
+
+fn generate_with(
+    schema: &str,
+    make: fn(&mut StdRng, usize, Population) -> Value,
+    count: usize,
+    seed: u64,
+    mix: Mix,
+) -> anyhow::Result<Vec<DemoAlert>> {
+    let schema = Schema::parse_str(schema)?;
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count)
         .map(|i| {
-            let population = Population::draw(&mut rng);
-            let value = alert(&mut rng, i, population);
+            let population = match mix {
+                Mix::Drawn => Population::draw(&mut rng),
+                Mix::EachInTurn => POPULATIONS[i % POPULATIONS.len()],
+            };
+            let value = make(&mut rng, i, population);
             // The sync marker comes from the seed too, so that the same
             // seed gives the same bytes.
             let marker: [u8; 16] = rng.random();
@@ -280,6 +341,129 @@ fn alert(rng: &mut StdRng, i: usize, pop: Population) -> Value {
     ])
 }
 
+/// Modified Julian date (TAI) of the simulated Rubin night.
+const NIGHT_MJD_TAI: f64 = 61_000.1;
+/// The AB zero point of a flux in nJy.
+const AB_ZERO_POINT_NJY: f64 = 31.4;
+const RUBIN_BANDS: [&str; 6] = ["u", "g", "r", "i", "z", "y"];
+
+/// What every detection of one simulated Rubin object shares.
+struct RubinObject {
+    id: i64,
+    band: &'static str,
+    /// Relative flux error.
+    err: f64,
+    /// Reliability score.
+    real: f64,
+    position: (f64, f64),
+}
+
+/// One Rubin DIA source of `o`.
+fn rubin_source(
+    o: &RubinObject,
+    id: i64,
+    mjd: f64,
+    mag: f64,
+    sso: Option<i64>,
+    saturated: bool,
+) -> Value {
+    let RubinObject {
+        id: object,
+        band,
+        err,
+        real,
+        position: (ra, dec),
+    } = *o;
+    let flux = 10f64.powf((AB_ZERO_POINT_NJY - mag) / 2.5);
+    let flux_err = flux * err;
+    let long = |v: Option<i64>| v.map_or_else(none, |v| some(Value::Long(v)));
+    Value::Record(vec![
+        ("diaSourceId".into(), Value::Long(id)),
+        ("visit".into(), Value::Long(id / 1000)),
+        ("detector".into(), Value::Int((id % 189) as i32)),
+        ("diaObjectId".into(), long(Some(object))),
+        ("ssObjectId".into(), long(sso)),
+        ("midpointMjdTai".into(), Value::Double(mjd)),
+        ("ra".into(), Value::Double(ra)),
+        ("dec".into(), Value::Double(dec)),
+        ("band".into(), some(Value::String(band.into()))),
+        ("psfFlux".into(), f(flux)),
+        ("psfFluxErr".into(), f(flux_err)),
+        ("snr".into(), f(flux / flux_err)),
+        ("reliability".into(), f(real)),
+        ("isNegative".into(), some(Value::Boolean(false))),
+        (
+            "pixelFlags_saturatedCenter".into(),
+            some(Value::Boolean(saturated)),
+        ),
+    ])
+}
+
+fn rubin_alert(rng: &mut StdRng, i: usize, pop: Population) -> Value {
+    let id = 4_000_000_000_000 + i as i64 * 10;
+    let object = 5_000_000_000_000 + i as i64;
+    let mjd = NIGHT_MJD_TAI + rng.random_range(0.0..0.3);
+    let band = RUBIN_BANDS[rng.random_range(1..5)];
+    let position = (rng.random_range(0.0..360.0), rng.random_range(-90.0..10.0));
+    let real = match pop {
+        Population::Bogus => rng.random_range(0.0..0.3),
+        _ => rng.random_range(0.6..1.0),
+    };
+    let mag: f64 = match pop {
+        Population::FastRiser | Population::Nuclear => rng.random_range(19.0..22.5),
+        Population::VariableStar => rng.random_range(16.0..21.0),
+        _ => rng.random_range(21.5..24.8),
+    };
+    // Relative flux error: smaller for brighter sources.
+    let err = 0.01 * 10f64.powf((mag - 20.0) / 5.0) * rng.random_range(0.8..1.2);
+    let sso = (pop == Population::Asteroid).then(|| rng.random_range(1..1_000_000));
+    let saturated = pop == Population::VariableStar && rng.random_bool(0.3);
+    let o = RubinObject {
+        id: object,
+        band,
+        err,
+        real,
+        position,
+    };
+    let history: Vec<Value> = match pop {
+        Population::Asteroid | Population::Bogus => Vec::new(),
+        _ => (1..=rng.random_range(1..6))
+            .map(|k| {
+                let dt = k as f64 * rng.random_range(1.0..3.0);
+                let rise = if pop == Population::FastRiser {
+                    0.5 * dt
+                } else {
+                    rng.random_range(-0.2..0.3)
+                };
+                rubin_source(&o, id - k, mjd - dt, mag + rise, None, false)
+            })
+            .collect(),
+    };
+    let sources = history.len() as i32 + 1;
+    let source = rubin_source(&o, id, mjd, mag, sso, saturated);
+    Value::Record(vec![
+        ("alertId".into(), Value::Long(id)),
+        ("diaSource".into(), source),
+        (
+            "prvDiaSources".into(),
+            if history.is_empty() {
+                none()
+            } else {
+                some(Value::Array(history))
+            },
+        ),
+        (
+            "diaObject".into(),
+            some(Value::Record(vec![
+                ("diaObjectId".into(), Value::Long(object)),
+                ("ra".into(), Value::Double(position.0)),
+                ("dec".into(), Value::Double(position.1)),
+                ("nDiaSources".into(), Value::Int(sources)),
+            ])),
+        ),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +476,13 @@ mod tests {
         assert!(a.iter().all(|x| x.bytes.starts_with(b"Obj\x01")));
         let c = generate(20, 8).unwrap();
         assert!(a.iter().zip(&c).any(|(x, y)| x.bytes != y.bytes));
+        let r = generate_for("rubin", 12, 7, Mix::EachInTurn).unwrap();
+        let again = generate_for("rubin", 12, 7, Mix::EachInTurn).unwrap();
+        assert!(r.iter().zip(&again).all(|(x, y)| x.bytes == y.bytes));
+        assert!(
+            r.iter()
+                .zip(POPULATIONS.iter().cycle())
+                .all(|(x, p)| x.population == *p)
+        );
     }
 }

@@ -289,6 +289,30 @@ fn explain_shows_each_declared_field_as_received_and_the_verdict() {
     );
 }
 
+#[test]
+fn demo_writes_synthetic_alerts_on_which_every_sample_filter_accepts_some() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bandpass(&["demo", "--write", dir.path().to_str().unwrap(), "--alerts", "12"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let ztf = dir.path().join("ztf");
+    let rubin = dir.path().join("rubin");
+    assert_eq!(std::fs::read_dir(&ztf).unwrap().count(), 12);
+    assert!(rubin.join("fast-riser-3.avro").exists());
+    for (stem, alerts) in [
+        ("bright_transients", &ztf),
+        ("fast_risers", &ztf),
+        ("nuclear_transients", &ztf),
+        ("asteroids", &ztf),
+        ("rubin_bright", &rubin),
+    ] {
+        let out = bandpass(&["test", "--json", &filter(stem), alerts.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{stem}: {}", text(&out.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let accepted = doc["summary"]["tally"]["accepted"].as_u64().unwrap();
+        assert!((1..12).contains(&accepted), "{stem} accepted {accepted} of 12");
+    }
+}
+
 /// A folder of inputs: real alerts, and each kind of bad input.
 struct Inputs {
     dir: tempfile::TempDir,

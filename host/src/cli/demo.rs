@@ -3,7 +3,7 @@
 //! and shows what each accepted, next to what the generator drew.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use clap::Args;
 
 use super::EngineArgs;
 use super::format::{Table, Tally, thousands};
-use crate::demo::{self, Population};
+use crate::demo::{self, Mix, Population};
 use crate::runner::Runner;
 use crate::sandbox::{LoadedFilter, Outcome, Verdict};
 
@@ -41,6 +41,12 @@ pub struct DemoArgs {
     /// Accepted alerts listed per filter.
     #[arg(long, default_value_t = 5)]
     pub show: usize,
+    /// Write the alerts as files instead of running the filters: `--alerts`
+    /// ZTF-shaped ones to DIR/ztf and as many Rubin-shaped ones to
+    /// DIR/rubin, each kind of source in turn and named by it
+    /// (`fast-riser-3.avro`), for `bandpass test` to show accept paths on.
+    #[arg(long, value_name = "DIR")]
+    pub write: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -53,7 +59,13 @@ fn default_filter_dirs() -> Vec<PathBuf> {
     ]
 }
 
+/// Most alerts `--write` writes per survey.
+const MAX_WRITTEN: usize = 100_000;
+
 pub fn execute(args: DemoArgs) -> anyhow::Result<u8> {
+    if let Some(dir) = &args.write {
+        return write_alerts(dir, args.alerts, args.seed);
+    }
     let dirs = args
         .filters
         .clone()
@@ -194,4 +206,24 @@ fn population_name(p: Population) -> String {
         })
         .skip(1)
         .collect()
+}
+
+/// `--write DIR`: the generated alerts as files, one per alert.
+fn write_alerts(dir: &Path, count: usize, seed: u64) -> anyhow::Result<u8> {
+    if count > MAX_WRITTEN {
+        anyhow::bail!("--alerts {count} with --write: at most {MAX_WRITTEN} files per survey");
+    }
+    for survey in ["ztf", "rubin"] {
+        let alerts = demo::generate_for(survey, count, seed, Mix::EachInTurn)?;
+        let folder = dir.join(survey);
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        for (i, alert) in alerts.iter().enumerate() {
+            let file = folder.join(format!("{}-{i}.avro", alert.population.name()));
+            std::fs::write(&file, &alert.bytes)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+        }
+        println!("{count} synthetic {survey} alerts in {}", folder.display());
+    }
+    Ok(0)
 }
