@@ -292,7 +292,13 @@ fn explain_shows_each_declared_field_as_received_and_the_verdict() {
 #[test]
 fn demo_writes_synthetic_alerts_on_which_every_sample_filter_accepts_some() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bandpass(&["demo", "--write", dir.path().to_str().unwrap(), "--alerts", "12"]);
+    let out = bandpass(&[
+        "demo",
+        "--write",
+        dir.path().to_str().unwrap(),
+        "--alerts",
+        "12",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let ztf = dir.path().join("ztf");
     let rubin = dir.path().join("rubin");
@@ -309,7 +315,10 @@ fn demo_writes_synthetic_alerts_on_which_every_sample_filter_accepts_some() {
         assert_eq!(out.status.code(), Some(0), "{stem}: {}", text(&out.stderr));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let accepted = doc["summary"]["tally"]["accepted"].as_u64().unwrap();
-        assert!((1..12).contains(&accepted), "{stem} accepted {accepted} of 12");
+        assert!(
+            (1..12).contains(&accepted),
+            "{stem} accepted {accepted} of 12"
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 //! run at all (bad arguments, a filter that does not load in `test`);
 //! 3 some inputs could not be read or decoded (and no filter failed).
 
+mod build;
 mod compile;
 mod demo;
 mod explain;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Start a filter project (Rust, Python or JavaScript) that builds
     /// and runs as made.
     New(new::NewArgs),
+    /// Build a filter project made by `bandpass new` into NAME.wasm,
+    /// installing what the language's build needs first.
+    Build(build::BuildArgs),
     /// Make a token for the admin API, and the hash the config holds.
     Token(token::TokenArgs),
     /// Upload a filter to a running `bandpass serve` (its admin API),
@@ -99,6 +103,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Fields(args) => fields::execute(args),
         Command::Serve(args) => serve::execute(args),
         Command::New(args) => new::execute(args),
+        Command::Build(args) => build::execute(args),
         Command::Token(args) => token::execute(args),
         Command::Upload(args) => remote::execute(args),
         Command::Filters(args) => remote::list(args),
