@@ -55,12 +55,12 @@ impl FilterInstance {
         self.slots = slots;
     }
 
-    /// Runs the filter on one decoded alert, whose identity is its bytes
-    /// (the runner, which every command uses, reads the alert's own time
-    /// and candidate id: see [`Moment`]).
+    /// Runs the filter on one decoded alert, at [`Moment::AT_REST`]: the
+    /// runner, which every command uses, gives each alert its own time
+    /// and identity (see [`Moment`]) through
+    /// [`evaluate_from`](Self::evaluate_from).
     pub fn evaluate(&mut self, alert: &DecodedAlert) -> Evaluation {
-        let moment = Moment::of_alert(None, &alert.schema.survey, None, &alert.raw);
-        self.evaluate_from(alert, moment, Instant::now()).0
+        self.evaluate_from(alert, Moment::AT_REST, Instant::now()).0
     }
 
     /// [`evaluate`](Self::evaluate), timed from `start`; also returns when

@@ -115,7 +115,10 @@ pub fn component_seed(sha256_hex: &str) -> u64 {
 pub struct World {
     wall_nanos: u64,
     monotonic_nanos: u64,
-    random: Xoshiro256,
+    /// The call's seed; the stream is made from it at the first draw, so
+    /// a call that draws nothing costs nothing.
+    seed: u64,
+    random: Option<Xoshiro256>,
 }
 
 impl Default for World {
@@ -123,7 +126,8 @@ impl Default for World {
         let mut w = World {
             wall_nanos: 0,
             monotonic_nanos: 0,
-            random: Xoshiro256::seeded(0),
+            seed: 0,
+            random: None,
         };
         w.begin(Moment::AT_REST, 0);
         w
@@ -137,7 +141,16 @@ impl World {
     pub fn begin(&mut self, moment: Moment, component: u64) {
         self.wall_nanos = moment.unix_nanos;
         self.monotonic_nanos = 0;
-        self.random = Xoshiro256::seeded(moment.identity ^ component.rotate_left(32));
+        self.seed = moment.identity ^ component.rotate_left(32);
+        self.random = None;
+    }
+
+    /// The next 64 random bits of this call's stream.
+    fn next_random(&mut self) -> u64 {
+        let seed = self.seed;
+        self.random
+            .get_or_insert_with(|| Xoshiro256::seeded(seed))
+            .next()
     }
 
     /// The monotonic clock: moves by a fixed step at each read.
@@ -162,7 +175,7 @@ impl World {
         }
         let mut out = Vec::with_capacity(len as usize);
         while out.len() < len as usize {
-            let word = self.random.next().to_le_bytes();
+            let word = self.next_random().to_le_bytes();
             let take = (len as usize - out.len()).min(8);
             out.extend_from_slice(&word[..take]);
         }
@@ -239,7 +252,7 @@ impl random::Host for HostState {
     }
 
     fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
-        Ok(self.world.random.next())
+        Ok(self.world.next_random())
     }
 }
 
@@ -249,13 +262,13 @@ impl insecure::Host for HostState {
     }
 
     fn get_insecure_random_u64(&mut self) -> wasmtime::Result<u64> {
-        Ok(self.world.random.next())
+        Ok(self.world.next_random())
     }
 }
 
 impl insecure_seed::Host for HostState {
     fn insecure_seed(&mut self) -> wasmtime::Result<(u64, u64)> {
-        Ok((self.world.random.next(), self.world.random.next()))
+        Ok((self.world.next_random(), self.world.next_random()))
     }
 }
 
