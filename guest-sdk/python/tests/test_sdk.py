@@ -525,6 +525,72 @@ class BuildCommandTest(unittest.TestCase):
         _, spec = self.build.check(path)
         self.assertEqual(spec.where, "located (located_t5.py, line 5)")
 
+    def test_a_package_with_native_code_is_found_with_the_line_importing_it(self):
+        import shutil
+        import sysconfig
+
+        # A real extension module of this CPython, copied into a package
+        # beside the filter: it imports here, as numpy does.
+        dynload = sysconfig.get_config_var("DESTSHARED") or ""
+        candidates = sorted(f for f in os.listdir(dynload) if f.startswith("_bisect.")) if os.path.isdir(dynload) else []
+        if not candidates:
+            self.skipTest("this CPython has no extension module files to copy")
+        package = os.path.join(self.dir, "native_pkg_t6")
+        os.mkdir(package)
+        shutil.copy(os.path.join(dynload, candidates[0]), package)
+        self.write("native_pkg_t6/__init__.py", "from . import _bisect  # noqa: F401\n")
+        path = self.write(
+            "uses_native_t6.py",
+            "import bandpass\nimport native_pkg_t6\n\n"
+            "@bandpass.filter(name='t', version='1', survey='ztf', description='d',\n"
+            "    fields={'magpsf': 'candidate.magpsf'})\ndef uses_native(magpsf):\n    return False\n",
+        )
+        before = set(sys.modules)
+        self.build.check(path)  # imports it natively, with its folder on the path
+        found = self.build.native_imports(path, set(sys.modules) - before)
+        self.assertEqual(found, [("native_pkg_t6", 2, f"native_pkg_t6/{candidates[0]}")])
+
+    def test_a_failed_import_in_the_component_is_a_short_message_not_componentize_pys_traceback(self):
+        # What componentize-py prints when numpy (installed here, native)
+        # fails to import in the component: numpy's own advice, ~40 lines.
+        advice = "\n".join(f"    advice line {i} about desktop installs" for i in range(30))
+        output = (
+            'Traceback (most recent call last):\n  File "<string>", line 1, in <module>\n'
+            'AssertionError: Traceback (most recent call last):\n  File "/0/bandpass_entry.py", line 2, in <module>\n'
+            '    import my_filter\n  File "/1/my_filter.py", line 3, in <module>\n    import numpy as np\n'
+            '  File "/2/numpy/__init__.py", line 114, in <module>\n    raise ImportError(msg) from e\n'
+            "ImportError: \n\nIMPORTANT: PLEASE READ THIS FOR ADVICE ON HOW TO SOLVE THIS ISSUE!\n"
+            f"{advice}\n\nCaused by:\n    ImportError: Error importing numpy: you should not try to import numpy from\n"
+        )
+        native = [("numpy", 3, "numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so")]
+        message = self.build.import_failure("my_filter.py", "my_filter", output, native)
+        self.assertTrue(
+            message.startswith(
+                "my_filter.py:3: imports numpy, which has native code "
+                "(numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so) that cannot run in a component: "
+                "a component holds the standard library's pure-Python modules and the pure-Python packages "
+                "installed beside the SDK, but no native code"
+            ),
+            message,
+        )
+        self.assertLessEqual(len(message.splitlines()), 2, message)
+        self.assertNotIn("advice line", message)
+        # A standard module that needs the system: the failing line and the rule.
+        ssl = self.build.import_failure(
+            "f.py",
+            "f",
+            '  File "/1/f.py", line 2, in <module>\n    import ssl\n  File "/python/ssl.py", line 100\n'
+            "ModuleNotFoundError: No module named '_ssl'\n\nCaused by:\n    ModuleNotFoundError: No module named '_ssl'\n",
+        )
+        self.assertTrue(ssl.startswith("f.py:2: ModuleNotFoundError: No module named '_ssl'\nA component holds"), ssl)
+        # A data file opened by a bare relative path at import.
+        data = self.build.import_failure(
+            "f.py", "f", "  File \"/1/f.py\", line 6, in <module>\nFileNotFoundError: [Errno 44] No such file or directory: 'known.txt'\n"
+        )
+        self.assertIn("f.py:6: FileNotFoundError: [Errno 44] No such file or directory: 'known.txt'", data)
+        self.assertIn("os.path.join(os.path.dirname(__file__), 'data.txt')", data)
+        self.assertIsNone(self.build.import_failure("f.py", "f", "error: something else entirely"))
+
     def test_imports_inside_functions_are_warned_about_with_their_line(self):
         path = self.write("late_t3.py", "import math\n\ndef f():\n    import json\n    from os import path\n")
         warnings = self.build.late_imports(path)
