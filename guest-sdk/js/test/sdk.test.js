@@ -30,7 +30,7 @@ describe('fields', () => {
         [9],
       ]),
     );
-    assert.deepEqual(alert, {
+    assert.deepEqual({ ...alert }, {
       mag: 18.25,
       candid: CANDID,
       fid: 2,
@@ -56,14 +56,14 @@ describe('fields', () => {
         ['integer', -1],
       ]),
     );
-    assert.deepEqual(alert, { a: Number(max), b: -Number(max), c: max + 1n, d: -(max + 1n), e: -1 });
+    assert.deepEqual({ ...alert }, { a: Number(max), b: -Number(max), c: max + 1n, d: -(max + 1n), e: -1 });
     assert.equal(integerFromHalves(-1, -1), -1);
     assert.equal(integerFromHalves(0, 0x200000), 2n ** 53n);
   });
 
   it('reads a boolean from its 64-bit integer', () => {
     const d = compileDecoder(['yes', 'no']);
-    assert.deepEqual(d(fieldValues([['boolean', true], ['boolean', false]])), { yes: true, no: false });
+    assert.deepEqual({ ...d(fieldValues([['boolean', true], ['boolean', false]])) }, { yes: true, no: false });
   });
 
   it('maps UTF-8 offsets of a text column onto the string', () => {
@@ -84,7 +84,7 @@ describe('fields', () => {
         ['other', { tag: 'absent' }],
       ]),
     );
-    assert.deepEqual(alert, { bytes: Uint8Array.of(1, 2), bools: [true, null, false], real: 1.5, int: 7, none: null });
+    assert.deepEqual({ ...alert }, { bytes: Uint8Array.of(1, 2), bools: [true, null, false], real: 1.5, int: 7, none: null });
   });
 
   it('reads a column whose bytes are not 8-aligned', () => {
@@ -110,6 +110,45 @@ describe('fields', () => {
     const third = d(fieldValues([['real', 20], ['other', reals([3])]]));
     assert.deepEqual(third.jds, [3]);
     assert.deepEqual(JSON.parse(JSON.stringify(third)), { mag: 20, jds: [3] });
+  });
+
+  it('throws on a property the filter did not declare, naming it, the nearest and the declared ones', () => {
+    const d = compileDecoder(['magpsf', 'rb', 'jds']);
+    const alert = d(fieldValues([['real', 18.5], ['absent'], ['other', reals([1])]]));
+    assert.throws(() => alert.magpfs, {
+      name: 'ReferenceError',
+      message:
+        "alert.magpfs: the filter declared no field 'magpfs' (did you mean 'magpsf'?); its fields are magpsf, rb, jds. " +
+        'Add it to `fields` to read it',
+    });
+    assert.throws(() => alert.drb ?? alert.rb, /alert\.drb: the filter declared no field 'drb' \(did you mean 'rb'\?\); its fields are magpsf, rb, jds/);
+    assert.throws(() => alert.candid, /^ReferenceError: alert\.candid: the filter declared no field 'candid'; its fields/);
+    // `in`, and writing a property of one's own, still work as on a plain object.
+    assert.equal('magpfs' in alert, false);
+    alert.note = 'kept';
+    assert.equal(alert.note, 'kept');
+  });
+
+  it('leaves the alert object usable as a plain one: JSON, strings, symbols, Object.prototype', () => {
+    const d = compileDecoder(['magpsf', 'sign']);
+    const alert = d(fieldValues([['real', 18.5], ['other', { tag: 'text', val: 't' }]]));
+    assert.equal(JSON.stringify(alert), '{"magpsf":18.5,"sign":"t"}');
+    assert.equal(`${alert}`, '[object Object]');
+    assert.equal(String(alert), '[object Object]');
+    assert.equal(alert + '', '[object Object]');
+    assert.equal(alert.hasOwnProperty('magpsf'), true);
+    assert.equal(Object.prototype.hasOwnProperty.call(alert, 'x'), false);
+    assert.equal(alert.constructor, Object);
+    assert.equal(alert instanceof Object, true);
+    assert.equal(alert.valueOf(), alert);
+    assert.equal(alert.toJSON, undefined);
+    assert.equal(alert.then, undefined);
+    assert.equal(alert[Symbol.iterator], undefined);
+    assert.equal(alert[Symbol.toPrimitive], undefined);
+    assert.deepEqual(Object.keys(alert), ['magpsf', 'sign']);
+    assert.deepEqual({ ...alert }, { magpsf: 18.5, sign: 't' });
+    const { magpsf, sign } = alert;
+    assert.deepEqual([magpsf, sign], [18.5, 't']);
   });
 
   it('refuses lists whose lengths disagree with the declared fields', () => {
