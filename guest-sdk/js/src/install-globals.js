@@ -4,18 +4,27 @@
 // - `console` writes to the filter's log. QuickJS has no `console`, and
 //   SpiderMonkey's writes to a stdout the component does not have.
 // - A filter has no clock and no timers: its verdict must depend on the
-//   alert alone. `Date.now()`, `new Date()` and `setTimeout` throw an error
-//   that says so, where the engines would otherwise trap (QuickJS) or
-//   answer with a made-up time (SpiderMonkey). `new Date(jdToMs)` and
-//   `Date.UTC(...)` still work.
+//   alert alone. `Date.now()`, `new Date()`, `Date()` and `setTimeout`
+//   throw an error that says so, where the engines would otherwise trap
+//   (QuickJS) or answer with a made-up time (SpiderMonkey). A constant
+//   time would hide the mistake. `new Date(jdToMs)` and `Date.UTC(...)`
+//   still work.
+// - `Math.random` draws the same numbers for the same alert everywhere
+//   (see random.js).
 
 import { console } from './log.js';
+import { random } from './random.js';
 
 globalThis.console = console;
+Math.random = random;
+
+/** Why a filter has no clock, as the error thrown by `what` says it. */
+export const NO_CLOCK =
+  "a JavaScript filter has no clock: its verdict must not depend on when it runs; use the alert's own time (candidate.jd, diaSource.midpointMjdTai)";
 
 function noClock(what) {
   return () => {
-    throw new Error(`${what}: a filter has no clock; use the alert's own dates (candidate.jd)`);
+    throw new Error(`${what}: ${NO_CLOCK}`);
   };
 }
 

@@ -7,6 +7,7 @@ import { accept, defineFilter, reject } from '../src/index.js';
 import { compileDecoder, integerFromHalves, textColumn, utf8ToUtf16Offsets } from '../src/fields.js';
 import { compileParams, parseParams } from '../src/params.js';
 import { exportFilter, failure } from '../src/runtime.js';
+import { random } from '../src/random.js';
 import { decodeMappings, lineTable } from '../build/sourcemap.js';
 import { fieldValues, integers, reals, recordingLog, texts } from '../testing/field-values.js';
 
@@ -316,6 +317,70 @@ describe('runtime', () => {
 
   it('refuses a default export that is not a filter', () => {
     assert.throws(() => exportFilter({ evaluate() {} }, () => {}, 'mine.js'), /mine\.js: the default export is an object \(evaluate\), not a filter/);
+  });
+});
+
+describe('Math.random', () => {
+  /** A filter whose verdict is three draws, run with the SDK's Math.random. */
+  function dice(name) {
+    return exportFilter(
+      defineFilter({
+        name,
+        version: '1',
+        survey: 'ztf',
+        description: 'd',
+        fields: { mag: 'candidate.magpsf', jds: 'prv_candidates.jd' },
+        evaluate: () => accept({ score: Math.random(), notes: { more: `${Math.random()} ${Math.random()}` } }),
+      }),
+      () => {},
+      'dice.js',
+    );
+  }
+  const alert = (mag, jds) => fieldValues([['real', mag], ['other', reals(jds)]]);
+  const A = () => alert(18.25, [1.5, null]);
+  const B = () => alert(18.25, [1.5, 2]);
+
+  function withSdkRandom(run) {
+    const engine = Math.random;
+    Math.random = random;
+    try {
+      return run();
+    } finally {
+      Math.random = engine;
+    }
+  }
+
+  it('draws the same numbers for the same alert whatever came before, and others for another alert', () => {
+    withSdkRandom(() => {
+      const one = dice('dice');
+      const first = one.evaluate(A());
+      assert.notEqual(first.val.score, Number(first.val.annotations[0][1].split(' ')[0]), 'draws differ within an alert');
+      const b = one.evaluate(B());
+      assert.deepEqual(one.evaluate(A()), first, 'A again, after B');
+      assert.notDeepEqual(b, first, 'B differs from A in a column value only');
+      // Another instance, another order.
+      const two = dice('dice');
+      assert.deepEqual(two.evaluate(B()), b);
+      assert.deepEqual(two.evaluate(A()), first);
+      // Another filter draws other numbers on the same alert.
+      assert.notDeepEqual(dice('other-dice').evaluate(A()), first);
+    });
+  });
+
+  it('gives numbers in [0, 1) spread over the interval', () => {
+    withSdkRandom(() => {
+      let sum = 0;
+      let low = 1;
+      let high = 0;
+      for (let i = 0; i < 1000; i++) {
+        const x = Math.random();
+        assert.ok(x >= 0 && x < 1, String(x));
+        sum += x;
+        low = Math.min(low, x);
+        high = Math.max(high, x);
+      }
+      assert.ok(sum > 450 && sum < 550 && low < 0.01 && high > 0.99, `${sum} ${low} ${high}`);
+    });
   });
 });
 
