@@ -13,7 +13,7 @@
 //   (see random.js).
 
 import { console } from './log.js';
-import { random } from './random.js';
+import { random, randomUUID, randomValues } from './random.js';
 
 globalThis.console = console;
 Math.random = random;
@@ -41,6 +41,26 @@ Date.UTC = EngineDate.UTC;
 Date.parse = EngineDate.parse;
 Date.now = now;
 globalThis.Date = Date;
+
+// Both engines have a `performance` whose clock traps the instance (the
+// component has no clock): the same error as Date.now() instead.
+// (QuickJS's `performance.now` cannot be redefined, so the whole object is.)
+if ('performance' in globalThis) {
+  const performance = Object.freeze({
+    now: noClock('performance.now()'),
+    get timeOrigin() {
+      return noClock('performance.timeOrigin')();
+    },
+  });
+  Object.defineProperty(globalThis, 'performance', { value: performance, writable: true, configurable: true });
+}
+
+// SpiderMonkey's `crypto` would trap too (no host randomness): its
+// random values come from the same per-alert generator as Math.random.
+if (typeof globalThis.crypto === 'object' && globalThis.crypto !== null) {
+  Object.defineProperty(globalThis.crypto, 'getRandomValues', { value: randomValues, writable: true, configurable: true });
+  Object.defineProperty(globalThis.crypto, 'randomUUID', { value: randomUUID, writable: true, configurable: true });
+}
 
 for (const timer of ['setTimeout', 'setInterval', 'setImmediate']) {
   globalThis[timer] = () => {

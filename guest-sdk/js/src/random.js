@@ -51,6 +51,32 @@ export function random() {
   return (hi * 67108864 + lo) / 9007199254740992;
 }
 
+/**
+ * `crypto.getRandomValues(array)` from the same generator: fills an
+ * integer typed array and returns it.
+ */
+export function randomValues(array) {
+  if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array || array instanceof DataView) {
+    throw new TypeError('crypto.getRandomValues takes an integer typed array');
+  }
+  if (call.fields !== seededFor) seed();
+  const bytes = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+  for (let i = 0; i < bytes.length; i += 4) {
+    let w = next();
+    for (let j = i; j < i + 4 && j < bytes.length; j++, w >>>= 8) bytes[j] = w & 255;
+  }
+  return array;
+}
+
+/** `crypto.randomUUID()` from the same generator: a version 4 UUID. */
+export function randomUUID() {
+  const b = randomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 function seed() {
   const fields = call.fields;
   seededFor = fields;

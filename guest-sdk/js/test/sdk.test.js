@@ -7,7 +7,7 @@ import { accept, defineFilter, reject } from '../src/index.js';
 import { compileDecoder, integerFromHalves, textColumn, utf8ToUtf16Offsets } from '../src/fields.js';
 import { compileParams, parseParams } from '../src/params.js';
 import { exportFilter, failure } from '../src/runtime.js';
-import { random } from '../src/random.js';
+import { call, random, randomUUID, randomValues } from '../src/random.js';
 import { decodeMappings, lineTable } from '../build/sourcemap.js';
 import { fieldValues, integers, reals, recordingLog, texts } from '../testing/field-values.js';
 
@@ -365,6 +365,19 @@ describe('Math.random', () => {
       // Another filter draws other numbers on the same alert.
       assert.notDeepEqual(dice('other-dice').evaluate(A()), first);
     });
+  });
+
+  it('gives crypto.getRandomValues and randomUUID from the same per-alert stream', () => {
+    call.fields = A();
+    const words = randomValues(new Uint32Array(3));
+    const uuid = randomUUID();
+    assert.match(uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    call.fields = B();
+    randomValues(new Uint8Array(5));
+    call.fields = A();
+    assert.deepEqual(randomValues(new Uint32Array(3)), words);
+    assert.equal(randomUUID(), uuid);
+    assert.throws(() => randomValues(new Float64Array(1)), /integer typed array/);
   });
 
   it('gives numbers in [0, 1) spread over the interval', () => {
