@@ -13,8 +13,10 @@ use crate::{Fields, Params};
 /// An alert filter.
 ///
 /// Implement it on a type that holds the filter's configuration (a unit
-/// struct if it has none), then export it with
-/// [`export_filter!`](crate::export_filter!). The host calls, in order:
+/// struct if it has none) and implements [`Default`], then export it with
+/// [`export_filter!`](crate::export_filter!). `Default` is required even
+/// when you write [`Filter::init`]: derive it on a unit struct, or write it
+/// to hold the parameters' defaults. The host calls, in order:
 ///
 /// 1. `describe` once at load: the consts and [`Fields::PATHS`];
 /// 2. [`Filter::init`] once per instance with the operator's parameters;

@@ -5,6 +5,8 @@
 //! a filter arrives as a filter error naming the exception and its line
 //! (not a trap), and a component imports nothing but the contract.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -183,11 +185,16 @@ export default defineFilter({
 
 /// Builds `THROWS` with the SDK's `bandpass-js build` for `engine`.
 fn build_throwing_filter(engine: &str) -> Vec<u8> {
+    build_js("throws-type-error.js", THROWS, engine)
+}
+
+/// Builds `text`, saved as `file`, with the SDK's `bandpass-js build` for `engine`.
+fn build_js(file: &str, text: &str, engine: &str) -> Vec<u8> {
     js_filters_dir(); // the SDK's dependencies are installed
     let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("throws-type-error.js");
-    std::fs::write(&source, THROWS).unwrap();
-    let output = dir.path().join(format!("throws-type-error-{engine}.wasm"));
+    let source = dir.path().join(file);
+    std::fs::write(&source, text).unwrap();
+    let output = dir.path().join(format!("{file}-{engine}.wasm"));
     let out = Command::new("node")
         .arg(repo_root().join("guest-sdk/js/bin/bandpass-js.js"))
         .arg("build")
@@ -274,4 +281,177 @@ fn a_type_error_thrown_in_a_javascript_filter_is_a_filter_error_naming_it_and_it
             logged.text
         );
     }
+}
+
+/// A filter that reads an undeclared property in one mode (`typo`), and
+/// otherwise accepts every alert with what it drew from `Math.random`, what
+/// the clock said, and the alert object seen as a plain object.
+const DICE: &str = r#"import { defineFilter, accept, reject } from '@bandpass/filter';
+
+export default defineFilter({
+  name: 'dice',
+  version: '0.1.0',
+  survey: 'ztf',
+  description: 'Draws random numbers; reads a misspelt field when asked to.',
+  fields: { magpsf: 'candidate.magpsf', rb: 'candidate.rb' },
+  params: { typo: false },
+  evaluate(c, params) {
+    if (params.typo) {
+      return c.magpfs < 19 ? accept() : reject();
+    }
+    let clock = 'no error';
+    try {
+      Date.now();
+    } catch (e) {
+      clock = e.message;
+    }
+    let perf = 'no error';
+    try {
+      performance.now();
+    } catch (e) {
+      perf = e.message;
+    }
+    console.log(c);
+    const plain = [JSON.stringify(Object.keys(c)), `${c}`, String(c.hasOwnProperty('rb')), String(c.toJSON)].join(' ');
+    const fields = `${c.magpsf} ${c.rb}`;
+    return accept({ score: Math.random(), notes: { more: `${Math.random()} ${Math.random()}`, clock, perf, plain, fields } });
+  },
+});
+"#;
+
+/// Each alert's outcome, by file, after running `files` in that order.
+fn outcomes_by_file(filter: &Arc<LoadedFilter>, files: &[PathBuf]) -> Vec<(PathBuf, Outcome)> {
+    run(std::slice::from_ref(filter), files)
+        .into_iter()
+        .map(|(file, mut r)| (file, r.evaluations.remove(0).outcome))
+        .collect()
+}
+
+#[test]
+fn reading_an_undeclared_alert_property_in_javascript_is_a_filter_error_naming_it_and_the_declared_fields_with_both_engines()
+ {
+    let line = DICE.lines().position(|l| l.contains("c.magpfs")).unwrap() + 1;
+    for (engine, _) in ENGINES {
+        let sb = shared_cache_sandbox(1000);
+        let filter = load_js(&sb, &build_js("dice.js", DICE, engine), &[("typo", "true")])
+            .unwrap_or_else(|e| panic!("{engine}: the filter did not load: {e}"));
+        for (file, outcome) in outcomes_by_file(&filter, &ztf_alerts()) {
+            let Outcome::Failed(f) = &outcome else {
+                panic!(
+                    "{engine} on {}: a typo must fail, got {outcome:?}",
+                    file.display()
+                );
+            };
+            assert_eq!(f.kind, FailureKind::FilterError, "{engine}: {f:?}");
+            assert!(
+                f.message.contains(
+                    "ReferenceError: alert.magpfs: the filter declared no field 'magpfs' \
+                     (did you mean 'magpsf'?); its fields are magpsf, rb."
+                ) && f.message.ends_with(&format!("(at dice.js:{line})")),
+                "{engine}: {}",
+                f.message
+            );
+        }
+    }
+}
+
+#[test]
+fn math_random_in_javascript_draws_the_same_numbers_for_an_alert_in_any_order_and_with_either_engine()
+ {
+    let alerts = ztf_alerts();
+    let reversed: Vec<PathBuf> = alerts.iter().rev().cloned().collect();
+    let mut by_engine = Vec::new();
+    for (engine, _) in ENGINES {
+        let sb = shared_cache_sandbox(1000);
+        let filter = load_js(&sb, &build_js("dice.js", DICE, engine), &[])
+            .unwrap_or_else(|e| panic!("{engine}: the filter did not load: {e}"));
+        // One instance: in order, then backwards, then the first alert again.
+        let forward: BTreeMap<PathBuf, Outcome> =
+            outcomes_by_file(&filter, &alerts).into_iter().collect();
+        let backward = outcomes_by_file(&filter, &reversed);
+        for (file, outcome) in &backward {
+            assert_eq!(
+                outcome,
+                &forward[file],
+                "{engine}: {} drew other numbers when run in another order",
+                file.display()
+            );
+        }
+        let again = outcomes_by_file(&filter, &alerts[..1]);
+        assert_eq!(
+            again[0].1, forward[&alerts[0]],
+            "{engine}: the first alert again"
+        );
+        // The draws are a function of the declared field values: the same
+        // values (the same candidate in several schema versions) draw the
+        // same numbers, other values others.
+        let mut scores = BTreeMap::new();
+        for (file, outcome) in &forward {
+            let Outcome::Verdict(Verdict::Accept {
+                score: Some(score),
+                annotations,
+                ..
+            }) = outcome
+            else {
+                panic!("{engine} on {}: {outcome:?}", file.display());
+            };
+            assert!((0.0..1.0).contains(score), "{engine}: {score}");
+            let note = |key: &str| {
+                annotations
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or_else(|| panic!("{engine}: no note {key} in {annotations:?}"))
+            };
+            assert_eq!(
+                note("clock"),
+                "Date.now(): a JavaScript filter has no clock: its verdict must not depend on when it \
+                 runs; use the alert's own time (candidate.jd, diaSource.midpointMjdTai)",
+                "{engine}"
+            );
+            assert!(
+                note("perf").starts_with("performance.now(): a JavaScript filter has no clock: "),
+                "{engine}: {}",
+                note("perf")
+            );
+            scores
+                .entry(note("fields").to_string())
+                .or_insert_with(Vec::new)
+                .push(score.to_bits());
+            // The alert object still behaves as a plain one.
+            assert_eq!(
+                note("plain"),
+                r#"["magpsf","rb"] [object Object] true undefined"#,
+                "{engine}"
+            );
+        }
+        let mut distinct: Vec<u64> = scores
+            .values()
+            .map(|s| {
+                assert!(s.iter().all(|x| *x == s[0]), "{engine}: {scores:?}");
+                s[0]
+            })
+            .collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(
+            distinct.len() == scores.len() && scores.len() > 5,
+            "{engine}: alerts with other field values should draw other numbers: {scores:?}"
+        );
+        // console.log(alert) wrote it as JSON.
+        assert!(
+            filter
+                .log
+                .lines()
+                .iter()
+                .any(|l| l.text.starts_with("{\"magpsf\":") && l.text.contains("\"rb\":")),
+            "{engine}: console.log(alert) did not log it as JSON"
+        );
+        by_engine.push(forward);
+    }
+    // The generator and its seed are the SDK's, not the engine's.
+    assert_eq!(
+        by_engine[0], by_engine[1],
+        "QuickJS and SpiderMonkey drew different numbers"
+    );
 }

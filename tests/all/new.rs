@@ -45,7 +45,7 @@ fn test_on_ztf(component: &Path) -> String {
 }
 
 #[test]
-fn new_rust_project_builds_and_accepts_bright_alerts_as_made() {
+fn new_rust_project_builds_and_accepts_bright_alerts_as_made_and_needs_default_as_documented() {
     let dir = tempfile::tempdir().unwrap();
     let made = new(dir.path(), "my-bright", "rust");
     assert!(made.status.success(), "{made:?}");
@@ -62,6 +62,37 @@ fn new_rust_project_builds_and_accepts_bright_alerts_as_made() {
     assert!(
         summary.contains("5 accepted") && summary.contains("0 errors"),
         "{summary}"
+    );
+
+    // `Filter` requires `Default` even beside an `init` of one's own, as
+    // the SDK's README says and the template does: without it the build
+    // stops, naming the bound.
+    let lib = project.join("src/lib.rs");
+    let template = std::fs::read_to_string(&lib).unwrap();
+    let start = template
+        .find("impl Default for Bright {")
+        .expect("the template implements Default");
+    let end = start + template[start..].find("\n}\n").unwrap() + 3;
+    assert!(template.contains("fn init(params: &Params)"));
+    std::fs::write(&lib, format!("{}{}", &template[..start], &template[end..])).unwrap();
+    let without = Command::new("cargo")
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        !without.status.success()
+            && stderr.contains("the trait bound `Bright: Default` is not satisfied"),
+        "{stderr}"
+    );
+    let readme = std::fs::read_to_string(repo_root().join("guest-sdk/README.md")).unwrap();
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        readme.contains("`Filter` requires `Default` whether or not you write `init`"),
+        "guest-sdk/README.md must say that Filter requires Default"
     );
 
     // Never over an existing folder, and never with a bad name.

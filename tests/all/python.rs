@@ -4,7 +4,9 @@
 //! of `hostile.py` ends in its own classified failure while the alerts
 //! after it, and a good filter beside it, still get their verdicts.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::Arc;
 
 use bandpass::decode::{Decoder, FieldValue, SchemaSource};
@@ -330,5 +332,209 @@ fn opening_a_socket_from_python_fails_as_a_filter_error() {
              (at hostile.py:{} in hostile)",
             hostile_line("with socket.socket(")
         )],
+    );
+}
+
+/// `bandpass-py` in the venv the Python samples are built with.
+fn bandpass_py() -> PathBuf {
+    python_filters_dir(); // makes the venv and installs the SDK
+    repo_root().join("target/bandpass-tools/py-venv/bin/bandpass-py")
+}
+
+/// `bandpass-py build FILE -o OUT` in `dir` (`-q`).
+fn bandpass_py_build(dir: &Path, file: &str) -> Output {
+    Command::new(bandpass_py())
+        .args(["build", "-q", file, "-o"])
+        .arg(dir.join(file.replace(".py", ".wasm")))
+        .current_dir(dir)
+        .output()
+        .expect("bandpass-py runs")
+}
+
+/// A filter whose `evaluate` forgets its `return` in one mode (`forget`),
+/// and otherwise accepts every alert with what it drew from `random`.
+const DICE: &str = r#"import random
+
+import bandpass
+
+
+@bandpass.filter(
+    name="py-dice",
+    version="0.1.0",
+    survey="ztf",
+    description="Draws random numbers; forgets to return when asked to.",
+    fields={"magpsf": "candidate.magpsf", "candid": "candidate.candid"},
+    params={"forget": False},
+)
+def py_dice(magpsf, candid, params):
+    if params.forget:
+        bandpass.accept(score=magpsf)
+    else:
+        return bandpass.accept(score=random.random(), notes={"more": repr(random.gauss(0, 1)), "candid": candid})
+"#;
+
+/// `DICE` built into a component (once per test process).
+fn dice() -> Vec<u8> {
+    static BUILT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("py_dice.py"), DICE).unwrap();
+            let out = bandpass_py_build(dir.path(), "py_dice.py");
+            assert!(
+                out.status.success(),
+                "bandpass-py build py_dice.py failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::read(dir.path().join("py_dice.wasm")).unwrap()
+        })
+        .clone()
+}
+
+/// Each alert's outcome, by file, after running `files` in that order.
+fn outcomes_by_file(filter: &Arc<LoadedFilter>, files: &[PathBuf]) -> Vec<(PathBuf, Outcome)> {
+    run(std::slice::from_ref(filter), files)
+        .into_iter()
+        .map(|(file, mut r)| (file, r.evaluations.remove(0).outcome))
+        .collect()
+}
+
+#[test]
+fn a_python_filter_that_returns_none_is_a_filter_error_naming_its_file_and_def_line() {
+    let line = DICE
+        .lines()
+        .position(|l| l.starts_with("def py_dice("))
+        .unwrap()
+        + 1;
+    let sb = shared_cache_sandbox(1000);
+    let filter = load_one_at_a_time(&sb, &dice(), &[("forget", "true")], Limits::default())
+        .unwrap_or_else(|e| panic!("py_dice did not load: {e}"));
+    for (file, outcome) in outcomes_by_file(&filter, &ztf_alerts()) {
+        let Outcome::Failed(f) = &outcome else {
+            panic!(
+                "{}: a missing return must fail, got {outcome:?}",
+                file.display()
+            );
+        };
+        assert_eq!(f.kind, FailureKind::FilterError, "{f:?}");
+        assert!(
+            f.message.ends_with(&format!(
+                "py_dice (py_dice.py, line {line}) returned None; \
+                 return bandpass.accept(...) or bandpass.reject() on every path"
+            )),
+            "{}",
+            f.message
+        );
+    }
+}
+
+/// Needs the host's wasi:random to be a stream fixed by the component and
+/// the alert (docs/design/authors-loop.md, section 2): the SDK reseeds
+/// `random` from it at each alert.
+#[test]
+fn python_random_draws_the_same_numbers_for_an_alert_in_any_order() {
+    let alerts = ztf_alerts();
+    let reversed: Vec<PathBuf> = alerts.iter().rev().cloned().collect();
+    let sb = shared_cache_sandbox(1000);
+    let filter = load_one_at_a_time(&sb, &dice(), &[], Limits::default())
+        .unwrap_or_else(|e| panic!("py_dice did not load: {e}"));
+    // One instance: in order, then backwards, then the first alert again.
+    let forward: BTreeMap<PathBuf, Outcome> =
+        outcomes_by_file(&filter, &alerts).into_iter().collect();
+    for (file, outcome) in outcomes_by_file(&filter, &reversed) {
+        assert_eq!(
+            outcome,
+            forward[&file],
+            "{} drew other numbers when run in another order",
+            file.display()
+        );
+    }
+    let again = outcomes_by_file(&filter, &alerts[..1]);
+    assert_eq!(again[0].1, forward[&alerts[0]], "the first alert again");
+    // The host's stream is fixed by the alert's identity (its candidate
+    // id): the same candidate in several schema versions draws the same
+    // numbers, another candidate others.
+    let mut by_candidate: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for outcome in forward.values() {
+        let Outcome::Verdict(Verdict::Accept {
+            score: Some(score),
+            annotations,
+            ..
+        }) = outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        let candid = annotations.iter().find(|(k, _)| k == "candid").unwrap();
+        by_candidate
+            .entry(candid.1.clone())
+            .or_default()
+            .push(score.to_bits());
+    }
+    let mut distinct: Vec<u64> = by_candidate
+        .values()
+        .map(|s| {
+            assert!(s.iter().all(|x| *x == s[0]), "{by_candidate:?}");
+            s[0]
+        })
+        .collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() == by_candidate.len() && by_candidate.len() > 5,
+        "other candidates should draw other numbers: {by_candidate:?}"
+    );
+}
+
+#[test]
+fn building_a_python_filter_that_imports_a_package_with_native_code_says_so_in_two_lines() {
+    // A real extension module of the venv's CPython, copied into a package
+    // beside the filter: it imports in desktop CPython, as numpy does, and
+    // cannot in the component.
+    let python = bandpass_py().with_file_name("python");
+    let found = Command::new(&python)
+        .args([
+            "-c",
+            "import os, sysconfig; d = sysconfig.get_config_var('DESTSHARED'); \
+             print(next(os.path.join(d, f) for f in sorted(os.listdir(d)) if f.startswith('_bisect.')))",
+        ])
+        .output()
+        .expect("the venv's python runs");
+    assert!(
+        found.status.success(),
+        "this CPython has no _bisect extension file to copy: {}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    let so = PathBuf::from(String::from_utf8(found.stdout).unwrap().trim());
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("fastmath");
+    std::fs::create_dir(&package).unwrap();
+    std::fs::copy(&so, package.join(so.file_name().unwrap())).unwrap();
+    std::fs::write(
+        package.join("__init__.py"),
+        "from . import _bisect  # noqa: F401\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("uses_native.py"),
+        DICE.replace("import random\n", "import fastmath\nimport random\n")
+            .replace("py-dice", "uses-native")
+            .replace("def py_dice", "def uses_native"),
+    )
+    .unwrap();
+    let out = bandpass_py_build(dir.path(), "uses_native.py");
+    assert!(!out.status.success(), "the build must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let so_name = so.file_name().unwrap().to_string_lossy();
+    assert!(
+        stderr.starts_with(&format!(
+            "bandpass-py: uses_native.py:1: imports fastmath, which has native code (fastmath/{so_name}) \
+             that cannot run in a component: a component holds the standard library's pure-Python modules \
+             and the pure-Python packages installed beside the SDK, but no native code"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().count() <= 2 && !stderr.contains("Traceback"),
+        "not short: {stderr}"
     );
 }

@@ -190,6 +190,11 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
  * - the object is made once and refilled: 20 stores instead of an object
  *   literal of 20 properties, 17,000 fuel less on the 20-field cut (a
  *   seventh of it). So `evaluate` must not keep the object past its call;
+ * - a read of a property the filter did not declare (a typo, `c.magpfs`)
+ *   throws, naming it and the declared ones, instead of giving `undefined`
+ *   and silently dropping a cut: the object's prototype is a Proxy (see
+ *   `strictPrototype`), which only reads that miss every own property
+ *   reach, so declared fields cost what they cost on a plain object;
  * - a column becomes an array only when the filter reads its property
  *   (the property turns into a getter the first time a column arrives,
  *   and caches the array for the alert): converting costs about 2,500
@@ -201,7 +206,7 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
  */
 export function compileDecoder(names) {
   const n = names.length;
-  const alert = {};
+  const alert = Object.create(strictPrototype(names, 'alert', 'field', 'fields'));
   for (const name of names) alert[name] = null;
   // Per field once it has been a column: the `value` as received, and
   // its array once made (PENDING until read).
@@ -274,6 +279,77 @@ export function compileDecoder(names) {
   lines.push('  return alert;', '};');
   const make = new Function('alert', 'int', 'other', 'wrongLength', 'PENDING', lines.join('\n'));
   return make(alert, integerFromHalves, other, wrongLength, PENDING);
+}
+
+/**
+ * Names that code which inspects any object reads without knowing it
+ * (JSON.stringify, await, Node's console and util.inspect): `undefined` on a strict object too,
+ * as on a plain one. Object.prototype's own members and every symbol
+ * (Symbol.toPrimitive, Symbol.iterator, ...) are found as usual.
+ */
+const PROBED = new Set(['toJSON', 'then', 'inspect', 'href', 'nodeType', 'asymmetricMatch', '$$typeof']);
+
+/**
+ * A prototype for an object with a fixed set of keys (`names`): it behaves
+ * as Object.prototype, except that reading any other string key throws a
+ * ReferenceError naming the key and listing `names` (with the nearest as a
+ * suggestion), so that a misspelt property fails loudly.
+ *
+ * Own properties are found before the prototype is asked, so reads of the
+ * declared names never reach the Proxy's trap and cost nothing extra.
+ * Writes, `in`, `Object.keys` and spreading behave as on a plain object.
+ *
+ * @param {string[]} names the declared keys
+ * @param {string} what the object, in messages (`alert`)
+ * @param {string} one a key, in messages (`field`)
+ * @param {string} option the option of defineFilter declaring them (`fields`)
+ */
+export function strictPrototype(names, what, one, option) {
+  const declared = names.join(', ') || 'none';
+  return new Proxy({}, {
+    get(target, key, receiver) {
+      if (typeof key === 'symbol' || key in target || PROBED.has(key)) return Reflect.get(target, key, receiver);
+      const near = nearest(key, names);
+      throw new ReferenceError(
+        `${what}.${key}: the filter declared no ${one} '${key}'${near === null ? '' : ` (did you mean '${near}'?)`}; ` +
+          `its ${option} are ${declared}. Add it to \`${option}\` to read it`,
+      );
+    },
+  });
+}
+
+/** The name of `names` nearest `key` (edit distance at most 2, or a case change), or null. */
+function nearest(key, names) {
+  let best = null;
+  let bestDistance = 3;
+  for (const name of names) {
+    const d = name.toLowerCase() === key.toLowerCase() ? 0 : distance(key, name, bestDistance);
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance with transpositions, or `limit` when at least that. */
+function distance(x, y, limit) {
+  if (Math.abs(x.length - y.length) >= limit) return limit;
+  let before = null;
+  let previous = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= y.length; j++) {
+      let d = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
+      if (before !== null && i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) {
+        d = Math.min(d, before[j - 2] + 1);
+      }
+      row.push(d);
+    }
+    before = previous;
+    previous = row;
+  }
+  return Math.min(previous[y.length], limit);
 }
 
 function wrongLength(kinds, bytes, fields) {

@@ -4,18 +4,27 @@
 // - `console` writes to the filter's log. QuickJS has no `console`, and
 //   SpiderMonkey's writes to a stdout the component does not have.
 // - A filter has no clock and no timers: its verdict must depend on the
-//   alert alone. `Date.now()`, `new Date()` and `setTimeout` throw an error
-//   that says so, where the engines would otherwise trap (QuickJS) or
-//   answer with a made-up time (SpiderMonkey). `new Date(jdToMs)` and
-//   `Date.UTC(...)` still work.
+//   alert alone. `Date.now()`, `new Date()`, `Date()` and `setTimeout`
+//   throw an error that says so, where the engines would otherwise trap
+//   (QuickJS) or answer with a made-up time (SpiderMonkey). A constant
+//   time would hide the mistake. `new Date(jdToMs)` and `Date.UTC(...)`
+//   still work.
+// - `Math.random` draws the same numbers for the same alert everywhere
+//   (see random.js).
 
 import { console } from './log.js';
+import { random, randomUUID, randomValues } from './random.js';
 
 globalThis.console = console;
+Math.random = random;
+
+/** Why a filter has no clock, as the error thrown by `what` says it. */
+export const NO_CLOCK =
+  "a JavaScript filter has no clock: its verdict must not depend on when it runs; use the alert's own time (candidate.jd, diaSource.midpointMjdTai)";
 
 function noClock(what) {
   return () => {
-    throw new Error(`${what}: a filter has no clock; use the alert's own dates (candidate.jd)`);
+    throw new Error(`${what}: ${NO_CLOCK}`);
   };
 }
 
@@ -32,6 +41,26 @@ Date.UTC = EngineDate.UTC;
 Date.parse = EngineDate.parse;
 Date.now = now;
 globalThis.Date = Date;
+
+// Both engines have a `performance` whose clock traps the instance (the
+// component has no clock): the same error as Date.now() instead.
+// (QuickJS's `performance.now` cannot be redefined, so the whole object is.)
+if ('performance' in globalThis) {
+  const performance = Object.freeze({
+    now: noClock('performance.now()'),
+    get timeOrigin() {
+      return noClock('performance.timeOrigin')();
+    },
+  });
+  Object.defineProperty(globalThis, 'performance', { value: performance, writable: true, configurable: true });
+}
+
+// SpiderMonkey's `crypto` would trap too (no host randomness): its
+// random values come from the same per-alert generator as Math.random.
+if (typeof globalThis.crypto === 'object' && globalThis.crypto !== null) {
+  Object.defineProperty(globalThis.crypto, 'getRandomValues', { value: randomValues, writable: true, configurable: true });
+  Object.defineProperty(globalThis.crypto, 'randomUUID', { value: randomUUID, writable: true, configurable: true });
+}
 
 for (const timer of ['setTimeout', 'setInterval', 'setImmediate']) {
   globalThis[timer] = () => {

@@ -8,11 +8,13 @@
 // filter's log. A string the filter throws itself is passed on as it is.
 //
 // Holds the one configured filter of a component instance (its parsed
-// parameters) and nothing from one alert to the next.
+// parameters) and nothing from one alert to the next: Math.random starts
+// afresh on each alert (random.js).
 
 import { Accept, DEFINITION, REJECT, describe } from './filter.js';
 import { connect } from './log.js';
 import { parseParams } from './params.js';
+import { call } from './random.js';
 
 /**
  * The object to export as `filter` from the component's entry module.
@@ -36,6 +38,9 @@ export function exportFilter(filter, hostLog, source) {
 
   function setUp(pairs) {
     connect(hostLog);
+    // Math.random draws from the filter's name alone until an alert.
+    call.name = manifest.name;
+    call.fields = {};
     const params = parseParams(definition.params, pairs);
     const made = definition.init === undefined ? undefined : definition.init(params);
     config = made === undefined ? params : made;
@@ -66,6 +71,8 @@ export function exportFilter(filter, hostLog, source) {
       try {
         // A host that skipped `init` gets the filter with its defaults.
         if (!ready) setUp([]);
+        // Math.random's next draw seeds from this alert (see random.js).
+        call.fields = fields;
         const verdict = evaluate(decode(fields), config);
         if (verdict === REJECT || verdict instanceof Accept) return verdict;
         if (verdict !== null && typeof verdict === 'object' && typeof verdict.then === 'function') {

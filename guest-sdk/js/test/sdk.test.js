@@ -7,6 +7,7 @@ import { accept, defineFilter, reject } from '../src/index.js';
 import { compileDecoder, integerFromHalves, textColumn, utf8ToUtf16Offsets } from '../src/fields.js';
 import { compileParams, parseParams } from '../src/params.js';
 import { exportFilter, failure } from '../src/runtime.js';
+import { call, random, randomUUID, randomValues } from '../src/random.js';
 import { decodeMappings, lineTable } from '../build/sourcemap.js';
 import { fieldValues, integers, reals, recordingLog, texts } from '../testing/field-values.js';
 
@@ -30,7 +31,7 @@ describe('fields', () => {
         [9],
       ]),
     );
-    assert.deepEqual(alert, {
+    assert.deepEqual({ ...alert }, {
       mag: 18.25,
       candid: CANDID,
       fid: 2,
@@ -56,14 +57,14 @@ describe('fields', () => {
         ['integer', -1],
       ]),
     );
-    assert.deepEqual(alert, { a: Number(max), b: -Number(max), c: max + 1n, d: -(max + 1n), e: -1 });
+    assert.deepEqual({ ...alert }, { a: Number(max), b: -Number(max), c: max + 1n, d: -(max + 1n), e: -1 });
     assert.equal(integerFromHalves(-1, -1), -1);
     assert.equal(integerFromHalves(0, 0x200000), 2n ** 53n);
   });
 
   it('reads a boolean from its 64-bit integer', () => {
     const d = compileDecoder(['yes', 'no']);
-    assert.deepEqual(d(fieldValues([['boolean', true], ['boolean', false]])), { yes: true, no: false });
+    assert.deepEqual({ ...d(fieldValues([['boolean', true], ['boolean', false]])) }, { yes: true, no: false });
   });
 
   it('maps UTF-8 offsets of a text column onto the string', () => {
@@ -84,7 +85,7 @@ describe('fields', () => {
         ['other', { tag: 'absent' }],
       ]),
     );
-    assert.deepEqual(alert, { bytes: Uint8Array.of(1, 2), bools: [true, null, false], real: 1.5, int: 7, none: null });
+    assert.deepEqual({ ...alert }, { bytes: Uint8Array.of(1, 2), bools: [true, null, false], real: 1.5, int: 7, none: null });
   });
 
   it('reads a column whose bytes are not 8-aligned', () => {
@@ -110,6 +111,45 @@ describe('fields', () => {
     const third = d(fieldValues([['real', 20], ['other', reals([3])]]));
     assert.deepEqual(third.jds, [3]);
     assert.deepEqual(JSON.parse(JSON.stringify(third)), { mag: 20, jds: [3] });
+  });
+
+  it('throws on a property the filter did not declare, naming it, the nearest and the declared ones', () => {
+    const d = compileDecoder(['magpsf', 'rb', 'jds']);
+    const alert = d(fieldValues([['real', 18.5], ['absent'], ['other', reals([1])]]));
+    assert.throws(() => alert.magpfs, {
+      name: 'ReferenceError',
+      message:
+        "alert.magpfs: the filter declared no field 'magpfs' (did you mean 'magpsf'?); its fields are magpsf, rb, jds. " +
+        'Add it to `fields` to read it',
+    });
+    assert.throws(() => alert.drb ?? alert.rb, /alert\.drb: the filter declared no field 'drb' \(did you mean 'rb'\?\); its fields are magpsf, rb, jds/);
+    assert.throws(() => alert.candid, /^ReferenceError: alert\.candid: the filter declared no field 'candid'; its fields/);
+    // `in`, and writing a property of one's own, still work as on a plain object.
+    assert.equal('magpfs' in alert, false);
+    alert.note = 'kept';
+    assert.equal(alert.note, 'kept');
+  });
+
+  it('leaves the alert object usable as a plain one: JSON, strings, symbols, Object.prototype', () => {
+    const d = compileDecoder(['magpsf', 'sign']);
+    const alert = d(fieldValues([['real', 18.5], ['other', { tag: 'text', val: 't' }]]));
+    assert.equal(JSON.stringify(alert), '{"magpsf":18.5,"sign":"t"}');
+    assert.equal(`${alert}`, '[object Object]');
+    assert.equal(String(alert), '[object Object]');
+    assert.equal(alert + '', '[object Object]');
+    assert.equal(alert.hasOwnProperty('magpsf'), true);
+    assert.equal(Object.prototype.hasOwnProperty.call(alert, 'x'), false);
+    assert.equal(alert.constructor, Object);
+    assert.equal(alert instanceof Object, true);
+    assert.equal(alert.valueOf(), alert);
+    assert.equal(alert.toJSON, undefined);
+    assert.equal(alert.then, undefined);
+    assert.equal(alert[Symbol.iterator], undefined);
+    assert.equal(alert[Symbol.toPrimitive], undefined);
+    assert.deepEqual(Object.keys(alert), ['magpsf', 'sign']);
+    assert.deepEqual({ ...alert }, { magpsf: 18.5, sign: 't' });
+    const { magpsf, sign } = alert;
+    assert.deepEqual([magpsf, sign], [18.5, 't']);
   });
 
   it('refuses lists whose lengths disagree with the declared fields', () => {
@@ -277,6 +317,83 @@ describe('runtime', () => {
 
   it('refuses a default export that is not a filter', () => {
     assert.throws(() => exportFilter({ evaluate() {} }, () => {}, 'mine.js'), /mine\.js: the default export is an object \(evaluate\), not a filter/);
+  });
+});
+
+describe('Math.random', () => {
+  /** A filter whose verdict is three draws, run with the SDK's Math.random. */
+  function dice(name) {
+    return exportFilter(
+      defineFilter({
+        name,
+        version: '1',
+        survey: 'ztf',
+        description: 'd',
+        fields: { mag: 'candidate.magpsf', jds: 'prv_candidates.jd' },
+        evaluate: () => accept({ score: Math.random(), notes: { more: `${Math.random()} ${Math.random()}` } }),
+      }),
+      () => {},
+      'dice.js',
+    );
+  }
+  const alert = (mag, jds) => fieldValues([['real', mag], ['other', reals(jds)]]);
+  const A = () => alert(18.25, [1.5, null]);
+  const B = () => alert(18.25, [1.5, 2]);
+
+  function withSdkRandom(run) {
+    const engine = Math.random;
+    Math.random = random;
+    try {
+      return run();
+    } finally {
+      Math.random = engine;
+    }
+  }
+
+  it('draws the same numbers for the same alert whatever came before, and others for another alert', () => {
+    withSdkRandom(() => {
+      const one = dice('dice');
+      const first = one.evaluate(A());
+      assert.notEqual(first.val.score, Number(first.val.annotations[0][1].split(' ')[0]), 'draws differ within an alert');
+      const b = one.evaluate(B());
+      assert.deepEqual(one.evaluate(A()), first, 'A again, after B');
+      assert.notDeepEqual(b, first, 'B differs from A in a column value only');
+      // Another instance, another order.
+      const two = dice('dice');
+      assert.deepEqual(two.evaluate(B()), b);
+      assert.deepEqual(two.evaluate(A()), first);
+      // Another filter draws other numbers on the same alert.
+      assert.notDeepEqual(dice('other-dice').evaluate(A()), first);
+    });
+  });
+
+  it('gives crypto.getRandomValues and randomUUID from the same per-alert stream', () => {
+    call.fields = A();
+    const words = randomValues(new Uint32Array(3));
+    const uuid = randomUUID();
+    assert.match(uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    call.fields = B();
+    randomValues(new Uint8Array(5));
+    call.fields = A();
+    assert.deepEqual(randomValues(new Uint32Array(3)), words);
+    assert.equal(randomUUID(), uuid);
+    assert.throws(() => randomValues(new Float64Array(1)), /integer typed array/);
+  });
+
+  it('gives numbers in [0, 1) spread over the interval', () => {
+    withSdkRandom(() => {
+      let sum = 0;
+      let low = 1;
+      let high = 0;
+      for (let i = 0; i < 1000; i++) {
+        const x = Math.random();
+        assert.ok(x >= 0 && x < 1, String(x));
+        sum += x;
+        low = Math.min(low, x);
+        high = Math.max(high, x);
+      }
+      assert.ok(sum > 450 && sum < 550 && low < 0.01 && high > 0.99, `${sum} ${low} ${high}`);
+    });
   });
 });
 

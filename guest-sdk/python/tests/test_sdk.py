@@ -165,12 +165,26 @@ class VerdictTest(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, "every key must be a string"):
             bandpass.accept(notes={1: "a"})
 
-    def test_true_false_and_none_are_verdicts_and_anything_else_is_an_error(self):
+    def test_true_and_false_are_verdicts_and_anything_else_is_an_error(self):
         self.assertEqual(_spec.verdict_of(True), bandpass.accept())
         self.assertIs(_spec.verdict_of(False), bandpass.reject())
-        self.assertIs(_spec.verdict_of(None), bandpass.reject())
         with self.assertRaisesRegex(TypeError, r"returned int 1; return bandpass.accept\(...\)"):
             _spec.verdict_of(1)
+
+    def test_none_a_forgotten_return_is_an_error_naming_the_function_file_and_def_line(self):
+        def forgets(magpsf):
+            if magpsf < 18:
+                bandpass.accept()
+
+        declare(forgets, fields={"magpsf": "candidate.magpsf"})
+        line = forgets.__code__.co_firstlineno
+        with self.assertRaises(bandpass.FilterError) as e:
+            forgets.bandpass.evaluate({"magpsf": 17.0})
+        self.assertEqual(
+            str(e.exception),
+            f"forgets (test_sdk.py, line {line}) returned None; "
+            "return bandpass.accept(...) or bandpass.reject() on every path",
+        )
 
 
 # --- stand-ins for componentize-py's generated bindings ----------------------
@@ -251,7 +265,9 @@ def helper_that_fails(x):
 def probe(magpsf, n, flag, isdiffpos, missing, jds, fids, signs, params):
     PROBE.append((magpsf, n, flag, isdiffpos, missing, jds, fids, signs, params))
     if magpsf is None:
-        return None
+        return bandpass.reject()
+    if magpsf == 1:
+        return None  # a forgotten return
     if magpsf < 0:
         return helper_that_fails(magpsf)
     if magpsf > 100:
@@ -331,9 +347,22 @@ class ComponentGlueTest(unittest.TestCase):
         # A second alert of the same shape takes the cached plan.
         self.assertEqual(self.evaluate(), v)
 
-    def test_an_absent_field_is_none_and_none_rejects(self):
+    def test_an_absent_field_is_none(self):
         self.assertEqual(self.evaluate(magpsf=(0, None)), self.wit.Verdict_Reject())
         self.assertIsNone(PROBE[0][0])
+
+    def test_returning_none_is_an_err_naming_the_function_its_file_and_its_def_line(self):
+        self.log.lines.clear()
+        with self.assertRaises(self.Err) as e:
+            self.evaluate(magpsf=(1, 1.0))
+        with open(__file__) as f:
+            line = next(i for i, l in enumerate(f, 1) if l.startswith("def probe("))
+        self.assertEqual(
+            e.exception.value,
+            f"probe (test_sdk.py, line {line}) returned None; "
+            "return bandpass.accept(...) or bandpass.reject() on every path",
+        )
+        self.assertEqual(self.log.lines, [], "a missing return is no exception: no traceback to log")
 
     def test_an_exception_is_an_err_naming_the_line_and_its_traceback_is_logged(self):
         self.log.lines.clear()
@@ -388,6 +417,47 @@ class ComponentGlueTest(unittest.TestCase):
         self.evaluate()
         self.assertEqual(PROBE[0][-1].max_mag, 19.0)
         self.filter.init([])
+
+    def test_each_alert_reseeds_random_from_os_urandom_when_the_filter_imported_it(self):
+        import random
+
+        self.assertIsNotNone(self.glue._reseed, "`random` was imported when the filter was bound")
+        # The host's wasi:random: a stream fixed by the alert; here by magpsf.
+        alert_bytes = {}
+
+        def urandom(n):
+            return alert_bytes["current"][:n]
+
+        drawn = []
+
+        def dice(*_):
+            drawn.append((random.random(), random.gauss(0, 1), random.randint(0, 10**9)))
+            return bandpass.reject()
+
+        try:
+            self.glue._urandom = urandom
+            self.glue._function = dice
+            self.glue._callers.clear()
+            for magpsf in (18.0, 19.0, 18.0):
+                alert_bytes["current"] = struct.pack("<d", magpsf) * 2
+                random.random()  # draws between alerts change nothing
+                self.evaluate(magpsf=(1, magpsf))
+        finally:
+            self.glue._urandom = os.urandom
+            self.glue._function = probe
+            self.glue._callers.clear()
+        self.assertEqual(drawn[0], drawn[2], "the same alert draws the same numbers, gauss's cache included")
+        self.assertNotEqual(drawn[0], drawn[1])
+
+    def test_a_filter_without_random_is_not_reseeded(self):
+        saved = sys.modules.pop("random")
+        try:
+            self.glue.bind(__name__)
+            self.assertIsNone(self.glue._reseed)
+        finally:
+            sys.modules["random"] = saved
+            self.glue.bind(__name__)
+        self.assertIsNotNone(self.glue._reseed)
 
     def test_log_lines_go_to_the_host_log(self):
         self.log.lines.clear()
@@ -445,6 +515,81 @@ class BuildCommandTest(unittest.TestCase):
 
     def test_a_module_named_like_the_standard_library_is_refused(self):
         self.assertIn("taken by the standard library", self.refused(self.write("json.py", "")))
+
+    def test_a_decorated_filter_is_located_at_its_def_line_not_its_decorator(self):
+        path = self.write(
+            "located_t5.py",
+            "import bandpass\n\n@bandpass.filter(name='t', version='1', survey='ztf', description='d',\n"
+            "    fields={'magpsf': 'candidate.magpsf'})\ndef located(magpsf):\n    pass\n",
+        )
+        _, spec = self.build.check(path)
+        self.assertEqual(spec.where, "located (located_t5.py, line 5)")
+
+    def test_a_package_with_native_code_is_found_with_the_line_importing_it(self):
+        import shutil
+        import sysconfig
+
+        # A real extension module of this CPython, copied into a package
+        # beside the filter: it imports here, as numpy does.
+        dynload = sysconfig.get_config_var("DESTSHARED") or ""
+        candidates = sorted(f for f in os.listdir(dynload) if f.startswith("_bisect.")) if os.path.isdir(dynload) else []
+        if not candidates:
+            self.skipTest("this CPython has no extension module files to copy")
+        package = os.path.join(self.dir, "native_pkg_t6")
+        os.mkdir(package)
+        shutil.copy(os.path.join(dynload, candidates[0]), package)
+        self.write("native_pkg_t6/__init__.py", "from . import _bisect  # noqa: F401\n")
+        path = self.write(
+            "uses_native_t6.py",
+            "import bandpass\nimport native_pkg_t6\n\n"
+            "@bandpass.filter(name='t', version='1', survey='ztf', description='d',\n"
+            "    fields={'magpsf': 'candidate.magpsf'})\ndef uses_native(magpsf):\n    return False\n",
+        )
+        before = set(sys.modules)
+        self.build.check(path)  # imports it natively, with its folder on the path
+        found = self.build.native_imports(path, set(sys.modules) - before)
+        self.assertEqual(found, [("native_pkg_t6", 2, f"native_pkg_t6/{candidates[0]}")])
+
+    def test_a_failed_import_in_the_component_is_a_short_message_not_componentize_pys_traceback(self):
+        # What componentize-py prints when numpy (installed here, native)
+        # fails to import in the component: numpy's own advice, ~40 lines.
+        advice = "\n".join(f"    advice line {i} about desktop installs" for i in range(30))
+        output = (
+            'Traceback (most recent call last):\n  File "<string>", line 1, in <module>\n'
+            'AssertionError: Traceback (most recent call last):\n  File "/0/bandpass_entry.py", line 2, in <module>\n'
+            '    import my_filter\n  File "/1/my_filter.py", line 3, in <module>\n    import numpy as np\n'
+            '  File "/2/numpy/__init__.py", line 114, in <module>\n    raise ImportError(msg) from e\n'
+            "ImportError: \n\nIMPORTANT: PLEASE READ THIS FOR ADVICE ON HOW TO SOLVE THIS ISSUE!\n"
+            f"{advice}\n\nCaused by:\n    ImportError: Error importing numpy: you should not try to import numpy from\n"
+        )
+        native = [("numpy", 3, "numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so")]
+        message = self.build.import_failure("my_filter.py", "my_filter", output, native)
+        self.assertTrue(
+            message.startswith(
+                "my_filter.py:3: imports numpy, which has native code "
+                "(numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so) that cannot run in a component: "
+                "a component holds the standard library's pure-Python modules and the pure-Python packages "
+                "installed beside the SDK, but no native code"
+            ),
+            message,
+        )
+        self.assertLessEqual(len(message.splitlines()), 2, message)
+        self.assertNotIn("advice line", message)
+        # A standard module that needs the system: the failing line and the rule.
+        ssl = self.build.import_failure(
+            "f.py",
+            "f",
+            '  File "/1/f.py", line 2, in <module>\n    import ssl\n  File "/python/ssl.py", line 100\n'
+            "ModuleNotFoundError: No module named '_ssl'\n\nCaused by:\n    ModuleNotFoundError: No module named '_ssl'\n",
+        )
+        self.assertTrue(ssl.startswith("f.py:2: ModuleNotFoundError: No module named '_ssl'\nA component holds"), ssl)
+        # A data file opened by a bare relative path at import.
+        data = self.build.import_failure(
+            "f.py", "f", "  File \"/1/f.py\", line 6, in <module>\nFileNotFoundError: [Errno 44] No such file or directory: 'known.txt'\n"
+        )
+        self.assertIn("f.py:6: FileNotFoundError: [Errno 44] No such file or directory: 'known.txt'", data)
+        self.assertIn("os.path.join(os.path.dirname(__file__), 'data.txt')", data)
+        self.assertIsNone(self.build.import_failure("f.py", "f", "error: something else entirely"))
 
     def test_imports_inside_functions_are_warned_about_with_their_line(self):
         path = self.write("late_t3.py", "import math\n\ndef f():\n    import json\n    from os import path\n")

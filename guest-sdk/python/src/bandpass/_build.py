@@ -10,11 +10,14 @@ imports the filter's module and binds it (`bandpass._component.bind`).
 import argparse
 import ast
 import importlib
+import importlib.machinery
 import keyword
 import os
+import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import traceback
@@ -113,7 +116,105 @@ def late_imports(source):
     ]
 
 
-def componentize(source, module, output, quiet=False):
+# What a component can hold, and what it cannot: said once, in every
+# message about an import that failed in the component.
+PURE_PYTHON = (
+    "a component holds the standard library's pure-Python modules and the pure-Python packages "
+    "installed beside the SDK, but no native code: packages with C extensions (numpy, scipy, astropy, ...) "
+    "and modules that need the operating system (ssl, ...) cannot be imported in a filter; remove the import"
+)
+
+
+def _stdlib_dirs():
+    paths = sysconfig.get_paths()
+    return tuple(os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib") if k in paths)
+
+
+def native_imports(source, modules):
+    """Of ``modules`` (names just imported by ``source``), those with native code
+    outside the standard library: a list of (top-level package, the author's
+    line importing it or None, the extension file from the folder holding the package, as
+    ``numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so``).
+
+    Such a module imports here (desktop CPython loads its .so) and not in the
+    component. Not refused before the build: a package may import its
+    extension optionally, with a pure-Python fallback that works in the
+    component; this only explains a build that failed.
+    """
+    stdlib = _stdlib_dirs()
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    found = {}
+    for name in sorted(modules):
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if not file or not file.endswith(suffixes) or os.path.abspath(file).startswith(stdlib):
+            continue
+        top = name.split(".")[0]
+        if top not in found:
+            root = os.path.dirname(os.path.abspath(file))
+            for _ in name.split(".")[1:]:
+                root = os.path.dirname(root)
+            found[top] = os.path.relpath(os.path.abspath(file), root)
+    lines = _top_level_imports(source)
+    return [(top, lines.get(top), ext) for top, ext in found.items()]
+
+
+def _top_level_imports(source):
+    """{top-level module name: the first line importing it} in ``source``."""
+    try:
+        with open(source, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=source)
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    lines = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            lines.setdefault(name.split(".")[0], node.lineno)
+    return lines
+
+
+def import_failure(source, module, output, native=()):
+    """The short message for componentize-py's ``output`` when an import (or
+    a data file read at import) failed inside the component, or None when
+    it failed otherwise.
+
+    Says which import of the author's file failed and why a component
+    cannot have it, in a few lines, in place of componentize-py's
+    traceback (numpy's alone is some 40 lines of advice for desktop
+    installs that does not apply here).
+    """
+    # The innermost frame in the author's file (componentize-py mounts its folder as /N/).
+    lines = re.findall(rf'File "/\d+/{re.escape(module)}\.py", line (\d+)', output)
+    where = f"{source}:{lines[-1]}" if lines else source
+    missing = re.findall(r"^\s*(FileNotFoundError\b.*)$", output, re.MULTILINE)
+    if missing:
+        return (
+            f"{where}: {missing[-1].strip()}\nWhile the component is built, the module runs with its folder "
+            f"mounted elsewhere, not as the current directory: open a data file by a path relative to the "
+            f"module, os.path.join(os.path.dirname(__file__), 'data.txt'), and read it at import time "
+            f"(the file itself is not in the component, what the module read is)."
+        )
+    errors = re.findall(r"^\s*((?:ModuleNotFoundError|ImportError)\b.*)$", output, re.MULTILINE)
+    if not errors:
+        return None
+    error = errors[-1].strip()
+    if native:
+        top, line, ext = native[0]
+        where = f"{source}:{line}" if line is not None else where
+        how = "" if line is not None else " (through this module's imports)"
+        return (
+            f"{where}: imports {top}{how}, which has native code ({ext}) that cannot run in a component: "
+            f"{PURE_PYTHON}.\n(componentize-py said: {error})"
+        )
+    return f"{where}: {error}\n{PURE_PYTHON[0].upper()}{PURE_PYTHON[1:]}."
+
+
+def componentize(source, module, output, quiet=False, native=(), verbose=False):
     """Runs componentize-py on ``source``'s folder; raises BuildError on failure."""
     folder = os.path.dirname(os.path.abspath(source))
     site = os.path.dirname(PACKAGE_DIR)
@@ -152,14 +253,10 @@ def componentize(source, module, output, quiet=False):
                     "componentize-py is not installed for this Python; "
                     "install it with: python -m pip install componentize-py==0.25.1"
                 )
-            hint = ""
-            if "ModuleNotFoundError" in out:
-                hint = (
-                    "\nA component has the standard library's pure-Python modules and pure-Python packages "
-                    "installed beside the SDK; modules that need a C extension or the operating system "
-                    "(ssl, numpy, ...) are not available: remove that import."
-                )
-            raise BuildError(f"{source}: componentize-py failed (exit {done.returncode}):\n{out}{hint}")
+            short = import_failure(source, module, out, native)
+            if short is not None and not verbose:
+                raise BuildError(short)
+            raise BuildError(f"{source}: componentize-py failed (exit {done.returncode}):\n{out}")
         if done.stdout.strip() and not quiet:
             print(done.stdout.strip(), file=sys.stderr)
         # Written beside the output and renamed: never a half-written component.
@@ -170,15 +267,17 @@ def componentize(source, module, output, quiet=False):
         os.replace(partial, output)
 
 
-def build(source, output=None, quiet=False):
+def build(source, output=None, quiet=False, verbose=False):
     """Builds ``source`` (a filter module) to the component ``output``."""
+    before = set(sys.modules)
     module, spec = check(source)
+    native = native_imports(source, set(sys.modules) - before)
     for warning in late_imports(source):
         print(f"bandpass-py: warning: {warning}", file=sys.stderr)
     if output is None:
         output = os.path.join(os.path.dirname(source), module + ".wasm")
     start = time.monotonic()
-    componentize(source, module, output, quiet)
+    componentize(source, module, output, quiet, native, verbose)
     if not quiet:
         size = os.path.getsize(output)
         print(
@@ -199,6 +298,9 @@ def main(argv=None):
     b.add_argument("source", metavar="FILTER.py", help="the module holding the @bandpass.filter function")
     b.add_argument("-o", "--output", metavar="OUT.wasm", help="the component to write (default: beside the source)")
     b.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    b.add_argument(
+        "-v", "--verbose", action="store_true", help="on a failed import, show componentize-py's whole output"
+    )
     c = sub.add_parser("check", help="import FILTER.py natively and show what it declares, without building")
     c.add_argument("source", metavar="FILTER.py")
     args = parser.parse_args(argv)
@@ -211,7 +313,7 @@ def main(argv=None):
             for key, value in spec.defaults.__dict__.items():
                 print(f"  param {key} = {value!r}")
         else:
-            build(args.source, args.output, args.quiet)
+            build(args.source, args.output, args.quiet, args.verbose)
     except BuildError as e:
         print(f"bandpass-py: {e}", file=sys.stderr)
         return 1

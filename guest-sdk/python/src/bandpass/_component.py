@@ -28,6 +28,7 @@ instance.
 
 import os
 import struct
+import sys
 import traceback
 from array import array
 from operator import attrgetter
@@ -45,6 +46,8 @@ from ._verdict import REJECT, Accept
 _spec_ = None  # the FilterSpec
 _function = None  # the author's function
 _params = None  # the Params of this deployment (set by `init`)
+_none_message = None  # the error for a function that returned None
+_reseed = None  # `random.seed` when the filter imported `random` (see `bind`)
 
 # --- values -----------------------------------------------------------------
 
@@ -286,12 +289,16 @@ class Filter(exports.Filter):
 
     def evaluate(self, fields):
         try:
+            if _reseed is not None:
+                _reseed(int.from_bytes(_urandom(16), "little"))
             call = _callers.get(fields.kinds) or _caller(fields.kinds)
             result = call(fields.numbers, fields.others, _params)
-            if result is REJECT or result is None or result is False:
+            if result is REJECT or result is False:
                 return _WIT_REJECT
             if type(result) is Accept:
                 return _Verdict_Accept(_Accepted(*result))
+            if result is None:
+                raise _spec.FilterError(_none_message)
             return _verdict(result)
         except BaseException as e:  # noqa: BLE001 - an escaping exception would trap the instance
             raise _failure(e) from None
@@ -304,15 +311,30 @@ def _host_log(level, message):
 _LEVELS = (wit_log.Level.DEBUG, wit_log.Level.INFO, wit_log.Level.WARN, wit_log.Level.ERROR)
 
 
+_urandom = os.urandom
+
+
 def bind(module_name):
-    """The exported class, serving the filter declared in ``module_name``."""
-    global _spec_, _function, _params
+    """The exported class, serving the filter declared in ``module_name``.
+
+    Runs while the component is built, after the filter's module (and so
+    every module it imports) is imported. If `random` is among them, each
+    alert reseeds its generator from `os.urandom`, which reads the host's
+    `wasi:random`: a stream the host starts afresh from the component and
+    the alert, so the filter draws the same numbers for the same alert in
+    `test`, `run` and `serve`, whatever came before. Without `random`,
+    this costs nothing per alert.
+    """
+    global _spec_, _function, _params, _none_message, _reseed
     try:
         _spec_ = _spec.find_filter(module_name)
     except LookupError as e:
         raise LookupError(f"{module_name}.py {e}") from None
     _function = _spec_.function
     _params = _spec_.defaults
+    _none_message = _spec.returned_none(_spec_.where)
+    random = sys.modules.get("random")
+    _reseed = getattr(random, "seed", None) if random is not None else None
     _log._sink = _host_log
     return Filter
 

@@ -7,7 +7,9 @@ finds the recorded filter. Everything here runs once, when the module is
 imported (for a component: at build time), never per alert.
 """
 
+import linecache
 import math
+import os
 import re
 
 from ._verdict import REJECT, Accept, accept
@@ -172,6 +174,7 @@ class FilterSpec:
             raise TypeError(f"{where}: check_params= must be a function taking the parameters")
 
         self.function = function
+        self.where = _where(function)
         self.name = name
         self.version = version
         self.survey = survey
@@ -217,17 +220,47 @@ class FilterSpec:
         args = [values.get(a, values.get(p)) for a, p in zip(self.arguments, self.paths)]
         if self.takes_params:
             args.append(params)
-        return verdict_of(self.function(*args), self.function)
+        return verdict_of(self.function(*args), self.function, self.where)
 
 
-def verdict_of(result, function=None):
-    """A filter function's return value as a verdict (Accept or REJECT)."""
+def _where(function):
+    """``name (file.py, line N)``: the filter function in error messages.
+
+    N is the line of its ``def`` when the source can be read here (natively,
+    and while a component is built), else of its first decorator.
+    """
+    code = function.__code__
+    line = code.co_firstlineno
+    try:
+        lines = linecache.getlines(code.co_filename)
+        for n in range(line, min(line + 50, len(lines) + 1)):
+            if lines[n - 1].lstrip().startswith(("def ", "async def ")):
+                line = n
+                break
+    except Exception:  # noqa: BLE001, S110 - the decorator's line will do
+        pass
+    return f"{function.__name__} ({os.path.basename(code.co_filename)}, line {line})"
+
+
+def returned_none(where):
+    """The error for a filter function that returned None (a forgotten ``return``)."""
+    return f"{where} returned None; return bandpass.accept(...) or bandpass.reject() on every path"
+
+
+def verdict_of(result, function=None, where=None):
+    """A filter function's return value as a verdict (Accept or REJECT).
+
+    None is an error, not a rejection: it is what a forgotten ``return``
+    gives, and would silently reject every alert.
+    """
     if type(result) is Accept or result is REJECT:
         return result
-    if result is None or result is False:
+    if result is False:
         return REJECT
     if result is True:
         return accept()
+    if result is None:
+        raise FilterError(returned_none(where or (_where(function) if function is not None else "the filter")))
     name = getattr(function, "__name__", "the filter")
     raise TypeError(
         f"{name}() returned {type(result).__name__} {result!r:.80}; "
@@ -256,7 +289,8 @@ def filter(*, name, version, survey, description, fields, params=None, check_par
         ValueError("...") to refuse the parameters with that message.
 
     The function returns bandpass.accept(...) or bandpass.reject() (True
-    and False/None do too). The decorator returns it unchanged.
+    and False do too); None (a forgotten `return`) is an error of the
+    filter on that alert. The decorator returns it unchanged.
     """
 
     def register(function):
