@@ -13,6 +13,7 @@ mod javascript;
 mod kafka;
 mod new;
 mod python;
+mod quickstart;
 mod sandbox;
 mod serve;
 mod support;

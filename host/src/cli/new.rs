@@ -1,6 +1,7 @@
 //! `bandpass new NAME --lang rust|python|js`: a filter project that builds
 //! and passes `bandpass test` as made, from the templates in
-//! `host/templates/` (compiled into the binary).
+//! `host/templates/` (compiled into the binary), with a dozen synthetic
+//! alerts in `alerts/` (`bandpass demo --write`'s generator).
 //!
 //! Never overwrites: the project folder must not exist yet.
 
@@ -8,6 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+
+use crate::demo::{self, Mix};
+
+/// Synthetic alerts written into a new project.
+const EXAMPLE_ALERTS: usize = 12;
 
 #[derive(Debug, Args)]
 pub struct NewArgs {
@@ -87,16 +93,7 @@ impl Lang {
 
 pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
     check_name(&args.name)?;
-    let sdk = match args.sdk {
-        Some(sdk) => sdk,
-        None => built_from().join("guest-sdk"),
-    };
-    let sdk = sdk.canonicalize().with_context(|| {
-        format!(
-            "cannot find bandpass's guest-sdk at {}: pass --sdk PATH/TO/bandpass/guest-sdk",
-            sdk.display()
-        )
-    })?;
+    let sdk = super::build::sdk_dir(args.sdk)?;
     let project = args.dir.join(&args.name);
     if project.exists() {
         bail!(
@@ -118,6 +115,19 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
         }
         std::fs::write(&target, vars.fill(text))
             .with_context(|| format!("cannot write {}", target.display()))?;
+    }
+    // Synthetic alerts of the template's survey, each kind of source in
+    // turn, so that `bandpass test` shows the accept path at once.
+    let alerts = project.join("alerts");
+    std::fs::create_dir_all(&alerts)
+        .with_context(|| format!("cannot create {}", alerts.display()))?;
+    for (i, alert) in demo::generate_for("ztf", EXAMPLE_ALERTS, 42, Mix::EachInTurn)?
+        .iter()
+        .enumerate()
+    {
+        let file = alerts.join(format!("{}-{i}.avro", alert.population.name()));
+        std::fs::write(&file, &alert.bytes)
+            .with_context(|| format!("cannot write {}", file.display()))?;
     }
     println!(
         "created {} ({:?} filter '{}'); next steps are in {}",

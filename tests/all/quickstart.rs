@@ -1,0 +1,96 @@
+//! Each guide's quick start, run as written: the ```` ```sh quickstart ````
+//! block of every filter author's guide is run by bash in a temporary
+//! folder outside the checkout, with the built `bandpass` on PATH, and
+//! every command in it must succeed. A guide whose commands stop working
+//! fails here.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{bandpass_bin, repo_root};
+
+/// The guides that hold a quick start.
+const GUIDES: &[&str] = &[
+    "docs/filter-authors.md",
+    "docs/filter-authors-python.md",
+    "docs/filter-authors-js.md",
+];
+
+/// The lines of the guide's ```` ```sh quickstart ```` block.
+fn quick_start(guide: &Path) -> String {
+    let text = std::fs::read_to_string(guide).unwrap();
+    let mut lines = text.lines().skip_while(|l| l.trim() != "```sh quickstart");
+    assert!(
+        lines.next().is_some(),
+        "{} has no ```sh quickstart block",
+        guide.display()
+    );
+    let block: Vec<&str> = lines.take_while(|l| l.trim() != "```").collect();
+    assert!(
+        !block.is_empty(),
+        "{}: the quick start is empty",
+        guide.display()
+    );
+    block.join("\n")
+}
+
+/// Runs one guide's quick start; panics with its output if a command
+/// fails.
+fn run_quick_start(guide: &str) {
+    let script = quick_start(&repo_root().join(guide));
+    let folder = tempfile::Builder::new()
+        .prefix("bandpass-quickstart")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
+    assert!(
+        !folder.path().starts_with(repo_root()),
+        "the quick start must run outside the checkout"
+    );
+    let bin = bandpass_bin();
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(folder.path())
+        .env("PATH", path)
+        .env("BANDPASS_CACHE_DIR", folder.path().join(".cache"))
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "{guide}: the quick start failed as written:\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    // It ends in `bandpass test`, which shows an accepted alert.
+    assert!(
+        stdout.contains(" accepted,"),
+        "{guide}: no test summary:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains(" 0 accepted,"),
+        "{guide}: nothing accepted:\n{stdout}"
+    );
+}
+
+#[test]
+fn the_rust_guide_quick_start_works_as_written() {
+    run_quick_start(GUIDES[0]);
+}
+
+#[test]
+fn the_python_guide_quick_start_works_as_written() {
+    run_quick_start(GUIDES[1]);
+}
+
+#[test]
+fn the_javascript_guide_quick_start_works_as_written() {
+    run_quick_start(GUIDES[2]);
+}
