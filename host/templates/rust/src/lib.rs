@@ -25,6 +25,8 @@ struct Bright {
     min_real: f64,
 }
 
+/// `Filter` requires `Default`: `init` starts from these defaults, and a
+/// filter without its own `init` gets `Self::default()`.
 impl Default for Bright {
     fn default() -> Self {
         Self {
