@@ -22,19 +22,13 @@ type Carried = (String, BTreeMap<String, String>);
 /// `bandpass test --json`: each alert file's verdict.
 fn by_test(filter: &Path) -> BTreeMap<Vec<u8>, Carried> {
     let dir = crate::support::data_dir().join("ztf/alerts");
-    let out = Command::new(bandpass_bin())
-        .args(["test", "--json"])
-        .arg(filter)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeds(
+        Command::new(bandpass_bin())
+            .args(["test", "--json"])
+            .arg(filter)
+            .arg(&dir),
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     doc["alerts"]
         .as_array()
         .unwrap()
@@ -63,19 +57,13 @@ fn by_test(filter: &Path) -> BTreeMap<Vec<u8>, Carried> {
 /// the alert written beside it.
 fn by_run(filter: &Path, name: &str) -> BTreeMap<Vec<u8>, Carried> {
     let out_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bandpass_bin())
-        .args(["run", "--quiet", "--filter"])
-        .arg(filter)
-        .arg("--out")
-        .arg(out_dir.path())
-        .arg(crate::support::data_dir().join("ztf/alerts"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        Command::new(bandpass_bin())
+            .args(["run", "--quiet", "--filter"])
+            .arg(filter)
+            .arg("--out")
+            .arg(out_dir.path())
+            .arg(crate::support::data_dir().join("ztf/alerts")),
     );
     let folder = out_dir.path().join(name);
     let lines = std::fs::read_to_string(folder.join("verdicts.jsonl")).unwrap();
@@ -123,6 +111,14 @@ fn by_serve(filter: &Path) -> BTreeMap<Vec<u8>, Carried> {
             (payload, (score_text(&serde_json::json!(score)), notes))
         })
         .collect()
+}
+
+/// Runs a command that must exit 0; its stdout.
+fn succeeds(command: &mut Command) -> Vec<u8> {
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    out.stdout
 }
 
 /// A score as the shortest text that reads back to the same f64.

@@ -425,19 +425,7 @@ fn math_random_in_javascript_draws_the_same_numbers_for_an_alert_in_any_order_an
                 "{engine}"
             );
         }
-        let mut distinct: Vec<u64> = scores
-            .values()
-            .map(|s| {
-                assert!(s.iter().all(|x| *x == s[0]), "{engine}: {scores:?}");
-                s[0]
-            })
-            .collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        assert!(
-            distinct.len() == scores.len() && scores.len() > 5,
-            "{engine}: alerts with other field values should draw other numbers: {scores:?}"
-        );
+        crate::support::assert_one_draw_per_key(&scores, engine);
         // console.log(alert) wrote it as JSON.
         assert!(
             filter

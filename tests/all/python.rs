@@ -470,19 +470,7 @@ fn python_random_draws_the_same_numbers_for_an_alert_in_any_order() {
             .or_default()
             .push(score.to_bits());
     }
-    let mut distinct: Vec<u64> = by_candidate
-        .values()
-        .map(|s| {
-            assert!(s.iter().all(|x| *x == s[0]), "{by_candidate:?}");
-            s[0]
-        })
-        .collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    assert!(
-        distinct.len() == by_candidate.len() && by_candidate.len() > 5,
-        "other candidates should draw other numbers: {by_candidate:?}"
-    );
+    crate::support::assert_one_draw_per_key(&by_candidate, "python random by candidate");
 }
 
 #[test]

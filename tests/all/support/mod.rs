@@ -318,3 +318,25 @@ pub fn texts_variant(variant: &str) -> Vec<u8> {
     bytes[at + 17..at + 24].copy_from_slice(variant.as_bytes());
     bytes
 }
+
+/// Each key's draws (scores as bits) are all equal, and different keys
+/// drew different numbers (more than five keys): randomness is a
+/// function of the key, not of what ran before.
+pub fn assert_one_draw_per_key<K: std::fmt::Debug>(
+    draws: &std::collections::BTreeMap<K, Vec<u64>>,
+    what: &str,
+) {
+    let mut distinct: Vec<u64> = draws
+        .values()
+        .map(|s| {
+            assert!(s.iter().all(|x| *x == s[0]), "{what}: {draws:?}");
+            s[0]
+        })
+        .collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() == draws.len() && draws.len() > 5,
+        "{what}: other keys should draw other numbers: {draws:?}"
+    );
+}

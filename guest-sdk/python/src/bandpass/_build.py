@@ -101,12 +101,7 @@ def late_imports(source):
         if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             continue
         for node in ast.walk(function):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
+            names = _imported(node)
             found.update((node.lineno, n) for n in names if n.split(".")[0] not in sys.builtin_module_names)
     return [
         f"{source}:{line}: imports {name} inside a function; import it at the top of the module instead: "
@@ -158,6 +153,16 @@ def native_imports(source, modules):
     return [(top, lines.get(top), ext) for top, ext in found.items()]
 
 
+def _imported(node):
+    """The absolute module names an import statement names; [] for any
+    other node (and for a relative import)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        return [node.module]
+    return []
+
+
 def _top_level_imports(source):
     """{top-level module name: the first line importing it} in ``source``."""
     try:
@@ -167,13 +172,7 @@ def _top_level_imports(source):
         return {}
     lines = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        for name in names:
+        for name in _imported(node):
             lines.setdefault(name.split(".")[0], node.lineno)
     return lines
 
