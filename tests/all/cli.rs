@@ -322,6 +322,89 @@ fn demo_writes_synthetic_alerts_on_which_every_sample_filter_accepts_some() {
     }
 }
 
+#[test]
+fn run_replays_the_deployments_of_a_serve_config_each_with_its_own_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bandpass.toml");
+    let component = filter("bright_transients");
+    std::fs::write(
+        &config,
+        format!(
+            "dead_letter_topic = \"dead\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
+             [input]\ntopics = [\"alerts\"]\ngroup = \"replay\"\n\
+             [[filter]]\nname = \"bright\"\npath = \"{component}\"\noutput_topic = \"bright\"\n\
+             [[filter]]\nname = \"very-bright\"\npath = \"{component}\"\noutput_topic = \"very-bright\"\n\
+             params = {{ max_mag = \"16\" }}\n\
+             [[filter]]\nname = \"off\"\npath = \"{component}\"\noutput_topic = \"off\"\ndisabled = true\n"
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = bandpass(&[
+        "run",
+        "--quiet",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        &ztf_dir(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accepted = |name: &str| {
+        doc["filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["filter"] == name)
+            .unwrap_or_else(|| panic!("no deployment {name}: {doc}"))["tally"]["accepted"]
+            .as_u64()
+            .unwrap()
+    };
+    // Each deployment as `--filter` with its own parameters gives.
+    let alone = |params: &[&str]| {
+        let o = tempfile::tempdir().unwrap();
+        let mut a = vec![
+            "run",
+            "--quiet",
+            "--json",
+            "--filter",
+            &component,
+            "--out",
+            o.path().to_str().unwrap(),
+        ];
+        a.extend_from_slice(params);
+        let ztf = ztf_dir();
+        a.push(&ztf);
+        let out = bandpass(&a);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["filters"][0]["tally"]["accepted"].as_u64().unwrap()
+    };
+    assert_eq!(accepted("bright"), alone(&[]));
+    assert_eq!(accepted("very-bright"), alone(&["--param", "max_mag=16"]));
+    assert!(accepted("very-bright") < accepted("bright"), "{doc}");
+    assert_eq!(
+        doc["filters"].as_array().unwrap().len(),
+        2,
+        "the disabled one is left out: {doc}"
+    );
+    assert!(out_dir.join("very-bright/verdicts.jsonl").exists());
+
+    // --filter and --config do not mix.
+    let out = bandpass(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--filter",
+        &component,
+        "--out",
+        out_dir.to_str().unwrap(),
+        &ztf_dir(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 /// A folder of inputs: real alerts, and each kind of bad input.
 struct Inputs {
     dir: tempfile::TempDir,

@@ -15,15 +15,31 @@ use clap::Args;
 use super::EngineArgs;
 use super::format::{Table, Tally, thousands};
 use super::paths::FieldWatch;
+use crate::config::Config;
+use crate::decode::SchemaSource;
+use crate::deploy;
 use crate::input;
 use crate::runner::{AlertId, Runner};
-use crate::sandbox::{LoadedFilter, Outcome, Verdict};
+use crate::sandbox::{LoadedFilter, Outcome, Sandbox, SandboxOptions, Verdict};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A filter component (.wasm); repeat for several.
-    #[arg(long = "filter", required = true, value_name = "FILTER.wasm")]
+    /// A filter component (.wasm); repeat for several. Each appears once
+    /// and `--param` goes to all: to run one component with several
+    /// parameter sets, give them as deployments in a config (`--config`).
+    #[arg(
+        long = "filter",
+        value_name = "FILTER.wasm",
+        required_unless_present = "config",
+        conflicts_with = "config"
+    )]
     pub filters: Vec<PathBuf>,
+    /// Replay the deployments of a `bandpass serve` config instead: its
+    /// `[[filter]]` entries (names, parameters, limits; the disabled ones
+    /// left out), its quarantine rule and its schemas. Filters uploaded to
+    /// a running serve live on its registry topic and are not replayed.
+    #[arg(long, value_name = "bandpass.toml")]
+    pub config: Option<PathBuf>,
     /// Alert files (.avro), directories of them, or .tar.gz archives.
     #[arg(required = true)]
     pub alerts: Vec<PathBuf>,
@@ -45,31 +61,21 @@ pub struct RunArgs {
 const MAX_REPORTED_INPUT_ERRORS: usize = 20;
 
 pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
-    let sandbox = args.engine.sandbox()?;
-    let mut filters: Vec<Arc<LoadedFilter>> = Vec::new();
-    let mut refused = Vec::new();
-    for path in &args.filters {
-        match args.engine.load(&sandbox, path) {
-            Ok(f) if filters.iter().any(|g| g.name == f.name) => {
-                refused.push(format!(
-                    "filter {}: a filter named '{}' is already loaded; skipped",
-                    path.display(),
-                    f.name
-                ));
-            }
-            Ok(f) => filters.push(f),
-            Err(err) => refused.push(format!("{err:#}; skipped")),
-        }
-    }
+    let (named, mut refused, schemas, _sandbox) = match &args.config {
+        Some(config) => deployments_of(config, &args.engine)?,
+        None => components(&args)?,
+    };
+    let filters: Vec<Arc<LoadedFilter>> = named.iter().map(|(_, f)| f.clone()).collect();
     let (folders, checks) = args.engine.check_paths(&filters)?;
     let mut kept = Vec::new();
-    for (f, check) in filters.into_iter().zip(checks) {
+    for ((name, f), check) in named.into_iter().zip(checks) {
         match check.refused.first() {
-            Some(first) => refused.push(format!("filter '{}': {first}; skipped", f.name)),
-            None => kept.push(f),
+            Some(first) => refused.push(format!("filter '{name}': {first}; skipped")),
+            None => kept.push((name, f)),
         }
     }
-    let filters = kept;
+    let names: Vec<String> = kept.iter().map(|(n, _)| n.clone()).collect();
+    let filters: Vec<Arc<LoadedFilter>> = kept.into_iter().map(|(_, f)| f).collect();
     for r in &refused {
         eprintln!("bandpass: {r}");
     }
@@ -77,8 +83,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         anyhow::bail!("no filter could be loaded; nothing to run");
     }
     let mut outputs = Vec::new();
-    for f in &filters {
-        let dir = args.out.join(&f.name);
+    for name in &names {
+        let dir = args.out.join(name);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
         let verdicts = dir.join("verdicts.jsonl");
@@ -91,7 +97,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         });
     }
 
-    let runner = Runner::new(&filters, args.engine.schema_source());
+    let runner = Runner::new(&filters, schemas);
     let watch = FieldWatch::new(&filters, runner.decoder(), folders);
     let mut replay = Replay {
         runner,
@@ -129,7 +135,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     ]);
     let mut summary = Vec::new();
     let mut any_failed = !refused.is_empty();
-    for (i, (f, t)) in filters.iter().zip(&tallies).enumerate() {
+    for (i, ((f, t), name)) in filters.iter().zip(&tallies).zip(&names).enumerate() {
         let findings = watch.findings(i, f);
         if !args.json {
             findings.report(f);
@@ -137,7 +143,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         let quarantined = f.health.quarantined();
         any_failed |= t.errors > 0 || quarantined.is_some();
         table.row(vec![
-            f.name.clone(),
+            name.clone(),
             f.manifest.version.clone(),
             thousands(t.accepted),
             thousands(t.rejected),
@@ -153,10 +159,10 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
             },
         ]);
         summary.push(serde_json::json!({
-            "filter": f.name,
+            "filter": name,
             "version": f.manifest.version,
             "sha256": f.sha256,
-            "output": args.out.join(&f.name).display().to_string(),
+            "output": args.out.join(name).display().to_string(),
             "tally": t,
             "stats": t.stats(),
             "quarantined": quarantined,
@@ -199,6 +205,66 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     } else {
         0
     })
+}
+
+/// Filters by name, what was refused (each a sentence ending in
+/// "skipped"), where wire-format schemas come from, and the sandbox,
+/// which must outlive the run (its epoch ticker is every deadline).
+type Loaded = (
+    Vec<(String, Arc<LoadedFilter>)>,
+    Vec<String>,
+    SchemaSource,
+    Sandbox,
+);
+
+/// `--filter` components: each loaded with `--param`; a second one of
+/// the same name is skipped.
+fn components(args: &RunArgs) -> anyhow::Result<Loaded> {
+    let sandbox = args.engine.sandbox()?;
+    let mut named: Vec<(String, Arc<LoadedFilter>)> = Vec::new();
+    let mut refused = Vec::new();
+    for path in &args.filters {
+        match args.engine.load(&sandbox, path) {
+            Ok(f) if named.iter().any(|(n, _)| *n == f.name) => {
+                refused.push(format!(
+                    "filter {}: a filter named '{}' is already loaded (a component runs once \
+                     with --filter; give several parameter sets as deployments in a config, \
+                     --config); skipped",
+                    path.display(),
+                    f.name
+                ));
+            }
+            Ok(f) => named.push((f.name.clone(), f)),
+            Err(err) => refused.push(format!("{err:#}; skipped")),
+        }
+    }
+    Ok((named, refused, args.engine.schema_source(), sandbox))
+}
+
+/// `--config`: the deployments a `serve` config names, loaded as serve
+/// loads them (a filter that does not load stops the replay, as it stops
+/// serve).
+fn deployments_of(path: &Path, engine: &EngineArgs) -> anyhow::Result<Loaded> {
+    let config = Config::load(path)?;
+    let dir = path
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut options = SandboxOptions {
+        quarantine_after: config.engine.quarantine_after,
+        ..SandboxOptions::default()
+    };
+    if engine.no_cache {
+        options.cache = None;
+    }
+    let sandbox = Sandbox::new(options).context("starting the wasm engine")?;
+    let deployments = deploy::load_filters(&config, &dir, &sandbox, &[])
+        .with_context(|| format!("the filters of {}", path.display()))?;
+    let named = deployments
+        .into_iter()
+        .map(|d| (d.name, d.filter))
+        .collect();
+    Ok((named, Vec::new(), config.schemas.source(), sandbox))
 }
 
 /// The state of one replay: the runner and what it has counted.
