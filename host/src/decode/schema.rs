@@ -118,6 +118,26 @@ fn primitive_id(name: &str) -> Option<NodeId> {
         .map(|i| i as NodeId)
 }
 
+/// Largest schema file read (the largest published alert schema is tens
+/// of KiB).
+pub(crate) const MAX_SCHEMA_FILE_BYTES: u64 = 4 << 20;
+
+/// Reads a schema file of at most [`MAX_SCHEMA_FILE_BYTES`]; a larger one
+/// is an error before it is read.
+pub(crate) fn read_schema_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut text = Vec::new();
+    file.take(MAX_SCHEMA_FILE_BYTES + 1)
+        .read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_SCHEMA_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "over {MAX_SCHEMA_FILE_BYTES} bytes, too large for a schema"
+        )));
+    }
+    Ok(text)
+}
+
 /// Where named types that a schema references but does not define are
 /// looked up: `dir/<full name>.avsc`, then `dir/<short name>.avsc`.
 pub(crate) struct Siblings<'a> {
@@ -280,7 +300,7 @@ impl Parser<'_, '_> {
             if self.loading.contains(&file) {
                 continue;
             }
-            let text = match std::fs::read(&file) {
+            let text = match read_schema_file(&file) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(format!("reading {} failed ({e})", file.display())),

@@ -9,21 +9,20 @@
 //! join through [`Vocabulary::add_alert_schema`].
 //!
 //! Must never: read without bound (folders are walked to a stated depth
-//! and file count, files to a stated size), or suggest `?` for a path that
-//! exists in no version (that would hide the typo).
+//! and entry count, links followed within them, files read to
+//! `MAX_SCHEMA_FILE_BYTES`), or suggest `?` for a path that exists in no
+//! version (that would hide the typo).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use super::FieldPath;
-use super::schema::{Node, Schema, Siblings, parse};
+use super::schema::{Node, Schema, Siblings, parse, read_schema_file};
 
 /// Deepest folder below a schema folder that is read.
 pub const MAX_DEPTH: usize = 4;
 /// Most directory entries looked at under one schema folder.
 pub const MAX_ENTRIES: usize = 10_000;
-/// Largest schema file read.
-pub const MAX_SCHEMA_FILE_BYTES: u64 = 4 << 20;
 /// Most schema versions kept (all surveys together).
 pub const MAX_VERSIONS: usize = 512;
 /// Most "did you mean" suggestions per path.
@@ -125,12 +124,14 @@ impl Vocabulary {
                 ));
             }
             let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
+            // Links are followed (a deployed schema folder is often made
+            // of them); the depth and entry bounds stop a loop.
+            let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
-            if kind.is_dir() {
+            if meta.is_dir() {
                 subdirs.push(path);
-            } else if kind.is_file() && path.extension().is_some_and(|e| e == "avsc") {
+            } else if meta.is_file() && path.extension().is_some_and(|e| e == "avsc") {
                 files.push(path);
             }
         }
@@ -138,15 +139,12 @@ impl Vocabulary {
         subdirs.sort();
         let mut parsed: Vec<Schema> = Vec::new();
         for file in &files {
-            let Ok(meta) = std::fs::metadata(file) else {
-                continue;
-            };
-            if meta.len() > MAX_SCHEMA_FILE_BYTES {
-                tracing::debug!(file = %file.display(), "schema file too large, not read");
-                continue;
-            }
-            let Ok(text) = std::fs::read(file) else {
-                continue;
+            let text = match read_schema_file(file) {
+                Ok(text) => text,
+                Err(e) => {
+                    tracing::debug!(file = %file.display(), error = %e, "schema file not read");
+                    continue;
+                }
             };
             let mut siblings = Siblings {
                 dir,
@@ -490,6 +488,20 @@ mod tests {
                 .iter()
                 .any(|n| n.contains("fp_hists.forcediffimflux") && n.contains("3.5")),
             "{check:?}"
+        );
+        // Linked folders are read; a link back to an ancestor ends at the
+        // depth bound.
+        let linked = tempfile::tempdir().unwrap();
+        let link = |to: &Path, name: &str| {
+            std::os::unix::fs::symlink(to, linked.path().join(name)).unwrap()
+        };
+        link(&root.join("ztf/schema/v4.02"), "v4.02");
+        link(linked.path(), "loop");
+        let mut through_links = Vocabulary::new();
+        assert!(through_links.add_dir(linked.path()).is_ok());
+        assert_eq!(
+            through_links.check("ztf", &[]).checked_against,
+            ["ztf 4.02"]
         );
         let err = Vocabulary::new()
             .add_dir(&root.join("no-such-folder"))
