@@ -21,6 +21,10 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+/// Longest reason (a refusal, a quarantine, an error) shown to a tenant
+/// or kept in a record, in bytes.
+pub const MAX_REASON_BYTES: usize = 2048;
+
 /// `text` cut to at most `max` bytes (at a character boundary, with how
 /// much was cut said at the end) and with control and format characters
 /// made visible. Borrows when nothing needed changing.

@@ -167,13 +167,11 @@ pub struct ApiError {
     pub(super) reason: String,
 }
 
-/// Longest reason in a refusal, in bytes: a reason may quote what the
-/// caller sent, and is shown cut and escaped (`text::shown`), in the reply
-/// and in the log line that records it.
-const MAX_REASON_BYTES: usize = 2048;
-
+/// A refusal with `reason`, cut to `text::MAX_REASON_BYTES` and escaped
+/// (a reason may quote what the caller sent), in the reply and in the log
+/// line that records it.
 pub(super) fn refuse(status: StatusCode, reason: impl Into<String>) -> ApiError {
-    let reason = crate::text::shown_owned(reason.into(), MAX_REASON_BYTES);
+    let reason = crate::text::shown_owned(reason.into(), crate::text::MAX_REASON_BYTES);
     ApiError { status, reason }
 }
 

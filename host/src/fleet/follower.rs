@@ -59,7 +59,7 @@ pub struct Fleet {
     /// load key), so that applying their record does not load them a
     /// second time.
     preloaded: Mutex<HashMap<String, (String, Arc<LoadedFilter>)>>,
-    sources: Arc<Mutex<Desired>>,
+    desired: Arc<Mutex<Desired>>,
     /// How many filter sets the pipeline has published (see [`Desired`]).
     published: Arc<AtomicU64>,
     /// The rules records are checked against (replaced on SIGHUP).
@@ -91,12 +91,12 @@ pub enum WriteError {
 
 impl Fleet {
     /// Creates the topic if it is missing (checking it if not), reads it
-    /// to its end, loads every enabled filter into `sources`, and starts
+    /// to its end, loads every enabled filter into `desired`, and starts
     /// following it on a thread of its own until `stop`.
     pub fn start(
         config: &Config,
         sandbox: Arc<Sandbox>,
-        sources: Arc<Mutex<Desired>>,
+        desired: Arc<Mutex<Desired>>,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Arc<Fleet>> {
         let admin = config.admin.as_ref().expect("uploads need [admin]");
@@ -109,14 +109,14 @@ impl Fleet {
                 .create_with_context(Logged)
                 .context("creating the registry's Kafka producer")?;
         let consumer = reader(config, &topic, max_message)?;
-        let published = sources.lock().unwrap().published();
+        let published = desired.lock().unwrap().published();
         let registry = Arc::new(Fleet {
             topic: topic.clone(),
             producer,
             sandbox,
             state: Mutex::new(State::default()),
             preloaded: Mutex::new(HashMap::new()),
-            sources,
+            desired,
             published,
             policy: RwLock::new(Arc::new(Policy::of(config))),
             applying: Mutex::new(()),
@@ -134,7 +134,7 @@ impl Fleet {
         );
         // In place before the follower can change it; the pipeline starts
         // with it, so it counts as published.
-        registry.sources.lock().unwrap().uploaded = initial;
+        registry.desired.lock().unwrap().uploaded = initial;
         registry.mark_applied(0, read);
         let follow = registry.clone();
         std::thread::Builder::new()
@@ -236,7 +236,7 @@ impl Fleet {
     fn apply_and_publish(&self, recheck: bool) {
         let _one = self.applying.lock().unwrap();
         let (uploaded, read) = self.apply_with(recheck);
-        let seq = self.sources.lock().unwrap().set_uploaded(uploaded);
+        let seq = self.desired.lock().unwrap().set_uploaded(uploaded);
         self.mark_applied(seq, read);
     }
 

@@ -210,8 +210,9 @@ impl Policy {
     /// that is the one its record names. The reason is shown in the log
     /// and the filter's status.
     pub fn runnable(&self, entry: &Entry) -> Result<(), String> {
-        self.admit(&entry.record, None)
-            .map_err(|denial| crate::text::shown_owned(denial.reason, 2048))?;
+        self.admit(&entry.record, None).map_err(|denial| {
+            crate::text::shown_owned(denial.reason, crate::text::MAX_REASON_BYTES)
+        })?;
         entry.intact()
     }
 }
