@@ -567,6 +567,7 @@ mod tests {
             &bright,
             &evaluation(Outcome::Skipped {
                 reason: "rubin".into(),
+                quarantined: false,
             }),
         );
         m.dead_letter();

@@ -82,7 +82,7 @@ pub(crate) fn explain(
         Outcome::Failed(f) => {
             let _ = writeln!(out, "  ERROR {}: {}", f.kind.name(), f.message);
         }
-        Outcome::Skipped { reason } => {
+        Outcome::Skipped { reason, .. } => {
             let _ = writeln!(out, "  skipped: {reason}");
         }
     }

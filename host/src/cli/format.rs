@@ -92,7 +92,7 @@ pub fn outcome_cells(e: &Evaluation) -> (String, String) {
             ("accept".into(), format!("{score}{tags}"))
         }
         Outcome::Failed(f) => ("ERROR".into(), format!("{}: {}", f.kind.name(), f.message)),
-        Outcome::Skipped { reason } => ("skip".into(), reason.clone()),
+        Outcome::Skipped { reason, .. } => ("skip".into(), reason.clone()),
     }
 }
 

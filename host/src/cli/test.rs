@@ -12,7 +12,7 @@ use super::format::{Table, Tally, duration, outcome_cells, thousands};
 use super::paths::FieldWatch;
 use crate::input;
 use crate::runner::Runner;
-use crate::sandbox::{LoadedFilter, Outcome, SKIPPED_QUARANTINED};
+use crate::sandbox::{LoadedFilter, Outcome};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -88,8 +88,13 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
             watch.observe(&result, runner.decoder());
             let e = &result.evaluations[0];
             tally.add(e);
-            if matches!(&e.outcome, Outcome::Skipped { reason } if reason.starts_with(SKIPPED_QUARANTINED))
-            {
+            if matches!(
+                e.outcome,
+                Outcome::Skipped {
+                    quarantined: true,
+                    ..
+                }
+            ) {
                 unseen += 1;
             }
             let (verdict, detail) = outcome_cells(e);

@@ -175,11 +175,13 @@ impl Canary {
                 // Quarantined during the canary (too slow for its mean
                 // time): judged below on the alerts it ran, whose time
                 // per alert says more than the quarantine, when over.
-                Outcome::Skipped { .. } if filter.health.quarantined().is_some() => {
+                Outcome::Skipped {
+                    quarantined: true, ..
+                } => {
                     micros.pop();
                     break;
                 }
-                Outcome::Skipped { reason } => {
+                Outcome::Skipped { reason, .. } => {
                     return Err(format!("skipped canary alert {name}: {reason}"));
                 }
             }

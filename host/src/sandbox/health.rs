@@ -25,7 +25,7 @@ use std::time::Duration;
 use super::Failure;
 
 /// How the reason of an alert skipped for a quarantine begins
-/// (`Outcome::Skipped`), for reports to tell those skips from others.
+/// (`Outcome::Skipped`, whose `quarantined` says it too).
 pub const SKIPPED_QUARANTINED: &str = "quarantined: ";
 
 /// Failures among a worker's last 64 alerts that quarantine a filter,

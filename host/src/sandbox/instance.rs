@@ -91,11 +91,25 @@ impl FilterInstance {
                 "filter expects {} alerts, this is {}",
                 filter.manifest.survey, alert.schema.survey
             );
-            return finish(Outcome::Skipped { reason }, 0);
+            let quarantined = false;
+            return finish(
+                Outcome::Skipped {
+                    reason,
+                    quarantined,
+                },
+                0,
+            );
         }
         if let Some(reason) = filter.health.quarantined() {
             let reason = format!("{SKIPPED_QUARANTINED}{reason}");
-            return finish(Outcome::Skipped { reason }, 0);
+            let quarantined = true;
+            return finish(
+                Outcome::Skipped {
+                    reason,
+                    quarantined,
+                },
+                0,
+            );
         }
         let (result, fuel) = self.call(alert, moment, start);
         if let Err(failure) = &result

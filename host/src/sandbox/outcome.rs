@@ -197,6 +197,10 @@ pub enum Outcome {
     /// Not run: another survey's alert, or the filter is quarantined.
     Skipped {
         reason: String,
+        /// Skipped because the filter is quarantined (the reason then
+        /// begins with [`SKIPPED_QUARANTINED`](super::SKIPPED_QUARANTINED)).
+        #[serde(skip)]
+        quarantined: bool,
     },
 }
 
