@@ -15,7 +15,8 @@ use bandpass::sandbox::{
 };
 
 use crate::support::{
-    self, js_filters_dir, load_one_at_a_time, repo_root, run, shared_cache_sandbox, ztf_alerts,
+    self, filter_errors, js_filters_dir, load_one_at_a_time, outcomes_by_file, repo_root, run,
+    shared_cache_sandbox, ztf_alerts,
 };
 
 /// The engines a JavaScript filter is built with, and the subfolder of
@@ -320,13 +321,6 @@ export default defineFilter({
 "#;
 
 /// Each alert's outcome, by file, after running `files` in that order.
-fn outcomes_by_file(filter: &Arc<LoadedFilter>, files: &[PathBuf]) -> Vec<(PathBuf, Outcome)> {
-    run(std::slice::from_ref(filter), files)
-        .into_iter()
-        .map(|(file, mut r)| (file, r.evaluations.remove(0).outcome))
-        .collect()
-}
-
 #[test]
 fn reading_an_undeclared_alert_property_in_javascript_is_a_filter_error_naming_it_and_the_declared_fields_with_both_engines()
  {
@@ -335,21 +329,13 @@ fn reading_an_undeclared_alert_property_in_javascript_is_a_filter_error_naming_i
         let sb = shared_cache_sandbox(1000);
         let filter = load_js(&sb, &build_js("dice.js", DICE, engine), &[("typo", "true")])
             .unwrap_or_else(|e| panic!("{engine}: the filter did not load: {e}"));
-        for (file, outcome) in outcomes_by_file(&filter, &ztf_alerts()) {
-            let Outcome::Failed(f) = &outcome else {
-                panic!(
-                    "{engine} on {}: a typo must fail, got {outcome:?}",
-                    file.display()
-                );
-            };
-            assert_eq!(f.kind, FailureKind::FilterError, "{engine}: {f:?}");
+        for message in filter_errors(&filter, &ztf_alerts(), engine) {
             assert!(
-                f.message.contains(
+                message.contains(
                     "ReferenceError: alert.magpfs: the filter declared no field 'magpfs' \
                      (did you mean 'magpsf'?); its fields are magpsf, rb."
-                ) && f.message.ends_with(&format!("(at dice.js:{line})")),
-                "{engine}: {}",
-                f.message
+                ) && message.ends_with(&format!("(at dice.js:{line})")),
+                "{engine}: {message}"
             );
         }
     }

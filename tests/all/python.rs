@@ -16,7 +16,8 @@ use bandpass::sandbox::{
 use bytes::Bytes;
 
 use crate::support::{
-    self, load_one_at_a_time, python_filters_dir, repo_root, run, shared_cache_sandbox, ztf_alerts,
+    self, filter_errors, load_one_at_a_time, outcomes_by_file, python_filters_dir, repo_root, run,
+    shared_cache_sandbox, ztf_alerts,
 };
 
 /// The bytes of a built Python component, by module name with dashes.
@@ -392,13 +393,6 @@ fn dice() -> Vec<u8> {
 }
 
 /// Each alert's outcome, by file, after running `files` in that order.
-fn outcomes_by_file(filter: &Arc<LoadedFilter>, files: &[PathBuf]) -> Vec<(PathBuf, Outcome)> {
-    run(std::slice::from_ref(filter), files)
-        .into_iter()
-        .map(|(file, mut r)| (file, r.evaluations.remove(0).outcome))
-        .collect()
-}
-
 #[test]
 fn a_python_filter_that_returns_none_is_a_filter_error_naming_its_file_and_def_line() {
     let line = DICE
@@ -409,21 +403,13 @@ fn a_python_filter_that_returns_none_is_a_filter_error_naming_its_file_and_def_l
     let sb = shared_cache_sandbox(1000);
     let filter = load_one_at_a_time(&sb, &dice(), &[("forget", "true")], Limits::default())
         .unwrap_or_else(|e| panic!("py_dice did not load: {e}"));
-    for (file, outcome) in outcomes_by_file(&filter, &ztf_alerts()) {
-        let Outcome::Failed(f) = &outcome else {
-            panic!(
-                "{}: a missing return must fail, got {outcome:?}",
-                file.display()
-            );
-        };
-        assert_eq!(f.kind, FailureKind::FilterError, "{f:?}");
+    for message in filter_errors(&filter, &ztf_alerts(), "a missing return") {
         assert!(
-            f.message.ends_with(&format!(
+            message.ends_with(&format!(
                 "py_dice (py_dice.py, line {line}) returned None; \
                  return bandpass.accept(...) or bandpass.reject() on every path"
             )),
-            "{}",
-            f.message
+            "{message}"
         );
     }
 }

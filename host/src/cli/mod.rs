@@ -250,6 +250,23 @@ impl EngineArgs {
     }
 }
 
+/// The folder a config's relative paths start from: the config file's.
+fn config_dir(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The engine options a config sets for `serve` and its replay (`run
+/// --config`): its quarantine rule.
+fn engine_options(config: &crate::config::Config) -> SandboxOptions {
+    SandboxOptions {
+        quarantine_after: config.engine.quarantine_after,
+        ..SandboxOptions::default()
+    }
+}
+
 /// The default cache location, for messages.
 pub fn cache_dir() -> Option<PathBuf> {
     CompileCache::default_dir()

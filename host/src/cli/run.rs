@@ -20,7 +20,7 @@ use crate::decode::SchemaSource;
 use crate::deploy;
 use crate::input;
 use crate::runner::{AlertId, Runner};
-use crate::sandbox::{LoadedFilter, Outcome, Sandbox, SandboxOptions, Verdict};
+use crate::sandbox::{LoadedFilter, Outcome, Sandbox, Verdict};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -246,14 +246,8 @@ fn components(args: &RunArgs) -> anyhow::Result<Loaded> {
 /// serve).
 fn deployments_of(path: &Path, engine: &EngineArgs) -> anyhow::Result<Loaded> {
     let config = Config::load(path)?;
-    let dir = path
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let mut options = SandboxOptions {
-        quarantine_after: config.engine.quarantine_after,
-        ..SandboxOptions::default()
-    };
+    let dir = super::config_dir(path);
+    let mut options = super::engine_options(&config);
     if engine.no_cache {
         options.cache = None;
     }

@@ -25,7 +25,7 @@ use crate::fleet::Fleet;
 use crate::fleet::canary::Canary;
 use crate::metrics::Metrics;
 use crate::pipeline;
-use crate::sandbox::{CompileCache, Sandbox, SandboxOptions};
+use crate::sandbox::{CompileCache, Sandbox};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -46,15 +46,8 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
         .context("installing the SIGHUP handler")?;
     let config = Config::load(&args.config)?;
-    let config_dir = args
-        .config
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let mut options = SandboxOptions {
-        quarantine_after: config.engine.quarantine_after,
-        ..SandboxOptions::default()
-    };
+    let config_dir = super::config_dir(&args.config);
+    let mut options = super::engine_options(&config);
     // With uploads, the compiled-code cache is on by default: it is the
     // instance's local cache of the registry's components, so that a
     // restart reads the registry without compiling every upload again.

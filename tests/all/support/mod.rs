@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bandpass::decode::SchemaSource;
 use bandpass::runner::{AlertResult, Runner};
 use bandpass::sandbox::{
-    CompileCache, Limits, LoadedFilter, Outcome, Sandbox, SandboxOptions, Verdict,
+    CompileCache, FailureKind, Limits, LoadedFilter, Outcome, Sandbox, SandboxOptions, Verdict,
 };
 use bytes::Bytes;
 
@@ -339,4 +339,27 @@ pub fn assert_one_draw_per_key<K: std::fmt::Debug>(
         distinct.len() == draws.len() && draws.len() > 5,
         "{what}: other keys should draw other numbers: {draws:?}"
     );
+}
+
+/// Each alert file's outcome of `filter`, in file order.
+pub fn outcomes_by_file(filter: &Arc<LoadedFilter>, files: &[PathBuf]) -> Vec<(PathBuf, Outcome)> {
+    run(std::slice::from_ref(filter), files)
+        .into_iter()
+        .map(|(file, mut r)| (file, r.evaluations.remove(0).outcome))
+        .collect()
+}
+
+/// The message of the error `filter` reported on each of `files`; panics,
+/// naming the file and `what`, at any other outcome.
+pub fn filter_errors(filter: &Arc<LoadedFilter>, files: &[PathBuf], what: &str) -> Vec<String> {
+    outcomes_by_file(filter, files)
+        .into_iter()
+        .map(|(file, outcome)| match outcome {
+            Outcome::Failed(f) if f.kind == FailureKind::FilterError => f.message,
+            other => panic!(
+                "{what} on {}: not a filter error: {other:?}",
+                file.display()
+            ),
+        })
+        .collect()
 }
