@@ -45,6 +45,13 @@ pub fn execute(args: BuildArgs) -> anyhow::Result<u8> {
     let sdk = sdk_dir(args.sdk)?;
     prepare(dir, &project, &sdk)?;
     let wasm = dir.join(format!("{name}.wasm"));
+    // A failed build must not leave the last one to be tested as if new.
+    match std::fs::remove_file(&wasm) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot replace {}", wasm.display()));
+        }
+        _ => {}
+    }
     match &project {
         Project::Rust { package } => {
             run(
@@ -124,15 +131,24 @@ pub(crate) fn detect(dir: &Path, name: &str) -> anyhow::Result<Project> {
     if dir.join("package.json").exists() {
         return Ok(Project::Js);
     }
+    // A Python filter imports the SDK; any other Python file is not one.
+    let filter = |p: &Path| {
+        std::fs::read_to_string(p).is_ok_and(|text| {
+            text.lines().any(|l| {
+                let l = l.trim_start();
+                l.starts_with("import bandpass") || l.starts_with("from bandpass")
+            })
+        })
+    };
     let named = dir.join(format!("{}.py", name.replace('-', "_")));
-    if named.exists() {
+    if filter(&named) {
         return Ok(Project::Python { source: named });
     }
     let python: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        .filter(|p| p.extension().is_some_and(|e| e == "py") && filter(p))
         .collect();
     match python.as_slice() {
         [one] => Ok(Project::Python {
@@ -140,7 +156,7 @@ pub(crate) fn detect(dir: &Path, name: &str) -> anyhow::Result<Project> {
         }),
         _ => bail!(
             "{} is not a filter project: it has no Cargo.toml, no package.json and not one \
-             Python file; make one with `bandpass new NAME --lang rust|python|js`",
+             Python file that imports bandpass; make one with `bandpass new NAME --lang rust|python|js`",
             dir.display()
         ),
     }
@@ -267,12 +283,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = detect(dir.path(), "x").unwrap_err().to_string();
         assert!(err.contains("bandpass new"), "{err}");
-        std::fs::write(dir.path().join("other.py"), "").unwrap();
+        std::fs::write(dir.path().join("setup.py"), "print('hello')\n").unwrap();
+        assert!(
+            detect(dir.path(), "x").is_err(),
+            "a Python file without the SDK"
+        );
+        std::fs::write(dir.path().join("other.py"), "import bandpass\n").unwrap();
         assert!(matches!(
             detect(dir.path(), "x").unwrap(),
             Project::Python { .. }
         ));
-        std::fs::write(dir.path().join("x.py"), "").unwrap();
+        std::fs::write(dir.path().join("x.py"), "from bandpass import accept\n").unwrap();
         assert_eq!(
             detect(dir.path(), "x").unwrap(),
             Project::Python {

@@ -216,6 +216,12 @@ fn write_alerts(dir: &Path, count: usize, seed: u64) -> anyhow::Result<u8> {
     for survey in ["ztf", "rubin"] {
         let alerts = demo::generate_for(survey, count, seed, Mix::EachInTurn)?;
         let folder = dir.join(survey);
+        if std::fs::read_dir(&folder).is_ok_and(|mut d| d.next().is_some()) {
+            anyhow::bail!(
+                "{} already holds files: remove it, or give another --write folder",
+                folder.display()
+            );
+        }
         std::fs::create_dir_all(&folder)
             .with_context(|| format!("cannot create {}", folder.display()))?;
         for (i, alert) in alerts.iter().enumerate() {

@@ -29,6 +29,7 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     let report = sandbox
         .inspect(&bytes)
         .with_context(|| format!("filter {} refused", args.filter.display()))?;
+    let vocabulary = args.engine.vocabulary()?;
     let check = match &report.manifest {
         Some(m) => {
             let fields: Vec<FieldPath> = m
@@ -36,7 +37,7 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
                 .iter()
                 .filter_map(|f| FieldPath::parse(f).ok())
                 .collect();
-            args.engine.vocabulary()?.check(&m.survey, &fields)
+            vocabulary.check(&m.survey, &fields)
         }
         None => PathCheck::default(),
     };
@@ -50,10 +51,11 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     if status == 0 {
         println!("{}: a valid bandpass filter", args.filter.display());
     } else {
+        let n = check.refused.len();
         println!(
-            "{}: a valid component, but {} of its declared fields are in no known schema version (below)",
+            "{}: a valid component, but {n} of its declared fields {} in no known schema version (below)",
             args.filter.display(),
-            check.refused.len()
+            if n == 1 { "is" } else { "are" }
         );
     }
     println!("  size       {} bytes", thousands(report.size as u64));
@@ -81,8 +83,14 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
             "  paths      checked against {}",
             check.checked_against.join(", ")
         );
-    } else {
+    } else if vocabulary.is_empty() {
         println!("  paths      not checked against the survey's schemas (give --schemas-from DIR)");
+    } else {
+        println!(
+            "  paths      not checked: the schema folders given hold no {} schema (they hold {})",
+            report.manifest.as_ref().map_or("", |m| m.survey.as_str()),
+            vocabulary.check("any", &[]).checked_against.join(", ")
+        );
     }
     if let Some(m) = &report.manifest {
         super::paths::report(&m.name, &check);

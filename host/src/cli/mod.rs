@@ -160,14 +160,9 @@ pub struct EngineArgs {
     /// A folder of a survey's alert schemas, every version (such as the
     /// survey's `schema` folder): each declared field path is checked
     /// against every version before alerts run, and a path in none is
-    /// refused with the nearest real ones (repeatable; also read from
-    /// `$BANDPASS_SCHEMAS_FROM`, folders separated by `:`).
-    #[arg(
-        long = "schemas-from",
-        value_name = "DIR",
-        env = "BANDPASS_SCHEMAS_FROM",
-        value_delimiter = ':'
-    )]
+    /// refused with the nearest real ones (repeatable; without it, the
+    /// folders in `$BANDPASS_SCHEMAS_FROM`, separated by `:`).
+    #[arg(long = "schemas-from", value_name = "DIR")]
     pub schemas_from: Vec<PathBuf>,
     /// Compile components every time instead of using the cache in
     /// `$BANDPASS_CACHE_DIR` (default `~/.cache/bandpass`).
@@ -208,10 +203,24 @@ impl EngineArgs {
     /// it holds versioned alert schemas).
     fn vocabulary(&self) -> anyhow::Result<Vocabulary> {
         let mut vocabulary = Vocabulary::new();
-        for dir in &self.schemas_from {
+        // The flag, else the variable (whose empty entries, as in PATH,
+        // mean nothing).
+        let (folders, origin) = if self.schemas_from.is_empty() {
+            let listed = std::env::var_os("BANDPASS_SCHEMAS_FROM").unwrap_or_default();
+            let folders: Vec<PathBuf> = std::env::split_paths(&listed)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect();
+            (folders, "$BANDPASS_SCHEMAS_FROM")
+        } else {
+            (self.schemas_from.clone(), "--schemas-from")
+        };
+        for dir in &folders {
             vocabulary
                 .add_dir(dir)
-                .map_err(|e| anyhow::anyhow!("--schemas-from: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        }
+        for problem in &vocabulary.problems {
+            eprintln!("warning: {problem}");
         }
         if let Some(dir) = &self.schemas {
             // Wire-format schema files need not carry a version.

@@ -143,6 +143,12 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
 fn check_name(name: &str) -> anyhow::Result<()> {
     // A name, and a crate name too: it starts with a letter.
     let ok = crate::text::is_name(name, 64) && name.starts_with(|c: char| c.is_ascii_lowercase());
+    if name == "bandpass" || name == "bandpass-filter" {
+        bail!(
+            "'{name}' is the name of bandpass's own SDK module: a Python filter of that name \
+             would hide it; choose another name (e.g. my-transients)"
+        );
+    }
     if !ok {
         bail!(
             "'{name}' is not a filter name: use lowercase letters, digits and dashes, \

@@ -111,9 +111,13 @@ impl FieldWatch {
     }
 }
 
-/// The first quoted path of a finding's sentence.
+/// The first quoted path of a finding's sentence, without its `?`.
 fn quoted(sentence: &str) -> &str {
-    sentence.split('\'').nth(1).unwrap_or("")
+    sentence
+        .split('\'')
+        .nth(1)
+        .unwrap_or("")
+        .trim_end_matches('?')
 }
 
 /// What a run found about one filter's paths.

@@ -85,6 +85,14 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     let mut outputs = Vec::new();
     for name in &names {
         let dir = args.out.join(name);
+        // Files of an earlier run beside this one's would read as this
+        // run's accepted alerts.
+        if std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
+            anyhow::bail!(
+                "{} already holds files (an earlier run's?): remove it, or give another --out",
+                dir.display()
+            );
+        }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create output folder {}", dir.display()))?;
         let verdicts = dir.join("verdicts.jsonl");

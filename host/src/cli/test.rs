@@ -117,6 +117,12 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         }
     }
 
+    if tally.alerts() == 0 && input_errors.is_empty() {
+        anyhow::bail!(
+            "no alert files in {}: give .avro files, folders of them or .tar.gz archives",
+            shown_paths(&args.alerts)
+        );
+    }
     let findings = watch.findings(0, &filter);
     let quarantined = filter.health.quarantined();
     let (dropped_lines, cut_bytes) = filter.log.dropped();
@@ -206,6 +212,12 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// The paths given, for a message.
+fn shown_paths(paths: &[PathBuf]) -> String {
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    crate::text::shown(&shown.join(", "), 1024).into_owned()
+}
+
 /// `--explain ALERT`: each alert in the file, field by field.
 fn explain_one(
     runner: &mut Runner,
@@ -224,16 +236,18 @@ fn explain_one(
         })
         .collect();
     let mut status = 0;
+    let mut alerts = 0;
     for item in input::items(std::slice::from_ref(&alert.to_path_buf())) {
         let results = item
             .bytes
             .map_err(|e| e.to_string())
             .and_then(|bytes| runner.process(&bytes).map_err(|e| e.to_string()))
             .map_err(|why| anyhow::anyhow!("{}: {why}", item.name))?;
-        for (i, result) in results.iter().enumerate() {
-            if i > 0 {
+        for result in &results {
+            if alerts > 0 {
                 println!();
             }
+            alerts += 1;
             print!(
                 "{}",
                 super::explain::explain(&item.name, filter, &slots, result)
@@ -242,6 +256,12 @@ fn explain_one(
                 status = 1;
             }
         }
+    }
+    if alerts == 0 {
+        anyhow::bail!(
+            "no alert in {}: give one .avro alert file",
+            crate::text::shown(&alert.display().to_string(), 1024)
+        );
     }
     Ok(status)
 }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use super::FieldPath;
-use super::schema::{Node, Schema, Siblings, parse, read_schema_file};
+use super::schema::{Node, Schema, SchemaError, Siblings, parse, read_schema_file};
 
 /// Deepest folder below a schema folder that is read.
 pub const MAX_DEPTH: usize = 4;
@@ -46,7 +46,13 @@ struct Version {
 #[derive(Debug, Clone, Default)]
 pub struct Vocabulary {
     versions: Vec<Version>,
+    /// Schema files that could not be read or parsed, each a sentence
+    /// naming the file (at most [`MAX_PROBLEMS`]).
+    pub problems: Vec<String>,
 }
+
+/// Most unreadable schema files named.
+const MAX_PROBLEMS: usize = 20;
 
 /// What the check of one filter's paths found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -100,7 +106,7 @@ impl Vocabulary {
         }
         let before = self.versions.len();
         let mut entries = 0;
-        self.walk(dir, 0, &mut entries)?;
+        self.walk(dir, dir, 0, &mut entries)?;
         let added = self.versions.len() - before;
         if added == 0 {
             return Err(format!(
@@ -111,7 +117,13 @@ impl Vocabulary {
         Ok(added)
     }
 
-    fn walk(&mut self, dir: &Path, depth: usize, entries: &mut usize) -> Result<(), String> {
+    fn walk(
+        &mut self,
+        top: &Path,
+        dir: &Path,
+        depth: usize,
+        entries: &mut usize,
+    ) -> Result<(), String> {
         let mut files = Vec::new();
         let mut subdirs = Vec::new();
         let listing = std::fs::read_dir(dir)
@@ -120,7 +132,9 @@ impl Vocabulary {
             *entries += 1;
             if *entries > MAX_ENTRIES {
                 return Err(format!(
-                    "schema folder holds over {MAX_ENTRIES} entries: give the survey's schema folder itself"
+                    "schema folder {} holds over {MAX_ENTRIES} entries within {MAX_DEPTH} folders: \
+                     give the survey's schema folder itself",
+                    top.display()
                 ));
             }
             let path = entry.path();
@@ -142,7 +156,7 @@ impl Vocabulary {
             let text = match read_schema_file(file) {
                 Ok(text) => text,
                 Err(e) => {
-                    tracing::debug!(file = %file.display(), error = %e, "schema file not read");
+                    self.problem(format!("schema file {} not read: {e}", file.display()));
                     continue;
                 }
             };
@@ -152,26 +166,48 @@ impl Vocabulary {
             };
             match parse(&text, Some(&mut siblings)) {
                 Ok(schema) => parsed.push(schema),
-                Err(e) => {
-                    tracing::debug!(file = %file.display(), error = ?e, "not an alert schema")
-                }
+                Err(e) => self.problem(format!(
+                    "schema file {} is not a usable Avro schema: {}",
+                    file.display(),
+                    match e {
+                        SchemaError::Invalid(why) => why,
+                        SchemaError::RootNotRecord(what) => {
+                            format!("its root is {what}, not a record")
+                        }
+                    }
+                )),
             }
         }
         // The named types each schema defines below its root.
         let inner: Vec<HashSet<&str>> = parsed.iter().map(inner_names).collect();
+        // One alert schema per version in a folder: of the roots that
+        // give the same version (Rubin's folders also hold schemas no
+        // alert references, such as ssObject), the alert is the one with
+        // the most paths, since it holds the others.
+        let mut roots: Vec<(String, String, BTreeMap<String, String>)> = Vec::new();
         for (i, schema) in parsed.iter().enumerate() {
             let name = schema.full_name();
             let part = inner
                 .iter()
                 .enumerate()
                 .any(|(j, names)| j != i && names.contains(name));
-            if !part && let Some(label) = schema.version() {
-                self.add(schema, label);
+            let Some(label) = schema.version().filter(|_| !part) else {
+                continue;
+            };
+            let survey = schema.survey();
+            let paths: BTreeMap<String, String> = schema.leaf_paths().into_iter().collect();
+            match roots.iter_mut().find(|r| r.0 == survey && r.1 == label) {
+                Some(root) if root.2.len() < paths.len() => root.2 = paths,
+                Some(_) => {}
+                None => roots.push((survey, label, paths)),
             }
+        }
+        for (survey, label, paths) in roots {
+            self.insert(survey, label, paths);
         }
         if depth < MAX_DEPTH {
             for sub in subdirs {
-                self.walk(&sub, depth + 1, entries)?;
+                self.walk(top, &sub, depth + 1, entries)?;
             }
         }
         Ok(())
@@ -186,11 +222,20 @@ impl Vocabulary {
     }
 
     fn add(&mut self, schema: &Schema, label: String) {
+        let paths = schema.leaf_paths().into_iter().collect();
+        self.insert(schema.survey(), label, paths);
+    }
+
+    fn problem(&mut self, sentence: String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(sentence);
+        }
+    }
+
+    fn insert(&mut self, survey: String, label: String, paths: BTreeMap<String, String>) {
         if self.versions.len() >= MAX_VERSIONS {
             return;
         }
-        let survey = schema.survey();
-        let paths: BTreeMap<String, String> = schema.leaf_paths().into_iter().collect();
         if self
             .versions
             .iter()
@@ -224,10 +269,13 @@ impl Vocabulary {
     pub fn check(&self, survey: &str, fields: &[FieldPath]) -> PathCheck {
         let versions = self.of(survey);
         let mut out = PathCheck {
-            checked_against: versions
-                .iter()
-                .map(|v| format!("{} {}", v.survey, v.label))
-                .collect(),
+            checked_against: versions.iter().fold(Vec::new(), |mut seen, v| {
+                let label = format!("{} {}", v.survey, v.label);
+                if !seen.contains(&label) {
+                    seen.push(label);
+                }
+                seen
+            }),
             ..PathCheck::default()
         };
         if versions.is_empty() {
@@ -245,7 +293,16 @@ impl Vocabulary {
                     shown.push(l);
                 }
             }
-            shown.join(", ")
+            if shown.len() > 12 {
+                let n = shown.len();
+                format!(
+                    "{}, ..., {} ({n} versions)",
+                    shown[..3].join(", "),
+                    shown[n - 3..].join(", ")
+                )
+            } else {
+                shown.join(", ")
+            }
         };
         let every: BTreeSet<&str> = versions
             .iter()
@@ -258,8 +315,9 @@ impl Vocabulary {
                 .partition(|v| v.paths.contains_key(&field.text));
             if with.is_empty() {
                 let mut sentence = format!(
-                    "declared field '{}' is in no {survey} schema version known here ({})",
+                    "declared field '{}{}' is in no {survey} schema version known here ({})",
                     field.text,
+                    if field.optional { "?" } else { "" },
                     labels(&without)
                 );
                 if suggested < SUGGESTED_PATHS {
@@ -414,7 +472,10 @@ mod tests {
             check.refused[1].contains("did you mean 'candidate.drb'?"),
             "{check:?}"
         );
-        assert!(check.refused.iter().all(|r| !r.contains("?'")), "{check:?}");
+        assert!(
+            check.refused.iter().all(|r| !r.contains("declare it")),
+            "never told to add '?': {check:?}"
+        );
     }
 
     #[test]
@@ -473,6 +534,14 @@ mod tests {
         let rubin = v.add_dir(&root.join("rubin/schema")).unwrap();
         assert_eq!(ztf, 9, "{:?}", v.check("ztf", &[]).checked_against);
         assert!(rubin >= 14, "{:?}", v.check("rubin", &[]).checked_against);
+        // Rubin's folders also hold schemas no alert references
+        // (ssObject from 10.0): the alert alone is the version.
+        let rubin_check = v.check("rubin", &fields(&["diaSource.snr", "diaSource.ssObjectId"]));
+        assert!(rubin_check.notes.is_empty(), "{rubin_check:?}");
+        let labels = &rubin_check.checked_against;
+        let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
+        assert_eq!(distinct.len(), labels.len(), "{labels:?}");
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
         let check = v.check(
             "ztf",
             &fields(&[

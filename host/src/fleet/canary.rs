@@ -126,7 +126,7 @@ impl Canary {
         if let Some(first) = check.refused.first() {
             // Where the path reaches something that is not a value (a
             // record, a map, two arrays), the schema says so.
-            let path = first.split('\'').nth(1).unwrap_or("");
+            let path = first.split('\'').nth(1).unwrap_or("").trim_end_matches('?');
             let why = schemas
                 .values()
                 .find_map(|info| runner.decoder().check_path(info, path).err())
