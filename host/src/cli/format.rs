@@ -83,6 +83,15 @@ impl Table {
 }
 
 /// A verdict or failure in a few words, for a table cell.
+/// `n` things: `1 alert`, `2 alerts`.
+pub fn counted(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{} {thing}s", thousands(n))
+    }
+}
+
 pub fn outcome_cells(e: &Evaluation) -> (String, String) {
     match &e.outcome {
         Outcome::Verdict(Verdict::Reject) => ("reject".into(), String::new()),

@@ -82,6 +82,15 @@ const JS: &[File] = &[
 ];
 
 impl Lang {
+    /// The language's name, for people.
+    fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Python => "Python",
+            Lang::Js => "JavaScript",
+        }
+    }
+
     fn files(self) -> &'static [File] {
         match self {
             Lang::Rust => RUST,
@@ -130,9 +139,9 @@ pub fn execute(args: NewArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot write {}", file.display()))?;
     }
     println!(
-        "created {} ({:?} filter '{}'); next steps are in {}",
+        "created {} ({} filter '{}'); next steps are in {}",
         project.display(),
-        args.lang,
+        args.lang.name(),
         args.name,
         project.join("README.md").display()
     );

@@ -70,7 +70,9 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     let mut kept = Vec::new();
     for ((name, f), check) in named.into_iter().zip(checks) {
         match check.refused.first() {
-            Some(first) => refused.push(format!("filter '{name}': {first}; skipped")),
+            Some(_) => refused.push(format!(
+                "filter '{name}': a declared field is in no schema version (said above); skipped"
+            )),
             None => kept.push((name, f)),
         }
     }

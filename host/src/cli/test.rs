@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::EngineArgs;
-use super::format::{Table, Tally, duration, outcome_cells, thousands};
+use super::format::{Table, Tally, counted, duration, outcome_cells, thousands};
 use super::paths::FieldWatch;
 use crate::input;
 use crate::runner::Runner;
@@ -158,8 +158,8 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         );
         print!("{}", table.render());
         println!(
-            "\n{} alerts: {} accepted, {} rejected, {} skipped, {} errors; {} unreadable inputs",
-            tally.alerts(),
+            "\n{}: {} accepted, {} rejected, {} skipped, {} errors; {} unreadable inputs",
+            counted(tally.alerts(), "alert"),
             tally.accepted,
             tally.rejected,
             tally.skipped,
