@@ -149,6 +149,11 @@ impl Runner {
         self.instances.iter().map(|i| i.filter())
     }
 
+    /// Where filter `i`'s declared fields sit among each alert's values.
+    pub fn slots(&self, i: usize) -> &[usize] {
+        self.instances[i].slots()
+    }
+
     pub fn decoder(&self) -> &Arc<Decoder> {
         &self.decoder
     }

@@ -3,10 +3,9 @@
 //! the alerts that ran, and which optional paths no alert filled).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use crate::decode::{Decoder, FieldValue, PathCheck, Vocabulary};
-use crate::runner::AlertResult;
+use crate::runner::{AlertResult, Runner};
 use crate::sandbox::LoadedFilter;
 
 /// Prints a check's findings for one filter to stderr.
@@ -35,23 +34,9 @@ pub(crate) struct FieldWatch {
 }
 
 impl FieldWatch {
-    pub fn new(
-        filters: &[Arc<LoadedFilter>],
-        decoder: &Decoder,
-        folders: Vocabulary,
-    ) -> FieldWatch {
-        let paths = decoder.paths();
-        let fields = filters
-            .iter()
-            .map(|f| {
-                f.fields
-                    .iter()
-                    .map(|p| {
-                        let slot = paths.iter().position(|x| *x == p.text);
-                        (slot.unwrap_or(usize::MAX), false)
-                    })
-                    .collect()
-            })
+    pub fn new(runner: &Runner, folders: Vocabulary) -> FieldWatch {
+        let fields = (0..runner.filters().count())
+            .map(|i| runner.slots(i).iter().map(|&slot| (slot, false)).collect())
             .collect();
         FieldWatch {
             folders: !folders.is_empty(),
@@ -97,9 +82,8 @@ impl FieldWatch {
         } else {
             "; if it is in a version these alerts lack, check every version with --schemas-from DIR (the survey's schema folder)"
         };
-        out.unknown = check.refused.into_iter().map(|r| r + hint).collect();
         for (path, (_, filled)) in filter.fields.iter().zip(&self.fields[i]) {
-            let unknown = out.unknown.iter().any(|r| quoted(r) == path.text);
+            let unknown = check.refused_paths.contains(&path.text);
             if path.optional && !filled && !unknown {
                 out.absent.push(format!(
                     "optional field '{}?' was absent from all {} alerts (null, or not in their schema): the filter never saw a value for it",
@@ -107,17 +91,9 @@ impl FieldWatch {
                 ));
             }
         }
+        out.unknown = check.refused.into_iter().map(|r| r + hint).collect();
         out
     }
-}
-
-/// The first quoted path of a finding's sentence, without its `?`.
-fn quoted(sentence: &str) -> &str {
-    sentence
-        .split('\'')
-        .nth(1)
-        .unwrap_or("")
-        .trim_end_matches('?')
 }
 
 /// What a run found about one filter's paths.

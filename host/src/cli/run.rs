@@ -108,7 +108,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     }
 
     let runner = Runner::new(&filters, schemas);
-    let watch = FieldWatch::new(&filters, runner.decoder(), folders);
+    let watch = FieldWatch::new(&runner, folders);
     let mut replay = Replay {
         runner,
         watch,

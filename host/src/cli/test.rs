@@ -47,7 +47,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     if let Some(alert) = &args.explain {
         return explain_one(&mut runner, &filter, alert);
     }
-    let mut watch = FieldWatch::new(filters, runner.decoder(), folders);
+    let mut watch = FieldWatch::new(&runner, folders);
 
     let mut table = Table::new(&[
         "ALERT",
@@ -224,17 +224,7 @@ fn explain_one(
     filter: &Arc<LoadedFilter>,
     alert: &Path,
 ) -> anyhow::Result<u8> {
-    let paths = runner.decoder().paths();
-    let slots: Vec<usize> = filter
-        .fields
-        .iter()
-        .map(|f| {
-            paths
-                .iter()
-                .position(|p| *p == f.text)
-                .unwrap_or(usize::MAX)
-        })
-        .collect();
+    let slots = runner.slots(0).to_vec();
     let mut status = 0;
     let mut alerts = 0;
     for item in input::items(std::slice::from_ref(&alert.to_path_buf())) {

@@ -62,6 +62,10 @@ pub struct PathCheck {
     /// Paths in no known version: each a whole sentence, with "did you
     /// mean" where something is near.
     pub refused: Vec<String>,
+    /// The path of each refused sentence, in the same order (without its
+    /// `?`), for callers that act on the path itself.
+    #[serde(skip)]
+    pub refused_paths: Vec<String>,
     /// Paths some versions lack: each a whole sentence naming them.
     pub notes: Vec<String>,
 }
@@ -331,6 +335,7 @@ impl Vocabulary {
                     }
                 }
                 out.refused.push(sentence);
+                out.refused_paths.push(field.text.clone());
             } else if !without.is_empty() {
                 let sentence = if field.optional {
                     format!(

@@ -28,7 +28,8 @@ use crate::sandbox::{LoadedFilter, Outcome, Verdict};
 pub struct Canary {
     /// (name, message) for each alert file.
     alerts: Vec<(String, Bytes)>,
-    /// The schema versions of `admin.uploads.schema_dirs`.
+    /// The schema versions of `admin.uploads.schema_dirs` and of the
+    /// canary alerts.
     vocabulary: Vocabulary,
     max_accept_fraction: f64,
     max_time_fraction: f64,
@@ -52,6 +53,7 @@ impl Canary {
     pub fn load(config_dir: &Path, uploads: &UploadsConfig) -> anyhow::Result<Canary> {
         let decoder = Decoder::new(Vec::new(), SchemaSource::None);
         let mut alerts = Vec::new();
+        let mut vocabulary = Vocabulary::new();
         let paths: Vec<_> = uploads
             .canary_alerts
             .iter()
@@ -62,18 +64,21 @@ impl Canary {
                 .bytes
                 .map_err(|e| anyhow::anyhow!(e))
                 .with_context(|| format!("admin.uploads.canary_alerts: {}", item.name))?;
-            decoder.decode(&bytes).with_context(|| {
+            let decoded = decoder.decode(&bytes).with_context(|| {
                 format!(
                     "admin.uploads.canary_alerts: {} is not a self-describing Avro alert file",
                     item.name
                 )
             })?;
+            // Their schemas join the vocabulary once, not per upload.
+            for alert in &decoded {
+                decoder.add_schema_to(&alert.schema, &mut vocabulary);
+            }
             alerts.push((item.name, bytes));
         }
         if alerts.is_empty() {
             anyhow::bail!("admin.uploads.canary_alerts: no alert files found there");
         }
-        let mut vocabulary = Vocabulary::new();
         for dir in &uploads.schema_dirs {
             vocabulary
                 .add_dir(&config_dir.join(dir))
@@ -118,15 +123,10 @@ impl Canary {
         // A field no schema has is the clearest reason, so it comes first:
         // checked against every version the operator's schema folders
         // hold and the canary alerts' own schemas.
-        let mut vocabulary = self.vocabulary.clone();
-        for info in schemas.values() {
-            runner.decoder().add_schema_to(info, &mut vocabulary);
-        }
-        let check = vocabulary.check(survey, &filter.fields);
-        if let Some(first) = check.refused.first() {
+        let check = self.vocabulary.check(survey, &filter.fields);
+        if let (Some(first), Some(path)) = (check.refused.first(), check.refused_paths.first()) {
             // Where the path reaches something that is not a value (a
             // record, a map, two arrays), the schema says so.
-            let path = first.split('\'').nth(1).unwrap_or("").trim_end_matches('?');
             let why = schemas
                 .values()
                 .find_map(|info| runner.decoder().check_path(info, path).err())

@@ -48,6 +48,11 @@ impl FilterInstance {
         &self.filter
     }
 
+    /// Where each declared field's value sits among the decoder's paths.
+    pub fn slots(&self) -> &[usize] {
+        &self.slots
+    }
+
     /// Points the instance at other decoder slots (a new decoder after
     /// the filter set changed), keeping its live Store.
     pub fn reslot(&mut self, slots: Vec<usize>) {
