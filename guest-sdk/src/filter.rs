@@ -8,7 +8,7 @@ use core::cell::RefCell;
 
 use crate::bindings::bandpass::filter::types as wit;
 use crate::bindings::bandpass::filter::types::FieldValues;
-use crate::{Fields, Params};
+use crate::{Fields, Params, StateSpec};
 
 /// An alert filter.
 ///
@@ -37,6 +37,9 @@ pub trait Filter: Default + 'static {
     const SURVEY: &'static str;
     /// One sentence on what the filter selects.
     const DESCRIPTION: &'static str;
+    /// What the filter keeps per object between alerts, if anything: see
+    /// [`crate::state`]. `None` (the default) keeps nothing.
+    const STATE: Option<StateSpec> = None;
 
     /// Builds the configured filter from the operator's parameters.
     ///
@@ -75,6 +78,10 @@ pub fn describe<F: Filter>() -> wit::Manifest {
         survey: F::SURVEY.to_string(),
         fields: F::Fields::PATHS.iter().map(|p| (*p).to_string()).collect(),
         description: F::DESCRIPTION.to_string(),
+        state: F::STATE.map(|s| wit::StateSpec {
+            format: s.format.to_string(),
+            max_bytes: s.max_bytes,
+        }),
     }
 }
 
@@ -86,18 +93,29 @@ pub fn init<F: Filter>(state: &State<F>, params: Vec<(String, String)>) -> Resul
     Ok(())
 }
 
-/// `evaluate`: converts the values and asks the filter.
+/// `evaluate`: converts the values and asks the filter; the object's
+/// state is there for [`crate::state`] during the call.
 ///
 /// A host that skipped `init` gets the filter built with no parameters.
 #[doc(hidden)]
-pub fn evaluate<F: Filter>(state: &State<F>, values: FieldValues) -> Result<wit::Verdict, String> {
+pub fn evaluate<F: Filter>(
+    state: &State<F>,
+    values: FieldValues,
+    object: Option<Vec<u8>>,
+) -> Result<wit::Decision, String> {
     let mut state = state.borrow_mut();
     let filter = match &mut *state {
         Some(filter) => filter,
         slot @ None => slot.insert(F::init(&Params::default())?),
     };
     let fields = F::Fields::from_values(crate::fields::unpack(values))?;
-    filter.evaluate(fields).map(crate::Verdict::into_wit)
+    crate::state::begin(F::STATE, object);
+    let verdict = filter.evaluate(fields);
+    let change = crate::state::finish();
+    Ok(wit::Decision {
+        verdict: verdict?.into_wit(),
+        state: change,
+    })
 }
 
 /// Exports a [`Filter`] as this component's implementation of the
@@ -146,10 +164,11 @@ macro_rules! export_filter {
 
                 fn evaluate(
                     values: $crate::__private::FieldValues,
-                ) -> ::core::result::Result<$crate::__private::Verdict, ::std::string::String>
+                    object: ::core::option::Option<::std::vec::Vec<u8>>,
+                ) -> ::core::result::Result<$crate::__private::Decision, ::std::string::String>
                 {
                     BANDPASS_STATE
-                        .with(|state| $crate::__private::evaluate::<$filter>(state, values))
+                        .with(|state| $crate::__private::evaluate::<$filter>(state, values, object))
                 }
             }
 

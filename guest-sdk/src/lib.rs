@@ -9,11 +9,14 @@
 //! - [`Verdict`]: reject, or accept with a score, tags and notes.
 //! - [`Params`]: the operator's parameters, read once in [`Filter::init`].
 //! - [`log`]: the filter's own log (the one capability a filter has).
+//! - [`state`] and [`StateSpec`]: a few bytes kept per object between
+//!   alerts (contract 0.3.0).
 
 mod fields;
 mod filter;
 pub mod log;
 mod params;
+pub mod state;
 mod verdict;
 
 /// The bindings `wit-bindgen` generates from `wit/filter.wit`.
@@ -40,6 +43,7 @@ pub use bindings::bandpass::filter::types::{IntegerColumn, RealColumn, TextColum
 pub use fields::{Column, Fields, FromValue, Integers, Reals, Texts, TypeMismatch};
 pub use filter::Filter;
 pub use params::Params;
+pub use state::StateSpec;
 pub use verdict::Verdict;
 
 /// Everything a typical filter needs, in one `use`.
@@ -48,11 +52,12 @@ pub use verdict::Verdict;
 /// use bandpass_sdk::prelude::*;
 /// ```
 pub mod prelude {
-    pub use crate::log;
     pub use crate::{
-        Column, Fields, Filter, FromValue, Integers, Params, Reals, Texts, Value, Verdict,
+        Column, Fields, Filter, FromValue, Integers, Params, Reals, StateSpec, Texts, Value,
+        Verdict,
     };
     pub use crate::{export_filter, fields};
+    pub use crate::{log, state};
 }
 
 /// The survey names a [`Filter::SURVEY`] may use.
@@ -70,7 +75,7 @@ pub mod survey {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings::__export_alert_filter as export;
-    pub use crate::bindings::bandpass::filter::types::{FieldValues, Manifest, Verdict};
+    pub use crate::bindings::bandpass::filter::types::{Decision, FieldValues, Manifest};
     pub use crate::bindings::exports::bandpass::filter::filter::Guest;
     pub use crate::fields::Values;
     pub use crate::filter::{State, describe, evaluate, init};

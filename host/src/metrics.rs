@@ -538,6 +538,7 @@ mod tests {
     fn evaluation(outcome: Outcome) -> Evaluation {
         Evaluation {
             outcome,
+            state: Default::default(),
             fuel: 1000,
             nanos: 2_000,
         }

@@ -189,7 +189,7 @@ impl Runner {
             .instances
             .iter_mut()
             .map(|i| {
-                let (evaluation, end) = i.evaluate_from(&alert, moment, clock);
+                let (evaluation, end) = i.evaluate_from(&alert, moment, None, clock);
                 clock = end;
                 evaluation
             })

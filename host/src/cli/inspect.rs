@@ -61,13 +61,21 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     println!("  size       {} bytes", thousands(report.size as u64));
     println!("  sha256     {}", report.sha256);
     println!(
-        "  contract   bandpass:filter@{} (host speaks {CONTRACT_VERSION})",
+        "  contract   bandpass:filter@{} (host speaks {CONTRACT_VERSION}, and runs 0.2.0)",
         report.contract
     );
     if let Some(m) = &report.manifest {
         println!("  name       {} {}", m.name, m.version);
         println!("  survey     {}", m.survey);
         println!("  about      {}", m.description);
+        match &m.state {
+            Some(s) => println!(
+                "  state      format '{}', at most {} bytes per object",
+                crate::text::shown(&s.format, 64),
+                thousands(u64::from(s.max_bytes))
+            ),
+            None => println!("  state      none"),
+        }
         println!("  fields     {}", m.fields.len());
         for f in &m.fields {
             println!("    {f}");

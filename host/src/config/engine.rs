@@ -79,5 +79,6 @@ fn default_max_limits() -> Budget {
         deadline: Duration::from_secs(1),
         mean_time: Duration::from_secs(1),
         memory: 512 << 20,
+        state: crate::sandbox::Limits::MAX_STATE_BYTES,
     }
 }

@@ -3,9 +3,12 @@
 //! order in `others`, columns as bytes with a presence mask. The buffers
 //! are refilled in place, alert after alert.
 
-use super::bindings::bandpass::filter::types::{
-    FieldValues, IntegerColumn, RealColumn, TextColumn, Value,
-};
+//!
+//! The same code packs for each contract version the host links: the
+//! versions' generated types are distinct Rust types of one shape, so
+//! [`packing!`] writes the functions once and instantiates them for each
+//! (`current` for 0.3.0, `v2` for 0.2.0).
+
 use crate::decode::FieldValue;
 
 /// The kinds of `field-values` (wit/filter.wit): how field `i`'s 8 bytes
@@ -16,88 +19,6 @@ mod kind {
     pub const INTEGER: u8 = 2;
     pub const BOOLEAN: u8 = 3;
     pub const OTHER: u8 = 4;
-}
-
-/// Appends one field to `args`: single numbers and booleans as a kind and
-/// 8 little-endian bytes, anything else as a kind and the next entry of
-/// `others` (`others` entries already in `args` are refilled in place).
-#[inline]
-pub(super) fn pack(args: &mut FieldValues, others: &mut usize, value: &FieldValue) {
-    let (kind, bits) = match *value {
-        FieldValue::Missing | FieldValue::Absent => (kind::ABSENT, 0),
-        FieldValue::Real(r) => (kind::REAL, r.to_bits()),
-        FieldValue::Integer(i) => (kind::INTEGER, i as u64),
-        FieldValue::Boolean(b) => (kind::BOOLEAN, u64::from(b)),
-        _ => {
-            match args.others.get_mut(*others) {
-                Some(slot) => refill(slot, value),
-                None => args.others.push(to_wit(value)),
-            }
-            *others += 1;
-            (kind::OTHER, 0)
-        }
-    };
-    args.kinds.push(kind);
-    args.numbers.extend_from_slice(&bits.to_le_bytes());
-}
-
-/// Sets `arg` to `value`, reusing the buffers `arg` already holds.
-fn refill(arg: &mut Value, value: &FieldValue) {
-    match (arg, value) {
-        (Value::Text(d), FieldValue::Text(s)) => {
-            d.clear();
-            d.push_str(s);
-        }
-        (Value::Bytes(d), FieldValue::Bytes(s)) => {
-            d.clear();
-            d.extend_from_slice(s);
-        }
-        (Value::Reals(d), FieldValue::Reals(c)) => {
-            fill_column(&mut d.values, &mut d.present, c, |r| r.to_bits())
-        }
-        (Value::Integers(d), FieldValue::Integers(c)) => {
-            fill_column(&mut d.values, &mut d.present, c, |i| i as u64)
-        }
-        (Value::Texts(d), FieldValue::Texts(c)) => fill_text_column(d, c),
-        (arg, value) => *arg = to_wit(value),
-    }
-}
-
-fn to_wit(v: &FieldValue) -> Value {
-    match v {
-        FieldValue::Missing | FieldValue::Absent => Value::Absent,
-        FieldValue::Boolean(b) => Value::Boolean(*b),
-        FieldValue::Integer(i) => Value::Integer(*i),
-        FieldValue::Real(r) => Value::Real(*r),
-        FieldValue::Text(s) => Value::Text(s.clone()),
-        FieldValue::Bytes(b) => Value::Bytes(b.clone()),
-        FieldValue::Booleans(c) => Value::Booleans(c.clone()),
-        FieldValue::Integers(c) => {
-            let mut column = IntegerColumn {
-                values: Vec::new(),
-                present: Vec::new(),
-            };
-            fill_column(&mut column.values, &mut column.present, c, |i| i as u64);
-            Value::Integers(column)
-        }
-        FieldValue::Reals(c) => {
-            let mut column = RealColumn {
-                values: Vec::new(),
-                present: Vec::new(),
-            };
-            fill_column(&mut column.values, &mut column.present, c, |r| r.to_bits());
-            Value::Reals(column)
-        }
-        FieldValue::Texts(c) => {
-            let mut column = TextColumn {
-                text: String::new(),
-                ends: Vec::new(),
-                present: Vec::new(),
-            };
-            fill_text_column(&mut column, c);
-            Value::Texts(column)
-        }
-    }
 }
 
 /// A numeric column as the contract sends it: each element's 64 bits
@@ -116,26 +37,124 @@ fn fill_column<T: Copy>(
     }
 }
 
-/// A text column as the contract sends it: one concatenated string, the
-/// end offset of each element, and a presence mask.
-fn fill_text_column(out: &mut TextColumn, column: &[Option<String>]) {
-    out.text.clear();
-    out.ends.clear();
-    out.present.clear();
-    for value in column {
-        if let Some(s) = value {
-            out.text.push_str(s);
+/// The packing functions over one contract version's generated types.
+macro_rules! packing {
+    ($version:ident, $($types:tt)+) => {
+        pub(in crate::sandbox) mod $version {
+            use super::{FieldValue, fill_column, kind};
+            use $($types)+::{FieldValues, IntegerColumn, RealColumn, TextColumn, Value};
+
+            /// Appends one field to `args`: single numbers and booleans as a kind and
+            /// 8 little-endian bytes, anything else as a kind and the next entry of
+            /// `others` (`others` entries already in `args` are refilled in place).
+            #[inline]
+            pub(in crate::sandbox) fn pack(args: &mut FieldValues, others: &mut usize, value: &FieldValue) {
+                let (kind, bits) = match *value {
+                    FieldValue::Missing | FieldValue::Absent => (kind::ABSENT, 0),
+                    FieldValue::Real(r) => (kind::REAL, r.to_bits()),
+                    FieldValue::Integer(i) => (kind::INTEGER, i as u64),
+                    FieldValue::Boolean(b) => (kind::BOOLEAN, u64::from(b)),
+                    _ => {
+                        match args.others.get_mut(*others) {
+                            Some(slot) => refill(slot, value),
+                            None => args.others.push(to_wit(value)),
+                        }
+                        *others += 1;
+                        (kind::OTHER, 0)
+                    }
+                };
+                args.kinds.push(kind);
+                args.numbers.extend_from_slice(&bits.to_le_bytes());
+            }
+
+            /// Sets `arg` to `value`, reusing the buffers `arg` already holds.
+            pub(in crate::sandbox) fn refill(arg: &mut Value, value: &FieldValue) {
+                match (arg, value) {
+                    (Value::Text(d), FieldValue::Text(s)) => {
+                        d.clear();
+                        d.push_str(s);
+                    }
+                    (Value::Bytes(d), FieldValue::Bytes(s)) => {
+                        d.clear();
+                        d.extend_from_slice(s);
+                    }
+                    (Value::Reals(d), FieldValue::Reals(c)) => {
+                        fill_column(&mut d.values, &mut d.present, c, |r| r.to_bits())
+                    }
+                    (Value::Integers(d), FieldValue::Integers(c)) => {
+                        fill_column(&mut d.values, &mut d.present, c, |i| i as u64)
+                    }
+                    (Value::Texts(d), FieldValue::Texts(c)) => fill_text_column(d, c),
+                    (arg, value) => *arg = to_wit(value),
+                }
+            }
+
+            pub(in crate::sandbox) fn to_wit(v: &FieldValue) -> Value {
+                match v {
+                    FieldValue::Missing | FieldValue::Absent => Value::Absent,
+                    FieldValue::Boolean(b) => Value::Boolean(*b),
+                    FieldValue::Integer(i) => Value::Integer(*i),
+                    FieldValue::Real(r) => Value::Real(*r),
+                    FieldValue::Text(s) => Value::Text(s.clone()),
+                    FieldValue::Bytes(b) => Value::Bytes(b.clone()),
+                    FieldValue::Booleans(c) => Value::Booleans(c.clone()),
+                    FieldValue::Integers(c) => {
+                        let mut column = IntegerColumn {
+                            values: Vec::new(),
+                            present: Vec::new(),
+                        };
+                        fill_column(&mut column.values, &mut column.present, c, |i| i as u64);
+                        Value::Integers(column)
+                    }
+                    FieldValue::Reals(c) => {
+                        let mut column = RealColumn {
+                            values: Vec::new(),
+                            present: Vec::new(),
+                        };
+                        fill_column(&mut column.values, &mut column.present, c, |r| r.to_bits());
+                        Value::Reals(column)
+                    }
+                    FieldValue::Texts(c) => {
+                        let mut column = TextColumn {
+                            text: String::new(),
+                            ends: Vec::new(),
+                            present: Vec::new(),
+                        };
+                        fill_text_column(&mut column, c);
+                        Value::Texts(column)
+                    }
+                }
+            }
+
+            /// A text column as the contract sends it: one concatenated string, the
+            /// end offset of each element, and a presence mask.
+            fn fill_text_column(out: &mut TextColumn, column: &[Option<String>]) {
+                out.text.clear();
+                out.ends.clear();
+                out.present.clear();
+                for value in column {
+                    if let Some(s) = value {
+                        out.text.push_str(s);
+                    }
+                    // Columns come from one alert (under the decoder's 64 MiB message
+                    // cap), so offsets fit in u32.
+                    out.ends.push(out.text.len() as u32);
+                    out.present.push(u8::from(value.is_some()));
+                }
+            }
+
         }
-        // Columns come from one alert (under the decoder's 64 MiB message
-        // cap), so offsets fit in u32.
-        out.ends.push(out.text.len() as u32);
-        out.present.push(u8::from(value.is_some()));
-    }
+    };
 }
+
+packing!(current, crate::sandbox::bindings::bandpass::filter::types);
+packing!(v2, crate::sandbox::bindings_v2::bandpass::filter::types);
 
 #[cfg(test)]
 mod tests {
+    use super::current::*;
     use super::*;
+    use crate::sandbox::bindings::bandpass::filter::types::{FieldValues, Value};
 
     #[test]
     fn columns_become_values_and_a_presence_mask() {

@@ -11,8 +11,11 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::bindings::AlertFilter;
 use super::bindings::bandpass::filter::log::Level;
-use super::bindings::{AlertFilter, AlertFilterPre};
+use super::bindings_v2::AlertFilter as AlertFilterV2;
+use super::bindings_v2::bandpass::filter::log::Level as LevelV2;
+use super::contract::{Contract, Pre};
 use super::{
     CacheOutcome, CompileCache, ComponentReport, FilterLog, Health, Limiter, Limits, LoadError,
     LoadedFilter, LogBounds, Origin, Surface, clocks, release,
@@ -74,6 +77,7 @@ impl WasiView for HostState {
 }
 
 impl super::bindings::bandpass::filter::types::Host for HostState {}
+impl super::bindings_v2::bandpass::filter::types::Host for HostState {}
 
 impl super::bindings::bandpass::filter::log::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
@@ -84,6 +88,19 @@ impl super::bindings::bandpass::filter::log::Host for HostState {
             Level::Error => Origin::Error,
         };
         self.log.line(source, &message);
+    }
+}
+
+/// A 0.2.0 filter's log: the same lines.
+impl super::bindings_v2::bandpass::filter::log::Host for HostState {
+    fn log(&mut self, level: LevelV2, message: String) {
+        let level = match level {
+            LevelV2::Debug => Level::Debug,
+            LevelV2::Info => Level::Info,
+            LevelV2::Warn => Level::Warn,
+            LevelV2::Error => Level::Error,
+        };
+        super::bindings::bandpass::filter::log::Host::log(self, level, message);
     }
 }
 
@@ -137,7 +154,9 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         clocks::add_to_linker(&mut linker)?;
         super::world::add_to_linker(&mut linker)?;
+        // Both contract versions' imports: their names differ by version.
         AlertFilter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        AlertFilterV2::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let stop = ticker_stop.clone();
@@ -202,6 +221,21 @@ impl Sandbox {
         let manifest = report.manifest.clone().ok_or_else(|| LoadError::Manifest {
             reason: "the component did not describe itself".into(),
         })?;
+        if let Some(state) = &manifest.state
+            && state.max_bytes as usize > limits.max_state_bytes
+        {
+            return Err(LoadError::Limits {
+                reason: format!(
+                    "the filter keeps up to {} bytes of state per object (format '{}'), over \
+                     this deployment's cap of {} bytes: raise `limits.state` (at most {}) or \
+                     declare a smaller max-bytes",
+                    state.max_bytes,
+                    state.format,
+                    limits.max_state_bytes,
+                    Limits::MAX_STATE_BYTES
+                ),
+            });
+        }
         let fields = manifest
             .fields
             .iter()
@@ -337,10 +371,7 @@ impl Sandbox {
         Ok((surface, component, cache, sha256))
     }
 
-    pub(super) fn prepare(
-        &self,
-        bytes: &[u8],
-    ) -> Result<(ComponentReport, AlertFilterPre<HostState>), LoadError> {
+    pub(super) fn prepare(&self, bytes: &[u8]) -> Result<(ComponentReport, Pre), LoadError> {
         let (surface, component, cache, sha256) = self.compile_component(bytes)?;
         let pre = self
             .linker
@@ -348,7 +379,9 @@ impl Sandbox {
             .map_err(|e| LoadError::Link {
                 reason: super::error_chain(&e),
             })?;
-        let pre = AlertFilterPre::new(pre).map_err(|e| LoadError::Link {
+        // The precheck refused any version the host does not link.
+        let contract = Contract::of_version(&surface.contract).unwrap_or(Contract::Current);
+        let pre = Pre::new(contract, pre).map_err(|e| LoadError::Link {
             reason: super::error_chain(&e),
         })?;
         let filter_export = surface

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use wasmtime::Store;
 
-use super::bindings::{AlertFilter, AlertFilterPre};
+use super::contract::{Exports, Pre};
 use super::{
     CacheOutcome, CallBudget, Failure, FailureKind, FilterInstance, FilterLog, Health, HostState,
     Limits, Moment, bounded, classify, new_store, release, set_deadline,
@@ -23,6 +23,19 @@ pub struct Manifest {
     pub survey: String,
     pub fields: Vec<String>,
     pub description: String,
+    /// What the filter keeps per object (contract 0.3.0), if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateSpec>,
+}
+
+/// A filter's state per object, as its manifest declares it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StateSpec {
+    /// The author's name for the bytes' layout: a new version of the
+    /// filter with the same format keeps its predecessor's state.
+    pub format: String,
+    /// The most bytes it keeps for one object.
+    pub max_bytes: u32,
 }
 
 /// A validated, compiled filter, ready to be instantiated per worker.
@@ -37,7 +50,7 @@ pub struct LoadedFilter {
     pub(super) seed: u64,
     /// Whether the compiled code came from the cache.
     pub cache: CacheOutcome,
-    pub(super) pre: AlertFilterPre<HostState>,
+    pub(super) pre: Pre,
     pub(super) params: Vec<(String, String)>,
     pub limits: Limits,
     pub health: Health,
@@ -50,7 +63,7 @@ pub struct LoadedFilter {
 /// A live instance: a Store and the bindings into it.
 pub(super) struct Live {
     pub(super) store: Store<HostState>,
-    pub(super) bindings: AlertFilter,
+    pub(super) exports: Exports,
 }
 
 impl LoadedFilter {
@@ -85,11 +98,11 @@ impl LoadedFilter {
             Ok(b) => b,
             Err(err) => return Err(failed(&mut store, err, "instantiating")),
         };
-        match bindings
-            .bandpass_filter_filter()
-            .call_init(&mut store, &self.params)
-        {
-            Ok(Ok(())) => Ok(Live { store, bindings }),
+        match bindings.init(&mut store, &self.params) {
+            Ok(Ok(())) => Ok(Live {
+                store,
+                exports: bindings,
+            }),
             Ok(Err(message)) => Err(Failure {
                 kind: FailureKind::Init,
                 message: format!("init refused the parameters: {}", bounded(&message)),

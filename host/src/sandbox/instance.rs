@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::bindings::bandpass::filter::types::{FieldValues, Verdict as WitVerdict};
+use super::bindings::bandpass::filter::types::{StateChange as WitState, Verdict as WitVerdict};
+use super::contract::Args;
 use super::health::{Recent, SKIPPED_QUARANTINED};
 use super::{
-    CallBudget, Evaluation, Failure, FailureKind, Live, LoadedFilter, Moment, Outcome, Verdict,
-    bounded, check_verdict, classify, pack, set_deadline,
+    CallBudget, Evaluation, Failure, FailureKind, Live, LoadedFilter, Moment, Outcome, StateChange,
+    Verdict, bounded, check_verdict, classify, set_deadline,
 };
 use crate::decode::{DecodedAlert, FieldValue};
 
@@ -23,24 +24,21 @@ pub struct FilterInstance {
     instantiated: bool,
     /// This worker's record of the filter's last alerts (see [`Recent`]).
     recent: Recent,
-    /// Reused argument buffer: one alert's `field-values`.
-    args: FieldValues,
+    /// Reused argument buffer: one alert's `field-values`, in the types
+    /// of the filter's contract version.
+    args: Args,
 }
 
 impl FilterInstance {
     pub(super) fn new(filter: Arc<LoadedFilter>, slots: Vec<usize>) -> FilterInstance {
         assert_eq!(slots.len(), filter.fields.len(), "one slot per field");
         FilterInstance {
-            filter,
             slots,
             live: None,
             instantiated: false,
             recent: Recent::default(),
-            args: FieldValues {
-                kinds: Vec::new(),
-                numbers: Vec::new(),
-                others: Vec::new(),
-            },
+            args: filter.pre.args(),
+            filter,
         }
     }
 
@@ -65,25 +63,30 @@ impl FilterInstance {
     /// and identity (see [`Moment`]) through
     /// [`evaluate_from`](Self::evaluate_from).
     pub fn evaluate(&mut self, alert: &DecodedAlert) -> Evaluation {
-        self.evaluate_from(alert, Moment::AT_REST, Instant::now()).0
+        self.evaluate_from(alert, Moment::AT_REST, None, Instant::now())
+            .0
     }
 
     /// [`evaluate`](Self::evaluate), timed from `start`; also returns when
     /// it ended, so that a caller running filters one after another reads
     /// the clock once per filter rather than twice.
-    /// The call reads `moment`'s time and randomness.
+    /// The call reads `moment`'s time and randomness, and `state`: what
+    /// this deployment kept for the alert's object (always `None` for a
+    /// filter whose manifest declares no state).
     pub fn evaluate_from(
         &mut self,
         alert: &DecodedAlert,
         moment: Moment,
+        state: Option<&[u8]>,
         start: Instant,
     ) -> (Evaluation, Instant) {
-        let finish = |outcome: Outcome, fuel: u64| {
+        let finish = |outcome: Outcome, state: StateChange, fuel: u64| {
             let end = Instant::now();
             let nanos = end.duration_since(start).as_nanos() as u64;
             (
                 Evaluation {
                     outcome,
+                    state,
                     fuel,
                     nanos,
                 },
@@ -102,6 +105,7 @@ impl FilterInstance {
                     reason,
                     quarantined,
                 },
+                StateChange::Keep,
                 0,
             );
         }
@@ -113,10 +117,12 @@ impl FilterInstance {
                     reason,
                     quarantined,
                 },
+                StateChange::Keep,
                 0,
             );
         }
-        let (result, fuel) = self.call(alert, moment, start);
+        let state = state.filter(|_| filter.manifest.state.is_some());
+        let (result, fuel) = self.call(alert, moment, state, start);
         if let Err(failure) = &result
             && failure.kind.poisons()
         {
@@ -134,25 +140,25 @@ impl FilterInstance {
         for reason in reasons.into_iter().flatten() {
             self.filter.quarantine(reason);
         }
-        let outcome = match result {
-            Ok(v) => Outcome::Verdict(v),
-            Err(f) => Outcome::Failed(f),
+        let (outcome, state) = match result {
+            Ok((v, state)) => (Outcome::Verdict(v), state),
+            Err(f) => (Outcome::Failed(f), StateChange::Keep),
         };
-        finish(outcome, fuel)
+        finish(outcome, state, fuel)
     }
 
     fn call(
         &mut self,
         alert: &DecodedAlert,
         moment: Moment,
+        state: Option<&[u8]>,
         start: Instant,
-    ) -> (Result<Verdict, Failure>, u64) {
+    ) -> (Result<(Verdict, StateChange), Failure>, u64) {
         let filter = &self.filter;
         // The argument buffer keeps its strings and columns from the last
         // alert and is refilled in place: no allocation per value.
         let args = &mut self.args;
-        args.kinds.clear();
-        args.numbers.clear();
+        args.begin();
         let mut others = 0;
         for (path, &slot) in filter.fields.iter().zip(&self.slots) {
             let value = &alert.values[slot];
@@ -176,9 +182,9 @@ impl FilterInstance {
                 };
                 return (Err(failure), 0);
             }
-            pack(args, &mut others, value);
+            args.push(&mut others, value);
         }
-        args.others.truncate(others);
+        args.end(others);
         let mut start = start;
         if self.live.is_none() {
             // This worker's first instance gets the load's budget for its
@@ -209,14 +215,16 @@ impl FilterInstance {
         live.store.set_fuel(budget).expect("fuel is enabled");
         set_deadline(&mut live.store, filter.limits.deadline_ms, start);
         live.store.data_mut().world.begin(moment, filter.seed);
-        let result = live
-            .bindings
-            .bandpass_filter_filter()
-            .call_evaluate(&mut live.store, &self.args);
+        let result = live.exports.evaluate(&mut live.store, &self.args, state);
         let fuel = budget - live.store.get_fuel().unwrap_or(0);
         let verdict = match result {
-            Ok(Ok(WitVerdict::Reject)) => Ok(Verdict::Reject),
-            Ok(Ok(WitVerdict::Accept(accepted))) => check_verdict(accepted, &filter.limits),
+            Ok(Ok(decision)) => check_state(filter, decision.state).and_then(|state| {
+                let verdict = match decision.verdict {
+                    WitVerdict::Reject => Verdict::Reject,
+                    WitVerdict::Accept(accepted) => check_verdict(accepted, &filter.limits)?,
+                };
+                Ok((verdict, state))
+            }),
             Ok(Err(message)) => Err(Failure {
                 kind: FailureKind::FilterError,
                 message: format!("reported an error: {}", bounded(&message)),
@@ -234,5 +242,33 @@ impl FilterInstance {
             )),
         };
         (verdict, fuel)
+    }
+}
+
+/// The state a filter returned, checked against its manifest: only a
+/// filter that declares state may change it, and within its `max-bytes`.
+fn check_state(filter: &LoadedFilter, change: WitState) -> Result<StateChange, Failure> {
+    let bad = |message: String| Failure {
+        kind: FailureKind::BadState,
+        message,
+    };
+    match (change, &filter.manifest.state) {
+        (WitState::Keep, _) => Ok(StateChange::Keep),
+        (WitState::Set(_) | WitState::Forget, None) => Err(bad(
+            "changed the object's state, but its manifest declares none: declare a state \
+             (format and max-bytes) to keep one"
+                .into(),
+        )),
+        (WitState::Set(bytes), Some(spec)) if bytes.len() > spec.max_bytes as usize => {
+            Err(bad(format!(
+                "returned a state of {} bytes, over the {} its manifest declares \
+                 (format '{}'); the object's state stays as it was",
+                bytes.len(),
+                spec.max_bytes,
+                spec.format
+            )))
+        }
+        (WitState::Set(bytes), Some(_)) => Ok(StateChange::Set(bytes)),
+        (WitState::Forget, Some(_)) => Ok(StateChange::Forget),
     }
 }

@@ -47,6 +47,9 @@ pub struct Limits {
     pub max_annotations: usize,
     /// Longest annotation key plus value, in bytes.
     pub max_annotation_bytes: usize,
+    /// Most bytes of state a filter may keep per object: its manifest's
+    /// `max-bytes` must be within it, or it is refused at load.
+    pub max_state_bytes: usize,
 }
 
 impl Default for Limits {
@@ -64,6 +67,7 @@ impl Default for Limits {
             max_tag_bytes: 64,
             max_annotations: 16,
             max_annotation_bytes: 256,
+            max_state_bytes: 4096,
         }
     }
 }
@@ -72,6 +76,12 @@ impl Limits {
     /// Longest deadline a call may have: an hour. Past it a deadline is a
     /// typo, and the clock arithmetic it feeds would overflow.
     pub const MAX_DEADLINE_MS: u64 = 3_600_000;
+
+    /// Most state any filter may keep per object, whatever the config
+    /// says: 64 KiB. Each alert reads and writes its object's record, so
+    /// state is a few small numbers, not a light curve (history is the
+    /// host's).
+    pub const MAX_STATE_BYTES: usize = 64 << 10;
 
     /// Refuses budgets no call can run under, or that would overflow what
     /// they feed, naming the budget.
@@ -88,6 +98,13 @@ impl Limits {
         }
         if self.fuel_per_alert == 0 || self.fuel_for_init == 0 {
             return Err("a fuel budget of 0: no call could run".into());
+        }
+        if self.max_state_bytes > Self::MAX_STATE_BYTES {
+            return Err(format!(
+                "state cap of {} bytes per object: at most {} bytes",
+                self.max_state_bytes,
+                Self::MAX_STATE_BYTES
+            ));
         }
         // A 32-bit linear memory holds at most 4 GiB.
         if self.memory_bytes > 4 << 30 {
@@ -218,6 +235,9 @@ pub struct Budget {
     /// Linear memory per instance.
     #[serde(with = "human::size")]
     pub memory: usize,
+    /// State kept per object (the most a filter's manifest may declare).
+    #[serde(with = "human::size")]
+    pub state: usize,
 }
 
 impl Default for Budget {
@@ -234,6 +254,7 @@ impl Budget {
             deadline: Duration::from_millis(limits.deadline_ms),
             mean_time: Duration::from_millis(limits.mean_ms),
             memory: limits.memory_bytes,
+            state: limits.max_state_bytes,
         }
     }
 
@@ -243,13 +264,14 @@ impl Budget {
             && self.deadline <= max.deadline
             && self.mean_time <= max.mean_time
             && self.memory <= max.memory
+            && self.state <= max.state
     }
 
     /// `fuel N, deadline D, mean time T, memory N bytes`, for errors.
     pub fn describe(&self) -> String {
         format!(
-            "fuel {}, deadline {:?}, mean time {:?}, memory {} bytes",
-            self.fuel, self.deadline, self.mean_time, self.memory
+            "fuel {}, deadline {:?}, mean time {:?}, memory {} bytes, state {} bytes",
+            self.fuel, self.deadline, self.mean_time, self.memory, self.state
         )
     }
 
@@ -260,6 +282,7 @@ impl Budget {
             deadline_ms: self.deadline.as_millis() as u64,
             mean_ms: self.mean_time.as_millis() as u64,
             memory_bytes: self.memory,
+            max_state_bytes: self.state,
             ..Limits::default()
         }
     }
@@ -301,5 +324,6 @@ mod tests {
         assert!(with(|l| l.deadline_ms = 0).contains("give 1 ms"));
         assert!(with(|l| l.fuel_per_alert = 0).contains("fuel budget of 0"));
         assert!(with(|l| l.memory_bytes = usize::MAX).contains("at most 4 GiB"));
+        assert!(with(|l| l.max_state_bytes = 1 << 20).contains("at most 65536 bytes"));
     }
 }

@@ -23,6 +23,7 @@ mod args;
 mod cache;
 mod clocks;
 pub mod compile;
+mod contract;
 mod engine;
 mod filter;
 mod health;
@@ -37,26 +38,35 @@ mod world;
 use sha2::Digest;
 
 pub use cache::{CacheOutcome, CompileCache, DEFAULT_CACHE_BYTES, WASMTIME_VERSION};
+pub use contract::Contract;
 pub use engine::{HostState, Sandbox, SandboxOptions};
-pub use filter::{LoadedFilter, Manifest};
+pub use filter::{LoadedFilter, Manifest, StateSpec};
 pub use health::{Health, SKIPPED_QUARANTINED};
 pub use instance::FilterInstance;
 pub use limits::{Budget, Limiter, Limits};
 pub use log::{FilterLog, LogBounds, LogLine, Origin};
 use outcome::{CallBudget, classify};
-pub use outcome::{Evaluation, Failure, FailureKind, Outcome, Verdict};
+pub use outcome::{Evaluation, Failure, FailureKind, Outcome, StateChange, Verdict};
 pub use validate::{CONTRACT_VERSION, ComponentReport, LoadError, Surface, manifest_bounds};
 pub use world::{AlertTime, J2000_UNIX_NANOS, Moment};
 
-use args::pack;
 use engine::{new_store, set_deadline};
 use filter::Live;
 use outcome::{bounded, check_verdict, error_chain};
 
-/// The one `bindgen!` call site: host-side bindings of `wit/`.
+/// Host-side bindings of the current contract, `wit/filter.wit`.
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
+        world: "alert-filter",
+    });
+}
+
+/// Host-side bindings of contract 0.2.0, which the host still links
+/// (`contract.rs` puts both behind one call path).
+mod bindings_v2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/frozen/0.2.0.wit",
         world: "alert-filter",
     });
 }
@@ -82,6 +92,7 @@ pub mod fuzzing {
             survey,
             fields,
             description,
+            state: None,
         })
         .map_err(|e| e.to_string())
     }

@@ -149,6 +149,9 @@ pub enum FailureKind {
     UnknownField,
     /// The verdict exceeded the size bounds.
     BadVerdict,
+    /// The state returned is over the manifest's `max-bytes`, or was set
+    /// by a filter that declared no state. The object's state stays.
+    BadState,
     /// `init` failed when making a fresh instance.
     Init,
 }
@@ -167,6 +170,7 @@ impl FailureKind {
             FailureKind::FilterError => "filter-error",
             FailureKind::UnknownField => "unknown-field",
             FailureKind::BadVerdict => "bad-verdict",
+            FailureKind::BadState => "bad-state",
             FailureKind::Init => "init",
         }
     }
@@ -176,7 +180,10 @@ impl FailureKind {
     pub(super) fn poisons(self) -> bool {
         !matches!(
             self,
-            FailureKind::FilterError | FailureKind::UnknownField | FailureKind::BadVerdict
+            FailureKind::FilterError
+                | FailureKind::UnknownField
+                | FailureKind::BadVerdict
+                | FailureKind::BadState
         )
     }
 }
@@ -204,11 +211,25 @@ pub enum Outcome {
     },
 }
 
+/// What becomes of the object's state after one alert, as the host
+/// applies it (checked: only from a verdict, within the declared size).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StateChange {
+    #[default]
+    Keep,
+    Set(Vec<u8>),
+    Forget,
+}
+
 /// One call's outcome and what it cost.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Evaluation {
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// The object's state after the alert: `Keep` unless the call gave a
+    /// verdict and changed it.
+    #[serde(skip)]
+    pub state: StateChange,
     pub fuel: u64,
     /// Wall time of the call, including any re-instantiation.
     pub nanos: u64,

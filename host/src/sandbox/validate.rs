@@ -6,12 +6,13 @@ use std::collections::HashSet;
 
 use wasmtime::Store;
 
-use super::bindings::AlertFilterPre;
+use super::contract::{Contract, Pre};
 use super::{CacheOutcome, FilterLog, HostState, Limits, Manifest};
 use crate::decode::FieldPath;
 
-/// The contract version this host speaks (`wit/filter.wit`).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+/// The contract version this host speaks (`wit/filter.wit`). It also
+/// runs filters built for 0.2.0 (see `contract.rs`).
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// The interfaces a filter may import. Python guests import all of WASI
 /// 0.2; the locked-down context makes filesystem and sockets inert.
@@ -47,8 +48,8 @@ pub enum LoadError {
     )]
     ForbiddenImport { import: String },
     #[error(
-        "built for contract bandpass:filter@{found}, but this host speaks bandpass:filter@{CONTRACT_VERSION}: \
-         rebuild the filter with an SDK for {CONTRACT_VERSION}"
+        "built for contract bandpass:filter@{found}, but this host speaks bandpass:filter@{CONTRACT_VERSION} \
+         (and runs 0.2.0): rebuild the filter with an SDK for {CONTRACT_VERSION}"
     )]
     ContractVersion { found: String },
     #[error(
@@ -88,15 +89,9 @@ fn version_of(name: &str) -> Option<&str> {
     name.rsplit_once('@').map(|(_, v)| v)
 }
 
-/// Same major version (for 0.x: same minor).
+/// A version the host links (see [`Contract::of_version`]).
 fn compatible(found: &str) -> bool {
-    let key = |v: &str| -> Option<(u64, u64)> {
-        let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
-        let major = parts.next()??;
-        let minor = parts.next()??;
-        Some(if major == 0 { (0, minor) } else { (major, 0) })
-    };
-    key(found).is_some() && key(found) == key(CONTRACT_VERSION)
+    Contract::of_version(found).is_some()
 }
 
 /// What can be refused without compiling, in microseconds: the size
@@ -242,10 +237,7 @@ fn surface(bytes: &[u8]) -> Result<Surface, LoadError> {
 
 /// Calls `describe` in a throwaway instance under default limits, and
 /// checks what it says. `export` names the component's filter export.
-pub(super) fn describe(
-    pre: &AlertFilterPre<HostState>,
-    export: &str,
-) -> Result<Manifest, LoadError> {
+pub(super) fn describe(pre: &Pre, export: &str) -> Result<Manifest, LoadError> {
     let limits = Limits::default();
     let log = FilterLog::default();
     let mut store = super::new_store(pre.engine(), &limits, &log);
@@ -273,25 +265,21 @@ pub(super) fn describe(
                 let which = mistyped(pre, export)
                     .map(|f| format!("its `{f}` does not have the contract's type ("))
                     .unwrap_or_else(|| "(".into());
+                let version = match pre.contract() {
+                    Contract::Current => CONTRACT_VERSION,
+                    Contract::V2 => "0.2.0",
+                };
                 format!(
-                    "{which}{}); its exports must match bandpass:filter@{CONTRACT_VERSION}: \
+                    "{which}{}); its exports must match bandpass:filter@{version}: \
                      build it with the bandpass SDK",
                     super::error_chain(&e)
                 )
             },
         }
     })?;
-    let m = bindings
-        .bandpass_filter_filter()
-        .call_describe(&mut store)
+    let mut manifest = bindings
+        .describe(&mut store)
         .map_err(|e| failed(e, &mut store))?;
-    let mut manifest = Manifest {
-        name: m.name,
-        version: m.version,
-        survey: m.survey,
-        fields: m.fields,
-        description: m.description,
-    };
     check_manifest(&manifest)?;
     // Free texts are kept as they will be shown: one line, controls
     // visible (the name, survey and fields are checked to be plain).
@@ -317,6 +305,8 @@ pub mod manifest_bounds {
     /// Declared fields: at most 512, each at most
     /// [`MAX_PATH_BYTES`](crate::decode::MAX_PATH_BYTES) long.
     pub const FIELDS: usize = 512;
+    /// State format: 1 to 64 printable ASCII bytes, no spaces.
+    pub const STATE_FORMAT_BYTES: usize = 64;
 }
 
 /// Checks a manifest's bounds and syntax, naming the first breach; the
@@ -324,10 +314,9 @@ pub mod manifest_bounds {
 /// Which of the filter's functions has a type other than the contract's:
 /// each is looked up in a fresh instance and typed as the host calls it
 /// (wasmtime's own error names the mismatch, not the function).
-fn mistyped(pre: &AlertFilterPre<HostState>, export: &str) -> Option<&'static str> {
-    use super::bindings::bandpass::filter::types::{
-        FieldValues, Manifest as WitManifest, Verdict as WitVerdict,
-    };
+fn mistyped(pre: &Pre, export: &str) -> Option<&'static str> {
+    use super::bindings::bandpass::filter::types as wit;
+    use super::bindings_v2::bandpass::filter::types as wit_v2;
     let limits = Limits::default();
     let mut store = super::new_store(pre.engine(), &limits, &FilterLog::default());
     store.set_fuel(limits.fuel_for_init).ok()?;
@@ -336,35 +325,54 @@ fn mistyped(pre: &AlertFilterPre<HostState>, export: &str) -> Option<&'static st
     let filter = instance.get_export_index(&mut store, None, export)?;
     let mut index = |name| instance.get_export_index(&mut store, Some(&filter), name);
     let (describe, init, evaluate) = (index("describe"), index("init"), index("evaluate"));
-    let typed = [
+    let mut typed = |i: Option<_>, check: &dyn Fn(&mut Store<HostState>, _) -> bool| {
+        i.is_some_and(|i| check(&mut store, i))
+    };
+    let current = pre.contract() == Contract::Current;
+    let checks: [(&'static str, bool); 3] = [
         (
             "describe",
-            describe.is_some_and(|i| {
-                instance
-                    .get_typed_func::<(), (WitManifest,)>(&mut store, i)
-                    .is_ok()
+            typed(describe, &|store, i| {
+                if current {
+                    instance
+                        .get_typed_func::<(), (wit::Manifest,)>(store, i)
+                        .is_ok()
+                } else {
+                    instance
+                        .get_typed_func::<(), (wit_v2::Manifest,)>(store, i)
+                        .is_ok()
+                }
             }),
         ),
         (
             "init",
-            init.is_some_and(|i| {
+            typed(init, &|store, i| {
                 instance
-                    .get_typed_func::<(Vec<(String, String)>,), (Result<(), String>,)>(
-                        &mut store, i,
-                    )
+                    .get_typed_func::<(Vec<(String, String)>,), (Result<(), String>,)>(store, i)
                     .is_ok()
             }),
         ),
         (
             "evaluate",
-            evaluate.is_some_and(|i| {
-                instance
-                    .get_typed_func::<(FieldValues,), (Result<WitVerdict, String>,)>(&mut store, i)
-                    .is_ok()
+            typed(evaluate, &|store, i| {
+                if current {
+                    instance
+                        .get_typed_func::<
+                            (wit::FieldValues, Option<Vec<u8>>),
+                            (Result<wit::Decision, String>,),
+                        >(store, i)
+                        .is_ok()
+                } else {
+                    instance
+                        .get_typed_func::<(wit_v2::FieldValues,), (Result<wit_v2::Verdict, String>,)>(
+                            store, i,
+                        )
+                        .is_ok()
+                }
             }),
         ),
     ];
-    typed.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)
+    checks.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)
 }
 
 pub(super) fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
@@ -420,6 +428,21 @@ pub(super) fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
             return bad(format!("field '{f}' is declared twice"));
         }
     }
+    if let Some(state) = &m.state {
+        let f = &state.format;
+        let plain = |b: u8| b.is_ascii_graphic();
+        if f.is_empty() || f.len() > manifest_bounds::STATE_FORMAT_BYTES || !f.bytes().all(plain) {
+            return bad(format!(
+                "state format '{}' must be 1 to {} printable ASCII characters without spaces \
+                 (such as 'first-rise/1')",
+                shown(f, manifest_bounds::STATE_FORMAT_BYTES),
+                manifest_bounds::STATE_FORMAT_BYTES
+            ));
+        }
+        if state.max_bytes == 0 {
+            return bad("state max-bytes is 0: declare no state instead".into());
+        }
+    }
     Ok(())
 }
 
@@ -434,6 +457,10 @@ mod tests {
             survey: "ztf".into(),
             fields: vec!["candidate.magpsf".into(), "candidate.drb?".into()],
             description: "A filter.".into(),
+            state: Some(super::super::StateSpec {
+                format: "first-rise/1".into(),
+                max_bytes: 512,
+            }),
         }
     }
 
@@ -467,7 +494,7 @@ mod tests {
     fn a_manifest_is_checked_field_by_field_with_the_reason_named() {
         assert!(check_manifest(&manifest()).is_ok());
         type Spoil = fn(&mut Manifest);
-        let cases: [(Spoil, &str); 9] = [
+        let cases: [(Spoil, &str); 12] = [
             (|m| m.name = "Bad Name".into(), "name 'Bad Name'"),
             (
                 |m| m.name = "n".repeat(30 << 20),
@@ -495,6 +522,18 @@ mod tests {
                 "60001 bytes long; a path may have at most 256",
             ),
             (
+                |m| m.state.as_mut().unwrap().format = "two words".into(),
+                "state format 'two words' must be",
+            ),
+            (
+                |m| m.state.as_mut().unwrap().format = "\u{1b}[2J".repeat(100),
+                "state format '\\u{1b}[2J",
+            ),
+            (
+                |m| m.state.as_mut().unwrap().max_bytes = 0,
+                "declare no state instead",
+            ),
+            (
                 |m| m.version = "1\n\x1b[31m".repeat(100),
                 "version '1\\n\\u{1b}[31m",
             ),
@@ -512,8 +551,9 @@ mod tests {
     fn accepts_patch_and_refuses_other_minor_versions_of_a_0_x_contract() {
         assert!(compatible("0.2.0"));
         assert!(compatible("0.2.7"));
+        assert!(compatible("0.3.0"));
         assert!(!compatible("0.1.0"));
-        assert!(!compatible("0.3.0"));
+        assert!(!compatible("0.4.0"));
         assert!(!compatible("1.0.0"));
         assert!(!compatible("garbage"));
     }

@@ -1,0 +1,248 @@
+//! The contract versions the host links, behind one call path.
+//!
+//! A filter is built for one version of `bandpass:filter`: the current
+//! one (0.3.0, `wit/filter.wit`) or 0.2.0 (frozen in
+//! `wit/frozen/0.2.0.wit`). Each version has its own generated bindings;
+//! this module wraps them so that the rest of the sandbox calls
+//! `describe`, `init` and `evaluate` without knowing which a filter
+//! speaks. A 0.2.0 filter keeps no state: it reports none in its manifest,
+//! receives none, and its verdict comes back as a decision that keeps the
+//! state as it was.
+
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+use super::args;
+use super::bindings::bandpass::filter::types as wit;
+use super::bindings_v2::bandpass::filter::types as wit_v2;
+use super::{HostState, Manifest, StateSpec};
+use crate::decode::FieldValue;
+
+/// The contract version of a component: its filter export names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// 0.3.0: manifests may declare state, `evaluate` takes and returns it.
+    Current,
+    /// 0.2.0: no state.
+    V2,
+}
+
+impl Contract {
+    /// The version a filter export's version (`0.2.0`, `0.3.1`) means, if
+    /// the host links it (for 0.x, the same minor; any patch).
+    pub fn of_version(version: &str) -> Option<Contract> {
+        let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
+        match (parts.next()??, parts.next()??) {
+            (0, 3) => Some(Contract::Current),
+            (0, 2) => Some(Contract::V2),
+            _ => None,
+        }
+    }
+}
+
+/// A component linked and type-checked for its contract version.
+pub(super) enum Pre {
+    Current(super::bindings::AlertFilterPre<HostState>),
+    V2(super::bindings_v2::AlertFilterPre<HostState>),
+}
+
+/// A live instance's exports.
+pub(super) enum Exports {
+    Current(super::bindings::AlertFilter),
+    V2(super::bindings_v2::AlertFilter),
+}
+
+/// One alert's `field-values`, in the instance's version's types, refilled
+/// in place alert after alert.
+pub(super) enum Args {
+    Current(wit::FieldValues),
+    V2(wit_v2::FieldValues),
+}
+
+/// What a filter decided on one alert, before the host checks it.
+pub(super) struct Decision {
+    pub verdict: wit::Verdict,
+    pub state: wit::StateChange,
+}
+
+impl Pre {
+    /// Type-checks the instance's exports against `contract`.
+    pub fn new(contract: Contract, pre: InstancePre<HostState>) -> wasmtime::Result<Pre> {
+        Ok(match contract {
+            Contract::Current => Pre::Current(super::bindings::AlertFilterPre::new(pre)?),
+            Contract::V2 => Pre::V2(super::bindings_v2::AlertFilterPre::new(pre)?),
+        })
+    }
+
+    pub fn contract(&self) -> Contract {
+        match self {
+            Pre::Current(_) => Contract::Current,
+            Pre::V2(_) => Contract::V2,
+        }
+    }
+
+    pub fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Pre::Current(p) => p.engine(),
+            Pre::V2(p) => p.engine(),
+        }
+    }
+
+    pub fn instance_pre(&self) -> &InstancePre<HostState> {
+        match self {
+            Pre::Current(p) => p.instance_pre(),
+            Pre::V2(p) => p.instance_pre(),
+        }
+    }
+
+    pub fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
+        Ok(match self {
+            Pre::Current(p) => Exports::Current(p.instantiate(store)?),
+            Pre::V2(p) => Exports::V2(p.instantiate(store)?),
+        })
+    }
+
+    /// An empty argument buffer of this version's types.
+    pub fn args(&self) -> Args {
+        match self {
+            Pre::Current(_) => Args::Current(wit::FieldValues {
+                kinds: Vec::new(),
+                numbers: Vec::new(),
+                others: Vec::new(),
+            }),
+            Pre::V2(_) => Args::V2(wit_v2::FieldValues {
+                kinds: Vec::new(),
+                numbers: Vec::new(),
+                others: Vec::new(),
+            }),
+        }
+    }
+}
+
+impl Args {
+    /// Empties the buffer for the next alert, keeping what `others` holds
+    /// for refilling.
+    #[inline]
+    pub fn begin(&mut self) {
+        match self {
+            Args::Current(a) => {
+                a.kinds.clear();
+                a.numbers.clear();
+            }
+            Args::V2(a) => {
+                a.kinds.clear();
+                a.numbers.clear();
+            }
+        }
+    }
+
+    /// Appends one field (see `args::pack`).
+    #[inline]
+    pub fn push(&mut self, others: &mut usize, value: &FieldValue) {
+        match self {
+            Args::Current(a) => args::current::pack(a, others, value),
+            Args::V2(a) => args::v2::pack(a, others, value),
+        }
+    }
+
+    /// Drops the `others` entries past the `others` this alert used.
+    #[inline]
+    pub fn end(&mut self, others: usize) {
+        match self {
+            Args::Current(a) => a.others.truncate(others),
+            Args::V2(a) => a.others.truncate(others),
+        }
+    }
+}
+
+impl Exports {
+    pub fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<Manifest> {
+        Ok(match self {
+            Exports::Current(b) => {
+                let m = b.bandpass_filter_filter().call_describe(store)?;
+                Manifest {
+                    name: m.name,
+                    version: m.version,
+                    survey: m.survey,
+                    fields: m.fields,
+                    description: m.description,
+                    state: m.state.map(|s| StateSpec {
+                        format: s.format,
+                        max_bytes: s.max_bytes,
+                    }),
+                }
+            }
+            Exports::V2(b) => {
+                let m = b.bandpass_filter_filter().call_describe(store)?;
+                Manifest {
+                    name: m.name,
+                    version: m.version,
+                    survey: m.survey,
+                    fields: m.fields,
+                    description: m.description,
+                    state: None,
+                }
+            }
+        })
+    }
+
+    pub fn init(
+        &self,
+        store: &mut Store<HostState>,
+        params: &[(String, String)],
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            Exports::Current(b) => b.bandpass_filter_filter().call_init(store, params),
+            Exports::V2(b) => b.bandpass_filter_filter().call_init(store, params),
+        }
+    }
+
+    /// Calls `evaluate`. `args` must be of this instance's version (both
+    /// come from the same [`Pre`]).
+    pub fn evaluate(
+        &self,
+        store: &mut Store<HostState>,
+        args: &Args,
+        state: Option<&[u8]>,
+    ) -> wasmtime::Result<Result<Decision, String>> {
+        match (self, args) {
+            (Exports::Current(b), Args::Current(a)) => Ok(b
+                .bandpass_filter_filter()
+                .call_evaluate(store, a, state)?
+                .map(|d| Decision {
+                    verdict: d.verdict,
+                    state: d.state,
+                })),
+            (Exports::V2(b), Args::V2(a)) => Ok(b
+                .bandpass_filter_filter()
+                .call_evaluate(store, a)?
+                .map(|v| Decision {
+                    verdict: match v {
+                        wit_v2::Verdict::Reject => wit::Verdict::Reject,
+                        wit_v2::Verdict::Accept(a) => wit::Verdict::Accept(wit::Accepted {
+                            score: a.score,
+                            tags: a.tags,
+                            annotations: a.annotations,
+                        }),
+                    },
+                    state: wit::StateChange::Keep,
+                })),
+            _ => unreachable!("an instance's arguments come from its own Pre"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_links_0_2_and_0_3_with_any_patch_and_nothing_else() {
+        assert_eq!(Contract::of_version("0.3.0"), Some(Contract::Current));
+        assert_eq!(Contract::of_version("0.3.7"), Some(Contract::Current));
+        assert_eq!(Contract::of_version("0.2.0"), Some(Contract::V2));
+        for other in ["0.1.0", "0.4.0", "1.3.0", "unversioned", "", "0"] {
+            assert_eq!(Contract::of_version(other), None, "{other}");
+        }
+    }
+}
