@@ -147,6 +147,10 @@ pub fn load<T: serde::de::DeserializeOwned + Default>() -> Result<T, String> {
 
 /// Keeps `value`, as JSON, as the object's state from this alert on.
 ///
+/// JSON has no NaN or infinity: a float that is one is kept as `null`,
+/// which then does not read back as an `f64`. Keep an `Option<f64>` for
+/// "no value".
+///
 /// # Errors
 ///
 /// The filter declares no state, `value` does not serialize to JSON (a
@@ -191,4 +195,62 @@ pub fn forget() -> Result<(), String> {
     declared()?;
     CURRENT.with(|c| c.borrow_mut().change = Some(wit::StateChange::Forget));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Seen {
+        alerts: u32,
+    }
+
+    const SPEC: StateSpec = StateSpec::new("seen/1", 16);
+
+    #[test]
+    fn a_state_reads_as_default_the_first_time_and_comes_back_as_saved() {
+        begin(Some(SPEC), None);
+        let mut seen: Seen = load().unwrap();
+        assert_eq!(seen, Seen::default());
+        seen.alerts += 1;
+        save(&seen).unwrap();
+        let wit::StateChange::Set(bytes) = finish() else {
+            panic!("saved")
+        };
+        assert_eq!(bytes, br#"{"alerts":1}"#);
+        begin(Some(SPEC), Some(bytes));
+        assert_eq!(load::<Seen>().unwrap(), Seen { alerts: 1 });
+        assert!(
+            matches!(finish(), wit::StateChange::Keep),
+            "untouched: kept"
+        );
+        begin(Some(SPEC), None);
+        forget().unwrap();
+        assert!(matches!(finish(), wit::StateChange::Forget));
+    }
+
+    #[test]
+    fn what_cannot_be_kept_is_an_error_that_says_why() {
+        begin(Some(SPEC), Some(b"[1, 2]".to_vec()));
+        let err = load::<Seen>().unwrap_err();
+        assert!(
+            err.contains("format 'seen/1'") && err.contains("change the format"),
+            "{err}"
+        );
+        let err = save_bytes(vec![0; 17]).unwrap_err();
+        assert!(
+            err.contains("17 bytes exceeds the max_bytes of 16"),
+            "{err}"
+        );
+        // JSON has no NaN: it is kept as null (said in `save`'s docs).
+        save(&f64::NAN).unwrap();
+        assert!(matches!(finish(), wit::StateChange::Set(b) if b == b"null"));
+        begin(Some(SPEC), None);
+        finish();
+        begin(None, None);
+        let err = load::<Seen>().unwrap_err();
+        assert!(err.contains("declares no state"), "{err}");
+        assert!(matches!(finish(), wit::StateChange::Keep));
+    }
 }

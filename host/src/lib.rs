@@ -34,6 +34,7 @@ pub mod fleet;
 pub mod fuzzing;
 pub mod input;
 pub mod kafka;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod runner;

@@ -14,7 +14,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, SchemaSource};
-use crate::sandbox::{AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment};
+use crate::memory::{Memory, ObjectRecord, object_key};
+use crate::sandbox::{AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment, StateChange};
 
 /// Paths tried, in order, for an alert's object id (ZTF, then Rubin).
 const OBJECT_ID_PATHS: &[&str] = &["objectId", "diaObject.diaObjectId", "diaSource.diaObjectId"];
@@ -47,6 +48,11 @@ pub struct AlertResult {
 pub struct Runner {
     decoder: Arc<Decoder>,
     instances: Vec<FilterInstance>,
+    /// Each instance's deployment name: what its state is kept under.
+    deployments: Vec<String>,
+    /// Where the objects' states are kept, once [`Runner::remember`] gave
+    /// a store; without one, filters with state get none.
+    memory: Option<Memory>,
     object_slots: Vec<usize>,
     candidate_slots: Vec<usize>,
     time_slots: Vec<(usize, AlertTime)>,
@@ -98,6 +104,8 @@ impl Runner {
     pub fn with_decoder(filters: &[Arc<LoadedFilter>], decoder: Arc<Decoder>) -> Runner {
         let mut runner = Runner {
             instances: Vec::new(),
+            deployments: Vec::new(),
+            memory: None,
             object_slots: Vec::new(),
             candidate_slots: Vec::new(),
             time_slots: Vec::new(),
@@ -118,6 +126,7 @@ impl Runner {
             .into_iter()
             .map(Some)
             .collect();
+        self.deployments = filters.iter().map(|f| f.name.clone()).collect();
         self.instances = filters
             .iter()
             .zip(slots)
@@ -158,6 +167,51 @@ impl Runner {
         &self.decoder
     }
 
+    /// Names the deployments, in filter order: each one's state is kept
+    /// under its name (by default its filter's manifest name), so one
+    /// component deployed twice keeps two states.
+    pub fn name_deployments(&mut self, names: Vec<String>) {
+        assert_eq!(names.len(), self.instances.len(), "one name per filter");
+        self.deployments = names;
+    }
+
+    /// Keeps the objects' states in `memory` from now on.
+    pub fn remember(&mut self, memory: Memory) {
+        self.memory = Some(memory);
+    }
+
+    pub fn memory(&self) -> Option<&Memory> {
+        self.memory.as_ref()
+    }
+
+    /// Whether some filter keeps a state per object: the order of each
+    /// object's alerts then matters (see [`crate::memory::TimeOrder`]).
+    pub fn keeps_state(&self) -> bool {
+        self.filters().any(|f| f.manifest.state.is_some())
+    }
+
+    /// When the earliest alert of a message was observed, in nanoseconds
+    /// since the Unix epoch; none if it does not decode or has no time.
+    pub fn time_of(&self, message: &Bytes) -> Option<u64> {
+        let alerts = self.decoder.decode(message).ok()?;
+        alerts
+            .iter()
+            .filter_map(|a| {
+                let (value, kind) = self.alert_time(a)?;
+                kind.unix_nanos(value)
+            })
+            .min()
+    }
+
+    fn alert_time(&self, alert: &DecodedAlert) -> Option<(f64, AlertTime)> {
+        self.time_slots
+            .iter()
+            .find_map(|&(s, kind)| match alert.values[s] {
+                FieldValue::Real(t) => Some((t, kind)),
+                _ => None,
+            })
+    }
+
     /// Decodes one message and runs every filter on each alert in it.
     pub fn process(&mut self, message: &Bytes) -> Result<Vec<AlertResult>, DecodeError> {
         let alerts = self.decoder.decode(message)?;
@@ -170,34 +224,113 @@ impl Runner {
             object_id: first_present(&alert, &self.object_slots),
             candidate_id: first_present(&alert, &self.candidate_slots),
         };
-        let time = self
-            .time_slots
-            .iter()
-            .find_map(|&(s, kind)| match alert.values[s] {
-                FieldValue::Real(t) => Some((t, kind)),
-                _ => None,
-            });
         let moment = Moment::of_alert(
-            time,
+            self.alert_time(&alert),
             &alert.schema.survey,
             id.candidate_id.as_deref(),
             &alert.raw,
         );
+        let (key, record) = self.recall(&alert, &id, moment);
         // One clock read per filter: each call's end is the next's start.
         let mut clock = Instant::now();
-        let evaluations = self
+        let evaluations: Vec<Evaluation> = self
             .instances
             .iter_mut()
-            .map(|i| {
-                let (evaluation, end) = i.evaluate_from(&alert, moment, None, clock);
+            .zip(&self.deployments)
+            .map(|(i, deployment)| {
+                let state = match (&record, &i.filter().manifest.state) {
+                    (Some(r), Some(spec)) => r.state(deployment, &spec.format),
+                    _ => None,
+                };
+                let (evaluation, end) = i.evaluate_from(&alert, moment, state, clock);
                 clock = end;
                 evaluation
             })
             .collect();
+        if let Some((key, expired)) = key {
+            self.keep(
+                key,
+                expired,
+                record.unwrap_or_default(),
+                &evaluations,
+                moment,
+            );
+        }
         AlertResult {
             alert,
             id,
             evaluations,
+        }
+    }
+}
+
+impl Runner {
+    /// The record of the alert's object, when some filter keeps state and
+    /// the alert names its object: one read. States an object's alerts
+    /// stopped renewing for longer than the store's `state_ttl` (alert
+    /// time) are dropped here.
+    fn recall(
+        &mut self,
+        alert: &DecodedAlert,
+        id: &AlertId,
+        moment: Moment,
+    ) -> (Option<(Vec<u8>, bool)>, Option<ObjectRecord>) {
+        if !self.keeps_state() {
+            return (None, None);
+        }
+        let (Some(memory), Some(object)) = (&mut self.memory, &id.object_id) else {
+            return (None, None);
+        };
+        let key = object_key(&alert.schema.survey, object);
+        let mut record = memory.recall(&key);
+        let mut expired = false;
+        if let Some(r) = &mut record {
+            let ttl = memory.state_ttl.as_nanos() as u64;
+            if moment.unix_nanos.saturating_sub(r.last_alert) > ttl {
+                r.states.clear();
+                expired = true;
+            }
+        }
+        (Some((key, expired)), record)
+    }
+
+    /// Applies each filter's state change to the object's record, and
+    /// writes it back if anything changed (or it `expired`: an empty
+    /// record is deleted): one write.
+    fn keep(
+        &mut self,
+        key: Vec<u8>,
+        expired: bool,
+        mut record: ObjectRecord,
+        evaluations: &[Evaluation],
+        moment: Moment,
+    ) {
+        let Some(memory) = &mut self.memory else {
+            return;
+        };
+        let before = record.clone();
+        for ((e, deployment), i) in evaluations
+            .iter()
+            .zip(&self.deployments)
+            .zip(&self.instances)
+        {
+            let Some(spec) = &i.filter().manifest.state else {
+                continue;
+            };
+            match &e.state {
+                StateChange::Keep => {}
+                StateChange::Set(bytes) => record.set(deployment, &spec.format, bytes.clone()),
+                StateChange::Forget => {
+                    record.forget(deployment);
+                }
+            }
+        }
+        // An object with state is renewed by each of its alerts.
+        if !record.is_empty() {
+            record.last_alert = record.last_alert.max(moment.unix_nanos);
+        }
+        if expired || record != before {
+            memory.keep(&key, &record);
         }
     }
 }

@@ -42,6 +42,36 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Longest age a kept thing may reach (an object's state without alerts):
+/// ten years of 365 days.
+pub const MAX_AGE: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// Parses an age in days or hours (`"365d"`, `"12h"`), at least an hour
+/// and at most [`MAX_AGE`]: how long something is kept, measured in the
+/// alerts' own time.
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    let shown = crate::text::shown(s.trim(), 40);
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let bad = || format!("'{shown}' is not an age such as \"365d\" or \"12h\"");
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let hours = match unit.trim() {
+        "d" => n.checked_mul(24),
+        "h" => Some(n),
+        _ => return Err(bad()),
+    };
+    let age = hours
+        .and_then(|h| h.checked_mul(3600))
+        .map(Duration::from_secs)
+        .filter(|d| *d <= MAX_AGE)
+        .ok_or_else(|| format!("'{shown}' is longer than the ten years an age may be"))?;
+    if age.is_zero() {
+        return Err(format!("'{shown}' keeps nothing: give at least 1h"));
+    }
+    Ok(age)
+}
+
 /// Parses `"64MiB"`, `"512KiB"`, `"1GiB"` or a number of bytes.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();

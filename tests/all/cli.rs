@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use crate::support::{bandpass_bin, filters_dir, ztf_alerts};
 
-fn bandpass(args: &[&str]) -> Output {
+pub(crate) fn bandpass(args: &[&str]) -> Output {
     let cache = tempfile::tempdir().unwrap();
     Command::new(bandpass_bin())
         .args(args)
@@ -16,11 +16,11 @@ fn bandpass(args: &[&str]) -> Output {
         .expect("bandpass runs")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn filter(name: &str) -> String {
+pub(crate) fn filter(name: &str) -> String {
     filters_dir()
         .join(format!("{name}.wasm"))
         .display()

@@ -11,6 +11,7 @@ mod filters;
 mod fuzzing;
 mod javascript;
 mod kafka;
+mod memory;
 mod new;
 mod python;
 mod quickstart;

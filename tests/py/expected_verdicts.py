@@ -21,6 +21,11 @@ a Rubin alert). A file holding more than one alert gives keys "<path>#<i>"
 for alerts i >= 1 (the first alert keeps the bare path). `--summary` also
 prints the number of accepts per filter to stderr.
 
+A filter that keeps a state per object (rise-once) is judged over all the
+files together: its alerts in time order (candidate.jd; equal times, and
+the alerts with none, first, in the order given), with one state per
+objectId, as the host keeps it.
+
 Field semantics follow the contract (wit/filter.wit): a null value, a null
 record or array on the way, or an optional field the writer schema lacks
 is "absent" (None here); a path through an array is a column.
@@ -202,6 +207,47 @@ def rubin_bright(alert):
     )
 
 
+# --- f. rise-once (a state per object) -------------------------------------
+
+def rise_once(alert, state, min_rise=0.5, min_days=1.0):
+    """One alert of an object; `state` is the object's dict, changed in
+    place. Returns "accept" or "reject"."""
+    c = alert["candidate"]
+    jd, fid, mag = c.get("jd"), c.get("fid"), c.get("magpsf")
+    if jd is None or fid is None or mag is None or not is_positive(c.get("isdiffpos")):
+        return "reject"
+    if state.get("done"):
+        return "reject"
+    since = state.get("since", jd)
+    faintest = state.setdefault("faintest", {})
+    f = faintest.get(str(fid))
+    if f is not None and f - mag >= min_rise and jd - since >= min_days:
+        state["done"] = True
+        return "accept"
+    faintest[str(fid)] = mag if f is None else max(f, mag)
+    state["since"] = min(since, jd)
+    return "reject"
+
+
+def remembering(alerts):
+    """{key: verdict} of the stateful filters over (key, alert, survey)
+    triples, in time order with a state per object."""
+    def when(i):
+        jd = alerts[i][1].get("candidate", {}).get("jd") if alerts[i][2] == ZTF else None
+        return (0, 0.0, i) if jd is None else (1, jd, i)
+
+    states = {}
+    out = {key: {} for key, _, _ in alerts}
+    for i in sorted(range(len(alerts)), key=when):
+        key, alert, survey = alerts[i]
+        if survey != ZTF:
+            out[key]["rise-once"] = "skip"
+            continue
+        state = states.setdefault(alert["objectId"], {})
+        out[key]["rise-once"] = rise_once(alert, state)
+    return out
+
+
 FILTERS = [
     ("bright-transients", ZTF, bright_transients),
     ("asteroids", ZTF, asteroids),
@@ -228,6 +274,7 @@ def main(argv):
         print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
         return 2
     result = {}
+    alerts = []
     for path in args:
         with open(path, "rb") as fh:
             reader = fastavro.reader(fh)
@@ -235,10 +282,13 @@ def main(argv):
             for i, alert in enumerate(reader):
                 key = path if i == 0 else f"{path}#{i}"
                 result[key] = verdicts(alert, survey)
+                alerts.append((key, alert, survey))
+    for key, stateful in remembering(alerts).items():
+        result[key].update(stateful)
     json.dump(result, sys.stdout, indent=2, sort_keys=True)
     print()
     if summary:
-        for name, _, _ in FILTERS:
+        for name in [n for n, _, _ in FILTERS] + ["rise-once"]:
             accepted = sorted(k for k, v in result.items() if v[name] == "accept")
             judged = sum(1 for v in result.values() if v[name] != "skip")
             print(f"{name}: {len(accepted)} of {judged} accepted", file=sys.stderr)

@@ -93,6 +93,31 @@ pub fn counted(n: u64, thing: &str) -> String {
 }
 
 pub fn outcome_cells(e: &Evaluation) -> (String, String) {
+    let (verdict, detail) = verdict_cells(e);
+    let state = match &e.state {
+        crate::sandbox::StateChange::Keep => return (verdict, detail),
+        crate::sandbox::StateChange::Set(b) => {
+            format!("state set ({})", counted(b.len() as u64, "byte"))
+        }
+        crate::sandbox::StateChange::Forget => "state forgotten".into(),
+    };
+    let sep = if detail.is_empty() { "" } else { "; " };
+    (verdict, format!("{detail}{sep}{state}"))
+}
+
+/// What an evaluation's state change did, for a report: `null` for none.
+pub fn state_json(e: &Evaluation) -> serde_json::Value {
+    match &e.state {
+        crate::sandbox::StateChange::Keep => serde_json::Value::Null,
+        crate::sandbox::StateChange::Set(b) => serde_json::json!({
+            "set": crate::text::shown(&String::from_utf8_lossy(b), 65_536),
+            "bytes": b.len(),
+        }),
+        crate::sandbox::StateChange::Forget => serde_json::json!("forget"),
+    }
+}
+
+fn verdict_cells(e: &Evaluation) -> (String, String) {
     match &e.outcome {
         Outcome::Verdict(Verdict::Reject) => ("reject".into(), String::new()),
         Outcome::Verdict(Verdict::Accept { score, tags, .. }) => {

@@ -123,6 +123,10 @@ pub struct BudgetArgs {
     /// Memory cap per filter instance, in MiB.
     #[arg(long, value_name = "MIB")]
     pub memory_mib: Option<usize>,
+    /// Most bytes of state a filter may keep per object (default 4096, at
+    /// most 65536): a filter declaring more is refused.
+    #[arg(long, value_name = "BYTES")]
+    pub max_state_bytes: Option<usize>,
 }
 
 impl BudgetArgs {
@@ -138,7 +142,110 @@ impl BudgetArgs {
         if let Some(mib) = self.memory_mib {
             budget.memory = mib.saturating_mul(1 << 20);
         }
+        if let Some(bytes) = self.max_state_bytes {
+            budget.state = bytes;
+        }
         budget
+    }
+}
+
+/// Where `test` and `run` keep what filters remember per object.
+#[derive(Debug, Clone, Args)]
+pub struct MemoryArgs {
+    /// Keep what filters remember per object in DIR, and start from what
+    /// it holds: a later run continues where this one stopped. Without it,
+    /// a temporary folder, removed at the end.
+    #[arg(long = "state", value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// How long an object's state lives without an alert of it, in alert
+    /// time (the alerts' own dates): `365d`, `30d`, `12h`.
+    #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = crate::units::parse_age)]
+    pub state_ttl: std::time::Duration,
+}
+
+impl MemoryArgs {
+    /// Gives `runner` a store when one of its filters keeps state (no
+    /// store, no folder otherwise), and says whether it did: the caller
+    /// then feeds alerts in time order ([`ordered`]).
+    pub(crate) fn attach(&self, runner: &mut crate::runner::Runner) -> anyhow::Result<bool> {
+        if !runner.keeps_state() {
+            return Ok(false);
+        }
+        let mut memory = match &self.state {
+            Some(dir) => crate::memory::Memory::open(dir)?,
+            None => crate::memory::Memory::temporary()?,
+        };
+        memory.state_ttl = self.state_ttl;
+        runner.remember(memory);
+        Ok(true)
+    }
+}
+
+/// The input items under `paths`: in alert time order when `timed` (some
+/// filter keeps state, and the order of an object's alerts then matters),
+/// else as listed. Sorting reads every input once first (its listing
+/// errors and unreadable files come first).
+pub(crate) fn ordered<'a>(
+    runner: &crate::runner::Runner,
+    paths: &'a [PathBuf],
+    timed: bool,
+) -> anyhow::Result<Box<dyn Iterator<Item = crate::input::Item> + 'a>> {
+    if !timed {
+        return Ok(Box::new(crate::input::items(paths)));
+    }
+    let mut order = crate::memory::TimeOrder::new()?;
+    for item in crate::input::items(paths) {
+        let time = item.bytes.as_ref().ok().and_then(|b| runner.time_of(b));
+        order.push(time, item)?;
+    }
+    Ok(Box::new(order.into_items()))
+}
+
+/// What the store holds after a run, for `test` and `run`: `null` when no
+/// filter keeps state.
+pub(crate) fn memory_report(
+    runner: &crate::runner::Runner,
+    args: &MemoryArgs,
+) -> serde_json::Value {
+    let Some(memory) = runner.memory() else {
+        return serde_json::Value::Null;
+    };
+    if let Err(e) = memory.flush() {
+        tracing::warn!("{e:#}");
+    }
+    let (failures, first) = memory.failures();
+    serde_json::json!({
+        "folder": args.state.as_ref().map(|d| d.display().to_string()),
+        "objects": memory.count_objects().unwrap_or_else(|e| {
+            tracing::warn!("{e:#}");
+            0
+        }),
+        "failures": failures,
+        "first_failure": first,
+    })
+}
+
+/// The lines [`memory_report`] prints under a run's summary.
+pub(crate) fn print_memory_report(report: &serde_json::Value) {
+    if report.is_null() {
+        return;
+    }
+    let objects = report["objects"].as_u64().unwrap_or(0);
+    match report["folder"].as_str() {
+        Some(dir) => println!(
+            "state: {objects} objects kept in {} (a later --state run continues from it)",
+            crate::text::shown(dir, 1024)
+        ),
+        None => println!(
+            "state: {objects} objects remembered, in alert time order, then dropped \
+             (--state DIR keeps them)"
+        ),
+    }
+    if let Some(n) = report["failures"].as_u64().filter(|n| *n > 0) {
+        println!(
+            "WARNING: {n} reads or writes of the state store failed, the first: {}",
+            report["first_failure"].as_str().unwrap_or("?")
+        );
     }
 }
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 
-use super::EngineArgs;
 use super::format::{Table, Tally, thousands};
 use super::paths::FieldWatch;
+use super::{EngineArgs, MemoryArgs};
 use crate::config::Config;
 use crate::decode::SchemaSource;
 use crate::deploy;
@@ -53,6 +53,8 @@ pub struct RunArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -107,7 +109,10 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         });
     }
 
-    let runner = Runner::new(&filters, schemas);
+    let mut runner = Runner::new(&filters, schemas);
+    // State is kept per deployment: one component under two names keeps two.
+    runner.name_deployments(names.clone());
+    let timed = args.memory.attach(&mut runner)?;
     let watch = FieldWatch::new(&runner, folders);
     let mut replay = Replay {
         runner,
@@ -120,15 +125,26 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     let (files, listing_errors) = input::files(&args.alerts);
     let mut progress = Progress::new(files.len(), !args.quiet && std::io::stderr().is_terminal());
     let started = Instant::now();
-    for item in listing_errors {
-        replay.handle(item, &mut progress)?;
-    }
-    for file in files {
-        for item in input::read(file) {
+    if timed {
+        // Filters with state see each object's alerts in time order: every
+        // input is read once to sort it, then run (what could not be
+        // listed or read comes first).
+        for item in super::ordered(&replay.runner, &args.alerts, true)? {
             replay.handle(item, &mut progress)?;
         }
         progress.file_done(replay.alerts);
+    } else {
+        for item in listing_errors {
+            replay.handle(item, &mut progress)?;
+        }
+        for file in files {
+            for item in input::read(file) {
+                replay.handle(item, &mut progress)?;
+            }
+            progress.file_done(replay.alerts);
+        }
     }
+    let memory = super::memory_report(&replay.runner, &args.memory);
     let Replay {
         tallies,
         input_errors,
@@ -186,6 +202,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         "filters": summary,
         "refused_filters": refused,
         "input_errors": input_errors,
+        "memory": memory,
     });
     let summary_path = args.out.join("summary.json");
     std::fs::write(&summary_path, serde_json::to_string_pretty(&doc)?)
@@ -207,6 +224,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
             },
             args.out.display()
         );
+        super::print_memory_report(&memory);
     }
     Ok(if any_failed {
         1

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::EngineArgs;
-use super::format::{Table, Tally, counted, duration, outcome_cells, thousands};
+use super::format::{Table, Tally, counted, duration, outcome_cells, state_json, thousands};
 use super::paths::FieldWatch;
+use super::{EngineArgs, MemoryArgs};
 use crate::input;
 use crate::runner::Runner;
 use crate::sandbox::{LoadedFilter, Outcome};
@@ -32,6 +32,8 @@ pub struct TestArgs {
     #[arg(long)]
     pub show_log: bool,
     #[command(flatten)]
+    pub memory: MemoryArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
@@ -47,6 +49,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     if let Some(alert) = &args.explain {
         return explain_one(&mut runner, &filter, alert);
     }
+    let timed = args.memory.attach(&mut runner)?;
     let mut watch = FieldWatch::new(&runner, folders);
 
     let mut table = Table::new(&[
@@ -63,7 +66,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     let mut tally = Tally::default();
     // Alerts not run because the filter was quarantined by then.
     let mut unseen = 0usize;
-    for item in input::items(&args.alerts) {
+    for item in super::ordered(&runner, &args.alerts, timed)? {
         let results = item
             .bytes
             .map_err(|e| e.to_string())
@@ -113,6 +116,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
                 "candidate_id": result.id.candidate_id,
                 "schema": result.alert.schema.full_name,
                 "result": e,
+                "state": state_json(e),
             }));
         }
     }
@@ -124,6 +128,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         );
     }
     let findings = watch.findings(0, &filter);
+    let memory = super::memory_report(&runner, &args.memory);
     let quarantined = filter.health.quarantined();
     let (dropped_lines, cut_bytes) = filter.log.dropped();
     if args.json {
@@ -142,6 +147,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
                 "log_lines_dropped": dropped_lines,
                 "log_bytes_cut": cut_bytes,
             },
+            "memory": memory,
             "paths": {"checked_against": checks[0].checked_against, "notes": checks[0].notes, "after_run": findings},
             "log": filter.log.lines(),
         });
@@ -192,6 +198,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
                 filter.log.total_bytes()
             );
         }
+        super::print_memory_report(&memory);
         if args.show_log {
             println!("\nfilter log:");
             for line in filter.log.lines() {

@@ -61,6 +61,14 @@ pub enum AlertTime {
     MjdTai,
 }
 
+impl AlertTime {
+    /// A date of this kind as nanoseconds since the Unix epoch (UTC); none
+    /// if it is not finite or falls outside 1970 to 2200.
+    pub fn unix_nanos(self, value: f64) -> Option<u64> {
+        unix_nanos(value, self)
+    }
+}
+
 impl Moment {
     /// What `describe` and `init` read: J2000.0 and no alert.
     pub const AT_REST: Moment = Moment {

@@ -1,0 +1,228 @@
+//! What the host remembers of each object between its alerts: every
+//! deployment's state (contract 0.3.0), kept in an embedded store on
+//! local disk (fjall, chosen in docs/design/object-memory.md).
+//!
+//! Owns: the store ([`Memory`]), one record per object ([`ObjectRecord`],
+//! keyed by survey and object id: one read and one write per alert,
+//! whatever the number of filters), the expiry of states an object's
+//! alerts stopped renewing, and putting offline inputs in alert time
+//! order ([`TimeOrder`]) so that a replay builds the state the stream
+//! would.
+//!
+//! Must never: read the machine's clock for anything a filter sees (an
+//! object's age is its alerts' own times), or fail an alert because the
+//! disk did: a store that cannot be written is counted and named, and
+//! filters go on.
+
+mod order;
+mod record;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use order::TimeOrder;
+pub use record::{DeploymentState, ObjectRecord};
+
+/// How long an object's state lives without an alert of it, by default:
+/// a year of alert time.
+pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(365 * 86_400);
+
+/// The store's block cache.
+const CACHE_BYTES: u64 = 32 << 20;
+
+/// The key of an object's record: its survey and id.
+pub fn object_key(survey: &str, object_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(survey.len() + 1 + object_id.len());
+    key.extend_from_slice(survey.as_bytes());
+    key.push(0);
+    key.extend_from_slice(object_id.as_bytes());
+    key
+}
+
+/// The object store: one folder, one record per object.
+pub struct Memory {
+    keyspace: fjall::Keyspace,
+    objects: fjall::PartitionHandle,
+    dir: PathBuf,
+    /// States of an object with no alert for this long (alert time) are
+    /// dropped when its next alert comes.
+    pub state_ttl: Duration,
+    /// Writes that failed (a full or read-only disk), and the first
+    /// reason.
+    failed_writes: u64,
+    first_failure: Option<String>,
+    /// Holds a temporary folder until the store is dropped.
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl Memory {
+    /// Opens (or creates) the store in `dir`, kept after the process ends:
+    /// a later run continues from what this one remembered.
+    pub fn open(dir: &Path) -> anyhow::Result<Memory> {
+        Memory::open_in(dir, None)
+    }
+
+    /// A store in a new temporary folder, removed when it is dropped.
+    pub fn temporary() -> anyhow::Result<Memory> {
+        let temp = tempfile::Builder::new()
+            .prefix("bandpass-memory-")
+            .tempdir()
+            .context("cannot create a temporary folder for the object store ($TMPDIR)")?;
+        let dir = temp.path().to_path_buf();
+        Memory::open_in(&dir, Some(temp))
+    }
+
+    fn open_in(dir: &Path, temporary: Option<tempfile::TempDir>) -> anyhow::Result<Memory> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the state folder {}", dir.display()))?;
+        let keyspace = fjall::Config::new(dir)
+            .cache_size(CACHE_BYTES)
+            .open()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the state folder {} as an object store: {e} (is it writable, \
+                     and not a folder of something else or in use by another bandpass?)",
+                    dir.display()
+                )
+            })?;
+        let objects = keyspace
+            .open_partition("objects", fjall::PartitionCreateOptions::default())
+            .map_err(|e| anyhow::anyhow!("cannot open the objects in {}: {e}", dir.display()))?;
+        Ok(Memory {
+            keyspace,
+            objects,
+            dir: dir.to_path_buf(),
+            state_ttl: DEFAULT_STATE_TTL,
+            failed_writes: 0,
+            first_failure: None,
+            _temporary: temporary,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The record of `key`; none if the object was never kept, or if its
+    /// bytes are damaged (counted as a failed read, and the object starts
+    /// afresh).
+    pub fn recall(&mut self, key: &[u8]) -> Option<ObjectRecord> {
+        let bytes = match self.objects.get(key) {
+            Ok(b) => b?,
+            Err(e) => {
+                self.failed(format!("reading an object: {e}"));
+                return None;
+            }
+        };
+        match ObjectRecord::decode(&bytes) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.failed(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Keeps `record` as `key`'s (an empty record deletes it). A write the
+    /// disk refuses is counted (see [`Memory::failures`]), not raised: the
+    /// alert's verdicts stand.
+    pub fn keep(&mut self, key: &[u8], record: &ObjectRecord) {
+        let written = if record.is_empty() {
+            self.objects.remove(key)
+        } else {
+            self.objects.insert(key, record.encode())
+        };
+        if let Err(e) = written {
+            self.failed(format!("writing an object: {e}"));
+        }
+    }
+
+    fn failed(&mut self, why: String) {
+        self.failed_writes += 1;
+        self.first_failure.get_or_insert(why);
+    }
+
+    /// Reads or writes that failed so far, and the first one's reason.
+    pub fn failures(&self) -> (u64, Option<&str>) {
+        (self.failed_writes, self.first_failure.as_deref())
+    }
+
+    /// Makes what was kept survive the process (not a power cut: that is
+    /// what serve's changelog is for).
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.keyspace
+            .persist(fjall::PersistMode::Buffer)
+            .map_err(|e| {
+                anyhow::anyhow!("cannot write the state folder {}: {e}", self.dir.display())
+            })
+    }
+
+    /// How many objects the store holds, counted by reading every key: for
+    /// a report at the end of a run, not for every alert.
+    pub fn count_objects(&self) -> anyhow::Result<usize> {
+        self.objects
+            .len()
+            .map_err(|e| anyhow::anyhow!("cannot count the objects in {}: {e}", self.dir.display()))
+    }
+
+    /// The store's bytes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.keyspace.disk_space()
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // What a `--state` folder keeps for the next run.
+        if let Err(e) = self.flush() {
+            tracing::warn!("{e:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_folder_keeps_objects_for_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = object_key("ztf", "ZTF18abudxnw");
+        let mut record = ObjectRecord::default();
+        record.set("rise-once", "rise-once/1", b"{}".to_vec());
+        {
+            let mut memory = Memory::open(dir.path()).unwrap();
+            assert_eq!(memory.recall(&key), None);
+            memory.keep(&key, &record);
+            assert_eq!(memory.recall(&key).as_ref(), Some(&record));
+        }
+        let mut memory = Memory::open(dir.path()).unwrap();
+        assert_eq!(memory.recall(&key), Some(record));
+        memory.keep(&key, &ObjectRecord::default());
+        assert_eq!(memory.recall(&key), None, "an empty record is deleted");
+        assert_eq!(memory.failures().0, 0);
+    }
+
+    #[test]
+    fn damaged_bytes_in_the_store_are_counted_and_the_object_starts_afresh() {
+        let mut memory = Memory::temporary().unwrap();
+        let key = object_key("rubin", "170028437302722614");
+        memory.objects.insert(&key, vec![1, 2, 3]).unwrap();
+        assert_eq!(memory.recall(&key), None);
+        let (failed, why) = memory.failures();
+        assert_eq!(failed, 1);
+        assert!(why.unwrap().contains("damaged"), "{why:?}");
+    }
+
+    #[test]
+    fn a_state_folder_that_is_a_file_is_refused_by_name() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let err = Memory::open(file.path()).err().unwrap().to_string();
+        assert!(
+            err.contains(&file.path().display().to_string()),
+            "names the folder: {err}"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! One object's record in the store ([`ObjectRecord`]): when its last
+//! alert was observed and each deployment's state, in a compact encoding
+//! of our own (a version byte, then length-prefixed parts), so that an
+//! alert costs one read and one write whatever the number of filters.
+
+/// The encoding's version: the first byte of every record.
+const VERSION: u8 = 1;
+
+/// What the store keeps of one object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectRecord {
+    /// When the object's latest alert was observed (the alert's own time,
+    /// never the machine's clock), in nanoseconds since the Unix epoch.
+    pub last_alert: u64,
+    /// Each deployment's state, sorted by deployment.
+    pub states: Vec<DeploymentState>,
+}
+
+/// One deployment's state for one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentState {
+    /// The deployment's name (unique within a host's filter set).
+    pub deployment: String,
+    /// The format its filter declared when it wrote the bytes.
+    pub format: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Why stored bytes do not read as a record.
+#[derive(Debug, thiserror::Error)]
+#[error("object record of {len} bytes is damaged: {why}")]
+pub struct Damaged {
+    len: usize,
+    why: &'static str,
+}
+
+impl ObjectRecord {
+    /// The bytes `deployment` left, if it wrote them in `format`: a filter
+    /// whose format changed starts from none.
+    pub fn state(&self, deployment: &str, format: &str) -> Option<&[u8]> {
+        self.find(deployment)
+            .ok()
+            .map(|i| &self.states[i])
+            .filter(|s| s.format == format)
+            .map(|s| s.bytes.as_slice())
+    }
+
+    /// Replaces `deployment`'s state.
+    pub fn set(&mut self, deployment: &str, format: &str, bytes: Vec<u8>) {
+        let state = DeploymentState {
+            deployment: deployment.to_string(),
+            format: format.to_string(),
+            bytes,
+        };
+        match self.find(deployment) {
+            Ok(i) => self.states[i] = state,
+            Err(i) => self.states.insert(i, state),
+        }
+    }
+
+    /// Drops `deployment`'s state; whether there was one.
+    pub fn forget(&mut self, deployment: &str) -> bool {
+        match self.find(deployment) {
+            Ok(i) => {
+                self.states.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether nothing is kept: the record can be deleted.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    fn find(&self, deployment: &str) -> Result<usize, usize> {
+        self.states
+            .binary_search_by(|s| s.deployment.as_str().cmp(deployment))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            11 + self
+                .states
+                .iter()
+                .map(|s| 7 + s.deployment.len() + s.format.len() + s.bytes.len())
+                .sum::<usize>(),
+        );
+        out.push(VERSION);
+        out.extend_from_slice(&self.last_alert.to_le_bytes());
+        out.extend_from_slice(&(self.states.len() as u16).to_le_bytes());
+        for s in &self.states {
+            // Bounded by construction: names of 64 bytes, formats of 64,
+            // state of at most `Limits::MAX_STATE_BYTES`.
+            out.extend_from_slice(&(s.deployment.len() as u16).to_le_bytes());
+            out.extend_from_slice(s.deployment.as_bytes());
+            out.push(s.format.len() as u8);
+            out.extend_from_slice(s.format.as_bytes());
+            out.extend_from_slice(&(s.bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(&s.bytes);
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ObjectRecord, Damaged> {
+        let damaged = |why| Damaged {
+            len: bytes.len(),
+            why,
+        };
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(1).ok_or(damaged("empty"))? != [VERSION] {
+            return Err(damaged("an unknown encoding version"));
+        }
+        let last_alert = r.u64().ok_or(damaged("cut in the header"))?;
+        let count = r.u16().ok_or(damaged("cut in the header"))?;
+        let mut states = Vec::with_capacity(count.min(64) as usize);
+        for _ in 0..count {
+            let cut = || damaged("cut in a state");
+            let n = r.u16().ok_or_else(cut)? as usize;
+            let deployment = r.text(n).ok_or_else(cut)?;
+            let n = *r.take(1).ok_or_else(cut)?.first().ok_or_else(cut)? as usize;
+            let format = r.text(n).ok_or_else(cut)?;
+            let n = r.u32().ok_or_else(cut)? as usize;
+            let bytes = r.take(n).ok_or_else(cut)?.to_vec();
+            states.push(DeploymentState {
+                deployment,
+                format,
+                bytes,
+            });
+        }
+        if r.at != bytes.len() {
+            return Err(damaged("bytes after the last state"));
+        }
+        if !states.is_sorted_by(|a, b| a.deployment < b.deployment) {
+            return Err(damaged("states out of order"));
+        }
+        Ok(ObjectRecord { last_alert, states })
+    }
+}
+
+/// Reads a record's parts, refusing to read past its end.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let part = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(part)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn text(&mut self, n: usize) -> Option<String> {
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> ObjectRecord {
+        let mut r = ObjectRecord {
+            last_alert: 1_700_000_000_000_000_000,
+            states: Vec::new(),
+        };
+        r.set("rise-once", "rise-once/1", br#"{"done":true}"#.to_vec());
+        r.set("b-filter", "b/2", vec![0, 255, 7]);
+        r.set("empty", "e/1", Vec::new());
+        r
+    }
+
+    #[test]
+    fn a_record_reads_back_as_written_with_states_by_deployment() {
+        let r = record();
+        let back = ObjectRecord::decode(&r.encode()).unwrap();
+        assert_eq!(back, r);
+        let names: Vec<_> = back.states.iter().map(|s| s.deployment.as_str()).collect();
+        assert_eq!(names, ["b-filter", "empty", "rise-once"]);
+        assert_eq!(back.state("b-filter", "b/2"), Some(&[0, 255, 7][..]));
+        assert_eq!(back.state("empty", "e/1"), Some(&[][..]));
+    }
+
+    #[test]
+    fn a_state_of_another_format_is_none_and_forget_removes_it() {
+        let mut r = record();
+        assert_eq!(r.state("rise-once", "rise-once/2"), None);
+        assert_eq!(r.state("nobody", "rise-once/1"), None);
+        assert!(r.forget("rise-once"));
+        assert!(!r.forget("rise-once"));
+        assert_eq!(r.state("rise-once", "rise-once/1"), None);
+        r.forget("b-filter");
+        r.forget("empty");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn damaged_bytes_are_an_error_never_a_panic_or_a_huge_allocation() {
+        let good = record().encode();
+        for cut in 0..good.len() {
+            assert!(ObjectRecord::decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(ObjectRecord::decode(&longer).is_err());
+        // A count of 65,535 states and a length of 4 GiB in 20 bytes.
+        let mut lying = vec![VERSION];
+        lying.extend_from_slice(&0u64.to_le_bytes());
+        lying.extend_from_slice(&u16::MAX.to_le_bytes());
+        lying.extend_from_slice(&[1, 0, b'a', 0]);
+        lying.extend_from_slice(&u32::MAX.to_le_bytes());
+        let err = ObjectRecord::decode(&lying).unwrap_err().to_string();
+        assert!(err.contains("cut in a state"), "{err}");
+        assert!(ObjectRecord::decode(&[9]).is_err());
+    }
+}

@@ -1,0 +1,345 @@
+//! Filters that remember (contract 0.3.0) offline: a state per object and
+//! per deployment, in alert time order, through `bandpass test` and
+//! `bandpass run`, on nights of real ZTF 4.02 alerts written by
+//! `tests/py/nights.py`; the verdicts compared with the cut stated
+//! independently in `tests/py/expected_verdicts.py`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cli::{bandpass, filter, text};
+use crate::support::{data_dir, repo_root, texts_variant};
+
+/// Nights of alerts of five objects (see `tests/py/nights.py`), the epochs
+/// from `days` (`"FROM:TO"`, or all).
+fn nights(out: &Path, days: Option<&str>) -> Vec<PathBuf> {
+    let template = data_dir().join("ztf/alerts/v4.02/2695378462115010012.avro");
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_root().join("tests/py/nights.py"))
+        .arg(&template)
+        .arg(out);
+    if let Some(days) = days {
+        cmd.arg(days);
+    }
+    let made = cmd.output().expect("python3 runs");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// `{file: verdict}` of rise-once from the Python statement of its cut.
+fn expected(files: &[PathBuf]) -> BTreeMap<String, String> {
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/py/expected_verdicts.py"))
+        .args(files)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all: BTreeMap<String, BTreeMap<String, String>> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    all.into_iter()
+        .map(|(file, v)| (file, v["rise-once"].clone()))
+        .collect()
+}
+
+/// `bandpass test --json`'s `{input: verdict}`, and the document.
+fn tested(component: &str, args: &[&str]) -> (BTreeMap<String, String>, serde_json::Value) {
+    let mut all = vec!["test", "--json", component];
+    all.extend_from_slice(args);
+    let out = bandpass(&all);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}\n{}", text(&out.stdout), text(&out.stderr)));
+    let verdicts = doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let r = &a["result"];
+            let verdict = r["verdict"]
+                .as_str()
+                .or(r["outcome"].as_str())
+                .unwrap()
+                .to_string();
+            (a["input"].as_str().unwrap().to_string(), verdict)
+        })
+        .collect();
+    (verdicts, doc)
+}
+
+fn accepted(verdicts: &BTreeMap<String, String>) -> Vec<&str> {
+    verdicts
+        .iter()
+        .filter(|(_, v)| *v == "accept")
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+#[test]
+fn rise_once_accepts_each_object_once_in_alert_time_order_as_its_cut_implies() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = nights(dir.path(), None);
+    let want = expected(&files);
+    assert_eq!(
+        accepted(&want).len(),
+        3,
+        "the nights hold three rises: {want:?}"
+    );
+    let (got, doc) = tested(&filter("rise_once"), &[dir.path().to_str().unwrap()]);
+    assert_eq!(got, want, "rise-once and its Python statement differ");
+    // Files in name order are not in time order: the filter saw them by
+    // time, the five objects' first nights first, whatever their names.
+    let rows = doc["alerts"].as_array().unwrap();
+    let first_five: std::collections::BTreeSet<&str> = rows[..5]
+        .iter()
+        .map(|r| r["object_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(first_five.len(), 5, "{:?}", &rows[..5]);
+    let seen: Vec<&str> = rows.iter().map(|r| r["input"].as_str().unwrap()).collect();
+    let mut by_name = seen.clone();
+    by_name.sort();
+    assert_ne!(
+        seen, by_name,
+        "the nights' file names are not in time order"
+    );
+    assert!(
+        rows[0]["state"]["set"]
+            .as_str()
+            .unwrap()
+            .contains("faintest")
+    );
+    assert_eq!(doc["memory"]["objects"], 5, "{}", doc["memory"]);
+
+    // `run` gives the same accepted alerts, and writes them.
+    let out_dir = dir.path().join("out");
+    let out = bandpass(&[
+        "run",
+        "--quiet",
+        "--filter",
+        &filter("rise_once"),
+        "--out",
+        out_dir.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut written: Vec<String> = std::fs::read_dir(out_dir.join("rise-once"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".avro"))
+        .collect();
+    written.sort();
+    let mut want_names: Vec<String> = accepted(&want)
+        .iter()
+        .map(|f| {
+            Path::new(f)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    want_names.sort();
+    assert_eq!(written, want_names);
+    assert!(
+        text(&out.stdout).contains("in alert time order"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn a_state_folder_carries_what_filters_remember_into_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = expected(&nights(&dir.path().join("whole"), None));
+    let early = nights(&dir.path().join("early"), Some("0:2"));
+    let late = nights(&dir.path().join("late"), Some("2:100"));
+    let state = dir.path().join("state");
+    let rise = filter("rise_once");
+    let run = |part: &Path, with_state: bool| {
+        let mut args = vec![part.to_str().unwrap()];
+        if with_state {
+            args.extend(["--state", state.to_str().unwrap()]);
+        }
+        tested(&rise, &args).0
+    };
+    let by_name = |v: BTreeMap<String, String>| -> BTreeMap<String, String> {
+        v.into_iter()
+            .map(|(k, v)| {
+                (
+                    Path::new(&k).file_name().unwrap().to_string_lossy().into(),
+                    v,
+                )
+            })
+            .collect()
+    };
+    let mut parts = by_name(run(early[0].parent().unwrap(), true));
+    parts.extend(by_name(run(late[0].parent().unwrap(), true)));
+    assert_eq!(
+        parts,
+        by_name(whole),
+        "two runs on one state folder = one run on all nights"
+    );
+    // Without the first nights' state the second part misses a rise it
+    // can only see against them (ZTF26aaaaaaa's faintest is on night 1).
+    let alone = by_name(run(late[0].parent().unwrap(), false));
+    let after = |v: &BTreeMap<String, String>| {
+        v.iter()
+            .filter(|(k, v)| *v == "accept" && alone.contains_key(*k))
+            .count()
+    };
+    assert!(after(&alone) < after(&parts), "{alone:?}");
+    assert!(
+        std::fs::read_dir(&state).unwrap().next().is_some(),
+        "the folder is kept"
+    );
+}
+
+#[test]
+fn two_deployments_of_one_component_keep_two_states() {
+    let dir = tempfile::tempdir().unwrap();
+    nights(&dir.path().join("nights"), None);
+    let config = dir.path().join("bandpass.toml");
+    let component = filter("rise_once");
+    std::fs::write(
+        &config,
+        format!(
+            "dead_letter_topic = \"dead\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
+             [input]\ntopics = [\"alerts\"]\ngroup = \"replay\"\n\
+             [[filter]]\nname = \"strict\"\npath = \"{component}\"\noutput_topic = \"strict\"\n\
+             [[filter]]\nname = \"loose\"\npath = \"{component}\"\noutput_topic = \"loose\"\n\
+             params = {{ min_rise = \"0.25\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = bandpass(&[
+        "run",
+        "--quiet",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        dir.path().join("nights").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let verdicts = |name: &str| -> Vec<String> {
+        let lines = std::fs::read_to_string(out_dir.join(name).join("verdicts.jsonl")).unwrap();
+        let mut objects: Vec<String> = lines
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!("{} {}", v["object_id"], v["candidate_id"])
+            })
+            .collect();
+        objects.sort();
+        objects
+    };
+    let (strict, loose) = (verdicts("strict"), verdicts("loose"));
+    // Each accepts each rising object once; the loose one accepts
+    // ZTF26aaaaaaa a night earlier (a rise of 0.3). Had they shared one
+    // state, the second to run would have found every object done.
+    assert_eq!(strict.len(), 3, "{strict:?}");
+    assert_eq!(loose.len(), 3, "{loose:?}");
+    assert_ne!(strict, loose);
+}
+
+#[test]
+fn a_filter_built_for_contract_0_2_0_runs_unchanged_beside_0_3_0_ones() {
+    let legacy = filter("contract_0_2_0");
+    let out = bandpass(&["inspect", &legacy]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}{}", text(&out.stderr));
+    assert!(shown.contains("bandpass:filter@0.2.0"), "{shown}");
+    assert!(shown.contains("state      none"), "{shown}");
+    let alert = data_dir().join("ztf/alerts/v4.02/2695378462115010012.avro");
+    let (verdicts, doc) = tested(&legacy, &[alert.to_str().unwrap()]);
+    assert_eq!(accepted(&verdicts).len(), 1, "magpsf 14.9 <= 18.5: {doc}");
+    assert_eq!(doc["alerts"][0]["result"]["tags"][0], "legacy", "{doc}");
+    assert!(doc["alerts"][0]["state"].is_null());
+    // In one run with a filter that keeps state.
+    let dir = tempfile::tempdir().unwrap();
+    let out = bandpass(&[
+        "run",
+        "--quiet",
+        "--filter",
+        &legacy,
+        "--filter",
+        &filter("rise_once"),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+        alert.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_state_over_its_bound_or_never_declared_fails_its_alert_and_names_why() {
+    let dir = tempfile::tempdir().unwrap();
+    nights(&dir.path().join("nights"), None);
+    let nights = dir.path().join("nights");
+    let write = |name: &str, bytes: Vec<u8>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    };
+    let declared = write("declared.wasm", texts_variant("default"));
+    let undeclared = write("undeclared.wasm", texts_variant("nostate"));
+    let escapes = write("escapes.wasm", texts_variant("statefm"));
+
+    // At the bound: every alert's state is kept.
+    let (verdicts, doc) = tested(
+        &declared,
+        &["--param", "state=max", nights.to_str().unwrap()],
+    );
+    assert!(verdicts.values().all(|v| v == "reject"), "{doc}");
+    // One byte over: a named failure of each alert, never a host error;
+    // the filter is quarantined after five in a row, as for any failure.
+    let out = bandpass(&[
+        "test",
+        &declared,
+        "--param",
+        "state=oversize",
+        nights.to_str().unwrap(),
+    ]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("bad-state: returned a state of 65 bytes, over the 64"),
+        "{shown}"
+    );
+    assert!(shown.contains("QUARANTINED"), "{shown}");
+    // A state set by a filter whose manifest declares none.
+    let (_, doc) = tested(
+        &undeclared,
+        &["--param", "state=max", nights.to_str().unwrap()],
+    );
+    let message = doc["alerts"][0]["result"]["message"].as_str().unwrap();
+    assert!(message.contains("its manifest declares none"), "{doc}");
+    // A format holding control characters is refused at load, escaped.
+    let out = bandpass(&["inspect", &escapes]);
+    let shown = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        shown.contains("state format 'fmt\\r\\n\\u{1b}[2J'"),
+        "{shown}"
+    );
+    // Over the deployment's cap: refused at load, naming the key.
+    let out = bandpass(&[
+        "test",
+        &declared,
+        "--max-state-bytes",
+        "32",
+        nights.to_str().unwrap(),
+    ]);
+    let shown = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("over this deployment's cap of 32 bytes"),
+        "{shown}"
+    );
+}
