@@ -343,3 +343,27 @@ fn a_state_over_its_bound_or_never_declared_fails_its_alert_and_names_why() {
         "{shown}"
     );
 }
+
+#[test]
+fn serve_refuses_a_filter_with_state_by_name_until_it_keeps_state_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bandpass.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "dead_letter_topic = \"dead\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
+             [input]\ntopics = [\"alerts\"]\ngroup = \"g\"\n\
+             [[filter]]\nname = \"once\"\npath = \"{}\"\noutput_topic = \"once\"\n",
+            filter("rise_once")
+        ),
+    )
+    .unwrap();
+    let out = bandpass(&["serve", "--config", config.to_str().unwrap()]);
+    let shown = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("filter 'once': rise-once keeps a state per object (format 'rise-once/1')")
+            && shown.contains("bandpass run --state DIR"),
+        "{shown}"
+    );
+}

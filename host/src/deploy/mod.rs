@@ -94,6 +94,31 @@ pub fn load_filters(
     Ok(out)
 }
 
+/// Why `bandpass serve` cannot run `filter` yet, if it cannot: it keeps a
+/// state per object, which serve does not keep (the per-partition stores,
+/// changelog and restore of docs/design/object-memory.md are not built).
+/// Refused rather than run without its state, which would give other
+/// verdicts than `bandpass test` and `run`.
+pub fn serve_refuses(filter: &LoadedFilter) -> Option<String> {
+    let state = filter.manifest.state.as_ref()?;
+    Some(format!(
+        "{} keeps a state per object (format '{}'), which `bandpass serve` does not keep yet: \
+         run it offline with `bandpass test` or `bandpass run --state DIR`",
+        filter.name,
+        crate::text::shown(&state.format, 64)
+    ))
+}
+
+/// [`serve_refuses`] for a config's deployments.
+pub fn check_servable(deployments: &[Deployment]) -> anyhow::Result<()> {
+    for d in deployments {
+        if let Some(why) = serve_refuses(&d.filter) {
+            anyhow::bail!("filter '{}': {why}", d.name);
+        }
+    }
+    Ok(())
+}
+
 /// What makes two deployments able to share one loaded filter: the
 /// component's sha256, its parameters and its limits.
 pub fn deployment_key(sha256: &str, params: &[(String, String)], limits: &Limits) -> String {

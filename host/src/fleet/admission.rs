@@ -366,6 +366,9 @@ impl Admission {
             }
         };
         let filter = filter.map_err(|e| refused(format!("component refused: {e}")))?;
+        if let Some(why) = crate::deploy::serve_refuses(&filter) {
+            return Err(refused(why));
+        }
         if filter.cache == CacheOutcome::Compiled && self.sandbox.options().cache.is_some() {
             tracing::warn!(
                 sha256 = %record.sha256,
