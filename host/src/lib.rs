@@ -9,7 +9,8 @@
 //!   [`decode`]: framing, cached writer schemas, the projection decoder;
 //!   [`demo`]: synthetic alerts;
 //! - [`sandbox`]: the wasmtime engine, validation, budgets, failures,
-//!   quarantine;
+//!   quarantine; [`memory`]: what the host keeps per object between
+//!   alerts (each deployment's state), and offline inputs in time order;
 //! - [`runner`]: one decode per alert, every filter on it;
 //! - [`config`]: the service's configuration file, a file per section;
 //! - [`metrics`]: what serve counts, and whether it is ready;
@@ -49,7 +50,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["text"],
     &["units"],
     &["decode", "input", "demo"],
-    &["sandbox"],
+    &["sandbox", "memory"],
     &["runner"],
     &["config"],
     &["metrics"],
