@@ -405,7 +405,8 @@ class ComponentGlueTest(unittest.TestCase):
     def test_an_error_inside_the_standard_library_is_located_at_the_authors_call(self):
         with self.assertRaises(self.Err) as e:
             self.evaluate(magpsf=(1, 77.0))
-        line = next(i for i, l in enumerate(open(__file__), 1) if "raises inside the standard library" in l)
+        with open(__file__) as f:
+            line = next(i for i, l in enumerate(f, 1) if "raises inside the standard library" in l)
         self.assertTrue(e.exception.value.startswith("JSONDecodeError: "), e.exception.value)
         self.assertTrue(e.exception.value.endswith(f"(at test_sdk.py:{line} in probe)"), e.exception.value)
 
