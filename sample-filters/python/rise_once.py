@@ -1,15 +1,15 @@
-"""rise-once: a ZTF object that has brightened, in one band, by at least
-min_rise magnitudes below the faintest this filter saw of it in that band,
-at least min_days after the filter first saw it; accepted once per object.
+"""rise-once: each ZTF object once, the first time it is seen brighter, by a
+margin, than the faintest detection the filter remembers of it in the same
+band, at least a day after the filter first saw it.
 
-The filter remembers each object (contract 0.3.0 state): when it first saw
-it, the faintest magnitude per band, and whether it already accepted it.
-So it measures a rise over every alert the host has passed it, not only the
-light curve one alert carries, and stays quiet about an object afterwards.
+It reads no light curve from the packet: what it knows of the object is its
+own state, which the host keeps per object between alerts (contract 0.3.0):
+when it first saw the object, the faintest magnitude per band, and whether
+it already accepted it.
 
-The Python twin of sample-filters/rise-once (same cut, parameters, state
-rules, verdicts, scores, tags and notes; the state's bytes differ: each SDK
-keeps its own layout, so the two must not share a deployment).
+The Python twin of sample-filters/rise-once (same cut, parameters,
+verdicts, scores, tags and notes, and the same state: a JSON object the
+twins write alike; its README.md has the cut and the state's layout).
 """
 
 import bandpass
@@ -19,7 +19,8 @@ import bandpass
     name="rise-once",
     version="0.1.0",
     survey="ztf",
-    description="ZTF objects that rise by min_rise mag in a band over at least min_days, accepted once each.",
+    description="Each object once: the first time it is seen brighter by min_rise than the faintest "
+    "remembered in its band, min_days after it was first seen.",
     fields={
         "jd": "candidate.jd",  # observation date (JD)
         "fid": "candidate.fid",  # filter: 1 = g, 2 = r, 3 = i
@@ -32,21 +33,19 @@ import bandpass
 )
 def rise_once(jd, fid, magpsf, isdiffpos, params, state):
     if jd is None or fid is None or magpsf is None or isdiffpos not in ("t", "1"):
-        return bandpass.reject()  # nothing to learn: the state stays as it was
+        return bandpass.reject()  # not a positive detection: the state stays as it was
     if state.get("done", False):
         return bandpass.reject()  # accepted once already
-    band = str(fid)  # JSON keys are strings
-    faintest = state.get("faintest", {})
-    since = state.get("since")
+    band = str(fid)  # a JSON key is a string: the band in decimal
+    faintest = state.setdefault("faintest", {})  # {band: faintest magnitude}
+    since = state.get("since", jd)  # the first positive detection seen (this one if none)
     f = faintest.get(band)
-    if f is not None and since is not None:
+    if f is not None:
         rise, days = f - magpsf, jd - since
         if rise >= params.min_rise and days >= params.min_days:
             state["done"] = True
-            return bandpass.accept(
-                score=rise, tags=["rise-once"], notes={"rise": f"{rise:.2f}", "days": f"{days:.2f}"}
-            )
+            notes = {"rise": f"{rise:.2f}", "days": f"{days:.2f}"}
+            return bandpass.accept(score=rise, tags=["rise-once"], notes=notes)
     faintest[band] = magpsf if f is None else max(f, magpsf)
-    state["faintest"] = faintest
-    state["since"] = jd if since is None else min(since, jd)
+    state["since"] = min(since, jd)
     return bandpass.reject()

@@ -144,6 +144,17 @@ class RiseOnceTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, 'unknown parameter "min_rse"; this filter knows: min_rise, min_days'):
             rise_once.bandpass.configure({"min_rse": "1"})
 
+    def test_it_reads_and_writes_the_state_as_its_rust_twin_does(self):
+        # The layout of sample-filters/rise-once/README.md: keys sorted, a key
+        # left out for no date, no magnitude, not accepted.
+        stored = b'{"faintest":{"1":19.2,"2":18.9},"since":2460000.5}'
+        d = rise_once.bandpass.decide(detection(2460001.5, 18.6, fid=1), None, stored)
+        self.assertEqual((d.verdict.tags, dict(d.verdict.notes)), (["rise-once"], {"rise": "0.60", "days": "1.00"}))
+        self.assertEqual(d.state, b'{"done":true,"faintest":{"1":19.2,"2":18.9},"since":2460000.5}')
+        # A faintest without a date: the date is this alert's, as in the crate.
+        d = rise_once.bandpass.decide(detection(2460001.5, 18.0), {"min_days": "0"}, b'{"faintest":{"2":19.0}}')
+        self.assertEqual(dict(d.verdict.notes), {"rise": "1.00", "days": "0.00"})
+
     def test_it_declares_its_state(self):
         self.assertEqual(rise_once.bandpass.state, bandpass.State("rise-once/1", 512))
         self.assertEqual(

@@ -236,6 +236,33 @@ class NativeStateTest(unittest.TestCase):
         a = _state.encode({"b": 1.5, "a": {"y": [1, None, True], "x": "é"}})
         self.assertEqual(a, b'{"a":{"x":"\\u00e9","y":[1,null,true]},"b":1.5}')
 
+    def test_the_bytes_are_those_of_json_dumps_compact_sorted_without_nan(self):
+        import json
+
+        for value in [
+            {},
+            {"since": 2460449.8784606, "faintest": {"2": 19.4, "1": 20.0}, "done": True},
+            {"z": [1, 2.5, -0.0, 1e300, 5e-324, None, False], "a": "tab\t\"quote\" ü \U0001F600", "n": 2**70},
+            {"nested": {"b": {"c": [[], {}]}, "a": []}},
+        ]:
+            expected = json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+            self.assertEqual(_state.encode(value), expected)
+
+    def test_a_state_that_contains_itself_is_named(self):
+        state = {}
+
+        def cycle(op, size, state, params):
+            inner = {}
+            state["inner"] = inner
+            inner["back"] = state
+            return False
+
+        declare(cycle, name="cycle", fields={"op": "candidate.op", "size": "candidate.size"},
+                state=bandpass.State("c/1", 64), params={"accept": True})
+        with self.assertRaisesRegex(bandpass.StateError, r"^state\['inner'\]\['back'\] contains itself"):
+            cycle.bandpass.evaluate({}, state=state)
+        self.assertEqual(state, {})
+
 
 class StatefulComponentTest(unittest.TestCase):
     """The component glue serving a filter that keeps state."""

@@ -19,6 +19,7 @@ unit test sees the state exactly as the component does.
 """
 
 import json
+import json.scanner
 import math
 
 __all__ = ["State", "StateError", "KEEP", "FORGET", "load", "change", "encode"]
@@ -97,12 +98,21 @@ class _StateDict(dict):
     _where = "state[...]"
 
     def __setitem__(self, key, value):
+        t = type(value)
+        # The common case in a few steps: a str key and a str, int, bool,
+        # None or finite float (x - x is NaN for NaN and the infinities).
+        if type(key) is not str or not (
+            t is float and value - value == 0.0 or t is str or t is int or t is bool or value is None
+        ):
+            self._check(key, value)
+        dict.__setitem__(self, key, value)
+
+    def _check(self, key, value):
         if type(key) is not str:
             raise TypeError(_bad_key(self._where, key))
         problem = _find_bad(value, f"{self._where}[{key!r}]", set())
         if problem is not None:
             raise (ValueError if type(value) is float else TypeError)(problem)
-        dict.__setitem__(self, key, value)
 
 
 class _RootState(_StateDict):
@@ -174,6 +184,36 @@ def _no_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
+def _not_json(value):
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# Made once, not per alert: json.dumps and json.loads with options build
+# an encoder or a decoder on every call, which a component pays for in fuel
+# (tens of thousands a call). The encoder is json's C encoder with the
+# options of json.dumps(state, separators=(",", ":"), sort_keys=True,
+# allow_nan=False), without its check for cycles (a cycle ends in a
+# RecursionError, which _find_bad then names); the scanners read one JSON
+# value from the start of a text, in C, and the decoder does the same in
+# Python with whitespace allowed and a full message when it fails.
+_DECODER = json.JSONDecoder(object_pairs_hook=_StateDict, parse_constant=_no_constant)
+_scan = json.scanner.make_scanner(_DECODER)
+_scan_plain = json.scanner.make_scanner(json.JSONDecoder())
+try:
+    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import encode_basestring_ascii as _encode_string
+except ImportError:  # a Python without json's C accelerator
+    _c_make_encoder = None
+if _c_make_encoder is not None:
+    _iterencode = _c_make_encoder(None, _not_json, _encode_string, None, ":", ",", True, False, False)
+
+    def _dumps(state):
+        return "".join(_iterencode(state, 0))
+else:
+    _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False, default=_not_json)
+    _dumps = _ENCODER.encode
+
+
 def _next_format(format):  # noqa: A002
     """``rise-once/1`` -> ``rise-once/2``: the format to suggest after a change of layout."""
     head, _, tail = format.rpartition("/")
@@ -196,7 +236,13 @@ def load(raw, spec):
     if raw is None:
         return _RootState()
     try:
-        value = json.loads(bytes(raw).decode("utf-8"), object_pairs_hook=_StateDict, parse_constant=_no_constant)
+        text = raw.decode("utf-8")
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):  # not one compact value: the decoder says why, or reads it with its spaces
+            value = _DECODER.decode(text)
     except UnicodeDecodeError as e:
         raise _unreadable(spec, raw, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     except (ValueError, RecursionError) as e:
@@ -223,7 +269,7 @@ def encode(state):
     if JSON cannot hold it (or would give back something else: a key that is
     not a string)."""
     try:
-        encoded = json.dumps(state, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+        encoded = _dumps(state).encode()
     except (TypeError, ValueError, RecursionError) as e:
         raise StateError(_find_bad(state, "state", set()) or f"the state cannot be kept as JSON: {e}") from None
     return encoded
@@ -240,7 +286,7 @@ def change(raw, state, spec):
     encoded = encode(state)
     if encoded == raw:
         return KEEP
-    if json.loads(encoded) != state:
+    if _scan_plain(encoded.decode(), 0)[0] != state:
         # Something JSON gives back as another thing: a key that is not a
         # string is an error (the next alert would not find it); a tuple
         # comes back as a list, which is fine.
