@@ -155,6 +155,15 @@ class RiseOnceTest(unittest.TestCase):
         d = rise_once.bandpass.decide(detection(2460001.5, 18.0), {"min_days": "0"}, b'{"faintest":{"2":19.0}}')
         self.assertEqual(dict(d.verdict.notes), {"rise": "1.00", "days": "0.00"})
 
+    def test_the_guide_shows_the_sample_as_it_is(self):
+        with open(os.path.join(REPO, "docs", "filter-authors-python.md"), encoding="utf-8") as f:
+            guide = f.read()
+        with open(os.path.join(REPO, "sample-filters", "python", "rise_once.py"), encoding="utf-8") as f:
+            sample = f.read()
+        start = guide.index("def rise_once(")
+        shown = guide[start : guide.index("```", start)].strip()
+        self.assertEqual(shown, sample[sample.index("def rise_once(") :].strip())
+
     def test_it_declares_its_state(self):
         self.assertEqual(rise_once.bandpass.state, bandpass.State("rise-once/1", 512))
         self.assertEqual(
