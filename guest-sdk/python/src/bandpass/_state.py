@@ -266,8 +266,8 @@ def _json_kind(value):
 
 def encode(state):
     """``state`` (a dict) as the bytes the host keeps; StateError naming the key
-    if JSON cannot hold it (or would give back something else: a key that is
-    not a string)."""
+    if JSON cannot hold it. (A key that is not a string, which JSON turns
+    into one, is found by `change`.)"""
     try:
         encoded = _dumps(state).encode()
     except (TypeError, ValueError, RecursionError) as e:
