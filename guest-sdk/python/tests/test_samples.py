@@ -17,6 +17,7 @@ import bandpass  # noqa: E402
 from bright_transients import bright_transients  # noqa: E402
 from fast_risers import fast_risers  # noqa: E402
 from hostile import hostile  # noqa: E402
+from rise_once import rise_once  # noqa: E402
 
 CANDIDATE = dict(
     magpsf=18.0, isdiffpos="t", drb=None, rb=0.8, ndethist=3, ssdistnr=-999.0,
@@ -81,6 +82,93 @@ class FastRisersTest(unittest.TestCase):
     def test_a_baseline_of_zero_days_is_refused(self):
         with self.assertRaisesRegex(ValueError, "parameter min_baseline_days: must be above 0"):
             fast_risers.bandpass.configure({"min_baseline_days": "0"})
+
+
+def detection(jd, magpsf, fid=2, isdiffpos="t"):
+    return dict(jd=jd, fid=fid, magpsf=magpsf, isdiffpos=isdiffpos)
+
+
+class RiseOnceTest(unittest.TestCase):
+    """One object's alerts in turn, one state dict carried from each to the next."""
+
+    def run_object(self, alerts, params=None):
+        state = {}
+        verdicts = [rise_once.bandpass.evaluate(alert, params, state) for alert in alerts]
+        return verdicts, state
+
+    def test_an_object_that_rises_is_accepted_exactly_once(self):
+        verdicts, state = self.run_object(
+            [
+                detection(100.0, 19.0),  # first seen: r = 19.0
+                detection(100.5, 19.4),  # fainter: the faintest r is now 19.4
+                detection(101.0, 18.95),  # 0.45 mag: not enough
+                detection(101.2, 18.8),  # 0.6 mag over 1.2 days: accepted
+                detection(102.0, 17.0),  # brighter still, but accepted already
+                detection(103.0, 16.0),
+            ]
+        )
+        accepted = [i for i, v in enumerate(verdicts) if v is not bandpass.reject()]
+        self.assertEqual(accepted, [3])
+        v = verdicts[3]
+        self.assertAlmostEqual(v.score, 0.6, places=12)
+        self.assertEqual(v.score, 19.4 - 18.8)
+        self.assertEqual((v.tags, dict(v.notes)), (["rise-once"], {"rise": "0.60", "days": "1.20"}))
+        self.assertEqual(state, {"since": 100.0, "faintest": {"2": 19.4}, "done": True})
+
+    def test_a_rise_sooner_than_min_days_waits(self):
+        verdicts, state = self.run_object([detection(100.0, 19.5), detection(100.5, 18.0), detection(101.0, 18.9)])
+        self.assertEqual([v is bandpass.reject() for v in verdicts], [True, True, False])
+        self.assertEqual(dict(verdicts[2].notes), {"rise": "0.60", "days": "1.00"})
+
+    def test_each_band_is_measured_against_its_own_faintest(self):
+        verdicts, state = self.run_object([detection(100.0, 20.0, fid=1), detection(102.0, 19.0, fid=2)])
+        self.assertTrue(all(v is bandpass.reject() for v in verdicts))
+        self.assertEqual(state, {"since": 100.0, "faintest": {"1": 20.0, "2": 19.0}})
+
+    def test_negative_or_incomplete_detections_leave_the_state_as_it_was(self):
+        state = {"since": 100.0, "faintest": {"2": 19.0}}
+        for alert in [detection(102.0, 18.0, isdiffpos="f"), detection(None, 18.0), detection(102.0, None)]:
+            self.assertIs(rise_once.bandpass.evaluate(alert, None, state), bandpass.reject())
+            self.assertEqual(state, {"since": 100.0, "faintest": {"2": 19.0}})
+        self.assertEqual(rise_once.bandpass.decide(detection(102.0, 18.0, isdiffpos="0"), None, None).state, "keep")
+
+    def test_parameters_and_the_state_as_the_host_keeps_it(self):
+        stored = b'{"faintest":{"2":19.0},"since":100.0}'
+        d = rise_once.bandpass.decide(detection(100.5, 18.0), {"min_days": "0.5"}, stored)
+        self.assertEqual(dict(d.verdict.notes), {"rise": "1.00", "days": "0.50"})
+        self.assertEqual(d.state, b'{"done":true,"faintest":{"2":19.0},"since":100.0}')
+        self.assertEqual(rise_once.bandpass.decide(detection(101.0, 18.0), {"min_rise": "1.5"}, stored).verdict,
+                         bandpass.reject())
+        done = b'{"done":true,"faintest":{"2":19.0},"since":100.0}'
+        self.assertEqual(rise_once.bandpass.decide(detection(105.0, 10.0), None, done), (bandpass.reject(), "keep"))
+        with self.assertRaisesRegex(ValueError, 'unknown parameter "min_rse"; this filter knows: min_rise, min_days'):
+            rise_once.bandpass.configure({"min_rse": "1"})
+
+    def test_it_reads_and_writes_the_state_as_its_rust_twin_does(self):
+        # The layout of sample-filters/rise-once/README.md: keys sorted, a key
+        # left out for no date, no magnitude, not accepted.
+        stored = b'{"faintest":{"1":19.2,"2":18.9},"since":2460000.5}'
+        d = rise_once.bandpass.decide(detection(2460001.5, 18.6, fid=1), None, stored)
+        self.assertEqual((d.verdict.tags, dict(d.verdict.notes)), (["rise-once"], {"rise": "0.60", "days": "1.00"}))
+        self.assertEqual(d.state, b'{"done":true,"faintest":{"1":19.2,"2":18.9},"since":2460000.5}')
+        # A faintest without a date: the date is this alert's, as in the crate.
+        d = rise_once.bandpass.decide(detection(2460001.5, 18.0), {"min_days": "0"}, b'{"faintest":{"2":19.0}}')
+        self.assertEqual(dict(d.verdict.notes), {"rise": "1.00", "days": "0.00"})
+
+    def test_the_guide_shows_the_sample_as_it_is(self):
+        with open(os.path.join(REPO, "docs", "filter-authors-python.md"), encoding="utf-8") as f:
+            guide = f.read()
+        with open(os.path.join(REPO, "sample-filters", "python", "rise_once.py"), encoding="utf-8") as f:
+            sample = f.read()
+        start = guide.index("def rise_once(")
+        shown = guide[start : guide.index("```", start)].strip()
+        self.assertEqual(shown, sample[sample.index("def rise_once(") :].strip())
+
+    def test_it_declares_its_state(self):
+        self.assertEqual(rise_once.bandpass.state, bandpass.State("rise-once/1", 512))
+        self.assertEqual(
+            rise_once.bandpass.paths, ["candidate.jd", "candidate.fid", "candidate.magpsf", "candidate.isdiffpos"]
+        )
 
 
 class HostileTest(unittest.TestCase):

@@ -191,7 +191,14 @@ class VerdictTest(unittest.TestCase):
 
 
 def fake_bindings():
-    """Installs modules shaped like `componentize-py bindings` output."""
+    """Installs modules shaped like `componentize-py bindings` output.
+
+    Once per process: `bandpass._component` keeps the classes it found at
+    import, so every test module shares the same stand-ins.
+    """
+    installed = sys.modules.get("wit_world.imports.types")
+    if installed is not None and hasattr(installed, "Decision"):
+        return installed, sys.modules["wit_world.imports.log"], sys.modules["componentize_py_types"].Err
     t = types.ModuleType("wit_world.imports.types")
 
     def case(name, *fields):
@@ -209,7 +216,12 @@ def fake_bindings():
     case("Accepted", "score", "tags", "annotations")
     case("Verdict_Reject")
     case("Verdict_Accept", "value")
-    case("Manifest", "name", "version", "survey", "fields", "description")
+    case("StateSpec", "format", "max_bytes")
+    case("Manifest", "name", "version", "survey", "fields", "description", "state")
+    case("StateChange_Keep")
+    case("StateChange_Set", "value")
+    case("StateChange_Forget")
+    case("Decision", "verdict", "state")
 
     log = types.ModuleType("wit_world.imports.log")
     log.Level = enum.Enum("Level", {"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3})
@@ -323,14 +335,25 @@ class ComponentGlueTest(unittest.TestCase):
         )
         return w.FieldValues(kinds, numbers, others)
 
-    def evaluate(self, **kw):
+    def evaluate(self, state=None, **kw):
+        """The verdict on an alert; a filter without state always keeps none."""
         PROBE.clear()
-        return self.filter.evaluate(self.fields(**kw))
+        decision = self.filter.evaluate(self.fields(**kw), state)
+        self.assertEqual(decision.state, self.wit.StateChange_Keep())
+        return decision.verdict
 
     def test_the_manifest_lists_the_paths_in_argument_order(self):
         m = self.filter.describe()
         self.assertEqual((m.name, m.survey), ("probe", "ztf"))
         self.assertEqual(m.fields[:3], ["candidate.magpsf", "candidate.ndethist", "candidate.flag"])
+        self.assertIsNone(m.state, "a filter that declares no state says so in its manifest")
+
+    def test_a_filter_without_state_keeps_none_whatever_comes(self):
+        reject = self.wit.Verdict_Reject()
+        self.assertEqual(self.evaluate(magpsf=(0, None)), reject)
+        # The host sends none to such a filter; were it to, nothing changes.
+        self.assertEqual(self.evaluate(state=b'{"n":1}', magpsf=(0, None)), reject)
+        self.assertEqual(self.evaluate(state=b"\xff"), self.wit.Verdict_Accept(self.wit.Accepted(18.2, ["t"], [("n", "7")])))
 
     def test_each_kind_arrives_as_a_plain_python_value(self):
         self.filter.init([])
@@ -382,7 +405,8 @@ class ComponentGlueTest(unittest.TestCase):
     def test_an_error_inside_the_standard_library_is_located_at_the_authors_call(self):
         with self.assertRaises(self.Err) as e:
             self.evaluate(magpsf=(1, 77.0))
-        line = next(i for i, l in enumerate(open(__file__), 1) if "raises inside the standard library" in l)
+        with open(__file__) as f:
+            line = next(i for i, l in enumerate(f, 1) if "raises inside the standard library" in l)
         self.assertTrue(e.exception.value.startswith("JSONDecodeError: "), e.exception.value)
         self.assertTrue(e.exception.value.endswith(f"(at test_sdk.py:{line} in probe)"), e.exception.value)
 

@@ -23,16 +23,22 @@ as plain Python values and returns a verdict::
 bandpass host; `bandpass test bright.wasm ALERTS` runs it on real alerts.
 This module imports nothing of the component model: the same file runs in
 plain CPython (`bright.bandpass.evaluate({...})`, or call `bright(...)`).
+
+A filter that keeps a little state per object declares
+``state=bandpass.State(format="my-filter/1", max_bytes=512)`` and takes an
+argument ``state``: a dict it changes in place, which the host keeps (as
+JSON) for the object's next alert.
 See docs/filter-authors-python.md.
 """
 
 from . import log
-from ._spec import FilterError, ParamError, Params, filter
+from ._spec import Decision, FilterError, ParamError, Params, filter
+from ._state import State, StateError
 from ._verdict import Accept, Reject, accept, reject
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 #: The contract this SDK builds for (its copy is bandpass/wit/filter.wit).
-CONTRACT = "bandpass:filter@0.2.0"
+CONTRACT = "bandpass:filter@0.3.0"
 
 __all__ = [
     "filter",
@@ -43,6 +49,9 @@ __all__ = [
     "Params",
     "ParamError",
     "FilterError",
+    "State",
+    "StateError",
+    "Decision",
     "log",
     "CONTRACT",
 ]

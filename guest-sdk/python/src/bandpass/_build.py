@@ -280,7 +280,8 @@ def build(source, output=None, quiet=False, verbose=False):
     if not quiet:
         size = os.path.getsize(output)
         print(
-            f"built {output}: filter {spec.name} {spec.version} ({len(spec.paths)} fields), "
+            f"built {output}: filter {spec.name} {spec.version} ({len(spec.paths)} fields"
+            f"{'' if spec.state is None else ', state ' + spec.state.format}), "
             f"{size / 1e6:.1f} MB in {time.monotonic() - start:.1f} s",
             file=sys.stderr,
         )
@@ -311,6 +312,8 @@ def main(argv=None):
                 print(f"  {arg:<20} {path}")
             for key, value in spec.defaults.__dict__.items():
                 print(f"  param {key} = {value!r}")
+            if spec.state is not None:
+                print(f"  state format {spec.state.format}, at most {spec.state.max_bytes} bytes per object")
         else:
             build(args.source, args.output, args.quiet, args.verbose)
     except BuildError as e:

@@ -6,9 +6,12 @@ the author's module (registering its filter) and then::
     Filter = bandpass._component.bind("my_filter")
 
 componentize-py exports that class as the `filter` interface of
-`wit/filter.wit` (world `alert-filter`). The class turns each alert's
-`field-values` into the plain Python values the author's function takes,
-calls it positionally, and turns its verdict back into the WIT one.
+`wit/filter.wit` (world `alert-filter`, contract 0.3.0). The class turns
+each alert's `field-values` into the plain Python values the author's
+function takes, calls it positionally, and turns its verdict back into the
+WIT one, in a `decision` with the object's `state-change`: always `keep`
+for a filter that declares no state; for one that does, the change of the
+dict it was handed (`bandpass._state`).
 
 Cost is the point here (the contract crosses the boundary once per alert
 and the SDK must not spend more than the crossing). Per alert there is one
@@ -38,7 +41,7 @@ from wit_world import exports
 from wit_world.imports import log as wit_log
 from wit_world.imports import types as wit
 
-from . import _spec
+from . import _spec, _state
 from . import log as _log
 from ._verdict import REJECT, Accept
 
@@ -48,6 +51,7 @@ _function = None  # the author's function
 _params = None  # the Params of this deployment (set by `init`)
 _none_message = None  # the error for a function that returned None
 _reseed = None  # `random.seed` when the filter imported `random` (see `bind`)
+_state_spec = None  # the declared bandpass.State, or None
 
 # --- values -----------------------------------------------------------------
 
@@ -139,7 +143,7 @@ def _compile(kinds):
     locals and one call with the arguments in place: for kinds 1, 2, 2, 0,
     4 (a real, two integers, an absent field, a text) it reads
 
-        def call(numbers, others, params):
+        def call(numbers, others, params, state):
             v0, v1, v2 = unpack(numbers)
             return function(v0, v1, v2 != 0, None, convert[type(others[0])](others[0]), params)
 
@@ -161,9 +165,8 @@ def _compile(kinds):
         else:
             fmt.append("8x")
             args.append("None")
-    if _spec_.takes_params:
-        args.append("params")
-    lines = ["def call(numbers, others, params):"]
+    args.extend(_spec_.extras)  # "params", "state", in the function's order
+    lines = ["def call(numbers, others, params, state):"]
     if names:
         lines.append(f"    {', '.join(names)}, = unpack(numbers)")
     lines.append(f"    return function({', '.join(args)})")
@@ -192,12 +195,21 @@ def _caller(kinds):
 _WIT_REJECT = wit.Verdict_Reject()
 _Verdict_Accept = wit.Verdict_Accept
 _Accepted = wit.Accepted
+_Decision = wit.Decision
+_KEEP = wit.StateChange_Keep()
+_FORGET = wit.StateChange_Forget()
+_Set = wit.StateChange_Set
+# The answer of a filter without state that rejects: made once, not per alert.
+_REJECT_KEEP = wit.Decision(_WIT_REJECT, _KEEP)
 
 
 def _verdict(result):
-    """A return value other than an accept or a rejection, as a WIT verdict."""
-    result = _spec.verdict_of(result, _function)  # True, or a TypeError naming what came back
-    return wit.Verdict_Accept(wit.Accepted(*result))
+    """A return value other than a rejection, as a WIT verdict."""
+    if type(result) is not Accept:
+        if result is None:
+            raise _spec.FilterError(_none_message)
+        result = _spec.verdict_of(result, _function)  # True, or a TypeError naming what came back
+    return _Verdict_Accept(_Accepted(*result))
 
 
 # --- errors -------------------------------------------------------------------
@@ -258,7 +270,7 @@ def _failure(e):
     """The `err` for an exception; MemoryError is re-raised (see the module doc)."""
     if isinstance(e, MemoryError):
         raise e
-    if isinstance(e, _spec.FilterError):
+    if isinstance(e, (_spec.FilterError, _state.StateError)):
         return Err(str(e))
     _log_traceback(e)
     return Err(_describe(e))
@@ -272,8 +284,14 @@ class Filter(exports.Filter):
 
     def describe(self):
         s = _spec_
+        state = None if s.state is None else wit.StateSpec(format=s.state.format, max_bytes=s.state.max_bytes)
         return wit.Manifest(
-            name=s.name, version=s.version, survey=s.survey, fields=list(s.paths), description=s.description
+            name=s.name,
+            version=s.version,
+            survey=s.survey,
+            fields=list(s.paths),
+            description=s.description,
+            state=state,
         )
 
     def init(self, params):
@@ -287,19 +305,26 @@ class Filter(exports.Filter):
                 raise Err(str(e)) from None
             raise _failure(e) from None
 
-    def evaluate(self, fields):
+    def evaluate(self, fields, state):
         try:
             if _reseed is not None:
                 _reseed(int.from_bytes(_urandom(16), "little"))
             call = _callers.get(fields.kinds) or _caller(fields.kinds)
-            result = call(fields.numbers, fields.others, _params)
-            if result is REJECT or result is False:
-                return _WIT_REJECT
-            if type(result) is Accept:
-                return _Verdict_Accept(_Accepted(*result))
-            if result is None:
-                raise _spec.FilterError(_none_message)
-            return _verdict(result)
+            if _state_spec is None:
+                # No state declared: the host sends none, and it stays none.
+                result = call(fields.numbers, fields.others, _params, None)
+                if result is REJECT or result is False:
+                    return _REJECT_KEEP
+                return _Decision(_verdict(result), _KEEP)
+            current = _state.load(state, _state_spec)
+            result = call(fields.numbers, fields.others, _params, current)
+            verdict = _WIT_REJECT if result is REJECT or result is False else _verdict(result)
+            change = _state.change(state, current, _state_spec)
+            if change is _state.KEEP:
+                return _Decision(verdict, _KEEP)
+            if change is _state.FORGET:
+                return _Decision(verdict, _FORGET)
+            return _Decision(verdict, _Set(change))
         except BaseException as e:  # noqa: BLE001 - an escaping exception would trap the instance
             raise _failure(e) from None
 
@@ -325,13 +350,14 @@ def bind(module_name):
     `test`, `run` and `serve`, whatever came before. Without `random`,
     this costs nothing per alert.
     """
-    global _spec_, _function, _params, _none_message, _reseed
+    global _spec_, _function, _params, _none_message, _reseed, _state_spec
     try:
         _spec_ = _spec.find_filter(module_name)
     except LookupError as e:
         raise LookupError(f"{module_name}.py {e}") from None
     _function = _spec_.function
     _params = _spec_.defaults
+    _state_spec = _spec_.state
     _none_message = _spec.returned_none(_spec_.where)
     random = sys.modules.get("random")
     _reseed = getattr(random, "seed", None) if random is not None else None

@@ -7,14 +7,19 @@ finds the recorded filter. Everything here runs once, when the module is
 imported (for a component: at build time), never per alert.
 """
 
+import json
 import linecache
 import math
 import os
 import re
 
+from collections import namedtuple
+
+from . import _state
+from ._state import State
 from ._verdict import REJECT, Accept, accept
 
-__all__ = ["filter", "Params", "FilterSpec", "FilterError", "ParamError", "find_filter"]
+__all__ = ["filter", "Params", "FilterSpec", "FilterError", "ParamError", "Decision", "find_filter"]
 
 SURVEYS = ("ztf", "rubin", "any")
 _NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*\Z")
@@ -110,10 +115,15 @@ def _looks_real(text):
     return True
 
 
+#: A verdict and what becomes of the object's state: ``state`` is
+#: ``"keep"``, ``"forget"``, or the bytes to keep (`FilterSpec.decide`).
+Decision = namedtuple("Decision", "verdict state")
+
+
 class FilterSpec:
     """What one decorated function declares; `function.bandpass` holds it."""
 
-    def __init__(self, function, name, version, survey, description, fields, params, check_params):
+    def __init__(self, function, name, version, survey, description, fields, params, check_params, state=None):
         where = f"@bandpass.filter on {function.__qualname__}()"
         for label, value in (("name", name), ("version", version), ("survey", survey), ("description", description)):
             if not isinstance(value, str) or not value:
@@ -133,6 +143,11 @@ class FilterSpec:
         params = {} if params is None else params
         if not isinstance(params, dict):
             raise TypeError(f"{where}: params= must be a dict from parameter name to default, e.g. {{'max_mag': 18.5}}")
+        if state is not None and type(state) is not State:
+            raise TypeError(
+                f"{where}: state= takes bandpass.State(format='my-filter/1', max_bytes=512), "
+                f"got {type(state).__name__} {state!r:.60}"
+            )
 
         code = getattr(function, "__code__", None)
         if code is None:
@@ -143,18 +158,43 @@ class FilterSpec:
                 f"(and `params` last): no *args, **kwargs, keyword-only or positional-only markers"
             )
         args = list(code.co_varnames[: code.co_argcount])
-        takes_params = bool(args) and args[-1] == "params"
-        if takes_params:
-            args.pop()
+        # After the fields: `params` and (when state= is declared) `state`,
+        # in either order.
+        special = ("params", "state") if state is not None else ("params",)
+        extras = []
+        while args and args[-1] in special and args[-1] not in extras:
+            extras.insert(0, args.pop())
+        takes_params = "params" in extras
         if params and not takes_params:
             raise TypeError(f"{where}: params= is declared, so the function must take a last argument named `params`")
+        for arg in special:
+            if arg in args and arg not in fields:
+                raise ValueError(
+                    f"{where}: put `{arg}` after the fields: the function takes the fields, then `params` "
+                    f"and `state` (when declared), in either order"
+                )
+        if state is not None and "state" not in extras:
+            raise TypeError(
+                f"{where}: state= is declared, so the function must take an argument named `state` "
+                f"after the fields (beside `params`): the object's state, a dict"
+            )
         for arg in args:
             if arg not in fields:
+                hint = (
+                    "; or, to keep state per object, declare state=bandpass.State(format=..., max_bytes=...)"
+                    if arg == "state"
+                    else ""
+                )
                 raise ValueError(
                     f"{where}: the function takes {arg!r} but fields= gives no alert path for it; "
-                    f"add {arg!r}: 'candidate.{arg}' (or the path you mean) to fields="
+                    f"add {arg!r}: 'candidate.{arg}' (or the path you mean) to fields={hint}"
                 )
         for key, path in fields.items():
+            if key in extras:
+                raise ValueError(
+                    f"{where}: fields= names {key!r}, which is the function's `{key}` argument, not a field; "
+                    f"give the field another name"
+                )
             if key not in args:
                 raise ValueError(f"{where}: fields= names {key!r}, which is not an argument of the function; add it")
             if not isinstance(path, str) or not _PATH.match(path):
@@ -182,6 +222,10 @@ class FilterSpec:
         self.arguments = args
         self.paths = [fields[a] for a in args]
         self.takes_params = takes_params
+        #: The arguments after the fields, in the function's order: "params", "state".
+        self.extras = extras
+        #: The declared `State`, or None for a filter that keeps none.
+        self.state = state
         self.check_params = check_params
         self._kinds = kinds
         self.defaults = Params({k: d for k, (_, d) in kinds.items()})
@@ -208,19 +252,54 @@ class FilterSpec:
             self.check_params(params)
         return params
 
-    def evaluate(self, values, params=None):
+    def evaluate(self, values, params=None, state=None):
         """Runs the filter natively on one alert's values and returns its verdict.
 
         ``values`` maps argument names (or paths) to plain values; a missing
         one is None. ``params`` is a :class:`Params`, a dict or None for the
         defaults. Returns an :class:`Accept` or the rejection.
+
+        For a filter that declares state, ``state`` is the object's state as
+        the filter left it: a dict, ``{}`` (or None) for none. The call goes
+        as in the component (the dict is stored as JSON and read back), and
+        when it succeeds ``state`` is updated in place to the state the host
+        would keep, so one dict passed with each alert of an object in turn
+        follows that object. When the call fails, ``state`` is unchanged.
+        """
+        if state is not None and not isinstance(state, dict):
+            raise TypeError(f"evaluate(state=...) takes the object's state as a dict, got {type(state).__name__}")
+        if state is not None and self.state is None:
+            raise TypeError(f"{self.name} declares no state; pass state= only to a filter that declares one")
+        raw = _state.encode(state) if state else None
+        decision = self.decide(values, params, raw)
+        if state is not None and decision.state != _state.KEEP:
+            state.clear()
+            if decision.state != _state.FORGET:
+                state.update(json.loads(decision.state))
+        return decision.verdict
+
+    def decide(self, values, params=None, state=None):
+        """As :meth:`evaluate`, with the state as the host keeps it: bytes.
+
+        ``state`` is the bytes stored for the object, or None. Returns a
+        :class:`Decision`: the verdict, and ``"keep"``, ``"forget"`` or the
+        new bytes, exactly what the component would answer.
         """
         if not isinstance(params, Params):
             params = self.configure(params or ())
         args = [values.get(a, values.get(p)) for a, p in zip(self.arguments, self.paths)]
-        if self.takes_params:
-            args.append(params)
-        return verdict_of(self.function(*args), self.function, self.where)
+        if self.state is None:
+            if state is not None:
+                raise TypeError(f"{self.name} declares no state; pass state= only to a filter that declares one")
+            extras = {"params": params}
+        else:
+            current = _state.load(state, self.state)
+            extras = {"params": params, "state": current}
+        args.extend(extras[e] for e in self.extras)
+        verdict = verdict_of(self.function(*args), self.function, self.where)
+        if self.state is None:
+            return Decision(verdict, _state.KEEP)
+        return Decision(verdict, _state.change(state, current, self.state))
 
 
 def _where(function):
@@ -268,7 +347,7 @@ def verdict_of(result, function=None, where=None):
     )
 
 
-def filter(*, name, version, survey, description, fields, params=None, check_params=None):  # noqa: A001
+def filter(*, name, version, survey, description, fields, params=None, check_params=None, state=None):  # noqa: A001
     """Declares a function as a bandpass filter.
 
     name: short name, lowercase letters, digits and dashes.
@@ -287,6 +366,11 @@ def filter(*, name, version, survey, description, fields, params=None, check_par
         params.max_mag. Unknown keys refuse the deployment.
     check_params: optional function(params) run once per deployment; raise
         ValueError("...") to refuse the parameters with that message.
+    state: optional bandpass.State(format="my-filter/1", max_bytes=512) to
+        keep a little state per object. The function then takes an
+        argument `state` (after the fields, beside `params`): a dict, {}
+        the first time, that it changes in place; the host keeps it, as
+        JSON, for the object's next alert (see bandpass.State).
 
     The function returns bandpass.accept(...) or bandpass.reject() (True
     and False do too); None (a forgotten `return`) is an error of the
@@ -294,7 +378,7 @@ def filter(*, name, version, survey, description, fields, params=None, check_par
     """
 
     def register(function):
-        spec = FilterSpec(function, name, version, survey, description, fields, params, check_params)
+        spec = FilterSpec(function, name, version, survey, description, fields, params, check_params, state)
         function.bandpass = spec
         _registry.append(spec)
         return function
