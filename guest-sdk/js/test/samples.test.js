@@ -38,7 +38,10 @@ function alertFor(filter, values) {
   );
 }
 
-function plain(verdict) {
+/** A decision's verdict as 'reject' or the accepted value; a filter without state always keeps none. */
+function plain(decision) {
+  assert.equal(decision.state.tag, 'keep', 'a filter without state keeps none');
+  const verdict = decision.verdict;
   return verdict.tag === 'reject' ? 'reject' : { ...verdict.val };
 }
 

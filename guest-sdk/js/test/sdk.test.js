@@ -272,13 +272,13 @@ describe('runtime', () => {
       evaluate: (alert, config) => (alert.mag < config.limit ? accept({ score: config.limit }) : reject()),
     });
     f.init([['max_mag', '20']]);
-    assert.equal(f.evaluate(fieldValues([['real', 18]])).val.score, 19);
+    assert.equal(f.evaluate(fieldValues([['real', 18]])).verdict.val.score, 19);
     assert.throws(() => f.init([['max_mgg', '20']]), (e) => e === 'unknown parameter "max_mgg"; this filter knows: max_mag');
   });
 
   it('runs with the defaults when the host skipped init', () => {
     const f = build({ fields: {}, params: { n: 2 }, evaluate: (_, p) => accept({ score: p.n }) });
-    assert.equal(f.evaluate(fieldValues([])).val.score, 2);
+    assert.equal(f.evaluate(fieldValues([])).verdict.val.score, 2);
   });
 
   it('turns a thrown TypeError into a string naming it and its line, and logs the stack', () => {
@@ -353,17 +353,17 @@ describe('Math.random', () => {
   it('draws the same numbers for the same alert whatever came before, and others for another alert', () => {
     withSdkRandom(() => {
       const one = dice('dice');
-      const first = one.evaluate(A());
+      const first = one.evaluate(A()).verdict;
       assert.notEqual(first.val.score, Number(first.val.annotations[0][1].split(' ')[0]), 'draws differ within an alert');
-      const b = one.evaluate(B());
-      assert.deepEqual(one.evaluate(A()), first, 'A again, after B');
+      const b = one.evaluate(B()).verdict;
+      assert.deepEqual(one.evaluate(A()).verdict, first, 'A again, after B');
       assert.notDeepEqual(b, first, 'B differs from A in a column value only');
       // Another instance, another order.
       const two = dice('dice');
-      assert.deepEqual(two.evaluate(B()), b);
-      assert.deepEqual(two.evaluate(A()), first);
+      assert.deepEqual(two.evaluate(B()).verdict, b);
+      assert.deepEqual(two.evaluate(A()).verdict, first);
       // Another filter draws other numbers on the same alert.
-      assert.notDeepEqual(dice('other-dice').evaluate(A()), first);
+      assert.notDeepEqual(dice('other-dice').evaluate(A()).verdict, first);
     });
   });
 

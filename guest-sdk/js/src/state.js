@@ -1,0 +1,231 @@
+// A filter's state per object (contract 0.3.0): what `defineFilter({ state })`
+// declares, and how the plain object `evaluate` mutates travels as bytes.
+//
+// The host keeps a few bytes per object for each deployment and hands them
+// back with the object's next alert. An author never sees the bytes: the
+// filter receives a plain object (`{}` the first time, or after a forget),
+// changes it, and the SDK turns what it holds afterwards into the
+// `state-change` of the decision:
+//
+// - the same JSON as came in (or `{}` when none came): `keep`, nothing is
+//   written;
+// - `{}` when something came: `forget`, the next alert comes with none;
+// - anything else: `set`, with the JSON's UTF-8 bytes.
+//
+// The JSON is canonical: keys sorted at every level (by UTF-16 code units,
+// as `Array.prototype.sort` orders strings), no spaces, numbers as
+// `JSON.stringify` writes them. So equal objects give equal bytes, and a
+// state nobody changed is a `keep` whatever order its keys were added in.
+// Values that JSON would silently change (NaN, Infinity, undefined,
+// functions, BigInts, Maps, Dates, cycles) are refused with the key that
+// holds them, instead of coming back different on the next alert.
+//
+// Runs inside an interpreter with no TextEncoder in QuickJS: bytes and
+// strings are converted with the engine's native functions
+// (String.fromCharCode, decodeURIComponent) wherever they can be, and the
+// one loop left (string to bytes) runs only for a `set`.
+
+/** The longest `format`, in bytes (ASCII, so characters). */
+export const MAX_FORMAT_BYTES = 64;
+/** The largest `maxBytes` a filter may declare; the host's cap is lower by default (4096). */
+export const MAX_STATE_BYTES = 65536;
+
+const FORMAT = /^[\x21-\x7e]+$/;
+const STATE_OPTIONS = ['format', 'maxBytes'];
+
+/** The decision's `state` when nothing changes: always the same object. */
+export const KEEP = Object.freeze({ tag: 'keep' });
+/** The decision's `state` that drops the object's state. */
+export const FORGET = Object.freeze({ tag: 'forget' });
+
+/**
+ * Checks the `state` option of `defineFilter` and returns the manifest's
+ * `state-spec`, `{ format, maxBytes }`, or `undefined` when the filter
+ * keeps no state.
+ *
+ * @throws {TypeError} naming what is wrong
+ */
+export function compileState(declared) {
+  if (declared === undefined || declared === null) return undefined;
+  const example = "like { format: 'rise-once/1', maxBytes: 512 }";
+  if (typeof declared !== 'object' || Array.isArray(declared)) {
+    throw new TypeError(`defineFilter: \`state\` must be an object ${example}; got ${JSON.stringify(declared) ?? typeof declared}`);
+  }
+  for (const key of Object.keys(declared)) {
+    if (!STATE_OPTIONS.includes(key)) {
+      throw new TypeError(`defineFilter: state: unknown option ${JSON.stringify(key)}; the options are format, maxBytes (${example})`);
+    }
+  }
+  const { format, maxBytes } = declared;
+  if (typeof format !== 'string' || format.length > MAX_FORMAT_BYTES || !FORMAT.test(format)) {
+    throw new TypeError(
+      `defineFilter: state.format must be 1 to ${MAX_FORMAT_BYTES} printable ASCII characters without spaces, ` +
+        `naming the layout of the state, like 'rise-once/1'; got ${JSON.stringify(format) ?? typeof format}`,
+    );
+  }
+  if (typeof maxBytes !== 'number' || !Number.isInteger(maxBytes) || maxBytes < 1 || maxBytes > MAX_STATE_BYTES) {
+    throw new TypeError(
+      `defineFilter: state.maxBytes must be an integer from 1 to ${MAX_STATE_BYTES}, the most bytes of JSON ` +
+        `the filter keeps per object; got ${JSON.stringify(maxBytes) ?? typeof maxBytes}`,
+    );
+  }
+  return Object.freeze({ format, maxBytes });
+}
+
+/**
+ * The object's state as the host sent it (`option<list<u8>>`: `null` or
+ * `undefined` for none, else bytes) as `{ text, object }`: its JSON text
+ * and a fresh plain object for `evaluate`. `null` for none.
+ *
+ * @throws {string} naming the format, when the bytes are not UTF-8 JSON of an object
+ */
+export function decodeState(spec, bytes) {
+  if (bytes === null || bytes === undefined) return null;
+  let text;
+  let object;
+  try {
+    text = utf8Decode(bytes);
+  } catch {
+    throw notAnObject(spec, bytes, 'its bytes are not UTF-8');
+  }
+  try {
+    object = JSON.parse(text);
+  } catch (e) {
+    throw notAnObject(spec, bytes, `it is not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (object === null || typeof object !== 'object' || Array.isArray(object)) {
+    throw notAnObject(spec, bytes, `it is JSON of ${object === null ? 'null' : Array.isArray(object) ? 'an array' : `a ${typeof object}`}`);
+  }
+  return { text, object };
+}
+
+function notAnObject(spec, bytes, why) {
+  return (
+    `state: the ${bytes.length} bytes stored for this object are not a JSON object as format ` +
+    `'${spec.format}' keeps it: ${why}. They were written by another filter or version under the same ` +
+    'format; give the new layout a format of its own (rise-once/2) so that it starts from none'
+  );
+}
+
+/**
+ * What becomes of the object's state, given its JSON text as it came
+ * (`null` for none) and the object `evaluate` left: `KEEP`, `FORGET` or
+ * `{ tag: 'set', val: bytes }`.
+ *
+ * @throws {string} naming the key of a value JSON cannot hold, or the size over `maxBytes`
+ */
+export function stateChange(spec, before, object) {
+  const text = canonicalJson(object);
+  if (before === null) {
+    if (text === '{}') return KEEP;
+  } else {
+    if (text === before) return KEEP;
+    if (text === '{}') return FORGET;
+    // What came in was written some other way (another key order, by an
+    // earlier version or a twin in another language) but holds the same.
+    if (canonicalJson(JSON.parse(before)) === text) return KEEP;
+  }
+  const bytes = utf8Encode(text);
+  if (bytes.length > spec.maxBytes) {
+    throw (
+      `state of ${bytes.length} bytes exceeds maxBytes=${spec.maxBytes} declared in the filter; ` +
+      'keep less per object, or declare a larger maxBytes (the host refuses one above its cap, 4096 by default)'
+    );
+  }
+  return { tag: 'set', val: bytes };
+}
+
+/**
+ * `value` as canonical JSON: keys sorted at every level, no spaces.
+ *
+ * @throws {string} naming the key of a value JSON cannot hold faithfully
+ */
+export function canonicalJson(value) {
+  return encode(value, 'state', []);
+}
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+function encode(value, path, open) {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      // Finite: NaN - NaN and Infinity - Infinity are NaN.
+      if (value - value === 0) return JSON.stringify(value);
+      throw unfit(path, String(value), 'store a finite number, or null');
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (open.includes(value)) throw unfit(path, 'the object that holds it (a cycle)', 'store a copy of what you need');
+      if (Array.isArray(value)) {
+        open.push(value);
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          out += encode(value[i], `${path}[${i}]`, open);
+        }
+        open.pop();
+        return out + ']';
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        const kind = typeof proto?.constructor === 'function' && proto.constructor.name ? proto.constructor.name : 'an object of a class';
+        throw unfit(path, /^[AEIOU]/.test(kind) ? `an ${kind}` : `a ${kind}`, 'store plain objects and arrays, and dates as numbers (the alert\'s jd)');
+      }
+      open.push(value);
+      const keys = Object.keys(value).sort();
+      let out = '{';
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i];
+        if (i > 0) out += ',';
+        out += JSON.stringify(key) + ':' + encode(value[key], IDENTIFIER.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, open);
+      }
+      open.pop();
+      return out + '}';
+    }
+    case 'undefined':
+      throw unfit(path, 'undefined', 'delete the key instead (delete state.key), or store null');
+    case 'bigint':
+      throw unfit(path, `the BigInt ${value}n`, 'store String(id), or Number(x) where it is exact');
+    case 'function':
+      throw unfit(path, 'a function', 'store data only');
+    default:
+      throw unfit(path, `a ${typeof value}`, 'store data only');
+  }
+}
+
+function unfit(path, what, instead) {
+  return (
+    `${path} is ${what}, which the state's JSON cannot hold (it keeps strings, finite numbers, booleans, null, ` +
+    `arrays and plain objects); ${instead}`
+  );
+}
+
+/** Bytes the host sent (a Uint8Array or an array of numbers) as a string; throws on bytes that are not UTF-8. */
+export function utf8Decode(bytes) {
+  // One character per byte, in native code, a chunk at a time (an engine
+  // limits how many arguments `apply` takes).
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 8192) {
+    binary += String.fromCharCode.apply(null, bytes.subarray === undefined ? bytes.slice(i, i + 8192) : bytes.subarray(i, i + 8192));
+  }
+  if (!/[\x80-\xff]/.test(binary)) return binary;
+  // escape() writes each byte above 0x7f as %XX, which decodeURIComponent
+  // reads as UTF-8, throwing a URIError where it is not.
+  return decodeURIComponent(escape(binary));
+}
+
+const encoder = typeof TextEncoder === 'function' ? new TextEncoder() : null;
+
+/** A string as UTF-8 bytes (a lone surrogate throws). */
+export function utf8Encode(text) {
+  // encodeURIComponent throws a URIError on a lone surrogate (which
+  // TextEncoder would silently replace): the same bytes in every engine.
+  const binary = /^[\x00-\x7f]*$/.test(text) ? text : unescape(encodeURIComponent(text));
+  if (encoder !== null) return encoder.encode(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
