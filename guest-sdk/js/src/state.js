@@ -49,7 +49,7 @@ export function compileState(declared) {
   if (declared === undefined || declared === null) return undefined;
   const example = "like { format: 'rise-once/1', maxBytes: 512 }";
   if (typeof declared !== 'object' || Array.isArray(declared)) {
-    throw new TypeError(`defineFilter: \`state\` must be an object ${example}; got ${JSON.stringify(declared) ?? typeof declared}`);
+    throw new TypeError(`defineFilter: \`state\` must be an object ${example}; got ${shown(declared)}`);
   }
   for (const key of Object.keys(declared)) {
     if (!STATE_OPTIONS.includes(key)) {
@@ -60,16 +60,24 @@ export function compileState(declared) {
   if (typeof format !== 'string' || format.length > MAX_FORMAT_BYTES || !FORMAT.test(format)) {
     throw new TypeError(
       `defineFilter: state.format must be 1 to ${MAX_FORMAT_BYTES} printable ASCII characters without spaces, ` +
-        `naming the layout of the state, like 'rise-once/1'; got ${JSON.stringify(format) ?? typeof format}`,
+        `naming the layout of the state, like 'rise-once/1'; got ${shown(format)}`,
     );
   }
   if (typeof maxBytes !== 'number' || !Number.isInteger(maxBytes) || maxBytes < 1 || maxBytes > MAX_STATE_BYTES) {
     throw new TypeError(
       `defineFilter: state.maxBytes must be an integer from 1 to ${MAX_STATE_BYTES}, the most bytes of JSON ` +
-        `the filter keeps per object; got ${JSON.stringify(maxBytes) ?? typeof maxBytes}`,
+        `the filter keeps per object; got ${shown(maxBytes)}`,
     );
   }
   return Object.freeze({ format, maxBytes });
+}
+
+/** A declared value as a message shows it. */
+function shown(value) {
+  if (typeof value === 'bigint') return `the BigInt ${value}n`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
 }
 
 /**

@@ -8,7 +8,9 @@ import { compileDecoder, integerFromHalves, textColumn, utf8ToUtf16Offsets } fro
 import { compileParams, parseParams } from '../src/params.js';
 import { exportFilter, failure } from '../src/runtime.js';
 import { call, random, randomUUID, randomValues } from '../src/random.js';
+import { compileState, utf8Decode, utf8Encode } from '../src/state.js';
 import { decodeMappings, lineTable } from '../build/sourcemap.js';
+import { CONTRACT } from '../build/build.js';
 import { fieldValues, integers, reals, recordingLog, texts } from '../testing/field-values.js';
 
 const CANDID = 2695378462115010012n;
@@ -414,5 +416,233 @@ describe('source map', () => {
     ]);
     const table = lineTable(lines, [{ name: 'a.js', internal: false }, { name: 'b.js', internal: false }], 'x.js');
     assert.deepEqual(table.lines, [[0, 0, 0, 0], [2, 1, 3, 1, 10, 1, 2, 1]]);
+  });
+});
+
+describe('state', () => {
+  const utf8 = (text) => new TextEncoder().encode(text);
+  const text = (bytes) => new TextDecoder().decode(bytes);
+
+  /** A filter with state whose evaluate is `change(state, alert)`; it rejects. */
+  function stateful(change, state = { format: 'demo/1', maxBytes: 64 }, log = recordingLog()) {
+    const f = exportFilter(
+      defineFilter({
+        name: 'demo',
+        version: '0.1.0',
+        survey: 'ztf',
+        description: 'A demo.',
+        fields: { mag: 'candidate.magpsf' },
+        state,
+        evaluate(alert, params, s) {
+          change(s, alert, params);
+          return reject();
+        },
+      }),
+      log,
+      'demo.js',
+    );
+    f.init([]);
+    return f;
+  }
+  const alert = (mag = 18) => fieldValues([['real', mag]]);
+
+  it('checks the declaration: format printable ASCII without spaces, 1 to 64 bytes; maxBytes an integer 1 to 65536', () => {
+    assert.deepEqual(compileState({ format: 'rise-once/1', maxBytes: 512 }), { format: 'rise-once/1', maxBytes: 512 });
+    assert.equal(compileState(undefined), undefined);
+    assert.deepEqual(compileState({ format: 'x'.repeat(64), maxBytes: 65536 }).maxBytes, 65536);
+    assert.deepEqual(compileState({ format: '~!', maxBytes: 1 }).format, '~!');
+    for (const format of ['', 'rise once', 'x'.repeat(65), 'é/1', 'tab\t', 'nl\n', 3, undefined]) {
+      assert.throws(() => compileState({ format, maxBytes: 512 }), /state\.format must be 1 to 64 printable ASCII characters without spaces/, String(format));
+    }
+    for (const maxBytes of [0, -1, 1.5, 65537, '512', NaN, undefined, 512n]) {
+      assert.throws(() => compileState({ format: 'f/1', maxBytes }), /state\.maxBytes must be an integer from 1 to 65536/, String(maxBytes));
+    }
+    assert.throws(() => compileState({ format: 'f/1', maxBytes: 8, max_bytes: 8 }), /state: unknown option "max_bytes"; the options are format, maxBytes/);
+    assert.throws(() => compileState('f/1'), /`state` must be an object like \{ format: 'rise-once\/1', maxBytes: 512 \}/);
+    assert.throws(
+      () => defineFilter({ name: 'd', version: '1', survey: 'ztf', description: 'd', fields: {}, state: { format: 'a b', maxBytes: 8 }, evaluate: () => reject() }),
+      /defineFilter: state\.format/,
+    );
+  });
+
+  it('puts the declaration in the manifest, and nothing for a filter without state', () => {
+    assert.deepEqual(stateful(() => {}).describe().state, { format: 'demo/1', maxBytes: 64 });
+    const plain = exportFilter(
+      defineFilter({ name: 'd', version: '1', survey: 'ztf', description: 'd', fields: {}, evaluate: () => reject() }),
+      () => {},
+      'd.js',
+    );
+    assert.equal('state' in plain.describe(), false);
+  });
+
+  it('hands the filter {} the first time and keeps nothing when it stays empty', () => {
+    const seen = [];
+    const f = stateful((s) => seen.push({ ...s, proto: Object.getPrototypeOf(s) === Object.prototype }));
+    for (const none of [null, undefined]) {
+      assert.deepEqual(f.evaluate(alert(), none), { verdict: reject(), state: { tag: 'keep' } });
+    }
+    assert.deepEqual(seen, [{ proto: true }, { proto: true }]);
+  });
+
+  it('sets canonical JSON (keys sorted at every level), gives it back as an object, keeps it when unchanged, forgets it when emptied', () => {
+    const received = [];
+    let step;
+    const f = stateful((s) => {
+      received.push(JSON.parse(JSON.stringify(s)));
+      step(s);
+    }, { format: 'demo/1', maxBytes: 512 });
+
+    step = (s) => {
+      s.zeta = 1;
+      s.alpha = { b: [1, { y: true, x: null }], a: 'é' };
+      s[10] = 'ten';
+      s[2] = 'two';
+    };
+    const first = f.evaluate(alert(), null);
+    assert.equal(first.state.tag, 'set');
+    assert.ok(first.state.val instanceof Uint8Array);
+    const json = '{"10":"ten","2":"two","alpha":{"a":"é","b":[1,{"x":null,"y":true}]},"zeta":1}';
+    assert.equal(text(first.state.val), json);
+    assert.deepEqual(first.state.val, utf8(json), 'UTF-8');
+
+    step = () => {};
+    assert.deepEqual(f.evaluate(alert(), first.state.val).state, { tag: 'keep' });
+    assert.deepEqual(received[1], JSON.parse(json));
+
+    // The same content written another way (spaces, key order): nothing to store.
+    assert.deepEqual(f.evaluate(alert(), utf8('{ "zeta": 1, "alpha": {"b": [1, {"y": true, "x": null}], "a": "\\u00e9"}, "2": "two", "10": "ten" }')).state, { tag: 'keep' });
+    // Deleting and adding back the same key, in another order: the same bytes.
+    step = (s) => {
+      delete s.zeta;
+      s.zeta = 1;
+    };
+    assert.deepEqual(f.evaluate(alert(), first.state.val).state, { tag: 'keep' });
+
+    step = (s) => {
+      s.alpha.b.push(2.5);
+    };
+    assert.equal(text(f.evaluate(alert(), first.state.val).state.val), json.replace('"y":true}]', '"y":true},2.5]'));
+
+    step = (s) => {
+      for (const key of Object.keys(s)) delete s[key];
+    };
+    assert.deepEqual(f.evaluate(alert(), first.state.val).state, { tag: 'forget' });
+  });
+
+  it('refuses incoming bytes that are not a JSON object, naming the format, and the next alert runs', () => {
+    const f = stateful((s) => {
+      s.n = (s.n ?? 0) + 1;
+    });
+    const refused = (bytes, why) =>
+      assert.throws(
+        () => f.evaluate(alert(), bytes),
+        (e) =>
+          typeof e === 'string' &&
+          e.startsWith(`state: the ${bytes.length} bytes stored for this object are not a JSON object as format 'demo/1' keeps it: ${why}`) &&
+          e.includes('give the new layout a format of its own'),
+        why,
+      );
+    refused(Uint8Array.of(0x7b, 0xff, 0x7d), 'its bytes are not UTF-8');
+    refused(Uint8Array.of(0xed, 0xa0, 0x80), 'its bytes are not UTF-8'); // an encoded surrogate
+    refused(utf8('{"n": 1'), 'it is not JSON (');
+    refused(new Uint8Array(0), 'it is not JSON (');
+    refused(utf8('[1, 2]'), 'it is JSON of an array');
+    refused(utf8('null'), 'it is JSON of null');
+    refused(utf8('"x"'), 'it is JSON of a string');
+    refused(utf8('5'), 'it is JSON of a number');
+    assert.equal(text(f.evaluate(alert(), utf8('{"n":1}')).state.val), '{"n":2}');
+  });
+
+  it('reads bytes given as an array, and state longer than one chunk of the decoder', () => {
+    assert.equal(utf8Decode([0x7b, 0x7d]), '{}');
+    const long = `{"s":"${'é'.repeat(6000)}x"}`;
+    assert.equal(utf8Decode(utf8(long)), long);
+    assert.deepEqual(utf8Encode(long), utf8(long));
+    assert.deepEqual(utf8Encode('a𝄞'), utf8('a𝄞'));
+    assert.throws(() => utf8Encode('\ud800'), URIError);
+  });
+
+  it('refuses a state over maxBytes with its size, and takes one of exactly maxBytes', () => {
+    let value;
+    const f = stateful((s) => {
+      s.v = value;
+    }, { format: 'demo/1', maxBytes: 16 });
+    value = 'x'.repeat(8); // {"v":"xxxxxxxx"}: 16 bytes
+    assert.equal(f.evaluate(alert(), null).state.val.length, 16);
+    value = 'é'.repeat(4) + 'x'; // 9 characters, 17 bytes
+    assert.throws(
+      () => f.evaluate(alert(), null),
+      (e) => typeof e === 'string' && e.startsWith('state of 17 bytes exceeds maxBytes=16 declared in the filter'),
+    );
+  });
+
+  it('refuses values JSON cannot hold faithfully, naming the key', () => {
+    const cases = [
+      [(s) => (s.mag = NaN), /^state\.mag is NaN, which the state's JSON cannot hold/],
+      [(s) => (s.faintest = { 2: Infinity }), /^state\.faintest\["2"\] is Infinity/],
+      [(s) => (s.x = { y: [1, -Infinity] }), /^state\.x\.y\[1\] is -Infinity/],
+      [(s) => (s.since = undefined), /^state\.since is undefined, .*delete the key instead/],
+      [(s) => (s.list = [1, , 3]), /^state\.list\[1\] is undefined/],
+      [(s) => (s.f = () => 1), /^state\.f is a function/],
+      [(s) => (s.id = 2695378462115010012n), /^state\.id is the BigInt 2695378462115010012n, .*store String\(id\)/],
+      [(s) => (s.seen = new Set([1])), /^state\.seen is a Set/],
+      [(s) => (s['first seen'] = new Date(0)), /^state\["first seen"\] is a Date/],
+      [(s) => (s.self = s), /^state\.self is the object that holds it \(a cycle\)/],
+      [(s) => (s.sym = Symbol('x')), /^state\.sym is a symbol/],
+    ];
+    for (const [change, message] of cases) {
+      const f = stateful(change);
+      assert.throws(() => f.evaluate(alert(), null), (e) => typeof e === 'string' && message.test(e), String(message));
+    }
+    // The same object twice (not a cycle) is fine, as are null and -0.
+    const shared = { a: 1 };
+    const f = stateful((s) => {
+      s.p = shared;
+      s.q = shared;
+      s.n = null;
+      s.z = -0;
+    });
+    assert.equal(text(f.evaluate(alert(), null).state.val), '{"n":null,"p":{"a":1},"q":{"a":1},"z":0}');
+  });
+
+  it('keeps the state when evaluate throws (the host keeps the old one)', () => {
+    const f = stateful((s, a) => {
+      s.n = 1;
+      if (a.mag > 20) throw 'too faint';
+    });
+    assert.throws(() => f.evaluate(alert(21), utf8('{"n":0}')), (e) => e === 'too faint');
+  });
+
+  it('gives a filter without state two arguments and always keeps', () => {
+    const args = [];
+    const f = exportFilter(
+      defineFilter({
+        name: 'd',
+        version: '1',
+        survey: 'ztf',
+        description: 'd',
+        fields: { mag: 'candidate.magpsf' },
+        evaluate(...a) {
+          args.push(a.length);
+          return a[0].mag < 19 ? accept({ score: 1 }) : reject();
+        },
+      }),
+      () => {},
+      'd.js',
+    );
+    assert.deepEqual(f.evaluate(alert(18), null), { verdict: accept({ score: 1 }), state: { tag: 'keep' } });
+    assert.equal(f.evaluate(alert(20), undefined).state.tag, 'keep');
+    // Bytes a host should not send are ignored, not parsed.
+    assert.equal(f.evaluate(alert(20), utf8('not json')).state.tag, 'keep');
+    assert.deepEqual(args, [2, 2, 2]);
+  });
+
+  it('ships wit/filter.wit byte for byte, the contract it builds for', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const shipped = await readFile(new URL('../wit/filter.wit', import.meta.url));
+    const repository = await readFile(new URL('../../../wit/filter.wit', import.meta.url));
+    assert.ok(shipped.equals(repository), 'copy wit/filter.wit over guest-sdk/js/wit/filter.wit');
+    assert.match(shipped.toString(), new RegExp(`^package ${CONTRACT.replace('.', '\\.')};$`, 'm'));
+    assert.equal(CONTRACT, 'bandpass:filter@0.3.0');
   });
 });
