@@ -1,10 +1,10 @@
-// rise-once: a ZTF object that has risen by at least `min_rise` mag in one
-// band since the faintest it was seen in that band, over at least
-// `min_days` since it was first seen; accepted once per object, on the
-// first alert that shows the rise.
+// rise-once: each ZTF object once, the first time it is seen brighter by
+// `min_rise` mag than the faintest the filter remembers of it in the same
+// band, at least `min_days` after the filter first saw it.
 //
 // The JavaScript twin of sample-filters/rise-once (Rust): same name,
-// parameters, state format, cuts, score, tags and notes, alert by alert.
+// parameters, state format and layout, cuts, score, tags and notes, alert
+// by alert; the science and the cut are in that crate's README.md.
 //
 // It keeps state per object (contract 0.3.0): the host hands back what
 // the filter left for the object with the object's next alert, so the
@@ -29,7 +29,8 @@ export default defineFilter({
   name: 'rise-once',
   version: '0.1.0',
   survey: 'ztf',
-  description: 'ZTF objects risen by at least 0.5 mag in one band since their faintest, accepted once per object.',
+  description:
+    'Each object once: the first time it is seen brighter by min_rise than the faintest remembered in its band, min_days after it was first seen.',
 
   fields: {
     jd: 'candidate.jd', // observation date (JD)
@@ -54,10 +55,11 @@ export default defineFilter({
     if (state.done) return reject();
 
     const band = String(c.fid);
+    const since = state.since === undefined ? c.jd : state.since;
     const faintest = state.faintest === undefined ? undefined : state.faintest[band];
     if (faintest !== undefined) {
       const rise = faintest - c.magpsf;
-      const days = c.jd - state.since;
+      const days = c.jd - since;
       if (rise >= params.min_rise && days >= params.min_days) {
         state.done = true;
         return accept({
@@ -71,7 +73,7 @@ export default defineFilter({
     // Not yet: remember the faintest in this band and the first date.
     if (state.faintest === undefined) state.faintest = {};
     state.faintest[band] = faintest === undefined ? c.magpsf : Math.max(faintest, c.magpsf);
-    state.since = state.since === undefined ? c.jd : Math.min(state.since, c.jd);
+    state.since = Math.min(since, c.jd);
     return reject();
   },
 });
