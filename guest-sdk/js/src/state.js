@@ -20,10 +20,12 @@
 // functions, BigInts, Maps, Dates, cycles) are refused with the key that
 // holds them, instead of coming back different on the next alert.
 //
-// Runs inside an interpreter with no TextEncoder in QuickJS: bytes and
-// strings are converted with the engine's native functions
-// (String.fromCharCode, decodeURIComponent) wherever they can be, and the
-// one loop left (string to bytes) runs only for a `set`.
+// Runs inside an interpreter, on every alert of a filter with state, where
+// each operation costs fuel (a loop iteration about 1,000 in QuickJS, which
+// has no TextEncoder): bytes and strings are converted by the engine's
+// built-in functions (String.fromCharCode, decodeURIComponent, btoa,
+// Uint8Array.fromBase64), never byte by byte, and key paths for messages
+// are made only once a value was refused.
 
 /** The longest `format`, in bytes (ASCII, so characters). */
 export const MAX_FORMAT_BYTES = 64;
@@ -124,6 +126,7 @@ function notAnObject(spec, bytes, why) {
  */
 export function stateChange(spec, before, object) {
   const text = canonicalJson(object);
+  const textIsAscii = ascii;
   if (before === null) {
     if (text === '{}') return KEEP;
   } else {
@@ -133,7 +136,7 @@ export function stateChange(spec, before, object) {
     // earlier version or a twin in another language) but holds the same.
     if (canonicalJson(JSON.parse(before)) === text) return KEEP;
   }
-  const bytes = utf8Encode(text);
+  const bytes = utf8Encode(text, textIsAscii);
   if (bytes.length > spec.maxBytes) {
     throw (
       `state of ${bytes.length} bytes exceeds maxBytes=${spec.maxBytes} declared in the filter; ` +
@@ -149,58 +152,126 @@ export function stateChange(spec, before, object) {
  * @throws {string} naming the key of a value JSON cannot hold faithfully
  */
 export function canonicalJson(value) {
-  return encode(value, 'state', []);
+  ascii = true;
+  try {
+    return encode(value, 0);
+  } catch (e) {
+    if (e === UNFIT) throw findUnfit(value, 'state', []) ?? 'state: a value changed while it was written (a getter?); store plain data';
+    throw e;
+  }
+}
+
+/** Whether the text the last `canonicalJson` made is ASCII (its strings and keys are). */
+let ascii = true;
+const ASCII = /^[\x00-\x7f]*$/;
+/** Keys seen before, quoted; only ASCII ones (`encode` reads the cache as ASCII). */
+const quotedKeys = new Map();
+const MAX_QUOTED_KEYS = 1024;
+
+/** A key as JSON, from the cache where it can be (JSON.stringify costs thousands of fuel). */
+function quoteKey(key) {
+  let quoted = quotedKeys.get(key);
+  if (quoted !== undefined) return quoted;
+  quoted = JSON.stringify(key);
+  if (!ASCII.test(key)) {
+    ascii = false;
+    return quoted;
+  }
+  if (quotedKeys.size === MAX_QUOTED_KEYS) quotedKeys.clear();
+  quotedKeys.set(key, quoted);
+  return quoted;
+}
+
+/** Thrown by `encode` where a value cannot be held; `findUnfit` then says which. */
+const UNFIT = Symbol('unfit');
+/** Nesting deeper than this is taken for a cycle, or refused. */
+const MAX_DEPTH = 100;
+
+/**
+ * The fast path, run on every alert of a filter with state: the least
+ * work per value (each operation costs fuel in the interpreter), and no
+ * key paths, which only an error needs.
+ */
+function encode(value, depth) {
+  const type = typeof value;
+  if (type === 'string') {
+    if (ascii && !ASCII.test(value)) ascii = false;
+    return JSON.stringify(value);
+  }
+  if (type === 'number') {
+    // Finite: NaN - NaN and Infinity - Infinity are NaN.
+    if (value - value === 0) return '' + value;
+    throw UNFIT;
+  }
+  if (type === 'boolean') return value ? 'true' : 'false';
+  if (type !== 'object' || depth === MAX_DEPTH) throw UNFIT;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) {
+    const n = value.length;
+    if (n === 0) return '[]';
+    let out = '[' + encode(value[0], depth + 1);
+    for (let i = 1; i < n; i++) out += ',' + encode(value[i], depth + 1);
+    return out + ']';
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) throw UNFIT;
+  const keys = Object.keys(value).sort();
+  const n = keys.length;
+  if (n === 0) return '{}';
+  let key = keys[0];
+  let out = '{' + quoteKey(key) + ':' + encode(value[key], depth + 1);
+  for (let i = 1; i < n; i++) {
+    key = keys[i];
+    out += ',' + quoteKey(key) + ':' + encode(value[key], depth + 1);
+  }
+  return out + '}';
 }
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
-function encode(value, path, open) {
+/**
+ * The slow path, after `encode` failed: walks `value` in the same order
+ * with the key path of each value, and returns the message for the first
+ * one JSON cannot hold.
+ */
+function findUnfit(value, path, open) {
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
-    case 'number':
-      // Finite: NaN - NaN and Infinity - Infinity are NaN.
-      if (value - value === 0) return JSON.stringify(value);
-      throw unfit(path, String(value), 'store a finite number, or null');
     case 'boolean':
-      return value ? 'true' : 'false';
+      return null;
+    case 'number':
+      return value - value === 0 ? null : unfit(path, String(value), 'store a finite number, or null');
     case 'object': {
-      if (value === null) return 'null';
-      if (open.includes(value)) throw unfit(path, 'the object that holds it (a cycle)', 'store a copy of what you need');
-      if (Array.isArray(value)) {
-        open.push(value);
-        let out = '[';
-        for (let i = 0; i < value.length; i++) {
-          if (i > 0) out += ',';
-          out += encode(value[i], `${path}[${i}]`, open);
-        }
-        open.pop();
-        return out + ']';
-      }
-      const proto = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) {
-        const kind = typeof proto?.constructor === 'function' && proto.constructor.name ? proto.constructor.name : 'an object of a class';
-        throw unfit(path, /^[AEIOU]/.test(kind) ? `an ${kind}` : `a ${kind}`, 'store plain objects and arrays, and dates as numbers (the alert\'s jd)');
-      }
+      if (value === null) return null;
+      if (open.includes(value)) return unfit(path, 'the object that holds it (a cycle)', 'store a copy of what you need');
+      if (open.length === MAX_DEPTH) return unfit(path, `nested ${MAX_DEPTH} levels deep`, 'keep the state flat');
+      let found = null;
       open.push(value);
-      const keys = Object.keys(value).sort();
-      let out = '{';
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i];
-        if (i > 0) out += ',';
-        out += JSON.stringify(key) + ':' + encode(value[key], IDENTIFIER.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, open);
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length && found === null; i++) found = findUnfit(value[i], `${path}[${i}]`, open);
+      } else {
+        const proto = Object.getPrototypeOf(value);
+        if (proto !== Object.prototype && proto !== null) {
+          const kind = typeof proto?.constructor === 'function' && proto.constructor.name ? proto.constructor.name : 'object of a class';
+          found = unfit(path, /^[AEIOU]/i.test(kind) ? `an ${kind}` : `a ${kind}`, "store plain objects and arrays, and dates as numbers (the alert's jd)");
+        }
+        const keys = Object.keys(value).sort();
+        for (let i = 0; i < keys.length && found === null; i++) {
+          const key = keys[i];
+          found = findUnfit(value[key], IDENTIFIER.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, open);
+        }
       }
       open.pop();
-      return out + '}';
+      return found;
     }
     case 'undefined':
-      throw unfit(path, 'undefined', 'delete the key instead (delete state.key), or store null');
+      return unfit(path, 'undefined', 'delete the key instead (delete state.key), or store null');
     case 'bigint':
-      throw unfit(path, `the BigInt ${value}n`, 'store String(id), or Number(x) where it is exact');
+      return unfit(path, `the BigInt ${value}n`, 'store String(id), or Number(x) where it is exact');
     case 'function':
-      throw unfit(path, 'a function', 'store data only');
+      return unfit(path, 'a function', 'store data only');
     default:
-      throw unfit(path, `a ${typeof value}`, 'store data only');
+      return unfit(path, `a ${typeof value}`, 'store data only');
   }
 }
 
@@ -213,26 +284,41 @@ function unfit(path, what, instead) {
 
 /** Bytes the host sent (a Uint8Array or an array of numbers) as a string; throws on bytes that are not UTF-8. */
 export function utf8Decode(bytes) {
-  // One character per byte, in native code, a chunk at a time (an engine
-  // limits how many arguments `apply` takes).
-  let binary = '';
-  for (let i = 0; i < bytes.length; i += 8192) {
-    binary += String.fromCharCode.apply(null, bytes.subarray === undefined ? bytes.slice(i, i + 8192) : bytes.subarray(i, i + 8192));
+  // One character per byte, by built-in functions: base64 both ways where
+  // the engine has Uint8Array.prototype.toBase64 (both component engines
+  // do), else String.fromCharCode; Math.max finds a byte above 0x7f. A
+  // chunk at a time past CHUNK bytes (an engine limits how many arguments
+  // `apply` takes).
+  let binary;
+  let top;
+  if (bytes.length <= CHUNK && typeof bytes.toBase64 === 'function') {
+    binary = atob(bytes.toBase64());
+    top = bytes.length === 0 ? 0 : Math.max.apply(null, bytes);
+  } else {
+    binary = '';
+    top = 0;
+    for (let i = 0; i < bytes.length; i += CHUNK) {
+      const chunk = bytes.subarray === undefined ? bytes.slice(i, i + CHUNK) : bytes.subarray(i, i + CHUNK);
+      binary += String.fromCharCode.apply(null, chunk);
+      top = Math.max(top, Math.max.apply(null, chunk));
+    }
   }
-  if (!/[\x80-\xff]/.test(binary)) return binary;
+  if (top < 0x80) return binary;
   // escape() writes each byte above 0x7f as %XX, which decodeURIComponent
   // reads as UTF-8, throwing a URIError where it is not.
   return decodeURIComponent(escape(binary));
 }
 
-const encoder = typeof TextEncoder === 'function' ? new TextEncoder() : null;
+const CHUNK = 8192;
 
-/** A string as UTF-8 bytes (a lone surrogate throws). */
-export function utf8Encode(text) {
-  // encodeURIComponent throws a URIError on a lone surrogate (which
-  // TextEncoder would silently replace): the same bytes in every engine.
-  const binary = /^[\x00-\x7f]*$/.test(text) ? text : unescape(encodeURIComponent(text));
-  if (encoder !== null) return encoder.encode(text);
+/** A string as UTF-8 bytes (a lone surrogate throws a URIError). */
+export function utf8Encode(text, isAscii = ASCII.test(text)) {
+  // One character per byte. encodeURIComponent throws on a lone surrogate
+  // (which TextEncoder would replace): the same bytes in every engine.
+  const binary = isAscii ? text : unescape(encodeURIComponent(text));
+  // Built-in where the engine has it (both of the component's engines
+  // do): a loop costs about 2,000 fuel per byte in QuickJS.
+  if (typeof Uint8Array.fromBase64 === 'function') return Uint8Array.fromBase64(btoa(binary));
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;

@@ -560,6 +560,43 @@ describe('state', () => {
     assert.deepEqual(utf8Encode(long), utf8(long));
     assert.deepEqual(utf8Encode('a𝄞'), utf8('a𝄞'));
     assert.throws(() => utf8Encode('\ud800'), URIError);
+    // The engines' built-in paths (Node 20 has no Uint8Array.fromBase64 or toBase64).
+    const had = Object.hasOwn(Uint8Array, 'fromBase64');
+    if (!had) {
+      Uint8Array.fromBase64 = (b64) => new Uint8Array(Buffer.from(b64, 'base64'));
+      Uint8Array.prototype.toBase64 = function toBase64() {
+        return Buffer.from(this.buffer, this.byteOffset, this.byteLength).toString('base64');
+      };
+    }
+    try {
+      assert.deepEqual(utf8Encode(long), utf8(long));
+      assert.deepEqual(utf8Encode('{"a":1}'), utf8('{"a":1}'));
+      assert.equal(utf8Decode(utf8(long)), long);
+      assert.equal(utf8Decode(utf8(long).subarray(3)), long.slice(3));
+      assert.equal(utf8Decode(utf8('{"a":1}')), '{"a":1}');
+      assert.equal(utf8Decode(utf8('{"é":"𝄞"}')), '{"é":"𝄞"}');
+      assert.equal(utf8Decode(new Uint8Array(0)), '');
+      assert.throws(() => utf8Decode(Uint8Array.of(0x7b, 0xc3)), URIError);
+    } finally {
+      if (!had) {
+        delete Uint8Array.fromBase64;
+        delete Uint8Array.prototype.toBase64;
+      }
+    }
+  });
+
+  it('writes non-ASCII keys and strings as UTF-8 whatever came before, and ASCII ones from its cache of keys', () => {
+    const f = stateful((s, a) => {
+      if (a.mag === 1) s['clé'] = 'v';
+      if (a.mag === 2) s.k = 'ü';
+      if (a.mag === 3) s.k = 'u';
+    });
+    for (const [mag, json] of [[3, '{"k":"u"}'], [1, '{"clé":"v"}'], [3, '{"k":"u"}'], [2, '{"k":"ü"}'], [1, '{"clé":"v"}']]) {
+      assert.deepEqual(f.evaluate(alert(mag), null).state.val, utf8(json), json);
+    }
+    // The old state written another way, then changed: the new text's own bytes.
+    assert.deepEqual(f.evaluate(alert(1), utf8('{ "a": "é" }')).state.val, utf8('{"a":"é","clé":"v"}'));
+    assert.deepEqual(f.evaluate(alert(2), utf8('{ "a": 1 }')).state.val, utf8('{"a":1,"k":"ü"}'));
   });
 
   it('refuses a state over maxBytes with its size, and takes one of exactly maxBytes', () => {
@@ -589,6 +626,14 @@ describe('state', () => {
       [(s) => (s['first seen'] = new Date(0)), /^state\["first seen"\] is a Date/],
       [(s) => (s.self = s), /^state\.self is the object that holds it \(a cycle\)/],
       [(s) => (s.sym = Symbol('x')), /^state\.sym is a symbol/],
+      [(s) => (s.list = [{ ok: 1 }, { bad: [NaN] }]), /^state\.list\[1\]\.bad\[0\] is NaN/],
+      [
+        (s) => {
+          let deep = (s.deep = {});
+          for (let i = 0; i < 120; i++) deep = deep.d = {};
+        },
+        /^state\.deep(\.d){99} is nested 100 levels deep/,
+      ],
     ];
     for (const [change, message] of cases) {
       const f = stateful(change);
