@@ -113,8 +113,15 @@ function notAnObject(spec, bytes, why) {
   return (
     `state: the ${bytes.length} bytes stored for this object are not a JSON object as format ` +
     `'${spec.format}' keeps it: ${why}. They were written by another filter or version under the same ` +
-    'format; give the new layout a format of its own (rise-once/2) so that it starts from none'
+    `format; give the new layout a format of its own ('${nextFormat(spec.format)}') so that every object starts from none`
   );
+}
+
+/** A format to suggest after `format`: its last number plus one (`rise-once/1` -> `rise-once/2`), or `/2` added. */
+export function nextFormat(format) {
+  const m = /^(.*?)(\d+)$/.exec(format);
+  const next = m === null ? `${format}/2` : m[1] + String(Number(m[2]) + 1);
+  return next.length <= MAX_FORMAT_BYTES ? next : format;
 }
 
 /**
@@ -134,7 +141,7 @@ export function stateChange(spec, before, object) {
     if (text === '{}') return FORGET;
     // What came in was written some other way (another key order, by an
     // earlier version or a twin in another language) but holds the same.
-    if (canonicalJson(JSON.parse(before)) === text) return KEEP;
+    if (sameContent(before, text)) return KEEP;
   }
   const bytes = utf8Encode(text, textIsAscii);
   if (bytes.length > spec.maxBytes) {
@@ -144,6 +151,17 @@ export function stateChange(spec, before, object) {
     );
   }
   return { tag: 'set', val: bytes };
+}
+
+/** Whether the JSON `before` holds what the canonical `text` holds. */
+function sameContent(before, text) {
+  try {
+    return canonicalJson(JSON.parse(before)) === text;
+  } catch {
+    // It held something JSON.parse turns into what the state cannot hold
+    // (1e999 is Infinity): not the same as a text that was written.
+    return false;
+  }
 }
 
 /**

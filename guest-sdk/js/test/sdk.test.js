@@ -8,7 +8,7 @@ import { compileDecoder, integerFromHalves, textColumn, utf8ToUtf16Offsets } fro
 import { compileParams, parseParams } from '../src/params.js';
 import { exportFilter, failure } from '../src/runtime.js';
 import { call, random, randomUUID, randomValues } from '../src/random.js';
-import { compileState, utf8Decode, utf8Encode } from '../src/state.js';
+import { compileState, nextFormat, utf8Decode, utf8Encode } from '../src/state.js';
 import { decodeMappings, lineTable } from '../build/sourcemap.js';
 import { CONTRACT } from '../build/build.js';
 import { fieldValues, integers, reals, recordingLog, texts } from '../testing/field-values.js';
@@ -550,7 +550,15 @@ describe('state', () => {
     refused(utf8('null'), 'it is JSON of null');
     refused(utf8('"x"'), 'it is JSON of a string');
     refused(utf8('5'), 'it is JSON of a number');
+    assert.throws(() => f.evaluate(alert(), utf8('[]')), /give the new layout a format of its own \('demo\/2'\) so that every object starts from none$/);
+    assert.deepEqual(['rise-once/1', 'x', 'v9', 'a/b/10', 'y'.repeat(64)].map(nextFormat), ['rise-once/2', 'x/2', 'v10', 'a/b/11', 'y'.repeat(64)]);
     assert.equal(text(f.evaluate(alert(), utf8('{"n":1}')).state.val), '{"n":2}');
+    // A number JSON.parse cannot hold came in, and the filter replaced it: written.
+    const replacing = stateful((s) => {
+      s.n = 1;
+    });
+    assert.equal(text(replacing.evaluate(alert(), utf8('{"n":1e999}')).state.val), '{"n":1}');
+    assert.throws(() => f.evaluate(alert(), utf8('{"n":1e999}')), (e) => e.startsWith('state.n is Infinity'));
   });
 
   it('reads bytes given as an array, and state longer than one chunk of the decoder', () => {
