@@ -28,7 +28,9 @@ const SDK_INDEX = path.join(SDK_SOURCES, 'index.js');
 /** The contract, as shipped in this package. */
 export const WIT_DIR = path.join(PACKAGE, 'wit');
 const WORLD = 'alert-filter';
-const LOG_IMPORT = 'bandpass:filter/log@0.2.0';
+/** The contract the components are built for: the package in wit/filter.wit. */
+export const CONTRACT = 'bandpass:filter@0.3.0';
+const LOG_IMPORT = CONTRACT.replace('@', '/log@');
 const ENTRY = '\0bandpass-entry.js';
 const BUNDLE = 'filter.bundle.js';
 

@@ -6,10 +6,11 @@
 
 import { compileDecoder } from './fields.js';
 import { compileParams } from './params.js';
+import { compileState } from './state.js';
 
 const NAME = /^[a-z0-9-]+$/;
 const SURVEYS = ['ztf', 'rubin', 'any'];
-const OPTIONS = ['name', 'version', 'survey', 'description', 'fields', 'params', 'init', 'evaluate'];
+const OPTIONS = ['name', 'version', 'survey', 'description', 'fields', 'params', 'state', 'init', 'evaluate'];
 
 /** Where a defined filter keeps what the runtime needs; not for authors. */
 export const DEFINITION = Symbol('bandpass filter definition');
@@ -37,23 +38,30 @@ export const DEFINITION = Symbol('bandpass filter definition');
  * - `fields`: property name to dotted path; a path ending in `?` is
  *   optional (its property is `null` where the alert's schema lacks it).
  * - `params`: parameter name to default (see `params.js`).
+ * - `state`: optional, `{ format, maxBytes }`: the filter keeps a plain
+ *   object for each astronomical object (a ZTF objectId, a Rubin
+ *   diaObject), stored as JSON (see `state.js`). `format` names its layout
+ *   (`'rise-once/1'`: printable ASCII, no spaces, at most 64 bytes);
+ *   `maxBytes` (1 to 65536) bounds its JSON.
  * - `init(params)`: optional, called once per deployment after the
  *   parameters are parsed; throw to refuse the deployment; what it returns,
  *   if not `undefined`, is what `evaluate` receives as its second argument.
- * - `evaluate(alert, params)`: returns `accept(...)` or `reject()`.
+ * - `evaluate(alert, params)`, or `evaluate(alert, params, state)` for a
+ *   filter that declares `state`: returns `accept(...)` or `reject()`, and
+ *   changes `state` in place.
  *
  * @throws {TypeError} naming the option that is wrong
  */
 export function defineFilter(definition) {
   if (definition === null || typeof definition !== 'object') {
-    throw new TypeError('defineFilter takes one object: { name, version, survey, description, fields, params, evaluate }');
+    throw new TypeError('defineFilter takes one object: { name, version, survey, description, fields, params, state, evaluate }');
   }
   for (const key of Object.keys(definition)) {
     if (!OPTIONS.includes(key)) {
       throw new TypeError(`defineFilter: unknown option ${JSON.stringify(key)}; the options are ${OPTIONS.join(', ')}`);
     }
   }
-  const { name, version, survey, description, fields, params, init, evaluate } = definition;
+  const { name, version, survey, description, fields, params, state, init, evaluate } = definition;
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new TypeError(`defineFilter: \`name\` must be a short name of a-z, 0-9 and '-', like 'bright-transients'; got ${JSON.stringify(name)}`);
   }
@@ -80,11 +88,13 @@ export function defineFilter(definition) {
   if (init !== undefined && typeof init !== 'function') {
     throw new TypeError('defineFilter: `init` must be a function of the parameters, or left out');
   }
+  const stateSpec = compileState(state);
   const filter = {};
   Object.defineProperty(filter, DEFINITION, {
     value: Object.freeze({
-      manifest: Object.freeze({ name, version, survey, fields: paths, description }),
+      manifest: Object.freeze({ name, version, survey, fields: paths, description, state: stateSpec }),
       params: compileParams(params),
+      names: Object.freeze(names),
       decode: compileDecoder(names),
       init,
       evaluate,

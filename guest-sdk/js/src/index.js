@@ -3,6 +3,11 @@
 //   import { defineFilter, accept, reject, log } from '@bandpass/filter';
 //   export default defineFilter({ name, version, survey, description, fields, params, evaluate });
 //
+// A filter that keeps a plain object per astronomical object declares
+// `state: { format, maxBytes }` and receives it as `evaluate`'s third
+// argument (see state.js). `@bandpass/filter/testing` runs a filter in
+// Node for unit tests.
+//
 // Build it into a WebAssembly component with `npx bandpass-js build
 // my_filter.js`; see docs/filter-authors-js.md in the bandpass repository.
 

@@ -1,5 +1,5 @@
-// The `bandpass:filter/filter` exports, wired to a filter made by
-// `defineFilter`: describe, init and evaluate.
+// The `bandpass:filter/filter` exports (contract 0.3.0), wired to a filter
+// made by `defineFilter`: describe, init and evaluate.
 //
 // Every exception stops here. componentize-js turns only a thrown string
 // into the WIT `err`; anything else traps, losing its message and the
@@ -9,12 +9,18 @@
 //
 // Holds the one configured filter of a component instance (its parsed
 // parameters) and nothing from one alert to the next: Math.random starts
-// afresh on each alert (random.js).
+// afresh on each alert (random.js), and what a filter keeps per object
+// comes from the host with each alert and goes back in the decision
+// (state.js).
 
 import { Accept, DEFINITION, REJECT, describe } from './filter.js';
 import { connect } from './log.js';
 import { parseParams } from './params.js';
 import { call } from './random.js';
+import { KEEP, decodeState, stateChange } from './state.js';
+
+/** The decision on a rejected alert of a filter without state: always the same object. */
+const REJECT_KEEP = Object.freeze({ verdict: REJECT, state: KEEP });
 
 /**
  * The object to export as `filter` from the component's entry module.
@@ -33,6 +39,7 @@ export function exportFilter(filter, hostLog, source) {
     );
   }
   const { manifest, decode, evaluate } = definition;
+  const spec = manifest.state;
   let config = null;
   let ready = false;
 
@@ -50,13 +57,16 @@ export function exportFilter(filter, hostLog, source) {
   return {
     describe() {
       connect(hostLog);
-      return {
+      const described = {
         name: manifest.name,
         version: manifest.version,
         survey: manifest.survey,
         fields: manifest.fields.slice(),
         description: manifest.description,
       };
+      // `option<state-spec>`: left out (none) for a filter without state.
+      if (manifest.state !== undefined) described.state = { format: manifest.state.format, maxBytes: manifest.state.maxBytes };
+      return described;
     },
 
     init(params) {
@@ -67,23 +77,38 @@ export function exportFilter(filter, hostLog, source) {
       }
     },
 
-    evaluate(fields) {
+    evaluate(fields, state) {
       try {
         // A host that skipped `init` gets the filter with its defaults.
         if (!ready) setUp([]);
         // Math.random's next draw seeds from this alert (see random.js).
         call.fields = fields;
-        const verdict = evaluate(decode(fields), config);
-        if (verdict === REJECT || verdict instanceof Accept) return verdict;
-        if (verdict !== null && typeof verdict === 'object' && typeof verdict.then === 'function') {
-          throw 'evaluate returned a Promise: a filter decides synchronously, so drop `async` and `await`';
+        if (spec === undefined) {
+          // No state: the host sends none, and the decision keeps none.
+          // (The checks inline: a call costs thousands of fuel.)
+          const verdict = evaluate(decode(fields), config);
+          if (verdict === REJECT) return REJECT_KEEP;
+          if (verdict instanceof Accept) return { verdict, state: KEEP };
+          notAVerdict(verdict);
         }
-        throw `evaluate returned ${describe(verdict)}; return accept(...) or reject() on every path`;
+        const before = decodeState(spec, state);
+        const object = before === null ? {} : before.object;
+        const verdict = evaluate(decode(fields), config, object);
+        if (verdict !== REJECT && !(verdict instanceof Accept)) notAVerdict(verdict);
+        return { verdict, state: stateChange(spec, before === null ? null : before.text, object) };
       } catch (e) {
         throw failure(e, hostLog);
       }
     },
   };
+}
+
+/** Throws saying what `evaluate` returned instead of a verdict. */
+function notAVerdict(verdict) {
+  if (verdict !== null && typeof verdict === 'object' && typeof verdict.then === 'function') {
+    throw 'evaluate returned a Promise: a filter decides synchronously, so drop `async` and `await`';
+  }
+  throw `evaluate returned ${describe(verdict)}; return accept(...) or reject() on every path`;
 }
 
 /**

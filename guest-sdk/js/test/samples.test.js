@@ -38,7 +38,10 @@ function alertFor(filter, values) {
   );
 }
 
-function plain(verdict) {
+/** A decision's verdict as 'reject' or the accepted value; a filter without state always keeps none. */
+function plain(decision) {
+  assert.equal(decision.state.tag, 'keep', 'a filter without state keeps none');
+  const verdict = decision.verdict;
   return verdict.tag === 'reject' ? 'reject' : { ...verdict.val };
 }
 
@@ -181,3 +184,90 @@ describe('bench-twenty-fields', () => {
   });
 });
 
+
+describe('rise-once (state per object)', async () => {
+  const { load } = await import('../testing/index.js');
+  const riseOnce = (await import(new URL('rise-once.js', SAMPLES).href)).default;
+  /** A positive r-band detection of magnitude `mag` at `jd`. */
+  const r = (jd, magpsf, more = {}) => ({ jd, fid: 2, magpsf, isdiffpos: 't', ...more });
+
+  it('declares its state', () => {
+    assert.deepEqual(load(riseOnce).manifest.state, { format: 'rise-once/1', maxBytes: 512 });
+  });
+
+  it('accepts one object exactly once, on the first alert that shows the rise', () => {
+    const star = load(riseOnce).object();
+    const night = [
+      r(2460000.5, 19.0), // first seen: remembered
+      r(2460000.6, 19.6), // fainter: the faintest now
+      r(2460000.9, 18.9), // 0.7 brighter, but 0.4 days after the first
+      { jd: 2460001.0, fid: 2, magpsf: 17.0, isdiffpos: 'f' }, // a negative difference: ignored
+      r(2460001.4, 19.2), // 0.9 days: not yet, nothing new either
+      r(2460001.55, 19.0), // 1.05 days, 0.6 brighter than the faintest: accepted
+      r(2460002.5, 17.0), // brighter still: already accepted
+      r(2460003.5, 16.5),
+    ];
+    const outcomes = night.map((alert) => star.evaluate(alert));
+    assert.deepEqual(
+      outcomes.map((o) => [o.verdict === 'reject' ? 'reject' : 'accept', o.change]),
+      [
+        ['reject', 'set'],
+        ['reject', 'set'],
+        ['reject', 'keep'],
+        ['reject', 'keep'],
+        ['reject', 'keep'],
+        ['accept', 'set'],
+        ['reject', 'keep'],
+        ['reject', 'keep'],
+      ],
+    );
+    const accepted = outcomes[5].verdict;
+    assert.ok(Math.abs(accepted.score - 0.6) < 1e-9, String(accepted.score));
+    assert.deepEqual({ ...accepted, score: 0 }, { score: 0, tags: ['rise-once'], notes: { rise: '0.60', days: '1.05' } });
+    assert.deepEqual(star.state, { done: true, faintest: { 2: 19.6 }, since: 2460000.5 });
+    assert.equal(new TextDecoder().decode(star.bytes), '{"done":true,"faintest":{"2":19.6},"since":2460000.5}');
+  });
+
+  it('measures each band against its own faintest, from the first date in any band', () => {
+    const f = load(riseOnce);
+    const g = (jd, magpsf) => ({ jd, fid: 1, magpsf, isdiffpos: '1' });
+    const one = f.evaluate(r(10, 19.0));
+    const two = f.evaluate(g(11, 20.0), one.state);
+    assert.deepEqual(two.state, { faintest: { 1: 20.0, 2: 19.0 }, since: 10 });
+    // 0.5 brighter in r than r's faintest: accepted, score 0.5, 1.5 days.
+    const three = f.evaluate(r(11.5, 18.5), two.state);
+    assert.deepEqual(three.verdict, { score: 0.5, tags: ['rise-once'], notes: { rise: '0.50', days: '1.50' } });
+    // 0.4 brighter in g than g's faintest (though 1.5 brighter than r's): not yet.
+    const four = f.evaluate(g(12, 19.6), two.state);
+    assert.equal(four.verdict, 'reject');
+    assert.equal(four.change, 'keep');
+  });
+
+  it('rejects without touching the state an alert it cannot measure, and a done object', () => {
+    const f = load(riseOnce);
+    const before = { faintest: { 2: 20 }, since: 1 };
+    for (const alert of [
+      r(5, 18, { jd: null }),
+      r(5, 18, { fid: null }),
+      r(5, null),
+      r(5, 18, { isdiffpos: 'f' }),
+      r(5, 18, { isdiffpos: '0' }),
+      r(5, 18, { isdiffpos: null }),
+    ]) {
+      const { verdict, change, state } = f.evaluate(alert, before);
+      assert.deepEqual([verdict, change, state], ['reject', 'keep', before], JSON.stringify(alert));
+    }
+    assert.equal(f.evaluate(r(5, 18), { ...before, done: true }).change, 'keep');
+    assert.equal(f.evaluate(r(5, 18), { ...before, done: true }).verdict, 'reject');
+    // Without done, the same alert is accepted.
+    assert.equal(f.evaluate(r(5, 18), before).verdict.score, 2);
+  });
+
+  it('takes min_rise and min_days, and refuses an unknown parameter', () => {
+    const state = { faintest: { 2: 19.0 }, since: 10 };
+    assert.equal(load(riseOnce).evaluate(r(10.9, 18.0), state).verdict, 'reject'); // 0.9 days
+    assert.equal(load(riseOnce, { min_days: 0.5 }).evaluate(r(10.9, 18.0), state).verdict.score, 1);
+    assert.equal(load(riseOnce, { min_rise: 1.5 }).evaluate(r(12, 18.0), state).verdict, 'reject');
+    assert.throws(() => load(riseOnce, { min_rize: 1 }), /unknown parameter "min_rize"; this filter knows: min_rise, min_days/);
+  });
+});

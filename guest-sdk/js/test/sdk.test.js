@@ -8,7 +8,9 @@ import { compileDecoder, integerFromHalves, textColumn, utf8ToUtf16Offsets } fro
 import { compileParams, parseParams } from '../src/params.js';
 import { exportFilter, failure } from '../src/runtime.js';
 import { call, random, randomUUID, randomValues } from '../src/random.js';
+import { compileState, nextFormat, utf8Decode, utf8Encode } from '../src/state.js';
 import { decodeMappings, lineTable } from '../build/sourcemap.js';
+import { CONTRACT } from '../build/build.js';
 import { fieldValues, integers, reals, recordingLog, texts } from '../testing/field-values.js';
 
 const CANDID = 2695378462115010012n;
@@ -272,13 +274,13 @@ describe('runtime', () => {
       evaluate: (alert, config) => (alert.mag < config.limit ? accept({ score: config.limit }) : reject()),
     });
     f.init([['max_mag', '20']]);
-    assert.equal(f.evaluate(fieldValues([['real', 18]])).val.score, 19);
+    assert.equal(f.evaluate(fieldValues([['real', 18]])).verdict.val.score, 19);
     assert.throws(() => f.init([['max_mgg', '20']]), (e) => e === 'unknown parameter "max_mgg"; this filter knows: max_mag');
   });
 
   it('runs with the defaults when the host skipped init', () => {
     const f = build({ fields: {}, params: { n: 2 }, evaluate: (_, p) => accept({ score: p.n }) });
-    assert.equal(f.evaluate(fieldValues([])).val.score, 2);
+    assert.equal(f.evaluate(fieldValues([])).verdict.val.score, 2);
   });
 
   it('turns a thrown TypeError into a string naming it and its line, and logs the stack', () => {
@@ -353,17 +355,17 @@ describe('Math.random', () => {
   it('draws the same numbers for the same alert whatever came before, and others for another alert', () => {
     withSdkRandom(() => {
       const one = dice('dice');
-      const first = one.evaluate(A());
+      const first = one.evaluate(A()).verdict;
       assert.notEqual(first.val.score, Number(first.val.annotations[0][1].split(' ')[0]), 'draws differ within an alert');
-      const b = one.evaluate(B());
-      assert.deepEqual(one.evaluate(A()), first, 'A again, after B');
+      const b = one.evaluate(B()).verdict;
+      assert.deepEqual(one.evaluate(A()).verdict, first, 'A again, after B');
       assert.notDeepEqual(b, first, 'B differs from A in a column value only');
       // Another instance, another order.
       const two = dice('dice');
-      assert.deepEqual(two.evaluate(B()), b);
-      assert.deepEqual(two.evaluate(A()), first);
+      assert.deepEqual(two.evaluate(B()).verdict, b);
+      assert.deepEqual(two.evaluate(A()).verdict, first);
       // Another filter draws other numbers on the same alert.
-      assert.notDeepEqual(dice('other-dice').evaluate(A()), first);
+      assert.notDeepEqual(dice('other-dice').evaluate(A()).verdict, first);
     });
   });
 
@@ -414,5 +416,286 @@ describe('source map', () => {
     ]);
     const table = lineTable(lines, [{ name: 'a.js', internal: false }, { name: 'b.js', internal: false }], 'x.js');
     assert.deepEqual(table.lines, [[0, 0, 0, 0], [2, 1, 3, 1, 10, 1, 2, 1]]);
+  });
+});
+
+describe('state', () => {
+  const utf8 = (text) => new TextEncoder().encode(text);
+  const text = (bytes) => new TextDecoder().decode(bytes);
+
+  /** A filter with state whose evaluate is `change(state, alert)`; it rejects. */
+  function stateful(change, state = { format: 'demo/1', maxBytes: 64 }, log = recordingLog()) {
+    const f = exportFilter(
+      defineFilter({
+        name: 'demo',
+        version: '0.1.0',
+        survey: 'ztf',
+        description: 'A demo.',
+        fields: { mag: 'candidate.magpsf' },
+        state,
+        evaluate(alert, params, s) {
+          change(s, alert, params);
+          return reject();
+        },
+      }),
+      log,
+      'demo.js',
+    );
+    f.init([]);
+    return f;
+  }
+  const alert = (mag = 18) => fieldValues([['real', mag]]);
+
+  it('checks the declaration: format printable ASCII without spaces, 1 to 64 bytes; maxBytes an integer 1 to 65536', () => {
+    assert.deepEqual(compileState({ format: 'rise-once/1', maxBytes: 512 }), { format: 'rise-once/1', maxBytes: 512 });
+    assert.equal(compileState(undefined), undefined);
+    assert.deepEqual(compileState({ format: 'x'.repeat(64), maxBytes: 65536 }).maxBytes, 65536);
+    assert.deepEqual(compileState({ format: '~!', maxBytes: 1 }).format, '~!');
+    for (const format of ['', 'rise once', 'x'.repeat(65), 'é/1', 'tab\t', 'nl\n', 3, undefined]) {
+      assert.throws(() => compileState({ format, maxBytes: 512 }), /state\.format must be 1 to 64 printable ASCII characters without spaces/, String(format));
+    }
+    for (const maxBytes of [0, -1, 1.5, 65537, '512', NaN, undefined, 512n]) {
+      assert.throws(() => compileState({ format: 'f/1', maxBytes }), /state\.maxBytes must be an integer from 1 to 65536/, String(maxBytes));
+    }
+    assert.throws(() => compileState({ format: 'f/1', maxBytes: 8, max_bytes: 8 }), /state: unknown option "max_bytes"; the options are format, maxBytes/);
+    assert.throws(() => compileState('f/1'), /`state` must be an object like \{ format: 'rise-once\/1', maxBytes: 512 \}/);
+    assert.throws(
+      () => defineFilter({ name: 'd', version: '1', survey: 'ztf', description: 'd', fields: {}, state: { format: 'a b', maxBytes: 8 }, evaluate: () => reject() }),
+      /defineFilter: state\.format/,
+    );
+  });
+
+  it('puts the declaration in the manifest, and nothing for a filter without state', () => {
+    assert.deepEqual(stateful(() => {}).describe().state, { format: 'demo/1', maxBytes: 64 });
+    const plain = exportFilter(
+      defineFilter({ name: 'd', version: '1', survey: 'ztf', description: 'd', fields: {}, evaluate: () => reject() }),
+      () => {},
+      'd.js',
+    );
+    assert.equal('state' in plain.describe(), false);
+  });
+
+  it('hands the filter {} the first time and keeps nothing when it stays empty', () => {
+    const seen = [];
+    const f = stateful((s) => seen.push({ ...s, proto: Object.getPrototypeOf(s) === Object.prototype }));
+    for (const none of [null, undefined]) {
+      assert.deepEqual(f.evaluate(alert(), none), { verdict: reject(), state: { tag: 'keep' } });
+    }
+    assert.deepEqual(seen, [{ proto: true }, { proto: true }]);
+  });
+
+  it('sets canonical JSON (keys sorted at every level), gives it back as an object, keeps it when unchanged, forgets it when emptied', () => {
+    const received = [];
+    let step;
+    const f = stateful((s) => {
+      received.push(JSON.parse(JSON.stringify(s)));
+      step(s);
+    }, { format: 'demo/1', maxBytes: 512 });
+
+    step = (s) => {
+      s.zeta = 1;
+      s.alpha = { b: [1, { y: true, x: null }], a: 'é' };
+      s[10] = 'ten';
+      s[2] = 'two';
+    };
+    const first = f.evaluate(alert(), null);
+    assert.equal(first.state.tag, 'set');
+    assert.ok(first.state.val instanceof Uint8Array);
+    const json = '{"10":"ten","2":"two","alpha":{"a":"é","b":[1,{"x":null,"y":true}]},"zeta":1}';
+    assert.equal(text(first.state.val), json);
+    assert.deepEqual(first.state.val, utf8(json), 'UTF-8');
+
+    step = () => {};
+    assert.deepEqual(f.evaluate(alert(), first.state.val).state, { tag: 'keep' });
+    assert.deepEqual(received[1], JSON.parse(json));
+
+    // The same content written another way (spaces, key order): nothing to store.
+    assert.deepEqual(f.evaluate(alert(), utf8('{ "zeta": 1, "alpha": {"b": [1, {"y": true, "x": null}], "a": "\\u00e9"}, "2": "two", "10": "ten" }')).state, { tag: 'keep' });
+    // Deleting and adding back the same key, in another order: the same bytes.
+    step = (s) => {
+      delete s.zeta;
+      s.zeta = 1;
+    };
+    assert.deepEqual(f.evaluate(alert(), first.state.val).state, { tag: 'keep' });
+
+    step = (s) => {
+      s.alpha.b.push(2.5);
+    };
+    assert.equal(text(f.evaluate(alert(), first.state.val).state.val), json.replace('"y":true}]', '"y":true},2.5]'));
+
+    step = (s) => {
+      for (const key of Object.keys(s)) delete s[key];
+    };
+    assert.deepEqual(f.evaluate(alert(), first.state.val).state, { tag: 'forget' });
+  });
+
+  it('refuses incoming bytes that are not a JSON object, naming the format, and the next alert runs', () => {
+    const f = stateful((s) => {
+      s.n = (s.n ?? 0) + 1;
+    });
+    const refused = (bytes, why) =>
+      assert.throws(
+        () => f.evaluate(alert(), bytes),
+        (e) =>
+          typeof e === 'string' &&
+          e.startsWith(`state: the ${bytes.length} bytes stored for this object are not a JSON object as format 'demo/1' keeps it: ${why}`) &&
+          e.includes('give the new layout a format of its own'),
+        why,
+      );
+    refused(Uint8Array.of(0x7b, 0xff, 0x7d), 'its bytes are not UTF-8');
+    refused(Uint8Array.of(0xed, 0xa0, 0x80), 'its bytes are not UTF-8'); // an encoded surrogate
+    refused(utf8('{"n": 1'), 'it is not JSON (');
+    refused(new Uint8Array(0), 'it is not JSON (');
+    refused(utf8('[1, 2]'), 'it is JSON of an array');
+    refused(utf8('null'), 'it is JSON of null');
+    refused(utf8('"x"'), 'it is JSON of a string');
+    refused(utf8('5'), 'it is JSON of a number');
+    assert.throws(() => f.evaluate(alert(), utf8('[]')), /give the new layout a format of its own \('demo\/2'\) so that every object starts from none$/);
+    assert.deepEqual(['rise-once/1', 'x', 'v9', 'a/b/10', 'y'.repeat(64)].map(nextFormat), ['rise-once/2', 'x/2', 'v10', 'a/b/11', 'y'.repeat(64)]);
+    assert.equal(text(f.evaluate(alert(), utf8('{"n":1}')).state.val), '{"n":2}');
+    // A number JSON.parse cannot hold came in, and the filter replaced it: written.
+    const replacing = stateful((s) => {
+      s.n = 1;
+    });
+    assert.equal(text(replacing.evaluate(alert(), utf8('{"n":1e999}')).state.val), '{"n":1}');
+    assert.throws(() => f.evaluate(alert(), utf8('{"n":1e999}')), (e) => e.startsWith('state.n is Infinity'));
+  });
+
+  it('reads bytes given as an array, and state longer than one chunk of the decoder', () => {
+    assert.equal(utf8Decode([0x7b, 0x7d]), '{}');
+    const long = `{"s":"${'é'.repeat(6000)}x"}`;
+    assert.equal(utf8Decode(utf8(long)), long);
+    assert.deepEqual(utf8Encode(long), utf8(long));
+    assert.deepEqual(utf8Encode('a𝄞'), utf8('a𝄞'));
+    assert.throws(() => utf8Encode('\ud800'), URIError);
+    // The engines' built-in paths (Node 20 has no Uint8Array.fromBase64 or toBase64).
+    const had = Object.hasOwn(Uint8Array, 'fromBase64');
+    if (!had) {
+      Uint8Array.fromBase64 = (b64) => new Uint8Array(Buffer.from(b64, 'base64'));
+      Uint8Array.prototype.toBase64 = function toBase64() {
+        return Buffer.from(this.buffer, this.byteOffset, this.byteLength).toString('base64');
+      };
+    }
+    try {
+      assert.deepEqual(utf8Encode(long), utf8(long));
+      assert.deepEqual(utf8Encode('{"a":1}'), utf8('{"a":1}'));
+      assert.equal(utf8Decode(utf8(long)), long);
+      assert.equal(utf8Decode(utf8(long).subarray(3)), long.slice(3));
+      assert.equal(utf8Decode(utf8('{"a":1}')), '{"a":1}');
+      assert.equal(utf8Decode(utf8('{"é":"𝄞"}')), '{"é":"𝄞"}');
+      assert.equal(utf8Decode(new Uint8Array(0)), '');
+      assert.throws(() => utf8Decode(Uint8Array.of(0x7b, 0xc3)), URIError);
+    } finally {
+      if (!had) {
+        delete Uint8Array.fromBase64;
+        delete Uint8Array.prototype.toBase64;
+      }
+    }
+  });
+
+  it('writes non-ASCII keys and strings as UTF-8 whatever came before, and ASCII ones from its cache of keys', () => {
+    const f = stateful((s, a) => {
+      if (a.mag === 1) s['clé'] = 'v';
+      if (a.mag === 2) s.k = 'ü';
+      if (a.mag === 3) s.k = 'u';
+    });
+    for (const [mag, json] of [[3, '{"k":"u"}'], [1, '{"clé":"v"}'], [3, '{"k":"u"}'], [2, '{"k":"ü"}'], [1, '{"clé":"v"}']]) {
+      assert.deepEqual(f.evaluate(alert(mag), null).state.val, utf8(json), json);
+    }
+    // The old state written another way, then changed: the new text's own bytes.
+    assert.deepEqual(f.evaluate(alert(1), utf8('{ "a": "é" }')).state.val, utf8('{"a":"é","clé":"v"}'));
+    assert.deepEqual(f.evaluate(alert(2), utf8('{ "a": 1 }')).state.val, utf8('{"a":1,"k":"ü"}'));
+  });
+
+  it('refuses a state over maxBytes with its size, and takes one of exactly maxBytes', () => {
+    let value;
+    const f = stateful((s) => {
+      s.v = value;
+    }, { format: 'demo/1', maxBytes: 16 });
+    value = 'x'.repeat(8); // {"v":"xxxxxxxx"}: 16 bytes
+    assert.equal(f.evaluate(alert(), null).state.val.length, 16);
+    value = 'é'.repeat(4) + 'x'; // 9 characters, 17 bytes
+    assert.throws(
+      () => f.evaluate(alert(), null),
+      (e) => typeof e === 'string' && e.startsWith('state of 17 bytes exceeds maxBytes=16 declared in the filter'),
+    );
+  });
+
+  it('refuses values JSON cannot hold faithfully, naming the key', () => {
+    const cases = [
+      [(s) => (s.mag = NaN), /^state\.mag is NaN, which the state's JSON cannot hold/],
+      [(s) => (s.faintest = { 2: Infinity }), /^state\.faintest\["2"\] is Infinity/],
+      [(s) => (s.x = { y: [1, -Infinity] }), /^state\.x\.y\[1\] is -Infinity/],
+      [(s) => (s.since = undefined), /^state\.since is undefined, .*delete the key instead/],
+      [(s) => (s.list = [1, , 3]), /^state\.list\[1\] is undefined/],
+      [(s) => (s.f = () => 1), /^state\.f is a function/],
+      [(s) => (s.id = 2695378462115010012n), /^state\.id is the BigInt 2695378462115010012n, .*store String\(id\)/],
+      [(s) => (s.seen = new Set([1])), /^state\.seen is a Set/],
+      [(s) => (s['first seen'] = new Date(0)), /^state\["first seen"\] is a Date/],
+      [(s) => (s.self = s), /^state\.self is the object that holds it \(a cycle\)/],
+      [(s) => (s.sym = Symbol('x')), /^state\.sym is a symbol/],
+      [(s) => (s.list = [{ ok: 1 }, { bad: [NaN] }]), /^state\.list\[1\]\.bad\[0\] is NaN/],
+      [
+        (s) => {
+          let deep = (s.deep = {});
+          for (let i = 0; i < 120; i++) deep = deep.d = {};
+        },
+        /^state\.deep(\.d){99} is nested 100 levels deep/,
+      ],
+    ];
+    for (const [change, message] of cases) {
+      const f = stateful(change);
+      assert.throws(() => f.evaluate(alert(), null), (e) => typeof e === 'string' && message.test(e), String(message));
+    }
+    // The same object twice (not a cycle) is fine, as are null and -0.
+    const shared = { a: 1 };
+    const f = stateful((s) => {
+      s.p = shared;
+      s.q = shared;
+      s.n = null;
+      s.z = -0;
+    });
+    assert.equal(text(f.evaluate(alert(), null).state.val), '{"n":null,"p":{"a":1},"q":{"a":1},"z":0}');
+  });
+
+  it('keeps the state when evaluate throws (the host keeps the old one)', () => {
+    const f = stateful((s, a) => {
+      s.n = 1;
+      if (a.mag > 20) throw 'too faint';
+    });
+    assert.throws(() => f.evaluate(alert(21), utf8('{"n":0}')), (e) => e === 'too faint');
+  });
+
+  it('gives a filter without state two arguments and always keeps', () => {
+    const args = [];
+    const f = exportFilter(
+      defineFilter({
+        name: 'd',
+        version: '1',
+        survey: 'ztf',
+        description: 'd',
+        fields: { mag: 'candidate.magpsf' },
+        evaluate(...a) {
+          args.push(a.length);
+          return a[0].mag < 19 ? accept({ score: 1 }) : reject();
+        },
+      }),
+      () => {},
+      'd.js',
+    );
+    assert.deepEqual(f.evaluate(alert(18), null), { verdict: accept({ score: 1 }), state: { tag: 'keep' } });
+    assert.equal(f.evaluate(alert(20), undefined).state.tag, 'keep');
+    // Bytes a host should not send are ignored, not parsed.
+    assert.equal(f.evaluate(alert(20), utf8('not json')).state.tag, 'keep');
+    assert.deepEqual(args, [2, 2, 2]);
+  });
+
+  it('ships wit/filter.wit byte for byte, the contract it builds for', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const shipped = await readFile(new URL('../wit/filter.wit', import.meta.url));
+    const repository = await readFile(new URL('../../../wit/filter.wit', import.meta.url));
+    assert.ok(shipped.equals(repository), 'copy wit/filter.wit over guest-sdk/js/wit/filter.wit');
+    assert.match(shipped.toString(), new RegExp(`^package ${CONTRACT.replace('.', '\\.')};$`, 'm'));
+    assert.equal(CONTRACT, 'bandpass:filter@0.3.0');
   });
 });
