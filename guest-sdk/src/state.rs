@@ -182,7 +182,15 @@ fn set(spec: StateSpec, bytes: Vec<u8>) -> Result<(), String> {
             spec.format
         ));
     }
-    CURRENT.with(|c| c.borrow_mut().change = Some(wit::StateChange::Set(bytes)));
+    CURRENT.with(|c| {
+        let mut c = c.borrow_mut();
+        // The same bytes as came in: nothing for the host to write.
+        c.change = Some(if c.incoming.as_ref() == Some(&bytes) {
+            wit::StateChange::Keep
+        } else {
+            wit::StateChange::Set(bytes)
+        });
+    });
     Ok(())
 }
 

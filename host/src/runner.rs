@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, SchemaSource};
+use crate::memory::history::{self, History, HistoryPlan};
 use crate::memory::{Memory, ObjectRecord, object_key};
 use crate::sandbox::{AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment, StateChange};
 
@@ -50,18 +51,37 @@ pub struct Runner {
     instances: Vec<FilterInstance>,
     /// Each instance's deployment name: what its state is kept under.
     deployments: Vec<String>,
-    /// Where the objects' states are kept, once [`Runner::remember`] gave
-    /// a store; without one, filters with state get none.
+    /// Where the objects' states and light curves are kept, once
+    /// [`Runner::remember`] gave a store; without one, filters with state
+    /// get none, and history is the packet's own.
     memory: Option<Memory>,
+    /// The history columns some filter declared (see [`Plan`]).
+    history: Vec<String>,
+    sources: Vec<(&'static HistoryPlan, usize)>,
     object_slots: Vec<usize>,
     candidate_slots: Vec<usize>,
     time_slots: Vec<(usize, AlertTime)>,
 }
 
-/// The decoder's paths: every filter's fields, then the id and time
-/// paths.
-fn plan(filters: &[Arc<LoadedFilter>]) -> (Vec<String>, Vec<Vec<usize>>) {
+/// What the decoder reads and where each filter's fields sit among an
+/// alert's values: the decoder's paths first, then the history columns
+/// some filter declared (`history.*`), which the runner computes.
+struct Plan {
+    /// The decoder's paths: every filter's fields but history ones, the id
+    /// and time paths, and, when a filter declared history, each kept
+    /// survey's history sources (`memory::history::HistoryPlan::paths`).
+    paths: Vec<String>,
+    /// Per filter, per declared field: its index among an alert's values.
+    slots: Vec<Vec<usize>>,
+    /// The history columns declared, in order of first declaration.
+    history: Vec<String>,
+    /// Each kept survey's plan and the first of its paths.
+    sources: Vec<(&'static HistoryPlan, usize)>,
+}
+
+fn plan(filters: &[Arc<LoadedFilter>]) -> Plan {
     let mut paths: Vec<String> = Vec::new();
+    let mut history: Vec<String> = Vec::new();
     let slot_of = |text: &str, paths: &mut Vec<String>| match paths.iter().position(|p| p == text) {
         Some(i) => i,
         None => {
@@ -69,12 +89,23 @@ fn plan(filters: &[Arc<LoadedFilter>]) -> (Vec<String>, Vec<Vec<usize>>) {
             paths.len() - 1
         }
     };
-    let slots = filters
+    // Decoder slots now; history ones, which follow every decoder path,
+    // once the paths are all known.
+    let firsts: Vec<Vec<Result<usize, usize>>> = filters
         .iter()
         .map(|f| {
             f.fields
                 .iter()
-                .map(|p| slot_of(&p.text, &mut paths))
+                .map(|p| match history::column_of(p) {
+                    Some(column) => Err(match history.iter().position(|c| c == column) {
+                        Some(i) => i,
+                        None => {
+                            history.push(column.to_string());
+                            history.len() - 1
+                        }
+                    }),
+                    None => Ok(slot_of(&p.text, &mut paths)),
+                })
                 .collect()
         })
         .collect();
@@ -84,19 +115,40 @@ fn plan(filters: &[Arc<LoadedFilter>]) -> (Vec<String>, Vec<Vec<usize>>) {
     for (time, _) in TIME_PATHS {
         slot_of(time, &mut paths);
     }
-    (paths, slots)
+    let mut sources = Vec::new();
+    if !history.is_empty() {
+        for survey in history::PLANS {
+            sources.push((survey, paths.len()));
+            // Appended, not shared: the plan reads its paths as a block.
+            paths.extend(survey.paths());
+        }
+    }
+    let decoded = paths.len();
+    let slots = firsts
+        .into_iter()
+        .map(|f| {
+            f.into_iter()
+                .map(|s| s.unwrap_or_else(|h| decoded + h))
+                .collect()
+        })
+        .collect();
+    Plan {
+        paths,
+        slots,
+        history,
+        sources,
+    }
 }
 
 impl Runner {
     /// A runner for these filters, with its own decoder.
     pub fn new(filters: &[Arc<LoadedFilter>], schemas: SchemaSource) -> Runner {
-        let (paths, _) = plan(filters);
-        Runner::with_decoder(filters, Arc::new(Decoder::new(paths, schemas)))
+        Runner::with_decoder(filters, Runner::decoder_for(filters, schemas))
     }
 
     /// A decoder fit for these filters, to share between runners.
     pub fn decoder_for(filters: &[Arc<LoadedFilter>], schemas: SchemaSource) -> Arc<Decoder> {
-        Arc::new(Decoder::new(plan(filters).0, schemas))
+        Arc::new(Decoder::new(plan(filters).paths, schemas))
     }
 
     /// A runner sharing `decoder`, which must come from [`Runner::decoder_for`]
@@ -106,6 +158,8 @@ impl Runner {
             instances: Vec::new(),
             deployments: Vec::new(),
             memory: None,
+            history: Vec::new(),
+            sources: Vec::new(),
             object_slots: Vec::new(),
             candidate_slots: Vec::new(),
             time_slots: Vec::new(),
@@ -120,8 +174,15 @@ impl Runner {
     /// (the same loaded filter) keeps its instance and live Store; the
     /// others are dropped or instantiated on their first alert.
     pub fn retarget(&mut self, filters: &[Arc<LoadedFilter>], decoder: Arc<Decoder>) {
-        let (paths, slots) = plan(filters);
+        let Plan {
+            paths,
+            slots,
+            history,
+            sources,
+        } = plan(filters);
         assert_eq!(paths, decoder.paths(), "decoder made for other filters");
+        self.history = history;
+        self.sources = sources;
         let mut old: Vec<Option<FilterInstance>> = std::mem::take(&mut self.instances)
             .into_iter()
             .map(Some)
@@ -184,10 +245,16 @@ impl Runner {
         self.memory.as_ref()
     }
 
-    /// Whether some filter keeps a state per object: the order of each
-    /// object's alerts then matters (see [`crate::memory::TimeOrder`]).
+    /// Whether some filter keeps a state per object.
     pub fn keeps_state(&self) -> bool {
         self.filters().any(|f| f.manifest.state.is_some())
+    }
+
+    /// Whether some filter keeps a state or reads an object's history:
+    /// then the runner remembers objects, and the order of each object's
+    /// alerts matters (see [`crate::memory::TimeOrder`]).
+    pub fn remembers(&self) -> bool {
+        self.keeps_state() || !self.history.is_empty()
     }
 
     /// When the earliest alert of a message was observed, in nanoseconds
@@ -219,7 +286,7 @@ impl Runner {
     }
 
     /// Runs every filter on one decoded alert.
-    pub fn evaluate(&mut self, alert: DecodedAlert) -> AlertResult {
+    pub fn evaluate(&mut self, mut alert: DecodedAlert) -> AlertResult {
         let id = AlertId {
             object_id: first_present(&alert, &self.object_slots),
             candidate_id: first_present(&alert, &self.candidate_slots),
@@ -230,7 +297,8 @@ impl Runner {
             id.candidate_id.as_deref(),
             &alert.raw,
         );
-        let (key, record) = self.recall(&alert, &id, moment);
+        let (key, mut record) = self.recall(&alert, &id, moment);
+        let history = self.history_of(&mut alert, record.as_mut());
         // One clock read per filter: each call's end is the next's start.
         let mut clock = Instant::now();
         let evaluations: Vec<Evaluation> = self
@@ -248,13 +316,13 @@ impl Runner {
             })
             .collect();
         if let Some((key, expired)) = key {
-            self.keep(
-                key,
-                expired,
-                record.unwrap_or_default(),
-                &evaluations,
-                moment,
-            );
+            let mut record = record.unwrap_or_default();
+            // A light curve changes with (nearly) every alert: written.
+            let dirty = expired || history.is_some();
+            if let Some((plan, history)) = history {
+                record.history = Some(plan.stored(history));
+            }
+            self.keep(key, dirty, record, &evaluations, moment);
         }
         AlertResult {
             alert,
@@ -275,7 +343,7 @@ impl Runner {
         id: &AlertId,
         moment: Moment,
     ) -> (Option<(Vec<u8>, bool)>, Option<ObjectRecord>) {
-        if !self.keeps_state() {
+        if !self.remembers() {
             return (None, None);
         }
         let (Some(memory), Some(object)) = (&mut self.memory, &id.object_id) else {
@@ -294,13 +362,56 @@ impl Runner {
         (Some((key, expired)), record)
     }
 
+    /// The object's light curve with this alert's packet merged in, and
+    /// its declared columns appended to the alert's values (see [`Plan`]);
+    /// `None` when no filter declared history. What the store held is
+    /// taken out of `record`; the caller puts the merged curve back.
+    fn history_of(
+        &self,
+        alert: &mut DecodedAlert,
+        record: Option<&mut ObjectRecord>,
+    ) -> Option<(&'static HistoryPlan, History)> {
+        if self.history.is_empty() {
+            return None;
+        }
+        let source = self
+            .sources
+            .iter()
+            .find(|(p, _)| p.survey == alert.schema.survey);
+        let merged = source.map(|&(plan, first)| {
+            let n = plan.paths().len();
+            let values: Vec<&FieldValue> = alert.values[first..first + n].iter().collect();
+            let packet = plan.packet_points(&values);
+            let stored = record
+                .and_then(|r| r.history.take())
+                .map(|h| plan.adopt(h))
+                .unwrap_or_default();
+            let max_age = self
+                .memory
+                .as_ref()
+                .map_or(history::DEFAULT_MAX_AGE_DAYS, |m| m.history_max_age_days);
+            (
+                plan,
+                plan.merge(stored, packet, max_age, history::DEFAULT_MAX_POINTS),
+            )
+        });
+        for column in &self.history {
+            let value = merged
+                .as_ref()
+                .and_then(|(plan, h)| plan.column(h, column))
+                .unwrap_or(FieldValue::Missing);
+            alert.values.push(value);
+        }
+        merged
+    }
+
     /// Applies each filter's state change to the object's record, and
-    /// writes it back if anything changed (or it `expired`: an empty
-    /// record is deleted): one write.
+    /// writes it back if anything changed (or it is `dirty`: expired, or
+    /// with a new light curve; an empty record is deleted): one write.
     fn keep(
         &mut self,
         key: Vec<u8>,
-        expired: bool,
+        dirty: bool,
         mut record: ObjectRecord,
         evaluations: &[Evaluation],
         moment: Moment,
@@ -308,7 +419,7 @@ impl Runner {
         let Some(memory) = &mut self.memory else {
             return;
         };
-        let before = record.clone();
+        let (states, last_alert) = (record.states.clone(), record.last_alert);
         for ((e, deployment), i) in evaluations
             .iter()
             .zip(&self.deployments)
@@ -329,7 +440,7 @@ impl Runner {
         if !record.is_empty() {
             record.last_alert = record.last_alert.max(moment.unix_nanos);
         }
-        if expired || record != before {
+        if dirty || record.states != states || record.last_alert != last_alert {
             memory.keep(&key, &record);
         }
     }

@@ -14,8 +14,22 @@ use crate::support::{data_dir, repo_root, texts_variant};
 /// Nights of alerts of five objects (see `tests/py/nights.py`), the epochs
 /// from `days` (`"FROM:TO"`, or all).
 fn nights(out: &Path, days: Option<&str>) -> Vec<PathBuf> {
+    nights_from(out, days, None)
+}
+
+/// The first night of the template's own previous candidates' year: each
+/// packet then carries them (ten: seven detections, three limits, from
+/// JD 2460420.96 to 2460447.92), within a year of every night.
+const WITHIN_A_YEAR: &str = "2460450.5";
+
+/// [`nights`] from JD `jd0` (default 2461000.5, over a year after the
+/// template's previous candidates).
+fn nights_from(out: &Path, days: Option<&str>, jd0: Option<&str>) -> Vec<PathBuf> {
     let template = data_dir().join("ztf/alerts/v4.02/2695378462115010012.avro");
     let mut cmd = Command::new("python3");
+    if let Some(jd0) = jd0 {
+        cmd.env("NIGHTS_JD0", jd0);
+    }
     cmd.arg(repo_root().join("tests/py/nights.py"))
         .arg(&template)
         .arg(out);
@@ -345,7 +359,7 @@ fn a_state_over_its_bound_or_never_declared_fails_its_alert_and_names_why() {
 }
 
 #[test]
-fn serve_refuses_a_filter_with_state_by_name_until_it_keeps_state_itself() {
+fn serve_refuses_a_filter_with_state_or_history_by_name_until_it_keeps_them_itself() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bandpass.toml");
     std::fs::write(
@@ -366,4 +380,181 @@ fn serve_refuses_a_filter_with_state_by_name_until_it_keeps_state_itself() {
             && shown.contains("bandpass run --state DIR"),
         "{shown}"
     );
+    let probe = config
+        .to_str()
+        .unwrap()
+        .replace("bandpass.toml", "probe.toml");
+    std::fs::write(
+        &probe,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("rise_once.wasm", "history_probe.wasm"),
+    )
+    .unwrap();
+    let out = bandpass(&["serve", "--config", &probe]);
+    let shown = text(&out.stderr);
+    assert!(
+        shown.contains("history-probe reads an object's history ('history.jd')"),
+        "{shown}"
+    );
+}
+
+/// What `history-probe` noted on each alert, in the order it saw them:
+/// `(object, {note: value})`.
+fn probed(args: &[&str]) -> Vec<(String, BTreeMap<String, String>)> {
+    let (_, doc) = tested(&filter("history_probe"), args);
+    doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let notes = a["result"]["annotations"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{a}"))
+                .iter()
+                .map(|kv| {
+                    (
+                        kv[0].as_str().unwrap().into(),
+                        kv[1].as_str().unwrap().into(),
+                    )
+                })
+                .collect();
+            (a["object_id"].as_str().unwrap().to_string(), notes)
+        })
+        .collect()
+}
+
+/// Checks that alert k (from 1) of each object saw `before + k` points,
+/// the earliest at `first`, in order, each detection once, its own last.
+fn assert_light_curves(
+    seen: &[(String, BTreeMap<String, String>)],
+    before: usize,
+    first: Option<&str>,
+) {
+    let mut k: BTreeMap<&str, usize> = BTreeMap::new();
+    for (object, notes) in seen {
+        let k = k.entry(object).or_default();
+        *k += 1;
+        assert_eq!(
+            notes["n"],
+            (before + *k).to_string(),
+            "{object} alert {k}: {notes:?}"
+        );
+        for yes in ["sorted", "unique", "last_is_current"] {
+            assert_eq!(notes[yes], "yes", "{object} alert {k}: {notes:?}");
+        }
+        if let Some(first) = first {
+            assert_eq!(notes["first"], first, "{object}: {notes:?}");
+        }
+    }
+    assert_eq!(k.len(), 5, "five objects");
+}
+
+#[test]
+fn history_is_the_object_s_light_curve_merged_across_packets_without_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each packet carries the same ten previous candidates: counted once,
+    // then one point more with each night.
+    nights_from(&dir.path().join("year"), None, Some(WITHIN_A_YEAR));
+    let seen = probed(&[dir.path().join("year").to_str().unwrap()]);
+    assert_light_curves(&seen, 10, Some("2460420.96376"));
+    assert_eq!(
+        seen[0].1["ndet"], "8",
+        "seven earlier detections and its own"
+    );
+    // A year and more after them, they are left out (the age cap).
+    nights(&dir.path().join("later"), None);
+    let seen = probed(&[dir.path().join("later").to_str().unwrap()]);
+    assert_light_curves(&seen, 0, Some("2461000.50000"));
+    // Split over two runs on one state folder: the second continues the
+    // curves the first kept.
+    let state = dir.path().join("state");
+    nights(&dir.path().join("early"), Some("0:2"));
+    nights(&dir.path().join("late"), Some("2:100"));
+    let mut both = probed(&[
+        dir.path().join("early").to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    both.extend(probed(&[
+        dir.path().join("late").to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]));
+    assert_light_curves(&both, 0, None);
+}
+
+/// `bandpass test --json`'s outcome per input (verdict, score, tags,
+/// notes), for comparing twins.
+fn outcomes(component: &Path, args: &[&str]) -> BTreeMap<String, serde_json::Value> {
+    let (_, doc) = tested(component.to_str().unwrap(), args);
+    doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let mut r = a["result"].clone();
+            for cost in ["fuel", "nanos"] {
+                r.as_object_mut().unwrap().remove(cost);
+            }
+            (a["input"].as_str().unwrap().to_string(), r)
+        })
+        .collect()
+}
+
+#[test]
+fn the_python_and_javascript_twins_of_rise_once_decide_as_the_rust_one_and_share_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let nights_dir = dir.path().join("nights");
+    nights(&nights_dir, None);
+    let rust = PathBuf::from(filter("rise_once"));
+    let python = crate::support::python_filters_dir().join("rise-once.wasm");
+    let js = crate::support::js_filters_dir().join("rise-once.wasm");
+    let spidermonkey = crate::support::js_filters_dir().join("spidermonkey/rise-once.wasm");
+    let all = [nights_dir.to_str().unwrap()];
+    let want = outcomes(&rust, &all);
+    assert_eq!(
+        want.values().filter(|r| r["verdict"] == "accept").count(),
+        3
+    );
+    for twin in [&python, &js, &spidermonkey] {
+        assert_eq!(
+            outcomes(twin, &all),
+            want,
+            "{} differs from Rust",
+            twin.display()
+        );
+    }
+    // One JSON layout and one format: the Python twin continues, on the
+    // last nights, from the state the Rust one kept of the first.
+    nights(&dir.path().join("early"), Some("0:2"));
+    nights(&dir.path().join("late"), Some("2:100"));
+    let state = dir.path().join("state");
+    let mut split = outcomes(
+        &rust,
+        &[
+            dir.path().join("early").to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
+    split.extend(outcomes(
+        &python,
+        &[
+            dir.path().join("late").to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    ));
+    let by_name = |m: BTreeMap<String, serde_json::Value>| -> BTreeMap<String, serde_json::Value> {
+        m.into_iter()
+            .map(|(k, v)| {
+                (
+                    Path::new(&k).file_name().unwrap().to_string_lossy().into(),
+                    v,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(by_name(split), by_name(want));
 }

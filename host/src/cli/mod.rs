@@ -168,7 +168,7 @@ impl MemoryArgs {
     /// store, no folder otherwise), and says whether it did: the caller
     /// then feeds alerts in time order ([`ordered`]).
     pub(crate) fn attach(&self, runner: &mut crate::runner::Runner) -> anyhow::Result<bool> {
-        if !runner.keeps_state() {
+        if !runner.remembers() {
             return Ok(false);
         }
         let mut memory = match &self.state {
@@ -348,7 +348,13 @@ impl EngineArgs {
         let checks = filters
             .iter()
             .map(|f| {
-                let check = vocabulary.check(&f.manifest.survey, &f.fields);
+                let mut check = vocabulary.check(&f.manifest.survey, &f.fields);
+                // `history.*` paths name what the host keeps, not a schema's.
+                for (field, why) in crate::memory::history::refusals(&f.manifest.survey, &f.fields)
+                {
+                    check.refused.push(why);
+                    check.refused_paths.push(field);
+                }
                 paths::report(&f.manifest.name, &check);
                 check
             })

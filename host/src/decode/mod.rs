@@ -74,6 +74,12 @@ pub use vocabulary::{PathCheck, Vocabulary, nearest};
 /// tiny records is refused rather than held.
 pub const MAX_RECORDS_PER_MESSAGE: usize = 20_000;
 
+/// Declared paths under this prefix (`history.magpsf`) are not in any
+/// alert's schema: they name the columns of an object's light curve as
+/// the host keeps it (`memory::history`), and are checked against what it
+/// keeps instead.
+pub const HISTORY_PREFIX: &str = "history.";
+
 /// Most bytes the standalone messages split from one container may make
 /// together (each record gets the container's header again).
 pub const MAX_SPLIT_BYTES: usize = 512 << 20;

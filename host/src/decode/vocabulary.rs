@@ -313,7 +313,10 @@ impl Vocabulary {
             .flat_map(|v| v.paths.keys().map(String::as_str))
             .collect();
         let mut suggested = 0;
-        for field in fields {
+        for field in fields
+            .iter()
+            .filter(|f| !f.text.starts_with(super::HISTORY_PREFIX))
+        {
             let (with, without): (Vec<&&Version>, Vec<&&Version>) = versions
                 .iter()
                 .partition(|v| v.paths.contains_key(&field.text));

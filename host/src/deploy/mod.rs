@@ -94,12 +94,24 @@ pub fn load_filters(
     Ok(out)
 }
 
-/// Why `bandpass serve` cannot run `filter` yet, if it cannot: it keeps a
-/// state per object, which serve does not keep (the per-partition stores,
-/// changelog and restore of docs/design/object-memory.md are not built).
+/// Why `bandpass serve` cannot run `filter` yet, if it cannot: it reads an
+/// object's history or keeps a state per object, which serve does not keep
+/// (the per-partition stores, changelog and restore of
+/// docs/design/object-memory.md are not built).
 /// Refused rather than run without its state, which would give other
 /// verdicts than `bandpass test` and `run`.
 pub fn serve_refuses(filter: &LoadedFilter) -> Option<String> {
+    if let Some(path) = filter
+        .fields
+        .iter()
+        .find(|f| f.text.starts_with(crate::decode::HISTORY_PREFIX))
+    {
+        return Some(format!(
+            "{} reads an object's history ('{}'), which `bandpass serve` does not keep yet: \
+             run it offline with `bandpass test` or `bandpass run --state DIR`",
+            filter.name, path.text
+        ));
+    }
     let state = filter.manifest.state.as_ref()?;
     Some(format!(
         "{} keeps a state per object (format '{}'), which `bandpass serve` does not keep yet: \

@@ -14,6 +14,7 @@
 //! disk did: a store that cannot be written is counted and named, and
 //! filters go on.
 
+pub mod history;
 mod order;
 mod record;
 
@@ -23,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use order::TimeOrder;
-pub use record::{DeploymentState, ObjectRecord};
+pub use record::{DeploymentState, ObjectRecord, StoredHistory};
 
 /// How long an object's state lives without an alert of it, by default:
 /// a year of alert time.
@@ -49,6 +50,9 @@ pub struct Memory {
     /// States of an object with no alert for this long (alert time) are
     /// dropped when its next alert comes.
     pub state_ttl: Duration,
+    /// Points of a light curve older than this many days before the
+    /// object's latest are dropped.
+    pub history_max_age_days: f64,
     /// Writes that failed (a full or read-only disk), and the first
     /// reason.
     failed_writes: u64,
@@ -95,6 +99,7 @@ impl Memory {
             objects,
             dir: dir.to_path_buf(),
             state_ttl: DEFAULT_STATE_TTL,
+            history_max_age_days: history::DEFAULT_MAX_AGE_DAYS,
             failed_writes: 0,
             first_failure: None,
             _temporary: temporary,

@@ -13,8 +13,9 @@ use crate::input::Item;
 /// Messages sorted by alert time on disk; equal times keep their input
 /// order, and messages with no time (unreadable ones) come first.
 pub struct TimeOrder {
-    _dir: tempfile::TempDir,
+    // Declared before the folder, so that it is dropped first.
     _keyspace: fjall::Keyspace,
+    _dir: tempfile::TempDir,
     spool: fjall::PartitionHandle,
     seq: u64,
 }
@@ -25,21 +26,18 @@ impl TimeOrder {
             .prefix("bandpass-order-")
             .tempdir()
             .context("cannot create a temporary folder to sort alerts by time ($TMPDIR)")?;
-        let keyspace = fjall::Config::new(dir.path())
-            .temporary(true)
-            .open()
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot sort alerts by time in {}: {e}",
-                    dir.path().display()
-                )
-            })?;
+        let keyspace = fjall::Config::new(dir.path()).open().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot sort alerts by time in {}: {e}",
+                dir.path().display()
+            )
+        })?;
         let spool = keyspace
             .open_partition("spool", fjall::PartitionCreateOptions::default())
             .map_err(|e| anyhow::anyhow!("cannot sort alerts by time: {e}"))?;
         Ok(TimeOrder {
-            _dir: dir,
             _keyspace: keyspace,
+            _dir: dir,
             spool,
             seq: 0,
         })
@@ -78,8 +76,9 @@ impl TimeOrder {
     /// The items in time order.
     pub fn into_items(self) -> impl Iterator<Item = Item> {
         let entries = self.spool.iter();
-        // The folder lives as long as the iterator.
-        let keep = (self._dir, self._keyspace);
+        // The store, then its folder, live as long as the iterator (a
+        // tuple drops its fields in order).
+        let keep = (self._keyspace, self._dir);
         entries.map(move |entry| {
             let _ = &keep;
             match entry {

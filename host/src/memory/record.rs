@@ -1,10 +1,19 @@
 //! One object's record in the store ([`ObjectRecord`]): when its last
-//! alert was observed and each deployment's state, in a compact encoding
-//! of our own (a version byte, then length-prefixed parts), so that an
-//! alert costs one read and one write whatever the number of filters.
+//! alert was observed, each deployment's state, and the object's light
+//! curve, in a compact encoding of our own (a version byte, then
+//! length-prefixed parts), so that an alert costs one read and one write
+//! whatever the number of filters.
 
-/// The encoding's version: the first byte of every record.
-const VERSION: u8 = 1;
+use super::history::{Cell, Point};
+
+/// The encoding's version: the first byte of every record. Version 1 had
+/// no history; it still reads.
+const VERSION: u8 = 2;
+
+/// Most points and columns a stored history may hold: what a record read
+/// may allocate is bounded whatever its bytes say.
+const MAX_STORED_POINTS: usize = 100_000;
+const MAX_STORED_COLUMNS: usize = 64;
 
 /// What the store keeps of one object.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -14,6 +23,16 @@ pub struct ObjectRecord {
     pub last_alert: u64,
     /// Each deployment's state, sorted by deployment.
     pub states: Vec<DeploymentState>,
+    /// The object's light curve, if some filter declared history.
+    pub history: Option<StoredHistory>,
+}
+
+/// A light curve as stored: the columns' names, and each point's cells
+/// in that order (the host's kept columns may change between runs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredHistory {
+    pub columns: Vec<String>,
+    pub points: Vec<Point>,
 }
 
 /// One deployment's state for one object.
@@ -71,7 +90,7 @@ impl ObjectRecord {
 
     /// Whether nothing is kept: the record can be deleted.
     pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
+        self.states.is_empty() && self.history.as_ref().is_none_or(|h| h.points.is_empty())
     }
 
     fn find(&self, deployment: &str) -> Result<usize, usize> {
@@ -100,6 +119,39 @@ impl ObjectRecord {
             out.extend_from_slice(&(s.bytes.len() as u32).to_le_bytes());
             out.extend_from_slice(&s.bytes);
         }
+        match &self.history {
+            None => out.push(0),
+            Some(h) => {
+                out.push(1);
+                out.push(h.columns.len() as u8);
+                for c in &h.columns {
+                    out.push(c.len() as u8);
+                    out.extend_from_slice(c.as_bytes());
+                }
+                out.extend_from_slice(&(h.points.len() as u32).to_le_bytes());
+                for p in &h.points {
+                    out.extend_from_slice(&p.time.to_le_bytes());
+                    for cell in &p.cells {
+                        match cell {
+                            Cell::Absent => out.push(0),
+                            Cell::Real(r) => {
+                                out.push(1);
+                                out.extend_from_slice(&r.to_le_bytes());
+                            }
+                            Cell::Integer(i) => {
+                                out.push(2);
+                                out.extend_from_slice(&i.to_le_bytes());
+                            }
+                            Cell::Text(t) => {
+                                out.push(3);
+                                out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                                out.extend_from_slice(t.as_bytes());
+                            }
+                        }
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -109,7 +161,8 @@ impl ObjectRecord {
             why,
         };
         let mut r = Reader { bytes, at: 0 };
-        if r.take(1).ok_or(damaged("empty"))? != [VERSION] {
+        let version = r.take(1).ok_or(damaged("empty"))?[0];
+        if version != 1 && version != VERSION {
             return Err(damaged("an unknown encoding version"));
         }
         let last_alert = r.u64().ok_or(damaged("cut in the header"))?;
@@ -129,14 +182,64 @@ impl ObjectRecord {
                 bytes,
             });
         }
+        let history = if version == 1 {
+            None
+        } else {
+            let cut = || damaged("cut in the history");
+            match r.take(1).ok_or_else(cut)?[0] {
+                0 => None,
+                1 => Some(read_history(&mut r).ok_or_else(cut)?),
+                _ => return Err(damaged("a history marker neither 0 nor 1")),
+            }
+        };
         if r.at != bytes.len() {
-            return Err(damaged("bytes after the last state"));
+            return Err(damaged("bytes after the end"));
         }
         if !states.is_sorted_by(|a, b| a.deployment < b.deployment) {
             return Err(damaged("states out of order"));
         }
-        Ok(ObjectRecord { last_alert, states })
+        Ok(ObjectRecord {
+            last_alert,
+            states,
+            history,
+        })
     }
+}
+
+/// A stored history; `None` where the bytes are cut or over a bound.
+fn read_history(r: &mut Reader) -> Option<StoredHistory> {
+    let ncols = r.take(1)?[0] as usize;
+    if ncols > MAX_STORED_COLUMNS {
+        return None;
+    }
+    let mut columns = Vec::with_capacity(ncols);
+    for _ in 0..ncols {
+        let n = r.take(1)?[0] as usize;
+        columns.push(r.text(n)?);
+    }
+    let npoints = r.u32()? as usize;
+    if npoints > MAX_STORED_POINTS {
+        return None;
+    }
+    let mut points = Vec::with_capacity(npoints.min(4096));
+    for _ in 0..npoints {
+        let time = f64::from_bits(r.u64()?);
+        let mut cells = Vec::with_capacity(ncols);
+        for _ in 0..ncols {
+            cells.push(match r.take(1)?[0] {
+                0 => Cell::Absent,
+                1 => Cell::Real(f64::from_bits(r.u64()?)),
+                2 => Cell::Integer(r.u64()? as i64),
+                3 => {
+                    let n = r.u32()? as usize;
+                    Cell::Text(r.text(n)?)
+                }
+                _ => return None,
+            });
+        }
+        points.push(Point { time, cells });
+    }
+    Some(StoredHistory { columns, points })
 }
 
 /// Reads a record's parts, refusing to read past its end.
@@ -174,6 +277,19 @@ mod tests {
         let mut r = ObjectRecord {
             last_alert: 1_700_000_000_000_000_000,
             states: Vec::new(),
+            history: Some(StoredHistory {
+                columns: vec!["jd".into(), "isdiffpos".into(), "fid".into()],
+                points: vec![
+                    Point {
+                        time: 10.5,
+                        cells: vec![Cell::Real(10.5), Cell::Text("t".into()), Cell::Integer(2)],
+                    },
+                    Point {
+                        time: 11.5,
+                        cells: vec![Cell::Real(11.5), Cell::Absent, Cell::Integer(-1)],
+                    },
+                ],
+            }),
         };
         r.set("rise-once", "rise-once/1", br#"{"done":true}"#.to_vec());
         r.set("b-filter", "b/2", vec![0, 255, 7]);
@@ -186,6 +302,15 @@ mod tests {
         let r = record();
         let back = ObjectRecord::decode(&r.encode()).unwrap();
         assert_eq!(back, r);
+        // A record of the first encoding (no history) still reads.
+        let mut v1 = ObjectRecord {
+            history: None,
+            ..r.clone()
+        }
+        .encode();
+        v1[0] = 1;
+        v1.pop();
+        assert_eq!(ObjectRecord::decode(&v1).unwrap().history, None);
         let names: Vec<_> = back.states.iter().map(|s| s.deployment.as_str()).collect();
         assert_eq!(names, ["b-filter", "empty", "rise-once"]);
         assert_eq!(back.state("b-filter", "b/2"), Some(&[0, 255, 7][..]));
@@ -202,6 +327,8 @@ mod tests {
         assert_eq!(r.state("rise-once", "rise-once/1"), None);
         r.forget("b-filter");
         r.forget("empty");
+        assert!(!r.is_empty(), "the history is still kept");
+        r.history = None;
         assert!(r.is_empty());
     }
 
@@ -223,5 +350,12 @@ mod tests {
         let err = ObjectRecord::decode(&lying).unwrap_err().to_string();
         assert!(err.contains("cut in a state"), "{err}");
         assert!(ObjectRecord::decode(&[9]).is_err());
+        // A history claiming four billion points.
+        let mut huge = vec![VERSION];
+        huge.extend_from_slice(&0u64.to_le_bytes());
+        huge.extend_from_slice(&0u16.to_le_bytes());
+        huge.extend_from_slice(&[1, 1, 2, b'j', b'd']);
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(ObjectRecord::decode(&huge).is_err());
     }
 }

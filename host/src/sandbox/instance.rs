@@ -163,9 +163,21 @@ impl FilterInstance {
         for (path, &slot) in filter.fields.iter().zip(&self.slots) {
             let value = &alert.values[slot];
             if matches!(value, FieldValue::Missing) && !path.optional {
-                let failure = Failure {
-                    kind: FailureKind::UnknownField,
-                    message: format!(
+                let message = if path.text.starts_with(crate::decode::HISTORY_PREFIX) {
+                    let kept = crate::memory::history::plan_of(&alert.schema.survey)
+                        .map(|p| {
+                            let names: Vec<&str> = p.columns.iter().map(|(c, _)| *c).collect();
+                            format!("it keeps {}", names.join(", "))
+                        })
+                        .unwrap_or_else(|| "it keeps none for this survey".into());
+                    format!(
+                        "field '{}': the host keeps no such history column for {} alerts \
+                         ({kept}); declare it '{}?' if the filter reads alerts of several \
+                         surveys",
+                        path.text, alert.schema.survey, path.text
+                    )
+                } else {
+                    format!(
                         "field '{}' is not in this alert's schema ({}{}): check its spelling \
                          (`bandpass fields ALERT` lists the schema's paths); declare it '{}?' \
                          only if some schema versions lack it on purpose",
@@ -178,7 +190,11 @@ impl FilterInstance {
                             .map(|v| format!(" version {v}"))
                             .unwrap_or_default(),
                         path.text
-                    ),
+                    )
+                };
+                let failure = Failure {
+                    kind: FailureKind::UnknownField,
+                    message,
                 };
                 return (Err(failure), 0);
             }

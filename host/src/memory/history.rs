@@ -1,0 +1,520 @@
+//! An object's light curve as the host has seen it ([`History`]): the
+//! detections and limits of every alert of the object consumed, merged
+//! with each new packet's own previous ones, deduplicated, in time order,
+//! capped in age and length; handed to filters as `history.*` columns.
+//!
+//! Which columns are kept, per survey, is [`HistoryPlan`]: where a
+//! detection's values sit in a packet (the current one, the arrays of
+//! previous ones), its time, id and band columns, and each kept column's
+//! kind, so that a column reads the same type whether or not an alert
+//! filled it.
+
+use std::collections::BTreeMap;
+
+use crate::decode::{FieldPath, FieldValue, HISTORY_PREFIX};
+
+/// Most points kept per object by default, and ever.
+pub const DEFAULT_MAX_POINTS: usize = 4000;
+/// Oldest point kept by default, in days before the object's latest alert.
+pub const DEFAULT_MAX_AGE_DAYS: f64 = 365.0;
+
+/// A kept column's type, as filters receive it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Real,
+    Integer,
+    Text,
+}
+
+/// One value of a point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Absent,
+    Real(f64),
+    Integer(i64),
+    Text(String),
+}
+
+/// Where one survey's detections sit in its packets, and what is kept.
+#[derive(Debug, Clone)]
+pub struct HistoryPlan {
+    pub survey: &'static str,
+    /// The record of the packet's own detection: `candidate`.
+    pub current: &'static str,
+    /// Arrays of earlier detections and limits: `prv_candidates`.
+    pub previous: &'static [&'static str],
+    /// The column a point's time is in (days: JD or MJD), its id (the
+    /// same detection in two packets) and its band.
+    pub time: &'static str,
+    pub id: &'static str,
+    pub band: &'static str,
+    /// Every kept column and its kind; `time`, `id` and `band` among them.
+    pub columns: &'static [(&'static str, Kind)],
+}
+
+/// The surveys whose history the host keeps, and their columns.
+pub const PLANS: &[HistoryPlan] = &[
+    HistoryPlan {
+        survey: "ztf",
+        current: "candidate",
+        previous: &["prv_candidates"],
+        time: "jd",
+        id: "candid",
+        band: "fid",
+        columns: &[
+            ("jd", Kind::Real),
+            ("fid", Kind::Integer),
+            ("magpsf", Kind::Real),
+            ("sigmapsf", Kind::Real),
+            ("diffmaglim", Kind::Real),
+            ("isdiffpos", Kind::Text),
+            ("candid", Kind::Integer),
+            ("programid", Kind::Integer),
+            ("rb", Kind::Real),
+            ("drb", Kind::Real),
+            ("ra", Kind::Real),
+            ("dec", Kind::Real),
+        ],
+    },
+    HistoryPlan {
+        survey: "rubin",
+        current: "diaSource",
+        previous: &["prvDiaSources", "prvDiaForcedSources"],
+        time: "midpointMjdTai",
+        id: "diaSourceId",
+        band: "band",
+        columns: &[
+            ("midpointMjdTai", Kind::Real),
+            ("band", Kind::Text),
+            ("psfFlux", Kind::Real),
+            ("psfFluxErr", Kind::Real),
+            ("diaSourceId", Kind::Integer),
+            ("diaForcedSourceId", Kind::Integer),
+            ("ra", Kind::Real),
+            ("dec", Kind::Real),
+        ],
+    },
+];
+
+/// The plan of `survey`, if the host keeps its history.
+pub fn plan_of(survey: &str) -> Option<&'static HistoryPlan> {
+    PLANS.iter().find(|p| p.survey == survey)
+}
+
+/// The column a `history.` path names, if it is one.
+pub fn column_of(path: &FieldPath) -> Option<&str> {
+    path.text.strip_prefix(HISTORY_PREFIX)
+}
+
+/// Why a filter's declared history columns cannot be given: each path the
+/// host keeps no column for, with a sentence naming what it keeps.
+pub fn refusals(survey: &str, fields: &[FieldPath]) -> Vec<(String, String)> {
+    let plans: Vec<&HistoryPlan> = match survey {
+        "any" => PLANS.iter().collect(),
+        s => plan_of(s).into_iter().collect(),
+    };
+    let mut out = Vec::new();
+    for field in fields {
+        let Some(column) = column_of(field) else {
+            continue;
+        };
+        if plans.is_empty() {
+            out.push((
+                field.text.clone(),
+                format!(
+                    "declared field '{}': the host keeps no history of {survey} alerts (it keeps {})",
+                    field.text,
+                    PLANS.iter().map(|p| p.survey).collect::<Vec<_>>().join(" and ")
+                ),
+            ));
+            continue;
+        }
+        if !plans
+            .iter()
+            .any(|p| p.columns.iter().any(|(c, _)| *c == column))
+        {
+            let kept: Vec<String> = plans
+                .iter()
+                .map(|p| {
+                    let names: Vec<&str> = p.columns.iter().map(|(c, _)| *c).collect();
+                    format!("{}: {}", p.survey, names.join(", "))
+                })
+                .collect();
+            out.push((
+                field.text.clone(),
+                format!(
+                    "declared field '{}' is not a history column the host keeps ({})",
+                    crate::text::shown(&field.text, 256),
+                    kept.join("; ")
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// One detection or limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Its time, in the survey's days (JD, MJD).
+    pub time: f64,
+    /// One cell per column of the plan, in its order.
+    pub cells: Vec<Cell>,
+}
+
+/// An object's points, in time order, one per detection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub points: Vec<Point>,
+}
+
+/// A cell of `kind` from a decoded value (an integer where a real is kept
+/// is widened; any other mismatch is absent).
+fn cell(kind: Kind, value: Option<&FieldValue>) -> Cell {
+    match (kind, value) {
+        (Kind::Real, Some(FieldValue::Real(r))) => Cell::Real(*r),
+        (Kind::Real, Some(FieldValue::Integer(i))) => Cell::Real(*i as f64),
+        (Kind::Integer, Some(FieldValue::Integer(i))) => Cell::Integer(*i),
+        (Kind::Text, Some(FieldValue::Text(t))) => Cell::Text(t.clone()),
+        _ => Cell::Absent,
+    }
+}
+
+/// Element `i` of a column value, as a cell of `kind`.
+fn element(kind: Kind, column: Option<&FieldValue>, i: usize) -> Cell {
+    match (kind, column) {
+        (Kind::Real, Some(FieldValue::Reals(c))) => c[i].map_or(Cell::Absent, Cell::Real),
+        (Kind::Real, Some(FieldValue::Integers(c))) => {
+            c[i].map_or(Cell::Absent, |v| Cell::Real(v as f64))
+        }
+        (Kind::Integer, Some(FieldValue::Integers(c))) => c[i].map_or(Cell::Absent, Cell::Integer),
+        (Kind::Text, Some(FieldValue::Texts(c))) => c[i].clone().map_or(Cell::Absent, Cell::Text),
+        _ => Cell::Absent,
+    }
+}
+
+fn column_len(value: Option<&FieldValue>) -> usize {
+    match value {
+        Some(FieldValue::Reals(c)) => c.len(),
+        Some(FieldValue::Integers(c)) => c.len(),
+        Some(FieldValue::Texts(c)) => c.len(),
+        Some(FieldValue::Booleans(c)) => c.len(),
+        _ => 0,
+    }
+}
+
+impl HistoryPlan {
+    /// The decoder paths this plan reads, in order: for each source (the
+    /// current record, then each previous array), each column, optional.
+    pub fn paths(&self) -> Vec<String> {
+        std::iter::once(self.current)
+            .chain(self.previous.iter().copied())
+            .flat_map(|source| {
+                self.columns
+                    .iter()
+                    .map(move |(c, _)| format!("{source}.{c}?"))
+            })
+            .collect()
+    }
+
+    fn index(&self, column: &str) -> Option<usize> {
+        self.columns.iter().position(|(c, _)| *c == column)
+    }
+
+    /// The packet's points: `values` are the decoded values of
+    /// [`HistoryPlan::paths`], in order. A point with no time is left out
+    /// (it cannot be placed).
+    pub fn packet_points(&self, values: &[&FieldValue]) -> Vec<Point> {
+        let n = self.columns.len();
+        let time = self.index(self.time).expect("the time is a kept column");
+        let mut points = Vec::new();
+        let current: Vec<Cell> = self
+            .columns
+            .iter()
+            .zip(&values[..n])
+            .map(|((_, kind), v)| cell(*kind, Some(v)))
+            .collect();
+        for (s, _) in self.previous.iter().enumerate() {
+            let source = &values[n * (s + 1)..n * (s + 2)];
+            let len = source
+                .iter()
+                .map(|v| column_len(Some(v)))
+                .max()
+                .unwrap_or(0);
+            for i in 0..len {
+                let cells: Vec<Cell> = self
+                    .columns
+                    .iter()
+                    .zip(source)
+                    .map(|((_, kind), v)| {
+                        if column_len(Some(v)) == len {
+                            element(*kind, Some(v), i)
+                        } else {
+                            Cell::Absent
+                        }
+                    })
+                    .collect();
+                if let Cell::Real(t) = cells[time] {
+                    points.push(Point { time: t, cells });
+                }
+            }
+        }
+        if let Cell::Real(t) = current[time] {
+            points.push(Point {
+                time: t,
+                cells: current,
+            });
+        }
+        points
+    }
+
+    /// What tells two points apart: the id where there is one, else the
+    /// time and band.
+    fn key(&self, p: &Point) -> (u8, i64, u64, String) {
+        let id = self.index(self.id).map(|i| &p.cells[i]);
+        let band = self.index(self.band).map(|i| &p.cells[i]);
+        match id {
+            Some(Cell::Integer(id)) => (0, *id, 0, String::new()),
+            _ => (
+                1,
+                0,
+                p.time.to_bits(),
+                match band {
+                    Some(Cell::Integer(b)) => b.to_string(),
+                    Some(Cell::Text(b)) => b.clone(),
+                    _ => String::new(),
+                },
+            ),
+        }
+    }
+
+    /// `stored` merged with a packet's points: one point per detection
+    /// (a packet's copy replaces the stored one), in time order, none
+    /// older than `max_age_days` before the latest, at most `max_points`
+    /// (the oldest dropped first).
+    pub fn merge(
+        &self,
+        stored: History,
+        packet: Vec<Point>,
+        max_age_days: f64,
+        max_points: usize,
+    ) -> History {
+        let mut by_key: BTreeMap<(u8, i64, u64, String), Point> = BTreeMap::new();
+        for p in stored.points.into_iter().chain(packet) {
+            by_key.insert(self.key(&p), p);
+        }
+        let mut points: Vec<Point> = by_key.into_values().collect();
+        points.sort_by(|a, b| a.time.total_cmp(&b.time));
+        if let Some(latest) = points.last().map(|p| p.time) {
+            points.retain(|p| latest - p.time <= max_age_days);
+        }
+        if points.len() > max_points {
+            points.drain(..points.len() - max_points);
+        }
+        History { points }
+    }
+
+    /// A stored history in this plan's columns (a column the store lacks
+    /// is absent; one the plan no longer keeps is left out).
+    pub fn adopt(&self, stored: super::StoredHistory) -> History {
+        let same = stored.columns.len() == self.columns.len()
+            && stored
+                .columns
+                .iter()
+                .zip(self.columns)
+                .all(|(a, (b, _))| a == b);
+        if same {
+            return History {
+                points: stored.points,
+            };
+        }
+        let from: Vec<Option<usize>> = self
+            .columns
+            .iter()
+            .map(|(c, _)| stored.columns.iter().position(|s| s == c))
+            .collect();
+        let points = stored
+            .points
+            .into_iter()
+            .map(|p| Point {
+                time: p.time,
+                cells: from
+                    .iter()
+                    .map(|i| {
+                        i.and_then(|i| p.cells.get(i).cloned())
+                            .unwrap_or(Cell::Absent)
+                    })
+                    .collect(),
+            })
+            .collect();
+        History { points }
+    }
+
+    /// `history` as the store keeps it.
+    pub fn stored(&self, history: History) -> super::StoredHistory {
+        super::StoredHistory {
+            columns: self.columns.iter().map(|(c, _)| (*c).to_string()).collect(),
+            points: history.points,
+        }
+    }
+
+    /// The column `name` of `history`, as filters receive it; `None` if
+    /// the plan does not keep it.
+    pub fn column(&self, history: &History, name: &str) -> Option<FieldValue> {
+        let i = self.index(name)?;
+        let cells = history.points.iter().map(|p| &p.cells[i]);
+        Some(match self.columns[i].1 {
+            Kind::Real => FieldValue::Reals(
+                cells
+                    .map(|c| match c {
+                        Cell::Real(r) => Some(*r),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Kind::Integer => FieldValue::Integers(
+                cells
+                    .map(|c| match c {
+                        Cell::Integer(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Kind::Text => FieldValue::Texts(
+                cells
+                    .map(|c| match c {
+                        Cell::Text(t) => Some(t.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ztf() -> &'static HistoryPlan {
+        plan_of("ztf").unwrap()
+    }
+
+    /// A ZTF packet: the current detection and previous ones, as the
+    /// decoder gives the plan's paths.
+    fn packet(
+        current: (f64, i64, f64, Option<i64>),
+        previous: &[(f64, i64, Option<f64>, Option<i64>)],
+    ) -> Vec<FieldValue> {
+        let plan = ztf();
+        let mut values = Vec::new();
+        for (c, _) in plan.columns {
+            values.push(match *c {
+                "jd" => FieldValue::Real(current.0),
+                "fid" => FieldValue::Integer(current.1),
+                "magpsf" => FieldValue::Real(current.2),
+                "candid" => current.3.map_or(FieldValue::Absent, FieldValue::Integer),
+                "isdiffpos" => FieldValue::Text("t".into()),
+                _ => FieldValue::Missing,
+            });
+        }
+        for (c, _) in plan.columns {
+            values.push(match *c {
+                "jd" => FieldValue::Reals(previous.iter().map(|p| Some(p.0)).collect()),
+                "fid" => FieldValue::Integers(previous.iter().map(|p| Some(p.1)).collect()),
+                "magpsf" => FieldValue::Reals(previous.iter().map(|p| p.2).collect()),
+                "candid" => FieldValue::Integers(previous.iter().map(|p| p.3).collect()),
+                _ => FieldValue::Missing,
+            });
+        }
+        values
+    }
+
+    fn points(values: &[FieldValue]) -> Vec<Point> {
+        let refs: Vec<&FieldValue> = values.iter().collect();
+        ztf().packet_points(&refs)
+    }
+
+    #[test]
+    fn packets_merge_into_one_time_ordered_light_curve_without_repeats() {
+        let plan = ztf();
+        // Night 1: a detection after a limit.
+        let night1 = points(&packet((10.0, 1, 19.0, Some(100)), &[(9.0, 1, None, None)]));
+        let h = plan.merge(History::default(), night1, 365.0, 4000);
+        // Night 2's packet repeats night 1's detection and limit.
+        let night2 = points(&packet(
+            (11.0, 2, 18.5, Some(200)),
+            &[
+                (9.0, 1, None, None),
+                (10.0, 1, Some(19.0), Some(100)),
+                (10.5, 2, None, None),
+            ],
+        ));
+        let h = plan.merge(h, night2, 365.0, 4000);
+        let Some(FieldValue::Reals(jd)) = plan.column(&h, "jd") else {
+            panic!()
+        };
+        assert_eq!(jd, [Some(9.0), Some(10.0), Some(10.5), Some(11.0)]);
+        let Some(FieldValue::Reals(mag)) = plan.column(&h, "magpsf") else {
+            panic!()
+        };
+        assert_eq!(mag, [None, Some(19.0), None, Some(18.5)]);
+        let Some(FieldValue::Texts(sign)) = plan.column(&h, "isdiffpos") else {
+            panic!()
+        };
+        assert_eq!(
+            sign.iter().filter(|s| s.is_some()).count(),
+            1,
+            "only night 2's own, never filled"
+        );
+        assert!(plan.column(&h, "nope").is_none());
+    }
+
+    #[test]
+    fn the_oldest_points_go_first_past_the_age_and_length_caps() {
+        let plan = ztf();
+        let many: Vec<(f64, i64, Option<f64>, Option<i64>)> = (0..10)
+            .map(|d| (d as f64 * 100.0, 1, Some(18.0), Some(d)))
+            .collect();
+        let h = plan.merge(
+            History::default(),
+            points(&packet((1000.0, 1, 17.0, Some(99)), &many)),
+            365.0,
+            4000,
+        );
+        let Some(FieldValue::Reals(jd)) = plan.column(&h, "jd") else {
+            panic!()
+        };
+        assert_eq!(
+            jd,
+            [Some(700.0), Some(800.0), Some(900.0), Some(1000.0)],
+            "a year back"
+        );
+        let h = plan.merge(h, Vec::new(), 365.0, 2);
+        assert_eq!(h.points.len(), 2);
+        assert_eq!(h.points[0].time, 900.0);
+    }
+
+    #[test]
+    fn a_history_column_the_host_does_not_keep_is_refused_naming_what_it_keeps() {
+        let fields: Vec<FieldPath> = [
+            "history.jd",
+            "history.magpsf?",
+            "history.fwhm",
+            "candidate.jd",
+        ]
+        .iter()
+        .map(|p| FieldPath::parse(p).unwrap())
+        .collect();
+        let refused = refusals("ztf", &fields);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "history.fwhm");
+        assert!(
+            refused[0].1.contains("'history.fwhm'") && refused[0].1.contains("ztf: jd, fid"),
+            "{refused:?}"
+        );
+        assert!(refusals("any", &fields[..1]).is_empty());
+        let none = refusals("atlas", &fields[..1]);
+        assert!(none[0].1.contains("no history of atlas alerts"), "{none:?}");
+    }
+}
