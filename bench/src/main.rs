@@ -12,7 +12,10 @@
 //! 2. One filter reading 20 fields: the same cut compiled natively and
 //!    run as a wasm component through the sandbox.
 //! 3. Decode plus 25 filters (five sample filters, five instances each).
-//! 4. `languages` (only when named): the 20-field cut as a Rust, Python
+//! 4. `memory`: the same 25 filters, then with a filter keeping state
+//!    (rise-once) and one reading history (history-probe) added, the
+//!    object store on disk: what remembering objects costs per alert.
+//! 5. `languages` (only when named): the 20-field cut as a Rust, Python
 //!    and JavaScript component, and as plain CPython over fastavro.
 //!    Needs `scripts/build-python-filters.sh` and
 //!    `scripts/build-js-filters.sh` first.
@@ -195,6 +198,85 @@ fn main() -> anyhow::Result<()> {
     if runs("all") {
         all_filters_case(&alerts, &samples, &twenty, secs);
     }
+    if runs("memory") {
+        memory_case(&alerts, &samples, &twenty, &sb, secs)?;
+    }
+    Ok(())
+}
+
+/// 4. What remembering objects costs: the 25 filters of case 3 alone;
+/// with `rise-once` (state) and `history-probe` (history) added and the
+/// object store in a temporary folder on disk; and each of the two alone
+/// on alerts decoded for it. The alerts repeat (18 objects), so each
+/// alert reads its object's record (about 11 points of light curve and a
+/// state) and writes it back.
+fn memory_case(
+    alerts: &[Bytes],
+    samples: &[Arc<LoadedFilter>],
+    twenty: &Arc<LoadedFilter>,
+    sb: &Sandbox,
+    secs: f64,
+) -> anyhow::Result<()> {
+    let per = |r: f64| 1e6 / r;
+    let mut twenty_five = Vec::new();
+    for _ in 0..5 {
+        twenty_five.extend(samples[..4].iter().cloned());
+        twenty_five.push(twenty.clone());
+    }
+    let (rise, probe) = (load(sb, "rise_once")?, load(sb, "history_probe")?);
+    let mut plain = Runner::new(&twenty_five, SchemaSource::None);
+    let mut both = twenty_five.clone();
+    both.extend([rise.clone(), probe.clone()]);
+    let mut remembering = Runner::new(&both, SchemaSource::None);
+    remembering.remember(bandpass::memory::Memory::temporary()?);
+    // Interleaved halves, so that drift on the machine falls on both.
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        a.push(rate(alerts, secs / 2.0, |m| {
+            black_box(plain.process(m).unwrap());
+        }));
+        b.push(rate(alerts, secs / 2.0, |m| {
+            black_box(remembering.process(m).unwrap());
+        }));
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (a, b) = (mean(&a), mean(&b));
+    println!(
+        "\nremembering objects: the 25 filters of case 3, then 27 with rise-once and history-probe, the store on disk"
+    );
+    println!(
+        "  25 filters, alerts/s                   {:>10.0}  ({:.2} µs/alert)",
+        a,
+        per(a)
+    );
+    println!(
+        "  27 filters + store, alerts/s           {:>10.0}  ({:.2} µs/alert)",
+        b,
+        per(b)
+    );
+    let mut alone = 0.0;
+    for f in [&rise, &probe] {
+        // Alone, without the store: the filter's own call (its history is
+        // the packet's; its state none).
+        let mut runner = Runner::new(std::slice::from_ref(f), SchemaSource::None);
+        let decoded: Vec<_> = alerts
+            .iter()
+            .flat_map(|m| runner.decoder().decode(m).unwrap())
+            .collect();
+        let r = rate(&decoded, secs / 2.0, |d| {
+            black_box(runner.evaluate(d.clone()));
+        });
+        alone += per(r);
+        println!(
+            "  of which {:<24}    {:>10.2} µs (alone, no store)",
+            f.name,
+            per(r)
+        );
+    }
+    println!(
+        "  the rest: store, merge, columns         {:>10.2} µs/alert",
+        per(b) - per(a) - alone
+    );
     Ok(())
 }
 

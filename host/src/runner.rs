@@ -57,7 +57,7 @@ pub struct Runner {
     memory: Option<Memory>,
     /// The history columns some filter declared (see [`Plan`]).
     history: Vec<String>,
-    sources: Vec<(&'static HistoryPlan, usize)>,
+    sources: Vec<Source>,
     object_slots: Vec<usize>,
     candidate_slots: Vec<usize>,
     time_slots: Vec<(usize, AlertTime)>,
@@ -75,8 +75,21 @@ struct Plan {
     slots: Vec<Vec<usize>>,
     /// The history columns declared, in order of first declaration.
     history: Vec<String>,
-    /// Each kept survey's plan and the first of its paths.
-    sources: Vec<(&'static HistoryPlan, usize)>,
+    /// Each kept survey's plan, the columns read and the first of its
+    /// paths.
+    sources: Vec<Source>,
+}
+
+/// Where one survey's history is read from among an alert's values.
+#[derive(Debug, Clone)]
+struct Source {
+    plan: &'static HistoryPlan,
+    /// The plan's columns read (`HistoryPlan::read`).
+    read: Vec<usize>,
+    /// The first of its paths among the decoder's.
+    first: usize,
+    /// How many paths it reads.
+    len: usize,
 }
 
 fn plan(filters: &[Arc<LoadedFilter>]) -> Plan {
@@ -117,10 +130,17 @@ fn plan(filters: &[Arc<LoadedFilter>]) -> Plan {
     }
     let mut sources = Vec::new();
     if !history.is_empty() {
-        for survey in history::PLANS {
-            sources.push((survey, paths.len()));
+        for plan in history::PLANS {
             // Appended, not shared: the plan reads its paths as a block.
-            paths.extend(survey.paths());
+            let read = plan.read(&history);
+            let block = plan.paths(&read);
+            sources.push(Source {
+                plan,
+                read,
+                first: paths.len(),
+                len: block.len(),
+            });
+            paths.extend(block);
         }
     }
     let decoded = paths.len();
@@ -377,22 +397,22 @@ impl Runner {
         let source = self
             .sources
             .iter()
-            .find(|(p, _)| p.survey == alert.schema.survey);
-        let merged = source.map(|&(plan, first)| {
-            let n = plan.paths().len();
-            let values: Vec<&FieldValue> = alert.values[first..first + n].iter().collect();
-            let packet = plan.packet_points(&values);
+            .find(|s| s.plan.survey == alert.schema.survey);
+        let merged = source.map(|s| {
+            let values = &alert.values[s.first..s.first + s.len];
+            let packet = s.plan.packet_points(&s.read, values);
             let stored = record
                 .and_then(|r| r.history.take())
-                .map(|h| plan.adopt(h))
+                .map(|h| s.plan.adopt(h))
                 .unwrap_or_default();
             let max_age = self
                 .memory
                 .as_ref()
                 .map_or(history::DEFAULT_MAX_AGE_DAYS, |m| m.history_max_age_days);
             (
-                plan,
-                plan.merge(stored, packet, max_age, history::DEFAULT_MAX_POINTS),
+                s.plan,
+                s.plan
+                    .merge(stored, packet, max_age, history::DEFAULT_MAX_POINTS),
             )
         });
         for column in &self.history {

@@ -527,7 +527,7 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
     let long_description = format!("{{\"description\": \"{}\"}}", "d".repeat(2000));
     let huge_manifest = format!("{{\"description\": \"{}\"}}", "d".repeat(70_000));
     let unknown_long_key = format!("{{\"{}\": 1}}", "k".repeat(10_000));
-    let refused: [(Vec<u8>, Option<&str>, u16, &str); 18] = [
+    let refused: [(Vec<u8>, Option<&str>, u16, &str); 20] = [
         (risers.clone(), Some("{not json"), 400, "manifest:"),
         (
             risers.clone(),
@@ -586,6 +586,20 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
             None,
             422,
             "refuses every deployment",
+        ),
+        (
+            // Until serve keeps objects, a filter that remembers them
+            // would decide otherwise than in `bandpass test`.
+            component("rise_once"),
+            None,
+            422,
+            "rise-once keeps a state per object (format 'rise-once/1'), which `bandpass serve` does not keep yet",
+        ),
+        (
+            component("history_probe"),
+            None,
+            422,
+            "history-probe reads an object's history ('history.jd')",
         ),
         (
             component("bright_transients"),

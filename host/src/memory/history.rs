@@ -204,15 +204,30 @@ fn column_len(value: Option<&FieldValue>) -> usize {
 }
 
 impl HistoryPlan {
-    /// The decoder paths this plan reads, in order: for each source (the
-    /// current record, then each previous array), each column, optional.
-    pub fn paths(&self) -> Vec<String> {
+    /// The columns an alert must read when filters declared `declared`:
+    /// those, and the time, id and band that place and tell apart each
+    /// point; as indexes into [`HistoryPlan::columns`], in its order. The
+    /// others are not decoded (a point's other cells stay as stored).
+    pub fn read(&self, declared: &[String]) -> Vec<usize> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, (c, _))| {
+                [self.time, self.id, self.band].contains(c) || declared.iter().any(|d| d == c)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The decoder paths of the columns `read`, in order: for each source
+    /// (the current record, then each previous array), each column,
+    /// optional (not every schema version has every column).
+    pub fn paths(&self, read: &[usize]) -> Vec<String> {
         std::iter::once(self.current)
             .chain(self.previous.iter().copied())
             .flat_map(|source| {
-                self.columns
-                    .iter()
-                    .map(move |(c, _)| format!("{source}.{c}?"))
+                read.iter()
+                    .map(move |&i| format!("{source}.{}?", self.columns[i].0))
             })
             .collect()
     }
@@ -222,19 +237,17 @@ impl HistoryPlan {
     }
 
     /// The packet's points: `values` are the decoded values of
-    /// [`HistoryPlan::paths`], in order. A point with no time is left out
-    /// (it cannot be placed).
-    pub fn packet_points(&self, values: &[&FieldValue]) -> Vec<Point> {
-        let n = self.columns.len();
+    /// [`HistoryPlan::paths`]`(read)`, in order; the columns not `read`
+    /// are absent. A point with no time is left out (it cannot be placed).
+    pub fn packet_points(&self, read: &[usize], values: &[FieldValue]) -> Vec<Point> {
+        let n = read.len();
         let time = self.index(self.time).expect("the time is a kept column");
         let mut points = Vec::new();
-        let current: Vec<Cell> = self
-            .columns
-            .iter()
-            .zip(&values[..n])
-            .map(|((_, kind), v)| cell(*kind, Some(v)))
-            .collect();
-        for (s, _) in self.previous.iter().enumerate() {
+        let mut current = vec![Cell::Absent; self.columns.len()];
+        for (&c, v) in read.iter().zip(&values[..n]) {
+            current[c] = cell(self.columns[c].1, Some(v));
+        }
+        for s in 0..self.previous.len() {
             let source = &values[n * (s + 1)..n * (s + 2)];
             let len = source
                 .iter()
@@ -242,18 +255,12 @@ impl HistoryPlan {
                 .max()
                 .unwrap_or(0);
             for i in 0..len {
-                let cells: Vec<Cell> = self
-                    .columns
-                    .iter()
-                    .zip(source)
-                    .map(|((_, kind), v)| {
-                        if column_len(Some(v)) == len {
-                            element(*kind, Some(v), i)
-                        } else {
-                            Cell::Absent
-                        }
-                    })
-                    .collect();
+                let mut cells = vec![Cell::Absent; self.columns.len()];
+                for (&c, v) in read.iter().zip(source) {
+                    if column_len(Some(v)) == len {
+                        cells[c] = element(self.columns[c].1, Some(v), i);
+                    }
+                }
                 if let Cell::Real(t) = cells[time] {
                     points.push(Point { time: t, cells });
                 }
@@ -269,29 +276,29 @@ impl HistoryPlan {
     }
 
     /// What tells two points apart: the id where there is one, else the
-    /// time and band.
-    fn key(&self, p: &Point) -> (u8, i64, u64, String) {
-        let id = self.index(self.id).map(|i| &p.cells[i]);
-        let band = self.index(self.band).map(|i| &p.cells[i]);
-        match id {
-            Some(Cell::Integer(id)) => (0, *id, 0, String::new()),
+    /// time and band (a band's text hashed: two bands of one time that
+    /// collide would be taken for one point, at odds of 2^-64).
+    fn key(&self, p: &Point) -> (bool, u64, u64) {
+        let cell = |name| self.index(name).map(|i| &p.cells[i]);
+        match cell(self.id) {
+            Some(Cell::Integer(id)) => (false, *id as u64, 0),
             _ => (
-                1,
-                0,
+                true,
                 p.time.to_bits(),
-                match band {
-                    Some(Cell::Integer(b)) => b.to_string(),
-                    Some(Cell::Text(b)) => b.clone(),
-                    _ => String::new(),
+                match cell(self.band) {
+                    Some(Cell::Integer(b)) => *b as u64,
+                    Some(Cell::Text(b)) => xxhash_rust::xxh3::xxh3_64(b.as_bytes()),
+                    _ => 0,
                 },
             ),
         }
     }
 
-    /// `stored` merged with a packet's points: one point per detection
-    /// (a packet's copy replaces the stored one), in time order, none
-    /// older than `max_age_days` before the latest, at most `max_points`
-    /// (the oldest dropped first).
+    /// `stored` merged with a packet's points: one point per detection (a
+    /// packet's copy fills in or replaces the stored one's cells, and
+    /// leaves those it did not read), in time order, none older than
+    /// `max_age_days` before the latest, at most `max_points` (the oldest
+    /// dropped first).
     pub fn merge(
         &self,
         stored: History,
@@ -299,9 +306,21 @@ impl HistoryPlan {
         max_age_days: f64,
         max_points: usize,
     ) -> History {
-        let mut by_key: BTreeMap<(u8, i64, u64, String), Point> = BTreeMap::new();
+        let mut by_key: BTreeMap<(bool, u64, u64), Point> = BTreeMap::new();
         for p in stored.points.into_iter().chain(packet) {
-            by_key.insert(self.key(&p), p);
+            match by_key.entry(self.key(&p)) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(p);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    let kept = e.get_mut();
+                    for (old, new) in kept.cells.iter_mut().zip(p.cells) {
+                        if new != Cell::Absent {
+                            *old = new;
+                        }
+                    }
+                }
+            }
         }
         let mut points: Vec<Point> = by_key.into_values().collect();
         points.sort_by(|a, b| a.time.total_cmp(&b.time));
@@ -431,8 +450,8 @@ mod tests {
     }
 
     fn points(values: &[FieldValue]) -> Vec<Point> {
-        let refs: Vec<&FieldValue> = values.iter().collect();
-        ztf().packet_points(&refs)
+        let all: Vec<usize> = (0..ztf().columns.len()).collect();
+        ztf().packet_points(&all, values)
     }
 
     #[test]
@@ -462,12 +481,57 @@ mod tests {
         let Some(FieldValue::Texts(sign)) = plan.column(&h, "isdiffpos") else {
             panic!()
         };
-        assert_eq!(
-            sign.iter().filter(|s| s.is_some()).count(),
-            1,
-            "only night 2's own, never filled"
-        );
+        // Each night's own detection has its sign; night 2's copy of night
+        // 1's, without one, does not erase it.
+        assert_eq!(sign, [None, Some("t".into()), None, Some("t".into())]);
         assert!(plan.column(&h, "nope").is_none());
+    }
+
+    #[test]
+    fn only_the_declared_columns_and_what_places_a_point_are_read() {
+        let plan = ztf();
+        let read = plan.read(&["magpsf".into()]);
+        let names: Vec<&str> = read.iter().map(|&i| plan.columns[i].0).collect();
+        assert_eq!(names, ["jd", "fid", "magpsf", "candid"]);
+        let paths = plan.paths(&read);
+        assert_eq!(
+            paths[..4],
+            [
+                "candidate.jd?",
+                "candidate.fid?",
+                "candidate.magpsf?",
+                "candidate.candid?"
+            ]
+        );
+        assert_eq!(paths.len(), 8, "the current record and prv_candidates");
+        // Night 1 read every column; night 2 reads only jd, fid, magpsf and
+        // candid: night 1's point keeps its isdiffpos.
+        let h = plan.merge(
+            History::default(),
+            points(&packet((10.0, 1, 19.0, Some(100)), &[])),
+            365.0,
+            4000,
+        );
+        let all = packet(
+            (11.0, 1, 18.0, Some(200)),
+            &[(10.0, 1, Some(19.0), Some(100))],
+        );
+        let n = plan.columns.len();
+        let mut some: Vec<FieldValue> = read.iter().map(|&c| all[c].clone()).collect();
+        some.extend(read.iter().map(|&c| all[n + c].clone()));
+        let h = plan.merge(h, plan.packet_points(&read, &some), 365.0, 4000);
+        let Some(FieldValue::Texts(sign)) = plan.column(&h, "isdiffpos") else {
+            panic!()
+        };
+        assert_eq!(
+            sign,
+            [Some("t".to_string()), None],
+            "night 2 did not read it"
+        );
+        let Some(FieldValue::Reals(mag)) = plan.column(&h, "magpsf") else {
+            panic!()
+        };
+        assert_eq!(mag, [Some(19.0), Some(18.0)]);
     }
 
     #[test]
