@@ -204,7 +204,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 4. What remembering objects costs: the 25 filters of case 3 alone;
+/// Case 4, what remembering objects costs: the 25 filters of case 3 alone;
 /// with `rise-once` (state) and `history-probe` (history) added and the
 /// object store in a temporary folder on disk; and each of the two alone
 /// on alerts decoded for it. The alerts repeat (18 objects), so each
