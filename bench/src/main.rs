@@ -229,30 +229,36 @@ fn memory_case(
     both.extend([rise.clone(), probe.clone()]);
     let mut remembering = Runner::new(&both, SchemaSource::None);
     remembering.remember(bandpass::memory::Memory::temporary()?);
-    // Interleaved halves, so that drift on the machine falls on both.
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    // The same 27 without a store: each alert's history is its packet's,
+    // and no state is read or written.
+    let mut forgetting = Runner::new(&both, SchemaSource::None);
+    // Interleaved thirds, so that drift on the machine falls on each.
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..2 {
-        a.push(rate(alerts, secs / 2.0, |m| {
+        a.push(rate(alerts, secs / 3.0, |m| {
             black_box(plain.process(m).unwrap());
         }));
-        b.push(rate(alerts, secs / 2.0, |m| {
+        b.push(rate(alerts, secs / 3.0, |m| {
             black_box(remembering.process(m).unwrap());
+        }));
+        c.push(rate(alerts, secs / 3.0, |m| {
+            black_box(forgetting.process(m).unwrap());
         }));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (a, b) = (mean(&a), mean(&b));
+    let (a, b, c) = (mean(&a), mean(&b), mean(&c));
     println!(
         "\nremembering objects: the 25 filters of case 3, then 27 with rise-once and history-probe, the store on disk"
     );
+    let line = |what: &str, r: f64| {
+        println!("  {what:<38} {r:>10.0}  ({:.2} µs/alert)", per(r));
+    };
+    line("25 filters, alerts/s", a);
+    line("27 filters + store, alerts/s", b);
+    line("27 filters, no store, alerts/s", c);
     println!(
-        "  25 filters, alerts/s                   {:>10.0}  ({:.2} µs/alert)",
-        a,
-        per(a)
-    );
-    println!(
-        "  27 filters + store, alerts/s           {:>10.0}  ({:.2} µs/alert)",
-        b,
-        per(b)
+        "  the store: read, decode, encode, write {:>10.2} µs/alert",
+        per(b) - per(c)
     );
     let mut alone = 0.0;
     for f in [&rise, &probe] {

@@ -13,8 +13,10 @@ fn main() -> ExitCode {
     if !matches!(cli.command, bandpass::cli::Command::Serve(_)) {
         die_quietly_on_a_closed_pipe();
     }
+    // The object store's own log says at WARN what is routine (a journal
+    // recovered on every reopen): only its errors are shown.
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&cli.log))
+        .or_else(|_| EnvFilter::try_new(format!("{},fjall=error,lsm_tree=error", cli.log)))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -321,7 +321,7 @@ impl Runner {
         let history = self.history_of(&mut alert, record.as_mut());
         // One clock read per filter: each call's end is the next's start.
         let mut clock = Instant::now();
-        let evaluations: Vec<Evaluation> = self
+        let mut evaluations: Vec<Evaluation> = self
             .instances
             .iter_mut()
             .zip(&self.deployments)
@@ -335,6 +335,13 @@ impl Runner {
                 evaluation
             })
             .collect();
+        // With no object to keep it for, a state change is dropped: shown
+        // as none, as the filter will find none.
+        if key.is_none() {
+            for e in &mut evaluations {
+                e.state = StateChange::Keep;
+            }
+        }
         if let Some((key, expired)) = key {
             let mut record = record.unwrap_or_default();
             // A light curve changes with (nearly) every alert: written.
@@ -369,10 +376,19 @@ impl Runner {
         let (Some(memory), Some(object)) = (&mut self.memory, &id.object_id) else {
             return (None, None);
         };
+        // An id that is blank or over the bound names no object the
+        // store can keep: the alert gets no state and the packet's history.
+        if object.trim().is_empty() || object.len() > crate::memory::MAX_OBJECT_ID_BYTES {
+            memory.unkeyed += 1;
+            return (None, None);
+        }
         let key = object_key(&alert.schema.survey, object);
         let mut record = memory.recall(&key);
         let mut expired = false;
         if let Some(r) = &mut record {
+            if moment.unix_nanos < r.last_alert {
+                memory.out_of_order += 1;
+            }
             let ttl = memory.state_ttl.as_nanos() as u64;
             if moment.unix_nanos.saturating_sub(r.last_alert) > ttl {
                 r.states.clear();

@@ -120,13 +120,41 @@ fn rise_once_accepts_each_object_once_in_alert_time_order_as_its_cut_implies() {
         seen, by_name,
         "the nights' file names are not in time order"
     );
-    assert!(
-        rows[0]["state"]["set"]
-            .as_str()
-            .unwrap()
-            .contains("faintest")
+    let state = &rows[0]["state"];
+    assert!(state["set"].as_str().unwrap().contains("faintest"));
+    assert_eq!(
+        hex::decode(state["hex"].as_str().unwrap()).unwrap().len() as u64,
+        state["bytes"].as_u64().unwrap(),
+        "the exact bytes too: {state}"
     );
     assert_eq!(doc["memory"]["objects"], 5, "{}", doc["memory"]);
+
+    // `--explain` on one alert with `--state` meets what a run kept: the
+    // object is done, so the state stays.
+    let state = dir.path().join("explain-state");
+    let rise = filter("rise_once");
+    let state_arg = state.to_str().unwrap();
+    bandpass(&[
+        "test",
+        &rise,
+        "--state",
+        state_arg,
+        dir.path().to_str().unwrap(),
+    ]);
+    let first_accepted = accepted(&want)[0].to_string();
+    let out = bandpass(&[
+        "test",
+        &rise,
+        "--state",
+        state_arg,
+        "--explain",
+        &first_accepted,
+    ]);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("  reject") && shown.contains("  state  unchanged"),
+        "{shown}"
+    );
 
     // `run` gives the same accepted alerts, and writes them.
     let out_dir = dir.path().join("out");
@@ -557,4 +585,114 @@ fn the_python_and_javascript_twins_of_rise_once_decide_as_the_rust_one_and_share
             .collect()
     };
     assert_eq!(by_name(split), by_name(want));
+}
+
+#[test]
+fn a_state_folder_serves_one_run_at_a_time_and_says_when_it_is_fed_out_of_order() {
+    let dir = tempfile::tempdir().unwrap();
+    nights(&dir.path().join("early"), Some("0:2"));
+    nights(&dir.path().join("late"), Some("2:100"));
+    let state = dir.path().join("state");
+    let rise = filter("rise_once");
+    let run = |part: &str, extra: &[&str]| {
+        let mut args = vec!["test", rise.as_str(), "--state", state.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let path = dir.path().join(part);
+        let path = path.to_str().unwrap().to_string();
+        args.push(&path);
+        bandpass(&args)
+    };
+    // The late nights first, then the early ones: said, with the count.
+    assert_eq!(run("late", &[]).status.code(), Some(0));
+    let out = run("early", &[]);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("WARNING: 9 alerts were older than their object's latest remembered alert"),
+        "{shown}"
+    );
+    // A folder another run holds is refused, naming it.
+    let mut holder = std::process::Command::new("flock")
+        .arg(state.join("bandpass.lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock(1) runs");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = run("early", &[]);
+    holder.kill().unwrap();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is in use by another bandpass"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A file is not a folder.
+    let file = dir.path().join("afile");
+    std::fs::write(&file, b"x").unwrap();
+    let out = bandpass(&[
+        "test",
+        &rise,
+        "--state",
+        file.to_str().unwrap(),
+        dir.path().join("late").to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stderr).contains("is a file: give a folder"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_object_id_too_long_or_blank_to_key_gets_no_state_and_stops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("ids");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    // Two alerts of a 100,000-byte id and two of a blank one, beside the
+    // nights, written with fastavro from a real alert.
+    let script = r#"
+import copy, sys, fastavro
+src, out = sys.argv[1], sys.argv[2]
+with open(src, "rb") as fh:
+    r = fastavro.reader(fh); schema = r.writer_schema; a = next(r)
+for i, oid in enumerate(["x" * 100000, "x" * 100000, "", " "]):
+    b = copy.deepcopy(a); b["objectId"] = oid; b["candid"] = 4000000000000000000 + i
+    b["candidate"]["candid"] = b["candid"]; b["candidate"]["jd"] = 2461000.5 + i
+    b["candidate"]["isdiffpos"] = "t"
+    with open(f"{out}/{i}.avro", "wb") as fh:
+        fastavro.writer(fh, schema, [b])
+"#;
+    let template = data_dir().join("ztf/alerts/v4.02/2695378462115010012.avro");
+    let made = Command::new("python3")
+        .args(["-c", script])
+        .arg(&template)
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    nights(&dir.path().join("nights"), None);
+    for component in [filter("rise_once"), filter("history_probe")] {
+        let (verdicts, doc) = tested(
+            &component,
+            &[
+                out_dir.to_str().unwrap(),
+                dir.path().join("nights").to_str().unwrap(),
+            ],
+        );
+        assert_eq!(verdicts.len(), 27, "{doc}");
+        assert_eq!(
+            doc["memory"]["alerts_without_object"], 4,
+            "{}",
+            doc["memory"]
+        );
+        assert_eq!(doc["memory"]["objects"], 5, "{}", doc["memory"]);
+    }
+    // The same through the table: no state claimed for them.
+    let out = bandpass(&["test", &filter("rise_once"), out_dir.to_str().unwrap()]);
+    let shown = text(&out.stdout);
+    assert!(!shown.contains("state set"), "{shown}");
+    assert!(
+        shown.contains("4 alerts had a blank object id or one over 256 bytes"),
+        "{shown}"
+    );
 }

@@ -86,6 +86,18 @@ pub(crate) fn explain(
             let _ = writeln!(out, "  skipped: {reason}");
         }
     }
+    if filter.manifest.state.is_some() {
+        let change = match &e.state {
+            crate::sandbox::StateChange::Keep => "unchanged".to_string(),
+            crate::sandbox::StateChange::Set(b) => format!(
+                "set to {} ({} bytes)",
+                shown(&String::from_utf8_lossy(b), 1024),
+                b.len()
+            ),
+            crate::sandbox::StateChange::Forget => "forgotten".to_string(),
+        };
+        let _ = writeln!(out, "  state  {change}");
+    }
     let _ = writeln!(out, "  fuel {}, time {} µs", e.fuel, e.nanos / 1000);
     out
 }

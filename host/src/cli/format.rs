@@ -101,6 +101,7 @@ pub fn outcome_cells(e: &Evaluation) -> (String, String) {
         }
         crate::sandbox::StateChange::Forget => "state forgotten".into(),
     };
+    let detail = detail.trim_end();
     let sep = if detail.is_empty() { "" } else { "; " };
     (verdict, format!("{detail}{sep}{state}"))
 }
@@ -109,8 +110,11 @@ pub fn outcome_cells(e: &Evaluation) -> (String, String) {
 pub fn state_json(e: &Evaluation) -> serde_json::Value {
     match &e.state {
         crate::sandbox::StateChange::Keep => serde_json::Value::Null,
+        // `set`: for reading (JSON states are text); `hex`: the bytes
+        // exactly, whatever they are.
         crate::sandbox::StateChange::Set(b) => serde_json::json!({
             "set": crate::text::shown(&String::from_utf8_lossy(b), 65_536),
+            "hex": hex::encode(b),
             "bytes": b.len(),
         }),
         crate::sandbox::StateChange::Forget => serde_json::json!("forget"),

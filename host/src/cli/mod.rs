@@ -222,6 +222,8 @@ pub(crate) fn memory_report(
         }),
         "failures": failures,
         "first_failure": first,
+        "alerts_without_object": memory.unkeyed,
+        "alerts_out_of_order": memory.out_of_order,
     })
 }
 
@@ -240,6 +242,20 @@ pub(crate) fn print_memory_report(report: &serde_json::Value) {
             "state: {objects} objects remembered, in alert time order, then dropped \
              (--state DIR keeps them)"
         ),
+    }
+    if let Some(n) = report["alerts_out_of_order"].as_u64().filter(|n| *n > 0) {
+        println!(
+            "WARNING: {n} alerts were older than their object's latest remembered alert (a state \
+             folder given an earlier night after a later one, or the same alerts twice): their \
+             states and light curves differ from one run over all the alerts in time order"
+        );
+    }
+    if let Some(n) = report["alerts_without_object"].as_u64().filter(|n| *n > 0) {
+        println!(
+            "note: {n} alerts had a blank object id or one over {} bytes: no state, and only \
+             their packet's history",
+            crate::memory::MAX_OBJECT_ID_BYTES
+        );
     }
     if let Some(n) = report["failures"].as_u64().filter(|n| *n > 0) {
         println!(

@@ -46,10 +46,11 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
         return Ok(2);
     }
     let mut runner = Runner::new(filters, args.engine.schema_source());
+    // `--explain` too: with `--state`, the alert meets what earlier runs kept.
+    let timed = args.memory.attach(&mut runner)?;
     if let Some(alert) = &args.explain {
         return explain_one(&mut runner, &filter, alert);
     }
-    let timed = args.memory.attach(&mut runner)?;
     let mut watch = FieldWatch::new(&runner, folders);
 
     let mut table = Table::new(&[

@@ -46,6 +46,10 @@ pub struct HistoryPlan {
     /// The column a point's time is in (days: JD or MJD), its id (the
     /// same detection in two packets) and its band.
     pub time: &'static str,
+    /// The times a point may have (days): 1970 to 2200, as for an alert's
+    /// own time; a point outside, or not a number, cannot be placed and
+    /// is left out.
+    pub times: (f64, f64),
     pub id: &'static str,
     pub band: &'static str,
     /// Every kept column and its kind; `time`, `id` and `band` among them.
@@ -59,6 +63,7 @@ pub const PLANS: &[HistoryPlan] = &[
         current: "candidate",
         previous: &["prv_candidates"],
         time: "jd",
+        times: (2_440_587.5, 2_524_593.5),
         id: "candid",
         band: "fid",
         columns: &[
@@ -81,6 +86,7 @@ pub const PLANS: &[HistoryPlan] = &[
         current: "diaSource",
         previous: &["prvDiaSources", "prvDiaForcedSources"],
         time: "midpointMjdTai",
+        times: (40_587.0, 124_593.0),
         id: "diaSourceId",
         band: "band",
         columns: &[
@@ -115,6 +121,15 @@ pub fn refusals(survey: &str, fields: &[FieldPath]) -> Vec<(String, String)> {
     };
     let mut out = Vec::new();
     for field in fields {
+        if field.text == "history" {
+            out.push((
+                field.text.clone(),
+                "declared field 'history' names no column: declare each one read, such as \
+                 'history.jd'"
+                    .to_string(),
+            ));
+            continue;
+        }
         let Some(column) = column_of(field) else {
             continue;
         };
@@ -140,10 +155,19 @@ pub fn refusals(survey: &str, fields: &[FieldPath]) -> Vec<(String, String)> {
                     format!("{}: {}", p.survey, names.join(", "))
                 })
                 .collect();
+            let near = crate::decode::nearest(
+                column,
+                plans.iter().flat_map(|p| p.columns.iter().map(|(c, _)| *c)),
+                3,
+            );
+            let hint = match near.first() {
+                Some(n) => format!(": did you mean 'history.{n}'?"),
+                None => String::new(),
+            };
             out.push((
                 field.text.clone(),
                 format!(
-                    "declared field '{}' is not a history column the host keeps ({})",
+                    "declared field '{}' is not a history column the host keeps ({}){hint}",
                     crate::text::shown(&field.text, 256),
                     kept.join("; ")
                 ),
@@ -168,6 +192,15 @@ pub struct History {
     pub points: Vec<Point>,
 }
 
+/// Longest text a history cell keeps, in bytes (a band, a sign: a few
+/// bytes in every survey); longer is cut, so that a record's size is
+/// bounded by its points and columns whatever an alert holds.
+pub const MAX_TEXT_BYTES: usize = 32;
+
+fn text_cell(t: &str) -> Cell {
+    Cell::Text(crate::text::cut_at(t, MAX_TEXT_BYTES).to_string())
+}
+
 /// A cell of `kind` from a decoded value (an integer where a real is kept
 /// is widened; any other mismatch is absent).
 fn cell(kind: Kind, value: Option<&FieldValue>) -> Cell {
@@ -175,7 +208,7 @@ fn cell(kind: Kind, value: Option<&FieldValue>) -> Cell {
         (Kind::Real, Some(FieldValue::Real(r))) => Cell::Real(*r),
         (Kind::Real, Some(FieldValue::Integer(i))) => Cell::Real(*i as f64),
         (Kind::Integer, Some(FieldValue::Integer(i))) => Cell::Integer(*i),
-        (Kind::Text, Some(FieldValue::Text(t))) => Cell::Text(t.clone()),
+        (Kind::Text, Some(FieldValue::Text(t))) => text_cell(t),
         _ => Cell::Absent,
     }
 }
@@ -188,7 +221,7 @@ fn element(kind: Kind, column: Option<&FieldValue>, i: usize) -> Cell {
             c[i].map_or(Cell::Absent, |v| Cell::Real(v as f64))
         }
         (Kind::Integer, Some(FieldValue::Integers(c))) => c[i].map_or(Cell::Absent, Cell::Integer),
-        (Kind::Text, Some(FieldValue::Texts(c))) => c[i].clone().map_or(Cell::Absent, Cell::Text),
+        (Kind::Text, Some(FieldValue::Texts(c))) => c[i].as_deref().map_or(Cell::Absent, text_cell),
         _ => Cell::Absent,
     }
 }
@@ -261,18 +294,27 @@ impl HistoryPlan {
                         cells[c] = element(self.columns[c].1, Some(v), i);
                     }
                 }
-                if let Cell::Real(t) = cells[time] {
+                if let Cell::Real(t) = cells[time]
+                    && self.placed(t)
+                {
                     points.push(Point { time: t, cells });
                 }
             }
         }
-        if let Cell::Real(t) = current[time] {
+        if let Cell::Real(t) = current[time]
+            && self.placed(t)
+        {
             points.push(Point {
                 time: t,
                 cells: current,
             });
         }
         points
+    }
+
+    /// Whether a point at `t` can be placed: a number within [`Self::times`].
+    fn placed(&self, t: f64) -> bool {
+        (self.times.0..=self.times.1).contains(&t)
     }
 
     /// What tells two points apart: the id where there is one, else the
@@ -419,6 +461,17 @@ mod tests {
         plan_of("ztf").unwrap()
     }
 
+    /// Test times are days after this JD (a point must be placeable).
+    const BASE: f64 = 2_460_000.0;
+
+    /// The `jd` column of `h`, in days after [`BASE`].
+    fn days(plan: &HistoryPlan, h: &History) -> Vec<Option<f64>> {
+        let Some(FieldValue::Reals(jd)) = plan.column(h, "jd") else {
+            panic!("a real column")
+        };
+        jd.into_iter().map(|j| j.map(|j| j - BASE)).collect()
+    }
+
     /// A ZTF packet: the current detection and previous ones, as the
     /// decoder gives the plan's paths.
     fn packet(
@@ -429,7 +482,7 @@ mod tests {
         let mut values = Vec::new();
         for (c, _) in plan.columns {
             values.push(match *c {
-                "jd" => FieldValue::Real(current.0),
+                "jd" => FieldValue::Real(BASE + current.0),
                 "fid" => FieldValue::Integer(current.1),
                 "magpsf" => FieldValue::Real(current.2),
                 "candid" => current.3.map_or(FieldValue::Absent, FieldValue::Integer),
@@ -439,7 +492,7 @@ mod tests {
         }
         for (c, _) in plan.columns {
             values.push(match *c {
-                "jd" => FieldValue::Reals(previous.iter().map(|p| Some(p.0)).collect()),
+                "jd" => FieldValue::Reals(previous.iter().map(|p| Some(BASE + p.0)).collect()),
                 "fid" => FieldValue::Integers(previous.iter().map(|p| Some(p.1)).collect()),
                 "magpsf" => FieldValue::Reals(previous.iter().map(|p| p.2).collect()),
                 "candid" => FieldValue::Integers(previous.iter().map(|p| p.3).collect()),
@@ -470,10 +523,10 @@ mod tests {
             ],
         ));
         let h = plan.merge(h, night2, 365.0, 4000);
-        let Some(FieldValue::Reals(jd)) = plan.column(&h, "jd") else {
-            panic!()
-        };
-        assert_eq!(jd, [Some(9.0), Some(10.0), Some(10.5), Some(11.0)]);
+        assert_eq!(
+            days(plan, &h),
+            [Some(9.0), Some(10.0), Some(10.5), Some(11.0)]
+        );
         let Some(FieldValue::Reals(mag)) = plan.column(&h, "magpsf") else {
             panic!()
         };
@@ -546,17 +599,31 @@ mod tests {
             365.0,
             4000,
         );
-        let Some(FieldValue::Reals(jd)) = plan.column(&h, "jd") else {
-            panic!()
-        };
         assert_eq!(
-            jd,
+            days(plan, &h),
             [Some(700.0), Some(800.0), Some(900.0), Some(1000.0)],
             "a year back"
         );
         let h = plan.merge(h, Vec::new(), 365.0, 2);
         assert_eq!(h.points.len(), 2);
-        assert_eq!(h.points[0].time, 900.0);
+        assert_eq!(h.points[0].time, BASE + 900.0);
+    }
+
+    #[test]
+    fn a_point_with_a_time_that_cannot_be_placed_is_left_out_and_erases_nothing() {
+        let plan = ztf();
+        let night = |jd: f64, candid| points(&packet((jd, 1, 18.0, Some(candid)), &[]));
+        let h = plan.merge(History::default(), night(0.5, 1), 365.0, 4000);
+        // Not a number, infinite, past 2200, before 1970 (days after BASE).
+        for bad in [f64::NAN, f64::INFINITY, 1e9, 70_000.0, -BASE - 5.0] {
+            assert!(night(bad, 2).is_empty(), "{bad}");
+        }
+        let h = plan.merge(h, night(1e9, 2), 365.0, 4000);
+        let h = plan.merge(h, night(1.5, 3), 365.0, 4000);
+        assert_eq!(h.points.len(), 2);
+        // Text cells are cut.
+        let long = cell(Kind::Text, Some(&FieldValue::Text("x".repeat(200_000))));
+        assert_eq!(long, Cell::Text("x".repeat(MAX_TEXT_BYTES)));
     }
 
     #[test]
@@ -570,6 +637,16 @@ mod tests {
         .iter()
         .map(|p| FieldPath::parse(p).unwrap())
         .collect();
+        let misspelt = [
+            FieldPath::parse("history.magpfs").unwrap(),
+            FieldPath::parse("history").unwrap(),
+        ];
+        let refused = refusals("ztf", &misspelt);
+        assert!(
+            refused[0].1.ends_with("did you mean 'history.magpsf'?"),
+            "{refused:?}"
+        );
+        assert!(refused[1].1.contains("names no column"), "{refused:?}");
         let refused = refusals("ztf", &fields);
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert_eq!(refused[0].0, "history.fwhm");

@@ -30,6 +30,10 @@ pub use record::{DeploymentState, ObjectRecord, StoredHistory};
 /// a year of alert time.
 pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(365 * 86_400);
 
+/// Longest object id the store keys a record by, in bytes (ZTF's are 12,
+/// Rubin's at most 20 digits): a longer one is treated as none.
+pub const MAX_OBJECT_ID_BYTES: usize = 256;
+
 /// The store's block cache.
 const CACHE_BYTES: u64 = 32 << 20;
 
@@ -57,8 +61,52 @@ pub struct Memory {
     /// reason.
     failed_writes: u64,
     first_failure: Option<String>,
+    /// Alerts whose object id was blank or over [`MAX_OBJECT_ID_BYTES`]:
+    /// given no state, and only their packet's history.
+    pub unkeyed: u64,
+    /// Alerts older than their object's latest kept alert: a state folder
+    /// fed out of order (an earlier night after a later one, or the same
+    /// night twice), whose states and curves then differ from one run in
+    /// time order.
+    pub out_of_order: u64,
+    /// Held while the store is open: one process at a time per folder.
+    _lock: std::fs::File,
     /// Holds a temporary folder until the store is dropped.
     _temporary: Option<tempfile::TempDir>,
+}
+
+/// Takes the folder's lock (`bandpass.lock`, an advisory `flock` the
+/// kernel releases when the process ends, however it ends), or says who
+/// holds it: two runs writing one store would each lose the other's
+/// states.
+fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let path = dir.join("bandpass.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; no memory is
+    // shared with the kernel.
+    let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !taken {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        anyhow::bail!(
+            "the state folder {} is in use by another bandpass (process {}): wait for it to \
+             end, or give another --state folder",
+            dir.display(),
+            crate::text::shown(holder.trim(), 20)
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 impl Memory {
@@ -79,15 +127,22 @@ impl Memory {
     }
 
     fn open_in(dir: &Path, temporary: Option<tempfile::TempDir>) -> anyhow::Result<Memory> {
+        if dir.is_file() {
+            anyhow::bail!(
+                "the state folder {} is a file: give a folder (it is created if missing)",
+                dir.display()
+            );
+        }
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the state folder {}", dir.display()))?;
+        let lock = lock(dir)?;
         let keyspace = fjall::Config::new(dir)
             .cache_size(CACHE_BYTES)
             .open()
             .map_err(|e| {
                 anyhow::anyhow!(
                     "cannot open the state folder {} as an object store: {e} (is it writable, \
-                     and not a folder of something else or in use by another bandpass?)",
+                     and not a folder of something else?)",
                     dir.display()
                 )
             })?;
@@ -102,6 +157,9 @@ impl Memory {
             history_max_age_days: history::DEFAULT_MAX_AGE_DAYS,
             failed_writes: 0,
             first_failure: None,
+            unkeyed: 0,
+            out_of_order: 0,
+            _lock: lock,
             _temporary: temporary,
         })
     }
