@@ -227,8 +227,9 @@ impl Sandbox {
             return Err(LoadError::Limits {
                 reason: format!(
                     "the filter keeps up to {} bytes of state per object (format '{}'), over \
-                     this deployment's cap of {} bytes: raise `limits.state` (at most {}) or \
-                     declare a smaller max-bytes",
+                     this deployment's cap of {} bytes: raise it (`limits.state` in a config, \
+                     `--max-state-bytes` for test and run; at most {}) or declare a smaller \
+                     max-bytes",
                     state.max_bytes,
                     state.format,
                     limits.max_state_bytes,

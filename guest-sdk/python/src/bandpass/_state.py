@@ -192,7 +192,7 @@ def _not_json(value):
 # an encoder or a decoder on every call, which a component pays for in fuel
 # (tens of thousands a call). The encoder is json's C encoder with the
 # options of json.dumps(state, separators=(",", ":"), sort_keys=True,
-# allow_nan=False), without its check for cycles (a cycle ends in a
+# allow_nan=False, ensure_ascii=False), without its check for cycles (a cycle ends in a
 # RecursionError, which _find_bad then names); the scanners read one JSON
 # value from the start of a text, in C, and the decoder does the same in
 # Python with whitespace allowed and a full message when it fails.
@@ -201,7 +201,10 @@ _scan = json.scanner.make_scanner(_DECODER)
 _scan_plain = json.scanner.make_scanner(json.JSONDecoder())
 try:
     from json.encoder import c_make_encoder as _c_make_encoder
-    from json.encoder import encode_basestring_ascii as _encode_string
+    # Not the ASCII one: the state is UTF-8 JSON, as the Rust and
+    # JavaScript SDKs write it (the same bytes for the same state, and a
+    # non-ASCII character counted as its UTF-8 bytes against max_bytes).
+    from json.encoder import encode_basestring as _encode_string
 except ImportError:  # a Python without json's C accelerator
     _c_make_encoder = None
 if _c_make_encoder is not None:
@@ -210,7 +213,9 @@ if _c_make_encoder is not None:
     def _dumps(state):
         return "".join(_iterencode(state, 0))
 else:
-    _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False, default=_not_json)
+    _ENCODER = json.JSONEncoder(
+        separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False, default=_not_json
+    )
     _dumps = _ENCODER.encode
 
 
