@@ -69,6 +69,10 @@ pub struct Memory {
     /// night twice), whose states and curves then differ from one run in
     /// time order.
     pub out_of_order: u64,
+    /// Writes skipped because the record came out as it was read.
+    pub unchanged: u64,
+    /// The key and hash of the bytes last read (see [`Memory::keep`]).
+    last_read: Option<(Vec<u8>, u64)>,
     /// Held while the store is open: one process at a time per folder.
     _lock: std::fs::File,
     /// Holds a temporary folder until the store is dropped.
@@ -159,6 +163,8 @@ impl Memory {
             first_failure: None,
             unkeyed: 0,
             out_of_order: 0,
+            unchanged: 0,
+            last_read: None,
             _lock: lock,
             _temporary: temporary,
         })
@@ -172,6 +178,7 @@ impl Memory {
     /// bytes are damaged (counted as a failed read, and the object starts
     /// afresh).
     pub fn recall(&mut self, key: &[u8]) -> Option<ObjectRecord> {
+        self.last_read = None;
         let bytes = match self.objects.get(key) {
             Ok(b) => b?,
             Err(e) => {
@@ -179,6 +186,7 @@ impl Memory {
                 return None;
             }
         };
+        self.last_read = Some((key.to_vec(), xxhash_rust::xxh3::xxh3_64(&bytes)));
         match ObjectRecord::decode(&bytes) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -195,7 +203,17 @@ impl Memory {
         let written = if record.is_empty() {
             self.objects.remove(key)
         } else {
-            self.objects.insert(key, record.encode())
+            let bytes = record.encode();
+            // The same bytes as the last read of this key (an alert
+            // replayed, a repeat delivery): nothing to write.
+            let same = self.last_read.as_ref().is_some_and(|(k, hash)| {
+                k.as_slice() == key && *hash == xxhash_rust::xxh3::xxh3_64(&bytes)
+            });
+            if same {
+                self.unchanged += 1;
+                return;
+            }
+            self.objects.insert(key, bytes)
         };
         if let Err(e) = written {
             self.failed(format!("writing an object: {e}"));
@@ -262,7 +280,9 @@ mod tests {
             assert_eq!(memory.recall(&key).as_ref(), Some(&record));
         }
         let mut memory = Memory::open(dir.path()).unwrap();
-        assert_eq!(memory.recall(&key), Some(record));
+        assert_eq!(memory.recall(&key).as_ref(), Some(&record));
+        memory.keep(&key, &record);
+        assert_eq!(memory.unchanged, 1, "read and kept as it was: not written");
         memory.keep(&key, &ObjectRecord::default());
         assert_eq!(memory.recall(&key), None, "an empty record is deleted");
         assert_eq!(memory.failures().0, 0);
