@@ -104,7 +104,8 @@ fn inspect_shows_the_contract_fields_and_imports() {
     let out = bandpass(&["inspect", &filter("fast_risers")]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(stdout.contains("bandpass:filter@0.2.0"), "{stdout}");
+    assert!(stdout.contains("bandpass:filter@0.3.0"), "{stdout}");
+    assert!(stdout.contains("state      none"), "{stdout}");
     assert!(stdout.contains("prv_candidates.magpsf"), "{stdout}");
     assert!(stdout.contains("wasi:cli/"), "{stdout}");
 }

@@ -329,8 +329,8 @@ fn a_state_over_its_bound_or_never_declared_fails_its_alert_and_names_why() {
         std::fs::write(&path, bytes).unwrap();
         path.display().to_string()
     };
-    let declared = write("declared.wasm", texts_variant("default"));
-    let undeclared = write("undeclared.wasm", texts_variant("nostate"));
+    let declared = write("declared.wasm", texts_variant("hasstat"));
+    let undeclared = write("undeclared.wasm", texts_variant("default"));
     let escapes = write("escapes.wasm", texts_variant("statefm"));
 
     // At the bound: every alert's state is kept.

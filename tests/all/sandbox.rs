@@ -592,7 +592,10 @@ fn a_component_for_another_contract_version_is_refused_naming_both() {
         .expect("refused");
     let text = err.to_string();
     assert!(matches!(err, LoadError::ContractVersion { .. }), "{text}");
-    assert!(text.contains("1.0.0") && text.contains("0.2.0"), "{text}");
+    assert!(
+        text.contains("1.0.0") && text.contains("speaks bandpass:filter@0.3.0"),
+        "{text}"
+    );
 }
 
 #[test]
