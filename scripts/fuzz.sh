@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(decode_message writer_schema manifest_verdict config upload_request)
+targets=(decode_message writer_schema manifest_verdict config upload_request object_record)
 runs=10000000
 if [ "${1:-}" = "--smoke" ]; then
     runs=20000

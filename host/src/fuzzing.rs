@@ -196,6 +196,33 @@ pub fn upload_request(data: &[u8]) {
     }
 }
 
+/// An object's record as the store holds it (`memory::ObjectRecord`):
+/// bytes a damaged disk or another version may give. Decoding returns a
+/// record or an error, within bounded allocations; a record that decodes
+/// encodes to bytes that decode to the same bytes again; and adopting its
+/// history into a survey's plan gives points of the plan's width.
+pub fn object_record(data: &[u8]) {
+    use crate::memory::ObjectRecord;
+    use crate::memory::history::PLANS;
+    let Ok(record) = ObjectRecord::decode(data) else {
+        return;
+    };
+    let once = record.encode();
+    let again = ObjectRecord::decode(&once).expect("an encoded record decodes");
+    assert_eq!(again.encode(), once, "a record's encoding is stable");
+    if let Some(history) = record.history {
+        for plan in PLANS {
+            let adopted = plan.adopt(history.clone());
+            assert!(
+                adopted
+                    .points
+                    .iter()
+                    .all(|p| p.cells.len() == plan.columns.len())
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,12 +14,13 @@ use crate::support::{repo_root, rubin_alerts, ztf_alerts};
 type Target = fn(&[u8]);
 
 /// The fuzz targets, by the name of their folder under `fuzz/`.
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("decode_message", fuzzing::decode_message),
     ("writer_schema", fuzzing::writer_schema),
     ("manifest_verdict", fuzzing::manifest_verdict),
     ("config", fuzzing::config),
     ("upload_request", fuzzing::upload_request),
+    ("object_record", fuzzing::object_record),
 ];
 
 /// The files under `dir`, if it exists.
@@ -63,5 +64,20 @@ fn the_real_alerts_and_their_cuts_run_through_the_decoder_targets() {
         for cut in [bytes.len(), bytes.len() / 2, 300, 40, 5] {
             fuzzing::decode_message(&bytes[..cut.min(bytes.len())]);
         }
+    }
+}
+
+#[test]
+fn the_object_record_seeds_are_records_so_the_target_reaches_its_checks() {
+    let seeds = files(&repo_root().join("fuzz/seeds/object_record"));
+    assert_eq!(seeds.len(), 3, "{seeds:?}");
+    for seed in seeds {
+        let bytes = std::fs::read(&seed).unwrap();
+        let record = bandpass::memory::ObjectRecord::decode(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", seed.display()));
+        assert_eq!(
+            record.state("rise-once", "rise-once/1"),
+            Some(&br#"{"done":true}"#[..])
+        );
     }
 }
