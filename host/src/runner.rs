@@ -57,6 +57,9 @@ pub struct Runner {
     memory: Option<Memory>,
     /// The history columns some filter declared (see [`Plan`]).
     history: Vec<String>,
+    /// Whether some filter keeps state or reads history (see
+    /// [`Runner::remembers`]).
+    remembers: bool,
     sources: Vec<Source>,
     object_slots: Vec<usize>,
     candidate_slots: Vec<usize>,
@@ -110,13 +113,7 @@ fn plan(filters: &[Arc<LoadedFilter>]) -> Plan {
             f.fields
                 .iter()
                 .map(|p| match history::column_of(p) {
-                    Some(column) => Err(match history.iter().position(|c| c == column) {
-                        Some(i) => i,
-                        None => {
-                            history.push(column.to_string());
-                            history.len() - 1
-                        }
-                    }),
+                    Some(column) => Err(slot_of(column, &mut history)),
                     None => Ok(slot_of(&p.text, &mut paths)),
                 })
                 .collect()
@@ -179,6 +176,7 @@ impl Runner {
             deployments: Vec::new(),
             memory: None,
             history: Vec::new(),
+            remembers: false,
             sources: Vec::new(),
             object_slots: Vec::new(),
             candidate_slots: Vec::new(),
@@ -208,6 +206,9 @@ impl Runner {
             .map(Some)
             .collect();
         self.deployments = filters.iter().map(|f| f.name.clone()).collect();
+        // Once per filter set, not per alert.
+        self.remembers =
+            !self.history.is_empty() || filters.iter().any(|f| f.manifest.state.is_some());
         self.instances = filters
             .iter()
             .zip(slots)
@@ -265,16 +266,11 @@ impl Runner {
         self.memory.as_ref()
     }
 
-    /// Whether some filter keeps a state per object.
-    pub fn keeps_state(&self) -> bool {
-        self.filters().any(|f| f.manifest.state.is_some())
-    }
-
     /// Whether some filter keeps a state or reads an object's history:
     /// then the runner remembers objects, and the order of each object's
     /// alerts matters (see [`crate::memory::TimeOrder`]).
     pub fn remembers(&self) -> bool {
-        self.keeps_state() || !self.history.is_empty()
+        self.remembers
     }
 
     /// When the earliest alert of a message was observed, in nanoseconds

@@ -20,6 +20,17 @@ pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A serve config at `path` with `filters` (its `[[filter]]` tables)
+/// under a Kafka section nothing connects to: for `run --config`, and for
+/// what serve refuses before it connects.
+pub(crate) fn write_config(path: &std::path::Path, filters: &str) {
+    let config = format!(
+        "dead_letter_topic = \"dead\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
+         [input]\ntopics = [\"alerts\"]\ngroup = \"replay\"\n{filters}"
+    );
+    std::fs::write(path, config).unwrap();
+}
+
 pub(crate) fn filter(name: &str) -> String {
     filters_dir()
         .join(format!("{name}.wasm"))
@@ -331,18 +342,15 @@ fn run_replays_the_deployments_of_a_serve_config_each_with_its_own_parameters() 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bandpass.toml");
     let component = filter("bright_transients");
-    std::fs::write(
+    write_config(
         &config,
-        format!(
-            "dead_letter_topic = \"dead\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
-             [input]\ntopics = [\"alerts\"]\ngroup = \"replay\"\n\
-             [[filter]]\nname = \"bright\"\npath = \"{component}\"\noutput_topic = \"bright\"\n\
+        &format!(
+            "[[filter]]\nname = \"bright\"\npath = \"{component}\"\noutput_topic = \"bright\"\n\
              [[filter]]\nname = \"very-bright\"\npath = \"{component}\"\noutput_topic = \"very-bright\"\n\
              params = {{ max_mag = \"16\" }}\n\
              [[filter]]\nname = \"off\"\npath = \"{component}\"\noutput_topic = \"off\"\ndisabled = true\n"
         ),
-    )
-    .unwrap();
+    );
     let out_dir = dir.path().join("out");
     let out = bandpass(&[
         "run",

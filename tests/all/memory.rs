@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli::{bandpass, filter, text};
+use crate::cli::{bandpass, filter, text, write_config};
 use crate::support::{data_dir, repo_root, texts_variant};
 
 /// Nights of alerts of five objects (see `tests/py/nights.py`), the epochs
@@ -83,6 +83,19 @@ fn tested(component: &str, args: &[&str]) -> (BTreeMap<String, String>, serde_js
         })
         .collect();
     (verdicts, doc)
+}
+
+/// `m` keyed by each path's file name: the same nights written to other
+/// folders compare.
+fn by_file_name<V>(m: BTreeMap<String, V>) -> BTreeMap<String, V> {
+    m.into_iter()
+        .map(|(k, v)| {
+            (
+                Path::new(&k).file_name().unwrap().to_string_lossy().into(),
+                v,
+            )
+        })
+        .collect()
 }
 
 fn accepted(verdicts: &BTreeMap<String, String>) -> Vec<&str> {
@@ -208,26 +221,16 @@ fn a_state_folder_carries_what_filters_remember_into_the_next_run() {
         }
         tested(&rise, &args).0
     };
-    let by_name = |v: BTreeMap<String, String>| -> BTreeMap<String, String> {
-        v.into_iter()
-            .map(|(k, v)| {
-                (
-                    Path::new(&k).file_name().unwrap().to_string_lossy().into(),
-                    v,
-                )
-            })
-            .collect()
-    };
-    let mut parts = by_name(run(early[0].parent().unwrap(), true));
-    parts.extend(by_name(run(late[0].parent().unwrap(), true)));
+    let mut parts = by_file_name(run(early[0].parent().unwrap(), true));
+    parts.extend(by_file_name(run(late[0].parent().unwrap(), true)));
     assert_eq!(
         parts,
-        by_name(whole),
+        by_file_name(whole),
         "two runs on one state folder = one run on all nights"
     );
     // Without the first nights' state the second part misses a rise it
     // can only see against them (ZTF26aaaaaaa's faintest is on night 1).
-    let alone = by_name(run(late[0].parent().unwrap(), false));
+    let alone = by_file_name(run(late[0].parent().unwrap(), false));
     let after = |v: &BTreeMap<String, String>| {
         v.iter()
             .filter(|(k, v)| *v == "accept" && alone.contains_key(*k))
@@ -246,17 +249,14 @@ fn two_deployments_of_one_component_keep_two_states() {
     nights(&dir.path().join("nights"), None);
     let config = dir.path().join("bandpass.toml");
     let component = filter("rise_once");
-    std::fs::write(
+    write_config(
         &config,
-        format!(
-            "dead_letter_topic = \"dead\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
-             [input]\ntopics = [\"alerts\"]\ngroup = \"replay\"\n\
-             [[filter]]\nname = \"strict\"\npath = \"{component}\"\noutput_topic = \"strict\"\n\
+        &format!(
+            "[[filter]]\nname = \"strict\"\npath = \"{component}\"\noutput_topic = \"strict\"\n\
              [[filter]]\nname = \"loose\"\npath = \"{component}\"\noutput_topic = \"loose\"\n\
              params = {{ min_rise = \"0.25\" }}\n"
         ),
-    )
-    .unwrap();
+    );
     let out_dir = dir.path().join("out");
     let out = bandpass(&[
         "run",
@@ -390,16 +390,13 @@ fn a_state_over_its_bound_or_never_declared_fails_its_alert_and_names_why() {
 fn serve_refuses_a_filter_with_state_or_history_by_name_until_it_keeps_them_itself() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bandpass.toml");
-    std::fs::write(
+    write_config(
         &config,
-        format!(
-            "dead_letter_topic = \"dead\"\n[kafka]\nbrokers = [\"127.0.0.1:9\"]\n\
-             [input]\ntopics = [\"alerts\"]\ngroup = \"g\"\n\
-             [[filter]]\nname = \"once\"\npath = \"{}\"\noutput_topic = \"once\"\n",
+        &format!(
+            "[[filter]]\nname = \"once\"\npath = \"{}\"\noutput_topic = \"once\"\n",
             filter("rise_once")
         ),
-    )
-    .unwrap();
+    );
     let out = bandpass(&["serve", "--config", config.to_str().unwrap()]);
     let shown = text(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{shown}");
@@ -574,17 +571,7 @@ fn the_python_and_javascript_twins_of_rise_once_decide_as_the_rust_one_and_share
             state.to_str().unwrap(),
         ],
     ));
-    let by_name = |m: BTreeMap<String, serde_json::Value>| -> BTreeMap<String, serde_json::Value> {
-        m.into_iter()
-            .map(|(k, v)| {
-                (
-                    Path::new(&k).file_name().unwrap().to_string_lossy().into(),
-                    v,
-                )
-            })
-            .collect()
-    };
-    assert_eq!(by_name(split), by_name(want));
+    assert_eq!(by_file_name(split), by_file_name(want));
 }
 
 #[test]
