@@ -22,25 +22,44 @@ cargo build --quiet -p bandpass -p bandpass-bench
 bin=target/debug
 
 step() { echo "== bench smoke: $* (at ${SECONDS}s)" >&2; }
+# Each benchmark's report goes to a file, shown only when it fails: a
+# failing run in CI must say why, a passing one need not fill the log.
+report="$(mktemp)"
+trap 'rm -f "$report"' EXIT
+quiet() {
+    if ! "$@" >"$report" 2>&1; then
+        echo "bench smoke: FAILED: $*; its report:" >&2
+        tail -n 80 "$report" >&2
+        return 1
+    fi
+}
 
 step "engine, every case"
-"$bin/bandpass-bench" 0.05 >/dev/null
+quiet "$bin/bandpass-bench" 0.05
 step "engine, the languages case"
-"$bin/bandpass-bench" 0.05 languages >/dev/null
+quiet "$bin/bandpass-bench" 0.05 languages
 step "serve: latency, fill, plain copy, throughput"
-"$bin/bandpass-serve-bench" 2000 200 3 >/dev/null
+quiet "$bin/bandpass-serve-bench" 2000 200 3
 step "serve: a slow tenant"
-BENCH_SLOW_MEAN=5ms "$bin/bandpass-serve-bench" 2000 200 3 >/dev/null
+BENCH_SLOW_MEAN=5ms quiet "$bin/bandpass-serve-bench" 2000 200 3
 step "serve: recovery after a SIGKILL"
-"$bin/bandpass-serve-bench" recovery 2000 >/dev/null
+quiet "$bin/bandpass-serve-bench" recovery 2000
 step "uploads"
-scripts/bench-upload.sh --smoke >/dev/null
+quiet scripts/bench-upload.sh --smoke
 step "soak"
 if [ -z "${BANDPASS_KAFKA_DIR:-}" ]; then
     echo "bench smoke: NOT RUN: the soak restarts its broker, and BANDPASS_KAFKA_DIR names none (a broker given by BANDPASS_KAFKA_BROKERS alone); run scripts/soak.sh 3000 10" >&2
     exit 1
 fi
 soak_dir="$(mktemp -d)"
-SOAK_DIR="$soak_dir" "$bin/bandpass-soak" 3000 10 >/dev/null
+if ! SOAK_DIR="$soak_dir" quiet "$bin/bandpass-soak" 3000 10; then
+    # serve's own log says what happened on its side.
+    for log in "$soak_dir"/*.log; do
+        [ -f "$log" ] || continue
+        echo "bench smoke: the end of $log:" >&2
+        grep -v " INFO " "$log" | tail -n 60 >&2
+    done
+    exit 1
+fi
 rm -rf "$soak_dir"
 echo "bench smoke: every benchmark ran, in ${SECONDS}s" >&2
