@@ -18,6 +18,8 @@
 //! Must never: create a client (that is the caller's, with its context),
 //! or log: what the caller decides to say about an id stays with it.
 
+use std::time::Duration;
+
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
@@ -36,8 +38,11 @@ pub enum Role {
     RegistryProducer { max_message: usize },
     /// The registry's reader of its topic, assigned (not in a group).
     RegistryReader { max_message: usize },
-    /// The admin client that creates the registry topic.
+    /// The admin client that creates the registry and changelog topics.
     RegistryAdmin,
+    /// A reader of one changelog partition to its end (a restore),
+    /// assigned, committed transactions only.
+    ChangelogReader,
 }
 
 /// The configuration of a client in `role` (see the module doc for the
@@ -84,6 +89,18 @@ pub fn client_config(config: &Config, role: Role) -> ClientConfig {
                 .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());
         }
         Role::RegistryAdmin => librdkafka_map(config, &mut c),
+        Role::ChangelogReader => {
+            librdkafka_map(config, &mut c);
+            c.set(
+                "group.id",
+                format!("{}.bandpass-restore", config.input.group),
+            )
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            // Under exactly-once, aborted changes are not restored.
+            .set("isolation.level", "read_committed");
+        }
     }
     c
 }
@@ -178,6 +195,13 @@ fn producer(config: &Config, c: &mut ClientConfig) {
         // Bounded memory: when this much waits for the broker, workers
         // wait (librdkafka's default is 1 GiB).
         .set("queue.buffering.max.kbytes", "65536");
+    // Object memory: a changelog record is one object's whole record.
+    if config.remembers_objects() {
+        c.set(
+            "message.max.bytes",
+            (crate::memory::MAX_RECORD_BYTES + (1 << 20)).to_string(),
+        );
+    }
     if config.delivery == Delivery::ExactlyOnce {
         c.set("transactional.id", transactional_id(config))
             .set("transaction.timeout.ms", "60000")
@@ -220,6 +244,132 @@ impl ClientContext for Logged {
 }
 
 impl ConsumerContext for Logged {}
+
+/// A compacted topic the host keeps its own records in.
+pub struct Compacted<'a> {
+    pub topic: &'a str,
+    /// Partitions to create it with (an existing one keeps its own).
+    pub partitions: i32,
+    /// Its `max.message.bytes`, when the host's records can be large.
+    pub max_message: Option<usize>,
+    /// What it is, for messages ("registry topic").
+    pub what: &'a str,
+    /// What a deleting (not compacted) topic would lose.
+    pub lost: &'a str,
+    /// The config key that names another.
+    pub key: &'a str,
+}
+
+/// Creates `spec.topic` (compacted) if it is missing; an existing one must
+/// be compacted, and one whose `max.message.bytes` is below the need is
+/// warned about. Returns its partition count.
+pub fn ensure_compacted_topic(config: &Config, spec: &Compacted<'_>) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    use rdkafka::admin::{
+        AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication,
+    };
+    use rdkafka::error::RDKafkaErrorCode;
+    let Compacted {
+        topic,
+        what,
+        key,
+        lost,
+        ..
+    } = spec;
+    let admin: AdminClient<Logged> = client_config(config, Role::RegistryAdmin)
+        .create_with_context(Logged)
+        .with_context(|| format!("creating a Kafka admin client for the {what}"))?;
+    let max = spec.max_message.map(|m| m.to_string());
+    let mut new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact");
+    if let Some(max) = &max {
+        new = new.set("max.message.bytes", max);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let created = runtime
+        .block_on(admin.create_topics([&new], &options))
+        .with_context(|| format!("creating {what} {topic}"))?;
+    // Not created (say, no permission to create topics): fine if it exists.
+    let mut refused = None;
+    for result in created {
+        match result {
+            Ok(_) => {
+                tracing::info!(%topic, partitions = spec.partitions, "{what} created (compacted)");
+                return partitions_of(config, topic);
+            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => refused = Some(code),
+        }
+    }
+    let described = runtime
+        .block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
+        .ok()
+        .and_then(|mut r| r.pop())
+        .and_then(Result::ok);
+    let needs = match &max {
+        Some(max) => format!("cleanup.policy=compact, max.message.bytes={max}"),
+        None => "cleanup.policy=compact".into(),
+    };
+    let Some(described) = described else {
+        anyhow::bail!(
+            "cannot create {what} {topic} ({}) nor read its configuration: create it ({needs}) and let this instance describe it, or name another in {key}",
+            refused.map_or("it exists".to_string(), |c| c.to_string())
+        );
+    };
+    let value = |name: &str| described.get(name).and_then(|e| e.value.clone());
+    let policy = value("cleanup.policy").unwrap_or_default();
+    if !policy.split(',').any(|p| p.trim() == "compact") {
+        anyhow::bail!(
+            "{what} {topic} has cleanup.policy={policy}: it must be compact, or {lost}; set it, or name another topic in {key}"
+        );
+    }
+    if let Some(needed) = spec.max_message {
+        let limit: usize = value("max.message.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if limit < needed {
+            tracing::warn!(
+                %topic,
+                limit,
+                needed,
+                "the {what}'s max.message.bytes is below what the host may write to it: larger records will be refused when written; raise it"
+            );
+        }
+    }
+    partitions_of(config, topic)
+}
+
+/// How many partitions `topic` has (waiting a little for a topic just
+/// created to show in the metadata).
+pub fn partitions_of(config: &Config, topic: &str) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let client: BaseConsumer<Logged> = client_config(config, Role::RegistryAdmin)
+        .create_with_context(Logged)
+        .context("creating a Kafka client to read topic metadata")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metadata = client
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("reading the metadata of topic {topic}"))?;
+        let count = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+            .sum::<usize>();
+        if count > 0 {
+            return Ok(count as i32);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("topic {topic} has no partitions after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
 
 #[cfg(test)]
 mod tests {

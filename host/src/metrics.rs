@@ -79,6 +79,8 @@ pub struct Metrics {
     refused: Family<StatusLabels, Counter>,
     lag: Family<PartitionLabels, Gauge>,
     assigned: Gauge,
+    /// Object memory (serve with `input.keyed_by = "object"`).
+    memory: MemoryMetrics,
     /// Per filter, not exported (the status page's totals): failures of
     /// every kind, and wall time in nanoseconds.
     failed: Family<FilterLabels, Counter>,
@@ -94,6 +96,18 @@ pub struct Metrics {
     /// Nanoseconds since `epoch` at the last statistics.
     last_statistics: AtomicU64,
     epoch: Instant,
+}
+
+/// Object memory's series: what the store holds, what it wrote to the
+/// changelog, and restores.
+#[derive(Default)]
+struct MemoryMetrics {
+    restoring: Gauge,
+    restored: Counter,
+    changes: Counter,
+    store_bytes: Gauge,
+    failures: Counter,
+    misrouted: Counter,
 }
 
 /// One filter's counters, shared with the registry's (clones of the
@@ -183,6 +197,7 @@ impl Metrics {
             refused: Family::default(),
             lag: Family::default(),
             assigned: Gauge::default(),
+            memory: MemoryMetrics::default(),
             failed: Family::default(),
             nanos: Family::default(),
             lag_total: AtomicI64::new(0),
@@ -278,7 +293,62 @@ impl Metrics {
             "Input partitions assigned to this instance",
             m.assigned.clone(),
         );
+        let memory = &m.memory;
+        r.register(
+            format!("{b}_memory_restoring_partitions"),
+            "Assigned input partitions whose object memory is being restored from the changelog (not ready while above 0)",
+            memory.restoring.clone(),
+        );
+        r.register(
+            format!("{b}_memory_restored_records"),
+            "Changelog records applied by restores",
+            memory.restored.clone(),
+        );
+        r.register(
+            format!("{b}_memory_changelog_records"),
+            "Changes to objects' records queued to the changelog topic",
+            memory.changes.clone(),
+        );
+        r.register(
+            format!("{b}_memory_store_bytes"),
+            "Bytes on local disk of the object store",
+            memory.store_bytes.clone(),
+        );
+        r.register(
+            format!("{b}_memory_failures"),
+            "Object store reads or writes that failed (a full or read-only disk, a damaged record, a record over its bound)",
+            memory.failures.clone(),
+        );
+        r.register(
+            format!("{b}_memory_misrouted"),
+            "Alerts whose message key is not their object id although input.keyed_by = \"object\" says it is",
+            memory.misrouted.clone(),
+        );
         m
+    }
+
+    pub fn memory_restoring(&self, partitions: i64) {
+        self.memory.restoring.set(partitions);
+    }
+
+    pub fn memory_restored(&self) {
+        self.memory.restored.inc();
+    }
+
+    pub fn memory_changes(&self, records: u64) {
+        self.memory.changes.inc_by(records);
+    }
+
+    pub fn memory_store_bytes(&self, bytes: u64) {
+        self.memory.store_bytes.set(bytes as i64);
+    }
+
+    pub fn memory_failures(&self, failures: u64) {
+        self.memory.failures.inc_by(failures);
+    }
+
+    pub fn memory_misrouted(&self) {
+        self.memory.misrouted.inc();
     }
 
     /// One filter's counters, to record its evaluations with
@@ -490,6 +560,12 @@ impl Metrics {
     /// Ready: recent statistics show a broker up, the consumer group
     /// joined, and at least one partition assigned. Otherwise the reason.
     pub fn ready(&self) -> Result<(), String> {
+        let restoring = self.memory.restoring.get();
+        if restoring > 0 {
+            return Err(format!(
+                "restoring the object memory of {restoring} assigned partitions from the changelog"
+            ));
+        }
         let last = self.last_statistics.load(Ordering::Relaxed);
         if last == u64::MAX {
             return Err("no statistics from the Kafka consumer yet (starting)".into());

@@ -266,6 +266,10 @@ impl Runner {
         self.memory.as_ref()
     }
 
+    pub fn memory_mut(&mut self) -> Option<&mut Memory> {
+        self.memory.as_mut()
+    }
+
     /// Whether some filter keeps a state or reads an object's history:
     /// then the runner remembers objects, and the order of each object's
     /// alerts matters (see [`crate::memory::TimeOrder`]).

@@ -112,6 +112,17 @@ pub mod duration {
     }
 }
 
+/// `#[serde(with = "human::age")]`: `"365d"` or `"12h"`.
+pub mod age {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_age(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// `#[serde(default, with = "human::optional_duration")]`.
 pub mod optional_duration {
     use serde::{Deserialize, Deserializer};

@@ -588,12 +588,12 @@ fn every_refused_request_and_upload_says_why_is_logged_and_leaves_the_running_fi
             "refuses every deployment",
         ),
         (
-            // Until serve keeps objects, a filter that remembers them
-            // would decide otherwise than in `bandpass test`.
+            // On an input not keyed by object, a filter that remembers
+            // objects would decide otherwise than in `bandpass test`.
             component("rise_once"),
             None,
             422,
-            "rise-once keeps a state per object (format 'rise-once/1'), which `bandpass serve` does not keep yet",
+            "rise-once keeps a state per object (format 'rise-once/1'): serve keeps them only when every alert of an object reaches one partition: key the input topic by object id and set input.keyed_by = \"object\"",
         ),
         (
             component("history_probe"),

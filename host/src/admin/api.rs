@@ -76,7 +76,13 @@ impl Api {
         metrics: Arc<Metrics>,
     ) -> Api {
         let admin = config.admin.clone().expect("the API needs [admin]");
-        let admission = Admission::new(registry.clone(), sandbox, canary, &admin.uploads);
+        let admission = Admission::new(
+            registry.clone(),
+            sandbox,
+            canary,
+            &admin.uploads,
+            config.remembers_objects(),
+        );
         Api {
             access: RwLock::new(Access::of(&admin)),
             admin,

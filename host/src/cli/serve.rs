@@ -67,7 +67,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Deleted and replaced filters give their memory back.
     crate::sandbox::release::spawn();
     let deployments = deploy::load_filters(&config, &config_dir, &sandbox, &[])?;
-    deploy::check_servable(&deployments)?;
+    deploy::check_servable(&config, &deployments)?;
     let (sources, updates) = Desired::new(deployments.clone());
     let sources = Arc::new(Mutex::new(sources));
     let metrics = Arc::new(Metrics::new());
@@ -158,7 +158,7 @@ impl Reloader {
     fn reload(&mut self) -> anyhow::Result<Vec<Deployment>> {
         let config = Config::load(&self.path)?;
         let deployments = deploy::load_filters(&config, &self.dir, &self.sandbox, &self.running)?;
-        deploy::check_servable(&deployments)?;
+        deploy::check_servable(&config, &deployments)?;
         let unapplied = restart_needed(&self.config, &config);
         if let Some(api) = &self.api {
             api.reconfigure(&config);

@@ -36,6 +36,22 @@ pub struct InputConfig {
     /// instances must never share one: the later fences the earlier out.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// What the producer keys the input's messages by. `"object"` says
+    /// every alert of an object is keyed by its object id (so all of them
+    /// reach one partition, in order): then serve keeps each object's
+    /// history and filters' states ([`super::MemoryConfig`]). Unset: the
+    /// key means nothing to bandpass, and filters that remember are
+    /// refused.
+    #[serde(default)]
+    pub keyed_by: Option<KeyedBy>,
+}
+
+/// What the input's message keys are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyedBy {
+    /// The alert's object id (ZTF `objectId`, Rubin `diaObject.diaObjectId`).
+    Object,
 }
 
 fn default_session_timeout() -> Duration {

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod filter;
 pub mod input;
 pub mod kafka;
+pub mod memory;
 pub mod schemas;
 
 use std::path::{Path, PathBuf};
@@ -29,8 +30,9 @@ pub use crate::units as human;
 pub use admin::{AdminConfig, GroupConfig, UploadsConfig};
 pub use engine::EngineConfig;
 pub use filter::FilterConfig;
-pub use input::{Framing, InputConfig, StartPosition};
+pub use input::{Framing, InputConfig, KeyedBy, StartPosition};
 pub use kafka::KafkaConfig;
+pub use memory::MemoryConfig;
 pub use schemas::SchemasConfig;
 
 /// The whole file.
@@ -60,6 +62,10 @@ pub struct Config {
     /// this section is present.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// Where serve keeps objects' histories and filters' states, when
+    /// `input.keyed_by = "object"`.
+    #[serde(default)]
+    pub memory: MemoryConfig,
 }
 
 /// Delivery guarantee.
@@ -182,6 +188,7 @@ impl Config {
         self.input.check()?;
         self.schemas.check()?;
         self.engine.check()?;
+        self.memory.check()?;
         filter::check(
             &self.filters,
             &self.input,
@@ -196,6 +203,11 @@ impl Config {
             )?;
         }
         Ok(())
+    }
+
+    /// Whether serve keeps object memory: the input is keyed by object.
+    pub fn remembers_objects(&self) -> bool {
+        self.input.keyed_by == Some(KeyedBy::Object)
     }
 }
 

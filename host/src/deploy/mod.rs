@@ -94,37 +94,41 @@ pub fn load_filters(
     Ok(out)
 }
 
-/// Why `bandpass serve` cannot run `filter` yet, if it cannot: it reads an
-/// object's history or keeps a state per object, which serve does not keep
-/// (the per-partition stores, changelog and restore of
-/// docs/design/object-memory.md are not built).
-/// Refused rather than run without its state, which would give other
-/// verdicts than `bandpass test` and `run`.
-pub fn serve_refuses(filter: &LoadedFilter) -> Option<String> {
+/// Why `bandpass serve` cannot run `filter`, if it cannot: it reads an
+/// object's history or keeps a state per object, and the input is not
+/// said to be keyed by object (`remembers_objects`: `input.keyed_by =
+/// "object"`), so one object's alerts may reach several partitions and
+/// instances, each remembering its own part. Refused rather than run
+/// with other verdicts than `bandpass test` and `run` give.
+pub fn serve_refuses(filter: &LoadedFilter, remembers_objects: bool) -> Option<String> {
+    if remembers_objects {
+        return None;
+    }
+    const HOW: &str = "serve keeps them only when every alert of an object reaches one \
+         partition: key the input topic by object id and set input.keyed_by = \"object\" \
+         (or run it offline with `bandpass test` or `bandpass run --state DIR`)";
     if let Some(path) = filter
         .fields
         .iter()
         .find(|f| f.text.starts_with(crate::decode::HISTORY_PREFIX))
     {
         return Some(format!(
-            "{} reads an object's history ('{}'), which `bandpass serve` does not keep yet: \
-             run it offline with `bandpass test` or `bandpass run --state DIR`",
+            "{} reads an object's history ('{}'): {HOW}",
             filter.name, path.text
         ));
     }
     let state = filter.manifest.state.as_ref()?;
     Some(format!(
-        "{} keeps a state per object (format '{}'), which `bandpass serve` does not keep yet: \
-         run it offline with `bandpass test` or `bandpass run --state DIR`",
+        "{} keeps a state per object (format '{}'): {HOW}",
         filter.name,
         crate::text::shown(&state.format, 64)
     ))
 }
 
 /// [`serve_refuses`] for a config's deployments.
-pub fn check_servable(deployments: &[Deployment]) -> anyhow::Result<()> {
+pub fn check_servable(config: &Config, deployments: &[Deployment]) -> anyhow::Result<()> {
     for d in deployments {
-        if let Some(why) = serve_refuses(&d.filter) {
+        if let Some(why) = serve_refuses(&d.filter, config.remembers_objects()) {
             anyhow::bail!("filter '{}': {why}", d.name);
         }
     }

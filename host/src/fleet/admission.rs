@@ -114,6 +114,9 @@ pub struct Admission {
     too_slow: Mutex<HashSet<String>>,
     /// Each group's turn to change its filters (see [`Admission::turn`]).
     changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Whether serve keeps object memory (`input.keyed_by = "object"`):
+    /// else a filter with history or state is refused.
+    remembers_objects: bool,
 }
 
 /// The refusal of an upload over `max` bytes (`admin.uploads.max_size`),
@@ -140,6 +143,7 @@ impl Admission {
         sandbox: Arc<Sandbox>,
         canary: Canary,
         uploads: &UploadsConfig,
+        remembers_objects: bool,
     ) -> Admission {
         Admission {
             fleet,
@@ -151,6 +155,7 @@ impl Admission {
             slot: Arc::new(Semaphore::new(1)),
             too_slow: Mutex::new(HashSet::new()),
             changing: Mutex::new(HashMap::new()),
+            remembers_objects,
         }
     }
 
@@ -366,7 +371,7 @@ impl Admission {
             }
         };
         let filter = filter.map_err(|e| refused(format!("component refused: {e}")))?;
-        if let Some(why) = crate::deploy::serve_refuses(&filter) {
+        if let Some(why) = crate::deploy::serve_refuses(&filter, self.remembers_objects) {
             return Err(refused(why));
         }
         if filter.cache == CacheOutcome::Compiled && self.sandbox.options().cache.is_some() {

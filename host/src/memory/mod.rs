@@ -19,6 +19,7 @@ mod order;
 mod record;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,6 +35,12 @@ pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(365 * 86_400);
 /// Rubin's at most 20 digits): a longer one is treated as none.
 pub const MAX_OBJECT_ID_BYTES: usize = 256;
 
+/// The largest record the store keeps for one object (its history and
+/// every deployment's state): a larger one is not written (counted as a
+/// failed write, the object's earlier record stays), so that serve's
+/// changelog, whose records this bounds, never refuses one.
+pub const MAX_RECORD_BYTES: usize = 8 << 20;
+
 /// The store's block cache.
 const CACHE_BYTES: u64 = 32 << 20;
 
@@ -46,11 +53,57 @@ pub fn object_key(survey: &str, object_id: &str) -> Vec<u8> {
     key
 }
 
-/// The object store: one folder, one record per object.
-pub struct Memory {
+/// The store itself: one folder, one fjall keyspace, shared by every
+/// [`Memory`] handle opened on it (serve's workers each hold one).
+struct Store {
     keyspace: fjall::Keyspace,
     objects: fjall::PartitionHandle,
     dir: PathBuf,
+    /// Held while the store is open: one process at a time per folder.
+    _lock: std::fs::File,
+    /// Holds a temporary folder until the store is dropped.
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // What a `--state` folder keeps for the next run.
+        if let Err(e) = self.keyspace.persist(fjall::PersistMode::Buffer) {
+            tracing::warn!("cannot write the state folder {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// One change to the store, as serve's changelog carries it: the full key
+/// (scope and object) and the record's bytes, or none for a deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// The scope of one input partition's objects in serve: every key of the
+/// partition starts with it (the topic, a zero byte, the partition
+/// number), so that a partition's objects are restored, and dropped, as
+/// one (topic names hold no zero byte).
+pub fn partition_scope(topic: &str, partition: i32) -> Vec<u8> {
+    let mut scope = Vec::with_capacity(topic.len() + 5);
+    scope.extend_from_slice(topic.as_bytes());
+    scope.push(0);
+    scope.extend_from_slice(&partition.to_be_bytes());
+    scope
+}
+
+/// A handle on the object store: one record per object. `test` and `run`
+/// hold one; serve's workers each hold one ([`Memory::handle`]) scoped
+/// to the partition of the alert they process ([`Memory::scope_to`]).
+pub struct Memory {
+    store: Arc<Store>,
+    /// Prepended to every key (serve: the input partition's scope).
+    scope: Vec<u8>,
+    /// Changes since the last [`Memory::take_changes`], when kept (serve
+    /// produces them to its changelog).
+    journal: Option<Vec<Change>>,
     /// States of an object with no alert for this long (alert time) are
     /// dropped when its next alert comes.
     pub state_ttl: Duration,
@@ -73,10 +126,6 @@ pub struct Memory {
     pub unchanged: u64,
     /// The key and hash of the bytes last read (see [`Memory::keep`]).
     last_read: Option<(Vec<u8>, u64)>,
-    /// Held while the store is open: one process at a time per folder.
-    _lock: std::fs::File,
-    /// Holds a temporary folder until the store is dropped.
-    _temporary: Option<tempfile::TempDir>,
 }
 
 /// Takes the folder's lock (`bandpass.lock`, an advisory `flock` the
@@ -122,10 +171,29 @@ impl Memory {
 
     /// A store in a new temporary folder, removed when it is dropped.
     pub fn temporary() -> anyhow::Result<Memory> {
-        let temp = tempfile::Builder::new()
-            .prefix("bandpass-memory-")
-            .tempdir()
-            .context("cannot create a temporary folder for the object store ($TMPDIR)")?;
+        Memory::temporary_in(None)
+    }
+
+    /// A store in a new folder under `parent` (else `$TMPDIR`), removed
+    /// when the last handle is dropped.
+    pub fn temporary_in(parent: Option<&Path>) -> anyhow::Result<Memory> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("bandpass-memory-");
+        let temp = match parent {
+            Some(parent) => {
+                std::fs::create_dir_all(parent).with_context(|| {
+                    format!("cannot create the memory folder {}", parent.display())
+                })?;
+                builder.tempdir_in(parent)
+            }
+            None => builder.tempdir(),
+        }
+        .with_context(|| {
+            format!(
+                "cannot create a folder for the object store in {}",
+                parent.map_or("$TMPDIR".into(), |p| p.display().to_string())
+            )
+        })?;
         let dir = temp.path().to_path_buf();
         Memory::open_in(&dir, Some(temp))
     }
@@ -153,10 +221,20 @@ impl Memory {
         let objects = keyspace
             .open_partition("objects", fjall::PartitionCreateOptions::default())
             .map_err(|e| anyhow::anyhow!("cannot open the objects in {}: {e}", dir.display()))?;
-        Ok(Memory {
+        Ok(Memory::on(Arc::new(Store {
             keyspace,
             objects,
             dir: dir.to_path_buf(),
+            _lock: lock,
+            _temporary: temporary,
+        })))
+    }
+
+    fn on(store: Arc<Store>) -> Memory {
+        Memory {
+            store,
+            scope: Vec::new(),
+            journal: None,
             state_ttl: DEFAULT_STATE_TTL,
             history_max_age_days: history::DEFAULT_MAX_AGE_DAYS,
             failed_writes: 0,
@@ -165,13 +243,79 @@ impl Memory {
             out_of_order: 0,
             unchanged: 0,
             last_read: None,
-            _lock: lock,
-            _temporary: temporary,
-        })
+        }
+    }
+
+    /// Another handle on the same store, with its own counters, the same
+    /// settings, no scope, and a journal if this one keeps one.
+    pub fn handle(&self) -> Memory {
+        let mut other = Memory::on(self.store.clone());
+        other.state_ttl = self.state_ttl;
+        other.history_max_age_days = self.history_max_age_days;
+        other.journal = self.journal.as_ref().map(|_| Vec::new());
+        other
+    }
+
+    /// Keys from now on start with `scope` (see [`partition_scope`]).
+    pub fn scope_to(&mut self, scope: &[u8]) {
+        if self.scope != scope {
+            self.scope.clear();
+            self.scope.extend_from_slice(scope);
+        }
+    }
+
+    /// Keeps every change from now on, for [`Memory::take_changes`].
+    pub fn keep_changes(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes since the last call (none unless [`Memory::keep_changes`]).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Drops every object under `scope` (a partition about to be restored).
+    pub fn clear_scope(&self, scope: &[u8]) -> anyhow::Result<u64> {
+        let mut dropped = 0;
+        let mut batch = self.store.keyspace.batch();
+        for entry in self.store.objects.prefix(scope) {
+            let (key, _) = entry.map_err(|e| self.error("reading", e))?;
+            batch.remove(&self.store.objects, key);
+            dropped += 1;
+        }
+        batch.commit().map_err(|e| self.error("clearing", e))?;
+        Ok(dropped)
+    }
+
+    /// Applies one change as the changelog gives it back (a restore).
+    pub fn apply(&self, key: &[u8], value: Option<&[u8]>) -> anyhow::Result<()> {
+        match value {
+            Some(v) => self.store.objects.insert(key, v),
+            None => self.store.objects.remove(key),
+        }
+        .map_err(|e| self.error("restoring", e))
+    }
+
+    fn error(&self, doing: &str, e: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{doing} the object store in {}: {e} (a full or read-only disk?)",
+            self.store.dir.display()
+        )
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.store.dir
+    }
+
+    /// `key` under this handle's scope.
+    fn scoped(&self, key: &[u8]) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.scope.len() + key.len());
+        full.extend_from_slice(&self.scope);
+        full.extend_from_slice(key);
+        full
     }
 
     /// The record of `key`; none if the object was never kept, or if its
@@ -179,14 +323,15 @@ impl Memory {
     /// afresh).
     pub fn recall(&mut self, key: &[u8]) -> Option<ObjectRecord> {
         self.last_read = None;
-        let bytes = match self.objects.get(key) {
+        let key = self.scoped(key);
+        let bytes = match self.store.objects.get(&key) {
             Ok(b) => b?,
             Err(e) => {
                 self.failed(format!("reading an object: {e}"));
                 return None;
             }
         };
-        self.last_read = Some((key.to_vec(), xxhash_rust::xxh3::xxh3_64(&bytes)));
+        self.last_read = Some((key, xxhash_rust::xxh3::xxh3_64(&bytes)));
         match ObjectRecord::decode(&bytes) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -200,23 +345,43 @@ impl Memory {
     /// disk refuses is counted (see [`Memory::failures`]), not raised: the
     /// alert's verdicts stand.
     pub fn keep(&mut self, key: &[u8], record: &ObjectRecord) {
-        let written = if record.is_empty() {
-            self.objects.remove(key)
+        let key = self.scoped(key);
+        let value = if record.is_empty() {
+            None
         } else {
             let bytes = record.encode();
             // The same bytes as the last read of this key (an alert
             // replayed, a repeat delivery): nothing to write.
-            let same = self.last_read.as_ref().is_some_and(|(k, hash)| {
-                k.as_slice() == key && *hash == xxhash_rust::xxh3::xxh3_64(&bytes)
-            });
+            let same = self
+                .last_read
+                .as_ref()
+                .is_some_and(|(k, hash)| *k == key && *hash == xxhash_rust::xxh3::xxh3_64(&bytes));
             if same {
                 self.unchanged += 1;
                 return;
             }
-            self.objects.insert(key, bytes)
+            if bytes.len() > MAX_RECORD_BYTES {
+                self.failed(format!(
+                    "an object's record of {} bytes is over the {MAX_RECORD_BYTES} the store \
+                     keeps: its earlier record stays (fewer deployments with state, or smaller \
+                     limits.state)",
+                    bytes.len()
+                ));
+                return;
+            }
+            Some(bytes)
         };
-        if let Err(e) = written {
-            self.failed(format!("writing an object: {e}"));
+        let written = match &value {
+            Some(bytes) => self.store.objects.insert(&key, bytes),
+            None => self.store.objects.remove(&key),
+        };
+        match written {
+            Err(e) => self.failed(format!("writing an object: {e}")),
+            Ok(()) => {
+                if let Some(journal) = &mut self.journal {
+                    journal.push(Change { key, value });
+                }
+            }
         }
     }
 
@@ -233,33 +398,31 @@ impl Memory {
     /// Makes what was kept survive the process (not a power cut: that is
     /// what serve's changelog is for).
     pub fn flush(&self) -> anyhow::Result<()> {
-        self.keyspace
+        self.store
+            .keyspace
             .persist(fjall::PersistMode::Buffer)
             .map_err(|e| {
-                anyhow::anyhow!("cannot write the state folder {}: {e}", self.dir.display())
+                anyhow::anyhow!(
+                    "cannot write the state folder {}: {e}",
+                    self.store.dir.display()
+                )
             })
     }
 
     /// How many objects the store holds, counted by reading every key: for
     /// a report at the end of a run, not for every alert.
     pub fn count_objects(&self) -> anyhow::Result<usize> {
-        self.objects
-            .len()
-            .map_err(|e| anyhow::anyhow!("cannot count the objects in {}: {e}", self.dir.display()))
+        self.store.objects.len().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot count the objects in {}: {e}",
+                self.store.dir.display()
+            )
+        })
     }
 
     /// The store's bytes on disk.
     pub fn disk_bytes(&self) -> u64 {
-        self.keyspace.disk_space()
-    }
-}
-
-impl Drop for Memory {
-    fn drop(&mut self) {
-        // What a `--state` folder keeps for the next run.
-        if let Err(e) = self.flush() {
-            tracing::warn!("{e:#}");
-        }
+        self.store.keyspace.disk_space()
     }
 }
 
@@ -292,11 +455,42 @@ mod tests {
     fn damaged_bytes_in_the_store_are_counted_and_the_object_starts_afresh() {
         let mut memory = Memory::temporary().unwrap();
         let key = object_key("rubin", "170028437302722614");
-        memory.objects.insert(&key, vec![1, 2, 3]).unwrap();
+        memory.store.objects.insert(&key, vec![1, 2, 3]).unwrap();
         assert_eq!(memory.recall(&key), None);
         let (failed, why) = memory.failures();
         assert_eq!(failed, 1);
         assert!(why.unwrap().contains("damaged"), "{why:?}");
+    }
+
+    #[test]
+    fn scoped_handles_share_one_store_and_a_scope_is_cleared_and_restored_from_its_changes() {
+        let mut first = Memory::temporary().unwrap();
+        first.keep_changes();
+        let mut second = first.handle();
+        let key = object_key("ztf", "ZTF18abudxnw");
+        let mut record = ObjectRecord::default();
+        record.set("once", "rise-once/1", b"{}".to_vec());
+        let (p0, p1) = (partition_scope("alerts", 0), partition_scope("alerts", 1));
+        first.scope_to(&p0);
+        second.scope_to(&p1);
+        first.keep(&key, &record);
+        assert_eq!(second.recall(&key), None, "another partition's object");
+        second.keep(&key, &ObjectRecord::default());
+        let changes = first.take_changes();
+        assert_eq!(changes.len(), 1);
+        assert!(changes[0].key.starts_with(&p0) && changes[0].value.is_some());
+        assert_eq!(
+            second.take_changes()[0].value,
+            None,
+            "a deletion is a tombstone"
+        );
+        assert!(first.take_changes().is_empty(), "taken once");
+        assert_eq!(first.clear_scope(&p0).unwrap(), 1);
+        assert_eq!(first.recall(&key), None);
+        for change in &changes {
+            first.apply(&change.key, change.value.as_deref()).unwrap();
+        }
+        assert_eq!(first.recall(&key).as_ref(), Some(&record), "restored");
     }
 
     #[test]

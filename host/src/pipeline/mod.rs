@@ -20,6 +20,7 @@
 //! Must never: store an offset ahead of unfinished work, stop or loop on
 //! one bad message, or let a filter's failure stop the stream.
 
+pub mod changelog;
 pub mod offsets;
 pub mod produce;
 pub mod tracker;
@@ -41,6 +42,7 @@ use crate::decode::SchemaSource;
 use crate::deploy::{Deployment, FilterSet, Updates, describe};
 use crate::kafka::{Role, client_config};
 use crate::metrics::Metrics;
+use changelog::Changelog;
 use offsets::{Rebalances, TXN_INTERVAL};
 use produce::{Acks, Producer};
 use tracker::{Consumed, Tracker};
@@ -76,6 +78,9 @@ pub struct Flow {
     generation: AtomicU64,
     /// Where wire-format schemas come from, for each set's decoder.
     schemas: SchemaSource,
+    /// Object memory: the store and its changelog, when the input is
+    /// keyed by object.
+    pub changelog: Option<Changelog>,
 }
 
 impl Flow {
@@ -142,6 +147,11 @@ pub fn serve(
         tracing::info!(transactional_id = %id, "exactly-once delivery");
     }
     metrics.describe_filters(describe(&deployments));
+    let changelog = if config.remembers_objects() {
+        Some(Changelog::start(config)?)
+    } else {
+        None
+    };
     let producer: Producer = producer_config
         .create_with_context(Acks {
             tracker: tracker.clone(),
@@ -174,6 +184,7 @@ pub fn serve(
         ))),
         generation: AtomicU64::new(0),
         schemas: config.schemas.source(),
+        changelog,
     });
     let consumer: BaseConsumer<Rebalances> = consumer_config
         .create_with_context(Rebalances { flow: flow.clone() })
@@ -252,6 +263,7 @@ fn consume(
     updates: &Updates,
 ) -> anyhow::Result<()> {
     let mut last_commit = Instant::now();
+    let mut last_gauge = Instant::now();
     while !flow.stop.load(Ordering::Relaxed) {
         updates.apply(|deployments| flow.publish(deployments));
         if let Some(failure) = flow.failure.lock().unwrap().take() {
@@ -303,6 +315,12 @@ fn consume(
         } else if last_commit.elapsed() >= STORE_INTERVAL {
             flow.store(consumer);
             last_commit = Instant::now();
+        }
+        if let Some(changelog) = &flow.changelog
+            && last_gauge.elapsed() >= STORE_INTERVAL
+        {
+            flow.metrics.memory_store_bytes(changelog.disk_bytes());
+            last_gauge = Instant::now();
         }
     }
     Ok(())

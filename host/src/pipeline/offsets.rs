@@ -52,6 +52,13 @@ impl ClientContext for Rebalances {
     }
 }
 
+fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
 fn describe(tpl: &TopicPartitionList) -> String {
     tpl.elements()
         .iter()
@@ -76,6 +83,24 @@ impl ConsumerContext for Rebalances {
                 if let StartPosition::TimestampMs(ms) = self.flow.start {
                     start_at_timestamp(consumer, tpl, ms);
                 }
+                // Object memory: no alert of a partition runs before its
+                // objects are restored; a restore that fails leaves the
+                // partitions unassigned and stops serve.
+                if let Some(changelog) = &self.flow.changelog {
+                    let assigned = partitions(tpl);
+                    // Work still queued for a partition lost earlier must
+                    // not write over what is restored.
+                    self.flow.drain(Instant::now() + REVOKE_GRACE);
+                    if let Err(e) =
+                        changelog.restore_all(&assigned, &self.flow.metrics, &self.flow.stop)
+                    {
+                        self.flow.fail(format!(
+                            "restoring the object memory of {}: {e:#}",
+                            describe(tpl)
+                        ));
+                        return;
+                    }
+                }
                 let assigned = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -91,15 +116,24 @@ impl ConsumerContext for Rebalances {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let lost = consumer.assignment_lost();
-                if !lost && let Err(e) = self.flow.finish_and_commit(consumer, REVOKE_GRACE) {
-                    self.flow
-                        .fail(format!("committing before a revocation: {e:#}"));
+                let revoked = partitions(tpl);
+                if !lost {
+                    match self.flow.finish_and_commit(consumer, REVOKE_GRACE) {
+                        Err(e) => self
+                            .flow
+                            .fail(format!("committing before a revocation: {e:#}")),
+                        // Eager: every partition is revoked, and those
+                        // assigned back in this same rebalance were owned
+                        // by no one meanwhile: their objects need no
+                        // restore.
+                        Ok(()) if !cooperative => {
+                            if let Some(changelog) = &self.flow.changelog {
+                                changelog.revoked_clean(&revoked);
+                            }
+                        }
+                        Ok(()) => {}
+                    }
                 }
-                let revoked: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
                 self.flow.tracker.lock().unwrap().forget(&revoked);
                 let _ = if cooperative {
                     consumer.incremental_unassign(tpl)
@@ -263,6 +297,15 @@ impl Flow {
     fn rewind(&self, consumer: &BaseConsumer<Rebalances>) {
         let points = self.tracker.lock().unwrap().rewind();
         for (topic, partition, offset) in points {
+            // The aborted transaction's changes are in the local store:
+            // the partition's objects come back from the changelog.
+            if let Some(changelog) = &self.changelog
+                && let Err(e) = changelog.restore(&topic, partition, &self.metrics, &self.stop)
+            {
+                self.fail(format!(
+                    "restoring {topic}/{partition}'s object memory after an abort: {e:#}"
+                ));
+            }
             if let Err(e) = consumer.seek(
                 &topic,
                 partition,

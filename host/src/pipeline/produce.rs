@@ -4,7 +4,7 @@
 //! an unbounded queue).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
@@ -27,10 +27,59 @@ impl ClientContext for Acks {
     }
 }
 
-impl ProducerContext for Acks {
-    type DeliveryOpaque = Box<Consumed>;
+/// What a produce's acknowledgement releases: the consumed message's
+/// token, and the waiter of a worker that waits for it.
+pub struct Sent {
+    pub source: Consumed,
+    pub waiter: Option<Arc<Waiter>>,
+}
 
-    fn delivery(&self, result: &DeliveryResult<'_>, source: Box<Consumed>) {
+/// A count of produces a worker waits to see acknowledged (delivered or
+/// refused for good).
+pub struct Waiter {
+    left: Mutex<usize>,
+    acked: Condvar,
+}
+
+impl Waiter {
+    pub fn new(produces: usize) -> Arc<Waiter> {
+        Arc::new(Waiter {
+            left: Mutex::new(produces),
+            acked: Condvar::new(),
+        })
+    }
+
+    fn acknowledged(&self) {
+        let mut left = self.left.lock().unwrap();
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.acked.notify_all();
+        }
+    }
+
+    /// Waits until every produce given this waiter is acknowledged;
+    /// false if `abandon` is set first.
+    pub fn wait(&self, abandon: &AtomicBool) -> bool {
+        let mut left = self.left.lock().unwrap();
+        while *left > 0 {
+            if abandon.load(Ordering::Relaxed) {
+                return false;
+            }
+            left = self
+                .acked
+                .wait_timeout(left, Duration::from_millis(50))
+                .unwrap()
+                .0;
+        }
+        true
+    }
+}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = Box<Sent>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        let Sent { source, waiter } = *sent;
         let mut tracker = self.tracker.lock().unwrap();
         if let Err((err, message)) = result {
             // At-least-once retries without bound, so this is a permanent
@@ -51,6 +100,10 @@ impl ProducerContext for Acks {
             self.metrics.produced();
         }
         tracker.release(&source);
+        drop(tracker);
+        if let Some(waiter) = waiter {
+            waiter.acknowledged();
+        }
     }
 }
 
@@ -126,26 +179,45 @@ pub fn dead_letter_headers(error: &str, source: &Consumed) -> OwnedHeaders {
         })
 }
 
-/// Queues one produce (with the consumed message's key, so outputs keep
-/// the input's partitioning), waiting while the producer's queue is full.
+/// Where one produce goes, and what it carries: an accepted alert (the
+/// consumed message's key, so outputs keep the input's partitioning), a
+/// dead letter, or a changelog record (its own partition; no payload is
+/// a tombstone).
+pub struct Outgoing<'a> {
+    pub topic: &'a str,
+    pub partition: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub headers: OwnedHeaders,
+}
+
+/// Queues one produce, waiting while the producer's queue is full.
 /// Returns false only when `abandon` is set meanwhile (a shutdown past
 /// its deadline): the message's offset is then never stored and the next
 /// owner of the partition processes it again.
+/// `waiter`, if given, is told when the broker acknowledges it.
 pub fn send(
     producer: &Producer,
-    topic: &str,
-    key: Option<&[u8]>,
-    payload: &[u8],
-    headers: OwnedHeaders,
+    out: Outgoing<'_>,
     source: &Consumed,
+    waiter: Option<&Arc<Waiter>>,
     abandon: &AtomicBool,
 ) -> bool {
-    let mut record: BaseRecord<'_, [u8], [u8], Box<Consumed>> =
-        BaseRecord::with_opaque_to(topic, Box::new(source.clone()))
-            .payload(payload)
-            .headers(headers);
-    if let Some(key) = key {
+    let topic = out.topic;
+    let sent = Box::new(Sent {
+        source: source.clone(),
+        waiter: waiter.cloned(),
+    });
+    let mut record: BaseRecord<'_, [u8], [u8], Box<Sent>> =
+        BaseRecord::with_opaque_to(topic, sent).headers(out.headers);
+    if let Some(payload) = out.payload {
+        record = record.payload(payload);
+    }
+    if let Some(key) = out.key {
         record = record.key(key);
+    }
+    if let Some(partition) = out.partition {
+        record = record.partition(partition);
     }
     loop {
         if abandon.load(Ordering::Relaxed) {

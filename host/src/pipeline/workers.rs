@@ -13,9 +13,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rdkafka::message::OwnedHeaders;
 
 use super::Flow;
-use super::produce::{accepted_headers, dead_letter_headers, send};
+use super::produce::{Outgoing, Waiter, accepted_headers, dead_letter_headers, send};
 use super::tracker::Consumed;
 use crate::config::Framing;
 use crate::deploy::{Deployment, FilterSet};
@@ -88,8 +89,17 @@ fn work(jobs: Receiver<Job>, flow: &Flow) {
             .map(|d| flow.metrics.filter(&d.name))
             .collect()
     };
+    // States are kept by deployment name: one component deployed twice
+    // keeps two.
+    let name = |runner: &mut Runner, set: &FilterSet| {
+        runner.name_deployments(set.deployments.iter().map(|d| d.name.clone()).collect());
+    };
     let mut set = flow.filter_set();
     let mut runner = Runner::with_decoder(&set.filters(), set.decoder.clone());
+    name(&mut runner, &set);
+    if let Some(changelog) = &flow.changelog {
+        runner.remember(changelog.handle());
+    }
     let mut metrics = counters(&set);
     loop {
         let job = match jobs.recv_timeout(IDLE_SWITCH) {
@@ -100,6 +110,7 @@ fn work(jobs: Receiver<Job>, flow: &Flow) {
         if flow.filters_changed(set.generation) {
             set = flow.filter_set();
             runner.retarget(&set.filters(), set.decoder.clone());
+            name(&mut runner, &set);
             metrics = counters(&set);
         }
         if let Some(job) = job {
@@ -122,13 +133,20 @@ fn process(
         key,
         payload,
     } = job;
+    let failures_before = runner.memory().map_or(0, |m| m.failures().0);
+    if let Some(memory) = runner.memory_mut() {
+        memory.scope_to(&crate::memory::partition_scope(
+            &source.topic,
+            source.partition,
+        ));
+    }
     match decode_and_filter(runner, flow, &payload) {
         Processed::GaveUp => {
             flow.tracker.lock().unwrap().give_up(&source);
             return;
         }
         Processed::Alerts(results) => {
-            let mut produces = Vec::new();
+            let mut outputs = Vec::new();
             for result in &results {
                 for ((deployment, evaluation), counters) in
                     deployments.iter().zip(&result.evaluations).zip(metrics)
@@ -137,26 +155,61 @@ fn process(
                     if let Some(headers) =
                         accepted_headers(&deployment.name, &deployment.filter, evaluation)
                     {
-                        produces.push((&deployment.output_topic, &result.alert.raw, headers));
+                        outputs.push(Outgoing {
+                            topic: &deployment.output_topic,
+                            partition: None,
+                            key: key.as_deref(),
+                            payload: Some(&result.alert.raw),
+                            headers,
+                        });
                     }
+                }
+            }
+            // Object memory: each change goes to the changelog, keyed by
+            // its partition's scope and object.
+            let changes = runner
+                .memory_mut()
+                .map(|m| m.take_changes())
+                .unwrap_or_default();
+            let mut records = Vec::new();
+            if let Some(changelog) = &flow.changelog {
+                let failures = runner.memory().map_or(0, |m| m.failures().0);
+                flow.metrics
+                    .memory_failures(failures.saturating_sub(failures_before));
+                flow.metrics.memory_changes(changes.len() as u64);
+                misrouted(flow, key.as_deref(), &results);
+                for change in &changes {
+                    records.push(Outgoing {
+                        topic: &changelog.topic,
+                        partition: Some(changelog.partition_of(source.partition)),
+                        key: Some(&change.key),
+                        payload: change.value.as_deref(),
+                        headers: OwnedHeaders::new(),
+                    });
                 }
             }
             flow.tracker
                 .lock()
                 .unwrap()
-                .add(&source, produces.len() as u32);
-            for (topic, raw, headers) in produces {
+                .add(&source, (outputs.len() + records.len()) as u32);
+            // Exactly-once: one transaction holds them all. At-least-once:
+            // the changes wait until the accepted outputs are acknowledged,
+            // or a crash between the two could leave a state that says
+            // "accepted" for an alert whose output never reached the
+            // broker, and its replay would reject it.
+            let waiter = (!flow.exactly_once && !outputs.is_empty() && !records.is_empty())
+                .then(|| Waiter::new(outputs.len()));
+            for out in outputs {
                 // Abandoned: every later send would give up too.
-                if !send(
-                    &flow.producer,
-                    topic,
-                    key.as_deref(),
-                    raw,
-                    headers,
-                    &source,
-                    &flow.abandon,
-                ) {
+                if !send(&flow.producer, out, &source, waiter.as_ref(), &flow.abandon) {
                     break;
+                }
+            }
+            if waiter.is_none_or(|w| w.wait(&flow.abandon)) {
+                for out in records {
+                    if !send(&flow.producer, out, &source, None, &flow.abandon) {
+                        break;
+                    }
                 }
             }
         }
@@ -166,16 +219,45 @@ fn process(
             flow.tracker.lock().unwrap().add(&source, 1);
             send(
                 &flow.producer,
-                &flow.dead_letter_topic,
-                key.as_deref(),
-                &payload,
-                dead_letter_headers(&error, &source),
+                Outgoing {
+                    topic: &flow.dead_letter_topic,
+                    partition: None,
+                    key: key.as_deref(),
+                    payload: Some(&payload),
+                    headers: dead_letter_headers(&error, &source),
+                },
                 &source,
+                None,
                 &flow.abandon,
             );
         }
     }
     flow.tracker.lock().unwrap().release(&source);
+}
+
+/// Counts (and says once) an alert whose message key is not its object
+/// id: `input.keyed_by = "object"` is then untrue, and the object's alerts
+/// may reach several partitions, each with its own memory of it.
+fn misrouted(flow: &Flow, key: Option<&[u8]>, results: &[AlertResult]) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    for result in results {
+        let Some(object) = &result.id.object_id else {
+            continue;
+        };
+        if key != Some(object.as_bytes()) {
+            flow.metrics.memory_misrouted();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    object = %crate::text::shown(object, 64),
+                    key = %crate::text::shown(&String::from_utf8_lossy(key.unwrap_or_default()), 64),
+                    "input.keyed_by = \"object\", but a message's key is not its object id: \
+                     an object's alerts may then reach several partitions, each remembering \
+                     its own part (bandpass_memory_misrouted counts them); key the input by \
+                     object id"
+                );
+            });
+        }
+    }
 }
 
 enum Processed {

@@ -1,0 +1,239 @@
+//! Object memory in serve (docs/design/object-memory.md): one local store,
+//! split by input partition (each key starts with its partition's scope),
+//! and a compacted changelog topic that every change is also produced to,
+//! keyed by the same key. The changelog, not the local disk, is what
+//! survives: a partition given to this instance is restored from it
+//! before any of its alerts is taken, whoever held it before.
+//!
+//! Exactly-once: changes are produced in the transaction of the alerts
+//! that made them, and the changelog is read `read_committed`, so a
+//! restored partition holds exactly what its committed input implies; an
+//! aborted transaction's partitions are restored again. At-least-once: a
+//! restore may hold changes of alerts after the last committed offset,
+//! which are then processed again on top of them (the docs say what that
+//! repeats).
+//!
+//! Must never: let a partition's alerts run before it is restored, or
+//! skip a restore it cannot prove unneeded.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::config::Config;
+use crate::kafka::{Compacted, Logged, Role, client_config};
+use crate::memory::{Memory, partition_scope};
+use crate::metrics::Metrics;
+
+/// The largest changelog record (one object's record): the topic is
+/// created with this `max.message.bytes`, and the producer allows it.
+pub const MAX_RECORD_BYTES: usize = crate::memory::MAX_RECORD_BYTES;
+
+/// How often a long restore says how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// The store and its changelog.
+pub struct Changelog {
+    pub topic: String,
+    /// The changelog's partitions: input partition `p` writes to
+    /// `p % partitions` (several input topics, or more input partitions
+    /// than the changelog has, share one; the key's scope tells them
+    /// apart).
+    pub partitions: i32,
+    /// The handle restores write through; workers get their own.
+    memory: Memory,
+    reader: ClientConfig,
+    /// Partitions whose local objects equal the changelog: committed at a
+    /// revocation of this same rebalance (see [`Changelog::revoked_clean`]).
+    clean: Mutex<HashSet<Vec<u8>>>,
+}
+
+impl Changelog {
+    /// Creates (or checks) the changelog topic and an empty local store
+    /// under `memory.dir`.
+    pub fn start(config: &Config) -> anyhow::Result<Changelog> {
+        let topic = config.memory.changelog_topic(&config.input.group);
+        let wanted = input_partitions(config).max(1);
+        let partitions = crate::kafka::ensure_compacted_topic(
+            config,
+            &Compacted {
+                topic: &topic,
+                partitions: wanted,
+                max_message: Some(MAX_RECORD_BYTES),
+                what: "changelog topic",
+                lost: "objects' histories and filters' states would be lost with old segments",
+                key: "memory.changelog_topic",
+            },
+        )?;
+        let mut memory = Memory::temporary_in(config.memory.dir.as_deref())
+            .context("opening serve's object store (memory.dir)")?;
+        memory.state_ttl = config.memory.state_ttl;
+        memory.keep_changes();
+        let mut reader = client_config(config, Role::ChangelogReader);
+        let fetch = MAX_RECORD_BYTES + (1 << 20);
+        reader
+            .set("fetch.message.max.bytes", fetch.to_string())
+            .set("fetch.max.bytes", fetch.to_string())
+            .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());
+        // A reader that cannot be made fails the start, not a rebalance.
+        let _: BaseConsumer<Logged> = reader
+            .create_with_context(Logged)
+            .context("creating the changelog reader")?;
+        tracing::info!(
+            %topic,
+            partitions,
+            store = %memory.dir().display(),
+            "object memory on: a changelog topic and a local store"
+        );
+        Ok(Changelog {
+            topic,
+            partitions,
+            memory,
+            reader,
+            clean: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// A handle on the store for a worker, keeping its changes.
+    pub fn handle(&self) -> Memory {
+        self.memory.handle()
+    }
+
+    /// The changelog partition of input partition `partition`.
+    pub fn partition_of(&self, partition: i32) -> i32 {
+        partition.rem_euclid(self.partitions)
+    }
+
+    /// The store's bytes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.memory.disk_bytes()
+    }
+
+    /// Marks partitions committed at a revocation (not lost): their local
+    /// objects equal the changelog until another instance may write it,
+    /// so an assignment in the same rebalance need not restore them.
+    pub fn revoked_clean(&self, partitions: &[(String, i32)]) {
+        let mut clean = self.clean.lock().unwrap();
+        clean.extend(partitions.iter().map(|(t, p)| partition_scope(t, *p)));
+    }
+
+    /// Restores every partition of `assigned` that is not known clean,
+    /// one after another; the rest of the clean set is forgotten (another
+    /// instance may own those partitions next).
+    pub fn restore_all(
+        &self,
+        assigned: &[(String, i32)],
+        metrics: &Metrics,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<()> {
+        let clean = std::mem::take(&mut *self.clean.lock().unwrap());
+        let pending: Vec<&(String, i32)> = assigned
+            .iter()
+            .filter(|(t, p)| !clean.contains(&partition_scope(t, *p)))
+            .collect();
+        metrics.memory_restoring(pending.len() as i64);
+        let mut result = Ok(());
+        for (done, (topic, partition)) in pending.iter().enumerate() {
+            result = self.restore(topic, *partition, metrics, stop).map(|_| ());
+            if result.is_err() {
+                break;
+            }
+            metrics.memory_restoring((pending.len() - done - 1) as i64);
+        }
+        if result.is_ok() {
+            metrics.memory_restoring(0);
+        }
+        result
+    }
+
+    /// Rebuilds input partition `partition` of `topic` from the changelog:
+    /// drops its local objects, then applies every record of its scope up
+    /// to the changelog's end (under exactly-once, its last committed
+    /// transaction). Returns the records applied.
+    pub fn restore(
+        &self,
+        topic: &str,
+        partition: i32,
+        metrics: &Metrics,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<u64> {
+        let started = Instant::now();
+        let scope = partition_scope(topic, partition);
+        let dropped = self.memory.clear_scope(&scope)?;
+        let from = self.partition_of(partition);
+        let reader: BaseConsumer<Logged> = self
+            .reader
+            .create_with_context(Logged)
+            .context("creating the changelog reader")?;
+        let (low, high) = reader
+            .fetch_watermarks(&self.topic, from, Duration::from_secs(30))
+            .with_context(|| format!("reading the ends of changelog {}/{from}", self.topic))?;
+        let mut applied = 0u64;
+        if high > low {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&self.topic, from, Offset::Beginning)?;
+            reader.assign(&tpl)?;
+            let mut said = Instant::now();
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    anyhow::bail!("stopping during the restore of {topic}/{partition}");
+                }
+                match reader.poll(Duration::from_millis(200)) {
+                    None => {}
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, changelog = %self.topic, "reading the changelog; retrying");
+                    }
+                    Some(Ok(m)) => {
+                        if let Some(key) = m.key()
+                            && key.starts_with(&scope)
+                        {
+                            self.memory.apply(key, m.payload())?;
+                            applied += 1;
+                            metrics.memory_restored();
+                        }
+                    }
+                }
+                if said.elapsed() >= PROGRESS_EVERY {
+                    said = Instant::now();
+                    tracing::info!(%topic, partition, applied, end = high, "restoring object memory");
+                }
+            }
+        }
+        tracing::info!(
+            %topic,
+            partition,
+            changelog_partition = from,
+            dropped,
+            applied,
+            seconds = started.elapsed().as_secs_f64(),
+            "object memory restored"
+        );
+        Ok(applied)
+    }
+}
+
+/// The most partitions any existing input topic named exactly has; 1
+/// when none exists yet, or the topics are patterns (correct still: the
+/// keys' scopes tell partitions apart; a restore then reads more).
+fn input_partitions(config: &Config) -> i32 {
+    let client: Result<BaseConsumer<Logged>, _> =
+        client_config(config, Role::RegistryAdmin).create_with_context(Logged);
+    let Ok(metadata) = client.and_then(|c| c.fetch_metadata(None, Duration::from_secs(10))) else {
+        return 1;
+    };
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| config.input.topics.iter().any(|name| name == t.name()))
+        .map(|t| t.partitions().len() as i32)
+        .max()
+        .unwrap_or(1)
+}
