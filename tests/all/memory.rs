@@ -447,32 +447,164 @@ fn ready(
     started
 }
 
-/// A serve config for `group` on `input`, the input keyed by object,
-/// with `delivery`, rise-once deployed as `once` to `output`, an admin
-/// port and its log at `log`.
+/// A serve config in `dir` for `group` on `input`, the input keyed by
+/// object, with `delivery`, rise-once deployed to `output`, an admin
+/// port, a transactional id of its own (named after `dir`) and its log in
+/// `dir/serve.log`.
 fn remembering_serve(
     dir: &Path,
     (input, group, output): (&str, &str, &str),
     delivery: &str,
-    log: &Path,
-) -> crate::support::processes::ServeBuilder {
+) -> (crate::support::processes::ServeBuilder, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = dir.join("serve.log");
     let built =
         crate::support::processes::ServeBuilder::new(dir.join("bandpass.toml"), input, group)
             .filter("rise_once", output)
             .admin()
-            .log(log)
+            .log(&log)
             .write();
-    let config = std::fs::read_to_string(built.config_file()).unwrap();
+    let name = dir.file_name().unwrap().to_string_lossy();
+    let config = std::fs::read_to_string(built.config_file())
+        .unwrap()
+        .replace("[input]\n", "[input]\nkeyed_by = \"object\"\n")
+        .replace(
+            "[kafka]\n",
+            &format!("[kafka]\ntransactional_id = \"{group}-{name}\"\n"),
+        );
     std::fs::write(
         built.config_file(),
         format!(
-            "delivery = \"{delivery}\"\n{}[memory]\ndir = \"{}\"\n",
-            config.replace("[input]\n", "[input]\nkeyed_by = \"object\"\n"),
+            "delivery = \"{delivery}\"\n{config}[memory]\ndir = \"{}\"\n",
             dir.join("memory").display()
         ),
     )
     .unwrap();
-    built
+    (built, log)
+}
+
+/// The nights in alert time order, split after the second accepted alert:
+/// an instance that runs the first part accepts two objects, and one that
+/// runs the second must remember them (and the third object's past, to
+/// accept it).
+struct SplitNights {
+    dir: tempfile::TempDir,
+    files: Vec<PathBuf>,
+    /// `{file: verdict}` over all the nights, from the cut's statement.
+    want: BTreeMap<String, String>,
+    /// `(file, object id)` in alert time order.
+    rows: Vec<(String, String)>,
+    split: usize,
+}
+
+impl SplitNights {
+    fn new() -> SplitNights {
+        let dir = tempfile::tempdir().unwrap();
+        let nights_dir = dir.path().join("nights");
+        std::fs::create_dir(&nights_dir).unwrap();
+        let files = nights(&nights_dir, None);
+        let want = expected(&files);
+        let (_, doc) = tested(&filter("rise_once"), &[nights_dir.to_str().unwrap()]);
+        let rows: Vec<(String, String)> = doc["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["input"].as_str().unwrap().to_string(),
+                    r["object_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let split = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, (file, _))| want[file] == "accept")
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
+        let nights = SplitNights {
+            dir,
+            files,
+            want,
+            rows,
+            split,
+        };
+        // Without what the first part left, the second gives other
+        // verdicts: an instance that restored nothing would be seen.
+        let later = nights.dir.path().join("later");
+        std::fs::create_dir(&later).unwrap();
+        for (file, _) in nights.after() {
+            std::fs::copy(file, later.join(Path::new(file).file_name().unwrap())).unwrap();
+        }
+        let (alone, _) = tested(&filter("rise_once"), &[later.to_str().unwrap()]);
+        let in_full: BTreeMap<String, String> = nights
+            .after()
+            .iter()
+            .map(|(f, _)| (f.clone(), nights.want[f].clone()))
+            .collect();
+        assert_ne!(
+            by_file_name(alone),
+            by_file_name(in_full),
+            "the second part alone must decide otherwise, or the tests prove nothing"
+        );
+        nights
+    }
+
+    fn before(&self) -> &[(String, String)] {
+        &self.rows[..self.split]
+    }
+
+    fn after(&self) -> &[(String, String)] {
+        &self.rows[self.split..]
+    }
+
+    /// Each alert of `part` as the stream carries it: keyed by object id.
+    fn messages(part: &[(String, String)]) -> Vec<(String, Vec<u8>)> {
+        part.iter()
+            .map(|(file, object)| (object.clone(), std::fs::read(file).unwrap()))
+            .collect()
+    }
+
+    fn accepted_in(&self, part: &[(String, String)]) -> usize {
+        part.iter()
+            .filter(|(f, _)| self.want[f] == "accept")
+            .count()
+    }
+
+    /// Waits for `output` to hold every accepted alert (and a few seconds
+    /// more, for any extra), and returns the files it holds, sorted, after
+    /// checking each kept its object's key.
+    fn delivered(&self, output: &str) -> Vec<String> {
+        use crate::support::kafka::{brokers, consume_keyed};
+        use std::time::{Duration, Instant};
+        let total = accepted(&self.want).len();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut got = Vec::new();
+        while Instant::now() < deadline && got.len() < total {
+            got = consume_keyed(&brokers(), output, total, Duration::from_secs(5));
+        }
+        // Anything more (a second accept) would come with it.
+        std::thread::sleep(Duration::from_secs(3));
+        got = consume_keyed(&brokers(), output, total + 1, Duration::from_secs(5));
+        let by_bytes: BTreeMap<Vec<u8>, String> = self
+            .files
+            .iter()
+            .map(|f| (std::fs::read(f).unwrap(), f.to_string_lossy().into_owned()))
+            .collect();
+        let mut files: Vec<String> = got
+            .iter()
+            .map(|m| {
+                let file = &by_bytes[&m.payload];
+                let object = &self.rows.iter().find(|(f, _)| f == file).unwrap().1;
+                assert_eq!(&m.key, object, "outputs keep the input's key");
+                file.clone()
+            })
+            .collect();
+        files.sort();
+        files
+    }
 }
 
 #[test]
@@ -480,80 +612,27 @@ fn serve_keeps_each_object_s_state_across_a_sigkill_by_restoring_it_from_the_cha
     // Exactly-once: each accepted alert once. At-least-once: none lost
     // (the alerts after the last commit run again on the restored
     // states, so an accept may repeat).
+    let nights = SplitNights::new();
     for delivery in ["exactly-once", "at-least-once"] {
-        killed_and_restored(delivery);
+        killed_and_restored(&nights, delivery);
     }
 }
 
-fn killed_and_restored(delivery: &str) {
+fn killed_and_restored(nights: &SplitNights, delivery: &str) {
     use crate::support::http::admin_get;
-    use crate::support::kafka::{consume_keyed, produce_keyed, unique};
+    use crate::support::kafka::{brokers, consume_keyed, produce_keyed, unique};
     use crate::support::metrics::sample;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    let dir = tempfile::tempdir().unwrap();
-    let nights_dir = dir.path().join("nights");
-    std::fs::create_dir(&nights_dir).unwrap();
-    let files = nights(&nights_dir, None);
-    let want = expected(&files);
-    // The alerts in alert time order, with their objects: as the stream
-    // would carry them, keyed by object id.
-    let (_, doc) = tested(&filter("rise_once"), &[nights_dir.to_str().unwrap()]);
-    let rows: Vec<(String, String)> = doc["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["input"].as_str().unwrap().to_string(),
-                r["object_id"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    // Split after the second accepted alert: the first instance accepts
-    // two objects, the second must remember them, and must remember the
-    // third's past to accept it.
-    let split = rows
-        .iter()
-        .enumerate()
-        .filter(|(_, (file, _))| want[file] == "accept")
-        .nth(1)
-        .unwrap()
-        .0
-        + 1;
-    let (before, after) = rows.split_at(split);
-    // Without what the first part left, the second gives other verdicts:
-    // a second instance that restored nothing would be seen.
-    let later = dir.path().join("later");
-    std::fs::create_dir(&later).unwrap();
-    for (file, _) in after {
-        std::fs::copy(file, later.join(Path::new(file).file_name().unwrap())).unwrap();
-    }
-    let (alone, _) = tested(&filter("rise_once"), &[later.to_str().unwrap()]);
-    let in_full: BTreeMap<String, String> = after
-        .iter()
-        .map(|(f, _)| (f.clone(), want[f].clone()))
-        .collect();
-    assert_ne!(
-        by_file_name(alone),
-        by_file_name(in_full),
-        "the second part alone must decide otherwise, or this test proves nothing"
-    );
-
-    let messages = |part: &[(String, String)]| -> Vec<(String, Vec<u8>)> {
-        part.iter()
-            .map(|(file, object)| (object.clone(), std::fs::read(file).unwrap()))
-            .collect()
-    };
-    let (input, group, output) = (unique("nights"), unique("remember"), unique("once"));
-    let log = dir.path().join("serve.log");
-    let serve = remembering_serve(dir.path(), (&input, &group, &output), delivery, &log);
-    let accepted_before = before.iter().filter(|(f, _)| want[f] == "accept").count();
-    produce_keyed(&input, &messages(before));
+    let topics = (unique("nights"), unique("remember"), unique("once"));
+    let topics = (topics.0.as_str(), topics.1.as_str(), topics.2.as_str());
+    let (serve, log) = remembering_serve(&nights.dir.path().join(delivery), topics, delivery);
+    produce_keyed(topics.0, &SplitNights::messages(nights.before()));
     let mut first = ready(&serve, &log);
+    let accepted_before = nights.accepted_in(nights.before());
     let seen = consume_keyed(
-        &crate::support::kafka::brokers(),
-        &output,
+        &brokers(),
+        topics.2,
         accepted_before,
         Duration::from_secs(90),
     );
@@ -562,43 +641,17 @@ fn killed_and_restored(delivery: &str) {
         accepted_before,
         "the first part's accepted alerts"
     );
-    // Committed (the outputs are read read_committed, so their
-    // transaction, changelog included, is): the first instance dies.
+    // Committed (the outputs are read read_committed, so under
+    // exactly-once their transaction, changelog included, is): the first
+    // instance dies.
     let _ = first.0.kill();
     let _ = first.0.wait();
 
     // A second instance, with an empty store of its own, restores every
     // partition from the changelog before it takes an alert.
-    produce_keyed(&input, &messages(after));
+    produce_keyed(topics.0, &SplitNights::messages(nights.after()));
     let _second = ready(&serve, &log);
-    let total = want.values().filter(|v| *v == "accept").count();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut got = Vec::new();
-    while Instant::now() < deadline {
-        got = consume_keyed(
-            &crate::support::kafka::brokers(),
-            &output,
-            total + 1,
-            Duration::from_secs(5),
-        );
-        if got.len() >= total {
-            // Anything more (a second acceptance) would come with it.
-            std::thread::sleep(Duration::from_secs(3));
-            got = consume_keyed(
-                &crate::support::kafka::brokers(),
-                &output,
-                total + 1,
-                Duration::from_secs(5),
-            );
-            break;
-        }
-    }
-    let by_bytes: BTreeMap<Vec<u8>, String> = files
-        .iter()
-        .map(|f| (std::fs::read(f).unwrap(), f.to_string_lossy().into_owned()))
-        .collect();
-    let mut delivered: Vec<&str> = got.iter().map(|m| by_bytes[&m.payload].as_str()).collect();
-    delivered.sort();
+    let mut delivered = nights.delivered(topics.2);
     let copies = delivered.len();
     if delivery == "at-least-once" {
         delivered.dedup();
@@ -609,15 +662,10 @@ fn killed_and_restored(delivery: &str) {
     }
     assert_eq!(
         delivered,
-        accepted(&want),
+        accepted(&nights.want),
         "{delivery}: each object accepted once, as `bandpass test` and the cut's statement say; serve's log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    for m in &got {
-        let file = &by_bytes[&m.payload];
-        let object = &rows.iter().find(|(f, _)| f == file).unwrap().1;
-        assert_eq!(&m.key, object, "outputs keep the input's key");
-    }
     let metrics = admin_get(serve.admin_addr(), "/metrics").1;
     let restored = sample(&metrics, "bandpass_memory_restored_records_total").unwrap_or(0.0);
     assert!(restored >= 1.0, "the second instance restored: {metrics}");
@@ -630,6 +678,47 @@ fn killed_and_restored(delivery: &str) {
         sample(&metrics, "bandpass_memory_restoring_partitions"),
         Some(0.0)
     );
+}
+
+#[test]
+fn an_instance_joining_takes_its_share_of_objects_with_their_states_and_the_verdicts_stay() {
+    use crate::support::kafka::{brokers, consume_keyed, produce_keyed, unique};
+    use std::time::Duration;
+
+    let nights = SplitNights::new();
+    let topics = (unique("nights"), unique("share"), unique("once"));
+    let topics = (topics.0.as_str(), topics.1.as_str(), topics.2.as_str());
+    let (one, one_log) = remembering_serve(&nights.dir.path().join("one"), topics, "exactly-once");
+    let (two, two_log) = remembering_serve(&nights.dir.path().join("two"), topics, "exactly-once");
+    produce_keyed(topics.0, &SplitNights::messages(nights.before()));
+    let _one = ready(&one, &one_log);
+    let accepted_before = nights.accepted_in(nights.before());
+    let seen = consume_keyed(
+        &brokers(),
+        topics.2,
+        accepted_before,
+        Duration::from_secs(90),
+    );
+    assert_eq!(
+        seen.len(),
+        accepted_before,
+        "the first part's accepted alerts"
+    );
+
+    // The second instance joins: the first commits and gives up half the
+    // partitions (keeping the others without a restore), the second
+    // restores its half from the changelog; then the rest of the nights.
+    let _two = ready(&two, &two_log);
+    produce_keyed(topics.0, &SplitNights::messages(nights.after()));
+    assert_eq!(
+        nights.delivered(topics.2),
+        accepted(&nights.want),
+        "each object accepted once across the rebalance; the logs:\n{}\n{}",
+        std::fs::read_to_string(&one_log).unwrap_or_default(),
+        std::fs::read_to_string(&two_log).unwrap_or_default()
+    );
+    let joined = std::fs::read_to_string(&two_log).unwrap();
+    assert!(joined.contains("object memory restored"), "{joined}");
 }
 
 /// What `history-probe` noted on each alert, in the order it saw them:
