@@ -245,43 +245,48 @@ impl ClientContext for Logged {
 
 impl ConsumerContext for Logged {}
 
-/// A compacted topic the host keeps its own records in.
-pub struct Compacted<'a> {
+/// A topic the host keeps its own records in.
+pub struct Internal<'a> {
     pub topic: &'a str,
+    /// Compacted (the latest record per key is kept), else deleted by age
+    /// (the broker's retention).
+    pub compacted: bool,
     /// Partitions to create it with (an existing one keeps its own).
     pub partitions: i32,
     /// Its `max.message.bytes`, when the host's records can be large.
     pub max_message: Option<usize>,
     /// What it is, for messages ("registry topic").
     pub what: &'a str,
-    /// What a deleting (not compacted) topic would lose.
+    /// What a deleting topic would lose, when it must be compacted.
     pub lost: &'a str,
     /// The config key that names another.
     pub key: &'a str,
 }
 
-/// Creates `spec.topic` (compacted) if it is missing; an existing one must
-/// be compacted, and one whose `max.message.bytes` is below the need is
-/// warned about. Returns its partition count.
-pub fn ensure_compacted_topic(config: &Config, spec: &Compacted<'_>) -> anyhow::Result<i32> {
+/// Creates `spec.topic` if it is missing; an existing one must be
+/// compacted if `spec.compacted`, and one whose `max.message.bytes` is
+/// below the need is warned about. Returns its partition count.
+pub fn ensure_topic(config: &Config, spec: &Internal<'_>) -> anyhow::Result<i32> {
     use anyhow::Context;
     use rdkafka::admin::{
         AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication,
     };
     use rdkafka::error::RDKafkaErrorCode;
-    let Compacted {
+    let Internal {
         topic,
         what,
         key,
         lost,
+        compacted,
         ..
     } = spec;
     let admin: AdminClient<Logged> = client_config(config, Role::RegistryAdmin)
         .create_with_context(Logged)
         .with_context(|| format!("creating a Kafka admin client for the {what}"))?;
     let max = spec.max_message.map(|m| m.to_string());
+    let policy = if *compacted { "compact" } else { "delete" };
     let mut new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact");
+        .set("cleanup.policy", policy);
     if let Some(max) = &max {
         new = new.set("max.message.bytes", max);
     }
@@ -297,7 +302,7 @@ pub fn ensure_compacted_topic(config: &Config, spec: &Compacted<'_>) -> anyhow::
     for result in created {
         match result {
             Ok(_) => {
-                tracing::info!(%topic, partitions = spec.partitions, "{what} created (compacted)");
+                tracing::info!(%topic, partitions = spec.partitions, policy, "{what} created");
                 return partitions_of(config, topic);
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -310,8 +315,8 @@ pub fn ensure_compacted_topic(config: &Config, spec: &Compacted<'_>) -> anyhow::
         .and_then(|mut r| r.pop())
         .and_then(Result::ok);
     let needs = match &max {
-        Some(max) => format!("cleanup.policy=compact, max.message.bytes={max}"),
-        None => "cleanup.policy=compact".into(),
+        Some(max) => format!("cleanup.policy={policy}, max.message.bytes={max}"),
+        None => format!("cleanup.policy={policy}"),
     };
     let Some(described) = described else {
         anyhow::bail!(
@@ -321,7 +326,7 @@ pub fn ensure_compacted_topic(config: &Config, spec: &Compacted<'_>) -> anyhow::
     };
     let value = |name: &str| described.get(name).and_then(|e| e.value.clone());
     let policy = value("cleanup.policy").unwrap_or_default();
-    if !policy.split(',').any(|p| p.trim() == "compact") {
+    if *compacted && !policy.split(',').any(|p| p.trim() == "compact") {
         anyhow::bail!(
             "{what} {topic} has cleanup.policy={policy}: it must be compact, or {lost}; set it, or name another topic in {key}"
         );

@@ -447,14 +447,25 @@ fn ready(
     started
 }
 
-/// A serve config in `dir` for `group` on `input`, the input keyed by
-/// object, with `delivery`, rise-once deployed to `output`, an admin
-/// port, a transactional id of its own (named after `dir`) and its log in
+/// How the test input is keyed, and what the config says of it.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Keying {
+    /// Keyed by object id, and `input.keyed_by = "object"`.
+    ByObject,
+    /// Every message under one key (one partition, in time order), and
+    /// `input.rekey = true`.
+    Rekeyed,
+}
+
+/// A serve config in `dir` for `group` on `input`, keyed as `keying`
+/// says, with `delivery`, rise-once deployed to `output`, an admin port,
+/// a transactional id of its own (named after `dir`) and its log in
 /// `dir/serve.log`.
 fn remembering_serve(
     dir: &Path,
     (input, group, output): (&str, &str, &str),
     delivery: &str,
+    keying: Keying,
 ) -> (crate::support::processes::ServeBuilder, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let log = dir.join("serve.log");
@@ -467,7 +478,13 @@ fn remembering_serve(
     let name = dir.file_name().unwrap().to_string_lossy();
     let config = std::fs::read_to_string(built.config_file())
         .unwrap()
-        .replace("[input]\n", "[input]\nkeyed_by = \"object\"\n")
+        .replace(
+            "[input]\n",
+            match keying {
+                Keying::ByObject => "[input]\nkeyed_by = \"object\"\n",
+                Keying::Rekeyed => "[input]\nrekey = true\n",
+            },
+        )
         .replace(
             "[kafka]\n",
             &format!("[kafka]\ntransactional_id = \"{group}-{name}\"\n"),
@@ -560,10 +577,17 @@ impl SplitNights {
         &self.rows[self.split..]
     }
 
-    /// Each alert of `part` as the stream carries it: keyed by object id.
-    fn messages(part: &[(String, String)]) -> Vec<(String, Vec<u8>)> {
+    /// Each alert of `part` as the stream carries it: keyed by object id,
+    /// or all under one key.
+    fn messages(part: &[(String, String)], keying: Keying) -> Vec<(String, Vec<u8>)> {
         part.iter()
-            .map(|(file, object)| (object.clone(), std::fs::read(file).unwrap()))
+            .map(|(file, object)| {
+                let key = match keying {
+                    Keying::ByObject => object.clone(),
+                    Keying::Rekeyed => "one-night".to_string(),
+                };
+                (key, std::fs::read(file).unwrap())
+            })
             .collect()
     }
 
@@ -614,20 +638,56 @@ fn serve_keeps_each_object_s_state_across_a_sigkill_by_restoring_it_from_the_cha
     // states, so an accept may repeat).
     let nights = SplitNights::new();
     for delivery in ["exactly-once", "at-least-once"] {
-        killed_and_restored(&nights, delivery);
+        killed_and_restored(&nights, delivery, Keying::ByObject);
     }
 }
 
-fn killed_and_restored(nights: &SplitNights, delivery: &str) {
+#[test]
+fn serve_re_keys_an_input_not_keyed_by_object_and_decides_as_test_does_across_a_sigkill() {
+    let nights = SplitNights::new();
+    let rekey_topic = killed_and_restored(&nights, "exactly-once", Keying::Rekeyed);
+    // The re-key topic holds each message as it came, bytes and headers,
+    // keyed by its object.
+    let copies = crate::support::kafka::consume_keyed(
+        &crate::support::kafka::brokers(),
+        &rekey_topic,
+        nights.rows.len(),
+        std::time::Duration::from_secs(30),
+    );
+    assert!(copies.len() >= nights.rows.len(), "{}", copies.len());
+    for m in &copies {
+        let (file, object) = nights
+            .rows
+            .iter()
+            .find(|(f, _)| std::fs::read(f).unwrap() == m.payload)
+            .expect("a message's bytes unchanged");
+        assert_eq!(&m.key, object, "{file}");
+        assert_eq!(m.headers["origin"], "nights", "its headers too: {file}");
+    }
+}
+
+/// Returns the re-key topic (with [`Keying::Rekeyed`]).
+fn killed_and_restored(nights: &SplitNights, delivery: &str, keying: Keying) -> String {
     use crate::support::http::admin_get;
-    use crate::support::kafka::{brokers, consume_keyed, produce_keyed, unique};
+    use crate::support::kafka::{brokers, consume_keyed, produce_keyed_with, unique};
     use crate::support::metrics::sample;
     use std::time::Duration;
 
     let topics = (unique("nights"), unique("remember"), unique("once"));
     let topics = (topics.0.as_str(), topics.1.as_str(), topics.2.as_str());
-    let (serve, log) = remembering_serve(&nights.dir.path().join(delivery), topics, delivery);
-    produce_keyed(topics.0, &SplitNights::messages(nights.before()));
+    let (serve, log) = remembering_serve(
+        &nights.dir.path().join(format!("{delivery}-{keying:?}")),
+        topics,
+        delivery,
+        keying,
+    );
+    // A header the re-keying must keep.
+    let origin = Some(("origin", "nights"));
+    produce_keyed_with(
+        topics.0,
+        &SplitNights::messages(nights.before(), keying),
+        origin,
+    );
     let mut first = ready(&serve, &log);
     let accepted_before = nights.accepted_in(nights.before());
     let seen = consume_keyed(
@@ -649,7 +709,11 @@ fn killed_and_restored(nights: &SplitNights, delivery: &str) {
 
     // A second instance, with an empty store of its own, restores every
     // partition from the changelog before it takes an alert.
-    produce_keyed(topics.0, &SplitNights::messages(nights.after()));
+    produce_keyed_with(
+        topics.0,
+        &SplitNights::messages(nights.after(), keying),
+        origin,
+    );
     let _second = ready(&serve, &log);
     let mut delivered = nights.delivered(topics.2);
     let copies = delivered.len();
@@ -678,6 +742,7 @@ fn killed_and_restored(nights: &SplitNights, delivery: &str) {
         sample(&metrics, "bandpass_memory_restoring_partitions"),
         Some(0.0)
     );
+    format!("{}.bandpass-rekey", topics.1)
 }
 
 #[test]
@@ -688,9 +753,19 @@ fn an_instance_joining_takes_its_share_of_objects_with_their_states_and_the_verd
     let nights = SplitNights::new();
     let topics = (unique("nights"), unique("share"), unique("once"));
     let topics = (topics.0.as_str(), topics.1.as_str(), topics.2.as_str());
-    let (one, one_log) = remembering_serve(&nights.dir.path().join("one"), topics, "exactly-once");
-    let (two, two_log) = remembering_serve(&nights.dir.path().join("two"), topics, "exactly-once");
-    produce_keyed(topics.0, &SplitNights::messages(nights.before()));
+    let serve = |name: &str| {
+        remembering_serve(
+            &nights.dir.path().join(name),
+            topics,
+            "exactly-once",
+            Keying::ByObject,
+        )
+    };
+    let ((one, one_log), (two, two_log)) = (serve("one"), serve("two"));
+    produce_keyed(
+        topics.0,
+        &SplitNights::messages(nights.before(), Keying::ByObject),
+    );
     let _one = ready(&one, &one_log);
     let accepted_before = nights.accepted_in(nights.before());
     let seen = consume_keyed(
@@ -709,7 +784,10 @@ fn an_instance_joining_takes_its_share_of_objects_with_their_states_and_the_verd
     // partitions (keeping the others without a restore), the second
     // restores its half from the changelog; then the rest of the nights.
     let _two = ready(&two, &two_log);
-    produce_keyed(topics.0, &SplitNights::messages(nights.after()));
+    produce_keyed(
+        topics.0,
+        &SplitNights::messages(nights.after(), Keying::ByObject),
+    );
     assert_eq!(
         nights.delivered(topics.2),
         accepted(&nights.want),

@@ -44,6 +44,15 @@ pub struct InputConfig {
     /// refused.
     #[serde(default)]
     pub keyed_by: Option<KeyedBy>,
+    /// Re-key the input by object id inside serve: a first stage reads
+    /// the input topics (in group `<group>.bandpass-rekey`) and produces
+    /// each message, bytes and headers unchanged, keyed by its alert's
+    /// object id, to `<group>.bandpass-rekey`, which the filters read.
+    /// For survey topics not keyed by object, so that serve can keep
+    /// histories and states; it costs a second produce and consume per
+    /// alert.
+    #[serde(default)]
+    pub rekey: bool,
 }
 
 /// What the input's message keys are.
@@ -99,6 +108,14 @@ impl InputConfig {
             return Err(Invalid::new(
                 "input.session_timeout",
                 "must be 1s to 1h (and within the broker's group.min/max.session.timeout.ms)"
+                    .into(),
+            ));
+        }
+        if self.rekey && self.keyed_by == Some(KeyedBy::Object) {
+            return Err(Invalid::new(
+                "input.rekey",
+                "the input is already keyed by object (input.keyed_by = \"object\"): \
+                 drop one of the two"
                     .into(),
             ));
         }

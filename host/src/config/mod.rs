@@ -205,9 +205,15 @@ impl Config {
         Ok(())
     }
 
-    /// Whether serve keeps object memory: the input is keyed by object.
+    /// Whether serve keeps object memory: the input is keyed by object,
+    /// or serve re-keys it.
     pub fn remembers_objects(&self) -> bool {
-        self.input.keyed_by == Some(KeyedBy::Object)
+        self.input.keyed_by == Some(KeyedBy::Object) || self.input.rekey
+    }
+
+    /// The topic serve re-keys the input to (`input.rekey`).
+    pub fn rekey_topic(&self) -> String {
+        format!("{}.bandpass-rekey", self.input.group)
     }
 }
 
@@ -293,6 +299,40 @@ mod tests {
         assert_eq!(c.dead_letter_topic, "bandpass-dead-letter");
         assert_eq!(c.filters[0].output_topic, "bright");
         assert_eq!(c.engine.limits.to_limits(), Limits::default());
+    }
+
+    #[test]
+    fn object_memory_is_on_for_an_input_keyed_or_re_keyed_by_object_and_its_keys_are_checked() {
+        assert!(!parse(MINIMAL).unwrap().remembers_objects());
+        let keyed = MINIMAL.replace("group = ", "keyed_by = \"object\"\ngroup = ");
+        let config = parse(&keyed).unwrap();
+        assert!(config.remembers_objects());
+        assert_eq!(
+            config.memory.changelog_topic(&config.input.group),
+            "bandpass.bandpass-changelog"
+        );
+        let rekeyed = MINIMAL.replace("group = ", "rekey = true\ngroup = ");
+        let config = parse(&rekeyed).unwrap();
+        assert!(config.remembers_objects());
+        assert_eq!(config.rekey_topic(), "bandpass.bandpass-rekey");
+        let both = keyed.replace("group = ", "rekey = true\ngroup = ");
+        let text = parse(&both).unwrap_err().to_string();
+        assert!(text.contains("input.rekey") && text.contains("already keyed"), "{text}");
+        for (bad, says) in [
+            ("keyed_by = \"candidate\"", "keyed_by"),
+            ("[memory]\nstate_tll = \"1d\"", "state_tll"),
+            ("[memory]\nstate_ttl = \"0d\"", "keeps nothing"),
+            ("[memory]\nchangelog_topic = \"a b\"", "memory.changelog_topic"),
+        ] {
+            let text = if bad.starts_with('[') {
+                parse(&format!("{MINIMAL}\n{bad}\n"))
+            } else {
+                parse(&MINIMAL.replace("group = ", &format!("{bad}\ngroup = ")))
+            }
+            .unwrap_err()
+            .to_string();
+            assert!(text.contains(says), "{bad}: {text}");
+        }
     }
 
     #[test]

@@ -15,9 +15,10 @@ use crate::kafka::{Logged, Role, client_config};
 /// missing; an existing one must be compacted (a deleting topic would
 /// lose filters).
 pub(super) fn ensure_topic(config: &Config, topic: &str, max_message: usize) -> anyhow::Result<()> {
-    crate::kafka::ensure_compacted_topic(
+    crate::kafka::ensure_topic(
         config,
-        &crate::kafka::Compacted {
+        &crate::kafka::Internal {
+            compacted: true,
             topic,
             partitions: 1,
             max_message: Some(max_message),

@@ -28,7 +28,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::config::Config;
-use crate::kafka::{Compacted, Logged, Role, client_config};
+use crate::kafka::{Internal, Logged, Role, client_config};
 use crate::memory::{Memory, partition_scope};
 use crate::metrics::Metrics;
 
@@ -61,9 +61,10 @@ impl Changelog {
     pub fn start(config: &Config) -> anyhow::Result<Changelog> {
         let topic = config.memory.changelog_topic(&config.input.group);
         let wanted = input_partitions(config).max(1);
-        let partitions = crate::kafka::ensure_compacted_topic(
+        let partitions = crate::kafka::ensure_topic(
             config,
-            &Compacted {
+            &Internal {
+                compacted: true,
                 topic: &topic,
                 partitions: wanted,
                 max_message: Some(MAX_RECORD_BYTES),
@@ -223,7 +224,7 @@ impl Changelog {
 /// The most partitions any existing input topic named exactly has; 1
 /// when none exists yet, or the topics are patterns (correct still: the
 /// keys' scopes tell partitions apart; a restore then reads more).
-fn input_partitions(config: &Config) -> i32 {
+pub(super) fn input_partitions(config: &Config) -> i32 {
     let client: Result<BaseConsumer<Logged>, _> =
         client_config(config, Role::RegistryAdmin).create_with_context(Logged);
     let Ok(metadata) = client.and_then(|c| c.fetch_metadata(None, Duration::from_secs(10))) else {

@@ -81,6 +81,9 @@ pub struct Flow {
     /// Object memory: the store and its changelog, when the input is
     /// keyed by object.
     pub changelog: Option<Changelog>,
+    /// The re-keying stage (`input.rekey`): the topic each message goes
+    /// to, keyed by its object id, instead of being filtered.
+    pub rekey: Option<String>,
 }
 
 impl Flow {
@@ -129,12 +132,94 @@ impl Flow {
 /// Runs the pipeline until `stop` is set, then drains, commits and
 /// returns. Each filter set received from [`crate::deploy::Desired`] replaces the
 /// running one without a pause (see [`Flow::publish`]).
+///
+/// With `input.rekey`, two stages run: a first one (a thread of its own,
+/// its own consumer group, producer and transactions) copies each input
+/// message, keyed by its object id, to the re-key topic; the filters read
+/// that topic as if it were the input.
 pub fn serve(
     config: &Config,
     deployments: Vec<Deployment>,
     stop: Arc<AtomicBool>,
     updates: Updates,
     metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    if !config.input.rekey {
+        return run_stage(config, deployments, stop, updates, metrics, None);
+    }
+    let (first, second) = rekey_stages(config)?;
+    let rekey = {
+        let stop = stop.clone();
+        let topic = config.rekey_topic();
+        std::thread::Builder::new()
+            .name("bandpass-rekey".into())
+            .spawn(move || {
+                let (_, updates) = crate::deploy::Desired::new(Vec::new());
+                let metrics = Arc::new(Metrics::new());
+                let result = run_stage(
+                    &first,
+                    Vec::new(),
+                    stop.clone(),
+                    updates,
+                    metrics,
+                    Some(topic),
+                );
+                // Without its first stage the second would wait for ever.
+                stop.store(true, Ordering::Relaxed);
+                result
+            })
+            .context("starting the re-keying thread")?
+    };
+    let filtered = run_stage(&second, deployments, stop.clone(), updates, metrics, None);
+    stop.store(true, Ordering::Relaxed);
+    let rekeyed = rekey
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the re-keying stage panicked")));
+    rekeyed.context("re-keying the input by object id (input.rekey)")?;
+    filtered
+}
+
+/// The configs of the two stages of `input.rekey`: the first reads the
+/// input in `<group>.bandpass-rekey` with its own transactional id and
+/// runs no filter; the second reads the re-key topic (created with the
+/// input's partition count) from its start, keyed by object.
+fn rekey_stages(config: &Config) -> anyhow::Result<(Config, Config)> {
+    let topic = config.rekey_topic();
+    let partitions = changelog::input_partitions(config).max(1);
+    crate::kafka::ensure_topic(
+        config,
+        &crate::kafka::Internal {
+            topic: &topic,
+            compacted: false,
+            partitions,
+            max_message: None,
+            what: "re-key topic",
+            lost: "",
+            key: "input.group",
+        },
+    )?;
+    let mut first = config.clone();
+    first.input.group = format!("{}.bandpass-rekey", config.input.group);
+    first.input.rekey = false;
+    first.filters.clear();
+    first.kafka.transactional_id =
+        Some(format!("{}-rekey", crate::kafka::transactional_id(config)));
+    let mut second = config.clone();
+    second.input.topics = vec![topic];
+    second.input.start = StartPosition::Earliest;
+    second.input.rekey = false;
+    second.input.keyed_by = Some(crate::config::KeyedBy::Object);
+    Ok((first, second))
+}
+
+/// One stage of the pipeline (see [`serve`]).
+fn run_stage(
+    config: &Config,
+    deployments: Vec<Deployment>,
+    stop: Arc<AtomicBool>,
+    updates: Updates,
+    metrics: Arc<Metrics>,
+    rekey: Option<String>,
 ) -> anyhow::Result<()> {
     let exactly_once = config.delivery == Delivery::ExactlyOnce;
     let tracker = Arc::new(Mutex::new(Tracker::default()));
@@ -185,6 +270,7 @@ pub fn serve(
         generation: AtomicU64::new(0),
         schemas: config.schemas.source(),
         changelog,
+        rekey,
     });
     let consumer: BaseConsumer<Rebalances> = consumer_config
         .create_with_context(Rebalances { flow: flow.clone() })
@@ -279,12 +365,18 @@ fn consume(
                     };
                     let payload = Bytes::copy_from_slice(message.payload().unwrap_or(&[]));
                     let key = message.key().map(Bytes::copy_from_slice);
+                    // Re-keying keeps the headers; filtering reads none.
+                    let headers = flow
+                        .rekey
+                        .as_ref()
+                        .and_then(|_| message.headers().map(|h| h.detach()));
                     flow.metrics.consumed();
                     flow.tracker.lock().unwrap().begin(&source);
                     pool.dispatch(Job {
                         source,
                         key,
                         payload,
+                        headers,
                     })?;
                 }
                 // A fatal error leaves the consumer unusable (librdkafka

@@ -36,6 +36,8 @@ pub struct Job {
     pub source: Consumed,
     pub key: Option<Bytes>,
     pub payload: Bytes,
+    /// The message's headers, kept only by the re-keying stage.
+    pub headers: Option<OwnedHeaders>,
 }
 
 pub struct Pool {
@@ -132,6 +134,7 @@ fn process(
         source,
         key,
         payload,
+        headers,
     } = job;
     let failures_before = runner.memory().map_or(0, |m| m.failures().0);
     if let Some(memory) = runner.memory_mut() {
@@ -144,6 +147,9 @@ fn process(
         Processed::GaveUp => {
             flow.tracker.lock().unwrap().give_up(&source);
             return;
+        }
+        Processed::Alerts(results) if flow.rekey.is_some() => {
+            rekey(flow, &source, key.as_deref(), &payload, headers, &results);
         }
         Processed::Alerts(results) => {
             let mut outputs = Vec::new();
@@ -233,6 +239,36 @@ fn process(
         }
     }
     flow.tracker.lock().unwrap().release(&source);
+}
+
+/// The re-keying stage: the message, bytes and headers unchanged, to the
+/// re-key topic keyed by its (first) alert's object id; a message whose
+/// alert names none keeps its own key. Its offset is stored once the
+/// broker has it.
+fn rekey(
+    flow: &Flow,
+    source: &Consumed,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    headers: Option<OwnedHeaders>,
+    results: &[AlertResult],
+) {
+    let Some(topic) = &flow.rekey else { return };
+    let object = results.iter().find_map(|r| r.id.object_id.as_deref());
+    flow.tracker.lock().unwrap().add(source, 1);
+    send(
+        &flow.producer,
+        Outgoing {
+            topic,
+            partition: None,
+            key: object.map(str::as_bytes).or(key),
+            payload: Some(payload),
+            headers: headers.unwrap_or_default(),
+        },
+        source,
+        None,
+        &flow.abandon,
+    );
 }
 
 /// Counts (and says once) an alert whose message key is not its object

@@ -72,12 +72,29 @@ pub fn consume(topic: &str, want: usize, wait: Duration) -> Vec<Received> {
 /// Produces each (key, payload) to `topic` on the shared broker and waits
 /// until the broker acknowledged every one.
 pub fn produce_keyed(topic: &str, messages: &[(String, Vec<u8>)]) {
+    produce_keyed_with(topic, messages, None);
+}
+
+/// [`produce_keyed`], each message with the header `(name, value)`.
+pub fn produce_keyed_with(
+    topic: &str,
+    messages: &[(String, Vec<u8>)],
+    header: Option<(&str, &str)>,
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
         .unwrap();
     for (key, payload) in messages {
-        let record = BaseRecord::to(topic).key(key).payload(payload);
+        let mut record = BaseRecord::to(topic).key(key).payload(payload);
+        if let Some((name, value)) = header {
+            record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
+                rdkafka::message::Header {
+                    key: name,
+                    value: Some(value),
+                },
+            ));
+        }
         producer.send(record).map_err(|(e, _)| e).unwrap();
         producer.poll(Duration::ZERO);
     }
