@@ -403,6 +403,7 @@ fn serve_refuses_a_filter_with_state_or_history_unless_the_input_is_keyed_by_obj
     assert!(
         shown.contains("filter 'once': rise-once keeps a state per object (format 'rise-once/1')")
             && shown.contains("input.keyed_by = \"object\"")
+            && shown.contains("input.rekey = true")
             && shown.contains("bandpass run --state DIR"),
         "{shown}"
     );

@@ -317,12 +317,18 @@ mod tests {
         assert_eq!(config.rekey_topic(), "bandpass.bandpass-rekey");
         let both = keyed.replace("group = ", "rekey = true\ngroup = ");
         let text = parse(&both).unwrap_err().to_string();
-        assert!(text.contains("input.rekey") && text.contains("already keyed"), "{text}");
+        assert!(
+            text.contains("input.rekey") && text.contains("already keyed"),
+            "{text}"
+        );
         for (bad, says) in [
             ("keyed_by = \"candidate\"", "keyed_by"),
             ("[memory]\nstate_tll = \"1d\"", "state_tll"),
             ("[memory]\nstate_ttl = \"0d\"", "keeps nothing"),
-            ("[memory]\nchangelog_topic = \"a b\"", "memory.changelog_topic"),
+            (
+                "[memory]\nchangelog_topic = \"a b\"",
+                "memory.changelog_topic",
+            ),
         ] {
             let text = if bad.starts_with('[') {
                 parse(&format!("{MINIMAL}\n{bad}\n"))

@@ -95,9 +95,10 @@ pub fn load_filters(
 }
 
 /// Why `bandpass serve` cannot run `filter`, if it cannot: it reads an
-/// object's history or keeps a state per object, and the input is not
-/// said to be keyed by object (`remembers_objects`: `input.keyed_by =
-/// "object"`), so one object's alerts may reach several partitions and
+/// object's history or keeps a state per object, and the input is neither
+/// said to be keyed by object nor re-keyed (`remembers_objects`:
+/// `input.keyed_by = "object"` or `input.rekey`), so one object's alerts
+/// may reach several partitions and
 /// instances, each remembering its own part. Refused rather than run
 /// with other verdicts than `bandpass test` and `run` give.
 pub fn serve_refuses(filter: &LoadedFilter, remembers_objects: bool) -> Option<String> {
@@ -105,8 +106,9 @@ pub fn serve_refuses(filter: &LoadedFilter, remembers_objects: bool) -> Option<S
         return None;
     }
     const HOW: &str = "serve keeps them only when every alert of an object reaches one \
-         partition: key the input topic by object id and set input.keyed_by = \"object\" \
-         (or run it offline with `bandpass test` or `bandpass run --state DIR`)";
+         partition: key the input topic by object id and set input.keyed_by = \"object\", \
+         or let serve re-key it with input.rekey = true (or run it offline with \
+         `bandpass test` or `bandpass run --state DIR`)";
     if let Some(path) = filter
         .fields
         .iter()
