@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark once, small: each case of the engine benchmark, the
 # serve benchmark (latency, throughput, recovery, a slow tenant), the
+# object store (write, lookups, a restore from its changelog), the
 # upload benchmark and the soak, on a few thousand alerts, with the debug
 # build. Run by scripts/test.sh after the tests, so that a benchmark that
 # stops running fails the suite. Nothing is timed or judged here: the
@@ -44,6 +45,8 @@ step "serve: a slow tenant"
 BENCH_SLOW_MEAN=5ms quiet "$bin/bandpass-serve-bench" 2000 200 3
 step "serve: recovery after a SIGKILL"
 quiet "$bin/bandpass-serve-bench" recovery 2000
+step "the object store and its restore"
+MEMORY_BENCH_DIR="${TMPDIR:-/tmp}" quiet "$bin/bandpass-memory-bench" 2000 2000
 step "uploads"
 quiet scripts/bench-upload.sh --smoke
 step "soak"

@@ -19,6 +19,10 @@
 //!    with its own output topic); rate from the first committed offset to
 //!    the last (consume, decode, filter, produce, acknowledge, commit);
 //!    resident memory of the process.
+//! 4. The same with `input.rekey = true`: every alert through the
+//!    re-keying stage (decode its object id, produce it keyed to the
+//!    re-key topic) before the filters, timed on the filtering stage's
+//!    commits.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -190,11 +194,12 @@ fn serve(
     group: &str,
     outputs: &[String],
     acceptance: Acceptance,
+    rekey: bool,
 ) -> anyhow::Result<Serve> {
     let mut toml = format!(
         "dead_letter_topic = \"{group}-dlq\"\n[kafka]\nbrokers = [\"{}\"]\n\
          [kafka.librdkafka]\n\"auto.commit.interval.ms\" = \"100\"\n{}\
-         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n\
+         [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n{}\
          [engine]\nworkers = {}\n",
         s.brokers,
         // BENCH_LIBRDKAFKA="key=value,...": more client settings, to try.
@@ -204,6 +209,7 @@ fn serve(
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
             .collect::<String>(),
+        if rekey { "rekey = true\n" } else { "" },
         // BENCH_WORKERS: engine.workers (default: one per core).
         std::env::var("BENCH_WORKERS").unwrap_or_else(|_| {
             std::thread::available_parallelism()
@@ -266,25 +272,30 @@ struct Throughput {
 }
 
 /// `bandpass serve` over `n` messages of `input`: alerts per second from
-/// the first committed offset to the last.
+/// the first committed offset to the last. With `rekey` (`input.rekey`),
+/// the offsets of the filtering stage, on the re-key topic: every alert
+/// through both stages.
 fn throughput(
     s: &Settings,
     dir: &Path,
     input: &str,
     n: usize,
     acceptance: Acceptance,
+    rekey: bool,
 ) -> anyhow::Result<Throughput> {
     let group = unique("bench-serve");
+    let rekeyed = format!("{group}.bandpass-rekey");
+    let watched = if rekey { rekeyed.as_str() } else { input };
     let outputs: Vec<String> = (0..25).map(|i| format!("{group}-out-{i}")).collect();
     let reader: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &s.brokers)
         .set("group.id", &group)
         .create()?;
-    let child = serve(s, dir, input, &group, &outputs, acceptance)?;
+    let child = serve(s, dir, input, &group, &outputs, acceptance, rekey)?;
     let deadline = Instant::now() + Duration::from_secs(900);
     let (mut first, mut rss) = (None, (0.0, 0.0));
     loop {
-        let done = committed(&reader, input);
+        let done = committed(&reader, watched);
         if done > 0 && first.is_none() {
             first = Some((Instant::now(), done));
         }
@@ -345,7 +356,15 @@ fn latency(s: &Settings, dir: &Path, alerts: &[Bytes]) -> anyhow::Result<Latenci
         .create()?;
     let names: Vec<&str> = outputs.iter().chain([&input]).map(String::as_str).collect();
     reader.subscribe(&names)?;
-    let _serve = serve(s, dir, &input, &group, &outputs, Acceptance::Selective)?;
+    let _serve = serve(
+        s,
+        dir,
+        &input,
+        &group,
+        &outputs,
+        Acceptance::Selective,
+        false,
+    )?;
     // Warm up until an accepted alert comes through end to end.
     let ready = Instant::now() + Duration::from_secs(120);
     'warm: loop {
@@ -699,7 +718,7 @@ fn main() -> anyhow::Result<()> {
         let s = settings_from(std::iter::empty())?;
         let dir = std::env::temp_dir().join(unique("bandpass-serve-bench"));
         std::fs::create_dir_all(&dir)?;
-        let t = throughput(&s, &dir, &topic, n, Acceptance::Selective)?;
+        let t = throughput(&s, &dir, &topic, n, Acceptance::Selective, false)?;
         println!("{:.0} alerts/s, RSS {:.0} MiB", t.rate, t.rss);
         return Ok(());
     }
@@ -745,12 +764,13 @@ fn main() -> anyhow::Result<()> {
     settle();
     let copy_rate = copy(&s, &input, &unique("bench-copy"), s.alerts)?;
     println!("plain copy, consume + produce (baseline) {copy_rate:>10.0} alerts/s  1.00x");
-    for (acceptance, label) in [
-        (Acceptance::Selective, "25 filters, 24 selective"),
-        (Acceptance::AsSampled, "25 filters as sampled"),
+    for (acceptance, rekey, label) in [
+        (Acceptance::Selective, false, "25 filters, 24 selective"),
+        (Acceptance::AsSampled, false, "25 filters as sampled"),
+        (Acceptance::Selective, true, "re-keyed, 24 selective"),
     ] {
         settle();
-        let t = throughput(&s, &dir, &input, s.alerts, acceptance)?;
+        let t = throughput(&s, &dir, &input, s.alerts, acceptance, rekey)?;
         println!(
             "bandpass serve, {label:<24}  {:>10.0} alerts/s  {:.2}x   {:.2} outputs/alert, RSS {:.0} MiB mid-run, {:.0} MiB peak",
             t.rate,

@@ -16,7 +16,7 @@
 //! Must never: let a partition's alerts run before it is restored, or
 //! skip a restore it cannot prove unneeded.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -125,9 +125,9 @@ impl Changelog {
         clean.extend(partitions.iter().map(|(t, p)| partition_scope(t, *p)));
     }
 
-    /// Restores every partition of `assigned` that is not known clean,
-    /// one after another; the rest of the clean set is forgotten (another
-    /// instance may own those partitions next).
+    /// Restores every partition of `assigned` that is not known clean
+    /// (together: one reader for all); the rest of the clean set is
+    /// forgotten (another instance may own those partitions next).
     pub fn restore_all(
         &self,
         assigned: &[(String, i32)],
@@ -135,89 +135,124 @@ impl Changelog {
         stop: &AtomicBool,
     ) -> anyhow::Result<()> {
         let clean = std::mem::take(&mut *self.clean.lock().unwrap());
-        let pending: Vec<&(String, i32)> = assigned
+        let pending: Vec<(String, i32)> = assigned
             .iter()
             .filter(|(t, p)| !clean.contains(&partition_scope(t, *p)))
+            .cloned()
             .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
         metrics.memory_restoring(pending.len() as i64);
-        let mut result = Ok(());
-        for (done, (topic, partition)) in pending.iter().enumerate() {
-            result = self.restore(topic, *partition, metrics, stop).map(|_| ());
-            if result.is_err() {
-                break;
-            }
-            metrics.memory_restoring((pending.len() - done - 1) as i64);
-        }
-        if result.is_ok() {
-            metrics.memory_restoring(0);
-        }
-        result
+        let result = self.restore(&pending, metrics, stop);
+        metrics.memory_restoring(0);
+        result.map(|_| ())
     }
 
-    /// Rebuilds input partition `partition` of `topic` from the changelog:
-    /// drops its local objects, then applies every record of its scope up
-    /// to the changelog's end (under exactly-once, its last committed
-    /// transaction). Returns the records applied.
+    /// Rebuilds input partitions `partitions` (topic, partition) from the
+    /// changelog: drops their local objects, then applies every record of
+    /// their scopes up to the changelog's end (under exactly-once, its
+    /// last committed transaction). Returns the records applied.
     pub fn restore(
         &self,
-        topic: &str,
-        partition: i32,
+        partitions: &[(String, i32)],
         metrics: &Metrics,
         stop: &AtomicBool,
     ) -> anyhow::Result<u64> {
         let started = Instant::now();
-        let scope = partition_scope(topic, partition);
-        let dropped = self.memory.clear_scope(&scope)?;
-        let from = self.partition_of(partition);
+        let mut scopes = HashSet::new();
+        let mut dropped = 0;
+        for (topic, partition) in partitions {
+            let scope = partition_scope(topic, *partition);
+            dropped += self.memory.clear_scope(&scope)?;
+            scopes.insert(scope);
+        }
         let reader: BaseConsumer<Logged> = self
             .reader
             .create_with_context(Logged)
             .context("creating the changelog reader")?;
-        let (low, high) = reader
-            .fetch_watermarks(&self.topic, from, Duration::from_secs(30))
-            .with_context(|| format!("reading the ends of changelog {}/{from}", self.topic))?;
+        // The changelog partitions to read, each to its end.
+        let mut ends = HashMap::new();
+        for (_, partition) in partitions {
+            let from = self.partition_of(*partition);
+            if ends.contains_key(&from) {
+                continue;
+            }
+            let (low, high) = reader
+                .fetch_watermarks(&self.topic, from, Duration::from_secs(30))
+                .with_context(|| format!("reading the ends of changelog {}/{from}", self.topic))?;
+            if high > low {
+                ends.insert(from, high);
+            }
+        }
         let mut applied = 0u64;
-        if high > low {
+        if !ends.is_empty() {
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&self.topic, from, Offset::Beginning)?;
+            for from in ends.keys() {
+                tpl.add_partition_offset(&self.topic, *from, Offset::Beginning)?;
+            }
             reader.assign(&tpl)?;
             let mut said = Instant::now();
-            loop {
+            while !ends.is_empty() {
                 if stop.load(Ordering::Relaxed) {
-                    anyhow::bail!("stopping during the restore of {topic}/{partition}");
+                    anyhow::bail!("stopping during a restore of the object memory");
                 }
                 match reader.poll(Duration::from_millis(200)) {
                     None => {}
-                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    // The end (under exactly-once, the last committed
+                    // transaction's: its markers are never delivered).
+                    Some(Err(KafkaError::PartitionEOF(from))) => {
+                        ends.remove(&from);
+                    }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, changelog = %self.topic, "reading the changelog; retrying");
                     }
                     Some(Ok(m)) => {
                         if let Some(key) = m.key()
-                            && key.starts_with(&scope)
+                            && scopes.contains(scope_of(key))
                         {
                             self.memory.apply(key, m.payload())?;
                             applied += 1;
                             metrics.memory_restored();
                         }
+                        // The last offset: no need to wait for the end's
+                        // answer from the broker.
+                        if ends
+                            .get(&m.partition())
+                            .is_some_and(|end| m.offset() + 1 >= *end)
+                        {
+                            ends.remove(&m.partition());
+                        }
                     }
                 }
                 if said.elapsed() >= PROGRESS_EVERY {
                     said = Instant::now();
-                    tracing::info!(%topic, partition, applied, end = high, "restoring object memory");
+                    tracing::info!(
+                        applied,
+                        partitions = partitions.len(),
+                        "restoring object memory"
+                    );
                 }
             }
         }
         tracing::info!(
-            %topic,
-            partition,
-            changelog_partition = from,
+            partitions = partitions.len(),
             dropped,
             applied,
             seconds = started.elapsed().as_secs_f64(),
             "object memory restored"
         );
         Ok(applied)
+    }
+}
+
+/// The scope a changelog key starts with: the topic, its zero byte and
+/// the partition's four bytes (see [`partition_scope`]); the whole key if
+/// it has no zero byte (then it matches no scope).
+fn scope_of(key: &[u8]) -> &[u8] {
+    match key.iter().position(|b| *b == 0) {
+        Some(zero) if key.len() >= zero + 5 => &key[..zero + 5],
+        _ => key,
     }
 }
 
@@ -237,4 +272,26 @@ pub(super) fn input_partitions(config: &Config) -> i32 {
         .map(|t| t.partitions().len() as i32)
         .max()
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::object_key;
+
+    #[test]
+    fn a_changelog_key_names_its_partition_s_scope_and_nothing_else() {
+        let scope = partition_scope("ztf.alerts", 3);
+        let mut key = scope.clone();
+        key.extend(object_key("ztf", "ZTF18abudxnw"));
+        assert_eq!(scope_of(&key), scope.as_slice());
+        assert_ne!(scope_of(&key), partition_scope("ztf.alerts", 30).as_slice());
+        // Another topic whose name starts the same.
+        let mut other = partition_scope("ztf.alerts2", 3);
+        other.extend(object_key("ztf", "ZTF18abudxnw"));
+        assert_ne!(scope_of(&other), scope.as_slice());
+        // Bytes no store wrote: no scope.
+        assert_eq!(scope_of(b"no-zero-byte"), b"no-zero-byte");
+        assert_eq!(scope_of(b"t\0\x01"), b"t\0\x01");
+    }
 }

@@ -296,16 +296,16 @@ impl Flow {
     /// After an abort: read every partition again from its last commit.
     fn rewind(&self, consumer: &BaseConsumer<Rebalances>) {
         let points = self.tracker.lock().unwrap().rewind();
-        for (topic, partition, offset) in points {
-            // The aborted transaction's changes are in the local store:
-            // the partition's objects come back from the changelog.
-            if let Some(changelog) = &self.changelog
-                && let Err(e) = changelog.restore(&topic, partition, &self.metrics, &self.stop)
-            {
-                self.fail(format!(
-                    "restoring {topic}/{partition}'s object memory after an abort: {e:#}"
-                ));
+        // The aborted transaction's changes are in the local store: the
+        // partitions' objects come back from the changelog.
+        if let Some(changelog) = &self.changelog {
+            let partitions: Vec<(String, i32)> =
+                points.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+            if let Err(e) = changelog.restore(&partitions, &self.metrics, &self.stop) {
+                self.fail(format!("restoring the object memory after an abort: {e:#}"));
             }
+        }
+        for (topic, partition, offset) in points {
             if let Err(e) = consumer.seek(
                 &topic,
                 partition,
