@@ -102,6 +102,8 @@ pub struct Metrics {
 /// changelog, and restores.
 #[derive(Default)]
 struct MemoryMetrics {
+    /// Set when serve keeps object memory: the status page shows it.
+    on: std::sync::atomic::AtomicBool,
     restoring: Gauge,
     restored: Counter,
     changes: Counter,
@@ -160,6 +162,19 @@ pub struct Snapshot {
     pub lag: i64,
     pub assigned: i64,
     pub ready: Result<(), String>,
+    /// Object memory's figures, when serve keeps it.
+    pub memory: Option<MemorySnapshot>,
+}
+
+/// Object memory at one moment (see [`Metrics::memory_on`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemorySnapshot {
+    pub store_bytes: i64,
+    pub restoring: i64,
+    pub restored: u64,
+    pub changes: u64,
+    pub failures: u64,
+    pub misrouted: u64,
 }
 
 /// The instance's connection state, as the last statistics showed it.
@@ -327,6 +342,11 @@ impl Metrics {
         m
     }
 
+    /// Serve keeps object memory (the status page shows its line).
+    pub fn memory_on(&self) {
+        self.memory.on.store(true, Ordering::Relaxed);
+    }
+
     pub fn memory_restoring(&self, partitions: i64) {
         self.memory.restoring.set(partitions);
     }
@@ -474,6 +494,18 @@ impl Metrics {
             lag: self.lag_total.load(Ordering::Relaxed),
             assigned: self.assigned.get(),
             ready: self.ready(),
+            memory: self
+                .memory
+                .on
+                .load(Ordering::Relaxed)
+                .then(|| MemorySnapshot {
+                    store_bytes: self.memory.store_bytes.get(),
+                    restoring: self.memory.restoring.get(),
+                    restored: self.memory.restored.get(),
+                    changes: self.memory.changes.get(),
+                    failures: self.memory.failures.get(),
+                    misrouted: self.memory.misrouted.get(),
+                }),
         }
     }
 

@@ -743,6 +743,12 @@ fn killed_and_restored(nights: &SplitNights, delivery: &str, keying: Keying) -> 
         sample(&metrics, "bandpass_memory_restoring_partitions"),
         Some(0.0)
     );
+    let page = admin_get(serve.admin_addr(), "/").1;
+    assert!(
+        page.contains("object memory: store ")
+            && page.contains(" restored, 0 partitions restoring"),
+        "{page}"
+    );
     format!("{}.bandpass-rekey", topics.1)
 }
 

@@ -98,6 +98,19 @@ pub fn render(now: &Snapshot, before: Option<&Snapshot>) -> String {
     if now.filters.is_empty() {
         rows.push_str("<tr><td colspan=\"14\">no filter deployed</td></tr>\n");
     }
+    let memory = now.memory.as_ref().map_or(String::new(), |m| {
+        format!(
+            "<p id=\"memory\">object memory: store {:.1} MB on disk, {} changelog records \
+             written, {} restored, {} partitions restoring, {} store failures, {} misrouted \
+             alerts</p>\n",
+            m.store_bytes as f64 / 1e6,
+            m.changes,
+            m.restored,
+            m.restoring,
+            m.failures,
+            m.misrouted
+        )
+    });
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"refresh\" content=\"5\"><title>bandpass status</title>\
@@ -106,7 +119,7 @@ pub fn render(now: &Snapshot, before: Option<&Snapshot>) -> String {
          .ok{{color:#176317}}.bad{{color:#a31515;font-weight:bold}}</style></head><body>\n\
          <h1>bandpass</h1>\n<p id=\"state\" class=\"{state_class}\">{state}</p>\n\
          <p id=\"totals\">messages consumed {consumed}, produced {produced}, dead letters {dead}, \
-         produce errors {errors}; {assigned} partitions assigned, lag {lag}</p>\n\
+         produce errors {errors}; {assigned} partitions assigned, lag {lag}</p>\n{memory}\
          <table id=\"filters\"><thead><tr><th>filter</th><th>version</th><th>survey</th><th>output topic</th>\
          <th>state</th><th>alerts</th><th>accepted</th><th>rejected</th><th>failed</th><th>skipped</th>\
          <th>alerts/s</th><th>accepted/s</th><th>µs/alert</th><th>fuel/alert</th></tr></thead><tbody>\n\
@@ -168,6 +181,7 @@ mod tests {
             lag: 0,
             assigned: 1,
             ready: Err("no broker <up>".into()),
+            memory: None,
         }
     }
 
@@ -187,6 +201,28 @@ mod tests {
         assert!(page.contains("out&lt;script&gt;"), "{page}");
         assert!(page.contains("not ready: no broker &lt;up&gt;"), "{page}");
         assert!(!page.contains("<script>"));
+        assert!(!page.contains("object memory"), "off: not shown");
+    }
+
+    #[test]
+    fn shows_object_memory_when_serve_keeps_it() {
+        let mut now = snapshot(Instant::now(), 10);
+        now.memory = Some(crate::metrics::MemorySnapshot {
+            store_bytes: 2_500_000,
+            restoring: 2,
+            restored: 40,
+            changes: 7,
+            failures: 0,
+            misrouted: 3,
+        });
+        let page = render(&now, None);
+        assert!(
+            page.contains(
+                "object memory: store 2.5 MB on disk, 7 changelog records written, 40 restored, \
+                 2 partitions restoring, 0 store failures, 3 misrouted alerts"
+            ),
+            "{page}"
+        );
     }
 
     #[test]

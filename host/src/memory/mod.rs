@@ -41,6 +41,24 @@ pub const MAX_OBJECT_ID_BYTES: usize = 256;
 /// changelog, whose records this bounds, never refuses one.
 pub const MAX_RECORD_BYTES: usize = 8 << 20;
 
+/// The name every temporary store's folder starts with.
+const TEMPORARY_PREFIX: &str = "bandpass-memory-";
+
+/// The bytes of the files under `dir`.
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => folder_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// The store's block cache.
 const CACHE_BYTES: u64 = 32 << 20;
 
@@ -174,11 +192,40 @@ impl Memory {
         Memory::temporary_in(None)
     }
 
+    /// Removes the temporary stores under `parent` (else `$TMPDIR`) that
+    /// no process holds: those a killed process could not remove (serve
+    /// makes one per start). Returns how many, and their bytes.
+    pub fn remove_abandoned(parent: Option<&Path>) -> (usize, u64) {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            return (0, 0);
+        };
+        let (mut removed, mut bytes) = (0, 0);
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if !name.to_string_lossy().starts_with(TEMPORARY_PREFIX)
+                || !path.join("bandpass.lock").is_file()
+            {
+                continue;
+            }
+            // Taken: no process holds it, so none uses the store.
+            let Ok(held) = lock(&path) else { continue };
+            let size = folder_bytes(&path);
+            if std::fs::remove_dir_all(&path).is_ok() {
+                removed += 1;
+                bytes += size;
+            }
+            drop(held);
+        }
+        (removed, bytes)
+    }
+
     /// A store in a new folder under `parent` (else `$TMPDIR`), removed
     /// when the last handle is dropped.
     pub fn temporary_in(parent: Option<&Path>) -> anyhow::Result<Memory> {
         let mut builder = tempfile::Builder::new();
-        builder.prefix("bandpass-memory-");
+        builder.prefix(TEMPORARY_PREFIX);
         let temp = match parent {
             Some(parent) => {
                 std::fs::create_dir_all(parent).with_context(|| {
@@ -491,6 +538,24 @@ mod tests {
             first.apply(&change.key, change.value.as_deref()).unwrap();
         }
         assert_eq!(first.recall(&key).as_ref(), Some(&record), "restored");
+    }
+
+    #[test]
+    fn abandoned_temporary_stores_are_removed_and_those_in_use_are_not() {
+        let parent = tempfile::tempdir().unwrap();
+        let in_use = Memory::temporary_in(Some(parent.path())).unwrap();
+        let abandoned = parent.path().join(format!("{TEMPORARY_PREFIX}killed"));
+        std::fs::create_dir(&abandoned).unwrap();
+        std::fs::write(abandoned.join("bandpass.lock"), "1").unwrap();
+        std::fs::write(abandoned.join("journal"), vec![0u8; 1000]).unwrap();
+        let unrelated = parent.path().join(format!("{TEMPORARY_PREFIX}not-a-store"));
+        std::fs::create_dir(&unrelated).unwrap();
+        let (removed, bytes) = Memory::remove_abandoned(Some(parent.path()));
+        assert_eq!(removed, 1);
+        assert!(bytes >= 1000, "its files counted: {bytes}");
+        assert!(!abandoned.exists());
+        assert!(in_use.dir().exists(), "held by this process");
+        assert!(unrelated.exists(), "no lock file: not a store");
     }
 
     #[test]

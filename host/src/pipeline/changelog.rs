@@ -73,6 +73,16 @@ impl Changelog {
                 key: "memory.changelog_topic",
             },
         )?;
+        // Stores of earlier starts that were killed (a clean stop removes
+        // its own).
+        let (removed, bytes) = Memory::remove_abandoned(config.memory.dir.as_deref());
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                megabytes = bytes / 1_000_000,
+                "removed object stores left by processes that were killed"
+            );
+        }
         let mut memory = Memory::temporary_in(config.memory.dir.as_deref())
             .context("opening serve's object store (memory.dir)")?;
         memory.state_ttl = config.memory.state_ttl;

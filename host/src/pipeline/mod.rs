@@ -233,6 +233,7 @@ fn run_stage(
     }
     metrics.describe_filters(describe(&deployments));
     let changelog = if config.remembers_objects() {
+        metrics.memory_on();
         Some(Changelog::start(config)?)
     } else {
         None
