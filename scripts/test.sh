@@ -40,11 +40,16 @@ fi
 scripts/build-filters.sh --quiet
 # A cache of compiled components private to this run: tests see cold and
 # warm loads, and never a stale artifact from another checkout.
-export BANDPASS_CACHE_DIR="${BANDPASS_CACHE_DIR:-$(mktemp -d)}"
+own_cache=""
+if [ -z "${BANDPASS_CACHE_DIR:-}" ]; then
+    own_cache="$(mktemp -d)"
+    export BANDPASS_CACHE_DIR="$own_cache"
+fi
 log="$(mktemp)"
 kafka_dir=""
 cleanup() {
     rm -f "$log"
+    if [ -n "$own_cache" ]; then rm -rf "$own_cache"; fi
     if [ -n "$kafka_dir" ]; then scripts/kafka.sh stop "$kafka_dir"; fi
 }
 trap cleanup EXIT
