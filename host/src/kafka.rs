@@ -241,6 +241,15 @@ impl ClientContext for Logged {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         forward_log(level, facility, message);
     }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // The end of a partition is how a reader of the registry or the
+        // changelog knows it has read it all: not an error.
+        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            return;
+        }
+        tracing::error!(target: "librdkafka", error = %error, "{reason}");
+    }
 }
 
 impl ConsumerContext for Logged {}
@@ -326,9 +335,11 @@ pub fn ensure_topic(config: &Config, spec: &Internal<'_>) -> anyhow::Result<i32>
     };
     let value = |name: &str| described.get(name).and_then(|e| e.value.clone());
     let policy = value("cleanup.policy").unwrap_or_default();
-    if *compacted && !policy.split(',').any(|p| p.trim() == "compact") {
+    let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
+    if *compacted && policies != ["compact"] {
         anyhow::bail!(
-            "{what} {topic} has cleanup.policy={policy}: it must be compact, or {lost}; set it, or name another topic in {key}"
+            "{what} {topic} has cleanup.policy={policy}: it must be compact (and only compact: \
+             \"delete\" drops old segments), or {lost}; set it, or name another topic in {key}"
         );
     }
     if let Some(needed) = spec.max_message {

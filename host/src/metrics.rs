@@ -110,6 +110,7 @@ struct MemoryMetrics {
     store_bytes: Gauge,
     failures: Counter,
     misrouted: Counter,
+    out_of_order: Counter,
 }
 
 /// One filter's counters, shared with the registry's (clones of the
@@ -175,6 +176,7 @@ pub struct MemorySnapshot {
     pub changes: u64,
     pub failures: u64,
     pub misrouted: u64,
+    pub out_of_order: u64,
 }
 
 /// The instance's connection state, as the last statistics showed it.
@@ -339,6 +341,11 @@ impl Metrics {
             "Alerts whose message key is not their object id although input.keyed_by = \"object\" says it is",
             memory.misrouted.clone(),
         );
+        r.register(
+            format!("{b}_memory_out_of_order"),
+            "Alerts older than their object's latest remembered alert (an object's alerts from several input partitions, or a replay of an earlier night): its state sees them in arrival order, not alert time",
+            memory.out_of_order.clone(),
+        );
         m
     }
 
@@ -369,6 +376,10 @@ impl Metrics {
 
     pub fn memory_misrouted(&self) {
         self.memory.misrouted.inc();
+    }
+
+    pub fn memory_out_of_order(&self, alerts: u64) {
+        self.memory.out_of_order.inc_by(alerts);
     }
 
     /// One filter's counters, to record its evaluations with
@@ -505,6 +516,7 @@ impl Metrics {
                     changes: self.memory.changes.get(),
                     failures: self.memory.failures.get(),
                     misrouted: self.memory.misrouted.get(),
+                    out_of_order: self.memory.out_of_order.get(),
                 }),
         }
     }

@@ -102,13 +102,14 @@ pub fn render(now: &Snapshot, before: Option<&Snapshot>) -> String {
         format!(
             "<p id=\"memory\">object memory: store {:.1} MB on disk, {} changelog records \
              written, {} restored, {} partitions restoring, {} store failures, {} misrouted \
-             alerts</p>\n",
+             alerts, {} alerts out of order</p>\n",
             m.store_bytes as f64 / 1e6,
             m.changes,
             m.restored,
             m.restoring,
             m.failures,
-            m.misrouted
+            m.misrouted,
+            m.out_of_order
         )
     });
     format!(
@@ -214,12 +215,14 @@ mod tests {
             changes: 7,
             failures: 0,
             misrouted: 3,
+            out_of_order: 4,
         });
         let page = render(&now, None);
         assert!(
             page.contains(
                 "object memory: store 2.5 MB on disk, 7 changelog records written, 40 restored, \
-                 2 partitions restoring, 0 store failures, 3 misrouted alerts"
+                 2 partitions restoring, 0 store failures, 3 misrouted alerts, 4 alerts out of \
+                 order"
             ),
             "{page}"
         );

@@ -63,9 +63,10 @@ pub struct Config {
     #[serde(default)]
     pub admin: Option<AdminConfig>,
     /// Where serve keeps objects' histories and filters' states, when
-    /// `input.keyed_by = "object"`.
-    #[serde(default)]
-    pub memory: MemoryConfig,
+    /// `input.keyed_by = "object"` or `input.rekey` (see
+    /// [`Config::memory`]).
+    #[serde(default, rename = "memory")]
+    pub memory_section: Option<MemoryConfig>,
 }
 
 /// Delivery guarantee.
@@ -188,7 +189,19 @@ impl Config {
         self.input.check()?;
         self.schemas.check()?;
         self.engine.check()?;
-        self.memory.check()?;
+        if let Some(memory) = &self.memory_section {
+            memory.check()?;
+            if !self.remembers_objects() {
+                return Err(Invalid::new(
+                    "memory",
+                    "serve keeps object memory only for an input keyed by object: set \
+                     input.keyed_by = \"object\" (the producer keys by object id) or \
+                     input.rekey = true, or remove [memory]"
+                        .into(),
+                ));
+            }
+        }
+        self.check_internal_topics()?;
         filter::check(
             &self.filters,
             &self.input,
@@ -209,6 +222,60 @@ impl Config {
     /// or serve re-keys it.
     pub fn remembers_objects(&self) -> bool {
         self.input.keyed_by == Some(KeyedBy::Object) || self.input.rekey
+    }
+
+    /// `[memory]`, or its defaults.
+    pub fn memory(&self) -> MemoryConfig {
+        self.memory_section.clone().unwrap_or_default()
+    }
+
+    /// The topics serve writes its own records to (the changelog, the
+    /// re-key topic) are no topic the config names for anything else:
+    /// another's records there would be read as its own.
+    fn check_internal_topics(&self) -> Result<(), Invalid> {
+        if !self.remembers_objects() {
+            return Ok(());
+        }
+        let mut others: Vec<(&str, String)> = self
+            .input
+            .topics
+            .iter()
+            .map(|t| ("an input topic", t.clone()))
+            .collect();
+        others.push(("the dead-letter topic", self.dead_letter_topic.clone()));
+        others.extend(
+            self.filters
+                .iter()
+                .map(|f| ("a filter's output topic", f.output_topic.clone())),
+        );
+        if let Some(admin) = &self.admin {
+            others.push((
+                "the registry topic (admin.uploads.registry_topic)",
+                admin.uploads.registry_topic.clone(),
+            ));
+        }
+        let changelog = self.memory().changelog_topic(&self.input.group);
+        let mut ours = vec![("memory.changelog_topic", changelog)];
+        if self.input.rekey {
+            ours.push(("input.group (its re-key topic)", self.rekey_topic()));
+        }
+        for (key, topic) in &ours {
+            if let Some((what, _)) = others.iter().find(|(_, t)| t == topic) {
+                return Err(Invalid::new(
+                    key.to_string(),
+                    format!(
+                        "'{topic}' is {what}: serve writes its own records there; name another"
+                    ),
+                ));
+            }
+        }
+        if ours.len() == 2 && ours[0].1 == ours[1].1 {
+            return Err(Invalid::new(
+                "memory.changelog_topic",
+                format!("'{}' is the re-key topic: name another", ours[0].1),
+            ));
+        }
+        Ok(())
     }
 
     /// The topic serve re-keys the input to (`input.rekey`).
@@ -308,7 +375,7 @@ mod tests {
         let config = parse(&keyed).unwrap();
         assert!(config.remembers_objects());
         assert_eq!(
-            config.memory.changelog_topic(&config.input.group),
+            config.memory().changelog_topic(&config.input.group),
             "bandpass.bandpass-changelog"
         );
         let rekeyed = MINIMAL.replace("group = ", "rekey = true\ngroup = ");
@@ -339,6 +406,27 @@ mod tests {
             .to_string();
             assert!(text.contains(says), "{bad}: {text}");
         }
+        // [memory] where serve keeps none.
+        let text = parse(&format!("{MINIMAL}\n[memory]\nstate_ttl = \"30d\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("remove [memory]"), "{text}");
+        // Serve's own topics are no topic named for anything else.
+        let text = parse(&format!(
+            "{keyed}\n[memory]\nchangelog_topic = \"bright\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            text.contains("memory.changelog_topic") && text.contains("a filter's output topic"),
+            "{text}"
+        );
+        let clash = rekeyed.replace(
+            "output_topic = \"bright\"",
+            "output_topic = \"bandpass.bandpass-rekey\"",
+        );
+        let text = parse(&clash).unwrap_err().to_string();
+        assert!(text.contains("re-key topic"), "{text}");
     }
 
     #[test]

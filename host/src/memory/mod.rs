@@ -467,9 +467,10 @@ impl Memory {
         })
     }
 
-    /// The store's bytes on disk.
+    /// The bytes of the objects' segments on disk (not the journal,
+    /// which fjall allocates ahead in blocks of 32 MiB).
     pub fn disk_bytes(&self) -> u64 {
-        self.store.keyspace.disk_space()
+        self.store.objects.disk_space()
     }
 }
 

@@ -59,7 +59,21 @@ impl Changelog {
     /// Creates (or checks) the changelog topic and an empty local store
     /// under `memory.dir`.
     pub fn start(config: &Config) -> anyhow::Result<Changelog> {
-        let topic = config.memory.changelog_topic(&config.input.group);
+        // Stores of earlier starts that were killed (a clean stop removes
+        // its own).
+        let (removed, bytes) = Memory::remove_abandoned(config.memory().dir.as_deref());
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                megabytes = bytes / 1_000_000,
+                "removed object stores left by processes that were killed"
+            );
+        }
+        let mut memory = Memory::temporary_in(config.memory().dir.as_deref())
+            .context("opening serve's object store (memory.dir)")?;
+        memory.state_ttl = config.memory().state_ttl;
+        memory.keep_changes();
+        let topic = config.memory().changelog_topic(&config.input.group);
         let wanted = input_partitions(config).max(1);
         let partitions = crate::kafka::ensure_topic(
             config,
@@ -73,20 +87,6 @@ impl Changelog {
                 key: "memory.changelog_topic",
             },
         )?;
-        // Stores of earlier starts that were killed (a clean stop removes
-        // its own).
-        let (removed, bytes) = Memory::remove_abandoned(config.memory.dir.as_deref());
-        if removed > 0 {
-            tracing::info!(
-                removed,
-                megabytes = bytes / 1_000_000,
-                "removed object stores left by processes that were killed"
-            );
-        }
-        let mut memory = Memory::temporary_in(config.memory.dir.as_deref())
-            .context("opening serve's object store (memory.dir)")?;
-        memory.state_ttl = config.memory.state_ttl;
-        memory.keep_changes();
         let mut reader = client_config(config, Role::ChangelogReader);
         let fetch = MAX_RECORD_BYTES + (1 << 20);
         reader
@@ -188,9 +188,7 @@ impl Changelog {
             if ends.contains_key(&from) {
                 continue;
             }
-            let (low, high) = reader
-                .fetch_watermarks(&self.topic, from, Duration::from_secs(30))
-                .with_context(|| format!("reading the ends of changelog {}/{from}", self.topic))?;
+            let (low, high) = watermarks(&reader, &self.topic, from, stop)?;
             if high > low {
                 ends.insert(from, high);
             }
@@ -256,6 +254,31 @@ impl Changelog {
     }
 }
 
+/// The ends of changelog partition `from`, asking again for up to a
+/// minute: a topic just created, or a broker just back, may not know it
+/// yet.
+fn watermarks(
+    reader: &BaseConsumer<Logged>,
+    topic: &str,
+    from: i32,
+    stop: &AtomicBool,
+) -> anyhow::Result<(i64, i64)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match reader.fetch_watermarks(topic, from, Duration::from_secs(10)) {
+            Ok(ends) => return Ok(ends),
+            Err(e) if Instant::now() < deadline && !stop.load(Ordering::Relaxed) => {
+                tracing::warn!(error = %e, %topic, partition = from, "reading a changelog partition's ends; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("reading the ends of changelog {topic}/{from}"));
+            }
+        }
+    }
+}
+
 /// The scope a changelog key starts with: the topic, its zero byte and
 /// the partition's four bytes (see [`partition_scope`]); the whole key if
 /// it has no zero byte (then it matches no scope).
@@ -272,8 +295,12 @@ fn scope_of(key: &[u8]) -> &[u8] {
 pub(super) fn input_partitions(config: &Config) -> i32 {
     let client: Result<BaseConsumer<Logged>, _> =
         client_config(config, Role::RegistryAdmin).create_with_context(Logged);
-    let Ok(metadata) = client.and_then(|c| c.fetch_metadata(None, Duration::from_secs(10))) else {
-        return 1;
+    let metadata = match client.and_then(|c| c.fetch_metadata(None, Duration::from_secs(10))) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the input topics' partition counts: a new changelog or re-key topic gets one partition (correct, but restores read more)");
+            return 1;
+        }
     };
     metadata
         .topics()

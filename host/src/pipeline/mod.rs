@@ -67,8 +67,9 @@ pub struct Flow {
     pub stop: Arc<AtomicBool>,
     /// Set when a shutdown's grace has passed: workers stop queueing.
     pub abandon: AtomicBool,
-    /// An error raised in a callback, for the consuming thread to return.
-    failure: Mutex<Option<String>>,
+    /// An error raised in a callback, for the consuming thread to return
+    /// (shared with the producer's acknowledgements).
+    failure: Arc<Mutex<Option<String>>>,
     /// What `/metrics` and `/readyz` report.
     pub metrics: Arc<Metrics>,
     /// The filters every worker runs; replaced whole when the set
@@ -148,14 +149,18 @@ pub fn serve(
         return run_stage(config, deployments, stop, updates, metrics, None);
     }
     let (first, second) = rekey_stages(config)?;
-    let rekey = {
+    let (done, rekeyed) = std::sync::mpsc::channel();
+    {
         let stop = stop.clone();
         let topic = config.rekey_topic();
+        // The first stage counts into the same metrics (consumed, dead
+        // letters, produced); its consumer's statistics are off, so that
+        // readiness and lag are the filtering stage's.
+        let metrics = metrics.clone();
         std::thread::Builder::new()
             .name("bandpass-rekey".into())
             .spawn(move || {
                 let (_, updates) = crate::deploy::Desired::new(Vec::new());
-                let metrics = Arc::new(Metrics::new());
                 let result = run_stage(
                     &first,
                     Vec::new(),
@@ -166,16 +171,23 @@ pub fn serve(
                 );
                 // Without its first stage the second would wait for ever.
                 stop.store(true, Ordering::Relaxed);
-                result
+                let _ = done.send(result);
             })
-            .context("starting the re-keying thread")?
-    };
+            .context("starting the re-keying thread")?;
+    }
     let filtered = run_stage(&second, deployments, stop.clone(), updates, metrics, None);
     stop.store(true, Ordering::Relaxed);
-    let rekeyed = rekey
-        .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the re-keying stage panicked")));
-    rekeyed.context("re-keying the input by object id (input.rekey)")?;
+    // Bounded: a stage stuck in a client call (a broker gone mid-commit)
+    // must not keep the process from exiting; it resumes from its last
+    // commit at the next start.
+    let wait = SHUTDOWN_GRACE + CLOSE_GRACE * 2;
+    match rekeyed.recv_timeout(wait) {
+        Ok(result) => result.context("re-keying the input by object id (input.rekey)")?,
+        Err(_) => anyhow::bail!(
+            "the re-keying stage did not stop within {wait:?} (a broker call that does not \
+             return?); exiting anyway: it resumes from its last commit"
+        ),
+    }
     filtered
 }
 
@@ -223,7 +235,10 @@ fn run_stage(
 ) -> anyhow::Result<()> {
     let exactly_once = config.delivery == Delivery::ExactlyOnce;
     let tracker = Arc::new(Mutex::new(Tracker::default()));
-    let consumer_config = client_config(config, Role::Consumer);
+    let mut consumer_config = client_config(config, Role::Consumer);
+    if rekey.is_some() {
+        consumer_config.set("statistics.interval.ms", "0");
+    }
     if let Some(id) = consumer_config.get("group.instance.id") {
         tracing::info!(group_instance_id = %id, "static group membership");
     }
@@ -238,10 +253,13 @@ fn run_stage(
     } else {
         None
     };
+    let failure = Arc::new(Mutex::new(None));
     let producer: Producer = producer_config
         .create_with_context(Acks {
             tracker: tracker.clone(),
             metrics: metrics.clone(),
+            changelog: changelog.as_ref().map(|c| c.topic.clone()),
+            failure: failure.clone(),
         })
         .context("creating the Kafka producer")?;
     if exactly_once {
@@ -261,7 +279,7 @@ fn run_stage(
         exactly_once,
         stop: stop.clone(),
         abandon: AtomicBool::new(false),
-        failure: Mutex::new(None),
+        failure,
         metrics,
         filters: Mutex::new(Arc::new(FilterSet::new(
             0,

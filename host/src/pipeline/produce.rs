@@ -19,6 +19,10 @@ use crate::sandbox::{Evaluation, LoadedFilter, Outcome, Verdict};
 pub struct Acks {
     pub tracker: Arc<Mutex<Tracker>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The changelog topic, when serve keeps object memory.
+    pub changelog: Option<String>,
+    /// Where a refusal that must stop serve is raised (the flow's).
+    pub failure: Arc<Mutex<Option<String>>>,
 }
 
 impl ClientContext for Acks {
@@ -80,6 +84,26 @@ impl ProducerContext for Acks {
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
         let Sent { source, waiter } = *sent;
+        // A changelog record the broker refuses for good (one over the
+        // topic's max.message.bytes): its object's memory would be lost
+        // while the offset moved on. Its token is kept (the offset is
+        // never stored) and serve stops, saying why.
+        if let Err((err, message)) = result
+            && self.changelog.as_deref() == Some(message.topic())
+        {
+            self.metrics.produce_error();
+            self.metrics.memory_failures(1);
+            let why = format!(
+                "the broker refused a changelog record for good ({err}) on {}: serve stops, \
+                 committing nothing past it; if the error is a size, raise the topic's \
+                 max.message.bytes to at least {} (an object's record may reach that)",
+                message.topic(),
+                crate::memory::MAX_RECORD_BYTES
+            );
+            tracing::error!("{why}");
+            self.failure.lock().unwrap().get_or_insert(why);
+            return;
+        }
         let mut tracker = self.tracker.lock().unwrap();
         if let Err((err, message)) = result {
             // At-least-once retries without bound, so this is a permanent
@@ -219,6 +243,7 @@ pub fn send(
     if let Some(partition) = out.partition {
         record = record.partition(partition);
     }
+    let mut said: Option<std::time::Instant> = None;
     loop {
         if abandon.load(Ordering::Relaxed) {
             return false;
@@ -226,7 +251,11 @@ pub fn send(
         match producer.send(record) {
             Ok(()) => return true,
             Err((err, back)) => {
-                if err.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) {
+                // Said once a minute, not at every retry.
+                if err.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull)
+                    && said.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                {
+                    said = Some(std::time::Instant::now());
                     tracing::error!(%topic, error = %err, "a produce could not be queued; retrying");
                 }
                 record = back;

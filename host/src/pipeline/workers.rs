@@ -136,7 +136,9 @@ fn process(
         payload,
         headers,
     } = job;
-    let failures_before = runner.memory().map_or(0, |m| m.failures().0);
+    let (failures_before, late_before) = runner
+        .memory()
+        .map_or((0, 0), |m| (m.failures().0, m.out_of_order));
     if let Some(memory) = runner.memory_mut() {
         memory.scope_to(&crate::memory::partition_scope(
             &source.topic,
@@ -179,9 +181,13 @@ fn process(
                 .unwrap_or_default();
             let mut records = Vec::new();
             if let Some(changelog) = &flow.changelog {
-                let failures = runner.memory().map_or(0, |m| m.failures().0);
+                let (failures, late) = runner
+                    .memory()
+                    .map_or((0, 0), |m| (m.failures().0, m.out_of_order));
                 flow.metrics
                     .memory_failures(failures.saturating_sub(failures_before));
+                flow.metrics
+                    .memory_out_of_order(late.saturating_sub(late_before));
                 flow.metrics.memory_changes(changes.len() as u64);
                 misrouted(flow, key.as_deref(), &results);
                 for change in &changes {
