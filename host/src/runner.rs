@@ -16,7 +16,9 @@ use bytes::Bytes;
 use crate::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, SchemaSource};
 use crate::memory::history::{self, History, HistoryPlan};
 use crate::memory::{Memory, ObjectRecord, object_key};
-use crate::sandbox::{AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment, StateChange};
+use crate::sandbox::{
+    AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment, Outcome, StateChange, Verdict,
+};
 
 /// Paths tried, in order, for an alert's object id (ZTF, then Rubin).
 const OBJECT_ID_PATHS: &[&str] = &["objectId", "diaObject.diaObjectId", "diaSource.diaObjectId"];
@@ -318,6 +320,18 @@ impl Runner {
             &alert.raw,
         );
         let (key, mut record) = self.recall(&alert, &id, moment);
+        // Serve under at-least-once, after a crash: a message read again
+        // whose changes the object's record already holds (it was applied,
+        // and its remembering deployments' outputs acknowledged, before
+        // the crash). Those deployments are not run again on a memory
+        // that already holds it and maybe later alerts; the others are.
+        let position = self.memory.as_ref().and_then(|m| m.position);
+        let replayed = position.is_some_and(|p| {
+            record
+                .as_ref()
+                .and_then(|r| r.applied)
+                .is_some_and(|a| a >= p)
+        });
         let history = self.history_of(&mut alert, record.as_mut());
         // One clock read per filter: each call's end is the next's start.
         let mut clock = Instant::now();
@@ -326,6 +340,9 @@ impl Runner {
             .iter_mut()
             .zip(&self.deployments)
             .map(|(i, deployment)| {
+                if replayed && remembers(i.filter()) {
+                    return replay_skipped();
+                }
                 let state = match (&record, &i.filter().manifest.state) {
                     (Some(r), Some(spec)) => r.state(deployment, &spec.format),
                     _ => None,
@@ -345,7 +362,18 @@ impl Runner {
         if let Some((key, expired)) = key {
             let mut record = record.unwrap_or_default();
             // A light curve changes with (nearly) every alert: written.
-            let dirty = expired || history.is_some();
+            // Under at-least-once, so is an alert a remembering deployment
+            // accepted: its record, marked applied, is written only once
+            // its outputs are acknowledged (see the replay rule above).
+            let accepted = position.is_some()
+                && evaluations.iter().zip(&self.instances).any(|(e, i)| {
+                    remembers(i.filter())
+                        && matches!(e.outcome, Outcome::Verdict(Verdict::Accept { .. }))
+                });
+            let dirty = expired || history.is_some() || accepted;
+            if dirty && !replayed {
+                record.applied = position.or(record.applied);
+            }
             if let Some((plan, history)) = history {
                 record.history = Some(plan.stored(history));
             }
@@ -479,6 +507,32 @@ impl Runner {
         if dirty || record.states != states || record.last_alert != last_alert {
             memory.keep(&key, &record);
         }
+    }
+}
+
+/// Whether `filter` reads or changes what the host remembers of an
+/// object: its state, or its history.
+fn remembers(filter: &LoadedFilter) -> bool {
+    filter.manifest.state.is_some()
+        || filter
+            .fields
+            .iter()
+            .any(|f| f.text.starts_with(crate::decode::HISTORY_PREFIX))
+}
+
+/// The evaluation of a remembering deployment on a message replayed after
+/// a crash that its object's memory already holds.
+fn replay_skipped() -> Evaluation {
+    Evaluation {
+        outcome: Outcome::Skipped {
+            reason: "read again after a restart, and already applied to its object's memory \
+                     before it: decided then"
+                .into(),
+            quarantined: false,
+        },
+        state: StateChange::Keep,
+        fuel: 0,
+        nanos: 0,
     }
 }
 

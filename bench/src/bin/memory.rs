@@ -60,6 +60,7 @@ fn record(i: u64) -> ObjectRecord {
         .collect();
     let mut record = ObjectRecord {
         last_alert: 1_790_000_000_000_000_000 + i,
+        applied: None,
         states: Vec::new(),
         history: Some(StoredHistory {
             columns: plan.columns.iter().map(|(n, _)| n.to_string()).collect(),

@@ -144,6 +144,9 @@ pub struct Memory {
     pub unchanged: u64,
     /// The key and hash of the bytes last read (see [`Memory::keep`]).
     last_read: Option<(Vec<u8>, u64)>,
+    /// The input offset of the message being processed (serve,
+    /// at-least-once; see [`ObjectRecord::applied`]).
+    pub position: Option<i64>,
 }
 
 /// Takes the folder's lock (`bandpass.lock`, an advisory `flock` the
@@ -290,6 +293,7 @@ impl Memory {
             out_of_order: 0,
             unchanged: 0,
             last_read: None,
+            position: None,
         }
     }
 

@@ -7,8 +7,8 @@
 use super::history::{Cell, Point};
 
 /// The encoding's version: the first byte of every record. Version 1 had
-/// no history; it still reads.
-const VERSION: u8 = 2;
+/// no history, version 2 no applied offset; both still read.
+const VERSION: u8 = 3;
 
 /// Most points and columns a stored history may hold: what a record read
 /// may allocate is bounded whatever its bytes say.
@@ -25,6 +25,10 @@ pub struct ObjectRecord {
     pub states: Vec<DeploymentState>,
     /// The object's light curve, if some filter declared history.
     pub history: Option<StoredHistory>,
+    /// The input offset of the last message applied to this record
+    /// (serve, at-least-once): a message at or before it, read again
+    /// after a crash, was applied already (see `Runner::evaluate`).
+    pub applied: Option<i64>,
 }
 
 /// A light curve as stored: the columns' names, and each point's cells
@@ -152,6 +156,13 @@ impl ObjectRecord {
                 }
             }
         }
+        match self.applied {
+            None => out.push(0),
+            Some(offset) => {
+                out.push(1);
+                out.extend_from_slice(&offset.to_le_bytes());
+            }
+        }
         out
     }
 
@@ -162,7 +173,7 @@ impl ObjectRecord {
         };
         let mut r = Reader { bytes, at: 0 };
         let version = r.take(1).ok_or(damaged("empty"))?[0];
-        if version != 1 && version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(damaged("an unknown encoding version"));
         }
         let last_alert = r.u64().ok_or(damaged("cut in the header"))?;
@@ -192,6 +203,16 @@ impl ObjectRecord {
                 _ => return Err(damaged("a history marker neither 0 nor 1")),
             }
         };
+        let applied = if version < 3 {
+            None
+        } else {
+            let cut = || damaged("cut in the applied offset");
+            match r.take(1).ok_or_else(cut)?[0] {
+                0 => None,
+                1 => Some(r.u64().ok_or_else(cut)? as i64),
+                _ => return Err(damaged("an applied-offset marker neither 0 nor 1")),
+            }
+        };
         if r.at != bytes.len() {
             return Err(damaged("bytes after the end"));
         }
@@ -202,6 +223,7 @@ impl ObjectRecord {
             last_alert,
             states,
             history,
+            applied,
         })
     }
 }
@@ -276,6 +298,7 @@ mod tests {
     fn record() -> ObjectRecord {
         let mut r = ObjectRecord {
             last_alert: 1_700_000_000_000_000_000,
+            applied: Some(41),
             states: Vec::new(),
             history: Some(StoredHistory {
                 columns: vec!["jd".into(), "isdiffpos".into(), "fid".into()],
@@ -302,15 +325,26 @@ mod tests {
         let r = record();
         let back = ObjectRecord::decode(&r.encode()).unwrap();
         assert_eq!(back, r);
-        // A record of the first encoding (no history) still reads.
+        // Records of the first encoding (no history) and the second (no
+        // applied offset) still read.
         let mut v1 = ObjectRecord {
             history: None,
+            applied: None,
             ..r.clone()
         }
         .encode();
         v1[0] = 1;
-        v1.pop();
+        v1.truncate(v1.len() - 2);
         assert_eq!(ObjectRecord::decode(&v1).unwrap().history, None);
+        let mut v2 = ObjectRecord {
+            applied: None,
+            ..r.clone()
+        }
+        .encode();
+        v2[0] = 2;
+        v2.pop();
+        let back2 = ObjectRecord::decode(&v2).unwrap();
+        assert_eq!((back2.applied, &back2.history), (None, &r.history));
         let names: Vec<_> = back.states.iter().map(|s| s.deployment.as_str()).collect();
         assert_eq!(names, ["b-filter", "empty", "rise-once"]);
         assert_eq!(back.state("b-filter", "b/2"), Some(&[0, 255, 7][..]));

@@ -144,6 +144,10 @@ fn process(
             &source.topic,
             source.partition,
         ));
+        // At-least-once: records remember the offset applied to them, so
+        // that a replay after a crash is not applied twice (under
+        // exactly-once a restore holds only committed changes).
+        memory.position = (!flow.exactly_once).then_some(source.offset);
     }
     match decode_and_filter(runner, flow, &payload) {
         Processed::GaveUp => {
