@@ -70,11 +70,14 @@ fn the_real_alerts_and_their_cuts_run_through_the_decoder_targets() {
 #[test]
 fn the_object_record_seeds_are_records_so_the_target_reaches_its_checks() {
     let seeds = files(&repo_root().join("fuzz/seeds/object_record"));
-    assert_eq!(seeds.len(), 3, "{seeds:?}");
+    assert_eq!(seeds.len(), 4, "{seeds:?}");
     for seed in seeds {
         let bytes = std::fs::read(&seed).unwrap();
         let record = bandpass::memory::ObjectRecord::decode(&bytes)
             .unwrap_or_else(|e| panic!("{}: {e}", seed.display()));
+        if seed.ends_with("state-applied-offset") {
+            assert_eq!(record.applied, Some(41), "the third encoding's offset");
+        }
         assert_eq!(
             record.state("rise-once", "rise-once/1"),
             Some(&br#"{"done":true}"#[..])
