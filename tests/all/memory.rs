@@ -602,10 +602,16 @@ impl SplitNights {
             .collect()
     }
 
-    fn accepted_in(&self, part: &[(String, String)]) -> usize {
-        part.iter()
+    /// Waits until `output` holds the first part's accepted alerts.
+    fn wait_for_first_part(&self, output: &str) {
+        use crate::support::kafka::{brokers, consume_keyed};
+        let want = self
+            .before()
+            .iter()
             .filter(|(f, _)| self.want[f] == "accept")
-            .count()
+            .count();
+        let seen = consume_keyed(&brokers(), output, want, std::time::Duration::from_secs(90));
+        assert_eq!(seen.len(), want, "the first part's accepted alerts");
     }
 
     /// Waits for `output` to hold every accepted alert (and a few seconds
@@ -682,9 +688,8 @@ fn serve_re_keys_an_input_not_keyed_by_object_and_decides_as_test_does_across_a_
 /// Returns the re-key topic (with [`Keying::Rekeyed`]).
 fn killed_and_restored(nights: &SplitNights, delivery: &str, keying: Keying) -> String {
     use crate::support::http::admin_get;
-    use crate::support::kafka::{brokers, consume_keyed, produce_keyed_with, unique};
+    use crate::support::kafka::{produce_keyed_with, unique};
     use crate::support::metrics::sample;
-    use std::time::Duration;
 
     let topics = (unique("nights"), unique("remember"), unique("once"));
     let topics = (topics.0.as_str(), topics.1.as_str(), topics.2.as_str());
@@ -702,18 +707,7 @@ fn killed_and_restored(nights: &SplitNights, delivery: &str, keying: Keying) -> 
         origin,
     );
     let mut first = ready(&serve, &log);
-    let accepted_before = nights.accepted_in(nights.before());
-    let seen = consume_keyed(
-        &brokers(),
-        topics.2,
-        accepted_before,
-        Duration::from_secs(90),
-    );
-    assert_eq!(
-        seen.len(),
-        accepted_before,
-        "the first part's accepted alerts"
-    );
+    nights.wait_for_first_part(topics.2);
     // Committed (the outputs are read read_committed, so under
     // exactly-once their transaction, changelog included, is): the first
     // instance dies.
@@ -779,8 +773,7 @@ fn killed_and_restored(nights: &SplitNights, delivery: &str, keying: Keying) -> 
 
 #[test]
 fn an_instance_joining_takes_its_share_of_objects_with_their_states_and_the_verdicts_stay() {
-    use crate::support::kafka::{brokers, consume_keyed, produce_keyed, unique};
-    use std::time::Duration;
+    use crate::support::kafka::{produce_keyed, unique};
 
     let nights = SplitNights::new();
     let topics = (unique("nights"), unique("share"), unique("once"));
@@ -799,18 +792,7 @@ fn an_instance_joining_takes_its_share_of_objects_with_their_states_and_the_verd
         &SplitNights::messages(nights.before(), Keying::ByObject),
     );
     let _one = ready(&one, &one_log);
-    let accepted_before = nights.accepted_in(nights.before());
-    let seen = consume_keyed(
-        &brokers(),
-        topics.2,
-        accepted_before,
-        Duration::from_secs(90),
-    );
-    assert_eq!(
-        seen.len(),
-        accepted_before,
-        "the first part's accepted alerts"
-    );
+    nights.wait_for_first_part(topics.2);
 
     // The second instance joins: the first commits and gives up half the
     // partitions (keeping the others without a restore), the second
