@@ -449,15 +449,11 @@ impl Runner {
                 .and_then(|r| r.history.take())
                 .map(|h| s.plan.adopt(h))
                 .unwrap_or_default();
-            let max_age = self
-                .memory
-                .as_ref()
-                .map_or(history::DEFAULT_MAX_AGE_DAYS, |m| m.history_max_age_days);
-            (
-                s.plan,
-                s.plan
-                    .merge(stored, packet, max_age, history::DEFAULT_MAX_POINTS),
-            )
+            let (max_age, max_points) = self.memory.as_ref().map_or(
+                (history::DEFAULT_MAX_AGE_DAYS, history::DEFAULT_MAX_POINTS),
+                |m| (m.history_max_age_days, m.history_max_points),
+            );
+            (s.plan, s.plan.merge(stored, packet, max_age, max_points))
         });
         for column in &self.history {
             let value = merged

@@ -876,6 +876,31 @@ fn history_is_the_object_s_light_curve_merged_across_packets_without_repeats() {
         seen[0].1["ndet"], "8",
         "seven earlier detections and its own"
     );
+    // The caps are the operator's: at most 3 points (the latest), or
+    // none older than 10 days before the latest.
+    let capped = probed(&[
+        dir.path().join("year").to_str().unwrap(),
+        "--history-max-points",
+        "3",
+    ]);
+    for (object, notes) in &capped {
+        let n: usize = notes["n"].parse().unwrap();
+        assert!(
+            n <= 3 && notes["last_is_current"] == "yes",
+            "{object}: {notes:?}"
+        );
+    }
+    let recent = probed(&[
+        dir.path().join("year").to_str().unwrap(),
+        "--history-max-age",
+        "10d",
+    ]);
+    assert!(
+        recent
+            .iter()
+            .all(|(_, notes)| notes["first"] != "2460420.96376"),
+        "the previous candidates of a month before are left out: {recent:?}"
+    );
     // A year and more after them, they are left out (the age cap).
     nights(&dir.path().join("later"), None);
     let seen = probed(&[dir.path().join("later").to_str().unwrap()]);

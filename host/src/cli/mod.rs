@@ -158,16 +158,31 @@ pub struct MemoryArgs {
     #[arg(long = "state", value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// How long an object's state lives without an alert of it, in alert
-    /// time (the alerts' own dates): `365d`, `30d`, `12h`.
-    #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = crate::units::parse_age)]
-    pub state_ttl: std::time::Duration,
+    /// time (the alerts' own dates): `365d`, `30d`, `12h` [default: 365d,
+    /// or the config's memory.state_ttl with `run --config`].
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_age)]
+    pub state_ttl: Option<std::time::Duration>,
+    /// Points of an object's light curve older than this before its
+    /// latest are dropped [default: 365d, or memory.history_max_age].
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_age)]
+    pub history_max_age: Option<std::time::Duration>,
+    /// At most this many points of an object's light curve are kept
+    /// [default: 4000, or memory.history_max_points; at most 100000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub history_max_points: Option<u32>,
 }
 
 impl MemoryArgs {
     /// Gives `runner` a store when one of its filters keeps state (no
     /// store, no folder otherwise), and says whether it did: the caller
     /// then feeds alerts in time order ([`ordered`]).
-    pub(crate) fn attach(&self, runner: &mut crate::runner::Runner) -> anyhow::Result<bool> {
+    /// The expiry and caps are a serve config's (`run --config`), else
+    /// the defaults, each replaced by its flag when given.
+    pub(crate) fn attach(
+        &self,
+        runner: &mut crate::runner::Runner,
+        config: Option<&crate::config::MemoryConfig>,
+    ) -> anyhow::Result<bool> {
         if !runner.remembers() {
             return Ok(false);
         }
@@ -175,7 +190,17 @@ impl MemoryArgs {
             Some(dir) => crate::memory::Memory::open(dir)?,
             None => crate::memory::Memory::temporary()?,
         };
-        memory.state_ttl = self.state_ttl;
+        let mut settings = config.cloned().unwrap_or_default();
+        if let Some(ttl) = self.state_ttl {
+            settings.state_ttl = ttl;
+        }
+        if let Some(age) = self.history_max_age {
+            settings.history_max_age = age;
+        }
+        if let Some(points) = self.history_max_points {
+            settings.history_max_points = points as usize;
+        }
+        settings.apply(&mut memory);
         runner.remember(memory);
         Ok(true)
     }

@@ -63,7 +63,7 @@ pub struct RunArgs {
 const MAX_REPORTED_INPUT_ERRORS: usize = 20;
 
 pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
-    let (named, mut refused, schemas, _sandbox) = match &args.config {
+    let (named, mut refused, schemas, _sandbox, memory_config) = match &args.config {
         Some(config) => deployments_of(config, &args.engine)?,
         None => components(&args)?,
     };
@@ -112,7 +112,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     let mut runner = Runner::new(&filters, schemas);
     // State is kept per deployment: one component under two names keeps two.
     runner.name_deployments(names.clone());
-    let timed = args.memory.attach(&mut runner)?;
+    let timed = args.memory.attach(&mut runner, memory_config.as_ref())?;
     let watch = FieldWatch::new(&runner, folders);
     let mut replay = Replay {
         runner,
@@ -243,6 +243,7 @@ type Loaded = (
     Vec<String>,
     SchemaSource,
     Sandbox,
+    Option<crate::config::MemoryConfig>,
 );
 
 /// `--filter` components: each loaded with `--param`; a second one of
@@ -266,7 +267,7 @@ fn components(args: &RunArgs) -> anyhow::Result<Loaded> {
             Err(err) => refused.push(format!("{err:#}; skipped")),
         }
     }
-    Ok((named, refused, args.engine.schema_source(), sandbox))
+    Ok((named, refused, args.engine.schema_source(), sandbox, None))
 }
 
 /// `--config`: the deployments a `serve` config names, loaded as serve
@@ -286,7 +287,13 @@ fn deployments_of(path: &Path, engine: &EngineArgs) -> anyhow::Result<Loaded> {
         .into_iter()
         .map(|d| (d.name, d.filter))
         .collect();
-    Ok((named, Vec::new(), config.schemas.source(), sandbox))
+    Ok((
+        named,
+        Vec::new(),
+        config.schemas.source(),
+        sandbox,
+        config.memory_section.clone(),
+    ))
 }
 
 /// The state of one replay: the runner and what it has counted.

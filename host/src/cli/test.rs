@@ -47,7 +47,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     }
     let mut runner = Runner::new(filters, args.engine.schema_source());
     // `--explain` too: with `--state`, the alert meets what earlier runs kept.
-    let timed = args.memory.attach(&mut runner)?;
+    let timed = args.memory.attach(&mut runner, None)?;
     if let Some(alert) = &args.explain {
         return explain_one(&mut runner, &filter, alert);
     }

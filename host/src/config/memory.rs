@@ -25,6 +25,14 @@ pub struct MemoryConfig {
     /// default `<input.group>.bandpass-changelog`.
     #[serde(default)]
     pub changelog_topic: Option<String>,
+    /// Points of an object's light curve older than this before its
+    /// latest are dropped.
+    #[serde(default = "default_history_max_age", with = "human::age")]
+    pub history_max_age: Duration,
+    /// At most this many points of an object's light curve are kept (the
+    /// latest).
+    #[serde(default = "default_history_max_points")]
+    pub history_max_points: usize,
 }
 
 impl Default for MemoryConfig {
@@ -33,8 +41,18 @@ impl Default for MemoryConfig {
             dir: None,
             state_ttl: default_state_ttl(),
             changelog_topic: None,
+            history_max_age: default_history_max_age(),
+            history_max_points: default_history_max_points(),
         }
     }
+}
+
+fn default_history_max_age() -> Duration {
+    Duration::from_secs((crate::memory::history::DEFAULT_MAX_AGE_DAYS * 86_400.0) as u64)
+}
+
+fn default_history_max_points() -> usize {
+    crate::memory::history::DEFAULT_MAX_POINTS
 }
 
 fn default_state_ttl() -> Duration {
@@ -49,7 +67,24 @@ impl MemoryConfig {
             .unwrap_or_else(|| format!("{group}.bandpass-changelog"))
     }
 
+    /// Sets `memory`'s expiry and light-curve caps from these.
+    pub fn apply(&self, memory: &mut crate::memory::Memory) {
+        memory.state_ttl = self.state_ttl;
+        memory.history_max_age_days = self.history_max_age.as_secs_f64() / 86_400.0;
+        memory.history_max_points = self.history_max_points;
+    }
+
     pub(super) fn check(&self) -> Result<(), Invalid> {
+        if !(1..=crate::memory::history::MAX_POINTS).contains(&self.history_max_points) {
+            return Err(Invalid::new(
+                "memory.history_max_points",
+                format!(
+                    "must be 1 to {} (each point of each object is kept on disk and read with \
+                     every alert of its object)",
+                    crate::memory::history::MAX_POINTS
+                ),
+            ));
+        }
         if let Some(topic) = &self.changelog_topic
             && !valid_topic(topic)
         {

@@ -396,6 +396,11 @@ mod tests {
                 "[memory]\nchangelog_topic = \"a b\"",
                 "memory.changelog_topic",
             ),
+            (
+                "[memory]\nhistory_max_points = 0",
+                "memory.history_max_points",
+            ),
+            ("[memory]\nhistory_max_age = \"1y\"", "not an age"),
         ] {
             let text = if bad.starts_with('[') {
                 parse(&format!("{MINIMAL}\n{bad}\n"))

@@ -13,8 +13,11 @@ use std::collections::BTreeMap;
 
 use crate::decode::{FieldPath, FieldValue, HISTORY_PREFIX};
 
-/// Most points kept per object by default, and ever.
+/// Most points kept per object by default (`memory.history_max_points`).
 pub const DEFAULT_MAX_POINTS: usize = 4000;
+/// The most points an operator may keep per object
+/// (`memory.history_max_points`), and a stored record may hold.
+pub const MAX_POINTS: usize = 100_000;
 /// Oldest point kept by default, in days before the object's latest alert.
 pub const DEFAULT_MAX_AGE_DAYS: f64 = 365.0;
 

@@ -128,6 +128,8 @@ pub struct Memory {
     /// Points of a light curve older than this many days before the
     /// object's latest are dropped.
     pub history_max_age_days: f64,
+    /// At most this many points of a light curve are kept (the latest).
+    pub history_max_points: usize,
     /// Writes that failed (a full or read-only disk), and the first
     /// reason.
     failed_writes: u64,
@@ -287,6 +289,7 @@ impl Memory {
             journal: None,
             state_ttl: DEFAULT_STATE_TTL,
             history_max_age_days: history::DEFAULT_MAX_AGE_DAYS,
+            history_max_points: history::DEFAULT_MAX_POINTS,
             failed_writes: 0,
             first_failure: None,
             unkeyed: 0,
@@ -303,6 +306,7 @@ impl Memory {
         let mut other = Memory::on(self.store.clone());
         other.state_ttl = self.state_ttl;
         other.history_max_age_days = self.history_max_age_days;
+        other.history_max_points = self.history_max_points;
         other.journal = self.journal.as_ref().map(|_| Vec::new());
         other
     }

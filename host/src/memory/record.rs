@@ -12,7 +12,7 @@ const VERSION: u8 = 3;
 
 /// Most points and columns a stored history may hold: what a record read
 /// may allocate is bounded whatever its bytes say.
-const MAX_STORED_POINTS: usize = 100_000;
+const MAX_STORED_POINTS: usize = super::history::MAX_POINTS;
 const MAX_STORED_COLUMNS: usize = 64;
 
 /// What the store keeps of one object.

@@ -71,7 +71,7 @@ impl Changelog {
         }
         let mut memory = Memory::temporary_in(config.memory().dir.as_deref())
             .context("opening serve's object store (memory.dir)")?;
-        memory.state_ttl = config.memory().state_ttl;
+        config.memory().apply(&mut memory);
         memory.keep_changes();
         let topic = config.memory().changelog_topic(&config.input.group);
         let wanted = input_partitions(config).max(1);
