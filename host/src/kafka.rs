@@ -245,7 +245,11 @@ impl ClientContext for Logged {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         // The end of a partition is how a reader of the registry or the
         // changelog knows it has read it all: not an error.
-        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        ) {
             return;
         }
         tracing::error!(target: "librdkafka", error = %error, "{reason}");

@@ -108,6 +108,7 @@ struct MemoryMetrics {
     restored: Counter,
     changes: Counter,
     store_bytes: Gauge,
+    objects: Gauge,
     failures: Counter,
     misrouted: Counter,
     out_of_order: Counter,
@@ -171,6 +172,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MemorySnapshot {
     pub store_bytes: i64,
+    pub objects: i64,
     pub restoring: i64,
     pub restored: u64,
     pub changes: u64,
@@ -328,8 +330,13 @@ impl Metrics {
         );
         r.register(
             format!("{b}_memory_store_bytes"),
-            "Bytes on local disk of the object store",
+            "Bytes of the object store's data: its segments on disk and its memtable (its journal's preallocation not counted)",
             memory.store_bytes.clone(),
+        );
+        r.register(
+            format!("{b}_memory_objects"),
+            "Objects the store holds, approximately (deleted ones may count until compaction)",
+            memory.objects.clone(),
         );
         r.register(
             format!("{b}_memory_failures"),
@@ -366,8 +373,9 @@ impl Metrics {
         self.memory.changes.inc_by(records);
     }
 
-    pub fn memory_store_bytes(&self, bytes: u64) {
+    pub fn memory_store(&self, bytes: u64, objects: usize) {
         self.memory.store_bytes.set(bytes as i64);
+        self.memory.objects.set(objects as i64);
     }
 
     pub fn memory_failures(&self, failures: u64) {
@@ -511,6 +519,7 @@ impl Metrics {
                 .load(Ordering::Relaxed)
                 .then(|| MemorySnapshot {
                     store_bytes: self.memory.store_bytes.get(),
+                    objects: self.memory.objects.get(),
                     restoring: self.memory.restoring.get(),
                     restored: self.memory.restored.get(),
                     changes: self.memory.changes.get(),

@@ -371,13 +371,13 @@ impl Runner {
                         && matches!(e.outcome, Outcome::Verdict(Verdict::Accept { .. }))
                 });
             let dirty = expired || history.is_some() || accepted;
-            if dirty && !replayed {
-                record.applied = position.or(record.applied);
-            }
+            // Whatever the record is written for, it is marked with the
+            // message applied to it (not when replayed: it holds it).
+            let applied = if replayed { None } else { position };
             if let Some((plan, history)) = history {
                 record.history = Some(plan.stored(history));
             }
-            self.keep(key, dirty, record, &evaluations, moment);
+            self.keep(key, dirty, record, &evaluations, (moment, applied));
         }
         AlertResult {
             alert,
@@ -474,7 +474,7 @@ impl Runner {
         dirty: bool,
         mut record: ObjectRecord,
         evaluations: &[Evaluation],
-        moment: Moment,
+        (moment, applied): (Moment, Option<i64>),
     ) {
         let Some(memory) = &mut self.memory else {
             return;
@@ -501,6 +501,9 @@ impl Runner {
             record.last_alert = record.last_alert.max(moment.unix_nanos);
         }
         if dirty || record.states != states || record.last_alert != last_alert {
+            if applied.is_some() {
+                record.applied = applied;
+            }
             memory.keep(&key, &record);
         }
     }

@@ -753,6 +753,10 @@ fn killed_and_restored(nights: &SplitNights, delivery: &str, keying: Keying) -> 
     }
     let restored = sample(&metrics, "bandpass_memory_restored_records_total").unwrap_or(0.0);
     assert!(restored >= 1.0, "the second instance restored: {metrics}");
+    assert!(
+        sample(&metrics, "bandpass_memory_objects").unwrap_or(0.0) >= 1.0,
+        "{metrics}"
+    );
     assert_eq!(
         sample(&metrics, "bandpass_memory_misrouted_total"),
         Some(0.0),
@@ -764,7 +768,7 @@ fn killed_and_restored(nights: &SplitNights, delivery: &str, keying: Keying) -> 
     );
     let page = admin_get(serve.admin_addr(), "/").1;
     assert!(
-        page.contains("object memory: store ")
+        page.contains("object memory: about ")
             && page.contains(" restored, 0 partitions restoring"),
         "{page}"
     );
@@ -1095,5 +1099,68 @@ for i, oid in enumerate(["x" * 100000, "x" * 100000, "", " "]):
     assert!(
         shown.contains("4 alerts had a blank object id or one over 256 bytes"),
         "{shown}"
+    );
+}
+
+#[test]
+fn a_message_read_again_that_its_object_s_record_holds_is_not_decided_again() {
+    use bandpass::decode::SchemaSource;
+    use bandpass::memory::Memory;
+    use bandpass::runner::Runner;
+    use bandpass::sandbox::{Limits, Outcome};
+
+    // Serve under at-least-once marks each record with the offset of the
+    // message applied to it; here each alert of the nights is message i,
+    // then all are read again, as after a SIGKILL before any commit.
+    let dir = tempfile::tempdir().unwrap();
+    let nights = SplitNights::new();
+    let sandbox = crate::support::shared_cache_sandbox(5);
+    let rise = crate::support::load_one_at_a_time(
+        &sandbox,
+        &crate::support::component("rise_once"),
+        &[],
+        Limits::default(),
+    )
+    .unwrap();
+    let mut runner = Runner::new(&[rise], SchemaSource::None);
+    runner.remember(Memory::temporary_in(Some(dir.path())).unwrap());
+    let mut run = |offset: usize, file: &str| {
+        runner.memory_mut().unwrap().position = Some(offset as i64);
+        let bytes = bytes::Bytes::from(std::fs::read(file).unwrap());
+        runner
+            .process(&bytes)
+            .unwrap()
+            .remove(0)
+            .evaluations
+            .remove(0)
+    };
+    let mut first = BTreeMap::new();
+    for (offset, (file, _)) in nights.rows.iter().enumerate() {
+        let verdict = match run(offset, file).outcome {
+            Outcome::Verdict(bandpass::sandbox::Verdict::Accept { .. }) => "accept",
+            Outcome::Verdict(_) => "reject",
+            other => panic!("{file}: {other:?}"),
+        };
+        first.insert(file.clone(), verdict.to_string());
+    }
+    assert_eq!(first, nights.want, "as bandpass test decides");
+    // Every alert wrote its object's record (its state, or the renewal of
+    // its object's latest alert), so every one is held, and none is
+    // decided again on a state that holds later alerts.
+    for (offset, (file, _)) in nights.rows.iter().enumerate() {
+        let again = run(offset, file);
+        assert!(
+            matches!(&again.outcome, Outcome::Skipped { reason, .. } if reason.contains("read again")),
+            "{file} (message {offset}): {:?}",
+            again.outcome
+        );
+    }
+    // A message past what a record holds is decided as usual.
+    let (file, _) = nights.rows.last().unwrap();
+    let later = run(nights.rows.len() + 5, file);
+    assert!(
+        matches!(later.outcome, Outcome::Verdict(_)),
+        "{:?}",
+        later.outcome
     );
 }

@@ -100,9 +100,10 @@ pub fn render(now: &Snapshot, before: Option<&Snapshot>) -> String {
     }
     let memory = now.memory.as_ref().map_or(String::new(), |m| {
         format!(
-            "<p id=\"memory\">object memory: store {:.1} MB on disk, {} changelog records \
+            "<p id=\"memory\">object memory: about {} objects, store {:.1} MB, {} changelog records \
              written, {} restored, {} partitions restoring, {} store failures, {} misrouted \
              alerts, {} alerts out of order</p>\n",
+            m.objects,
             m.store_bytes as f64 / 1e6,
             m.changes,
             m.restored,
@@ -210,6 +211,7 @@ mod tests {
         let mut now = snapshot(Instant::now(), 10);
         now.memory = Some(crate::metrics::MemorySnapshot {
             store_bytes: 2_500_000,
+            objects: 12,
             restoring: 2,
             restored: 40,
             changes: 7,
@@ -220,7 +222,7 @@ mod tests {
         let page = render(&now, None);
         assert!(
             page.contains(
-                "object memory: store 2.5 MB on disk, 7 changelog records written, 40 restored, \
+                "object memory: about 12 objects, store 2.5 MB, 7 changelog records written, 40 restored, \
                  2 partitions restoring, 0 store failures, 3 misrouted alerts, 4 alerts out of \
                  order"
             ),

@@ -475,10 +475,18 @@ impl Memory {
         })
     }
 
-    /// The bytes of the objects' segments on disk (not the journal,
-    /// which fjall allocates ahead in blocks of 32 MiB).
+    /// The bytes of the objects' data: their segments on disk and what
+    /// the memtable holds (written to the journal, which fjall allocates
+    /// ahead in blocks of 32 MiB: not counted).
     pub fn disk_bytes(&self) -> u64 {
-        self.store.objects.disk_space()
+        use fjall::AbstractTree;
+        self.store.objects.disk_space() + u64::from(self.store.objects.tree.active_memtable_size())
+    }
+
+    /// About how many objects the store holds, without reading them
+    /// (deleted ones may count until the store compacts them).
+    pub fn approximate_objects(&self) -> usize {
+        self.store.objects.approximate_len()
     }
 }
 

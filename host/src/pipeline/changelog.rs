@@ -122,9 +122,14 @@ impl Changelog {
         partition.rem_euclid(self.partitions)
     }
 
-    /// The store's bytes on disk.
+    /// The store's bytes (see [`Memory::disk_bytes`]).
     pub fn disk_bytes(&self) -> u64 {
         self.memory.disk_bytes()
+    }
+
+    /// About how many objects the store holds.
+    pub fn approximate_objects(&self) -> usize {
+        self.memory.approximate_objects()
     }
 
     /// Marks partitions committed at a revocation (not lost): their local

@@ -122,6 +122,11 @@ impl Flow {
         self.stop.load(Ordering::Relaxed) || self.abandon.load(Ordering::Relaxed)
     }
 
+    /// Whether an error was recorded (and not yet returned).
+    pub fn failed(&self) -> bool {
+        self.failure.lock().unwrap().is_some()
+    }
+
     /// Records an error raised where it cannot be returned; the
     /// consuming thread stops with it.
     pub fn fail(&self, message: String) {
@@ -310,8 +315,14 @@ fn run_stage(
 
     let result = consume(&consumer, &flow, &pool, &updates);
     // Shutdown: stop fetching, let the workers finish (bounded), commit.
+    // After a failure nothing more is committed, so nothing is waited for.
     tracing::info!("stopping: finishing in-flight alerts and committing");
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let grace = if result.is_ok() {
+        SHUTDOWN_GRACE
+    } else {
+        Duration::ZERO
+    };
+    let deadline = Instant::now() + grace;
     let watchdog = {
         let flow = flow.clone();
         std::thread::spawn(move || {
@@ -430,7 +441,8 @@ fn consume(
         if let Some(changelog) = &flow.changelog
             && last_gauge.elapsed() >= STORE_INTERVAL
         {
-            flow.metrics.memory_store_bytes(changelog.disk_bytes());
+            flow.metrics
+                .memory_store(changelog.disk_bytes(), changelog.approximate_objects());
             last_gauge = Instant::now();
         }
     }

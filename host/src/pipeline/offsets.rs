@@ -183,13 +183,15 @@ fn start_at_timestamp(consumer: &BaseConsumer<Rebalances>, tpl: &mut TopicPartit
 }
 
 impl Flow {
-    /// Waits until no message has work outstanding, or `until`.
+    /// Waits until no message has work outstanding, or `until`, or a
+    /// failure is recorded (work that will never finish: nothing more is
+    /// committed after one).
     pub fn drain(&self, until: Instant) -> bool {
         loop {
             if self.tracker.lock().unwrap().outstanding() == 0 {
                 return true;
             }
-            if Instant::now() >= until {
+            if Instant::now() >= until || self.failed() {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -240,6 +242,9 @@ impl Flow {
     /// error.
     pub fn commit_transaction(&self, consumer: &BaseConsumer<Rebalances>) -> anyhow::Result<()> {
         if !self.drain(Instant::now() + TXN_TIMEOUT) {
+            if let Some(failure) = self.failure.lock().unwrap().clone() {
+                anyhow::bail!(failure);
+            }
             // Late produces would land in the next transaction: stop, and
             // let a restart resume from the last commit.
             anyhow::bail!(

@@ -100,8 +100,11 @@ impl ProducerContext for Acks {
                 message.topic(),
                 crate::memory::MAX_RECORD_BYTES
             );
-            tracing::error!("{why}");
-            self.failure.lock().unwrap().get_or_insert(why);
+            let mut failure = self.failure.lock().unwrap();
+            if failure.is_none() {
+                tracing::error!("{why}");
+                *failure = Some(why);
+            }
             return;
         }
         let mut tracker = self.tracker.lock().unwrap();
