@@ -335,7 +335,7 @@ impl Metrics {
         );
         r.register(
             format!("{b}_memory_objects"),
-            "Objects the store holds, approximately (deleted ones may count until compaction)",
+            "Objects the object store holds (each object of an assigned partition with a history or a state)",
             memory.objects.clone(),
         );
         r.register(
@@ -373,9 +373,9 @@ impl Metrics {
         self.memory.changes.inc_by(records);
     }
 
-    pub fn memory_store(&self, bytes: u64, objects: usize) {
+    pub fn memory_store(&self, bytes: u64, objects: i64) {
         self.memory.store_bytes.set(bytes as i64);
-        self.memory.objects.set(objects as i64);
+        self.memory.objects.set(objects);
     }
 
     pub fn memory_failures(&self, failures: u64) {

@@ -332,6 +332,14 @@ impl Runner {
                 .and_then(|r| r.applied)
                 .is_some_and(|a| a >= p)
         });
+        // Older than its object's latest alert, and not a replay: the
+        // object's alerts came out of time order.
+        if !replayed
+            && let (Some(memory), Some(r)) = (&mut self.memory, &record)
+            && moment.unix_nanos < r.last_alert
+        {
+            memory.out_of_order += 1;
+        }
         let history = self.history_of(&mut alert, record.as_mut());
         // One clock read per filter: each call's end is the next's start.
         let mut clock = Instant::now();
@@ -414,9 +422,6 @@ impl Runner {
         let mut record = memory.recall(&key);
         let mut expired = false;
         if let Some(r) = &mut record {
-            if moment.unix_nanos < r.last_alert {
-                memory.out_of_order += 1;
-            }
             let ttl = memory.state_ttl.as_nanos() as u64;
             if moment.unix_nanos.saturating_sub(r.last_alert) > ttl {
                 r.states.clear();

@@ -768,7 +768,7 @@ fn killed_and_restored(nights: &SplitNights, delivery: &str, keying: Keying) -> 
     );
     let page = admin_get(serve.admin_addr(), "/").1;
     assert!(
-        page.contains("object memory: about ")
+        page.contains("object memory: 5 objects")
             && page.contains(" restored, 0 partitions restoring"),
         "{page}"
     );
@@ -1163,4 +1163,104 @@ fn a_message_read_again_that_its_object_s_record_holds_is_not_decided_again() {
         "{:?}",
         later.outcome
     );
+}
+
+#[test]
+fn a_changelog_record_the_broker_refuses_stops_serve_naming_the_setting_and_commits_nothing() {
+    use crate::support::kafka::{brokers, consume_keyed, produce_keyed, unique};
+    use crate::support::processes::exited_within;
+    use std::time::Duration;
+
+    let nights = SplitNights::new();
+    for delivery in ["exactly-once", "at-least-once"] {
+        let topics = (unique("nights"), unique("refused"), unique("once"));
+        let topics = (topics.0.as_str(), topics.1.as_str(), topics.2.as_str());
+        let (serve, log) = remembering_serve(
+            &nights.dir.path().join(format!("refused-{delivery}")),
+            topics,
+            delivery,
+            Keying::ByObject,
+        );
+        // The changelog made by hand, compacted, but with records of at
+        // most 100 bytes: every object's record is larger.
+        let config = bandpass::config::Config::load(serve.config_file()).unwrap();
+        let changelog = format!("{}.bandpass-changelog", topics.1);
+        bandpass::kafka::ensure_topic(
+            &config,
+            &bandpass::kafka::Internal {
+                topic: &changelog,
+                compacted: true,
+                partitions: 4,
+                max_message: Some(100),
+                what: "changelog topic",
+                lost: "",
+                key: "memory.changelog_topic",
+            },
+        )
+        .unwrap();
+        produce_keyed(
+            topics.0,
+            &SplitNights::messages(nights.before(), Keying::ByObject),
+        );
+        let mut running = serve.spawn();
+        let status =
+            exited_within(&mut running, Duration::from_secs(90)).expect("serve stops by itself");
+        let said = std::fs::read_to_string(&log).unwrap();
+        assert!(!status.success(), "{said}");
+        assert!(
+            said.contains("the broker refused a changelog record for good")
+                && said.contains("max.message.bytes"),
+            "{delivery}: {said}"
+        );
+        // Logged once, and said again as the exit's error.
+        let logged = said
+            .lines()
+            .filter(|l| l.contains(" ERROR ") && l.contains("refused a changelog record"))
+            .count();
+        assert_eq!(logged, 1, "{delivery}: logged once: {said}");
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with("bandpass: the broker refused a changelog record")),
+            "{said}"
+        );
+        // Nothing committed past it: a reader of the outputs sees none,
+        // and the group has no offset.
+        assert!(
+            consume_keyed(&brokers(), topics.2, 1, Duration::from_secs(3)).is_empty()
+                || delivery == "at-least-once",
+            "{delivery}: an output of an uncommitted transaction"
+        );
+        let committed = committed_offsets(&brokers(), topics.1, topics.0);
+        assert!(
+            committed.iter().all(|o| *o < 0),
+            "{delivery}: offsets committed past a lost record: {committed:?}"
+        );
+    }
+}
+
+/// `group`'s committed offset on each partition of `topic` (negative:
+/// none).
+fn committed_offsets(brokers: &str, group: &str, topic: &str) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition(topic, p);
+    }
+    let committed = reader
+        .committed_offsets(tpl, std::time::Duration::from_secs(10))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => -1,
+        })
+        .collect()
 }

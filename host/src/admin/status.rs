@@ -100,7 +100,7 @@ pub fn render(now: &Snapshot, before: Option<&Snapshot>) -> String {
     }
     let memory = now.memory.as_ref().map_or(String::new(), |m| {
         format!(
-            "<p id=\"memory\">object memory: about {} objects, store {:.1} MB, {} changelog records \
+            "<p id=\"memory\">object memory: {} objects, store {:.1} MB, {} changelog records \
              written, {} restored, {} partitions restoring, {} store failures, {} misrouted \
              alerts, {} alerts out of order</p>\n",
             m.objects,
@@ -222,7 +222,7 @@ mod tests {
         let page = render(&now, None);
         assert!(
             page.contains(
-                "object memory: about 12 objects, store 2.5 MB, 7 changelog records written, 40 restored, \
+                "object memory: 12 objects, store 2.5 MB, 7 changelog records written, 40 restored, \
                  2 partitions restoring, 0 store failures, 3 misrouted alerts, 4 alerts out of \
                  order"
             ),

@@ -81,6 +81,10 @@ struct Store {
     _lock: std::fs::File,
     /// Holds a temporary folder until the store is dropped.
     _temporary: Option<tempfile::TempDir>,
+    /// Objects kept since the store was opened (serve's stores start
+    /// empty): each new object counted, each deletion and each scope
+    /// cleared taken off, each restore counted by its keys.
+    objects_kept: std::sync::atomic::AtomicI64,
 }
 
 impl Drop for Store {
@@ -279,6 +283,7 @@ impl Memory {
             dir: dir.to_path_buf(),
             _lock: lock,
             _temporary: temporary,
+            objects_kept: std::sync::atomic::AtomicI64::new(0),
         })))
     }
 
@@ -342,7 +347,33 @@ impl Memory {
             dropped += 1;
         }
         batch.commit().map_err(|e| self.error("clearing", e))?;
+        self.count_objects_kept(-(dropped as i64));
         Ok(dropped)
+    }
+
+    /// Counts the objects under `scope` into [`Memory::objects_kept`]
+    /// (after a restore applied them).
+    pub fn count_scope(&self, scope: &[u8]) -> anyhow::Result<u64> {
+        let mut found = 0;
+        for entry in self.store.objects.prefix(scope) {
+            entry.map_err(|e| self.error("reading", e))?;
+            found += 1;
+        }
+        self.count_objects_kept(found as i64);
+        Ok(found)
+    }
+
+    fn count_objects_kept(&self, by: i64) {
+        self.store
+            .objects_kept
+            .fetch_add(by, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many objects serve's store holds (see `Store::objects_kept`).
+    pub fn objects_kept(&self) -> i64 {
+        self.store
+            .objects_kept
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Applies one change as the changelog gives it back (a restore).
@@ -430,9 +461,16 @@ impl Memory {
             Some(bytes) => self.store.objects.insert(&key, bytes),
             None => self.store.objects.remove(&key),
         };
+        // Read just before (the runner's recall): was it there?
+        let existed = self.last_read.as_ref().is_some_and(|(k, _)| *k == key);
         match written {
             Err(e) => self.failed(format!("writing an object: {e}")),
             Ok(()) => {
+                match (existed, value.is_some()) {
+                    (false, true) => self.count_objects_kept(1),
+                    (true, false) => self.count_objects_kept(-1),
+                    _ => {}
+                }
                 if let Some(journal) = &mut self.journal {
                     journal.push(Change { key, value });
                 }
@@ -481,12 +519,6 @@ impl Memory {
     pub fn disk_bytes(&self) -> u64 {
         use fjall::AbstractTree;
         self.store.objects.disk_space() + u64::from(self.store.objects.tree.active_memtable_size())
-    }
-
-    /// About how many objects the store holds, without reading them
-    /// (deleted ones may count until the store compacts them).
-    pub fn approximate_objects(&self) -> usize {
-        self.store.objects.approximate_len()
     }
 }
 
@@ -549,12 +581,20 @@ mod tests {
             "a deletion is a tombstone"
         );
         assert!(first.take_changes().is_empty(), "taken once");
+        assert_eq!(first.objects_kept(), 1, "one object kept, none deleted");
         assert_eq!(first.clear_scope(&p0).unwrap(), 1);
         assert_eq!(first.recall(&key), None);
+        assert_eq!(second.objects_kept(), 0, "shared by the handles");
         for change in &changes {
             first.apply(&change.key, change.value.as_deref()).unwrap();
         }
+        assert_eq!(first.count_scope(&p0).unwrap(), 1);
+        assert_eq!(first.objects_kept(), 1);
         assert_eq!(first.recall(&key).as_ref(), Some(&record), "restored");
+        first.keep(&key, &record);
+        assert_eq!(first.objects_kept(), 1, "kept again, not a new object");
+        first.keep(&key, &ObjectRecord::default());
+        assert_eq!(first.objects_kept(), 0, "deleted");
     }
 
     #[test]

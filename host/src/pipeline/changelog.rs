@@ -127,9 +127,9 @@ impl Changelog {
         self.memory.disk_bytes()
     }
 
-    /// About how many objects the store holds.
-    pub fn approximate_objects(&self) -> usize {
-        self.memory.approximate_objects()
+    /// How many objects the store holds.
+    pub fn objects(&self) -> i64 {
+        self.memory.objects_kept()
     }
 
     /// Marks partitions committed at a revocation (not lost): their local
@@ -247,6 +247,9 @@ impl Changelog {
                     );
                 }
             }
+        }
+        for scope in &scopes {
+            self.memory.count_scope(scope)?;
         }
         tracing::info!(
             partitions = partitions.len(),

@@ -122,7 +122,8 @@ impl Flow {
         self.stop.load(Ordering::Relaxed) || self.abandon.load(Ordering::Relaxed)
     }
 
-    /// Whether an error was recorded (and not yet returned).
+    /// Whether an error was recorded: serve is stopping with it, and
+    /// commits nothing more.
     pub fn failed(&self) -> bool {
         self.failure.lock().unwrap().is_some()
     }
@@ -366,7 +367,7 @@ fn close(consumer: BaseConsumer<Rebalances>, flow: Arc<Flow>) {
     });
     if closed.recv_timeout(CLOSE_GRACE).is_err() {
         tracing::warn!(
-            "the Kafka clients did not close within {CLOSE_GRACE:?} (broker unreachable?); exiting anyway: the group notices this instance is gone after session.timeout.ms"
+            "the Kafka clients did not close within {CLOSE_GRACE:?} (a broker unreachable, or messages still queued for it); exiting anyway: the group notices this instance is gone after session.timeout.ms"
         );
     }
 }
@@ -382,7 +383,9 @@ fn consume(
     let mut last_gauge = Instant::now();
     while !flow.stop.load(Ordering::Relaxed) {
         updates.apply(|deployments| flow.publish(deployments));
-        if let Some(failure) = flow.failure.lock().unwrap().take() {
+        // Kept, not taken: after a failure nothing more is committed
+        // (see `Flow::failed`).
+        if let Some(failure) = flow.failure.lock().unwrap().clone() {
             anyhow::bail!(failure);
         }
         if let Some(result) = consumer.poll(Duration::from_millis(50)) {
@@ -442,7 +445,7 @@ fn consume(
             && last_gauge.elapsed() >= STORE_INTERVAL
         {
             flow.metrics
-                .memory_store(changelog.disk_bytes(), changelog.approximate_objects());
+                .memory_store(changelog.disk_bytes(), changelog.objects());
             last_gauge = Instant::now();
         }
     }

@@ -205,6 +205,11 @@ impl Flow {
         consumer: &BaseConsumer<Rebalances>,
         grace: Duration,
     ) -> anyhow::Result<()> {
+        // Stopping with an error: nothing more is committed (the next
+        // start resumes from the last commit), and the error is said once.
+        if self.failed() {
+            return Ok(());
+        }
         if self.exactly_once {
             return self.commit_transaction(consumer);
         }
