@@ -291,7 +291,7 @@ fn throughput(
         .set("bootstrap.servers", &s.brokers)
         .set("group.id", &group)
         .create()?;
-    let child = serve(s, dir, input, &group, &outputs, acceptance, rekey)?;
+    let mut child = serve(s, dir, input, &group, &outputs, acceptance, rekey)?;
     let deadline = Instant::now() + Duration::from_secs(900);
     let (mut first, mut rss) = (None, (0.0, 0.0));
     loop {
@@ -308,6 +308,12 @@ fn throughput(
         if Instant::now() > deadline {
             bail!(
                 "serve stalled at {done} of {n} committed; see {}",
+                dir.join(format!("{group}.log")).display()
+            );
+        }
+        if let Some(status) = child.0.try_wait()? {
+            bail!(
+                "serve stopped ({status}) at {done} of {n} committed; see {}",
                 dir.join(format!("{group}.log")).display()
             );
         }
