@@ -76,33 +76,32 @@ pub fn client_config(config: &Config, role: Role) -> ClientConfig {
         }
         Role::RegistryReader { max_message } => {
             librdkafka_map(config, &mut c);
-            let fetch = max_message + (1 << 20);
-            c.set("group.id", "bandpass-registry-reader")
-                .set("enable.auto.commit", "false")
-                .set("enable.auto.offset.store", "false")
-                // The end of each partition is how a start knows it has
-                // read it all (compaction can leave its last offsets
-                // empty).
-                .set("enable.partition.eof", "true")
-                .set("fetch.message.max.bytes", fetch.to_string())
-                .set("fetch.max.bytes", fetch.to_string())
-                .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());
+            to_the_end(&mut c, "bandpass-registry-reader", max_message);
         }
         Role::RegistryAdmin => librdkafka_map(config, &mut c),
         Role::ChangelogReader => {
             librdkafka_map(config, &mut c);
-            c.set(
-                "group.id",
-                format!("{}.bandpass-restore", config.input.group),
-            )
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
+            let group = format!("{}.bandpass-restore", config.input.group);
+            to_the_end(&mut c, &group, crate::memory::MAX_RECORD_BYTES);
             // Under exactly-once, aborted changes are not restored.
-            .set("isolation.level", "read_committed");
+            c.set("isolation.level", "read_committed");
         }
     }
     c
+}
+
+/// A reader assigned partitions to read each to its end, without commits:
+/// the end of each partition is said (compaction can leave its last
+/// offsets empty), and a fetch holds its largest record, `max_message`.
+fn to_the_end(c: &mut ClientConfig, group: &str, max_message: usize) {
+    let fetch = max_message + (1 << 20);
+    c.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.message.max.bytes", fetch.to_string())
+        .set("fetch.max.bytes", fetch.to_string())
+        .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());
 }
 
 /// The transactional id of the pipeline's producer under exactly-once

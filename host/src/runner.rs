@@ -59,9 +59,9 @@ pub struct Runner {
     memory: Option<Memory>,
     /// The history columns some filter declared (see [`Plan`]).
     history: Vec<String>,
-    /// Whether some filter keeps state or reads history (see
-    /// [`Runner::remembers`]).
-    remembers: bool,
+    /// Per filter, whether it keeps state or reads history (see
+    /// [`Runner::remembers`]): decided once per filter set.
+    remembering: Vec<bool>,
     sources: Vec<Source>,
     object_slots: Vec<usize>,
     candidate_slots: Vec<usize>,
@@ -178,7 +178,7 @@ impl Runner {
             deployments: Vec::new(),
             memory: None,
             history: Vec::new(),
-            remembers: false,
+            remembering: Vec::new(),
             sources: Vec::new(),
             object_slots: Vec::new(),
             candidate_slots: Vec::new(),
@@ -209,8 +209,7 @@ impl Runner {
             .collect();
         self.deployments = filters.iter().map(|f| f.name.clone()).collect();
         // Once per filter set, not per alert.
-        self.remembers =
-            !self.history.is_empty() || filters.iter().any(|f| f.manifest.state.is_some());
+        self.remembering = filters.iter().map(|f| f.remembers()).collect();
         self.instances = filters
             .iter()
             .zip(slots)
@@ -276,7 +275,7 @@ impl Runner {
     /// then the runner remembers objects, and the order of each object's
     /// alerts matters (see [`crate::memory::TimeOrder`]).
     pub fn remembers(&self) -> bool {
-        self.remembers
+        self.remembering.contains(&true)
     }
 
     /// When the earliest alert of a message was observed, in nanoseconds
@@ -347,8 +346,9 @@ impl Runner {
             .instances
             .iter_mut()
             .zip(&self.deployments)
-            .map(|(i, deployment)| {
-                if replayed && remembers(i.filter()) {
+            .zip(&self.remembering)
+            .map(|((i, deployment), remembers)| {
+                if replayed && *remembers {
                     return replay_skipped();
                 }
                 let state = match (&record, &i.filter().manifest.state) {
@@ -374,10 +374,12 @@ impl Runner {
             // accepted: its record, marked applied, is written only once
             // its outputs are acknowledged (see the replay rule above).
             let accepted = position.is_some()
-                && evaluations.iter().zip(&self.instances).any(|(e, i)| {
-                    remembers(i.filter())
-                        && matches!(e.outcome, Outcome::Verdict(Verdict::Accept { .. }))
-                });
+                && evaluations
+                    .iter()
+                    .zip(&self.remembering)
+                    .any(|(e, remembers)| {
+                        *remembers && matches!(e.outcome, Outcome::Verdict(Verdict::Accept { .. }))
+                    });
             let dirty = expired || history.is_some() || accepted;
             // Whatever the record is written for, it is marked with the
             // message applied to it (not when replayed: it holds it).
@@ -512,16 +514,6 @@ impl Runner {
             memory.keep(&key, &record);
         }
     }
-}
-
-/// Whether `filter` reads or changes what the host remembers of an
-/// object: its state, or its history.
-fn remembers(filter: &LoadedFilter) -> bool {
-    filter.manifest.state.is_some()
-        || filter
-            .fields
-            .iter()
-            .any(|f| f.text.starts_with(crate::decode::HISTORY_PREFIX))
 }
 
 /// The evaluation of a remembering deployment on a message replayed after

@@ -109,11 +109,7 @@ pub fn serve_refuses(filter: &LoadedFilter, remembers_objects: bool) -> Option<S
          partition: key the input topic by object id and set input.keyed_by = \"object\", \
          or let serve re-key it with input.rekey = true (or run it offline with \
          `bandpass test` or `bandpass run --state DIR`)";
-    if let Some(path) = filter
-        .fields
-        .iter()
-        .find(|f| f.text.starts_with(crate::decode::HISTORY_PREFIX))
-    {
+    if let Some(path) = filter.history_field() {
         return Some(format!(
             "{} reads an object's history ('{}'): {HOW}",
             filter.name, path.text

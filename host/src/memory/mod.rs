@@ -378,11 +378,15 @@ impl Memory {
 
     /// Applies one change as the changelog gives it back (a restore).
     pub fn apply(&self, key: &[u8], value: Option<&[u8]>) -> anyhow::Result<()> {
+        self.put(key, value).map_err(|e| self.error("restoring", e))
+    }
+
+    /// Writes `key`'s bytes, or deletes it when there are none.
+    fn put(&self, key: &[u8], value: Option<&[u8]>) -> fjall::Result<()> {
         match value {
             Some(v) => self.store.objects.insert(key, v),
             None => self.store.objects.remove(key),
         }
-        .map_err(|e| self.error("restoring", e))
     }
 
     fn error(&self, doing: &str, e: impl std::fmt::Display) -> anyhow::Error {
@@ -457,10 +461,7 @@ impl Memory {
             }
             Some(bytes)
         };
-        let written = match &value {
-            Some(bytes) => self.store.objects.insert(&key, bytes),
-            None => self.store.objects.remove(&key),
-        };
+        let written = self.put(&key, value.as_deref());
         // Read just before (the runner's recall): was it there?
         let existed = self.last_read.as_ref().is_some_and(|(k, _)| *k == key);
         match written {

@@ -32,10 +32,6 @@ use crate::kafka::{Internal, Logged, Role, client_config};
 use crate::memory::{Memory, partition_scope};
 use crate::metrics::Metrics;
 
-/// The largest changelog record (one object's record): the topic is
-/// created with this `max.message.bytes`, and the producer allows it.
-pub const MAX_RECORD_BYTES: usize = crate::memory::MAX_RECORD_BYTES;
-
 /// How often a long restore says how far it is.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -61,7 +57,8 @@ impl Changelog {
     pub fn start(config: &Config) -> anyhow::Result<Changelog> {
         // Stores of earlier starts that were killed (a clean stop removes
         // its own).
-        let (removed, bytes) = Memory::remove_abandoned(config.memory().dir.as_deref());
+        let settings = config.memory();
+        let (removed, bytes) = Memory::remove_abandoned(settings.dir.as_deref());
         if removed > 0 {
             tracing::info!(
                 removed,
@@ -69,11 +66,11 @@ impl Changelog {
                 "removed object stores left by processes that were killed"
             );
         }
-        let mut memory = Memory::temporary_in(config.memory().dir.as_deref())
+        let mut memory = Memory::temporary_in(settings.dir.as_deref())
             .context("opening serve's object store (memory.dir)")?;
-        config.memory().apply(&mut memory);
+        settings.apply(&mut memory);
         memory.keep_changes();
-        let topic = config.memory().changelog_topic(&config.input.group);
+        let topic = settings.changelog_topic(&config.input.group);
         let wanted = input_partitions(config).max(1);
         let partitions = crate::kafka::ensure_topic(
             config,
@@ -81,18 +78,14 @@ impl Changelog {
                 compacted: true,
                 topic: &topic,
                 partitions: wanted,
-                max_message: Some(MAX_RECORD_BYTES),
+                // A record is one object's: the largest the store keeps.
+                max_message: Some(crate::memory::MAX_RECORD_BYTES),
                 what: "changelog topic",
                 lost: "objects' histories and filters' states would be lost with old segments",
                 key: "memory.changelog_topic",
             },
         )?;
-        let mut reader = client_config(config, Role::ChangelogReader);
-        let fetch = MAX_RECORD_BYTES + (1 << 20);
-        reader
-            .set("fetch.message.max.bytes", fetch.to_string())
-            .set("fetch.max.bytes", fetch.to_string())
-            .set("receive.message.max.bytes", (fetch + (1 << 20)).to_string());
+        let reader = client_config(config, Role::ChangelogReader);
         // A reader that cannot be made fails the start, not a rebalance.
         let _: BaseConsumer<Logged> = reader
             .create_with_context(Logged)

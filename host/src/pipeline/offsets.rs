@@ -117,7 +117,10 @@ impl ConsumerContext for Rebalances {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let lost = consumer.assignment_lost();
                 let revoked = partitions(tpl);
-                if !lost {
+                // Stopping with an error (the partitions leave as the
+                // consumer closes): nothing more is committed, and the
+                // error is said once. Nor are they clean.
+                if !lost && !self.flow.failed() {
                     match self.flow.finish_and_commit(consumer, REVOKE_GRACE) {
                         Err(e) => self
                             .flow
@@ -205,11 +208,6 @@ impl Flow {
         consumer: &BaseConsumer<Rebalances>,
         grace: Duration,
     ) -> anyhow::Result<()> {
-        // Stopping with an error: nothing more is committed (the next
-        // start resumes from the last commit), and the error is said once.
-        if self.failed() {
-            return Ok(());
-        }
         if self.exactly_once {
             return self.commit_transaction(consumer);
         }

@@ -73,6 +73,20 @@ impl LoadedFilter {
         self.manifest.survey == "any" || self.manifest.survey == survey
     }
 
+    /// The first field this filter declares under `history.` (an
+    /// object's light curve), if any.
+    pub fn history_field(&self) -> Option<&FieldPath> {
+        self.fields
+            .iter()
+            .find(|f| f.text.starts_with(crate::decode::HISTORY_PREFIX))
+    }
+
+    /// Whether this filter reads or changes what the host remembers of an
+    /// object: its state, or its history.
+    pub fn remembers(&self) -> bool {
+        self.manifest.state.is_some() || self.history_field().is_some()
+    }
+
     /// A per-worker instance. `slots[i]` is the index, in the decoder's
     /// values, of this filter's `i`-th declared field.
     pub fn instance(self: &Arc<Self>, slots: Vec<usize>) -> FilterInstance {
