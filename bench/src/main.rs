@@ -187,7 +187,7 @@ fn main() -> anyhow::Result<()> {
     .iter()
     .map(|n| load(&sb, n))
     .collect::<anyhow::Result<_>>()?;
-    let decoder = Runner::decoder_for(&samples, SchemaSource::None);
+    let decoder = Runner::decoder_for(&samples, SchemaSource::None, &Default::default());
     if runs("decode") {
         decode_case(&alerts, &decoder, secs);
     }
@@ -224,14 +224,14 @@ fn memory_case(
         twenty_five.push(twenty.clone());
     }
     let (rise, probe) = (load(sb, "rise_once")?, load(sb, "history_probe")?);
-    let mut plain = Runner::new(&twenty_five, SchemaSource::None);
+    let mut plain = Runner::new(&twenty_five, SchemaSource::None, Default::default());
     let mut both = twenty_five.clone();
     both.extend([rise.clone(), probe.clone()]);
-    let mut remembering = Runner::new(&both, SchemaSource::None);
+    let mut remembering = Runner::new(&both, SchemaSource::None, Default::default());
     remembering.remember(bandpass::memory::Memory::temporary()?);
     // The same 27 without a store: each alert's history is its packet's,
     // and no state is read or written.
-    let mut forgetting = Runner::new(&both, SchemaSource::None);
+    let mut forgetting = Runner::new(&both, SchemaSource::None, Default::default());
     // Interleaved thirds, so that drift on the machine falls on each.
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..2 {
@@ -264,7 +264,11 @@ fn memory_case(
     for f in [&rise, &probe] {
         // Alone, without the store: the filter's own call (its history is
         // the packet's; its state none).
-        let mut runner = Runner::new(std::slice::from_ref(f), SchemaSource::None);
+        let mut runner = Runner::new(
+            std::slice::from_ref(f),
+            SchemaSource::None,
+            Default::default(),
+        );
         let decoded: Vec<_> = alerts
             .iter()
             .flat_map(|m| runner.decoder().decode(m).unwrap())
@@ -338,12 +342,20 @@ fn decode_case(alerts: &[Bytes], decoder: &bandpass::decode::Decoder, secs: f64)
 }
 
 fn one_filter_case(alerts: &[Bytes], twenty: &Arc<LoadedFilter>, secs: f64) -> anyhow::Result<()> {
-    let dec20 = Runner::decoder_for(std::slice::from_ref(twenty), SchemaSource::None);
+    let dec20 = Runner::decoder_for(
+        std::slice::from_ref(twenty),
+        SchemaSource::None,
+        &Default::default(),
+    );
     let decoded: Vec<_> = alerts
         .iter()
         .flat_map(|a| dec20.decode(a).unwrap())
         .collect();
-    let mut runner = Runner::with_decoder(std::slice::from_ref(twenty), dec20.clone());
+    let mut runner = Runner::with_decoder(
+        std::slice::from_ref(twenty),
+        dec20.clone(),
+        Default::default(),
+    );
     // Same verdicts both ways, or the comparison is meaningless.
     for d in &decoded {
         let native = native_cut(&d.values).is_some();
@@ -409,7 +421,7 @@ fn all_filters_case(
         twenty_five.extend(samples[..4].iter().cloned());
         twenty_five.push(twenty.clone());
     }
-    let mut runner25 = Runner::new(&twenty_five, SchemaSource::None);
+    let mut runner25 = Runner::new(&twenty_five, SchemaSource::None, Default::default());
     let full = rate(alerts, secs, |a| {
         black_box(runner25.process(a).unwrap());
     });
@@ -429,7 +441,11 @@ fn all_filters_case(
         per(decode)
     );
     for f in twenty_five.iter().take(5) {
-        let decoder = Runner::decoder_for(std::slice::from_ref(f), SchemaSource::None);
+        let decoder = Runner::decoder_for(
+            std::slice::from_ref(f),
+            SchemaSource::None,
+            &Default::default(),
+        );
         let decoded: Vec<_> = alerts
             .iter()
             .flat_map(|a| decoder.decode(a).unwrap())
@@ -483,7 +499,11 @@ fn languages_case(alerts: &[Bytes], sb: &Sandbox, secs: f64) -> anyhow::Result<(
         let filter = sb
             .load(&bytes, vec![], Limits::default())
             .with_context(|| format!("loading {}", path.display()))?;
-        let decoder = Runner::decoder_for(std::slice::from_ref(&filter), SchemaSource::None);
+        let decoder = Runner::decoder_for(
+            std::slice::from_ref(&filter),
+            SchemaSource::None,
+            &Default::default(),
+        );
         let decoded: Vec<_> = alerts
             .iter()
             .flat_map(|a| decoder.decode(a).unwrap())

@@ -203,7 +203,7 @@ pub fn upload_request(data: &[u8]) {
 /// history into a survey's plan gives points of the plan's width.
 pub fn object_record(data: &[u8]) {
     use crate::memory::ObjectRecord;
-    use crate::memory::history::PLANS;
+    let kept = crate::memory::history::Kept::default();
     let Ok(record) = ObjectRecord::decode(data) else {
         return;
     };
@@ -211,7 +211,7 @@ pub fn object_record(data: &[u8]) {
     let again = ObjectRecord::decode(&once).expect("an encoded record decodes");
     assert_eq!(again.encode(), once, "a record's encoding is stable");
     if let Some(history) = record.history {
-        for plan in PLANS {
+        for plan in kept.plans() {
             let adopted = plan.adopt(history.clone());
             assert!(
                 adopted

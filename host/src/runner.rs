@@ -14,7 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, SchemaSource};
-use crate::memory::history::{self, History, HistoryPlan};
+use crate::memory::history::{self, History, HistoryPlan, Kept};
 use crate::memory::{Memory, ObjectRecord, object_key};
 use crate::sandbox::{
     AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment, Outcome, StateChange, Verdict,
@@ -50,6 +50,8 @@ pub struct AlertResult {
 /// Decodes messages and runs every filter on each alert.
 pub struct Runner {
     decoder: Arc<Decoder>,
+    /// The history columns the host keeps per survey.
+    kept: Arc<Kept>,
     instances: Vec<FilterInstance>,
     /// Each instance's deployment name: what its state is kept under.
     deployments: Vec<String>,
@@ -88,7 +90,7 @@ struct Plan {
 /// Where one survey's history is read from among an alert's values.
 #[derive(Debug, Clone)]
 struct Source {
-    plan: &'static HistoryPlan,
+    plan: Arc<HistoryPlan>,
     /// The plan's columns read (`HistoryPlan::read`).
     read: Vec<usize>,
     /// The first of its paths among the decoder's.
@@ -97,7 +99,7 @@ struct Source {
     len: usize,
 }
 
-fn plan(filters: &[Arc<LoadedFilter>]) -> Plan {
+fn plan(filters: &[Arc<LoadedFilter>], kept: &Kept) -> Plan {
     let mut paths: Vec<String> = Vec::new();
     let mut history: Vec<String> = Vec::new();
     let slot_of = |text: &str, paths: &mut Vec<String>| match paths.iter().position(|p| p == text) {
@@ -129,12 +131,12 @@ fn plan(filters: &[Arc<LoadedFilter>]) -> Plan {
     }
     let mut sources = Vec::new();
     if !history.is_empty() {
-        for plan in history::PLANS {
+        for plan in kept.plans() {
             // Appended, not shared: the plan reads its paths as a block.
             let read = plan.read(&history);
             let block = plan.paths(&read);
             sources.push(Source {
-                plan,
+                plan: plan.clone(),
                 read,
                 first: paths.len(),
                 len: block.len(),
@@ -160,20 +162,32 @@ fn plan(filters: &[Arc<LoadedFilter>]) -> Plan {
 }
 
 impl Runner {
-    /// A runner for these filters, with its own decoder.
-    pub fn new(filters: &[Arc<LoadedFilter>], schemas: SchemaSource) -> Runner {
-        Runner::with_decoder(filters, Runner::decoder_for(filters, schemas))
+    /// A runner for these filters, with its own decoder, keeping the
+    /// history columns `kept`.
+    pub fn new(filters: &[Arc<LoadedFilter>], schemas: SchemaSource, kept: Arc<Kept>) -> Runner {
+        let decoder = Runner::decoder_for(filters, schemas, &kept);
+        Runner::with_decoder(filters, decoder, kept)
     }
 
-    /// A decoder fit for these filters, to share between runners.
-    pub fn decoder_for(filters: &[Arc<LoadedFilter>], schemas: SchemaSource) -> Arc<Decoder> {
-        Arc::new(Decoder::new(plan(filters).paths, schemas))
+    /// A decoder fit for these filters and kept history columns, to share
+    /// between runners.
+    pub fn decoder_for(
+        filters: &[Arc<LoadedFilter>],
+        schemas: SchemaSource,
+        kept: &Kept,
+    ) -> Arc<Decoder> {
+        Arc::new(Decoder::new(plan(filters, kept).paths, schemas))
     }
 
     /// A runner sharing `decoder`, which must come from [`Runner::decoder_for`]
-    /// with the same filters.
-    pub fn with_decoder(filters: &[Arc<LoadedFilter>], decoder: Arc<Decoder>) -> Runner {
+    /// with the same filters and `kept`.
+    pub fn with_decoder(
+        filters: &[Arc<LoadedFilter>],
+        decoder: Arc<Decoder>,
+        kept: Arc<Kept>,
+    ) -> Runner {
         let mut runner = Runner {
+            kept,
             instances: Vec::new(),
             deployments: Vec::new(),
             memory: None,
@@ -199,7 +213,7 @@ impl Runner {
             slots,
             history,
             sources,
-        } = plan(filters);
+        } = plan(filters, &self.kept);
         assert_eq!(paths, decoder.paths(), "decoder made for other filters");
         self.history = history;
         self.sources = sources;
@@ -441,7 +455,7 @@ impl Runner {
         &self,
         alert: &mut DecodedAlert,
         record: Option<&mut ObjectRecord>,
-    ) -> Option<(&'static HistoryPlan, History)> {
+    ) -> Option<(Arc<HistoryPlan>, History)> {
         if self.history.is_empty() {
             return None;
         }
@@ -460,7 +474,10 @@ impl Runner {
                 (history::DEFAULT_MAX_AGE_DAYS, history::DEFAULT_MAX_POINTS),
                 |m| (m.history_max_age_days, m.history_max_points),
             );
-            (s.plan, s.plan.merge(stored, packet, max_age, max_points))
+            (
+                s.plan.clone(),
+                s.plan.merge(stored, packet, max_age, max_points),
+            )
         });
         for column in &self.history {
             let value = merged

@@ -72,7 +72,7 @@ fn admission(entries: BTreeMap<String, Entry>) -> Arc<Admission> {
         policy: Arc::new(Policy::of(&config)),
         entries,
     });
-    Arc::new(Admission::new(fleet, sandbox, canary, uploads, false))
+    Arc::new(Admission::new(fleet, sandbox, canary, uploads, None))
 }
 
 fn upload(name: &str, manifest: Option<&str>, component: Vec<u8>) -> Upload {

@@ -424,6 +424,44 @@ fn serve_refuses_a_filter_with_state_or_history_unless_the_input_is_keyed_by_obj
         shown.contains("history-probe reads an object's history ('history.jd')"),
         "{shown}"
     );
+    // Keyed by object, but the operator keeps fewer columns than the
+    // filter reads: refused naming the column and the key.
+    let keyed = std::fs::read_to_string(&probe).unwrap().replacen(
+        "[input]",
+        "[input]\nkeyed_by = \"object\"",
+        1,
+    );
+    assert!(
+        keyed.contains("keyed_by"),
+        "the config has an [input] table"
+    );
+    std::fs::write(
+        &probe,
+        format!(
+            "{keyed}\n[memory.history.ztf]\ncolumns = [\"jd\", \"fid\", \"candid\", \"magpsf\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = bandpass(&["serve", "--config", &probe]);
+    let shown = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("'history.isdiffpos' is not a history column the host keeps")
+            && shown.contains("memory.history.ztf.columns lists it"),
+        "{shown}"
+    );
+    // A list without what places a point is a config error naming its key.
+    std::fs::write(
+        &probe,
+        format!("{keyed}\n[memory.history.ztf]\ncolumns = [\"magpsf\"]\n"),
+    )
+    .unwrap();
+    let out = bandpass(&["serve", "--config", &probe]);
+    let shown = text(&out.stderr);
+    assert!(
+        shown.contains("memory.history.ztf.columns") && shown.contains("must keep jd, candid, fid"),
+        "{shown}"
+    );
 }
 
 /// Starts `serve` and waits until `/readyz` says ready, or fails with its
@@ -464,15 +502,26 @@ enum Keying {
 /// `dir/serve.log`.
 fn remembering_serve(
     dir: &Path,
-    (input, group, output): (&str, &str, &str),
+    topics: (&str, &str, &str),
     delivery: &str,
     keying: Keying,
+) -> (crate::support::processes::ServeBuilder, PathBuf) {
+    remembering_serve_of(dir, topics, (delivery, keying), ("rise_once", ""))
+}
+
+/// [`remembering_serve`] deploying `component`, with `more` at the end of
+/// the config (in its `[memory]` table).
+fn remembering_serve_of(
+    dir: &Path,
+    (input, group, output): (&str, &str, &str),
+    (delivery, keying): (&str, Keying),
+    (component, more): (&str, &str),
 ) -> (crate::support::processes::ServeBuilder, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let log = dir.join("serve.log");
     let built =
         crate::support::processes::ServeBuilder::new(dir.join("bandpass.toml"), input, group)
-            .filter("rise_once", output)
+            .filter(component, output)
             .admin()
             .log(&log)
             .write();
@@ -503,7 +552,7 @@ fn remembering_serve(
     std::fs::write(
         built.config_file(),
         format!(
-            "delivery = \"{delivery}\"\n{config}[memory]\ndir = \"{}\"\n",
+            "delivery = \"{delivery}\"\n{config}[memory]\ndir = \"{}\"\n{more}",
             dir.join("memory").display()
         ),
     )
@@ -927,6 +976,194 @@ fn history_is_the_object_s_light_curve_merged_across_packets_without_repeats() {
     assert_light_curves(&both, 0, None);
 }
 
+/// The ZTF template's own `candidate.fwhm`, read by fastavro (not by
+/// bandpass): what each night's packet carries.
+fn template_fwhm() -> String {
+    let template = data_dir().join("ztf/alerts/v4.02/2695378462115010012.avro");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import fastavro,sys\nr=next(fastavro.reader(open(sys.argv[1],'rb')))\n\
+             print('%.3f' % r['candidate']['fwhm'])",
+            template.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_history_column_outside_the_defaults_is_refused_until_kept_then_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let nights_dir = dir.path().join("nights");
+    nights(&nights_dir, None);
+    let component = filter("history_fwhm");
+    let out = bandpass(&["test", &component, nights_dir.to_str().unwrap()]);
+    let shown = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("'history.fwhm' is not a history column the host keeps")
+            && shown.contains("--history-columns ztf=... lists it")
+            && shown.contains("'fwhm:real'"),
+        "{shown}"
+    );
+    // A type the host does not know must be said; a wrong list is refused
+    // naming the flag.
+    for (list, says) in [
+        ("ztf=jd,fid,candid,fwhm", "say its type, as 'fwhm:real'"),
+        ("ztf=jd,fwhm:real", "must keep candid, fid"),
+        ("ztf jd", "write SURVEY=COLUMNS"),
+    ] {
+        let out = bandpass(&[
+            "test",
+            &component,
+            nights_dir.to_str().unwrap(),
+            "--history-columns",
+            list,
+        ]);
+        let shown = text(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{list}: {shown}");
+        assert!(shown.contains(says), "{list}: {shown}");
+    }
+    // Kept: each alert of an object sees one fwhm value more than the
+    // last (its own detection's), the last its packet's.
+    let (_, doc) = tested(
+        &component,
+        &[
+            nights_dir.to_str().unwrap(),
+            "--history-columns",
+            "ztf=jd,fid,candid,magpsf,fwhm:real",
+        ],
+    );
+    let want = template_fwhm();
+    let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for a in doc["alerts"].as_array().unwrap() {
+        let notes: BTreeMap<String, String> = a["result"]["annotations"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{a}"))
+            .iter()
+            .map(|kv| {
+                (
+                    kv[0].as_str().unwrap().into(),
+                    kv[1].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(notes["last"], want, "{a}");
+        seen.entry(a["object_id"].as_str().unwrap().to_string())
+            .or_default()
+            .push(notes["with_fwhm"].parse().unwrap());
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    for (object, counts) in &seen {
+        assert!(counts.len() > 1, "{object}: {counts:?}");
+        assert!(
+            counts.windows(2).all(|w| w[1] == w[0] + 1),
+            "{object}: one more per alert: {counts:?}"
+        );
+    }
+}
+
+#[test]
+fn serve_gives_the_history_columns_the_operator_keeps_as_test_does_across_a_sigkill() {
+    use crate::support::kafka::{brokers, consume_keyed, produce_keyed, unique};
+    use std::time::Duration;
+    let nights = SplitNights::new();
+    let columns = "jd,fid,candid,magpsf,fwhm:real";
+    let listed: Vec<String> = columns.split(',').map(|c| format!("\"{c}\"")).collect();
+    let topics = (unique("nights"), unique("history"), unique("fwhm"));
+    let topics = (topics.0.as_str(), topics.1.as_str(), topics.2.as_str());
+    let (serve, log) = remembering_serve_of(
+        &nights.dir.path().join("history"),
+        topics,
+        ("exactly-once", Keying::ByObject),
+        (
+            "history_fwhm",
+            &format!("[memory.history.ztf]\ncolumns = [{}]\n", listed.join(", ")),
+        ),
+    );
+    // history-fwhm accepts every alert, noting what it received.
+    let notes_of = |want: usize| -> BTreeMap<String, (String, String)> {
+        let by_bytes: BTreeMap<Vec<u8>, String> = nights
+            .files
+            .iter()
+            .map(|f| (std::fs::read(f).unwrap(), file_name(f)))
+            .collect();
+        let got = consume_keyed(&brokers(), topics.2, want, Duration::from_secs(90));
+        assert_eq!(
+            got.len(),
+            want,
+            "serve's log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        got.iter()
+            .map(|m| {
+                let note = |k: &str| m.headers[&format!("bandpass-note-{k}")].clone();
+                (
+                    by_bytes[&m.payload].clone(),
+                    (note("with_fwhm"), note("last")),
+                )
+            })
+            .collect()
+    };
+    produce_keyed(
+        topics.0,
+        &SplitNights::messages(nights.before(), Keying::ByObject),
+    );
+    let mut first = ready(&serve, &log);
+    notes_of(nights.before().len());
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+    produce_keyed(
+        topics.0,
+        &SplitNights::messages(nights.after(), Keying::ByObject),
+    );
+    let _second = ready(&serve, &log);
+    let served = notes_of(nights.rows.len());
+
+    let (_, doc) = tested(
+        &filter("history_fwhm"),
+        &[
+            nights.dir.path().join("nights").to_str().unwrap(),
+            "--history-columns",
+            &format!("ztf={columns}"),
+        ],
+    );
+    let tested: BTreeMap<String, (String, String)> = doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let notes: BTreeMap<&str, &str> = a["result"]["annotations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|kv| (kv[0].as_str().unwrap(), kv[1].as_str().unwrap()))
+                .collect();
+            (
+                file_name(Path::new(a["input"].as_str().unwrap())),
+                (notes["with_fwhm"].to_string(), notes["last"].to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(served.len(), nights.rows.len());
+    assert_eq!(
+        served, tested,
+        "the light curve's fwhm column, restored after the SIGKILL, as test gives it"
+    );
+    assert!(
+        served
+            .values()
+            .any(|(with, _)| with.parse::<usize>().unwrap() > 2),
+        "objects with several alerts: {served:?}"
+    );
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
 /// `bandpass test --json`'s outcome per input (verdict, score, tags,
 /// notes), for comparing twins.
 fn outcomes(component: &Path, args: &[&str]) -> BTreeMap<String, serde_json::Value> {
@@ -1122,7 +1359,7 @@ fn a_message_read_again_that_its_object_s_record_holds_is_not_decided_again() {
         Limits::default(),
     )
     .unwrap();
-    let mut runner = Runner::new(&[rise], SchemaSource::None);
+    let mut runner = Runner::new(&[rise], SchemaSource::None, Default::default());
     runner.remember(Memory::temporary_in(Some(dir.path())).unwrap());
     let mut run = |offset: usize, file: &str| {
         runner.memory_mut().unwrap().position = Some(offset as i64);

@@ -10,7 +10,7 @@
 //! that part is skipped and says so. The store is made under
 //! MEMORY_BENCH_DIR (default $TMPDIR) and removed at the end.
 //!
-//! Light curves: ZTF's kept columns (memory::history::PLANS), a mix of
+//! Light curves: ZTF's kept columns (memory::history::Kept's default), a mix of
 //! lengths like an alert stream's objects over a year: 70 % with 3
 //! points, 25 % with 30, 5 % with 200 (19.6 on average); one state of 64
 //! bytes per object.
@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bandpass::memory::history::{Cell, PLANS, Point};
+use bandpass::memory::history::{Cell, Kept, Point};
 use bandpass::memory::{Memory, ObjectRecord, StoredHistory, object_key, partition_scope};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -38,7 +38,8 @@ fn points_of(i: u64) -> usize {
 
 /// Object `i`'s record: its light curve and one state.
 fn record(i: u64) -> ObjectRecord {
-    let plan = &PLANS[0];
+    let kept = Kept::default();
+    let plan = kept.plan_of("ztf").expect("ZTF's history is kept");
     let n = points_of(i);
     let points = (0..n)
         .map(|k| {
@@ -47,7 +48,7 @@ fn record(i: u64) -> ObjectRecord {
                 .columns
                 .iter()
                 .enumerate()
-                .map(|(c, (name, _))| match *name {
+                .map(|(c, (name, _))| match name.as_str() {
                     "jd" => Cell::Real(time),
                     "fid" => Cell::Integer(1 + (k % 2) as i64),
                     "isdiffpos" => Cell::Text("t".into()),
@@ -106,7 +107,9 @@ fn main() -> anyhow::Result<()> {
     let dir = work.path().join("store");
     println!(
         "memory bench: {objects} objects (19.6 points of {} columns on average, a state of 64 bytes), {lookups} lookups",
-        PLANS[0].columns.len()
+        Kept::default()
+            .plan_of("ztf")
+            .map_or(0, |p| p.columns.len())
     );
 
     // Writing, as serve's workers do: one record per object.

@@ -170,7 +170,7 @@ fn expected(s: &Settings, all: &[Deployment], alerts: &[Bytes]) -> anyhow::Resul
             let bytes = std::fs::read(&path)
                 .with_context(|| format!("{}: run scripts/build-filters.sh", path.display()))?;
             let filter = sandbox.load(&bytes, vec![], Limits::default())?;
-            let mut runner = Runner::new(&[filter], SchemaSource::None);
+            let mut runner = Runner::new(&[filter], SchemaSource::None, Default::default());
             alerts
                 .iter()
                 .map(|a| {

@@ -81,7 +81,7 @@ impl Api {
             sandbox,
             canary,
             &admin.uploads,
-            config.remembers_objects(),
+            config.remembers_objects().then(|| config.kept_history()),
         );
         Api {
             access: RwLock::new(Access::of(&admin)),

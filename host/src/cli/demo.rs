@@ -97,7 +97,7 @@ pub fn execute(args: DemoArgs) -> anyhow::Result<u8> {
     let load_time = load_start.elapsed();
 
     let alerts = demo::generate(args.alerts, args.seed)?;
-    let mut runner = Runner::new(&filters, args.engine.schema_source());
+    let mut runner = Runner::new(&filters, args.engine.schema_source(), Default::default());
     let mut tallies = vec![Tally::default(); filters.len()];
     let mut drawn: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); filters.len()];
     let mut shown: Vec<Vec<String>> = vec![Vec::new(); filters.len()];

@@ -170,9 +170,51 @@ pub struct MemoryArgs {
     /// [default: 4000, or memory.history_max_points; at most 100000].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub history_max_points: Option<u32>,
+    /// The light-curve columns kept for a survey instead of the defaults,
+    /// as a serve config's memory.history.SURVEY.columns:
+    /// `ztf=jd,fid,candid,magpsf,fwhm:real` (a column the host does not
+    /// know the type of says it: real, integer or text). Repeat for
+    /// another survey.
+    #[arg(long, value_name = "SURVEY=COLUMNS")]
+    pub history_columns: Vec<String>,
 }
 
 impl MemoryArgs {
+    /// The history columns kept: the defaults, then a serve config's
+    /// (`run --config`), then each `--history-columns`.
+    pub(crate) fn kept(
+        &self,
+        config: Option<&crate::config::MemoryConfig>,
+    ) -> anyhow::Result<std::sync::Arc<crate::memory::history::Kept>> {
+        let mut columns: std::collections::BTreeMap<String, Vec<String>> = config
+            .map(|c| {
+                c.history
+                    .iter()
+                    .map(|(s, h)| (s.clone(), h.columns.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for flag in &self.history_columns {
+            let Some((survey, list)) = flag.split_once('=') else {
+                anyhow::bail!(
+                    "--history-columns '{}': write SURVEY=COLUMNS, as \
+                     'ztf=jd,fid,candid,magpsf,fwhm:real'",
+                    crate::text::shown(flag, 80)
+                );
+            };
+            columns.insert(
+                survey.to_string(),
+                list.split(',').map(|c| c.trim().to_string()).collect(),
+            );
+        }
+        let kept = crate::memory::history::Kept::with_columns(
+            columns.iter().map(|(s, c)| (s.as_str(), c.as_slice())),
+            crate::memory::history::FLAG_SETTING,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(std::sync::Arc::new(kept))
+    }
+
     /// Gives `runner` a store when one of its filters keeps state (no
     /// store, no folder otherwise), and says whether it did: the caller
     /// then feeds alerts in time order ([`ordered`]).
@@ -384,6 +426,7 @@ impl EngineArgs {
     fn check_paths(
         &self,
         filters: &[Arc<LoadedFilter>],
+        kept: &crate::memory::history::Kept,
     ) -> anyhow::Result<(Vocabulary, Vec<PathCheck>)> {
         let vocabulary = self.vocabulary()?;
         let checks = filters
@@ -391,8 +434,7 @@ impl EngineArgs {
             .map(|f| {
                 let mut check = vocabulary.check(&f.manifest.survey, &f.fields);
                 // `history.*` paths name what the host keeps, not a schema's.
-                for (field, why) in crate::memory::history::refusals(&f.manifest.survey, &f.fields)
-                {
+                for (field, why) in kept.refusals(&f.manifest.survey, &f.fields) {
                     check.refused.push(why);
                     check.refused_paths.push(field);
                 }

@@ -68,7 +68,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         None => components(&args)?,
     };
     let filters: Vec<Arc<LoadedFilter>> = named.iter().map(|(_, f)| f.clone()).collect();
-    let (folders, checks) = args.engine.check_paths(&filters)?;
+    let history = args.memory.kept(memory_config.as_ref())?;
+    let (folders, checks) = args.engine.check_paths(&filters, &history)?;
     let mut kept = Vec::new();
     for ((name, f), check) in named.into_iter().zip(checks) {
         match check.refused.first() {
@@ -109,7 +110,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         });
     }
 
-    let mut runner = Runner::new(&filters, schemas);
+    let mut runner = Runner::new(&filters, schemas, history);
     // State is kept per deployment: one component under two names keeps two.
     runner.name_deployments(names.clone());
     let timed = args.memory.attach(&mut runner, memory_config.as_ref())?;

@@ -41,11 +41,12 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     let sandbox = args.engine.sandbox()?;
     let filter = args.engine.load(&sandbox, &args.filter)?;
     let filters = std::slice::from_ref(&filter);
-    let (folders, checks) = args.engine.check_paths(filters)?;
+    let kept = args.memory.kept(None)?;
+    let (folders, checks) = args.engine.check_paths(filters, &kept)?;
     if !checks[0].refused.is_empty() {
         return Ok(2);
     }
-    let mut runner = Runner::new(filters, args.engine.schema_source());
+    let mut runner = Runner::new(filters, args.engine.schema_source(), kept);
     // `--explain` too: with `--state`, the alert meets what earlier runs kept.
     let timed = args.memory.attach(&mut runner, None)?;
     if let Some(alert) = &args.explain {

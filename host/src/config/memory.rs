@@ -1,6 +1,7 @@
 //! `[memory]`: where serve keeps what filters remember of each object,
 //! and for how long (docs/design/object-memory.md).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +34,19 @@ pub struct MemoryConfig {
     /// latest).
     #[serde(default = "default_history_max_points")]
     pub history_max_points: usize,
+    /// Per survey (`[memory.history.ztf]`), the light-curve columns kept
+    /// instead of the defaults (`memory::history`).
+    #[serde(default)]
+    pub history: BTreeMap<String, HistoryColumns>,
+}
+
+/// `[memory.history.<survey>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryColumns {
+    /// Each column: `magpsf`, or `fwhm:real` where the host does not know
+    /// its type (`real`, `integer`, `text`).
+    pub columns: Vec<String>,
 }
 
 impl Default for MemoryConfig {
@@ -43,6 +57,7 @@ impl Default for MemoryConfig {
             changelog_topic: None,
             history_max_age: default_history_max_age(),
             history_max_points: default_history_max_points(),
+            history: BTreeMap::new(),
         }
     }
 }
@@ -74,7 +89,23 @@ impl MemoryConfig {
         memory.history_max_points = self.history_max_points;
     }
 
+    /// The history columns kept per survey: the defaults, with each
+    /// survey in `[memory.history]` keeping its own list.
+    pub fn kept(&self) -> Result<crate::memory::history::Kept, String> {
+        crate::memory::history::Kept::with_columns(
+            self.history
+                .iter()
+                .map(|(survey, h)| (survey.as_str(), h.columns.as_slice())),
+            crate::memory::history::CONFIG_SETTING,
+        )
+    }
+
     pub(super) fn check(&self) -> Result<(), Invalid> {
+        if let Err(why) = self.kept() {
+            // The sentence starts with the key it is about.
+            let (key, reason) = why.split_once(": ").unwrap_or(("memory.history", &why));
+            return Err(Invalid::new(key, reason.to_string()));
+        }
         if !(1..=crate::memory::history::MAX_POINTS).contains(&self.history_max_points) {
             return Err(Invalid::new(
                 "memory.history_max_points",

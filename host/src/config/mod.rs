@@ -229,6 +229,15 @@ impl Config {
         self.memory_section.clone().unwrap_or_default()
     }
 
+    /// The history columns serve keeps per survey (`memory.history`).
+    pub fn kept_history(&self) -> std::sync::Arc<crate::memory::history::Kept> {
+        std::sync::Arc::new(
+            self.memory()
+                .kept()
+                .expect("memory.history is checked when the config is read"),
+        )
+    }
+
     /// The topics serve writes its own records to (the changelog, the
     /// re-key topic) are no topic the config names for anything else:
     /// another's records there would be read as its own.

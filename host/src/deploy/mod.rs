@@ -21,6 +21,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::memory::history::Kept;
 use crate::sandbox::{Limits, LoadedFilter, Sandbox};
 pub use set::{Desired, FilterSet, Updates};
 
@@ -96,14 +97,19 @@ pub fn load_filters(
 
 /// Why `bandpass serve` cannot run `filter`, if it cannot: it reads an
 /// object's history or keeps a state per object, and the input is neither
-/// said to be keyed by object nor re-keyed (`remembers_objects`:
-/// `input.keyed_by = "object"` or `input.rekey`), so one object's alerts
-/// may reach several partitions and
-/// instances, each remembering its own part. Refused rather than run
-/// with other verdicts than `bandpass test` and `run` give.
-pub fn serve_refuses(filter: &LoadedFilter, remembers_objects: bool) -> Option<String> {
-    if remembers_objects {
-        return None;
+/// said to be keyed by object nor re-keyed (`memory` is `None`: neither
+/// `input.keyed_by = "object"` nor `input.rekey`), so one object's alerts
+/// may reach several partitions and instances, each remembering its own
+/// part; or it reads a history column serve does not keep (`memory`: the
+/// columns kept). Refused rather than run with other verdicts than
+/// `bandpass test` and `run` give.
+pub fn serve_refuses(filter: &LoadedFilter, memory: Option<&Kept>) -> Option<String> {
+    if let Some(kept) = memory {
+        let refused = kept.refusals(&filter.manifest.survey, &filter.fields);
+        return (!refused.is_empty()).then(|| {
+            let why: Vec<String> = refused.into_iter().map(|(_, why)| why).collect();
+            format!("{}: {}", filter.name, why.join("; "))
+        });
     }
     const HOW: &str = "serve keeps them only when every alert of an object reaches one \
          partition: key the input topic by object id and set input.keyed_by = \"object\", \
@@ -126,7 +132,8 @@ pub fn serve_refuses(filter: &LoadedFilter, remembers_objects: bool) -> Option<S
 /// [`serve_refuses`] for a config's deployments.
 pub fn check_servable(config: &Config, deployments: &[Deployment]) -> anyhow::Result<()> {
     for d in deployments {
-        if let Some(why) = serve_refuses(&d.filter, config.remembers_objects()) {
+        let kept = config.remembers_objects().then(|| config.kept_history());
+        if let Some(why) = serve_refuses(&d.filter, kept.as_deref()) {
             anyhow::bail!("filter '{}': {why}", d.name);
         }
     }

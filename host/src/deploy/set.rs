@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, Sender};
 
 use super::Deployment;
 use crate::decode::{Decoder, SchemaSource};
+use crate::memory::history::Kept;
 use crate::runner::Runner;
 use crate::sandbox::LoadedFilter;
 
@@ -19,15 +20,23 @@ pub struct FilterSet {
     pub generation: u64,
     pub deployments: Vec<Deployment>,
     pub decoder: Arc<Decoder>,
+    /// The history columns kept (the same for every set of a process).
+    pub kept: Arc<Kept>,
 }
 
 impl FilterSet {
-    pub fn new(generation: u64, deployments: Vec<Deployment>, schemas: SchemaSource) -> FilterSet {
-        let decoder = Runner::decoder_for(&FilterSet::loaded(&deployments), schemas);
+    pub fn new(
+        generation: u64,
+        deployments: Vec<Deployment>,
+        schemas: SchemaSource,
+        kept: Arc<Kept>,
+    ) -> FilterSet {
+        let decoder = Runner::decoder_for(&FilterSet::loaded(&deployments), schemas, &kept);
         FilterSet {
             generation,
             deployments,
             decoder,
+            kept,
         }
     }
 

@@ -28,6 +28,7 @@ use super::canary::{Canary, CanaryReport};
 use super::policy::{Denial, Policy, Rule, Usage};
 use super::record::{Entry, Record, output_topic};
 use crate::config::UploadsConfig;
+use crate::memory::history::Kept;
 use crate::sandbox::compile::{CompileFailure, compile_bounded};
 use crate::sandbox::{Budget, CacheOutcome, LoadedFilter, Sandbox, sha256_hex};
 
@@ -114,9 +115,10 @@ pub struct Admission {
     too_slow: Mutex<HashSet<String>>,
     /// Each group's turn to change its filters (see [`Admission::turn`]).
     changing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Whether serve keeps object memory (`input.keyed_by = "object"`):
-    /// else a filter with history or state is refused.
-    remembers_objects: bool,
+    /// The history columns kept when serve keeps object memory
+    /// (`input.keyed_by = "object"` or `input.rekey`); without it a
+    /// filter with history or state is refused.
+    memory: Option<Arc<Kept>>,
 }
 
 /// The refusal of an upload over `max` bytes (`admin.uploads.max_size`),
@@ -143,7 +145,7 @@ impl Admission {
         sandbox: Arc<Sandbox>,
         canary: Canary,
         uploads: &UploadsConfig,
-        remembers_objects: bool,
+        memory: Option<Arc<Kept>>,
     ) -> Admission {
         Admission {
             fleet,
@@ -155,7 +157,7 @@ impl Admission {
             slot: Arc::new(Semaphore::new(1)),
             too_slow: Mutex::new(HashSet::new()),
             changing: Mutex::new(HashMap::new()),
-            remembers_objects,
+            memory,
         }
     }
 
@@ -371,7 +373,7 @@ impl Admission {
             }
         };
         let filter = filter.map_err(|e| refused(format!("component refused: {e}")))?;
-        if let Some(why) = crate::deploy::serve_refuses(&filter, self.remembers_objects) {
+        if let Some(why) = crate::deploy::serve_refuses(&filter, self.memory.as_deref()) {
             return Err(refused(why));
         }
         if filter.cache == CacheOutcome::Compiled && self.sandbox.options().cache.is_some() {
@@ -393,7 +395,7 @@ impl Admission {
         }
         let report = self
             .canary
-            .try_filter(&filter)
+            .try_filter(&filter, self.memory.clone().unwrap_or_default())
             .map_err(|why| refused(format!("canary: {why}")))?;
         Ok((filter, report))
     }

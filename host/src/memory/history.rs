@@ -56,12 +56,25 @@ pub struct HistoryPlan {
     pub id: &'static str,
     pub band: &'static str,
     /// Every kept column and its kind; `time`, `id` and `band` among them.
-    pub columns: &'static [(&'static str, Kind)],
+    pub columns: Vec<(String, Kind)>,
 }
 
-/// The surveys whose history the host keeps, and their columns.
-pub const PLANS: &[HistoryPlan] = &[
-    HistoryPlan {
+/// Where a survey's detections sit, and the columns kept by default
+/// (what the sample filters and the common cuts read).
+struct Survey {
+    survey: &'static str,
+    current: &'static str,
+    previous: &'static [&'static str],
+    time: &'static str,
+    times: (f64, f64),
+    id: &'static str,
+    band: &'static str,
+    defaults: &'static [(&'static str, Kind)],
+}
+
+/// The surveys whose history the host keeps.
+const SURVEYS: &[Survey] = &[
+    Survey {
         survey: "ztf",
         current: "candidate",
         previous: &["prv_candidates"],
@@ -69,7 +82,7 @@ pub const PLANS: &[HistoryPlan] = &[
         times: (2_440_587.5, 2_524_593.5),
         id: "candid",
         band: "fid",
-        columns: &[
+        defaults: &[
             ("jd", Kind::Real),
             ("fid", Kind::Integer),
             ("magpsf", Kind::Real),
@@ -84,7 +97,7 @@ pub const PLANS: &[HistoryPlan] = &[
             ("dec", Kind::Real),
         ],
     },
-    HistoryPlan {
+    Survey {
         survey: "rubin",
         current: "diaSource",
         previous: &["prvDiaSources", "prvDiaForcedSources"],
@@ -92,7 +105,7 @@ pub const PLANS: &[HistoryPlan] = &[
         times: (40_587.0, 124_593.0),
         id: "diaSourceId",
         band: "band",
-        columns: &[
+        defaults: &[
             ("midpointMjdTai", Kind::Real),
             ("band", Kind::Text),
             ("psfFlux", Kind::Real),
@@ -105,9 +118,208 @@ pub const PLANS: &[HistoryPlan] = &[
     },
 ];
 
-/// The plan of `survey`, if the host keeps its history.
-pub fn plan_of(survey: &str) -> Option<&'static HistoryPlan> {
-    PLANS.iter().find(|p| p.survey == survey)
+/// Most history columns kept per survey: each is a cell of every point of
+/// every object, on disk and read with each of its alerts.
+pub const MAX_COLUMNS: usize = 64;
+/// Longest history column name, in bytes.
+const MAX_COLUMN_NAME: usize = 64;
+
+/// The history the host keeps: per survey, its plan. The default is the
+/// code's; an operator changes a survey's columns with
+/// `memory.history.<survey>.columns` (serve, `run --config`), an author
+/// with `--history-columns <survey>=...` (`test`, `run`).
+#[derive(Debug, Clone)]
+pub struct Kept {
+    plans: Vec<std::sync::Arc<HistoryPlan>>,
+    /// What an operator or author sets to keep another column, with
+    /// `{survey}` in it: said in every refusal.
+    setting: &'static str,
+}
+
+impl Default for Kept {
+    fn default() -> Kept {
+        Kept {
+            plans: SURVEYS
+                .iter()
+                .map(|s| {
+                    std::sync::Arc::new(
+                        s.plan(
+                            s.defaults
+                                .iter()
+                                .map(|(c, k)| ((*c).to_string(), *k))
+                                .collect(),
+                        ),
+                    )
+                })
+                .collect(),
+            setting: CONFIG_SETTING,
+        }
+    }
+}
+
+/// Where a serve config keeps another column.
+pub const CONFIG_SETTING: &str = "memory.history.{survey}.columns";
+/// Where `test` and `run` keep another column.
+pub const FLAG_SETTING: &str = "--history-columns {survey}=...";
+
+impl Survey {
+    fn plan(&self, columns: Vec<(String, Kind)>) -> HistoryPlan {
+        HistoryPlan {
+            survey: self.survey,
+            current: self.current,
+            previous: self.previous,
+            time: self.time,
+            times: self.times,
+            id: self.id,
+            band: self.band,
+            columns,
+        }
+    }
+
+    /// A column named in a setting: `name` (a default column's kind is
+    /// known) or `name:real`, `name:integer`, `name:text`.
+    fn column(&self, spec: &str) -> Result<(String, Kind), String> {
+        let (name, kind) = match spec.split_once(':') {
+            Some((n, k)) => (n, Some(k)),
+            None => (spec, None),
+        };
+        if name.is_empty()
+            || name.len() > MAX_COLUMN_NAME
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(format!(
+                "'{}' is not a column name: 1 to {MAX_COLUMN_NAME} of A-Z, a-z, 0-9 and '_' \
+                 (a field of {}'s '{}' record), then ':real', ':integer' or ':text' where the \
+                 host does not know its type",
+                crate::text::shown(spec, 80),
+                self.survey,
+                self.current
+            ));
+        }
+        let known = self.defaults.iter().find(|(c, _)| *c == name).map(|c| c.1);
+        let kind = match kind {
+            None => known.ok_or_else(|| {
+                format!(
+                    "'{name}': say its type, as '{name}:real', '{name}:integer' or \
+                     '{name}:text' (the host knows the types of {} only)",
+                    self.defaults
+                        .iter()
+                        .map(|(c, _)| *c)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?,
+            Some(k) => {
+                let kind = match k {
+                    "real" => Kind::Real,
+                    "integer" => Kind::Integer,
+                    "text" => Kind::Text,
+                    other => {
+                        return Err(format!(
+                            "'{name}': '{}' is not a type: real, integer or text",
+                            crate::text::shown(other, 40)
+                        ));
+                    }
+                };
+                if let Some(known) = known.filter(|k| *k != kind) {
+                    return Err(format!(
+                        "'{name}' is {} in {}'s schemas, not {k}",
+                        known.name(),
+                        self.survey
+                    ));
+                }
+                kind
+            }
+        };
+        Ok((name.to_string(), kind))
+    }
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Real => "real",
+            Kind::Integer => "integer",
+            Kind::Text => "text",
+        }
+    }
+}
+
+impl Kept {
+    /// The defaults with each survey in `columns` keeping the columns
+    /// listed instead (see [`Survey::column`] for a column's form). The
+    /// error is a sentence naming the survey and the column; `setting`
+    /// ([`CONFIG_SETTING`], [`FLAG_SETTING`]) is what it and later
+    /// refusals name.
+    pub fn with_columns<'a>(
+        columns: impl IntoIterator<Item = (&'a str, &'a [String])>,
+        setting: &'static str,
+    ) -> Result<Kept, String> {
+        let mut kept = Kept {
+            setting,
+            ..Kept::default()
+        };
+        for (survey, specs) in columns {
+            let key = setting.replace("{survey}", survey);
+            let Some((i, s)) = SURVEYS.iter().enumerate().find(|(_, s)| s.survey == survey) else {
+                return Err(format!(
+                    "{}: the host keeps the history of {} alerts only",
+                    setting.replace("{survey}", &crate::text::shown(survey, 40)),
+                    SURVEYS
+                        .iter()
+                        .map(|s| s.survey)
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
+            };
+            if specs.len() > MAX_COLUMNS {
+                return Err(format!(
+                    "{key}: {} columns; at most {MAX_COLUMNS} (each is a cell of every point \
+                     of every object, read with each of its alerts)",
+                    specs.len()
+                ));
+            }
+            let mut cols: Vec<(String, Kind)> = Vec::new();
+            for spec in specs {
+                let col = s.column(spec).map_err(|e| format!("{key}: {e}"))?;
+                if cols.iter().any(|(c, _)| *c == col.0) {
+                    return Err(format!("{key}: '{}' is listed twice", col.0));
+                }
+                cols.push(col);
+            }
+            let missing: Vec<&str> = [s.time, s.id, s.band]
+                .into_iter()
+                .filter(|n| !cols.iter().any(|(c, _)| c == n))
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "{key}: must keep {} ({}, {} and {} place each point in time and tell \
+                     two detections apart)",
+                    missing.join(", "),
+                    s.time,
+                    s.id,
+                    s.band
+                ));
+            }
+            kept.plans[i] = std::sync::Arc::new(s.plan(cols));
+        }
+        Ok(kept)
+    }
+
+    /// Every survey's plan.
+    pub fn plans(&self) -> &[std::sync::Arc<HistoryPlan>] {
+        &self.plans
+    }
+
+    /// The plan of `survey`, if the host keeps its history.
+    pub fn plan_of(&self, survey: &str) -> Option<&std::sync::Arc<HistoryPlan>> {
+        self.plans.iter().find(|p| p.survey == survey)
+    }
+
+    /// What keeps another column of `survey`.
+    pub fn setting(&self, survey: &str) -> String {
+        self.setting.replace("{survey}", survey)
+    }
 }
 
 /// The column a `history.` path names, if it is one.
@@ -115,57 +327,77 @@ pub fn column_of(path: &FieldPath) -> Option<&str> {
     path.text.strip_prefix(HISTORY_PREFIX)
 }
 
-/// Why a filter's declared history columns cannot be given: each path the
-/// host keeps no column for, with a sentence naming what it keeps.
-pub fn refusals(survey: &str, fields: &[FieldPath]) -> Vec<(String, String)> {
-    let plans: Vec<&HistoryPlan> = match survey {
-        "any" => PLANS.iter().collect(),
-        s => plan_of(s).into_iter().collect(),
-    };
-    let mut out = Vec::new();
-    for field in fields {
-        if field.text == "history" {
-            out.push((
-                field.text.clone(),
-                "declared field 'history' names no column: declare each one read, such as \
-                 'history.jd'"
-                    .to_string(),
-            ));
-            continue;
-        }
-        let Some(column) = column_of(field) else {
-            continue;
+impl Kept {
+    /// Why a filter's declared history columns cannot be given: each path
+    /// the host keeps no column for, with a sentence naming what it keeps
+    /// and the setting that would keep it.
+    pub fn refusals(&self, survey: &str, fields: &[FieldPath]) -> Vec<(String, String)> {
+        let plans: Vec<&HistoryPlan> = match survey {
+            "any" => self.plans.iter().map(|p| &**p).collect(),
+            s => self.plan_of(s).into_iter().map(|p| &**p).collect(),
         };
-        if plans.is_empty() {
-            out.push((
-                field.text.clone(),
-                format!(
-                    "declared field '{}': the host keeps no history of {survey} alerts (it keeps {})",
-                    field.text,
-                    PLANS.iter().map(|p| p.survey).collect::<Vec<_>>().join(" and ")
-                ),
-            ));
-            continue;
-        }
-        if !plans
-            .iter()
-            .any(|p| p.columns.iter().any(|(c, _)| *c == column))
-        {
+        let mut out = Vec::new();
+        for field in fields {
+            if field.text == "history" {
+                out.push((
+                    field.text.clone(),
+                    "declared field 'history' names no column: declare each one read, such as \
+                     'history.jd'"
+                        .to_string(),
+                ));
+                continue;
+            }
+            let Some(column) = column_of(field) else {
+                continue;
+            };
+            if plans.is_empty() {
+                out.push((
+                    field.text.clone(),
+                    format!(
+                        "declared field '{}': the host keeps no history of {} alerts (it keeps {})",
+                        crate::text::shown(&field.text, 256),
+                        crate::text::shown(survey, 64),
+                        self.plans
+                            .iter()
+                            .map(|p| p.survey)
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ),
+                ));
+                continue;
+            }
+            if plans
+                .iter()
+                .any(|p| p.columns.iter().any(|(c, _)| c == column))
+            {
+                continue;
+            }
             let kept: Vec<String> = plans
                 .iter()
                 .map(|p| {
-                    let names: Vec<&str> = p.columns.iter().map(|(c, _)| *c).collect();
+                    let names: Vec<&str> = p.columns.iter().map(|(c, _)| c.as_str()).collect();
                     format!("{}: {}", p.survey, names.join(", "))
                 })
                 .collect();
             let near = crate::decode::nearest(
                 column,
-                plans.iter().flat_map(|p| p.columns.iter().map(|(c, _)| *c)),
+                plans
+                    .iter()
+                    .flat_map(|p| p.columns.iter().map(|(c, _)| c.as_str())),
                 3,
             );
             let hint = match near.first() {
                 Some(n) => format!(": did you mean 'history.{n}'?"),
-                None => String::new(),
+                None => format!(
+                    ": the host keeps it if {} lists it (with its type where the host does \
+                     not know it, as '{}:real')",
+                    self.setting(if plans.len() == 1 {
+                        plans[0].survey
+                    } else {
+                        "<survey>"
+                    }),
+                    crate::text::shown(column, 64)
+                ),
             };
             out.push((
                 field.text.clone(),
@@ -176,8 +408,8 @@ pub fn refusals(survey: &str, fields: &[FieldPath]) -> Vec<(String, String)> {
                 ),
             ));
         }
+        out
     }
-    out
 }
 
 /// One detection or limit.
@@ -249,7 +481,8 @@ impl HistoryPlan {
             .iter()
             .enumerate()
             .filter(|(_, (c, _))| {
-                [self.time, self.id, self.band].contains(c) || declared.iter().any(|d| d == c)
+                [self.time, self.id, self.band].contains(&c.as_str())
+                    || declared.iter().any(|d| d == c)
             })
             .map(|(i, _)| i)
             .collect()
@@ -269,7 +502,7 @@ impl HistoryPlan {
     }
 
     fn index(&self, column: &str) -> Option<usize> {
-        self.columns.iter().position(|(c, _)| *c == column)
+        self.columns.iter().position(|(c, _)| c == column)
     }
 
     /// The packet's points: `values` are the decoded values of
@@ -385,7 +618,7 @@ impl HistoryPlan {
             && stored
                 .columns
                 .iter()
-                .zip(self.columns)
+                .zip(&self.columns)
                 .all(|(a, (b, _))| a == b);
         if same {
             return History {
@@ -417,7 +650,7 @@ impl HistoryPlan {
     /// `history` as the store keeps it.
     pub fn stored(&self, history: History) -> super::StoredHistory {
         super::StoredHistory {
-            columns: self.columns.iter().map(|(c, _)| (*c).to_string()).collect(),
+            columns: self.columns.iter().map(|(c, _)| c.clone()).collect(),
             points: history.points,
         }
     }
@@ -460,8 +693,8 @@ impl HistoryPlan {
 mod tests {
     use super::*;
 
-    fn ztf() -> &'static HistoryPlan {
-        plan_of("ztf").unwrap()
+    fn ztf() -> std::sync::Arc<HistoryPlan> {
+        Kept::default().plan_of("ztf").unwrap().clone()
     }
 
     /// Test times are days after this JD (a point must be placeable).
@@ -483,8 +716,8 @@ mod tests {
     ) -> Vec<FieldValue> {
         let plan = ztf();
         let mut values = Vec::new();
-        for (c, _) in plan.columns {
-            values.push(match *c {
+        for (c, _) in &plan.columns {
+            values.push(match c.as_str() {
                 "jd" => FieldValue::Real(BASE + current.0),
                 "fid" => FieldValue::Integer(current.1),
                 "magpsf" => FieldValue::Real(current.2),
@@ -493,8 +726,8 @@ mod tests {
                 _ => FieldValue::Missing,
             });
         }
-        for (c, _) in plan.columns {
-            values.push(match *c {
+        for (c, _) in &plan.columns {
+            values.push(match c.as_str() {
                 "jd" => FieldValue::Reals(previous.iter().map(|p| Some(BASE + p.0)).collect()),
                 "fid" => FieldValue::Integers(previous.iter().map(|p| Some(p.1)).collect()),
                 "magpsf" => FieldValue::Reals(previous.iter().map(|p| p.2).collect()),
@@ -527,7 +760,7 @@ mod tests {
         ));
         let h = plan.merge(h, night2, 365.0, 4000);
         assert_eq!(
-            days(plan, &h),
+            days(&plan, &h),
             [Some(9.0), Some(10.0), Some(10.5), Some(11.0)]
         );
         let Some(FieldValue::Reals(mag)) = plan.column(&h, "magpsf") else {
@@ -547,7 +780,7 @@ mod tests {
     fn only_the_declared_columns_and_what_places_a_point_are_read() {
         let plan = ztf();
         let read = plan.read(&["magpsf".into()]);
-        let names: Vec<&str> = read.iter().map(|&i| plan.columns[i].0).collect();
+        let names: Vec<&str> = read.iter().map(|&i| plan.columns[i].0.as_str()).collect();
         assert_eq!(names, ["jd", "fid", "magpsf", "candid"]);
         let paths = plan.paths(&read);
         assert_eq!(
@@ -603,7 +836,7 @@ mod tests {
             4000,
         );
         assert_eq!(
-            days(plan, &h),
+            days(&plan, &h),
             [Some(700.0), Some(800.0), Some(900.0), Some(1000.0)],
             "a year back"
         );
@@ -644,21 +877,95 @@ mod tests {
             FieldPath::parse("history.magpfs").unwrap(),
             FieldPath::parse("history").unwrap(),
         ];
-        let refused = refusals("ztf", &misspelt);
+        let kept = Kept::default();
+        let refused = kept.refusals("ztf", &misspelt);
         assert!(
             refused[0].1.ends_with("did you mean 'history.magpsf'?"),
             "{refused:?}"
         );
         assert!(refused[1].1.contains("names no column"), "{refused:?}");
-        let refused = refusals("ztf", &fields);
+        let refused = kept.refusals("ztf", &fields);
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert_eq!(refused[0].0, "history.fwhm");
         assert!(
             refused[0].1.contains("'history.fwhm'") && refused[0].1.contains("ztf: jd, fid"),
             "{refused:?}"
         );
-        assert!(refusals("any", &fields[..1]).is_empty());
-        let none = refusals("atlas", &fields[..1]);
+        assert!(kept.refusals("any", &fields[..1]).is_empty());
+        let none = kept.refusals("atlas", &fields[..1]);
         assert!(none[0].1.contains("no history of atlas alerts"), "{none:?}");
+    }
+
+    #[test]
+    fn an_operator_keeps_other_columns_and_a_wrong_list_is_refused_naming_the_key() {
+        let list = |cols: &[&str]| cols.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let ok = list(&["jd", "fid", "candid", "magpsf", "fwhm:real", "nid:integer"]);
+        let kept = Kept::with_columns([("ztf", ok.as_slice())], CONFIG_SETTING).unwrap();
+        let ztf = kept.plan_of("ztf").unwrap();
+        assert_eq!(ztf.columns.len(), 6);
+        assert!(ztf.columns.contains(&("fwhm".to_string(), Kind::Real)));
+        // Rubin keeps its defaults.
+        assert_eq!(kept.plan_of("rubin").unwrap().columns.len(), 8);
+        // A filter reading a column no longer kept is refused, naming the
+        // key; one reading a new column is not.
+        let fields: Vec<FieldPath> = ["history.fwhm", "history.isdiffpos", "history.sky"]
+            .iter()
+            .map(|p| FieldPath::parse(p).unwrap())
+            .collect();
+        let refused = kept.refusals("ztf", &fields);
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(
+            refused[0].1.contains("memory.history.ztf.columns lists it")
+                && refused[0].1.contains("'isdiffpos:real'"),
+            "{refused:?}"
+        );
+        // The new column is read from the packet as a real.
+        let read = ztf.read(&["fwhm".to_string()]);
+        assert_eq!(ztf.paths(&read)[3], "candidate.fwhm?");
+
+        for (survey, cols, says) in [
+            (
+                "atlas",
+                list(&["jd"]),
+                "memory.history.atlas.columns: the host keeps",
+            ),
+            ("ztf", list(&["jd", "fid"]), "must keep candid"),
+            ("ztf", list(&["jd", "fid", "candid", "fwhm"]), "'fwhm:real'"),
+            (
+                "ztf",
+                list(&["jd", "fid", "candid", "fwhm:float"]),
+                "not a type",
+            ),
+            (
+                "ztf",
+                list(&["jd", "fid:real", "candid"]),
+                "'fid' is integer",
+            ),
+            ("ztf", list(&["jd", "fid", "candid", "jd"]), "listed twice"),
+            (
+                "ztf",
+                list(&["jd", "fid", "candid", "a.b:real"]),
+                "not a column name",
+            ),
+            (
+                "ztf",
+                list(&["jd", "fid", "candid", ""]),
+                "not a column name",
+            ),
+        ] {
+            let e = Kept::with_columns([(survey, cols.as_slice())], CONFIG_SETTING).unwrap_err();
+            assert!(e.contains(says), "{survey} {cols:?}: {e}");
+            assert!(e.starts_with("memory.history."), "{e}");
+        }
+        let many: Vec<String> = ["jd", "fid", "candid"]
+            .iter()
+            .map(|c| c.to_string())
+            .chain((0..MAX_COLUMNS).map(|i| format!("c{i}:real")))
+            .collect();
+        let e = Kept::with_columns([("ztf", many.as_slice())], FLAG_SETTING).unwrap_err();
+        assert!(
+            e.starts_with("--history-columns ztf=...: 67 columns"),
+            "{e}"
+        );
     }
 }

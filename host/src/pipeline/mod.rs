@@ -113,6 +113,7 @@ impl Flow {
             generation,
             deployments,
             self.schemas.clone(),
+            current.kept.clone(),
         ));
         self.generation.store(generation, Ordering::Release);
         tracing::info!(generation, filters = %names.join(", "), "filter set replaced");
@@ -291,6 +292,7 @@ fn run_stage(
             0,
             deployments,
             config.schemas.source(),
+            config.kept_history(),
         ))),
         generation: AtomicU64::new(0),
         schemas: config.schemas.source(),

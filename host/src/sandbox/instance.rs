@@ -164,17 +164,13 @@ impl FilterInstance {
             let value = &alert.values[slot];
             if matches!(value, FieldValue::Missing) && !path.optional {
                 let message = if path.text.starts_with(crate::decode::HISTORY_PREFIX) {
-                    let kept = crate::memory::history::plan_of(&alert.schema.survey)
-                        .map(|p| {
-                            let names: Vec<&str> = p.columns.iter().map(|(c, _)| *c).collect();
-                            format!("it keeps {}", names.join(", "))
-                        })
-                        .unwrap_or_else(|| "it keeps none for this survey".into());
+                    // Only a filter of several surveys gets here: a column
+                    // kept for none of its surveys is refused at load.
                     format!(
                         "field '{}': the host keeps no such history column for {} alerts \
-                         ({kept}); declare it '{}?' if the filter reads alerts of several \
-                         surveys",
-                        path.text, alert.schema.survey, path.text
+                         (memory.history.{}.columns in serve, --history-columns in test and \
+                         run); declare it '{}?' if the filter reads alerts of several surveys",
+                        path.text, alert.schema.survey, alert.schema.survey, path.text
                     )
                 } else {
                     format!(

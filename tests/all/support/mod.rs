@@ -214,7 +214,7 @@ pub fn load_with(
 
 /// Runs `filters` over alert files; one result per alert.
 pub fn run(filters: &[Arc<LoadedFilter>], files: &[PathBuf]) -> Vec<(PathBuf, AlertResult)> {
-    let mut runner = Runner::new(filters, SchemaSource::None);
+    let mut runner = Runner::new(filters, SchemaSource::None, Default::default());
     let mut out = Vec::new();
     for file in files {
         let bytes = Bytes::from(std::fs::read(file).unwrap());
