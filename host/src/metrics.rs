@@ -105,6 +105,7 @@ struct MemoryMetrics {
     /// Set when serve keeps object memory: the status page shows it.
     on: std::sync::atomic::AtomicBool,
     restoring: Gauge,
+    restore_remaining: Gauge,
     restored: Counter,
     changes: Counter,
     store_bytes: Gauge,
@@ -174,6 +175,7 @@ pub struct MemorySnapshot {
     pub store_bytes: i64,
     pub objects: i64,
     pub restoring: i64,
+    pub restore_remaining: i64,
     pub restored: u64,
     pub changes: u64,
     pub failures: u64,
@@ -319,6 +321,11 @@ impl Metrics {
             memory.restoring.clone(),
         );
         r.register(
+            format!("{b}_memory_restore_remaining_records"),
+            "Changelog records still to read before the partitions being restored are ready (the restore's progress: 0 when none is restoring)",
+            memory.restore_remaining.clone(),
+        );
+        r.register(
             format!("{b}_memory_restored_records"),
             "Changelog records applied by restores",
             memory.restored.clone(),
@@ -363,6 +370,11 @@ impl Metrics {
 
     pub fn memory_restoring(&self, partitions: i64) {
         self.memory.restoring.set(partitions);
+    }
+
+    /// Changelog records the running restore has still to read.
+    pub fn memory_restore_remaining(&self, records: i64) {
+        self.memory.restore_remaining.set(records);
     }
 
     pub fn memory_restored(&self) {
@@ -521,6 +533,7 @@ impl Metrics {
                     store_bytes: self.memory.store_bytes.get(),
                     objects: self.memory.objects.get(),
                     restoring: self.memory.restoring.get(),
+                    restore_remaining: self.memory.restore_remaining.get(),
                     restored: self.memory.restored.get(),
                     changes: self.memory.changes.get(),
                     failures: self.memory.failures.get(),
@@ -616,7 +629,9 @@ impl Metrics {
         let restoring = self.memory.restoring.get();
         if restoring > 0 {
             return Err(format!(
-                "restoring the object memory of {restoring} assigned partitions from the changelog"
+                "restoring the object memory of {restoring} assigned partitions from the \
+                 changelog ({} records to read)",
+                self.memory.restore_remaining.get()
             ));
         }
         let last = self.last_statistics.load(Ordering::Relaxed);

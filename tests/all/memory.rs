@@ -815,10 +815,15 @@ fn killed_and_restored(nights: &SplitNights, delivery: &str, keying: Keying) -> 
         sample(&metrics, "bandpass_memory_restoring_partitions"),
         Some(0.0)
     );
+    assert_eq!(
+        sample(&metrics, "bandpass_memory_restore_remaining_records"),
+        Some(0.0),
+        "every restore read to its end"
+    );
     let page = admin_get(serve.admin_addr(), "/").1;
     assert!(
         page.contains("object memory: 5 objects")
-            && page.contains(" restored, 0 partitions restoring"),
+            && page.contains(" restored, 0 partitions restoring (0 records to read)"),
         "{page}"
     );
     format!("{}.bandpass-rekey", topics.1)

@@ -101,13 +101,14 @@ pub fn render(now: &Snapshot, before: Option<&Snapshot>) -> String {
     let memory = now.memory.as_ref().map_or(String::new(), |m| {
         format!(
             "<p id=\"memory\">object memory: {} objects, store {:.1} MB, {} changelog records \
-             written, {} restored, {} partitions restoring, {} store failures, {} misrouted \
-             alerts, {} alerts out of order</p>\n",
+             written, {} restored, {} partitions restoring ({} records to read), {} store \
+             failures, {} misrouted alerts, {} alerts out of order</p>\n",
             m.objects,
             m.store_bytes as f64 / 1e6,
             m.changes,
             m.restored,
             m.restoring,
+            m.restore_remaining,
             m.failures,
             m.misrouted,
             m.out_of_order
@@ -213,6 +214,7 @@ mod tests {
             store_bytes: 2_500_000,
             objects: 12,
             restoring: 2,
+            restore_remaining: 1500,
             restored: 40,
             changes: 7,
             failures: 0,
@@ -223,7 +225,7 @@ mod tests {
         assert!(
             page.contains(
                 "object memory: 12 objects, store 2.5 MB, 7 changelog records written, 40 restored, \
-                 2 partitions restoring, 0 store failures, 3 misrouted alerts, 4 alerts out of \
+                 2 partitions restoring (1500 records to read), 0 store failures, 3 misrouted alerts, 4 alerts out of \
                  order"
             ),
             "{page}"

@@ -181,6 +181,8 @@ impl Changelog {
             .context("creating the changelog reader")?;
         // The changelog partitions to read, each to its end.
         let mut ends = HashMap::new();
+        // Where each one's read is: the restore's progress, shown.
+        let mut next: HashMap<i32, i64> = HashMap::new();
         for (_, partition) in partitions {
             let from = self.partition_of(*partition);
             if ends.contains_key(&from) {
@@ -189,8 +191,15 @@ impl Changelog {
             let (low, high) = watermarks(&reader, &self.topic, from, stop)?;
             if high > low {
                 ends.insert(from, high);
+                next.insert(from, low);
             }
         }
+        let remaining = |next: &HashMap<i32, i64>, ends: &HashMap<i32, i64>| -> i64 {
+            ends.iter()
+                .map(|(p, end)| (end - next.get(p).copied().unwrap_or(0)).max(0))
+                .sum()
+        };
+        metrics.memory_restore_remaining(remaining(&next, &ends));
         let mut applied = 0u64;
         if !ends.is_empty() {
             let mut tpl = TopicPartitionList::new();
@@ -221,6 +230,10 @@ impl Changelog {
                             applied += 1;
                             metrics.memory_restored();
                         }
+                        next.insert(m.partition(), m.offset() + 1);
+                        if m.offset() % 1024 == 0 {
+                            metrics.memory_restore_remaining(remaining(&next, &ends));
+                        }
                         // The last offset: no need to wait for the end's
                         // answer from the broker.
                         if ends
@@ -233,14 +246,18 @@ impl Changelog {
                 }
                 if said.elapsed() >= PROGRESS_EVERY {
                     said = Instant::now();
+                    let remaining = remaining(&next, &ends);
+                    metrics.memory_restore_remaining(remaining);
                     tracing::info!(
                         applied,
+                        remaining,
                         partitions = partitions.len(),
                         "restoring object memory"
                     );
                 }
             }
         }
+        metrics.memory_restore_remaining(0);
         for scope in &scopes {
             self.memory.count_scope(scope)?;
         }
