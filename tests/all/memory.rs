@@ -1169,6 +1169,115 @@ fn file_name(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
 
+/// A script that runs bandpass with a tmpfs of `size` mounted on `disk`
+/// (a folder made here), in a mount namespace of its own: a disk that
+/// fills up, without root. The script execs bandpass, so a signal to it
+/// reaches bandpass.
+fn on_a_small_disk(script: &Path, disk: &Path, size: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(disk).unwrap();
+    std::fs::write(
+        script,
+        format!(
+            "#!/bin/sh\nexec unshare --user --map-root-user --mount sh -c \
+             'mount -t tmpfs -o size={size} none \"$0\" && exec \"$@\"' '{}' '{}' \"$@\"\n",
+            disk.display(),
+            crate::support::bandpass_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The machine must allow it: say so rather than skip.
+    let probe = Command::new(script).arg("--version").output().unwrap();
+    assert!(
+        probe.status.success(),
+        "cannot mount a tmpfs in a user namespace here (unshare): {}",
+        text(&probe.stderr)
+    );
+    script.to_path_buf()
+}
+
+#[test]
+fn a_state_folder_on_a_full_disk_fails_the_run_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let nights_dir = dir.path().join("nights");
+    nights(&nights_dir, None);
+    let disk = dir.path().join("disk");
+    // Too small to open the store: refused before any alert.
+    let tiny = on_a_small_disk(&dir.path().join("tiny.sh"), &disk, "4k");
+    let state = disk.join("state");
+    let args = |script: &Path| {
+        Command::new(script)
+            .args([
+                "test",
+                &filter("rise_once"),
+                nights_dir.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = args(&tiny);
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("cannot open the state folder") && shown.contains("No space left"),
+        "{shown}"
+    );
+    // Room to open it, not to keep the states: every alert still gets a
+    // verdict, and the run fails saying why they may be wrong.
+    let small = on_a_small_disk(&dir.path().join("small.sh"), &disk, "20k");
+    let out = args(&small);
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("23 alerts:")
+            && shown.contains("reads or writes of the state store failed")
+            && shown.contains("No space left")
+            && shown.contains("a full or read-only disk?"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn serve_stops_when_its_store_s_disk_fills_and_a_restart_decides_every_alert_once() {
+    use crate::support::kafka::{produce_keyed, unique};
+    use crate::support::processes::exited_within;
+    let nights = SplitNights::new();
+    let topics = (unique("nights"), unique("full"), unique("once"));
+    let topics = (topics.0.as_str(), topics.1.as_str(), topics.2.as_str());
+    let dir = nights.dir.path().join("full");
+    let (serve, log) = remembering_serve(&dir, topics, "exactly-once", Keying::ByObject);
+    // memory.dir (`dir/memory`) on a disk with room for the store's
+    // files, not for the objects.
+    let script = on_a_small_disk(&dir.join("small.sh"), &dir.join("memory"), "20k");
+    produce_keyed(
+        topics.0,
+        &SplitNights::messages(&nights.rows, Keying::ByObject),
+    );
+    let mut full = serve.clone().binary(&script).spawn();
+    let status = exited_within(&mut full, std::time::Duration::from_secs(120));
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let status = status.unwrap_or_else(|| panic!("serve went on with a full disk:\n{logged}"));
+    assert!(!status.success(), "{logged}");
+    assert!(
+        logged.contains("the object store refused a read or write")
+            && logged.contains("No space left")
+            && logged.contains("memory.dir"),
+        "{logged}"
+    );
+    // Nothing decided on the broken store was committed: a start on a
+    // working disk gives each object's accept once, as test does.
+    let _second = ready(&serve, &log);
+    assert_eq!(
+        nights.delivered(topics.2),
+        accepted(&nights.want),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
 /// `bandpass test --json`'s outcome per input (verdict, score, tags,
 /// notes), for comparing twins.
 fn outcomes(component: &Path, args: &[&str]) -> BTreeMap<String, serde_json::Value> {

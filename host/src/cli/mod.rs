@@ -294,6 +294,12 @@ pub(crate) fn memory_report(
     })
 }
 
+/// Whether the store failed during the run ([`memory_report`]): `test`
+/// and `run` then exit 1.
+pub(crate) fn memory_failed(report: &serde_json::Value) -> bool {
+    report["failures"].as_u64().is_some_and(|n| n > 0)
+}
+
 /// The lines [`memory_report`] prints under a run's summary.
 pub(crate) fn print_memory_report(report: &serde_json::Value) {
     if report.is_null() {
@@ -326,7 +332,9 @@ pub(crate) fn print_memory_report(report: &serde_json::Value) {
     }
     if let Some(n) = report["failures"].as_u64().filter(|n| *n > 0) {
         println!(
-            "WARNING: {n} reads or writes of the state store failed, the first: {}",
+            "ERROR: {n} reads or writes of the state store failed, the first: {}; the alerts \
+             after it were decided without what was lost, so their verdicts may differ from a \
+             run with a working store (exit status 1)",
             report["first_failure"].as_str().unwrap_or("?")
         );
     }

@@ -227,7 +227,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         );
         super::print_memory_report(&memory);
     }
-    Ok(if any_failed {
+    Ok(if any_failed || super::memory_failed(&memory) {
         1
     } else if !input_errors.is_empty() {
         3

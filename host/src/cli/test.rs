@@ -211,7 +211,7 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     if !args.json {
         findings.report(&filter);
     }
-    let failed = tally.errors > 0 || quarantined.is_some();
+    let failed = tally.errors > 0 || quarantined.is_some() || super::memory_failed(&memory);
     Ok(if failed {
         1
     } else if !input_errors.is_empty() {

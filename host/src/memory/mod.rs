@@ -138,6 +138,8 @@ pub struct Memory {
     /// reason.
     failed_writes: u64,
     first_failure: Option<String>,
+    /// The first read or write the disk refused (see [`Memory::broken`]).
+    broken: Option<String>,
     /// Alerts whose object id was blank or over [`MAX_OBJECT_ID_BYTES`]:
     /// given no state, and only their packet's history.
     pub unkeyed: u64,
@@ -297,6 +299,7 @@ impl Memory {
             history_max_points: history::DEFAULT_MAX_POINTS,
             failed_writes: 0,
             first_failure: None,
+            broken: None,
             unkeyed: 0,
             out_of_order: 0,
             unchanged: 0,
@@ -417,7 +420,7 @@ impl Memory {
         let bytes = match self.store.objects.get(&key) {
             Ok(b) => b?,
             Err(e) => {
-                self.failed(format!("reading an object: {e}"));
+                self.refused(format!("reading an object: {e}"));
                 return None;
             }
         };
@@ -465,7 +468,7 @@ impl Memory {
         // Read just before (the runner's recall): was it there?
         let existed = self.last_read.as_ref().is_some_and(|(k, _)| *k == key);
         match written {
-            Err(e) => self.failed(format!("writing an object: {e}")),
+            Err(e) => self.refused(format!("writing an object: {e}")),
             Ok(()) => {
                 match (existed, value.is_some()) {
                     (false, true) => self.count_objects_kept(1),
@@ -477,6 +480,26 @@ impl Memory {
                 }
             }
         }
+    }
+
+    /// A read or write the store refused: counted, and the store is
+    /// [`Memory::broken`] from then on.
+    fn refused(&mut self, why: String) {
+        let why = format!(
+            "{why} (in {}: a full or read-only disk?)",
+            self.store.dir.display()
+        );
+        self.broken.get_or_insert(why.clone());
+        self.failed(why);
+    }
+
+    /// The first read or write the disk refused, if one was: what the
+    /// store holds no longer follows the alerts (fjall refuses every
+    /// write after one failed), so serve stops rather than decide and
+    /// commit on it. A record too large or damaged is not this: it fails
+    /// its own object only.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
     }
 
     fn failed(&mut self, why: String) {

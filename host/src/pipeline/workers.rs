@@ -157,6 +157,17 @@ fn process(
         Processed::Alerts(results) if flow.rekey.is_some() => {
             rekey(flow, &source, key.as_deref(), &payload, headers, &results);
         }
+        Processed::Alerts(_) if runner.memory().and_then(|m| m.broken()).is_some() => {
+            // Decided on a store that no longer follows the alerts: not
+            // sent, not committed; serve stops, and the next start
+            // rebuilds the store from the changelog.
+            let why = runner.memory().and_then(|m| m.broken()).unwrap_or_default();
+            flow.fail(format!(
+                "the object store refused a read or write: {why}. Serve stops so that nothing \
+                 decided without the object memory is committed: free or repair the disk of \
+                 memory.dir and start serve again (the store is rebuilt from the changelog)"
+            ));
+        }
         Processed::Alerts(results) => {
             let mut outputs = Vec::new();
             for result in &results {
