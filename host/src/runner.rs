@@ -503,7 +503,8 @@ impl Runner {
         let Some(memory) = &mut self.memory else {
             return;
         };
-        let (states, last_alert) = (record.states.clone(), record.last_alert);
+        let last_alert = record.last_alert;
+        let mut changed = false;
         for ((e, deployment), i) in evaluations
             .iter()
             .zip(&self.deployments)
@@ -514,17 +515,17 @@ impl Runner {
             };
             match &e.state {
                 StateChange::Keep => {}
-                StateChange::Set(bytes) => record.set(deployment, &spec.format, bytes.clone()),
-                StateChange::Forget => {
-                    record.forget(deployment);
+                StateChange::Set(bytes) => {
+                    changed |= record.set(deployment, &spec.format, bytes.clone());
                 }
+                StateChange::Forget => changed |= record.forget(deployment),
             }
         }
         // An object with state is renewed by each of its alerts.
         if !record.is_empty() {
             record.last_alert = record.last_alert.max(moment.unix_nanos);
         }
-        if dirty || record.states != states || record.last_alert != last_alert {
+        if dirty || changed || record.last_alert != last_alert {
             if applied.is_some() {
                 record.applied = applied;
             }

@@ -29,13 +29,52 @@ pub enum Kind {
     Text,
 }
 
-/// One value of a point.
-#[derive(Debug, Clone, PartialEq)]
+/// One value of a point. `Copy`: a light curve's cells are copied and
+/// compared on every alert of its object, and a text cell is short (a
+/// band, a sign), so it is held inline rather than allocated.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell {
     Absent,
     Real(f64),
     Integer(i64),
-    Text(String),
+    Text(ShortText),
+}
+
+/// A text of at most [`MAX_TEXT_BYTES`], held inline; a longer one is cut
+/// at a character boundary.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ShortText {
+    len: u8,
+    bytes: [u8; MAX_TEXT_BYTES],
+}
+
+impl ShortText {
+    pub fn new(text: &str) -> ShortText {
+        let cut = crate::text::cut_at(text, MAX_TEXT_BYTES).as_bytes();
+        let mut bytes = [0; MAX_TEXT_BYTES];
+        bytes[..cut.len()].copy_from_slice(cut);
+        ShortText {
+            len: cut.len() as u8,
+            bytes,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ever filled from a `&str` cut at a character boundary.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for ShortText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl From<&str> for ShortText {
+    fn from(text: &str) -> ShortText {
+        ShortText::new(text)
+    }
 }
 
 /// Where one survey's detections sit in its packets, and what is kept.
@@ -57,6 +96,8 @@ pub struct HistoryPlan {
     pub band: &'static str,
     /// Every kept column and its kind; `time`, `id` and `band` among them.
     pub columns: Vec<(String, Kind)>,
+    /// The columns' names, as stored records share them.
+    names: std::sync::Arc<[String]>,
 }
 
 /// Where a survey's detections sit, and the columns kept by default
@@ -165,6 +206,7 @@ pub const FLAG_SETTING: &str = "--history-columns {survey}=...";
 impl Survey {
     fn plan(&self, columns: Vec<(String, Kind)>) -> HistoryPlan {
         HistoryPlan {
+            names: columns.iter().map(|(c, _)| c.clone()).collect(),
             survey: self.survey,
             current: self.current,
             previous: self.previous,
@@ -433,7 +475,7 @@ pub struct History {
 pub const MAX_TEXT_BYTES: usize = 32;
 
 fn text_cell(t: &str) -> Cell {
-    Cell::Text(crate::text::cut_at(t, MAX_TEXT_BYTES).to_string())
+    Cell::Text(ShortText::new(t))
 }
 
 /// A cell of `kind` from a decoded value (an integer where a real is kept
@@ -565,7 +607,7 @@ impl HistoryPlan {
                 p.time.to_bits(),
                 match cell(self.band) {
                     Some(Cell::Integer(b)) => *b as u64,
-                    Some(Cell::Text(b)) => xxhash_rust::xxh3::xxh3_64(b.as_bytes()),
+                    Some(Cell::Text(b)) => xxhash_rust::xxh3::xxh3_64(b.as_str().as_bytes()),
                     _ => 0,
                 },
             ),
@@ -614,12 +656,13 @@ impl HistoryPlan {
     /// A stored history in this plan's columns (a column the store lacks
     /// is absent; one the plan no longer keeps is left out).
     pub fn adopt(&self, stored: super::StoredHistory) -> History {
-        let same = stored.columns.len() == self.columns.len()
-            && stored
-                .columns
-                .iter()
-                .zip(&self.columns)
-                .all(|(a, (b, _))| a == b);
+        let same = std::sync::Arc::ptr_eq(&stored.columns, &self.names)
+            || stored.columns.len() == self.columns.len()
+                && stored
+                    .columns
+                    .iter()
+                    .zip(&self.columns)
+                    .all(|(a, (b, _))| a == b);
         if same {
             return History {
                 points: stored.points,
@@ -650,7 +693,7 @@ impl HistoryPlan {
     /// `history` as the store keeps it.
     pub fn stored(&self, history: History) -> super::StoredHistory {
         super::StoredHistory {
-            columns: self.columns.iter().map(|(c, _)| c.clone()).collect(),
+            columns: self.names.clone(),
             points: history.points,
         }
     }
@@ -680,7 +723,7 @@ impl HistoryPlan {
             Kind::Text => FieldValue::Texts(
                 cells
                     .map(|c| match c {
-                        Cell::Text(t) => Some(t.clone()),
+                        Cell::Text(t) => Some(t.as_str().to_string()),
                         _ => None,
                     })
                     .collect(),
@@ -859,7 +902,7 @@ mod tests {
         assert_eq!(h.points.len(), 2);
         // Text cells are cut.
         let long = cell(Kind::Text, Some(&FieldValue::Text("x".repeat(200_000))));
-        assert_eq!(long, Cell::Text("x".repeat(MAX_TEXT_BYTES)));
+        assert_eq!(long, Cell::Text("x".repeat(MAX_TEXT_BYTES).as_str().into()));
     }
 
     #[test]

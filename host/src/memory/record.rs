@@ -35,7 +35,8 @@ pub struct ObjectRecord {
 /// in that order (the host's kept columns may change between runs).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoredHistory {
-    pub columns: Vec<String>,
+    /// Shared: every record of a host names the same columns.
+    pub columns: std::sync::Arc<[String]>,
     pub points: Vec<Point>,
 }
 
@@ -69,16 +70,27 @@ impl ObjectRecord {
     }
 
     /// Replaces `deployment`'s state.
-    pub fn set(&mut self, deployment: &str, format: &str, bytes: Vec<u8>) {
-        let state = DeploymentState {
-            deployment: deployment.to_string(),
-            format: format.to_string(),
-            bytes,
-        };
+    /// Sets `deployment`'s state; whether it changed.
+    pub fn set(&mut self, deployment: &str, format: &str, bytes: Vec<u8>) -> bool {
         match self.find(deployment) {
-            Ok(i) => self.states[i] = state,
-            Err(i) => self.states.insert(i, state),
+            Ok(i) => {
+                let kept = &mut self.states[i];
+                if kept.format == format && kept.bytes == bytes {
+                    return false;
+                }
+                kept.format = format.to_string();
+                kept.bytes = bytes;
+            }
+            Err(i) => self.states.insert(
+                i,
+                DeploymentState {
+                    deployment: deployment.to_string(),
+                    format: format.to_string(),
+                    bytes,
+                },
+            ),
         }
+        true
     }
 
     /// Drops `deployment`'s state; whether there was one.
@@ -128,7 +140,7 @@ impl ObjectRecord {
             Some(h) => {
                 out.push(1);
                 out.push(h.columns.len() as u8);
-                for c in &h.columns {
+                for c in h.columns.iter() {
                     out.push(c.len() as u8);
                     out.extend_from_slice(c.as_bytes());
                 }
@@ -148,8 +160,9 @@ impl ObjectRecord {
                             }
                             Cell::Text(t) => {
                                 out.push(3);
+                                let t = t.as_str().as_bytes();
                                 out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                                out.extend_from_slice(t.as_bytes());
+                                out.extend_from_slice(t);
                             }
                         }
                     }
@@ -234,11 +247,12 @@ fn read_history(r: &mut Reader) -> Option<StoredHistory> {
     if ncols > MAX_STORED_COLUMNS {
         return None;
     }
-    let mut columns = Vec::with_capacity(ncols);
+    let mut names: Vec<&str> = Vec::with_capacity(ncols);
     for _ in 0..ncols {
         let n = r.take(1)?[0] as usize;
-        columns.push(r.text(n)?);
+        names.push(std::str::from_utf8(r.take(n)?).ok()?);
     }
+    let columns = shared_names(&names);
     let npoints = r.u32()? as usize;
     if npoints > MAX_STORED_POINTS {
         return None;
@@ -254,7 +268,7 @@ fn read_history(r: &mut Reader) -> Option<StoredHistory> {
                 2 => Cell::Integer(r.u64()? as i64),
                 3 => {
                     let n = r.u32()? as usize;
-                    Cell::Text(r.text(n)?)
+                    Cell::Text(std::str::from_utf8(r.take(n)?).ok()?.into())
                 }
                 _ => return None,
             });
@@ -262,6 +276,25 @@ fn read_history(r: &mut Reader) -> Option<StoredHistory> {
         points.push(Point { time, cells });
     }
     Some(StoredHistory { columns, points })
+}
+
+thread_local! {
+    /// The column names last read on this thread: a host's records name
+    /// the same columns, so a read shares them rather than allocating each
+    /// name again.
+    static NAMES: std::cell::RefCell<std::sync::Arc<[String]>> =
+        std::cell::RefCell::new(std::sync::Arc::from(Vec::new()));
+}
+
+/// `names`, shared with the last record read on this thread if the same.
+fn shared_names(names: &[&str]) -> std::sync::Arc<[String]> {
+    NAMES.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.len() != names.len() || last.iter().zip(names).any(|(a, b)| a != b) {
+            *last = names.iter().map(|n| n.to_string()).collect();
+        }
+        last.clone()
+    })
 }
 
 /// Reads a record's parts, refusing to read past its end.
@@ -301,7 +334,7 @@ mod tests {
             applied: Some(41),
             states: Vec::new(),
             history: Some(StoredHistory {
-                columns: vec!["jd".into(), "isdiffpos".into(), "fid".into()],
+                columns: vec!["jd".to_string(), "isdiffpos".into(), "fid".into()].into(),
                 points: vec![
                     Point {
                         time: 10.5,
