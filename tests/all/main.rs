@@ -17,5 +17,6 @@ mod python;
 mod quickstart;
 mod sandbox;
 mod serve;
+mod sky;
 mod support;
 mod uploads;

@@ -8,6 +8,7 @@
 //! 3 some inputs could not be read or decoded (and no filter failed).
 
 mod build;
+mod catalog;
 mod compile;
 mod demo;
 mod explain;
@@ -87,6 +88,9 @@ pub enum Command {
     /// Your group's filters on a running `bandpass serve`: state and
     /// counters, or one filter with its log lines.
     Filters(remote::FiltersArgs),
+    /// Catalogues for cross-matches: build one from CSV or Gaia's binary
+    /// file, see what it holds, and try a cone.
+    Catalog(catalog::CatalogArgs),
     /// Compile one component from stdin into a cache: the child process
     /// `serve` checks each upload's compile in (internal).
     #[command(hide = true)]
@@ -107,6 +111,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Token(args) => token::execute(args),
         Command::Upload(args) => remote::execute(args),
         Command::Filters(args) => remote::list(args),
+        Command::Catalog(args) => catalog::execute(args),
         Command::Compile(args) => compile::execute(args),
     }
 }

@@ -1,0 +1,31 @@
+//! What lies around an alert on the sky (docs/design/sky.md): catalogue
+//! cross-matches first; watchlists and sky maps to come.
+//!
+//! Owns: positions on the sphere (degrees in, radians inside), and the
+//! catalogue files ([`catalog`]).
+//!
+//! Must never: do HEALPix arithmetic of its own (cells and cone coverage
+//! come from the CDS's `cdshealpix`), or answer differently for the same
+//! alert on two machines.
+
+pub mod catalog;
+
+/// Arcseconds in a radian.
+pub const ARCSEC_PER_RADIAN: f64 = 180.0 * 3600.0 / std::f64::consts::PI;
+
+/// A position in degrees as HEALPix wants it (radians, right ascension
+/// in [0, 2π)), or `None` when it is no position: not a number, or a
+/// declination outside [-90, 90].
+pub fn radians(ra_deg: f64, dec_deg: f64) -> Option<(f64, f64)> {
+    if !ra_deg.is_finite() || !dec_deg.is_finite() || !(-90.0..=90.0).contains(&dec_deg) {
+        return None;
+    }
+    let ra = ra_deg.rem_euclid(360.0);
+    Some((ra.to_radians(), dec_deg.to_radians()))
+}
+
+/// The great-circle distance between two positions, in radians (the
+/// haversine form: exact at the small angles a cross-match works at).
+pub fn distance(a: (f64, f64), b: (f64, f64)) -> f64 {
+    cdshealpix::haversine_dist(a.0, a.1, b.0, b.1)
+}
