@@ -871,6 +871,21 @@ fn an_instance_joining_takes_its_share_of_objects_with_their_states_and_the_verd
     assert!(joined.contains("object memory restored"), "{joined}");
 }
 
+/// The notes a filter gave an alert in `bandpass test --json`'s report.
+fn notes_of(alert: &serde_json::Value) -> BTreeMap<String, String> {
+    alert["result"]["annotations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{alert}"))
+        .iter()
+        .map(|kv| {
+            (
+                kv[0].as_str().unwrap().into(),
+                kv[1].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
 /// What `history-probe` noted on each alert, in the order it saw them:
 /// `(object, {note: value})`.
 fn probed(args: &[&str]) -> Vec<(String, BTreeMap<String, String>)> {
@@ -879,20 +894,7 @@ fn probed(args: &[&str]) -> Vec<(String, BTreeMap<String, String>)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| {
-            let notes = a["result"]["annotations"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{a}"))
-                .iter()
-                .map(|kv| {
-                    (
-                        kv[0].as_str().unwrap().into(),
-                        kv[1].as_str().unwrap().into(),
-                    )
-                })
-                .collect();
-            (a["object_id"].as_str().unwrap().to_string(), notes)
-        })
+        .map(|a| (a["object_id"].as_str().unwrap().to_string(), notes_of(a)))
         .collect()
 }
 
@@ -1044,17 +1046,7 @@ fn a_history_column_outside_the_defaults_is_refused_until_kept_then_given() {
     let want = template_fwhm();
     let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for a in doc["alerts"].as_array().unwrap() {
-        let notes: BTreeMap<String, String> = a["result"]["annotations"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{a}"))
-            .iter()
-            .map(|kv| {
-                (
-                    kv[0].as_str().unwrap().into(),
-                    kv[1].as_str().unwrap().into(),
-                )
-            })
-            .collect();
+        let notes = notes_of(a);
         assert_eq!(notes["last"], want, "{a}");
         seen.entry(a["object_id"].as_str().unwrap().to_string())
             .or_default()
@@ -1089,7 +1081,7 @@ fn serve_gives_the_history_columns_the_operator_keeps_as_test_does_across_a_sigk
         ),
     );
     // history-fwhm accepts every alert, noting what it received.
-    let notes_of = |want: usize| -> BTreeMap<String, (String, String)> {
+    let served_notes = |want: usize| -> BTreeMap<String, (String, String)> {
         let by_bytes: BTreeMap<Vec<u8>, String> = nights
             .files
             .iter()
@@ -1117,7 +1109,7 @@ fn serve_gives_the_history_columns_the_operator_keeps_as_test_does_across_a_sigk
         &SplitNights::messages(nights.before(), Keying::ByObject),
     );
     let mut first = ready(&serve, &log);
-    notes_of(nights.before().len());
+    served_notes(nights.before().len());
     let _ = first.0.kill();
     let _ = first.0.wait();
     produce_keyed(
@@ -1125,7 +1117,7 @@ fn serve_gives_the_history_columns_the_operator_keeps_as_test_does_across_a_sigk
         &SplitNights::messages(nights.after(), Keying::ByObject),
     );
     let _second = ready(&serve, &log);
-    let served = notes_of(nights.rows.len());
+    let served = served_notes(nights.rows.len());
 
     let (_, doc) = tested(
         &filter("history_fwhm"),
@@ -1140,15 +1132,10 @@ fn serve_gives_the_history_columns_the_operator_keeps_as_test_does_across_a_sigk
         .unwrap()
         .iter()
         .map(|a| {
-            let notes: BTreeMap<&str, &str> = a["result"]["annotations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|kv| (kv[0].as_str().unwrap(), kv[1].as_str().unwrap()))
-                .collect();
+            let notes = notes_of(a);
             (
                 file_name(Path::new(a["input"].as_str().unwrap())),
-                (notes["with_fwhm"].to_string(), notes["last"].to_string()),
+                (notes["with_fwhm"].clone(), notes["last"].clone()),
             )
         })
         .collect();
