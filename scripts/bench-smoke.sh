@@ -47,6 +47,8 @@ step "serve: recovery after a SIGKILL"
 quiet "$bin/bandpass-serve-bench" recovery 2000
 step "the object store and its restore"
 MEMORY_BENCH_DIR="${TMPDIR:-/tmp}" quiet "$bin/bandpass-memory-bench" 2000 2000
+step "catalogue cones"
+quiet "$bin/bandpass-sky-bench" "" 2000
 step "uploads"
 quiet scripts/bench-upload.sh --smoke
 step "soak"

@@ -41,6 +41,13 @@ pub const MAX_COLUMN_NAME: usize = 64;
 /// The largest cone searched, in arcseconds (one degree): past it a cone
 /// covers thousands of cells; the operator's cap is lower.
 pub const MAX_RADIUS_ARCSEC: f64 = 3600.0;
+/// Cones up to this radius (arcseconds) are searched in their centre's
+/// cell and its neighbours at [`DEPTH`]: no point that near reaches a
+/// cell beyond them (the test
+/// `a_cone_narrower_than_a_cell_stays_in_its_centre_s_neighbourhood`
+/// checks 1.5 times this; at 140 arcseconds it finds points that do, at
+/// cells' corners).
+const NEIGHBOURHOOD_ARCSEC: f64 = 60.0;
 /// Most rows a file may hold.
 pub const MAX_ROWS: u64 = 1 << 34;
 
@@ -525,15 +532,32 @@ impl Catalog {
             return Vec::new();
         }
         let radius = radius_arcsec.min(MAX_RADIUS_ARCSEC) / ARCSEC_PER_RADIAN;
-        // `cdshealpix`'s approximate coverage can leave out a cell the cone
-        // overlaps near a pole (docs/design/sky.md): ask for more, then
-        // keep each row by its exact distance.
-        let cell_size = (4.0 * std::f64::consts::PI / (12.0 * 4f64.powi(self.depth as i32))).sqrt();
-        let asked = (radius * 1.05 + cell_size).min(std::f64::consts::PI);
-        let coverage =
-            cdshealpix::nested::cone_coverage_approx(self.depth, centre.0, centre.1, asked);
+        let layer = cdshealpix::nested::get(self.depth);
+        let ranges: Vec<std::ops::Range<u64>> =
+            if radius_arcsec <= NEIGHBOURHOOD_ARCSEC && self.depth == DEPTH {
+                // A cone narrower than any cell reaches no cell beyond those
+                // touching its centre's (tested below): the common cone, found
+                // without building a coverage.
+                let cell = layer.hash(centre.0, centre.1);
+                let mut cells = Vec::with_capacity(9);
+                cells.push(cell);
+                layer.append_bulk_neighbours(cell, &mut cells);
+                cells.sort_unstable();
+                cells.into_iter().map(|c| c..c + 1).collect()
+            } else {
+                // `cdshealpix`'s approximate coverage can leave out a cell the
+                // cone overlaps near a pole (docs/design/sky.md): ask for
+                // more, then keep each row by its exact distance.
+                let cell_size =
+                    (4.0 * std::f64::consts::PI / (12.0 * 4f64.powi(self.depth as i32))).sqrt();
+                let asked = (radius * 1.05 + cell_size).min(std::f64::consts::PI);
+                layer
+                    .cone_coverage_approx(centre.0, centre.1, asked)
+                    .to_ranges()
+                    .into_vec()
+            };
         let mut found = Vec::new();
-        for cells in coverage.to_ranges().iter() {
+        for cells in ranges {
             for row in self.rows_of(cells.start, cells.end) {
                 let (ra, dec) = self.position(row);
                 let Some(at) = radians(ra, dec) else {
@@ -859,6 +883,53 @@ mod tests {
             want.sort_unstable();
             got.sort_unstable();
             assert_eq!(got, want, "{centre:?} {radius}");
+        }
+    }
+
+    /// What the neighbourhood shortcut relies on, checked on the library
+    /// itself with a margin: every point within 1.5 times
+    /// [`NEIGHBOURHOOD_ARCSEC`] of a centre is in the centre's cell or
+    /// one of its neighbours, anywhere on the sphere, the poles and the
+    /// cells' corners included.
+    #[test]
+    fn a_cone_narrower_than_a_cell_stays_in_its_centre_s_neighbourhood() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(30);
+        let layer = cdshealpix::nested::get(DEPTH);
+        let r = 1.5 * NEIGHBOURHOOD_ARCSEC / ARCSEC_PER_RADIAN;
+        let half_pi = std::f64::consts::FRAC_PI_2;
+        for k in 0..20_000 {
+            let (lon, lat) = match k % 4 {
+                // A cell's vertex: where cells are most uneven.
+                0 => {
+                    let cell = rng.random_range(0..12 * 4u64.pow(DEPTH as u32));
+                    cdshealpix::nested::vertices(DEPTH, cell)[rng.random_range(0..4)]
+                }
+                // Near a pole.
+                1 => (
+                    rng.random_range(0.0..std::f64::consts::TAU),
+                    (half_pi - rng.random_range(0.0..0.02)) * if k % 8 == 1 { 1.0 } else { -1.0 },
+                ),
+                _ => {
+                    let z: f64 = rng.random_range(-1.0..1.0);
+                    (rng.random_range(0.0..std::f64::consts::TAU), z.asin())
+                }
+            };
+            let lat = lat.clamp(-half_pi, half_pi);
+            let centre = layer.hash(lon, lat);
+            let mut near = vec![centre];
+            layer.append_bulk_neighbours(centre, &mut near);
+            for _ in 0..8 {
+                // A point at distance r in a random direction.
+                let bearing: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+                let plat = (lat.sin() * r.cos() + lat.cos() * r.sin() * bearing.cos())
+                    .clamp(-1.0, 1.0)
+                    .asin();
+                let plon = lon
+                    + (bearing.sin() * r.sin() * lat.cos()).atan2(r.cos() - lat.sin() * plat.sin());
+                let cell = layer.hash(plon.rem_euclid(std::f64::consts::TAU), plat);
+                assert!(near.contains(&cell), "({lon}, {lat}) to ({plon}, {plat})");
+            }
         }
     }
 }
