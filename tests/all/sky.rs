@@ -244,7 +244,7 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
     let csv = dir.path().join("targets.csv");
     std::fs::write(
         &csv,
-        "name,RA_deg,Dec_deg,z\n\"a, quoted\",10.5,-20.25,0.1\nb,not-a-number,3,0.2\nc,359.99,95,0.3\nd,180,0,0.4\n",
+        "name,RA_deg,Dec_deg,z,Gmag\n\"a, quoted\",10.5,-20.25,0.1,12.5\nb,not-a-number,3,0.2,1\nc,359.99,95,0.3,1\nd,180,0,0.4,1\n",
     )
     .unwrap();
     let out_file = dir.path().join("targets.bpcat");
@@ -263,7 +263,7 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
         args.extend_from_slice(extra);
         bandpass(&args)
     };
-    let out = build(&["--column", "z:real"]);
+    let out = build(&["--column", "z:real", "--column", "Gmag:real32"]);
     let shown = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{shown}{}", text(&out.stderr));
     assert!(
@@ -281,6 +281,7 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
     ]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["rows"][0]["z"], 0.1);
+    assert_eq!(doc["rows"][0]["gmag"], 12.5, "kept in lower case");
     for (extra, says) in [
         (
             vec!["--column", "redshift:real"],
@@ -294,6 +295,72 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
         assert_ne!(out.status.code(), Some(0), "{extra:?}");
         assert!(shown.contains(says), "{extra:?}: {shown}");
     }
+    // What --out may not be: the source itself, a folder; a source that is
+    // a pipe or already a catalogue; a source with no row left.
+    let out = bandpass(&[
+        "catalog",
+        "build",
+        csv.to_str().unwrap(),
+        "-o",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stderr).contains("is the source itself"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&csv).unwrap().starts_with("name,"),
+        "untouched"
+    );
+    let out = bandpass(&[
+        "catalog",
+        "build",
+        csv.to_str().unwrap(),
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stderr).contains("is not a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for args in [
+        vec!["catalog", "info", fifo.to_str().unwrap()],
+        vec!["catalog", "build", fifo.to_str().unwrap(), "-o", "x.bpcat"],
+    ] {
+        let out = bandpass(&args);
+        assert!(
+            text(&out.stderr).contains("is not a regular file (a folder, a device or a pipe)"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = bandpass(&["catalog", "build", file, "-o", "y.bpcat"]);
+    assert!(text(&out.stderr).contains("is already a catalogue file"));
+    let empty = dir.path().join("none.csv");
+    std::fs::write(&empty, "ra,dec\nx,y\n").unwrap();
+    let out = bandpass(&[
+        "catalog",
+        "build",
+        empty.to_str().unwrap(),
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    let shown = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("no rows to write") && shown.contains("1 rows left out, the first:"),
+        "{shown}"
+    );
     // Not a catalogue; no position; a radius past the bound.
     let out = bandpass(&["catalog", "info", csv.to_str().unwrap()]);
     assert!(

