@@ -51,7 +51,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["text"],
     &["units"],
     &["decode", "input", "demo"],
-    &["sandbox", "memory"],
+    &["sandbox", "memory", "sky"],
     &["runner"],
     &["config"],
     &["metrics"],
