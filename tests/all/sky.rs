@@ -244,7 +244,7 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
     let csv = dir.path().join("targets.csv");
     std::fs::write(
         &csv,
-        "name,RA_deg,Dec_deg,z,Gmag\n\"a, quoted\",10.5,-20.25,0.1,12.5\nb,not-a-number,3,0.2,1\nc,359.99,95,0.3,1\nd,180,0,0.4,1\n",
+        "name,RA_deg,Dec_deg,z,Gmag\n\"a, quoted\",10.5,-20.25,0.1,12.5\nb,not-a-number,3,0.2,1\nc,359.99,95,0.3,1\nd,180,0,0.4,1\ne,181,1,, \n",
     )
     .unwrap();
     let out_file = dir.path().join("targets.bpcat");
@@ -267,7 +267,7 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
     let shown = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{shown}{}", text(&out.stderr));
     assert!(
-        shown.contains(": 2 rows,") && shown.contains("2 rows left out, the first:"),
+        shown.contains(": 3 rows,") && shown.contains("2 rows left out, the first:"),
         "{shown}"
     );
     let out = bandpass(&[
@@ -282,6 +282,18 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["rows"][0]["z"], 0.1);
     assert_eq!(doc["rows"][0]["gmag"], 12.5, "kept in lower case");
+    // Empty reals are values not measured: the row is kept.
+    let out = bandpass(&[
+        "catalog",
+        "cone",
+        out_file.to_str().unwrap(),
+        "181",
+        "1",
+        "1",
+        "--json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["rows"][0]["z"], serde_json::Value::Null, "{doc}");
     for (extra, says) in [
         (
             vec!["--column", "redshift:real"],

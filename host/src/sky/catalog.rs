@@ -725,8 +725,9 @@ pub fn gaia_builder(path: &Path) -> anyhow::Result<Builder> {
 }
 
 /// Reads a CSV file with a header row: positions from columns `ra` and
-/// `dec` (degrees), and each of `columns` (by name) as its type. A row
-/// whose value does not parse is skipped and counted.
+/// `dec` (degrees), and each of `columns` (by name) as its type. An
+/// empty real is kept as NaN (not measured); a row whose position, an
+/// integer or a non-empty real does not parse is skipped and counted.
 pub fn csv_builder(
     path: &Path,
     (ra, dec): (&str, &str),
@@ -788,6 +789,11 @@ pub fn csv_builder(
                     .get(i)
                     .and_then(|v| v.trim().parse::<i64>().ok())
                     .map(Value::Integer),
+                // An empty real is a value the source does not have (a
+                // magnitude not measured): kept as NaN, not the row lost.
+                _ if record.get(i).is_some_and(|v| v.trim().is_empty()) => {
+                    Some(Value::Real(f64::NAN))
+                }
                 _ => real(i).map(Value::Real),
             };
             match v {
