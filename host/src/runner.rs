@@ -516,7 +516,7 @@ impl Runner {
             match &e.state {
                 StateChange::Keep => {}
                 StateChange::Set(bytes) => {
-                    changed |= record.set(deployment, &spec.format, bytes.clone());
+                    changed |= record.set(deployment, &spec.format, bytes);
                 }
                 StateChange::Forget => changed |= record.forget(deployment),
             }

@@ -68,7 +68,7 @@ fn record(i: u64) -> ObjectRecord {
             points,
         }),
     };
-    record.set("rise-once", "rise-once/1", vec![b'x'; 64]);
+    record.set("rise-once", "rise-once/1", &[b'x'; 64]);
     record
 }
 

@@ -555,7 +555,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = object_key("ztf", "ZTF18abudxnw");
         let mut record = ObjectRecord::default();
-        record.set("rise-once", "rise-once/1", b"{}".to_vec());
+        record.set("rise-once", "rise-once/1", b"{}");
         {
             let mut memory = Memory::open(dir.path()).unwrap();
             assert_eq!(memory.recall(&key), None);
@@ -589,7 +589,7 @@ mod tests {
         let mut second = first.handle();
         let key = object_key("ztf", "ZTF18abudxnw");
         let mut record = ObjectRecord::default();
-        record.set("once", "rise-once/1", b"{}".to_vec());
+        record.set("once", "rise-once/1", b"{}");
         let (p0, p1) = (partition_scope("alerts", 0), partition_scope("alerts", 1));
         first.scope_to(&p0);
         second.scope_to(&p1);

@@ -13,7 +13,7 @@ const VERSION: u8 = 3;
 /// Most points and columns a stored history may hold: what a record read
 /// may allocate is bounded whatever its bytes say.
 const MAX_STORED_POINTS: usize = super::history::MAX_POINTS;
-const MAX_STORED_COLUMNS: usize = 64;
+const MAX_STORED_COLUMNS: usize = super::history::MAX_COLUMNS;
 
 /// What the store keeps of one object.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -70,8 +70,9 @@ impl ObjectRecord {
     }
 
     /// Replaces `deployment`'s state.
-    /// Sets `deployment`'s state; whether it changed.
-    pub fn set(&mut self, deployment: &str, format: &str, bytes: Vec<u8>) -> bool {
+    /// Sets `deployment`'s state; whether it changed (the bytes are
+    /// copied only then).
+    pub fn set(&mut self, deployment: &str, format: &str, bytes: &[u8]) -> bool {
         match self.find(deployment) {
             Ok(i) => {
                 let kept = &mut self.states[i];
@@ -79,14 +80,14 @@ impl ObjectRecord {
                     return false;
                 }
                 kept.format = format.to_string();
-                kept.bytes = bytes;
+                kept.bytes = bytes.to_vec();
             }
             Err(i) => self.states.insert(
                 i,
                 DeploymentState {
                     deployment: deployment.to_string(),
                     format: format.to_string(),
-                    bytes,
+                    bytes: bytes.to_vec(),
                 },
             ),
         }
@@ -347,9 +348,9 @@ mod tests {
                 ],
             }),
         };
-        r.set("rise-once", "rise-once/1", br#"{"done":true}"#.to_vec());
-        r.set("b-filter", "b/2", vec![0, 255, 7]);
-        r.set("empty", "e/1", Vec::new());
+        r.set("rise-once", "rise-once/1", br#"{"done":true}"#);
+        r.set("b-filter", "b/2", &[0, 255, 7]);
+        r.set("empty", "e/1", &[]);
         r
     }
 

@@ -230,13 +230,20 @@ impl Builder {
     }
 
     /// Adds a row; one with no position (not a number, a declination
-    /// outside [-90, 90]) is skipped and counted, with `what` naming it.
-    pub fn push(&mut self, ra: f64, dec: f64, values: &[Value], what: &str) -> anyhow::Result<()> {
+    /// outside [-90, 90]) is skipped and counted, the first named by
+    /// `what` (called only then).
+    pub fn push(
+        &mut self,
+        ra: f64,
+        dec: f64,
+        values: &[Value],
+        what: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
         assert_eq!(values.len(), self.columns.len(), "one value per column");
         let Some((lon, lat)) = radians(ra, dec) else {
             self.skipped += 1;
             self.first_skip
-                .get_or_insert_with(|| format!("{what}: no position (ra {ra}, dec {dec})"));
+                .get_or_insert_with(|| format!("{}: no position (ra {ra}, dec {dec})", what()));
             return Ok(());
         };
         if self.rows.len() >= MAX_BUILD_ROWS {
@@ -600,32 +607,10 @@ impl Catalog {
         }
         let radius = radius_arcsec.min(MAX_RADIUS_ARCSEC) / ARCSEC_PER_RADIAN;
         let layer = cdshealpix::nested::get(self.depth);
-        let ranges: Vec<std::ops::Range<u64>> =
-            if radius_arcsec <= NEIGHBOURHOOD_ARCSEC && self.depth == DEPTH {
-                // A cone narrower than any cell reaches no cell beyond those
-                // touching its centre's (tested below): the common cone, found
-                // without building a coverage.
-                let cell = layer.hash(centre.0, centre.1);
-                let mut cells = Vec::with_capacity(9);
-                cells.push(cell);
-                layer.append_bulk_neighbours(cell, &mut cells);
-                cells.sort_unstable();
-                cells.into_iter().map(|c| c..c + 1).collect()
-            } else {
-                // `cdshealpix`'s approximate coverage can leave out a cell the
-                // cone overlaps near a pole (docs/design/sky.md): ask for
-                // more, then keep each row by its exact distance.
-                let cell_size =
-                    (4.0 * std::f64::consts::PI / (12.0 * 4f64.powi(self.depth as i32))).sqrt();
-                let asked = (radius * 1.05 + cell_size).min(std::f64::consts::PI);
-                layer
-                    .cone_coverage_approx(centre.0, centre.1, asked)
-                    .to_ranges()
-                    .into_vec()
-            };
         let mut found = Vec::new();
-        for cells in ranges {
-            for row in self.rows_of(cells.start, cells.end) {
+        // The rows of cells `from..to` within the radius.
+        let mut scan = |from: u64, to: u64| {
+            for row in self.rows_of(from, to) {
                 let (ra, dec) = self.position(row);
                 let Some(at) = radians(ra, dec) else {
                     continue;
@@ -637,6 +622,32 @@ impl Catalog {
                         dist_arcsec: d * ARCSEC_PER_RADIAN,
                     });
                 }
+            }
+        };
+        if radius_arcsec <= NEIGHBOURHOOD_ARCSEC {
+            // A cone narrower than any cell reaches no cell beyond those
+            // touching its centre's (tested below): the common cone, found
+            // without building a coverage.
+            let cell = layer.hash(centre.0, centre.1);
+            let mut cells = Vec::with_capacity(9);
+            cells.push(cell);
+            layer.append_bulk_neighbours(cell, &mut cells);
+            for c in cells {
+                scan(c, c + 1);
+            }
+        } else {
+            // `cdshealpix`'s approximate coverage can leave out a cell the
+            // cone overlaps near a pole (docs/design/sky.md): ask for more,
+            // then keep each row by its exact distance.
+            let cell_size =
+                (4.0 * std::f64::consts::PI / (12.0 * 4f64.powi(self.depth as i32))).sqrt();
+            let asked = (radius * 1.05 + cell_size).min(std::f64::consts::PI);
+            for cells in layer
+                .cone_coverage_approx(centre.0, centre.1, asked)
+                .to_ranges()
+                .iter()
+            {
+                scan(cells.start, cells.end);
             }
         }
         found.sort_by(|a, b| {
@@ -718,7 +729,7 @@ pub fn gaia_builder(path: &Path) -> anyhow::Result<Builder> {
                 Value::Real(f32_at(28)),
                 Value::Real(f32_at(32)),
             ],
-            &format!("star {i}"),
+            || format!("star {i}"),
         )?;
     }
     Ok(builder)
@@ -777,9 +788,11 @@ pub fn csv_builder(
     let kinds: Vec<ColumnType> = columns.iter().map(|c| c.kind).collect();
     let mut builder = Builder::new(columns, &format!("CSV file {}", shown(path)))?;
     let mut values = Vec::with_capacity(wanted.len());
+    let source = shown(path);
     for (line, record) in reader.records().enumerate() {
-        let what = format!("{} record {}", shown(path), line + 1);
-        let record = record.with_context(|| what.clone())?;
+        // Named only when a message needs it, not for every row.
+        let what = || format!("{source} record {}", line + 1);
+        let record = record.with_context(what)?;
         let real = |i: usize| record.get(i).and_then(|v| v.trim().parse::<f64>().ok());
         values.clear();
         let mut bad = None;
@@ -808,12 +821,13 @@ pub fn csv_builder(
             }
         }
         match (bad, real(ra_i), real(dec_i)) {
-            (None, Some(r), Some(d)) => builder.push(r, d, &values, &what)?,
+            (None, Some(r), Some(d)) => builder.push(r, d, &values, what)?,
             (bad, _, _) => {
                 builder.skipped += 1;
                 builder.first_skip.get_or_insert_with(|| {
                     format!(
-                        "{what}: {} does not parse",
+                        "{}: {} does not parse",
+                        what(),
                         bad.unwrap_or_else(|| format!(
                             "'{}' or '{}'",
                             crate::text::shown(ra, 80),
@@ -841,7 +855,8 @@ mod tests {
         )
         .unwrap();
         for (ra, dec, id) in rows {
-            b.push(*ra, *dec, &[Value::Integer(*id)], "row").unwrap();
+            b.push(*ra, *dec, &[Value::Integer(*id)], || "row".into())
+                .unwrap();
         }
         let path = dir.join("small.bpcat");
         b.write(&path).unwrap();
