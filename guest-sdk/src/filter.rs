@@ -8,7 +8,7 @@ use core::cell::RefCell;
 
 use crate::bindings::bandpass::filter::types as wit;
 use crate::bindings::bandpass::filter::types::FieldValues;
-use crate::{Fields, Params, StateSpec};
+use crate::{Crossmatch, Fields, Params, StateSpec};
 
 /// An alert filter.
 ///
@@ -40,6 +40,10 @@ pub trait Filter: Default + 'static {
     /// What the filter keeps per object between alerts, if anything: see
     /// [`crate::state`]. `None` (the default) keeps nothing.
     const STATE: Option<StateSpec> = None;
+    /// The catalogue rows the host finds around each alert for this
+    /// filter, read as `xmatch.<name>.*` fields: see [`crate::crossmatch`].
+    /// None by default.
+    const CROSSMATCHES: &'static [Crossmatch] = &[];
 
     /// Builds the configured filter from the operator's parameters.
     ///
@@ -82,6 +86,15 @@ pub fn describe<F: Filter>() -> wit::Manifest {
             format: s.format.to_string(),
             max_bytes: s.max_bytes,
         }),
+        crossmatches: F::CROSSMATCHES
+            .iter()
+            .map(|c| wit::Crossmatch {
+                name: c.name.to_string(),
+                catalog: c.catalog.to_string(),
+                radius_arcsec: c.radius_arcsec,
+                max_rows: c.max_rows,
+            })
+            .collect(),
     }
 }
 

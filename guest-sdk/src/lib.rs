@@ -11,7 +11,10 @@
 //! - [`log`]: the filter's own log (the one capability a filter has).
 //! - [`state`] and [`StateSpec`]: a few bytes kept per object between
 //!   alerts (contract 0.3.0).
+//! - [`crossmatch`] and [`Crossmatch`]: the catalogue rows around each
+//!   alert (contract 0.4.0).
 
+pub mod crossmatch;
 mod fields;
 mod filter;
 pub mod log;
@@ -40,6 +43,7 @@ pub mod bindings {
 
 /// The contract's value types, for filters that take a field as [`Value`].
 pub use bindings::bandpass::filter::types::{IntegerColumn, RealColumn, TextColumn, Value};
+pub use crossmatch::Crossmatch;
 pub use fields::{Column, Fields, FromValue, Integers, Reals, Texts, TypeMismatch};
 pub use filter::Filter;
 pub use params::Params;
@@ -53,8 +57,8 @@ pub use verdict::Verdict;
 /// ```
 pub mod prelude {
     pub use crate::{
-        Column, Fields, Filter, FromValue, Integers, Params, Reals, StateSpec, Texts, Value,
-        Verdict,
+        Column, Crossmatch, Fields, Filter, FromValue, Integers, Params, Reals, StateSpec, Texts,
+        Value, Verdict,
     };
     pub use crate::{export_filter, fields};
     pub use crate::{log, state};

@@ -19,11 +19,44 @@ use crate::memory::{Memory, ObjectRecord, object_key};
 use crate::sandbox::{
     AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment, Outcome, StateChange, Verdict,
 };
+use crate::sky::{CrossmatchPlan, Sky};
+
+/// What the host gives filters besides the alert's own fields: the
+/// history columns it keeps per survey (`history.*`), and the catalogues
+/// it cross-matches with (`xmatch.*`). The same in `test`, `run` and
+/// `serve`, so that a filter decides alike in all three.
+#[derive(Debug, Clone, Default)]
+pub struct HostFields {
+    pub kept: Arc<Kept>,
+    pub sky: Arc<Sky>,
+}
+
+impl HostFields {
+    /// Why a filter asks for what the host does not give: history columns
+    /// not kept, catalogues, columns or cones it does not have or allow;
+    /// as (the thing, a sentence).
+    pub fn refusals(&self, filter: &LoadedFilter) -> Vec<(String, String)> {
+        let mut out = self.kept.refusals(&filter.manifest.survey, &filter.fields);
+        out.extend(
+            self.sky
+                .refusals(&filter.manifest.crossmatches, &filter.fields),
+        );
+        out
+    }
+}
 
 /// Paths tried, in order, for an alert's object id (ZTF, then Rubin).
 const OBJECT_ID_PATHS: &[&str] = &["objectId", "diaObject.diaObjectId", "diaSource.diaObjectId"];
 /// Paths tried, in order, for an alert's candidate (detection) id.
 const CANDIDATE_ID_PATHS: &[&str] = &["candid", "diaSource.diaSourceId", "alertId"];
+/// Paths tried, in order, for where an alert's detection is on the sky
+/// (right ascension, declination; degrees): ZTF, then Rubin (`decl`
+/// before schema 7).
+const POSITION_PATHS: &[(&str, &str)] = &[
+    ("candidate.ra", "candidate.dec"),
+    ("diaSource.ra", "diaSource.dec"),
+    ("diaSource.ra", "diaSource.decl"),
+];
 /// Paths tried, in order, for when an alert's detection was observed:
 /// the time a filter's clock reads (see [`Moment`]).
 const TIME_PATHS: &[(&str, AlertTime)] = &[
@@ -50,8 +83,8 @@ pub struct AlertResult {
 /// Decodes messages and runs every filter on each alert.
 pub struct Runner {
     decoder: Arc<Decoder>,
-    /// The history columns the host keeps per survey.
-    kept: Arc<Kept>,
+    /// The history columns the host keeps, and its catalogues.
+    host: HostFields,
     instances: Vec<FilterInstance>,
     /// Each instance's deployment name: what its state is kept under.
     deployments: Vec<String>,
@@ -65,6 +98,9 @@ pub struct Runner {
     /// [`Runner::remembers`]): decided once per filter set.
     remembering: Vec<bool>,
     sources: Vec<Source>,
+    /// The cross-matches some filter asked for (see [`Plan`]).
+    crossmatches: CrossmatchPlan,
+    position_slots: Vec<(usize, usize)>,
     object_slots: Vec<usize>,
     candidate_slots: Vec<usize>,
     time_slots: Vec<(usize, AlertTime)>,
@@ -72,7 +108,8 @@ pub struct Runner {
 
 /// What the decoder reads and where each filter's fields sit among an
 /// alert's values: the decoder's paths first, then the history columns
-/// some filter declared (`history.*`), which the runner computes.
+/// some filter declared (`history.*`), then the cross-match columns
+/// (`xmatch.*`); the runner computes both.
 struct Plan {
     /// The decoder's paths: every filter's fields but history ones, the id
     /// and time paths, and, when a filter declared history, each kept
@@ -85,6 +122,14 @@ struct Plan {
     /// Each kept survey's plan, the columns read and the first of its
     /// paths.
     sources: Vec<Source>,
+    crossmatches: CrossmatchPlan,
+}
+
+/// Where a filter's declared field is found among an alert's values.
+enum Slot {
+    Decoded(usize),
+    History(usize),
+    Crossmatch(usize),
 }
 
 /// Where one survey's history is read from among an alert's values.
@@ -99,9 +144,11 @@ struct Source {
     len: usize,
 }
 
-fn plan(filters: &[Arc<LoadedFilter>], kept: &Kept) -> Plan {
+fn plan(filters: &[Arc<LoadedFilter>], host: &HostFields) -> Plan {
+    let kept = &*host.kept;
     let mut paths: Vec<String> = Vec::new();
     let mut history: Vec<String> = Vec::new();
+    let mut crossmatches = CrossmatchPlan::default();
     let slot_of = |text: &str, paths: &mut Vec<String>| match paths.iter().position(|p| p == text) {
         Some(i) => i,
         None => {
@@ -109,22 +156,33 @@ fn plan(filters: &[Arc<LoadedFilter>], kept: &Kept) -> Plan {
             paths.len() - 1
         }
     };
-    // Decoder slots now; history ones, which follow every decoder path,
-    // once the paths are all known.
-    let firsts: Vec<Vec<Result<usize, usize>>> = filters
+    // Decoder slots now; history and cross-match ones, which follow
+    // every decoder path, once the paths are all known.
+    let firsts: Vec<Vec<Slot>> = filters
         .iter()
         .map(|f| {
             f.fields
                 .iter()
-                .map(|p| match history::column_of(p) {
-                    Some(column) => Err(slot_of(column, &mut history)),
-                    None => Ok(slot_of(&p.text, &mut paths)),
+                .map(|p| {
+                    if let Some(column) = history::column_of(p) {
+                        return Slot::History(slot_of(column, &mut history));
+                    }
+                    match crossmatches.slot(&host.sky, &f.manifest.crossmatches, &p.text) {
+                        Some(i) => Slot::Crossmatch(i),
+                        None => Slot::Decoded(slot_of(&p.text, &mut paths)),
+                    }
                 })
                 .collect()
         })
         .collect();
     for id in OBJECT_ID_PATHS.iter().chain(CANDIDATE_ID_PATHS) {
         slot_of(id, &mut paths);
+    }
+    if !crossmatches.is_empty() {
+        for (ra, dec) in POSITION_PATHS {
+            slot_of(ra, &mut paths);
+            slot_of(dec, &mut paths);
+        }
     }
     for (time, _) in TIME_PATHS {
         slot_of(time, &mut paths);
@@ -145,11 +203,16 @@ fn plan(filters: &[Arc<LoadedFilter>], kept: &Kept) -> Plan {
         }
     }
     let decoded = paths.len();
+    let computed = decoded + history.len();
     let slots = firsts
         .into_iter()
         .map(|f| {
             f.into_iter()
-                .map(|s| s.unwrap_or_else(|h| decoded + h))
+                .map(|s| match s {
+                    Slot::Decoded(i) => i,
+                    Slot::History(i) => decoded + i,
+                    Slot::Crossmatch(i) => computed + i,
+                })
                 .collect()
         })
         .collect();
@@ -158,36 +221,39 @@ fn plan(filters: &[Arc<LoadedFilter>], kept: &Kept) -> Plan {
         slots,
         history,
         sources,
+        crossmatches,
     }
 }
 
 impl Runner {
-    /// A runner for these filters, with its own decoder, keeping the
-    /// history columns `kept`.
-    pub fn new(filters: &[Arc<LoadedFilter>], schemas: SchemaSource, kept: Arc<Kept>) -> Runner {
-        let decoder = Runner::decoder_for(filters, schemas, &kept);
-        Runner::with_decoder(filters, decoder, kept)
+    /// A runner for these filters, with its own decoder, giving them the
+    /// host's fields `host`.
+    pub fn new(filters: &[Arc<LoadedFilter>], schemas: SchemaSource, host: HostFields) -> Runner {
+        let decoder = Runner::decoder_for(filters, schemas, &host);
+        Runner::with_decoder(filters, decoder, host)
     }
 
-    /// A decoder fit for these filters and kept history columns, to share
-    /// between runners.
+    /// A decoder fit for these filters and host fields, to share between
+    /// runners.
     pub fn decoder_for(
         filters: &[Arc<LoadedFilter>],
         schemas: SchemaSource,
-        kept: &Kept,
+        host: &HostFields,
     ) -> Arc<Decoder> {
-        Arc::new(Decoder::new(plan(filters, kept).paths, schemas))
+        Arc::new(Decoder::new(plan(filters, host).paths, schemas))
     }
 
     /// A runner sharing `decoder`, which must come from [`Runner::decoder_for`]
-    /// with the same filters and `kept`.
+    /// with the same filters and `host`.
     pub fn with_decoder(
         filters: &[Arc<LoadedFilter>],
         decoder: Arc<Decoder>,
-        kept: Arc<Kept>,
+        host: HostFields,
     ) -> Runner {
         let mut runner = Runner {
-            kept,
+            host,
+            crossmatches: CrossmatchPlan::default(),
+            position_slots: Vec::new(),
             instances: Vec::new(),
             deployments: Vec::new(),
             memory: None,
@@ -213,10 +279,12 @@ impl Runner {
             slots,
             history,
             sources,
-        } = plan(filters, &self.kept);
+            crossmatches,
+        } = plan(filters, &self.host);
         assert_eq!(paths, decoder.paths(), "decoder made for other filters");
         self.history = history;
         self.sources = sources;
+        self.crossmatches = crossmatches;
         let mut old: Vec<Option<FilterInstance>> = std::mem::take(&mut self.instances)
             .into_iter()
             .map(Some)
@@ -248,6 +316,14 @@ impl Runner {
             .iter()
             .map(|(p, kind)| (position(p), *kind))
             .collect();
+        self.position_slots = if self.crossmatches.is_empty() {
+            Vec::new()
+        } else {
+            POSITION_PATHS
+                .iter()
+                .map(|(ra, dec)| (position(ra), position(dec)))
+                .collect()
+        };
         self.decoder = decoder;
     }
 
@@ -354,6 +430,13 @@ impl Runner {
             memory.out_of_order += 1;
         }
         let history = self.history_of(&mut alert, record.as_mut());
+        let sky_at = self.position_slots.iter().find_map(|&(ra, dec)| {
+            match (&alert.values[ra], &alert.values[dec]) {
+                (FieldValue::Real(ra), FieldValue::Real(dec)) => Some((*ra, *dec)),
+                _ => None,
+            }
+        });
+        self.crossmatches.append(sky_at, &mut alert.values);
         // One clock read per filter: each call's end is the next's start.
         let mut clock = Instant::now();
         let mut evaluations: Vec<Evaluation> = self

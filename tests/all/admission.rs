@@ -72,7 +72,14 @@ fn admission(entries: BTreeMap<String, Entry>) -> Arc<Admission> {
         policy: Arc::new(Policy::of(&config)),
         entries,
     });
-    Arc::new(Admission::new(fleet, sandbox, canary, uploads, None))
+    Arc::new(Admission::new(
+        fleet,
+        sandbox,
+        canary,
+        uploads,
+        None,
+        Default::default(),
+    ))
 }
 
 fn upload(name: &str, manifest: Option<&str>, component: Vec<u8>) -> Upload {

@@ -385,3 +385,332 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
     let out = bandpass(&["catalog", "cone", file, "10", "10", "7200"]);
     assert!(text(&out.stderr).contains("at most 3600"));
 }
+
+/// The real Gaia stars as a catalogue file, built once per test process.
+fn gaia_catalog() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = crate::support::repo_root().join("target/test-sky");
+        std::fs::create_dir_all(&dir).unwrap();
+        built(&dir).0
+    })
+}
+
+/// Real ZTF alerts moved next to real Gaia stars, with what the
+/// bright-star-veto cut decides on each by brute force
+/// (`tests/py/sky_neighbours.py`): (folder, file name -> (verdict, tag,
+/// distances of the stars within 10")).
+type Expected = std::collections::BTreeMap<String, (String, Option<String>, Vec<f64>)>;
+
+fn moved_alerts(dir: &Path, max_star_mag: &str) -> (PathBuf, Expected) {
+    let out = dir.join("moved");
+    let mut alerts = crate::support::ztf_alerts();
+    alerts.sort();
+    let run = Command::new("python3")
+        .arg(crate::support::repo_root().join("tests/py/sky_neighbours.py"))
+        .arg(&out)
+        .arg(gaia_file())
+        .arg(max_star_mag)
+        .args(&alerts)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("expected.json")).unwrap()).unwrap();
+    let expected = doc
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, e)| {
+            let dists = e["stars"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["dist"].as_f64().unwrap())
+                .collect();
+            (
+                name.clone(),
+                (
+                    e["verdict"].as_str().unwrap().to_string(),
+                    e["tag"].as_str().map(String::from),
+                    dists,
+                ),
+            )
+        })
+        .collect();
+    (out, expected)
+}
+
+/// `bandpass test --json` of `component` on `alerts` with the Gaia
+/// catalogue: file name -> (verdict, first tag).
+fn veto_verdicts(
+    component: &Path,
+    alerts: &Path,
+    extra: &[&str],
+) -> std::collections::BTreeMap<String, (String, Option<String>)> {
+    let catalog = format!("gaia={}", gaia_catalog().display());
+    let mut args = vec![
+        "test",
+        "--json",
+        component.to_str().unwrap(),
+        "--catalog",
+        &catalog,
+    ];
+    args.extend_from_slice(extra);
+    args.push(alerts.to_str().unwrap());
+    let out = bandpass(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let name = Path::new(a["input"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let r = &a["result"];
+            assert_eq!(r["outcome"], "verdict", "{name}: {r}");
+            (
+                name,
+                (
+                    r["verdict"].as_str().unwrap().to_string(),
+                    r["tags"][0].as_str().map(String::from),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bright_star_veto_decides_as_a_brute_force_search_of_the_real_gaia_stars_implies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alerts, expected) = moved_alerts(dir.path(), "9.3");
+    // The moved alerts make every case of the cut: a star brighter than
+    // the cut within 10" (vetoed), only fainter ones (accepted, tagged),
+    // none (accepted, clear), and stars just inside and just outside the
+    // radius.
+    let kinds: std::collections::BTreeSet<(String, Option<String>)> = expected
+        .values()
+        .filter(|(v, _, d)| v == "accept" || !d.is_empty())
+        .map(|(v, t, _)| (v.clone(), t.clone()))
+        .collect();
+    assert_eq!(kinds.len(), 3, "{expected:?}");
+    let want: std::collections::BTreeMap<String, (String, Option<String>)> = expected
+        .iter()
+        .map(|(n, (v, t, _))| (n.clone(), (v.clone(), t.clone())))
+        .collect();
+    let rust = crate::support::filters_dir().join("bright_star_veto.wasm");
+    let got = veto_verdicts(&rust, &alerts, &["--param", "max_star_mag=9.3"]);
+    assert_eq!(got, want);
+
+    // The rows the filter received are the brute force's stars, nearest
+    // first, at the same distances.
+    for (name, (_, _, dists)) in &expected {
+        let catalog = format!("gaia={}", gaia_catalog().display());
+        let alert = alerts.join(name);
+        let out = bandpass(&[
+            "test",
+            "--explain",
+            alert.to_str().unwrap(),
+            rust.to_str().unwrap(),
+            "--catalog",
+            &catalog,
+        ]);
+        let shown = text(&out.stdout);
+        let line = shown
+            .lines()
+            .find(|l| l.trim_start().starts_with("xmatch.stars.dist"))
+            .unwrap_or_else(|| panic!("{shown}"));
+        let got: Vec<f64> = line
+            .split_once(']')
+            .map(|(_, v)| v)
+            .unwrap_or("")
+            .split(',')
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.trim().parse().unwrap())
+            .collect();
+        assert_eq!(got.len(), dists.len(), "{name}: {line}");
+        for (g, d) in got.iter().zip(dists) {
+            assert!((g - d).abs() < 1e-6, "{name}: {g} where {d}");
+        }
+    }
+
+    // The Python and JavaScript twins decide alike, from the same rows.
+    let python = crate::support::python_filters_dir().join("bright-star-veto.wasm");
+    let params = ["--param", "max_star_mag=9.3"];
+    assert_eq!(veto_verdicts(&python, &alerts, &params), want, "Python");
+    let js = crate::support::js_filters_dir();
+    for component in [
+        js.join("bright-star-veto.wasm"),
+        js.join("spidermonkey/bright-star-veto.wasm"),
+    ] {
+        assert_eq!(
+            veto_verdicts(&component, &alerts, &params),
+            want,
+            "{}",
+            component.display()
+        );
+    }
+
+    // `run` replays the same cut to the same accepted alerts.
+    let out_dir = dir.path().join("out");
+    let catalog = format!("gaia={}", gaia_catalog().display());
+    let out = bandpass(&[
+        "run",
+        "--quiet",
+        "--filter",
+        rust.to_str().unwrap(),
+        "--param",
+        "max_star_mag=9.3",
+        "--catalog",
+        &catalog,
+        "--out",
+        out_dir.to_str().unwrap(),
+        alerts.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let written: usize = std::fs::read_dir(out_dir.join("bright-star-veto"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "avro")
+        })
+        .count();
+    let accepted = want.values().filter(|(v, _)| v == "accept").count();
+    assert_eq!(written, accepted);
+}
+
+#[test]
+fn a_filter_asking_for_a_catalogue_column_or_cone_the_host_lacks_is_refused_before_any_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let veto = crate::support::filters_dir().join("bright_star_veto.wasm");
+    let veto = veto.to_str().unwrap();
+    let alerts = data_dir().join("ztf/alerts");
+    let alerts = alerts.to_str().unwrap();
+
+    // No catalogue at all.
+    let out = bandpass(&["test", veto, alerts]);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("cross-match 'stars' asks for catalogue 'gaia', which this host does not have (it has none; --catalog NAME=FILE registers one)"),
+        "{said}"
+    );
+    assert!(text(&out.stdout).is_empty(), "no alert ran");
+
+    // Another catalogue, without the column the filter reads.
+    let csv = dir.path().join("targets.csv");
+    std::fs::write(&csv, "ra,dec,id\n10.0,20.0,1\n").unwrap();
+    let targets = dir.path().join("targets.bpcat");
+    let out = bandpass(&[
+        "catalog",
+        "build",
+        csv.to_str().unwrap(),
+        "--column",
+        "id:integer",
+        "--out",
+        targets.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let as_gaia = format!("gaia={}", targets.display());
+    let out = bandpass(&["test", veto, "--catalog", &as_gaia, alerts]);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(
+            "declared field 'xmatch.stars.mag': catalogue 'gaia' has no column 'mag' (it gives \
+             dist, ra, dec, id)"
+        ),
+        "{said}"
+    );
+
+    // A serve config's caps, replayed by `run --config`: the filter's
+    // 10" cone is over a 5" cap.
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = [\"localhost:9092\"]\n[input]\ntopics = [\"alerts\"]\n\
+             group = \"g\"\n[sky]\nmax_radius_arcsec = 5\n[[sky.catalog]]\nname = \"gaia\"\n\
+             file = \"{}\"\n[[filter]]\nname = \"veto\"\npath = \"{veto}\"\n\
+             output_topic = \"out\"\n",
+            gaia_catalog().display()
+        ),
+    )
+    .unwrap();
+    let out = bandpass(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+        alerts,
+    ]);
+    let said = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(
+            "cross-match 'stars' asks for a cone of 10 arcseconds; the operator allows at most 5"
+        ),
+        "{said}"
+    );
+
+    // A catalogue file that is not one, and a flag without a name.
+    let out = bandpass(&[
+        "test",
+        veto,
+        "--catalog",
+        &format!("gaia={}", csv.display()),
+        alerts,
+    ]);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("catalogue 'gaia'")
+            && said.contains("targets.csv is not a catalogue file this host reads"),
+        "{said}"
+    );
+    let out = bandpass(&["test", veto, "--catalog", "gaia", alerts]);
+    assert!(
+        text(&out.stderr).contains("--catalog 'gaia': write NAME=FILE"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_filter_built_for_contract_0_3_0_keeps_its_state_beside_0_4_0_ones() {
+    let legacy = crate::support::filters_dir().join("contract_0_3_0.wasm");
+    let legacy = legacy.to_str().unwrap();
+    let out = bandpass(&["inspect", legacy]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.contains("contract   bandpass:filter@0.3.0"),
+        "{shown}"
+    );
+    assert!(shown.contains("state      format 'count/1'"), "{shown}");
+    assert!(shown.contains("xmatch     none"), "{shown}");
+    // The same object's alert twice: the second finds the first's count.
+    let alert = data_dir().join("ztf/alerts/v4.02/2695378462115010012.avro");
+    let alert = alert.to_str().unwrap();
+    let out = bandpass(&["test", "--json", legacy, alert, alert]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results: Vec<&serde_json::Value> = doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["result"])
+        .collect();
+    assert_eq!(results[0]["verdict"], "reject", "{doc}");
+    assert_eq!(results[1]["verdict"], "accept", "{doc}");
+    assert_eq!(results[1]["score"], 2.0, "{doc}");
+    assert_eq!(results[1]["tags"][0], "legacy-0-3", "{doc}");
+}

@@ -4,13 +4,14 @@
 // which `bandpass-js build` does at build time: a mistake in it fails the
 // build with a message naming it, instead of every alert failing later.
 
+import { checkCrossmatchFields, compileCrossmatches } from './crossmatch.js';
 import { compileDecoder } from './fields.js';
 import { compileParams } from './params.js';
 import { compileState } from './state.js';
 
 const NAME = /^[a-z0-9-]+$/;
 const SURVEYS = ['ztf', 'rubin', 'any'];
-const OPTIONS = ['name', 'version', 'survey', 'description', 'fields', 'params', 'state', 'init', 'evaluate'];
+const OPTIONS = ['name', 'version', 'survey', 'description', 'fields', 'params', 'state', 'crossmatches', 'init', 'evaluate'];
 
 /** Where a defined filter keeps what the runtime needs; not for authors. */
 export const DEFINITION = Symbol('bandpass filter definition');
@@ -43,6 +44,12 @@ export const DEFINITION = Symbol('bandpass filter definition');
  *   diaObject), stored as JSON (see `state.js`). `format` names its layout
  *   (`'rise-once/1'`: printable ASCII, no spaces, at most 64 bytes);
  *   `maxBytes` (1 to 65536) bounds its JSON.
+ * - `crossmatches`: optional, `[{ name, catalog, radiusArcsec, maxRows }]`:
+ *   catalogue cones the host runs around each alert (see `crossmatch.js`).
+ *   Their rows arrive as fields the filter declares like any other, each a
+ *   column (an array, nearest row first, `[]` for none):
+ *   `'xmatch.<name>.dist'` (arcsec), `'xmatch.<name>.ra'` and `.dec`
+ *   (degrees), `'xmatch.<name>.<column>'` for the catalogue's columns.
  * - `init(params)`: optional, called once per deployment after the
  *   parameters are parsed; throw to refuse the deployment; what it returns,
  *   if not `undefined`, is what `evaluate` receives as its second argument.
@@ -54,14 +61,14 @@ export const DEFINITION = Symbol('bandpass filter definition');
  */
 export function defineFilter(definition) {
   if (definition === null || typeof definition !== 'object') {
-    throw new TypeError('defineFilter takes one object: { name, version, survey, description, fields, params, state, evaluate }');
+    throw new TypeError('defineFilter takes one object: { name, version, survey, description, fields, params, state, crossmatches, evaluate }');
   }
   for (const key of Object.keys(definition)) {
     if (!OPTIONS.includes(key)) {
       throw new TypeError(`defineFilter: unknown option ${JSON.stringify(key)}; the options are ${OPTIONS.join(', ')}`);
     }
   }
-  const { name, version, survey, description, fields, params, state, init, evaluate } = definition;
+  const { name, version, survey, description, fields, params, state, crossmatches, init, evaluate } = definition;
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new TypeError(`defineFilter: \`name\` must be a short name of a-z, 0-9 and '-', like 'bright-transients'; got ${JSON.stringify(name)}`);
   }
@@ -89,10 +96,12 @@ export function defineFilter(definition) {
     throw new TypeError('defineFilter: `init` must be a function of the parameters, or left out');
   }
   const stateSpec = compileState(state);
+  const cones = compileCrossmatches(crossmatches);
+  checkCrossmatchFields(names, paths, cones);
   const filter = {};
   Object.defineProperty(filter, DEFINITION, {
     value: Object.freeze({
-      manifest: Object.freeze({ name, version, survey, fields: paths, description, state: stateSpec }),
+      manifest: Object.freeze({ name, version, survey, fields: paths, description, state: stateSpec, crossmatches: cones }),
       params: compileParams(params),
       names: Object.freeze(names),
       decode: compileDecoder(names),

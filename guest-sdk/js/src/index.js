@@ -5,8 +5,10 @@
 //
 // A filter that keeps a plain object per astronomical object declares
 // `state: { format, maxBytes }` and receives it as `evaluate`'s third
-// argument (see state.js). `@bandpass/filter/testing` runs a filter in
-// Node for unit tests.
+// argument (see state.js). A filter that reads catalogue rows near each
+// alert declares `crossmatches: [{ name, catalog, radiusArcsec, maxRows }]`
+// and fields `xmatch.<name>.<column>` (see crossmatch.js).
+// `@bandpass/filter/testing` runs a filter in Node for unit tests.
 //
 // Build it into a WebAssembly component with `npx bandpass-js build
 // my_filter.js`; see docs/filter-authors-js.md in the bandpass repository.

@@ -1,4 +1,4 @@
-// The `bandpass:filter/filter` exports (contract 0.3.0), wired to a filter
+// The `bandpass:filter/filter` exports (contract 0.4.0), wired to a filter
 // made by `defineFilter`: describe, init and evaluate.
 //
 // Every exception stops here. componentize-js turns only a thrown string
@@ -63,6 +63,13 @@ export function exportFilter(filter, hostLog, source) {
         survey: manifest.survey,
         fields: manifest.fields.slice(),
         description: manifest.description,
+        // `list<crossmatch>`: empty for a filter that asks for none.
+        crossmatches: manifest.crossmatches.map((c) => ({
+          name: c.name,
+          catalog: c.catalog,
+          radiusArcsec: c.radiusArcsec,
+          maxRows: c.maxRows,
+        })),
       };
       // `option<state-spec>`: left out (none) for a filter without state.
       if (manifest.state !== undefined) described.state = { format: manifest.state.format, maxBytes: manifest.state.maxBytes };

@@ -271,3 +271,58 @@ describe('rise-once (state per object)', async () => {
     assert.throws(() => load(riseOnce, { min_rize: 1 }), /unknown parameter "min_rize"; this filter knows: min_rise, min_days/);
   });
 });
+
+describe('bright-star-veto (a cross-match)', () => {
+  /** An alert with the Gaia rows given as [dist, mag] pairs, nearest first. */
+  function near(rows = [], isdiffpos = 't') {
+    return {
+      'candidate.isdiffpos': isdiffpos,
+      'xmatch.stars.dist': reals(rows.map(([dist]) => dist)),
+      'xmatch.stars.mag': reals(rows.map(([, mag]) => mag)),
+    };
+  }
+
+  async function verdict(rows, isdiffpos, params) {
+    const f = await sample('bright-star-veto', params);
+    return plain(f.evaluate(alertFor(f, near(rows, isdiffpos))));
+  }
+
+  it('asks for the Gaia stars within 10 arcsec and reads their distances and magnitudes', async () => {
+    const described = (await sample('bright-star-veto')).describe();
+    assert.equal(described.name, 'bright-star-veto');
+    assert.equal(described.survey, 'ztf');
+    assert.deepEqual(described.crossmatches, [{ name: 'stars', catalog: 'gaia', radiusArcsec: 10, maxRows: 20 }]);
+    assert.deepEqual(described.fields, ['candidate.isdiffpos', 'xmatch.stars.dist', 'xmatch.stars.mag']);
+    assert.equal('state' in described, false);
+  });
+
+  it('accepts as clear a positive detection with no star at all', async () => {
+    assert.deepEqual(await verdict([]), { score: undefined, tags: ['clear'], annotations: [] });
+    assert.deepEqual(await verdict([], '1'), { score: undefined, tags: ['clear'], annotations: [] });
+  });
+
+  it('accepts as a faint neighbour one with only faint stars nearby', async () => {
+    // 15.0 is not brighter than 15.0.
+    assert.deepEqual(await verdict([[1.2, 15.0], [7.5, 19.3]]), { score: undefined, tags: ['faint-neighbour'], annotations: [] });
+  });
+
+  it('vetoes a bright star anywhere in the cone', async () => {
+    assert.equal(await verdict([[0.8, 18.0], [9.9, 14.99]]), 'reject');
+    assert.equal(await verdict([[0.8, 4.0]]), 'reject');
+  });
+
+  it('never vetoes for a star without a magnitude', async () => {
+    assert.deepEqual((await verdict([[0.5, null], [2.0, NaN]])).tags, ['faint-neighbour']);
+    assert.equal(await verdict([[0.5, null], [2.0, 3.0]]), 'reject');
+  });
+
+  it('rejects what is not a positive detection', async () => {
+    for (const sign of ['f', '0', null, '']) assert.equal(await verdict([], sign), 'reject', String(sign));
+  });
+
+  it('takes max_star_mag, and refuses an unknown parameter', async () => {
+    assert.equal(await verdict([[1.0, 19.3]], 't', [['max_star_mag', '20']]), 'reject');
+    assert.deepEqual((await verdict([[1.0, 14.0]], 't', [['max_star_mag', '12']])).tags, ['faint-neighbour']);
+    await assert.rejects(() => sample('bright-star-veto', [['max_mag', '12']]), /unknown parameter "max_mag"; this filter knows: max_star_mag/);
+  });
+});

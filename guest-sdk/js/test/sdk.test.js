@@ -263,6 +263,7 @@ describe('runtime', () => {
       survey: 'ztf',
       fields: ['candidate.magpsf', 'candidate.drb?'],
       description: 'A demo.',
+      crossmatches: [],
     });
   });
 
@@ -696,6 +697,6 @@ describe('state', () => {
     const repository = await readFile(new URL('../../../wit/filter.wit', import.meta.url));
     assert.ok(shipped.equals(repository), 'copy wit/filter.wit over guest-sdk/js/wit/filter.wit');
     assert.match(shipped.toString(), new RegExp(`^package ${CONTRACT.replace('.', '\\.')};$`, 'm'));
-    assert.equal(CONTRACT, 'bandpass:filter@0.3.0');
+    assert.equal(CONTRACT, 'bandpass:filter@0.4.0');
   });
 });

@@ -5,6 +5,7 @@ alerts is the host's integration test (tests/all/python.rs).
     python3 -m unittest discover -s guest-sdk/python/tests
 """
 
+import math
 import os
 import sys
 import unittest
@@ -14,6 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path[:0] = [os.path.join(REPO, "guest-sdk", "python", "src"), os.path.join(REPO, "sample-filters", "python")]
 
 import bandpass  # noqa: E402
+from bright_star_veto import bright_star_veto  # noqa: E402
 from bright_transients import bright_transients  # noqa: E402
 from fast_risers import fast_risers  # noqa: E402
 from hostile import hostile  # noqa: E402
@@ -60,6 +62,47 @@ class BrightTransientsTest(unittest.TestCase):
         self.assertIsInstance(bright({"max_age_days": "3"}), bandpass.Accept)
         with self.assertRaisesRegex(ValueError, 'unknown parameter "max_mgg"'):
             bright({"max_mgg": "17.5"})
+
+
+def veto(params=None, isdiffpos="t", dist=(), mag=()):
+    values = {"isdiffpos": isdiffpos, "dist": list(dist), "mag": list(mag)}
+    return bright_star_veto.bandpass.evaluate(values, params)
+
+
+class BrightStarVetoTest(unittest.TestCase):
+    def test_declares_the_gaia_cone_and_its_fields(self):
+        spec = bright_star_veto.bandpass
+        self.assertEqual((spec.name, spec.survey), ("bright-star-veto", "ztf"))
+        self.assertEqual(spec.crossmatches, (bandpass.Crossmatch("stars", "gaia", 10.0, 20),))
+        self.assertEqual(spec.paths, ["candidate.isdiffpos", "xmatch.stars.dist", "xmatch.stars.mag"])
+        self.assertEqual(spec.defaults, bandpass.Params({"max_star_mag": 15.0}))
+
+    def test_no_star_at_all_is_clear(self):
+        v = veto()
+        self.assertEqual((v.score, v.tags, v.notes), (None, ["clear"], []))
+        self.assertEqual(veto(isdiffpos="1").tags, ["clear"])
+
+    def test_only_faint_stars_nearby_is_a_faint_neighbour(self):
+        v = veto(dist=[1.2, 7.5], mag=[15.0, 19.3])  # 15.0 is not brighter than 15.0
+        self.assertEqual((v.score, v.tags, v.notes), (None, ["faint-neighbour"], []))
+
+    def test_a_bright_star_anywhere_in_the_cone_vetoes(self):
+        self.assertIs(veto(dist=[0.8, 9.9], mag=[18.0, 14.99]), bandpass.reject())
+        self.assertIs(veto(dist=[0.8], mag=[4.0]), bandpass.reject())
+
+    def test_a_star_without_a_magnitude_never_vetoes(self):
+        self.assertEqual(veto(dist=[0.5, 2.0], mag=[None, math.nan]).tags, ["faint-neighbour"])
+        self.assertIs(veto(dist=[0.5, 2.0], mag=[None, 3.0]), bandpass.reject())
+
+    def test_rejects_what_is_not_a_positive_detection(self):
+        for sign in ["f", "0", None, ""]:
+            self.assertIs(veto(isdiffpos=sign), bandpass.reject(), sign)
+
+    def test_the_limit_is_a_parameter_and_typos_are_refused(self):
+        self.assertIs(veto({"max_star_mag": "20"}, dist=[1.0], mag=[19.3]), bandpass.reject())
+        self.assertEqual(veto({"max_star_mag": 12}, dist=[1.0], mag=[14.0]).tags, ["faint-neighbour"])
+        with self.assertRaisesRegex(ValueError, 'unknown parameter "max_mag"; this filter knows: max_star_mag'):
+            veto({"max_mag": "12"})
 
 
 class FastRisersTest(unittest.TestCase):

@@ -217,7 +217,8 @@ def fake_bindings():
     case("Verdict_Reject")
     case("Verdict_Accept", "value")
     case("StateSpec", "format", "max_bytes")
-    case("Manifest", "name", "version", "survey", "fields", "description", "state")
+    case("Crossmatch", "name", "catalog", "radius_arcsec", "max_rows")
+    case("Manifest", "name", "version", "survey", "fields", "description", "state", "crossmatches")
     case("StateChange_Keep")
     case("StateChange_Set", "value")
     case("StateChange_Forget")
@@ -347,6 +348,7 @@ class ComponentGlueTest(unittest.TestCase):
         self.assertEqual((m.name, m.survey), ("probe", "ztf"))
         self.assertEqual(m.fields[:3], ["candidate.magpsf", "candidate.ndethist", "candidate.flag"])
         self.assertIsNone(m.state, "a filter that declares no state says so in its manifest")
+        self.assertEqual(m.crossmatches, [], "a filter that declares no cross-match asks for none")
 
     def test_a_filter_without_state_keeps_none_whatever_comes(self):
         reject = self.wit.Verdict_Reject()

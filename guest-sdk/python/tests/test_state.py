@@ -45,7 +45,7 @@ class ContractTest(unittest.TestCase):
         with open(os.path.join(SDK, "src", "bandpass", "wit", "filter.wit")) as f:
             package = re.search(r"^package (\S+);", f.read(), re.MULTILINE).group(1)
         self.assertEqual(bandpass.CONTRACT, package)
-        self.assertEqual(bandpass.CONTRACT, "bandpass:filter@0.3.0")
+        self.assertEqual(bandpass.CONTRACT, "bandpass:filter@0.4.0")
 
 
 class DeclarationTest(unittest.TestCase):

@@ -74,6 +74,7 @@ impl Api {
         registry: Arc<Fleet>,
         canary: Canary,
         metrics: Arc<Metrics>,
+        sky: Arc<crate::sky::Sky>,
     ) -> Api {
         let admin = config.admin.clone().expect("the API needs [admin]");
         let admission = Admission::new(
@@ -82,6 +83,7 @@ impl Api {
             canary,
             &admin.uploads,
             config.remembers_objects().then(|| config.kept_history()),
+            sky,
         );
         Api {
             access: RwLock::new(Access::of(&admin)),

@@ -61,7 +61,7 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     println!("  size       {} bytes", thousands(report.size as u64));
     println!("  sha256     {}", report.sha256);
     println!(
-        "  contract   bandpass:filter@{} (host speaks {CONTRACT_VERSION}, and runs 0.2.0)",
+        "  contract   bandpass:filter@{} (host speaks {CONTRACT_VERSION}, and runs 0.2.0 and 0.3.0)",
         report.contract
     );
     if let Some(m) = &report.manifest {
@@ -75,6 +75,15 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
                 thousands(u64::from(s.max_bytes))
             ),
             None => println!("  state      none"),
+        }
+        if m.crossmatches.is_empty() {
+            println!("  xmatch     none");
+        }
+        for c in &m.crossmatches {
+            println!(
+                "  xmatch     '{}': catalogue '{}', within {} arcseconds, at most {} rows",
+                c.name, c.catalog, c.radius_arcsec, c.max_rows
+            );
         }
         println!("  fields     {}", m.fields.len());
         for f in &m.fields {

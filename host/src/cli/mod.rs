@@ -154,6 +154,53 @@ impl BudgetArgs {
     }
 }
 
+/// The catalogues `test` and `run` cross-match with.
+#[derive(Debug, Clone, Args)]
+pub struct SkyArgs {
+    /// A catalogue filters may cross-match with, as NAME=FILE (a file
+    /// `bandpass catalog build` made; NAME is what a filter's manifest
+    /// asks for, such as `gaia`). Repeat for another. With `run
+    /// --config`, added to the config's [[sky.catalog]].
+    #[arg(long = "catalog", value_name = "NAME=FILE")]
+    pub catalogs: Vec<String>,
+}
+
+impl SkyArgs {
+    /// The catalogues: a serve config's `[sky]` (`run --config`; relative
+    /// files from `dir`), then each `--catalog`; the caps are the
+    /// config's, else the defaults.
+    pub(crate) fn sky(
+        &self,
+        config: Option<(&crate::config::SkyConfig, &Path)>,
+    ) -> anyhow::Result<std::sync::Arc<crate::sky::Sky>> {
+        let mut files: Vec<(String, PathBuf)> = config
+            .map(|(c, dir)| {
+                c.catalogs
+                    .iter()
+                    .map(|c| (c.name.clone(), dir.join(&c.file)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for flag in &self.catalogs {
+            let Some((name, file)) = flag.split_once('=') else {
+                anyhow::bail!(
+                    "--catalog '{}': write NAME=FILE, as 'gaia=catalogs/gaia.bpcat'",
+                    crate::text::shown(flag, 120)
+                );
+            };
+            files.push((name.to_string(), PathBuf::from(file)));
+        }
+        let caps = config.map(|(c, _)| c.caps()).unwrap_or_default();
+        let sky = crate::sky::Sky::open(
+            files.iter().map(|(n, f)| (n.as_str(), f.as_path())),
+            caps,
+            crate::sky::crossmatch::FLAG_SETTING,
+        )
+        .map_err(|e| anyhow::anyhow!("--catalog: {e:#}"))?;
+        Ok(std::sync::Arc::new(sky))
+    }
+}
+
 /// Where `test` and `run` keep what filters remember per object.
 #[derive(Debug, Clone, Args)]
 pub struct MemoryArgs {
@@ -439,15 +486,16 @@ impl EngineArgs {
     fn check_paths(
         &self,
         filters: &[Arc<LoadedFilter>],
-        kept: &crate::memory::history::Kept,
+        host: &crate::runner::HostFields,
     ) -> anyhow::Result<(Vocabulary, Vec<PathCheck>)> {
         let vocabulary = self.vocabulary()?;
         let checks = filters
             .iter()
             .map(|f| {
                 let mut check = vocabulary.check(&f.manifest.survey, &f.fields);
-                // `history.*` paths name what the host keeps, not a schema's.
-                for (field, why) in kept.refusals(&f.manifest.survey, &f.fields) {
+                // `history.*` and `xmatch.*` paths name what the host
+                // computes, not a schema's.
+                for (field, why) in host.refusals(f) {
                     check.refused.push(why);
                     check.refused_paths.push(field);
                 }

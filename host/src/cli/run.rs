@@ -14,7 +14,7 @@ use clap::Args;
 
 use super::format::{Table, Tally, thousands};
 use super::paths::FieldWatch;
-use super::{EngineArgs, MemoryArgs};
+use super::{EngineArgs, MemoryArgs, SkyArgs};
 use crate::config::Config;
 use crate::decode::SchemaSource;
 use crate::deploy;
@@ -56,6 +56,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub memory: MemoryArgs,
     #[command(flatten)]
+    pub sky: SkyArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
@@ -63,18 +65,30 @@ pub struct RunArgs {
 const MAX_REPORTED_INPUT_ERRORS: usize = 20;
 
 pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
-    let (named, mut refused, schemas, _sandbox, memory_config) = match &args.config {
+    let Loaded {
+        named,
+        mut refused,
+        schemas,
+        sandbox: _sandbox,
+        memory: memory_config,
+        sky,
+    } = match &args.config {
         Some(config) => deployments_of(config, &args.engine)?,
         None => components(&args)?,
     };
     let filters: Vec<Arc<LoadedFilter>> = named.iter().map(|(_, f)| f.clone()).collect();
-    let history = args.memory.kept(memory_config.as_ref())?;
-    let (folders, checks) = args.engine.check_paths(&filters, &history)?;
+    let host = crate::runner::HostFields {
+        kept: args.memory.kept(memory_config.as_ref())?,
+        sky: args
+            .sky
+            .sky(sky.as_ref().map(|(c, dir)| (c, dir.as_path())))?,
+    };
+    let (folders, checks) = args.engine.check_paths(&filters, &host)?;
     let mut kept = Vec::new();
     for ((name, f), check) in named.into_iter().zip(checks) {
         match check.refused.first() {
             Some(_) => refused.push(format!(
-                "filter '{name}': a declared field is in no schema version (said above); skipped"
+                "filter '{name}': a declared field cannot be given (said above); skipped"
             )),
             None => kept.push((name, f)),
         }
@@ -110,7 +124,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
         });
     }
 
-    let mut runner = Runner::new(&filters, schemas, history);
+    let mut runner = Runner::new(&filters, schemas, host);
     // State is kept per deployment: one component under two names keeps two.
     runner.name_deployments(names.clone());
     let timed = args.memory.attach(&mut runner, memory_config.as_ref())?;
@@ -236,16 +250,21 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// Filters by name, what was refused (each a sentence ending in
-/// "skipped"), where wire-format schemas come from, and the sandbox,
-/// which must outlive the run (its epoch ticker is every deadline).
-type Loaded = (
-    Vec<(String, Arc<LoadedFilter>)>,
-    Vec<String>,
-    SchemaSource,
-    Sandbox,
-    Option<crate::config::MemoryConfig>,
-);
+/// What a replay runs.
+struct Loaded {
+    /// Filters by name.
+    named: Vec<(String, Arc<LoadedFilter>)>,
+    /// What was refused, each a sentence ending in "skipped".
+    refused: Vec<String>,
+    /// Where wire-format schemas come from.
+    schemas: SchemaSource,
+    /// Must outlive the run (its epoch ticker is every deadline).
+    sandbox: Sandbox,
+    /// A serve config's `[memory]`, with `--config`.
+    memory: Option<crate::config::MemoryConfig>,
+    /// A serve config's `[sky]` and its folder, with `--config`.
+    sky: Option<(crate::config::SkyConfig, PathBuf)>,
+}
 
 /// `--filter` components: each loaded with `--param`; a second one of
 /// the same name is skipped.
@@ -268,7 +287,14 @@ fn components(args: &RunArgs) -> anyhow::Result<Loaded> {
             Err(err) => refused.push(format!("{err:#}; skipped")),
         }
     }
-    Ok((named, refused, args.engine.schema_source(), sandbox, None))
+    Ok(Loaded {
+        named,
+        refused,
+        schemas: args.engine.schema_source(),
+        sandbox,
+        memory: None,
+        sky: None,
+    })
 }
 
 /// `--config`: the deployments a `serve` config names, loaded as serve
@@ -288,13 +314,14 @@ fn deployments_of(path: &Path, engine: &EngineArgs) -> anyhow::Result<Loaded> {
         .into_iter()
         .map(|d| (d.name, d.filter))
         .collect();
-    Ok((
+    Ok(Loaded {
         named,
-        Vec::new(),
-        config.schemas.source(),
+        refused: Vec::new(),
+        schemas: config.schemas.source(),
         sandbox,
-        config.memory_section.clone(),
-    ))
+        memory: config.memory_section.clone(),
+        sky: Some((config.sky.clone(), dir)),
+    })
 }
 
 /// The state of one replay: the runner and what it has counted.

@@ -66,8 +66,11 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let sandbox = Arc::new(Sandbox::new(options).context("starting the wasm engine")?);
     // Deleted and replaced filters give their memory back.
     crate::sandbox::release::spawn();
+    // Catalogues are memory-mapped once, for every filter set of this
+    // process (a change of [sky] needs a restart).
+    let sky = Arc::new(config.sky.open(&config_dir)?);
     let deployments = deploy::load_filters(&config, &config_dir, &sandbox, &[])?;
-    deploy::check_servable(&config, &deployments)?;
+    deploy::check_servable(&config, &deployments, &sky)?;
     let (sources, updates) = Desired::new(deployments.clone());
     let sources = Arc::new(Mutex::new(sources));
     let metrics = Arc::new(Metrics::new());
@@ -83,6 +86,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 registry,
                 canary,
                 metrics.clone(),
+                sky.clone(),
             )))
         }
         _ => None,
@@ -104,6 +108,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         config: config.clone(),
         running: deployments,
         sandbox: sandbox.clone(),
+        sky: sky.clone(),
         api,
     };
     let watcher = {
@@ -113,7 +118,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             .spawn(move || reloader.run(&hangup, &stop, &sources))
             .context("starting the reload thread")?
     };
-    let served = pipeline::serve(&config, initial, stop.clone(), updates, metrics);
+    let served = pipeline::serve(&config, initial, stop.clone(), updates, metrics, sky);
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     drop(sandbox);
@@ -130,6 +135,8 @@ struct Reloader {
     config: Config,
     running: Vec<Deployment>,
     sandbox: Arc<Sandbox>,
+    /// The catalogues opened at start (`[sky]` changes need a restart).
+    sky: Arc<crate::sky::Sky>,
     /// The filter API, whose tokens and groups a reload replaces.
     api: Option<Arc<Api>>,
 }
@@ -158,7 +165,7 @@ impl Reloader {
     fn reload(&mut self) -> anyhow::Result<Vec<Deployment>> {
         let config = Config::load(&self.path)?;
         let deployments = deploy::load_filters(&config, &self.dir, &self.sandbox, &self.running)?;
-        deploy::check_servable(&config, &deployments)?;
+        deploy::check_servable(&config, &deployments, &self.sky)?;
         let unapplied = restart_needed(&self.config, &config);
         if let Some(api) = &self.api {
             api.reconfigure(&config);
@@ -201,6 +208,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if differs(&old.delivery, &new.delivery) {
         out.push("delivery");
+    }
+    if differs(&old.sky, &new.sky) {
+        out.push("sky");
     }
     // Tokens and groups apply; where it listens and how uploads are
     // checked and shared do not.

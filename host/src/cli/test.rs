@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::format::{Table, Tally, counted, duration, outcome_cells, state_json, thousands};
 use super::paths::FieldWatch;
-use super::{EngineArgs, MemoryArgs};
+use super::{EngineArgs, MemoryArgs, SkyArgs};
 use crate::input;
 use crate::runner::Runner;
 use crate::sandbox::{LoadedFilter, Outcome};
@@ -34,6 +34,8 @@ pub struct TestArgs {
     #[command(flatten)]
     pub memory: MemoryArgs,
     #[command(flatten)]
+    pub sky: SkyArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
@@ -41,12 +43,15 @@ pub fn execute(args: TestArgs) -> anyhow::Result<u8> {
     let sandbox = args.engine.sandbox()?;
     let filter = args.engine.load(&sandbox, &args.filter)?;
     let filters = std::slice::from_ref(&filter);
-    let kept = args.memory.kept(None)?;
-    let (folders, checks) = args.engine.check_paths(filters, &kept)?;
+    let host = crate::runner::HostFields {
+        kept: args.memory.kept(None)?,
+        sky: args.sky.sky(None)?,
+    };
+    let (folders, checks) = args.engine.check_paths(filters, &host)?;
     if !checks[0].refused.is_empty() {
         return Ok(2);
     }
-    let mut runner = Runner::new(filters, args.engine.schema_source(), kept);
+    let mut runner = Runner::new(filters, args.engine.schema_source(), host);
     // `--explain` too: with `--state`, the alert meets what earlier runs kept.
     let timed = args.memory.attach(&mut runner, None)?;
     if let Some(alert) = &args.explain {

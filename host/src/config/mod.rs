@@ -11,7 +11,7 @@
 //!
 //! Sections, each in its file with its defaults and its rules: [`kafka`],
 //! [`input`], [`schemas`], [`engine`] (with the per-filter limits),
-//! [`filter`] and [`admin`]; durations and sizes are read by
+//! [`filter`], [`admin`], [`memory`] and [`sky`]; durations and sizes are read by
 //! [`crate::units`].
 
 pub mod admin;
@@ -21,6 +21,7 @@ pub mod input;
 pub mod kafka;
 pub mod memory;
 pub mod schemas;
+pub mod sky;
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,7 @@ pub use input::{Framing, InputConfig, KeyedBy, StartPosition};
 pub use kafka::KafkaConfig;
 pub use memory::MemoryConfig;
 pub use schemas::SchemasConfig;
+pub use sky::SkyConfig;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +69,10 @@ pub struct Config {
     /// [`Config::memory`]).
     #[serde(default, rename = "memory")]
     pub memory_section: Option<MemoryConfig>,
+    /// The catalogues filters cross-match with, and the caps on a
+    /// cross-match.
+    #[serde(default)]
+    pub sky: SkyConfig,
 }
 
 /// Delivery guarantee.
@@ -189,6 +195,7 @@ impl Config {
         self.input.check()?;
         self.schemas.check()?;
         self.engine.check()?;
+        self.sky.check()?;
         if let Some(memory) = &self.memory_section {
             memory.check()?;
             if !self.remembers_objects() {

@@ -80,6 +80,18 @@ pub const MAX_RECORDS_PER_MESSAGE: usize = 20_000;
 /// keeps instead.
 pub const HISTORY_PREFIX: &str = "history.";
 
+/// Declared paths under this prefix (`xmatch.stars.dist`) name the
+/// columns of a cross-match the filter's manifest asks for (`sky`), not an
+/// alert's fields.
+pub const XMATCH_PREFIX: &str = "xmatch.";
+
+/// Whether a declared path names something the host computes (an
+/// object's history, a cross-match) rather than a path of the alert's
+/// schema.
+pub fn is_host_path(text: &str) -> bool {
+    text.starts_with(HISTORY_PREFIX) || text.starts_with(XMATCH_PREFIX)
+}
+
 /// Most bytes the standalone messages split from one container may make
 /// together (each record gets the container's header again).
 pub const MAX_SPLIT_BYTES: usize = 512 << 20;

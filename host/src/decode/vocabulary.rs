@@ -313,10 +313,7 @@ impl Vocabulary {
             .flat_map(|v| v.paths.keys().map(String::as_str))
             .collect();
         let mut suggested = 0;
-        for field in fields
-            .iter()
-            .filter(|f| !f.text.starts_with(super::HISTORY_PREFIX))
-        {
+        for field in fields.iter().filter(|f| !super::is_host_path(&f.text)) {
             let (with, without): (Vec<&&Version>, Vec<&&Version>) = versions
                 .iter()
                 .partition(|v| v.paths.contains_key(&field.text));

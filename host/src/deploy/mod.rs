@@ -23,6 +23,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::memory::history::Kept;
 use crate::sandbox::{Limits, LoadedFilter, Sandbox};
+use crate::sky::Sky;
 pub use set::{Desired, FilterSet, Updates};
 
 /// One filter as deployed: the loaded component and its output topic.
@@ -101,9 +102,15 @@ pub fn load_filters(
 /// `input.keyed_by = "object"` nor `input.rekey`), so one object's alerts
 /// may reach several partitions and instances, each remembering its own
 /// part; or it reads a history column serve does not keep (`memory`: the
-/// columns kept). Refused rather than run with other verdicts than
-/// `bandpass test` and `run` give.
-pub fn serve_refuses(filter: &LoadedFilter, memory: Option<&Kept>) -> Option<String> {
+/// columns kept); or it cross-matches with a catalogue `sky` does not
+/// have, or over its caps. Refused rather than run with other verdicts
+/// than `bandpass test` and `run` give.
+pub fn serve_refuses(filter: &LoadedFilter, memory: Option<&Kept>, sky: &Sky) -> Option<String> {
+    let refused = sky.refusals(&filter.manifest.crossmatches, &filter.fields);
+    if !refused.is_empty() {
+        let why: Vec<String> = refused.into_iter().map(|(_, why)| why).collect();
+        return Some(format!("{}: {}", filter.name, why.join("; ")));
+    }
     if let Some(kept) = memory {
         let refused = kept.refusals(&filter.manifest.survey, &filter.fields);
         return (!refused.is_empty()).then(|| {
@@ -130,10 +137,14 @@ pub fn serve_refuses(filter: &LoadedFilter, memory: Option<&Kept>) -> Option<Str
 }
 
 /// [`serve_refuses`] for a config's deployments.
-pub fn check_servable(config: &Config, deployments: &[Deployment]) -> anyhow::Result<()> {
+pub fn check_servable(
+    config: &Config,
+    deployments: &[Deployment],
+    sky: &Sky,
+) -> anyhow::Result<()> {
     for d in deployments {
         let kept = config.remembers_objects().then(|| config.kept_history());
-        if let Some(why) = serve_refuses(&d.filter, kept.as_deref()) {
+        if let Some(why) = serve_refuses(&d.filter, kept.as_deref(), sky) {
             anyhow::bail!("filter '{}': {why}", d.name);
         }
     }

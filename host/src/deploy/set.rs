@@ -10,8 +10,7 @@ use std::sync::mpsc::{Receiver, Sender};
 
 use super::Deployment;
 use crate::decode::{Decoder, SchemaSource};
-use crate::memory::history::Kept;
-use crate::runner::Runner;
+use crate::runner::{HostFields, Runner};
 use crate::sandbox::LoadedFilter;
 
 /// One version of the set of deployed filters, with a decoder made for
@@ -20,8 +19,9 @@ pub struct FilterSet {
     pub generation: u64,
     pub deployments: Vec<Deployment>,
     pub decoder: Arc<Decoder>,
-    /// The history columns kept (the same for every set of a process).
-    pub kept: Arc<Kept>,
+    /// The history columns kept and the catalogues (the same for every
+    /// set of a process).
+    pub host: HostFields,
 }
 
 impl FilterSet {
@@ -29,14 +29,14 @@ impl FilterSet {
         generation: u64,
         deployments: Vec<Deployment>,
         schemas: SchemaSource,
-        kept: Arc<Kept>,
+        host: HostFields,
     ) -> FilterSet {
-        let decoder = Runner::decoder_for(&FilterSet::loaded(&deployments), schemas, &kept);
+        let decoder = Runner::decoder_for(&FilterSet::loaded(&deployments), schemas, &host);
         FilterSet {
             generation,
             deployments,
             decoder,
-            kept,
+            host,
         }
     }
 

@@ -119,6 +119,9 @@ pub struct Admission {
     /// (`input.keyed_by = "object"` or `input.rekey`); without it a
     /// filter with history or state is refused.
     memory: Option<Arc<Kept>>,
+    /// The catalogues serve cross-matches with: an upload asking for
+    /// another, or over the caps, is refused.
+    sky: Arc<crate::sky::Sky>,
 }
 
 /// The refusal of an upload over `max` bytes (`admin.uploads.max_size`),
@@ -146,6 +149,7 @@ impl Admission {
         canary: Canary,
         uploads: &UploadsConfig,
         memory: Option<Arc<Kept>>,
+        sky: Arc<crate::sky::Sky>,
     ) -> Admission {
         Admission {
             fleet,
@@ -158,6 +162,7 @@ impl Admission {
             too_slow: Mutex::new(HashSet::new()),
             changing: Mutex::new(HashMap::new()),
             memory,
+            sky,
         }
     }
 
@@ -373,7 +378,8 @@ impl Admission {
             }
         };
         let filter = filter.map_err(|e| refused(format!("component refused: {e}")))?;
-        if let Some(why) = crate::deploy::serve_refuses(&filter, self.memory.as_deref()) {
+        if let Some(why) = crate::deploy::serve_refuses(&filter, self.memory.as_deref(), &self.sky)
+        {
             return Err(refused(why));
         }
         if filter.cache == CacheOutcome::Compiled && self.sandbox.options().cache.is_some() {
@@ -395,7 +401,13 @@ impl Admission {
         }
         let report = self
             .canary
-            .try_filter(&filter, self.memory.clone().unwrap_or_default())
+            .try_filter(
+                &filter,
+                crate::runner::HostFields {
+                    kept: self.memory.clone().unwrap_or_default(),
+                    sky: self.sky.clone(),
+                },
+            )
             .map_err(|why| refused(format!("canary: {why}")))?;
         Ok((filter, report))
     }

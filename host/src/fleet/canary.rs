@@ -94,14 +94,14 @@ impl Canary {
 
     /// Checks `filter`'s fields against the schemas of the canary alerts
     /// of its survey, then runs it on each of them, stopping at the first
-    /// failure; the error says why it is refused. `kept`: the history
-    /// columns serve keeps.
+    /// failure; the error says why it is refused. `host`: the history
+    /// columns serve keeps and its catalogues.
     pub fn try_filter(
         &self,
         filter: &Arc<LoadedFilter>,
-        kept: Arc<crate::memory::history::Kept>,
+        host: crate::runner::HostFields,
     ) -> Result<CanaryReport, String> {
-        let mut runner = Runner::new(std::slice::from_ref(filter), SchemaSource::None, kept);
+        let mut runner = Runner::new(std::slice::from_ref(filter), SchemaSource::None, host);
         let survey = &filter.manifest.survey;
         let mut schemas: BTreeMap<(String, u64), Arc<SchemaInfo>> = BTreeMap::new();
         let mut alerts = Vec::new();

@@ -113,7 +113,7 @@ impl Flow {
             generation,
             deployments,
             self.schemas.clone(),
-            current.kept.clone(),
+            current.host.clone(),
         ));
         self.generation.store(generation, Ordering::Release);
         tracing::info!(generation, filters = %names.join(", "), "filter set replaced");
@@ -151,9 +151,10 @@ pub fn serve(
     stop: Arc<AtomicBool>,
     updates: Updates,
     metrics: Arc<Metrics>,
+    sky: Arc<crate::sky::Sky>,
 ) -> anyhow::Result<()> {
     if !config.input.rekey {
-        return run_stage(config, deployments, stop, updates, metrics, None);
+        return run_stage(config, deployments, stop, updates, metrics, sky, None);
     }
     let (first, second) = rekey_stages(config)?;
     let (done, rekeyed) = std::sync::mpsc::channel();
@@ -174,6 +175,7 @@ pub fn serve(
                     stop.clone(),
                     updates,
                     metrics,
+                    Default::default(),
                     Some(topic),
                 );
                 // Without its first stage the second would wait for ever.
@@ -182,7 +184,15 @@ pub fn serve(
             })
             .context("starting the re-keying thread")?;
     }
-    let filtered = run_stage(&second, deployments, stop.clone(), updates, metrics, None);
+    let filtered = run_stage(
+        &second,
+        deployments,
+        stop.clone(),
+        updates,
+        metrics,
+        sky,
+        None,
+    );
     stop.store(true, Ordering::Relaxed);
     // Bounded: a stage stuck in a client call (a broker gone mid-commit)
     // must not keep the process from exiting; it resumes from its last
@@ -238,6 +248,7 @@ fn run_stage(
     stop: Arc<AtomicBool>,
     updates: Updates,
     metrics: Arc<Metrics>,
+    sky: Arc<crate::sky::Sky>,
     rekey: Option<String>,
 ) -> anyhow::Result<()> {
     let exactly_once = config.delivery == Delivery::ExactlyOnce;
@@ -292,7 +303,10 @@ fn run_stage(
             0,
             deployments,
             config.schemas.source(),
-            config.kept_history(),
+            crate::runner::HostFields {
+                kept: config.kept_history(),
+                sky,
+            },
         ))),
         generation: AtomicU64::new(0),
         schemas: config.schemas.source(),

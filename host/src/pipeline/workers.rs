@@ -97,7 +97,7 @@ fn work(jobs: Receiver<Job>, flow: &Flow) {
         runner.name_deployments(set.deployments.iter().map(|d| d.name.clone()).collect());
     };
     let mut set = flow.filter_set();
-    let mut runner = Runner::with_decoder(&set.filters(), set.decoder.clone(), set.kept.clone());
+    let mut runner = Runner::with_decoder(&set.filters(), set.decoder.clone(), set.host.clone());
     name(&mut runner, &set);
     if let Some(changelog) = &flow.changelog {
         runner.remember(changelog.handle());

@@ -148,6 +148,7 @@ macro_rules! packing {
 }
 
 packing!(current, crate::sandbox::bindings::bandpass::filter::types);
+packing!(v3, crate::sandbox::bindings_v3::bandpass::filter::types);
 packing!(v2, crate::sandbox::bindings_v2::bandpass::filter::types);
 
 #[cfg(test)]

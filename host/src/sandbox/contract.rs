@@ -1,13 +1,13 @@
 //! The contract versions the host links, behind one call path.
 //!
 //! A filter is built for one version of `bandpass:filter`: the current
-//! one (0.3.0, `wit/filter.wit`) or 0.2.0 (frozen in
-//! `wit/frozen/0.2.0.wit`). Each version has its own generated bindings;
-//! this module wraps them so that the rest of the sandbox calls
-//! `describe`, `init` and `evaluate` without knowing which a filter
-//! speaks. A 0.2.0 filter keeps no state: it reports none in its manifest,
-//! receives none, and its verdict comes back as a decision that keeps the
-//! state as it was.
+//! one (0.4.0, `wit/filter.wit`), 0.3.0 or 0.2.0 (frozen in
+//! `wit/frozen/`). Each version has its own generated bindings; this
+//! module wraps them so that the rest of the sandbox calls `describe`,
+//! `init` and `evaluate` without knowing which a filter speaks. A 0.3.0
+//! filter asks for no cross-matches. A 0.2.0 filter also keeps no state:
+//! it reports none in its manifest, receives none, and its verdict comes
+//! back as a decision that keeps the state as it was.
 
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
@@ -15,14 +15,17 @@ use wasmtime::component::InstancePre;
 use super::args;
 use super::bindings::bandpass::filter::types as wit;
 use super::bindings_v2::bandpass::filter::types as wit_v2;
-use super::{HostState, Manifest, StateSpec};
+use super::bindings_v3::bandpass::filter::types as wit_v3;
+use super::{Crossmatch, HostState, Manifest, StateSpec};
 use crate::decode::FieldValue;
 
 /// The contract version of a component: its filter export names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
-    /// 0.3.0: manifests may declare state, `evaluate` takes and returns it.
+    /// 0.4.0: manifests may ask for cross-matches.
     Current,
+    /// 0.3.0: manifests may declare state, `evaluate` takes and returns it.
+    V3,
     /// 0.2.0: no state.
     V2,
 }
@@ -33,7 +36,8 @@ impl Contract {
     pub fn of_version(version: &str) -> Option<Contract> {
         let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
         match (parts.next()??, parts.next()??) {
-            (0, 3) => Some(Contract::Current),
+            (0, 4) => Some(Contract::Current),
+            (0, 3) => Some(Contract::V3),
             (0, 2) => Some(Contract::V2),
             _ => None,
         }
@@ -43,12 +47,14 @@ impl Contract {
 /// A component linked and type-checked for its contract version.
 pub(super) enum Pre {
     Current(super::bindings::AlertFilterPre<HostState>),
+    V3(super::bindings_v3::AlertFilterPre<HostState>),
     V2(super::bindings_v2::AlertFilterPre<HostState>),
 }
 
 /// A live instance's exports.
 pub(super) enum Exports {
     Current(super::bindings::AlertFilter),
+    V3(super::bindings_v3::AlertFilter),
     V2(super::bindings_v2::AlertFilter),
 }
 
@@ -56,6 +62,7 @@ pub(super) enum Exports {
 /// in place alert after alert.
 pub(super) enum Args {
     Current(wit::FieldValues),
+    V3(wit_v3::FieldValues),
     V2(wit_v2::FieldValues),
 }
 
@@ -70,6 +77,7 @@ impl Pre {
     pub fn new(contract: Contract, pre: InstancePre<HostState>) -> wasmtime::Result<Pre> {
         Ok(match contract {
             Contract::Current => Pre::Current(super::bindings::AlertFilterPre::new(pre)?),
+            Contract::V3 => Pre::V3(super::bindings_v3::AlertFilterPre::new(pre)?),
             Contract::V2 => Pre::V2(super::bindings_v2::AlertFilterPre::new(pre)?),
         })
     }
@@ -77,6 +85,7 @@ impl Pre {
     pub fn contract(&self) -> Contract {
         match self {
             Pre::Current(_) => Contract::Current,
+            Pre::V3(_) => Contract::V3,
             Pre::V2(_) => Contract::V2,
         }
     }
@@ -84,6 +93,7 @@ impl Pre {
     pub fn engine(&self) -> &wasmtime::Engine {
         match self {
             Pre::Current(p) => p.engine(),
+            Pre::V3(p) => p.engine(),
             Pre::V2(p) => p.engine(),
         }
     }
@@ -91,6 +101,7 @@ impl Pre {
     pub fn instance_pre(&self) -> &InstancePre<HostState> {
         match self {
             Pre::Current(p) => p.instance_pre(),
+            Pre::V3(p) => p.instance_pre(),
             Pre::V2(p) => p.instance_pre(),
         }
     }
@@ -98,6 +109,7 @@ impl Pre {
     pub fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
         Ok(match self {
             Pre::Current(p) => Exports::Current(p.instantiate(store)?),
+            Pre::V3(p) => Exports::V3(p.instantiate(store)?),
             Pre::V2(p) => Exports::V2(p.instantiate(store)?),
         })
     }
@@ -106,6 +118,11 @@ impl Pre {
     pub fn args(&self) -> Args {
         match self {
             Pre::Current(_) => Args::Current(wit::FieldValues {
+                kinds: Vec::new(),
+                numbers: Vec::new(),
+                others: Vec::new(),
+            }),
+            Pre::V3(_) => Args::V3(wit_v3::FieldValues {
                 kinds: Vec::new(),
                 numbers: Vec::new(),
                 others: Vec::new(),
@@ -129,6 +146,10 @@ impl Args {
                 a.kinds.clear();
                 a.numbers.clear();
             }
+            Args::V3(a) => {
+                a.kinds.clear();
+                a.numbers.clear();
+            }
             Args::V2(a) => {
                 a.kinds.clear();
                 a.numbers.clear();
@@ -141,6 +162,7 @@ impl Args {
     pub fn push(&mut self, others: &mut usize, value: &FieldValue) {
         match self {
             Args::Current(a) => args::current::pack(a, others, value),
+            Args::V3(a) => args::v3::pack(a, others, value),
             Args::V2(a) => args::v2::pack(a, others, value),
         }
     }
@@ -150,6 +172,7 @@ impl Args {
     pub fn end(&mut self, others: usize) {
         match self {
             Args::Current(a) => a.others.truncate(others),
+            Args::V3(a) => a.others.truncate(others),
             Args::V2(a) => a.others.truncate(others),
         }
     }
@@ -170,6 +193,31 @@ impl Exports {
                         format: s.format,
                         max_bytes: s.max_bytes,
                     }),
+                    crossmatches: m
+                        .crossmatches
+                        .into_iter()
+                        .map(|c| Crossmatch {
+                            name: c.name,
+                            catalog: c.catalog,
+                            radius_arcsec: c.radius_arcsec,
+                            max_rows: c.max_rows,
+                        })
+                        .collect(),
+                }
+            }
+            Exports::V3(b) => {
+                let m = b.bandpass_filter_filter().call_describe(store)?;
+                Manifest {
+                    name: m.name,
+                    version: m.version,
+                    survey: m.survey,
+                    fields: m.fields,
+                    description: m.description,
+                    state: m.state.map(|s| StateSpec {
+                        format: s.format,
+                        max_bytes: s.max_bytes,
+                    }),
+                    crossmatches: Vec::new(),
                 }
             }
             Exports::V2(b) => {
@@ -181,6 +229,7 @@ impl Exports {
                     fields: m.fields,
                     description: m.description,
                     state: None,
+                    crossmatches: Vec::new(),
                 }
             }
         })
@@ -193,6 +242,7 @@ impl Exports {
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
             Exports::Current(b) => b.bandpass_filter_filter().call_init(store, params),
+            Exports::V3(b) => b.bandpass_filter_filter().call_init(store, params),
             Exports::V2(b) => b.bandpass_filter_filter().call_init(store, params),
         }
     }
@@ -212,6 +262,24 @@ impl Exports {
                 .map(|d| Decision {
                     verdict: d.verdict,
                     state: d.state,
+                })),
+            (Exports::V3(b), Args::V3(a)) => Ok(b
+                .bandpass_filter_filter()
+                .call_evaluate(store, a, state)?
+                .map(|d| Decision {
+                    verdict: match d.verdict {
+                        wit_v3::Verdict::Reject => wit::Verdict::Reject,
+                        wit_v3::Verdict::Accept(a) => wit::Verdict::Accept(wit::Accepted {
+                            score: a.score,
+                            tags: a.tags,
+                            annotations: a.annotations,
+                        }),
+                    },
+                    state: match d.state {
+                        wit_v3::StateChange::Keep => wit::StateChange::Keep,
+                        wit_v3::StateChange::Set(bytes) => wit::StateChange::Set(bytes),
+                        wit_v3::StateChange::Forget => wit::StateChange::Forget,
+                    },
                 })),
             (Exports::V2(b), Args::V2(a)) => Ok(b
                 .bandpass_filter_filter()
@@ -237,11 +305,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_host_links_0_2_and_0_3_with_any_patch_and_nothing_else() {
-        assert_eq!(Contract::of_version("0.3.0"), Some(Contract::Current));
-        assert_eq!(Contract::of_version("0.3.7"), Some(Contract::Current));
+    fn the_host_links_0_2_to_0_4_with_any_patch_and_nothing_else() {
+        assert_eq!(Contract::of_version("0.4.0"), Some(Contract::Current));
+        assert_eq!(Contract::of_version("0.4.7"), Some(Contract::Current));
+        assert_eq!(Contract::of_version("0.3.0"), Some(Contract::V3));
         assert_eq!(Contract::of_version("0.2.0"), Some(Contract::V2));
-        for other in ["0.1.0", "0.4.0", "1.3.0", "unversioned", "", "0"] {
+        for other in ["0.1.0", "0.5.0", "1.4.0", "unversioned", "", "0"] {
             assert_eq!(Contract::of_version(other), None, "{other}");
         }
     }

@@ -15,6 +15,8 @@ use super::bindings::AlertFilter;
 use super::bindings::bandpass::filter::log::Level;
 use super::bindings_v2::AlertFilter as AlertFilterV2;
 use super::bindings_v2::bandpass::filter::log::Level as LevelV2;
+use super::bindings_v3::AlertFilter as AlertFilterV3;
+use super::bindings_v3::bandpass::filter::log::Level as LevelV3;
 use super::contract::{Contract, Pre};
 use super::{
     CacheOutcome, CompileCache, ComponentReport, FilterLog, Health, Limiter, Limits, LoadError,
@@ -77,6 +79,7 @@ impl WasiView for HostState {
 }
 
 impl super::bindings::bandpass::filter::types::Host for HostState {}
+impl super::bindings_v3::bandpass::filter::types::Host for HostState {}
 impl super::bindings_v2::bandpass::filter::types::Host for HostState {}
 
 impl super::bindings::bandpass::filter::log::Host for HostState {
@@ -88,6 +91,19 @@ impl super::bindings::bandpass::filter::log::Host for HostState {
             Level::Error => Origin::Error,
         };
         self.log.line(source, &message);
+    }
+}
+
+/// A 0.3.0 filter's log: the same lines.
+impl super::bindings_v3::bandpass::filter::log::Host for HostState {
+    fn log(&mut self, level: LevelV3, message: String) {
+        let level = match level {
+            LevelV3::Debug => Level::Debug,
+            LevelV3::Info => Level::Info,
+            LevelV3::Warn => Level::Warn,
+            LevelV3::Error => Level::Error,
+        };
+        super::bindings::bandpass::filter::log::Host::log(self, level, message);
     }
 }
 
@@ -154,8 +170,10 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         clocks::add_to_linker(&mut linker)?;
         super::world::add_to_linker(&mut linker)?;
-        // Both contract versions' imports: their names differ by version.
+        // Every linked contract version's imports: their names differ by
+        // version.
         AlertFilter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        AlertFilterV3::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         AlertFilterV2::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));

@@ -26,6 +26,20 @@ pub struct Manifest {
     /// What the filter keeps per object (contract 0.3.0), if anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<StateSpec>,
+    /// The catalogue cones it asks for (contract 0.4.0), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub crossmatches: Vec<Crossmatch>,
+}
+
+/// A cross-match a filter asks for: the rows of catalogue `catalog`
+/// within `radius_arcsec` of each alert, nearest first, at most
+/// `max_rows`, read as the fields `xmatch.<name>.*`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Crossmatch {
+    pub name: String,
+    pub catalog: String,
+    pub radius_arcsec: f64,
+    pub max_rows: u32,
 }
 
 /// A filter's state per object, as its manifest declares it.

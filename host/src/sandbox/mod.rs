@@ -40,7 +40,7 @@ use sha2::Digest;
 pub use cache::{CacheOutcome, CompileCache, DEFAULT_CACHE_BYTES, WASMTIME_VERSION};
 pub use contract::Contract;
 pub use engine::{HostState, Sandbox, SandboxOptions};
-pub use filter::{LoadedFilter, Manifest, StateSpec};
+pub use filter::{Crossmatch, LoadedFilter, Manifest, StateSpec};
 pub use health::{Health, SKIPPED_QUARANTINED};
 pub use instance::FilterInstance;
 pub use limits::{Budget, Limiter, Limits};
@@ -62,8 +62,16 @@ mod bindings {
     });
 }
 
-/// Host-side bindings of contract 0.2.0, which the host still links
-/// (`contract.rs` puts both behind one call path).
+/// Host-side bindings of contract 0.3.0, which the host still links
+/// (`contract.rs` puts every version behind one call path).
+mod bindings_v3 {
+    wasmtime::component::bindgen!({
+        path: "../wit/frozen/0.3.0.wit",
+        world: "alert-filter",
+    });
+}
+
+/// Host-side bindings of contract 0.2.0, which the host still links.
 mod bindings_v2 {
     wasmtime::component::bindgen!({
         path: "../wit/frozen/0.2.0.wit",
@@ -93,6 +101,7 @@ pub mod fuzzing {
             fields,
             description,
             state: None,
+            crossmatches: Vec::new(),
         })
         .map_err(|e| e.to_string())
     }

@@ -11,8 +11,8 @@ use super::{CacheOutcome, FilterLog, HostState, Limits, Manifest};
 use crate::decode::FieldPath;
 
 /// The contract version this host speaks (`wit/filter.wit`). It also
-/// runs filters built for 0.2.0 (see `contract.rs`).
-pub const CONTRACT_VERSION: &str = "0.3.0";
+/// runs filters built for 0.2.0 and 0.3.0 (see `contract.rs`).
+pub const CONTRACT_VERSION: &str = "0.4.0";
 
 /// The interfaces a filter may import. Python guests import all of WASI
 /// 0.2; the locked-down context makes filesystem and sockets inert.
@@ -49,7 +49,7 @@ pub enum LoadError {
     ForbiddenImport { import: String },
     #[error(
         "built for contract bandpass:filter@{found}, but this host speaks bandpass:filter@{CONTRACT_VERSION} \
-         (and runs 0.2.0): rebuild the filter with an SDK for {CONTRACT_VERSION}"
+         (and runs 0.2.0 and 0.3.0): rebuild the filter with an SDK for {CONTRACT_VERSION}"
     )]
     ContractVersion { found: String },
     #[error(
@@ -267,6 +267,7 @@ pub(super) fn describe(pre: &Pre, export: &str) -> Result<Manifest, LoadError> {
                     .unwrap_or_else(|| "(".into());
                 let version = match pre.contract() {
                     Contract::Current => CONTRACT_VERSION,
+                    Contract::V3 => "0.3.0",
                     Contract::V2 => "0.2.0",
                 };
                 format!(
@@ -307,6 +308,15 @@ pub mod manifest_bounds {
     pub const FIELDS: usize = 512;
     /// State format: 1 to 64 printable ASCII bytes, no spaces.
     pub const STATE_FORMAT_BYTES: usize = 64;
+    /// Cross-matches: at most 16.
+    pub const CROSSMATCHES: usize = 16;
+    /// A cross-match's name: 1 to 32 bytes of `a-z`, `0-9` and `_`.
+    pub const CROSSMATCH_NAME_BYTES: usize = 32;
+    /// A catalogue's name: see [`crate::sky::CATALOG_NAME_BYTES`].
+    pub const CATALOG_NAME_BYTES: usize = crate::sky::CATALOG_NAME_BYTES;
+    /// A cross-match's rows: 1 to 1,000 (the operator's cap, 20 by
+    /// default, is checked where the catalogues are known).
+    pub const CROSSMATCH_ROWS: u32 = 1000;
 }
 
 /// Checks a manifest's bounds and syntax, naming the first breach; the
@@ -317,6 +327,7 @@ pub mod manifest_bounds {
 fn mistyped(pre: &Pre, export: &str) -> Option<&'static str> {
     use super::bindings::bandpass::filter::types as wit;
     use super::bindings_v2::bandpass::filter::types as wit_v2;
+    use super::bindings_v3::bandpass::filter::types as wit_v3;
     let limits = Limits::default();
     let mut store = super::new_store(pre.engine(), &limits, &FilterLog::default());
     store.set_fuel(limits.fuel_for_init).ok()?;
@@ -328,20 +339,20 @@ fn mistyped(pre: &Pre, export: &str) -> Option<&'static str> {
     let mut typed = |i: Option<_>, check: &dyn Fn(&mut Store<HostState>, _) -> bool| {
         i.is_some_and(|i| check(&mut store, i))
     };
-    let current = pre.contract() == Contract::Current;
+    let contract = pre.contract();
     let checks: [(&'static str, bool); 3] = [
         (
             "describe",
-            typed(describe, &|store, i| {
-                if current {
-                    instance
-                        .get_typed_func::<(), (wit::Manifest,)>(store, i)
-                        .is_ok()
-                } else {
-                    instance
-                        .get_typed_func::<(), (wit_v2::Manifest,)>(store, i)
-                        .is_ok()
-                }
+            typed(describe, &|store, i| match contract {
+                Contract::Current => instance
+                    .get_typed_func::<(), (wit::Manifest,)>(store, i)
+                    .is_ok(),
+                Contract::V3 => instance
+                    .get_typed_func::<(), (wit_v3::Manifest,)>(store, i)
+                    .is_ok(),
+                Contract::V2 => instance
+                    .get_typed_func::<(), (wit_v2::Manifest,)>(store, i)
+                    .is_ok(),
             }),
         ),
         (
@@ -355,20 +366,25 @@ fn mistyped(pre: &Pre, export: &str) -> Option<&'static str> {
         (
             "evaluate",
             typed(evaluate, &|store, i| {
-                if current {
-                    instance
-                        .get_typed_func::<
-                            (wit::FieldValues, Option<Vec<u8>>),
-                            (Result<wit::Decision, String>,),
-                        >(store, i)
-                        .is_ok()
-                } else {
-                    instance
-                        .get_typed_func::<(wit_v2::FieldValues,), (Result<wit_v2::Verdict, String>,)>(
-                            store, i,
-                        )
-                        .is_ok()
-                }
+                match contract {
+                Contract::Current => instance
+                    .get_typed_func::<
+                        (wit::FieldValues, Option<Vec<u8>>),
+                        (Result<wit::Decision, String>,),
+                    >(store, i)
+                    .is_ok(),
+                Contract::V3 => instance
+                    .get_typed_func::<
+                        (wit_v3::FieldValues, Option<Vec<u8>>),
+                        (Result<wit_v3::Decision, String>,),
+                    >(store, i)
+                    .is_ok(),
+                Contract::V2 => instance
+                    .get_typed_func::<(wit_v2::FieldValues,), (Result<wit_v2::Verdict, String>,)>(
+                        store, i,
+                    )
+                    .is_ok(),
+            }
             }),
         ),
     ];
@@ -443,6 +459,91 @@ pub(super) fn check_manifest(m: &Manifest) -> Result<(), LoadError> {
             return bad("state max-bytes is 0: declare no state instead".into());
         }
     }
+    check_crossmatches(m)
+}
+
+/// The cross-matches' own bounds, and that every `xmatch.<name>.<column>`
+/// field names one of them (whether the catalogue has the column is
+/// checked where the catalogues are known: `sky::Sky::refusals`).
+fn check_crossmatches(m: &Manifest) -> Result<(), LoadError> {
+    use crate::text::shown;
+    use manifest_bounds::*;
+    let bad = |reason: String| Err(LoadError::Manifest { reason });
+    if m.crossmatches.len() > CROSSMATCHES {
+        return bad(format!(
+            "{} cross-matches declared; at most {CROSSMATCHES}",
+            m.crossmatches.len()
+        ));
+    }
+    let mut names = HashSet::new();
+    for c in &m.crossmatches {
+        let name_ok = !c.name.is_empty()
+            && c.name.len() <= CROSSMATCH_NAME_BYTES
+            && c.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !name_ok {
+            return bad(format!(
+                "cross-match name '{}' must be 1 to {CROSSMATCH_NAME_BYTES} characters of a-z,                  0-9 and '_' (it is the second part of the fields 'xmatch.<name>.<column>')",
+                shown(&c.name, CROSSMATCH_NAME_BYTES)
+            ));
+        }
+        if !names.insert(c.name.as_str()) {
+            return bad(format!("cross-match '{}' is declared twice", c.name));
+        }
+        if !crate::sky::is_catalog_name(&c.catalog) {
+            return bad(format!(
+                "cross-match '{}': catalogue name '{}' must be 1 to {CATALOG_NAME_BYTES}                  characters of a-z, 0-9, '_' and '-'",
+                c.name,
+                shown(&c.catalog, CATALOG_NAME_BYTES)
+            ));
+        }
+        let max = crate::sky::catalog::MAX_RADIUS_ARCSEC;
+        if !(c.radius_arcsec > 0.0 && c.radius_arcsec <= max) {
+            return bad(format!(
+                "cross-match '{}': radius {} arcseconds; it must be above 0 and at most {max} \
+                 (and the operator's cap)",
+                c.name, c.radius_arcsec
+            ));
+        }
+        if c.max_rows == 0 || c.max_rows > CROSSMATCH_ROWS {
+            return bad(format!(
+                "cross-match '{}': max-rows {}; it must be 1 to {CROSSMATCH_ROWS} (and the \
+                 operator's cap)",
+                c.name, c.max_rows
+            ));
+        }
+    }
+    for f in &m.fields {
+        let Some(rest) = f
+            .trim_end_matches('?')
+            .strip_prefix(crate::decode::XMATCH_PREFIX)
+        else {
+            continue;
+        };
+        let (name, column) = rest.split_once('.').unwrap_or((rest, ""));
+        if !names.contains(name) {
+            let declared: Vec<&str> = m.crossmatches.iter().map(|c| c.name.as_str()).collect();
+            return bad(format!(
+                "field '{}' reads cross-match '{}', which the manifest does not declare ({})",
+                shown(f, 256),
+                shown(name, CROSSMATCH_NAME_BYTES),
+                if declared.is_empty() {
+                    "it declares none: add a crossmatch to the manifest".to_string()
+                } else {
+                    format!("it declares {}", declared.join(", "))
+                }
+            ));
+        }
+        if column.is_empty() || column.contains('.') {
+            return bad(format!(
+                "field '{}' must name one column of cross-match '{name}': \
+                 'xmatch.{name}.dist', 'xmatch.{name}.ra', 'xmatch.{name}.dec' or \
+                 'xmatch.{name}.<catalogue column>'",
+                shown(f, 256)
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -461,6 +562,7 @@ mod tests {
                 format: "first-rise/1".into(),
                 max_bytes: 512,
             }),
+            crossmatches: Vec::new(),
         }
     }
 
@@ -548,12 +650,88 @@ mod tests {
     }
 
     #[test]
+    fn cross_matches_are_checked_and_each_xmatch_field_must_name_one() {
+        let with = |c: Vec<super::super::Crossmatch>, fields: &[&str]| {
+            let mut m = manifest();
+            m.crossmatches = c;
+            m.fields = fields.iter().map(|f| f.to_string()).collect();
+            check_manifest(&m).map_err(|e| e.to_string())
+        };
+        let stars = |name: &str, radius: f64, rows: u32| super::super::Crossmatch {
+            name: name.into(),
+            catalog: "gaia".into(),
+            radius_arcsec: radius,
+            max_rows: rows,
+        };
+        assert!(with(vec![stars("stars", 10.0, 20)], &["xmatch.stars.mag"]).is_ok());
+        assert!(
+            with(
+                vec![stars("near", 2.0, 1), stars("far", 30.0, 5)],
+                &["xmatch.near.dist", "xmatch.far.ra?"]
+            )
+            .is_ok()
+        );
+        let cases: Vec<(Vec<super::super::Crossmatch>, &[&str], &str)> = vec![
+            (
+                vec![stars("Stars", 10.0, 20)],
+                &[],
+                "cross-match name 'Stars'",
+            ),
+            (
+                vec![stars("stars", 10.0, 20), stars("stars", 2.0, 1)],
+                &[],
+                "'stars' is declared twice",
+            ),
+            (vec![stars("stars", 0.0, 20)], &[], "radius 0 arcseconds"),
+            (vec![stars("stars", f64::NAN, 20)], &[], "radius NaN"),
+            (vec![stars("stars", 3600.5, 20)], &[], "at most 3600"),
+            (vec![stars("stars", 10.0, 0)], &[], "max-rows 0"),
+            (vec![stars("stars", 10.0, 1001)], &[], "max-rows 1001"),
+            (
+                vec![stars("stars", 10.0, 20); 17],
+                &[],
+                "17 cross-matches declared; at most 16",
+            ),
+            (
+                vec![],
+                &["xmatch.stars.mag"],
+                "reads cross-match 'stars', which the manifest does not declare (it declares \
+                 none",
+            ),
+            (
+                vec![stars("near", 2.0, 1)],
+                &["xmatch.far.mag"],
+                "(it declares near)",
+            ),
+            (
+                vec![stars("stars", 10.0, 20)],
+                &["xmatch.stars"],
+                "must name one column of cross-match 'stars'",
+            ),
+            (
+                vec![stars("stars", 10.0, 20)],
+                &["xmatch.stars.mag.x"],
+                "must name one column",
+            ),
+        ];
+        for (crossmatches, fields, reason) in cases {
+            let err = with(crossmatches, fields).unwrap_err();
+            assert!(err.contains(reason), "{err} lacks {reason}");
+        }
+        let mut bad = stars("stars", 10.0, 20);
+        bad.catalog = "\u{1b}[2J".into();
+        let err = with(vec![bad], &[]).unwrap_err();
+        assert!(err.contains("catalogue name '\\u{1b}[2J'"), "{err}");
+    }
+
+    #[test]
     fn accepts_patch_and_refuses_other_minor_versions_of_a_0_x_contract() {
         assert!(compatible("0.2.0"));
         assert!(compatible("0.2.7"));
         assert!(compatible("0.3.0"));
+        assert!(compatible("0.4.1"));
         assert!(!compatible("0.1.0"));
-        assert!(!compatible("0.4.0"));
+        assert!(!compatible("0.5.0"));
         assert!(!compatible("1.0.0"));
         assert!(!compatible("garbage"));
     }

@@ -1,14 +1,30 @@
 //! What lies around an alert on the sky (docs/design/sky.md): catalogue
 //! cross-matches first; watchlists and sky maps to come.
 //!
-//! Owns: positions on the sphere (degrees in, radians inside), and the
-//! catalogue files ([`catalog`]).
+//! Owns: positions on the sphere (degrees in, radians inside), the
+//! catalogue files ([`catalog`]) and the cross-matches filters ask of
+//! them ([`crossmatch`]).
 //!
 //! Must never: do HEALPix arithmetic of its own (cells and cone coverage
 //! come from the CDS's `cdshealpix`), or answer differently for the same
 //! alert on two machines.
 
 pub mod catalog;
+pub mod crossmatch;
+
+pub use crossmatch::{Caps, CrossmatchPlan, Sky};
+
+/// A catalogue's name is 1 to this many bytes of `a-z`, `0-9`, `_` and `-`.
+pub const CATALOG_NAME_BYTES: usize = 64;
+
+/// Whether `name` can name a catalogue (`gaia`, `ps1_dr2`).
+pub fn is_catalog_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= CATALOG_NAME_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
 
 /// Arcseconds in a radian.
 pub const ARCSEC_PER_RADIAN: f64 = 180.0 * 3600.0 / std::f64::consts::PI;

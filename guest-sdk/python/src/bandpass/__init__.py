@@ -28,17 +28,23 @@ A filter that keeps a little state per object declares
 ``state=bandpass.State(format="my-filter/1", max_bytes=512)`` and takes an
 argument ``state``: a dict it changes in place, which the host keeps (as
 JSON) for the object's next alert.
+
+A filter that reads catalogue rows near each alert declares
+``crossmatches=[bandpass.Crossmatch("stars", "gaia", radius_arcsec=10.0, max_rows=20)]``
+and the fields ``xmatch.stars.dist``, ``xmatch.stars.mag``, ...: lists, one
+entry per row, nearest first.
 See docs/filter-authors-python.md.
 """
 
 from . import log
+from ._crossmatch import Crossmatch
 from ._spec import Decision, FilterError, ParamError, Params, filter
 from ._state import State, StateError
 from ._verdict import Accept, Reject, accept, reject
 
 __version__ = "0.2.0"
 #: The contract this SDK builds for (its copy is bandpass/wit/filter.wit).
-CONTRACT = "bandpass:filter@0.3.0"
+CONTRACT = "bandpass:filter@0.4.0"
 
 __all__ = [
     "filter",
@@ -51,6 +57,7 @@ __all__ = [
     "FilterError",
     "State",
     "StateError",
+    "Crossmatch",
     "Decision",
     "log",
     "CONTRACT",

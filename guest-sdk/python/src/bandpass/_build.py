@@ -281,7 +281,8 @@ def build(source, output=None, quiet=False, verbose=False):
         size = os.path.getsize(output)
         print(
             f"built {output}: filter {spec.name} {spec.version} ({len(spec.paths)} fields"
-            f"{'' if spec.state is None else ', state ' + spec.state.format}), "
+            f"{'' if spec.state is None else ', state ' + spec.state.format}"
+            f"{''.join(', crossmatch ' + c.name for c in spec.crossmatches)}), "
             f"{size / 1e6:.1f} MB in {time.monotonic() - start:.1f} s",
             file=sys.stderr,
         )
@@ -314,6 +315,11 @@ def main(argv=None):
                 print(f"  param {key} = {value!r}")
             if spec.state is not None:
                 print(f"  state format {spec.state.format}, at most {spec.state.max_bytes} bytes per object")
+            for c in spec.crossmatches:
+                print(
+                    f"  crossmatch {c.name}: catalogue {c.catalog}, within {c.radius_arcsec:g} arcsec, "
+                    f"at most {c.max_rows} rows"
+                )
         else:
             build(args.source, args.output, args.quiet, args.verbose)
     except BuildError as e:

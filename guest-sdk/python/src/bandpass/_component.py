@@ -6,7 +6,7 @@ the author's module (registering its filter) and then::
     Filter = bandpass._component.bind("my_filter")
 
 componentize-py exports that class as the `filter` interface of
-`wit/filter.wit` (world `alert-filter`, contract 0.3.0). The class turns
+`wit/filter.wit` (world `alert-filter`, contract 0.4.0). The class turns
 each alert's `field-values` into the plain Python values the author's
 function takes, calls it positionally, and turns its verdict back into the
 WIT one, in a `decision` with the object's `state-change`: always `keep`
@@ -292,6 +292,10 @@ class Filter(exports.Filter):
             fields=list(s.paths),
             description=s.description,
             state=state,
+            crossmatches=[
+                wit.Crossmatch(name=c.name, catalog=c.catalog, radius_arcsec=c.radius_arcsec, max_rows=c.max_rows)
+                for c in s.crossmatches
+            ],
         )
 
     def init(self, params):
@@ -358,6 +362,7 @@ def bind(module_name):
     _function = _spec_.function
     _params = _spec_.defaults
     _state_spec = _spec_.state
+    _callers.clear()  # callers made for another filter (tests bind several)
     _none_message = _spec.returned_none(_spec_.where)
     random = sys.modules.get("random")
     _reseed = getattr(random, "seed", None) if random is not None else None

@@ -15,7 +15,7 @@ import re
 
 from collections import namedtuple
 
-from . import _state
+from . import _crossmatch, _state
 from ._state import State
 from ._verdict import REJECT, Accept, accept
 
@@ -123,7 +123,9 @@ Decision = namedtuple("Decision", "verdict state")
 class FilterSpec:
     """What one decorated function declares; `function.bandpass` holds it."""
 
-    def __init__(self, function, name, version, survey, description, fields, params, check_params, state=None):
+    def __init__(
+        self, function, name, version, survey, description, fields, params, check_params, state=None, crossmatches=None
+    ):
         where = f"@bandpass.filter on {function.__qualname__}()"
         for label, value in (("name", name), ("version", version), ("survey", survey), ("description", description)):
             if not isinstance(value, str) or not value:
@@ -148,6 +150,8 @@ class FilterSpec:
                 f"{where}: state= takes bandpass.State(format='my-filter/1', max_bytes=512), "
                 f"got {type(state).__name__} {state!r:.60}"
             )
+
+        crossmatches = _crossmatch.check_declared(crossmatches, where)
 
         code = getattr(function, "__code__", None)
         if code is None:
@@ -197,11 +201,12 @@ class FilterSpec:
                 )
             if key not in args:
                 raise ValueError(f"{where}: fields= names {key!r}, which is not an argument of the function; add it")
-            if not isinstance(path, str) or not _PATH.match(path):
+            if not isinstance(path, str) or not (_PATH.match(path) or _crossmatch.PATH.match(path)):
                 raise ValueError(
                     f"{where}: the path for {key!r} is {path!r}; a path is dotted names from the alert's "
                     f"root such as 'candidate.magpsf', with a trailing '?' when optional"
                 )
+        _crossmatch.check_fields(fields, crossmatches, where)
         kinds = {}
         for key, default in params.items():
             if not isinstance(key, str) or not key.isidentifier() or key.startswith("_"):
@@ -226,6 +231,8 @@ class FilterSpec:
         self.extras = extras
         #: The declared `State`, or None for a filter that keeps none.
         self.state = state
+        #: The declared `Crossmatch`es, in declaration order (a tuple, empty for none).
+        self.crossmatches = crossmatches
         self.check_params = check_params
         self._kinds = kinds
         self.defaults = Params({k: d for k, (_, d) in kinds.items()})
@@ -347,7 +354,9 @@ def verdict_of(result, function=None, where=None):
     )
 
 
-def filter(*, name, version, survey, description, fields, params=None, check_params=None, state=None):  # noqa: A001
+def filter(  # noqa: A001
+    *, name, version, survey, description, fields, params=None, check_params=None, state=None, crossmatches=None
+):
     """Declares a function as a bandpass filter.
 
     name: short name, lowercase letters, digits and dashes.
@@ -371,6 +380,13 @@ def filter(*, name, version, survey, description, fields, params=None, check_par
         argument `state` (after the fields, beside `params`): a dict, {}
         the first time, that it changes in place; the host keeps it, as
         JSON, for the object's next alert (see bandpass.State).
+    crossmatches: optional list of bandpass.Crossmatch(name, catalog,
+        radius_arcsec, max_rows): catalogue cones the host runs around each
+        alert. Their rows arrive as fields the filter declares like any
+        other, each a column (a list, nearest row first, [] for none):
+        'xmatch.<name>.dist' (arcsec), 'xmatch.<name>.ra' and '.dec'
+        (degrees), 'xmatch.<name>.<column>' for the catalogue's columns.
+        A field 'xmatch.<name>...' needs a cross-match of that name.
 
     The function returns bandpass.accept(...) or bandpass.reject() (True
     and False do too); None (a forgotten `return`) is an error of the
@@ -378,7 +394,9 @@ def filter(*, name, version, survey, description, fields, params=None, check_par
     """
 
     def register(function):
-        spec = FilterSpec(function, name, version, survey, description, fields, params, check_params, state)
+        spec = FilterSpec(
+            function, name, version, survey, description, fields, params, check_params, state, crossmatches
+        )
         function.bandpass = spec
         _registry.append(spec)
         return function

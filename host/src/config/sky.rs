@@ -1,0 +1,129 @@
+//! `[sky]`: the catalogues filters cross-match with, and the caps on what
+//! a filter may ask of them (docs/design/sky.md).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::Invalid;
+use crate::sky::{Caps, Sky};
+
+/// The most catalogues a config registers.
+pub const MAX_CATALOGS: usize = 64;
+
+/// `[sky]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkyConfig {
+    /// The widest cone a filter's cross-match may ask for, arcseconds
+    /// (at most 3600).
+    #[serde(default = "default_max_radius")]
+    pub max_radius_arcsec: f64,
+    /// The most rows a filter's cross-match may ask for (at most 1000).
+    #[serde(default = "default_max_rows")]
+    pub max_rows: u32,
+    /// The catalogues (`[[sky.catalog]]`), each a file `bandpass catalog
+    /// build` made.
+    #[serde(default, rename = "catalog")]
+    pub catalogs: Vec<CatalogConfig>,
+}
+
+/// `[[sky.catalog]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// What filters' cross-matches call it (`gaia`): 1 to 64 of a-z, 0-9,
+    /// '_' and '-'.
+    pub name: String,
+    /// The catalogue file; a relative path starts from the config file's
+    /// folder.
+    pub file: PathBuf,
+}
+
+impl Default for SkyConfig {
+    fn default() -> Self {
+        SkyConfig {
+            max_radius_arcsec: default_max_radius(),
+            max_rows: default_max_rows(),
+            catalogs: Vec::new(),
+        }
+    }
+}
+
+fn default_max_radius() -> f64 {
+    Caps::default().max_radius_arcsec
+}
+
+fn default_max_rows() -> u32 {
+    Caps::default().max_rows
+}
+
+impl SkyConfig {
+    pub fn caps(&self) -> Caps {
+        Caps {
+            max_radius_arcsec: self.max_radius_arcsec,
+            max_rows: self.max_rows,
+        }
+    }
+
+    /// Opens every catalogue (relative files from `dir`, the config's
+    /// folder): memory-mapped, so a start costs no read of its rows.
+    pub fn open(&self, dir: &Path) -> anyhow::Result<Sky> {
+        let files: Vec<(String, PathBuf)> = self
+            .catalogs
+            .iter()
+            .map(|c| (c.name.clone(), dir.join(&c.file)))
+            .collect();
+        Sky::open(
+            files.iter().map(|(n, f)| (n.as_str(), f.as_path())),
+            self.caps(),
+            crate::sky::crossmatch::CONFIG_SETTING,
+        )
+        .map_err(|e| anyhow::anyhow!("sky.catalog: {e:#}"))
+    }
+
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        let max = crate::sky::catalog::MAX_RADIUS_ARCSEC;
+        if !(self.max_radius_arcsec > 0.0 && self.max_radius_arcsec <= max) {
+            return Err(Invalid::new(
+                "sky.max_radius_arcsec",
+                format!("must be above 0 and at most {max}"),
+            ));
+        }
+        let rows = crate::sandbox::manifest_bounds::CROSSMATCH_ROWS;
+        if !(1..=rows).contains(&self.max_rows) {
+            return Err(Invalid::new("sky.max_rows", format!("must be 1 to {rows}")));
+        }
+        if self.catalogs.len() > MAX_CATALOGS {
+            return Err(Invalid::new(
+                "sky.catalog",
+                format!("{} catalogues; at most {MAX_CATALOGS}", self.catalogs.len()),
+            ));
+        }
+        for (i, c) in self.catalogs.iter().enumerate() {
+            if !crate::sky::is_catalog_name(&c.name) {
+                return Err(Invalid::new(
+                    format!("sky.catalog[{i}].name"),
+                    format!(
+                        "'{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
+                        crate::text::shown(&c.name, 80),
+                        crate::sky::CATALOG_NAME_BYTES
+                    ),
+                ));
+            }
+            if self.catalogs[..i].iter().any(|o| o.name == c.name) {
+                return Err(Invalid::new(
+                    format!("sky.catalog[{i}].name"),
+                    format!("'{}' is registered twice", c.name),
+                ));
+            }
+            if c.file.as_os_str().is_empty() {
+                return Err(Invalid::new(
+                    format!("sky.catalog[{i}].file"),
+                    "is empty: give the file `bandpass catalog build` made".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
