@@ -714,3 +714,59 @@ fn a_filter_built_for_contract_0_3_0_keeps_its_state_beside_0_4_0_ones() {
     assert_eq!(results[1]["score"], 2.0, "{doc}");
     assert_eq!(results[1]["tags"][0], "legacy-0-3", "{doc}");
 }
+
+#[test]
+fn serve_cross_matches_as_test_does_and_refuses_an_upload_asking_for_a_catalogue_it_lacks() {
+    use crate::support::kafka::{consume, produce, unique};
+    use crate::support::processes::{ServeBuilder, terminate};
+    let dir = tempfile::tempdir().unwrap();
+    let (alerts, expected) = moved_alerts(dir.path(), "9.3");
+    let accepted: std::collections::BTreeSet<Vec<u8>> = expected
+        .iter()
+        .filter(|(_, (v, _, _))| v == "accept")
+        .map(|(name, _)| std::fs::read(alerts.join(name)).unwrap())
+        .collect();
+    let every: Vec<Vec<u8>> = expected
+        .keys()
+        .map(|name| std::fs::read(alerts.join(name)).unwrap())
+        .collect();
+    let input = unique("sky-alerts");
+    let output = unique("sky-veto");
+    produce(&input, &every);
+    let rust = crate::support::filters_dir().join("bright_star_veto.wasm");
+    let serve = ServeBuilder::new(dir.path().join("serve.toml"), &input, &unique("sky-group"))
+        .filter_with(&rust, &output, "params = { max_star_mag = \"9.3\" }")
+        .admin_with(&crate::uploads::admin_keys(&unique("sky-registry"), ""))
+        .log(&dir.path().join("serve.log"))
+        .extra(&format!(
+            "[sky]\n[[sky.catalog]]\nname = \"gaia\"\nfile = \"{}\"\n",
+            gaia_catalog().display()
+        ))
+        .write();
+    let mut running = serve.start();
+    // What serve accepts is what `bandpass test` and the brute force
+    // accept, byte for byte.
+    let got: std::collections::BTreeSet<Vec<u8>> =
+        consume(&output, accepted.len(), std::time::Duration::from_secs(90))
+            .into_iter()
+            .map(|(bytes, _)| bytes)
+            .collect();
+    assert_eq!(got.len(), accepted.len());
+    assert!(got == accepted, "serve accepted other alerts than test");
+    // An upload asking for a catalogue this instance lacks is refused,
+    // naming it and what exists.
+    let (status, body) = crate::support::http::upload(
+        serve.admin_addr(),
+        crate::uploads::HOSTS_TOKEN,
+        "hosts",
+        "no-catalogue",
+        &crate::support::texts_variant("xmnocat"),
+        None,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("cross-match 'x' asks for catalogue 'ps1', which this host does not have (it has gaia; a [[sky.catalog]] entry of the config registers one)"),
+        "{body}"
+    );
+    assert!(terminate(&mut running).success());
+}

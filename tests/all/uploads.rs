@@ -23,7 +23,7 @@ use crate::support::{
     component, filters_dir, js_filters_dir, offline_accepts, repo_root, ztf_alert_bytes,
 };
 
-const HOSTS_TOKEN: &str = "hosts-token-0123";
+pub(crate) const HOSTS_TOKEN: &str = "hosts-token-0123";
 const RIVALS_TOKEN: &str = "rivals-token-4567";
 const OPERATOR_TOKEN: &str = "operator-token-89ab";
 
@@ -38,7 +38,7 @@ fn sha256(text: &str) -> String {
 /// tried on the real ZTF alerts as canary, with `uploads` (more
 /// `[admin.uploads]` keys); groups `hosts` (at most `max_filters`) and
 /// `rivals`.
-fn admin_keys(registry: &str, uploads: &str) -> String {
+pub(crate) fn admin_keys(registry: &str, uploads: &str) -> String {
     let canary = crate::support::data_dir().join("ztf/alerts");
     format!(
         "operator_token_sha256 = \"{op}\"\nrequests_per_second = 1000\n\

@@ -79,7 +79,13 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let api = match &config.admin {
         Some(admin) if admin.uploads_enabled() => {
             let canary = Canary::load(&config_dir, &admin.uploads)?;
-            let registry = Fleet::start(&config, sandbox.clone(), sources.clone(), stop.clone())?;
+            let registry = Fleet::start(
+                &config,
+                sandbox.clone(),
+                sources.clone(),
+                stop.clone(),
+                sky.clone(),
+            )?;
             Some(Arc::new(Api::new(
                 &config,
                 sandbox.clone(),

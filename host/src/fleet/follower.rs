@@ -72,6 +72,11 @@ pub struct Fleet {
     /// of compiling a record here too, as for an upload.
     compile_timeout: Duration,
     compile_memory: usize,
+    /// The history columns this instance keeps (none without object
+    /// memory) and its catalogues: a record whose filter asks for others
+    /// is refused here, as its upload would have been.
+    memory: Option<Arc<crate::memory::history::Kept>>,
+    sky: Arc<crate::sky::Sky>,
 }
 
 /// How long a start may take to read the registry to its end.
@@ -98,6 +103,7 @@ impl Fleet {
         sandbox: Arc<Sandbox>,
         desired: Arc<Mutex<Desired>>,
         stop: Arc<AtomicBool>,
+        sky: Arc<crate::sky::Sky>,
     ) -> anyhow::Result<Arc<Fleet>> {
         let admin = config.admin.as_ref().expect("uploads need [admin]");
         let topic = admin.uploads.registry_topic.clone();
@@ -123,6 +129,8 @@ impl Fleet {
             trouble: Mutex::new(None),
             compile_timeout: admin.uploads.compile_timeout,
             compile_memory: admin.uploads.compile_memory,
+            memory: config.remembers_objects().then(|| config.kept_history()),
+            sky,
         });
         registry.catch_up(&consumer)?;
         let (initial, read) = registry.apply_with(false);
@@ -352,8 +360,18 @@ impl Fleet {
         (out, read)
     }
 
-    /// The filter admission checked, else a fresh load.
+    /// The filter admission checked, else a fresh load; refused if it
+    /// asks for history columns or catalogues this instance does not have
+    /// (instances configured apart).
     fn load(&self, entry: &Entry) -> Result<Arc<LoadedFilter>, String> {
+        let filter = self.load_component(entry)?;
+        match crate::deploy::serve_refuses(&filter, self.memory.as_deref(), &self.sky) {
+            Some(why) => Err(why),
+            None => Ok(filter),
+        }
+    }
+
+    fn load_component(&self, entry: &Entry) -> Result<Arc<LoadedFilter>, String> {
         let preloaded = self.preloaded.lock().unwrap().remove(&entry.record.key());
         if let Some((load_key, f)) = preloaded
             && load_key == entry.record.load_key()

@@ -39,7 +39,7 @@ impl Default for Caps {
 /// Where the catalogues come from, as refusals name it.
 pub const FLAG_SETTING: &str = "--catalog NAME=FILE";
 /// The same, in a serve config.
-pub const CONFIG_SETTING: &str = "a [[catalog]] entry of the config";
+pub const CONFIG_SETTING: &str = "a [[sky.catalog]] entry of the config";
 
 /// The catalogues the host has, by name, and the caps.
 #[derive(Clone)]

@@ -39,7 +39,10 @@ pub struct ServeBuilder {
     dead_letter: String,
     cache_dir: Option<PathBuf>,
     schemas: Option<PathBuf>,
-    filters: Vec<(PathBuf, String)>,
+    /// Each filter's component, output topic and more keys of its table.
+    filters: Vec<(PathBuf, String, String)>,
+    /// Lines after everything else (more sections).
+    extra: String,
     admin: Option<(SocketAddr, String)>,
     binary: PathBuf,
     log: Option<PathBuf>,
@@ -60,6 +63,7 @@ impl ServeBuilder {
             cache_dir: None,
             schemas: None,
             filters: Vec::new(),
+            extra: String::new(),
             admin: None,
             binary: bandpass_bin(),
             log: None,
@@ -99,8 +103,21 @@ impl ServeBuilder {
     }
 
     /// The component at `path`, producing to `output`.
-    pub fn filter_at(mut self, path: &Path, output: &str) -> ServeBuilder {
-        self.filters.push((path.to_path_buf(), output.to_string()));
+    pub fn filter_at(self, path: &Path, output: &str) -> ServeBuilder {
+        self.filter_with(path, output, "")
+    }
+
+    /// [`filter_at`](Self::filter_at), with `keys` (such as `params = {
+    /// max_mag = "18" }`) in its table.
+    pub fn filter_with(mut self, path: &Path, output: &str, keys: &str) -> ServeBuilder {
+        self.filters
+            .push((path.to_path_buf(), output.to_string(), keys.to_string()));
+        self
+    }
+
+    /// `text` (more sections, such as `[sky]`) at the end of the config.
+    pub fn extra(mut self, text: &str) -> ServeBuilder {
+        self.extra.push_str(text);
         self
     }
 
@@ -155,15 +172,17 @@ impl ServeBuilder {
         if let Some(schemas) = &self.schemas {
             toml.push_str(&format!("[schemas]\ndir = \"{}\"\n", schemas.display()));
         }
-        for (path, output) in &self.filters {
+        for (path, output, keys) in &self.filters {
             toml.push_str(&format!(
-                "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n",
+                "[[filter]]\npath = \"{}\"\noutput_topic = \"{output}\"\n{keys}\n",
                 path.display()
             ));
         }
         if let Some((addr, keys)) = &self.admin {
             toml.push_str(&format!("[admin]\nlisten = \"{addr}\"\n{keys}"));
         }
+        toml.push('\n');
+        toml.push_str(&self.extra);
         std::fs::write(&self.config, toml).unwrap();
         self
     }
