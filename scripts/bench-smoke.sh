@@ -49,6 +49,8 @@ step "the object store and its restore"
 MEMORY_BENCH_DIR="${TMPDIR:-/tmp}" quiet "$bin/bandpass-memory-bench" 2000 2000
 step "catalogue cones"
 quiet "$bin/bandpass-sky-bench" "" 2000
+step "engine, the Gaia cross-match case"
+quiet "$bin/bandpass-bench" 0.05 sky
 step "uploads"
 quiet scripts/bench-upload.sh --smoke
 step "soak"

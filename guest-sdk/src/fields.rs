@@ -113,6 +113,7 @@ impl Fields for () {
 /// | [`Reals`] (`Column<f64>`) | `reals`, `integers`, in place, `absent` |
 /// | [`Integers`]             | `integers` read in place, `absent`       |
 /// | [`Texts`]                | `texts` read in place, `absent`          |
+/// | `Option<Reals>`, `Option<Integers>`, `Option<Texts>` | as above; `None` where the whole column is absent (an alert with no position for `xmatch.*`), where the plain column gives an empty one |
 /// | `Vec<Option<bool>>`      | `booleans`, `absent`                     |
 /// | [`Value`]                | anything, unconverted                    |
 ///
@@ -416,6 +417,25 @@ impl FromValue for Texts {
     }
 }
 
+/// A column that tells "absent" (`None`) from "no elements" (empty).
+impl<T> FromValue for Option<T>
+where
+    T: ColumnValue,
+{
+    fn from_value(value: &mut Value) -> Result<Self, TypeMismatch> {
+        match value {
+            Value::Absent => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// The column types [`Option`] wraps (see [`FromValue`]).
+pub trait ColumnValue: FromValue {}
+impl ColumnValue for Reals {}
+impl ColumnValue for Integers {}
+impl ColumnValue for Texts {}
+
 /// Moves a value out, leaving `absent`.
 fn take(value: &mut Value) -> Value {
     std::mem::replace(value, Value::Absent)
@@ -650,6 +670,26 @@ mod tests {
         let c = Cand::from_values(vec![Value::Absent; 4]).unwrap();
         assert_eq!(c.magpsf, None);
         assert!(c.jds.is_empty());
+    }
+
+    #[test]
+    fn an_optional_column_tells_absent_from_empty() {
+        let mut absent = Value::Absent;
+        assert_eq!(Option::<Reals>::from_value(&mut absent).unwrap(), None);
+        let mut empty = Value::Reals(crate::RealColumn {
+            values: Vec::new(),
+            present: Vec::new(),
+        });
+        let got = Option::<Reals>::from_value(&mut empty).unwrap();
+        assert!(got.is_some_and(|c| c.is_empty()));
+        let mut ints = Value::Integers(crate::IntegerColumn {
+            values: 7i64.to_le_bytes().to_vec(),
+            present: vec![1],
+        });
+        let got = Option::<Integers>::from_value(&mut ints).unwrap().unwrap();
+        assert_eq!(got.iter().collect::<Vec<_>>(), [Some(7)]);
+        let mut wrong = Value::Real(1.0);
+        assert!(Option::<Texts>::from_value(&mut wrong).is_err());
     }
 
     #[test]

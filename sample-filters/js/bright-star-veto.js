@@ -40,13 +40,15 @@ export default defineFilter({
 
   evaluate(c, params) {
     if (c.isdiffpos !== 't' && c.isdiffpos !== '1') return reject();
+    // No position (the columns are absent, not empty): no search was run,
+    // so nothing says the field is clear.
+    if (c.dist === null) return reject();
     const mags = c.mag ?? [];
     for (let i = 0; i < mags.length; i++) {
       // A star without a magnitude (null, NaN) never vetoes: NaN < x is false.
       const m = mags[i];
       if (m !== null && m < params.max_star_mag) return reject();
     }
-    const rows = c.dist === null ? 0 : c.dist.length;
-    return accept({ tags: [rows === 0 ? 'clear' : 'faint-neighbour'] });
+    return accept({ tags: [c.dist.length === 0 ? 'clear' : 'faint-neighbour'] });
   },
 });

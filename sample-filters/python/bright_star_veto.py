@@ -34,6 +34,10 @@ import bandpass
 def bright_star_veto(isdiffpos, dist, mag, params):
     if isdiffpos not in ("t", "1"):
         return bandpass.reject()
+    # No position (the columns are absent, not empty): no search was run,
+    # so nothing says the field is clear.
+    if dist is None:
+        return bandpass.reject()
     # A star without a magnitude (None, NaN) never vetoes.
     for m in mag or ():
         if m is not None and not math.isnan(m) and m < params.max_star_mag:

@@ -15,7 +15,10 @@ writes the record with its own schema; nothing else changes). Writes
 OUT_DIR/<i>-<file name> and OUT_DIR/expected.json: per written file, the
 stars within 10 arcseconds (found by comparing every star's distance,
 computed here from unit vectors, with no HEALPix), and the verdict and
-tag the cut implies with max_star_mag = MAX_STAR_MAG.
+tag the cut implies with max_star_mag = MAX_STAR_MAG. One more file,
+OUT_DIR/99-nopos-<file name>, holds the first positive detection with
+its right ascension NaN: no position, so no search, and the cut rejects
+it.
 """
 
 import bisect
@@ -126,6 +129,18 @@ def main():
                 {"source_id": s[0], "dist": d, "mag": s[3]} for d, s in near
             ],
         }
+    for path in alerts:
+        with open(path, "rb") as f:
+            reader = fastavro.reader(f)
+            schema = reader.writer_schema
+            records = list(reader)
+        if records[0]["candidate"]["isdiffpos"] in ("t", "1"):
+            records[0]["candidate"]["ra"] = float("nan")
+            name = f"99-nopos-{os.path.basename(path)}"
+            with open(os.path.join(out_dir, name), "wb") as f:
+                fastavro.writer(f, fastavro.parse_schema(schema), records)
+            expected[name] = {"verdict": "reject", "tag": None, "stars": []}
+            break
     with open(os.path.join(out_dir, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
 

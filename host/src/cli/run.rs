@@ -88,7 +88,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<u8> {
     for ((name, f), check) in named.into_iter().zip(checks) {
         match check.refused.first() {
             Some(_) => refused.push(format!(
-                "filter '{name}': a declared field cannot be given (said above); skipped"
+                "filter '{name}': asks for what this host does not give (said above); skipped"
             )),
             None => kept.push((name, f)),
         }

@@ -68,7 +68,11 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     crate::sandbox::release::spawn();
     // Catalogues are memory-mapped once, for every filter set of this
     // process (a change of [sky] needs a restart).
-    let sky = Arc::new(config.sky.open(&config_dir)?);
+    let sky = Arc::new(
+        config
+            .sky
+            .open(&config_dir, crate::sky::crossmatch::CONFIG_SETTING)?,
+    );
     let deployments = deploy::load_filters(&config, &config_dir, &sandbox, &[])?;
     deploy::check_servable(&config, &deployments, &sky)?;
     let (sources, updates) = Desired::new(deployments.clone());

