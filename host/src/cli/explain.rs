@@ -49,12 +49,15 @@ pub(crate) fn explain(
         } else {
             field.text.clone()
         };
-        let value = result
-            .alert
-            .values
-            .get(slot)
-            .map(described)
-            .unwrap_or_else(|| "(not decoded)".into());
+        let value = match result.alert.values.get(slot) {
+            // A cross-match's columns are absent only for want of a
+            // position: nothing in the alert was null.
+            Some(FieldValue::Absent) if field.text.starts_with(crate::decode::XMATCH_PREFIX) => {
+                "absent (the alert has no position: no search was run)".into()
+            }
+            Some(v) => described(v),
+            None => "(not decoded)".into(),
+        };
         let _ = writeln!(out, "  {declared:<width$}  {value}");
     }
     let e = &result.evaluations[0];
