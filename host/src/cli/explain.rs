@@ -52,7 +52,10 @@ pub(crate) fn explain(
         let value = match result.alert.values.get(slot) {
             // A cross-match's columns are absent only for want of a
             // position: nothing in the alert was null.
-            Some(FieldValue::Absent) if field.text.starts_with(crate::decode::XMATCH_PREFIX) => {
+            Some(FieldValue::Absent)
+                if field.text.starts_with(crate::decode::XMATCH_PREFIX)
+                    || field.text.starts_with(crate::decode::MAP_PREFIX) =>
+            {
                 "absent (the alert has no position: no search was run)".into()
             }
             Some(v) => described(v),

@@ -15,6 +15,7 @@ mod explain;
 mod fields;
 pub(crate) mod format;
 mod inspect;
+mod map;
 mod new;
 mod paths;
 mod remote;
@@ -91,6 +92,9 @@ pub enum Command {
     /// Catalogues for cross-matches: build one from CSV or Gaia's binary
     /// file, see what it holds, and try a cone.
     Catalog(catalog::CatalogArgs),
+    /// Sky maps (survey footprints as MOCs, gravitational-wave
+    /// localisations): what one holds, and what it says at a position.
+    Map(map::MapArgs),
     /// Compile one component from stdin into a cache: the child process
     /// `serve` checks each upload's compile in (internal).
     #[command(hide = true)]
@@ -112,6 +116,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Upload(args) => remote::execute(args),
         Command::Filters(args) => remote::list(args),
         Command::Catalog(args) => catalog::execute(args),
+        Command::Map(args) => map::execute(args),
         Command::Compile(args) => compile::execute(args),
     }
 }
@@ -163,6 +168,13 @@ pub struct SkyArgs {
     /// --config`, added to the config's [[sky.catalog]].
     #[arg(long = "catalog", value_name = "NAME=FILE")]
     pub catalogs: Vec<String>,
+    /// A sky map filters may read (`map.NAME.inside`, and for a
+    /// probability map `.prob` and `.credible`), as NAME=FILE: an IVOA
+    /// MOC (FITS, JSON or ASCII) or a multi-order HEALPix probability map
+    /// (FITS, as gravitational-wave pipelines publish). Repeat for
+    /// another. With `run --config`, added to the config's [[sky.map]].
+    #[arg(long = "map", value_name = "NAME=FILE")]
+    pub maps: Vec<String>,
 }
 
 impl SkyArgs {
@@ -178,18 +190,27 @@ impl SkyArgs {
             Some((c, dir)) => c.open(dir, BOTH_SETTING)?,
             None => crate::sky::Sky::new(Default::default(), FLAG_SETTING),
         };
-        for flag in &self.catalogs {
-            let shown = crate::text::shown(flag, 120);
-            let Some((name, file)) = flag.split_once('=') else {
-                anyhow::bail!(
-                    "--catalog '{shown}': write NAME=FILE, as 'gaia=catalogs/gaia.bpcat'"
-                );
-            };
-            if file.is_empty() {
-                anyhow::bail!("--catalog '{shown}': give the catalogue's file after '='");
+        let named = |flag: &str, option: &str, example: &str| {
+            let shown = crate::text::shown(flag, 120).into_owned();
+            match flag.split_once('=') {
+                None => Err(anyhow::anyhow!(
+                    "--{option} '{shown}': write NAME=FILE, as '{example}'"
+                )),
+                Some((_, "")) => Err(anyhow::anyhow!(
+                    "--{option} '{shown}': give the file after '='"
+                )),
+                Some((name, file)) => Ok((name.to_string(), PathBuf::from(file), shown)),
             }
-            sky.add(name, Path::new(file))
+        };
+        for flag in &self.catalogs {
+            let (name, file, shown) = named(flag, "catalog", "gaia=catalogs/gaia.bpcat")?;
+            sky.add(&name, &file)
                 .map_err(|e| anyhow::anyhow!("--catalog '{shown}': {e:#}"))?;
+        }
+        for flag in &self.maps {
+            let (name, file, shown) = named(flag, "map", "gw=S250206dm.multiorder.fits")?;
+            sky.add_map(&name, &file)
+                .map_err(|e| anyhow::anyhow!("--map '{shown}': {e:#}"))?;
         }
         Ok(std::sync::Arc::new(sky))
     }

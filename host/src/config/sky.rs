@@ -26,17 +26,21 @@ pub struct SkyConfig {
     /// build` made.
     #[serde(default, rename = "catalog")]
     pub catalogs: Vec<CatalogConfig>,
+    /// The sky maps (`[[sky.map]]`): survey footprints (MOCs) and
+    /// probability maps (gravitational-wave localisations) every filter
+    /// may read.
+    #[serde(default, rename = "map")]
+    pub maps: Vec<CatalogConfig>,
 }
 
-/// `[[sky.catalog]]`.
+/// `[[sky.catalog]]` and `[[sky.map]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogConfig {
-    /// What filters' cross-matches call it (`gaia`): 1 to 64 of a-z, 0-9,
-    /// '_' and '-'.
+    /// What filters call it (`gaia`, `legacy`): 1 to 64 of a-z, 0-9, '_'
+    /// and '-'.
     pub name: String,
-    /// The catalogue file; a relative path starts from the config file's
-    /// folder.
+    /// The file; a relative path starts from the config file's folder.
     pub file: PathBuf,
 }
 
@@ -46,6 +50,7 @@ impl Default for SkyConfig {
             max_radius_arcsec: default_max_radius(),
             max_rows: default_max_rows(),
             catalogs: Vec::new(),
+            maps: Vec::new(),
         }
     }
 }
@@ -75,6 +80,10 @@ impl SkyConfig {
             sky.add(&c.name, &dir.join(&c.file))
                 .map_err(|e| anyhow::anyhow!("sky.catalog[{i}]: {e:#}"))?;
         }
+        for (i, m) in self.maps.iter().enumerate() {
+            sky.add_map(&m.name, &dir.join(&m.file))
+                .map_err(|e| anyhow::anyhow!("sky.map[{i}]: {e:#}"))?;
+        }
         Ok(sky)
     }
 
@@ -96,28 +105,36 @@ impl SkyConfig {
                 format!("{} catalogues; at most {MAX_CATALOGS}", self.catalogs.len()),
             ));
         }
-        for (i, c) in self.catalogs.iter().enumerate() {
-            if !crate::sky::is_catalog_name(&c.name) {
-                return Err(Invalid::new(
-                    format!("sky.catalog[{i}].name"),
-                    format!(
-                        "'{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
-                        crate::text::shown(&c.name, 80),
-                        crate::sky::CATALOG_NAME_BYTES
-                    ),
-                ));
-            }
-            if self.catalogs[..i].iter().any(|o| o.name == c.name) {
-                return Err(Invalid::new(
-                    format!("sky.catalog[{i}].name"),
-                    format!("'{}' is registered twice", c.name),
-                ));
-            }
-            if c.file.as_os_str().is_empty() {
-                return Err(Invalid::new(
-                    format!("sky.catalog[{i}].file"),
-                    "is empty: give the file `bandpass catalog build` made".into(),
-                ));
+        if self.maps.len() > MAX_CATALOGS {
+            return Err(Invalid::new(
+                "sky.map",
+                format!("{} maps; at most {MAX_CATALOGS}", self.maps.len()),
+            ));
+        }
+        for (key, list) in [("sky.catalog", &self.catalogs), ("sky.map", &self.maps)] {
+            for (i, c) in list.iter().enumerate() {
+                if !crate::sky::is_catalog_name(&c.name) {
+                    return Err(Invalid::new(
+                        format!("{key}[{i}].name"),
+                        format!(
+                            "'{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
+                            crate::text::shown(&c.name, 80),
+                            crate::sky::CATALOG_NAME_BYTES
+                        ),
+                    ));
+                }
+                if list[..i].iter().any(|o| o.name == c.name) {
+                    return Err(Invalid::new(
+                        format!("{key}[{i}].name"),
+                        format!("'{}' is registered twice", c.name),
+                    ));
+                }
+                if c.file.as_os_str().is_empty() {
+                    return Err(Invalid::new(
+                        format!("{key}[{i}].file"),
+                        "is empty: give the file".into(),
+                    ));
+                }
             }
         }
         Ok(())

@@ -85,11 +85,17 @@ pub const HISTORY_PREFIX: &str = "history.";
 /// alert's fields.
 pub const XMATCH_PREFIX: &str = "xmatch.";
 
+/// Declared paths under this prefix (`map.gw.credible`) name what a sky
+/// map the host holds says at the alert (`sky::map`).
+pub const MAP_PREFIX: &str = "map.";
+
 /// Whether a declared path names something the host computes (an
-/// object's history, a cross-match) rather than a path of the alert's
-/// schema.
+/// object's history, a cross-match, a sky map's answer) rather than a
+/// path of the alert's schema.
 pub fn is_host_path(text: &str) -> bool {
-    text.starts_with(HISTORY_PREFIX) || text.starts_with(XMATCH_PREFIX)
+    [HISTORY_PREFIX, XMATCH_PREFIX, MAP_PREFIX]
+        .iter()
+        .any(|p| text.starts_with(p))
 }
 
 /// Most bytes the standalone messages split from one container may make

@@ -43,10 +43,11 @@ pub const CONFIG_SETTING: &str = "a [[sky.catalog]] entry of the config";
 /// The same, in `run --config`: either.
 pub const BOTH_SETTING: &str = "--catalog NAME=FILE or a [[sky.catalog]] entry of the config";
 
-/// The catalogues the host has, by name, and the caps.
+/// The catalogues and sky maps the host has, by name, and the caps.
 #[derive(Clone)]
 pub struct Sky {
     catalogs: BTreeMap<String, Arc<Catalog>>,
+    maps: BTreeMap<String, Arc<super::map::SkyMap>>,
     caps: Caps,
     /// What registers another catalogue (`FLAG_SETTING`, `CONFIG_SETTING`).
     setting: &'static str,
@@ -56,6 +57,7 @@ impl Default for Sky {
     fn default() -> Sky {
         Sky {
             catalogs: BTreeMap::new(),
+            maps: BTreeMap::new(),
             caps: Caps::default(),
             setting: FLAG_SETTING,
         }
@@ -66,6 +68,7 @@ impl std::fmt::Debug for Sky {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sky")
             .field("catalogs", &self.catalogs.keys().collect::<Vec<_>>())
+            .field("maps", &self.maps.keys().collect::<Vec<_>>())
             .field("caps", &self.caps)
             .finish()
     }
@@ -77,8 +80,47 @@ impl Sky {
     pub fn new(caps: Caps, setting: &'static str) -> Sky {
         Sky {
             catalogs: BTreeMap::new(),
+            maps: BTreeMap::new(),
             caps,
             setting,
+        }
+    }
+
+    /// Reads `file` as sky map `name` (a MOC or a probability map); the
+    /// error names both.
+    pub fn add_map(&mut self, name: &str, file: &Path) -> anyhow::Result<()> {
+        if !super::is_catalog_name(name) {
+            anyhow::bail!(
+                "map name '{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
+                crate::text::shown(name, 80),
+                super::CATALOG_NAME_BYTES
+            );
+        }
+        if self.maps.contains_key(name) {
+            anyhow::bail!("map '{name}' is given twice");
+        }
+        let map =
+            super::map::SkyMap::open(file).map_err(|e| anyhow::anyhow!("map '{name}': {e:#}"))?;
+        self.maps.insert(name.to_string(), Arc::new(map));
+        Ok(())
+    }
+
+    /// The sky map called `name`.
+    pub fn map(&self, name: &str) -> Option<&Arc<super::map::SkyMap>> {
+        self.maps.get(name)
+    }
+
+    /// The sky maps, by name.
+    pub fn maps(&self) -> impl Iterator<Item = (&str, &Arc<super::map::SkyMap>)> {
+        self.maps.iter().map(|(n, m)| (n.as_str(), m))
+    }
+
+    /// What adds a sky map, as refusals say it.
+    pub(super) fn map_setting(&self) -> &'static str {
+        match self.setting {
+            FLAG_SETTING => "--map NAME=FILE",
+            CONFIG_SETTING => "a [[sky.map]] entry of the config",
+            _ => "--map NAME=FILE or a [[sky.map]] entry of the config",
         }
     }
 
@@ -139,6 +181,11 @@ impl Sky {
         fields: &[FieldPath],
     ) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        for f in fields.iter().filter(|f| !f.optional) {
+            if let Some(why) = super::plan::map_refusal(self, &f.text) {
+                out.push((f.text.clone(), why));
+            }
+        }
         for c in crossmatches {
             let Some(catalog) = self.catalogs.get(&c.catalog) else {
                 out.push((

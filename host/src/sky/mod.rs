@@ -1,9 +1,11 @@
 //! What lies around an alert on the sky (docs/design/sky.md): catalogue
-//! cross-matches first; watchlists and sky maps to come.
+//! cross-matches and sky maps (footprints, gravitational-wave
+//! localisations); watchlists to come.
 //!
 //! Owns: positions on the sphere (degrees in, radians inside), the
-//! catalogue files ([`catalog`]) and the cross-matches filters ask of
-//! them ([`crossmatch`]).
+//! catalogue files ([`catalog`]), the cross-matches filters ask of
+//! them ([`crossmatch`]), sky maps ([`map`]), and what a set of filters
+//! asks of all of them per alert ([`plan`]).
 //!
 //! Must never: do HEALPix arithmetic of its own (cells and cone coverage
 //! come from the CDS's `cdshealpix`), or answer differently for the same
@@ -11,8 +13,11 @@
 
 pub mod catalog;
 pub mod crossmatch;
+pub mod map;
+pub mod plan;
 
 pub use crossmatch::{Caps, CrossmatchPlan, Sky};
+pub use plan::{SkyPlan, SkySlot};
 
 /// A catalogue's name is 1 to this many bytes of `a-z`, `0-9`, `_` and `-`.
 pub const CATALOG_NAME_BYTES: usize = 64;
