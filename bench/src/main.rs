@@ -262,7 +262,10 @@ fn sky_case(
     // The shared sky maps, asked at the same positions.
     let sky_dir = bandpass_bench::repo().join("../shared/data/sky");
     let maps: Vec<(&str, bandpass::sky::map::SkyMap)> = [
-        ("the Legacy Surveys footprint (MOC)", "ls_footprint_moc.fits"),
+        (
+            "the Legacy Surveys footprint (MOC)",
+            "ls_footprint_moc.fits",
+        ),
         ("the BAYESTAR map (probability)", "bayestar.multiorder.fits"),
     ]
     .into_iter()

@@ -1059,3 +1059,137 @@ fn host_coverage_and_gw_counterpart_decide_as_mocpy_and_the_map_imply() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn watched_targets_gets_the_targets_whose_own_radius_holds_the_alert_as_a_brute_force_does() {
+    // Each shared alert: its file, position and sign, read by fastavro.
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import fastavro, glob, sys\n\
+             for f in sorted(glob.glob(sys.argv[1] + '/**/*.avro', recursive=True)):\n\
+             \x20   for r in fastavro.reader(open(f, 'rb')):\n\
+             \x20       c = r['candidate']\n\
+             \x20       print(f, repr(c['ra']), repr(c['dec']), c['isdiffpos'])",
+            data_dir().join("ztf/alerts").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let alerts: Vec<(String, (f64, f64), bool)> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let p: Vec<&str> = l.split_whitespace().collect();
+            (
+                p[0].to_string(),
+                (p[1].parse().unwrap(), p[2].parse().unwrap()),
+                matches!(p[3], "t" | "1"),
+            )
+        })
+        .collect();
+    // Targets: around each alert, one inside its radius, one just outside
+    // it, or a wide one and a tight one (two hits, nearest first); then
+    // 100,000 across the sky, names with a comma and a quote among them.
+    let mut targets: Vec<(String, f64, f64, f64)> = Vec::new();
+    for (i, (_, (ra, dec), _)) in alerts.iter().enumerate() {
+        let at = |arcsec: f64| (*ra, dec + arcsec / 3600.0);
+        match i % 3 {
+            0 => targets.push((format!("t{i} in"), at(1.0).0, at(1.0).1, 2.0)),
+            1 => targets.push((format!("t{i} out"), at(3.0).0, at(3.0).1, 2.0)),
+            _ => {
+                targets.push((format!("t{i} wide, \"b\""), at(30.0).0, at(30.0).1, 60.0));
+                targets.push((format!("t{i} tight"), at(-0.5).0, at(-0.5).1, 1.0));
+            }
+        }
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    for j in 0..100_000 {
+        let z: f64 = rng.random_range(-1.0..1.0);
+        targets.push((
+            format!("r{j}"),
+            rng.random_range(0.0..360.0),
+            z.asin().to_degrees(),
+            rng.random_range(0.5..5.0),
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("targets.csv");
+    let mut csv = String::from("name,ra,dec,radius_arcsec\n");
+    for (name, ra, dec, r) in &targets {
+        csv.push_str(&format!(
+            "\"{}\",{ra:?},{dec:?},{r:?}\n",
+            name.replace('"', "\"\"")
+        ));
+    }
+    std::fs::write(&list, csv).unwrap();
+    let component = crate::support::filters_dir().join("watched_targets.wasm");
+    let got = results(
+        &component,
+        &data_dir().join("ztf/alerts"),
+        &["--watchlist", &format!("targets={}", list.display())],
+    );
+    let mut accepted = 0;
+    for (file, at, positive) in &alerts {
+        // Brute force, with the independent distance.
+        let mut hits: Vec<(f64, usize)> = targets
+            .iter()
+            .enumerate()
+            .map(|(k, (_, ra, dec, _))| (separation(*at, (*ra, *dec)), k))
+            .filter(|(d, k)| *d <= targets[*k].3)
+            .collect();
+        hits.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let name = Path::new(file)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let r = &got[&name];
+        if *positive && !hits.is_empty() {
+            accepted += 1;
+            assert_eq!(r["verdict"], "accept", "{name}: {r}");
+            assert_eq!(r["tags"][0], targets[hits[0].1].0.as_str(), "{name}: {r}");
+            let notes: std::collections::BTreeMap<&str, &str> = r["annotations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|kv| (kv[0].as_str().unwrap(), kv[1].as_str().unwrap()))
+                .collect();
+            assert_eq!(notes["targets"], hits.len().to_string(), "{name}");
+            assert_eq!(notes["dist"], format!("{:.2}", hits[0].0), "{name}");
+        } else {
+            assert_eq!(r["verdict"], "reject", "{name}: {r} where {hits:?}");
+        }
+    }
+    assert!(accepted >= 4, "{accepted}");
+
+    // A list the host lacks, a bad one, and JSON.
+    let out = bandpass(&[
+        "test",
+        component.to_str().unwrap(),
+        data_dir().join("ztf/alerts").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "declared field 'watch.targets.name': this host has no watchlist 'targets' (it has \
+             none; --watchlist NAME=FILE adds one)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&list, "name,ra,dec,radius_arcsec\nfar,1,2,61\n").unwrap();
+    let out = bandpass(&[
+        "test",
+        component.to_str().unwrap(),
+        "--watchlist",
+        &format!("targets={}", list.display()),
+        data_dir().join("ztf/alerts").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("target 1 ('far'): radius 61 arcseconds; it must be above 0 and at most 60"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -54,7 +54,8 @@ pub(crate) fn explain(
             // position: nothing in the alert was null.
             Some(FieldValue::Absent)
                 if field.text.starts_with(crate::decode::XMATCH_PREFIX)
-                    || field.text.starts_with(crate::decode::MAP_PREFIX) =>
+                    || field.text.starts_with(crate::decode::MAP_PREFIX)
+                    || field.text.starts_with(crate::decode::WATCH_PREFIX) =>
             {
                 "absent (the alert has no position: no search was run)".into()
             }

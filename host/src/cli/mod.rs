@@ -175,6 +175,13 @@ pub struct SkyArgs {
     /// another. With `run --config`, added to the config's [[sky.map]].
     #[arg(long = "map", value_name = "NAME=FILE")]
     pub maps: Vec<String>,
+    /// A watchlist filters may read (`watch.NAME.name`, `.dist`, `.ra`,
+    /// `.dec`: the targets whose own radius holds the alert), as
+    /// NAME=FILE: CSV with a header `name,ra,dec,radius_arcsec`, or a
+    /// JSON array of objects with those keys. Repeat for another. With
+    /// `run --config`, added to the config's [[sky.watchlist]].
+    #[arg(long = "watchlist", value_name = "NAME=FILE")]
+    pub watchlists: Vec<String>,
 }
 
 impl SkyArgs {
@@ -211,6 +218,11 @@ impl SkyArgs {
             let (name, file, shown) = named(flag, "map", "gw=S250206dm.multiorder.fits")?;
             sky.add_map(&name, &file)
                 .map_err(|e| anyhow::anyhow!("--map '{shown}': {e:#}"))?;
+        }
+        for flag in &self.watchlists {
+            let (name, file, shown) = named(flag, "watchlist", "targets=targets.csv")?;
+            sky.add_watchlist(&name, &file)
+                .map_err(|e| anyhow::anyhow!("--watchlist '{shown}': {e:#}"))?;
         }
         Ok(std::sync::Arc::new(sky))
     }

@@ -31,6 +31,11 @@ pub struct SkyConfig {
     /// may read.
     #[serde(default, rename = "map")]
     pub maps: Vec<CatalogConfig>,
+    /// The watchlists (`[[sky.watchlist]]`): targets every filter may
+    /// read the alert's nearness to; each target's radius at most
+    /// `max_radius_arcsec`.
+    #[serde(default, rename = "watchlist")]
+    pub watchlists: Vec<CatalogConfig>,
 }
 
 /// `[[sky.catalog]]` and `[[sky.map]]`.
@@ -51,6 +56,7 @@ impl Default for SkyConfig {
             max_rows: default_max_rows(),
             catalogs: Vec::new(),
             maps: Vec::new(),
+            watchlists: Vec::new(),
         }
     }
 }
@@ -84,6 +90,10 @@ impl SkyConfig {
             sky.add_map(&m.name, &dir.join(&m.file))
                 .map_err(|e| anyhow::anyhow!("sky.map[{i}]: {e:#}"))?;
         }
+        for (i, w) in self.watchlists.iter().enumerate() {
+            sky.add_watchlist(&w.name, &dir.join(&w.file))
+                .map_err(|e| anyhow::anyhow!("sky.watchlist[{i}]: {e:#}"))?;
+        }
         Ok(sky)
     }
 
@@ -105,13 +115,19 @@ impl SkyConfig {
                 format!("{} catalogues; at most {MAX_CATALOGS}", self.catalogs.len()),
             ));
         }
-        if self.maps.len() > MAX_CATALOGS {
-            return Err(Invalid::new(
-                "sky.map",
-                format!("{} maps; at most {MAX_CATALOGS}", self.maps.len()),
-            ));
+        for (key, list) in [("sky.map", &self.maps), ("sky.watchlist", &self.watchlists)] {
+            if list.len() > MAX_CATALOGS {
+                return Err(Invalid::new(
+                    key,
+                    format!("{} entries; at most {MAX_CATALOGS}", list.len()),
+                ));
+            }
         }
-        for (key, list) in [("sky.catalog", &self.catalogs), ("sky.map", &self.maps)] {
+        for (key, list) in [
+            ("sky.catalog", &self.catalogs),
+            ("sky.map", &self.maps),
+            ("sky.watchlist", &self.watchlists),
+        ] {
             for (i, c) in list.iter().enumerate() {
                 if !crate::sky::is_catalog_name(&c.name) {
                     return Err(Invalid::new(

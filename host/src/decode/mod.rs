@@ -89,11 +89,15 @@ pub const XMATCH_PREFIX: &str = "xmatch.";
 /// map the host holds says at the alert (`sky::map`).
 pub const MAP_PREFIX: &str = "map.";
 
+/// Declared paths under this prefix (`watch.targets.name`) name the
+/// targets of a watchlist the host holds that the alert falls within.
+pub const WATCH_PREFIX: &str = "watch.";
+
 /// Whether a declared path names something the host computes (an
-/// object's history, a cross-match, a sky map's answer) rather than a
-/// path of the alert's schema.
+/// object's history, a cross-match, a sky map's answer, a watchlist's
+/// targets) rather than a path of the alert's schema.
 pub fn is_host_path(text: &str) -> bool {
-    [HISTORY_PREFIX, XMATCH_PREFIX, MAP_PREFIX]
+    [HISTORY_PREFIX, XMATCH_PREFIX, MAP_PREFIX, WATCH_PREFIX]
         .iter()
         .any(|p| text.starts_with(p))
 }

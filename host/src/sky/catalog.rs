@@ -264,6 +264,41 @@ impl Builder {
     /// Writes the file at `path` (through a temporary file renamed over
     /// it: a reader never sees half a file). Returns the rows written.
     pub fn write(self, path: &Path) -> anyhow::Result<u64> {
+        if self.rows.is_empty() {
+            bail!("no rows to write: every row was left out, or the source has none");
+        }
+        let (mode, dir) = check_out(path)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(".bandpass-catalog-")
+            .tempfile_in(&dir)
+            .with_context(|| format!("cannot create a file beside {}", shown(path)))?;
+        let rows = {
+            let mut out = std::io::BufWriter::new(temp.as_file_mut());
+            let rows = self.encode(&mut out)?;
+            out.flush()?;
+            rows
+        };
+        temp.as_file().sync_all()?;
+        std::fs::set_permissions(
+            temp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777),
+        )?;
+        temp.persist(path)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", shown(path), e.error))?;
+        Ok(rows)
+    }
+
+    /// The catalogue held in memory, not written (a watchlist); `what`
+    /// names it in errors.
+    pub fn into_catalog(self, what: &str) -> anyhow::Result<Catalog> {
+        let mut bytes = Vec::new();
+        self.encode(&mut bytes)?;
+        Catalog::check(Contents::Read(bytes), Path::new(what))
+    }
+
+    /// The file's bytes, rows sorted by cell, then by position, then by
+    /// input order: the same rows give the same file. Returns the rows.
+    fn encode(self, mut out: &mut impl Write) -> anyhow::Result<u64> {
         let Builder {
             columns,
             source,
@@ -272,8 +307,6 @@ impl Builder {
             ..
         } = self;
         let width = columns.len();
-        // Sorted by cell, then by position, then by input order: the same
-        // rows give the same file.
         let mut order: Vec<u32> = (0..rows.len() as u32).collect();
         order.sort_by(|&a, &b| {
             let (ra, rb) = (&rows[a as usize], &rows[b as usize]);
@@ -282,76 +315,55 @@ impl Builder {
                 .then(ra.1.total_cmp(&rb.1))
                 .then(a.cmp(&b))
         });
-        if rows.is_empty() {
-            bail!("no rows to write: every row was left out, or the source has none");
+        let mut cells: Vec<(u64, u64)> = Vec::new();
+        for (i, &r) in order.iter().enumerate() {
+            let cell = rows[r as usize].0;
+            if cells.last().is_none_or(|(c, _)| *c != cell) {
+                cells.push((cell, i as u64));
+            }
         }
-        let (mode, dir) = check_out(path)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".bandpass-catalog-")
-            .tempfile_in(&dir)
-            .with_context(|| format!("cannot create a file beside {}", shown(path)))?;
-        {
-            let mut out = std::io::BufWriter::new(temp.as_file_mut());
-            let mut cells: Vec<(u64, u64)> = Vec::new();
-            for (i, &r) in order.iter().enumerate() {
-                let cell = rows[r as usize].0;
-                if cells.last().is_none_or(|(c, _)| *c != cell) {
-                    cells.push((cell, i as u64));
-                }
-            }
-            let header = header_bytes(&columns, &source);
-            out.write_all(MAGIC)?;
-            out.write_all(&VERSION.to_le_bytes())?;
-            out.write_all(&[DEPTH, 0, 0, 0])?;
-            out.write_all(&(rows.len() as u64).to_le_bytes())?;
-            out.write_all(&(cells.len() as u64).to_le_bytes())?;
-            out.write_all(&(columns.len() as u32).to_le_bytes())?;
-            out.write_all(&(header.len() as u32).to_le_bytes())?;
-            out.write_all(&header)?;
-            pad(&mut out, 40 + header.len())?;
+        let header = header_bytes(&columns, &source);
+        out.write_all(MAGIC)?;
+        out.write_all(&VERSION.to_le_bytes())?;
+        out.write_all(&[DEPTH, 0, 0, 0])?;
+        out.write_all(&(rows.len() as u64).to_le_bytes())?;
+        out.write_all(&(cells.len() as u64).to_le_bytes())?;
+        out.write_all(&(columns.len() as u32).to_le_bytes())?;
+        out.write_all(&(header.len() as u32).to_le_bytes())?;
+        out.write_all(&header)?;
+        pad(&mut out, 40 + header.len())?;
+        for &r in &order {
+            out.write_all(&rows[r as usize].1.to_le_bytes())?;
+        }
+        for &r in &order {
+            out.write_all(&rows[r as usize].2.to_le_bytes())?;
+        }
+        for (c, column) in columns.iter().enumerate() {
             for &r in &order {
-                out.write_all(&rows[r as usize].1.to_le_bytes())?;
-            }
-            for &r in &order {
-                out.write_all(&rows[r as usize].2.to_le_bytes())?;
-            }
-            for (c, column) in columns.iter().enumerate() {
-                for &r in &order {
-                    let v = values[r as usize * width + c];
-                    match (column.kind, v) {
-                        (ColumnType::Real, Value::Real(x)) => out.write_all(&x.to_le_bytes())?,
-                        (ColumnType::Real, Value::Integer(x)) => {
-                            out.write_all(&(x as f64).to_le_bytes())?
-                        }
-                        (ColumnType::Real32, Value::Real(x)) => {
-                            out.write_all(&(x as f32).to_le_bytes())?
-                        }
-                        (ColumnType::Real32, Value::Integer(x)) => {
-                            out.write_all(&(x as f32).to_le_bytes())?
-                        }
-                        (ColumnType::Integer, Value::Integer(x)) => {
-                            out.write_all(&x.to_le_bytes())?
-                        }
-                        (ColumnType::Integer, Value::Real(x)) => {
-                            out.write_all(&(x as i64).to_le_bytes())?
-                        }
+                let v = values[r as usize * width + c];
+                match (column.kind, v) {
+                    (ColumnType::Real, Value::Real(x)) => out.write_all(&x.to_le_bytes())?,
+                    (ColumnType::Real, Value::Integer(x)) => {
+                        out.write_all(&(x as f64).to_le_bytes())?
+                    }
+                    (ColumnType::Real32, Value::Real(x)) => {
+                        out.write_all(&(x as f32).to_le_bytes())?
+                    }
+                    (ColumnType::Real32, Value::Integer(x)) => {
+                        out.write_all(&(x as f32).to_le_bytes())?
+                    }
+                    (ColumnType::Integer, Value::Integer(x)) => out.write_all(&x.to_le_bytes())?,
+                    (ColumnType::Integer, Value::Real(x)) => {
+                        out.write_all(&(x as i64).to_le_bytes())?
                     }
                 }
-                pad(&mut out, rows.len() * column.kind.width())?;
             }
-            for (cell, first) in &cells {
-                out.write_all(&cell.to_le_bytes())?;
-                out.write_all(&first.to_le_bytes())?;
-            }
-            out.flush()?;
+            pad(&mut out, rows.len() * column.kind.width())?;
         }
-        temp.as_file().sync_all()?;
-        std::fs::set_permissions(
-            temp.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777),
-        )?;
-        temp.persist(path)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", shown(path), e.error))?;
+        for (cell, first) in &cells {
+            out.write_all(&cell.to_le_bytes())?;
+            out.write_all(&first.to_le_bytes())?;
+        }
         Ok(rows.len() as u64)
     }
 }

@@ -48,6 +48,7 @@ pub const BOTH_SETTING: &str = "--catalog NAME=FILE or a [[sky.catalog]] entry o
 pub struct Sky {
     catalogs: BTreeMap<String, Arc<Catalog>>,
     maps: BTreeMap<String, Arc<super::map::SkyMap>>,
+    lists: BTreeMap<String, Arc<super::watchlist::Watchlist>>,
     caps: Caps,
     /// What registers another catalogue (`FLAG_SETTING`, `CONFIG_SETTING`).
     setting: &'static str,
@@ -58,6 +59,7 @@ impl Default for Sky {
         Sky {
             catalogs: BTreeMap::new(),
             maps: BTreeMap::new(),
+            lists: BTreeMap::new(),
             caps: Caps::default(),
             setting: FLAG_SETTING,
         }
@@ -69,6 +71,7 @@ impl std::fmt::Debug for Sky {
         f.debug_struct("Sky")
             .field("catalogs", &self.catalogs.keys().collect::<Vec<_>>())
             .field("maps", &self.maps.keys().collect::<Vec<_>>())
+            .field("watchlists", &self.lists.keys().collect::<Vec<_>>())
             .field("caps", &self.caps)
             .finish()
     }
@@ -81,6 +84,7 @@ impl Sky {
         Sky {
             catalogs: BTreeMap::new(),
             maps: BTreeMap::new(),
+            lists: BTreeMap::new(),
             caps,
             setting,
         }
@@ -105,6 +109,35 @@ impl Sky {
         Ok(())
     }
 
+    /// Reads `file` as watchlist `name` (each target's radius within
+    /// the cap on cones); the error names both.
+    pub fn add_watchlist(&mut self, name: &str, file: &Path) -> anyhow::Result<()> {
+        if !super::is_catalog_name(name) {
+            anyhow::bail!(
+                "watchlist name '{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
+                crate::text::shown(name, 80),
+                super::CATALOG_NAME_BYTES
+            );
+        }
+        if self.lists.contains_key(name) {
+            anyhow::bail!("watchlist '{name}' is given twice");
+        }
+        let list = super::watchlist::Watchlist::open(file, self.caps.max_radius_arcsec)
+            .map_err(|e| anyhow::anyhow!("watchlist '{name}': {e:#}"))?;
+        self.lists.insert(name.to_string(), Arc::new(list));
+        Ok(())
+    }
+
+    /// The watchlist called `name`.
+    pub fn watchlist(&self, name: &str) -> Option<&Arc<super::watchlist::Watchlist>> {
+        self.lists.get(name)
+    }
+
+    /// The watchlists, by name.
+    pub fn watchlists(&self) -> impl Iterator<Item = (&str, &Arc<super::watchlist::Watchlist>)> {
+        self.lists.iter().map(|(n, l)| (n.as_str(), l))
+    }
+
     /// The sky map called `name`.
     pub fn map(&self, name: &str) -> Option<&Arc<super::map::SkyMap>> {
         self.maps.get(name)
@@ -121,6 +154,15 @@ impl Sky {
             FLAG_SETTING => "--map NAME=FILE",
             CONFIG_SETTING => "a [[sky.map]] entry of the config",
             _ => "--map NAME=FILE or a [[sky.map]] entry of the config",
+        }
+    }
+
+    /// What adds a watchlist, as refusals say it.
+    pub(super) fn watchlist_setting(&self) -> &'static str {
+        match self.setting {
+            FLAG_SETTING => "--watchlist NAME=FILE",
+            CONFIG_SETTING => "a [[sky.watchlist]] entry of the config",
+            _ => "--watchlist NAME=FILE or a [[sky.watchlist]] entry of the config",
         }
     }
 
@@ -182,7 +224,9 @@ impl Sky {
     ) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for f in fields.iter().filter(|f| !f.optional) {
-            if let Some(why) = super::plan::map_refusal(self, &f.text) {
+            if let Some(why) = super::plan::map_refusal(self, &f.text)
+                .or_else(|| super::plan::watch_refusal(self, &f.text))
+            {
                 out.push((f.text.clone(), why));
             }
         }

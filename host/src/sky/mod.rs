@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod crossmatch;
 pub mod map;
 pub mod plan;
+pub mod watchlist;
 
 pub use crossmatch::{Caps, CrossmatchPlan, Sky};
 pub use plan::{SkyPlan, SkySlot};

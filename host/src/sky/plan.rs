@@ -1,6 +1,7 @@
 //! What a set of filters asks of the sky, computed once per alert: the
-//! cross-matches' columns (`xmatch.*`, [`CrossmatchPlan`]) and the maps'
-//! answers (`map.<name>.inside|prob|credible`).
+//! cross-matches' columns (`xmatch.*`, [`CrossmatchPlan`]), the maps'
+//! answers (`map.<name>.inside|prob|credible`) and the watchlists'
+//! targets (`watch.<list>.name|dist|ra|dec`).
 //!
 //! Owns: the order of those values after the decoder's and the history's
 //! (the order [`SkyPlan::slot`] first gave them out), and filling them
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use super::Sky;
 use super::crossmatch::CrossmatchPlan;
 use super::map::SkyMap;
-use crate::decode::FieldValue;
+use super::watchlist::Watchlist;
+use crate::decode::{FieldValue, WATCH_PREFIX};
 use crate::sandbox::Crossmatch;
 
 use crate::decode::MAP_PREFIX;
@@ -80,12 +82,61 @@ pub(super) fn map_refusal(sky: &Sky, path: &str) -> Option<String> {
     }
 }
 
+/// Why a watchlist field cannot be given: none when it can.
+pub(super) fn watch_refusal(sky: &Sky, path: &str) -> Option<String> {
+    let rest = path.strip_prefix(WATCH_PREFIX)?;
+    let shown = crate::text::shown(path, 256);
+    let Some((name, column)) = rest.split_once('.').filter(|(_, c)| !c.contains('.')) else {
+        return Some(format!(
+            "declared field '{shown}' must be 'watch.<list>.name', '.dist', '.ra' or '.dec'"
+        ));
+    };
+    if sky.watchlist(name).is_none() {
+        let have: Vec<&str> = sky.watchlists().map(|(n, _)| n).collect();
+        return Some(format!(
+            "declared field '{shown}': this host has no watchlist '{}' ({}; {} adds one)",
+            crate::text::shown(name, 64),
+            if have.is_empty() {
+                "it has none".to_string()
+            } else {
+                format!("it has {}", have.join(", "))
+            },
+            sky.watchlist_setting()
+        ));
+    }
+    WatchColumn::of(column).is_none().then(|| {
+        format!("declared field '{shown}': a watchlist gives 'name', 'dist', 'ra' and 'dec'")
+    })
+}
+
+/// What a `watch.<list>.<column>` field gives per target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatchColumn {
+    Name,
+    Dist,
+    Ra,
+    Dec,
+}
+
+impl WatchColumn {
+    fn of(name: &str) -> Option<WatchColumn> {
+        Some(match name {
+            "name" => WatchColumn::Name,
+            "dist" => WatchColumn::Dist,
+            "ra" => WatchColumn::Ra,
+            "dec" => WatchColumn::Dec,
+            _ => return None,
+        })
+    }
+}
+
 /// Where one field sits among the plan's values, before the plan is
 /// complete (see [`SkyPlan::position`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkySlot {
     Crossmatch(usize),
     Map(usize),
+    Watch(usize),
 }
 
 /// The cross-matches and map answers a set of filters asks for.
@@ -95,6 +146,11 @@ pub struct SkyPlan {
     /// Per map value: the map (none: not given, `Missing`) and what is
     /// read of it.
     maps: Vec<(Option<Arc<SkyMap>>, Answer, String)>,
+    /// The watchlists read, each asked once per alert.
+    lists: Vec<Arc<Watchlist>>,
+    /// Per watchlist value: its list (none: not given, `Missing`) and
+    /// column, and the path.
+    watched: Vec<(Option<usize>, WatchColumn, String)>,
 }
 
 impl SkyPlan {
@@ -104,6 +160,9 @@ impl SkyPlan {
     pub fn slot(&mut self, sky: &Sky, crossmatches: &[Crossmatch], path: &str) -> Option<SkySlot> {
         if let Some(i) = self.crossmatches.slot(sky, crossmatches, path) {
             return Some(SkySlot::Crossmatch(i));
+        }
+        if let Some(rest) = path.strip_prefix(WATCH_PREFIX) {
+            return Some(SkySlot::Watch(self.watch_slot(sky, rest, path)));
         }
         let (name, answer) = split_map(path)?;
         let map = sky.map(name).cloned();
@@ -123,9 +182,33 @@ impl SkyPlan {
         Some(SkySlot::Map(i))
     }
 
+    fn watch_slot(&mut self, sky: &Sky, rest: &str, path: &str) -> usize {
+        if let Some(i) = self.watched.iter().position(|(_, _, k)| k == path) {
+            return i;
+        }
+        let found = rest.split_once('.').and_then(|(name, column)| {
+            let list = sky.watchlist(name)?;
+            let column = WatchColumn::of(column)?;
+            let at = match self.lists.iter().position(|l| Arc::ptr_eq(l, list)) {
+                Some(at) => at,
+                None => {
+                    self.lists.push(list.clone());
+                    self.lists.len() - 1
+                }
+            };
+            Some((at, column))
+        });
+        self.watched.push((
+            found.map(|(at, _)| at),
+            found.map_or(WatchColumn::Name, |(_, c)| c),
+            path.to_string(),
+        ));
+        self.watched.len() - 1
+    }
+
     /// How many values [`SkyPlan::append`] appends.
     pub fn len(&self) -> usize {
-        self.crossmatches.len() + self.maps.len()
+        self.crossmatches.len() + self.maps.len() + self.watched.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -154,6 +237,33 @@ impl SkyPlan {
                 Answer::Credible => said.credible.map_or(FieldValue::Missing, FieldValue::Real),
             });
         }
+        if self.watched.is_empty() {
+            return;
+        }
+        let hits: Vec<Vec<super::watchlist::Hit<'_>>> = match at {
+            Some((ra, dec)) => self.lists.iter().map(|l| l.hits(ra, dec)).collect(),
+            None => Vec::new(),
+        };
+        for (list, column, _) in &self.watched {
+            let Some(list) = list else {
+                values.push(FieldValue::Missing);
+                continue;
+            };
+            let Some(hits) = hits.get(*list) else {
+                values.push(FieldValue::Absent);
+                continue;
+            };
+            values.push(match column {
+                WatchColumn::Name => {
+                    FieldValue::Texts(hits.iter().map(|h| Some(h.name.to_string())).collect())
+                }
+                WatchColumn::Dist => {
+                    FieldValue::Reals(hits.iter().map(|h| Some(h.dist_arcsec)).collect())
+                }
+                WatchColumn::Ra => FieldValue::Reals(hits.iter().map(|h| Some(h.ra)).collect()),
+                WatchColumn::Dec => FieldValue::Reals(hits.iter().map(|h| Some(h.dec)).collect()),
+            });
+        }
     }
 
     /// Where a slot [`SkyPlan::slot`] gave sits among the appended
@@ -163,6 +273,7 @@ impl SkyPlan {
         match slot {
             SkySlot::Crossmatch(i) => i,
             SkySlot::Map(i) => self.crossmatches.len() + i,
+            SkySlot::Watch(i) => self.crossmatches.len() + self.maps.len() + i,
         }
     }
 }
