@@ -213,6 +213,21 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Alerts per second of each runner, in interleaved thirds (twice each),
+/// so that drift on the machine falls on each alike.
+fn interleaved(alerts: &[Bytes], secs: f64, runners: [&mut Runner; 3]) -> [f64; 3] {
+    let mut sums = [0.0; 3];
+    let mut runners = runners;
+    for _ in 0..2 {
+        for (runner, sum) in runners.iter_mut().zip(&mut sums) {
+            *sum += rate(alerts, secs / 3.0, |m| {
+                black_box(runner.process(m).unwrap());
+            });
+        }
+    }
+    sums.map(|s| s / 2.0)
+}
+
 /// Case 6: what a Gaia cross-match costs per alert.
 fn sky_case(
     alerts: &[Bytes],
@@ -335,20 +350,7 @@ the Gaia cross-match (482,176 stars, 10\", 20 rows; dist and mag given)"
     let mut plain = Runner::new(&twenty_five, SchemaSource::None, host.clone());
     let mut crossing = Runner::new(&thirty, SchemaSource::None, host.clone());
     let mut vetoes = Runner::new(&thirty[25..], SchemaSource::None, host);
-    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..2 {
-        a.push(rate(alerts, secs / 3.0, |m| {
-            black_box(plain.process(m).unwrap());
-        }));
-        b.push(rate(alerts, secs / 3.0, |m| {
-            black_box(crossing.process(m).unwrap());
-        }));
-        c.push(rate(alerts, secs / 3.0, |m| {
-            black_box(vetoes.process(m).unwrap());
-        }));
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (a, b, c) = (mean(&a), mean(&b), mean(&c));
+    let [a, b, c] = interleaved(alerts, secs, [&mut plain, &mut crossing, &mut vetoes]);
     let line = |what: &str, r: f64| {
         println!("  {what:<45} {r:>8.0}  ({:.2} µs/alert)", per(r));
     };
@@ -390,21 +392,11 @@ fn memory_case(
     // The same 27 without a store: each alert's history is its packet's,
     // and no state is read or written.
     let mut forgetting = Runner::new(&both, SchemaSource::None, Default::default());
-    // Interleaved thirds, so that drift on the machine falls on each.
-    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..2 {
-        a.push(rate(alerts, secs / 3.0, |m| {
-            black_box(plain.process(m).unwrap());
-        }));
-        b.push(rate(alerts, secs / 3.0, |m| {
-            black_box(remembering.process(m).unwrap());
-        }));
-        c.push(rate(alerts, secs / 3.0, |m| {
-            black_box(forgetting.process(m).unwrap());
-        }));
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (a, b, c) = (mean(&a), mean(&b), mean(&c));
+    let [a, b, c] = interleaved(
+        alerts,
+        secs,
+        [&mut plain, &mut remembering, &mut forgetting],
+    );
     println!(
         "\nremembering objects: the 25 filters of case 3, then 27 with rise-once and history-probe, the store on disk"
     );
