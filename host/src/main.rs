@@ -14,13 +14,9 @@ fn main() -> ExitCode {
         die_quietly_on_a_closed_pipe();
     }
     // The object store's own log says at WARN what is routine (a journal
-    // recovered on every reopen), and the MOC reader what it corrects in
-    // a file (a depth written larger than its index type holds): only
-    // their errors are shown.
+    // recovered on every reopen): only its errors are shown.
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| {
-            EnvFilter::try_new(format!("{},fjall=error,lsm_tree=error,moc=error", cli.log))
-        })
+        .or_else(|_| EnvFilter::try_new(format!("{},fjall=error,lsm_tree=error", cli.log)))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -10,9 +10,11 @@ map's densest cell, and fixed ones at the poles and across RA 0/360.
 One JSON object per line: `ra`, `dec`, and per map file of SKY_DIR
 (`../shared/data/sky`): for the two MOCs, whether the position is inside
 (mocpy, the CDS's Python MOC library); for `bayestar.multiorder.fits`,
-the probability density there per square degree and the smallest
+the probability density there per square degree, the smallest
 credible level whose region holds it (the cumulative probability of
-every cell at least as dense), from its UNIQ and PROBDENSITY columns
+every cell at least as dense), and whether it is in the 90% region
+(the smallest set of densest cells holding at least 90%: the cells
+denser than its own hold less), from its UNIQ and PROBDENSITY columns
 read with astropy and the cell holding the position found with
 astropy-healpix.
 
@@ -69,7 +71,14 @@ def gw_map(path):
     # For each cell, the last position whose density is >= its own.
     last = np.searchsorted(-sorted_density, -density, side="right") - 1
     credible = np.minimum(cumulative[last] / total, 1.0)
-    cells = {(int(o), int(p)): (float(d), float(c)) for o, p, d, c in zip(order, ipix, density, credible)}
+    # What every strictly denser cell holds.
+    first = np.searchsorted(-sorted_density, -density, side="left")
+    before = np.where(first > 0, cumulative[np.maximum(first - 1, 0)], 0.0) / total
+    inside = (before < 0.9) & (density > 0)
+    cells = {
+        (int(o), int(p)): (float(d), float(c), bool(i))
+        for o, p, d, c, i in zip(order, ipix, density, credible, inside)
+    }
     peak = int(np.argmax(density))
     hp = HEALPix(nside=2 ** int(order[peak]), order="nested")
     lon, lat = hp.healpix_to_lonlat([int(ipix[peak])])
@@ -77,8 +86,9 @@ def gw_map(path):
 
 
 def lookup(cells, orders, points):
-    """(density per square degree, credible level) at each (ra, dec):
-    the cell of the map holding it, at whichever order the map has it."""
+    """(density per square degree, credible level, in the 90% region) at
+    each (ra, dec): the cell of the map holding it, at whichever order
+    the map has it."""
     lon = np.array([p[0] for p in points]) * u.deg
     lat = np.array([p[1] for p in points]) * u.deg
     per_order = {o: HEALPix(nside=2**o, order="nested").lonlat_to_healpix(lon, lat) for o in orders}
@@ -91,8 +101,8 @@ def lookup(cells, orders, points):
             if hit is not None:
                 found = hit
                 break
-        density, credible = found if found is not None else (0.0, 1.0)
-        out.append((density / deg2_per_sr, credible))
+        density, credible, inside = found if found is not None else (0.0, 1.0, False)
+        out.append((density / deg2_per_sr, credible, inside))
     return out
 
 
@@ -106,11 +116,8 @@ def main():
     for name in MOCS:
         moc = MOC.from_fits(os.path.join(sky, name))
         inside[name] = moc.contains_lonlat(lon, lat)
-    seen = []
-    for (ra, dec), (prob, credible) in zip(points, lookup(cells, orders, points)):
-        i = len(seen)
-        seen.append(i)
-        line = {"ra": ra, "dec": dec, GW: {"prob": prob, "credible": credible}}
+    for i, ((ra, dec), (prob, credible, inside90)) in enumerate(zip(points, lookup(cells, orders, points))):
+        line = {"ra": ra, "dec": dec, GW: {"prob": prob, "credible": credible, "inside": inside90}}
         for name in MOCS:
             line[name] = bool(inside[name][i])
         print(json.dumps(line))

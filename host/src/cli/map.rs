@@ -68,6 +68,10 @@ pub fn execute(args: MapArgs) -> anyhow::Result<u8> {
                 );
             }
             let show = |ra: f64, dec: f64| {
+                if crate::sky::radians(ra, dec).is_none() {
+                    println!("{ra} {dec} not a position: a filter receives absent values");
+                    return;
+                }
                 let answer = map.at(ra, dec);
                 match (answer.prob, answer.credible) {
                     (Some(p), Some(c)) => {

@@ -8,11 +8,15 @@
 //! search answers whether a position is inside, and, for a probability
 //! map, its density and the smallest credible region holding it.
 //!
-//! Owns: reading MOCs (FITS in both orderings, JSON, ASCII: the CDS `moc`
-//! crate) and multi-order maps (their `UNIQ` and `PROBDENSITY` columns,
-//! read here from the FITS binary table), checking them (every count
-//! against the file's length before anything is allocated, cells
-//! disjoint, probabilities not negative and summing to 1), and answering.
+//! Owns: reading MOCs (FITS in both orderings, JSON, ASCII) and
+//! multi-order maps (their `UNIQ` and `PROBDENSITY` columns), with a
+//! small FITS table reader of its own: every count checked against the
+//! file's length before anything is allocated, every cell against the
+//! sphere, a probability map's cells disjoint, its densities numbers and
+//! not negative, summing to 1; an empty region refused. (The CDS `moc`
+//! crate reads these formats too, but trusts a file's header: a crafted
+//! 8 KB file made it ask for 16 PB.) HEALPix arithmetic comes from
+//! `cdshealpix`.
 //!
 //! Must never: allocate what a file's header claims before checking it
 //! against the file's length, or answer differently on two machines.
@@ -30,9 +34,10 @@ const DEPTH: u8 = 29;
 const CELLS: u64 = 12 << 58;
 /// A map file of more bytes is refused (the real BAYESTAR map is 0.6 MB,
 /// the Legacy Surveys footprint 0.4 MB).
-pub const MAX_FILE_BYTES: u64 = 512 << 20;
-/// A map of more ranges or cells is refused.
-pub const MAX_RANGES: usize = 20_000_000;
+pub const MAX_FILE_BYTES: u64 = 128 << 20;
+/// A map of more ranges or cells is refused (held: 16 bytes a range, 40
+/// with a probability map's levels).
+pub const MAX_RANGES: usize = 4_000_000;
 /// The credible level `map.<name>.inside` means for a probability map.
 pub const INSIDE_LEVEL: f64 = 0.9;
 /// How far from 1 a probability map's total may be.
@@ -45,8 +50,9 @@ pub struct Answer {
     pub inside: bool,
     /// Probability per square degree there (probability maps only).
     pub prob: Option<f64>,
-    /// The smallest credible level whose region holds the position: 0 at
-    /// the map's peak, 1 outside it (probability maps only).
+    /// The smallest credible level whose region holds the position: the
+    /// densest cell's own probability at the map's peak, 1 outside it
+    /// (probability maps only).
     pub credible: Option<f64>,
 }
 
@@ -54,9 +60,9 @@ pub struct Answer {
 pub struct SkyMap {
     /// Sorted, disjoint cell ranges.
     ranges: Vec<Range<u64>>,
-    /// For a probability map, per range: its density (per square degree)
-    /// and credible level.
-    levels: Option<Vec<(f64, f64)>>,
+    /// For a probability map, per range: its density (per square degree),
+    /// its credible level, and whether it is in the 90 % region.
+    levels: Option<Vec<(f64, f64, bool)>>,
     /// What the file was: `MOC (FITS)`, `multi-order sky map`, ...
     kind: &'static str,
     /// The fraction of the sky it covers (a region), or of its 90 %
@@ -96,52 +102,23 @@ impl SkyMap {
         })
     }
 
-    /// [`SkyMap::open`] on bytes. The `moc` crate's readers run under
-    /// `catch_unwind`: a file that makes one panic is refused, not a
-    /// crash of the host.
+    /// [`SkyMap::open`] on bytes.
     pub fn parse(bytes: &[u8]) -> anyhow::Result<SkyMap> {
-        std::panic::catch_unwind(|| SkyMap::parse_unguarded(bytes)).unwrap_or_else(|_| {
-            Err(anyhow::anyhow!(
-                "the MOC reader stopped on it (a malformed file)"
-            ))
-        })
-    }
-
-    fn parse_unguarded(bytes: &[u8]) -> anyhow::Result<SkyMap> {
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            bail!("gzip-compressed: decompress it first (`gunzip FILE`)");
+        }
         if bytes.starts_with(b"SIMPLE  =") {
             let table = fits::Table::read(bytes)?;
             if table.column("PROBDENSITY").is_some() {
                 return probability_map(&table);
             }
-            return moc_fits(bytes, &table);
+            return region(moc_fits(&table)?, "MOC (FITS)");
         }
         let text = std::str::from_utf8(bytes).context("neither FITS nor text")?;
         if text.trim_start().starts_with('{') {
-            let moc = moc::deser::json::from_json_aladin::<u64, moc::qty::Hpx<u64>>(text)
-                .map_err(|e| anyhow::anyhow!("MOC JSON: {e}"))?;
-            use moc::moc::{CellMOCIntoIterator, CellMOCIterator};
-            return region(
-                ranges_of(moc.into_cell_moc_iter().ranges(), 0)?,
-                "MOC (JSON)",
-            );
+            return region(moc_json(text)?, "MOC (JSON)");
         }
-        // Only what IVOA MOC ASCII holds reaches the parser (it panics on
-        // some other inputs, caught above); its error's text is not shown,
-        // for the same reason.
-        let ascii = text.contains('/')
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b"/- \t\r\n".contains(&b));
-        if !ascii {
-            bail!("not a MOC in JSON, nor in ASCII (`depth/cells ...`)");
-        }
-        let moc = moc::deser::ascii::from_ascii_ivoa::<u64, moc::qty::Hpx<u64>>(text)
-            .map_err(|_| anyhow::anyhow!("not a MOC in JSON, nor in ASCII (`depth/cells ...`)"))?;
-        use moc::moc::{CellOrCellRangeMOCIntoIterator, CellOrCellRangeMOCIterator};
-        region(
-            ranges_of(moc.into_cellcellrange_moc_iter().ranges(), 0)?,
-            "MOC (ASCII)",
-        )
+        region(moc_ascii(text)?, "MOC (ASCII)")
     }
 
     /// What the map says at (`ra`, `dec`), degrees; outside for a
@@ -168,9 +145,9 @@ impl SkyMap {
                 credible: None,
             },
             Some(levels) => {
-                let (prob, credible) = levels[i - 1];
+                let (prob, credible, inside) = levels[i - 1];
                 Answer {
-                    inside: credible <= INSIDE_LEVEL,
+                    inside,
                     prob: Some(prob),
                     credible: Some(credible),
                 }
@@ -198,36 +175,61 @@ impl SkyMap {
     }
 }
 
-/// Ranges at the MOC index type's own depth, moved to depth 29; sorted,
-/// disjoint and within the sphere, else an error. `shift` is twice the
-/// depths between (0 for `u64`). Never trusts the iterator's size hint.
-fn ranges_of<T: moc::idx::Idx>(
-    ranges: impl Iterator<Item = Range<T>>,
-    shift: u32,
-) -> anyhow::Result<Vec<Range<u64>>> {
-    let mut out: Vec<Range<u64>> = Vec::new();
-    for r in ranges {
-        if out.len() >= MAX_RANGES {
-            bail!("more than {MAX_RANGES} ranges");
+/// Cells gathered from a MOC, as ranges at depth 29, bounded as they
+/// come.
+#[derive(Default)]
+struct Cells(Vec<Range<u64>>);
+
+impl Cells {
+    /// Cells `first..=last` at `depth`.
+    fn push(&mut self, depth: u64, first: u64, last: u64) -> anyhow::Result<()> {
+        if depth > u64::from(DEPTH) {
+            bail!("a cell of depth {depth}; a MOC's cells are of depth 0 to {DEPTH}");
         }
-        let (start, end) = (r.start.to_u64(), r.end.to_u64());
-        let (start, end) = (
-            start.checked_shl(shift).filter(|s| s >> shift == start),
-            end.checked_shl(shift).filter(|e| e >> shift == end),
-        );
-        let (Some(start), Some(end)) = (start, end) else {
-            bail!("a range past the sphere's cells");
-        };
+        let shift = 2 * (u64::from(DEPTH) - depth);
+        let count = 12u64 << (2 * depth);
+        if first > last || last >= count {
+            bail!(
+                "cells {first} to {last} at depth {depth}: not cells of the sphere (0 to {})",
+                count - 1
+            );
+        }
+        if self.0.len() >= MAX_RANGES {
+            bail!("more than {MAX_RANGES} cells or ranges");
+        }
+        self.0.push((first << shift)..((last + 1) << shift));
+        Ok(())
+    }
+
+    /// A range at depth 29, `[start, end)`.
+    fn push_range(&mut self, start: u64, end: u64) -> anyhow::Result<()> {
         if start >= end || end > CELLS {
             bail!("a range [{start}, {end}) that is empty or past the sphere's cells");
         }
-        match out.last_mut() {
-            Some(last) if start < last.end => bail!("ranges out of order or overlapping"),
-            Some(last) if start == last.end => last.end = end,
-            _ => out.push(start..end),
+        if self.0.len() >= MAX_RANGES {
+            bail!("more than {MAX_RANGES} cells or ranges");
         }
+        self.0.push(start..end);
+        Ok(())
     }
-    Ok(out)
+
+    /// Sorted, overlaps and neighbours merged (a MOC is a union of
+    /// cells); an empty one is refused: it would say "outside"
+    /// everywhere, which a malformed file must not pass for.
+    fn into_ranges(mut self) -> anyhow::Result<Vec<Range<u64>>> {
+        self.0.sort_by_key(|r| (r.start, r.end));
+        let mut out: Vec<Range<u64>> = Vec::with_capacity(self.0.len());
+        for r in self.0 {
+            match out.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => out.push(r),
+            }
+        }
+        if out.is_empty() {
+            bail!("it holds no cell: a region covering nothing");
+        }
+        Ok(out)
+    }
 }
 
 fn region(ranges: Vec<Range<u64>>, kind: &'static str) -> anyhow::Result<SkyMap> {
@@ -240,33 +242,112 @@ fn region(ranges: Vec<Range<u64>>, kind: &'static str) -> anyhow::Result<SkyMap>
     })
 }
 
-/// A MOC in FITS, through the `moc` crate, after [`fits::Table::read`]
-/// checked that its table fits in the file.
-fn moc_fits(bytes: &[u8], _table: &fits::Table) -> anyhow::Result<SkyMap> {
-    use moc::deser::fits::{MocIdxType, MocQtyType, MocType, from_fits_ivoa};
-    use moc::moc::{CellMOCIntoIterator, CellMOCIterator};
-    use moc::qty::{Hpx, MocQty};
-    fn shift<T: moc::idx::Idx>() -> u32 {
-        2 * u32::from(DEPTH - Hpx::<T>::MAX_DEPTH)
+/// An IVOA MOC in FITS (1.x: `NUNIQ`; 2.0: `NUNIQ` or `RANGE`), read
+/// from its one integer column after [`fits::Table::read`] checked that
+/// the table fits in the file.
+fn moc_fits(table: &fits::Table) -> anyhow::Result<Vec<Range<u64>>> {
+    if let Some(dim) = table.keyword("MOCDIM")
+        && dim != "SPACE"
+    {
+        bail!(
+            "a MOC of {}, not of the sky (MOCDIM 'SPACE')",
+            crate::text::shown(&dim, 16)
+        );
     }
-    macro_rules! read {
-        ($moc:expr, $t:ty) => {
-            match $moc {
-                MocQtyType::Hpx(MocType::Ranges(r)) => ranges_of(r, shift::<$t>()),
-                MocQtyType::Hpx(MocType::Cells(c)) => {
-                    ranges_of(c.into_cell_moc_iter().ranges(), shift::<$t>())
+    let (column, bits) = table
+        .integer_column(0)
+        .context("a MOC's table holds one integer column (TFORM K or J)")?;
+    let mut cells = Cells::default();
+    match table.keyword("ORDERING").as_deref() {
+        None | Some("NUNIQ") => {
+            for row in 0..table.rows {
+                let u = table.integer(column, row)?;
+                let Ok(u) = u64::try_from(u) else {
+                    bail!("row {row}: UNIQ {u} names no cell");
+                };
+                if !(4..16 << 58).contains(&u) {
+                    bail!("row {row}: UNIQ {u} names no cell");
                 }
-                _ => bail!("a MOC of time or frequency, not of the sky"),
+                let (depth, ipix) = cdshealpix::nested::from_uniq_ivoa(u);
+                cells.push(u64::from(depth), ipix, ipix)?;
             }
-        };
+        }
+        Some("RANGE") => {
+            // Bounds at the index type's deepest order: 29 for 64 bits,
+            // 13 for 32 (MOC 2.0, section 4.3).
+            let shift = if bits == 64 { 0 } else { 2 * (29 - 13) };
+            if table.rows % 2 == 1 {
+                bail!("{} range bounds: an odd count", table.rows);
+            }
+            for row in (0..table.rows).step_by(2) {
+                let bound = |r| -> anyhow::Result<u64> {
+                    let v = table.integer(column, r)?;
+                    u64::try_from(v)
+                        .ok()
+                        .and_then(|v| v.checked_shl(shift).filter(|s| s >> shift == v))
+                        .with_context(|| format!("row {r}: range bound {v}"))
+                };
+                cells.push_range(bound(row)?, bound(row + 1)?)?;
+            }
+        }
+        Some(other) => bail!(
+            "ORDERING '{}': a MOC is ordered NUNIQ or RANGE",
+            crate::text::shown(other, 16)
+        ),
     }
-    let reader = std::io::BufReader::new(bytes);
-    let ranges = match from_fits_ivoa(reader).map_err(|e| anyhow::anyhow!("MOC FITS: {e}"))? {
-        MocIdxType::U16(m) => read!(m, u16)?,
-        MocIdxType::U32(m) => read!(m, u32)?,
-        MocIdxType::U64(m) => read!(m, u64)?,
+    cells.into_ranges()
+}
+
+/// A MOC in JSON: `{"depth": [cell, ...], ...}`.
+fn moc_json(text: &str) -> anyhow::Result<Vec<Range<u64>>> {
+    let doc: std::collections::BTreeMap<String, Vec<u64>> = serde_json::from_str(text).context(
+        "a MOC in JSON is an object of depths, each an array of cells ({\"9\": [1, 2]})",
+    )?;
+    let mut cells = Cells::default();
+    for (depth, list) in doc {
+        let depth: u64 = depth.parse().map_err(|_| {
+            anyhow::anyhow!("key '{}' is not a depth", crate::text::shown(&depth, 16))
+        })?;
+        for cell in list {
+            cells.push(depth, cell, cell)?;
+        }
+    }
+    cells.into_ranges()
+}
+
+/// A MOC in ASCII: `depth/cell cell-cell depth/...`.
+fn moc_ascii(text: &str) -> anyhow::Result<Vec<Range<u64>>> {
+    let mut cells = Cells::default();
+    let mut depth: Option<u64> = None;
+    let number = |t: &str| -> anyhow::Result<u64> {
+        t.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "not a MOC in JSON, nor in ASCII (`depth/cell cell-cell ...`): '{}'",
+                crate::text::shown(t, 24)
+            )
+        })
     };
-    region(ranges, "MOC (FITS)")
+    for token in text.split_whitespace() {
+        let cells_part = match token.split_once('/') {
+            Some((d, rest)) => {
+                depth = Some(number(d)?);
+                rest
+            }
+            None => token,
+        };
+        if cells_part.is_empty() {
+            continue;
+        }
+        let Some(d) = depth else {
+            bail!("not a MOC in JSON, nor in ASCII: cells before any `depth/`");
+        };
+        let (first, last) = match cells_part.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(cells_part)?, number(cells_part)?),
+        };
+        cells.push(d, first, last)?;
+    }
+    cells.into_ranges()
 }
 
 /// A multi-order map: cells (`UNIQ`) with a probability density per
@@ -310,7 +391,10 @@ fn probability_map(table: &fits::Table) -> anyhow::Result<SkyMap> {
         bail!("its probabilities sum to {total}, not 1");
     }
     // Credible levels: cells by density, densest first (ties by cell),
-    // each given the probability of every cell at least as dense.
+    // each given the probability of every cell at least as dense. The
+    // 90 % region is the smallest set of densest cells holding at least
+    // 90 %: a cell is in it when the denser cells hold less than 90 %
+    // (so one cell holding it all is in it, not outside).
     let mut order: Vec<usize> = (0..cells.len()).collect();
     order.sort_by(|&a, &b| {
         cells[b]
@@ -318,24 +402,28 @@ fn probability_map(table: &fits::Table) -> anyhow::Result<SkyMap> {
             .total_cmp(&cells[a].1)
             .then(cells[a].0.start.cmp(&cells[b].0.start))
     });
-    let mut credible = vec![0.0; cells.len()];
+    let mut credible = vec![(0.0, false); cells.len()];
     let mut sum = 0.0;
     let mut i = 0;
     while i < order.len() {
+        let before = sum / total;
         let mut j = i;
         while j < order.len() && cells[order[j]].1 == cells[order[i]].1 {
             sum += cells[order[j]].2;
             j += 1;
         }
         for &k in &order[i..j] {
-            credible[k] = (sum / total).min(1.0);
+            credible[k] = (
+                (sum / total).min(1.0),
+                before < INSIDE_LEVEL && cells[k].1 > 0.0,
+            );
         }
         i = j;
     }
-    let mut indexed: Vec<(Range<u64>, f64, f64)> = cells
+    let mut indexed: Vec<(Range<u64>, f64, f64, bool)> = cells
         .into_iter()
         .zip(credible)
-        .map(|((r, d, _), c)| (r, d / deg2_per_sr, c))
+        .map(|((r, d, _), (c, inside))| (r, d / deg2_per_sr, c, inside))
         .collect();
     indexed.sort_by_key(|c| c.0.start);
     for w in indexed.windows(2) {
@@ -345,10 +433,13 @@ fn probability_map(table: &fits::Table) -> anyhow::Result<SkyMap> {
     }
     let inside: u64 = indexed
         .iter()
-        .filter(|c| c.2 <= INSIDE_LEVEL)
+        .filter(|c| c.3)
         .map(|c| c.0.end - c.0.start)
         .sum();
-    let (ranges, levels) = indexed.into_iter().map(|(r, d, c)| (r, (d, c))).unzip();
+    let (ranges, levels) = indexed
+        .into_iter()
+        .map(|(r, d, c, i)| (r, (d, c, i)))
+        .unzip();
     Ok(SkyMap {
         ranges,
         levels: Some(levels),
@@ -419,6 +510,11 @@ mod fits {
         bail!("a header of more than {MAX_HEADER_BLOCKS} blocks");
     }
 
+    /// A header's text as messages show it.
+    fn text(t: &str) -> String {
+        crate::text::shown(t, 32).into_owned()
+    }
+
     fn number(cards: &[(String, String)], key: &str) -> anyhow::Result<usize> {
         cards
             .iter()
@@ -447,6 +543,9 @@ mod fits {
         pub fn read(bytes: &'a [u8]) -> anyhow::Result<Table<'a>> {
             let (primary, data) = header(bytes, 0)?;
             let naxis = number(&primary, "NAXIS")?;
+            if naxis > 999 {
+                bail!("NAXIS {naxis} in the primary header");
+            }
             // A primary array before the table: skipped, its size checked.
             let skip = if naxis == 0 {
                 0
@@ -463,6 +562,12 @@ mod fits {
                 n.div_ceil(BLOCK).saturating_mul(BLOCK)
             };
             let at = data.saturating_add(skip);
+            if at >= bytes.len() {
+                bail!(
+                    "its primary array claims {skip} bytes, more than the file holds (a sky map's \
+                     table is its first extension)"
+                );
+            }
             let (cards, start) = header(bytes, at)?;
             let xtension = cards.iter().find(|(k, _)| k == "XTENSION").map(|c| &c.1);
             if xtension.map(String::as_str) != Some("BINTABLE") {
@@ -500,10 +605,20 @@ mod fits {
                 let repeat: usize = if digits == 0 {
                     1
                 } else {
-                    form[..digits].parse().context("a TFORM repeat")?
+                    form[..digits].parse().with_context(|| {
+                        format!("TFORM{i} '{}': a repeat count too large", text(&form))
+                    })?
                 };
-                let letter = *form.as_bytes().get(digits).context("an empty TFORM")?;
-                let w = width(letter).with_context(|| format!("TFORM{i} '{form}'"))?;
+                let letter = *form
+                    .as_bytes()
+                    .get(digits)
+                    .with_context(|| format!("TFORM{i} '{}': no type letter", text(&form)))?;
+                let w = width(letter).with_context(|| {
+                    format!(
+                        "TFORM{i} '{}': not a column format this reader knows",
+                        text(&form)
+                    )
+                })?;
                 let bytes = if letter == b'X' {
                     repeat.div_ceil(8)
                 } else {
@@ -530,6 +645,17 @@ mod fits {
                 .iter()
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.clone())
+        }
+
+        /// Column `index` as (index, bits) if it holds one integer per
+        /// row (`K`: 64 bits, `J`: 32).
+        pub fn integer_column(&self, index: usize) -> Option<(usize, u32)> {
+            let (_, _, letter, repeat) = self.columns.get(index)?;
+            match (letter, repeat) {
+                (b'K', 1) => Some((index, 64)),
+                (b'J', 1) => Some((index, 32)),
+                _ => None,
+            }
         }
 
         /// The index of column `name` (case-insensitive), if the table
@@ -659,10 +785,21 @@ mod tests {
         let deg2 = 41_252.961_249_419_27 / 12.0;
         assert!((peak.prob.unwrap() - (2.0 / 12.0) / deg2).abs() < 1e-12);
         assert!(peak.inside);
-        // Every other cell is as dense as the next: all at credible 1.
+        // Every other cell is as dense as the next: all at credible 1,
+        // and all in the 90 % region, which needs them to hold 90 %.
         let other = map.at(200.0, -41.8);
         assert_eq!(other.credible, Some(1.0));
-        assert!(!other.inside);
+        assert!(other.inside);
+        // One cell holding everything is its own 90 % region.
+        let area = 4.0 * std::f64::consts::PI / 12.0;
+        let mut one: Vec<(i64, f64)> = (0..12).map(|i| (4 + i, 0.0)).collect();
+        one[0].1 = 1.0 / area;
+        let map = SkyMap::parse(&multiorder(&one, 12)).unwrap();
+        assert!(map.at(45.0, 41.8).inside);
+        assert!(
+            !map.at(200.0, -41.8).inside,
+            "a cell of density 0 is in no region"
+        );
         // No position: outside.
         assert_eq!(map.at(f64::NAN, 0.0).credible, Some(1.0));
     }
@@ -699,8 +836,8 @@ mod tests {
         let mut endless = b"SIMPLE  = ".to_vec();
         endless.resize(2880 * 65, b' ');
         refused(&endless, "a header");
-        refused(&vec![b' '; 2880], "not a MOC");
-        refused(b"", "not a MOC");
+        refused(&vec![b' '; 2880], "holds no cell");
+        refused(b"", "holds no cell");
         refused(&[0xff, 0xfe], "neither FITS nor text");
     }
 
@@ -715,7 +852,94 @@ mod tests {
             assert_eq!(map.at(45.0, 41.8).prob, None);
             assert!((map.area_deg2() - 41_252.961_249_419_27 / 12.0).abs() < 1e-6);
         }
-        assert!(SkyMap::parse(b"not a moc at all").is_err());
-        assert!(SkyMap::parse(b"3/").is_err() || SkyMap::parse(b"3/").is_ok());
+        // Ranges and several depths in ASCII; the same as JSON.
+        let ascii = SkyMap::parse(b"1/0-3 5\n2/100").unwrap();
+        let json = SkyMap::parse(br#"{"1":[0,1,2,3,5],"2":[100]}"#).unwrap();
+        assert_eq!(ascii.ranges, json.ranges);
+        assert_eq!(ascii.ranges.len(), 3);
+        // What would read as an empty region, or cells off the sphere, is
+        // refused: "outside everywhere" must not pass for a map.
+        for bad in [
+            &b"not a moc at all"[..],
+            b"3/",
+            b"{}",
+            br#"{"30":[0]}"#,
+            br#"{"99999999999":[0]}"#,
+            br#"{"0":[12]}"#,
+            br#"{"0":[-1]}"#,
+            br#"{"0":[1.5]}"#,
+            br#"{"s":{"0":[0]}}"#,
+            b"30/0",
+            b"0/12",
+            b"2/5-3",
+            b"5 6",
+        ] {
+            let err = SkyMap::parse(bad).map(|m| m.ranges.len());
+            assert!(
+                err.is_err(),
+                "{} gave {err:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let err = format!("{:#}", SkyMap::parse(&[0x1f, 0x8b, 8, 0]).unwrap_err());
+        assert!(
+            err.contains("gzip-compressed: decompress it first"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_moc_in_fits_is_read_from_its_own_header_and_nothing_else() {
+        // NUNIQ: base cells 0 and 1 (uniq 4, 5), with a card a lenient
+        // reader takes for NAXIS2 claiming 10^15 rows.
+        let mut data = Vec::new();
+        for u in [4i64, 5] {
+            data.extend(u.to_be_bytes());
+        }
+        fn cards(
+            extra: &[(&'static str, String)],
+            rows: &str,
+            ordering: &str,
+        ) -> Vec<(&'static str, String)> {
+            let mut c = vec![
+                ("NAXIS1", "8".to_string()),
+                ("NAXIS2 Z", "1000000000000000".into()),
+                ("NAXIS2", rows.into()),
+                ("PCOUNT", "0".into()),
+                ("GCOUNT", "1".into()),
+                ("TFIELDS", "1".into()),
+                ("TTYPE1", "'UNIQ'".into()),
+                ("TFORM1", "'K'".into()),
+                ("ORDERING", ordering.into()),
+            ];
+            c.extend(extra.iter().cloned());
+            c
+        }
+        let map = SkyMap::parse(&fits(&cards(&[], "2", "'NUNIQ'"), &data)).unwrap();
+        assert_eq!(map.ranges, vec![0..(2u64 << 58)]);
+        assert!((map.area_deg2() - 41_252.961_249_419_27 / 6.0).abs() < 1e-6);
+        // RANGE: the same two cells as one range at depth 29.
+        let mut range = Vec::new();
+        for v in [0i64, 2 << 58] {
+            range.extend(v.to_be_bytes());
+        }
+        let map = SkyMap::parse(&fits(&cards(&[], "2", "'RANGE'"), &range)).unwrap();
+        assert_eq!(map.ranges, vec![0..(2u64 << 58)]);
+        for (extra, rows, ordering, why) in [
+            (vec![], "400", "'NUNIQ'", "more than the file holds"),
+            (vec![], "2", "'RING'", "a MOC is ordered NUNIQ or RANGE"),
+            (
+                vec![("MOCDIM", "'TIME'".to_string())],
+                "2",
+                "'NUNIQ'",
+                "not of the sky",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                SkyMap::parse(&fits(&cards(&extra, rows, ordering), &data)).unwrap_err()
+            );
+            assert!(err.contains(why), "{err} lacks {why}");
+        }
     }
 }

@@ -28,7 +28,8 @@ fields! {
         prv_fid: Integers = "prv_candidates.fid",
         /// Their magnitudes; null for a non-detection.
         prv_magpsf: Reals = "prv_candidates.magpsf?",
-        /// The smallest credible level holding the alert (0 at the peak);
+        /// The smallest credible level holding the alert (near 0 at the
+        /// peak, 1 outside the map);
         /// `None` without a position.
         credible: Option<f64> = "map.gw.credible",
         /// The probability density there, per square degree.
