@@ -9,7 +9,7 @@
 //   scripts/build-js-filters.sh
 //   bandpass test sample-filters/target/js/bright-transients.wasm ../shared/data/ztf/alerts
 
-import { defineFilter, accept, reject } from '@bandpass/filter';
+import { defineFilter, accept, fixed, reject } from '@bandpass/filter';
 
 /** A known solar-system object within this distance (arcsec) vetoes. */
 const SSO_RADIUS_ARCSEC = 5;
@@ -73,6 +73,6 @@ export default defineFilter({
     const stellar =
       c.sgscore1 !== null && c.sgscore1 > 0.5 && c.distpsnr1 !== null && c.distpsnr1 >= 0 && c.distpsnr1 <= 1.5;
     if (stellar) tags.push('stellar-counterpart');
-    return accept({ score: real, tags, notes: { magpsf: c.magpsf.toFixed(2) } });
+    return accept({ score: real, tags, notes: { magpsf: fixed(c.magpsf, 2) } });
   },
 });

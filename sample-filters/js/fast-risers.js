@@ -12,7 +12,7 @@
 // when the property is read, so a column costs nothing on the alerts the
 // cheap cuts reject first.
 
-import { defineFilter, accept, reject } from '@bandpass/filter';
+import { defineFilter, accept, fixed, reject } from '@bandpass/filter';
 
 /** A known solar-system object within this distance (arcsec) vetoes. */
 const SSO_RADIUS_ARCSEC = 5;
@@ -75,8 +75,8 @@ export default defineFilter({
       score: rise.rate,
       tags,
       notes: {
-        rise_mag_per_day: rise.rate.toFixed(3),
-        baseline_days: rise.baseline.toFixed(3),
+        rise_mag_per_day: fixed(rise.rate, 3),
+        baseline_days: fixed(rise.baseline, 3),
       },
     });
   },

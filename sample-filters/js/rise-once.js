@@ -23,7 +23,7 @@
 //   scripts/build-js-filters.sh
 //   bandpass test sample-filters/target/js/rise-once.wasm ../shared/data/ztf/alerts
 
-import { defineFilter, accept, reject } from '@bandpass/filter';
+import { defineFilter, accept, fixed, reject } from '@bandpass/filter';
 
 export default defineFilter({
   name: 'rise-once',
@@ -65,7 +65,7 @@ export default defineFilter({
         return accept({
           score: rise,
           tags: ['rise-once'],
-          notes: { rise: rise.toFixed(2), days: days.toFixed(2) },
+          notes: { rise: fixed(rise, 2), days: fixed(days, 2) },
         });
       }
     }

@@ -72,4 +72,4 @@ def bright_transients(
     # A PS1 star within 1.5 arcsec: probably a variable star.
     if sgscore1 is not None and sgscore1 > 0.5 and distpsnr1 is not None and 0.0 <= distpsnr1 <= 1.5:
         tags.append("stellar-counterpart")
-    return bandpass.accept(score=real, tags=tags, notes={"magpsf": f"{magpsf:.2f}"})
+    return bandpass.accept(score=real, tags=tags, notes={"magpsf": bandpass.fixed(magpsf, 2)})

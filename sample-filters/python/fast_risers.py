@@ -74,7 +74,7 @@ def fast_risers(
     tags = ["fast-riser", "rise-from-limit" if from_limit else "rise-from-detection"]
     if fid in BANDS:
         tags.append(BANDS[fid])
-    notes = {"rise_mag_per_day": f"{rate:.3f}", "baseline_days": f"{baseline:.3f}"}
+    notes = {"rise_mag_per_day": bandpass.fixed(rate, 3), "baseline_days": bandpass.fixed(baseline, 3)}
     return bandpass.accept(score=rate, tags=tags, notes=notes)
 
 

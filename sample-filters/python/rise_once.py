@@ -44,7 +44,7 @@ def rise_once(jd, fid, magpsf, isdiffpos, params, state):
         rise, days = f - magpsf, jd - since
         if rise >= params.min_rise and days >= params.min_days:
             state["done"] = True
-            notes = {"rise": f"{rise:.2f}", "days": f"{days:.2f}"}
+            notes = {"rise": bandpass.fixed(rise, 2), "days": bandpass.fixed(days, 2)}
             return bandpass.accept(score=rise, tags=["rise-once"], notes=notes)
     faintest[band] = magpsf if f is None else max(f, magpsf)
     state["since"] = min(since, jd)

@@ -8,6 +8,8 @@
 // argument (see state.js). A filter that reads catalogue rows near each
 // alert declares `crossmatches: [{ name, catalog, radiusArcsec, maxRows }]`
 // and fields `xmatch.<name>.<column>` (see crossmatch.js).
+// `fixed(value, decimals)` writes a real number for a note as the Rust and
+// Python SDKs do (exact binary value, a half to the even digit; notes.js).
 // `@bandpass/filter/testing` runs a filter in Node for unit tests.
 //
 // Build it into a WebAssembly component with `npx bandpass-js build
@@ -15,3 +17,4 @@
 
 export { defineFilter, accept, reject } from './filter.js';
 export { log } from './log.js';
+export { fixed } from './notes.js';

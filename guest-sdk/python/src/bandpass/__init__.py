@@ -16,7 +16,7 @@ as plain Python values and returns a verdict::
         if magpsf is None or rb is None or isdiffpos not in ("t", "1"):
             return bandpass.reject()
         if magpsf <= params.max_mag and rb >= 0.65:
-            return bandpass.accept(score=rb, tags=["bright"], notes={"magpsf": f"{magpsf:.2f}"})
+            return bandpass.accept(score=rb, tags=["bright"], notes={"magpsf": bandpass.fixed(magpsf, 2)})
         return bandpass.reject()
 
 `bandpass-py build bright.py -o bright.wasm` makes it a component for the
@@ -33,6 +33,9 @@ A filter that reads catalogue rows near each alert declares
 ``crossmatches=[bandpass.Crossmatch("stars", "gaia", radius_arcsec=10.0, max_rows=20)]``
 and the fields ``xmatch.stars.dist``, ``xmatch.stars.mag``, ...: lists, one
 entry per row, nearest first.
+
+``bandpass.fixed(value, decimals)`` writes a real number for a note as the
+Rust and JavaScript SDKs do (exact binary value, a half to the even digit).
 See docs/filter-authors-python.md.
 """
 
@@ -40,7 +43,7 @@ from . import log
 from ._crossmatch import Crossmatch
 from ._spec import Decision, FilterError, ParamError, Params, filter
 from ._state import State, StateError
-from ._verdict import Accept, Reject, accept, reject
+from ._verdict import Accept, Reject, accept, fixed, reject
 
 __version__ = "0.2.0"
 #: The contract this SDK builds for (its copy is bandpass/wit/filter.wit).
@@ -52,6 +55,7 @@ __all__ = [
     "reject",
     "Accept",
     "Reject",
+    "fixed",
     "Params",
     "ParamError",
     "FilterError",

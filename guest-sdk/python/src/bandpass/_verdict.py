@@ -7,7 +7,7 @@ on every accepted alert, so the common case (a float score, a list of
 strings, a dict of strings) takes the fewest steps.
 """
 
-__all__ = ["Accept", "Reject", "accept", "reject"]
+__all__ = ["Accept", "Reject", "accept", "reject", "fixed"]
 
 
 class Accept(tuple):
@@ -62,8 +62,10 @@ def accept(score=None, tags=None, notes=None):
 
     score: a number, passed downstream to rank alerts (optional).
     tags: short labels, e.g. ``["bright", "ztf-r"]``.
-    notes: small key/value notes, e.g. ``{"magpsf": f"{mag:.2f}"}``; a value
-        that is not a string is written with ``str()``.
+    notes: small key/value notes, e.g. ``{"magpsf": bandpass.fixed(mag, 2)}``;
+        a value that is not a string is written with ``str()``. Write a
+        real number with :func:`fixed`, so that the note reads as the
+        Rust and JavaScript SDKs write it.
 
     The host bounds what an accepted alert may carry (by default 32 tags of
     at most 64 bytes and 16 notes of at most 256 bytes); over the bounds
@@ -95,3 +97,33 @@ def accept(score=None, tags=None, notes=None):
                 raise TypeError(f"accept(notes=...): every key must be a string, got {type(key).__name__} {key!r}")
             pairs[i] = (key, str(value))
     return _new(Accept, (score, tags, pairs))
+
+
+#: The most digits :func:`fixed` writes after the point.
+MAX_DECIMALS = 17
+
+
+def fixed(value, decimals):
+    """A real number as note text with ``decimals`` digits after the point.
+
+    The same text as the Rust SDK's ``Verdict::note_real`` and the
+    JavaScript SDK's ``fixed``, so that a filter and its twins in other
+    languages note the same thing: the value's exact binary value rounded
+    to ``decimals`` digits, an exact half rounded to the even digit (as
+    ``f"{value:.2f}"`` and Rust's ``format!("{:.2}", value)`` do), so
+    ``fixed(0.125, 2)`` is ``"0.12"``, ``fixed(0.375, 2)`` ``"0.38"`` and
+    ``fixed(0.015, 2)`` (just below 0.015 in binary) ``"0.01"``. A negative
+    value keeps its sign even when it rounds to zero (``"-0.00"``), large
+    values are written in full, never with an exponent, and not-a-number
+    and the infinities read ``NaN``, ``inf``, ``-inf``. ``decimals`` is at
+    most 17; more counts as 17.
+    """
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"fixed(value, ...) takes a number, got {type(value).__name__} {value!r}")
+        value = float(value)
+    if type(decimals) is not int or decimals < 0:
+        raise ValueError(f"fixed(..., decimals) takes a whole number from 0 to {MAX_DECIMALS}, got {decimals!r}")
+    text = f"{value:.{decimals if decimals <= MAX_DECIMALS else MAX_DECIMALS}f}"
+    # Python writes not-a-number "nan" (or "-nan"); Rust writes "NaN".
+    return "NaN" if text[-1] == "n" else text
