@@ -115,8 +115,12 @@ fn inspect_shows_the_contract_fields_and_imports() {
     let out = bandpass(&["inspect", &filter("fast_risers")]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(stdout.contains("bandpass:filter@0.3.0"), "{stdout}");
+    assert!(
+        stdout.contains("bandpass:filter@0.4.0 (host speaks 0.4.0, and runs 0.2.0 and 0.3.0)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("state      none"), "{stdout}");
+    assert!(stdout.contains("xmatch     none"), "{stdout}");
     assert!(stdout.contains("prv_candidates.magpsf"), "{stdout}");
     assert!(stdout.contains("wasi:cli/"), "{stdout}");
 }

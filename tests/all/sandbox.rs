@@ -593,7 +593,8 @@ fn a_component_for_another_contract_version_is_refused_naming_both() {
     let text = err.to_string();
     assert!(matches!(err, LoadError::ContractVersion { .. }), "{text}");
     assert!(
-        text.contains("1.0.0") && text.contains("speaks bandpass:filter@0.3.0"),
+        text.contains("1.0.0")
+            && text.contains("speaks bandpass:filter@0.4.0 (and runs 0.2.0 and 0.3.0)"),
         "{text}"
     );
 }
