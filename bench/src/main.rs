@@ -213,6 +213,20 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Case 3's 25 filters: the four ZTF science filters and the 20-field
+/// cut, five instances each.
+fn twenty_five(
+    samples: &[Arc<LoadedFilter>],
+    twenty: &Arc<LoadedFilter>,
+) -> Vec<Arc<LoadedFilter>> {
+    let mut all = Vec::new();
+    for _ in 0..5 {
+        all.extend(samples[..4].iter().cloned());
+        all.push(twenty.clone());
+    }
+    all
+}
+
 /// Alerts per second of each runner, in interleaved thirds (twice each),
 /// so that drift on the machine falls on each alike.
 fn interleaved(alerts: &[Bytes], secs: f64, runners: [&mut Runner; 3]) -> [f64; 3] {
@@ -336,11 +350,7 @@ the Gaia cross-match (482,176 stars, 10\", 20 rows; dist and mag given)"
 
     // The 25 filters of case 3, then with five veto deployments added
     // (one cone for the five), interleaved.
-    let mut twenty_five = Vec::new();
-    for _ in 0..5 {
-        twenty_five.extend(samples[..4].iter().cloned());
-        twenty_five.push(twenty.clone());
-    }
+    let twenty_five = twenty_five(samples, twenty);
     let mut thirty = twenty_five.clone();
     thirty.extend(std::iter::repeat_n(veto.clone(), 5));
     let host = bandpass::runner::HostFields {
@@ -378,11 +388,7 @@ fn memory_case(
     secs: f64,
 ) -> anyhow::Result<()> {
     let per = |r: f64| 1e6 / r;
-    let mut twenty_five = Vec::new();
-    for _ in 0..5 {
-        twenty_five.extend(samples[..4].iter().cloned());
-        twenty_five.push(twenty.clone());
-    }
+    let twenty_five = twenty_five(samples, twenty);
     let (rise, probe) = (load(sb, "rise_once")?, load(sb, "history_probe")?);
     let mut plain = Runner::new(&twenty_five, SchemaSource::None, Default::default());
     let mut both = twenty_five.clone();
@@ -566,11 +572,7 @@ fn all_filters_case(
     // 3. Decode + 25 filters on one core: the four ZTF science filters
     // and the 20-field cut, five instances each, all running on every
     // alert (the Rubin sample would be skipped on ZTF alerts).
-    let mut twenty_five = Vec::new();
-    for _ in 0..5 {
-        twenty_five.extend(samples[..4].iter().cloned());
-        twenty_five.push(twenty.clone());
-    }
+    let twenty_five = twenty_five(samples, twenty);
     let mut runner25 = Runner::new(&twenty_five, SchemaSource::None, Default::default());
     let full = rate(alerts, secs, |a| {
         black_box(runner25.process(a).unwrap());

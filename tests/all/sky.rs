@@ -386,6 +386,17 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
     assert!(text(&out.stderr).contains("at most 3600"));
 }
 
+/// Runs `tests/py/<script>` with `args`, which must succeed.
+fn python_script(script: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let run = Command::new("python3")
+        .arg(crate::support::repo_root().join("tests/py").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{script}: {}", text(&run.stderr));
+    run
+}
+
 /// The real Gaia stars as a catalogue file, built once per test process.
 fn gaia_catalog() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -406,15 +417,10 @@ fn moved_alerts(dir: &Path, max_star_mag: &str) -> (PathBuf, Expected) {
     let out = dir.join("moved");
     let mut alerts = crate::support::ztf_alerts();
     alerts.sort();
-    let run = Command::new("python3")
-        .arg(crate::support::repo_root().join("tests/py/sky_neighbours.py"))
-        .arg(&out)
-        .arg(gaia_file())
-        .arg(max_star_mag)
-        .args(&alerts)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", text(&run.stderr));
+    let gaia = gaia_file();
+    let mut args = vec![out.as_os_str(), gaia.as_os_str(), max_star_mag.as_ref()];
+    args.extend(alerts.iter().map(|a| a.as_os_str()));
+    python_script("sky_neighbours.py", &args);
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("expected.json")).unwrap()).unwrap();
     let expected = doc
@@ -824,13 +830,11 @@ fn sky_dir() -> PathBuf {
 
 #[test]
 fn sky_maps_answer_as_mocpy_and_an_independent_credible_level_at_thousands_of_points() {
-    let run = Command::new("python3")
-        .arg(crate::support::repo_root().join("tests/py/sky_maps.py"))
-        .arg(sky_dir())
-        .args(["4000", "15"])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", text(&run.stderr));
+    let sky = sky_dir();
+    let run = python_script(
+        "sky_maps.py",
+        &[sky.as_os_str(), "4000".as_ref(), "15".as_ref()],
+    );
     let expected: Vec<serde_json::Value> = text(&run.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -910,14 +914,10 @@ fn map_alerts(dir: &Path) -> PathBuf {
     let out = dir.join("map-alerts");
     let mut alerts = crate::support::ztf_alerts();
     alerts.sort();
-    let run = Command::new("python3")
-        .arg(crate::support::repo_root().join("tests/py/sky_map_alerts.py"))
-        .arg(&out)
-        .arg(sky_dir())
-        .args(&alerts)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", text(&run.stderr));
+    let sky = sky_dir();
+    let mut args = vec![out.as_os_str(), sky.as_os_str()];
+    args.extend(alerts.iter().map(|a| a.as_os_str()));
+    python_script("sky_map_alerts.py", &args);
     out
 }
 

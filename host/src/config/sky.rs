@@ -25,23 +25,23 @@ pub struct SkyConfig {
     /// The catalogues (`[[sky.catalog]]`), each a file `bandpass catalog
     /// build` made.
     #[serde(default, rename = "catalog")]
-    pub catalogs: Vec<CatalogConfig>,
+    pub catalogs: Vec<SkyFileConfig>,
     /// The sky maps (`[[sky.map]]`): survey footprints (MOCs) and
     /// probability maps (gravitational-wave localisations) every filter
     /// may read.
     #[serde(default, rename = "map")]
-    pub maps: Vec<CatalogConfig>,
+    pub maps: Vec<SkyFileConfig>,
     /// The watchlists (`[[sky.watchlist]]`): targets every filter may
     /// read the alert's nearness to; each target's radius at most
     /// `max_radius_arcsec`.
     #[serde(default, rename = "watchlist")]
-    pub watchlists: Vec<CatalogConfig>,
+    pub watchlists: Vec<SkyFileConfig>,
 }
 
 /// `[[sky.catalog]]` and `[[sky.map]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CatalogConfig {
+pub struct SkyFileConfig {
     /// What filters call it (`gaia`, `legacy`): 1 to 64 of a-z, 0-9, '_'
     /// and '-'.
     pub name: String,

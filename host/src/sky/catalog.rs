@@ -139,6 +139,35 @@ pub fn regular_file(path: &Path) -> anyhow::Result<std::fs::Metadata> {
     Ok(meta)
 }
 
+/// The bytes of `path`, a regular file of at most `max` bytes (`what`
+/// names it in the refusal: "a map file"). The bound holds while reading
+/// too: a file that grew after it was measured is refused, not read on.
+pub fn read_bounded(path: &Path, max: u64, what: &str) -> anyhow::Result<Vec<u8>> {
+    let size = regular_file(path)?.len();
+    let too_big = |size: u64| {
+        anyhow::anyhow!(
+            "{}: {size} bytes; {what} may have at most {max}",
+            shown(path)
+        )
+    };
+    if size > max {
+        return Err(too_big(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", shown(path)))?,
+            max + 1,
+        ),
+        &mut bytes,
+    )
+    .with_context(|| format!("cannot read {}", shown(path)))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 /// A right ascension in [0, 360) (`rem_euclid` of a tiny negative value
 /// rounds to 360 itself).
 fn wrapped(ra: f64) -> f64 {
@@ -969,6 +998,20 @@ mod tests {
         bytes[at + 8..at + 16].copy_from_slice(&u64::MAX.to_le_bytes());
         wild.map = Contents::Read(bytes);
         assert_eq!(wild.cone(10.0, 20.0, 10.0, 10).len(), 1);
+    }
+
+    #[test]
+    fn a_bounded_read_refuses_a_file_over_its_bound_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.csv");
+        std::fs::write(&path, b"0123456789").unwrap();
+        assert_eq!(read_bounded(&path, 10, "a list").unwrap().len(), 10);
+        let err = read_bounded(&path, 9, "a list").unwrap_err().to_string();
+        assert!(
+            err.ends_with("list.csv: 10 bytes; a list may have at most 9"),
+            "{err}"
+        );
+        assert!(read_bounded(dir.path(), 9, "a list").is_err(), "a folder");
     }
 
     #[test]

@@ -93,39 +93,18 @@ impl Sky {
     /// Reads `file` as sky map `name` (a MOC or a probability map); the
     /// error names both.
     pub fn add_map(&mut self, name: &str, file: &Path) -> anyhow::Result<()> {
-        if !super::is_catalog_name(name) {
-            anyhow::bail!(
-                "map name '{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
-                crate::text::shown(name, 80),
-                super::CATALOG_NAME_BYTES
-            );
-        }
-        if self.maps.contains_key(name) {
-            anyhow::bail!("map '{name}' is given twice");
-        }
-        let map =
-            super::map::SkyMap::open(file).map_err(|e| anyhow::anyhow!("map '{name}': {e:#}"))?;
-        self.maps.insert(name.to_string(), Arc::new(map));
-        Ok(())
+        insert_named(&mut self.maps, "map", name, || {
+            super::map::SkyMap::open(file)
+        })
     }
 
     /// Reads `file` as watchlist `name` (each target's radius within
     /// the cap on cones); the error names both.
     pub fn add_watchlist(&mut self, name: &str, file: &Path) -> anyhow::Result<()> {
-        if !super::is_catalog_name(name) {
-            anyhow::bail!(
-                "watchlist name '{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
-                crate::text::shown(name, 80),
-                super::CATALOG_NAME_BYTES
-            );
-        }
-        if self.lists.contains_key(name) {
-            anyhow::bail!("watchlist '{name}' is given twice");
-        }
-        let list = super::watchlist::Watchlist::open(file, self.caps.max_radius_arcsec)
-            .map_err(|e| anyhow::anyhow!("watchlist '{name}': {e:#}"))?;
-        self.lists.insert(name.to_string(), Arc::new(list));
-        Ok(())
+        let cap = self.caps.max_radius_arcsec;
+        insert_named(&mut self.lists, "watchlist", name, || {
+            super::watchlist::Watchlist::open(file, cap)
+        })
     }
 
     /// The watchlist called `name`.
@@ -181,20 +160,9 @@ impl Sky {
 
     /// Opens `file` as catalogue `name`; the error names both.
     pub fn add(&mut self, name: &str, file: &Path) -> anyhow::Result<()> {
-        if !super::is_catalog_name(name) {
-            anyhow::bail!(
-                "catalogue name '{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
-                crate::text::shown(name, 80),
-                super::CATALOG_NAME_BYTES
-            );
-        }
-        if self.catalogs.contains_key(name) {
-            anyhow::bail!("catalogue '{name}' is given twice");
-        }
-        let catalog =
-            Catalog::open(file).map_err(|e| anyhow::anyhow!("catalogue '{name}': {e:#}"))?;
-        self.catalogs.insert(name.to_string(), Arc::new(catalog));
-        Ok(())
+        insert_named(&mut self.catalogs, "catalogue", name, || {
+            Catalog::open(file)
+        })
     }
 
     pub fn caps(&self) -> Caps {
@@ -239,14 +207,7 @@ impl Sky {
                          ({}; {} registers one)",
                         c.name,
                         c.catalog,
-                        if self.catalogs.is_empty() {
-                            "it has none".to_string()
-                        } else {
-                            format!(
-                                "it has {}",
-                                self.catalogs.keys().cloned().collect::<Vec<_>>().join(", ")
-                            )
-                        },
+                        what_it_has(self.catalogs.keys().map(String::as_str)),
                         self.setting
                     ),
                 ));
@@ -298,6 +259,39 @@ impl Sky {
             }
         }
         out
+    }
+}
+
+/// Adds what `open` reads under `name` to `table`, refusing a name that
+/// is not one or is taken; each error names the `kind` and the name.
+fn insert_named<T>(
+    table: &mut BTreeMap<String, Arc<T>>,
+    kind: &str,
+    name: &str,
+    open: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<()> {
+    if !super::is_catalog_name(name) {
+        anyhow::bail!(
+            "{kind} name '{}' must be 1 to {} characters of a-z, 0-9, '_' and '-'",
+            crate::text::shown(name, 80),
+            super::CATALOG_NAME_BYTES
+        );
+    }
+    if table.contains_key(name) {
+        anyhow::bail!("{kind} '{name}' is given twice");
+    }
+    let opened = open().map_err(|e| anyhow::anyhow!("{kind} '{name}': {e:#}"))?;
+    table.insert(name.to_string(), Arc::new(opened));
+    Ok(())
+}
+
+/// "it has none", or "it has" and the names, as refusals say what exists.
+pub(super) fn what_it_has<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "it has none".to_string()
+    } else {
+        format!("it has {}", names.join(", "))
     }
 }
 

@@ -84,15 +84,7 @@ impl SkyMap {
     /// probability map (FITS with `ORDERING = 'NUNIQ'` and a
     /// `PROBDENSITY` column), told apart by their contents.
     pub fn open(path: &Path) -> anyhow::Result<SkyMap> {
-        let size = super::catalog::regular_file(path)?.len();
-        if size > MAX_FILE_BYTES {
-            bail!(
-                "{}: {size} bytes; a map file may have at most {MAX_FILE_BYTES}",
-                super::catalog::shown(path)
-            );
-        }
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read {}", super::catalog::shown(path)))?;
+        let bytes = super::catalog::read_bounded(path, MAX_FILE_BYTES, "a map file")?;
         SkyMap::parse(&bytes).with_context(|| {
             format!(
                 "{} is not a sky map this host reads (an IVOA MOC in FITS, JSON or ASCII, or a \

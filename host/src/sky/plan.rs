@@ -53,15 +53,10 @@ pub(super) fn map_refusal(sky: &Sky, path: &str) -> Option<String> {
         ));
     };
     let Some(map) = sky.map(name) else {
-        let have: Vec<&str> = sky.maps().map(|(n, _)| n).collect();
         return Some(format!(
             "declared field '{shown}': this host has no sky map '{}' ({}; {} adds one)",
             crate::text::shown(name, 64),
-            if have.is_empty() {
-                "it has none".to_string()
-            } else {
-                format!("it has {}", have.join(", "))
-            },
+            super::crossmatch::what_it_has(sky.maps().map(|(n, _)| n)),
             sky.map_setting()
         ));
     };
@@ -92,15 +87,10 @@ pub(super) fn watch_refusal(sky: &Sky, path: &str) -> Option<String> {
         ));
     };
     if sky.watchlist(name).is_none() {
-        let have: Vec<&str> = sky.watchlists().map(|(n, _)| n).collect();
         return Some(format!(
             "declared field '{shown}': this host has no watchlist '{}' ({}; {} adds one)",
             crate::text::shown(name, 64),
-            if have.is_empty() {
-                "it has none".to_string()
-            } else {
-                format!("it has {}", have.join(", "))
-            },
+            super::crossmatch::what_it_has(sky.watchlists().map(|(n, _)| n)),
             sky.watchlist_setting()
         ));
     }

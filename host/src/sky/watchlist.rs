@@ -54,15 +54,7 @@ pub struct Hit<'a> {
 impl Watchlist {
     /// Reads `path`, each target's radius at most `max_radius_arcsec`.
     pub fn open(path: &Path, max_radius_arcsec: f64) -> anyhow::Result<Watchlist> {
-        let size = super::catalog::regular_file(path)?.len();
-        if size > MAX_FILE_BYTES {
-            bail!(
-                "{}: {size} bytes; a watchlist may have at most {MAX_FILE_BYTES}",
-                super::catalog::shown(path)
-            );
-        }
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read {}", super::catalog::shown(path)))?;
+        let bytes = super::catalog::read_bounded(path, MAX_FILE_BYTES, "a watchlist")?;
         Watchlist::parse(&bytes, max_radius_arcsec)
             .with_context(|| format!("watchlist {}", super::catalog::shown(path)))
     }
