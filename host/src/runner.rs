@@ -37,10 +37,11 @@ impl HostFields {
     /// as (the thing, a sentence).
     pub fn refusals(&self, filter: &LoadedFilter) -> Vec<(String, String)> {
         let mut out = self.kept.refusals(&filter.manifest.survey, &filter.fields);
-        out.extend(
-            self.sky
-                .refusals(&filter.manifest.crossmatches, &filter.fields),
-        );
+        out.extend(self.sky.refusals(
+            filter.sky_group(),
+            &filter.manifest.crossmatches,
+            &filter.fields,
+        ));
         out
     }
 }
@@ -169,7 +170,7 @@ fn plan(filters: &[Arc<LoadedFilter>], host: &HostFields) -> Plan {
                     if let Some(column) = history::column_of(p) {
                         return Slot::History(slot_of(column, &mut history));
                     }
-                    match sky.slot(&host.sky, &f.manifest.crossmatches, &p.text) {
+                    match sky.slot(&host.sky, f.sky_group(), &f.manifest.crossmatches, &p.text) {
                         Some(s) => Slot::Sky(s),
                         None => Slot::Decoded(slot_of(&p.text, &mut paths)),
                     }
@@ -267,15 +268,24 @@ impl Runner {
             time_slots: Vec::new(),
             decoder: decoder.clone(),
         };
-        runner.retarget(filters, decoder);
+        let host = runner.host.clone();
+        runner.retarget(filters, decoder, host);
         runner
     }
 
     /// Switches to another set of filters and its decoder (from
-    /// [`Runner::decoder_for`]), between two alerts. A filter in both sets
-    /// (the same loaded filter) keeps its instance and live Store; the
-    /// others are dropped or instantiated on their first alert.
-    pub fn retarget(&mut self, filters: &[Arc<LoadedFilter>], decoder: Arc<Decoder>) {
+    /// [`Runner::decoder_for`] with the same `host`), between two alerts:
+    /// the host's fields change with it (a group's new watchlist or sky
+    /// map). A filter in both sets (the same loaded filter) keeps its
+    /// instance and live Store; the others are dropped or instantiated on
+    /// their first alert.
+    pub fn retarget(
+        &mut self,
+        filters: &[Arc<LoadedFilter>],
+        decoder: Arc<Decoder>,
+        host: HostFields,
+    ) {
+        self.host = host;
         let Plan {
             paths,
             slots,

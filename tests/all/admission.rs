@@ -30,6 +30,10 @@ impl Roster for InMemory {
     fn entries(&self) -> BTreeMap<String, Entry> {
         self.entries.clone()
     }
+
+    fn sky(&self) -> Arc<bandpass::sky::Sky> {
+        Default::default()
+    }
 }
 
 fn config() -> Config {
@@ -72,14 +76,7 @@ fn admission(entries: BTreeMap<String, Entry>) -> Arc<Admission> {
         policy: Arc::new(Policy::of(&config)),
         entries,
     });
-    Arc::new(Admission::new(
-        fleet,
-        sandbox,
-        canary,
-        uploads,
-        None,
-        Default::default(),
-    ))
+    Arc::new(Admission::new(fleet, sandbox, canary, uploads, None))
 }
 
 fn upload(name: &str, manifest: Option<&str>, component: Vec<u8>) -> Upload {

@@ -931,7 +931,7 @@ fn expected_of(dir: &Path) -> serde_json::Map<String, serde_json::Value> {
 
 /// `bandpass test --json` of `component` on `alerts` with `args`: file
 /// name -> the result.
-fn results(
+pub(crate) fn results(
     component: &Path,
     alerts: &Path,
     args: &[&str],
@@ -1050,9 +1050,9 @@ fn host_coverage_and_gw_counterpart_decide_as_mocpy_and_the_map_imply() {
     );
 }
 
-#[test]
-fn watched_targets_gets_the_targets_whose_own_radius_holds_the_alert_as_a_brute_force_does() {
-    // Each shared alert: its file, position and sign, read by fastavro.
+/// Each shared ZTF alert: its file, position and whether it is a
+/// positive difference, read by fastavro.
+pub(crate) fn ztf_alerts_on_sky() -> Vec<(String, (f64, f64), bool)> {
     let out = Command::new("python3")
         .args([
             "-c",
@@ -1066,7 +1066,7 @@ fn watched_targets_gets_the_targets_whose_own_radius_holds_the_alert_as_a_brute_
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let alerts: Vec<(String, (f64, f64), bool)> = text(&out.stdout)
+    text(&out.stdout)
         .lines()
         .map(|l| {
             let p: Vec<&str> = l.split_whitespace().collect();
@@ -1076,7 +1076,12 @@ fn watched_targets_gets_the_targets_whose_own_radius_holds_the_alert_as_a_brute_
                 matches!(p[3], "t" | "1"),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn watched_targets_gets_the_targets_whose_own_radius_holds_the_alert_as_a_brute_force_does() {
+    let alerts = ztf_alerts_on_sky();
     // Targets: around each alert, one inside its radius, one just outside
     // it, or a wide one and a tight one (two hits, nearest first); then
     // 100,000 across the sky, names with a comma and a quote among them.

@@ -24,7 +24,7 @@ use crate::support::{
 };
 
 pub(crate) const HOSTS_TOKEN: &str = "hosts-token-0123";
-const RIVALS_TOKEN: &str = "rivals-token-4567";
+pub(crate) const RIVALS_TOKEN: &str = "rivals-token-4567";
 const OPERATOR_TOKEN: &str = "operator-token-89ab";
 
 fn sha256(text: &str) -> String {
@@ -36,14 +36,15 @@ fn sha256(text: &str) -> String {
 /// operator token; tests ask quickly (a thousand requests a second per
 /// token); uploads kept in `registry` (the fleet's registry topic) and
 /// tried on the real ZTF alerts as canary, with `uploads` (more
-/// `[admin.uploads]` keys); groups `hosts` (at most `max_filters`) and
-/// `rivals`.
+/// `[admin.uploads]` keys); groups `hosts` (at most 2 filters, 3
+/// watchlists and maps of at most 1 MiB each) and `rivals`.
 pub(crate) fn admin_keys(registry: &str, uploads: &str) -> String {
     let canary = crate::support::data_dir().join("ztf/alerts");
     format!(
         "operator_token_sha256 = \"{op}\"\nrequests_per_second = 1000\n\
          [admin.uploads]\nregistry_topic = \"{registry}\"\ncanary_alerts = [\"{canary}\"]\n{uploads}\n\
          [[admin.group]]\nname = \"hosts\"\ntoken_sha256 = \"{hosts}\"\nmax_filters = 2\n\
+         max_sky_files = 3\nmax_sky_size = \"1MiB\"\n\
          max_limits = {{ fuel = 2000000000, deadline = \"1s\", memory = \"256MiB\" }}\n\
          [[admin.group]]\nname = \"rivals\"\ntoken_sha256 = \"{rivals}\"\n",
         op = sha256(OPERATOR_TOKEN),
@@ -93,16 +94,16 @@ fn bright_v2() -> Vec<u8> {
 
 /// The instances of one test: fresh topics (names start with `prefix`)
 /// and a folder for their configs, logs and caches.
-struct Fleet {
+pub(crate) struct Fleet {
     /// Created, four partitions, holding one message that is not an alert.
-    input: String,
+    pub(crate) input: String,
     group: String,
     registry: String,
     dir: tempfile::TempDir,
 }
 
 impl Fleet {
-    fn new(prefix: &str) -> Fleet {
+    pub(crate) fn new(prefix: &str) -> Fleet {
         let input = unique(&format!("{prefix}-alerts"));
         // The input exists before the instances subscribe.
         produce(&input, &[b"warm-up: not an alert".to_vec()]);
@@ -115,14 +116,14 @@ impl Fleet {
     }
 
     /// `file` in the fleet's folder.
-    fn file(&self, file: &str) -> std::path::PathBuf {
+    pub(crate) fn file(&self, file: &str) -> std::path::PathBuf {
         self.dir.path().join(file)
     }
 
     /// An instance's config, `<name>.toml` in the folder, with
     /// [`admin_keys`] and `uploads` (more `[admin.uploads]` keys); it
     /// logs to `<name>.log` there.
-    fn member(&self, name: &str, uploads: &str) -> ServeBuilder {
+    pub(crate) fn member(&self, name: &str, uploads: &str) -> ServeBuilder {
         ServeBuilder::new(self.file(&format!("{name}.toml")), &self.input, &self.group)
             .admin_with(&admin_keys(&self.registry, uploads))
             .log(&self.file(&format!("{name}.log")))

@@ -24,16 +24,18 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 
 use crate::config::{AdminConfig, Config, GroupConfig};
 use crate::fleet::canary::Canary;
-use crate::fleet::record::key;
+use crate::fleet::record::{SkyKind, key};
 use crate::fleet::{Admission, Denial, Entry, Fleet, Rule, Running, WriteError};
 use crate::metrics::Metrics;
 use crate::sandbox::{Sandbox, sha256_hex};
@@ -74,7 +76,6 @@ impl Api {
         registry: Arc<Fleet>,
         canary: Canary,
         metrics: Arc<Metrics>,
-        sky: Arc<crate::sky::Sky>,
     ) -> Api {
         let admin = config.admin.clone().expect("the API needs [admin]");
         let admission = Admission::new(
@@ -83,7 +84,6 @@ impl Api {
             canary,
             &admin.uploads,
             config.remembers_objects().then(|| config.kept_history()),
-            sky,
         );
         Api {
             access: RwLock::new(Access::of(&admin)),
@@ -215,14 +215,49 @@ impl IntoResponse for ApiError {
 pub(super) type Reply = Result<Response, ApiError>;
 
 /// The paths of the filter API, each described in docs/admin-api.yaml.
-const PATHS: [&str; 6] = [
+const PATHS: [&str; 10] = [
     "/v1/filters",
     "/v1/groups/{group}/filters",
     "/v1/groups/{group}/filters/{name}",
     "/v1/groups/{group}/filters/{name}/enable",
     "/v1/groups/{group}/filters/{name}/disable",
     "/v1/groups/{group}/filters/{name}/logs",
+    "/v1/groups/{group}/watchlists",
+    "/v1/groups/{group}/watchlists/{name}",
+    "/v1/groups/{group}/maps",
+    "/v1/groups/{group}/maps/{name}",
 ];
+
+/// `GET` of a group's watchlists or maps.
+fn sky_list(kind: SkyKind) -> MethodRouter<Arc<Api>> {
+    get(
+        move |State(api): State<Arc<Api>>, Path(group): Path<String>, headers: HeaderMap| {
+            super::sky::list(api, group, headers, kind)
+        },
+    )
+}
+
+/// `GET`, `PUT` and `DELETE` of one watchlist or map of a group.
+fn sky_file(kind: SkyKind) -> MethodRouter<Arc<Api>> {
+    type Named = Path<(String, String)>;
+    get(
+        move |State(api): State<Arc<Api>>, Path(p): Named, headers: HeaderMap| {
+            super::sky::show(api, p, headers, kind)
+        },
+    )
+    .put(
+        move |State(api): State<Arc<Api>>,
+              Path(p): Named,
+              query: Result<Query<super::sky::PutQuery>, QueryRejection>,
+              headers: HeaderMap,
+              body: Body| { super::sky::put(api, p, query, headers, body, kind) },
+    )
+    .delete(
+        move |State(api): State<Arc<Api>>, Path(p): Named, headers: HeaderMap| {
+            super::sky::remove(api, p, headers, kind)
+        },
+    )
+}
 
 /// The `/v1` routes.
 pub fn routes(api: Arc<Api>) -> Router {
@@ -238,6 +273,10 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route(PATHS[3], post(enable))
         .route(PATHS[4], post(disable))
         .route(PATHS[5], get(logs))
+        .route(PATHS[6], sky_list(SkyKind::Watchlist))
+        .route(PATHS[7], sky_file(SkyKind::Watchlist))
+        .route(PATHS[8], sky_list(SkyKind::Map))
+        .route(PATHS[9], sky_file(SkyKind::Map))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),

@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 
 pub mod api;
 mod listener;
+mod sky;
 pub mod status;
 pub mod upload;
 

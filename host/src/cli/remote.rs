@@ -4,8 +4,12 @@
 //!   it (`PUT /v1/groups/{group}/filters/{name}`); prints the filter
 //!   running (version, output topic, the canary's figures), or the
 //!   reason it was refused;
+//! - `bandpass upload --watchlist NAME=FILE` (or `--map NAME=FILE`) `--to
+//!   URL --group G [--expires-in 12h]`: put a watchlist or sky map of the
+//!   group on it (`PUT /v1/groups/{group}/watchlists/{name}`, `.../maps/`);
 //! - `bandpass filters --to URL --group G [NAME] [--logs]`: the group's
-//!   filters with their state and counters, or one with its log lines.
+//!   filters with their state and counters, and its watchlists and maps;
+//!   or one filter with its log lines.
 //!
 //! The token comes from the environment (`BANDPASS_TOKEN`) or a file,
 //! never from the command line, where other users could read it. A
@@ -37,7 +41,24 @@ pub struct HostArgs {
 #[derive(Debug, Args)]
 pub struct UploadArgs {
     /// The filter component (.wasm).
-    pub filter: PathBuf,
+    #[arg(required_unless_present_any = ["watchlist", "map"])]
+    pub filter: Option<PathBuf>,
+    /// Instead of a filter: a watchlist of your group, as NAME=FILE (CSV
+    /// name,ra,dec,radius_arcsec, or JSON); your filters read it as
+    /// `watch.NAME.*`.
+    #[arg(long, value_name = "NAME=FILE", value_parser = super::parse_param,
+          conflicts_with_all = ["filter", "map"])]
+    pub watchlist: Option<(String, String)>,
+    /// Instead of a filter: a sky map of your group, as NAME=FILE (a MOC,
+    /// or a multi-order gravitational-wave map); your filters read it as
+    /// `map.NAME.*`.
+    #[arg(long, value_name = "NAME=FILE", value_parser = super::parse_param,
+          conflicts_with_all = ["filter", "watchlist"])]
+    pub map: Option<(String, String)>,
+    /// With --watchlist or --map: after this long (`12h`, at most a week)
+    /// your filters read it absent. Default: until replaced or deleted.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
     #[command(flatten)]
     pub host: HostArgs,
     /// The filter's name in your group ([a-z0-9-]); its output topic is
@@ -56,6 +77,17 @@ pub struct UploadArgs {
     /// Register it without running it (enable it later).
     #[arg(long)]
     pub disabled: bool,
+}
+
+impl UploadArgs {
+    /// The watchlist or map to upload, as (kind's path, name, file).
+    fn sky_file(&self) -> Option<(&'static str, &str, &str)> {
+        match (&self.watchlist, &self.map) {
+            (Some((name, file)), _) => Some(("watchlists", name, file)),
+            (_, Some((name, file))) => Some(("maps", name, file)),
+            _ => None,
+        }
+    }
 }
 
 /// How long an upload may take: a large component compiles, then runs
@@ -99,19 +131,15 @@ impl Remote {
             .build()
             .new_agent();
         Ok(Remote {
-            base: format!(
-                "{}/v1/groups/{}/filters",
-                host.to.trim_end_matches('/'),
-                host.group
-            ),
+            base: format!("{}/v1/groups/{}", host.to.trim_end_matches('/'), host.group),
             group: host.group.clone(),
             token: token.trim().to_string(),
             agent,
         })
     }
 
-    /// `GET` (no body) or `PUT` (a body) of `path` under the group's
-    /// filters; returns the status and the JSON answer.
+    /// `GET` (no body) or `PUT` (a body) of `path` under the group
+    /// (`/filters/NAME`); returns the status and the JSON answer.
     fn call(&self, path: &str, body: Option<(&str, &[u8])>) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token);
@@ -153,15 +181,23 @@ impl Remote {
 
 pub fn execute(args: UploadArgs) -> anyhow::Result<u8> {
     let remote = Remote::new(&args.host)?;
-    let component = std::fs::read(&args.filter)
-        .with_context(|| format!("cannot read filter {}", args.filter.display()))?;
+    if let Some((kind, name, file)) = args.sky_file() {
+        return upload_sky(&remote, kind, name, file, args.expires_in.as_deref());
+    }
+    if args.expires_in.is_some() {
+        anyhow::bail!("--expires-in goes with --watchlist or --map: a filter does not expire");
+    }
+    let filter = args.filter.as_ref().expect("clap requires a filter");
+    let component = std::fs::read(filter)
+        .with_context(|| format!("cannot read filter {}", filter.display()))?;
     let name = match &args.name {
         Some(n) => n.clone(),
-        None => default_name(&args.filter),
+        None => default_name(filter),
     };
     let manifest = manifest(&args);
     let (content_type, body) = multipart(&manifest.to_string(), &component);
-    let (status, answer) = remote.call(&format!("/{name}"), Some((&content_type, &body)))?;
+    let (status, answer) =
+        remote.call(&format!("/filters/{name}"), Some((&content_type, &body)))?;
     let group_name = format!("{}/{name}", remote.group);
     match status {
         200..=202 => {
@@ -191,13 +227,69 @@ pub fn execute(args: UploadArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// `bandpass upload --watchlist|--map NAME=FILE`: one of the group's
+/// sky files, `kind` (`watchlists` or `maps`).
+fn upload_sky(
+    remote: &Remote,
+    kind: &str,
+    name: &str,
+    file: &str,
+    expires_in: Option<&str>,
+) -> anyhow::Result<u8> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
+    let mut path = format!("/{kind}/{name}");
+    if let Some(after) = expires_in {
+        // Checked here as the host checks it, so the URL holds a duration.
+        crate::units::parse_duration(after).map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
+        path.push_str(&format!("?expires_in={after}"));
+    }
+    let (status, answer) = remote.call(&path, Some(("application/octet-stream", &bytes)))?;
+    if !(200..=202).contains(&status) {
+        return Ok(remote.refused(&format!("{kind}/{name}"), status, &answer));
+    }
+    let f = if status == 202 {
+        &answer["file"]
+    } else {
+        &answer
+    };
+    println!(
+        "{}/{kind}/{name}: {} version {}{}; your filters read it as {}.{name}.*",
+        remote.group,
+        match status {
+            201 => "uploaded",
+            200 => "replaced",
+            _ => "registered",
+        },
+        shown(f["version"].as_str().unwrap_or("?")),
+        holds(f),
+        if kind == "maps" { "map" } else { "watch" },
+    );
+    if let Some(pending) = answer["pending"].as_str() {
+        println!("not in use yet: {}", shown(pending));
+    }
+    Ok(0)
+}
+
+/// What a sky file holds, as the host read it: `, 3 targets`.
+fn holds(file: &Value) -> String {
+    let used = &file["in_use"];
+    if let Some(targets) = used["targets"].as_u64() {
+        format!(", {} targets", thousands(targets))
+    } else if let Some(kind) = used["kind"].as_str() {
+        let area = used["area_deg2"].as_f64().unwrap_or(f64::NAN);
+        format!(", {} of {area:.1} square degrees", shown(kind))
+    } else {
+        String::new()
+    }
+}
+
 /// `bandpass filters`: the group's filters, or one with its log.
 pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
     let remote = Remote::new(&args.host)?;
     let path = args
         .name
         .as_ref()
-        .map_or(String::new(), |n| format!("/{n}"));
+        .map_or("/filters".to_string(), |n| format!("/filters/{n}"));
     let (status, answer) = remote.call(&path, None)?;
     if status != 200 {
         return Ok(remote.refused(args.name.as_deref().unwrap_or("*"), status, &answer));
@@ -236,8 +328,11 @@ pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
     for r in reasons {
         println!("{r}");
     }
+    if args.name.is_none() {
+        sky_files(&remote)?;
+    }
     if let (true, Some(name)) = (args.logs, &args.name) {
-        let (status, log) = remote.call(&format!("/{name}/logs"), None)?;
+        let (status, log) = remote.call(&format!("/filters/{name}/logs"), None)?;
         if status != 200 {
             return Ok(remote.refused(name, status, &log));
         }
@@ -251,6 +346,48 @@ pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// The group's watchlists and maps, after its filters (none: nothing).
+fn sky_files(remote: &Remote) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    for kind in ["watchlists", "maps"] {
+        let (status, answer) = remote.call(&format!("/{kind}"), None)?;
+        if status == 200 {
+            files.extend(answer[kind].as_array().cloned().unwrap_or_default());
+        }
+    }
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut table = Table::new(&["READ AS", "VERSION", "HOLDS", "EXPIRES"]);
+    for f in &files {
+        let name = shown(f["name"].as_str().unwrap_or("?")).into_owned();
+        let read_as = match f["kind"].as_str() {
+            Some("map") => format!("map.{name}"),
+            _ => format!("watch.{name}"),
+        };
+        let expires = match (f["expired"].as_bool(), f["expires_at_ms"].as_u64()) {
+            (Some(true), _) => "expired".to_string(),
+            (_, Some(at)) => {
+                let left = at.saturating_sub(crate::fleet::follower::now_ms()) / 1000;
+                match (left / 3600, left % 3600 / 60) {
+                    (0, 0) => format!("in {left}s"),
+                    (0, m) => format!("in {m}m"),
+                    (h, m) => format!("in {h}h {m}m"),
+                }
+            }
+            _ => "-".to_string(),
+        };
+        table.row(vec![
+            read_as,
+            shown(f["version"].as_str().unwrap_or("?")).into_owned(),
+            holds(f).trim_start_matches(", ").to_string(),
+            expires,
+        ]);
+    }
+    print!("{}", table.render());
+    Ok(())
 }
 
 /// Text from the service as this terminal shows it: one line, controls

@@ -75,7 +75,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     );
     let deployments = deploy::load_filters(&config, &config_dir, &sandbox, &[])?;
     deploy::check_servable(&config, &deployments, &sky)?;
-    let (sources, updates) = Desired::new(deployments.clone());
+    let (sources, updates) = Desired::new(deployments.clone(), sky.clone());
     let sources = Arc::new(Mutex::new(sources));
     let metrics = Arc::new(Metrics::new());
     // Uploads: the fleet registry is read to its end, and its filters
@@ -96,12 +96,13 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 registry,
                 canary,
                 metrics.clone(),
-                sky.clone(),
             )))
         }
         _ => None,
     };
     let initial = sources.lock().unwrap().initial();
+    // With the groups' maps and watchlists the registry holds.
+    let initial_sky = sources.lock().unwrap().sky.clone();
     // Answers until the pipeline has drained (dropped at return).
     let _admin = match &config.admin {
         Some(a) => Some(Admin::start(
@@ -128,7 +129,14 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
             .spawn(move || reloader.run(&hangup, &stop, &sources))
             .context("starting the reload thread")?
     };
-    let served = pipeline::serve(&config, initial, stop.clone(), updates, metrics, sky);
+    let served = pipeline::serve(
+        &config,
+        initial,
+        stop.clone(),
+        updates,
+        metrics,
+        initial_sky,
+    );
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     drop(sandbox);

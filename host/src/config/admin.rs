@@ -113,6 +113,16 @@ impl AdminConfig {
                     "is another group's or the operator's token: give each its own".into(),
                 ));
             }
+            if g.max_sky_size > self.uploads.max_size {
+                return Err(Invalid::new(
+                    format!("{key}.max_sky_size"),
+                    format!(
+                        "is over admin.uploads.max_size ({} bytes), the largest record the \
+                         registry topic takes: lower it, or raise that",
+                        self.uploads.max_size
+                    ),
+                ));
+            }
             if let Some(m) = &g.max_limits
                 && !m.within(engine_max)
             {
@@ -216,6 +226,24 @@ pub struct GroupConfig {
     /// `engine.limits.mean_time`.
     #[serde(default, with = "human::optional_duration")]
     pub time_budget: Option<Duration>,
+    /// Most watchlists and sky maps the group may have uploaded,
+    /// together.
+    #[serde(default = "default_max_sky_files")]
+    pub max_sky_files: usize,
+    /// Largest watchlist or sky map file the group may upload; at most
+    /// `admin.uploads.max_size`.
+    #[serde(default = "default_max_sky_size", with = "human::size")]
+    pub max_sky_size: usize,
+}
+
+fn default_max_sky_files() -> usize {
+    8
+}
+
+/// A 100,000-target watchlist is about 4 MB of CSV; the shared
+/// multi-order gravitational-wave map is 0.8 MB.
+fn default_max_sky_size() -> usize {
+    16 << 20
 }
 
 impl GroupConfig {

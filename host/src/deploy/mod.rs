@@ -106,7 +106,11 @@ pub fn load_filters(
 /// have, or over its caps. Refused rather than run with other verdicts
 /// than `bandpass test` and `run` give.
 pub fn serve_refuses(filter: &LoadedFilter, memory: Option<&Kept>, sky: &Sky) -> Option<String> {
-    let refused = sky.refusals(&filter.manifest.crossmatches, &filter.fields);
+    let refused = sky.refusals(
+        filter.sky_group(),
+        &filter.manifest.crossmatches,
+        &filter.fields,
+    );
     if !refused.is_empty() {
         let why: Vec<String> = refused.into_iter().map(|(_, why)| why).collect();
         return Some(format!("{}: {}", filter.name, why.join("; ")));

@@ -12,6 +12,7 @@ use super::Deployment;
 use crate::decode::{Decoder, SchemaSource};
 use crate::runner::{HostFields, Runner};
 use crate::sandbox::LoadedFilter;
+use crate::sky::Sky;
 
 /// One version of the set of deployed filters, with a decoder made for
 /// exactly their fields.
@@ -19,9 +20,13 @@ pub struct FilterSet {
     pub generation: u64,
     pub deployments: Vec<Deployment>,
     pub decoder: Arc<Decoder>,
-    /// The history columns kept and the catalogues (the same for every
-    /// set of a process).
+    /// The history columns kept (the same for every set of a process),
+    /// the catalogues, and the sky maps and watchlists (which groups'
+    /// uploads change from one set to the next).
     pub host: HostFields,
+    /// Per deployment, the versions of the maps and watchlists it reads,
+    /// as its outputs' `bandpass-sky` header says them.
+    pub sky_read: Vec<Option<String>>,
 }
 
 impl FilterSet {
@@ -32,11 +37,19 @@ impl FilterSet {
         host: HostFields,
     ) -> FilterSet {
         let decoder = Runner::decoder_for(&FilterSet::loaded(&deployments), schemas, &host);
+        let sky_read = deployments
+            .iter()
+            .map(|d| {
+                host.sky
+                    .versions_read(d.filter.sky_group(), &d.filter.fields)
+            })
+            .collect();
         FilterSet {
             generation,
             deployments,
             decoder,
             host,
+            sky_read,
         }
     }
 
@@ -58,25 +71,29 @@ impl FilterSet {
 pub struct Desired {
     pub config: Vec<Deployment>,
     pub uploaded: Vec<Deployment>,
-    sets: Sender<(u64, Vec<Deployment>)>,
+    /// The catalogues, and the sky maps and watchlists: the config's, and
+    /// the groups' uploaded ones (replaced when the registry changes).
+    pub sky: Arc<Sky>,
+    sets: Sender<(u64, Vec<Deployment>, Arc<Sky>)>,
     sent: u64,
     published: Arc<AtomicU64>,
 }
 
 /// The pipeline's end of [`Desired`].
 pub struct Updates {
-    sets: Receiver<(u64, Vec<Deployment>)>,
+    sets: Receiver<(u64, Vec<Deployment>, Arc<Sky>)>,
     /// The number of the latest set published.
     published: Arc<AtomicU64>,
 }
 
 impl Desired {
-    pub fn new(config: Vec<Deployment>) -> (Desired, Updates) {
+    pub fn new(config: Vec<Deployment>, sky: Arc<Sky>) -> (Desired, Updates) {
         let (sets, receiver) = std::sync::mpsc::channel();
         let published = Arc::new(AtomicU64::new(0));
         let sources = Desired {
             config,
             uploaded: Vec::new(),
+            sky,
             sets,
             sent: 0,
             published: published.clone(),
@@ -108,9 +125,11 @@ impl Desired {
         self.send()
     }
 
-    /// Replaces the uploaded filters; returns the set's number.
-    pub fn set_uploaded(&mut self, deployments: Vec<Deployment>) -> u64 {
+    /// Replaces the uploaded filters and the sky they see; returns the
+    /// set's number.
+    pub fn set_uploaded(&mut self, deployments: Vec<Deployment>, sky: Arc<Sky>) -> u64 {
         self.uploaded = deployments;
+        self.sky = sky;
         self.send()
     }
 
@@ -122,7 +141,7 @@ impl Desired {
 
     fn send(&mut self) -> u64 {
         self.sent += 1;
-        let _ = self.sets.send((self.sent, self.all()));
+        let _ = self.sets.send((self.sent, self.all(), self.sky.clone()));
         self.sent
     }
 }
@@ -131,11 +150,11 @@ impl Updates {
     /// Publishes the newest set sent, if it is newer than the one
     /// running: `publish` runs it, then the set counts as published (in
     /// that order: an upload's answer waits for the count).
-    pub fn apply(&self, publish: impl FnOnce(Vec<Deployment>)) {
-        if let Ok((seq, deployments)) = self.sets.try_recv()
+    pub fn apply(&self, publish: impl FnOnce(Vec<Deployment>, Arc<Sky>)) {
+        if let Ok((seq, deployments, sky)) = self.sets.try_recv()
             && seq > self.published.load(Ordering::Acquire)
         {
-            publish(deployments);
+            publish(deployments, sky);
             self.published.store(seq, Ordering::Release);
         }
     }

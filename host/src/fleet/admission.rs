@@ -51,6 +51,9 @@ pub mod bounds {
 pub trait Roster: Send + Sync {
     fn policy(&self) -> Arc<Policy>;
     fn entries(&self) -> BTreeMap<String, Entry>;
+    /// The catalogues, and the sky maps and watchlists as they are now
+    /// (the config's and the groups' uploaded ones).
+    fn sky(&self) -> Arc<crate::sky::Sky>;
 }
 
 /// An upload as the admin API received it.
@@ -119,9 +122,6 @@ pub struct Admission {
     /// (`input.keyed_by = "object"` or `input.rekey`); without it a
     /// filter with history or state is refused.
     memory: Option<Arc<Kept>>,
-    /// The catalogues serve cross-matches with: an upload asking for
-    /// another, or over the caps, is refused.
-    sky: Arc<crate::sky::Sky>,
 }
 
 /// The refusal of an upload over `max` bytes (`admin.uploads.max_size`),
@@ -149,7 +149,6 @@ impl Admission {
         canary: Canary,
         uploads: &UploadsConfig,
         memory: Option<Arc<Kept>>,
-        sky: Arc<crate::sky::Sky>,
     ) -> Admission {
         Admission {
             fleet,
@@ -162,7 +161,6 @@ impl Admission {
             too_slow: Mutex::new(HashSet::new()),
             changing: Mutex::new(HashMap::new()),
             memory,
-            sky,
         }
     }
 
@@ -378,7 +376,14 @@ impl Admission {
             }
         };
         let filter = filter.map_err(|e| refused(format!("component refused: {e}")))?;
-        if let Some(why) = crate::deploy::serve_refuses(&filter, self.memory.as_deref(), &self.sky)
+        let _ = filter.group.set(record.group.clone());
+        // The catalogues, and the maps and watchlists as they are now: a
+        // required field naming one the group does not have is refused
+        // here (a typo), though a record that names one later expired
+        // still runs (reading it absent).
+        let sky = self.fleet.sky();
+        if let Some(why) = crate::deploy::serve_refuses(&filter, self.memory.as_deref(), &sky)
+            .or_else(|| sky.missing(Some(&record.group), &filter.fields))
         {
             return Err(refused(why));
         }
@@ -405,7 +410,7 @@ impl Admission {
                 &filter,
                 crate::runner::HostFields {
                     kept: self.memory.clone().unwrap_or_default(),
-                    sky: self.sky.clone(),
+                    sky,
                 },
             )
             .map_err(|why| refused(format!("canary: {why}")))?;

@@ -18,7 +18,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::admission::Admitted;
 use super::policy::Policy;
-use super::record::{Entry, Record, decode, encode, key};
+use super::record::{
+    Entry, Record, SkyEntry, SkyFile, SkyKind, SkyRecord, Stored, decode_any, encode, encode_sky,
+    key, sky_key,
+};
 use super::topic::{ensure_topic, reader};
 use crate::config::Config;
 use crate::deploy::{Deployment, Desired};
@@ -36,6 +39,9 @@ pub enum Running {
     Failed(String),
 }
 
+/// A group's sky file as read here, or why it did not read.
+type ReadFile = Result<SkyFile, String>;
+
 #[derive(Default)]
 struct State {
     entries: BTreeMap<String, Entry>,
@@ -47,6 +53,13 @@ struct State {
     applied: HashMap<i32, i64>,
     /// The [`Desired`] sequence number of the set that applied them.
     applied_seq: u64,
+    /// The groups' watchlists and sky maps, by registry key.
+    sky_entries: BTreeMap<String, SkyEntry>,
+    /// Each sky entry read (at its offset), so that a change of another
+    /// entry does not read it again; an error says why it is not used.
+    read_files: HashMap<String, ((i32, i64), ReadFile)>,
+    /// When the next sky entry expires (milliseconds since 1970).
+    next_expiry: Option<u64>,
 }
 
 /// The registry as one instance follows it.
@@ -76,7 +89,10 @@ pub struct Fleet {
     /// memory) and its catalogues: a record whose filter asks for others
     /// is refused here, as its upload would have been.
     memory: Option<Arc<crate::memory::history::Kept>>,
-    sky: Arc<crate::sky::Sky>,
+    /// The config's catalogues, maps and watchlists; `sky` adds the
+    /// groups' maps and watchlists to them.
+    base_sky: Arc<crate::sky::Sky>,
+    sky: RwLock<Arc<crate::sky::Sky>>,
 }
 
 /// How long a start may take to read the registry to its end.
@@ -130,10 +146,11 @@ impl Fleet {
             compile_timeout: admin.uploads.compile_timeout,
             compile_memory: admin.uploads.compile_memory,
             memory: config.remembers_objects().then(|| config.kept_history()),
-            sky,
+            sky: RwLock::new(sky.clone()),
+            base_sky: sky,
         });
         registry.catch_up(&consumer)?;
-        let (initial, read) = registry.apply_with(false);
+        let (initial, sky, read) = registry.apply_with(false);
         tracing::info!(
             topic = %topic,
             filters = registry.state.lock().unwrap().entries.len(),
@@ -142,7 +159,11 @@ impl Fleet {
         );
         // In place before the follower can change it; the pipeline starts
         // with it, so it counts as published.
-        registry.desired.lock().unwrap().uploaded = initial;
+        {
+            let mut desired = registry.desired.lock().unwrap();
+            desired.uploaded = initial;
+            desired.sky = sky;
+        }
         registry.mark_applied(0, read);
         let follow = registry.clone();
         std::thread::Builder::new()
@@ -230,7 +251,7 @@ impl Fleet {
                     tracing::warn!(error = %e, "registry topic: consumer error");
                     *self.trouble.lock().unwrap() = Some(e.to_string());
                 }
-                None if dirty => {
+                None if dirty || self.expiring() => {
                     self.apply_and_publish(false);
                     dirty = false;
                 }
@@ -243,8 +264,8 @@ impl Fleet {
     /// `recheck`: look at unchanged entries again (the groups changed).
     fn apply_and_publish(&self, recheck: bool) {
         let _one = self.applying.lock().unwrap();
-        let (uploaded, read) = self.apply_with(recheck);
-        let seq = self.desired.lock().unwrap().set_uploaded(uploaded);
+        let (uploaded, sky, read) = self.apply_with(recheck);
+        let seq = self.desired.lock().unwrap().set_uploaded(uploaded, sky);
         self.mark_applied(seq, read);
     }
 
@@ -260,17 +281,40 @@ impl Fleet {
         self.policy.read().unwrap().clone()
     }
 
+    /// Whether a group's sky file has expired since the last change.
+    fn expiring(&self) -> bool {
+        let next = self.state.lock().unwrap().next_expiry;
+        next.is_some_and(|at| at <= now_ms())
+    }
+
     /// Takes one record into the entries (not yet applied).
     fn take(&self, m: &rdkafka::message::BorrowedMessage<'_>) {
         let at = (m.partition(), m.offset());
         let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-        let value = m.payload().map(decode);
+        let value = m.payload().map(decode_any);
         let mut state = self.state.lock().unwrap();
         match value {
             None => {
                 state.entries.remove(&key);
+                state.sky_entries.remove(&key);
             }
-            Some(Ok((record, component))) if record.key() == key => {
+            Some(Ok(Stored::Sky(record, file))) if record.key() == key => {
+                state.sky_entries.insert(
+                    key,
+                    SkyEntry {
+                        record,
+                        file,
+                        offset: at,
+                    },
+                );
+            }
+            Some(Ok(Stored::Sky(record, _))) => tracing::error!(
+                %key,
+                claims = %record.key(),
+                offset = at.1,
+                "registry record under another key; ignored"
+            ),
+            Some(Ok(Stored::Filter(record, component))) if record.key() == key => {
                 state.entries.insert(
                     key,
                     Entry {
@@ -280,7 +324,7 @@ impl Fleet {
                     },
                 );
             }
-            Some(Ok((record, _))) => tracing::error!(
+            Some(Ok(Stored::Filter(record, _))) => tracing::error!(
                 %key,
                 claims = %record.key(),
                 offset = at.1,
@@ -305,7 +349,10 @@ impl Fleet {
     /// every entry that did not change (`recheck`: unless the groups or
     /// topics changed and it is now refused, or it had failed). Returns
     /// them with how far the records were read when the entries were.
-    fn apply_with(&self, recheck: bool) -> (Vec<Deployment>, HashMap<i32, i64>) {
+    fn apply_with(
+        &self,
+        recheck: bool,
+    ) -> (Vec<Deployment>, Arc<crate::sky::Sky>, HashMap<i32, i64>) {
         let (entries, previous, read) = {
             let state = self.state.lock().unwrap();
             (
@@ -314,6 +361,7 @@ impl Fleet {
                 state.read.clone(),
             )
         };
+        let sky = self.apply_sky();
         let mut running = BTreeMap::new();
         let mut out = Vec::new();
         for (key, entry) in &entries {
@@ -357,7 +405,66 @@ impl Fleet {
         }
         let mut state = self.state.lock().unwrap();
         state.running = running;
-        (out, read)
+        (out, sky, read)
+    }
+
+    /// The config's sky with each group's unexpired watchlists and maps
+    /// added (read once per record), made the one uploads are checked
+    /// against.
+    fn apply_sky(&self) -> Arc<crate::sky::Sky> {
+        let now = now_ms();
+        let policy = self.policy();
+        let mut sky = (*self.base_sky).clone();
+        sky.uploads = true;
+        let max_radius = sky.caps().max_radius_arcsec;
+        let mut state = self.state.lock().unwrap();
+        let entries: Vec<SkyEntry> = state.sky_entries.values().cloned().collect();
+        let held = &mut *state;
+        held.read_files
+            .retain(|k, _| held.sky_entries.contains_key(k));
+        let mut next_expiry: Option<u64> = None;
+        for entry in entries {
+            let r = &entry.record;
+            if r.expired(now) {
+                continue;
+            }
+            if let Some(at) = r.expires_at_ms {
+                next_expiry = Some(next_expiry.map_or(at, |n| n.min(at)));
+            }
+            if let Err(why) = policy.group(&r.group) {
+                tracing::warn!(file = %r.key(), why = %why.reason, "a group's sky file not used here");
+                continue;
+            }
+            let key = r.key();
+            let read = match state.read_files.get(&key) {
+                Some((at, read)) if *at == entry.offset => read.clone(),
+                _ => {
+                    let read = if crate::sandbox::sha256_hex(&entry.file) != r.sha256 {
+                        Err("the file is not the one its sha256 names".to_string())
+                    } else {
+                        SkyFile::read(r.kind, &entry.file, max_radius).map_err(|e| format!("{e:#}"))
+                    };
+                    if let Err(why) = &read {
+                        tracing::error!(file = %key, %why, "a group's sky file did not read here; its filters read it absent");
+                    }
+                    state.read_files.insert(key, (entry.offset, read.clone()));
+                    read
+                }
+            };
+            if let Ok(file) = read {
+                file.add_to(&mut sky, &r.group, &r.name);
+            }
+        }
+        state.next_expiry = next_expiry;
+        drop(state);
+        let sky = Arc::new(sky);
+        *self.sky.write().unwrap() = sky.clone();
+        sky
+    }
+
+    /// The sky filters see now: the config's, and the groups' files.
+    pub fn sky(&self) -> Arc<crate::sky::Sky> {
+        self.sky.read().unwrap().clone()
     }
 
     /// The filter admission checked, else a fresh load; refused if it
@@ -365,7 +472,8 @@ impl Fleet {
     /// (instances configured apart).
     fn load(&self, entry: &Entry) -> Result<Arc<LoadedFilter>, String> {
         let filter = self.load_component(entry)?;
-        match crate::deploy::serve_refuses(&filter, self.memory.as_deref(), &self.sky) {
+        let _ = filter.group.set(entry.record.group.clone());
+        match crate::deploy::serve_refuses(&filter, self.memory.as_deref(), &self.sky()) {
             Some(why) => Err(why),
             None => Ok(filter),
         }
@@ -433,6 +541,44 @@ impl Fleet {
         // superseded, or not written): never kept.
         self.preloaded.lock().unwrap().remove(&key);
         written
+    }
+
+    /// Writes a group's watchlist or sky map (checked by the admin API)
+    /// and waits until this instance's filters read it.
+    pub async fn put_sky(&self, record: &SkyRecord, file: &[u8]) -> Result<(), WriteError> {
+        self.write(&record.key(), Some(&encode_sky(record, file)))
+            .await
+    }
+
+    /// Deletes a group's watchlist or sky map and waits until it is gone
+    /// here.
+    pub async fn delete_sky(
+        &self,
+        group: &str,
+        kind: SkyKind,
+        name: &str,
+    ) -> Result<(), WriteError> {
+        self.write(&sky_key(group, kind, name), None).await
+    }
+
+    /// Whether the record at `offset` is applied here, in a set the
+    /// pipeline has published: alerts from now on are decided with it.
+    pub fn in_effect(&self, offset: (i32, i64)) -> bool {
+        let state = self.state.lock().unwrap();
+        state.applied.get(&offset.0).is_some_and(|a| *a > offset.1)
+            && self.published.load(Ordering::Acquire) >= state.applied_seq
+    }
+
+    /// A group's registered watchlists and maps (expired ones included,
+    /// until the registry drops them), by key.
+    pub fn sky_entries(&self, group: &str) -> Vec<SkyEntry> {
+        let state = self.state.lock().unwrap();
+        state
+            .sky_entries
+            .values()
+            .filter(|e| e.record.group == group)
+            .cloned()
+            .collect()
     }
 
     /// Deletes a filter (a tombstone) and waits until it is gone here.
@@ -530,4 +676,15 @@ impl super::admission::Roster for Fleet {
     fn entries(&self) -> BTreeMap<String, Entry> {
         Fleet::entries(self)
     }
+
+    fn sky(&self) -> Arc<crate::sky::Sky> {
+        Fleet::sky(self)
+    }
+}
+
+/// Milliseconds since 1970, as expiries are written.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

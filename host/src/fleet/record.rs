@@ -84,6 +84,13 @@ pub fn decode(value: &[u8]) -> Result<(Record, Bytes), String> {
     let rest = value
         .strip_prefix(MAGIC)
         .ok_or("not a bandpass registry record (no BPR1 prefix)")?;
+    let (json, component) = framed(rest)?;
+    let record: Record = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    Ok((record, Bytes::copy_from_slice(component)))
+}
+
+/// A value after its magic: the JSON (its length first) and the bytes.
+fn framed(rest: &[u8]) -> Result<(&[u8], &[u8]), String> {
     if rest.len() < 4 {
         return Err("truncated record".into());
     }
@@ -92,8 +99,128 @@ pub fn decode(value: &[u8]) -> Result<(Record, Bytes), String> {
     if rest.len() < len {
         return Err("truncated record".into());
     }
-    let record: Record = serde_json::from_slice(&rest[..len]).map_err(|e| e.to_string())?;
-    Ok((record, Bytes::copy_from_slice(&rest[len..])))
+    Ok(rest.split_at(len))
+}
+
+/// What a group's sky file is: a watchlist or a sky map (a MOC or a
+/// probability map).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SkyKind {
+    Watchlist,
+    Map,
+}
+
+impl SkyKind {
+    /// Its part of the registry key and of the API's path.
+    pub fn plural(self) -> &'static str {
+        match self {
+            SkyKind::Watchlist => "watchlists",
+            SkyKind::Map => "maps",
+        }
+    }
+}
+
+/// A group's sky file, read.
+#[derive(Clone)]
+pub enum SkyFile {
+    Watchlist(std::sync::Arc<crate::sky::watchlist::Watchlist>),
+    Map(std::sync::Arc<crate::sky::map::SkyMap>),
+}
+
+impl SkyFile {
+    /// Reads `bytes` as a `kind`, each watchlist target's radius at most
+    /// `max_radius_arcsec`; the error says what is wrong with the file.
+    pub fn read(kind: SkyKind, bytes: &[u8], max_radius_arcsec: f64) -> anyhow::Result<SkyFile> {
+        Ok(match kind {
+            SkyKind::Watchlist => SkyFile::Watchlist(std::sync::Arc::new(
+                crate::sky::watchlist::Watchlist::parse(bytes, max_radius_arcsec)?,
+            )),
+            SkyKind::Map => {
+                SkyFile::Map(std::sync::Arc::new(crate::sky::map::SkyMap::parse(bytes)?))
+            }
+        })
+    }
+
+    /// Adds it to `sky` as `group`'s `name`.
+    pub fn add_to(&self, sky: &mut crate::sky::Sky, group: &str, name: &str) {
+        match self {
+            SkyFile::Watchlist(l) => sky.add_group_watchlist(group, name, l.clone()),
+            SkyFile::Map(m) => sky.add_group_map(group, name, m.clone()),
+        }
+    }
+}
+
+/// What the registry holds of one group's watchlist or sky map, besides
+/// its file's bytes. Its key is `<group>/<kind>s/<name>`, which no
+/// filter's key (`<group>/<filter>`, one slash) can be.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SkyRecord {
+    pub group: String,
+    pub kind: SkyKind,
+    pub name: String,
+    /// Of the file: what outputs' `bandpass-sky` header names (its first
+    /// 12 digits).
+    pub sha256: String,
+    /// After this (milliseconds since 1970), filters read it absent and
+    /// the registry drops it; none: until deleted or replaced.
+    pub expires_at_ms: Option<u64>,
+    pub uploaded_by: String,
+    pub uploaded_at_ms: u64,
+}
+
+impl SkyRecord {
+    pub fn key(&self) -> String {
+        sky_key(&self.group, self.kind, &self.name)
+    }
+
+    /// Whether it has expired at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+}
+
+pub fn sky_key(group: &str, kind: SkyKind, name: &str) -> String {
+    format!("{group}/{}/{name}", kind.plural())
+}
+
+/// The first bytes of a sky record's value (format version 1).
+const SKY_MAGIC: &[u8; 4] = b"BPS1";
+
+/// A sky record's value: magic, the JSON length (4 bytes, big-endian),
+/// the JSON, the file.
+pub fn encode_sky(record: &SkyRecord, file: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(record).expect("a record serializes");
+    let mut out = Vec::with_capacity(8 + json.len() + file.len());
+    out.extend_from_slice(SKY_MAGIC);
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(file);
+    out
+}
+
+/// What a registry value holds: a filter or a group's sky file.
+pub enum Stored {
+    Filter(Record, Bytes),
+    Sky(SkyRecord, Bytes),
+}
+
+/// [`decode`] for either kind of record.
+pub fn decode_any(value: &[u8]) -> Result<Stored, String> {
+    let Some(rest) = value.strip_prefix(SKY_MAGIC) else {
+        return decode(value).map(|(r, c)| Stored::Filter(r, c));
+    };
+    let (json, file) = framed(rest)?;
+    let record: SkyRecord = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    Ok(Stored::Sky(record, Bytes::copy_from_slice(file)))
+}
+
+/// A group's watchlist or sky map as registered.
+#[derive(Clone)]
+pub struct SkyEntry {
+    pub record: SkyRecord,
+    pub file: Bytes,
+    pub offset: (i32, i64),
 }
 
 /// One registered filter.
@@ -142,6 +269,29 @@ mod tests {
         let (back, component) = decode(&encode(&r, b"\0asm...")).unwrap();
         assert_eq!(back, r);
         assert_eq!(&component[..], b"\0asm...");
+    }
+
+    #[test]
+    fn a_sky_record_reads_back_with_its_file_under_a_key_no_filter_has() {
+        let r = SkyRecord {
+            group: "hosts".into(),
+            kind: SkyKind::Watchlist,
+            name: "mine".into(),
+            sha256: "ab".into(),
+            expires_at_ms: Some(10),
+            uploaded_by: "hosts".into(),
+            uploaded_at_ms: 1,
+        };
+        let Ok(Stored::Sky(back, file)) = decode_any(&encode_sky(&r, b"name,ra")) else {
+            panic!("not read back as a sky record");
+        };
+        assert_eq!((back.clone(), &file[..]), (r, &b"name,ra"[..]));
+        assert_eq!(back.key(), "hosts/watchlists/mine");
+        assert!(!back.expired(9) && back.expired(10));
+        assert!(matches!(
+            decode_any(&encode(&record(), b"x")),
+            Ok(Stored::Filter(..))
+        ));
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl Flow {
     /// Makes `deployments` the filter set. Each worker switches between
     /// two messages: every alert is decided by one whole set, old or new,
     /// and the output headers name the version that decided.
-    pub fn publish(&self, deployments: Vec<Deployment>) {
+    pub fn publish(&self, deployments: Vec<Deployment>, sky: Arc<crate::sky::Sky>) {
         let mut current = self.filters.lock().unwrap();
         let generation = current.generation + 1;
         let names: Vec<String> = deployments
@@ -113,7 +113,10 @@ impl Flow {
             generation,
             deployments,
             self.schemas.clone(),
-            current.host.clone(),
+            crate::runner::HostFields {
+                kept: current.host.kept.clone(),
+                sky,
+            },
         ));
         self.generation.store(generation, Ordering::Release);
         tracing::info!(generation, filters = %names.join(", "), "filter set replaced");
@@ -168,7 +171,7 @@ pub fn serve(
         std::thread::Builder::new()
             .name("bandpass-rekey".into())
             .spawn(move || {
-                let (_, updates) = crate::deploy::Desired::new(Vec::new());
+                let (_, updates) = crate::deploy::Desired::new(Vec::new(), Default::default());
                 let result = run_stage(
                     &first,
                     Vec::new(),
@@ -398,7 +401,7 @@ fn consume(
     let mut last_commit = Instant::now();
     let mut last_gauge = Instant::now();
     while !flow.stop.load(Ordering::Relaxed) {
-        updates.apply(|deployments| flow.publish(deployments));
+        updates.apply(|deployments, sky| flow.publish(deployments, sky));
         // Kept, not taken: after a failure nothing more is committed
         // (see `Flow::failed`).
         if let Some(failure) = flow.failure.lock().unwrap().clone() {

@@ -137,12 +137,15 @@ impl ProducerContext for Acks {
 pub type Producer = ThreadedProducer<Acks>;
 
 /// The headers of an accepted alert: the deployment's `name`, the
-/// version that decided, and the verdict's score, tags and notes; `None`
-/// when the alert was not accepted.
+/// version that decided, the versions of the sky maps and watchlists it
+/// read (`sky`, see [`crate::sky::Sky::versions_read`]), and the
+/// verdict's score, tags and notes; `None` when the alert was not
+/// accepted.
 pub fn accepted_headers(
     name: &str,
     filter: &LoadedFilter,
     evaluation: &Evaluation,
+    sky: Option<&str>,
 ) -> Option<OwnedHeaders> {
     let Outcome::Verdict(Verdict::Accept {
         score,
@@ -161,6 +164,12 @@ pub fn accepted_headers(
             key: "bandpass-filter-version",
             value: Some(&filter.manifest.version),
         });
+    if let Some(sky) = sky {
+        headers = headers.insert(Header {
+            key: "bandpass-sky",
+            value: Some(sky),
+        });
+    }
     if let Some(score) = score {
         headers = headers.insert(Header {
             key: "bandpass-score",

@@ -19,7 +19,7 @@ use super::Flow;
 use super::produce::{Outgoing, Waiter, accepted_headers, dead_letter_headers, send};
 use super::tracker::Consumed;
 use crate::config::Framing;
-use crate::deploy::{Deployment, FilterSet};
+use crate::deploy::FilterSet;
 use crate::metrics::FilterMetrics;
 use crate::runner::{AlertResult, Runner};
 
@@ -111,25 +111,19 @@ fn work(jobs: Receiver<Job>, flow: &Flow) {
         };
         if flow.filters_changed(set.generation) {
             set = flow.filter_set();
-            runner.retarget(&set.filters(), set.decoder.clone());
+            runner.retarget(&set.filters(), set.decoder.clone(), set.host.clone());
             name(&mut runner, &set);
             metrics = counters(&set);
         }
         if let Some(job) = job {
-            process(&mut runner, &set.deployments, &metrics, flow, job);
+            process(&mut runner, &set, &metrics, flow, job);
         }
     }
 }
 
 /// Decodes and filters one message, queues what it caused, and releases
 /// the message's processing token.
-fn process(
-    runner: &mut Runner,
-    deployments: &[Deployment],
-    metrics: &[FilterMetrics],
-    flow: &Flow,
-    job: Job,
-) {
+fn process(runner: &mut Runner, set: &FilterSet, metrics: &[FilterMetrics], flow: &Flow, job: Job) {
     let Job {
         source,
         key,
@@ -171,13 +165,20 @@ fn process(
         Processed::Alerts(results) => {
             let mut outputs = Vec::new();
             for result in &results {
-                for ((deployment, evaluation), counters) in
-                    deployments.iter().zip(&result.evaluations).zip(metrics)
+                for (((deployment, evaluation), counters), sky) in set
+                    .deployments
+                    .iter()
+                    .zip(&result.evaluations)
+                    .zip(metrics)
+                    .zip(&set.sky_read)
                 {
                     flow.metrics.record(counters, evaluation);
-                    if let Some(headers) =
-                        accepted_headers(&deployment.name, &deployment.filter, evaluation)
-                    {
+                    if let Some(headers) = accepted_headers(
+                        &deployment.name,
+                        &deployment.filter,
+                        evaluation,
+                        sky.as_deref(),
+                    ) {
                         outputs.push(Outgoing {
                             topic: &deployment.output_topic,
                             partition: None,

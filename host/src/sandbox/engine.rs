@@ -275,6 +275,7 @@ impl Sandbox {
             limits,
             health: Health::new(self.options.quarantine_after),
             log: FilterLog::new(self.options.log),
+            group: std::sync::OnceLock::new(),
             _freed: release::FreedOnDrop,
         });
         // A trial instance proves `init` accepts the parameters.

@@ -70,6 +70,10 @@ pub struct LoadedFilter {
     pub health: Health,
     /// The filter's log: stdout, stderr and `log` lines of all instances.
     pub log: FilterLog,
+    /// The group whose own watchlists and sky maps it reads (an uploaded
+    /// filter's; none for the operator's): set once, by the fleet, before
+    /// it runs.
+    pub group: std::sync::OnceLock<String>,
     /// Last, so that it drops after the rest: notes the memory freed.
     pub(super) _freed: release::FreedOnDrop,
 }
@@ -81,6 +85,12 @@ pub(super) struct Live {
 }
 
 impl LoadedFilter {
+    /// The group whose watchlists and maps it reads, besides the
+    /// operator's (see [`LoadedFilter::group`]).
+    pub fn sky_group(&self) -> Option<&str> {
+        self.group.get().map(String::as_str)
+    }
+
     /// Whether this filter wants alerts of `survey`.
     #[inline]
     pub fn accepts_survey(&self, survey: &str) -> bool {

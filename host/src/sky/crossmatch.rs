@@ -48,10 +48,18 @@ pub const BOTH_SETTING: &str = "--catalog NAME=FILE or a [[sky.catalog]] entry o
 pub struct Sky {
     catalogs: BTreeMap<String, Arc<Catalog>>,
     maps: BTreeMap<String, Arc<super::map::SkyMap>>,
+    /// Maps and watchlists by name: the operator's under their name, a
+    /// group's under `<group>/<name>` (see [`Sky::add_group_map`]).
     lists: BTreeMap<String, Arc<super::watchlist::Watchlist>>,
     caps: Caps,
     /// What registers another catalogue (`FLAG_SETTING`, `CONFIG_SETTING`).
     setting: &'static str,
+    /// Whether groups upload maps and watchlists here (serve with
+    /// uploads): one may be missing now and come, or expire, later, so a
+    /// group's filter naming one it lacks is not refused when it loads
+    /// (the upload was checked against what the group had), and reads
+    /// it absent meanwhile.
+    pub uploads: bool,
 }
 
 impl Default for Sky {
@@ -62,6 +70,7 @@ impl Default for Sky {
             lists: BTreeMap::new(),
             caps: Caps::default(),
             setting: FLAG_SETTING,
+            uploads: false,
         }
     }
 }
@@ -87,6 +96,7 @@ impl Sky {
             lists: BTreeMap::new(),
             caps,
             setting,
+            uploads: false,
         }
     }
 
@@ -107,24 +117,105 @@ impl Sky {
         })
     }
 
-    /// The watchlist called `name`.
+    /// Adds group `group`'s sky map `name` (checked by the upload),
+    /// replacing the one it had under that name. Only the group's filters
+    /// see it, before an operator's map of the same name.
+    pub fn add_group_map(&mut self, group: &str, name: &str, map: Arc<super::map::SkyMap>) {
+        self.maps.insert(format!("{group}/{name}"), map);
+    }
+
+    /// [`Sky::add_group_map`] for a watchlist.
+    pub fn add_group_watchlist(
+        &mut self,
+        group: &str,
+        name: &str,
+        list: Arc<super::watchlist::Watchlist>,
+    ) {
+        self.lists.insert(format!("{group}/{name}"), list);
+    }
+
+    /// The watchlist called `name` as a filter of `group` (none: the
+    /// operator's) sees it, with its key: the group's own, else the
+    /// operator's.
+    pub fn watchlist_for(
+        &self,
+        group: Option<&str>,
+        name: &str,
+    ) -> Option<(&str, &Arc<super::watchlist::Watchlist>)> {
+        scoped(&self.lists, group, name)
+    }
+
+    /// The operator's watchlist called `name`.
     pub fn watchlist(&self, name: &str) -> Option<&Arc<super::watchlist::Watchlist>> {
-        self.lists.get(name)
+        self.lists.get(name).filter(|_| !name.contains('/'))
     }
 
-    /// The watchlists, by name.
-    pub fn watchlists(&self) -> impl Iterator<Item = (&str, &Arc<super::watchlist::Watchlist>)> {
-        self.lists.iter().map(|(n, l)| (n.as_str(), l))
+    /// The watchlists a filter of `group` (none: the operator's) sees,
+    /// by the names it reads them by.
+    pub fn watchlists<'a>(
+        &'a self,
+        group: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a Arc<super::watchlist::Watchlist>)> {
+        seen_by(&self.lists, group)
     }
 
-    /// The sky map called `name`.
+    /// The sky map called `name` as a filter of `group` sees it (see
+    /// [`Sky::watchlist_for`]).
+    pub fn map_for(
+        &self,
+        group: Option<&str>,
+        name: &str,
+    ) -> Option<(&str, &Arc<super::map::SkyMap>)> {
+        scoped(&self.maps, group, name)
+    }
+
+    /// The operator's sky map called `name`.
     pub fn map(&self, name: &str) -> Option<&Arc<super::map::SkyMap>> {
-        self.maps.get(name)
+        self.maps.get(name).filter(|_| !name.contains('/'))
     }
 
-    /// The sky maps, by name.
-    pub fn maps(&self) -> impl Iterator<Item = (&str, &Arc<super::map::SkyMap>)> {
-        self.maps.iter().map(|(n, m)| (n.as_str(), m))
+    /// The sky maps a filter of `group` sees, by the names it reads them by.
+    pub fn maps<'a>(
+        &'a self,
+        group: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a Arc<super::map::SkyMap>)> {
+        seen_by(&self.maps, group)
+    }
+
+    /// The versions of the maps and watchlists `fields` read, as a
+    /// filter of `group` sees them: `map.gw=3f2a9c01b2d4,watch.mine=...`
+    /// (each file's [`super::map::version_of`]); none when they read none.
+    pub fn versions_read(&self, group: Option<&str>, fields: &[FieldPath]) -> Option<String> {
+        let mut read: Vec<String> = Vec::new();
+        for f in fields {
+            let found = if let Some((name, _)) = super::plan::split_map(&f.text) {
+                self.map_for(group, name)
+                    .map(|(_, m)| format!("map.{name}={}", m.version()))
+            } else if let Some(rest) = f.text.strip_prefix(crate::decode::WATCH_PREFIX) {
+                rest.split_once('.').and_then(|(name, _)| {
+                    self.watchlist_for(group, name)
+                        .map(|(_, l)| format!("watch.{name}={}", l.version()))
+                })
+            } else {
+                None
+            };
+            if let Some(v) = found.filter(|v| !read.contains(v)) {
+                read.push(v);
+            }
+        }
+        (!read.is_empty()).then(|| read.join(","))
+    }
+
+    /// Whether a group other than `group` has a map (`maps`) or
+    /// watchlist called `name`: what a filter of `group` may not read.
+    pub(super) fn elsewhere(&self, maps: bool, group: Option<&str>, name: &str) -> bool {
+        let keys: Box<dyn Iterator<Item = &String>> = if maps {
+            Box::new(self.maps.keys())
+        } else {
+            Box::new(self.lists.keys())
+        };
+        keys.filter_map(|k| k.split_once('/'))
+            .any(|(g, n)| n == name && Some(g) != group)
     }
 
     /// What adds a sky map, as refusals say it.
@@ -187,13 +278,14 @@ impl Sky {
     /// cross-match) were made at load.
     pub fn refusals(
         &self,
+        group: Option<&str>,
         crossmatches: &[Crossmatch],
         fields: &[FieldPath],
     ) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for f in fields.iter().filter(|f| !f.optional) {
-            if let Some(why) = super::plan::map_refusal(self, &f.text)
-                .or_else(|| super::plan::watch_refusal(self, &f.text))
+        for f in fields {
+            if let Some(why) = super::plan::map_refusal(self, group, f)
+                .or_else(|| super::plan::watch_refusal(self, group, f))
             {
                 out.push((f.text.clone(), why));
             }
@@ -283,6 +375,40 @@ fn insert_named<T>(
     let opened = open().map_err(|e| anyhow::anyhow!("{kind} '{name}': {e:#}"))?;
     table.insert(name.to_string(), Arc::new(opened));
     Ok(())
+}
+
+/// What a filter of `group` finds under `name`: the group's own, else
+/// the operator's; with the key it is held under.
+fn scoped<'a, T>(
+    table: &'a BTreeMap<String, Arc<T>>,
+    group: Option<&str>,
+    name: &str,
+) -> Option<(&'a str, &'a Arc<T>)> {
+    if name.contains('/') {
+        return None;
+    }
+    group
+        .and_then(|g| table.get_key_value(&format!("{g}/{name}")))
+        .or_else(|| table.get_key_value(name))
+        .map(|(k, v)| (k.as_str(), v))
+}
+
+/// What a filter of `group` sees of `table`, by the names it reads:
+/// the operator's and the group's own (which hide an operator's of the
+/// same name).
+fn seen_by<'a, T>(
+    table: &'a BTreeMap<String, Arc<T>>,
+    group: Option<&'a str>,
+) -> impl Iterator<Item = (&'a str, &'a Arc<T>)> {
+    table
+        .iter()
+        .filter_map(move |(k, v)| match k.split_once('/') {
+            None => {
+                let hidden = group.is_some_and(|g| table.contains_key(&format!("{g}/{k}")));
+                (!hidden).then_some((k.as_str(), v))
+            }
+            Some((g, n)) => (Some(g) == group).then_some((n, v)),
+        })
 }
 
 /// "it has none", or "it has" and the names, as refusals say what exists.
@@ -572,13 +698,13 @@ mod tests {
         let sky = sky(dir.path());
         let field = |p: &str| FieldPath::parse(p).unwrap();
         assert!(
-            sky.refusals(&[xm("s", 60.0, 20)], &[field("xmatch.s.mag")])
+            sky.refusals(None, &[xm("s", 60.0, 20)], &[field("xmatch.s.mag")])
                 .is_empty()
         );
         let mut other = xm("s", 10.0, 5);
         other.catalog = "gaia".into();
         let why = |c: Crossmatch, f: &str| {
-            sky.refusals(&[c], &[field(f)])
+            sky.refusals(None, &[c], &[field(f)])
                 .into_iter()
                 .map(|(_, w)| w)
                 .collect::<Vec<_>>()

@@ -68,6 +68,15 @@ pub struct SkyMap {
     /// The fraction of the sky it covers (a region), or of its 90 %
     /// region (a probability map), in square degrees.
     area_deg2: f64,
+    /// Which file it was read from (see [`version_of`]).
+    version: String,
+}
+
+/// A file's version as outputs' headers name it: the first 12 hex
+/// digits of its sha256 (a map or watchlist replaced by another file
+/// gets another).
+pub fn version_of(bytes: &[u8]) -> String {
+    crate::sandbox::sha256_hex(bytes)[..12].to_string()
 }
 
 /// Square degrees of the whole sky.
@@ -96,6 +105,12 @@ impl SkyMap {
 
     /// [`SkyMap::open`] on bytes.
     pub fn parse(bytes: &[u8]) -> anyhow::Result<SkyMap> {
+        let mut map = SkyMap::read(bytes)?;
+        map.version = version_of(bytes);
+        Ok(map)
+    }
+
+    fn read(bytes: &[u8]) -> anyhow::Result<SkyMap> {
         if bytes.starts_with(&[0x1f, 0x8b]) {
             bail!("gzip-compressed: decompress it first (`gunzip FILE`)");
         }
@@ -148,6 +163,11 @@ impl SkyMap {
     }
 
     /// Whether it is a probability map (it has `prob` and `credible`).
+    /// Which file it was read from: the start of its bytes' sha256.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     pub fn is_probability(&self) -> bool {
         self.levels.is_some()
     }
@@ -227,6 +247,7 @@ impl Cells {
 fn region(ranges: Vec<Range<u64>>, kind: &'static str) -> anyhow::Result<SkyMap> {
     let cells: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     Ok(SkyMap {
+        version: String::new(),
         area_deg2: SKY_DEG2 * cells as f64 / CELLS as f64,
         ranges,
         levels: None,
@@ -433,6 +454,7 @@ fn probability_map(table: &fits::Table) -> anyhow::Result<SkyMap> {
         .map(|(r, d, c, i)| (r, (d, c, i)))
         .unzip();
     Ok(SkyMap {
+        version: String::new(),
         ranges,
         levels: Some(levels),
         kind: "multi-order sky map",

@@ -13,7 +13,7 @@ use super::Sky;
 use super::crossmatch::CrossmatchPlan;
 use super::map::SkyMap;
 use super::watchlist::Watchlist;
-use crate::decode::{FieldValue, WATCH_PREFIX};
+use crate::decode::{FieldPath, FieldValue, WATCH_PREFIX};
 use crate::sandbox::Crossmatch;
 
 use crate::decode::MAP_PREFIX;
@@ -42,24 +42,33 @@ pub fn split_map(path: &str) -> Option<(&str, &str)> {
     path.strip_prefix(MAP_PREFIX)?.split_once('.')
 }
 
-/// Why a map field cannot be given: none when it can.
-pub(super) fn map_refusal(sky: &Sky, path: &str) -> Option<String> {
+/// Why a map field of a filter of `group` (none: the operator's) cannot
+/// be given: none when it can.
+pub(super) fn map_refusal(sky: &Sky, group: Option<&str>, field: &FieldPath) -> Option<String> {
+    let path = field.text.as_str();
     let rest = path.strip_prefix(MAP_PREFIX)?;
     let shown = crate::text::shown(path, 256);
-    let Some((name, answer)) = rest.split_once('.').filter(|(_, a)| !a.contains('.')) else {
-        return Some(format!(
-            "declared field '{shown}' must be 'map.<name>.inside', 'map.<name>.prob' or \
-             'map.<name>.credible'"
-        ));
+    let parts = rest.split_once('.').filter(|(_, a)| !a.contains('.'));
+    let Some((name, answer)) = parts else {
+        return (!field.optional).then(|| {
+            format!(
+                "declared field '{shown}' must be 'map.<name>.inside', 'map.<name>.prob' or \
+                 'map.<name>.credible'"
+            )
+        });
     };
-    let Some(map) = sky.map(name) else {
-        return Some(format!(
-            "declared field '{shown}': this host has no sky map '{}' ({}; {} adds one)",
-            crate::text::shown(name, 64),
-            super::crossmatch::what_it_has(sky.maps().map(|(n, _)| n)),
-            sky.map_setting()
-        ));
+    let Some((_, map)) = sky.map_for(group, name) else {
+        return absent_refusal(sky, true, group, field, name).map(|why| {
+            format!(
+                "declared field '{shown}': {why} ({}; {} adds one)",
+                super::crossmatch::what_it_has(sky.maps(group).map(|(n, _)| n)),
+                sky.map_setting()
+            )
+        });
     };
+    if field.optional {
+        return None;
+    }
     match Answer::of(answer) {
         None => Some(format!(
             "declared field '{shown}': a sky map gives 'inside'{}",
@@ -77,24 +86,98 @@ pub(super) fn map_refusal(sky: &Sky, path: &str) -> Option<String> {
     }
 }
 
-/// Why a watchlist field cannot be given: none when it can.
-pub(super) fn watch_refusal(sky: &Sky, path: &str) -> Option<String> {
+/// Why a field naming map (`maps`) or watchlist `name`, which a filter of
+/// `group` does not see, is refused: another group's, whichever the
+/// field; a missing one, when the field is required and it cannot come
+/// later (see [`Sky::uploads`]); else none (read absent).
+fn absent_refusal(
+    sky: &Sky,
+    maps: bool,
+    group: Option<&str>,
+    field: &FieldPath,
+    name: &str,
+) -> Option<String> {
+    let kind = if maps { "sky map" } else { "watchlist" };
+    let name = crate::text::shown(name, 64);
+    if sky.elsewhere(maps, group, &name) {
+        return Some(format!(
+            "{kind} '{name}' is another group's: a filter reads only its own group's {kind}s \
+             and the operator's"
+        ));
+    }
+    if field.optional || (sky.uploads && group.is_some()) {
+        return None;
+    }
+    Some(format!("this host has no {kind} '{name}'"))
+}
+
+impl Sky {
+    /// Why an upload of `group` is refused though it would load: a
+    /// required field naming a sky map or watchlist the group does not
+    /// have (nor the operator), most likely a typo. (A record loading
+    /// later is not refused for one: it may have expired since.)
+    pub fn missing(&self, group: Option<&str>, fields: &[FieldPath]) -> Option<String> {
+        for f in fields.iter().filter(|f| !f.optional) {
+            let (maps, rest) = if let Some(rest) = f.text.strip_prefix(MAP_PREFIX) {
+                (true, rest)
+            } else if let Some(rest) = f.text.strip_prefix(WATCH_PREFIX) {
+                (false, rest)
+            } else {
+                continue;
+            };
+            let Some((name, _)) = rest.split_once('.') else {
+                continue;
+            };
+            let (kind, route, flag, seen) = if maps {
+                if self.map_for(group, name).is_some() {
+                    continue;
+                }
+                let seen = super::crossmatch::what_it_has(self.maps(group).map(|(n, _)| n));
+                ("sky map", "maps", "--map", seen)
+            } else {
+                if self.watchlist_for(group, name).is_some() {
+                    continue;
+                }
+                let seen = super::crossmatch::what_it_has(self.watchlists(group).map(|(n, _)| n));
+                ("watchlist", "watchlists", "--watchlist", seen)
+            };
+            let name = crate::text::shown(name, 64);
+            let group = group.unwrap_or("GROUP");
+            return Some(format!(
+                "declared field '{}': your group has no {kind} '{name}' and the operator \
+                 publishes none ({seen}): upload it first (`bandpass upload {flag} {name}=FILE`, \
+                 or PUT /v1/groups/{group}/{route}/{name}), or declare the field optional to \
+                 read it absent until it comes",
+                crate::text::shown(&f.text, 256)
+            ));
+        }
+        None
+    }
+}
+
+/// Why a watchlist field of a filter of `group` cannot be given: none
+/// when it can.
+pub(super) fn watch_refusal(sky: &Sky, group: Option<&str>, field: &FieldPath) -> Option<String> {
+    let path = field.text.as_str();
     let rest = path.strip_prefix(WATCH_PREFIX)?;
     let shown = crate::text::shown(path, 256);
     let Some((name, column)) = rest.split_once('.').filter(|(_, c)| !c.contains('.')) else {
-        return Some(format!(
-            "declared field '{shown}' must be 'watch.<list>.name', '.dist', '.ra' or '.dec'"
-        ));
+        return (!field.optional).then(|| {
+            format!(
+                "declared field '{shown}' must be 'watch.<list>.name', '.dist', '.ra' or '.dec'"
+            )
+        });
     };
-    if sky.watchlist(name).is_none() {
-        return Some(format!(
-            "declared field '{shown}': this host has no watchlist '{}' ({}; {} adds one)",
-            crate::text::shown(name, 64),
-            super::crossmatch::what_it_has(sky.watchlists().map(|(n, _)| n)),
-            sky.watchlist_setting()
-        ));
+    if sky.watchlist_for(group, name).is_none() {
+        return absent_refusal(sky, false, group, field, name).map(|why| {
+            format!(
+                "declared field '{shown}': {why} ({}; {} adds one)",
+                super::crossmatch::what_it_has(sky.watchlists(group).map(|(n, _)| n)),
+                sky.watchlist_setting()
+            )
+        });
     }
-    WatchColumn::of(column).is_none().then(|| {
+    (WatchColumn::of(column).is_none() && !field.optional).then(|| {
         format!("declared field '{shown}': a watchlist gives 'name', 'dist', 'ra' and 'dec'")
     })
 }
@@ -120,6 +203,37 @@ impl WatchColumn {
     }
 }
 
+/// Whether a map or watchlist field names one a group may upload later
+/// (or that has expired): read absent meanwhile, not missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Later(bool);
+
+impl Later {
+    fn of(sky: &Sky, group: Option<&str>, found: bool) -> Later {
+        Later(!found && sky.uploads && group.is_some())
+    }
+
+    /// A value's key in the plan: its path, after the key its map or
+    /// list is held under (two groups' of one name are two), or marked
+    /// as one to come.
+    fn key(self, held: Option<&str>, path: &str) -> String {
+        match (held, self.0) {
+            (Some(held), _) => format!("{held}\0{path}"),
+            (None, true) => format!("later\0{path}"),
+            (None, false) => path.to_string(),
+        }
+    }
+
+    /// What the field reads while there is none.
+    fn value(self) -> FieldValue {
+        if self.0 {
+            FieldValue::Absent
+        } else {
+            FieldValue::Missing
+        }
+    }
+}
+
 /// Where one field sits among the plan's values, before the plan is
 /// complete (see [`SkyPlan::position`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,50 +248,65 @@ pub enum SkySlot {
 pub struct SkyPlan {
     crossmatches: CrossmatchPlan,
     /// Per map value: the map (none: not given, `Missing`) and what is
-    /// read of it.
-    maps: Vec<(Option<Arc<SkyMap>>, Answer, String)>,
+    /// read of it, and its key (the path, after the key the map is held
+    /// under when there is one).
+    maps: Vec<(Option<Arc<SkyMap>>, Answer, String, Later)>,
     /// The watchlists read, each asked once per alert.
     lists: Vec<Arc<Watchlist>>,
     /// Per watchlist value: its list (none: not given, `Missing`) and
-    /// column, and the path.
-    watched: Vec<(Option<usize>, WatchColumn, String)>,
+    /// column, and its key (as a map value's).
+    watched: Vec<(Option<usize>, WatchColumn, String, Later)>,
 }
 
 impl SkyPlan {
     /// The index, among the plan's values, of field `path` of a filter
     /// whose manifest declares `crossmatches`; none when the host does
     /// not compute it from the sky.
-    pub fn slot(&mut self, sky: &Sky, crossmatches: &[Crossmatch], path: &str) -> Option<SkySlot> {
+    pub fn slot(
+        &mut self,
+        sky: &Sky,
+        group: Option<&str>,
+        crossmatches: &[Crossmatch],
+        path: &str,
+    ) -> Option<SkySlot> {
         if let Some(i) = self.crossmatches.slot(sky, crossmatches, path) {
             return Some(SkySlot::Crossmatch(i));
         }
         if let Some(rest) = path.strip_prefix(WATCH_PREFIX) {
-            return Some(SkySlot::Watch(self.watch_slot(sky, rest, path)));
+            return Some(SkySlot::Watch(self.watch_slot(sky, group, rest, path)));
         }
         let (name, answer) = split_map(path)?;
-        let map = sky.map(name).cloned();
+        let found = sky.map_for(group, name);
+        let map = found.map(|(_, m)| m.clone());
         // Planned as `Missing` when the host cannot answer (a filter it
         // refuses is never planned; an optional field reads it absent).
         let answer = Answer::of(answer)
             .filter(|a| *a == Answer::Inside || map.as_ref().is_some_and(|m| m.is_probability()));
-        let key = path.to_string();
-        let i = match self.maps.iter().position(|(_, _, k)| *k == key) {
+        let later = Later::of(sky, group, found.is_some());
+        let key = later.key(found.map(|(k, _)| k), path);
+        let i = match self.maps.iter().position(|(_, _, k, _)| *k == key) {
             Some(i) => i,
             None => {
                 let map = if answer.is_some() { map } else { None };
-                self.maps.push((map, answer.unwrap_or(Answer::Inside), key));
+                self.maps
+                    .push((map, answer.unwrap_or(Answer::Inside), key, later));
                 self.maps.len() - 1
             }
         };
         Some(SkySlot::Map(i))
     }
 
-    fn watch_slot(&mut self, sky: &Sky, rest: &str, path: &str) -> usize {
-        if let Some(i) = self.watched.iter().position(|(_, _, k)| k == path) {
+    fn watch_slot(&mut self, sky: &Sky, group: Option<&str>, rest: &str, path: &str) -> usize {
+        let found = rest
+            .split_once('.')
+            .and_then(|(name, _)| sky.watchlist_for(group, name));
+        let later = Later::of(sky, group, found.is_some());
+        let key = later.key(found.map(|(k, _)| k), path);
+        if let Some(i) = self.watched.iter().position(|(_, _, k, _)| *k == key) {
             return i;
         }
-        let found = rest.split_once('.').and_then(|(name, column)| {
-            let list = sky.watchlist(name)?;
+        let found = rest.split_once('.').and_then(|(_, column)| {
+            let (_, list) = found?;
             let column = WatchColumn::of(column)?;
             let at = match self.lists.iter().position(|l| Arc::ptr_eq(l, list)) {
                 Some(at) => at,
@@ -191,7 +320,8 @@ impl SkyPlan {
         self.watched.push((
             found.map(|(at, _)| at),
             found.map_or(WatchColumn::Name, |(_, c)| c),
-            path.to_string(),
+            key,
+            later,
         ));
         self.watched.len() - 1
     }
@@ -211,9 +341,9 @@ impl SkyPlan {
     pub fn append(&mut self, position: Option<(f64, f64)>, values: &mut Vec<FieldValue>) {
         self.crossmatches.append(position, values);
         let at = position.filter(|&(ra, dec)| super::radians(ra, dec).is_some());
-        for (map, answer, _) in &self.maps {
+        for (map, answer, _, later) in &self.maps {
             let Some(map) = map else {
-                values.push(FieldValue::Missing);
+                values.push(later.value());
                 continue;
             };
             let Some((ra, dec)) = at else {
@@ -234,9 +364,9 @@ impl SkyPlan {
             Some((ra, dec)) => self.lists.iter().map(|l| l.hits(ra, dec)).collect(),
             None => Vec::new(),
         };
-        for (list, column, _) in &self.watched {
+        for (list, column, _, later) in &self.watched {
             let Some(list) = list else {
-                values.push(FieldValue::Missing);
+                values.push(later.value());
                 continue;
             };
             let Some(hits) = hits.get(*list) else {
@@ -281,7 +411,7 @@ mod tests {
         let mut sky = Sky::new(Default::default(), super::super::crossmatch::FLAG_SETTING);
         sky.add_map("footprint", &file).unwrap();
         let why = |path: &str| {
-            sky.refusals(&[], &[FieldPath::parse(path).unwrap()])
+            sky.refusals(None, &[], &[FieldPath::parse(path).unwrap()])
                 .into_iter()
                 .map(|(_, w)| w)
                 .collect::<Vec<_>>()
@@ -306,7 +436,7 @@ mod tests {
             "map.footprint.inside",
         ]
         .iter()
-        .map(|p| plan.slot(&sky, &[], p).unwrap())
+        .map(|p| plan.slot(&sky, None, &[], p).unwrap())
         .collect();
         assert_eq!(slots[0], slots[2], "one value per distinct field");
         let mut values = Vec::new();
@@ -315,5 +445,129 @@ mod tests {
         values.clear();
         plan.append(None, &mut values);
         assert_eq!(values, [FieldValue::Absent, FieldValue::Missing]);
+    }
+
+    /// A list of one target at (10, 20) within 5 arcseconds, named `who`.
+    fn list(who: &str) -> Arc<Watchlist> {
+        let csv = format!("name,ra,dec,radius_arcsec\n{who},10,20,5\n");
+        Arc::new(Watchlist::parse(csv.as_bytes(), 60.0).unwrap())
+    }
+
+    #[test]
+    fn a_group_reads_its_own_lists_before_the_operator_s_and_never_another_group_s() {
+        let mut sky = Sky::new(Default::default(), super::super::crossmatch::CONFIG_SETTING);
+        sky.uploads = true;
+        sky.add_group_watchlist("hosts", "mine", list("hosts-target"));
+        sky.add_group_watchlist("rivals", "theirs", list("rivals-target"));
+        sky.add_group_watchlist("rivals", "mine", list("rivals-own"));
+        let field = |p: &str| FieldPath::parse(p).unwrap();
+        let why = |group: Option<&str>, path: &str| {
+            sky.refusals(group, &[], &[field(path)])
+                .into_iter()
+                .map(|(_, w)| w)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        assert_eq!(why(Some("hosts"), "watch.mine.name"), "");
+        let refused = why(Some("hosts"), "watch.theirs.name");
+        assert!(
+            refused.contains("watchlist 'theirs' is another group's"),
+            "{refused}"
+        );
+        assert!(
+            !refused.contains("rivals"),
+            "names no other group: {refused}"
+        );
+        // Optional does not make another group's readable.
+        assert!(why(Some("hosts"), "watch.theirs.name?").contains("another group's"));
+        // A missing one may come (or has expired): read absent at load,
+        // refused only at upload.
+        assert_eq!(why(Some("hosts"), "watch.later.name"), "");
+        let missing = sky
+            .missing(Some("hosts"), &[field("watch.later.name")])
+            .unwrap();
+        assert!(
+            missing.contains("your group has no watchlist 'later'"),
+            "{missing}"
+        );
+        assert!(missing.contains("it has mine"), "{missing}");
+        assert!(
+            sky.missing(Some("hosts"), &[field("watch.later.name?")])
+                .is_none()
+        );
+        // Two groups' lists of one name are two values.
+        let mut plan = SkyPlan::default();
+        let ours = plan
+            .slot(&sky, Some("hosts"), &[], "watch.mine.name")
+            .unwrap();
+        let theirs = plan
+            .slot(&sky, Some("rivals"), &[], "watch.mine.name")
+            .unwrap();
+        assert_ne!(ours, theirs);
+        // One to come (or expired) reads absent for a group's filter; for
+        // the operator's, whose lists come only from the config, missing.
+        plan.slot(&sky, Some("hosts"), &[], "watch.later.name")
+            .unwrap();
+        plan.slot(&sky, None, &[], "watch.later.name").unwrap();
+        let mut values = Vec::new();
+        plan.append(Some((10.0, 20.0)), &mut values);
+        let name = |s: &str| FieldValue::Texts(vec![Some(s.to_string())]);
+        assert_eq!(
+            values,
+            [
+                name("hosts-target"),
+                name("rivals-own"),
+                FieldValue::Absent,
+                FieldValue::Missing
+            ]
+        );
+        // Outputs name the version each read.
+        let versions = sky
+            .versions_read(
+                Some("hosts"),
+                &[field("watch.mine.name"), field("watch.mine.dist")],
+            )
+            .unwrap();
+        assert_eq!(
+            versions,
+            format!(
+                "watch.mine={}",
+                sky.watchlist_for(Some("hosts"), "mine")
+                    .unwrap()
+                    .1
+                    .version()
+            )
+        );
+        assert_eq!(versions.len(), "watch.mine=".len() + 12);
+    }
+
+    #[test]
+    fn a_group_s_list_hides_the_operator_s_of_its_name_from_that_group_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ops.csv");
+        std::fs::write(
+            &file,
+            "name,ra,dec,radius_arcsec\noperator-target,10,20,5\n",
+        )
+        .unwrap();
+        let mut sky = Sky::new(Default::default(), super::super::crossmatch::CONFIG_SETTING);
+        sky.add_watchlist("mine", &file).unwrap();
+        sky.add_group_watchlist("hosts", "mine", list("hosts-target"));
+        let mut plan = SkyPlan::default();
+        plan.slot(&sky, Some("hosts"), &[], "watch.mine.name")
+            .unwrap();
+        plan.slot(&sky, Some("rivals"), &[], "watch.mine.name")
+            .unwrap();
+        plan.slot(&sky, None, &[], "watch.mine.name").unwrap();
+        let mut values = Vec::new();
+        plan.append(Some((10.0, 20.0)), &mut values);
+        let name = |s: &str| FieldValue::Texts(vec![Some(s.to_string())]);
+        assert_eq!(
+            values,
+            [name("hosts-target"), name("operator-target")],
+            "the rivals' filter and the operator's share the operator's list"
+        );
+        let seen: Vec<&str> = sky.watchlists(Some("hosts")).map(|(n, _)| n).collect();
+        assert_eq!(seen, ["mine"], "listed once, as the group reads it");
     }
 }

@@ -33,6 +33,8 @@ pub struct Watchlist {
     catalog: Catalog,
     names: Vec<String>,
     max_radius_arcsec: f64,
+    /// Which file it was read from (see [`super::map::version_of`]).
+    version: String,
 }
 
 impl std::fmt::Debug for Watchlist {
@@ -119,6 +121,7 @@ impl Watchlist {
             catalog: builder.into_catalog("watchlist")?,
             names,
             max_radius_arcsec: largest,
+            version: super::map::version_of(bytes),
         })
     }
 
@@ -154,6 +157,11 @@ impl Watchlist {
                 }
             })
             .collect()
+    }
+
+    /// Which file it was read from: the start of its bytes' sha256.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     pub fn targets(&self) -> usize {
