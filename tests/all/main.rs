@@ -18,5 +18,6 @@ mod quickstart;
 mod sandbox;
 mod serve;
 mod sky;
+mod sky_flat;
 mod support;
 mod uploads;
