@@ -136,6 +136,15 @@ pub mod optional_duration {
     }
 }
 
+/// `#[serde(default, with = "human::optional_size")]`.
+pub mod optional_size {
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        super::size::deserialize(d).map(Some)
+    }
+}
+
 /// `#[serde(with = "human::size")]`: a string with a unit, or bytes.
 pub mod size {
     use serde::{Deserialize, Deserializer};

@@ -18,6 +18,7 @@ mod quickstart;
 mod sandbox;
 mod serve;
 mod sky;
+mod sky_flat;
 mod sky_uploads;
 mod support;
 mod uploads;

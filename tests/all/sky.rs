@@ -387,7 +387,7 @@ fn catalog_commands_build_show_and_answer_and_refuse_bad_input_clearly() {
 }
 
 /// Runs `tests/py/<script>` with `args`, which must succeed.
-fn python_script(script: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+pub(crate) fn python_script(script: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
     let run = Command::new("python3")
         .arg(crate::support::repo_root().join("tests/py").join(script))
         .args(args)
@@ -789,7 +789,7 @@ fn serve_cross_matches_and_reads_maps_as_test_does_and_refuses_an_upload_asking_
 
 /// `bandpass map at FILE` on `positions` (stdin): per position, the
 /// `key=value` pairs it prints.
-fn map_at(
+pub(crate) fn map_at(
     file: &Path,
     positions: &[(f64, f64)],
 ) -> Vec<std::collections::BTreeMap<String, String>> {
@@ -824,7 +824,7 @@ fn map_at(
         .collect()
 }
 
-fn sky_dir() -> PathBuf {
+pub(crate) fn sky_dir() -> PathBuf {
     data_dir().join("sky")
 }
 

@@ -179,7 +179,7 @@ pub(super) async fn put(
         .map(crate::units::parse_duration)
         .transpose()
         .map_err(|why| refuse(StatusCode::BAD_REQUEST, format!("expires_in: {why}")))?;
-    let max = quota.max_sky_size;
+    let max = quota.max_sky_size(&api.admin.uploads);
     let too_large = || {
         refuse(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -27,13 +27,15 @@ pub enum MapCommand {
 
 #[derive(Debug, Args)]
 pub struct MapInfoArgs {
-    /// A MOC (FITS, JSON or ASCII) or a multi-order probability map (FITS).
+    /// A MOC (FITS, JSON or ASCII) or a probability map (FITS: multi-order,
+    /// or flat HEALPix with a PROB column).
     pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct MapAtArgs {
-    /// A MOC (FITS, JSON or ASCII) or a multi-order probability map (FITS).
+    /// A MOC (FITS, JSON or ASCII) or a probability map (FITS: multi-order,
+    /// or flat HEALPix with a PROB column).
     pub file: PathBuf,
     /// Positions as RA DEC pairs, degrees; none: read `RA DEC` lines
     /// from stdin.

@@ -113,7 +113,7 @@ impl AdminConfig {
                     "is another group's or the operator's token: give each its own".into(),
                 ));
             }
-            if g.max_sky_size > self.uploads.max_size {
+            if g.max_sky_size.is_some_and(|m| m > self.uploads.max_size) {
                 return Err(Invalid::new(
                     format!("{key}.max_sky_size"),
                     format!(
@@ -231,9 +231,9 @@ pub struct GroupConfig {
     #[serde(default = "default_max_sky_files")]
     pub max_sky_files: usize,
     /// Largest watchlist or sky map file the group may upload; at most
-    /// `admin.uploads.max_size`.
-    #[serde(default = "default_max_sky_size", with = "human::size")]
-    pub max_sky_size: usize,
+    /// `admin.uploads.max_size`. Default: 16 MiB, or that if smaller.
+    #[serde(default, with = "human::optional_size")]
+    pub max_sky_size: Option<usize>,
 }
 
 fn default_max_sky_files() -> usize {
@@ -247,6 +247,13 @@ fn default_max_sky_size() -> usize {
 }
 
 impl GroupConfig {
+    /// [`max_sky_size`](Self::max_sky_size), or its default under
+    /// `uploads`.
+    pub fn max_sky_size(&self, uploads: &UploadsConfig) -> usize {
+        self.max_sky_size
+            .unwrap_or_else(|| default_max_sky_size().min(uploads.max_size))
+    }
+
     /// [`time_budget`](Self::time_budget), or its default under `engine`.
     pub fn time_budget(&self, engine: &EngineConfig) -> Duration {
         self.time_budget

@@ -548,6 +548,29 @@ mod tests {
             text.contains("admin.uploads.compile_memory") && text.contains("at least 64MiB"),
             "{text}"
         );
+        // A group's sky files: 16 MiB by default, or the registry's
+        // largest record if smaller; never over it.
+        let group = |keys: &str| {
+            uploads(&format!(
+                "max_size = \"4MiB\"\n[[admin.group]]\nname = \"hosts\"\n\
+                 token_sha256 = \"{}\"\n{keys}",
+                "cd".repeat(32)
+            ))
+        };
+        let c = parse(&group("")).unwrap();
+        let a = c.admin.unwrap();
+        assert_eq!(a.groups[0].max_sky_size(&a.uploads), 4 << 20);
+        assert_eq!(a.groups[0].max_sky_files, 8);
+        let c = parse(&group("max_sky_size = \"1MiB\"")).unwrap();
+        let a = c.admin.unwrap();
+        assert_eq!(a.groups[0].max_sky_size(&a.uploads), 1 << 20);
+        let text = parse(&group("max_sky_size = \"8MiB\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("admin.group[0].max_sky_size") && text.contains("admin.uploads.max_size"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Sky maps: regions of the sky (IVOA MOCs: survey footprints) and
-//! probability maps (the multi-order HEALPix maps gravitational-wave
-//! pipelines publish), asked at one position (docs/design/sky.md,
-//! section 3).
+//! probability maps (the multi-order and the flat, single-order HEALPix
+//! maps gravitational-wave pipelines publish), asked at one position
+//! (docs/design/sky.md, section 3).
 //!
 //! Both are held the same way: sorted, disjoint ranges of nested HEALPix
 //! cells at depth 29 (about 0.4 milliarcseconds), so that one binary
 //! search answers whether a position is inside, and, for a probability
 //! map, its density and the smallest credible region holding it.
 //!
-//! Owns: reading MOCs (FITS in both orderings, JSON, ASCII) and
-//! multi-order maps (their `UNIQ` and `PROBDENSITY` columns), with a
+//! Owns: reading MOCs (FITS in both orderings, JSON, ASCII),
+//! multi-order maps (their `UNIQ` and `PROBDENSITY` columns) and flat
+//! maps (a `PROB` column, `NSIDE`, `RING` or `NESTED`, every pixel or a
+//! `PIXEL` list; four equal siblings held as their parent), with a
 //! small FITS table reader of its own: every count checked against the
 //! file's length before anything is allocated, every cell against the
 //! sphere, a probability map's cells disjoint, its densities numbers and
@@ -64,7 +66,7 @@ pub struct SkyMap {
     /// its credible level, and whether it is in the 90 % region.
     levels: Option<Vec<(f64, f64, bool)>>,
     /// What the file was: `MOC (FITS)`, `multi-order sky map`, ...
-    kind: &'static str,
+    kind: String,
     /// The fraction of the sky it covers (a region), or of its 90 %
     /// region (a probability map), in square degrees.
     area_deg2: f64,
@@ -89,15 +91,17 @@ impl std::fmt::Debug for SkyMap {
 }
 
 impl SkyMap {
-    /// Reads `path`: a MOC (FITS, JSON or ASCII) or a multi-order
+    /// Reads `path`: a MOC (FITS, JSON or ASCII), a multi-order
     /// probability map (FITS with `ORDERING = 'NUNIQ'` and a
-    /// `PROBDENSITY` column), told apart by their contents.
+    /// `PROBDENSITY` column) or a flat one (FITS with `ORDERING = 'RING'`
+    /// or `'NESTED'`, `NSIDE` and a `PROB` column), told apart by their
+    /// contents.
     pub fn open(path: &Path) -> anyhow::Result<SkyMap> {
         let bytes = super::catalog::read_bounded(path, MAX_FILE_BYTES, "a map file")?;
         SkyMap::parse(&bytes).with_context(|| {
             format!(
                 "{} is not a sky map this host reads (an IVOA MOC in FITS, JSON or ASCII, or a \
-                 multi-order HEALPix probability map in FITS)",
+                 multi-order or flat HEALPix probability map in FITS)",
                 super::catalog::shown(path)
             )
         })
@@ -118,6 +122,9 @@ impl SkyMap {
             let table = fits::Table::read(bytes)?;
             if table.column("PROBDENSITY").is_some() {
                 return probability_map(&table);
+            }
+            if is_flat(&table) {
+                return flat_map(&table);
             }
             return region(moc_fits(&table)?, "MOC (FITS)");
         }
@@ -172,8 +179,8 @@ impl SkyMap {
         self.levels.is_some()
     }
 
-    pub fn kind(&self) -> &'static str {
-        self.kind
+    pub fn kind(&self) -> &str {
+        &self.kind
     }
 
     /// The ranges (cells of depth 29) it holds.
@@ -244,14 +251,14 @@ impl Cells {
     }
 }
 
-fn region(ranges: Vec<Range<u64>>, kind: &'static str) -> anyhow::Result<SkyMap> {
+fn region(ranges: Vec<Range<u64>>, kind: &str) -> anyhow::Result<SkyMap> {
     let cells: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     Ok(SkyMap {
         version: String::new(),
         area_deg2: SKY_DEG2 * cells as f64 / CELLS as f64,
         ranges,
         levels: None,
-        kind,
+        kind: kind.to_string(),
     })
 }
 
@@ -369,7 +376,8 @@ fn moc_ascii(text: &str) -> anyhow::Result<Vec<Range<u64>>> {
 fn probability_map(table: &fits::Table) -> anyhow::Result<SkyMap> {
     if table.keyword("ORDERING").as_deref() != Some("NUNIQ") {
         bail!(
-            "a PROBDENSITY table whose ORDERING is not 'NUNIQ' (a flat HEALPix map): not read yet"
+            "a PROBDENSITY table whose ORDERING is not 'NUNIQ': a multi-order map's cells are \
+             NUNIQ (a flat map gives each pixel's probability in a PROB column)"
         );
     }
     let uniq = table.column("UNIQ").context("no UNIQ column")?;
@@ -377,7 +385,6 @@ fn probability_map(table: &fits::Table) -> anyhow::Result<SkyMap> {
     if table.rows > MAX_RANGES {
         bail!("{} cells; at most {MAX_RANGES}", table.rows);
     }
-    let deg2_per_sr = (180.0 / std::f64::consts::PI).powi(2);
     let mut cells: Vec<(Range<u64>, f64, f64)> = Vec::with_capacity(table.rows);
     for row in 0..table.rows {
         let u = table.integer(uniq, row)?;
@@ -399,6 +406,16 @@ fn probability_map(table: &fits::Table) -> anyhow::Result<SkyMap> {
         let area_sr = 4.0 * std::f64::consts::PI / (12.0 * 4f64.powi(i32::from(depth)));
         cells.push(((ipix << shift)..((ipix + 1) << shift), d, d * area_sr));
     }
+    probability_levels(cells, "multi-order sky map".to_string())
+}
+
+/// A probability map from its cells, each (range at depth 29, density
+/// per steradian, probability), in any order: their total checked, each
+/// given its credible level and whether it is in the 90 % region, the
+/// cells checked not to overlap. Holds about 100 bytes a cell at its
+/// peak (at most [`MAX_RANGES`] cells come here).
+fn probability_levels(cells: Vec<(Range<u64>, f64, f64)>, kind: String) -> anyhow::Result<SkyMap> {
+    let deg2_per_sr = (180.0 / std::f64::consts::PI).powi(2);
     let total: f64 = cells.iter().map(|c| c.2).sum();
     if (total - 1.0).abs() > TOTAL_TOLERANCE {
         bail!("its probabilities sum to {total}, not 1");
@@ -457,9 +474,293 @@ fn probability_map(table: &fits::Table) -> anyhow::Result<SkyMap> {
         version: String::new(),
         ranges,
         levels: Some(levels),
-        kind: "multi-order sky map",
+        kind,
         area_deg2: SKY_DEG2 * inside as f64 / CELLS as f64,
     })
+}
+
+/// healpy's mark for "no value here" (`healpy.UNSEEN`), in a `D` column;
+/// in an `E` column it is the nearest 32-bit float, [`UNSEEN_E`].
+const UNSEEN: f64 = -1.6375e30;
+const UNSEEN_E: f32 = -1.6375e30;
+
+/// Whether a FITS table is a flat HEALPix map: ordered `RING` or `NESTED`
+/// (a MOC is `NUNIQ` or `RANGE`) and saying its `NSIDE` or having a
+/// `PROB` column. Such a table is then read by [`flat_map`] or refused
+/// with its reason, never taken for a MOC.
+fn is_flat(table: &fits::Table) -> bool {
+    matches!(
+        table.keyword("ORDERING").as_deref(),
+        Some("RING" | "NESTED" | "NEST")
+    ) && (table.keyword("NSIDE").is_some() || table.vector_column("PROB").is_some())
+}
+
+/// The column of a flat map holding each pixel's probability, and its
+/// repeat (elements per row): `PROB` (what LIGO, Virgo and KAGRA's
+/// pipelines write) or `PROBABILITY`; failing both, the first column
+/// that is not `PIXEL`, when it is the only column of reals (what
+/// `healpy.write_map` writes for one unnamed map, naming it
+/// `TEMPERATURE` or `SIGNAL`). A map of several real columns and no
+/// `PROB` is refused rather than guessed at: the total-of-1 check would
+/// not catch a distance column taken for probabilities on every map.
+fn value_column(table: &fits::Table) -> anyhow::Result<(usize, usize)> {
+    let found = table
+        .vector_column("PROB")
+        .or_else(|| table.vector_column("PROBABILITY"))
+        .or_else(|| {
+            let reals: Vec<usize> = table
+                .names()
+                .enumerate()
+                .filter(|(i, name)| *name != "PIXEL" && matches!(table.letter(*i), b'D' | b'E'))
+                .map(|(i, _)| i)
+                .collect();
+            let first = table.names().position(|name| name != "PIXEL")?;
+            (reals == [first]).then(|| (first, table.repeat(first)))
+        });
+    let Some((column, repeat)) = found else {
+        bail!(
+            "a flat HEALPix map without a PROB column (columns: {}): name the column of each \
+             pixel's probability PROB",
+            crate::text::shown(&table.names().collect::<Vec<_>>().join(", "), 80)
+        );
+    };
+    if !matches!(table.letter(column), b'D' | b'E') {
+        bail!("its probability column is not of reals (TFORM D or E, or ND, NE for N a row)");
+    }
+    if repeat == 0 {
+        bail!("its probability column holds no value a row (a TFORM repeat of 0)");
+    }
+    Ok((column, repeat))
+}
+
+/// A flat HEALPix probability map: one value per pixel of one order,
+/// `PROB` (probability per pixel, as the pipelines and healpy write it),
+/// header `NSIDE` (a power of two, 1 to 2^29), `ORDERING` `RING` or
+/// `NESTED`, `INDXSCHM` `IMPLICIT` (every pixel of the sphere in order;
+/// the default) or `EXPLICIT` (a `PIXEL` column beside `PROB`: part of the
+/// sky, pixels in any order, each once). A column may hold one value a
+/// row (`TFORM` `D`, `E`) or N (`1024D`: pixel = row * N + element).
+///
+/// Made into the multi-order map it stands for: every pixel a NUNIQ cell
+/// of order log2(NSIDE) (a RING index turned NESTED by `cdshealpix`),
+/// and every four sibling cells of equal value merged into their parent,
+/// again up the orders, as they come; the 4-million-cell bound applies
+/// to what is left (an NSIDE-1024 map is 12.6 million pixels, but a
+/// multi-order map made flat repeats each coarse cell's value in all its
+/// children, which merge back).
+///
+/// Decided: healpy's UNSEEN (-1.6375e30, "no value") reads as 0; any other
+/// negative, NaN or infinity is refused. A total further than 1 % from 1
+/// is refused, not normalised: a map that does not sum to 1 is most
+/// likely not a probability map (a temperature or coverage map read by
+/// mistake) or cut to part of the sky, and dividing would hand filters
+/// densities and credible levels its publisher never meant. Within 1 %,
+/// credible levels are taken over the map's own total, as for a
+/// multi-order map.
+///
+/// Memory: the file's bytes (read by the caller, at most
+/// [`MAX_FILE_BYTES`]) are read in place, a pixel at a time, never
+/// copied per pixel for an IMPLICIT map: its pixels are visited in
+/// NESTED order, a RING map's value found at its RING index. The
+/// merged cells take 16 bytes each, refused past [`MAX_RANGES`] (64 MB);
+/// an EXPLICIT map's listed pixels are sorted first, 16 bytes each (a
+/// listed pixel takes at least 8 bytes of the file, so at most 256 MiB).
+/// Then [`probability_levels`] takes about 100 bytes a merged cell. Peak
+/// for a real NSIDE-1024 map of doubles: its 100 MB file and about 2 MB.
+fn flat_map(table: &fits::Table) -> anyhow::Result<SkyMap> {
+    let ordering = table.keyword("ORDERING").unwrap_or_default();
+    let ring = ordering == "RING";
+    if let Some(system) = table.keyword("COORDSYS")
+        && !matches!(
+            system.as_str(),
+            "C" | "CELESTIAL" | "EQUATORIAL" | "ICRS" | ""
+        )
+    {
+        bail!(
+            "COORDSYS '{}': this host reads maps in equatorial coordinates (COORDSYS 'C'); \
+             rotate a galactic or ecliptic map first",
+            crate::text::shown(&system, 16)
+        );
+    }
+    let nside_text = table
+        .keyword("NSIDE")
+        .context("a flat HEALPix map without an NSIDE keyword (its resolution: NSIDE = 1024)")?;
+    let nside = nside_text
+        .parse::<u64>()
+        .ok()
+        .filter(|n| n.is_power_of_two() && n.trailing_zeros() <= u32::from(DEPTH))
+        .with_context(|| {
+            format!(
+                "NSIDE {}: a HEALPix NSIDE is a power of two, 1 to 2^{DEPTH}",
+                crate::text::shown(&nside_text, 24)
+            )
+        })?;
+    let depth = nside.trailing_zeros() as u8;
+    let pixels = cdshealpix::n_hash(depth);
+    let layer = cdshealpix::nested::get(depth);
+    let (value, repeat) = value_column(table)?;
+    let name = table.names().nth(value).unwrap_or_default().to_string();
+    // Value number `k` of the column (pixel k of the file's ordering for
+    // an IMPLICIT map), as a probability.
+    let probability = |k: usize| -> anyhow::Result<f64> {
+        let (row, element) = (k / repeat, k % repeat);
+        let v = table.real_element(value, row, element)?;
+        if v == UNSEEN || v == f64::from(UNSEEN_E) {
+            return Ok(0.0);
+        }
+        if !(v.is_finite() && v >= 0.0) {
+            let at = if repeat == 1 {
+                format!("row {row}")
+            } else {
+                format!("row {row}, element {element}")
+            };
+            bail!(
+                "{name} {at}: a probability of {v} (a probability is a number, 0 or more; \
+                 healpy's UNSEEN reads as 0)"
+            );
+        }
+        Ok(v)
+    };
+    let mut merged = Merged::new(depth);
+    let mut total = 0.0;
+    let scheme = table
+        .keyword("INDXSCHM")
+        .unwrap_or_else(|| "IMPLICIT".into());
+    match scheme.as_str() {
+        "IMPLICIT" => {
+            // Checked against the file (its rows fit in it) before any
+            // pixel is visited: a huge NSIDE on a small file stops here.
+            let values = table.rows.checked_mul(repeat);
+            if values.map(|n| n as u64) != Some(pixels) {
+                bail!(
+                    "NSIDE {nside} means {pixels} pixels, but its table holds {} rows of {repeat} \
+                     (INDXSCHM 'IMPLICIT' lists every pixel; a map of part of the sky is \
+                     'EXPLICIT', with a PIXEL column)",
+                    table.rows
+                );
+            }
+            for nested in 0..pixels {
+                let k = if ring { layer.to_ring(nested) } else { nested };
+                let v = probability(k as usize)?;
+                total += v;
+                merged.push(nested, v)?;
+            }
+        }
+        "EXPLICIT" => {
+            let (pixel, pixel_repeat) = table.vector_column("PIXEL").context(
+                "INDXSCHM 'EXPLICIT' but no PIXEL column (a map of part of the sky lists each \
+                 pixel's index beside its value)",
+            )?;
+            if !matches!(table.letter(pixel), b'K' | b'J') || pixel_repeat != repeat {
+                bail!(
+                    "its PIXEL column is not of integers (TFORM K or J) as long as its {name} \
+                     column"
+                );
+            }
+            // At most the file's length over 8 bytes (a J and an E).
+            let count = table.rows * repeat;
+            let mut listed: Vec<(u64, f64)> = Vec::with_capacity(count);
+            for k in 0..count {
+                let (row, element) = (k / repeat, k % repeat);
+                let p = table.integer_element(pixel, row, element)?;
+                let Some(p) = u64::try_from(p).ok().filter(|&p| p < pixels) else {
+                    bail!(
+                        "PIXEL row {row}: pixel {p} is not one of NSIDE {nside}'s 0 to {}",
+                        pixels - 1
+                    );
+                };
+                let nested = if ring { layer.from_ring(p) } else { p };
+                listed.push((nested, probability(k)?));
+            }
+            listed.sort_unstable_by_key(|c| c.0);
+            if let Some(w) = listed.windows(2).find(|w| w[0].0 == w[1].0) {
+                let p = if ring { layer.to_ring(w[0].0) } else { w[0].0 };
+                bail!("PIXEL {p} is listed twice (a pixel has one value)");
+            }
+            for (nested, v) in listed {
+                total += v;
+                merged.push(nested, v)?;
+            }
+        }
+        other => bail!(
+            "INDXSCHM '{}': a flat map's pixels are IMPLICIT (all, in order) or EXPLICIT (a \
+             PIXEL column)",
+            crate::text::shown(other, 16)
+        ),
+    }
+    if total <= 0.0 {
+        bail!("its {name} values sum to 0: a probability map holds some probability");
+    }
+    let pixel_sr = 4.0 * std::f64::consts::PI / pixels as f64;
+    let cells: Vec<(Range<u64>, f64, f64)> = merged
+        .cells
+        .into_iter()
+        .map(|(uniq, v)| {
+            let (d, ipix) = cdshealpix::nested::from_uniq_ivoa(uniq);
+            let shift = 2 * u32::from(DEPTH - d);
+            let children = 1u64 << (2 * u32::from(depth - d));
+            (
+                (ipix << shift)..((ipix + 1) << shift),
+                v / pixel_sr,
+                v * children as f64,
+            )
+        })
+        .collect();
+    let kind = format!(
+        "flat HEALPix sky map (nside {nside}, {ordering}, {scheme}; equal siblings merged)"
+    );
+    probability_levels(cells, kind)
+}
+
+/// A flat map's pixels, pushed in NESTED order, held as NUNIQ cells:
+/// whenever the last four pushed are the four children of one cell (NUNIQ
+/// `4u` to `4u + 3` are the children of `u`) with the same value, they
+/// are replaced by that cell, which may complete a group of its own. The
+/// value kept is a pixel's (at the map's own order), whatever the cell's.
+/// Never holds more than [`MAX_RANGES`] finished cells.
+struct Merged {
+    depth: u8,
+    /// (NUNIQ, value of each of its pixels), in NESTED order.
+    cells: Vec<(u64, f64)>,
+}
+
+impl Merged {
+    fn new(depth: u8) -> Merged {
+        Merged {
+            depth,
+            cells: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, nested: u64, value: f64) -> anyhow::Result<()> {
+        let uniq = cdshealpix::nested::to_uniq_ivoa(self.depth, nested);
+        self.cells.push((uniq, value));
+        while let Some(at) = self.cells.len().checked_sub(4) {
+            let four = &self.cells[at..];
+            let first = four[0].0;
+            // NUNIQ 4 to 15 are the twelve base cells: no parent.
+            let siblings = first >= 16
+                && first.is_multiple_of(4)
+                && four
+                    .iter()
+                    .zip(first..)
+                    .all(|(c, u)| c.0 == u && c.1 == four[0].1);
+            if !siblings {
+                break;
+            }
+            self.cells.truncate(at);
+            self.cells.push((first / 4, value));
+        }
+        // Besides finished cells, at most three a depth wait for siblings.
+        if self.cells.len() > MAX_RANGES + 3 * (usize::from(DEPTH) + 1) {
+            bail!(
+                "more than {MAX_RANGES} cells even after merging every four equal sibling pixels \
+                 into their parent: too fine for this host; give the map's multi-order file \
+                 (the .multiorder.fits the pipelines publish beside it)"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Just enough of FITS to read a binary table's columns: the primary
@@ -680,16 +981,59 @@ mod fits {
                 .position(|c| c.0.eq_ignore_ascii_case(name) && c.3 == 1)
         }
 
-        fn cell(&self, column: usize, row: usize) -> (&[u8], u8) {
+        /// The index of column `name` (case-insensitive) and its repeat
+        /// count (elements per row: 1, or N for a vector column `ND`).
+        pub fn vector_column(&self, name: &str) -> Option<(usize, usize)> {
+            self.columns
+                .iter()
+                .position(|c| c.0.eq_ignore_ascii_case(name))
+                .map(|i| (i, self.columns[i].3))
+        }
+
+        /// A column's elements per row (`TFORM` `1024D`: 1024).
+        pub fn repeat(&self, column: usize) -> usize {
+            self.columns[column].3
+        }
+
+        /// A column's `TFORM` type letter (`D`, `E`, `K`, `J`, ...).
+        pub fn letter(&self, column: usize) -> u8 {
+            self.columns[column].2
+        }
+
+        /// The column names, in order (upper case; empty for a column
+        /// without `TTYPE`).
+        pub fn names(&self) -> impl Iterator<Item = &str> {
+            self.columns.iter().map(|c| c.0.as_str())
+        }
+
+        /// Element `element` of `row` in `column` (which the caller keeps
+        /// below the column's repeat: a vector column's row holds
+        /// `repeat` elements one after the other).
+        fn cell(&self, column: usize, row: usize, element: usize) -> (&[u8], u8) {
             let (_, offset, letter, _) = self.columns[column];
-            let at = row * self.row_bytes + offset;
             let w = width(letter).unwrap_or(1);
+            let at = row * self.row_bytes + offset + element * w;
             (&self.data[at..at + w], letter)
         }
 
         /// An integer column's value (`K`, `J`, `I`, `B`).
         pub fn integer(&self, column: usize, row: usize) -> anyhow::Result<i64> {
-            let (b, letter) = self.cell(column, row);
+            self.integer_element(column, row, 0)
+        }
+
+        /// A real column's value (`D`, `E`).
+        pub fn real(&self, column: usize, row: usize) -> anyhow::Result<f64> {
+            self.real_element(column, row, 0)
+        }
+
+        /// [`Table::integer`] of element `element` of a vector column.
+        pub fn integer_element(
+            &self,
+            column: usize,
+            row: usize,
+            element: usize,
+        ) -> anyhow::Result<i64> {
+            let (b, letter) = self.cell(column, row, element);
             Ok(match letter {
                 b'K' => i64::from_be_bytes(b.try_into().unwrap()),
                 b'J' => i64::from(i32::from_be_bytes(b.try_into().unwrap())),
@@ -699,9 +1043,14 @@ mod fits {
             })
         }
 
-        /// A real column's value (`D`, `E`).
-        pub fn real(&self, column: usize, row: usize) -> anyhow::Result<f64> {
-            let (b, letter) = self.cell(column, row);
+        /// [`Table::real`] of element `element` of a vector column.
+        pub fn real_element(
+            &self,
+            column: usize,
+            row: usize,
+            element: usize,
+        ) -> anyhow::Result<f64> {
+            let (b, letter) = self.cell(column, row, element);
             Ok(match letter {
                 b'D' => f64::from_be_bytes(b.try_into().unwrap()),
                 b'E' => f64::from(f32::from_be_bytes(b.try_into().unwrap())),
@@ -853,6 +1202,256 @@ mod tests {
         refused(&vec![b' '; 2880], "holds no cell");
         refused(b"", "holds no cell");
         refused(&[0xff, 0xfe], "neither FITS nor text");
+    }
+
+    /// A flat map's FITS: `columns` as (TTYPE, TFORM), rows of
+    /// `row_bytes`, `claimed_rows` in NAXIS2, then the `extra` cards
+    /// (ORDERING, NSIDE, INDXSCHM ...).
+    fn flat(
+        columns: &[(&str, &str)],
+        row_bytes: usize,
+        claimed_rows: usize,
+        extra: &[(&str, &str)],
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut cards = vec![
+            ("NAXIS1", row_bytes.to_string()),
+            ("NAXIS2", claimed_rows.to_string()),
+            ("PCOUNT", "0".into()),
+            ("GCOUNT", "1".into()),
+            ("TFIELDS", columns.len().to_string()),
+        ];
+        let names = ["TTYPE1", "TTYPE2", "TTYPE3"];
+        let forms = ["TFORM1", "TFORM2", "TFORM3"];
+        for (i, (name, form)) in columns.iter().enumerate() {
+            cards.push((names[i], format!("'{name}'")));
+            cards.push((forms[i], format!("'{form}'")));
+        }
+        cards.push(("PIXTYPE", "'HEALPIX'".into()));
+        for (k, v) in extra {
+            cards.push((k, v.to_string()));
+        }
+        fits(&cards, data)
+    }
+
+    /// Big-endian doubles.
+    fn doubles(values: &[f64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    /// An IMPLICIT map of one `D` a row.
+    fn implicit(nside: &str, ordering: &str, values: &[f64]) -> Vec<u8> {
+        flat(
+            &[("PROB", "D")],
+            8,
+            values.len(),
+            &[
+                ("ORDERING", ordering),
+                ("NSIDE", nside),
+                ("INDXSCHM", "'IMPLICIT'"),
+            ],
+            &doubles(values),
+        )
+    }
+
+    /// An EXPLICIT map of (PIXEL, PROB) rows.
+    fn explicit(nside: &str, rows: &[(i64, f64)]) -> Vec<u8> {
+        let data: Vec<u8> = rows
+            .iter()
+            .flat_map(|(p, v)| p.to_be_bytes().into_iter().chain(v.to_be_bytes()))
+            .collect();
+        flat(
+            &[("PIXEL", "K"), ("PROB", "D")],
+            16,
+            rows.len(),
+            &[
+                ("ORDERING", "'NESTED'"),
+                ("NSIDE", nside),
+                ("INDXSCHM", "'EXPLICIT'"),
+            ],
+            &data,
+        )
+    }
+
+    #[test]
+    fn a_flat_map_reads_in_both_orderings_and_layouts_and_merges_equal_siblings() {
+        // NSIDE 1: the twelve base cells, as the multi-order map of them.
+        let area = 4.0 * std::f64::consts::PI / 12.0;
+        let probs: Vec<f64> = twelve().iter().map(|(_, d)| d * area).collect();
+        let map = SkyMap::parse(&implicit("1", "'NESTED'", &probs)).unwrap();
+        let multi = SkyMap::parse(&multiorder(&twelve(), 12)).unwrap();
+        for (ra, dec) in [(45.0, 41.8), (200.0, -41.8), (0.0, 90.0), (359.9, -3.0)] {
+            assert_eq!(map.at(ra, dec), multi.at(ra, dec), "at {ra} {dec}");
+        }
+        assert!(map.kind().contains("nside 1, NESTED, IMPLICIT"), "{map:?}");
+        // NSIDE 2, RING: all the probability in RING pixel 0, the first of
+        // the northmost ring (z = 1 - 1/12: Dec 66.44), centred on RA 45;
+        // RING pixel 1 is its neighbour at RA 135.
+        let mut ring = vec![0.0; 48];
+        ring[0] = 1.0;
+        let pixel_deg2 = 41_252.961_249_419_27 / 48.0;
+        for bytes in [
+            implicit("2", "'RING'", &ring),
+            // The same as 4 rows of 12 (`12D`): pixel = row * 12 + element.
+            flat(
+                &[("PROB", "12D")],
+                96,
+                4,
+                &[("ORDERING", "'RING'"), ("NSIDE", "2")],
+                &doubles(&ring),
+            ),
+        ] {
+            let map = SkyMap::parse(&bytes).unwrap();
+            let peak = map.at(45.0, 66.4);
+            assert!(
+                (peak.prob.unwrap() - 1.0 / pixel_deg2).abs() < 1e-15,
+                "{peak:?}"
+            );
+            assert_eq!((peak.credible, peak.inside), (Some(1.0), true));
+            assert_eq!(map.at(135.0, 66.4).prob, Some(0.0));
+            assert!(!map.at(135.0, 66.4).inside);
+            // 47 zero pixels: all but three of the NESTED base cells merge.
+            assert_eq!(map.ranges(), 12 - 1 + 4, "{map:?}");
+        }
+        // Equal everywhere: the 48 pixels merge into the 12 base cells.
+        let map = SkyMap::parse(&implicit("2", "'NESTED'", &[1.0 / 48.0; 48])).unwrap();
+        assert_eq!(map.ranges(), 12);
+        assert_eq!(map.at(10.0, 10.0).credible, Some(1.0));
+        // EXPLICIT: rows in any order, a pixel not listed is outside; an
+        // NSIDE of 2^29 costs nothing when one pixel is listed.
+        let map = SkyMap::parse(&explicit("1", &[(7, 0.5), (0, 0.5)])).unwrap();
+        assert!(map.at(45.0, 41.8).inside);
+        assert!(!map.at(200.0, -41.8).inside);
+        let last = (12i64 << 58) - 1;
+        let map = SkyMap::parse(&explicit("536870912", &[(last, 1.0)])).unwrap();
+        assert_eq!(map.ranges(), 1);
+        // healpy's UNSEEN is 0, in doubles and in floats.
+        let mut unseen = probs.clone();
+        unseen[3] += unseen[5];
+        unseen[5] = -1.6375e30;
+        let map = SkyMap::parse(&implicit("1", "'NESTED'", &unseen)).unwrap();
+        assert_eq!(map.at(90.0, 0.0).prob, Some(0.0));
+        let floats: Vec<u8> = unseen
+            .iter()
+            .flat_map(|&v| (v as f32).to_be_bytes())
+            .collect();
+        let cards = [("ORDERING", "'NESTED'"), ("NSIDE", "1")];
+        let map = SkyMap::parse(&flat(&[("PROB", "E")], 4, 12, &cards, &floats)).unwrap();
+        assert_eq!(map.at(90.0, 0.0).prob, Some(0.0));
+    }
+
+    #[test]
+    fn hostile_flat_maps_are_refused_naming_what_is_wrong() {
+        let refused = |bytes: &[u8], why: &str| {
+            let err = format!("{:#}", SkyMap::parse(bytes).unwrap_err());
+            assert!(err.contains(why), "{err} lacks {why}");
+        };
+        let even = [1.0 / 12.0; 12];
+        for nside in ["3", "0", "-4", "1.5", "1073741824", "18446744073709551616"] {
+            refused(
+                &implicit(nside, "'NESTED'", &even),
+                "a HEALPix NSIDE is a power of two, 1 to 2^29",
+            );
+        }
+        refused(
+            &implicit("2", "'NESTED'", &even),
+            "NSIDE 2 means 48 pixels, but its table holds 12 rows of 1",
+        );
+        // A huge NSIDE on a tiny file: refused by counting, nothing
+        // allocated for its 3.5 * 10^18 pixels.
+        refused(
+            &implicit("536870912", "'RING'", &even),
+            "NSIDE 536870912 means 3458764513820540928 pixels, but its table holds 12 rows",
+        );
+        // A table claiming more rows than the file.
+        let mut big = implicit("1", "'NESTED'", &even);
+        let at = big.windows(8).position(|w| w == b"NAXIS2  ").unwrap();
+        big[at + 10..at + 30].copy_from_slice(format!("{:>20}", 1u64 << 40).as_bytes());
+        refused(&big, "more than the file holds");
+        // Values: NaN, negative, infinite, not summing to 1, all 0.
+        let mut bad = even;
+        bad[2] = f64::NAN;
+        refused(
+            &implicit("1", "'NESTED'", &bad),
+            "PROB row 2: a probability of NaN",
+        );
+        bad[2] = -0.5;
+        refused(
+            &implicit("1", "'NESTED'", &bad),
+            "PROB row 2: a probability of -0.5",
+        );
+        bad[2] = f64::INFINITY;
+        refused(&implicit("1", "'NESTED'", &bad), "a probability of inf");
+        refused(&implicit("1", "'NESTED'", &[0.5; 12]), "sum to 6");
+        refused(&implicit("1", "'NESTED'", &[0.0; 12]), "sum to 0");
+        // EXPLICIT: a pixel off the sphere, negative, listed twice.
+        refused(
+            &explicit("1", &[(0, 0.5), (12, 0.5)]),
+            "PIXEL row 1: pixel 12 is not one of NSIDE 1's 0 to 11",
+        );
+        refused(&explicit("1", &[(-1, 1.0)]), "pixel -1 is not one of");
+        refused(
+            &explicit("1", &[(3, 0.5), (0, 0.25), (3, 0.25)]),
+            "PIXEL 3 is listed twice",
+        );
+        // Header: no NSIDE, another scheme, other coordinates, no PROB,
+        // a column of no values a row (0 bytes a row: any row count fits).
+        let cards = [("ORDERING", "'RING'")];
+        refused(
+            &flat(&[("PROB", "D")], 8, 12, &cards, &doubles(&even)),
+            "without an NSIDE keyword",
+        );
+        let cards = [
+            ("ORDERING", "'RING'"),
+            ("NSIDE", "1"),
+            ("INDXSCHM", "'SPARSE'"),
+        ];
+        refused(
+            &flat(&[("PROB", "D")], 8, 12, &cards, &doubles(&even)),
+            "INDXSCHM 'SPARSE'",
+        );
+        let cards = [("ORDERING", "'RING'"), ("NSIDE", "1"), ("COORDSYS", "'G'")];
+        refused(
+            &flat(&[("PROB", "D")], 8, 12, &cards, &doubles(&even)),
+            "COORDSYS 'G'",
+        );
+        let cards = [("ORDERING", "'RING'"), ("NSIDE", "1")];
+        let two: Vec<u8> = doubles(&even)
+            .chunks(8)
+            .flat_map(|c| [c, c].concat())
+            .collect();
+        refused(
+            &flat(&[("DISTMU", "D"), ("DISTSIGMA", "D")], 16, 12, &cards, &two),
+            "without a PROB column (columns: DISTMU, DISTSIGMA)",
+        );
+        refused(
+            &flat(&[("PROB", "0D")], 0, 1 << 60, &cards, &[]),
+            "a TFORM repeat of 0",
+        );
+        refused(
+            &flat(&[("PROB", "J")], 4, 12, &cards, &[0; 48]),
+            "not of reals",
+        );
+        // The one unnamed column healpy writes is read: TEMPERATURE.
+        let one = flat(&[("TEMPERATURE", "D")], 8, 12, &cards, &doubles(&even));
+        assert!(SkyMap::parse(&one).unwrap().is_probability());
+    }
+
+    #[test]
+    fn a_flat_map_still_too_fine_after_merging_is_refused_naming_the_multi_order_file() {
+        // NSIDE 1024 (12.6 million pixels), no two neighbours equal.
+        let values: Vec<u8> = (0..12u32 << 20)
+            .flat_map(|i| (1e-7 * f32::from(1 + (i % 2) as u8)).to_be_bytes())
+            .collect();
+        let cards = [("ORDERING", "'NESTED'"), ("NSIDE", "1024")];
+        let err = SkyMap::parse(&flat(&[("PROB", "E")], 4, 12 << 20, &cards, &values))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("more than 4000000 cells even after merging")
+                && err.contains("give the map's multi-order file"),
+            "{err}"
+        );
     }
 
     #[test]

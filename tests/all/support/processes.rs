@@ -218,7 +218,16 @@ impl ServeBuilder {
         let serve = self.spawn();
         let (status, body) =
             admin_until(self.admin_addr(), "/readyz", 200, Duration::from_secs(90));
-        assert_eq!(status, 200, "never ready: {body}");
+        if status != 200 {
+            // What serve said, where it logs to a file.
+            let said = self
+                .log
+                .as_ref()
+                .and_then(|l| std::fs::read_to_string(l).ok())
+                .map(|t| t.lines().rev().take(30).collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default();
+            panic!("never ready: {body}; its log, last lines first:\n{said}");
+        }
         serve
     }
 }
