@@ -121,16 +121,7 @@ fn a_group_s_watchlist_reaches_every_instance_is_replaced_between_alerts_and_sta
     let witness = unique("skyup-witness");
     let risers = crate::support::offline_accepts("fast_risers").len();
     assert!(risers > 0);
-    let instance = |name: &str| {
-        fleet
-            .member(name, "")
-            .filter("fast_risers", &witness)
-            .write()
-    };
-    let (config_a, config_b) = (instance("a"), instance("b"));
-    let (a, b) = (config_a.admin_addr(), config_b.admin_addr());
-    let mut serve_a = config_a.start();
-    let mut serve_b = config_b.start();
+    let [(a, mut serve_a), (b, mut serve_b)] = fleet.two_witnessed(&witness);
     let name = unique("watched");
     let filter_path = format!("/v1/groups/hosts/filters/{name}");
     let list_path = "/v1/groups/hosts/watchlists/targets";

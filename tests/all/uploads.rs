@@ -6,6 +6,7 @@
 //! why, is logged, and leaves the running filters as they were.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,8 @@ use crate::support::kafka::{
 };
 use crate::support::metrics::{on_status_page, sample, total};
 use crate::support::processes::{
-    ServeBuilder, children_of, hangup, resident_mib, settled_resident_mib, terminate, wait_for_log,
+    Serve, ServeBuilder, children_of, hangup, resident_mib, settled_resident_mib, terminate,
+    wait_for_log,
 };
 use crate::support::{
     component, filters_dir, js_filters_dir, offline_accepts, repo_root, ztf_alert_bytes,
@@ -128,6 +130,16 @@ impl Fleet {
             .admin_with(&admin_keys(&self.registry, uploads))
             .log(&self.file(&format!("{name}.log")))
     }
+
+    /// Two instances `a` and `b`, started, each with fast-risers in its
+    /// config producing to `witness`: the witness that a batch was
+    /// decided beside the uploads.
+    pub(crate) fn two_witnessed(&self, witness: &str) -> [(SocketAddr, Serve); 2] {
+        ["a", "b"].map(|name| {
+            let config = self.member(name, "").filter("fast_risers", witness).write();
+            (config.admin_addr(), config.start())
+        })
+    }
 }
 
 /// `copies` keyed copies of every real ZTF alert, keys `<batch>-<n>`.
@@ -146,16 +158,7 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
     // A config filter beside the uploads: fast-risers on its own topic,
     // the witness that a batch was processed.
     let witness = unique("fleet-witness");
-    let instance = |name: &str| {
-        fleet
-            .member(name, "")
-            .filter("fast_risers", &witness)
-            .write()
-    };
-    let (config_a, config_b) = (instance("a"), instance("b"));
-    let (a, b) = (config_a.admin_addr(), config_b.admin_addr());
-    let mut serve_a = config_a.start();
-    let mut serve_b = config_b.start();
+    let [(a, mut serve_a), (b, mut serve_b)] = fleet.two_witnessed(&witness);
     // Both hold partitions: each alert is decided by one of the two.
     let deadline = Instant::now() + Duration::from_secs(60);
     while total(&[a], "bandpass_assigned_partitions") < 1.0

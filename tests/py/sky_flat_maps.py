@@ -42,7 +42,6 @@ Needs: pip install astropy-healpix (astropy and numpy come with it).
 import json
 import math
 import os
-import random
 import sys
 
 import astropy.units as u
@@ -50,6 +49,8 @@ import numpy as np
 from astropy.io import fits
 from astropy_healpix import HEALPix
 from astropy_healpix.core import nested_to_ring
+
+from sky_maps import positions  # the same positions as the multi-order map's oracle
 
 GW = "bayestar.multiorder.fits"
 UNSEEN = -1.6375e30
@@ -125,21 +126,6 @@ def answers(values, present, total, pixels, nside, points):
         [float(a / pixel_deg2), float(c), bool(i), float(b)]
         for a, c, i, b in zip(at, credible, inside, before)
     ]
-
-
-def positions(n, seed, peak):
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        z = rng.uniform(-1.0, 1.0)
-        out.append((rng.uniform(0.0, 360.0), math.degrees(math.asin(z))))
-    for _ in range(n // 4):
-        out.append(((peak[0] + rng.gauss(0, 3)) % 360.0, max(-90.0, min(90.0, peak[1] + rng.gauss(0, 3)))))
-    for dec in (90.0, -90.0, 89.9999, -89.9999):
-        out.append((0.0, dec))
-    for ra in (0.0, 359.99999, 1e-9, 180.0, 360.0):
-        out.append((ra, 12.5))
-    return out
 
 
 def main():

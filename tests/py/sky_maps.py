@@ -48,7 +48,7 @@ def positions(n, seed, peak):
         out.append(((peak[0] + rng.gauss(0, 3)) % 360.0, max(-90.0, min(90.0, peak[1] + rng.gauss(0, 3)))))
     for dec in (90.0, -90.0, 89.9999, -89.9999):
         out.append((0.0, dec))
-    for ra in (0.0, 359.99999, 1e-9, 180.0):
+    for ra in (0.0, 359.99999, 1e-9, 180.0, 360.0):
         out.append((ra, 12.5))
     return out
 

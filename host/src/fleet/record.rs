@@ -70,12 +70,18 @@ const MAGIC: &[u8; 4] = b"BPR1";
 /// A record's value: magic, the JSON length (4 bytes, big-endian), the
 /// JSON, the component.
 pub fn encode(record: &Record, component: &[u8]) -> Vec<u8> {
+    frame(MAGIC, record, component)
+}
+
+/// `magic`, the JSON's length (4 bytes, big-endian), the JSON, `bytes`:
+/// the inverse of [`framed`].
+fn frame(magic: &[u8; 4], record: &impl serde::Serialize, bytes: &[u8]) -> Vec<u8> {
     let json = serde_json::to_vec(record).expect("a record serializes");
-    let mut out = Vec::with_capacity(8 + json.len() + component.len());
-    out.extend_from_slice(MAGIC);
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len());
+    out.extend_from_slice(magic);
     out.extend_from_slice(&(json.len() as u32).to_be_bytes());
     out.extend_from_slice(&json);
-    out.extend_from_slice(component);
+    out.extend_from_slice(bytes);
     out
 }
 
@@ -190,13 +196,7 @@ const SKY_MAGIC: &[u8; 4] = b"BPS1";
 /// A sky record's value: magic, the JSON length (4 bytes, big-endian),
 /// the JSON, the file.
 pub fn encode_sky(record: &SkyRecord, file: &[u8]) -> Vec<u8> {
-    let json = serde_json::to_vec(record).expect("a record serializes");
-    let mut out = Vec::with_capacity(8 + json.len() + file.len());
-    out.extend_from_slice(SKY_MAGIC);
-    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(file);
-    out
+    frame(SKY_MAGIC, record, file)
 }
 
 /// What a registry value holds: a filter or a group's sky file.
