@@ -360,6 +360,20 @@ impl Metrics {
             "Alerts older than their object's latest remembered alert (an object's alerts from several input partitions, or a replay of an earlier night): its state sees them in arrival order, not alert time",
             memory.out_of_order.clone(),
         );
+        for status in Metrics::REFUSALS {
+            let _ = m.refused.get_or_create(&StatusLabels {
+                status: status.to_string(),
+            });
+        }
+        m.registry.register(
+            format!("{b}_build"),
+            "The build serving: its version (always 1)",
+            prometheus_client::metrics::info::Info::new(vec![(
+                "version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            )]),
+        );
+        m.registry.register_collector(Box::new(Process));
         m
     }
 
@@ -408,6 +422,14 @@ impl Metrics {
         let l = FilterLabels {
             filter: name.to_string(),
         };
+        // Every kind at zero from the start, so that a rule or a panel
+        // on one can be written before the first failure.
+        for kind in crate::sandbox::FailureKind::ALL {
+            let _ = self.failures.get_or_create(&FailureLabels {
+                filter: name.to_string(),
+                kind: kind.name().to_string(),
+            });
+        }
         FilterMetrics {
             name: name.to_string(),
             alerts: self.alerts.get_or_create(&l).clone(),
@@ -664,6 +686,9 @@ impl Metrics {
         Ok(())
     }
 
+    /// The statuses the admin API refuses with, at zero from the start.
+    const REFUSALS: [u16; 11] = [400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 503];
+
     /// Everything, in the Prometheus text exposition format.
     pub fn encode(&self) -> String {
         self.refresh_quarantine();
@@ -671,6 +696,104 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The process's own series, read from `/proc` at each scrape under the
+/// names Prometheus's process collector gives them (`process_cpu_seconds_total`,
+/// `process_resident_memory_bytes`, `process_virtual_memory_bytes`,
+/// `process_open_fds`, `process_max_fds`, `process_start_time_seconds`),
+/// so that the usual panels and rules work unchanged. Elsewhere than
+/// Linux, or where `/proc` does not answer, none is given.
+#[derive(Debug)]
+struct Process;
+
+/// What [`Process`] reads: (name, help, value, a counter).
+fn process_series() -> Option<Vec<(&'static str, &'static str, f64, bool)>> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command's name, which may hold spaces and parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+    // SAFETY: sysconf and getrlimit only read process-wide settings.
+    let (ticks, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK) as f64,
+            libc::sysconf(libc::_SC_PAGESIZE) as f64,
+        )
+    };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: as above; `limit` is a valid rlimit to write to.
+    let max_fds = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 }
+        .then_some(limit.rlim_cur as f64);
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())?;
+    let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
+    let mut out = vec![
+        (
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            (field(14)? + field(15)?) / ticks,
+            true,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            field(24)? * page,
+            false,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes",
+            field(23)?,
+            false,
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            boot + field(22)? / ticks,
+            false,
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors",
+            open_fds,
+            false,
+        ),
+    ];
+    if let Some(max) = max_fds {
+        out.push((
+            "process_max_fds",
+            "Maximum number of open file descriptors",
+            max,
+            false,
+        ));
+    }
+    Some(out)
+}
+
+impl prometheus_client::collector::Collector for Process {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        for (name, help, value, counter) in process_series().unwrap_or_default() {
+            if counter {
+                let c = ConstCounter::new(value);
+                c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+            } else {
+                let g = ConstGauge::new(value);
+                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -729,6 +852,63 @@ mod tests {
         ] {
             assert!(text.contains(line), "no {line} in\n{text}");
         }
+    }
+
+    #[test]
+    fn every_family_is_there_from_the_start_with_the_build_and_the_process() {
+        let m = Metrics::new();
+        m.filter("bright");
+        // At least 50 ms of CPU spent, as the kernel counts it otherwise.
+        let spent = || {
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: `usage` is a valid rusage to write to.
+            assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
+            let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+            seconds(usage.ru_utime) + seconds(usage.ru_stime)
+        };
+        let mut x = 1u64;
+        while spent() < 0.05 {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        let text = m.encode();
+        for line in [
+            "bandpass_filter_failures_total{filter=\"bright\",kind=\"deadline\"} 0",
+            "bandpass_filter_failures_total{filter=\"bright\",kind=\"init\"} 0",
+            "bandpass_admin_refused_total{status=\"401\"} 0",
+            "bandpass_admin_refused_total{status=\"422\"} 0",
+            concat!(
+                "bandpass_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\"} 1"
+            ),
+            "# TYPE process_cpu_seconds counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "process_open_fds ",
+            "process_max_fds ",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
+        let value = |name: &str| -> f64 {
+            let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        // This test process: resident, started within the last day,
+        // some CPU spent.
+        assert!(value("process_resident_memory_bytes") > 1e6);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let started = value("process_start_time_seconds");
+        assert!(
+            started <= now + 1.0 && started > now - 86_400.0,
+            "{started} vs {now}"
+        );
+        // Clock ticks of 10 ms: within a tick or two of the kernel's own.
+        let cpu = value("process_cpu_seconds_total");
+        assert!(cpu >= 0.03 && cpu <= spent() + 0.02, "{cpu}");
     }
 
     #[test]

@@ -157,6 +157,21 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, as `/metrics` lists them from the start.
+    pub const ALL: [FailureKind; 11] = [
+        FailureKind::OutOfFuel,
+        FailureKind::Deadline,
+        FailureKind::Memory,
+        FailureKind::StackOverflow,
+        FailureKind::Panic,
+        FailureKind::Trap,
+        FailureKind::FilterError,
+        FailureKind::UnknownField,
+        FailureKind::BadVerdict,
+        FailureKind::BadState,
+        FailureKind::Init,
+    ];
+
     /// As reports, metrics and logs spell it (and the JSON of a report):
     /// `out-of-fuel`.
     pub fn name(self) -> &'static str {
