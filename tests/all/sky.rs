@@ -784,6 +784,20 @@ fn serve_cross_matches_and_reads_maps_as_test_does_and_refuses_an_upload_asking_
         body.contains("cross-match 'x' asks for catalogue 'ps1', which this host does not have (it has gaia; a [[sky.catalog]] entry of the config registers one)"),
         "{body}"
     );
+    // A group cannot upload a map under the name of one the operator
+    // publishes: its filters would read another when it went.
+    let (status, body) = crate::support::http::admin_request(
+        serve.admin_addr(),
+        "PUT",
+        "/v1/groups/hosts/maps/legacy",
+        &crate::support::http::bearer(crate::uploads::HOSTS_TOKEN),
+        Some(("application/fits", &std::fs::read(&legacy).unwrap())),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("the operator publishes a sky map 'legacy', which every group's filters read: give yours another name"),
+        "{body}"
+    );
     assert!(terminate(&mut running).success());
 }
 

@@ -156,12 +156,15 @@ fn a_group_s_watchlist_reaches_every_instance_is_replaced_between_alerts_and_sta
         |s, body| s == 200 && json(body)["state"] == "running",
     );
 
-    // 2. Another group's filter cannot read it, and does not learn whose
-    // it is; nor can another group's token see or change it.
+    // 2. Another group's filter cannot read it, nor learn that it exists:
+    // refused as if no group had one; nor can another group's token see
+    // or change it.
     let (status, body) = upload(a, RIVALS_TOKEN, "rivals", &name, &watched, None);
     assert_eq!(status, 422, "{body}");
     assert!(
-        body.contains("watchlist 'targets' is another group's: a filter reads only its own group's watchlists and the operator's"),
+        body.contains(
+            "your group has no watchlist 'targets' and the operator publishes none (it has none)"
+        ),
         "{body}"
     );
     assert!(!body.contains("hosts"), "{body}");
@@ -276,6 +279,37 @@ fn a_group_s_watchlist_reaches_every_instance_is_replaced_between_alerts_and_sta
             "{path}: {body}"
         );
     }
+    // Paths and methods the API does not have are refused in JSON too;
+    // the author's command checks a name before sending it.
+    for (method, path, status, reason) in [
+        (
+            "PUT",
+            "/v1/groups/hosts/watchlists/",
+            404,
+            "no such path in the filter API",
+        ),
+        ("POST", list_path, 405, "this path does not take POST"),
+    ] {
+        let (got, body) = admin_request(
+            a,
+            method,
+            path,
+            &bearer(HOSTS_TOKEN),
+            Some(("text/csv", &v1)),
+        );
+        assert_eq!(got, status, "{body}");
+        assert!(
+            json(&body)["error"].as_str().unwrap().contains(reason),
+            "{body}"
+        );
+    }
+    let out = as_hosts(a, &["upload", "--watchlist", "T/x=targets.csv"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("'T/x' is not a name"),
+        "{}",
+        text(&out.stderr)
+    );
     let (_, body) = call(a, "GET", list_path, HOSTS_TOKEN);
     assert_eq!(json(&body)["version"], version2.as_str(), "{body}");
 
@@ -312,7 +346,10 @@ fn a_group_s_watchlist_reaches_every_instance_is_replaced_between_alerts_and_sta
     );
     let (status, body) = put(a, HOSTS_TOKEN, "/v1/groups/hosts/watchlists/more", &v1);
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("its quota (max_sky_files = 3)"), "{body}");
+    assert!(
+        body.contains("already has 3 other watchlists and sky maps (0 of them expired), its quota (max_sky_files = 3)"),
+        "{body}"
+    );
     let (status, body) = call(a, "GET", "/v1/groups/hosts/watchlists", HOSTS_TOKEN);
     assert_eq!(status, 200);
     let names: Vec<Value> = json(&body)["watchlists"]
@@ -335,7 +372,8 @@ fn a_group_s_watchlist_reaches_every_instance_is_replaced_between_alerts_and_sta
     }
 
     // 7. Expired, the list reads absent: the filter runs and accepts
-    // nothing; the expired list counts in no quota.
+    // nothing. It counts in the quota until deleted or replaced (the
+    // registry keeps its record until then).
     let (status, body) = put(a, HOSTS_TOKEN, &format!("{list_path}?expires_in=1s"), &v1);
     assert_eq!(status, 200, "{body}");
     until(
@@ -353,7 +391,8 @@ fn a_group_s_watchlist_reaches_every_instance_is_replaced_between_alerts_and_sta
         |s, body| s == 200 && json(body)["in_use"].is_null(),
     );
     let (status, body) = put(a, HOSTS_TOKEN, "/v1/groups/hosts/watchlists/more", &v1);
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("(1 of them expired)"), "{body}");
     produce_keyed(&fleet.input, &batch("three"));
     // The witness saw the third batch decided: by then so was it for
     // the watched filter.

@@ -228,6 +228,22 @@ const PATHS: [&str; 10] = [
     "/v1/groups/{group}/maps/{name}",
 ];
 
+async fn unknown_path() -> ApiError {
+    refuse(
+        StatusCode::NOT_FOUND,
+        "no such path in the filter API: /v1/filters, and under /v1/groups/{group}/ filters, \
+         watchlists and maps (docs/admin-api.yaml); names are 1 to 64 of a-z, 0-9, '-' (and \
+         '_' for watchlists and maps)",
+    )
+}
+
+async fn wrong_method(method: axum::http::Method) -> ApiError {
+    refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("this path does not take {method} (docs/admin-api.yaml lists what each takes)"),
+    )
+}
+
 /// `GET` of a group's watchlists or maps.
 fn sky_list(kind: SkyKind) -> MethodRouter<Arc<Api>> {
     get(
@@ -277,6 +293,10 @@ pub fn routes(api: Arc<Api>) -> Router {
         .route(PATHS[7], sky_file(SkyKind::Watchlist))
         .route(PATHS[8], sky_list(SkyKind::Map))
         .route(PATHS[9], sky_file(SkyKind::Map))
+        // Under /v1, a path or method the API does not have is refused in
+        // JSON too, with the reason.
+        .route("/v1/{*rest}", axum::routing::any(unknown_path))
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
@@ -386,7 +406,7 @@ impl Api {
             return Err(refuse(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "this token is group '{own}''s: it cannot see or manage group '{group}''s filters"
+                    "this token is group '{own}''s: it cannot see or manage group '{group}''s filters, watchlists or maps"
                 ),
             ));
         }

@@ -65,6 +65,9 @@ fn view(api: &Api, entry: &SkyEntry) -> Value {
         // what they read (false: on its way, or superseded).
         "in_use": holds,
         "in_effect": api.registry.in_effect(entry.offset),
+        // Why it is not in use here though unexpired (it did not read on
+        // this instance, configured apart).
+        "problem": api.registry.sky_problem(&r.key()),
     })
 }
 
@@ -195,26 +198,41 @@ pub(super) async fn put(
     if declared.is_some_and(|n| n > max) {
         return Err(too_large());
     }
+    // One name, one file: a group's file hiding the operator's of the
+    // same name would change what its filters read when it goes.
+    let sky = api.registry.sky();
+    let operators = match kind {
+        SkyKind::Watchlist => sky.watchlist(&name).is_some(),
+        SkyKind::Map => sky.map(&name).is_some(),
+    };
+    if operators {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "the operator publishes a {} '{name}', which every group's filters read: give \
+                 yours another name",
+                singular(kind)
+            ),
+        ));
+    }
     let _turn = api.admission.turn(&group).await;
     let key = sky_key(&group, kind, &name);
     let now = now_ms();
-    let others = api
-        .registry
-        .sky_entries(&group)
-        .iter()
-        .filter(|e| e.record.key() != key && !e.record.expired(now))
-        .count();
-    let replaces = api
-        .registry
-        .sky_entries(&group)
-        .iter()
-        .any(|e| e.record.key() == key);
-    if others >= quota.max_sky_files {
+    let files = api.registry.sky_entries(&group);
+    let replaces = files.iter().any(|e| e.record.key() == key);
+    // Expired files count until deleted or replaced: the registry keeps
+    // their records until then.
+    let others: Vec<&SkyEntry> = files.iter().filter(|e| e.record.key() != key).collect();
+    if others.len() >= quota.max_sky_files {
+        let expired = others.iter().filter(|e| e.record.expired(now)).count();
         return Err(refuse(
             StatusCode::FORBIDDEN,
             format!(
-                "group '{group}' has {others} watchlists and sky maps, its quota \
-                 (max_sky_files = {}): delete one, or ask the operator for more",
+                "group '{group}' already has {} other watchlists and sky maps ({expired} of \
+                 them expired), its quota (max_sky_files = {}): delete one (DELETE \
+                 /v1/groups/{group}/watchlists/NAME or .../maps/NAME), replace one, or ask the \
+                 operator for more",
+                others.len(),
                 quota.max_sky_files
             ),
         ));

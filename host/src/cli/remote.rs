@@ -236,6 +236,14 @@ fn upload_sky(
     file: &str,
     expires_in: Option<&str>,
 ) -> anyhow::Result<u8> {
+    if !crate::sky::is_catalog_name(name) {
+        anyhow::bail!(
+            "'{}' is not a name for a watchlist or map: use 1 to {} of a-z, 0-9, '_' and '-' \
+             (your filters read it as watch.NAME.* or map.NAME.*)",
+            shown(name),
+            crate::sky::CATALOG_NAME_BYTES
+        );
+    }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
     let mut path = format!("/{kind}/{name}");
     if let Some(after) = expires_in {

@@ -60,6 +60,8 @@ struct State {
     read_files: HashMap<String, ((i32, i64), ReadFile)>,
     /// When the next sky entry expires (milliseconds since 1970).
     next_expiry: Option<u64>,
+    /// Why a sky entry is not used here, by key (shown by the API).
+    sky_problems: HashMap<String, String>,
 }
 
 /// The registry as one instance follows it.
@@ -299,6 +301,14 @@ impl Fleet {
                 state.sky_entries.remove(&key);
             }
             Some(Ok(Stored::Sky(record, file))) if record.key() == key => {
+                // An expired file's bytes are never read again: only its
+                // record is kept (listed, and counted in the quota until
+                // deleted or replaced).
+                let file = if record.expired(now_ms()) {
+                    bytes::Bytes::new()
+                } else {
+                    file
+                };
                 state.sky_entries.insert(
                     key,
                     SkyEntry {
@@ -422,20 +432,40 @@ impl Fleet {
         let held = &mut *state;
         held.read_files
             .retain(|k, _| held.sky_entries.contains_key(k));
+        let mut problems = HashMap::new();
         let mut next_expiry: Option<u64> = None;
         for entry in entries {
             let r = &entry.record;
+            let key = r.key();
             if r.expired(now) {
+                // Its bytes are never read again.
+                if let Some(e) = state.sky_entries.get_mut(&key) {
+                    e.file = bytes::Bytes::new();
+                }
+                state.read_files.remove(&key);
                 continue;
             }
             if let Some(at) = r.expires_at_ms {
                 next_expiry = Some(next_expiry.map_or(at, |n| n.min(at)));
             }
-            if let Err(why) = policy.group(&r.group) {
-                tracing::warn!(file = %r.key(), why = %why.reason, "a group's sky file not used here");
+            // A record written some other way than the admin API is
+            // checked again, as a filter's record is.
+            let refused = if let Err(why) = policy.group(&r.group) {
+                Some(why.reason)
+            } else if !crate::sky::is_catalog_name(&r.name) {
+                Some(format!(
+                    "'{}' is not a name (1 to {} of a-z, 0-9, '_' and '-')",
+                    crate::text::shown(&r.name, 80),
+                    crate::sky::CATALOG_NAME_BYTES
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                tracing::debug!(file = %key, %why, "a group's sky file not used here");
+                problems.insert(key, why);
                 continue;
             }
-            let key = r.key();
             let read = match state.read_files.get(&key) {
                 Some((at, read)) if *at == entry.offset => read.clone(),
                 _ => {
@@ -447,14 +477,20 @@ impl Fleet {
                     if let Err(why) = &read {
                         tracing::error!(file = %key, %why, "a group's sky file did not read here; its filters read it absent");
                     }
-                    state.read_files.insert(key, (entry.offset, read.clone()));
+                    state
+                        .read_files
+                        .insert(key.clone(), (entry.offset, read.clone()));
                     read
                 }
             };
-            if let Ok(file) = read {
-                file.add_to(&mut sky, &r.group, &r.name);
+            match read {
+                Ok(file) => file.add_to(&mut sky, &r.group, &r.name),
+                Err(why) => {
+                    problems.insert(key, format!("it did not read here: {why}"));
+                }
             }
         }
+        state.sky_problems = problems;
         state.next_expiry = next_expiry;
         drop(state);
         let sky = Arc::new(sky);
@@ -559,6 +595,13 @@ impl Fleet {
         name: &str,
     ) -> Result<(), WriteError> {
         self.write(&sky_key(group, kind, name), None).await
+    }
+
+    /// Why a group's sky file (registry `key`) is not used here, if it
+    /// is not though unexpired: it did not read, or its group or name is
+    /// not one.
+    pub fn sky_problem(&self, key: &str) -> Option<String> {
+        self.state.lock().unwrap().sky_problems.get(key).cloned()
     }
 
     /// Whether the record at `offset` is applied here, in a set the

@@ -206,18 +206,6 @@ impl Sky {
         (!read.is_empty()).then(|| read.join(","))
     }
 
-    /// Whether a group other than `group` has a map (`maps`) or
-    /// watchlist called `name`: what a filter of `group` may not read.
-    pub(super) fn elsewhere(&self, maps: bool, group: Option<&str>, name: &str) -> bool {
-        let keys: Box<dyn Iterator<Item = &String>> = if maps {
-            Box::new(self.maps.keys())
-        } else {
-            Box::new(self.lists.keys())
-        };
-        keys.filter_map(|k| k.split_once('/'))
-            .any(|(g, n)| n == name && Some(g) != group)
-    }
-
     /// What adds a sky map, as refusals say it.
     pub(super) fn map_setting(&self) -> &'static str {
         match self.setting {

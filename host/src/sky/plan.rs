@@ -66,7 +66,7 @@ pub(super) fn map_refusal(sky: &Sky, group: Option<&str>, field: &FieldPath) -> 
             )
         });
     };
-    if field.optional {
+    if lenient(sky, group, field) {
         return None;
     }
     match Answer::of(answer) {
@@ -87,9 +87,10 @@ pub(super) fn map_refusal(sky: &Sky, group: Option<&str>, field: &FieldPath) -> 
 }
 
 /// Why a field naming map (`maps`) or watchlist `name`, which a filter of
-/// `group` does not see, is refused: another group's, whichever the
-/// field; a missing one, when the field is required and it cannot come
-/// later (see [`Sky::uploads`]); else none (read absent).
+/// `group` does not see, is refused: when the field is required and the
+/// file cannot come later (see [`Sky::uploads`]); else none (read
+/// absent). Another group's file is as good as none: a filter never sees
+/// it, and the refusal does not tell whether one exists.
 fn absent_refusal(
     sky: &Sky,
     maps: bool,
@@ -97,25 +98,31 @@ fn absent_refusal(
     field: &FieldPath,
     name: &str,
 ) -> Option<String> {
-    let kind = if maps { "sky map" } else { "watchlist" };
-    let name = crate::text::shown(name, 64);
-    if sky.elsewhere(maps, group, &name) {
-        return Some(format!(
-            "{kind} '{name}' is another group's: a filter reads only its own group's {kind}s \
-             and the operator's"
-        ));
-    }
-    if field.optional || (sky.uploads && group.is_some()) {
+    if lenient(sky, group, field) {
         return None;
     }
-    Some(format!("this host has no {kind} '{name}'"))
+    let kind = if maps { "sky map" } else { "watchlist" };
+    Some(format!(
+        "this host has no {kind} '{}'",
+        crate::text::shown(name, 64)
+    ))
+}
+
+/// Whether what `field` asks of a map or watchlist may be missing at
+/// load: an optional field, or a group's filter where groups upload (the
+/// file may come, be replaced by another kind, or expire; it reads
+/// absent meanwhile, and the upload was checked, see [`Sky::missing`]).
+fn lenient(sky: &Sky, group: Option<&str>, field: &FieldPath) -> bool {
+    field.optional || (sky.uploads && group.is_some())
 }
 
 impl Sky {
     /// Why an upload of `group` is refused though it would load: a
     /// required field naming a sky map or watchlist the group does not
-    /// have (nor the operator), most likely a typo. (A record loading
-    /// later is not refused for one: it may have expired since.)
+    /// have (nor the operator), most likely a typo, or asking what the
+    /// one it has cannot give (`prob` of a region). A record loading
+    /// later is not refused for these: the file may have expired or been
+    /// replaced since, and the field reads absent.
     pub fn missing(&self, group: Option<&str>, fields: &[FieldPath]) -> Option<String> {
         for f in fields.iter().filter(|f| !f.optional) {
             let (maps, rest) = if let Some(rest) = f.text.strip_prefix(MAP_PREFIX) {
@@ -151,7 +158,11 @@ impl Sky {
                 crate::text::shown(&f.text, 256)
             ));
         }
-        None
+        let mut strict = self.clone();
+        strict.uploads = false;
+        fields.iter().filter(|f| !f.optional).find_map(|f| {
+            map_refusal(&strict, group, f).or_else(|| watch_refusal(&strict, group, f))
+        })
     }
 }
 
@@ -177,7 +188,7 @@ pub(super) fn watch_refusal(sky: &Sky, group: Option<&str>, field: &FieldPath) -
             )
         });
     }
-    (WatchColumn::of(column).is_none() && !field.optional).then(|| {
+    (WatchColumn::of(column).is_none() && !lenient(sky, group, field)).then(|| {
         format!("declared field '{shown}': a watchlist gives 'name', 'dist', 'ra' and 'dec'")
     })
 }
@@ -282,7 +293,9 @@ impl SkyPlan {
         // refuses is never planned; an optional field reads it absent).
         let answer = Answer::of(answer)
             .filter(|a| *a == Answer::Inside || map.as_ref().is_some_and(|m| m.is_probability()));
-        let later = Later::of(sky, group, found.is_some());
+        // A group's map replaced by a region no longer answers `prob`:
+        // absent, as if the map had gone.
+        let later = Later::of(sky, group, found.is_some() && answer.is_some());
         let key = later.key(found.map(|(k, _)| k), path);
         let i = match self.maps.iter().position(|(_, _, k, _)| *k == key) {
             Some(i) => i,
@@ -300,7 +313,10 @@ impl SkyPlan {
         let found = rest
             .split_once('.')
             .and_then(|(name, _)| sky.watchlist_for(group, name));
-        let later = Later::of(sky, group, found.is_some());
+        let column = rest
+            .split_once('.')
+            .and_then(|(_, column)| WatchColumn::of(column));
+        let later = Later::of(sky, group, found.is_some() && column.is_some());
         let key = later.key(found.map(|(k, _)| k), path);
         if let Some(i) = self.watched.iter().position(|(_, _, k, _)| *k == key) {
             return i;
@@ -460,6 +476,8 @@ mod tests {
         sky.add_group_watchlist("hosts", "mine", list("hosts-target"));
         sky.add_group_watchlist("rivals", "theirs", list("rivals-target"));
         sky.add_group_watchlist("rivals", "mine", list("rivals-own"));
+        let region = SkyMap::parse(br#"{"0":[0]}"#).unwrap();
+        sky.add_group_map("hosts", "gw", Arc::new(region));
         let field = |p: &str| FieldPath::parse(p).unwrap();
         let why = |group: Option<&str>, path: &str| {
             sky.refusals(group, &[], &[field(path)])
@@ -469,17 +487,30 @@ mod tests {
                 .join("; ")
         };
         assert_eq!(why(Some("hosts"), "watch.mine.name"), "");
-        let refused = why(Some("hosts"), "watch.theirs.name");
-        assert!(
-            refused.contains("watchlist 'theirs' is another group's"),
-            "{refused}"
+        // Another group's is as good as none: refused at upload exactly
+        // as a name nobody has (so a refusal tells nothing of others'
+        // files), and never read.
+        let theirs = sky
+            .missing(Some("hosts"), &[field("watch.theirs.name")])
+            .unwrap();
+        let nobody = sky
+            .missing(Some("hosts"), &[field("watch.nobodys.name")])
+            .unwrap();
+        assert_eq!(
+            theirs.replace("theirs", "X"),
+            nobody.replace("nobodys", "X")
         );
-        assert!(
-            !refused.contains("rivals"),
-            "names no other group: {refused}"
-        );
-        // Optional does not make another group's readable.
-        assert!(why(Some("hosts"), "watch.theirs.name?").contains("another group's"));
+        assert!(!theirs.contains("rivals"), "{theirs}");
+        // A group's probability map replaced by a region: `prob` reads
+        // absent in the running filter, and is refused at upload.
+        assert_eq!(why(Some("hosts"), "map.gw.prob"), "");
+        let refused = sky.missing(Some("hosts"), &[field("map.gw.prob")]).unwrap();
+        assert!(refused.contains("map 'gw' is a region"), "{refused}");
+        let mut plan = SkyPlan::default();
+        plan.slot(&sky, Some("hosts"), &[], "map.gw.prob").unwrap();
+        let mut values = Vec::new();
+        plan.append(Some((45.0, 41.8)), &mut values);
+        assert_eq!(values, [FieldValue::Absent]);
         // A missing one may come (or has expired): read absent at load,
         // refused only at upload.
         assert_eq!(why(Some("hosts"), "watch.later.name"), "");

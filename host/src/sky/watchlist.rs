@@ -26,6 +26,14 @@ pub const MAX_TARGETS: usize = 1_000_000;
 pub const MAX_NAME_BYTES: usize = 64;
 /// The most targets given for one alert (the nearest).
 pub const MAX_MATCHES: usize = 100;
+/// The most targets in one HEALPix cell of depth [`DENSITY_DEPTH`] (3.4
+/// arcminutes across): an alert's lookup reads the targets of its cell
+/// and the cells around it, so this bounds the host's work per alert
+/// (a list of 700,000 targets in one place once cost 200 ms per alert
+/// there, outside any filter's budget).
+pub const MAX_TARGETS_PER_CELL: usize = 1_000;
+/// See [`MAX_TARGETS_PER_CELL`].
+pub const DENSITY_DEPTH: u8 = 10;
 
 /// A list of targets.
 pub struct Watchlist {
@@ -63,14 +71,18 @@ impl Watchlist {
 
     /// [`Watchlist::open`] on bytes.
     pub fn parse(bytes: &[u8], max_radius_arcsec: f64) -> anyhow::Result<Watchlist> {
-        let targets = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            json_targets(bytes)?
-        } else {
-            csv_targets(bytes)?
+        let targets = match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => json_targets(bytes)?,
+            Some(b'{') => bail!(
+                "a JSON watchlist is an array of objects with name, ra, dec and radius_arcsec \
+                 ([{{...}}, ...]), not one object"
+            ),
+            _ => csv_targets(bytes)?,
         };
         if targets.is_empty() {
             bail!("no targets");
         }
+        crowded(&targets)?;
         let mut builder = Builder::new(
             vec![
                 Column {
@@ -176,6 +188,29 @@ impl Watchlist {
 
 type Target = (String, f64, f64, f64);
 
+/// Refuses a list with more than [`MAX_TARGETS_PER_CELL`] targets in one
+/// cell, naming where (positions that are none are refused later,
+/// naming the target).
+fn crowded(targets: &[Target]) -> anyhow::Result<()> {
+    let layer = cdshealpix::nested::get(DENSITY_DEPTH);
+    let mut cells: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for (_, ra, dec, _) in targets {
+        let Some((lon, lat)) = super::radians(*ra, *dec) else {
+            continue;
+        };
+        let n = cells.entry(layer.hash(lon, lat)).or_default();
+        *n += 1;
+        if *n > MAX_TARGETS_PER_CELL {
+            bail!(
+                "more than {MAX_TARGETS_PER_CELL} targets within 3.4 arcminutes of ra {ra}, dec \
+                 {dec}: every alert there would cost the host a look at each; merge them into \
+                 one target with a wider radius"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn csv_targets(bytes: &[u8]) -> anyhow::Result<Vec<Target>> {
     let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
     let header: Vec<String> = reader
@@ -184,6 +219,18 @@ fn csv_targets(bytes: &[u8]) -> anyhow::Result<Vec<Target>> {
         .iter()
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
+    for (i, h) in header.iter().enumerate() {
+        if !["name", "ra", "dec", "radius_arcsec"].contains(&h.as_str()) {
+            bail!(
+                "a CSV watchlist's columns are name, ra, dec and radius_arcsec; column {} is '{}'",
+                i + 1,
+                crate::text::shown(h, 64)
+            );
+        }
+        if header[..i].contains(h) {
+            bail!("column '{h}' is given twice in the header");
+        }
+    }
     let at = |name: &str| header.iter().position(|h| h == name);
     let (Some(name), Some(ra), Some(dec), Some(radius)) =
         (at("name"), at("ra"), at("dec"), at("radius_arcsec"))
@@ -295,6 +342,29 @@ mod tests {
             "row 2: ra 'one' is not a number",
         );
         refused("name,ra,dec,radius_arcsec\n", "no targets");
+        refused(
+            "name,ra,dec,radius_arcsec,ra\nx,1,5,1,2\n",
+            "column 'ra' is given twice",
+        );
+        refused(
+            "name,ra,dec,radius_arcsec,colour\nx,1,5,1,red\n",
+            "column 5 is 'colour'",
+        );
+        refused(r#"{"name":"x","ra":1}"#, "not one object");
+        // Crowded: every alert there would read each of them.
+        let mut crowd = String::from("name,ra,dec,radius_arcsec\n");
+        for i in 0..=MAX_TARGETS_PER_CELL {
+            crowd.push_str(&format!("t{i},10,20,60\n"));
+        }
+        refused(
+            &crowd,
+            "more than 1000 targets within 3.4 arcminutes of ra 10, dec 20",
+        );
+        crowd.truncate(crowd.trim_end().rfind('\n').unwrap() + 1);
+        assert_eq!(
+            Watchlist::parse(crowd.as_bytes(), 60.0).unwrap().targets(),
+            1000
+        );
         refused(r#"[{"name":"x","ra":1}]"#, "array of objects");
         refused(
             r#"[{"name":"x","ra":1,"dec":2,"radius_arcsec":1,"extra":0}]"#,
