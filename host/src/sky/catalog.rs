@@ -52,8 +52,9 @@ pub const MAX_RADIUS_ARCSEC: f64 = 3600.0;
 /// cells' corners).
 const NEIGHBOURHOOD_ARCSEC: f64 = 60.0;
 /// Most rows one build takes: it holds them all in memory to sort them
-/// (about 24 bytes and 8 per column each: 100 million rows of four
-/// columns take about 6 GB).
+/// (about 24 bytes and 16 per column each, a column's value being an
+/// enum of 16 bytes: 100 million rows of two columns peaked at 5.9 GiB,
+/// docs/benchmarks.md; of four, about 9 GB).
 pub const MAX_BUILD_ROWS: usize = 100_000_000;
 /// Most rows a file may hold.
 pub const MAX_ROWS: u64 = 1 << 34;
@@ -281,7 +282,7 @@ impl Builder {
         if self.rows.len() >= MAX_BUILD_ROWS {
             bail!(
                 "more than {MAX_BUILD_ROWS} rows: a build holds every row in memory (24 bytes and \
-                 8 per column each); split the source by sky region into several catalogues"
+                 16 per column each); split the source by sky region into several catalogues"
             );
         }
         let cell = cdshealpix::nested::hash(DEPTH, lon, lat);
