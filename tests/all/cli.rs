@@ -859,6 +859,11 @@ fn token_makes_a_fresh_token_and_the_config_entry_holding_its_hash() {
         (token, config)
     };
     let (token, config) = entry(&bandpass(&["token", "--group", "hosts"]));
+    let said = text(&bandpass(&["token", "--group", "hosts"]).stdout);
+    assert!(
+        said.contains("turning uploads on (the first group or the operator token) needs a restart"),
+        "{said}"
+    );
     let parsed: toml::Value = toml::from_str(&config).expect("a TOML entry");
     let group = &parsed["admin"]["group"];
     let group = group.as_array().map(|a| &a[0]).unwrap_or(group);

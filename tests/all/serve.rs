@@ -947,6 +947,10 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
     );
     assert!(f("bandpass_filter_fuel_total").is_some_and(|fuel| fuel > evaluated * 1000.0));
     assert_eq!(f("bandpass_filter_quarantined"), Some(0.0), "{page}");
+    // Without uploads, the filter API says why it does not answer.
+    let (status, body) = admin_get(admin, "/v1/groups/hosts/filters");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("this instance takes no uploads"), "{body}");
     // Every kind is there from the start, at zero.
     let kinds = failure_kinds(&page, "bright-transients");
     assert_eq!(kinds.len(), 11, "{page}");

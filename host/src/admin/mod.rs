@@ -35,6 +35,16 @@ pub mod upload;
 
 pub use listener::Bounds;
 
+async fn no_uploads() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({
+            "error": "this instance takes no uploads: [admin] names no group and no operator \
+                      token (docs/operators.md, Uploads); turning uploads on needs a restart"
+        })),
+    )
+}
+
 /// What the handlers share.
 struct Shared {
     metrics: Arc<Metrics>,
@@ -86,8 +96,10 @@ impl Admin {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .with_state(shared.clone());
-        if let Some(api) = api {
-            app = app.merge(api::routes(api));
+        match api {
+            Some(api) => app = app.merge(api::routes(api)),
+            // Asked of an instance without uploads, the API says why.
+            None => app = app.route("/v1/{*rest}", axum::routing::any(no_uploads)),
         }
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()

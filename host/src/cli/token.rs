@@ -30,7 +30,10 @@ pub fn execute(args: TokenArgs) -> anyhow::Result<u8> {
     let hash = sha256_hex(token.as_bytes());
     println!("# Give this token to its holder; it is not stored anywhere:");
     println!("#   {token}");
-    println!("# Put this in bandpass.toml, then reload (SIGHUP):");
+    println!(
+        "# Put this in bandpass.toml. Where serve takes uploads already, a reload (SIGHUP)\n\
+         # applies it; turning uploads on (the first group or the operator token) needs a restart:"
+    );
     match &args.group {
         Some(group) => {
             println!("[[admin.group]]");

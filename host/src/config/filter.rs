@@ -22,8 +22,9 @@ pub struct FilterConfig {
     /// one component is deployed twice (say, with two parameter sets).
     #[serde(default)]
     pub name: Option<String>,
-    /// Parameters passed to `init`.
-    #[serde(default)]
+    /// Parameters passed to `init`, as text: TOML numbers and booleans
+    /// are written as the upload API writes JSON ones (`18.5`, `true`).
+    #[serde(default, deserialize_with = "params_as_text")]
     pub params: BTreeMap<String, String>,
     /// Overrides of the engine's default limits, within `max_limits`.
     #[serde(default)]
@@ -31,6 +32,38 @@ pub struct FilterConfig {
     /// Loaded but not run.
     #[serde(default)]
     pub disabled: bool,
+}
+
+/// `params`, each value as the text `init` receives: a string as it is,
+/// a number or boolean as the upload API writes a JSON one, so that the
+/// same parameters give the same text by either way.
+fn params_as_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, toml::Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                toml::Value::String(t) => t,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(x) => serde_json::Number::from_f64(x)
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!(
+                            "params.{k}: {x} is not a number a filter can be given"
+                        ))
+                    })?
+                    .to_string(),
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "params.{k}: give a string, a number or true/false, not {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            Ok((k, text))
+        })
+        .collect()
 }
 
 /// The rules of each `[[filter]]`, against the input and dead-letter

@@ -529,6 +529,47 @@ mod tests {
     }
 
     #[test]
+    fn params_take_toml_numbers_and_booleans_as_the_upload_api_takes_json_ones() {
+        let text = MINIMAL.to_string()
+            + "params = { max_mag = 18.5, min_ndet = 3, rising = true, band = \"g\", tiny = 1e-300 }\n";
+        let c = parse(&text).unwrap();
+        let params: Vec<(&str, &str)> = c.filters[0]
+            .params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            params,
+            [
+                ("band", "g"),
+                ("max_mag", "18.5"),
+                ("min_ndet", "3"),
+                ("rising", "true"),
+                ("tiny", "1e-300")
+            ]
+        );
+        // The text each gives is the text the upload API gives the same
+        // value in JSON.
+        for (toml_value, json_value) in [("18.5", "18.5"), ("1e-300", "1e-300"), ("3", "3")] {
+            let json: serde_json::Value = serde_json::from_str(json_value).unwrap();
+            let c = parse(&(MINIMAL.to_string() + &format!("params = {{ x = {toml_value} }}\n")))
+                .unwrap();
+            assert_eq!(c.filters[0].params["x"], json.to_string());
+        }
+        let text = parse(&(MINIMAL.to_string() + "params = { x = nan }\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("params.x: NaN is not a number"), "{text}");
+        let text = parse(&(MINIMAL.to_string() + "params = { x = [1, 2] }\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("params.x: give a string, a number or true/false, not array"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn upload_checks_default_and_are_bounded() {
         let uploads = |keys: &str| {
             format!(
