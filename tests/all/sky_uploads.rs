@@ -422,6 +422,31 @@ fn a_group_s_watchlist_reaches_every_instance_is_replaced_between_alerts_and_sta
     let total = consume(&output, all.len() + 1, Duration::from_secs(3));
     assert_eq!(total.len(), all.len(), "an expired list still gave targets");
 
+    // 9. The author's command disables, enables and deletes the filter.
+    for (flag, said) in [
+        ("--disable", "disabled (disabled)"),
+        ("--enable", "enabled (running)"),
+        ("--delete", "deleted"),
+    ] {
+        let out = as_hosts(a, &["filters", &name, flag]);
+        assert!(out.status.success(), "{flag}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), format!("hosts/{name}: {said}"));
+    }
+    until(
+        b,
+        &filter_path,
+        HOSTS_TOKEN,
+        "B kept the deleted filter",
+        |s, _| s == 404,
+    );
+    let out = as_hosts(a, &["filters", &name, "--delete"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("refused (404)"),
+        "{}",
+        text(&out.stderr)
+    );
+
     assert!(crate::support::processes::terminate(&mut serve_a).success());
     assert!(crate::support::processes::terminate(&mut serve_b).success());
 }

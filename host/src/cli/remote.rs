@@ -9,7 +9,8 @@
 //!   group on it (`PUT /v1/groups/{group}/watchlists/{name}`, `.../maps/`);
 //! - `bandpass filters --to URL --group G [NAME] [--logs]`: the group's
 //!   filters with their state and counters, and its watchlists and maps;
-//!   or one filter with its log lines.
+//!   or one filter with its log lines; `NAME --enable|--disable|--delete`
+//!   changes one (`POST .../enable`, `.../disable`, `DELETE`).
 //!
 //! The token comes from the environment (`BANDPASS_TOKEN`) or a file,
 //! never from the command line, where other users could read it. A
@@ -103,6 +104,15 @@ pub struct FiltersArgs {
     /// With NAME: also its recent log lines on that instance.
     #[arg(long, requires = "name")]
     pub logs: bool,
+    /// With NAME: run it again (it stays registered while disabled).
+    #[arg(long, requires = "name", conflicts_with_all = ["disable", "delete", "logs"])]
+    pub enable: bool,
+    /// With NAME: stop running it, keeping it registered.
+    #[arg(long, requires = "name", conflicts_with_all = ["delete", "logs"])]
+    pub disable: bool,
+    /// With NAME: delete it from every instance (its output topic stays).
+    #[arg(long, requires = "name", conflicts_with = "logs")]
+    pub delete: bool,
 }
 
 /// The admin API of one host, as one group.
@@ -141,16 +151,37 @@ impl Remote {
     /// `GET` (no body) or `PUT` (a body) of `path` under the group
     /// (`/filters/NAME`); returns the status and the JSON answer.
     fn call(&self, path: &str, body: Option<(&str, &[u8])>) -> anyhow::Result<(u16, Value)> {
+        self.send(if body.is_some() { "PUT" } else { "GET" }, path, body)
+    }
+
+    /// `method` (`GET`, `PUT`, `POST` or `DELETE`) of `path` under the
+    /// group, with `body` for a `PUT`.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token);
-        let sent = match body {
-            Some((content_type, bytes)) => self
+        let sent = match (method, body) {
+            ("PUT", Some((content_type, bytes))) => self
                 .agent
                 .put(&url)
                 .header("Authorization", &auth)
                 .header("Content-Type", content_type)
                 .send(bytes),
-            None => self.agent.get(&url).header("Authorization", &auth).call(),
+            ("POST", _) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_empty(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &auth)
+                .call(),
+            _ => self.agent.get(&url).header("Authorization", &auth).call(),
         };
         let mut response = sent.with_context(|| format!("cannot reach {url}"))?;
         let status = response.status().as_u16();
@@ -294,6 +325,9 @@ fn holds(file: &Value) -> String {
 /// `bandpass filters`: the group's filters, or one with its log.
 pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
     let remote = Remote::new(&args.host)?;
+    if let (Some(name), true) = (&args.name, args.enable || args.disable || args.delete) {
+        return change(&remote, name, &args);
+    }
     let path = args
         .name
         .as_ref()
@@ -352,6 +386,31 @@ pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
                 shown(line["text"].as_str().unwrap_or_default())
             );
         }
+    }
+    Ok(0)
+}
+
+/// `bandpass filters NAME --enable|--disable|--delete`.
+fn change(remote: &Remote, name: &str, args: &FiltersArgs) -> anyhow::Result<u8> {
+    let (method, path, done) = if args.delete {
+        ("DELETE", format!("/filters/{name}"), "deleted")
+    } else if args.enable {
+        ("POST", format!("/filters/{name}/enable"), "enabled")
+    } else {
+        ("POST", format!("/filters/{name}/disable"), "disabled")
+    };
+    let (status, answer) = remote.send(method, &path, None)?;
+    if !(200..=202).contains(&status) {
+        return Ok(remote.refused(name, status, &answer));
+    }
+    let state = answer["state"].as_str().map(|s| format!(" ({})", shown(s)));
+    println!(
+        "{}/{name}: {done}{}",
+        remote.group,
+        state.unwrap_or_default()
+    );
+    if let Some(pending) = answer["pending"].as_str() {
+        println!("not in effect here yet: {}", shown(pending));
     }
     Ok(0)
 }
