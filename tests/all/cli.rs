@@ -878,3 +878,56 @@ fn token_makes_a_fresh_token_and_the_config_entry_holding_its_hash() {
     assert!(!refused.status.success());
     assert!(text(&refused.stderr).contains("not a group name"));
 }
+
+#[test]
+fn serve_check_says_what_would_run_without_kafka_or_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    let bright = filters_dir().join("bright_transients.wasm");
+    let veto = filters_dir().join("bright_star_veto.wasm");
+    // No broker listens there: nothing may try it.
+    let base = format!(
+        "[kafka]\nbrokers = [\"127.0.0.1:1\"]\n[input]\ntopics = [\"ztf_alerts\"]\n\
+         group = \"night\"\n[[filter]]\npath = \"{}\"\noutput_topic = \"bright\"\n\
+         params = {{ max_mag = 18.5 }}\n",
+        bright.display()
+    );
+    let check = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        bandpass(&["serve", "--check", "--config", config.to_str().unwrap()])
+    };
+    let out = check(&base);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for line in [
+        "ready to serve (checked without Kafka)",
+        "input: ztf_alerts as consumer group night from brokers 127.0.0.1:1",
+        "filters (1):",
+        "bright-transients 0.1.0 (ztf) -> bright  params max_mag=18.5",
+        "uploads: off",
+        "sky: catalogues none; maps none; watchlists none",
+    ] {
+        assert!(said.contains(line), "{line}: {said}");
+    }
+    // What is wrong, named: a key, a filter asking for a catalogue the
+    // config does not give.
+    for (extra, wrong) in [
+        ("[engine]\nworkers_count = 2\n", "workers_count"),
+        (
+            &format!(
+                "[[filter]]\npath = \"{}\"\noutput_topic = \"veto\"\n",
+                veto.display()
+            ),
+            "cross-match 'stars' asks for catalogue 'gaia', which this host does not have",
+        ),
+    ] {
+        let out = check(&format!("{base}{extra}"));
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stderr).contains(wrong),
+            "{wrong}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stdout).contains("ready to serve"));
+    }
+}

@@ -32,6 +32,12 @@ pub struct ServeArgs {
     /// The service's configuration file (TOML; see docs/operators.md).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+    /// Check the config and say what would run, without Kafka: every
+    /// key, the filters (compiled, their fields against the host's),
+    /// the canary alerts and the sky files; exits 0, or 2 with the
+    /// first thing wrong.
+    #[arg(long)]
+    pub check: bool,
 }
 
 pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
@@ -64,6 +70,9 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // Kept until the pipeline has drained: the engine's epoch ticker, the
     // wall-clock deadline of every filter, lives as long as the sandbox.
     let sandbox = Arc::new(Sandbox::new(options).context("starting the wasm engine")?);
+    if args.check {
+        return check(&args.config, &config, &config_dir, &sandbox);
+    }
     // Deleted and replaced filters give their memory back.
     crate::sandbox::release::spawn();
     // Catalogues are memory-mapped once, for every filter set of this
@@ -141,6 +150,87 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     let _ = watcher.join();
     drop(sandbox);
     served?;
+    Ok(0)
+}
+
+/// `serve --check`: what [`execute`] loads before it connects to Kafka,
+/// loaded and described; nothing is started.
+fn check(
+    path: &std::path::Path,
+    config: &Config,
+    config_dir: &std::path::Path,
+    sandbox: &Sandbox,
+) -> anyhow::Result<u8> {
+    let sky = config
+        .sky
+        .open(config_dir, crate::sky::crossmatch::CONFIG_SETTING)?;
+    let deployments = deploy::load_filters(config, config_dir, sandbox, &[])?;
+    deploy::check_servable(config, &deployments, &sky)?;
+    let canary = match &config.admin {
+        Some(admin) if admin.uploads_enabled() => Some(Canary::load(config_dir, &admin.uploads)?),
+        _ => None,
+    };
+    let shown = |t: &str| crate::text::shown(t, 200).into_owned();
+    println!("{}: ready to serve (checked without Kafka)", path.display());
+    println!(
+        "input: {} as consumer group {} from brokers {}",
+        config.input.topics.join(", "),
+        shown(&config.input.group),
+        config.kafka.brokers.join(", ")
+    );
+    println!("filters ({}):", deployments.len());
+    for d in &deployments {
+        let params: Vec<String> = d
+            .filter
+            .params()
+            .iter()
+            .map(|(k, v)| format!("{}={}", shown(k), shown(v)))
+            .collect();
+        println!(
+            "  {} {} ({}) -> {}{}",
+            d.name,
+            shown(&d.filter.manifest.version),
+            shown(&d.filter.manifest.survey),
+            d.output_topic,
+            if params.is_empty() {
+                String::new()
+            } else {
+                format!("  params {}", params.join(" "))
+            }
+        );
+    }
+    match (&config.admin, canary) {
+        (Some(admin), Some(canary)) => println!(
+            "uploads: on, groups {}; registry topic {}; {} canary alerts",
+            if admin.groups.is_empty() {
+                "none (the operator's token only)".to_string()
+            } else {
+                admin
+                    .groups
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            admin.uploads.registry_topic,
+            canary.len()
+        ),
+        _ => println!("uploads: off"),
+    }
+    let names = |it: &mut dyn Iterator<Item = &str>| {
+        let all: Vec<&str> = it.collect();
+        if all.is_empty() {
+            "none".to_string()
+        } else {
+            all.join(", ")
+        }
+    };
+    println!(
+        "sky: catalogues {}; maps {}; watchlists {}",
+        names(&mut sky.catalogs().map(|(n, _)| n)),
+        names(&mut sky.maps(None).map(|(n, _)| n)),
+        names(&mut sky.watchlists(None).map(|(n, _)| n))
+    );
     Ok(0)
 }
 

@@ -50,6 +50,15 @@ pub struct CanaryReport {
 impl Canary {
     /// Reads the alert files of `uploads.canary_alerts` (relative to
     /// `config_dir`); each must decode as an alert.
+    /// How many alerts it holds.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
     pub fn load(config_dir: &Path, uploads: &UploadsConfig) -> anyhow::Result<Canary> {
         let decoder = Decoder::new(Vec::new(), SchemaSource::None);
         let mut alerts = Vec::new();

@@ -91,6 +91,11 @@ impl LoadedFilter {
         self.group.get().map(String::as_str)
     }
 
+    /// The parameters its `init` was given.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
     /// Whether this filter wants alerts of `survey`.
     #[inline]
     pub fn accepts_survey(&self, survey: &str) -> bool {
