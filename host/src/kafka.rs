@@ -361,6 +361,102 @@ pub fn ensure_topic(config: &Config, spec: &Internal<'_>) -> anyhow::Result<i32>
     partitions_of(config, topic)
 }
 
+/// Creates each of `topics` that does not exist, as `[output]` says
+/// (partitions, replication, retention; the broker's defaults where it
+/// says none), once per process; returns those it created. A topic it
+/// cannot create (no permission, a broker refusing) is fine if it
+/// exists; if not, the error names it and what to do. With
+/// `output.create_topics = false`, nothing is asked.
+pub fn ensure_outputs(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::error::RDKafkaErrorCode;
+    static ENSURED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let output = &config.output;
+    let mut wanted: Vec<&str> = topics
+        .iter()
+        .copied()
+        .filter(|t| !ENSURED.lock().unwrap().iter().any(|e| e == t))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if !output.create_topics || wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin: AdminClient<Logged> = client_config(config, Role::RegistryAdmin)
+        .create_with_context(Logged)
+        .context("creating a Kafka admin client for the output topics")?;
+    let retention = output.retention.map(|r| r.as_millis().to_string());
+    let new: Vec<NewTopic<'_>> = wanted
+        .iter()
+        .map(|t| {
+            let topic = NewTopic::new(
+                t,
+                output.partitions.unwrap_or(-1),
+                TopicReplication::Fixed(output.replication_factor.unwrap_or(-1)),
+            );
+            match &retention {
+                Some(ms) => topic.set("retention.ms", ms),
+                None => topic,
+            }
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = runtime
+        .block_on(admin.create_topics(&new, &options))
+        .context("creating the output topics")?;
+    let mut created = Vec::new();
+    for result in results {
+        let topic = match result {
+            Ok(topic) => {
+                tracing::info!(
+                    %topic,
+                    partitions = ?output.partitions,
+                    replication_factor = ?output.replication_factor,
+                    "output topic created"
+                );
+                created.push(topic.clone());
+                topic
+            }
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => topic,
+            Err((topic, code)) => {
+                if partitions_of_now(config, &topic)? == 0 {
+                    anyhow::bail!(
+                        "cannot create output topic {topic} ({code}) and it does not exist: \
+                         create it, grant bandpass the right to create topics, or set \
+                         output.create_topics = false where the broker creates topics on \
+                         first use"
+                    );
+                }
+                topic
+            }
+        };
+        ENSURED.lock().unwrap().push(topic);
+    }
+    Ok(created)
+}
+
+/// How many partitions `topic` has now (0: it does not exist).
+fn partitions_of_now(config: &Config, topic: &str) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let client: BaseConsumer<Logged> = client_config(config, Role::RegistryAdmin)
+        .create_with_context(Logged)
+        .context("creating a Kafka client to read topic metadata")?;
+    let metadata = client
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("reading the metadata of topic {topic}"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+        .sum())
+}
+
 /// How many partitions `topic` has (waiting a little for a topic just
 /// created to show in the metadata).
 pub fn partitions_of(config: &Config, topic: &str) -> anyhow::Result<i32> {

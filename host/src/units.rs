@@ -123,6 +123,19 @@ pub mod age {
     }
 }
 
+/// `#[serde(default, with = "human::optional_age")]`.
+pub mod optional_age {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_age(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// `#[serde(default, with = "human::optional_duration")]`.
 pub mod optional_duration {
     use serde::{Deserialize, Deserializer};

@@ -1141,3 +1141,63 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
         assert_eq!(on_risers.len(), risers_accept.len());
     }
 }
+
+/// `topic`'s partition count and `retention.ms` on the shared broker
+/// (0 partitions: it does not exist).
+fn topic_shape(topic: &str) -> (usize, Option<String>) {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", brokers());
+    let client: BaseConsumer = config.create().unwrap();
+    let metadata = client
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+        .sum();
+    let admin: AdminClient<DefaultClientContext> = config.create().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let retention = runtime
+        .block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()))
+        .ok()
+        .and_then(|mut r| r.pop())
+        .and_then(Result::ok)
+        .and_then(|c| c.get("retention.ms").and_then(|e| e.value.clone()));
+    (partitions, retention)
+}
+
+#[test]
+fn serve_creates_its_output_and_dead_letter_topics_as_output_says() {
+    // The shared broker would create them with 4 partitions on first
+    // use; serve creates them first, with 3 and two days' retention.
+    let b = bright_with("created", &brokers(), |s| {
+        s.extra("[output]\npartitions = 3\nretention = \"2d\"\n")
+            .admin()
+    });
+    let dead_letter = b.serve.dead_letter_topic().to_string();
+    assert_eq!(topic_shape(&b.output).0, 0, "a fresh topic");
+    produce(&b.input, &b.alerts);
+    let log = b.dir.path().join("serve.log");
+    let mut serve = b.serve.clone().log(&log).start();
+    for topic in [&b.output, &dead_letter] {
+        let (partitions, retention) = topic_shape(topic);
+        assert_eq!(partitions, 3, "{topic}");
+        assert_eq!(retention.as_deref(), Some("172800000"), "{topic}");
+    }
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("output topic created"), "{said}");
+    // Alerts go there as before.
+    assert_eq!(
+        consume(&b.output, b.accepted.len(), Duration::from_secs(60)).len(),
+        b.accepted.len()
+    );
+    assert!(terminate(&mut serve).success());
+}

@@ -84,6 +84,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     );
     let deployments = deploy::load_filters(&config, &config_dir, &sandbox, &[])?;
     deploy::check_servable(&config, &deployments, &sky)?;
+    ensure_outputs(&config, &deployments)?;
     let (sources, updates) = Desired::new(deployments.clone(), sky.clone());
     let sources = Arc::new(Mutex::new(sources));
     let metrics = Arc::new(Metrics::new());
@@ -151,6 +152,18 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     drop(sandbox);
     served?;
     Ok(0)
+}
+
+/// Creates the output topics of `deployments` and the dead-letter topic
+/// where they do not exist (`[output]`).
+fn ensure_outputs(config: &Config, deployments: &[Deployment]) -> anyhow::Result<()> {
+    let topics: Vec<&str> = deployments
+        .iter()
+        .map(|d| d.output_topic.as_str())
+        .chain([config.dead_letter_topic.as_str()])
+        .collect();
+    crate::kafka::ensure_outputs(config, &topics)?;
+    Ok(())
 }
 
 /// `serve --check`: what [`execute`] loads before it connects to Kafka,
@@ -274,6 +287,9 @@ impl Reloader {
         let config = Config::load(&self.path)?;
         let deployments = deploy::load_filters(&config, &self.dir, &self.sandbox, &self.running)?;
         deploy::check_servable(&config, &deployments, &self.sky)?;
+        // With the Kafka settings and [output] serve started with (their
+        // changes need a restart).
+        ensure_outputs(&self.config, &deployments)?;
         let unapplied = restart_needed(&self.config, &config);
         if let Some(api) = &self.api {
             api.reconfigure(&config);
@@ -319,6 +335,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if differs(&old.sky, &new.sky) {
         out.push("sky");
+    }
+    if differs(&old.output, &new.output) {
+        out.push("output");
     }
     // Tokens and groups apply; where it listens and how uploads are
     // checked and shared do not.

@@ -20,6 +20,7 @@ pub mod filter;
 pub mod input;
 pub mod kafka;
 pub mod memory;
+pub mod output;
 pub mod schemas;
 pub mod sky;
 
@@ -73,6 +74,9 @@ pub struct Config {
     /// cross-match.
     #[serde(default)]
     pub sky: SkyConfig,
+    /// How serve creates the topics it produces to.
+    #[serde(default)]
+    pub output: output::OutputConfig,
 }
 
 /// Delivery guarantee.
@@ -196,6 +200,7 @@ impl Config {
         self.schemas.check()?;
         self.engine.check()?;
         self.sky.check()?;
+        self.output.check()?;
         if let Some(memory) = &self.memory_section {
             memory.check()?;
             if !self.remembers_objects() {

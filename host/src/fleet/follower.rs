@@ -95,6 +95,9 @@ pub struct Fleet {
     /// groups' maps and watchlists to them.
     base_sky: Arc<crate::sky::Sky>,
     sky: RwLock<Arc<crate::sky::Sky>>,
+    /// The config it started with: its Kafka settings and `[output]`,
+    /// to create an uploaded filter's output topic.
+    config: Config,
 }
 
 /// How long a start may take to read the registry to its end.
@@ -150,6 +153,7 @@ impl Fleet {
             memory: config.remembers_objects().then(|| config.kept_history()),
             sky: RwLock::new(sky.clone()),
             base_sky: sky,
+            config: config.clone(),
         });
         registry.catch_up(&consumer)?;
         let (initial, sky, read) = registry.apply_with(false);
@@ -509,10 +513,14 @@ impl Fleet {
     fn load(&self, entry: &Entry) -> Result<Arc<LoadedFilter>, String> {
         let filter = self.load_component(entry)?;
         let _ = filter.group.set(entry.record.group.clone());
-        match crate::deploy::serve_refuses(&filter, self.memory.as_deref(), &self.sky()) {
-            Some(why) => Err(why),
-            None => Ok(filter),
+        if let Some(why) =
+            crate::deploy::serve_refuses(&filter, self.memory.as_deref(), &self.sky())
+        {
+            return Err(why);
         }
+        crate::kafka::ensure_outputs(&self.config, &[&entry.record.output_topic()])
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(filter)
     }
 
     fn load_component(&self, entry: &Entry) -> Result<Arc<LoadedFilter>, String> {

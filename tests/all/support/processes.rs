@@ -77,6 +77,11 @@ impl ServeBuilder {
         self
     }
 
+    /// Where bad messages go.
+    pub fn dead_letter_topic(&self) -> &str {
+        &self.dead_letter
+    }
+
     /// Bad messages go to `topic`.
     pub fn dead_letter(mut self, topic: &str) -> ServeBuilder {
         self.dead_letter = topic.to_string();
