@@ -1201,3 +1201,103 @@ fn serve_creates_its_output_and_dead_letter_topics_as_output_says() {
     );
     assert!(terminate(&mut serve).success());
 }
+
+#[test]
+fn lag_shows_the_committed_offsets_and_offsets_moves_a_stopped_group_for_a_replay() {
+    // A short session: a stopped instance (a static member) leaves the
+    // group within seconds.
+    let b = bright_with("replay", &brokers(), |s| s.admin());
+    let text = std::fs::read_to_string(b.serve.config_file()).unwrap();
+    std::fs::write(
+        b.serve.config_file(),
+        text.replacen("[input]\n", "[input]\nsession_timeout = \"6s\"\n", 1),
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(b.serve.config_file())
+            .unwrap()
+            .contains("session_timeout")
+    );
+    produce(&b.input, &b.alerts);
+    let config = b.serve.config_file().to_str().unwrap().to_string();
+    let bp = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--config", &config]);
+        let out = Command::new(bandpass_bin()).args(&all).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let behind = |said: &str| -> u64 {
+        let line = said
+            .lines()
+            .find(|l| l.contains("messages behind"))
+            .unwrap();
+        line.split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap()
+    };
+    // Nothing committed yet: all of it behind.
+    let (code, said, err) = bp(&["lag"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(behind(&said), b.alerts.len() as u64, "{said}");
+    assert!(said.contains(&b.input) && said.contains("none"), "{said}");
+    // Serve reads it all and commits.
+    let mut serve = b.serve.start();
+    assert_eq!(b.delivered(&brokers(), 1), 1);
+    // While it runs, its offsets are not moved under it.
+    let (code, _, err) = bp(&["offsets", "--to", "earliest"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("live members") && err.contains("stop them"),
+        "{err}"
+    );
+    assert!(terminate(&mut serve).success());
+    let (_, said, _) = bp(&["lag"]);
+    assert_eq!(behind(&said), 0, "{said}");
+    // A dry run says what it would do, and does nothing (once the stopped
+    // instance's session has timed out).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (code, said, err) = loop {
+        let (code, said, err) = bp(&["offsets", "--to", "earliest", "--dry-run"]);
+        if code == Some(0) || Instant::now() > deadline {
+            break (code, said, err);
+        }
+        assert!(err.contains("try again after it"), "{err}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(code, Some(0), "{err}");
+    assert!(said.contains("nothing committed (--dry-run)"), "{said}");
+    assert_eq!(behind(&bp(&["lag"]).1), 0);
+    // Moved to the start, the whole night is behind again, and the next
+    // start replays it: every accepted alert a second time.
+    let (code, said, err) = bp(&["offsets", "--to", "earliest"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(said.contains("offsets committed"), "{said}");
+    assert_eq!(behind(&bp(&["lag"]).1), b.alerts.len() as u64);
+    let mut serve = b.serve.start();
+    assert_eq!(b.delivered(&brokers(), 2), 2);
+    assert!(terminate(&mut serve).success());
+    // A time after every message: the end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (code, err) = loop {
+        let (code, _, err) = bp(&["offsets", "--to", "2099-01-01T00:00:00Z"]);
+        if code == Some(0) || Instant::now() > deadline {
+            break (code, err);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(behind(&bp(&["lag"]).1), 0);
+    let (code, _, err) = bp(&["offsets", "--to", "last tuesday"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("give earliest, latest, a UTC time"), "{err}");
+}

@@ -17,6 +17,7 @@ pub(crate) mod format;
 mod inspect;
 mod map;
 mod new;
+mod offsets;
 mod paths;
 mod remote;
 mod run;
@@ -89,6 +90,12 @@ pub enum Command {
     /// Your group's filters on a running `bandpass serve`: state and
     /// counters, or one filter with its log lines.
     Filters(remote::FiltersArgs),
+    /// A consumer group's committed offsets and lag per input partition
+    /// (the serve config's Kafka settings).
+    Lag(offsets::LagArgs),
+    /// Moves a stopped consumer group's offsets to the earliest, the
+    /// latest, or a time: a replay of a night.
+    Offsets(offsets::OffsetsArgs),
     /// Catalogues for cross-matches: build one from CSV or Gaia's binary
     /// file, see what it holds, and try a cone.
     Catalog(catalog::CatalogArgs),
@@ -115,6 +122,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Token(args) => token::execute(args),
         Command::Upload(args) => remote::execute(args),
         Command::Filters(args) => remote::list(args),
+        Command::Lag(args) => offsets::lag(args),
+        Command::Offsets(args) => offsets::offsets(args),
         Command::Catalog(args) => catalog::execute(args),
         Command::Map(args) => map::execute(args),
         Command::Compile(args) => compile::execute(args),
