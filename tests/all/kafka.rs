@@ -24,3 +24,110 @@ fn real_alerts_round_trip_through_the_test_broker_byte_for_byte() {
     assert_eq!(received.len(), sent.len(), "every alert came back");
     assert!(received == sent, "the alerts came back changed");
 }
+
+/// A serve config naming only the shared broker (for the operator's
+/// Kafka commands), in `dir`.
+fn operator_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("bandpass.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = [\"{}\"]\n[input]\ntopics = [\"{}\"]\ngroup = \"{}\"\n",
+            crate::support::kafka::brokers(),
+            unique("unused-input"),
+            unique("unused-group")
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn produce_puts_alert_files_on_a_topic_one_keyed_message_per_alert() {
+    use crate::support::kafka::{brokers, consume_keyed};
+    let dir = tempfile::tempdir().unwrap();
+    let config = operator_config(dir.path());
+    let alerts_dir = crate::support::data_dir().join("ztf/alerts");
+    // A file that is not an alert, among them: named, the rest produced.
+    let bad = dir.path().join("not-an-alert.avro");
+    std::fs::write(&bad, b"not avro").unwrap();
+    let topic = unique("produced");
+    let out = std::process::Command::new(crate::support::bandpass_bin())
+        .args([
+            "produce",
+            "--config",
+            config.to_str().unwrap(),
+            "--topic",
+            &topic,
+        ])
+        .arg(&alerts_dir)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not-an-alert.avro: not produced"),
+        "{stderr}"
+    );
+    let alerts = ztf_alert_bytes();
+    assert!(
+        stdout.contains(&format!(
+            "{} alerts from {} inputs acknowledged on {topic}",
+            alerts.len(),
+            alerts.len() + 1
+        )),
+        "{stdout}"
+    );
+    // Byte for byte, each keyed by its object id: one object, one
+    // partition.
+    let got = consume_keyed(&brokers(), &topic, alerts.len(), Duration::from_secs(60));
+    assert_eq!(got.len(), alerts.len());
+    let mut payloads: Vec<&Vec<u8>> = got.iter().map(|m| &m.payload).collect();
+    let mut want: Vec<&Vec<u8>> = alerts.iter().collect();
+    payloads.sort();
+    want.sort();
+    assert!(payloads == want, "the messages are not the alert files");
+    let mut partition_of = std::collections::BTreeMap::new();
+    for m in &got {
+        let text = String::from_utf8_lossy(&m.payload);
+        assert!(
+            m.key.starts_with("ZTF") && text.contains(&m.key),
+            "{}",
+            m.key
+        );
+        assert_eq!(
+            *partition_of.entry(m.key.clone()).or_insert(m.partition),
+            m.partition,
+            "object {} on two partitions",
+            m.key
+        );
+    }
+    assert!(partition_of.len() > 5, "{partition_of:?}");
+    // One partition, no key, at a bounded rate.
+    let topic = unique("produced-one");
+    let out = std::process::Command::new(crate::support::bandpass_bin())
+        .args([
+            "produce",
+            "--config",
+            config.to_str().unwrap(),
+            "--topic",
+            &topic,
+        ])
+        .args(["--key", "none", "--partition", "2", "--rate", "500"])
+        .arg(&alerts_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = consume_keyed(&brokers(), &topic, alerts.len(), Duration::from_secs(60));
+    assert_eq!(got.len(), alerts.len());
+    assert!(got.iter().all(|m| m.partition == 2 && m.key.is_empty()));
+}

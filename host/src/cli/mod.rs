@@ -19,6 +19,7 @@ mod map;
 mod new;
 mod offsets;
 mod paths;
+mod produce;
 mod remote;
 mod run;
 mod serve;
@@ -90,6 +91,9 @@ pub enum Command {
     /// Your group's filters on a running `bandpass serve`: state and
     /// counters, or one filter with its log lines.
     Filters(remote::FiltersArgs),
+    /// Alert files, folders or archives onto a topic, one message per
+    /// alert, keyed by object (the serve config's Kafka settings).
+    Produce(produce::ProduceArgs),
     /// A consumer group's committed offsets and lag per input partition
     /// (the serve config's Kafka settings).
     Lag(offsets::LagArgs),
@@ -122,6 +126,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Token(args) => token::execute(args),
         Command::Upload(args) => remote::execute(args),
         Command::Filters(args) => remote::list(args),
+        Command::Produce(args) => produce::execute(args),
         Command::Lag(args) => offsets::lag(args),
         Command::Offsets(args) => offsets::offsets(args),
         Command::Catalog(args) => catalog::execute(args),

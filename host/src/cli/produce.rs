@@ -1,0 +1,207 @@
+//! `bandpass produce --config F --topic T INPUTS...`: alert files,
+//! folders or `.tar.gz` archives onto a topic, one message per alert (a
+//! container file holding several is split), with the serve config's
+//! Kafka settings, so that an operator feeds a topic without other
+//! tools.
+//!
+//! Must never: stop at an unreadable file (each is named and counted, and
+//! the exit status says some were), or call a message sent before the
+//! broker acknowledged it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use rdkafka::ClientContext;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+
+use crate::config::Config;
+use crate::decode::{Decoder, FieldValue};
+use crate::kafka::{Role, client_config};
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// The serve config: its [kafka] settings (and [schemas], to read
+    /// wire-format inputs).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The topic to produce to.
+    #[arg(long)]
+    pub topic: String,
+    /// Alert files (Avro containers), folders of them, `.tar.gz` archives.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Each message's key: the alert's object id (so that one object's
+    /// alerts share a partition), its candidate id, or none.
+    #[arg(long, value_enum, default_value_t = Key::Object)]
+    pub key: Key,
+    /// Every message to this partition (default: by key, or spread).
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// At most this many messages a second (default: as fast as the
+    /// broker takes them).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Key {
+    Object,
+    Candidate,
+    None,
+}
+
+/// Paths read for a key, in order (ZTF, then Rubin).
+const OBJECT: [&str; 3] = ["objectId", "diaObject.diaObjectId", "diaSource.diaObjectId"];
+const CANDIDATE: [&str; 3] = ["candid", "diaSource.diaSourceId", "alertId"];
+
+/// Counts the broker's answers.
+#[derive(Default)]
+struct Acks {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_failure: std::sync::Mutex<Option<String>>,
+}
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.first_failure
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+/// The alert's key as text, from the first of `paths` it holds.
+fn key_of(values: &[FieldValue]) -> Option<String> {
+    values.iter().find_map(|v| match v {
+        FieldValue::Integer(n) => Some(n.to_string()),
+        FieldValue::Text(t) => Some(t.clone()),
+        _ => None,
+    })
+}
+
+pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
+    let config = Config::load(&args.config)?;
+    if let Some(rate) = args.rate
+        && !(rate > 0.0 && rate.is_finite())
+    {
+        anyhow::bail!("--rate {rate}: give a number of messages a second above 0");
+    }
+    let mut client = client_config(&config, Role::RegistryAdmin);
+    client
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000");
+    let producer: BaseProducer<Acks> = client
+        .create_with_context(Acks::default())
+        .context("creating the Kafka producer")?;
+    let paths: &[&str] = match args.key {
+        Key::Object => &OBJECT,
+        Key::Candidate => &CANDIDATE,
+        Key::None => &[],
+    };
+    let decoder = Decoder::new(
+        paths.iter().map(|p| p.to_string()).collect(),
+        config.schemas.source(),
+    );
+    let started = Instant::now();
+    let (mut sent, mut unreadable, mut files) = (0u64, 0u64, 0u64);
+    for item in crate::input::items(&args.inputs) {
+        files += 1;
+        let alerts = item
+            .bytes
+            .map_err(|e| e.to_string())
+            .and_then(|b| decoder.decode(&b).map_err(|e| e.to_string()));
+        let alerts = match alerts {
+            Ok(a) => a,
+            Err(why) => {
+                eprintln!(
+                    "{}: not produced: {why}",
+                    crate::text::shown(&item.name, 200)
+                );
+                unreadable += 1;
+                continue;
+            }
+        };
+        for alert in alerts {
+            if let Some(rate) = args.rate {
+                let due = started + Duration::from_secs_f64(sent as f64 / rate);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+            }
+            let key = key_of(&alert.values);
+            let mut record = BaseRecord::<str, [u8]>::to(&args.topic).payload(&alert.raw[..]);
+            if let Some(k) = &key {
+                record = record.key(k.as_str());
+            }
+            if let Some(p) = args.partition {
+                record = record.partition(p);
+            }
+            let mut record = record;
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        back,
+                    )) => {
+                        producer.poll(Duration::from_millis(50));
+                        record = back;
+                    }
+                    Err((e, _)) => anyhow::bail!("producing to {}: {e}", args.topic),
+                }
+            }
+            producer.poll(Duration::ZERO);
+            sent += 1;
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .context("waiting for the broker to acknowledge every message")?;
+    let acks = producer.context();
+    let (delivered, failed) = (
+        acks.delivered.load(Ordering::Relaxed),
+        acks.failed.load(Ordering::Relaxed),
+    );
+    println!(
+        "{delivered} alerts from {files} inputs acknowledged on {} ({:.1} s){}",
+        args.topic,
+        started.elapsed().as_secs_f64(),
+        if unreadable > 0 {
+            format!("; {unreadable} inputs not produced (above)")
+        } else {
+            String::new()
+        }
+    );
+    if failed > 0 {
+        eprintln!(
+            "{failed} alerts refused by the broker; the first: {}",
+            acks.first_failure
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_default()
+        );
+    }
+    Ok(if failed > 0 || unreadable > 0 { 2 } else { 0 })
+}
