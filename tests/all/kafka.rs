@@ -131,3 +131,73 @@ fn produce_puts_alert_files_on_a_topic_one_keyed_message_per_alert() {
     assert_eq!(got.len(), alerts.len());
     assert!(got.iter().all(|m| m.partition == 2 && m.key.is_empty()));
 }
+
+#[test]
+fn consume_shows_a_topic_s_alerts_a_line_each_or_writes_them_to_files() {
+    use crate::support::kafka::produce_keyed_with;
+    let dir = tempfile::tempdir().unwrap();
+    let config = operator_config(dir.path());
+    let alerts = ztf_alert_bytes();
+    let topic = unique("consumed");
+    let keyed: Vec<(String, Vec<u8>)> = alerts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("k{i}"), a.clone()))
+        .collect();
+    // A header with a control character: shown escaped.
+    produce_keyed_with(&topic, &keyed, Some(("bandpass-tags", "bright,\u{1b}[2Jx")));
+    produce(&topic, &[b"not an alert".to_vec()]);
+    let consume = |more: &[&str]| {
+        let out = std::process::Command::new(crate::support::bandpass_bin())
+            .args([
+                "consume",
+                "--config",
+                config.to_str().unwrap(),
+                "--topic",
+                &topic,
+            ])
+            .args(more)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let lines: Vec<String> = consume(&[]).lines().map(String::from).collect();
+    assert_eq!(lines.len(), alerts.len() + 1, "{lines:#?}");
+    let alert_lines: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("objectId=ZTF"))
+        .collect();
+    assert_eq!(alert_lines.len(), alerts.len(), "{lines:#?}");
+    for l in &alert_lines {
+        assert!(l.contains(" key=k") && l.contains(" candid="), "{l}");
+        assert!(l.contains("bandpass-tags=bright,\\u{1b}[2Jx"), "{l}");
+        assert!(!l.contains('\u{1b}'), "{l}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("(not an alert:")),
+        "{lines:#?}"
+    );
+    assert_eq!(consume(&["--max", "3"]).lines().count(), 3);
+    // To files: byte for byte.
+    let out = dir.path().join("out");
+    let said = consume(&["--out", out.to_str().unwrap()]);
+    assert!(
+        said.contains(&format!("{} messages of {topic} written", alerts.len() + 1)),
+        "{said}"
+    );
+    let mut written: Vec<Vec<u8>> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .filter(|b| b.as_slice() != b"not an alert")
+        .collect();
+    let mut want = alerts.clone();
+    written.sort();
+    want.sort();
+    assert!(written == want, "the files are not the alerts");
+}

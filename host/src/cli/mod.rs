@@ -10,6 +10,7 @@
 mod build;
 mod catalog;
 mod compile;
+mod consume;
 mod demo;
 mod explain;
 mod fields;
@@ -94,6 +95,9 @@ pub enum Command {
     /// Alert files, folders or archives onto a topic, one message per
     /// alert, keyed by object (the serve config's Kafka settings).
     Produce(produce::ProduceArgs),
+    /// A topic's alerts, a line each with their bandpass headers, or to
+    /// files (reads without a consumer group).
+    Consume(consume::ConsumeArgs),
     /// A consumer group's committed offsets and lag per input partition
     /// (the serve config's Kafka settings).
     Lag(offsets::LagArgs),
@@ -127,6 +131,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<u8> {
         Command::Upload(args) => remote::execute(args),
         Command::Filters(args) => remote::list(args),
         Command::Produce(args) => produce::execute(args),
+        Command::Consume(args) => consume::execute(args),
         Command::Lag(args) => offsets::lag(args),
         Command::Offsets(args) => offsets::offsets(args),
         Command::Catalog(args) => catalog::execute(args),
