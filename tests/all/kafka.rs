@@ -52,14 +52,18 @@ fn produce_puts_alert_files_on_a_topic_one_keyed_message_per_alert() {
     let bad = dir.path().join("not-an-alert.avro");
     std::fs::write(&bad, b"not avro").unwrap();
     let topic = unique("produced");
-    let out = std::process::Command::new(crate::support::bandpass_bin())
-        .args([
+    let produce_to = |topic: &str| {
+        let mut c = std::process::Command::new(crate::support::bandpass_bin());
+        c.args([
             "produce",
             "--config",
             config.to_str().unwrap(),
             "--topic",
-            &topic,
-        ])
+            topic,
+        ]);
+        c
+    };
+    let out = produce_to(&topic)
         .arg(&alerts_dir)
         .arg(&bad)
         .output()
@@ -109,14 +113,7 @@ fn produce_puts_alert_files_on_a_topic_one_keyed_message_per_alert() {
     assert!(partition_of.len() > 5, "{partition_of:?}");
     // One partition, no key, at a bounded rate.
     let topic = unique("produced-one");
-    let out = std::process::Command::new(crate::support::bandpass_bin())
-        .args([
-            "produce",
-            "--config",
-            config.to_str().unwrap(),
-            "--topic",
-            &topic,
-        ])
+    let out = produce_to(&topic)
         .args(["--key", "none", "--partition", "2", "--rate", "500"])
         .arg(&alerts_dir)
         .output()

@@ -50,21 +50,11 @@ from astropy.io import fits
 from astropy_healpix import HEALPix
 from astropy_healpix.core import nested_to_ring
 
-from sky_maps import positions  # the same positions as the multi-order map's oracle
+from sky_maps import multi_order, positions  # the multi-order map's oracle's reader and positions
 
 GW = "bayestar.multiorder.fits"
 UNSEEN = -1.6375e30
 SKY_DEG2 = 4 * math.pi * (180 / math.pi) ** 2
-
-
-def multi_order(path):
-    with fits.open(path) as f:
-        table = f[1].data
-        uniq = np.asarray(table["UNIQ"], dtype=np.int64)
-        density = np.asarray(table["PROBDENSITY"], dtype=np.float64)
-    order = (np.floor(np.log2(uniq) / 2) - 1).astype(np.int64)
-    ipix = uniq - 4 ** (order + 1)
-    return order, ipix, density
 
 
 def rasterise(order, ipix, density, k):

@@ -53,13 +53,20 @@ def positions(n, seed, peak):
     return out
 
 
-def gw_map(path):
+def multi_order(path):
+    """A multi-order map's cells: order, nested index and density (per
+    steradian), read by astropy."""
     with fits.open(path) as f:
         table = f[1].data
         uniq = np.asarray(table["UNIQ"], dtype=np.int64)
         density = np.asarray(table["PROBDENSITY"], dtype=np.float64)
     order = (np.floor(np.log2(uniq) / 2) - 1).astype(np.int64)
     ipix = uniq - 4 ** (order + 1)
+    return order, ipix, density
+
+
+def gw_map(path):
+    order, ipix, density = multi_order(path)
     area = 4 * math.pi / (12 * 4.0 ** order)
     prob = density * area
     total = prob.sum()
