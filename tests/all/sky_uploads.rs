@@ -422,6 +422,31 @@ fn a_group_s_watchlist_reaches_every_instance_is_replaced_between_alerts_and_sta
     let total = consume(&output, all.len() + 1, Duration::from_secs(3));
     assert_eq!(total.len(), all.len(), "an expired list still gave targets");
 
+    // The operator sees every group's filters; a group may not.
+    let all = |token: &str| {
+        std::process::Command::new(crate::support::bandpass_bin())
+            .args(["filters", "--all", "--to", &format!("http://{a}")])
+            .env("BANDPASS_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let out = all(crate::uploads::OPERATOR_TOKEN);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("hosts ") && l.contains(&name)),
+        "{listed}"
+    );
+    let out = all(HOSTS_TOKEN);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("only the operator lists every group's filters"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // 9. The author's command disables, enables and deletes the filter.
     for (flag, said) in [
         ("--disable", "disabled (disabled)"),

@@ -27,7 +27,7 @@ use crate::support::{
 
 pub(crate) const HOSTS_TOKEN: &str = "hosts-token-0123";
 pub(crate) const RIVALS_TOKEN: &str = "rivals-token-4567";
-const OPERATOR_TOKEN: &str = "operator-token-89ab";
+pub(crate) const OPERATOR_TOKEN: &str = "operator-token-89ab";
 
 fn sha256(text: &str) -> String {
     use sha2::Digest;

@@ -31,9 +31,10 @@ pub struct HostArgs {
     /// The host's admin port, e.g. `http://127.0.0.1:9464`.
     #[arg(long, value_name = "URL")]
     pub to: String,
-    /// Your group, as the operator named it.
+    /// Your group, as the operator named it (not needed with
+    /// `filters --all`).
     #[arg(long)]
-    pub group: String,
+    pub group: Option<String>,
     /// A file holding your token, instead of `$BANDPASS_TOKEN`.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
@@ -113,10 +114,18 @@ pub struct FiltersArgs {
     /// With NAME: delete it from every instance (its output topic stays).
     #[arg(long, requires = "name", conflicts_with = "logs")]
     pub delete: bool,
+    /// Every group's filters (the operator's token): `--group` is not
+    /// needed.
+    #[arg(long, conflicts_with_all = ["name", "group"])]
+    pub all: bool,
 }
 
-/// The admin API of one host, as one group.
+/// The admin API of one host, as one group (or the operator, for every
+/// group's filters).
 struct Remote {
+    /// `<URL>/v1`.
+    root: String,
+    /// `<URL>/v1/groups/<group>`.
     base: String,
     group: String,
     token: String,
@@ -125,6 +134,19 @@ struct Remote {
 
 impl Remote {
     fn new(host: &HostArgs) -> anyhow::Result<Remote> {
+        let group = host
+            .group
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("give --group: your group, as the operator named it"))?;
+        Remote::as_caller(host, group)
+    }
+
+    /// For every group (`filters --all`): no group in the paths.
+    fn operator(host: &HostArgs) -> anyhow::Result<Remote> {
+        Remote::as_caller(host, "*".to_string())
+    }
+
+    fn as_caller(host: &HostArgs, group: String) -> anyhow::Result<Remote> {
         let token = match &host.token_file {
             Some(file) => std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the token file {}", file.display()))?,
@@ -141,8 +163,9 @@ impl Remote {
             .build()
             .new_agent();
         Ok(Remote {
-            base: format!("{}/v1/groups/{}", host.to.trim_end_matches('/'), host.group),
-            group: host.group.clone(),
+            root: format!("{}/v1", host.to.trim_end_matches('/')),
+            base: format!("{}/v1/groups/{group}", host.to.trim_end_matches('/')),
+            group,
             token: token.trim().to_string(),
             agent,
         })
@@ -162,7 +185,11 @@ impl Remote {
         path: &str,
         body: Option<(&str, &[u8])>,
     ) -> anyhow::Result<(u16, Value)> {
-        let url = format!("{}{path}", self.base);
+        let url = if let Some(root_path) = path.strip_prefix("//") {
+            format!("{}/{root_path}", self.root)
+        } else {
+            format!("{}{path}", self.base)
+        };
         let auth = format!("Bearer {}", self.token);
         let sent = match (method, body) {
             ("PUT", Some((content_type, bytes))) => self
@@ -324,6 +351,9 @@ fn holds(file: &Value) -> String {
 
 /// `bandpass filters`: the group's filters, or one with its log.
 pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
+    if args.all {
+        return list_all(&args);
+    }
     let remote = Remote::new(&args.host)?;
     if let (Some(name), true) = (&args.name, args.enable || args.disable || args.delete) {
         return change(&remote, name, &args);
@@ -387,6 +417,37 @@ pub fn list(args: FiltersArgs) -> anyhow::Result<u8> {
             );
         }
     }
+    Ok(0)
+}
+
+/// `bandpass filters --all`: every group's filters, as the operator
+/// sees them (`GET /v1/filters`).
+fn list_all(args: &FiltersArgs) -> anyhow::Result<u8> {
+    let remote = Remote::operator(&args.host)?;
+    let (status, answer) = remote.send("GET", "//filters", None)?;
+    if status != 200 {
+        return Ok(remote.refused("filters", status, &answer));
+    }
+    let mut table = Table::new(&[
+        "GROUP", "FILTER", "VERSION", "STATE", "ALERTS", "ACCEPTED", "FAILED",
+    ]);
+    let mut filters = answer["filters"].as_array().cloned().unwrap_or_default();
+    filters.sort_by_key(|f| (f["group"].to_string(), f["name"].to_string()));
+    for f in &filters {
+        let s = |k: &str| shown(f[k].as_str().unwrap_or("?")).into_owned();
+        let counter = |k: &str| f["counters"][k].as_u64().map_or("-".into(), thousands);
+        table.row(vec![
+            s("group"),
+            s("name"),
+            s("version"),
+            s("state"),
+            counter("alerts"),
+            counter("accepted"),
+            counter("failed"),
+        ]);
+    }
+    print!("{}", table.render());
+    println!("{} filters", filters.len());
     Ok(0)
 }
 
