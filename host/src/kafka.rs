@@ -383,9 +383,19 @@ pub fn ensure_outputs(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<St
     if !output.create_topics || wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let admin: AdminClient<Logged> = client_config(config, Role::RegistryAdmin)
-        .create_with_context(Logged)
-        .context("creating a Kafka admin client for the output topics")?;
+    // One client for the process, made at serve's start (the config's
+    // topics): not one per upload, whose threads would each leave the
+    // allocator an arena of their own.
+    static ADMIN: std::sync::OnceLock<AdminClient<Logged>> = std::sync::OnceLock::new();
+    let admin = match ADMIN.get() {
+        Some(admin) => admin,
+        None => {
+            let made: AdminClient<Logged> = client_config(config, Role::RegistryAdmin)
+                .create_with_context(Logged)
+                .context("creating a Kafka admin client for the output topics")?;
+            ADMIN.get_or_init(|| made)
+        }
+    };
     let retention = output.retention.map(|r| r.as_millis().to_string());
     let new: Vec<NewTopic<'_>> = wanted
         .iter()

@@ -1229,10 +1229,13 @@ fn uploading_and_deleting_in_a_loop_gives_the_memory_back() {
             cycles[1].0
         );
     }
-    // And what stays is a fraction of what ran.
+    // And what stays is bounded by what ran. In some runs the allocator
+    // keeps about one cycle's pages after the second cycle (then flat
+    // over the next five, so no leak: the check above); hence one and a
+    // half cycles' cost, not one.
     assert!(
-        settled - before < cost,
-        "after deletes serve kept {:.0} MiB, as much as the filters cost ({cost:.0} MiB)",
+        settled - before < 1.5 * cost,
+        "after deletes serve kept {:.0} MiB, more than one and a half times what the filters cost ({cost:.0} MiB)",
         settled - before
     );
     assert!(terminate(&mut serve).success());
