@@ -449,13 +449,22 @@ pub fn ensure_outputs(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<St
     Ok(created)
 }
 
-/// How many partitions `topic` has now (0: it does not exist).
-fn partitions_of_now(config: &Config, topic: &str) -> anyhow::Result<usize> {
+/// A client that reads topics' metadata.
+fn metadata_client(config: &Config) -> anyhow::Result<rdkafka::consumer::BaseConsumer<Logged>> {
     use anyhow::Context;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let client: BaseConsumer<Logged> = client_config(config, Role::RegistryAdmin)
+    client_config(config, Role::RegistryAdmin)
         .create_with_context(Logged)
-        .context("creating a Kafka client to read topic metadata")?;
+        .context("creating a Kafka client to read topic metadata")
+}
+
+/// How many partitions `topic` has, as `client` reads it now (0: it
+/// does not exist).
+fn partition_count(
+    client: &rdkafka::consumer::BaseConsumer<Logged>,
+    topic: &str,
+) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    use rdkafka::consumer::Consumer;
     let metadata = client
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .with_context(|| format!("reading the metadata of topic {topic}"))?;
@@ -467,25 +476,18 @@ fn partitions_of_now(config: &Config, topic: &str) -> anyhow::Result<usize> {
         .sum())
 }
 
+/// How many partitions `topic` has now (0: it does not exist).
+fn partitions_of_now(config: &Config, topic: &str) -> anyhow::Result<usize> {
+    partition_count(&metadata_client(config)?, topic)
+}
+
 /// How many partitions `topic` has (waiting a little for a topic just
 /// created to show in the metadata).
 pub fn partitions_of(config: &Config, topic: &str) -> anyhow::Result<i32> {
-    use anyhow::Context;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let client: BaseConsumer<Logged> = client_config(config, Role::RegistryAdmin)
-        .create_with_context(Logged)
-        .context("creating a Kafka client to read topic metadata")?;
+    let client = metadata_client(config)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let metadata = client
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .with_context(|| format!("reading the metadata of topic {topic}"))?;
-        let count = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .map(|t| t.partitions().len())
-            .sum::<usize>();
+        let count = partition_count(&client, topic)?;
         if count > 0 {
             return Ok(count as i32);
         }

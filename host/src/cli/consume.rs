@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
 use crate::decode::{Decoder, FieldValue};
-use crate::kafka::{Logged, Role, client_config};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -65,25 +64,10 @@ fn text(v: &FieldValue) -> Option<String> {
 
 pub fn execute(args: ConsumeArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
-    let mut c = client_config(&config, Role::RegistryAdmin);
-    c.set("group.id", "bandpass-consume")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer<Logged> = c
-        .create_with_context(Logged)
-        .context("creating a Kafka client")?;
-    let metadata = consumer
-        .fetch_metadata(Some(&args.topic), TIMEOUT)
-        .with_context(|| format!("reading the metadata of topic {}", args.topic))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == args.topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        anyhow::bail!("topic {} does not exist on the brokers", args.topic);
-    }
+    // Assigned, never subscribed: the group id is only librdkafka's due.
+    let consumer = super::offsets::client(&config, "bandpass-consume")?;
+    let all = super::offsets::partitions(std::slice::from_ref(&args.topic), &consumer)?;
+    let partitions: Vec<i32> = all.elements().iter().map(|e| e.partition()).collect();
     // Where each partition ends now: without --follow, the reading stops
     // there.
     let mut ends = std::collections::BTreeMap::new();

@@ -52,21 +52,21 @@ pub struct OffsetsArgs {
 /// How long a call to the brokers may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A client of the group that does not join it.
-fn client(config: &Config, group: &str) -> anyhow::Result<BaseConsumer<Logged>> {
+/// A client of the group that does not join it (nor commits by itself).
+pub(super) fn client(config: &Config, group: &str) -> anyhow::Result<BaseConsumer<Logged>> {
     let mut c = client_config(config, Role::RegistryAdmin);
     c.set("group.id", group).set("enable.auto.commit", "false");
     c.create_with_context(Logged)
         .context("creating a Kafka client")
 }
 
-/// Every partition of the config's input topics.
-fn partitions(
-    config: &Config,
+/// Every partition of `topics`; an error names one that does not exist.
+pub(super) fn partitions(
+    topics: &[String],
     client: &BaseConsumer<Logged>,
 ) -> anyhow::Result<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
-    for topic in &config.input.topics {
+    for topic in topics {
         let metadata = client
             .fetch_metadata(Some(topic), TIMEOUT)
             .with_context(|| format!("reading the metadata of topic {topic}"))?;
@@ -87,7 +87,7 @@ pub fn lag(args: LagArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
     let group = args.group.as_deref().unwrap_or(&config.input.group);
     let client = client(&config, group)?;
-    let all = partitions(&config, &client)?;
+    let all = partitions(&config.input.topics, &client)?;
     let committed = client
         .committed_offsets(all, TIMEOUT)
         .with_context(|| format!("reading group {group}'s committed offsets"))?;
@@ -209,7 +209,7 @@ pub fn offsets(args: OffsetsArgs) -> anyhow::Result<u8> {
             config.input.session_timeout
         );
     }
-    let all = partitions(&config, &client)?;
+    let all = partitions(&config.input.topics, &client)?;
     let mut moved = TopicPartitionList::new();
     match target {
         Target::Time(ms) => {
