@@ -909,6 +909,21 @@ fn serve_check_says_what_would_run_without_kafka_or_what_is_wrong() {
     ] {
         assert!(said.contains(line), "{line}: {said}");
     }
+    // One component with parameter sets: a deployment a set.
+    let sets = base.replace(
+        "output_topic = \"bright\"",
+        "output_topic = \"bright.{name}\"",
+    ) + "sets = [{ name = \"faint\", params = { max_mag = 20 } }, { name = \"real\", params = { min_real = 0.9 } }]\n";
+    let out = check(&sets);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for line in [
+        "filters (2):",
+        "faint 0.1.0 (ztf) -> bright.faint  params max_mag=20",
+        "real 0.1.0 (ztf) -> bright.real  params max_mag=18.5 min_real=0.9",
+    ] {
+        assert!(said.contains(line), "{line}: {said}");
+    }
     // What is wrong, named: a key, a filter asking for a catalogue the
     // config does not give.
     for (extra, wrong) in [

@@ -792,6 +792,94 @@ fn exactly_once_serve_killed_with_sigkill_and_restarted_delivers_each_accepted_a
     );
 }
 
+/// One component with three parameter sets runs as three deployments:
+/// each set's output holds exactly what `bandpass test` accepts with that
+/// set's parameters (the filter's shared ones under the set's own).
+#[test]
+fn parameter_sets_run_as_deployments_of_their_own_with_their_own_verdicts() {
+    let input = unique("sets-alerts");
+    let prefix = unique("sets-out");
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = ServeBuilder::new(
+        dir.path().join("bandpass.toml"),
+        &input,
+        &unique("sets-group"),
+    )
+    .brokers(&brokers())
+    .dead_letter(&unique("sets-dlq"))
+    .filter_with(
+        &filters_dir().join("bright_transients.wasm"),
+        &format!("{prefix}.{{name}}"),
+        "params = { min_real = 0.5 }\n\
+             sets = [\n\
+               { name = \"plain\" },\n\
+               { name = \"real\", params = { min_real = 0.9 } },\n\
+               { name = \"bright\", params = { max_mag = 18.3 } },\n\
+             ]",
+    )
+    .write()
+    .spawn();
+    produce(&input, &ztf_alert_bytes());
+    let sb = sandbox();
+    let expected = |params: &[(&str, &str)]| -> Vec<Vec<u8>> {
+        let params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let filter = crate::support::load_with(
+            &sb,
+            "bright_transients",
+            bandpass::sandbox::Limits::default(),
+            params,
+        );
+        run(std::slice::from_ref(&filter), &ztf_alerts())
+            .into_iter()
+            .filter(|(_, r)| {
+                matches!(
+                    r.evaluations[0].outcome,
+                    Outcome::Verdict(Verdict::Accept { .. })
+                )
+            })
+            .map(|(f, _)| std::fs::read(f).unwrap())
+            .collect()
+    };
+    let sets = [
+        ("plain", expected(&[("min_real", "0.5")])),
+        ("real", expected(&[("min_real", "0.9")])),
+        (
+            "bright",
+            expected(&[("min_real", "0.5"), ("max_mag", "18.3")]),
+        ),
+    ];
+    // The sets decide differently on these alerts: the test sees whose
+    // parameters each deployment got.
+    assert!(
+        sets[0].1.len() > sets[1].1.len() && sets[1].1.len() > sets[2].1.len(),
+        "{:?}",
+        sets.iter().map(|(n, a)| (n, a.len())).collect::<Vec<_>>()
+    );
+    // The set that accepts none is read after the others, and after
+    // serve stopped (it drains what it consumed).
+    for (name, accepted) in sets.iter().filter(|(_, a)| !a.is_empty()) {
+        let output = format!("{prefix}.{name}");
+        let copies = fewest_copies(&brokers(), &output, accepted, 1, Duration::from_secs(120));
+        assert!(copies >= 1, "{output}: an accepted alert is missing");
+    }
+    assert!(terminate(&mut serve).success());
+    for (name, accepted) in &sets {
+        let received = copies_on(&format!("{prefix}.{name}"));
+        assert_eq!(
+            received.len(),
+            accepted.len(),
+            "{name}: only its own accepts"
+        );
+        assert!(
+            accepted.iter().all(|a| received.get(a) == Some(&1)),
+            "{name}"
+        );
+    }
+}
+
 /// Exactly-once commits offsets through the producer's transactions,
 /// which librdkafka's statistics do not see: the committed lag still
 /// falls to zero on every partition once the alerts are committed.

@@ -9,10 +9,12 @@ use super::{EngineConfig, InputConfig, Invalid};
 use crate::sandbox::Budget;
 use crate::text::is_name;
 
-/// One deployed filter.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One deployed filter: a `[[filter]]` entry, or one of its `sets`.
+#[derive(Debug, Clone)]
 pub struct FilterConfig {
+    /// Where it is written in the file, for messages: `filter[2]`, or
+    /// `filter[2].sets[5]` for a parameter set.
+    pub key: String,
     /// The component file.
     pub path: PathBuf,
     /// Where its accepted alerts go.
@@ -20,18 +22,110 @@ pub struct FilterConfig {
     /// Deployment name, `[a-z0-9-]`: in the `bandpass-filter` header, the
     /// metrics and the logs. Defaults to the manifest's name; needed when
     /// one component is deployed twice (say, with two parameter sets).
-    #[serde(default)]
     pub name: Option<String>,
     /// Parameters passed to `init`, as text: TOML numbers and booleans
     /// are written as the upload API writes JSON ones (`18.5`, `true`).
-    #[serde(default, deserialize_with = "params_as_text")]
     pub params: BTreeMap<String, String>,
     /// Overrides of the engine's default limits, within `max_limits`.
-    #[serde(default)]
     pub limits: Option<Budget>,
     /// Loaded but not run.
-    #[serde(default)]
     pub disabled: bool,
+}
+
+/// A `[[filter]]` as written: one deployment, or one component with a
+/// list of parameter sets, each a deployment of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterEntry {
+    path: PathBuf,
+    /// With `sets`: `{name}` stands for each set's name.
+    output_topic: String,
+    #[serde(default)]
+    name: Option<String>,
+    /// With `sets`: shared by every set (a set's own win).
+    #[serde(default, deserialize_with = "params_as_text")]
+    params: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: Option<Budget>,
+    #[serde(default)]
+    disabled: bool,
+    #[serde(default)]
+    sets: Option<Vec<ParamSet>>,
+}
+
+/// One entry of a `[[filter]]`'s `sets`: a deployment of its component
+/// under its own name, with its own parameters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamSet {
+    name: String,
+    #[serde(default, deserialize_with = "params_as_text")]
+    params: BTreeMap<String, String>,
+    /// Else the filter's, with `{name}` replaced.
+    #[serde(default)]
+    output_topic: Option<String>,
+    /// Else the filter's.
+    #[serde(default)]
+    limits: Option<Budget>,
+    /// Else the filter's.
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+/// Most parameter sets one `[[filter]]` may list.
+pub const MAX_SETS: usize = 10_000;
+
+/// `[[filter]]`, each entry with `sets` written out as one deployment a
+/// set.
+pub(super) fn expand<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<FilterConfig>, D::Error> {
+    use serde::de::Error;
+    let entries = Vec::<FilterEntry>::deserialize(d)?;
+    let mut out = Vec::new();
+    for (i, e) in entries.into_iter().enumerate() {
+        let key = format!("filter[{i}]");
+        let Some(sets) = e.sets else {
+            out.push(FilterConfig {
+                key,
+                path: e.path,
+                output_topic: e.output_topic,
+                name: e.name,
+                params: e.params,
+                limits: e.limits,
+                disabled: e.disabled,
+            });
+            continue;
+        };
+        if e.name.is_some() {
+            return Err(D::Error::custom(format!(
+                "{key}: a filter with `sets` takes no `name`: each set names its deployment"
+            )));
+        }
+        if sets.is_empty() || sets.len() > MAX_SETS {
+            return Err(D::Error::custom(format!(
+                "{key}.sets: give between 1 and {MAX_SETS} parameter sets (it has {}); \
+                 without sets, remove the key",
+                sets.len()
+            )));
+        }
+        for (j, set) in sets.into_iter().enumerate() {
+            let mut params = e.params.clone();
+            params.extend(set.params);
+            out.push(FilterConfig {
+                key: format!("{key}.sets[{j}]"),
+                path: e.path.clone(),
+                output_topic: set
+                    .output_topic
+                    .unwrap_or_else(|| e.output_topic.replace("{name}", &set.name)),
+                name: Some(set.name),
+                params,
+                limits: set.limits.or(e.limits),
+                disabled: set.disabled.unwrap_or(e.disabled),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// `params`, each value as the text `init` receives: a string as it is,
@@ -66,6 +160,17 @@ fn params_as_text<'de, D: serde::Deserializer<'de>>(
         .collect()
 }
 
+/// Whether `topic` is a name Kafka takes.
+fn is_topic(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// The rules of each `[[filter]]`, against the input and dead-letter
 /// topics and the engine's maximum limits.
 pub(super) fn check(
@@ -75,8 +180,8 @@ pub(super) fn check(
     engine: &EngineConfig,
 ) -> Result<(), Invalid> {
     let max = engine.max_limits;
-    for (i, f) in filters.iter().enumerate() {
-        let key = format!("filter[{i}]");
+    for f in filters {
+        let key = &f.key;
         if let Some(name) = &f.name
             && !is_name(name, 64)
         {
@@ -91,6 +196,21 @@ pub(super) fn check(
             return Err(Invalid::new(
                 format!("{key}.output_topic"),
                 "must not be empty".into(),
+            ));
+        }
+        if !is_topic(&f.output_topic) {
+            return Err(Invalid::new(
+                format!("{key}.output_topic"),
+                format!(
+                    "'{}' is not a Kafka topic name: use letters, digits, '.', '_' and '-' \
+                     (at most 249){}",
+                    crate::text::shown(&f.output_topic, 300),
+                    if f.output_topic.contains('{') {
+                        "; `{name}` stands for a set's name only in a filter with `sets`"
+                    } else {
+                        ""
+                    }
+                ),
             ));
         }
         if input.topics.contains(&f.output_topic) || f.output_topic == dead_letter_topic {

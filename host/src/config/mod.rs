@@ -53,7 +53,7 @@ pub struct Config {
     #[serde(default)]
     pub engine: EngineConfig,
     /// The filters to run, each with its output topic.
-    #[serde(default, rename = "filter")]
+    #[serde(default, rename = "filter", deserialize_with = "filter::expand")]
     pub filters: Vec<FilterConfig>,
     /// Where undecodable messages go, with the error in a header.
     #[serde(default = "default_dead_letter_topic")]
@@ -571,6 +571,105 @@ mod tests {
         assert!(
             text.contains("params.x: give a string, a number or true/false, not array"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_filter_with_parameter_sets_is_one_deployment_a_set() {
+        let text = MINIMAL.replace(
+            "output_topic = \"bright\"",
+            "output_topic = \"bright.{name}\"",
+        ) + "params = { max_mag = 18.5, min_real = 0.6 }\n\
+               limits = { fuel = 2000000 }\n\
+               sets = [\n\
+                 { name = \"faint\", params = { max_mag = 20 } },\n\
+                 { name = \"own\", output_topic = \"elsewhere\", disabled = true },\n\
+                 { name = \"tight\", params = { min_real = 0.9 }, limits = { fuel = 1000000 } },\n\
+               ]\n";
+        let c = parse(&text).unwrap();
+        let got: Vec<_> = c
+            .filters
+            .iter()
+            .map(|f| {
+                (
+                    f.key.as_str(),
+                    f.name.as_deref().unwrap(),
+                    f.output_topic.as_str(),
+                    f.params
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    f.limits.unwrap().fuel,
+                    f.disabled,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "filter[0].sets[0]",
+                    "faint",
+                    "bright.faint",
+                    "max_mag=20,min_real=0.6".to_string(),
+                    2_000_000,
+                    false
+                ),
+                (
+                    "filter[0].sets[1]",
+                    "own",
+                    "elsewhere",
+                    "max_mag=18.5,min_real=0.6".to_string(),
+                    2_000_000,
+                    true
+                ),
+                (
+                    "filter[0].sets[2]",
+                    "tight",
+                    "bright.tight",
+                    "max_mag=18.5,min_real=0.9".to_string(),
+                    1_000_000,
+                    false
+                ),
+            ]
+        );
+        // What is wrong, named where it is written.
+        for (sets, wrong) in [
+            (
+                "sets = []",
+                "filter[0].sets: give between 1 and 10000 parameter sets (it has 0)",
+            ),
+            (
+                "sets = [{ name = \"a\", colour = \"red\" }]",
+                "unknown field `colour`",
+            ),
+            ("sets = [{ params = {} }]", "missing field `name`"),
+            (
+                "sets = [{ name = \"a\" }, { name = \"Bad Name\" }]",
+                "filter[0].sets[1].name",
+            ),
+            (
+                "sets = [{ name = \"a\", params = { x = [1] } }]",
+                "params.x: give a string",
+            ),
+            (
+                "name = \"one\"\nsets = [{ name = \"a\" }]",
+                "takes no `name`: each set names its deployment",
+            ),
+        ] {
+            let text = MINIMAL.to_string() + sets + "\n";
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(wrong), "{wrong}: {err}");
+        }
+        // `{name}` outside sets is not a topic.
+        let err =
+            parse(&MINIMAL.replace("output_topic = \"bright\"", "output_topic = \"b.{name}\""))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("filter[0].output_topic") && err.contains("only in a filter with `sets`"),
+            "{err}"
         );
     }
 

@@ -51,12 +51,7 @@ pub fn load_filters(
     running: &[Deployment],
 ) -> anyhow::Result<Vec<Deployment>> {
     let mut out = Vec::new();
-    for (i, f) in config
-        .filters
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| !f.disabled)
-    {
+    for f in config.filters.iter().filter(|f| !f.disabled) {
         let path = config_dir.join(&f.path);
         let bytes = std::fs::read(&path)
             .with_context(|| format!("cannot read filter {}", path.display()))?;
@@ -81,8 +76,9 @@ pub fn load_filters(
         let name = f.name.clone().unwrap_or_else(|| filter.name.clone());
         if out.iter().any(|d| d.name == name) {
             anyhow::bail!(
-                "filter[{i}] ({}) is named '{name}' like an earlier filter: give one of them \
+                "{} ({}) is named '{name}' like an earlier filter: give one of them \
                  its own `name = \"...\"` (headers and metrics tell deployments apart by name)",
+                f.key,
                 path.display()
             );
         }
