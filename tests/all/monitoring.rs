@@ -75,7 +75,16 @@ fn rules() -> Vec<(String, String)> {
                     .collect();
                 exprs.push(block.join(" ").trim().to_string());
             } else {
-                exprs.push(rest.trim_matches(['"', '\'']).to_string());
+                // A quoted scalar loses its quotes.
+                let quoted = rest.len() >= 2
+                    && (rest.starts_with('"') || rest.starts_with('\''))
+                    && rest.ends_with(&rest[..1]);
+                let expr = if quoted {
+                    &rest[1..rest.len() - 1]
+                } else {
+                    rest
+                };
+                exprs.push(expr.to_string());
             }
         }
     }
