@@ -13,6 +13,7 @@
 //! numbers; never an alert id. Recording is a few atomic adds: it runs on
 //! the workers, once per filter per alert.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -78,7 +79,16 @@ pub struct Metrics {
     uploads: Counter,
     refused: Family<StatusLabels, Counter>,
     lag: Family<PartitionLabels, Gauge>,
+    /// The last stable offset minus the group's committed offset, per
+    /// assigned partition: what a restart would read again.
+    committed_lag: Family<PartitionLabels, Gauge>,
+    /// The offsets this instance committed in its transactions
+    /// (exactly-once), by topic and partition: librdkafka's statistics
+    /// show only the consumer's own commits.
+    committed: Mutex<HashMap<(String, i32), i64>>,
     assigned: Gauge,
+    /// Registry records written and not yet applied here.
+    registry_behind: Gauge,
     /// Object memory (serve with `input.keyed_by = "object"`).
     memory: MemoryMetrics,
     /// Per filter, not exported (the status page's totals): failures of
@@ -217,7 +227,10 @@ impl Metrics {
             uploads: Counter::default(),
             refused: Family::default(),
             lag: Family::default(),
+            committed_lag: Family::default(),
+            committed: Mutex::new(HashMap::new()),
             assigned: Gauge::default(),
+            registry_behind: Gauge::default(),
             memory: MemoryMetrics::default(),
             failed: Family::default(),
             nanos: Family::default(),
@@ -308,6 +321,16 @@ impl Metrics {
             format!("{b}_consumer_lag"),
             "Messages of an assigned input partition not yet consumed",
             m.lag.clone(),
+        );
+        r.register(
+            format!("{b}_consumer_committed_lag"),
+            "Messages of an assigned input partition after the group's committed offset (what a restart would read again); present once the group has committed on the partition",
+            m.committed_lag.clone(),
+        );
+        r.register(
+            format!("{b}_registry_behind_records"),
+            "Records of the upload registry topic not yet applied by this instance (0 when caught up, and without uploads)",
+            m.registry_behind.clone(),
         );
         r.register(
             format!("{b}_assigned_partitions"),
@@ -581,6 +604,20 @@ impl Metrics {
         self.dead_letters.inc();
     }
 
+    /// Offsets committed by a transaction (exactly-once): each the next
+    /// offset a restart reads.
+    pub fn committed(&self, offsets: &[(String, i32, i64)]) {
+        let mut committed = self.committed.lock().unwrap();
+        for (topic, partition, next) in offsets {
+            committed.insert((topic.clone(), *partition), *next);
+        }
+    }
+
+    /// Registry records not yet applied here (the follower's count).
+    pub fn registry_behind(&self, records: i64) {
+        self.registry_behind.set(records);
+    }
+
     pub fn upload_accepted(&self) {
         self.uploads.inc();
     }
@@ -598,6 +635,8 @@ impl Metrics {
     /// answers from.
     pub fn observe(&self, stats: &rdkafka::Statistics) {
         self.lag.clear();
+        self.committed_lag.clear();
+        let transactions = self.committed.lock().unwrap().clone();
         let mut total = 0;
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
@@ -619,14 +658,25 @@ impl Metrics {
                 if p.ls_offset < 0 || position < 0 {
                     continue;
                 }
+                let labels = PartitionLabels {
+                    topic: topic.clone(),
+                    partition: partition.to_string(),
+                };
                 let lag = (p.ls_offset - position).max(0);
-                self.lag
-                    .get_or_create(&PartitionLabels {
-                        topic: topic.clone(),
-                        partition: partition.to_string(),
-                    })
-                    .set(lag);
+                self.lag.get_or_create(&labels).set(lag);
                 total += lag;
+                // The consumer's own commits (at-least-once), or those
+                // of this instance's transactions; none yet: absent.
+                let committed = transactions
+                    .get(&(topic.clone(), *partition))
+                    .copied()
+                    .unwrap_or(-1)
+                    .max(p.committed_offset);
+                if committed >= 0 {
+                    self.committed_lag
+                        .get_or_create(&labels)
+                        .set((p.ls_offset - committed).max(0));
+                }
             }
         }
         // Bootstrap entries (node id -1) are addresses, not brokers.
@@ -883,6 +933,7 @@ mod tests {
                 env!("CARGO_PKG_VERSION"),
                 "\"} 1"
             ),
+            "bandpass_registry_behind_records 0",
             "# TYPE process_cpu_seconds counter",
             "# TYPE process_resident_memory_bytes gauge",
             "process_open_fds ",

@@ -129,6 +129,131 @@ fn produce_puts_alert_files_on_a_topic_one_keyed_message_per_alert() {
     assert!(got.iter().all(|m| m.partition == 2 && m.key.is_empty()));
 }
 
+/// `--framing wire`: each alert as Confluent's wire format (a zero byte,
+/// the schema id, the record), read back by an independent Avro reader;
+/// an id the config's schemas lack, or that names another schema, is
+/// refused before a wrong message is sent.
+#[test]
+fn produce_in_wire_format_writes_the_id_and_the_record_and_refuses_a_wrong_id() {
+    use apache_avro::reader::datum::GenericDatumReader;
+    use apache_avro::{Reader, Schema};
+    let dir = tempfile::tempdir().unwrap();
+    let config = operator_config(dir.path());
+    let alerts = crate::support::data_dir().join("ztf/alerts");
+    let schema_of = |version: &str| -> Schema {
+        let folder = alerts.join(version);
+        let file = std::fs::read_dir(&folder)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        Reader::new(&std::fs::read(file).unwrap()[..])
+            .unwrap()
+            .writer_schema()
+            .clone()
+    };
+    // Id 7 holds the 4.02 schema in canonical form (not the alert's
+    // header text byte for byte), id 9 the 3.3 one.
+    let schemas = dir.path().join("schemas");
+    std::fs::create_dir(&schemas).unwrap();
+    std::fs::write(schemas.join("7.avsc"), schema_of("v4.02").canonical_form()).unwrap();
+    std::fs::write(schemas.join("9.avsc"), schema_of("v3.3").canonical_form()).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}[schemas]\ndir = \"{}\"\n", schemas.display()),
+    )
+    .unwrap();
+    let produce = |topic: &str, id: &str, folder: &str| {
+        std::process::Command::new(crate::support::bandpass_bin())
+            .args([
+                "produce",
+                "--config",
+                config.to_str().unwrap(),
+                "--topic",
+                topic,
+            ])
+            .args(["--framing", "wire", "--schema-id", id])
+            .arg(alerts.join(folder))
+            .output()
+            .unwrap()
+    };
+    let topic = unique("wire");
+    let out = produce(&topic, "7", "v4.02");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let file = std::fs::read_dir(alerts.join("v4.02"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut reader = Reader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let schema = reader.writer_schema().clone();
+    let want = reader.next().unwrap().unwrap();
+    let got = consume(&topic, 1, Duration::from_secs(60));
+    assert_eq!(got.len(), 1);
+    let message = &got[0].0;
+    assert_eq!(message[..5], [0, 0, 0, 0, 7], "the wire header: zero, id 7");
+    let mut record = &message[5..];
+    let value = GenericDatumReader::builder(&schema)
+        .build()
+        .unwrap()
+        .read_value(&mut record)
+        .unwrap();
+    assert!(record.is_empty(), "{} bytes after the record", record.len());
+    assert!(
+        value == want,
+        "the record read back differs from the file's"
+    );
+
+    // Alerts of 3.3 under the id of 4.02: refused, nothing sent.
+    let topic = unique("wire-wrong");
+    let out = produce(&topic, "7", "v3.3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "not produced: its writer schema (ztf.alert) is not the schema registered under id 7"
+        ),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 alerts from 1 inputs"));
+    // An id the schemas do not hold, and a wire framing without an id.
+    let out = produce(&topic, "8", "v3.3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("--schema-id 8:"), "{stderr}");
+    let out = std::process::Command::new(crate::support::bandpass_bin())
+        .args([
+            "produce",
+            "--config",
+            config.to_str().unwrap(),
+            "--topic",
+            &topic,
+        ])
+        .args(["--framing", "wire"])
+        .arg(alerts.join("v3.3"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--framing wire needs --schema-id ID"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The right id for 3.3: read back as 3.3.
+    let out = produce(&topic, "9", "v3.3");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = consume(&topic, 1, Duration::from_secs(60));
+    assert_eq!(got[0].0[..5], [0, 0, 0, 0, 9]);
+}
+
 #[test]
 fn consume_shows_a_topic_s_alerts_a_line_each_or_writes_them_to_files() {
     use crate::support::kafka::produce_keyed_with;

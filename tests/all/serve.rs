@@ -792,6 +792,54 @@ fn exactly_once_serve_killed_with_sigkill_and_restarted_delivers_each_accepted_a
     );
 }
 
+/// Exactly-once commits offsets through the producer's transactions,
+/// which librdkafka's statistics do not see: the committed lag still
+/// falls to zero on every partition once the alerts are committed.
+#[test]
+fn committed_lag_falls_to_zero_on_every_partition_under_exactly_once() {
+    let b = bright_with("eos-lag", &brokers(), ServeBuilder::admin);
+    prepend(b.serve.config_file(), "delivery = \"exactly-once\"");
+    produce(&b.input, &b.alerts);
+    let admin = b.serve.admin_addr();
+    let mut serve = b.serve.spawn();
+    let copies = fewest_copies(
+        &brokers(),
+        &b.output,
+        &b.accepted,
+        1,
+        Duration::from_secs(120),
+    );
+    assert!(copies >= 1, "no accepted alert came out");
+    let series = |page: &str, name: &str| -> Vec<String> {
+        page.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .map(str::to_string)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (consumed, committed) = loop {
+        let (status, page) = admin_get(admin, "/metrics");
+        assert_eq!(status, 200, "{page}");
+        let consumed = series(&page, "bandpass_consumer_lag");
+        let committed = series(&page, "bandpass_consumer_committed_lag");
+        let settled = !consumed.is_empty()
+            && committed.len() == consumed.len()
+            && committed.iter().all(|l| l.ends_with(" 0"));
+        if settled || Instant::now() > deadline {
+            break (consumed, committed);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(terminate(&mut serve).success());
+    assert!(!consumed.is_empty(), "no partition assigned");
+    assert_eq!(
+        committed.len(),
+        consumed.len(),
+        "a committed lag for each assigned partition: {committed:?}"
+    );
+    assert!(committed.iter().all(|l| l.ends_with(" 0")), "{committed:?}");
+}
+
 #[test]
 fn a_timestamp_start_reads_from_the_first_message_at_or_after_it() {
     let b = bright("rewind", &brokers());
@@ -898,10 +946,15 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
     let page = loop {
         let (status, page) = admin_get(admin, "/metrics");
         assert_eq!(status, 200, "{page}");
-        let lag_settled = page.contains("bandpass_consumer_lag{")
-            && !page
-                .lines()
-                .any(|l| l.starts_with("bandpass_consumer_lag{") && !l.ends_with(" 0"));
+        // Consumed, and committed (auto-commit, every few seconds).
+        let lag_settled = ["bandpass_consumer_lag{", "bandpass_consumer_committed_lag{"]
+            .iter()
+            .all(|series| {
+                page.contains(series)
+                    && !page
+                        .lines()
+                        .any(|l| l.starts_with(series) && !l.ends_with(" 0"))
+            });
         // Dead letters and produce acknowledgements are counted on other
         // threads, after the filter's count: wait for them too.
         let settled = sample(&page, series) == Some(evaluated)

@@ -200,6 +200,15 @@ fn an_upload_to_one_instance_runs_on_both_and_is_replaced_disabled_and_deleted_w
         |s, body| s == 200 && json(body)["state"] == "running",
     );
 
+    // B reports itself caught up with the registry (every 5 s): the
+    // figure is there, and back at 0 once the record is applied.
+    let behind = "bandpass_registry_behind_records";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sample(&admin_get(b, "/metrics").1, behind) != Some(0.0) {
+        assert!(Instant::now() < deadline, "{}", admin_get(b, "/metrics").1);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // The other instance's status page lists it.
     assert_eq!(
         on_status_page(b, &format!("hosts.{name}")).as_deref(),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use rdkafka::ClientContext;
 use rdkafka::message::DeliveryResult;
@@ -45,6 +46,22 @@ pub struct ProduceArgs {
     /// broker takes them).
     #[arg(long, value_name = "PER_SECOND")]
     pub rate: Option<f64>,
+    /// How each message holds its alert: an Avro container (the schema
+    /// in every message, as ZTF sends), or Confluent's wire format (a
+    /// zero byte, the schema id, the record; as Rubin sends), which needs
+    /// --schema-id.
+    #[arg(long, value_enum, default_value_t = Framing::Container)]
+    pub framing: Framing,
+    /// With --framing wire: the schema registry's id of the alerts'
+    /// schema, checked against the config's [schemas] source.
+    #[arg(long, value_name = "ID")]
+    pub schema_id: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Framing {
+    Container,
+    Wire,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,6 +113,45 @@ fn key_of(values: &[FieldValue]) -> Option<String> {
     })
 }
 
+/// Confluent wire framing under one schema id, with each writer schema
+/// compared with the id's once.
+struct Wire<'a> {
+    id: u32,
+    decoder: &'a Decoder,
+    /// Whether each writer schema seen (by fingerprint) is the id's.
+    checked: std::collections::HashMap<u64, bool>,
+}
+
+impl Wire<'_> {
+    /// One alert (a container of one record) as a wire-format message.
+    fn frame(&mut self, alert: &crate::decode::DecodedAlert) -> Result<Bytes, String> {
+        let (schema, record) =
+            crate::decode::single_record(&alert.raw).map_err(|e| e.to_string())?;
+        let same = match self.checked.get(&alert.schema.fingerprint) {
+            Some(same) => *same,
+            None => {
+                let same = self
+                    .decoder
+                    .is_schema_of_id(self.id, schema)
+                    .map_err(|e| e.to_string())?;
+                self.checked.insert(alert.schema.fingerprint, same);
+                same
+            }
+        };
+        if !same {
+            return Err(format!(
+                "its writer schema ({}) is not the schema registered under id {}; give the id of the schema it was written with",
+                alert.schema.full_name, self.id
+            ));
+        }
+        let mut out = Vec::with_capacity(5 + record.len());
+        out.push(0);
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.extend_from_slice(&record);
+        Ok(Bytes::from(out))
+    }
+}
+
 pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
     if let Some(rate) = args.rate
@@ -103,6 +159,16 @@ pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
     {
         anyhow::bail!("--rate {rate}: give a number of messages a second above 0");
     }
+    let schema_id = match (args.framing, args.schema_id) {
+        (Framing::Wire, Some(id)) => Some(id),
+        (Framing::Wire, None) => anyhow::bail!(
+            "--framing wire needs --schema-id ID: the schema registry's id of the alerts' schema"
+        ),
+        (Framing::Container, Some(_)) => anyhow::bail!(
+            "--schema-id is for --framing wire; a container carries its schema itself"
+        ),
+        (Framing::Container, None) => None,
+    };
     let mut client = client_config(&config, Role::RegistryAdmin);
     client
         .set("enable.idempotence", "true")
@@ -120,6 +186,20 @@ pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
         paths.iter().map(|p| p.to_string()).collect(),
         config.schemas.source(),
     );
+    if let Some(id) = schema_id {
+        // Refused before anything is sent: serve would dead-letter every
+        // message whose id it cannot resolve.
+        decoder.schema_for_id(id).map_err(|e| {
+            anyhow::anyhow!(
+                "--schema-id {id}: {e}; the config's [schemas] source must hold the schema, as serve's does"
+            )
+        })?;
+    }
+    let mut wire = schema_id.map(|id| Wire {
+        id,
+        decoder: &decoder,
+        checked: Default::default(),
+    });
     let started = Instant::now();
     let (mut sent, mut unreadable, mut files) = (0u64, 0u64, 0u64);
     for item in crate::input::items(&args.inputs) {
@@ -139,7 +219,22 @@ pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
                 continue;
             }
         };
-        for alert in alerts {
+        let payloads: Result<Vec<Bytes>, String> = match &mut wire {
+            None => Ok(alerts.iter().map(|a| a.raw.clone()).collect()),
+            Some(wire) => alerts.iter().map(|a| wire.frame(a)).collect(),
+        };
+        let payloads = match payloads {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!(
+                    "{}: not produced: {why}",
+                    crate::text::shown(&item.name, 200)
+                );
+                unreadable += 1;
+                continue;
+            }
+        };
+        for (alert, payload) in alerts.iter().zip(payloads) {
             if let Some(rate) = args.rate {
                 let due = started + Duration::from_secs_f64(sent as f64 / rate);
                 let now = Instant::now();
@@ -148,7 +243,7 @@ pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
                 }
             }
             let key = key_of(&alert.values);
-            let mut record = BaseRecord::<str, [u8]>::to(&args.topic).payload(&alert.raw[..]);
+            let mut record = BaseRecord::<str, [u8]>::to(&args.topic).payload(&payload[..]);
             if let Some(k) = &key {
                 record = record.key(k.as_str());
             }

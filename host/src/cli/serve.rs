@@ -99,6 +99,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
                 sources.clone(),
                 stop.clone(),
                 sky.clone(),
+                metrics.clone(),
             )?;
             Some(Arc::new(Api::new(
                 &config,

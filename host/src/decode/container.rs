@@ -419,6 +419,31 @@ pub(crate) fn compress(codec: Codec, data: &[u8]) -> io::Result<Vec<u8>> {
     }
 }
 
+/// The parts of a container that holds exactly one record (as
+/// [`crate::decode::Decoder::decode`] gives each alert): its writer
+/// schema's text and the record's bytes, decompressed. What a Confluent
+/// wire-format message carries instead is the record after a schema id.
+pub fn single_record(msg: &[u8]) -> Result<(&[u8], Vec<u8>), DecodeError> {
+    let header = parse_header(msg)?;
+    let (block, next) = read_block(msg, header.end, &header)?;
+    if block.count != 1 || next != msg.len() {
+        return Err(DecodeError::CorruptBlock {
+            offset: block.offset,
+            reason: format!(
+                "a container of one record was expected; this one has {} records in its first block{}",
+                block.count,
+                if next != msg.len() {
+                    " and more blocks"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    let record = decompress(header.codec, &msg[block.data.clone()], block.offset, 0)?;
+    Ok((&msg[header.schema.clone()], record))
+}
+
 /// A standalone container holding one record: the original header, one
 /// block with that record (compressed again with the header's codec),
 /// the sync marker.

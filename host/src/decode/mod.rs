@@ -59,6 +59,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64;
 
+pub use container::single_record;
 use container::{Codec, MAGIC};
 use plan::{Fault, Plan, Reader, Walker};
 use schema::{Schema, SchemaError, Siblings};
@@ -324,6 +325,20 @@ impl Decoder {
     /// The writer schema for a Confluent schema id, from the schema source.
     pub fn schema_for_id(&self, id: u32) -> Result<Arc<SchemaInfo>, DecodeError> {
         self.compiled_for_id(id).map(|c| c.info.clone())
+    }
+
+    /// Whether `writer_schema` (a schema's JSON text) is the schema the
+    /// schema source has under `id`, compared in Avro's canonical form
+    /// (whitespace, docs and attribute order aside).
+    pub fn is_schema_of_id(&self, id: u32, writer_schema: &[u8]) -> Result<bool, DecodeError> {
+        let registered = self.compiled_for_id(id)?;
+        let canonical = |text: &[u8]| {
+            std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| apache_avro::Schema::parse_str(t).ok())
+                .map(|s| s.canonical_form())
+        };
+        Ok(canonical(writer_schema).is_some_and(|w| Some(w) == canonical(&registered.text)))
     }
 
     /// Every path of a writer schema this decoder has seen that yields a

@@ -98,10 +98,16 @@ pub struct Fleet {
     /// The config it started with: its Kafka settings and `[output]`,
     /// to create an uploaded filter's output topic.
     config: Config,
+    /// Where the follower reports how far behind the topic it is.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How long a start may take to read the registry to its end.
 pub(super) const CATCH_UP: Duration = Duration::from_secs(60);
+/// How often the follower reports how far behind it is.
+const BEHIND_EVERY: Duration = Duration::from_secs(5);
+/// How long the follower waits for the topic's end offsets.
+const BEHIND_ASK: Duration = Duration::from_millis(500);
 /// How long an upload waits for its record to run here.
 const APPLY_WAIT: Duration = Duration::from_secs(60);
 
@@ -125,6 +131,7 @@ impl Fleet {
         desired: Arc<Mutex<Desired>>,
         stop: Arc<AtomicBool>,
         sky: Arc<crate::sky::Sky>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> anyhow::Result<Arc<Fleet>> {
         let admin = config.admin.as_ref().expect("uploads need [admin]");
         let topic = admin.uploads.registry_topic.clone();
@@ -154,6 +161,7 @@ impl Fleet {
             sky: RwLock::new(sky.clone()),
             base_sky: sky,
             config: config.clone(),
+            metrics,
         });
         registry.catch_up(&consumer)?;
         let (initial, sky, read) = registry.apply_with(false);
@@ -239,7 +247,13 @@ impl Fleet {
     /// Follows the topic: applies each batch of changes once caught up.
     fn follow(&self, consumer: &BaseConsumer<Logged>, stop: &AtomicBool) {
         let mut dirty = false;
+        self.report_behind(consumer);
+        let mut reported = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            if reported.elapsed() >= BEHIND_EVERY {
+                self.report_behind(consumer);
+                reported = Instant::now();
+            }
             // Once a change came, apply as soon as nothing more is queued.
             let wait = if dirty {
                 Duration::ZERO
@@ -264,6 +278,31 @@ impl Fleet {
                 None => {}
             }
         }
+    }
+
+    /// Sets `bandpass_registry_behind_records`: the records past this
+    /// consumer's position and those read but not yet applied. Asks the
+    /// broker for the ends (briefly: a broker that does not answer
+    /// leaves the last figure).
+    fn report_behind(&self, consumer: &BaseConsumer<Logged>) {
+        let Ok(position) = consumer.position() else {
+            return;
+        };
+        let mut behind = 0;
+        for e in position.elements() {
+            let Offset::Offset(at) = e.offset() else {
+                continue;
+            };
+            match consumer.fetch_watermarks(&self.topic, e.partition(), BEHIND_ASK) {
+                Ok((_, high)) => behind += (high - at).max(0),
+                Err(_) => return,
+            }
+            let state = self.state.lock().unwrap();
+            let read = state.read.get(&e.partition()).copied().unwrap_or(0);
+            let applied = state.applied.get(&e.partition()).copied().unwrap_or(0);
+            behind += (read - applied).max(0);
+        }
+        self.metrics.registry_behind(behind);
     }
 
     /// Applies the entries taken in and hands the set to the pipeline.

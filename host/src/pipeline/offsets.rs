@@ -254,7 +254,8 @@ impl Flow {
                 "exactly-once: in-flight work did not finish within {TXN_TIMEOUT:?}; stopping so that a restart resumes from the last committed transaction"
             );
         }
-        let offsets = next_offsets(&self.tracker.lock().unwrap().storable());
+        let done = self.tracker.lock().unwrap().storable();
+        let offsets = next_offsets(&done);
         let group = consumer
             .group_metadata()
             .context("the consumer has no group metadata for the transaction")?;
@@ -262,7 +263,14 @@ impl Flow {
         loop {
             attempt += 1;
             let result = self.try_commit(&group, &offsets);
-            let Err(err) = result else { break };
+            let Err(err) = result else {
+                let next: Vec<_> = done
+                    .iter()
+                    .map(|(t, p, o)| (t.clone(), *p, o + 1))
+                    .collect();
+                self.metrics.committed(&next);
+                break;
+            };
             let txn = match &err {
                 KafkaError::Transaction(e) => Some(e),
                 _ => None,
