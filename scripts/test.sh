@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests
 # need (the wasm32-wasip2 target, fastavro for the independent decoder
-# cross-check, Debian's chromium for the status page, an Apache Kafka broker via scripts/kafka.sh, started once
+# cross-check, Debian's chromium for the status page, Debian's prometheus
+# for promtool, an Apache Kafka broker via scripts/kafka.sh, started once
 # and stopped at the end; set BANDPASS_KAFKA_BROKERS to use a running
 # one), builds the sample filters, then runs every test of the
 # host workspace (which builds the Python and JavaScript samples with
@@ -45,6 +46,21 @@ if ! command -v chromium >/dev/null; then
     if ! DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq --no-install-recommends chromium >>"$apt_log" 2>&1; then
         cat "$apt_log" >&2
         echo "test: installing chromium with apt failed (above); install Debian's chromium package and run again" >&2
+        exit 1
+    fi
+    rm -f "$apt_log"
+fi
+# Debian's Prometheus, for promtool: the alerting rules in
+# deploy/prometheus are checked and unit-tested with it.
+if ! command -v promtool >/dev/null; then
+    echo "test: installing Debian's prometheus (promtool tests the alerting rules in deploy/prometheus)" >&2
+    sudo_if_needed=""
+    if [ "$(id -u)" != 0 ]; then sudo_if_needed="sudo"; fi
+    apt_log="$(mktemp)"
+    $sudo_if_needed apt-get update -qq >"$apt_log" 2>&1 || true
+    if ! DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq --no-install-recommends prometheus >>"$apt_log" 2>&1; then
+        cat "$apt_log" >&2
+        echo "test: installing prometheus with apt failed (above); install Debian's prometheus package (it holds promtool) and run again" >&2
         exit 1
     fi
     rm -f "$apt_log"

@@ -12,6 +12,7 @@ mod fuzzing;
 mod javascript;
 mod kafka;
 mod memory;
+mod monitoring;
 mod new;
 mod python;
 mod quickstart;
