@@ -600,16 +600,17 @@ impl GroupKey<'_> {
 }
 
 /// The page's style: a fixed table as wide as the window, whose columns
-/// share it by percentage; long names wrap, long topics are cut with the
-/// full text in the tooltip.
+/// share it by percentage; long names wrap, long topics wrap on two
+/// lines at most, cut there with the full text in the tooltip.
 const STYLE: &str = "body{font:13px/1.35 system-ui,sans-serif;margin:12px 16px;color:#1d1d1d}\
 h1{font-size:20px;margin:0 0 6px}p{margin:4px 0}a{color:#1a4f8b}\
 table{border-collapse:collapse}td,th{border:1px solid #d6d6d6;padding:2px 5px;vertical-align:top}\
 th{background:#f1f1f1;font-weight:600;text-align:left}\
-#filters{width:100%;table-layout:fixed}#filters td{overflow-wrap:anywhere}\
-#filters th{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
+#filters{width:100%;table-layout:fixed;font-size:12px}#filters td{overflow-wrap:anywhere}\
+#filters td,#filters th{padding:2px 4px}\
 #filters th a{color:inherit;text-decoration:none;display:block}\
-#filters td.topic{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}\
+#filters td.topic div{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:2;\
+overflow:hidden}\
 #filters tbody tr:nth-child(even) td{background:#f8f8f8}\
 #filters tr.group th{background:#e4ecf5;font-weight:600;white-space:normal}\
 #groups{margin:6px 0 8px}#groups td,#groups th{padding:2px 8px}\
@@ -830,14 +831,14 @@ fn table(page: &mut String, all: &[Row], sums: &BTreeMap<GroupKey, GroupSum>, vi
     page.push_str("<table id=\"filters\"><colgroup>");
     for c in &cols {
         let width = match c {
-            Column::Name if view.flat => 17.0,
-            Column::Name => 23.0,
+            Column::Name if view.flat => 19.0,
+            Column::Name => 25.0,
             Column::Group => 6.0,
-            Column::Version => 5.0,
+            Column::Version => 4.5,
             Column::Survey => 4.0,
-            Column::Topic => 14.0,
-            Column::State => 6.5,
-            _ => 4.75,
+            Column::Topic => 10.5,
+            Column::State => 7.5,
+            _ => 5.35,
         };
         let _ = write!(page, "<col style=\"width:{width}%\">");
     }
@@ -931,7 +932,7 @@ fn row(page: &mut String, r: &Row, view: &View) {
     let _ = writeln!(
         page,
         "<tr data-filter=\"{name}\"><td class=\"name\">{name}</td>{group}<td>{version}</td>\
-         <td>{survey}</td><td class=\"topic\" title=\"{topic}\">{topic}</td>\
+         <td>{survey}</td><td class=\"topic\" title=\"{topic}\"><div>{topic}</div></td>\
          <td class=\"{class}\">{state}</td>\
          <td class=\"n alerts\">{alerts}</td><td class=\"n accepted\">{accepted}</td>\
          <td class=\"n\">{rejected}</td><td class=\"n failed\">{failed}</td><td class=\"n\">{skipped}</td>\
