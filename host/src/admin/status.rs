@@ -156,8 +156,13 @@ impl Column {
     fn numeric(self) -> bool {
         !matches!(
             self,
-            Column::Name | Column::Group | Column::Version | Column::Survey | Column::Topic
-        ) && self != Column::State
+            Column::Name
+                | Column::Group
+                | Column::Version
+                | Column::Survey
+                | Column::Topic
+                | Column::State
+        )
     }
 }
 
@@ -548,8 +553,7 @@ fn columns(view: &View) -> usize {
     if view.flat { 15 } else { 14 }
 }
 
-/// Per group: filters, running, quarantined, alerts, accepted; the
-/// operator's first.
+/// One group's line of the summary.
 #[derive(Default)]
 struct GroupSum {
     filters: usize,
@@ -559,6 +563,7 @@ struct GroupSum {
     alerts_rate: Option<f64>,
 }
 
+/// Each group's sums, in [`group_order`].
 fn sums<'a>(rows: &[Row<'a>]) -> BTreeMap<GroupKey<'a>, GroupSum> {
     let mut out: BTreeMap<GroupKey, GroupSum> = BTreeMap::new();
     for r in rows {
