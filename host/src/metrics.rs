@@ -147,6 +147,9 @@ pub struct FilterInfo {
     pub version: String,
     pub survey: String,
     pub output_topic: String,
+    /// The group that uploaded it; `None` for the config file's filters
+    /// (the operator's).
+    pub group: Option<String>,
 }
 
 /// The counters of one filter at one moment.

@@ -21,5 +21,6 @@ mod serve;
 mod sky;
 mod sky_flat;
 mod sky_uploads;
+mod status_page;
 mod support;
 mod uploads;

@@ -2,7 +2,8 @@
 //! answers), `/readyz` (connected to a broker, in the consumer group,
 //! with partitions assigned; 503 with the reason otherwise), `/metrics`
 //! (Prometheus text format, see [`crate::metrics`]) and `/`, a status
-//! page for people ([`status`]); and, where groups are configured, the
+//! page for people, sorted, grouped and narrowed by its query
+//! ([`status`]); and, where groups are configured, the
 //! filter API of [`api`] (`/v1/...`: uploads, validated by [`canary`]).
 //!
 //! Runs on a thread of its own with a single-threaded tokio runtime, apart
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -178,7 +179,22 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     )
 }
 
-async fn status_page(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let page = status::render(&shared.metrics.snapshot(), shared.history.oldest().as_ref());
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page)
+/// The status page in the view its query asks for (see
+/// [`status::View::parse`]); 400, saying why, for a query it does not take.
+async fn status_page(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+) -> impl IntoResponse {
+    let html = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
+    match status::View::parse(query.as_deref()) {
+        Ok(view) => {
+            let page = status::render(
+                &shared.metrics.snapshot(),
+                shared.history.oldest().as_ref(),
+                &view,
+            );
+            (StatusCode::OK, html, page)
+        }
+        Err(why) => (StatusCode::BAD_REQUEST, html, status::refusal(&why)),
+    }
 }

@@ -170,6 +170,8 @@ pub fn describe(
                 version: d.filter.manifest.version.clone(),
                 survey: d.filter.manifest.survey.clone(),
                 output_topic: d.output_topic.clone(),
+                // Set by the fleet on an uploaded filter before it runs.
+                group: d.filter.sky_group().map(str::to_string),
             };
             (info, d.filter.clone())
         })
