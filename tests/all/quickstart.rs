@@ -94,3 +94,59 @@ fn the_python_guide_quick_start_works_as_written() {
 fn the_javascript_guide_quick_start_works_as_written() {
     run_quick_start(GUIDES[2]);
 }
+
+/// The operators' guide's quick start, as written: its own broker from
+/// `scripts/kafka.sh`, a config, `serve --check`, `produce`, serve until
+/// the group's lag is 0, `consume`, the metrics, a stop, `offsets` back
+/// to the start and `lag`. Bounded by `timeout` so that a broken step
+/// fails rather than waits for ever.
+#[test]
+fn the_operators_quick_start_works_as_written() {
+    crate::support::filters_dir();
+    let script = quick_start(&repo_root().join("docs/operators.md"));
+    let folder = tempfile::Builder::new()
+        .prefix("bandpass-operator")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
+    let bin = bandpass_bin();
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("timeout")
+        .args(["300", "bash", "-euo", "pipefail", "-c", &script])
+        .current_dir(folder.path())
+        .env("PATH", path)
+        .env("BANDPASS_CHECKOUT", repo_root())
+        .env_remove("BANDPASS_KAFKA_BROKERS")
+        .env_remove("BANDPASS_KAFKA_DIR")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let log = std::fs::read_to_string(folder.path().join("serve.log")).unwrap_or_default();
+    let why = format!(
+        "the operators' quick start, as written:\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- serve.log\n{log}"
+    );
+    assert!(out.status.success(), "failed: {why}");
+    let accepted = crate::support::offline_accepts("bright_transients").len();
+    let alerts = crate::support::ztf_alerts().len();
+    for said in [
+        "ready to serve (checked without Kafka)".to_string(),
+        format!("{alerts} alerts from {alerts} inputs acknowledged on ztf-alerts"),
+        format!("bandpass_filter_accepted_total{{filter=\"bright-transients\"}} {accepted}"),
+        "group night-1: offsets committed".to_string(),
+        format!("group night-1: {alerts} messages behind"),
+    ] {
+        assert!(stdout.contains(&said), "no '{said}': {why}");
+    }
+    // consume's lines: one per accepted alert, each naming its filter.
+    let lines = stdout
+        .lines()
+        .filter(|l| l.contains("bandpass-filter=bright-transients"))
+        .count();
+    assert_eq!(lines, accepted, "{why}");
+}
