@@ -221,6 +221,13 @@ pub fn forward_log(level: rdkafka::config::RDKafkaLogLevel, facility: &str, mess
         tracing::debug!(target: "librdkafka", "{facility} {message}");
         return;
     }
+    // One connection lost (an idle one the broker closed, a broker
+    // restarting): librdkafka reconnects by itself, and says "all
+    // brokers down" through the error callback if none is left.
+    if facility == "FAIL" && matches!(level, L::Error | L::Critical) {
+        tracing::warn!(target: "librdkafka", "{facility} {message}");
+        return;
+    }
     match level {
         L::Emerg | L::Alert | L::Critical | L::Error => {
             tracing::error!(target: "librdkafka", "{facility} {message}")
@@ -228,6 +235,45 @@ pub fn forward_log(level: rdkafka::config::RDKafkaLogLevel, facility: &str, mess
         L::Warning => tracing::warn!(target: "librdkafka", "{facility} {message}"),
         L::Notice | L::Info => tracing::info!(target: "librdkafka", "{facility} {message}"),
         L::Debug => tracing::debug!(target: "librdkafka", "{facility} {message}"),
+    }
+}
+
+/// How loud an error librdkafka reports outside any call (its error
+/// callback) is: the end of a partition is how a reader knows it has
+/// read it all (not logged); a connection lost or refused, which
+/// librdkafka retries by itself, and a topic not there (yet) are
+/// warnings; the rest, all brokers down among them, are errors.
+pub fn error_level(error: &rdkafka::error::KafkaError) -> Option<tracing::Level> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
+    let code = match error {
+        KafkaError::PartitionEOF(_) => return None,
+        other => other.rdkafka_error_code(),
+    };
+    match code {
+        Some(C::PartitionEOF) => None,
+        Some(
+            C::BrokerTransportFailure
+            | C::Resolve
+            | C::UnknownTopicOrPartition
+            | C::UnknownTopic
+            | C::UnknownPartition
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::RequestTimedOut
+            | C::MessageTimedOut,
+        ) => Some(tracing::Level::WARN),
+        _ => Some(tracing::Level::ERROR),
+    }
+}
+
+/// Logs an error from librdkafka's error callback at [`error_level`].
+pub fn forward_error(error: &rdkafka::error::KafkaError, reason: &str) {
+    match error_level(error) {
+        None => {}
+        Some(tracing::Level::WARN) => {
+            tracing::warn!(target: "librdkafka", error = %error, "{reason}")
+        }
+        Some(_) => tracing::error!(target: "librdkafka", error = %error, "{reason}"),
     }
 }
 
@@ -242,16 +288,7 @@ impl ClientContext for Logged {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        // The end of a partition is how a reader of the registry or the
-        // changelog knows it has read it all: not an error.
-        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-        if matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        ) {
-            return;
-        }
-        tracing::error!(target: "librdkafka", error = %error, "{reason}");
+        forward_error(&error, reason);
     }
 }
 
@@ -694,5 +731,35 @@ mod tests {
         assert_eq!(producer.get("message.timeout.ms"), Some("0"));
         let consumer = client_config(&config, Role::Consumer);
         assert_eq!(consumer.get("enable.auto.commit"), Some("true"));
+    }
+
+    #[test]
+    fn librdkafka_errors_are_as_loud_as_what_an_operator_must_do_about_them() {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
+        use tracing::Level;
+        for (error, level) in [
+            (KafkaError::PartitionEOF(3), None),
+            (KafkaError::Global(C::PartitionEOF), None),
+            (
+                KafkaError::Global(C::BrokerTransportFailure),
+                Some(Level::WARN),
+            ),
+            (
+                KafkaError::Global(C::UnknownTopicOrPartition),
+                Some(Level::WARN),
+            ),
+            (KafkaError::Global(C::AllBrokersDown), Some(Level::ERROR)),
+            (
+                KafkaError::Global(C::SaslAuthenticationFailed),
+                Some(Level::ERROR),
+            ),
+            (
+                KafkaError::Global(C::TopicAuthorizationFailed),
+                Some(Level::ERROR),
+            ),
+            (KafkaError::Global(C::Fatal), Some(Level::ERROR)),
+        ] {
+            assert_eq!(error_level(&error), level, "{error}");
+        }
     }
 }

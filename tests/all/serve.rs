@@ -1088,6 +1088,15 @@ fn metrics_count_what_serve_consumed_filtered_dead_lettered_and_produced() {
     );
     assert!(f("bandpass_filter_fuel_total").is_some_and(|fuel| fuel > evaluated * 1000.0));
     assert_eq!(f("bandpass_filter_quarantined"), Some(0.0), "{page}");
+    // A browser's icon request is answered, and is not a refusal.
+    assert_eq!(admin_get(admin, "/favicon.ico").0, 204);
+    assert_eq!(
+        sample(
+            &admin_get(admin, "/metrics").1,
+            "bandpass_admin_refused_total{status=\"404\"}"
+        ),
+        Some(0.0)
+    );
     // Without uploads, the filter API says why it does not answer.
     let (status, body) = admin_get(admin, "/v1/groups/hosts/filters");
     assert_eq!(status, 404, "{body}");

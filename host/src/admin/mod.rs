@@ -96,6 +96,12 @@ impl Admin {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
+            // A browser asks for it with the status page: no icon, and
+            // not a refusal.
+            .route(
+                "/favicon.ico",
+                get(|| async { axum::http::StatusCode::NO_CONTENT }),
+            )
             .with_state(shared.clone());
         match api {
             Some(api) => app = app.merge(api::routes(api)),

@@ -47,6 +47,10 @@ impl ClientContext for Rebalances {
         crate::kafka::forward_log(level, facility, message);
     }
 
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::kafka::forward_error(&error, reason);
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
         self.flow.metrics.observe(&statistics);
     }

@@ -29,6 +29,10 @@ impl ClientContext for Acks {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         crate::kafka::forward_log(level, facility, message);
     }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::kafka::forward_error(&error, reason);
+    }
 }
 
 /// What a produce's acknowledgement releases: the consumed message's
