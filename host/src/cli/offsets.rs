@@ -19,7 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::format::{Table, thousands};
 use crate::config::Config;
-use crate::kafka::{Logged, Role, client_config};
+use crate::kafka::{Cluster, Logged, Role, client_config};
 
 #[derive(Debug, Args)]
 pub struct LagArgs {
@@ -52,9 +52,21 @@ pub struct OffsetsArgs {
 /// How long a call to the brokers may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A client of the group that does not join it (nor commits by itself).
-pub(super) fn client(config: &Config, group: &str) -> anyhow::Result<BaseConsumer<Logged>> {
-    let mut c = client_config(config, Role::RegistryAdmin);
+/// A client of the group that does not join it (nor commits by itself),
+/// on the input cluster, once a first connection to it worked (see
+/// [`crate::kafka::check_connection`]); with `check_group`, once the
+/// group's committed offsets of the input topics could be read too.
+pub(super) fn client(
+    config: &Config,
+    group: &str,
+    check_group: bool,
+) -> anyhow::Result<BaseConsumer<Logged>> {
+    if check_group {
+        crate::kafka::check_connection(config, Cluster::Input, &config.input.topics, Some(group))?;
+    } else {
+        crate::kafka::check_connection(config, Cluster::Input, &[], None)?;
+    }
+    let mut c = client_config(config, Role::InputClient);
     c.set("group.id", group).set("enable.auto.commit", "false");
     c.create_with_context(Logged)
         .context("creating a Kafka client")
@@ -67,17 +79,12 @@ pub(super) fn partitions(
 ) -> anyhow::Result<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
     for topic in topics {
-        let metadata = client
-            .fetch_metadata(Some(topic), TIMEOUT)
-            .with_context(|| format!("reading the metadata of topic {topic}"))?;
-        let t = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .ok_or_else(|| anyhow::anyhow!("topic {topic} does not exist on the brokers"))?;
-        for p in t.partitions() {
-            list.add_partition(topic, p.id());
+        let count = crate::kafka::partition_count(client, topic)?;
+        if count == 0 {
+            anyhow::bail!("topic {topic} does not exist on the brokers");
+        }
+        for p in 0..count as i32 {
+            list.add_partition(topic, p);
         }
     }
     Ok(list)
@@ -86,7 +93,7 @@ pub(super) fn partitions(
 pub fn lag(args: LagArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
     let group = args.group.as_deref().unwrap_or(&config.input.group);
-    let client = client(&config, group)?;
+    let client = client(&config, group, true)?;
     let all = partitions(&config.input.topics, &client)?;
     let committed = client
         .committed_offsets(all, TIMEOUT)
@@ -187,7 +194,7 @@ pub fn offsets(args: OffsetsArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
     let group = args.group.as_deref().unwrap_or(&config.input.group);
     let target = target(&args.to)?;
-    let client = client(&config, group)?;
+    let client = client(&config, group, true)?;
     // Live members would overwrite what is committed here (and the
     // broker refuses a commit from outside a live group).
     let groups = client

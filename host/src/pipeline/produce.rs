@@ -107,6 +107,25 @@ impl ProducerContext for Acks {
             }
             return;
         }
+        // Refused for want of an ACL: every later produce to the topic
+        // would be too, and its alerts lost while offsets move on.
+        if let Err((err, message)) = result
+            && crate::kafka::is_refusal(err)
+        {
+            self.metrics.produce_error();
+            let why = format!(
+                "the brokers refused to take alerts on topic {} ({err}): the principal serve \
+                 writes as (output.kafka.sasl_username, else kafka.sasl_username) needs Write \
+                 and Describe on it (an ACL); serve stops, committing nothing past it",
+                message.topic()
+            );
+            let mut failure = self.failure.lock().unwrap();
+            if failure.is_none() {
+                tracing::error!("{why}");
+                *failure = Some(why);
+            }
+            return;
+        }
         let mut tracker = self.tracker.lock().unwrap();
         if let Err((err, message)) = result {
             // At-least-once retries without bound, so this is a permanent
