@@ -29,6 +29,28 @@ impl ClientContext for Acks {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         crate::kafka::forward_log(level, facility, message);
     }
+
+    /// A refusal for want of an ACL (the cluster's, when an idempotent
+    /// producer's principal may write nowhere) leaves the producer unable
+    /// to send anything, for good: serve stops, saying what to grant,
+    /// instead of retrying every produce for ever.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !crate::kafka::is_refusal(&error) {
+            tracing::error!(target: "librdkafka", error = %error, "{reason}");
+            return;
+        }
+        let why = format!(
+            "the brokers refused serve's producer ({}): the principal serve writes as \
+             (output.kafka.sasl_username, else kafka.sasl_username) needs Write and Describe \
+             on the output and dead-letter topics (an ACL); serve stops",
+            crate::text::shown(reason, 400)
+        );
+        let mut failure = self.failure.lock().unwrap();
+        if failure.is_none() {
+            tracing::error!("{why}");
+            *failure = Some(why);
+        }
+    }
 }
 
 /// What a produce's acknowledgement releases: the consumed message's
