@@ -317,14 +317,26 @@ fn serve_reads_the_survey_s_cluster_as_a_read_only_principal_and_writes_to_the_o
     let mut alerts = crate::support::ztf_alert_bytes();
     alerts.push(b"not an alert".to_vec());
     produce_to(&s.admin, &input, &alerts);
+    let registry = unique("registry-two-clusters");
     let config = secured(
         ServeBuilder::new(dir.path().join("serve.toml"), &input, &group)
             .filter("bright_transients", &output)
-            .admin()
+            .admin_with(&crate::uploads::admin_keys(&registry, ""))
             .extra(&format!("[output.kafka]\nbrokers = [\"{}\"]\n", brokers())),
         &reader(),
     );
     let mut serve = config.start();
+    // Uploads are kept on the operator's cluster too.
+    let (status, body) = crate::support::http::upload(
+        config.admin_addr(),
+        crate::uploads::HOSTS_TOKEN,
+        "hosts",
+        &unique("risers"),
+        &crate::support::component("fast_risers"),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(!read_to_end(&brokers(), &registry).is_empty());
     // The outputs and the dead letters on the operator's cluster.
     let accepted = offline_accepts("bright_transients");
     assert_eq!(
@@ -343,17 +355,18 @@ fn serve_reads_the_survey_s_cluster_as_a_read_only_principal_and_writes_to_the_o
     says(&lag, &[&format!("group {group}: 0 messages behind")]);
     assert!(terminate(&mut serve).success());
     // Nothing was written on the survey's cluster.
-    let (code, _, stderr) = bandpass(&[
-        "consume",
-        "--config",
-        command_config(dir.path(), &operator(), &input, &group)
-            .to_str()
-            .unwrap(),
-        "--topic",
-        &output,
-    ]);
-    assert_eq!(code, Some(2), "{stderr}");
-    says(&stderr, &[&format!("topic {output} does not exist")]);
+    let operator_commands = command_config(dir.path(), &operator(), &input, &group);
+    for topic in [&output, &registry] {
+        let (code, _, stderr) = bandpass(&[
+            "consume",
+            "--config",
+            operator_commands.to_str().unwrap(),
+            "--topic",
+            topic,
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        says(&stderr, &[&format!("topic {topic} does not exist")]);
+    }
 
     // Exactly-once cannot span the two: refused when the config loads.
     let text = std::fs::read_to_string(config.config_file()).unwrap();
