@@ -14,6 +14,11 @@
 #   scripts/kafka.sh start-secure [DIR]
 #                                  `start`, plus a listener that enforces
 #                                  SASL_SSL and ACLs (see "Secure mode")
+#   scripts/kafka.sh acl DIR ARGS...
+#                                  Kafka's AclCommand with ARGS (such as
+#                                  --add --allow-principal User:reader
+#                                  --operation Write --topic T) against
+#                                  the secure broker of DIR
 #
 # BANDPASS_KAFKA_PROPERTIES: more server.properties lines for `start` (the
 # soak bounds retention with them).
@@ -214,10 +219,12 @@ EOF
         --add-scram "SCRAM-SHA-512=[name=reader,password=$reader_password]"
     up "$dir"
     acl "$dir" "$port" --add --allow-principal User:operator --operation All \
-        --topic '*' --group '*' --transactional-id '*' --cluster
+        --topic '*' --group '*' --transactional-id '*' --cluster \
+        || { stop "$dir"; exit 1; }
     acl "$dir" "$port" --add --allow-principal User:reader \
         --operation Read --operation Describe --resource-pattern-type prefixed \
-        --topic "$topics" --group "$groups"
+        --topic "$topics" --group "$groups" \
+        || { stop "$dir"; exit 1; }
     echo "BANDPASS_KAFKA_SECURE_BROKERS=127.0.0.1:$secure"
     echo "BANDPASS_KAFKA_SECURE_ADMIN=127.0.0.1:$port"
     echo "BANDPASS_KAFKA_SECURE_CA=$tls/ca.pem"
@@ -258,16 +265,15 @@ certificates() {
 }
 
 # Runs Kafka's AclCommand against DIR's broker through its plaintext
-# (super user) listener on PORT; stops the broker if it fails.
+# (super user) listener on PORT; says what went wrong if it fails.
 acl() {
     local dir="$1" port="$2"
     shift 2
     java -Xms64m -Xmx256m -cp "$TOOLS/*" org.apache.kafka.tools.AclCommand \
         --bootstrap-server "127.0.0.1:$port" "$@" >> "$dir/acls.log" 2>&1 || {
         say "writing the ACLs failed:"
-        cat "$dir/acls.log" >&2
-        stop "$dir"
-        exit 1
+        tail -n 40 "$dir/acls.log" >&2
+        return 1
     }
 }
 
@@ -331,13 +337,21 @@ case "${1:-}" in
     fetch) fetch ;;
     start) start "${2:-}" ;;
     start-secure) start_secure "${2:-}" ;;
+    acl)
+        [ -n "${2:-}" ] || { say "usage: scripts/kafka.sh acl DIR ARGS..."; exit 2; }
+        fetch_tools
+        dir="$2"
+        shift 2
+        port="$(sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/server.properties")"
+        acl "$dir" "$port" "$@"
+        ;;
     stop | down | up)
         [ -n "${2:-}" ] || { say "usage: scripts/kafka.sh $1 DIR"; exit 2; }
         if [ "$1" = up ]; then fetch; fi
         "$1" "$2"
         ;;
     *)
-        say "usage: scripts/kafka.sh start [DIR] | start-secure [DIR] | stop DIR | down DIR | up DIR | fetch"
+        say "usage: scripts/kafka.sh start [DIR] | start-secure [DIR] | acl DIR ARGS... | stop DIR | down DIR | up DIR | fetch"
         exit 2
         ;;
 esac

@@ -542,4 +542,38 @@ fn a_missing_acl_stops_serve_naming_the_user_and_the_topic_or_group_it_may_not_u
             "Write",
         ],
     );
+
+    // Given Write on another topic (so that its producer is let in), it
+    // still may not write that one: the first produce refused stops
+    // serve, naming the topic.
+    let writable = unique("alerts-acl-writable");
+    let granted = Command::new(repo_root().join("scripts/kafka.sh"))
+        .args(["acl", &s.dir, "--add", "--allow-principal", "User:reader"])
+        .args(["--operation", "Write", "--topic", &writable])
+        .output()
+        .expect("scripts/kafka.sh runs");
+    assert!(
+        granted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    let (code, said) = run(
+        "produce-topic",
+        ServeBuilder::new(
+            dir.path().join("produce-topic.toml"),
+            &input,
+            &unique("reader-acl"),
+        )
+        .filter("bright_transients", &seen_not_written)
+        .extra("[output]\ncreate_topics = false\n"),
+    );
+    assert_eq!(code, Some(2), "{said}");
+    says(
+        &said,
+        &[
+            "refused to take alerts on topic",
+            &seen_not_written,
+            "Write",
+        ],
+    );
 }
