@@ -386,6 +386,52 @@ fn serve_reads_the_survey_s_cluster_as_a_read_only_principal_and_writes_to_the_o
 }
 
 #[test]
+fn the_re_keying_stage_reads_the_survey_s_cluster_and_keeps_its_topics_on_the_operator_s() {
+    let s = secure();
+    let dir = tempfile::tempdir().unwrap();
+    let input = unique("alerts-rekey");
+    let group = unique("reader-rekey");
+    let output = unique("bright-rekey");
+    let alerts = crate::support::ztf_alert_bytes();
+    produce_to(&s.admin, &input, &alerts);
+    let config = secured(
+        ServeBuilder::new(dir.path().join("serve.toml"), &input, &group)
+            .filter("bright_transients", &output)
+            .admin()
+            .extra(&format!("[output.kafka]\nbrokers = [\"{}\"]\n", brokers())),
+        &reader(),
+    );
+    let text = std::fs::read_to_string(config.config_file()).unwrap();
+    let start = "start = \"earliest\"\n";
+    assert!(text.contains(start), "{text}");
+    std::fs::write(
+        config.config_file(),
+        text.replacen(start, &format!("{start}rekey = true\n"), 1),
+    )
+    .unwrap();
+    let mut serve = config.start();
+    let accepted = offline_accepts("bright_transients");
+    assert_eq!(
+        fewest_copies(&brokers(), &output, &accepted, 1, Duration::from_secs(120)),
+        1
+    );
+    assert_eq!(payloads(&brokers(), &output), sorted(accepted));
+    // The re-key topic (each alert, keyed by its object) and the
+    // changelog are on the operator's cluster, which the second stage
+    // reads.
+    let rekeyed = crate::support::kafka::consume_keyed(
+        &brokers(),
+        &format!("{group}.bandpass-rekey"),
+        alerts.len(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(rekeyed.len(), alerts.len());
+    assert!(rekeyed.iter().all(|m| m.key.starts_with("ZTF")));
+    read_to_end(&brokers(), &format!("{group}.bandpass-changelog"));
+    assert!(terminate(&mut serve).success());
+}
+
+#[test]
 fn a_wrong_password_stops_serve_and_the_commands_at_once_naming_the_keys_to_fix() {
     let s = secure();
     let dir = tempfile::tempdir().unwrap();
