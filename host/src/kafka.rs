@@ -600,8 +600,13 @@ pub fn check_connection(
         Cluster::Output => Role::RegistryAdmin,
     };
     let mut c = client_config(config, role);
-    c.set("group.id", group.unwrap_or("bandpass-connection-check"))
-        .set("enable.auto.commit", "false");
+    c.set("enable.auto.commit", "false");
+    // Only with a group to check: a consumer with a group id looks its
+    // coordinator up at once, which a principal without rights on that
+    // group is refused.
+    if let Some(group) = group {
+        c.set("group.id", group);
+    }
     let client: rdkafka::consumer::BaseConsumer<Watched> =
         c.create_with_context(Watched::default()).map_err(|e| {
             anyhow::anyhow!(
@@ -622,10 +627,15 @@ pub fn check_connection(
                 }
             }
             if let Some(seen) = client.context().seen() {
+                // The group's coordinator is looked up from the start.
+                let about = match group {
+                    Some(g) if seen.group_refused => group_about(g),
+                    _ => about.to_string(),
+                };
                 anyhow::bail!(
                     "{}: {}",
                     place(config, cluster),
-                    seen.explain(config, cluster, about)
+                    seen.explain(config, cluster, &about)
                 );
             }
             if done {
@@ -664,11 +674,7 @@ pub fn check_connection(
     if let Some(group) = group
         && partitions.count() > 0
     {
-        let about = format!(
-            "consumer group {} (Read on it is needed)",
-            crate::text::shown(group, 200)
-        );
-        let read = attempt(&about, &mut || {
+        let read = attempt(&group_about(group), &mut || {
             client
                 .committed_offsets(partitions.clone(), Duration::from_secs(1))
                 .is_ok()
@@ -682,6 +688,14 @@ pub fn check_connection(
         );
     }
     Ok(())
+}
+
+/// What a refusal on `group` is about, for messages.
+fn group_about(group: &str) -> String {
+    format!(
+        "consumer group {} (Read on it is needed)",
+        crate::text::shown(group, 200)
+    )
 }
 
 /// "the input cluster (kafka.brokers 127.0.0.1:9093, sasl_ssl, user
@@ -722,6 +736,8 @@ pub fn is_refusal(error: &KafkaError) -> bool {
 pub struct Problem {
     pub kind: ProblemKind,
     pub said: String,
+    /// A refusal on the consumer group (not a topic, not the cluster).
+    pub group_refused: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -750,7 +766,11 @@ impl Problem {
         } else {
             said.to_string()
         };
-        Some(Problem { kind, said })
+        Some(Problem {
+            kind,
+            said,
+            group_refused: error.rdkafka_error_code() == Some(C::GroupAuthorizationFailed),
+        })
     }
 
     /// The problem a line of librdkafka's log reports, if any.
@@ -769,6 +789,7 @@ impl Problem {
         Some(Problem {
             kind,
             said: said.to_string(),
+            group_refused: false,
         })
     }
 

@@ -353,6 +353,16 @@ fn serve_reads_the_survey_s_cluster_as_a_read_only_principal_and_writes_to_the_o
     let commands = command_config(dir.path(), &reader(), &input, &group);
     let lag = lag_until_caught_up(&commands);
     says(&lag, &[&format!("group {group}: 0 messages behind")]);
+    // bandpass consume, as the reader: the survey's topic, a line each.
+    let (code, listed, stderr) = bandpass(&[
+        "consume",
+        "--config",
+        commands.to_str().unwrap(),
+        "--topic",
+        &input,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(listed.matches(" objectId=ZTF").count(), alerts.len() - 1);
     assert!(terminate(&mut serve).success());
     // Nothing was written on the survey's cluster.
     let operator_commands = command_config(dir.path(), &operator(), &input, &group);
