@@ -1138,6 +1138,16 @@ mod tests {
             "{CONFIG}[output.kafka]\nbrokers = [\"b2:9092\", \"b1:9092\"]\nsasl_username = \"w\"\n"
         );
         Config::parse(&one, Path::new("bandpass.toml"), |_| None).unwrap();
+        // The transactional id is [kafka]'s alone.
+        let misplaced =
+            format!("{CONFIG}[output.kafka]\nbrokers = [\"b1:9092\"]\ntransactional_id = \"t\"\n");
+        let refused = Config::parse(&misplaced, Path::new("bandpass.toml"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("output.kafka.transactional_id"),
+            "{refused}"
+        );
     }
 
     #[test]
