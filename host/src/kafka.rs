@@ -1,11 +1,22 @@
 //! Every Kafka client bandpass makes, configured in one place: the
 //! pipeline's consumer and producer, and the registry's producer, reader
 //! and admin client ([`Role`]). Also the one bridge from librdkafka's log
-//! to tracing ([`forward_log`], [`Logged`]).
+//! to tracing ([`forward_log`], [`Logged`]), and the first connection to
+//! a cluster ([`check_connection`]), which turns librdkafka's retries of
+//! what retrying cannot mend (a wrong password, an untrusted certificate,
+//! a missing ACL) into an error that names the cluster, the cause and the
+//! key to fix.
+//!
+//! Two clusters ([`Cluster`]): the input's (`[kafka]`, often a survey's,
+//! read-only) and the output's (`[output.kafka]`, the operator's; the
+//! input's when that table is absent). The pipeline's consumer and the
+//! operator's commands talk to the input cluster; everything that writes
+//! (outputs, dead letters, the registry, the changelog and re-key topics)
+//! and reads back what it wrote talks to the output cluster.
 //!
 //! Each configuration is built in three layers: the connection settings
-//! of `[kafka]` (brokers, security), the role's own settings, and the
-//! operator's `[kafka.librdkafka]` map. Where the map goes differs by
+//! of its cluster's table (brokers, security), the role's own settings,
+//! and that table's `librdkafka` map. Where the map goes differs by
 //! role, and is part of the contract:
 //! - the pipeline's clients take the map on top of their role's settings
 //!   (an operator may tune them), then one setting that is not
@@ -23,8 +34,9 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
 
-use crate::config::{Config, Delivery, StartPosition};
+use crate::config::{Config, Delivery, KafkaConfig, StartPosition};
 
 /// Which client a configuration is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,28 +55,77 @@ pub enum Role {
     /// A reader of one changelog partition to its end (a restore),
     /// assigned, committed transactions only.
     ChangelogReader,
+    /// A client of the input cluster outside the pipeline: the input
+    /// topics' metadata, and the operator's commands (`produce`,
+    /// `consume`, `lag`, `offsets`), which add their own keys.
+    InputClient,
+}
+
+/// One of the two clusters serve may talk to (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cluster {
+    /// `[kafka]`: where the alerts are read.
+    Input,
+    /// `[output.kafka]`, else `[kafka]`: where serve writes.
+    Output,
+}
+
+impl Cluster {
+    /// The cluster a role's client talks to.
+    pub fn of(role: Role) -> Cluster {
+        match role {
+            Role::Consumer | Role::InputClient => Cluster::Input,
+            _ => Cluster::Output,
+        }
+    }
+
+    /// The config table that says how to reach it, for messages.
+    pub fn key(self, config: &Config) -> &'static str {
+        match (self, &config.output.kafka) {
+            (Cluster::Output, Some(_)) => "output.kafka",
+            _ => "kafka",
+        }
+    }
+
+    /// Its settings.
+    pub fn settings(self, config: &Config) -> &KafkaConfig {
+        match (self, &config.output.kafka) {
+            (Cluster::Output, Some(output)) => output,
+            _ => &config.kafka,
+        }
+    }
+
+    /// What it is, for messages.
+    fn what(self, config: &Config) -> &'static str {
+        match (self, &config.output.kafka) {
+            (Cluster::Input, Some(_)) => "the input cluster",
+            (Cluster::Output, Some(_)) => "the output cluster",
+            _ => "the Kafka cluster",
+        }
+    }
 }
 
 /// The configuration of a client in `role` (see the module doc for the
 /// order in which its settings are applied).
 pub fn client_config(config: &Config, role: Role) -> ClientConfig {
-    let mut c = connection(config);
+    let cluster = Cluster::of(role);
+    let mut c = connection(cluster.settings(config));
     match role {
         // Readiness and lag depend on the consumer's statistics every
         // second; the producer's would only be logged. Neither is
         // overridable by the map.
         Role::Consumer => {
             consumer(config, &mut c);
-            librdkafka_map(config, &mut c);
+            librdkafka_map(cluster, config, &mut c);
             c.set("statistics.interval.ms", "1000");
         }
         Role::Producer => {
             producer(config, &mut c);
-            librdkafka_map(config, &mut c);
+            librdkafka_map(cluster, config, &mut c);
             c.set("statistics.interval.ms", "0");
         }
         Role::RegistryProducer { max_message } => {
-            librdkafka_map(config, &mut c);
+            librdkafka_map(cluster, config, &mut c);
             c.set("enable.idempotence", "true")
                 // Not compressed: librdkafka's consumer guesses a
                 // compressed batch's size and gives up past
@@ -75,12 +136,12 @@ pub fn client_config(config: &Config, role: Role) -> ClientConfig {
                 .set("message.timeout.ms", "30000");
         }
         Role::RegistryReader { max_message } => {
-            librdkafka_map(config, &mut c);
+            librdkafka_map(cluster, config, &mut c);
             to_the_end(&mut c, "bandpass-registry-reader", max_message);
         }
-        Role::RegistryAdmin => librdkafka_map(config, &mut c),
+        Role::RegistryAdmin | Role::InputClient => librdkafka_map(cluster, config, &mut c),
         Role::ChangelogReader => {
-            librdkafka_map(config, &mut c);
+            librdkafka_map(cluster, config, &mut c);
             let group = format!("{}.bandpass-restore", config.input.group);
             to_the_end(&mut c, &group, crate::memory::MAX_RECORD_BYTES);
             // Under exactly-once, aborted changes are not restored.
@@ -117,9 +178,8 @@ pub fn transactional_id(config: &Config) -> String {
     })
 }
 
-/// Where to connect and how to authenticate: `[kafka]`'s own keys.
-fn connection(config: &Config) -> ClientConfig {
-    let k = &config.kafka;
+/// Where to connect and how to authenticate: a cluster's own keys.
+fn connection(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", k.brokers.join(","));
     c.set("security.protocol", &k.security_protocol);
@@ -138,8 +198,8 @@ fn connection(config: &Config) -> ClientConfig {
     c
 }
 
-fn librdkafka_map(config: &Config, c: &mut ClientConfig) {
-    for (k, v) in &config.kafka.librdkafka {
+fn librdkafka_map(cluster: Cluster, config: &Config, c: &mut ClientConfig) {
+    for (k, v) in &cluster.settings(config).librdkafka {
         c.set(k, v);
     }
 }
@@ -470,12 +530,15 @@ pub fn ensure_outputs(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<St
             }
             Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => topic,
             Err((topic, code)) => {
-                if partitions_of_now(config, &topic)? == 0 {
+                let count = partitions_of_now(config, &topic)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", place(config, Cluster::Output)))?;
+                if count == 0 {
                     anyhow::bail!(
-                        "cannot create output topic {topic} ({code}) and it does not exist: \
+                        "{}: cannot create output topic {topic} ({code}) and it does not exist: \
                          create it, grant bandpass the right to create topics, or set \
                          output.create_topics = false where the broker creates topics on \
-                         first use"
+                         first use",
+                        place(config, Cluster::Output)
                     );
                 }
                 topic
@@ -495,9 +558,9 @@ fn metadata_client(config: &Config) -> anyhow::Result<rdkafka::consumer::BaseCon
 }
 
 /// How many partitions `topic` has, as `client` reads it now (0: it
-/// does not exist).
-fn partition_count(
-    client: &rdkafka::consumer::BaseConsumer<Logged>,
+/// does not exist); an error when the principal may not see it.
+pub fn partition_count<C: ConsumerContext>(
+    client: &rdkafka::consumer::BaseConsumer<C>,
     topic: &str,
 ) -> anyhow::Result<usize> {
     use anyhow::Context;
@@ -505,6 +568,20 @@ fn partition_count(
     let metadata = client
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .with_context(|| format!("reading the metadata of topic {topic}"))?;
+    let refused = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .filter_map(|t| t.error())
+        .map(rdkafka::error::RDKafkaErrorCode::from)
+        .find(|c| *c == rdkafka::error::RDKafkaErrorCode::TopicAuthorizationFailed);
+    if let Some(code) = refused {
+        anyhow::bail!(
+            "this client's principal is not allowed to see topic {topic} ({code}): grant it \
+             Describe there, with Read to consume it or Write to produce to it \
+             (docs/operators.md, \"Secure clusters\")"
+        );
+    }
     Ok(metadata
         .topics()
         .iter()
@@ -534,6 +611,300 @@ pub fn partitions_of(config: &Config, topic: &str) -> anyhow::Result<i32> {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// How long the first connection to a cluster may take before it is
+/// reported as unreachable (a problem that retrying cannot mend is
+/// reported as soon as librdkafka says it).
+const CONNECT_WAIT: Duration = Duration::from_secs(20);
+
+/// Connects to `cluster` as `config` says and reads its metadata, so
+/// that a problem retrying cannot mend stops the caller at once with an
+/// error naming the cluster, the cause and the keys to fix, instead of
+/// librdkafka's retries for ever: a wrong user or password, a mechanism
+/// the brokers do not offer, a certificate not signed by the configured
+/// CA, the wrong `security_protocol`. Then each of `topics` must be
+/// visible to the principal (`Describe`), and, with `group`, so must the
+/// group's committed offsets of them (the group's `Describe`).
+pub fn check_connection(
+    config: &Config,
+    cluster: Cluster,
+    topics: &[String],
+    group: Option<&str>,
+) -> anyhow::Result<()> {
+    use rdkafka::consumer::Consumer;
+    let role = match cluster {
+        Cluster::Input => Role::InputClient,
+        Cluster::Output => Role::RegistryAdmin,
+    };
+    let mut c = client_config(config, role);
+    c.set("enable.auto.commit", "false");
+    // Only with a group to check: a consumer with a group id looks its
+    // coordinator up at once, which a principal without rights on that
+    // group is refused.
+    if let Some(group) = group {
+        c.set("group.id", group);
+    }
+    let client: rdkafka::consumer::BaseConsumer<Watched> =
+        c.create_with_context(Watched::default()).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot make a Kafka client ({e}): check the keys of [{}]",
+                place(config, cluster),
+                cluster.key(config)
+            )
+        })?;
+    // Until an attempt works, or librdkafka says why none can, or the
+    // wait is over; its errors reach the context through a poll.
+    let attempt = |about: &str, what: &mut dyn FnMut() -> bool| -> anyhow::Result<bool> {
+        let deadline = std::time::Instant::now() + CONNECT_WAIT;
+        loop {
+            let done = what();
+            while let Some(event) = client.poll(Duration::ZERO) {
+                if let Err(e) = event {
+                    client.context().saw(&e, "");
+                }
+            }
+            if let Some(seen) = client.context().seen() {
+                // The group's coordinator is looked up from the start.
+                let about = match group {
+                    Some(g) if seen.group_refused => group_about(g),
+                    _ => about.to_string(),
+                };
+                anyhow::bail!(
+                    "{}: {}",
+                    place(config, cluster),
+                    seen.explain(config, cluster, &about)
+                );
+            }
+            if done {
+                return Ok(true);
+            }
+            if std::time::Instant::now() > deadline {
+                return Ok(false);
+            }
+        }
+    };
+    let mut last = None;
+    let connected = attempt("the cluster", &mut || {
+        let fetched = client.fetch_metadata(None, Duration::from_millis(500));
+        let ok = fetched.is_ok();
+        if let Err(e) = fetched {
+            last = Some(e.to_string());
+        }
+        ok
+    });
+    anyhow::ensure!(
+        connected?,
+        "{}: no answer within {CONNECT_WAIT:?} ({}): check that the brokers run and that \
+         [{}] brokers and security_protocol are theirs",
+        place(config, cluster),
+        last.unwrap_or_default(),
+        cluster.key(config)
+    );
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        let count = partition_count(&client, topic)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", place(config, cluster)))?;
+        for p in 0..count as i32 {
+            partitions.add_partition(topic, p);
+        }
+    }
+    if let Some(group) = group
+        && partitions.count() > 0
+    {
+        let read = attempt(&group_about(group), &mut || {
+            client
+                .committed_offsets(partitions.clone(), Duration::from_secs(1))
+                .is_ok()
+        });
+        anyhow::ensure!(
+            read?,
+            "{}: cannot read consumer group {}'s committed offsets within {CONNECT_WAIT:?}: \
+             check that the brokers run",
+            place(config, cluster),
+            crate::text::shown(group, 200)
+        );
+    }
+    Ok(())
+}
+
+/// What a refusal on `group` is about, for messages.
+fn group_about(group: &str) -> String {
+    format!(
+        "consumer group {} (Read on it is needed)",
+        crate::text::shown(group, 200)
+    )
+}
+
+/// "the input cluster (kafka.brokers 127.0.0.1:9093, sasl_ssl, user
+/// reader)": where a connection went, for messages.
+fn place(config: &Config, cluster: Cluster) -> String {
+    let k = cluster.settings(config);
+    let user = match &k.sasl_username {
+        Some(u) => format!(", user {}", crate::text::shown(u, 64)),
+        None => String::new(),
+    };
+    format!(
+        "{} ({}.brokers {}, {}{user})",
+        cluster.what(config),
+        cluster.key(config),
+        crate::text::shown(&k.brokers.join(","), 200),
+        crate::text::shown(&k.security_protocol, 32)
+    )
+}
+
+/// Whether the brokers refused a request for want of an ACL: retrying
+/// will not mend it.
+pub fn is_refusal(error: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            C::TopicAuthorizationFailed
+                | C::GroupAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::TransactionalIdAuthorizationFailed
+        )
+    )
+}
+
+/// A problem librdkafka retries for ever although waiting cannot mend
+/// it, with librdkafka's words for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub said: String,
+    /// A refusal on the consumer group (not a topic, not the cluster).
+    pub group_refused: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// SASL: wrong user or password, or a mechanism not offered.
+    Authentication,
+    /// TLS: the brokers' certificate is not trusted, or names another host.
+    Tls,
+    /// Plain text spoken to a TLS listener, or the reverse.
+    Protocol,
+    /// A request refused for want of an ACL (a topic, a group).
+    Refused,
+}
+
+impl Problem {
+    /// The problem `error` (with librdkafka's words for it, if any) is.
+    pub fn of(error: &KafkaError, said: &str) -> Option<Problem> {
+        use rdkafka::error::RDKafkaErrorCode as C;
+        let kind = match error.rdkafka_error_code() {
+            Some(C::Authentication | C::SaslAuthenticationFailed) => ProblemKind::Authentication,
+            _ if is_refusal(error) => ProblemKind::Refused,
+            _ => return Problem::in_words(said),
+        };
+        let said = if said.is_empty() {
+            error.to_string()
+        } else {
+            said.to_string()
+        };
+        Some(Problem {
+            kind,
+            said,
+            group_refused: error.rdkafka_error_code() == Some(C::GroupAuthorizationFailed),
+        })
+    }
+
+    /// The problem a line of librdkafka's log reports, if any.
+    pub fn in_words(said: &str) -> Option<Problem> {
+        let kind = if said.contains("SASL authentication error")
+            || said.contains("Unsupported SASL mechanism")
+        {
+            ProblemKind::Authentication
+        } else if said.contains("SSL handshake failed") || said.contains("certificate verify") {
+            ProblemKind::Tls
+        } else if said.contains("security.protocol") {
+            ProblemKind::Protocol
+        } else {
+            return None;
+        };
+        Some(Problem {
+            kind,
+            said: said.to_string(),
+            group_refused: false,
+        })
+    }
+
+    /// What it means for `cluster`, and what to change; `about` is what
+    /// was asked for (a consumer group), for a refusal.
+    fn explain(&self, config: &Config, cluster: Cluster, about: &str) -> String {
+        let key = cluster.key(config);
+        let k = cluster.settings(config);
+        let said = crate::text::shown(&self.said, 400);
+        match self.kind {
+            ProblemKind::Authentication => format!(
+                "authentication failed ({said}): check {key}.sasl_username and \
+                 {key}.sasl_password, and that {key}.sasl_mechanism ({}) is one the brokers \
+                 offer",
+                crate::text::shown(k.sasl_mechanism.as_deref().unwrap_or("not set"), 64)
+            ),
+            ProblemKind::Tls => format!(
+                "the TLS handshake failed ({said}): {key}.ssl_ca_location ({}) must hold the \
+                 certificate authority that signed the brokers' certificates, and those must \
+                 name the host given in {key}.brokers",
+                k.ssl_ca_location
+                    .as_ref()
+                    .map_or("not set: the system's CAs".to_string(), |p| p
+                        .display()
+                        .to_string())
+            ),
+            ProblemKind::Protocol => format!(
+                "the brokers do not speak {} there ({said}): set {key}.security_protocol to \
+                 the protocol of the listener {key}.brokers names",
+                crate::text::shown(&k.security_protocol, 32)
+            ),
+            ProblemKind::Refused => format!(
+                "{} is not allowed to use {about} ({said}): grant it the ACLs it needs \
+                 (docs/operators.md, \"Secure clusters\")",
+                match &k.sasl_username {
+                    Some(u) => format!("user {}", crate::text::shown(u, 64)),
+                    None => "this client's principal".to_string(),
+                }
+            ),
+        }
+    }
+}
+
+/// The context of [`check_connection`]'s client: logs as [`Logged`]
+/// does, and keeps the first [`Problem`] librdkafka reports, in its
+/// log or as an error.
+#[derive(Default)]
+struct Watched {
+    seen: std::sync::Mutex<Option<Problem>>,
+}
+
+impl Watched {
+    fn saw(&self, error: &KafkaError, said: &str) {
+        if let Some(problem) = Problem::of(error, said) {
+            self.seen.lock().unwrap().get_or_insert(problem);
+        }
+    }
+
+    fn seen(&self) -> Option<Problem> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl ClientContext for Watched {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        if let Some(problem) = Problem::in_words(message) {
+            self.seen.lock().unwrap().get_or_insert(problem);
+        }
+        forward_log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.saw(&error, reason);
+        tracing::debug!(target: "librdkafka", error = %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for Watched {}
 
 #[cfg(test)]
 mod tests {
@@ -717,6 +1088,102 @@ mod tests {
                 ]
                 .concat()
             )
+        );
+    }
+
+    /// `CONFIG` at least once, with an output cluster of its own.
+    fn two_clusters() -> Config {
+        let text = CONFIG.replace("delivery = \"exactly-once\"", "")
+            + "[output.kafka]\nbrokers = [\"o1:9092\"]\nsecurity_protocol = \"sasl_ssl\"\n\
+               sasl_username = \"operator\"\n[output.kafka.librdkafka]\n\"linger.ms\" = \"7\"\n";
+        Config::parse(&text, Path::new("bandpass.toml"), |_| None).unwrap()
+    }
+
+    #[test]
+    fn with_an_output_cluster_what_writes_goes_there_and_what_reads_the_input_stays() {
+        let config = two_clusters();
+        for role in [Role::Consumer, Role::InputClient] {
+            let c = client_config(&config, role);
+            assert_eq!(
+                c.get("bootstrap.servers"),
+                Some("b1:9092,b2:9092"),
+                "{role:?}"
+            );
+            assert_eq!(c.get("sasl.username"), Some("bandpass"), "{role:?}");
+            assert_eq!(c.get("fetch.queue.backoff.ms"), Some("20"), "{role:?}");
+        }
+        for role in [
+            Role::Producer,
+            Role::RegistryProducer { max_message: 1000 },
+            Role::RegistryReader { max_message: 1000 },
+            Role::RegistryAdmin,
+            Role::ChangelogReader,
+        ] {
+            let c = client_config(&config, role);
+            assert_eq!(c.get("bootstrap.servers"), Some("o1:9092"), "{role:?}");
+            assert_eq!(c.get("sasl.username"), Some("operator"), "{role:?}");
+            // Nothing of the input cluster's: no password, no map.
+            assert_eq!(c.get("sasl.password"), None, "{role:?}");
+            assert_eq!(c.get("ssl.ca.location"), None, "{role:?}");
+            assert_eq!(c.get("fetch.queue.backoff.ms"), None, "{role:?}");
+            assert_eq!(c.get("linger.ms"), Some("7"), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn librdkafka_s_words_for_what_retrying_cannot_mend_are_recognised() {
+        let kind = |said: &str| Problem::in_words(said).map(|p| p.kind);
+        assert_eq!(
+            kind(
+                "sasl_ssl://h:9093/bootstrap: SASL authentication error: Authentication failed \
+                 during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"
+            ),
+            Some(ProblemKind::Authentication)
+        );
+        assert_eq!(
+            kind(
+                "sasl_ssl://h:9093/bootstrap: SSL handshake failed: error:0A000086:SSL \
+                 routines::certificate verify failed"
+            ),
+            Some(ProblemKind::Tls)
+        );
+        assert_eq!(
+            kind("h:9093/bootstrap: Connect to ipv4#127.0.0.1:9093 failed: Connection refused"),
+            None
+        );
+        let refused = KafkaError::MessageConsumption(
+            rdkafka::error::RDKafkaErrorCode::GroupAuthorizationFailed,
+        );
+        assert_eq!(
+            Problem::of(&refused, "").map(|p| p.kind),
+            Some(ProblemKind::Refused)
+        );
+    }
+
+    #[test]
+    fn exactly_once_is_refused_across_two_clusters_and_allowed_on_one() {
+        let two = format!("{CONFIG}[output.kafka]\nbrokers = [\"o1:9092\"]\n");
+        let refused = Config::parse(&two, Path::new("bandpass.toml"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("output.kafka") && refused.contains("exactly-once"),
+            "{refused}"
+        );
+        // The same brokers (another principal, say) are one cluster.
+        let one = format!(
+            "{CONFIG}[output.kafka]\nbrokers = [\"b2:9092\", \"b1:9092\"]\nsasl_username = \"w\"\n"
+        );
+        Config::parse(&one, Path::new("bandpass.toml"), |_| None).unwrap();
+        // The transactional id is [kafka]'s alone.
+        let misplaced =
+            format!("{CONFIG}[output.kafka]\nbrokers = [\"b1:9092\"]\ntransactional_id = \"t\"\n");
+        let refused = Config::parse(&misplaced, Path::new("bandpass.toml"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("output.kafka.transactional_id"),
+            "{refused}"
         );
     }
 

@@ -17,6 +17,7 @@ mod new;
 mod python;
 mod quickstart;
 mod sandbox;
+mod secure;
 mod serve;
 mod sky;
 mod sky_flat;

@@ -64,8 +64,8 @@ fn text(v: &FieldValue) -> Option<String> {
 
 pub fn execute(args: ConsumeArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
-    // Assigned, never subscribed: the group id is only librdkafka's due.
-    let consumer = super::offsets::client(&config, "bandpass-consume")?;
+    // Assigned, never subscribed: no group joined, nothing committed.
+    let consumer = super::offsets::client(&config, None)?;
     let all = super::offsets::partitions(std::slice::from_ref(&args.topic), &consumer)?;
     let partitions: Vec<i32> = all.elements().iter().map(|e| e.partition()).collect();
     // Where each partition ends now: without --follow, the reading stops

@@ -19,7 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::format::{Table, thousands};
 use crate::config::Config;
-use crate::kafka::{Logged, Role, client_config};
+use crate::kafka::{Cluster, Logged, Role, client_config};
 
 #[derive(Debug, Args)]
 pub struct LagArgs {
@@ -52,10 +52,24 @@ pub struct OffsetsArgs {
 /// How long a call to the brokers may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A client of the group that does not join it (nor commits by itself).
-pub(super) fn client(config: &Config, group: &str) -> anyhow::Result<BaseConsumer<Logged>> {
-    let mut c = client_config(config, Role::RegistryAdmin);
-    c.set("group.id", group).set("enable.auto.commit", "false");
+/// A client of `group` that does not join it (nor commits by itself),
+/// on the input cluster, once a first connection to it worked and the
+/// group's committed offsets of the input topics could be read (see
+/// [`crate::kafka::check_connection`]). Without a group, a client that
+/// only reads assigned partitions, unchecked: librdkafka's assignments
+/// still want a group id, and it is `input.group`'s, which a read-only
+/// principal may look up where another name would be refused (it is
+/// neither joined nor committed to).
+pub(super) fn client(config: &Config, group: Option<&str>) -> anyhow::Result<BaseConsumer<Logged>> {
+    let topics: &[String] = if group.is_some() {
+        &config.input.topics
+    } else {
+        &[]
+    };
+    crate::kafka::check_connection(config, Cluster::Input, topics, group)?;
+    let mut c = client_config(config, Role::InputClient);
+    c.set("enable.auto.commit", "false")
+        .set("group.id", group.unwrap_or(&config.input.group));
     c.create_with_context(Logged)
         .context("creating a Kafka client")
 }
@@ -67,17 +81,12 @@ pub(super) fn partitions(
 ) -> anyhow::Result<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
     for topic in topics {
-        let metadata = client
-            .fetch_metadata(Some(topic), TIMEOUT)
-            .with_context(|| format!("reading the metadata of topic {topic}"))?;
-        let t = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .ok_or_else(|| anyhow::anyhow!("topic {topic} does not exist on the brokers"))?;
-        for p in t.partitions() {
-            list.add_partition(topic, p.id());
+        let count = crate::kafka::partition_count(client, topic)?;
+        if count == 0 {
+            anyhow::bail!("topic {topic} does not exist on the brokers");
+        }
+        for p in 0..count as i32 {
+            list.add_partition(topic, p);
         }
     }
     Ok(list)
@@ -86,7 +95,7 @@ pub(super) fn partitions(
 pub fn lag(args: LagArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
     let group = args.group.as_deref().unwrap_or(&config.input.group);
-    let client = client(&config, group)?;
+    let client = client(&config, Some(group))?;
     let all = partitions(&config.input.topics, &client)?;
     let committed = client
         .committed_offsets(all, TIMEOUT)
@@ -187,7 +196,7 @@ pub fn offsets(args: OffsetsArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
     let group = args.group.as_deref().unwrap_or(&config.input.group);
     let target = target(&args.to)?;
-    let client = client(&config, group)?;
+    let client = client(&config, Some(group))?;
     // Live members would overwrite what is committed here (and the
     // broker refuses a commit from outside a live group).
     let groups = client

@@ -21,7 +21,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
 use crate::config::Config;
 use crate::decode::{Decoder, FieldValue};
-use crate::kafka::{Role, client_config};
+use crate::kafka::{Cluster, Role, client_config};
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
@@ -169,7 +169,8 @@ pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
         ),
         (Framing::Container, None) => None,
     };
-    let mut client = client_config(&config, Role::RegistryAdmin);
+    crate::kafka::check_connection(&config, Cluster::Input, &[], None)?;
+    let mut client = client_config(&config, Role::InputClient);
     client
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")

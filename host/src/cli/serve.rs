@@ -84,6 +84,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     );
     let deployments = deploy::load_filters(&config, &config_dir, &sandbox, &[])?;
     deploy::check_servable(&config, &deployments, &sky)?;
+    check_connections(&config)?;
     ensure_outputs(&config, &deployments)?;
     let (sources, updates) = Desired::new(deployments.clone(), sky.clone());
     let sources = Arc::new(Mutex::new(sources));
@@ -153,6 +154,27 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     drop(sandbox);
     served?;
     Ok(0)
+}
+
+/// Connects to the input cluster (the input topics and the group must be
+/// the principal's to read) and, when it is another, to the output
+/// cluster: a password, certificate or ACL that is wrong stops the start
+/// with what to fix, instead of librdkafka retrying it for ever.
+fn check_connections(config: &Config) -> anyhow::Result<()> {
+    use crate::kafka::{Cluster, check_connection};
+    // A pattern names no one topic to look at.
+    let topics: Vec<String> = config
+        .input
+        .topics
+        .iter()
+        .filter(|t| !t.starts_with('^'))
+        .cloned()
+        .collect();
+    check_connection(config, Cluster::Input, &topics, Some(&config.input.group))?;
+    if config.output.kafka.is_some() {
+        check_connection(config, Cluster::Output, &[], None)?;
+    }
+    Ok(())
 }
 
 /// Creates the output topics of `deployments` and the dead-letter topic

@@ -1,4 +1,5 @@
-//! `[kafka]`: how to reach the brokers.
+//! `[kafka]`: how to reach the brokers (also the shape of
+//! `[output.kafka]`, the cluster serve writes to when it is another).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use serde::Deserialize;
 
 use super::Invalid;
 
-/// Connection to the Kafka cluster.
+/// Connection to a Kafka cluster.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
@@ -41,10 +42,12 @@ pub struct KafkaConfig {
 }
 
 impl KafkaConfig {
-    pub(super) fn check(&self) -> Result<(), Invalid> {
+    /// Its rules; `table` is where it is in the file (`kafka`,
+    /// `output.kafka`).
+    pub(super) fn check(&self, table: &str) -> Result<(), Invalid> {
         if self.brokers.is_empty() {
             return Err(Invalid::new(
-                "kafka.brokers",
+                format!("{table}.brokers"),
                 "name at least one broker (host:port)".into(),
             ));
         }

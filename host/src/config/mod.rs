@@ -195,12 +195,12 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), Invalid> {
-        self.kafka.check()?;
+        self.kafka.check("kafka")?;
         self.input.check()?;
         self.schemas.check()?;
         self.engine.check()?;
         self.sky.check()?;
-        self.output.check()?;
+        self.output.check(&self.kafka, self.delivery)?;
         if let Some(memory) = &self.memory_section {
             memory.check()?;
             if !self.remembers_objects() {

@@ -1,13 +1,15 @@
 //! `[output]`: how serve creates the topics it produces to (each
 //! filter's output topic and the dead-letter topic) where they do not
 //! exist, since many production brokers do not create topics on first
-//! use.
+//! use; and `[output.kafka]`, the cluster it writes to when that is not
+//! the one it reads from (a survey's stream in, the operator's cluster
+//! out).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Invalid, human};
+use super::{Delivery, Invalid, KafkaConfig, human};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +31,15 @@ pub struct OutputConfig {
     /// default: the broker's.
     #[serde(default, with = "human::optional_age")]
     pub retention: Option<Duration>,
+    /// The cluster serve writes to (accepted alerts, dead letters, the
+    /// upload registry, the changelog and re-key topics), with the keys
+    /// of `[kafka]`; default: `[kafka]`'s. Its `librdkafka` map goes to
+    /// its clients only. Exactly-once delivery needs one cluster (a
+    /// Kafka transaction cannot commit the input's offsets on one
+    /// cluster with the outputs on another), so it is refused with
+    /// brokers of their own here.
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
 }
 
 impl Default for OutputConfig {
@@ -38,6 +49,7 @@ impl Default for OutputConfig {
             partitions: None,
             replication_factor: None,
             retention: None,
+            kafka: None,
         }
     }
 }
@@ -47,7 +59,35 @@ fn default_create_topics() -> bool {
 }
 
 impl OutputConfig {
-    pub(super) fn check(&self) -> Result<(), Invalid> {
+    /// Its own rules, and those between `[output.kafka]`, the input's
+    /// `[kafka]` and `delivery`.
+    pub(super) fn check(&self, input: &KafkaConfig, delivery: Delivery) -> Result<(), Invalid> {
+        if let Some(kafka) = &self.kafka {
+            kafka.check("output.kafka")?;
+            if kafka.transactional_id.is_some() {
+                return Err(Invalid::new(
+                    "output.kafka.transactional_id",
+                    "serve's transactional id is kafka.transactional_id (exactly-once \
+                     runs on one cluster): move it there, or remove it"
+                        .into(),
+                ));
+            }
+            let mut theirs = kafka.brokers.clone();
+            let mut ours = input.brokers.clone();
+            theirs.sort();
+            ours.sort();
+            if delivery == Delivery::ExactlyOnce && theirs != ours {
+                return Err(Invalid::new(
+                    "output.kafka",
+                    "delivery = \"exactly-once\" needs the outputs on the cluster the alerts \
+                     are read from: a Kafka transaction commits the consumed offsets and the \
+                     outputs together only within one cluster. Use delivery = \
+                     \"at-least-once\" with two clusters (docs/reliability.md), or remove \
+                     [output.kafka]"
+                        .into(),
+                ));
+            }
+        }
         if self.partitions.is_some_and(|p| !(1..=10_000).contains(&p)) {
             return Err(Invalid::new(
                 "output.partitions",

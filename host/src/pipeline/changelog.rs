@@ -315,7 +315,7 @@ fn scope_of(key: &[u8]) -> &[u8] {
 /// keys' scopes tell partitions apart; a restore then reads more).
 pub(super) fn input_partitions(config: &Config) -> i32 {
     let client: Result<BaseConsumer<Logged>, _> =
-        client_config(config, Role::RegistryAdmin).create_with_context(Logged);
+        client_config(config, Role::InputClient).create_with_context(Logged);
     let metadata = match client.and_then(|c| c.fetch_metadata(None, Duration::from_secs(10))) {
         Ok(m) => m,
         Err(e) => {

@@ -237,6 +237,11 @@ fn rekey_stages(config: &Config) -> anyhow::Result<(Config, Config)> {
     first.kafka.transactional_id =
         Some(format!("{}-rekey", crate::kafka::transactional_id(config)));
     let mut second = config.clone();
+    // The re-key topic is written, so it is on the output cluster, where
+    // the second stage reads it.
+    second.kafka = crate::kafka::Cluster::Output.settings(config).clone();
+    second.kafka.transactional_id = config.kafka.transactional_id.clone();
+    second.output.kafka = None;
     second.input.topics = vec![topic];
     second.input.start = StartPosition::Earliest;
     second.input.rekey = false;
@@ -445,6 +450,12 @@ fn consume(
                      committed offset; nothing is lost). Either the broker was unreachable \
                      for longer than input.session_timeout, or another instance uses the \
                      same input.instance_id (give each its own)"
+                ),
+                // Refused for want of an ACL: polling on would stall.
+                Err(err) if crate::kafka::is_refusal(&err) => anyhow::bail!(
+                    "the input cluster refused serve its alerts ({err}): the principal in \
+                     kafka.sasl_username needs Read and Describe on the input topics and Read \
+                     on the consumer group input.group (ACLs); stopping"
                 ),
                 Err(err) => tracing::warn!(error = %err, "consumer error; continuing"),
             }

@@ -30,8 +30,26 @@ impl ClientContext for Acks {
         crate::kafka::forward_log(level, facility, message);
     }
 
+    /// A refusal for want of an ACL (the cluster's, when an idempotent
+    /// producer's principal may write nowhere) leaves the producer unable
+    /// to send anything, for good: serve stops, saying what to grant,
+    /// instead of retrying every produce for ever.
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        crate::kafka::forward_error(&error, reason);
+        if !crate::kafka::is_refusal(&error) {
+            crate::kafka::forward_error(&error, reason);
+            return;
+        }
+        let why = format!(
+            "the brokers refused serve's producer ({}): the principal serve writes as \
+             (output.kafka.sasl_username, else kafka.sasl_username) needs Write and Describe \
+             on the output and dead-letter topics (an ACL); serve stops",
+            crate::text::shown(reason, 400)
+        );
+        let mut failure = self.failure.lock().unwrap();
+        if failure.is_none() {
+            tracing::error!("{why}");
+            *failure = Some(why);
+        }
     }
 }
 
@@ -103,6 +121,25 @@ impl ProducerContext for Acks {
                  max.message.bytes to at least {} (an object's record may reach that)",
                 message.topic(),
                 crate::memory::MAX_RECORD_BYTES
+            );
+            let mut failure = self.failure.lock().unwrap();
+            if failure.is_none() {
+                tracing::error!("{why}");
+                *failure = Some(why);
+            }
+            return;
+        }
+        // Refused for want of an ACL: every later produce to the topic
+        // would be too, and its alerts lost while offsets move on.
+        if let Err((err, message)) = result
+            && crate::kafka::is_refusal(err)
+        {
+            self.metrics.produce_error();
+            let why = format!(
+                "the brokers refused to take alerts on topic {} ({err}): the principal serve \
+                 writes as (output.kafka.sasl_username, else kafka.sasl_username) needs Write \
+                 and Describe on it (an ACL); serve stops, committing nothing past it",
+                message.topic()
             );
             let mut failure = self.failure.lock().unwrap();
             if failure.is_none() {
