@@ -194,6 +194,9 @@ fn main() -> anyhow::Result<()> {
     .map(|n| load(&sb, n))
     .collect::<anyhow::Result<_>>()?;
     let decoder = Runner::decoder_for(&samples, SchemaSource::None, &Default::default());
+    if only.as_deref() == Some("batch") {
+        return batch_case(&alerts, &sandbox()?, secs);
+    }
     if runs("decode") {
         decode_case(&alerts, &decoder, secs);
     }
@@ -577,11 +580,43 @@ fn all_filters_case(
     let full = rate(alerts, secs, |a| {
         black_box(runner25.process(a).unwrap());
     });
+    // The same, filter by filter over batches of BATCH alerts (what a
+    // serve worker does with the alerts waiting in its queue).
+    const BATCH: usize = 32;
+    let batches: Vec<Vec<Bytes>> = alerts
+        .iter()
+        .cycle()
+        .take(alerts.len() * BATCH)
+        .cloned()
+        .collect::<Vec<_>>()
+        .chunks(BATCH)
+        .map(|c| c.to_vec())
+        .collect();
+    let mut batched = |secs: f64| {
+        BATCH as f64
+            * rate(&batches, secs, |batch| {
+                let decoded = batch
+                    .iter()
+                    .flat_map(|a| runner25.decoder().decode(a).unwrap())
+                    .collect();
+                black_box(runner25.evaluate_batch(decoded));
+            })
+    };
+    let by_filter = batched(secs);
     println!("\ndecode + 25 filters (4 ZTF sample filters + the 20-field cut, x 5), one thread");
-    println!("  alerts/s                               {:>10.0}", full);
+    println!("  alerts/s, alert by alert               {:>10.0}", full);
     println!(
         "  µs/alert                               {:>10.2}",
         per(full)
+    );
+    println!(
+        "  alerts/s, filter by filter ({BATCH} a batch) {:>8.0}",
+        by_filter
+    );
+    println!(
+        "  µs/alert                               {:>10.2}  ({:.2}x)",
+        per(by_filter),
+        by_filter / full
     );
     // Where the time goes: the decode alone, and each filter alone on
     // alerts decoded for it (its fields come first, so slot i is field i).
@@ -614,6 +649,58 @@ fn all_filters_case(
 /// `sample-filters/` (Rust crate, Python module, JavaScript module), and
 /// the Python one run as plain CPython over fastavro: what a ZTF-style
 /// Python consumer pays per alert, decode included.
+/// `batch`: 25 instances of the 20-field cut in Rust, then in Python,
+/// run alert by alert (each alert through the 25 in turn) and filter by
+/// filter over batches of 32 alerts (each instance through the batch in
+/// turn), interleaved twice; what keeping an instance's memory in the
+/// caches is worth.
+fn batch_case(alerts: &[Bytes], sb: &Sandbox, secs: f64) -> anyhow::Result<()> {
+    const N: usize = 25;
+    const BATCH: usize = 32;
+    println!("{N} instances of the 20-field cut, one thread; alerts/s (µs/alert)");
+    for (language, build) in [
+        ("Rust", "wasm32-wasip2/release/bench_twenty_fields.wasm"),
+        ("Python", "python/bench-twenty-fields.wasm"),
+    ] {
+        let bytes = std::fs::read(repo().join("sample-filters/target").join(build))?;
+        let filters = (0..N)
+            .map(|_| sb.load(&bytes, vec![], Limits::default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut runner = Runner::new(&filters, SchemaSource::None, Default::default());
+        let decoded: Vec<_> = alerts
+            .iter()
+            .flat_map(|a| runner.decoder().decode(a).unwrap())
+            .collect();
+        let batches: Vec<Vec<_>> = decoded
+            .iter()
+            .cycle()
+            .take(decoded.len() * BATCH)
+            .cloned()
+            .collect::<Vec<_>>()
+            .chunks(BATCH)
+            .map(|c| c.to_vec())
+            .collect();
+        let (mut one, mut many) = (0.0, 0.0);
+        for _ in 0..2 {
+            one += rate(&decoded, secs / 4.0, |d| {
+                black_box(runner.evaluate(d.clone()));
+            });
+            many += BATCH as f64
+                * rate(&batches, secs / 4.0, |b| {
+                    black_box(runner.evaluate_batch(b.clone()));
+                });
+        }
+        let (one, many) = (one / 2.0, many / 2.0);
+        println!(
+            "  {language:<8} alert by alert {one:>8.0} ({:>6.1} µs)   filter by filter {many:>8.0} ({:>6.1} µs)   {:.2}x",
+            1e6 / one,
+            1e6 / many,
+            many / one
+        );
+    }
+    Ok(())
+}
+
 fn languages_case(alerts: &[Bytes], sb: &Sandbox, secs: f64) -> anyhow::Result<()> {
     let builds = [
         ("Rust", "wasm32-wasip2/release/bench_twenty_fields.wasm"),

@@ -201,3 +201,76 @@ fn a_javascript_filter_drawing_random_gives_one_verdict_everywhere() {
         assert_eq!(n["clock"], "throws", "{n:?}");
     }
 }
+
+/// Filter by filter over batches gives what alert by alert gives: each
+/// verdict, failure (with a quarantine after repeated ones) and fuel
+/// count, for every batch size, with good and failing filters mixed.
+#[test]
+fn filter_by_filter_batches_give_each_filter_what_alert_by_alert_gives() {
+    use bandpass::decode::SchemaSource;
+    use bandpass::runner::Runner;
+    use bandpass::sandbox::Limits;
+    use bytes::Bytes;
+
+    let sb = crate::support::sandbox();
+    let limits = Limits {
+        fuel_per_alert: 5_000_000,
+        deadline_ms: 10_000,
+        ..Limits::default()
+    };
+    let names = [
+        "bright_transients",
+        "hostile_panic",
+        "fast_risers",
+        "clock_and_dice",
+        "hostile_infinite_loop",
+        "nuclear_transients",
+        "hostile_million_tags",
+        "bench_twenty_fields",
+    ];
+    // Each runner its own filters: quarantine is a loaded filter's.
+    let runner = || {
+        let filters: Vec<_> = names
+            .iter()
+            .map(|n| crate::support::load_with(&sb, n, limits, vec![]))
+            .collect();
+        Runner::new(&filters, SchemaSource::None, Default::default())
+    };
+    let messages: Vec<Bytes> = std::iter::repeat_n(ztf_alert_bytes(), 3)
+        .flatten()
+        .map(Bytes::from)
+        .collect();
+    let shown = |results: Vec<bandpass::runner::AlertResult>| -> Vec<String> {
+        results
+            .iter()
+            .flat_map(|r| {
+                r.evaluations.iter().zip(names).map(|(e, name)| {
+                    let mut e = serde_json::to_value(e).unwrap();
+                    e.as_object_mut().unwrap().remove("nanos");
+                    format!("{name}: {e}")
+                })
+            })
+            .collect()
+    };
+    let mut one = runner();
+    let decoded: Vec<_> = messages
+        .iter()
+        .flat_map(|m| one.decoder().decode(m).unwrap())
+        .collect();
+    let want = shown(decoded.iter().map(|a| one.evaluate(a.clone())).collect());
+    // Failures happened and led to quarantines: the batches must keep
+    // the same order of calls per filter.
+    assert!(want.iter().any(|e| e.contains("quarantined")), "{want:?}");
+    assert!(want.iter().any(|e| e.contains("accept")), "{want:?}");
+    for size in [2, 7, 54] {
+        let mut batched = runner();
+        let mut got = Vec::new();
+        for batch in decoded.chunks(size) {
+            got.extend(shown(batched.evaluate_batch(batch.to_vec())));
+        }
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "batches of {size}");
+        }
+    }
+}
