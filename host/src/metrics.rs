@@ -89,6 +89,10 @@ pub struct Metrics {
     assigned: Gauge,
     /// Registry records written and not yet applied here.
     registry_behind: Gauge,
+    /// Brokers the consumer is connected to, by its last statistics.
+    brokers_up: Gauge,
+    /// Seconds since the consumer's last statistics (set when scraped).
+    statistics_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Object memory (serve with `input.keyed_by = "object"`).
     memory: MemoryMetrics,
     /// Per filter, not exported (the status page's totals): failures of
@@ -234,6 +238,8 @@ impl Metrics {
             committed: Mutex::new(HashMap::new()),
             assigned: Gauge::default(),
             registry_behind: Gauge::default(),
+            brokers_up: Gauge::default(),
+            statistics_age: Gauge::default(),
             memory: MemoryMetrics::default(),
             failed: Family::default(),
             nanos: Family::default(),
@@ -334,6 +340,16 @@ impl Metrics {
             format!("{b}_registry_behind_records"),
             "Records of the upload registry topic not yet applied by this instance (0 when caught up, and without uploads)",
             m.registry_behind.clone(),
+        );
+        r.register(
+            format!("{b}_brokers_up"),
+            "Brokers the input consumer is connected to (0: no broker answers, or none accepts its credentials)",
+            m.brokers_up.clone(),
+        );
+        r.register(
+            format!("{b}_statistics_age_seconds"),
+            "Seconds since the input consumer's last statistics (every second while its thread runs; growing: the consuming thread is stuck or stopped)",
+            m.statistics_age.clone(),
         );
         r.register(
             format!("{b}_assigned_partitions"),
@@ -692,6 +708,7 @@ impl Metrics {
             assigned: group.map_or(0, |g| i64::from(g.assignment_size)),
         };
         self.assigned.set(readiness.assigned);
+        self.brokers_up.set(readiness.brokers_up as i64);
         self.lag_total.store(total, Ordering::Relaxed);
         *self.readiness.lock().unwrap() = readiness;
         let now = self.epoch.elapsed().as_nanos() as u64;
@@ -745,6 +762,16 @@ impl Metrics {
     /// Everything, in the Prometheus text exposition format.
     pub fn encode(&self) -> String {
         self.refresh_quarantine();
+        let last = self.last_statistics.load(Ordering::Relaxed);
+        // Before the first statistics: the process's age.
+        let since = if last == u64::MAX {
+            self.epoch.elapsed()
+        } else {
+            self.epoch
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(last))
+        };
+        self.statistics_age.set(since.as_secs_f64());
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
@@ -937,6 +964,8 @@ mod tests {
                 "\"} 1"
             ),
             "bandpass_registry_behind_records 0",
+            "bandpass_brokers_up 0",
+            "# TYPE bandpass_statistics_age_seconds gauge",
             "# TYPE process_cpu_seconds counter",
             "# TYPE process_resident_memory_bytes gauge",
             "process_open_fds ",

@@ -242,6 +242,46 @@ fn produce_in_wire_format_writes_the_id_and_the_record_and_refuses_a_wrong_id() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A schema kept in several files (Rubin's vM_m/ layout, where id 703
+    // is v7_3): its own alert is sent under its id, another version's is
+    // not.
+    let rubin = crate::support::data_dir().join("rubin/schema");
+    let rubin_config = dir.path().join("rubin.toml");
+    std::fs::write(
+        &rubin_config,
+        format!("{text}[schemas]\ndir = \"{}\"\n", rubin.display()),
+    )
+    .unwrap();
+    let rubin_topic = unique("wire-rubin");
+    let rubin_produce = |id: &str, version: &str| {
+        std::process::Command::new(crate::support::bandpass_bin())
+            .args(["produce", "--config", rubin_config.to_str().unwrap()])
+            .args([
+                "--topic",
+                &rubin_topic,
+                "--framing",
+                "wire",
+                "--schema-id",
+                id,
+            ])
+            .arg(rubin.join(version).join("sample_data/fakeAlert.avro"))
+            .output()
+            .unwrap()
+    };
+    let out = rubin_produce("703", "v7_3");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rubin_produce("703", "v7_0");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not the schema registered under id 703"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The right id for 3.3: read back as 3.3.
     let out = produce(&topic, "9", "v3.3");
     assert_eq!(

@@ -926,6 +926,28 @@ fn committed_lag_falls_to_zero_on_every_partition_under_exactly_once() {
         "a committed lag for each assigned partition: {committed:?}"
     );
     assert!(committed.iter().all(|l| l.ends_with(" 0")), "{committed:?}");
+    // The output ends in a transaction's marker, which is no message:
+    // `consume` still knows it reached the end, and says so with 0.
+    let out = Command::new(bandpass_bin())
+        .args(["consume", "--config"])
+        .arg(b.serve.config_file())
+        .args(["--topic", &b.output])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        said.lines()
+            .filter(|l| l.contains("bandpass-filter="))
+            .count(),
+        b.accepted.len(),
+        "{said}"
+    );
 }
 
 #[test]

@@ -81,6 +81,9 @@ pub fn execute(args: ConsumeArgs) -> anyhow::Result<u8> {
         }
     }
     if let Some(dir) = &args.out {
+        if dir.exists() && !dir.is_dir() {
+            anyhow::bail!("--out {}: give a folder (it is a file)", dir.display());
+        }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     consumer.assign(&list).context("reading the topic")?;
@@ -92,6 +95,22 @@ pub fn execute(args: ConsumeArgs) -> anyhow::Result<u8> {
     let mut quiet_since = Instant::now();
     while args.max.is_none_or(|m| read < m) && (args.follow || !ends.is_empty()) {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            // A partition whose last offsets are not messages (the marker
+            // that ends a transaction, on an exactly-once output) is at
+            // its end when the position reaches it.
+            if !args.follow
+                && let Ok(position) = consumer.position()
+            {
+                ends.retain(|p, end| {
+                    !matches!(
+                        position.find_partition(&args.topic, *p).map(|e| e.offset()),
+                        Some(Offset::Offset(at)) if at >= *end
+                    )
+                });
+                if ends.is_empty() {
+                    break;
+                }
+            }
             if !args.follow && quiet_since.elapsed() > TIMEOUT {
                 anyhow::bail!("no message for {TIMEOUT:?} before the topic's end: the brokers?");
             }

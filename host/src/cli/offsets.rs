@@ -80,7 +80,32 @@ pub(super) fn partitions(
     client: &BaseConsumer<Logged>,
 ) -> anyhow::Result<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
+    let mut named = Vec::new();
     for topic in topics {
+        match topic.strip_prefix('^') {
+            // A pattern: every topic of the brokers it matches, as the
+            // consumer subscribes to them.
+            Some(_) => {
+                let pattern = regex_lite::Regex::new(topic)
+                    .with_context(|| format!("input topic pattern {topic}"))?;
+                let metadata = client
+                    .fetch_metadata(None, TIMEOUT)
+                    .context("listing the brokers' topics")?;
+                let matching: Vec<String> = metadata
+                    .topics()
+                    .iter()
+                    .map(|t| t.name().to_string())
+                    .filter(|name| !name.starts_with("__") && pattern.is_match(name))
+                    .collect();
+                if matching.is_empty() {
+                    anyhow::bail!("no topic on the brokers matches the input pattern {topic}");
+                }
+                named.extend(matching);
+            }
+            None => named.push(topic.clone()),
+        }
+    }
+    for topic in &named {
         let count = crate::kafka::partition_count(client, topic)?;
         if count == 0 {
             anyhow::bail!("topic {topic} does not exist on the brokers");
@@ -134,21 +159,45 @@ enum Target {
     Time(i64),
 }
 
+/// Times before this (1973-03-03, milliseconds) are taken for a slip:
+/// a count of seconds since 1970 given for milliseconds reads as January
+/// 1970, which would replay everything.
+const EARLIEST_TIME_MS: i64 = 100_000_000_000;
+
 fn target(text: &str) -> anyhow::Result<Target> {
-    Ok(match text.trim() {
-        "earliest" => Target::Earliest,
-        "latest" => Target::Latest,
+    let ms = match text.trim() {
+        "earliest" => return Ok(Target::Earliest),
+        "latest" => return Ok(Target::Latest),
         t if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
-            Target::Time(t.parse().context("--to: milliseconds too large")?)
+            t.parse().context("--to: milliseconds too large")?
         }
-        t => Target::Time(utc_millis(t).ok_or_else(|| {
+        t => utc_millis(t).ok_or_else(|| {
             anyhow::anyhow!(
                 "--to '{}': give earliest, latest, a UTC time such as 2026-12-05T18:00:00Z, \
                  or milliseconds since 1970",
                 crate::text::shown(t, 64)
             )
-        })?),
-    })
+        })?,
+    };
+    if ms < EARLIEST_TIME_MS {
+        anyhow::bail!(
+            "--to {}: that is before 1973 (in milliseconds since 1970); a count of seconds? \
+             Give milliseconds ({}), a UTC time such as 2026-12-05T18:00:00Z, or earliest",
+            crate::text::shown(text.trim(), 64),
+            ms.saturating_mul(1000)
+        );
+    }
+    Ok(Target::Time(ms))
+}
+
+/// Days in month `m` (1 to 12) of year `y`.
+fn days_in(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` as milliseconds since 1970.
@@ -171,7 +220,7 @@ fn utc_millis(t: &str) -> Option<i64> {
     if d.next().is_some()
         || h.next().is_some()
         || !(1..=12).contains(&m)
-        || !(1..=31).contains(&day)
+        || !(1..=days_in(y, m)).contains(&day)
         || hh > 23
         || mm > 59
         || ss > 60
@@ -303,6 +352,8 @@ mod tests {
             "2026-12-05T18:00:00",
             "2026-12-05T25:00:00Z",
             "2026-12-05T18:00:00.Z",
+            "2026-02-30T00:00:00Z",
+            "2025-02-29T00:00:00Z",
             "yesterday",
         ] {
             assert_eq!(utc_millis(bad), None, "{bad}");
@@ -312,6 +363,13 @@ mod tests {
             target("1796493600000"),
             Ok(Target::Time(1_796_493_600_000))
         ));
+        // Seconds for milliseconds, and times before 1973: refused.
+        for early in ["1764100800", "1900-01-01T00:00:00Z", "0"] {
+            let why = target(early).err().unwrap().to_string();
+            assert!(why.contains("before 1973"), "{why}");
+        }
+        let why = target("1764100800").err().unwrap().to_string();
+        assert!(why.contains("(1764100800000)"), "{why}");
         let why = target("last tuesday").err().unwrap().to_string();
         assert!(why.contains("give earliest, latest, a UTC time"), "{why}");
     }

@@ -71,6 +71,9 @@ pub enum Key {
     None,
 }
 
+/// The slowest `--rate`: one message an hour.
+const MIN_RATE: f64 = 1.0 / 3600.0;
+
 /// Paths read for a key, in order (ZTF, then Rubin).
 const OBJECT: [&str; 3] = ["objectId", "diaObject.diaObjectId", "diaSource.diaObjectId"];
 const CANDIDATE: [&str; 3] = ["candid", "diaSource.diaSourceId", "alertId"];
@@ -155,9 +158,9 @@ impl Wire<'_> {
 pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
     if let Some(rate) = args.rate
-        && !(rate > 0.0 && rate.is_finite())
+        && !(rate >= MIN_RATE && rate.is_finite())
     {
-        anyhow::bail!("--rate {rate}: give a number of messages a second above 0");
+        anyhow::bail!("--rate {rate}: give a number of messages a second, at least {MIN_RATE}");
     }
     let schema_id = match (args.framing, args.schema_id) {
         (Framing::Wire, Some(id)) => Some(id),

@@ -61,7 +61,7 @@ struct ParamSet {
     name: String,
     #[serde(default, deserialize_with = "params_as_text")]
     params: BTreeMap<String, String>,
-    /// Else the filter's, with `{name}` replaced.
+    /// Else the filter's; `{name}` is the set's name in either.
     #[serde(default)]
     output_topic: Option<String>,
     /// Else the filter's.
@@ -73,7 +73,11 @@ struct ParamSet {
 }
 
 /// Most parameter sets one `[[filter]]` may list.
-pub const MAX_SETS: usize = 10_000;
+pub const MAX_SETS: usize = 2_000;
+/// Most deployments a config may hold, sets counted one each (2,000 of
+/// one Rust component on two workers: 1.2 GB resident; 10,000 exhausted
+/// the kernel's 65,530 memory mappings).
+pub const MAX_DEPLOYMENTS: usize = 2_000;
 
 /// `[[filter]]`, each entry with `sets` written out as one deployment a
 /// set.
@@ -117,7 +121,9 @@ pub(super) fn expand<'de, D: serde::Deserializer<'de>>(
                 path: e.path.clone(),
                 output_topic: set
                     .output_topic
-                    .unwrap_or_else(|| e.output_topic.replace("{name}", &set.name)),
+                    .as_ref()
+                    .unwrap_or(&e.output_topic)
+                    .replace("{name}", &set.name),
                 name: Some(set.name),
                 params,
                 limits: set.limits.or(e.limits),
@@ -161,7 +167,7 @@ fn params_as_text<'de, D: serde::Deserializer<'de>>(
 }
 
 /// Whether `topic` is a name Kafka takes.
-fn is_topic(topic: &str) -> bool {
+pub(super) fn is_topic(topic: &str) -> bool {
     !topic.is_empty()
         && topic.len() <= 249
         && topic != "."
@@ -180,6 +186,17 @@ pub(super) fn check(
     engine: &EngineConfig,
 ) -> Result<(), Invalid> {
     let max = engine.max_limits;
+    if filters.len() > MAX_DEPLOYMENTS {
+        return Err(Invalid::new(
+            "filter",
+            format!(
+                "{} deployments (sets counted one each); at most {MAX_DEPLOYMENTS}: every worker \
+                 holds an instance of each, and past that a host runs out of memory mappings \
+                 (vm.max_map_count) before memory",
+                filters.len()
+            ),
+        ));
+    }
     for f in filters {
         let key = &f.key;
         if let Some(name) = &f.name

@@ -197,6 +197,33 @@ impl Config {
     fn check(&self) -> Result<(), Invalid> {
         self.kafka.check("kafka")?;
         self.input.check()?;
+        for (i, topic) in self.input.topics.iter().enumerate() {
+            let wrong = if topic.starts_with('^') {
+                regex_lite::Regex::new(topic)
+                    .err()
+                    .map(|e| format!("'{}' is not a pattern: {e}", crate::text::shown(topic, 200)))
+            } else {
+                (!filter::is_topic(topic)).then(|| {
+                    format!(
+                        "'{}' is not a Kafka topic name: use letters, digits, '.', '_' and '-' \
+                         (at most 249), or a pattern starting with ^",
+                        crate::text::shown(topic, 200)
+                    )
+                })
+            };
+            if let Some(reason) = wrong {
+                return Err(Invalid::new(format!("input.topics[{i}]"), reason));
+            }
+        }
+        if !filter::is_topic(&self.dead_letter_topic) {
+            return Err(Invalid::new(
+                "dead_letter_topic",
+                format!(
+                    "'{}' is not a Kafka topic name: use letters, digits, '.', '_' and '-' (at most 249)",
+                    crate::text::shown(&self.dead_letter_topic, 200)
+                ),
+            ));
+        }
         self.schemas.check()?;
         self.engine.check()?;
         self.sky.check()?;
@@ -575,6 +602,33 @@ mod tests {
     }
 
     #[test]
+    fn topic_names_and_patterns_are_checked_when_the_config_is_read() {
+        for (from, to, wrong) in [
+            (
+                "topics = [\"ztf_alerts\"]",
+                "topics = [\"^([a-\"]",
+                "input.topics[0]: '^([a-' is not a pattern",
+            ),
+            (
+                "topics = [\"ztf_alerts\"]",
+                "topics = [\"ztf alerts\"]",
+                "'ztf alerts' is not a Kafka topic name",
+            ),
+            (
+                "[kafka]",
+                "dead_letter_topic = \"bad topic\"\n[kafka]",
+                "dead_letter_topic: 'bad topic' is not a Kafka topic name",
+            ),
+        ] {
+            let err = parse(&MINIMAL.replace(from, to)).unwrap_err().to_string();
+            assert!(err.contains(wrong), "{wrong}: {err}");
+        }
+        assert!(
+            parse(&MINIMAL.replace("topics = [\"ztf_alerts\"]", "topics = [\"^ztf_.*\"]")).is_ok()
+        );
+    }
+
+    #[test]
     fn a_filter_with_parameter_sets_is_one_deployment_a_set() {
         let text = MINIMAL.replace(
             "output_topic = \"bright\"",
@@ -583,7 +637,7 @@ mod tests {
                limits = { fuel = 2000000 }\n\
                sets = [\n\
                  { name = \"faint\", params = { max_mag = 20 } },\n\
-                 { name = \"own\", output_topic = \"elsewhere\", disabled = true },\n\
+                 { name = \"own\", output_topic = \"elsewhere.{name}\", disabled = true },\n\
                  { name = \"tight\", params = { min_real = 0.9 }, limits = { fuel = 1000000 } },\n\
                ]\n";
         let c = parse(&text).unwrap();
@@ -619,7 +673,7 @@ mod tests {
                 (
                     "filter[0].sets[1]",
                     "own",
-                    "elsewhere",
+                    "elsewhere.own",
                     "max_mag=18.5,min_real=0.6".to_string(),
                     2_000_000,
                     true
@@ -638,7 +692,7 @@ mod tests {
         for (sets, wrong) in [
             (
                 "sets = []",
-                "filter[0].sets: give between 1 and 10000 parameter sets (it has 0)",
+                "filter[0].sets: give between 1 and 2000 parameter sets (it has 0)",
             ),
             (
                 "sets = [{ name = \"a\", colour = \"red\" }]",

@@ -329,7 +329,8 @@ impl Decoder {
 
     /// Whether `writer_schema` (a schema's JSON text) is the schema the
     /// schema source has under `id`, compared in Avro's canonical form
-    /// (whitespace, docs and attribute order aside).
+    /// (whitespace, docs and attribute order aside), or field by field
+    /// for a schema kept in several files.
     pub fn is_schema_of_id(&self, id: u32, writer_schema: &[u8]) -> Result<bool, DecodeError> {
         let registered = self.compiled_for_id(id)?;
         let canonical = |text: &[u8]| {
@@ -338,7 +339,15 @@ impl Decoder {
                 .and_then(|t| apache_avro::Schema::parse_str(t).ok())
                 .map(|s| s.canonical_form())
         };
-        Ok(canonical(writer_schema).is_some_and(|w| Some(w) == canonical(&registered.text)))
+        if let (Some(w), Some(r)) = (canonical(writer_schema), canonical(&registered.text)) {
+            return Ok(w == r);
+        }
+        // A schema spread over several files (Rubin's layout), or one
+        // apache-avro cannot put in canonical form: the same root record
+        // and the same fields in the same order, with the same types.
+        let writer = self.compiled_for_text(writer_schema, "the alert's writer schema")?;
+        Ok(writer.info.full_name == registered.info.full_name
+            && writer.schema.leaf_paths() == registered.schema.leaf_paths())
     }
 
     /// Every path of a writer schema this decoder has seen that yields a

@@ -71,7 +71,10 @@ pub fn load_filters(
             Some(d) => d.filter.clone(),
             None => sandbox
                 .load(&bytes, params, limits)
-                .with_context(|| format!("filter {} refused", path.display()))?,
+                .with_context(|| match &f.name {
+                    Some(name) => format!("{} ({name}, {}) refused", f.key, path.display()),
+                    None => format!("{} ({}) refused", f.key, path.display()),
+                })?,
         };
         let name = f.name.clone().unwrap_or_else(|| filter.name.clone());
         if out.iter().any(|d| d.name == name) {
