@@ -1275,8 +1275,8 @@ fn sighup_adds_replaces_and_removes_filters_on_the_live_stream_without_a_restart
     assert!(
         std::fs::read_to_string(&log)
             .unwrap()
-            .contains("junk.wasm refused"),
-        "the refusal names the file"
+            .contains("junk.wasm) refused"),
+        "the refusal names the entry and its file"
     );
 
     // 5. Back to the original: bright-transients v1 again, fast-risers
