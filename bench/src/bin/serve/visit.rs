@@ -24,6 +24,12 @@
 //!   end of every partition (and to its first commit); the process's CPU
 //!   time (`/proc/<pid>/stat`) and peak resident memory (`VmHWM`) read at
 //!   that moment.
+//! - serve's wall-clock limits per filter (`deadline`, `mean_time`) are
+//!   raised to 10 s: on a shared machine a thread can wait longer than
+//!   the default 100 ms for a core, and that would show as failed calls
+//!   and missing outputs rather than as time. Fuel and memory stay at
+//!   their defaults. Failed calls and quarantined deployments are read
+//!   from serve's `/metrics` at the end and shown.
 //! - Output topics (and the dead-letter topic) are made before the clock
 //!   starts, with one partition each: what a running service finds at its
 //!   next start. After each case they are deleted, so the next case's
@@ -157,8 +163,13 @@ struct Measured {
     peak: f64,
     /// Messages on its output topics, once checked.
     outputs: i64,
+    /// serve's failed filter calls and quarantined deployments, from its
+    /// metrics (none for the copy).
+    failures: Option<Failures>,
     /// The 1-minute load average as the case ended.
     load: f64,
+    /// The process's stderr.
+    log: PathBuf,
 }
 
 /// `visit [ALERTS] [CASE...]`: the visit, each case in turn, a table at
@@ -264,8 +275,8 @@ pub fn run(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
 }
 
 fn header() -> String {
-    "| case | to lag 0 | to the first commit | CPU | peak RSS | to lag 0, x copy | outputs | load (1 min) |\n\
-     | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    "| case | to lag 0 | to the first commit | CPU | peak RSS | to lag 0, x copy | outputs | failed calls | load (1 min) |\n\
+     | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         .into()
 }
 
@@ -275,13 +286,14 @@ fn row(case: Case, m: &Measured, copy: Option<Duration>) -> String {
         None => "-".into(),
     };
     format!(
-        "| {} | {:.1} s | {:.1} s | {:.1} s | {} MiB | {ratio} | {} | {:.1} |",
+        "| {} | {:.1} s | {:.1} s | {:.1} s | {} MiB | {ratio} | {} | {} | {:.1} |",
         case.label(),
         m.to_end.as_secs_f64(),
         m.first_commit.as_secs_f64(),
         m.cpu,
         thousands(m.peak.round() as usize),
         thousands(m.outputs.max(0) as usize),
+        m.failures.as_ref().map_or("-".into(), Failures::to_string),
         m.load
     )
 }
@@ -344,7 +356,13 @@ fn copy_case(s: &Settings, dir: &Path, input: &str, n: usize) -> anyhow::Result<
         .stderr(std::fs::File::create(&log)?)
         .spawn()
         .context("starting the copy process")?;
-    let mut m = until_end(s, Serve(child), start, &group, input, n, &log)?;
+    let started = Started {
+        process: Serve(child),
+        at: start,
+        log,
+    };
+    let mut m = until_end(s, started, &group, input, n, None)?;
+    let log = m.log.clone();
     let reader = reader(&s.brokers, &unique("visit-check"))?;
     m.outputs = high_watermark(&reader, &output);
     ensure!(
@@ -374,11 +392,13 @@ fn filters_case(
     ));
     let names: Vec<String> = (0..n).map(|i| format!("bt-{i:04}")).collect();
     let outputs: Vec<String> = names.iter().map(|name| format!("{group}.{name}")).collect();
+    // As visit_config names it.
     let dead_letters = format!("{group}-dlq");
     let config = dir.join(format!("{group}.toml"));
+    let metrics = free_address()?;
     std::fs::write(
         &config,
-        visit_config(s, input, &group, &dead_letters, cache, language, &names),
+        visit_config(s, input, &group, cache, metrics, language, &names),
     )?;
 
     // What each deployment accepts, offline, with the same config (this
@@ -418,7 +438,14 @@ fn filters_case(
         .stderr(std::fs::File::create(&log)?)
         .spawn()
         .with_context(|| format!("starting {}", s.bandpass.display()))?;
-    let mut m = until_end(s, Serve(child), start, &group, input, filled.len(), &log)?;
+    let started = Started {
+        process: Serve(child),
+        at: start,
+        log,
+    };
+    let mut m = until_end(s, started, &group, input, filled.len(), Some(metrics))?;
+    let log = m.log.clone();
+    let failures = m.failures.clone().unwrap_or_default();
 
     // Checked: each output holds what the deployment accepts offline,
     // byte for byte and as many times as it was on the input; nothing
@@ -430,7 +457,8 @@ fn filters_case(
         let held = high_watermark(&reader, topic);
         ensure!(
             held == want,
-            "{topic} ({}) holds {held} messages where bandpass run accepts {want}; see {}",
+            "{topic} ({}) holds {held} messages where bandpass run accepts {want} \
+             (serve's failed calls: {failures}); see {}",
             names[d],
             log.display()
         );
@@ -470,17 +498,20 @@ fn visit_config(
     s: &Settings,
     input: &str,
     group: &str,
-    dead_letters: &str,
     cache: &Path,
+    metrics: std::net::SocketAddr,
     language: Language,
     names: &[String],
 ) -> String {
     let mut toml = format!(
-        "dead_letter_topic = \"{dead_letters}\"\n\
+        "dead_letter_topic = \"{group}-dlq\"\n\
          [kafka]\nbrokers = [\"{}\"]\n\
          [kafka.librdkafka]\n\"auto.commit.interval.ms\" = \"100\"\n\
          [input]\ntopics = [\"{input}\"]\ngroup = \"{group}\"\nstart = \"earliest\"\n\
          [engine]\nworkers = {}\ncache_dir = \"{}\"\n\
+         [engine.limits]\ndeadline = \"10s\"\nmean_time = \"10s\"\n\
+         [engine.max_limits]\ndeadline = \"10s\"\nmean_time = \"10s\"\n\
+         [admin]\nlisten = \"{metrics}\"\n\
          [[filter]]\npath = \"{}\"\noutput_topic = \"{group}.{{name}}\"\nsets = [\n",
         s.brokers,
         workers(),
@@ -553,18 +584,30 @@ fn offline(
     Ok(accepted)
 }
 
+/// A process being measured: serve or the copy.
+struct Started {
+    process: Serve,
+    /// Just before it was started.
+    at: Instant,
+    /// Where its stderr goes.
+    log: PathBuf,
+}
+
 /// Waits for `group`'s committed offsets on `input` to reach `n`, then
 /// reads the process's CPU time and peak memory, and stops it.
 fn until_end(
     s: &Settings,
-    process: Serve,
-    start: Instant,
+    started: Started,
     group: &str,
     input: &str,
     n: usize,
-    log: &Path,
+    metrics: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Measured> {
-    let mut process = process;
+    let Started {
+        mut process,
+        at: start,
+        log,
+    } = started;
     let watcher = reader(&s.brokers, group)?;
     let mut first_commit = None;
     loop {
@@ -597,6 +640,10 @@ fn until_end(
     let pid = process.0.id();
     let cpu = cpu_seconds(pid)?;
     let peak = memory(pid).1;
+    let failures = match metrics {
+        Some(address) => Some(Failures::scraped(address)?),
+        None => None,
+    };
     drop(process);
     Ok(Measured {
         to_end,
@@ -604,8 +651,85 @@ fn until_end(
         cpu,
         peak,
         outputs: 0,
+        failures,
         load: load(),
+        log,
     })
+}
+
+/// What went wrong in serve's filter calls, from its `/metrics`.
+#[derive(Clone, Default)]
+struct Failures {
+    /// `bandpass_filter_failures_total`, summed over filters, by kind.
+    by_kind: Vec<(String, u64)>,
+    /// Deployments with `bandpass_filter_quarantined` at 1.
+    quarantined: usize,
+}
+
+impl Failures {
+    /// Reads serve's metrics page at `address`.
+    fn scraped(address: std::net::SocketAddr) -> anyhow::Result<Failures> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))
+            .with_context(|| format!("connecting to serve's metrics at {address}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut page = String::new();
+        stream
+            .read_to_string(&mut page)
+            .with_context(|| format!("reading serve's metrics at {address}"))?;
+        let mut failures = Failures::default();
+        for line in page.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            if series.starts_with("bandpass_filter_quarantined{") && value >= 1.0 {
+                failures.quarantined += 1;
+            }
+            if !series.starts_with("bandpass_filter_failures_total{") || value <= 0.0 {
+                continue;
+            }
+            let kind = series
+                .split_once("kind=\"")
+                .and_then(|(_, k)| k.split_once('"'))
+                .map_or("unknown", |(k, _)| k);
+            match failures.by_kind.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, n)) => *n += value as u64,
+                None => failures.by_kind.push((kind.to_string(), value as u64)),
+            }
+        }
+        Ok(failures)
+    }
+}
+
+impl std::fmt::Display for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.by_kind.is_empty() && self.quarantined == 0 {
+            return write!(f, "0");
+        }
+        let kinds: Vec<String> = self
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{} {k}", thousands(*n as usize)))
+            .collect();
+        write!(f, "{}", kinds.join(", "))?;
+        if self.quarantined > 0 {
+            write!(f, "; {} quarantined", self.quarantined)?;
+        }
+        Ok(())
+    }
+}
+
+/// A loopback address with a port free a moment ago, for serve's admin
+/// listener.
+fn free_address() -> anyhow::Result<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 /// User and system CPU time of a running process, in seconds (all its
