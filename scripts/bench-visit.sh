@@ -19,6 +19,10 @@
 #       of BANDPASS_KAFKA_BROKERS (scripts/test.sh); nothing judged but
 #       the outputs
 #
+# BANDPASS_CACHE_DIR, when set, is the compiled-code cache (scripts/test.sh
+# sets one its tests have filled); else the run makes its own. Compiling is
+# never in the figures: each case's check compiles before the clock starts.
+#
 # Needs about 2 GB of free disk for the broker's log with the defaults
 # (10,000 alerts of 65 KB, the copy's, and each case's outputs, deleted
 # after the case). The Python case with 100 deployments holds about

@@ -216,7 +216,11 @@ pub fn run(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     ensure!(!alerts.is_empty(), "no ZTF alert files found");
     let dir = std::env::temp_dir().join(unique("bandpass-visit"));
     std::fs::create_dir_all(&dir)?;
-    let cache = dir.join("cache");
+    // The compiled-code cache: BANDPASS_CACHE_DIR's (scripts/test.sh
+    // sets one its tests have filled), else one of this run's own.
+    let cache = std::env::var_os("BANDPASS_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("cache"));
 
     println!("{}", machine());
     let input = unique("visit-in");
