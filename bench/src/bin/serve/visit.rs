@@ -71,8 +71,8 @@ const DEFAULT_CASES: [&str; 6] = [
 ];
 /// Most alerts a visit may hold (about 65 GB of ZTF alerts).
 const MAX_ALERTS: usize = 1_000_000;
-/// Most deployments a case may have (a filter's parameter sets).
-const MAX_DEPLOYMENTS: usize = 10_000;
+/// Most deployments a case may have: as many as a config may hold.
+const MAX_DEPLOYMENTS: usize = bandpass::config::filter::MAX_DEPLOYMENTS;
 /// How long a case may take to reach the end before the run stops.
 const CASE_TIMEOUT: Duration = Duration::from_secs(900);
 
