@@ -101,6 +101,12 @@ node --test guest-sdk/js/test/ 2>&1 | tee -a "$log"
 # stops running fails the suite. Its soak restarts the broker, so it
 # needs the one started here (or BANDPASS_KAFKA_DIR naming the given one).
 if [ "$#" -eq 0 ]; then
+    # The visit (scripts/bench-visit.sh), small: the plain copy, 3 Rust
+    # and 1 Python deployments over 200 alerts, each output checked
+    # against `bandpass run --config`. Before bench-smoke.sh, whose soak
+    # restarts the broker.
+    echo "== bench smoke: the visit (at ${SECONDS}s)" >&2
+    scripts/bench-visit.sh --smoke >/dev/null
     BANDPASS_KAFKA_DIR="${BANDPASS_KAFKA_DIR:-$kafka_dir}" scripts/bench-smoke.sh
 else
     echo "test: arguments given, so a partial run: the benchmark smoke run is left out" >&2

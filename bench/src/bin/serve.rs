@@ -23,6 +23,13 @@
 //!    re-keying stage (decode its object id, produce it keyed to the
 //!    re-key topic) before the filters, timed on the filtering stage's
 //!    commits.
+//!
+//! `visit`: the visit benchmark (`scripts/bench-visit.sh`, the module
+//! `visit`): a burst of alerts already on the topic through N
+//! deployments of one filter, Rust and Python, beside a plain copy.
+
+#[path = "serve/visit.rs"]
+mod visit;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -669,6 +676,15 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `visit [ALERTS] [CASE...]`: the visit benchmark (module `visit`).
+    if std::env::args().nth(1).as_deref() == Some("visit") {
+        return visit::run(std::env::args().skip(2));
+    }
+    // `copy-visit INPUT OUTPUT GROUP`: the visit's plain copy, the
+    // process `visit` starts and measures.
+    if std::env::args().nth(1).as_deref() == Some("copy-visit") {
+        return visit::copy_process(std::env::args().skip(2));
+    }
     // `fill TOPIC N`: only fill a topic (to profile serve by hand).
     if std::env::args().nth(1).as_deref() == Some("fill") {
         let topic = std::env::args().nth(2).context("fill TOPIC N")?;
