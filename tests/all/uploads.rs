@@ -1227,15 +1227,17 @@ fn uploading_and_deleting_in_a_loop_gives_the_memory_back() {
     // after them, each delete gives back what its upload took: five more
     // cycles end where the second did, within a quarter of one cycle's
     // cost (a leak of 5 MiB a cycle would break this).
+    // Only what stays after the delete is compared: the figure with the
+    // filters loaded depends on whether both workers had made their
+    // instance when it was read (152 or 191 MiB in one run).
     let settled = cycles[1].1;
     for (i, (loaded, deleted)) in cycles.iter().enumerate().skip(2) {
         assert!(
-            deleted - settled < cost / 4.0 && loaded - cycles[1].0 < cost / 4.0,
+            deleted - settled < cost / 4.0,
             "cycle {}: serve held {loaded:.0} MiB with the filters and {deleted:.0} after \
-             deleting them, against {:.0} and {settled:.0} after the second cycle: memory is \
-             not given back on delete",
+             deleting them, against {settled:.0} after the second cycle: memory is not \
+             given back on delete",
             i + 1,
-            cycles[1].0
         );
     }
     // And what stays is bounded by what ran. In some runs the allocator

@@ -208,12 +208,26 @@ pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
     let (mut sent, mut unreadable, mut files) = (0u64, 0u64, 0u64);
     for item in crate::input::items(&args.inputs) {
         files += 1;
-        let alerts = item
+        // Each alert with the message that carries it, or why the input
+        // gives none.
+        let framed = item
             .bytes
             .map_err(|e| e.to_string())
-            .and_then(|b| decoder.decode(&b).map_err(|e| e.to_string()));
-        let alerts = match alerts {
-            Ok(a) => a,
+            .and_then(|b| decoder.decode(&b).map_err(|e| e.to_string()))
+            .and_then(|alerts| {
+                alerts
+                    .into_iter()
+                    .map(|a| {
+                        let payload = match &mut wire {
+                            None => a.raw.clone(),
+                            Some(wire) => wire.frame(&a)?,
+                        };
+                        Ok((a, payload))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            });
+        let framed = match framed {
+            Ok(f) => f,
             Err(why) => {
                 eprintln!(
                     "{}: not produced: {why}",
@@ -223,22 +237,7 @@ pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
                 continue;
             }
         };
-        let payloads: Result<Vec<Bytes>, String> = match &mut wire {
-            None => Ok(alerts.iter().map(|a| a.raw.clone()).collect()),
-            Some(wire) => alerts.iter().map(|a| wire.frame(a)).collect(),
-        };
-        let payloads = match payloads {
-            Ok(p) => p,
-            Err(why) => {
-                eprintln!(
-                    "{}: not produced: {why}",
-                    crate::text::shown(&item.name, 200)
-                );
-                unreadable += 1;
-                continue;
-            }
-        };
-        for (alert, payload) in alerts.iter().zip(payloads) {
+        for (alert, payload) in framed {
             if let Some(rate) = args.rate {
                 let due = started + Duration::from_secs_f64(sent as f64 / rate);
                 let now = Instant::now();
