@@ -36,35 +36,26 @@ if ! python3 -c 'import mocpy, astropy_healpix' 2>/dev/null; then
     echo "test: installing mocpy and astropy-healpix (the sky-map tests compare with them)" >&2
     python3 -m pip install --quiet --disable-pip-version-check 'mocpy==0.21.0' 'astropy-healpix==2.0.1'
 fi
-# Debian's Chromium, for the status page's test in a real browser.
-if ! command -v chromium >/dev/null; then
-    echo "test: installing Debian's chromium (the status page is tested in a headless browser)" >&2
-    sudo_if_needed=""
+# A Debian package holding COMMAND, installed with apt when COMMAND is
+# missing: debian_package COMMAND PACKAGE WHY.
+debian_package() {
+    if command -v "$1" >/dev/null; then
+        return
+    fi
+    echo "test: installing Debian's $2 ($3)" >&2
+    local sudo_if_needed="" apt_log
     if [ "$(id -u)" != 0 ]; then sudo_if_needed="sudo"; fi
     apt_log="$(mktemp)"
     $sudo_if_needed apt-get update -qq >"$apt_log" 2>&1 || true
-    if ! DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq --no-install-recommends chromium >>"$apt_log" 2>&1; then
+    if ! DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq --no-install-recommends "$2" >>"$apt_log" 2>&1; then
         cat "$apt_log" >&2
-        echo "test: installing chromium with apt failed (above); install Debian's chromium package and run again" >&2
+        echo "test: installing $2 with apt failed (above); install Debian's $2 package (it holds $1) and run again" >&2
         exit 1
     fi
     rm -f "$apt_log"
-fi
-# Debian's Prometheus, for promtool: the alerting rules in
-# deploy/prometheus are checked and unit-tested with it.
-if ! command -v promtool >/dev/null; then
-    echo "test: installing Debian's prometheus (promtool tests the alerting rules in deploy/prometheus)" >&2
-    sudo_if_needed=""
-    if [ "$(id -u)" != 0 ]; then sudo_if_needed="sudo"; fi
-    apt_log="$(mktemp)"
-    $sudo_if_needed apt-get update -qq >"$apt_log" 2>&1 || true
-    if ! DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq --no-install-recommends prometheus >>"$apt_log" 2>&1; then
-        cat "$apt_log" >&2
-        echo "test: installing prometheus with apt failed (above); install Debian's prometheus package (it holds promtool) and run again" >&2
-        exit 1
-    fi
-    rm -f "$apt_log"
-fi
+}
+debian_package chromium chromium "the status page is tested in a headless browser"
+debian_package promtool prometheus "promtool tests the alerting rules in deploy/prometheus"
 scripts/build-filters.sh --quiet
 # A cache of compiled components private to this run: tests see cold and
 # warm loads, and never a stale artifact from another checkout.

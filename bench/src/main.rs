@@ -230,6 +230,17 @@ fn twenty_five(
     all
 }
 
+/// `items` repeated `size` times over, in batches of `size`.
+fn batches_of<T: Clone>(items: &[T], size: usize) -> Vec<Vec<T>> {
+    let all: Vec<T> = items
+        .iter()
+        .cycle()
+        .take(items.len() * size)
+        .cloned()
+        .collect();
+    all.chunks(size).map(<[T]>::to_vec).collect()
+}
+
 /// Alerts per second of each runner, in interleaved thirds (twice each),
 /// so that drift on the machine falls on each alike.
 fn interleaved(alerts: &[Bytes], secs: f64, runners: [&mut Runner; 3]) -> [f64; 3] {
@@ -583,15 +594,7 @@ fn all_filters_case(
     // The same, filter by filter over batches of BATCH alerts (what a
     // serve worker does with the alerts waiting in its queue).
     const BATCH: usize = 32;
-    let batches: Vec<Vec<Bytes>> = alerts
-        .iter()
-        .cycle()
-        .take(alerts.len() * BATCH)
-        .cloned()
-        .collect::<Vec<_>>()
-        .chunks(BATCH)
-        .map(|c| c.to_vec())
-        .collect();
+    let batches = batches_of(alerts, BATCH);
     let mut batched = |secs: f64| {
         BATCH as f64
             * rate(&batches, secs, |batch| {
@@ -671,15 +674,7 @@ fn batch_case(alerts: &[Bytes], sb: &Sandbox, secs: f64) -> anyhow::Result<()> {
             .iter()
             .flat_map(|a| runner.decoder().decode(a).unwrap())
             .collect();
-        let batches: Vec<Vec<_>> = decoded
-            .iter()
-            .cycle()
-            .take(decoded.len() * BATCH)
-            .cloned()
-            .collect::<Vec<_>>()
-            .chunks(BATCH)
-            .map(|c| c.to_vec())
-            .collect();
+        let batches = batches_of(&decoded, BATCH);
         let (mut one, mut many) = (0.0, 0.0);
         for _ in 0..2 {
             one += rate(&decoded, secs / 4.0, |d| {

@@ -165,20 +165,26 @@ fn produce_in_wire_format_writes_the_id_and_the_record_and_refuses_a_wrong_id() 
         format!("{text}[schemas]\ndir = \"{}\"\n", schemas.display()),
     )
     .unwrap();
-    let produce = |topic: &str, id: &str, folder: &str| {
-        std::process::Command::new(crate::support::bandpass_bin())
-            .args([
+    // `bandpass produce --framing wire` with `config`, to `topic`,
+    // `--schema-id id` unless none.
+    let wire =
+        |config: &std::path::Path, topic: &str, id: Option<&str>, input: &std::path::Path| {
+            let mut c = std::process::Command::new(crate::support::bandpass_bin());
+            c.args([
                 "produce",
                 "--config",
                 config.to_str().unwrap(),
                 "--topic",
                 topic,
             ])
-            .args(["--framing", "wire", "--schema-id", id])
-            .arg(alerts.join(folder))
-            .output()
-            .unwrap()
-    };
+            .args(["--framing", "wire"]);
+            if let Some(id) = id {
+                c.args(["--schema-id", id]);
+            }
+            c.arg(input).output().unwrap()
+        };
+    let produce =
+        |topic: &str, id: &str, folder: &str| wire(&config, topic, Some(id), &alerts.join(folder));
     let topic = unique("wire");
     let out = produce(&topic, "7", "v4.02");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -225,18 +231,7 @@ fn produce_in_wire_format_writes_the_id_and_the_record_and_refuses_a_wrong_id() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr.contains("--schema-id 8:"), "{stderr}");
-    let out = std::process::Command::new(crate::support::bandpass_bin())
-        .args([
-            "produce",
-            "--config",
-            config.to_str().unwrap(),
-            "--topic",
-            &topic,
-        ])
-        .args(["--framing", "wire"])
-        .arg(alerts.join("v3.3"))
-        .output()
-        .unwrap();
+    let out = wire(&config, &topic, None, &alerts.join("v3.3"));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--framing wire needs --schema-id ID"),
         "{}",
@@ -254,19 +249,8 @@ fn produce_in_wire_format_writes_the_id_and_the_record_and_refuses_a_wrong_id() 
     .unwrap();
     let rubin_topic = unique("wire-rubin");
     let rubin_produce = |id: &str, version: &str| {
-        std::process::Command::new(crate::support::bandpass_bin())
-            .args(["produce", "--config", rubin_config.to_str().unwrap()])
-            .args([
-                "--topic",
-                &rubin_topic,
-                "--framing",
-                "wire",
-                "--schema-id",
-                id,
-            ])
-            .arg(rubin.join(version).join("sample_data/fakeAlert.avro"))
-            .output()
-            .unwrap()
+        let alert = rubin.join(version).join("sample_data/fakeAlert.avro");
+        wire(&rubin_config, &rubin_topic, Some(id), &alert)
     };
     let out = rubin_produce("703", "v7_3");
     assert_eq!(

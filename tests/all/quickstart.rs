@@ -34,6 +34,15 @@ fn quick_start(guide: &Path) -> String {
     block.join("\n")
 }
 
+/// `PATH` with the built `bandpass` first.
+fn path_with_bandpass() -> String {
+    format!(
+        "{}:{}",
+        bandpass_bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// Runs one guide's quick start; panics with its output if a command
 /// fails.
 fn run_quick_start(guide: &str) {
@@ -46,16 +55,10 @@ fn run_quick_start(guide: &str) {
         !folder.path().starts_with(repo_root()),
         "the quick start must run outside the checkout"
     );
-    let bin = bandpass_bin();
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(folder.path())
-        .env("PATH", path)
+        .env("PATH", path_with_bandpass())
         .env("BANDPASS_CACHE_DIR", folder.path().join(".cache"))
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
@@ -108,16 +111,10 @@ fn the_operators_quick_start_works_as_written() {
         .prefix("bandpass-operator")
         .tempdir_in(std::env::temp_dir())
         .unwrap();
-    let bin = bandpass_bin();
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let out = Command::new("timeout")
         .args(["300", "bash", "-euo", "pipefail", "-c", &script])
         .current_dir(folder.path())
-        .env("PATH", path)
+        .env("PATH", path_with_bandpass())
         .env("BANDPASS_CHECKOUT", repo_root())
         .env_remove("BANDPASS_KAFKA_BROKERS")
         .env_remove("BANDPASS_KAFKA_DIR")

@@ -579,16 +579,21 @@ fn a_missing_acl_stops_serve_naming_the_user_and_the_topic_or_group_it_may_not_u
     // rather than dropping alerts.
     let seen_not_written = unique("alerts-acl-output");
     produce_to(&s.admin, &seen_not_written, &[b"warm-up".to_vec()]);
-    let (code, said) = run(
-        "produce",
-        ServeBuilder::new(
-            dir.path().join("produce.toml"),
-            &input,
-            &unique("reader-acl"),
+    // Serve as the reader, writing to that topic, which it may not
+    // create.
+    let writing = |name: &str| {
+        run(
+            name,
+            ServeBuilder::new(
+                dir.path().join(format!("{name}.toml")),
+                &input,
+                &unique("reader-acl"),
+            )
+            .filter("bright_transients", &seen_not_written)
+            .extra("[output]\ncreate_topics = false\n"),
         )
-        .filter("bright_transients", &seen_not_written)
-        .extra("[output]\ncreate_topics = false\n"),
-    );
+    };
+    let (code, said) = writing("produce");
     assert_eq!(code, Some(2), "{said}");
     says(
         &said,
@@ -613,16 +618,7 @@ fn a_missing_acl_stops_serve_naming_the_user_and_the_topic_or_group_it_may_not_u
         "{}",
         String::from_utf8_lossy(&granted.stderr)
     );
-    let (code, said) = run(
-        "produce-topic",
-        ServeBuilder::new(
-            dir.path().join("produce-topic.toml"),
-            &input,
-            &unique("reader-acl"),
-        )
-        .filter("bright_transients", &seen_not_written)
-        .extra("[output]\ncreate_topics = false\n"),
-    );
+    let (code, said) = writing("produce-topic");
     assert_eq!(code, Some(2), "{said}");
     says(
         &said,

@@ -19,8 +19,8 @@ use crate::support::processes::{
     Serve, ServeBuilder, chromium, exited_within, hangup, terminate, wait_for_log,
 };
 use crate::support::{
-    bandpass_bin, filters_dir, load, offline_accepts, rubin_alerts, run, sandbox, ztf_alert_bytes,
-    ztf_alerts,
+    bandpass_bin, filters_dir, load, offline_accepts, offline_accepts_with, rubin_alerts, run,
+    sandbox, ztf_alert_bytes, ztf_alerts,
 };
 
 /// The partitions of `topic` an instance owns by its log: those of its
@@ -820,29 +820,7 @@ fn parameter_sets_run_as_deployments_of_their_own_with_their_own_verdicts() {
     .write()
     .spawn();
     produce(&input, &ztf_alert_bytes());
-    let sb = sandbox();
-    let expected = |params: &[(&str, &str)]| -> Vec<Vec<u8>> {
-        let params = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let filter = crate::support::load_with(
-            &sb,
-            "bright_transients",
-            bandpass::sandbox::Limits::default(),
-            params,
-        );
-        run(std::slice::from_ref(&filter), &ztf_alerts())
-            .into_iter()
-            .filter(|(_, r)| {
-                matches!(
-                    r.evaluations[0].outcome,
-                    Outcome::Verdict(Verdict::Accept { .. })
-                )
-            })
-            .map(|(f, _)| std::fs::read(f).unwrap())
-            .collect()
-    };
+    let expected = |params: &[(&str, &str)]| offline_accepts_with("bright_transients", params);
     let sets = [
         ("plain", expected(&[("min_real", "0.5")])),
         ("real", expected(&[("min_real", "0.9")])),

@@ -14,7 +14,7 @@ mod consume;
 mod demo;
 mod explain;
 mod fields;
-pub(crate) mod format;
+pub mod format;
 mod inspect;
 mod map;
 mod new;

@@ -162,15 +162,12 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
 /// with what to fix, instead of librdkafka retrying it for ever.
 fn check_connections(config: &Config) -> anyhow::Result<()> {
     use crate::kafka::{Cluster, check_connection};
-    // A pattern names no one topic to look at.
-    let topics: Vec<String> = config
-        .input
-        .topics
-        .iter()
-        .filter(|t| !t.starts_with('^'))
-        .cloned()
-        .collect();
-    check_connection(config, Cluster::Input, &topics, Some(&config.input.group))?;
+    check_connection(
+        config,
+        Cluster::Input,
+        &config.input.topics,
+        Some(&config.input.group),
+    )?;
     if config.output.kafka.is_some() {
         check_connection(config, Cluster::Output, &[], None)?;
     }

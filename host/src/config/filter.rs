@@ -166,17 +166,6 @@ fn params_as_text<'de, D: serde::Deserializer<'de>>(
         .collect()
 }
 
-/// Whether `topic` is a name Kafka takes.
-pub(super) fn is_topic(topic: &str) -> bool {
-    !topic.is_empty()
-        && topic.len() <= 249
-        && topic != "."
-        && topic != ".."
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
 /// The rules of each `[[filter]]`, against the input and dead-letter
 /// topics and the engine's maximum limits.
 pub(super) fn check(
@@ -215,13 +204,12 @@ pub(super) fn check(
                 "must not be empty".into(),
             ));
         }
-        if !is_topic(&f.output_topic) {
+        if !super::is_topic(&f.output_topic) {
             return Err(Invalid::new(
                 format!("{key}.output_topic"),
                 format!(
-                    "'{}' is not a Kafka topic name: use letters, digits, '.', '_' and '-' \
-                     (at most 249){}",
-                    crate::text::shown(&f.output_topic, 300),
+                    "{}{}",
+                    super::not_a_topic(&f.output_topic),
                     if f.output_topic.contains('{') {
                         "; `{name}` stands for a set's name only in a filter with `sets`"
                     } else {

@@ -117,7 +117,7 @@ impl MemoryConfig {
             ));
         }
         if let Some(topic) = &self.changelog_topic
-            && !valid_topic(topic)
+            && !super::is_topic(topic)
         {
             return Err(Invalid::new(
                 "memory.changelog_topic",
@@ -126,12 +126,4 @@ impl MemoryConfig {
         }
         Ok(())
     }
-}
-
-/// Kafka's own rule for a topic name.
-fn valid_topic(name: &str) -> bool {
-    (1..=249).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

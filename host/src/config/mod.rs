@@ -104,6 +104,26 @@ pub(crate) struct Invalid {
     pub reason: String,
 }
 
+/// Why `topic` is refused, for a name [`is_topic`] refuses.
+pub(super) fn not_a_topic(topic: &str) -> String {
+    format!(
+        "'{}' is not a Kafka topic name: use letters, digits, '.', '_' and '-' (at most 249)",
+        crate::text::shown(topic, 200)
+    )
+}
+
+/// Whether `topic` is a name Kafka takes (its own rule: 1 to 249 of
+/// A-Z, a-z, 0-9, '.', '_' and '-', and not `.` or `..`).
+pub(super) fn is_topic(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 impl Invalid {
     pub fn new(key: impl Into<String>, reason: String) -> Invalid {
         Invalid {
@@ -203,25 +223,17 @@ impl Config {
                     .err()
                     .map(|e| format!("'{}' is not a pattern: {e}", crate::text::shown(topic, 200)))
             } else {
-                (!filter::is_topic(topic)).then(|| {
-                    format!(
-                        "'{}' is not a Kafka topic name: use letters, digits, '.', '_' and '-' \
-                         (at most 249), or a pattern starting with ^",
-                        crate::text::shown(topic, 200)
-                    )
-                })
+                (!is_topic(topic))
+                    .then(|| format!("{}, or a pattern starting with ^", not_a_topic(topic)))
             };
             if let Some(reason) = wrong {
                 return Err(Invalid::new(format!("input.topics[{i}]"), reason));
             }
         }
-        if !filter::is_topic(&self.dead_letter_topic) {
+        if !is_topic(&self.dead_letter_topic) {
             return Err(Invalid::new(
                 "dead_letter_topic",
-                format!(
-                    "'{}' is not a Kafka topic name: use letters, digits, '.', '_' and '-' (at most 249)",
-                    crate::text::shown(&self.dead_letter_topic, 200)
-                ),
+                not_a_topic(&self.dead_letter_topic),
             ));
         }
         self.schemas.check()?;

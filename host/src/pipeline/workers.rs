@@ -150,29 +150,23 @@ fn process_batch(
     flow: &Flow,
     batch: Vec<Job>,
 ) {
-    let decoded: Vec<Result<Vec<DecodedAlert>, Processed>> = batch
-        .iter()
-        .map(|job| decode(runner, flow, &job.payload))
-        .collect();
-    let counts: Vec<usize> = decoded
-        .iter()
-        .map(|d| d.as_ref().map_or(0, Vec::len))
-        .collect();
+    // Every message's alerts in one list, and per message how many of
+    // them are its own, or what became of it instead.
     let mut alerts: Vec<DecodedAlert> = Vec::new();
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for d in decoded {
-        match d {
-            Ok(mut a) => {
-                alerts.append(&mut a);
-                outcomes.push(None);
-            }
-            Err(processed) => outcomes.push(Some(processed)),
-        }
+    let mut outcomes: Vec<Result<usize, Processed>> = Vec::with_capacity(batch.len());
+    for job in &batch {
+        outcomes.push(decode(runner, flow, &job.payload).map(|mut a| {
+            let n = a.len();
+            alerts.append(&mut a);
+            n
+        }));
     }
     let mut results = runner.evaluate_batch(alerts).into_iter();
-    for ((job, outcome), n) in batch.into_iter().zip(outcomes).zip(counts) {
-        let processed =
-            outcome.unwrap_or_else(|| Processed::Alerts(results.by_ref().take(n).collect()));
+    for (job, outcome) in batch.into_iter().zip(outcomes) {
+        let processed = match outcome {
+            Ok(n) => Processed::Alerts(results.by_ref().take(n).collect()),
+            Err(processed) => processed,
+        };
         // No object memory here: no store counts to take a difference of.
         deliver(runner, set, metrics, flow, job, processed, (0, 0));
     }
@@ -181,40 +175,21 @@ fn process_batch(
 /// Decodes and filters one message, queues what it caused, and releases
 /// the message's processing token.
 fn process(runner: &mut Runner, set: &FilterSet, metrics: &[FilterMetrics], flow: &Flow, job: Job) {
-    let Job {
-        source,
-        key,
-        payload,
-        headers,
-    } = job;
-    let (failures_before, late_before) = runner
+    let before = runner
         .memory()
         .map_or((0, 0), |m| (m.failures().0, m.out_of_order));
     if let Some(memory) = runner.memory_mut() {
         memory.scope_to(&crate::memory::partition_scope(
-            &source.topic,
-            source.partition,
+            &job.source.topic,
+            job.source.partition,
         ));
         // At-least-once: records remember the offset applied to them, so
         // that a replay after a crash is not applied twice (under
         // exactly-once a restore holds only committed changes).
-        memory.position = (!flow.exactly_once).then_some(source.offset);
+        memory.position = (!flow.exactly_once).then_some(job.source.offset);
     }
-    let processed = decode_and_filter(runner, flow, &payload);
-    deliver(
-        runner,
-        set,
-        metrics,
-        flow,
-        Job {
-            source,
-            key,
-            payload,
-            headers,
-        },
-        processed,
-        (failures_before, late_before),
-    );
+    let processed = decode_and_filter(runner, flow, &job.payload);
+    deliver(runner, set, metrics, flow, job, processed, before);
 }
 
 /// Sends what a message's alerts caused (outputs, changelog records, or

@@ -236,8 +236,17 @@ pub fn ztf_alert_bytes() -> Vec<Vec<u8>> {
 /// The bytes of the ZTF sample alerts that the sample filter `stem`
 /// accepts offline (the batch path a stream must match), in order.
 pub fn offline_accepts(stem: &str) -> Vec<Vec<u8>> {
+    offline_accepts_with(stem, &[])
+}
+
+/// [`offline_accepts`], the filter given `params`.
+pub fn offline_accepts_with(stem: &str, params: &[(&str, &str)]) -> Vec<Vec<u8>> {
     let sb = sandbox();
-    let filter = load(&sb, stem);
+    let params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let filter = load_with(&sb, stem, Limits::default(), params);
     run(std::slice::from_ref(&filter), &ztf_alerts())
         .into_iter()
         .filter(|(_, r)| {

@@ -46,6 +46,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use bandpass::cli::format::thousands;
 use bandpass_bench::kafka::{PARTITIONS, committed_by, high_watermark, memory};
 use bandpass_bench::{filter_dir, repo, ztf_alert_files, ztf_alerts};
 use bytes::Bytes;
@@ -142,7 +143,7 @@ impl Case {
             Case::Copy => "plain copy (consume + produce, no filter)".into(),
             Case::Filters(language, n) => format!(
                 "{} {} deployment{}",
-                thousands(n),
+                thousands(n as u64),
                 language.label(),
                 if n == 1 { "" } else { "s" }
             ),
@@ -229,7 +230,7 @@ pub fn run(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let mean_kb = alerts.iter().map(|a| a.len()).sum::<usize>() as f64 / alerts.len() as f64 / 1e3;
     println!(
         "the visit: {} real ZTF alerts ({} samples repeated, {mean_kb:.0} KB mean) on {PARTITIONS} partitions of {input}, filled at {fill_rate:.0} alerts/s; serve's workers: {}",
-        thousands(alerts_wanted),
+        thousands(alerts_wanted as u64),
         alerts.len(),
         workers()
     );
@@ -295,8 +296,8 @@ fn row(case: Case, m: &Measured, copy: Option<Duration>) -> String {
         m.to_end.as_secs_f64(),
         m.first_commit.as_secs_f64(),
         m.cpu,
-        thousands(m.peak.round() as usize),
-        thousands(m.outputs.max(0) as usize),
+        thousands(m.peak.round() as u64),
+        thousands(m.outputs.max(0) as u64),
         m.failures.as_ref().map_or("-".into(), Failures::to_string),
         m.load
     )
@@ -720,7 +721,7 @@ impl std::fmt::Display for Failures {
         let kinds: Vec<String> = self
             .by_kind
             .iter()
-            .map(|(k, n)| format!("{} {k}", thousands(*n as usize)))
+            .map(|(k, n)| format!("{} {k}", thousands(*n)))
             .collect();
         write!(f, "{}", kinds.join(", "))?;
         if self.quarantined > 0 {
@@ -924,16 +925,4 @@ pub fn copy_process(mut args: impl Iterator<Item = String>) -> anyhow::Result<()
             consumer.store_offset(&input, partition, offset + 1)?;
         }
     }
-}
-
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
