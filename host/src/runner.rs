@@ -1,9 +1,9 @@
 //! The runner: decode each message once and run every filter on it.
 //!
 //! Owns: the union of the fields all filters declare (the decoder's
-//! paths), each filter's mapping from its fields to those paths, and one
-//! instance per filter. One `Runner` per worker thread; the decoder (and
-//! its schema cache) is shared.
+//! paths), each filter's mapping from its fields to those paths, and a
+//! handle on each filter's instance. One `Runner` per worker thread; the
+//! decoder (and its schema cache) and the filters' instances are shared.
 //!
 //! Must never: decode an alert more than once, or let one filter's
 //! failure change another filter's verdict.
@@ -17,7 +17,8 @@ use crate::decode::{DecodeError, DecodedAlert, Decoder, FieldValue, SchemaSource
 use crate::memory::history::{self, History, HistoryPlan, Kept};
 use crate::memory::{Memory, ObjectRecord, object_key};
 use crate::sandbox::{
-    AlertTime, Evaluation, FilterInstance, LoadedFilter, Moment, Outcome, StateChange, Verdict,
+    AlertTime, Evaluation, FilterInstance, Held, LoadedFilter, Moment, Outcome, StateChange,
+    Verdict,
 };
 use crate::sky::{Sky, SkyPlan, SkySlot};
 
@@ -411,28 +412,28 @@ impl Runner {
     /// Runs every filter on one decoded alert.
     pub fn evaluate(&mut self, alert: DecodedAlert) -> AlertResult {
         let mut prepared = self.prepare(alert);
-        // One clock read per filter: each call's end is the next's start.
-        let mut clock = Instant::now();
-        let evaluations: Vec<Evaluation> = self
-            .instances
-            .iter_mut()
-            .zip(&self.deployments)
-            .zip(&self.remembering)
-            .map(|((i, deployment), remembers)| {
-                if prepared.replayed && *remembers {
-                    return replay_skipped();
-                }
-                let state = match (&prepared.record, &i.filter().manifest.state) {
-                    (Some(r), Some(spec)) => r.state(deployment, &spec.format),
-                    _ => None,
-                };
-                let (evaluation, end) =
-                    i.evaluate_from(&prepared.alert, prepared.moment, state, clock);
-                clock = end;
-                evaluation
-            })
+        let mut evaluations: Vec<Option<Evaluation>> = Vec::new();
+        evaluations.resize_with(self.instances.len(), || None);
+        let deployments = &self.deployments;
+        let remembering = &self.remembering;
+        let p = &prepared;
+        each_held(&mut self.instances, |i, held, clock| {
+            if p.replayed && remembering[i] {
+                evaluations[i] = Some(replay_skipped());
+                return clock;
+            }
+            let state = match (&p.record, &held.filter().manifest.state) {
+                (Some(r), Some(spec)) => r.state(&deployments[i], &spec.format),
+                _ => None,
+            };
+            let (evaluation, end) = held.evaluate_from(&p.alert, p.moment, state, clock);
+            evaluations[i] = Some(evaluation);
+            end
+        });
+        prepared.evaluations = evaluations
+            .into_iter()
+            .map(|e| e.expect("every filter ran"))
             .collect();
-        prepared.evaluations = evaluations;
         self.finish(prepared)
     }
 
@@ -448,17 +449,26 @@ impl Runner {
             return alerts.into_iter().map(|a| self.evaluate(a)).collect();
         }
         let mut prepared: Vec<Prepared> = alerts.into_iter().map(|a| self.prepare(a)).collect();
-        for p in &mut prepared {
-            p.evaluations.reserve_exact(self.instances.len());
-        }
-        for instance in &mut self.instances {
-            // One clock read per filter and batch.
-            let mut clock = Instant::now();
-            for p in &mut prepared {
-                let (evaluation, end) = instance.evaluate_from(&p.alert, p.moment, None, clock);
+        // Per alert, per filter: filled filter by filter, in whatever
+        // order the instances come free.
+        let n = self.instances.len();
+        let mut evaluations: Vec<Vec<Option<Evaluation>>> = prepared
+            .iter()
+            .map(|_| std::iter::repeat_with(|| None).take(n).collect())
+            .collect();
+        each_held(&mut self.instances, |i, held, mut clock| {
+            for (p, e) in prepared.iter().zip(&mut evaluations) {
+                let (evaluation, end) = held.evaluate_from(&p.alert, p.moment, None, clock);
                 clock = end;
-                p.evaluations.push(evaluation);
+                e[i] = Some(evaluation);
             }
+            clock
+        });
+        for (p, e) in prepared.iter_mut().zip(evaluations) {
+            p.evaluations = e
+                .into_iter()
+                .map(|e| e.expect("every filter ran"))
+                .collect();
         }
         prepared.into_iter().map(|p| self.finish(p)).collect()
     }
@@ -704,6 +714,31 @@ impl Runner {
             }
             memory.keep(&key, &record);
         }
+    }
+}
+
+/// Calls `run(i, instance, clock)` with each filter's instance held, in
+/// filter order, except that an instance another worker holds (a
+/// deployment's one instance is shared by the workers) is left until the
+/// others have run, and only then waited for. `run` returns when its
+/// calls ended: the next one's clock (one clock read per call); after a
+/// wait the clock is read afresh, so that no filter is charged for
+/// another's time.
+fn each_held(
+    instances: &mut [FilterInstance],
+    mut run: impl FnMut(usize, &mut Held<'_>, Instant) -> Instant,
+) {
+    let mut busy = Vec::new();
+    let mut clock = Instant::now();
+    for (i, instance) in instances.iter_mut().enumerate() {
+        match instance.try_hold() {
+            Some(mut held) => clock = run(i, &mut held, clock),
+            None => busy.push(i),
+        }
+    }
+    for i in busy {
+        let mut held = instances[i].hold();
+        run(i, &mut held, Instant::now());
     }
 }
 

@@ -624,10 +624,136 @@ fn a_core_module_and_random_bytes_are_refused_with_a_reason() {
 fn a_second_load_comes_from_the_compile_cache() {
     let sb = sandbox();
     let first = load(&sb, "bright_transients");
+    let (compiled, sha256) = (first.cache, first.sha256.clone());
+    // Dropped first, so that the second load reads the disk cache rather
+    // than share the first's component in memory.
+    drop(first);
     let second = load(&sb, "bright_transients");
-    assert_eq!(first.cache, bandpass::sandbox::CacheOutcome::Compiled);
+    assert_eq!(compiled, bandpass::sandbox::CacheOutcome::Compiled);
     assert_eq!(second.cache, bandpass::sandbox::CacheOutcome::Hit);
-    assert_eq!(first.sha256, second.sha256);
+    assert_eq!(sha256, second.sha256);
+}
+
+#[test]
+fn deployments_of_one_component_share_its_code_but_keep_their_own_parameters() {
+    let sb = sandbox();
+    let as_built = load(&sb, "bright_transients");
+    // Brighter than every sample alert: accepts none of them.
+    let strict = load_with(
+        &sb,
+        "bright_transients",
+        Limits::default(),
+        vec![("max_mag".into(), "12".into())],
+    );
+    let other = load(&sb, "fast_risers");
+    assert!(as_built.shares_component_with(&strict));
+    assert!(!as_built.shares_component_with(&other));
+    let accepted = |i: usize| {
+        run(&[as_built.clone(), strict.clone()], &ztf_alerts())
+            .iter()
+            .filter(|(_, r)| {
+                matches!(
+                    r.evaluations[i].outcome,
+                    Outcome::Verdict(Verdict::Accept { .. })
+                )
+            })
+            .count()
+    };
+    let before = accepted(0);
+    assert!(before > 0, "the sample filter accepts some sample alerts");
+    assert_eq!(accepted(1), 0, "max_mag = 12 reached its own instance only");
+    // A set whose `init` refuses its parameters is refused alone.
+    let refused = sb.load(
+        &component("bright_transients"),
+        vec![("max_mag".into(), "bright".into())],
+        Limits::default(),
+    );
+    let refused = refused.err();
+    assert!(
+        matches!(refused, Some(LoadError::Init { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(accepted(0), before);
+}
+
+#[test]
+fn a_filter_has_one_instance_which_workers_hold_one_at_a_time() {
+    use bandpass::decode::SchemaSource;
+    use bandpass::runner::Runner;
+    // Panics on every third call of its instance: two workers' handles
+    // taking turns reach the third call on the third alert.
+    let sb = sandbox();
+    let panics = load_with(
+        &sb,
+        "hostile_panic",
+        Limits::default(),
+        vec![("every".into(), "3".into())],
+    );
+    let decoder = Runner::decoder_for(
+        std::slice::from_ref(&panics),
+        SchemaSource::None,
+        &Default::default(),
+    );
+    let alerts: Vec<_> = support::ztf_alert_bytes()[..3]
+        .iter()
+        .flat_map(|b| decoder.decode(&bytes::Bytes::from(b.clone())).unwrap())
+        .collect();
+    let slots: Vec<usize> = (0..panics.fields.len()).collect();
+    let mut one = panics.instance(slots.clone());
+    let mut two = panics.instance(slots);
+    let held = one.try_hold().expect("free");
+    assert!(two.try_hold().is_none(), "held by the other worker");
+    drop(held);
+    let outcomes = [
+        one.evaluate(&alerts[0]).outcome,
+        two.evaluate(&alerts[1]).outcome,
+        one.evaluate(&alerts[2]).outcome,
+    ];
+    assert!(matches!(outcomes[0], Outcome::Verdict(_)), "{outcomes:?}");
+    assert!(matches!(outcomes[1], Outcome::Verdict(_)), "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[2], Outcome::Failed(f) if f.kind == FailureKind::Panic),
+        "{outcomes:?}"
+    );
+}
+
+#[test]
+fn workers_sharing_filters_at_once_each_get_the_verdicts_of_one_alone() {
+    let sb = sandbox();
+    let filters = vec![
+        load(&sb, "bright_transients"),
+        load(&sb, "fast_risers"),
+        load_with(
+            &sb,
+            "bright_transients",
+            Limits::default(),
+            vec![("max_mag".into(), "18".into())],
+        ),
+    ];
+    let verdicts = |results: Vec<(std::path::PathBuf, bandpass::runner::AlertResult)>| {
+        results
+            .into_iter()
+            .map(|(_, r)| {
+                r.evaluations
+                    .into_iter()
+                    .map(|e| e.outcome)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let alone = verdicts(run(&filters, &ztf_alerts()));
+    let alerts: Vec<_> = std::iter::repeat_n(ztf_alerts(), 10).flatten().collect();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| verdicts(run(&filters, &alerts))))
+            .collect();
+        for worker in workers {
+            let got = worker.join().unwrap();
+            for (i, v) in got.iter().enumerate() {
+                assert_eq!(v, &alone[i % alone.len()], "alert {i}");
+            }
+        }
+    });
 }
 
 #[test]

@@ -15,7 +15,9 @@
 
 pub mod set;
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -51,13 +53,23 @@ pub fn load_filters(
     running: &[Deployment],
 ) -> anyhow::Result<Vec<Deployment>> {
     let mut out = Vec::new();
+    // Each file is read and hashed once, however many parameter sets
+    // deploy it: (bytes, sha256) by path.
+    let mut files: HashMap<PathBuf, (Vec<u8>, String)> = HashMap::new();
     for f in config.filters.iter().filter(|f| !f.disabled) {
         let path = config_dir.join(&f.path);
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("cannot read filter {}", path.display()))?;
+        let (bytes, sha256) = match files.entry(path.clone()) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => {
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("cannot read filter {}", path.display()))?;
+                let sha256 = crate::sandbox::sha256_hex(&bytes);
+                new.insert((bytes, sha256))
+            }
+        };
         let limits = f.limits.unwrap_or(config.engine.limits).to_limits();
         let params: Vec<(String, String)> = f.params.clone().into_iter().collect();
-        let key = deployment_key(&crate::sandbox::sha256_hex(&bytes), &params, &limits);
+        let key = deployment_key(sha256, &params, &limits);
         // Each running filter serves one deployment at most: two entries
         // with the same component and parameters keep separate health.
         let reusable = running.iter().find(|d| {
@@ -70,7 +82,7 @@ pub fn load_filters(
         let filter = match reusable {
             Some(d) => d.filter.clone(),
             None => sandbox
-                .load(&bytes, params, limits)
+                .load_hashed(bytes, sha256, params, limits)
                 .with_context(|| match &f.name {
                     Some(name) => format!("{} ({name}, {}) refused", f.key, path.display()),
                     None => format!("{} ({}) refused", f.key, path.display()),

@@ -3,8 +3,9 @@
 //! ticker, one [`Linker`] (a locked-down WASI plus the `log` import),
 //! and the Store each call runs in (`new_store`, `set_deadline`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -140,6 +141,20 @@ pub struct Sandbox {
     linker: Linker<HostState>,
     options: SandboxOptions,
     ticker_stop: Arc<AtomicBool>,
+    /// The components live filters were loaded from, by sha256: every
+    /// deployment of one component (its parameter sets, one file named
+    /// twice, a re-upload) shares one compiled component, one mapping of
+    /// its code and memory image, and one manifest, rather than each
+    /// loading its own (docs/design/many-filters.md). Weak: a component
+    /// no filter holds any more is freed.
+    prepared: Mutex<HashMap<String, Weak<Prepared>>>,
+}
+
+/// A component validated, compiled, linked and described, as
+/// [`Sandbox::load`] shares it between the filters loaded from it.
+pub(super) struct Prepared {
+    pub(super) report: ComponentReport,
+    pub(super) pre: Pre,
 }
 
 /// How often the epoch advances: the resolution of deadlines.
@@ -192,6 +207,7 @@ impl Sandbox {
             linker,
             options,
             ticker_stop,
+            prepared: Mutex::default(),
         })
     }
 
@@ -219,7 +235,7 @@ impl Sandbox {
     /// Validates a component without keeping it: what `bandpass inspect`
     /// shows. Fails with the first reason it cannot run here.
     pub fn inspect(&self, bytes: &[u8]) -> Result<ComponentReport, LoadError> {
-        let (report, _) = self.prepare(bytes)?;
+        let (report, _) = self.prepare(bytes, super::sha256_hex(bytes))?;
         Ok(report)
     }
 
@@ -232,10 +248,25 @@ impl Sandbox {
         params: Vec<(String, String)>,
         limits: Limits,
     ) -> Result<Arc<LoadedFilter>, LoadError> {
+        self.load_hashed(bytes, &super::sha256_hex(bytes), params, limits)
+    }
+
+    /// [`load`](Self::load) of bytes whose sha256 the caller has already
+    /// computed (`sha256` must be [`sha256_hex`](super::sha256_hex) of
+    /// `bytes`): a config's many deployments of one file hash it once.
+    pub fn load_hashed(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        params: Vec<(String, String)>,
+        limits: Limits,
+    ) -> Result<Arc<LoadedFilter>, LoadError> {
+        debug_assert_eq!(sha256, super::sha256_hex(bytes), "the bytes' own sha256");
         limits
             .check()
             .map_err(|reason| LoadError::Limits { reason })?;
-        let (report, pre) = self.prepare(bytes)?;
+        let (prepared, cache) = self.shared_prepare(bytes, sha256)?;
+        let report = &prepared.report;
         let manifest = report.manifest.clone().ok_or_else(|| LoadError::Manifest {
             reason: "the component did not describe itself".into(),
         })?;
@@ -269,19 +300,23 @@ impl Sandbox {
             fields,
             seed: super::world::component_seed(&report.sha256),
             sha256: report.sha256.clone(),
-            cache: report.cache,
-            pre,
+            cache,
+            prepared: prepared.clone(),
             params,
             limits,
             health: Health::new(self.options.quarantine_after),
             log: FilterLog::new(self.options.log),
             group: std::sync::OnceLock::new(),
+            instance: Mutex::default(),
             _freed: release::FreedOnDrop,
         });
-        // A trial instance proves `init` accepts the parameters.
-        filter
+        // A trial instance proves `init` accepts the parameters; it is
+        // then the filter's instance, so that its first alert does not
+        // pay for a second `init`.
+        let live = filter
             .instantiate_live(filter.load_budget())
             .map_err(|f| LoadError::Init { reason: f.message })?;
+        filter.keep_instance(live);
         Ok(filter)
     }
 }
@@ -352,8 +387,8 @@ impl Sandbox {
     /// kill (`bandpass compile`), so that the service's own `load` of the
     /// same bytes then reads the artifact.
     pub fn compile(&self, bytes: &[u8]) -> Result<CacheOutcome, LoadError> {
-        self.compile_component(bytes)
-            .map(|(_, _, outcome, _)| outcome)
+        self.compile_component(bytes, &super::sha256_hex(bytes))
+            .map(|(_, _, outcome)| outcome)
     }
 
     /// What can be refused without compiling (see
@@ -364,35 +399,59 @@ impl Sandbox {
     }
 
     /// [`precheck`](Self::precheck), then validation and compilation
-    /// through the cache; returns the component's surface, the compiled
-    /// component, whether it came from the cache, and its sha256.
+    /// through the cache (`sha256` is the bytes'); returns the component's
+    /// surface, the compiled component, and whether it came from the
+    /// cache.
     fn compile_component(
         &self,
         bytes: &[u8],
-    ) -> Result<
-        (
-            Surface,
-            wasmtime::component::Component,
-            CacheOutcome,
-            String,
-        ),
-        LoadError,
-    > {
+        sha256: &str,
+    ) -> Result<(Surface, wasmtime::component::Component, CacheOutcome), LoadError> {
         let surface = self.precheck(bytes)?;
-        let sha256 = super::sha256_hex(bytes);
         let compiled = match &self.options.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, bytes, &sha256),
+            Some(cache) => cache.load_or_compile(&self.engine, bytes, sha256),
             None => wasmtime::component::Component::new(&self.engine, bytes)
                 .map(|c| (c, CacheOutcome::Compiled)),
         };
         let (component, cache) = compiled.map_err(|e| LoadError::Invalid {
             reason: super::error_chain(&e),
         })?;
-        Ok((surface, component, cache, sha256))
+        Ok((surface, component, cache))
     }
 
-    pub(super) fn prepare(&self, bytes: &[u8]) -> Result<(ComponentReport, Pre), LoadError> {
-        let (surface, component, cache, sha256) = self.compile_component(bytes)?;
+    /// [`prepare`](Self::prepare), or the component a live filter was
+    /// loaded from if it has these bytes (see [`Sandbox::prepared`]), then
+    /// counted a cache [`Hit`](CacheOutcome::Hit).
+    fn shared_prepare(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<(Arc<Prepared>, CacheOutcome), LoadError> {
+        let live = |map: &HashMap<String, Weak<Prepared>>| map.get(sha256).and_then(Weak::upgrade);
+        if let Some(prepared) = live(&self.prepared.lock().expect("not poisoned")) {
+            return Ok((prepared, CacheOutcome::Hit));
+        }
+        // Prepared without the lock: other loads go on meanwhile. Two
+        // loads of one new component at once both prepare it; the first
+        // to finish is kept.
+        let (report, pre) = self.prepare(bytes, sha256.to_string())?;
+        let mut map = self.prepared.lock().expect("not poisoned");
+        if let Some(prepared) = live(&map) {
+            return Ok((prepared, CacheOutcome::Hit));
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let cache = report.cache;
+        let prepared = Arc::new(Prepared { report, pre });
+        map.insert(sha256.to_string(), Arc::downgrade(&prepared));
+        Ok((prepared, cache))
+    }
+
+    pub(super) fn prepare(
+        &self,
+        bytes: &[u8],
+        sha256: String,
+    ) -> Result<(ComponentReport, Pre), LoadError> {
+        let (surface, component, cache) = self.compile_component(bytes, &sha256)?;
         let pre = self
             .linker
             .instantiate_pre(&component)

@@ -1,14 +1,16 @@
 //! A loaded filter ([`LoadedFilter`]): validated, compiled and linked,
 //! with its checked [`Manifest`], its parameters and limits, its
-//! [`Health`] and its log; shared by every worker, each of which makes
-//! its own [`FilterInstance`] of it.
+//! [`Health`], its log and its one instance; shared by every worker, each
+//! of which calls it through its own [`FilterInstance`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::Store;
 
-use super::contract::{Exports, Pre};
+use super::contract::Exports;
+use super::engine::Prepared;
+use super::instance::Shared;
 use super::{
     CacheOutcome, CallBudget, Failure, FailureKind, FilterInstance, FilterLog, Health, HostState,
     Limits, Moment, bounded, classify, new_store, release, set_deadline,
@@ -52,7 +54,8 @@ pub struct StateSpec {
     pub max_bytes: u32,
 }
 
-/// A validated, compiled filter, ready to be instantiated per worker.
+/// A validated, compiled filter with its one instance, which every
+/// worker running it takes in turn through its own [`FilterInstance`].
 pub struct LoadedFilter {
     /// Deployment name (the manifest's name).
     pub name: String,
@@ -64,7 +67,9 @@ pub struct LoadedFilter {
     pub(super) seed: u64,
     /// Whether the compiled code came from the cache.
     pub cache: CacheOutcome,
-    pub(super) pre: Pre,
+    /// The component, shared with every filter loaded from the same
+    /// bytes (see `Sandbox::load`).
+    pub(super) prepared: Arc<Prepared>,
     pub(super) params: Vec<(String, String)>,
     pub limits: Limits,
     pub health: Health,
@@ -74,6 +79,8 @@ pub struct LoadedFilter {
     /// filter's; none for the operator's): set once, by the fleet, before
     /// it runs.
     pub group: std::sync::OnceLock<String>,
+    /// Its one live instance, which the workers take in turn.
+    pub(super) instance: Mutex<Shared>,
     /// Last, so that it drops after the rest: notes the memory freed.
     pub(super) _freed: release::FreedOnDrop,
 }
@@ -89,6 +96,12 @@ impl LoadedFilter {
     /// operator's (see [`LoadedFilter::group`]).
     pub fn sky_group(&self) -> Option<&str> {
         self.group.get().map(String::as_str)
+    }
+
+    /// Whether `other` was loaded from the same component bytes, and so
+    /// shares its compiled code and memory image (see `Sandbox::load`).
+    pub fn shares_component_with(&self, other: &LoadedFilter) -> bool {
+        Arc::ptr_eq(&self.prepared, &other.prepared)
     }
 
     /// The parameters its `init` was given.
@@ -116,14 +129,15 @@ impl LoadedFilter {
         self.manifest.state.is_some() || self.history_field().is_some()
     }
 
-    /// A per-worker instance. `slots[i]` is the index, in the decoder's
-    /// values, of this filter's `i`-th declared field.
+    /// A worker's handle on the filter's instance. `slots[i]` is the
+    /// index, in the worker's decoded values, of this filter's `i`-th
+    /// declared field.
     pub fn instance(self: &Arc<Self>, slots: Vec<usize>) -> FilterInstance {
         FilterInstance::new(self.clone(), slots)
     }
 
     fn new_store(&self) -> Store<HostState> {
-        new_store(self.pre.engine(), &self.limits, &self.log)
+        new_store(self.prepared.pre.engine(), &self.limits, &self.log)
     }
 
     /// Instantiates and runs `init` within `budget`.
@@ -137,7 +151,7 @@ impl LoadedFilter {
         let failed = |store: &mut Store<HostState>, err, during| {
             classify(&budget, &self.log, store, err, during)
         };
-        let bindings = match self.pre.instantiate(&mut store) {
+        let bindings = match self.prepared.pre.instantiate(&mut store) {
             Ok(b) => b,
             Err(err) => return Err(failed(&mut store, err, "instantiating")),
         };
@@ -152,6 +166,13 @@ impl LoadedFilter {
             }),
             Err(err) => Err(failed(&mut store, err, "in init")),
         }
+    }
+
+    /// Keeps `live`, just made, as the filter's instance: the first.
+    pub(super) fn keep_instance(&self, live: Live) {
+        let mut shared = self.instance.lock().expect("not yet shared");
+        shared.live = Some(live);
+        shared.instantiated = true;
     }
 
     /// What the load's trial `init` may take: the filter's `init` fuel and

@@ -99,7 +99,7 @@ impl Health {
     }
 }
 
-/// One worker's record of a filter's last alerts. Not shared.
+/// The record of a filter's last alerts, kept with its one instance.
 #[derive(Debug, Default)]
 pub struct Recent {
     /// The last 64 outcomes, newest in bit 0: a set bit is a failure.

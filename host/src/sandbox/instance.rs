@@ -1,8 +1,10 @@
-//! One worker's instance of a filter ([`FilterInstance`]): the live
-//! Store, rebuilt after a trap, the reused argument buffer, and the
-//! worker's own record of the filter's last alerts.
+//! A worker's handle on a deployment's instance ([`FilterInstance`]):
+//! its own slots and argument buffer, and the one live instance of the
+//! deployment ([`Shared`]: the Store, rebuilt after a trap, and the
+//! record of the filter's last alerts), which the workers take in turn
+//! ([`Held`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard, TryLockError};
 use std::time::Instant;
 
 use super::bindings::bandpass::filter::types::{StateChange as WitState, Verdict as WitVerdict};
@@ -14,19 +16,40 @@ use super::{
 };
 use crate::decode::{DecodedAlert, FieldValue};
 
-/// One worker's instance of a filter. Not shared between threads.
+/// A deployment's one instance, which every worker running it shares
+/// (one at a time): a loaded filter has one, not one per worker, so 100
+/// deployments on two workers hold 100 instances, not 200
+/// (docs/design/many-filters.md). Kept in the [`LoadedFilter`].
+#[derive(Default)]
+pub(super) struct Shared {
+    /// `None` after a trap, until the next call rebuilds it.
+    pub(super) live: Option<Live>,
+    /// Whether an instance was ever made: later ones are rebuilds. The
+    /// load's trial instance is the first (see `Sandbox::load`).
+    pub(super) instantiated: bool,
+    /// The record of the filter's last alerts (see [`Recent`]).
+    recent: Recent,
+}
+
+/// One worker's handle on a filter's instance: where the filter's fields
+/// sit among this worker's decoded values, and the worker's argument
+/// buffer. Not shared between threads; the instance it calls is.
 pub struct FilterInstance {
     filter: Arc<LoadedFilter>,
     slots: Vec<usize>,
-    /// `None` until first use and after a trap.
-    live: Option<Live>,
-    /// Whether an instance was ever made here: later ones are rebuilds.
-    instantiated: bool,
-    /// This worker's record of the filter's last alerts (see [`Recent`]).
-    recent: Recent,
     /// Reused argument buffer: one alert's `field-values`, in the types
     /// of the filter's contract version.
     args: Args,
+}
+
+/// A filter's instance, held by one worker for a run of calls (one alert,
+/// or a batch of them): other workers wanting it meanwhile wait, or
+/// run another filter first ([`FilterInstance::try_hold`]).
+pub struct Held<'a> {
+    filter: &'a LoadedFilter,
+    slots: &'a [usize],
+    args: &'a mut Args,
+    shared: MutexGuard<'a, Shared>,
 }
 
 impl FilterInstance {
@@ -34,10 +57,7 @@ impl FilterInstance {
         assert_eq!(slots.len(), filter.fields.len(), "one slot per field");
         FilterInstance {
             slots,
-            live: None,
-            instantiated: false,
-            recent: Recent::default(),
-            args: filter.pre.args(),
+            args: filter.prepared.pre.args(),
             filter,
         }
     }
@@ -51,25 +71,80 @@ impl FilterInstance {
         &self.slots
     }
 
-    /// Points the instance at other decoder slots (a new decoder after
-    /// the filter set changed), keeping its live Store.
+    /// Points the handle at other decoder slots (a new decoder after the
+    /// filter set changed); the instance lives on.
     pub fn reslot(&mut self, slots: Vec<usize>) {
         assert_eq!(slots.len(), self.filter.fields.len(), "one slot per field");
         self.slots = slots;
     }
 
+    /// The instance, if no other worker holds it now.
+    pub fn try_hold(&mut self) -> Option<Held<'_>> {
+        let FilterInstance {
+            filter,
+            slots,
+            args,
+        } = self;
+        let filter: &LoadedFilter = filter;
+        let shared = match filter.instance.try_lock() {
+            Ok(shared) => shared,
+            Err(TryLockError::WouldBlock) => return None,
+            Err(TryLockError::Poisoned(poisoned)) => unpoison(poisoned.into_inner()),
+        };
+        Some(Held {
+            filter,
+            slots,
+            args,
+            shared,
+        })
+    }
+
+    /// The instance, once the worker holding it lets it go.
+    pub fn hold(&mut self) -> Held<'_> {
+        let FilterInstance {
+            filter,
+            slots,
+            args,
+        } = self;
+        let filter: &LoadedFilter = filter;
+        let shared = filter
+            .instance
+            .lock()
+            .unwrap_or_else(|poisoned| unpoison(poisoned.into_inner()));
+        Held {
+            filter,
+            slots,
+            args,
+            shared,
+        }
+    }
+
     /// Runs the filter on one decoded alert, at [`Moment::AT_REST`]: the
     /// runner, which every command uses, gives each alert its own time
     /// and identity (see [`Moment`]) through
-    /// [`evaluate_from`](Self::evaluate_from).
+    /// [`evaluate_from`](Held::evaluate_from).
     pub fn evaluate(&mut self, alert: &DecodedAlert) -> Evaluation {
-        self.evaluate_from(alert, Moment::AT_REST, None, Instant::now())
+        self.hold()
+            .evaluate_from(alert, Moment::AT_REST, None, Instant::now())
             .0
     }
+}
 
-    /// [`evaluate`](Self::evaluate), timed from `start`; also returns when
-    /// it ended, so that a caller running filters one after another reads
-    /// the clock once per filter rather than twice.
+/// A Store a worker's panic left mid-call is not trusted again: the next
+/// call makes a new instance.
+fn unpoison(mut shared: MutexGuard<'_, Shared>) -> MutexGuard<'_, Shared> {
+    shared.live = None;
+    shared
+}
+
+impl Held<'_> {
+    pub fn filter(&self) -> &LoadedFilter {
+        self.filter
+    }
+
+    /// Runs the filter on one decoded alert, timed from `start`; also
+    /// returns when it ended, so that a caller running calls one after
+    /// another reads the clock once per call rather than twice.
     /// The call reads `moment`'s time and randomness, and `state`: what
     /// this deployment kept for the alert's object (always `None` for a
     /// filter whose manifest declares no state).
@@ -93,7 +168,7 @@ impl FilterInstance {
                 end,
             )
         };
-        let filter = &self.filter;
+        let filter = self.filter;
         if !filter.accepts_survey(&alert.schema.survey) {
             let reason = format!(
                 "filter expects {} alerts, this is {}",
@@ -126,19 +201,19 @@ impl FilterInstance {
         if let Err(failure) = &result
             && failure.kind.poisons()
         {
-            self.live = None;
+            self.shared.live = None;
         }
         // The quarantine rules, in their order (sandbox/health.rs).
         let failed = result.as_ref().err();
         let trapped = failed.is_some_and(|f| f.kind.poisons());
+        let recent = &mut self.shared.recent;
         let reasons = [
-            self.filter.health.count(failed),
-            self.recent.count(failed, trapped),
-            self.recent
-                .charge_time(start.elapsed(), self.filter.limits.mean_ms),
+            filter.health.count(failed),
+            recent.count(failed, trapped),
+            recent.charge_time(start.elapsed(), filter.limits.mean_ms),
         ];
         for reason in reasons.into_iter().flatten() {
-            self.filter.quarantine(reason);
+            filter.quarantine(reason);
         }
         let (outcome, state) = match result {
             Ok((v, state)) => (Outcome::Verdict(v), state),
@@ -154,13 +229,13 @@ impl FilterInstance {
         state: Option<&[u8]>,
         start: Instant,
     ) -> (Result<(Verdict, StateChange), Failure>, u64) {
-        let filter = &self.filter;
+        let filter = self.filter;
         // The argument buffer keeps its strings and columns from the last
         // alert and is refilled in place: no allocation per value.
-        let args = &mut self.args;
+        let args = &mut *self.args;
         args.begin();
         let mut others = 0;
-        for (path, &slot) in filter.fields.iter().zip(&self.slots) {
+        for (path, &slot) in filter.fields.iter().zip(self.slots) {
             let value = &alert.values[slot];
             if matches!(value, FieldValue::Missing) && !path.optional {
                 let message = if path.text.starts_with(crate::decode::HISTORY_PREFIX) {
@@ -198,12 +273,14 @@ impl FilterInstance {
         }
         args.end(others);
         let mut start = start;
-        if self.live.is_none() {
-            // This worker's first instance gets the load's budget for its
-            // `init`, and the alert's deadline starts after it. A rebuild
-            // after a trap is recovery, charged to the filter: its `init`
-            // runs within this alert's deadline, and fails like any call.
-            let first = !self.instantiated;
+        let shared = &mut *self.shared;
+        if shared.live.is_none() {
+            // A first instance (a filter loaded without its trial one) gets
+            // the load's budget for its `init`, and the alert's deadline
+            // starts after it. A rebuild after a trap is recovery, charged
+            // to the filter: its `init` runs within this alert's deadline,
+            // and fails like any call.
+            let first = !shared.instantiated;
             let budget = if first {
                 filter.load_budget()
             } else {
@@ -213,21 +290,21 @@ impl FilterInstance {
                     start,
                 }
             };
-            self.instantiated = true;
+            shared.instantiated = true;
             match filter.instantiate_live(budget) {
-                Ok(live) => self.live = Some(live),
+                Ok(live) => shared.live = Some(live),
                 Err(f) => return (Err(f), 0),
             }
             if first {
                 start = Instant::now();
             }
         }
-        let live = self.live.as_mut().expect("instantiated above");
+        let live = shared.live.as_mut().expect("instantiated above");
         let budget = filter.limits.fuel_per_alert;
         live.store.set_fuel(budget).expect("fuel is enabled");
         set_deadline(&mut live.store, filter.limits.deadline_ms, start);
         live.store.data_mut().world.begin(moment, filter.seed);
-        let result = live.exports.evaluate(&mut live.store, &self.args, state);
+        let result = live.exports.evaluate(&mut live.store, args, state);
         let fuel = budget - live.store.get_fuel().unwrap_or(0);
         let verdict = match result {
             Ok(Ok(decision)) => check_state(filter, decision.state).and_then(|state| {

@@ -9,7 +9,8 @@
 //! engine, linker, compiling and the Store a call runs in), `validate`
 //! (what a component must be, checked before it runs), [`compile`] (the
 //! bounded compile child) and `cache`, `filter` (a [`LoadedFilter`]),
-//! `instance` (one worker's [`FilterInstance`]), `args` (the values as the
+//! `instance` (a filter's one instance, [`Held`] by one worker at a
+//! time through its [`FilterInstance`]), `args` (the values as the
 //! contract sends them), `outcome` (verdicts, failures and their causes),
 //! `health` (the quarantine rules), `limits`, `log`, and `clocks` and
 //! `world` (what a filter reads of time and randomness: fixed by the
@@ -42,7 +43,7 @@ pub use contract::Contract;
 pub use engine::{HostState, Sandbox, SandboxOptions};
 pub use filter::{Crossmatch, LoadedFilter, Manifest, StateSpec};
 pub use health::{Health, SKIPPED_QUARANTINED};
-pub use instance::FilterInstance;
+pub use instance::{FilterInstance, Held};
 pub use limits::{Budget, Limiter, Limits};
 pub use log::{FilterLog, LogBounds, LogLine, Origin};
 use outcome::{CallBudget, classify};
