@@ -19,4 +19,5 @@ trap '[ -n "$kafka_dir" ] && scripts/kafka.sh stop "$kafka_dir"' EXIT
 eval "$(scripts/kafka.sh start)"
 kafka_dir="$BANDPASS_KAFKA_DIR"
 export BANDPASS_KAFKA_BROKERS
-target/release/bandpass-serve-bench "$@"
+bin="${CARGO_TARGET_DIR:-target}/release"
+BANDPASS_BIN="$bin/bandpass" "$bin/bandpass-serve-bench" "$@"

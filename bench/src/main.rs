@@ -659,8 +659,14 @@ fn all_filters_case(
 /// caches is worth.
 fn batch_case(alerts: &[Bytes], sb: &Sandbox, secs: f64) -> anyhow::Result<()> {
     const N: usize = 25;
-    const BATCH: usize = 32;
-    println!("{N} instances of the 20-field cut, one thread; alerts/s (µs/alert)");
+    // serve's batch; BENCH_BATCH tries another.
+    let batch: usize = match std::env::var("BENCH_BATCH") {
+        Ok(n) => n.parse().context("BENCH_BATCH: a count of alerts")?,
+        Err(_) => 32,
+    };
+    println!(
+        "{N} instances of the 20-field cut, one thread, batches of {batch}; alerts/s (µs/alert)"
+    );
     for (language, build) in [
         ("Rust", "wasm32-wasip2/release/bench_twenty_fields.wasm"),
         ("Python", "python/bench-twenty-fields.wasm"),
@@ -674,13 +680,13 @@ fn batch_case(alerts: &[Bytes], sb: &Sandbox, secs: f64) -> anyhow::Result<()> {
             .iter()
             .flat_map(|a| runner.decoder().decode(a).unwrap())
             .collect();
-        let batches = batches_of(&decoded, BATCH);
+        let batches = batches_of(&decoded, batch);
         let (mut one, mut many) = (0.0, 0.0);
         for _ in 0..2 {
             one += rate(&decoded, secs / 4.0, |d| {
                 black_box(runner.evaluate(d.clone()));
             });
-            many += BATCH as f64
+            many += batch as f64
                 * rate(&batches, secs / 4.0, |b| {
                     black_box(runner.evaluate_batch(b.clone()));
                 });

@@ -104,6 +104,10 @@ pub struct Runner {
     /// [`Plan`]).
     sky: SkyPlan,
     position_slots: Vec<(usize, usize)>,
+    /// Which of how many runners sharing the filters' instances this is:
+    /// each starts its round of filters at its own share of them (see
+    /// [`Runner::spread`]).
+    share: (usize, usize),
     object_slots: Vec<usize>,
     candidate_slots: Vec<usize>,
     time_slots: Vec<(usize, AlertTime)>,
@@ -258,6 +262,7 @@ impl Runner {
             host,
             sky: SkyPlan::default(),
             position_slots: Vec::new(),
+            share: (0, 1),
             instances: Vec::new(),
             deployments: Vec::new(),
             memory: None,
@@ -361,6 +366,23 @@ impl Runner {
         self.deployments = names;
     }
 
+    /// Makes this runner the `runner`-th of `runners` running the same
+    /// filters at once (serve's workers). A filter has one instance,
+    /// which one runner holds at a time; each starts its round of the
+    /// filters at its own share of them (the second of two at the middle),
+    /// so that runners going at one pace do not queue for the same
+    /// instances. The verdicts do not depend on it.
+    pub fn spread(&mut self, runner: usize, runners: usize) {
+        assert!(runner < runners, "runner {runner} of {runners}");
+        self.share = (runner, runners);
+    }
+
+    /// Where this runner's round of the filters starts.
+    fn first_filter(&self) -> usize {
+        let (runner, runners) = self.share;
+        runner * self.instances.len() / runners
+    }
+
     /// Keeps the objects' states in `memory` from now on.
     pub fn remember(&mut self, memory: Memory) {
         self.memory = Some(memory);
@@ -417,7 +439,8 @@ impl Runner {
         let deployments = &self.deployments;
         let remembering = &self.remembering;
         let p = &prepared;
-        each_held(&mut self.instances, |i, held, clock| {
+        let first = self.first_filter();
+        each_held(&mut self.instances, first, |i, held, clock| {
             if p.replayed && remembering[i] {
                 evaluations[i] = Some(replay_skipped());
                 return clock;
@@ -456,7 +479,8 @@ impl Runner {
             .iter()
             .map(|_| std::iter::repeat_with(|| None).take(n).collect())
             .collect();
-        each_held(&mut self.instances, |i, held, mut clock| {
+        let first = self.first_filter();
+        each_held(&mut self.instances, first, |i, held, mut clock| {
             for (p, e) in prepared.iter().zip(&mut evaluations) {
                 let (evaluation, end) = held.evaluate_from(&p.alert, p.moment, None, clock);
                 clock = end;
@@ -718,20 +742,23 @@ impl Runner {
 }
 
 /// Calls `run(i, instance, clock)` with each filter's instance held, in
-/// filter order, except that an instance another worker holds (a
-/// deployment's one instance is shared by the workers) is left until the
-/// others have run, and only then waited for. `run` returns when its
+/// filter order from `first` round to `first - 1`, except that an
+/// instance another worker holds (a deployment's one instance is shared
+/// by the workers) is left until the others have run, and only then
+/// waited for. `run` returns when its
 /// calls ended: the next one's clock (one clock read per call); after a
 /// wait the clock is read afresh, so that no filter is charged for
 /// another's time.
 fn each_held(
     instances: &mut [FilterInstance],
+    first: usize,
     mut run: impl FnMut(usize, &mut Held<'_>, Instant) -> Instant,
 ) {
     let mut busy = Vec::new();
     let mut clock = Instant::now();
-    for (i, instance) in instances.iter_mut().enumerate() {
-        match instance.try_hold() {
+    let n = instances.len();
+    for i in (first..n).chain(0..first.min(n)) {
+        match instances[i].try_hold() {
             Some(mut held) => clock = run(i, &mut held, clock),
             None => busy.push(i),
         }

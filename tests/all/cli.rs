@@ -346,13 +346,17 @@ fn run_replays_the_deployments_of_a_serve_config_each_with_its_own_parameters() 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bandpass.toml");
     let component = filter("bright_transients");
+    // The replay compiles into the config's cache, as serve would.
+    let cache = dir.path().join("compiled");
     write_config(
         &config,
         &format!(
-            "[[filter]]\nname = \"bright\"\npath = \"{component}\"\noutput_topic = \"bright\"\n\
+            "[engine]\ncache_dir = \"{}\"\n\
+             [[filter]]\nname = \"bright\"\npath = \"{component}\"\noutput_topic = \"bright\"\n\
              [[filter]]\nname = \"very-bright\"\npath = \"{component}\"\noutput_topic = \"very-bright\"\n\
              params = {{ max_mag = \"16\" }}\n\
-             [[filter]]\nname = \"off\"\npath = \"{component}\"\noutput_topic = \"off\"\ndisabled = true\n"
+             [[filter]]\nname = \"off\"\npath = \"{component}\"\noutput_topic = \"off\"\ndisabled = true\n",
+            cache.display()
         ),
     );
     let out_dir = dir.path().join("out");
@@ -406,6 +410,11 @@ fn run_replays_the_deployments_of_a_serve_config_each_with_its_own_parameters() 
         "the disabled one is left out: {doc}"
     );
     assert!(out_dir.join("very-bright/verdicts.jsonl").exists());
+    let compiled = std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        compiled, 1,
+        "one compiled component in the config's cache_dir"
+    );
 
     // --filter and --config do not mix.
     let out = bandpass(&[

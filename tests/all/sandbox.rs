@@ -718,6 +718,54 @@ fn a_filter_has_one_instance_which_workers_hold_one_at_a_time() {
 }
 
 #[test]
+fn a_worker_that_keeps_finding_a_filter_busy_makes_its_own_instance() {
+    use bandpass::decode::SchemaSource;
+    use bandpass::runner::Runner;
+    use bandpass::sandbox::{BUSY_ROUNDS, Moment};
+    let sb = sandbox();
+    let bright = load(&sb, "bright_transients");
+    let decoder = Runner::decoder_for(
+        std::slice::from_ref(&bright),
+        SchemaSource::None,
+        &Default::default(),
+    );
+    let alert = decoder
+        .decode(&bytes::Bytes::from(support::ztf_alert_bytes()[0].clone()))
+        .unwrap()
+        .remove(0);
+    let slots: Vec<usize> = (0..bright.fields.len()).collect();
+    let mut one = bright.instance(slots.clone());
+    let mut two = bright.instance(slots);
+    let expected = one.evaluate(&alert).outcome;
+    let call = |two: &mut bandpass::sandbox::FilterInstance| {
+        two.hold()
+            .evaluate_from(&alert, Moment::AT_REST, None, std::time::Instant::now())
+            .0
+            .outcome
+    };
+    // Busy in fewer rounds than that: the worker waits its turn.
+    let held = one.try_hold().expect("free");
+    for _ in 1..BUSY_ROUNDS {
+        assert!(two.try_hold().is_none());
+    }
+    drop(held);
+    assert_eq!(call(&mut two), expected);
+    assert!(!two.has_own_instance());
+    // One more round finding it busy: rather than wait, the worker makes
+    // its own instance (with `one` held, waiting here would never end),
+    // which decides as the shared one does.
+    let held = one.try_hold().expect("free");
+    assert!(two.try_hold().is_none());
+    assert_eq!(call(&mut two), expected);
+    assert!(two.has_own_instance());
+    assert!(
+        two.try_hold().is_some(),
+        "its own, while the shared one is held"
+    );
+    drop(held);
+}
+
+#[test]
 fn workers_sharing_filters_at_once_each_get_the_verdicts_of_one_alone() {
     let sb = sandbox();
     let filters = vec![

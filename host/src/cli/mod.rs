@@ -571,12 +571,21 @@ fn config_dir(config: &Path) -> PathBuf {
 }
 
 /// The engine options a config sets for `serve` and its replay (`run
-/// --config`): its quarantine rule.
+/// --config`): its quarantine rule and its compiled-code cache
+/// (`engine.cache_dir`, else the default one, within
+/// `engine.cache_max_size`).
 fn engine_options(config: &crate::config::Config) -> SandboxOptions {
-    SandboxOptions {
+    let mut options = SandboxOptions {
         quarantine_after: config.engine.quarantine_after,
         ..SandboxOptions::default()
+    };
+    if let Some(dir) = &config.engine.cache_dir {
+        options.cache = Some(CompileCache::new(dir));
     }
+    options.cache = options
+        .cache
+        .map(|c| c.with_max_bytes(config.engine.cache_max_size as u64));
+    options
 }
 
 /// The default cache location, for messages.

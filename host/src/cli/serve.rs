@@ -58,12 +58,10 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
     // instance's local cache of the registry's components, so that a
     // restart reads the registry without compiling every upload again.
     let uploads = config.admin.as_ref().is_some_and(|a| a.uploads_enabled());
-    let cache_dir = config
-        .engine
-        .cache_dir
-        .clone()
-        .or_else(|| uploads.then(CompileCache::default_dir).flatten());
-    if let Some(dir) = cache_dir {
+    if uploads
+        && config.engine.cache_dir.is_none()
+        && let Some(dir) = CompileCache::default_dir()
+    {
         options.cache =
             Some(CompileCache::new(dir).with_max_bytes(config.engine.cache_max_size as u64));
     }

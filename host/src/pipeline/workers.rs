@@ -62,7 +62,7 @@ impl Pool {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("bandpass-worker-{i}"))
-                    .spawn(move || work(rx, &flow))?,
+                    .spawn(move || work(rx, &flow, i, workers))?,
             );
             queues.push(tx);
         }
@@ -88,10 +88,10 @@ impl Pool {
     }
 }
 
-/// A worker: runs the current filter set on each message it is given,
-/// switching to a new set between two messages (never within one), or
-/// after [`IDLE_SWITCH`] without one.
-fn work(jobs: Receiver<Job>, flow: &Flow) {
+/// A worker (`worker` of `workers`): runs the current filter set on each
+/// message it is given, switching to a new set between two messages
+/// (never within one), or after [`IDLE_SWITCH`] without one.
+fn work(jobs: Receiver<Job>, flow: &Flow, worker: usize, workers: usize) {
     let counters = |set: &FilterSet| -> Vec<FilterMetrics> {
         set.deployments
             .iter()
@@ -105,6 +105,7 @@ fn work(jobs: Receiver<Job>, flow: &Flow) {
     };
     let mut set = flow.filter_set();
     let mut runner = Runner::with_decoder(&set.filters(), set.decoder.clone(), set.host.clone());
+    runner.spread(worker, workers);
     name(&mut runner, &set);
     if let Some(changelog) = &flow.changelog {
         runner.remember(changelog.handle());

@@ -33,14 +33,29 @@ pub(super) struct Shared {
 
 /// One worker's handle on a filter's instance: where the filter's fields
 /// sit among this worker's decoded values, and the worker's argument
-/// buffer. Not shared between threads; the instance it calls is.
+/// buffer. Not shared between threads; the instance it calls is, unless
+/// the worker kept finding it busy (see [`BUSY_ROUNDS`]).
 pub struct FilterInstance {
     filter: Arc<LoadedFilter>,
     slots: Vec<usize>,
     /// Reused argument buffer: one alert's `field-values`, in the types
     /// of the filter's contract version.
     args: Args,
+    /// Rounds in a row in which this worker found the shared instance
+    /// held by another ([`FilterInstance::try_hold`]).
+    busy: u32,
+    /// This worker's own instance, once `busy` reached [`BUSY_ROUNDS`].
+    own: Option<Box<Shared>>,
 }
+
+/// Rounds in a row a worker finds a deployment's instance held by another
+/// before it makes its own. One instance per deployment saves memory but
+/// runs the deployment's calls on one core at a time: a filter slow
+/// enough (within its limits) that the workers keep meeting at it would
+/// cap every worker at its pace. Workers meet by chance now and then
+/// (their rounds start at different filters: `Runner::spread`); three
+/// rounds in a row is a filter that takes a worker's share of the time.
+pub const BUSY_ROUNDS: u32 = 3;
 
 /// A filter's instance, held by one worker for a run of calls (one alert,
 /// or a batch of them): other workers wanting it meanwhile wait, or
@@ -49,7 +64,32 @@ pub struct Held<'a> {
     filter: &'a LoadedFilter,
     slots: &'a [usize],
     args: &'a mut Args,
-    shared: MutexGuard<'a, Shared>,
+    shared: Slot<'a>,
+}
+
+/// The instance a [`Held`] calls: the deployment's, or the worker's own.
+enum Slot<'a> {
+    Shared(MutexGuard<'a, Shared>),
+    Own(&'a mut Shared),
+}
+
+impl std::ops::Deref for Slot<'_> {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        match self {
+            Slot::Shared(guard) => guard,
+            Slot::Own(own) => own,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slot<'_> {
+    fn deref_mut(&mut self) -> &mut Shared {
+        match self {
+            Slot::Shared(guard) => guard,
+            Slot::Own(own) => own,
+        }
+    }
 }
 
 impl FilterInstance {
@@ -58,6 +98,8 @@ impl FilterInstance {
         FilterInstance {
             slots,
             args: filter.prepared.pre.args(),
+            busy: 0,
+            own: None,
             filter,
         }
     }
@@ -78,18 +120,32 @@ impl FilterInstance {
         self.slots = slots;
     }
 
-    /// The instance, if no other worker holds it now.
+    /// The instance, if no other worker holds it now (or the worker's
+    /// own). Counts the rounds in a row it was busy.
     pub fn try_hold(&mut self) -> Option<Held<'_>> {
         let FilterInstance {
             filter,
             slots,
             args,
+            busy,
+            own,
         } = self;
         let filter: &LoadedFilter = filter;
-        let shared = match filter.instance.try_lock() {
-            Ok(shared) => shared,
-            Err(TryLockError::WouldBlock) => return None,
-            Err(TryLockError::Poisoned(poisoned)) => unpoison(poisoned.into_inner()),
+        let shared = match own {
+            Some(own) => Slot::Own(own),
+            None => match filter.instance.try_lock() {
+                Ok(shared) => {
+                    *busy = 0;
+                    Slot::Shared(shared)
+                }
+                Err(TryLockError::WouldBlock) => {
+                    *busy = busy.saturating_add(1);
+                    return None;
+                }
+                Err(TryLockError::Poisoned(poisoned)) => {
+                    Slot::Shared(unpoison(poisoned.into_inner()))
+                }
+            },
         };
         Some(Held {
             filter,
@@ -99,24 +155,48 @@ impl FilterInstance {
         })
     }
 
-    /// The instance, once the worker holding it lets it go.
+    /// The instance, once the worker holding it lets it go; or, after
+    /// [`BUSY_ROUNDS`] rounds in a row found it busy, the worker's own,
+    /// made now (its `init` has the load's budget, as a first instance).
     pub fn hold(&mut self) -> Held<'_> {
+        if self.own.is_none() && self.busy >= BUSY_ROUNDS {
+            tracing::info!(
+                filter = %self.filter.name,
+                "another worker held this filter's instance {BUSY_ROUNDS} rounds in a row: \
+                 this worker makes its own, so that the filter's calls run on two cores \
+                 (it costs one more instance's memory)"
+            );
+            self.own = Some(Box::default());
+        }
         let FilterInstance {
             filter,
             slots,
             args,
+            own,
+            ..
         } = self;
         let filter: &LoadedFilter = filter;
-        let shared = filter
-            .instance
-            .lock()
-            .unwrap_or_else(|poisoned| unpoison(poisoned.into_inner()));
+        let shared = match own {
+            Some(own) => Slot::Own(own),
+            None => Slot::Shared(
+                filter
+                    .instance
+                    .lock()
+                    .unwrap_or_else(|poisoned| unpoison(poisoned.into_inner())),
+            ),
+        };
         Held {
             filter,
             slots,
             args,
             shared,
         }
+    }
+
+    /// Whether this worker runs its own instance of the filter (see
+    /// [`BUSY_ROUNDS`]).
+    pub fn has_own_instance(&self) -> bool {
+        self.own.is_some()
     }
 
     /// Runs the filter on one decoded alert, at [`Moment::AT_REST`]: the

@@ -43,7 +43,7 @@ pub use contract::Contract;
 pub use engine::{HostState, Sandbox, SandboxOptions};
 pub use filter::{Crossmatch, LoadedFilter, Manifest, StateSpec};
 pub use health::{Health, SKIPPED_QUARANTINED};
-pub use instance::{FilterInstance, Held};
+pub use instance::{BUSY_ROUNDS, FilterInstance, Held};
 pub use limits::{Budget, Limiter, Limits};
 pub use log::{FilterLog, LogBounds, LogLine, Origin};
 use outcome::{CallBudget, classify};

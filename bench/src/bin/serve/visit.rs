@@ -160,6 +160,9 @@ struct Measured {
     first_commit: Duration,
     /// The process's CPU time (user + system) by then.
     cpu: f64,
+    /// Each of serve's worker threads' CPU time by then, in seconds
+    /// (none for the copy): how busy the filters kept them.
+    workers: Vec<f64>,
     /// Its peak resident memory by then, in MiB.
     peak: f64,
     /// Messages on its output topics, once checked.
@@ -280,8 +283,8 @@ pub fn run(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
 }
 
 fn header() -> String {
-    "| case | to lag 0 | to the first commit | CPU | peak RSS | to lag 0, x copy | outputs | failed calls | load (1 min) |\n\
-     | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    "| case | to lag 0 | to the first commit | CPU | workers' CPU | peak RSS | to lag 0, x copy | outputs | failed calls | load (1 min) |\n\
+     | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         .into()
 }
 
@@ -290,8 +293,14 @@ fn row(case: Case, m: &Measured, copy: Option<Duration>) -> String {
         Some(c) => format!("{:.2}x", m.to_end.as_secs_f64() / c.as_secs_f64()),
         None => "-".into(),
     };
+    let workers = if m.workers.is_empty() {
+        "-".to_string()
+    } else {
+        let each: Vec<String> = m.workers.iter().map(|w| format!("{w:.1}")).collect();
+        format!("{} s", each.join(" + "))
+    };
     format!(
-        "| {} | {:.1} s | {:.1} s | {:.1} s | {} MiB | {ratio} | {} | {} | {:.1} |",
+        "| {} | {:.1} s | {:.1} s | {:.1} s | {workers} | {} MiB | {ratio} | {} | {} | {:.1} |",
         case.label(),
         m.to_end.as_secs_f64(),
         m.first_commit.as_secs_f64(),
@@ -644,6 +653,7 @@ fn until_end(
     let to_end = start.elapsed();
     let pid = process.0.id();
     let cpu = cpu_seconds(pid)?;
+    let workers = worker_seconds(pid);
     let peak = memory(pid).1;
     let failures = match metrics {
         Some(address) => Some(Failures::scraped(address)?),
@@ -654,6 +664,7 @@ fn until_end(
         to_end,
         first_commit: first_commit.unwrap_or(to_end),
         cpu,
+        workers,
         peak,
         outputs: 0,
         failures,
@@ -740,8 +751,29 @@ fn free_address() -> anyhow::Result<std::net::SocketAddr> {
 /// User and system CPU time of a running process, in seconds (all its
 /// threads).
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    stat_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// The CPU time of each of serve's worker threads (`bandpass-worker-N`,
+/// shown truncated to 15 bytes by the kernel), in seconds; empty when the
+/// process has none.
+fn worker_seconds(pid: u32) -> Vec<f64> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("bandpass-worke"))
+        })
+        .filter_map(|t| stat_seconds(&t.path().join("stat").to_string_lossy()).ok())
+        .collect()
+}
+
+/// User and system CPU time in a `/proc/.../stat` file, in seconds.
+fn stat_seconds(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     // After the command's name in parentheses: state is field 3, utime
     // field 14 and stime field 15.
     let rest = stat
