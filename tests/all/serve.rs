@@ -858,6 +858,52 @@ fn parameter_sets_run_as_deployments_of_their_own_with_their_own_verdicts() {
     }
 }
 
+/// One component deployed as several parameter sets: a quarantine's log
+/// line names the set, not only the component they share.
+#[test]
+fn a_quarantine_names_the_parameter_set_it_stopped() {
+    let input = unique("quarantine-sets");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let mut serve = ServeBuilder::new(
+        dir.path().join("bandpass.toml"),
+        &input,
+        &unique("quarantine-group"),
+    )
+    .brokers(&brokers())
+    .dead_letter(&unique("quarantine-dlq"))
+    .filter_with(
+        &filters_dir().join("hostile_panic.wasm"),
+        &unique("quarantine-out"),
+        // Panics on every alert, and on every second: both quarantined.
+        "sets = [\n\
+           { name = \"panics-always\" },\n\
+           { name = \"panics-every-second\", params = { every = 2 } },\n\
+         ]",
+    )
+    .log(&log)
+    .write()
+    .spawn();
+    // 108 alerts: the second set is quarantined by its rate of traps,
+    // judged once it has run on 64.
+    for _ in 0..6 {
+        produce(&input, &ztf_alert_bytes());
+    }
+    wait_for_log(&log, "filter quarantined", 2);
+    assert!(terminate(&mut serve).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("filter quarantined"))
+        .collect();
+    for set in ["panics-always", "panics-every-second"] {
+        assert!(
+            lines.iter().any(|l| l.contains(&format!("filter={set} "))),
+            "no quarantine line names {set}: {lines:#?}"
+        );
+    }
+}
+
 /// Exactly-once commits offsets through the producer's transactions,
 /// which librdkafka's statistics do not see: the committed lag still
 /// falls to zero on every partition once the alerts are committed.

@@ -97,12 +97,7 @@ pub fn load_filters(
                 path.display()
             );
         }
-        out.push(Deployment {
-            filter,
-            name,
-            output_topic: f.output_topic.clone(),
-            key,
-        });
+        out.push(Deployment::new(filter, name, f.output_topic.clone(), key));
     }
     Ok(out)
 }
@@ -164,6 +159,26 @@ pub fn check_servable(
         }
     }
     Ok(())
+}
+
+impl Deployment {
+    /// `filter` deployed as `name`: its log lines (a quarantine, a
+    /// worker's own instance) name the deployment from now on, not only
+    /// its component (one component may run under many parameter sets).
+    pub fn new(
+        filter: Arc<LoadedFilter>,
+        name: String,
+        output_topic: String,
+        key: String,
+    ) -> Deployment {
+        filter.deployed_as(&name);
+        Deployment {
+            filter,
+            name,
+            output_topic,
+            key,
+        }
+    }
 }
 
 /// What makes two deployments able to share one loaded filter: the

@@ -296,6 +296,7 @@ impl Sandbox {
             })?;
         let filter = Arc::new(LoadedFilter {
             name: manifest.name.clone(),
+            deployment: Mutex::new(manifest.name.clone()),
             manifest,
             fields,
             seed: super::world::component_seed(&report.sha256),

@@ -79,6 +79,8 @@ pub struct LoadedFilter {
     /// filter's; none for the operator's): set once, by the fleet, before
     /// it runs.
     pub group: std::sync::OnceLock<String>,
+    /// The name it runs under in serve (see [`LoadedFilter::deployed_as`]).
+    pub(super) deployment: Mutex<String>,
     /// Its one live instance, which the workers take in turn.
     pub(super) instance: Mutex<Shared>,
     /// Last, so that it drops after the rest: notes the memory freed.
@@ -102,6 +104,24 @@ impl LoadedFilter {
     /// shares its compiled code and memory image (see `Sandbox::load`).
     pub fn shares_component_with(&self, other: &LoadedFilter) -> bool {
         Arc::ptr_eq(&self.prepared, &other.prepared)
+    }
+
+    /// Names the deployment it runs as, for its log lines: a config's
+    /// `name` or parameter set, an upload's name. Until then, and in
+    /// `test` and `run --filter`, the manifest's name.
+    pub fn deployed_as(&self, name: &str) {
+        let mut deployment = self.deployment.lock().unwrap_or_else(|p| p.into_inner());
+        if *deployment != name {
+            *deployment = name.to_string();
+        }
+    }
+
+    /// The name it runs as (see [`LoadedFilter::deployed_as`]).
+    pub fn deployment(&self) -> String {
+        self.deployment
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The parameters its `init` was given.
@@ -190,6 +210,6 @@ impl LoadedFilter {
     /// Skips the filter from now on, for `reason` (the first one given:
     /// see [`Health::quarantine`]).
     pub(super) fn quarantine(&self, reason: String) {
-        self.health.quarantine(&self.name, reason);
+        self.health.quarantine(&self.deployment(), reason);
     }
 }

@@ -36,6 +36,10 @@ pub(super) struct Shared {
 /// buffer. Not shared between threads; the instance it calls is, unless
 /// the worker kept finding it busy (see [`BUSY_ROUNDS`]).
 pub struct FilterInstance {
+    /// This worker's own instance, once `busy` reached [`BUSY_ROUNDS`].
+    /// First, so that it drops before the filter (whose drop notes the
+    /// memory freed).
+    own: Option<Box<Shared>>,
     filter: Arc<LoadedFilter>,
     slots: Vec<usize>,
     /// Reused argument buffer: one alert's `field-values`, in the types
@@ -44,8 +48,6 @@ pub struct FilterInstance {
     /// Rounds in a row in which this worker found the shared instance
     /// held by another ([`FilterInstance::try_hold`]).
     busy: u32,
-    /// This worker's own instance, once `busy` reached [`BUSY_ROUNDS`].
-    own: Option<Box<Shared>>,
 }
 
 /// Rounds in a row a worker finds a deployment's instance held by another
@@ -161,7 +163,7 @@ impl FilterInstance {
     pub fn hold(&mut self) -> Held<'_> {
         if self.own.is_none() && self.busy >= BUSY_ROUNDS {
             tracing::info!(
-                filter = %self.filter.name,
+                filter = %self.filter.deployment(),
                 "another worker held this filter's instance {BUSY_ROUNDS} rounds in a row: \
                  this worker makes its own, so that the filter's calls run on two cores \
                  (it costs one more instance's memory)"
