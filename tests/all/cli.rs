@@ -346,17 +346,17 @@ fn run_replays_the_deployments_of_a_serve_config_each_with_its_own_parameters() 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bandpass.toml");
     let component = filter("bright_transients");
-    // The replay compiles into the config's cache, as serve would.
+    // The replay compiles into the config's cache, as serve would (a
+    // relative path is from the config's folder).
     let cache = dir.path().join("compiled");
     write_config(
         &config,
         &format!(
-            "[engine]\ncache_dir = \"{}\"\n\
+            "[engine]\ncache_dir = \"compiled\"\n\
              [[filter]]\nname = \"bright\"\npath = \"{component}\"\noutput_topic = \"bright\"\n\
              [[filter]]\nname = \"very-bright\"\npath = \"{component}\"\noutput_topic = \"very-bright\"\n\
              params = {{ max_mag = \"16\" }}\n\
-             [[filter]]\nname = \"off\"\npath = \"{component}\"\noutput_topic = \"off\"\ndisabled = true\n",
-            cache.display()
+             [[filter]]\nname = \"off\"\npath = \"{component}\"\noutput_topic = \"off\"\ndisabled = true\n"
         ),
     );
     let out_dir = dir.path().join("out");

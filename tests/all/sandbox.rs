@@ -899,6 +899,46 @@ fn a_reload_keeps_an_unchanged_filter_and_gives_a_quarantined_one_a_fresh_start(
 }
 
 #[test]
+fn a_filter_is_named_as_its_deployment_only_once_its_set_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bright = support::filters_dir().join("bright_transients.wasm");
+    let config = |first: &str, second: &str| {
+        let text = format!(
+            "[kafka]\nbrokers = [\"localhost:9092\"]\n[input]\ntopics = [\"in\"]\ngroup = \"g\"\n\
+             [[filter]]\npath = \"{}\"\noutput_topic = \"out-{{name}}\"\n\
+             sets = [{{ name = \"{first}\" }}, {{ name = \"{second}\", params = {{ max_mag = 17 }} }}]\n",
+            bright.display()
+        );
+        let path = dir.path().join("bandpass.toml");
+        std::fs::write(&path, text).unwrap();
+        bandpass::config::Config::load(&path).unwrap()
+    };
+    let sb = sandbox();
+    let running =
+        bandpass::deploy::load_filters(&config("wide", "narrow"), dir.path(), &sb, &[]).unwrap();
+    let names = |d: &[bandpass::deploy::Deployment]| -> Vec<String> {
+        d.iter().map(|d| d.filter.deployment()).collect()
+    };
+    // Loaded, not yet running: the component's name.
+    assert_eq!(names(&running), ["bright-transients", "bright-transients"]);
+    bandpass::deploy::Deployment::name_filters(&running);
+    assert_eq!(names(&running), ["wide", "narrow"]);
+    // A reload that swaps the names reuses both filters, and a load that
+    // may yet be refused renames neither of the running ones.
+    let reload =
+        bandpass::deploy::load_filters(&config("narrow", "wide"), dir.path(), &sb, &running)
+            .unwrap();
+    // (The first set keeps its parameters under the other name.)
+    assert!(std::sync::Arc::ptr_eq(
+        &running[0].filter,
+        &reload[0].filter
+    ));
+    assert_eq!(names(&running), ["wide", "narrow"]);
+    bandpass::deploy::Deployment::name_filters(&reload);
+    assert_eq!(names(&reload), ["narrow", "wide"]);
+}
+
+#[test]
 fn one_component_deployed_twice_needs_a_name_for_each_deployment() {
     let dir = tempfile::tempdir().unwrap();
     let bright = support::filters_dir().join("bright_transients.wasm");

@@ -572,15 +572,16 @@ fn config_dir(config: &Path) -> PathBuf {
 
 /// The engine options a config sets for `serve` and its replay (`run
 /// --config`): its quarantine rule and its compiled-code cache
-/// (`engine.cache_dir`, else the default one, within
+/// (`engine.cache_dir`, relative to the config's folder `config_dir` as
+/// filter paths are, else the default one; within
 /// `engine.cache_max_size`).
-fn engine_options(config: &crate::config::Config) -> SandboxOptions {
+fn engine_options(config: &crate::config::Config, config_dir: &Path) -> SandboxOptions {
     let mut options = SandboxOptions {
         quarantine_after: config.engine.quarantine_after,
         ..SandboxOptions::default()
     };
     if let Some(dir) = &config.engine.cache_dir {
-        options.cache = Some(CompileCache::new(dir));
+        options.cache = Some(CompileCache::new(config_dir.join(dir)));
     }
     options.cache = options
         .cache

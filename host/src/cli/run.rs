@@ -303,13 +303,14 @@ fn components(args: &RunArgs) -> anyhow::Result<Loaded> {
 fn deployments_of(path: &Path, engine: &EngineArgs) -> anyhow::Result<Loaded> {
     let config = Config::load(path)?;
     let dir = super::config_dir(path);
-    let mut options = super::engine_options(&config);
+    let mut options = super::engine_options(&config, &dir);
     if engine.no_cache {
         options.cache = None;
     }
     let sandbox = Sandbox::new(options).context("starting the wasm engine")?;
     let deployments = deploy::load_filters(&config, &dir, &sandbox, &[])
         .with_context(|| format!("the filters of {}", path.display()))?;
+    deploy::Deployment::name_filters(&deployments);
     let named = deployments
         .into_iter()
         .map(|d| (d.name, d.filter))

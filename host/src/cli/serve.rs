@@ -53,7 +53,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<u8> {
         .context("installing the SIGHUP handler")?;
     let config = Config::load(&args.config)?;
     let config_dir = super::config_dir(&args.config);
-    let mut options = super::engine_options(&config);
+    let mut options = super::engine_options(&config, &config_dir);
     // With uploads, the compiled-code cache is on by default: it is the
     // instance's local cache of the registry's components, so that a
     // restart reads the registry without compiling every upload again.

@@ -21,7 +21,8 @@ pub struct EngineConfig {
     /// Consecutive failed alerts after which a filter is quarantined.
     #[serde(default = "default_quarantine_after")]
     pub quarantine_after: u32,
-    /// Where compiled components are cached. With uploads on, defaults to
+    /// Where compiled components are cached (a relative path is from the
+    /// config file's folder, as filter paths are). With uploads on, defaults to
     /// `$BANDPASS_CACHE_DIR`, else `~/.cache/bandpass` (a restart then
     /// reads the registry without compiling every upload again).
     #[serde(default)]

@@ -162,21 +162,29 @@ pub fn check_servable(
 }
 
 impl Deployment {
-    /// `filter` deployed as `name`: its log lines (a quarantine, a
-    /// worker's own instance) name the deployment from now on, not only
-    /// its component (one component may run under many parameter sets).
     pub fn new(
         filter: Arc<LoadedFilter>,
         name: String,
         output_topic: String,
         key: String,
     ) -> Deployment {
-        filter.deployed_as(&name);
         Deployment {
             filter,
             name,
             output_topic,
             key,
+        }
+    }
+
+    /// Gives each loaded filter the name it now runs as, for its log lines
+    /// (a quarantine, a worker's own instance): the deployment's, not only
+    /// its component's (one component may run as many parameter sets).
+    /// Called when a set starts to run ([`FilterSet::new`], `run
+    /// --config`), never for a set that may yet be refused: a refused
+    /// reload leaves the running filters named as they run.
+    pub fn name_filters(deployments: &[Deployment]) {
+        for d in deployments {
+            d.filter.deployed_as(&d.name);
         }
     }
 }

@@ -36,6 +36,7 @@ impl FilterSet {
         schemas: SchemaSource,
         host: HostFields,
     ) -> FilterSet {
+        Deployment::name_filters(&deployments);
         let decoder = Runner::decoder_for(&FilterSet::loaded(&deployments), schemas, &host);
         let sky_read = deployments
             .iter()

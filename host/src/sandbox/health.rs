@@ -5,16 +5,17 @@
 //! order:
 //! 1. `quarantine_after` consecutive failed alerts, across all workers
 //!    ([`Health::count`]);
-//! 2. on one worker, [`TRAPPED_OF_LAST_64`] traps among its last 64
+//! 2. on one instance, [`TRAPPED_OF_LAST_64`] traps among its last 64
 //!    alerts (each trap costs a new instance and its `init`), then
 //!    [`FAILED_OF_LAST_64`] failures of any kind among them
 //!    ([`Recent::count`]): a filter failing every other alert never makes
 //!    five in a row;
-//! 3. on one worker, a run of 64 alerts that has spent more than 64 times
+//! 3. on one instance, a run of 64 alerts that has spent more than 64 times
 //!    the filter's mean time ([`Recent::charge_time`]).
 //!
 //! [`Health`] is shared by every instance of a filter; [`Recent`] is one
-//! worker's own record, kept without locks. Only the first reason is
+//! instance's record (the deployment's one instance, or a worker's own
+//! made when it kept finding that one busy), kept with it. Only the first reason is
 //! kept. Reloading the config (or uploading again) is how an operator
 //! gives a quarantined filter another chance.
 
