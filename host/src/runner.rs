@@ -757,7 +757,7 @@ fn each_held(
     let mut busy = Vec::new();
     let mut clock = Instant::now();
     let n = instances.len();
-    for i in (first..n).chain(0..first.min(n)) {
+    for i in (first..n).chain(0..first) {
         match instances[i].try_hold() {
             Some(mut held) => clock = run(i, &mut held, clock),
             None => busy.push(i),

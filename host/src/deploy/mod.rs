@@ -97,7 +97,12 @@ pub fn load_filters(
                 path.display()
             );
         }
-        out.push(Deployment::new(filter, name, f.output_topic.clone(), key));
+        out.push(Deployment {
+            filter,
+            name,
+            output_topic: f.output_topic.clone(),
+            key,
+        });
     }
     Ok(out)
 }
@@ -162,20 +167,6 @@ pub fn check_servable(
 }
 
 impl Deployment {
-    pub fn new(
-        filter: Arc<LoadedFilter>,
-        name: String,
-        output_topic: String,
-        key: String,
-    ) -> Deployment {
-        Deployment {
-            filter,
-            name,
-            output_topic,
-            key,
-        }
-    }
-
     /// Gives each loaded filter the name it now runs as, for its log lines
     /// (a quarantine, a worker's own instance): the deployment's, not only
     /// its component's (one component may run as many parameter sets).

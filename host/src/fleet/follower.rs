@@ -439,12 +439,12 @@ impl Fleet {
                 Running::Failed(why)
             } else {
                 match self.load(entry) {
-                    Ok(filter) => Running::Deployed(Deployment::new(
+                    Ok(filter) => Running::Deployed(Deployment {
                         filter,
-                        r.deployment_name(),
-                        r.output_topic(),
-                        r.load_key(),
-                    )),
+                        name: r.deployment_name(),
+                        output_topic: r.output_topic(),
+                        key: r.load_key(),
+                    }),
                     Err(why) => {
                         tracing::error!(filter = %key, %why, "an uploaded filter did not load here; the others run");
                         Running::Failed(why)

@@ -165,7 +165,7 @@ impl FilterInstance {
             tracing::info!(
                 filter = %self.filter.deployment(),
                 "another worker held this filter's instance {BUSY_ROUNDS} rounds in a row: \
-                 this worker makes its own, so that the filter's calls run on two cores \
+                 this worker makes its own, so that the filter's calls run on more than one core \
                  (it costs one more instance's memory)"
             );
             self.own = Some(Box::default());
