@@ -10,25 +10,37 @@
 
 use core::fmt;
 
-use crate::bindings::bandpass::filter::types::FieldValues;
 use crate::{TextColumn, Value};
 
-/// The kinds of `field-values` (wit/filter.wit).
+/// The kinds of `evaluate`'s fields (wit/filter.wit).
 mod kind {
     pub const REAL: u8 = 1;
     pub const INTEGER: u8 = 2;
     pub const BOOLEAN: u8 = 3;
     pub const OTHER: u8 = 4;
+    pub const TEXT: u8 = 5;
+}
+
+/// One alert's fields as `evaluate` receives them (wit/filter.wit): a
+/// kind and 8 bytes of `numbers` per field, single texts one after
+/// another in `texts`, and the other values in order in `others`.
+#[doc(hidden)]
+pub struct FieldValues {
+    pub kinds: Vec<u8>,
+    pub numbers: Vec<u8>,
+    pub texts: String,
+    pub others: Vec<Value>,
 }
 
 /// One [`Value`] per declared field, in order, from the packed form the
-/// host sends: a kind per field, 8 bytes of number per field, and the
-/// other values in order. Kinds this SDK does not know (a later minor
-/// version of the contract) and numbers cut short read as absent.
+/// host sends. Kinds this SDK does not know (a later minor version of the
+/// contract), numbers cut short and a text whose span is not in `texts`
+/// read as absent.
 pub(crate) fn unpack(fields: FieldValues) -> Vec<Value> {
     let FieldValues {
         kinds,
         numbers,
+        texts,
         others,
     } = fields;
     let mut others = others.into_iter();
@@ -42,6 +54,13 @@ pub(crate) fn unpack(fields: FieldValues) -> Vec<Value> {
                 (kind::INTEGER, Some(b)) => Value::Integer(i64::from_le_bytes(b)),
                 (kind::BOOLEAN, Some(b)) => Value::Boolean(i64::from_le_bytes(b) != 0),
                 (kind::OTHER, _) => others.next().unwrap_or(Value::Absent),
+                (kind::TEXT, Some(b)) => {
+                    let start = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                    let end = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
+                    texts
+                        .get(start..end)
+                        .map_or(Value::Absent, |t| Value::Text(t.to_owned()))
+                }
                 _ => Value::Absent,
             }
         })
@@ -604,10 +623,17 @@ mod tests {
         ] {
             numbers.extend_from_slice(&bits.to_le_bytes());
         }
+        // Two texts: "t" and "Müller", by their byte spans in `texts`.
+        numbers.extend_from_slice(&(1u64 << 32).to_le_bytes());
+        numbers.extend_from_slice(&(1u64 | 8u64 << 32).to_le_bytes());
+        // A span past the end, or inside a character, reads as absent.
+        numbers.extend_from_slice(&(1u64 | 20u64 << 32).to_le_bytes());
+        numbers.extend_from_slice(&(1u64 | 3u64 << 32).to_le_bytes());
         let values = unpack(FieldValues {
-            kinds: vec![1, 4, 2, 3, 0, 4, 9],
+            kinds: vec![1, 4, 2, 3, 0, 4, 9, 5, 5, 5, 5],
             numbers,
-            others: vec![Value::Text("t".into()), Value::Bytes(vec![1])],
+            texts: "tMüller".into(),
+            others: vec![Value::Bytes(vec![0]), Value::Bytes(vec![1])],
         });
         assert_eq!(
             format!("{values:?}"),
@@ -615,12 +641,16 @@ mod tests {
                 "{:?}",
                 [
                     Value::Real(18.5),
-                    Value::Text("t".into()),
+                    Value::Bytes(vec![0]),
                     Value::Integer(2_695_378_462_115_010_012),
                     Value::Boolean(true),
                     Value::Absent,
                     Value::Bytes(vec![1]),
                     // A kind from a later contract reads as absent.
+                    Value::Absent,
+                    Value::Text("t".into()),
+                    Value::Text("Müller".into()),
+                    Value::Absent,
                     Value::Absent,
                 ]
             )
@@ -629,6 +659,7 @@ mod tests {
         let short = unpack(FieldValues {
             kinds: vec![1, 1],
             numbers: 1.0f64.to_le_bytes().to_vec(),
+            texts: String::new(),
             others: Vec::new(),
         });
         assert_eq!(

@@ -7,7 +7,7 @@
 use core::cell::RefCell;
 
 use crate::bindings::bandpass::filter::types as wit;
-use crate::bindings::bandpass::filter::types::FieldValues;
+use crate::fields::FieldValues;
 use crate::{Crossmatch, Fields, Params, StateSpec};
 
 /// An alert filter.
@@ -107,7 +107,9 @@ pub fn init<F: Filter>(state: &State<F>, params: Vec<(String, String)>) -> Resul
 }
 
 /// `evaluate`: converts the values and asks the filter; the object's
-/// state is there for [`crate::state`] during the call.
+/// state is there for [`crate::state`] during the call. A rejection that
+/// leaves the state as it was is answered `None`, the contract's cheapest
+/// answer.
 ///
 /// A host that skipped `init` gets the filter built with no parameters.
 #[doc(hidden)]
@@ -115,7 +117,7 @@ pub fn evaluate<F: Filter>(
     state: &State<F>,
     values: FieldValues,
     object: Option<Vec<u8>>,
-) -> Result<wit::Decision, String> {
+) -> Result<Option<wit::Decision>, String> {
     let mut state = state.borrow_mut();
     let filter = match &mut *state {
         Some(filter) => filter,
@@ -125,9 +127,10 @@ pub fn evaluate<F: Filter>(
     crate::state::begin(F::STATE, object);
     let verdict = filter.evaluate(fields);
     let change = crate::state::finish();
-    Ok(wit::Decision {
-        verdict: verdict?.into_wit(),
-        state: change,
+    let verdict = verdict?.into_wit();
+    Ok(match (verdict, change) {
+        (wit::Verdict::Reject, wit::StateChange::Keep) => None,
+        (verdict, state) => Some(wit::Decision { verdict, state }),
     })
 }
 
@@ -176,10 +179,21 @@ macro_rules! export_filter {
                 }
 
                 fn evaluate(
-                    values: $crate::__private::FieldValues,
+                    kinds: ::std::vec::Vec<u8>,
+                    numbers: ::std::vec::Vec<u8>,
+                    texts: ::std::string::String,
+                    others: ::std::vec::Vec<$crate::Value>,
                     object: ::core::option::Option<::std::vec::Vec<u8>>,
-                ) -> ::core::result::Result<$crate::__private::Decision, ::std::string::String>
-                {
+                ) -> ::core::result::Result<
+                    ::core::option::Option<$crate::__private::Decision>,
+                    ::std::string::String,
+                > {
+                    let values = $crate::__private::FieldValues {
+                        kinds,
+                        numbers,
+                        texts,
+                        others,
+                    };
                     BANDPASS_STATE
                         .with(|state| $crate::__private::evaluate::<$filter>(state, values, object))
                 }

@@ -13,6 +13,8 @@
 //!   alerts (contract 0.3.0).
 //! - [`crossmatch`] and [`Crossmatch`]: the catalogue rows around each
 //!   alert (contract 0.4.0).
+//!
+//! The SDK builds components for contract 0.5.0 (`wit/filter.wit`).
 
 pub mod crossmatch;
 mod fields;
@@ -79,8 +81,9 @@ pub mod survey {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings::__export_alert_filter as export;
-    pub use crate::bindings::bandpass::filter::types::{Decision, FieldValues, Manifest};
+    pub use crate::bindings::bandpass::filter::types::{Decision, Manifest};
     pub use crate::bindings::exports::bandpass::filter::filter::Guest;
+    pub use crate::fields::FieldValues;
     pub use crate::fields::Values;
     pub use crate::filter::{State, describe, evaluate, init};
 }

@@ -116,7 +116,8 @@ fn inspect_shows_the_contract_fields_and_imports() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        stdout.contains("bandpass:filter@0.4.0 (host speaks 0.4.0, and runs 0.2.0 and 0.3.0)"),
+        stdout
+            .contains("bandpass:filter@0.5.0 (host speaks 0.5.0, and runs 0.2.0, 0.3.0 and 0.4.0)"),
         "{stdout}"
     );
     assert!(stdout.contains("state      none"), "{stdout}");

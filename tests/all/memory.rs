@@ -320,6 +320,51 @@ fn a_filter_built_for_contract_0_2_0_runs_unchanged_beside_0_3_0_ones() {
 }
 
 #[test]
+fn a_filter_built_for_contract_0_4_0_gets_its_texts_in_others_and_keeps_its_state() {
+    let legacy = filter("contract_0_4_0");
+    let out = bandpass(&["inspect", &legacy]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.contains("contract   bandpass:filter@0.4.0"),
+        "{shown}"
+    );
+    // The fixture fails an alert whose isdiffpos does not come as 0.4.0
+    // sends a text (kind 4, an entry of `others`): none fails, and it
+    // reads the real values.
+    let ztf = data_dir().join("ztf");
+    let (verdicts, doc) = tested(&legacy, &[ztf.to_str().unwrap()]);
+    assert_eq!(doc["summary"]["tally"]["errors"], 0, "{doc}");
+    let accepts = accepted(&verdicts).len();
+    assert!(accepts > 0 && accepts < verdicts.len(), "{doc}");
+    for a in doc["alerts"].as_array().unwrap() {
+        if a["result"]["verdict"] == "accept" {
+            let tags = &a["result"]["tags"];
+            assert_eq!(tags[0], "legacy-0-4", "{a}");
+            assert!(tags[1] == "isdiffpos-t" || tags[1] == "isdiffpos-1", "{a}");
+        }
+    }
+    // Its state: the same alert twice, the second finds the first's count.
+    let alert = ztf.join("alerts/v3.3/472263571115115000.avro");
+    let (_, doc) = tested(&legacy, &[alert.to_str().unwrap(), alert.to_str().unwrap()]);
+    assert_eq!(doc["alerts"][1]["result"]["score"], 2.0, "{doc}");
+    // In one run beside a 0.5.0 filter that reads a text too.
+    let dir = tempfile::tempdir().unwrap();
+    let out = bandpass(&[
+        "run",
+        "--quiet",
+        "--filter",
+        &legacy,
+        "--filter",
+        &filter("bright_transients"),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+        ztf.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
 fn a_state_over_its_bound_or_never_declared_fails_its_alert_and_names_why() {
     let dir = tempfile::tempdir().unwrap();
     nights(&dir.path().join("nights"), None);

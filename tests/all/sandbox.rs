@@ -594,7 +594,7 @@ fn a_component_for_another_contract_version_is_refused_naming_both() {
     assert!(matches!(err, LoadError::ContractVersion { .. }), "{text}");
     assert!(
         text.contains("1.0.0")
-            && text.contains("speaks bandpass:filter@0.4.0 (and runs 0.2.0 and 0.3.0)"),
+            && text.contains("speaks bandpass:filter@0.5.0 (and runs 0.2.0, 0.3.0 and 0.4.0)"),
         "{text}"
     );
 }

@@ -29,7 +29,7 @@ const SDK_INDEX = path.join(SDK_SOURCES, 'index.js');
 export const WIT_DIR = path.join(PACKAGE, 'wit');
 const WORLD = 'alert-filter';
 /** The contract the components are built for: the package in wit/filter.wit. */
-export const CONTRACT = 'bandpass:filter@0.4.0';
+export const CONTRACT = 'bandpass:filter@0.5.0';
 const LOG_IMPORT = CONTRACT.replace('@', '/log@');
 const ENTRY = '\0bandpass-entry.js';
 const BUNDLE = 'filter.bundle.js';

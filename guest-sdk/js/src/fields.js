@@ -1,5 +1,7 @@
-// Turning one alert's `field-values` (WIT) into the object a filter's
-// `evaluate` receives: `{ magpsf: 18.2, isdiffpos: 't', prv_jd: [...] }`.
+// Turning one alert's field values, as `evaluate` receives them from the
+// host (contract 0.5.0: `kinds`, `numbers`, `texts`, `others`), into the
+// object a filter's `evaluate` receives:
+// `{ magpsf: 18.2, isdiffpos: 't', prv_jd: [...] }`.
 //
 // Runs once per alert inside an interpreter (QuickJS, or SpiderMonkey
 // without a JIT), where every bytecode costs tens of wasm instructions: a
@@ -131,6 +133,36 @@ export function utf8ToUtf16Offsets(text) {
   return map;
 }
 
+/** Strings made of ASCII alone, whose UTF-8 byte offsets are UTF-16 offsets. */
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * A text that is not all ASCII as a "binary" string: one character per
+ * UTF-8 byte, so that the host's byte offsets index it directly. Built-in
+ * functions only (QuickJS has no TextEncoder, and a loop costs about 1,000
+ * fuel a character); a WIT string has no lone surrogate, on which
+ * encodeURIComponent would throw.
+ */
+export function utf8Binary(text) {
+  return unescape(encodeURIComponent(text));
+}
+
+/**
+ * The text between UTF-8 byte offsets `start` and `end` of `binary` (see
+ * `utf8Binary`), or '' where the offsets are out of order, past the end or
+ * off a character boundary (a host bug; the decoder does not throw).
+ */
+export function textAt(binary, start, end) {
+  if (end < start || end > binary.length) return '';
+  try {
+    // escape() writes each byte above 0x7f as %XX, which
+    // decodeURIComponent reads as UTF-8 (throwing inside a character).
+    return decodeURIComponent(escape(binary.slice(start, end)));
+  } catch {
+    return '';
+  }
+}
+
 /** A boolean column: `true`/`false`, `null` where null. */
 function booleanColumn(list) {
   const out = [];
@@ -176,8 +208,8 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /**
  * Compiles the decoder for one filter's fields: a function from one
- * alert's `field-values` to the object `evaluate` receives, one property
- * per field.
+ * alert's field values (`evaluate`'s `kinds`, `numbers`, `texts` and
+ * `others`) to the object `evaluate` receives, one property per field.
  *
  * The body is generated once, when the filter is defined (at build time,
  * so it is part of the component's snapshot): straight-line code with the
@@ -199,10 +231,14 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
  *   (the property turns into a getter the first time a column arrives,
  *   and caches the array for the alert): converting costs about 2,500
  *   fuel per element, 180,000 on fast-risers' five light-curve columns of
- *   a typical alert, which most alerts never reach.
+ *   a typical alert, which most alerts never reach;
+ * - single texts (kind 5) are slices of the one `texts` string: when it is
+ *   ASCII (every ZTF text), checked once per alert, its byte offsets are
+ *   string offsets and each text is one `slice`; otherwise it is turned
+ *   into UTF-8 bytes once (`utf8Binary`) and each text decoded from them.
  *
  * @param {string[]} names the properties, in the order of the paths
- * @returns {(fields: {kinds: Uint8Array, numbers: Uint8Array, others: object[]}) => object}
+ * @returns {(kinds: Uint8Array, numbers: Uint8Array, texts: string, others: object[]) => object}
  */
 export function compileDecoder(names) {
   const n = names.length;
@@ -233,7 +269,7 @@ export function compileDecoder(names) {
     });
   }
 
-  /** An entry of `others` that is not a text: a column stays raw. */
+  /** An entry of `others`: a column stays raw, the rest (bytes) is made now. */
   function other(value, i, taken, others) {
     if (value === undefined) {
       throw new RangeError(
@@ -254,12 +290,12 @@ export function compileDecoder(names) {
     `const bytes = new Uint8Array(${8 * n});`,
     'const f64 = new Float64Array(bytes.buffer);',
     'const i32 = new Int32Array(bytes.buffer);',
-    'return function decode(fields) {',
-    '  const kinds = fields.kinds;',
-    '  const numbers = fields.numbers;',
-    '  const others = fields.others;',
+    'return function decode(kinds, numbers, texts, others) {',
     `  if (kinds.length !== ${n} || numbers.length !== ${8 * n}) wrongLength(kinds.length, numbers.length, ${n});`,
     '  bytes.set(numbers);',
+    // Texts' byte offsets index `texts` itself when it is ASCII (null
+    // here), else its UTF-8 bytes: one check per alert, not per text.
+    '  const binary = texts.length === 0 || ASCII.test(texts) ? null : utf8Binary(texts);',
     '  let next = 0;',
     '  let k, h, o;',
   ];
@@ -271,14 +307,17 @@ export function compileDecoder(names) {
       // An integer below 2^53 in magnitude inline, the rest in `int`.
       `  else if (k === 2) ${p} = (h = i32[${2 * i + 1}]) > -0x200000 && h < 0x200000 ? h * 4294967296 + (i32[${2 * i}] >>> 0) : int(i32[${2 * i}], h);`,
       `  else if (k === 3) ${p} = i32[${2 * i}] !== 0;`,
-      // A text inline; `other` keeps a column for later and says PENDING.
-      `  else if (k === 4) { o = others[next++]; if (o !== undefined && o.tag === 'text') ${p} = o.val; else if ((o = other(o, ${i}, next, others)) !== PENDING) ${p} = o; }`,
+      // `other` keeps a column for later and says PENDING.
+      `  else if (k === 4) { if ((o = other(others[next++], ${i}, next, others)) !== PENDING) ${p} = o; }`,
+      // A text: its start and end byte in `texts`, two u32 halves.
+      `  else if (k === 5) ${p} = binary === null ? texts.slice(i32[${2 * i}] >>> 0, i32[${2 * i + 1}] >>> 0) : textAt(binary, i32[${2 * i}] >>> 0, i32[${2 * i + 1}] >>> 0);`,
+      // Absent, or a kind a later contract adds.
       `  else ${p} = null;`,
     );
   }
   lines.push('  return alert;', '};');
-  const make = new Function('alert', 'int', 'other', 'wrongLength', 'PENDING', lines.join('\n'));
-  return make(alert, integerFromHalves, other, wrongLength, PENDING);
+  const make = new Function('alert', 'int', 'other', 'wrongLength', 'PENDING', 'ASCII', 'utf8Binary', 'textAt', lines.join('\n'));
+  return make(alert, integerFromHalves, other, wrongLength, PENDING, ASCII, utf8Binary, textAt);
 }
 
 /**

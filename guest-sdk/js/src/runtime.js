@@ -1,4 +1,4 @@
-// The `bandpass:filter/filter` exports (contract 0.4.0), wired to a filter
+// The `bandpass:filter/filter` exports (contract 0.5.0), wired to a filter
 // made by `defineFilter`: describe, init and evaluate.
 //
 // Every exception stops here. componentize-js turns only a thrown string
@@ -16,11 +16,8 @@
 import { Accept, DEFINITION, REJECT, describe } from './filter.js';
 import { connect } from './log.js';
 import { parseParams } from './params.js';
-import { call } from './random.js';
+import { call, restart } from './random.js';
 import { KEEP, decodeState, stateChange } from './state.js';
-
-/** The decision on a rejected alert of a filter without state: always the same object. */
-const REJECT_KEEP = Object.freeze({ verdict: REJECT, state: KEEP });
 
 /**
  * The object to export as `filter` from the component's entry module.
@@ -46,8 +43,7 @@ export function exportFilter(filter, hostLog, source) {
   function setUp(pairs) {
     connect(hostLog);
     // Math.random draws from the filter's name alone until an alert.
-    call.name = manifest.name;
-    call.fields = {};
+    restart(manifest.name);
     const params = parseParams(definition.params, pairs);
     const made = definition.init === undefined ? undefined : definition.init(params);
     config = made === undefined ? params : made;
@@ -84,25 +80,34 @@ export function exportFilter(filter, hostLog, source) {
       }
     },
 
-    evaluate(fields, state) {
+    // The answer is `option<decision>`: `undefined` (none) rejects and
+    // leaves the state as it was, most alerts' answer, and costs the host
+    // and the binding less than a decision to lower and lift.
+    evaluate(kinds, numbers, texts, others, state) {
       try {
         // A host that skipped `init` gets the filter with its defaults.
         if (!ready) setUp([]);
         // Math.random's next draw seeds from this alert (see random.js).
-        call.fields = fields;
+        call.kinds = kinds;
+        call.numbers = numbers;
+        call.texts = texts;
+        call.others = others;
         if (spec === undefined) {
           // No state: the host sends none, and the decision keeps none.
           // (The checks inline: a call costs thousands of fuel.)
-          const verdict = evaluate(decode(fields), config);
-          if (verdict === REJECT) return REJECT_KEEP;
+          const verdict = evaluate(decode(kinds, numbers, texts, others), config);
+          if (verdict === REJECT) return undefined;
           if (verdict instanceof Accept) return { verdict, state: KEEP };
           notAVerdict(verdict);
         }
         const before = decodeState(spec, state);
         const object = before === null ? {} : before.object;
-        const verdict = evaluate(decode(fields), config, object);
+        const verdict = evaluate(decode(kinds, numbers, texts, others), config, object);
         if (verdict !== REJECT && !(verdict instanceof Accept)) notAVerdict(verdict);
-        return { verdict, state: stateChange(spec, before === null ? null : before.text, object) };
+        const change = stateChange(spec, before === null ? null : before.text, object);
+        // stateChange says KEEP (that one object) when nothing changed.
+        if (verdict === REJECT && change === KEEP) return undefined;
+        return { verdict, state: change };
       } catch (e) {
         throw failure(e, hostLog);
       }

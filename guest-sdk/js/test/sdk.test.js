@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { accept, defineFilter, reject } from '../src/index.js';
-import { compileDecoder, integerFromHalves, textColumn, utf8ToUtf16Offsets } from '../src/fields.js';
+import { compileDecoder, integerFromHalves, textAt, textColumn, utf8Binary, utf8ToUtf16Offsets } from '../src/fields.js';
 import { compileParams, parseParams } from '../src/params.js';
 import { exportFilter, failure } from '../src/runtime.js';
 import { call, random, randomUUID, randomValues } from '../src/random.js';
@@ -20,12 +20,12 @@ describe('fields', () => {
 
   it('decodes every kind into plain values by position', () => {
     const alert = decode(
-      fieldValues([
+      ...fieldValues([
         ['real', 18.25],
         ['integer', CANDID],
         ['integer', 2],
         ['boolean', true],
-        ['other', { tag: 'text', val: 't' }],
+        ['text', 't'],
         ['other', reals([2458000.5, null, 2458001])],
         ['other', integers([1, null, -3])],
         ['other', texts(['t', null, '1'])],
@@ -51,7 +51,7 @@ describe('fields', () => {
     const d = compileDecoder(['a', 'b', 'c', 'd', 'e']);
     const max = 2n ** 53n - 1n;
     const alert = d(
-      fieldValues([
+      ...fieldValues([
         ['integer', max],
         ['integer', -max],
         ['integer', max + 1n],
@@ -66,7 +66,7 @@ describe('fields', () => {
 
   it('reads a boolean from its 64-bit integer', () => {
     const d = compileDecoder(['yes', 'no']);
-    assert.deepEqual({ ...d(fieldValues([['boolean', true], ['boolean', false]])) }, { yes: true, no: false });
+    assert.deepEqual({ ...d(...fieldValues([['boolean', true], ['boolean', false]])) }, { yes: true, no: false });
   });
 
   it('maps UTF-8 offsets of a text column onto the string', () => {
@@ -76,18 +76,59 @@ describe('fields', () => {
     assert.deepEqual(textColumn({ text: 'é', ends: [1, 9], present: Uint8Array.of(1, 1) }), ['', '']);
   });
 
+  it('reads single texts (kind 5) by their byte offsets into `texts`, ASCII or not', () => {
+    const d = compileDecoder(['sign', 'name', 'mag', 'band', 'empty', 'none']);
+    const ascii = fieldValues([['text', 't'], ['text', 'ZTF21abc'], ['real', 18], ['text', 'r'], ['text', ''], ['absent']]);
+    assert.equal(ascii[2], 'tZTF21abcr', 'one string, in field order');
+    assert.deepEqual({ ...d(...ascii) }, { sign: 't', name: 'ZTF21abc', mag: 18, band: 'r', empty: '', none: null });
+    // Past ASCII the offsets count UTF-8 bytes, not UTF-16 units: the texts
+    // after a non-ASCII one start later in bytes than in characters.
+    const wide = fieldValues([['text', 't'], ['text', 'Müller ✓'], ['real', 19], ['text', 'g𝄞'], ['text', ''], ['text', 'ok']]);
+    assert.equal(wide[2], 'tMüller ✓g𝄞ok');
+    assert.deepEqual([...new Uint32Array(wide[1].buffer.slice(8, 16))], [1, 12], 'Müller ✓: 11 bytes, 8 characters');
+    assert.deepEqual({ ...d(...wide) }, { sign: 't', name: 'Müller ✓', mag: 19, band: 'g𝄞', empty: '', none: 'ok' });
+    // And back to ASCII on the next alert.
+    assert.deepEqual({ ...d(...ascii) }, { sign: 't', name: 'ZTF21abc', mag: 18, band: 'r', empty: '', none: null });
+  });
+
+  it('reads offsets out of order, past the end or inside a character as an empty text, never throwing', () => {
+    const d = compileDecoder(['a', 'b', 'c', 'd']);
+    const numbers = new Uint8Array(32);
+    const view = new DataView(numbers.buffer);
+    const at = (i, start, end) => {
+      view.setUint32(8 * i, start, true);
+      view.setUint32(8 * i + 4, end, true);
+    };
+    at(0, 0, 1); // 'é' is bytes 0 to 2
+    at(1, 0, 2);
+    at(2, 2, 0);
+    at(3, 2, 99);
+    assert.deepEqual({ ...d(Uint8Array.of(5, 5, 5, 5), numbers, 'éa', []) }, { a: '', b: 'é', c: '', d: '' });
+    // ASCII: a slice, clipped at the end.
+    assert.deepEqual({ ...d(Uint8Array.of(5, 5, 5, 5), numbers, 'xya', []) }, { a: 'x', b: 'xy', c: '', d: 'a' });
+    assert.equal(textAt(utf8Binary('a✓'), 1, 4), '✓');
+  });
+
+  it('treats a kind above 5 as absent, as the contract reserves them', () => {
+    const d = compileDecoder(['x', 'y']);
+    assert.deepEqual({ ...d(...fieldValues([[6], [255]])) }, { x: null, y: null });
+  });
+
   it('reads the other value cases', () => {
-    const d = compileDecoder(['bytes', 'bools', 'real', 'int', 'none']);
+    // (0.5.0's host sends single values in `numbers` and `texts`; one in
+    // `others` still reads.)
+    const d = compileDecoder(['bytes', 'bools', 'real', 'int', 'none', 'text']);
     const alert = d(
-      fieldValues([
+      ...fieldValues([
         ['other', { tag: 'bytes', val: Uint8Array.of(1, 2) }],
         ['other', { tag: 'booleans', val: [true, undefined, false] }],
         ['other', { tag: 'real', val: 1.5 }],
         ['other', { tag: 'integer', val: 7n }],
         ['other', { tag: 'absent' }],
+        ['other', { tag: 'text', val: 'é' }],
       ]),
     );
-    assert.deepEqual({ ...alert }, { bytes: Uint8Array.of(1, 2), bools: [true, null, false], real: 1.5, int: 7, none: null });
+    assert.deepEqual({ ...alert }, { bytes: Uint8Array.of(1, 2), bools: [true, null, false], real: 1.5, int: 7, none: null, text: 'é' });
   });
 
   it('reads a column whose bytes are not 8-aligned', () => {
@@ -95,29 +136,29 @@ describe('fields', () => {
     new DataView(buffer.buffer).setFloat64(1, 3.25, true);
     const column = { values: buffer.subarray(1), present: Uint8Array.of(1, 1) };
     const d = compileDecoder(['x']);
-    assert.deepEqual(d(fieldValues([['other', { tag: 'reals', val: column }]])).x, [3.25, 0]);
+    assert.deepEqual(d(...fieldValues([['other', { tag: 'reals', val: column }]])).x, [3.25, 0]);
   });
 
   it('makes a column array only when its property is read, once per alert', () => {
     const d = compileDecoder(['mag', 'jds']);
-    const first = d(fieldValues([['real', 18], ['other', reals([1, null])]]));
+    const first = d(...fieldValues([['real', 18], ['other', reals([1, null])]]));
     assert.equal(typeof Object.getOwnPropertyDescriptor(first, 'jds').get, 'function');
     const jds = first.jds;
     assert.deepEqual(jds, [1, null]);
     assert.equal(first.jds, jds, 'the same array on a second read');
     // The object is refilled for the next alert; an array already read stays as it was.
-    const second = d(fieldValues([['real', 19], ['absent']]));
+    const second = d(...fieldValues([['real', 19], ['absent']]));
     assert.equal(second, first);
     assert.equal(second.jds, null);
     assert.deepEqual(jds, [1, null]);
-    const third = d(fieldValues([['real', 20], ['other', reals([3])]]));
+    const third = d(...fieldValues([['real', 20], ['other', reals([3])]]));
     assert.deepEqual(third.jds, [3]);
     assert.deepEqual(JSON.parse(JSON.stringify(third)), { mag: 20, jds: [3] });
   });
 
   it('throws on a property the filter did not declare, naming it, the nearest and the declared ones', () => {
     const d = compileDecoder(['magpsf', 'rb', 'jds']);
-    const alert = d(fieldValues([['real', 18.5], ['absent'], ['other', reals([1])]]));
+    const alert = d(...fieldValues([['real', 18.5], ['absent'], ['other', reals([1])]]));
     assert.throws(() => alert.magpfs, {
       name: 'ReferenceError',
       message:
@@ -134,7 +175,7 @@ describe('fields', () => {
 
   it('leaves the alert object usable as a plain one: JSON, strings, symbols, Object.prototype', () => {
     const d = compileDecoder(['magpsf', 'sign']);
-    const alert = d(fieldValues([['real', 18.5], ['other', { tag: 'text', val: 't' }]]));
+    const alert = d(...fieldValues([['real', 18.5], ['text', 't']]));
     assert.equal(JSON.stringify(alert), '{"magpsf":18.5,"sign":"t"}');
     assert.equal(`${alert}`, '[object Object]');
     assert.equal(String(alert), '[object Object]');
@@ -155,9 +196,9 @@ describe('fields', () => {
   });
 
   it('refuses lists whose lengths disagree with the declared fields', () => {
-    assert.throws(() => decode(fieldValues([['real', 1]])), /1 kinds and 8 bytes of numbers for 10 declared fields/);
+    assert.throws(() => decode(...fieldValues([['real', 1]])), /1 kinds and 8 bytes of numbers for 10 declared fields/);
     const d = compileDecoder(['a']);
-    assert.throws(() => d({ kinds: Uint8Array.of(4), numbers: new Uint8Array(8), others: [] }), /fewer than the 1 fields of kind 4 so far/);
+    assert.throws(() => d(Uint8Array.of(4), new Uint8Array(8), '', []), /fewer than the 1 fields of kind 4 so far/);
   });
 });
 
@@ -275,13 +316,13 @@ describe('runtime', () => {
       evaluate: (alert, config) => (alert.mag < config.limit ? accept({ score: config.limit }) : reject()),
     });
     f.init([['max_mag', '20']]);
-    assert.equal(f.evaluate(fieldValues([['real', 18]])).verdict.val.score, 19);
+    assert.equal(f.evaluate(...fieldValues([['real', 18]])).verdict.val.score, 19);
     assert.throws(() => f.init([['max_mgg', '20']]), (e) => e === 'unknown parameter "max_mgg"; this filter knows: max_mag');
   });
 
   it('runs with the defaults when the host skipped init', () => {
     const f = build({ fields: {}, params: { n: 2 }, evaluate: (_, p) => accept({ score: p.n }) });
-    assert.equal(f.evaluate(fieldValues([])).verdict.val.score, 2);
+    assert.equal(f.evaluate(...fieldValues([])).verdict.val.score, 2);
   });
 
   it('turns a thrown TypeError into a string naming it and its line, and logs the stack', () => {
@@ -297,25 +338,51 @@ describe('runtime', () => {
     );
     f.init([]);
     assert.throws(
-      () => f.evaluate(fieldValues([['absent']])),
+      () => f.evaluate(...fieldValues([['absent']])),
       (e) => typeof e === 'string' && /^TypeError: Cannot read properties of null \(reading 'toFixed'\) \(at sdk\.test\.js:\d+\)$/.test(e),
     );
     assert.equal(log.lines.length, 1);
     assert.equal(log.lines[0][0], 'error');
     assert.match(log.lines[0][1], /^TypeError: .*\n {4}at evaluate \(sdk\.test\.js:\d+:\d+\)/);
     // The next alert works.
-    assert.throws(() => f.evaluate(fieldValues([['real', 1]])), /evaluate returned the string "1.0"; return accept\(...\) or reject\(\)/);
+    assert.throws(() => f.evaluate(...fieldValues([['real', 1]])), /evaluate returned the string "1.0"; return accept\(...\) or reject\(\)/);
   });
 
   it('refuses a Promise, as from an async evaluate', () => {
     const f = build({ fields: {}, evaluate: async () => reject() });
-    assert.throws(() => f.evaluate(fieldValues([])), /evaluate returned a Promise: a filter decides synchronously/);
+    assert.throws(() => f.evaluate(...fieldValues([])), /evaluate returned a Promise: a filter decides synchronously/);
   });
 
   it('passes a thrown string on as it is', () => {
     const f = build({ fields: {}, evaluate: () => { throw 'no light curve'; } });
-    assert.throws(() => f.evaluate(fieldValues([])), (e) => e === 'no light curve');
+    assert.throws(() => f.evaluate(...fieldValues([])), (e) => e === 'no light curve');
     assert.equal(failure(42, () => {}), "the filter threw the number 42, not an Error; throw new Error('...') or a string");
+  });
+
+  it('answers a reject that keeps the state with none (undefined), and an accept or a state change with a decision', () => {
+    const f = build({
+      fields: { sign: 'candidate.isdiffpos' },
+      evaluate: (alert) => (alert.sign === 't' ? accept({ tags: ['pos'] }) : reject()),
+    });
+    f.init([]);
+    assert.equal(f.evaluate(...fieldValues([['text', 'f']]), undefined), undefined);
+    assert.equal(f.evaluate(...fieldValues([['absent']]), null), undefined);
+    assert.deepEqual(f.evaluate(...fieldValues([['text', 't']]), undefined), { verdict: accept({ tags: ['pos'] }), state: { tag: 'keep' } });
+    // With state: a reject that sets or forgets says so in a decision.
+    const counting = build({
+      fields: { sign: 'candidate.isdiffpos' },
+      state: { format: 'n/1', maxBytes: 16 },
+      evaluate(alert, params, state) {
+        if (alert.sign === 'reset') for (const key of Object.keys(state)) delete state[key];
+        else if (alert.sign === 't') state.n = (state.n ?? 0) + 1;
+        return reject();
+      },
+    });
+    counting.init([]);
+    const utf8 = (text) => new TextEncoder().encode(text);
+    assert.equal(counting.evaluate(...fieldValues([['text', 'f']]), utf8('{"n":1}')), undefined);
+    assert.deepEqual(counting.evaluate(...fieldValues([['text', 't']]), utf8('{"n":1}')), { verdict: reject(), state: { tag: 'set', val: utf8('{"n":2}') } });
+    assert.deepEqual(counting.evaluate(...fieldValues([['text', 'reset']]), utf8('{"n":1}')), { verdict: reject(), state: { tag: 'forget' } });
   });
 
   it('refuses a default export that is not a filter', () => {
@@ -356,28 +423,33 @@ describe('Math.random', () => {
   it('draws the same numbers for the same alert whatever came before, and others for another alert', () => {
     withSdkRandom(() => {
       const one = dice('dice');
-      const first = one.evaluate(A()).verdict;
+      const first = one.evaluate(...A()).verdict;
       assert.notEqual(first.val.score, Number(first.val.annotations[0][1].split(' ')[0]), 'draws differ within an alert');
-      const b = one.evaluate(B()).verdict;
-      assert.deepEqual(one.evaluate(A()).verdict, first, 'A again, after B');
+      const b = one.evaluate(...B()).verdict;
+      assert.deepEqual(one.evaluate(...A()).verdict, first, 'A again, after B');
       assert.notDeepEqual(b, first, 'B differs from A in a column value only');
       // Another instance, another order.
       const two = dice('dice');
-      assert.deepEqual(two.evaluate(B()).verdict, b);
-      assert.deepEqual(two.evaluate(A()).verdict, first);
+      assert.deepEqual(two.evaluate(...B()).verdict, b);
+      assert.deepEqual(two.evaluate(...A()).verdict, first);
       // Another filter draws other numbers on the same alert.
-      assert.notDeepEqual(dice('other-dice').evaluate(A()).verdict, first);
+      assert.notDeepEqual(dice('other-dice').evaluate(...A()).verdict, first);
+      // The texts are part of the alert: another text, other numbers.
+      const [kinds, numbers, , others] = A();
+      assert.notDeepEqual(one.evaluate(kinds, numbers, 'x', others).verdict, first);
     });
   });
 
   it('gives crypto.getRandomValues and randomUUID from the same per-alert stream', () => {
-    call.fields = A();
+    // What the runtime stores at the start of each evaluate.
+    const at = ([kinds, numbers, texts, others]) => Object.assign(call, { kinds, numbers, texts, others });
+    at(A());
     const words = randomValues(new Uint32Array(3));
     const uuid = randomUUID();
     assert.match(uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    call.fields = B();
+    at(B());
     randomValues(new Uint8Array(5));
-    call.fields = A();
+    at(A());
     assert.deepEqual(randomValues(new Uint32Array(3)), words);
     assert.equal(randomUUID(), uuid);
     assert.throws(() => randomValues(new Float64Array(1)), /integer typed array/);
@@ -479,8 +551,9 @@ describe('state', () => {
   it('hands the filter {} the first time and keeps nothing when it stays empty', () => {
     const seen = [];
     const f = stateful((s) => seen.push({ ...s, proto: Object.getPrototypeOf(s) === Object.prototype }));
+    // A reject that keeps the state is the answer none (undefined).
     for (const none of [null, undefined]) {
-      assert.deepEqual(f.evaluate(alert(), none), { verdict: reject(), state: { tag: 'keep' } });
+      assert.equal(f.evaluate(...alert(), none), undefined);
     }
     assert.deepEqual(seen, [{ proto: true }, { proto: true }]);
   });
@@ -499,7 +572,7 @@ describe('state', () => {
       s[10] = 'ten';
       s[2] = 'two';
     };
-    const first = f.evaluate(alert(), null);
+    const first = f.evaluate(...alert(), null);
     assert.equal(first.state.tag, 'set');
     assert.ok(first.state.val instanceof Uint8Array);
     const json = '{"10":"ten","2":"two","alpha":{"a":"é","b":[1,{"x":null,"y":true}]},"zeta":1}';
@@ -507,27 +580,27 @@ describe('state', () => {
     assert.deepEqual(first.state.val, utf8(json), 'UTF-8');
 
     step = () => {};
-    assert.deepEqual(f.evaluate(alert(), first.state.val).state, { tag: 'keep' });
+    assert.equal(f.evaluate(...alert(), first.state.val), undefined, 'kept');
     assert.deepEqual(received[1], JSON.parse(json));
 
     // The same content written another way (spaces, key order): nothing to store.
-    assert.deepEqual(f.evaluate(alert(), utf8('{ "zeta": 1, "alpha": {"b": [1, {"y": true, "x": null}], "a": "\\u00e9"}, "2": "two", "10": "ten" }')).state, { tag: 'keep' });
+    assert.equal(f.evaluate(...alert(), utf8('{ "zeta": 1, "alpha": {"b": [1, {"y": true, "x": null}], "a": "\\u00e9"}, "2": "two", "10": "ten" }')), undefined);
     // Deleting and adding back the same key, in another order: the same bytes.
     step = (s) => {
       delete s.zeta;
       s.zeta = 1;
     };
-    assert.deepEqual(f.evaluate(alert(), first.state.val).state, { tag: 'keep' });
+    assert.equal(f.evaluate(...alert(), first.state.val), undefined);
 
     step = (s) => {
       s.alpha.b.push(2.5);
     };
-    assert.equal(text(f.evaluate(alert(), first.state.val).state.val), json.replace('"y":true}]', '"y":true},2.5]'));
+    assert.equal(text(f.evaluate(...alert(), first.state.val).state.val), json.replace('"y":true}]', '"y":true},2.5]'));
 
     step = (s) => {
       for (const key of Object.keys(s)) delete s[key];
     };
-    assert.deepEqual(f.evaluate(alert(), first.state.val).state, { tag: 'forget' });
+    assert.deepEqual(f.evaluate(...alert(), first.state.val).state, { tag: 'forget' });
   });
 
   it('refuses incoming bytes that are not a JSON object, naming the format, and the next alert runs', () => {
@@ -536,7 +609,7 @@ describe('state', () => {
     });
     const refused = (bytes, why) =>
       assert.throws(
-        () => f.evaluate(alert(), bytes),
+        () => f.evaluate(...alert(), bytes),
         (e) =>
           typeof e === 'string' &&
           e.startsWith(`state: the ${bytes.length} bytes stored for this object are not a JSON object as format 'demo/1' keeps it: ${why}`) &&
@@ -551,15 +624,15 @@ describe('state', () => {
     refused(utf8('null'), 'it is JSON of null');
     refused(utf8('"x"'), 'it is JSON of a string');
     refused(utf8('5'), 'it is JSON of a number');
-    assert.throws(() => f.evaluate(alert(), utf8('[]')), /give the new layout a format of its own \('demo\/2'\) so that every object starts from none$/);
+    assert.throws(() => f.evaluate(...alert(), utf8('[]')), /give the new layout a format of its own \('demo\/2'\) so that every object starts from none$/);
     assert.deepEqual(['rise-once/1', 'x', 'v9', 'a/b/10', 'y'.repeat(64)].map(nextFormat), ['rise-once/2', 'x/2', 'v10', 'a/b/11', 'y'.repeat(64)]);
-    assert.equal(text(f.evaluate(alert(), utf8('{"n":1}')).state.val), '{"n":2}');
+    assert.equal(text(f.evaluate(...alert(), utf8('{"n":1}')).state.val), '{"n":2}');
     // A number JSON.parse cannot hold came in, and the filter replaced it: written.
     const replacing = stateful((s) => {
       s.n = 1;
     });
-    assert.equal(text(replacing.evaluate(alert(), utf8('{"n":1e999}')).state.val), '{"n":1}');
-    assert.throws(() => f.evaluate(alert(), utf8('{"n":1e999}')), (e) => e.startsWith('state.n is Infinity'));
+    assert.equal(text(replacing.evaluate(...alert(), utf8('{"n":1e999}')).state.val), '{"n":1}');
+    assert.throws(() => f.evaluate(...alert(), utf8('{"n":1e999}')), (e) => e.startsWith('state.n is Infinity'));
   });
 
   it('reads bytes given as an array, and state longer than one chunk of the decoder', () => {
@@ -601,11 +674,11 @@ describe('state', () => {
       if (a.mag === 3) s.k = 'u';
     });
     for (const [mag, json] of [[3, '{"k":"u"}'], [1, '{"clé":"v"}'], [3, '{"k":"u"}'], [2, '{"k":"ü"}'], [1, '{"clé":"v"}']]) {
-      assert.deepEqual(f.evaluate(alert(mag), null).state.val, utf8(json), json);
+      assert.deepEqual(f.evaluate(...alert(mag), null).state.val, utf8(json), json);
     }
     // The old state written another way, then changed: the new text's own bytes.
-    assert.deepEqual(f.evaluate(alert(1), utf8('{ "a": "é" }')).state.val, utf8('{"a":"é","clé":"v"}'));
-    assert.deepEqual(f.evaluate(alert(2), utf8('{ "a": 1 }')).state.val, utf8('{"a":1,"k":"ü"}'));
+    assert.deepEqual(f.evaluate(...alert(1), utf8('{ "a": "é" }')).state.val, utf8('{"a":"é","clé":"v"}'));
+    assert.deepEqual(f.evaluate(...alert(2), utf8('{ "a": 1 }')).state.val, utf8('{"a":1,"k":"ü"}'));
   });
 
   it('refuses a state over maxBytes with its size, and takes one of exactly maxBytes', () => {
@@ -614,10 +687,10 @@ describe('state', () => {
       s.v = value;
     }, { format: 'demo/1', maxBytes: 16 });
     value = 'x'.repeat(8); // {"v":"xxxxxxxx"}: 16 bytes
-    assert.equal(f.evaluate(alert(), null).state.val.length, 16);
+    assert.equal(f.evaluate(...alert(), null).state.val.length, 16);
     value = 'é'.repeat(4) + 'x'; // 9 characters, 17 bytes
     assert.throws(
-      () => f.evaluate(alert(), null),
+      () => f.evaluate(...alert(), null),
       (e) => typeof e === 'string' && e.startsWith('state of 17 bytes exceeds maxBytes=16 declared in the filter'),
     );
   });
@@ -646,7 +719,7 @@ describe('state', () => {
     ];
     for (const [change, message] of cases) {
       const f = stateful(change);
-      assert.throws(() => f.evaluate(alert(), null), (e) => typeof e === 'string' && message.test(e), String(message));
+      assert.throws(() => f.evaluate(...alert(), null), (e) => typeof e === 'string' && message.test(e), String(message));
     }
     // The same object twice (not a cycle) is fine, as are null and -0.
     const shared = { a: 1 };
@@ -656,7 +729,7 @@ describe('state', () => {
       s.n = null;
       s.z = -0;
     });
-    assert.equal(text(f.evaluate(alert(), null).state.val), '{"n":null,"p":{"a":1},"q":{"a":1},"z":0}');
+    assert.equal(text(f.evaluate(...alert(), null).state.val), '{"n":null,"p":{"a":1},"q":{"a":1},"z":0}');
   });
 
   it('keeps the state when evaluate throws (the host keeps the old one)', () => {
@@ -664,7 +737,7 @@ describe('state', () => {
       s.n = 1;
       if (a.mag > 20) throw 'too faint';
     });
-    assert.throws(() => f.evaluate(alert(21), utf8('{"n":0}')), (e) => e === 'too faint');
+    assert.throws(() => f.evaluate(...alert(21), utf8('{"n":0}')), (e) => e === 'too faint');
   });
 
   it('gives a filter without state two arguments and always keeps', () => {
@@ -684,10 +757,11 @@ describe('state', () => {
       () => {},
       'd.js',
     );
-    assert.deepEqual(f.evaluate(alert(18), null), { verdict: accept({ score: 1 }), state: { tag: 'keep' } });
-    assert.equal(f.evaluate(alert(20), undefined).state.tag, 'keep');
+    assert.deepEqual(f.evaluate(...alert(18), null), { verdict: accept({ score: 1 }), state: { tag: 'keep' } });
+    // A reject is the answer none (undefined): it keeps.
+    assert.equal(f.evaluate(...alert(20), undefined), undefined);
     // Bytes a host should not send are ignored, not parsed.
-    assert.equal(f.evaluate(alert(20), utf8('not json')).state.tag, 'keep');
+    assert.equal(f.evaluate(...alert(20), utf8('not json')), undefined);
     assert.deepEqual(args, [2, 2, 2]);
   });
 
@@ -697,6 +771,6 @@ describe('state', () => {
     const repository = await readFile(new URL('../../../wit/filter.wit', import.meta.url));
     assert.ok(shipped.equals(repository), 'copy wit/filter.wit over guest-sdk/js/wit/filter.wit');
     assert.match(shipped.toString(), new RegExp(`^package ${CONTRACT.replace('.', '\\.')};$`, 'm'));
-    assert.equal(CONTRACT, 'bandpass:filter@0.4.0');
+    assert.equal(CONTRACT, 'bandpass:filter@0.5.0');
   });
 });

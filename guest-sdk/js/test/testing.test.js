@@ -86,15 +86,15 @@ describe('load', () => {
         version: '1',
         survey: 'any',
         description: 'd',
-        fields: { a: 'a', b: 'b', c: 'c', d: 'd', e: 'e', f: 'f', g: 'g', h: 'h', i: 'i', j: 'j' },
+        fields: { a: 'a', b: 'b', c: 'c', d: 'd', e: 'e', f: 'f', g: 'g', h: 'h', i: 'i', j: 'j', k: 'k' },
         evaluate(alert) {
           seen.push({ ...alert });
           return reject();
         },
       }),
     );
-    f.evaluate({ a: 1.5, b: 2695378462115010012n, c: true, d: 't', e: Uint8Array.of(1), f: [1.5, null], g: [1, 2n, null], h: ['x', null], i: [true, null], j: [] });
-    assert.deepEqual(seen[0], { a: 1.5, b: 2695378462115010012n, c: true, d: 't', e: Uint8Array.of(1), f: [1.5, null], g: [1, 2, null], h: ['x', null], i: [true, null], j: [] });
+    f.evaluate({ a: 1.5, b: 2695378462115010012n, c: true, d: 'Müller ✓', e: Uint8Array.of(1), f: [1.5, null], g: [1, 2n, null], h: ['x', null], i: [true, null], j: [], k: 't' });
+    assert.deepEqual(seen[0], { a: 1.5, b: 2695378462115010012n, c: true, d: 'Müller ✓', e: Uint8Array.of(1), f: [1.5, null], g: [1, 2, null], h: ['x', null], i: [true, null], j: [], k: 't' });
     assert.throws(() => f.evaluate({ magpfs: 1 }), /the alert has "magpfs", which is none of the filter's fields: a, b, c/);
     assert.throws(() => f.evaluate({ a: {} }), /field a: give a number, BigInt, boolean, string, Uint8Array, array or null/);
     assert.throws(() => f.evaluate({ f: [1, 'x'] }), /field f: a column holds numbers, strings or booleans/);

@@ -1,16 +1,22 @@
-// Test helpers: `field-values` as the host sends them, built from plain
-// descriptions, so that the SDK and the sample filters can be run in Node
-// without a component.
+// Test helpers: one alert's field values as the host sends them to
+// `evaluate` (contract 0.5.0), built from plain descriptions, so that the
+// SDK and the sample filters can be run in Node without a component.
 
 /**
- * One alert's `field-values` from `[kind, value]` pairs: `['real', 18.2]`,
- * `['integer', 2n]`, `['boolean', true]`, `['absent']`, or
- * `['other', {tag, val}]` for an entry of `others`.
+ * One alert's field values from `[kind, value]` pairs: `['real', 18.2]`,
+ * `['integer', 2n]`, `['boolean', true]`, `['text', 't']`, `['absent']`,
+ * `['other', {tag, val}]` for an entry of `others`, or `[kind]` for a bare
+ * kind number. Returns `evaluate`'s first four arguments as the host
+ * passes them, `[kinds, numbers, texts, others]`:
+ * `filter.evaluate(...fieldValues(pairs), state)`.
  */
 export function fieldValues(fields) {
   const kinds = new Uint8Array(fields.length);
   const numbers = new Uint8Array(8 * fields.length);
   const view = new DataView(numbers.buffer);
+  let texts = '';
+  // `texts`' length in UTF-8 bytes: the host's offsets count bytes.
+  let textBytes = 0;
   const others = [];
   fields.forEach(([kind, value], i) => {
     switch (kind) {
@@ -32,11 +38,18 @@ export function fieldValues(fields) {
         kinds[i] = 4;
         others.push(value);
         break;
+      case 'text':
+        kinds[i] = 5;
+        view.setUint32(8 * i, textBytes, true);
+        texts += value;
+        textBytes += new TextEncoder().encode(value).length;
+        view.setUint32(8 * i + 4, textBytes, true);
+        break;
       default:
         kinds[i] = kind;
     }
   });
-  return { kinds, numbers, others };
+  return [kinds, numbers, texts, others];
 }
 
 /** A `reals` value: `[1.5, null, 2]`. */

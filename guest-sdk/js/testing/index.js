@@ -17,12 +17,15 @@
 // Node's own (docs/filter-authors-js.md, section 5). `bandpass test` runs
 // the component itself.
 
-import { DEFINITION, describe } from '../src/filter.js';
+import { DEFINITION, REJECT, describe } from '../src/filter.js';
 import { exportFilter } from '../src/runtime.js';
-import { canonicalJson, utf8Decode, utf8Encode } from '../src/state.js';
+import { KEEP, canonicalJson, utf8Decode, utf8Encode } from '../src/state.js';
 import { fieldValues, integers, reals, texts } from './field-values.js';
 
 export { fieldValues, integers, reals, texts, recordingLog } from './field-values.js';
+
+/** The decision `undefined` (none) stands for: reject, state unchanged. */
+const REJECT_KEEP = Object.freeze({ verdict: REJECT, state: KEEP });
 
 /** The `err` a filter returned (an exception in it, or a mistake the SDK caught), as an Error. */
 export class FilterError extends Error {
@@ -88,11 +91,12 @@ class LoadedFilter {
     const before = stateBytes(state);
     let decision;
     try {
-      decision = this.exports.evaluate(this.fieldValues(alert), before);
+      decision = this.exports.evaluate(...this.fieldValues(alert), before);
     } catch (e) {
       throw asError(e);
     }
-    const { verdict, state: change } = decision;
+    // `undefined` (none) is a reject that keeps the state.
+    const { verdict, state: change } = decision === undefined ? REJECT_KEEP : decision;
     let after = before;
     if (change.tag === 'set') after = change.val;
     else if (change.tag === 'forget') after = null;
@@ -132,7 +136,7 @@ class LoadedFilter {
     };
   }
 
-  /** An alert written as an object, as the `field-values` the host would send. */
+  /** An alert written as an object, as the field values the host would send: `[kinds, numbers, texts, others]`. */
   fieldValues(alert) {
     const names = this.definition.names;
     if (alert === null || typeof alert !== 'object') {
@@ -158,7 +162,7 @@ function fieldValue(name, value) {
     case 'boolean':
       return ['boolean', value];
     case 'string':
-      return ['other', { tag: 'text', val: value }];
+      return ['text', value];
     default:
       break;
   }

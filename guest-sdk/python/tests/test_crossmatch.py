@@ -170,8 +170,9 @@ class CrossmatchGlueTest(unittest.TestCase):
 
     def verdict(self, isdiffpos, dist, mag):
         w = self.wit
-        kinds, numbers, others = pack((4, w.Value_Text(isdiffpos)), (4, dist), (4, mag))
-        decision = self.filter.evaluate(w.FieldValues(kinds, numbers, others), None)
+        decision = self.filter.evaluate(*pack((5, isdiffpos), (4, dist), (4, mag)), None)
+        if decision is None:  # reject, state unchanged
+            return w.Verdict_Reject()
         self.assertEqual(decision.state, w.StateChange_Keep())
         return decision.verdict
 

@@ -212,7 +212,6 @@ def fake_bindings():
     case("Value_Absent")
     for name in ("Boolean", "Integer", "Real", "Text", "Bytes", "Booleans", "Integers", "Reals", "Texts"):
         case("Value_" + name, "value")
-    case("FieldValues", "kinds", "numbers", "others")
     case("Accepted", "score", "tags", "annotations")
     case("Verdict_Reject")
     case("Verdict_Accept", "value")
@@ -256,19 +255,24 @@ def fake_bindings():
 
 
 def pack(*fields):
-    """field-values for (kind, number-or-other) pairs, as the host packs them."""
-    kinds, numbers, others = bytearray(), bytearray(), []
+    """`evaluate`'s kinds, numbers, texts and others for (kind, value) pairs,
+    as the host packs them: a text (kind 5) as its byte span in `texts`."""
+    kinds, numbers, texts, others = bytearray(), bytearray(), bytearray(), []
     for kind, value in fields:
         kinds.append(kind)
         if kind == 1:
             numbers += struct.pack("<d", value)
         elif kind in (2, 3):
             numbers += struct.pack("<q", int(value))
+        elif kind == 5:
+            start = len(texts)
+            texts += value.encode()
+            numbers += struct.pack("<II", start, len(texts))
         else:
             numbers += bytes(8)
             if kind == 4:
                 others.append(value)
-    return bytes(kinds), bytes(numbers), others
+    return bytes(kinds), bytes(numbers), texts.decode(), others
 
 
 def helper_that_fails(x):
@@ -322,25 +326,28 @@ class ComponentGlueTest(unittest.TestCase):
     def tearDownClass(cls):
         bandpass.log._sink = bandpass.log._to_stderr
 
-    def fields(self, magpsf=(1, 18.2)):
+    def fields(self, magpsf=(1, 18.2), isdiffpos="t"):
         w = self.wit
-        kinds, numbers, others = pack(
+        return pack(
             magpsf,
             (2, 7),
             (3, 1),
-            (4, w.Value_Text("t")),
+            (5, isdiffpos),
             (0, None),
             (4, w.Value_Reals(w.RealColumn(struct.pack("<3d", 1.5, 0.0, 2.5), b"\x01\x00\x01"))),
             (4, w.Value_Integers(w.IntegerColumn(struct.pack("<2q", 1, 2), b"\x01\x01"))),
             (4, w.Value_Texts(w.TextColumn("téx", [1, 1, 4], b"\x01\x00\x01"))),
         )
-        return w.FieldValues(kinds, numbers, others)
 
     def evaluate(self, state=None, **kw):
-        """The verdict on an alert; a filter without state always keeps none."""
+        """The verdict on an alert; a filter without state always keeps none
+        (a rejection comes back as None, "reject, state unchanged")."""
         PROBE.clear()
-        decision = self.filter.evaluate(self.fields(**kw), state)
+        decision = self.filter.evaluate(*self.fields(**kw), state)
+        if decision is None:
+            return self.wit.Verdict_Reject()
         self.assertEqual(decision.state, self.wit.StateChange_Keep())
+        self.assertNotEqual(decision.verdict, self.wit.Verdict_Reject(), "a plain rejection is None")
         return decision.verdict
 
     def test_the_manifest_lists_the_paths_in_argument_order(self):
@@ -371,6 +378,18 @@ class ComponentGlueTest(unittest.TestCase):
         self.assertEqual(v, self.wit.Verdict_Accept(self.wit.Accepted(18.2, ["t"], [("n", "7")])))
         # A second alert of the same shape takes the cached plan.
         self.assertEqual(self.evaluate(), v)
+
+    def test_a_rejection_that_keeps_the_state_is_answered_none(self):
+        self.assertIsNone(self.filter.evaluate(*self.fields(magpsf=(0, None)), None))
+
+    def test_texts_are_sliced_by_their_byte_spans_ascii_or_not(self):
+        for text in ("t", "Müller ✓", ""):
+            self.evaluate(isdiffpos=text)
+            self.assertEqual(PROBE[0][3], text)
+        # A non-ASCII text before others: their spans count bytes.
+        kinds, numbers, texts, others = self.fields(isdiffpos="é")
+        self.assertEqual(len(texts), 1)
+        self.assertEqual(struct.unpack_from("<II", numbers, 24), (0, 2))
 
     def test_an_absent_field_is_none(self):
         self.assertEqual(self.evaluate(magpsf=(0, None)), self.wit.Verdict_Reject())

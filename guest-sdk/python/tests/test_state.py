@@ -45,7 +45,7 @@ class ContractTest(unittest.TestCase):
         with open(os.path.join(SDK, "src", "bandpass", "wit", "filter.wit")) as f:
             package = re.search(r"^package (\S+);", f.read(), re.MULTILINE).group(1)
         self.assertEqual(bandpass.CONTRACT, package)
-        self.assertEqual(bandpass.CONTRACT, "bandpass:filter@0.4.0")
+        self.assertEqual(bandpass.CONTRACT, "bandpass:filter@0.5.0")
 
 
 class DeclarationTest(unittest.TestCase):
@@ -285,9 +285,8 @@ class StatefulComponentTest(unittest.TestCase):
         self.filter.init([])
 
     def evaluate(self, op, state=None, size=None):
-        w = self.wit
-        kinds, numbers, others = pack((4, w.Value_Text(op)), (0, None) if size is None else (2, size))
-        return self.filter.evaluate(w.FieldValues(kinds, numbers, others), state)
+        fields = pack((5, op), (0, None) if size is None else (2, size))
+        return self.filter.evaluate(*fields, state)
 
     def err(self, op, state=None, size=None):
         with self.assertRaises(self.Err) as e:

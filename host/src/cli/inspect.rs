@@ -61,7 +61,7 @@ pub fn execute(args: InspectArgs) -> anyhow::Result<u8> {
     println!("  size       {} bytes", thousands(report.size as u64));
     println!("  sha256     {}", report.sha256);
     println!(
-        "  contract   bandpass:filter@{} (host speaks {CONTRACT_VERSION}, and runs 0.2.0 and 0.3.0)",
+        "  contract   bandpass:filter@{} (host speaks {CONTRACT_VERSION}, and runs 0.2.0, 0.3.0 and 0.4.0)",
         report.contract
     );
     if let Some(m) = &report.manifest {

@@ -1,13 +1,15 @@
-//! The alert's values as the contract sends them (`field-values` in
-//! `wit/filter.wit`): numbers packed with their kind, everything else in
-//! order in `others`, columns as bytes with a presence mask. The buffers
-//! are refilled in place, alert after alert.
-
+//! The alert's values as the contract sends them (`evaluate`'s arguments
+//! in `wit/filter.wit`): numbers packed with their kind, single texts one
+//! after another in `texts` (0.5.0 on), everything else in order in
+//! `others`, columns as bytes with a presence mask. The buffers are
+//! refilled in place, alert after alert.
 //!
 //! The same code packs for each contract version the host links: the
 //! versions' generated types are distinct Rust types of one shape, so
 //! [`packing!`] writes the functions once and instantiates them for each
-//! (`current` for 0.3.0, `v2` for 0.2.0).
+//! (`current` for 0.5.0, `v4`, `v3` and `v2` for the frozen ones). Only
+//! [`Fields`], the current version's arguments, has a text lane
+//! ([`Lane`]); the older versions send a text as an entry of `others`.
 
 use crate::decode::FieldValue;
 
@@ -19,6 +21,31 @@ mod kind {
     pub const INTEGER: u8 = 2;
     pub const BOOLEAN: u8 = 3;
     pub const OTHER: u8 = 4;
+    pub const TEXT: u8 = 5;
+}
+
+/// The current contract's `evaluate` arguments but the state: the
+/// generated bindings take them one by one (0.5.0 has no record around
+/// them), so the host keeps them together here.
+pub(in crate::sandbox) struct Fields<V> {
+    pub kinds: Vec<u8>,
+    pub numbers: Vec<u8>,
+    pub texts: String,
+    pub others: Vec<V>,
+}
+
+/// Where a contract version's arguments take single texts: the current
+/// version's `texts` (kind 5), or, for the older ones, nowhere (a text is
+/// then an entry of `others`, kind 4).
+pub(in crate::sandbox) trait Lane {
+    fn texts(&mut self) -> Option<&mut String>;
+}
+
+impl<V> Lane for Fields<V> {
+    #[inline]
+    fn texts(&mut self) -> Option<&mut String> {
+        Some(&mut self.texts)
+    }
 }
 
 /// A numeric column as the contract sends it: each element's 64 bits
@@ -39,21 +66,34 @@ fn fill_column<T: Copy>(
 
 /// The packing functions over one contract version's generated types.
 macro_rules! packing {
-    ($version:ident, $($types:tt)+) => {
+    ($version:ident, $args:ty, $($types:tt)+) => {
         pub(in crate::sandbox) mod $version {
-            use super::{FieldValue, fill_column, kind};
-            use $($types)+::{FieldValues, IntegerColumn, RealColumn, TextColumn, Value};
+            use super::{FieldValue, Lane, fill_column, kind};
+            use $($types)+::{IntegerColumn, RealColumn, TextColumn, Value};
+
+            /// This version's arguments.
+            pub(in crate::sandbox) type Args = $args;
 
             /// Appends one field to `args`: single numbers and booleans as a kind and
-            /// 8 little-endian bytes, anything else as a kind and the next entry of
-            /// `others` (`others` entries already in `args` are refilled in place).
+            /// 8 little-endian bytes; a single text, where the version has a text
+            /// lane, as a kind and its start and end in `texts`; anything else as
+            /// a kind and the next entry of `others` (`others` entries already in
+            /// `args` are refilled in place).
             #[inline]
-            pub(in crate::sandbox) fn pack(args: &mut FieldValues, others: &mut usize, value: &FieldValue) {
-                let (kind, bits) = match *value {
+            pub(in crate::sandbox) fn pack(args: &mut Args, others: &mut usize, value: &FieldValue) {
+                let (kind, bits) = match value {
                     FieldValue::Missing | FieldValue::Absent => (kind::ABSENT, 0),
                     FieldValue::Real(r) => (kind::REAL, r.to_bits()),
-                    FieldValue::Integer(i) => (kind::INTEGER, i as u64),
-                    FieldValue::Boolean(b) => (kind::BOOLEAN, u64::from(b)),
+                    FieldValue::Integer(i) => (kind::INTEGER, *i as u64),
+                    FieldValue::Boolean(b) => (kind::BOOLEAN, u64::from(*b)),
+                    FieldValue::Text(s) if args.texts().is_some() => {
+                        let texts = args.texts().expect("checked");
+                        // One alert is under the decoder's 64 MiB cap, so
+                        // offsets fit in u32.
+                        let start = texts.len() as u64;
+                        texts.push_str(s);
+                        (kind::TEXT, start | (texts.len() as u64) << 32)
+                    }
                     _ => {
                         match args.others.get_mut(*others) {
                             Some(slot) => refill(slot, value),
@@ -147,15 +187,49 @@ macro_rules! packing {
     };
 }
 
-packing!(current, crate::sandbox::bindings::bandpass::filter::types);
-packing!(v3, crate::sandbox::bindings_v3::bandpass::filter::types);
-packing!(v2, crate::sandbox::bindings_v2::bandpass::filter::types);
+/// The frozen versions' `field-values` records have no text lane.
+macro_rules! no_lane {
+    ($($args:ty),+) => {$(
+        impl Lane for $args {
+            #[inline]
+            fn texts(&mut self) -> Option<&mut String> {
+                None
+            }
+        }
+    )+};
+}
+no_lane!(
+    crate::sandbox::bindings_v4::bandpass::filter::types::FieldValues,
+    crate::sandbox::bindings_v3::bandpass::filter::types::FieldValues,
+    crate::sandbox::bindings_v2::bandpass::filter::types::FieldValues
+);
+
+packing!(
+    current,
+    super::Fields<Value>,
+    crate::sandbox::bindings::bandpass::filter::types
+);
+packing!(
+    v4,
+    crate::sandbox::bindings_v4::bandpass::filter::types::FieldValues,
+    crate::sandbox::bindings_v4::bandpass::filter::types
+);
+packing!(
+    v3,
+    crate::sandbox::bindings_v3::bandpass::filter::types::FieldValues,
+    crate::sandbox::bindings_v3::bandpass::filter::types
+);
+packing!(
+    v2,
+    crate::sandbox::bindings_v2::bandpass::filter::types::FieldValues,
+    crate::sandbox::bindings_v2::bandpass::filter::types
+);
 
 #[cfg(test)]
 mod tests {
     use super::current::*;
     use super::*;
-    use crate::sandbox::bindings::bandpass::filter::types::{FieldValues, Value};
+    use crate::sandbox::bindings::bandpass::filter::types::Value;
 
     #[test]
     fn columns_become_values_and_a_presence_mask() {
@@ -182,15 +256,9 @@ mod tests {
         assert_eq!(texts.present, [1, 0, 1, 1]);
     }
 
-    #[test]
-    fn numbers_travel_packed_with_their_kind_and_the_rest_in_order_in_others() {
-        let mut args = FieldValues {
-            kinds: Vec::new(),
-            numbers: Vec::new(),
-            others: vec![Value::Text(String::with_capacity(32))],
-        };
-        let mut others = 0;
-        for value in [
+    /// The fields every packing test sends, in this order.
+    fn one_of_each() -> [FieldValue; 8] {
+        [
             FieldValue::Real(18.25),
             FieldValue::Text("t".into()),
             FieldValue::Integer(2_695_378_462_115_010_012),
@@ -198,27 +266,74 @@ mod tests {
             FieldValue::Boolean(true),
             FieldValue::Missing,
             FieldValue::Reals(vec![Some(-1.0)]),
-        ] {
+            FieldValue::Text("Müller".into()),
+        ]
+    }
+
+    fn words(numbers: &[u8]) -> Vec<[u8; 8]> {
+        numbers
+            .chunks_exact(8)
+            .map(|c| c.try_into().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn numbers_travel_packed_with_their_kind_texts_in_one_string_and_the_rest_in_others() {
+        let mut args = Fields {
+            kinds: Vec::new(),
+            numbers: Vec::new(),
+            texts: String::new(),
+            others: vec![Value::Bytes(Vec::new())],
+        };
+        let mut others = 0;
+        for value in one_of_each() {
             pack(&mut args, &mut others, &value);
         }
         args.others.truncate(others);
-        assert_eq!(args.kinds, [1, 4, 2, 0, 3, 0, 4]);
-        let numbers: Vec<[u8; 8]> = args
-            .numbers
-            .chunks_exact(8)
-            .map(|c| c.try_into().unwrap())
-            .collect();
-        assert_eq!(numbers.len(), 7, "8 bytes for every field");
+        assert_eq!(args.kinds, [1, 5, 2, 0, 3, 0, 4, 5]);
+        let numbers = words(&args.numbers);
+        assert_eq!(numbers.len(), 8, "8 bytes for every field");
         assert_eq!(f64::from_le_bytes(numbers[0]), 18.25);
         assert_eq!(i64::from_le_bytes(numbers[2]), 2_695_378_462_115_010_012);
         assert_eq!(i64::from_le_bytes(numbers[4]), 1);
-        for i in [1, 3, 5, 6] {
+        for i in [3, 5, 6] {
+            assert_eq!(numbers[i], [0; 8], "field {i} has no number");
+        }
+        // A text's 8 bytes: its start and end, in bytes, in `texts`.
+        assert_eq!(args.texts, "tMüller");
+        let span = |w: [u8; 8]| {
+            let start = u32::from_le_bytes(w[..4].try_into().unwrap()) as usize;
+            let end = u32::from_le_bytes(w[4..].try_into().unwrap()) as usize;
+            &args.texts[start..end]
+        };
+        assert_eq!((span(numbers[1]), span(numbers[7])), ("t", "Müller"));
+        assert_eq!(args.others.len(), 1, "texts take no entry of others");
+        assert!(
+            matches!(&args.others[0], Value::Reals(c) if c.values == (-1.0f64).to_le_bytes() && c.present == [1])
+        );
+    }
+
+    #[test]
+    fn a_frozen_version_sends_a_text_as_an_entry_of_others_refilled_in_place() {
+        use crate::sandbox::bindings_v4::bandpass::filter::types::{FieldValues, Value};
+        let mut args = FieldValues {
+            kinds: Vec::new(),
+            numbers: Vec::new(),
+            others: vec![Value::Text(String::with_capacity(32))],
+        };
+        let mut others = 0;
+        for value in one_of_each() {
+            super::v4::pack(&mut args, &mut others, &value);
+        }
+        args.others.truncate(others);
+        assert_eq!(args.kinds, [1, 4, 2, 0, 3, 0, 4, 4]);
+        let numbers = words(&args.numbers);
+        for i in [1, 3, 5, 6, 7] {
             assert_eq!(numbers[i], [0; 8], "field {i} has no number");
         }
         assert!(matches!(&args.others[0], Value::Text(s) if s == "t" && s.capacity() >= 32));
-        assert!(
-            matches!(&args.others[1], Value::Reals(c) if c.values == (-1.0f64).to_le_bytes() && c.present == [1])
-        );
+        assert!(matches!(&args.others[1], Value::Reals(c) if c.present == [1]));
+        assert!(matches!(&args.others[2], Value::Text(s) if s == "Müller"));
     }
 
     #[test]

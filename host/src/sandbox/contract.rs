@@ -1,13 +1,16 @@
 //! The contract versions the host links, behind one call path.
 //!
 //! A filter is built for one version of `bandpass:filter`: the current
-//! one (0.4.0, `wit/filter.wit`), 0.3.0 or 0.2.0 (frozen in
+//! one (0.5.0, `wit/filter.wit`), 0.4.0, 0.3.0 or 0.2.0 (frozen in
 //! `wit/frozen/`). Each version has its own generated bindings; this
 //! module wraps them so that the rest of the sandbox calls `describe`,
-//! `init` and `evaluate` without knowing which a filter speaks. A 0.3.0
-//! filter asks for no cross-matches. A 0.2.0 filter also keeps no state:
-//! it reports none in its manifest, receives none, and its verdict comes
-//! back as a decision that keeps the state as it was.
+//! `init` and `evaluate` without knowing which a filter speaks. A 0.4.0
+//! filter receives texts in `others` (0.5.0 sends them in `texts`) and
+//! always answers with a whole decision (0.5.0's `none` is "reject, keep
+//! the state"). A 0.3.0 filter asks for no cross-matches. A 0.2.0 filter
+//! also keeps no state: it reports none in its manifest, receives none,
+//! and its verdict comes back as a decision that keeps the state as it
+//! was.
 
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
@@ -16,14 +19,17 @@ use super::args;
 use super::bindings::bandpass::filter::types as wit;
 use super::bindings_v2::bandpass::filter::types as wit_v2;
 use super::bindings_v3::bandpass::filter::types as wit_v3;
+use super::bindings_v4::bandpass::filter::types as wit_v4;
 use super::{Crossmatch, HostState, Manifest, StateSpec};
 use crate::decode::FieldValue;
 
 /// The contract version of a component: its filter export names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
-    /// 0.4.0: manifests may ask for cross-matches.
+    /// 0.5.0: texts in one string, `none` for "reject, keep the state".
     Current,
+    /// 0.4.0: manifests may ask for cross-matches.
+    V4,
     /// 0.3.0: manifests may declare state, `evaluate` takes and returns it.
     V3,
     /// 0.2.0: no state.
@@ -36,7 +42,8 @@ impl Contract {
     pub fn of_version(version: &str) -> Option<Contract> {
         let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
         match (parts.next()??, parts.next()??) {
-            (0, 4) => Some(Contract::Current),
+            (0, 5) => Some(Contract::Current),
+            (0, 4) => Some(Contract::V4),
             (0, 3) => Some(Contract::V3),
             (0, 2) => Some(Contract::V2),
             _ => None,
@@ -47,6 +54,7 @@ impl Contract {
 /// A component linked and type-checked for its contract version.
 pub(super) enum Pre {
     Current(super::bindings::AlertFilterPre<HostState>),
+    V4(super::bindings_v4::AlertFilterPre<HostState>),
     V3(super::bindings_v3::AlertFilterPre<HostState>),
     V2(super::bindings_v2::AlertFilterPre<HostState>),
 }
@@ -54,14 +62,16 @@ pub(super) enum Pre {
 /// A live instance's exports.
 pub(super) enum Exports {
     Current(super::bindings::AlertFilter),
+    V4(super::bindings_v4::AlertFilter),
     V3(super::bindings_v3::AlertFilter),
     V2(super::bindings_v2::AlertFilter),
 }
 
-/// One alert's `field-values`, in the instance's version's types, refilled
-/// in place alert after alert.
+/// One alert's fields, in the instance's version's types, refilled in
+/// place alert after alert.
 pub(super) enum Args {
-    Current(wit::FieldValues),
+    Current(args::Fields<wit::Value>),
+    V4(wit_v4::FieldValues),
     V3(wit_v3::FieldValues),
     V2(wit_v2::FieldValues),
 }
@@ -77,6 +87,7 @@ impl Pre {
     pub fn new(contract: Contract, pre: InstancePre<HostState>) -> wasmtime::Result<Pre> {
         Ok(match contract {
             Contract::Current => Pre::Current(super::bindings::AlertFilterPre::new(pre)?),
+            Contract::V4 => Pre::V4(super::bindings_v4::AlertFilterPre::new(pre)?),
             Contract::V3 => Pre::V3(super::bindings_v3::AlertFilterPre::new(pre)?),
             Contract::V2 => Pre::V2(super::bindings_v2::AlertFilterPre::new(pre)?),
         })
@@ -85,6 +96,7 @@ impl Pre {
     pub fn contract(&self) -> Contract {
         match self {
             Pre::Current(_) => Contract::Current,
+            Pre::V4(_) => Contract::V4,
             Pre::V3(_) => Contract::V3,
             Pre::V2(_) => Contract::V2,
         }
@@ -93,6 +105,7 @@ impl Pre {
     pub fn engine(&self) -> &wasmtime::Engine {
         match self {
             Pre::Current(p) => p.engine(),
+            Pre::V4(p) => p.engine(),
             Pre::V3(p) => p.engine(),
             Pre::V2(p) => p.engine(),
         }
@@ -101,6 +114,7 @@ impl Pre {
     pub fn instance_pre(&self) -> &InstancePre<HostState> {
         match self {
             Pre::Current(p) => p.instance_pre(),
+            Pre::V4(p) => p.instance_pre(),
             Pre::V3(p) => p.instance_pre(),
             Pre::V2(p) => p.instance_pre(),
         }
@@ -109,6 +123,7 @@ impl Pre {
     pub fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
         Ok(match self {
             Pre::Current(p) => Exports::Current(p.instantiate(store)?),
+            Pre::V4(p) => Exports::V4(p.instantiate(store)?),
             Pre::V3(p) => Exports::V3(p.instantiate(store)?),
             Pre::V2(p) => Exports::V2(p.instantiate(store)?),
         })
@@ -117,7 +132,13 @@ impl Pre {
     /// An empty argument buffer of this version's types.
     pub fn args(&self) -> Args {
         match self {
-            Pre::Current(_) => Args::Current(wit::FieldValues {
+            Pre::Current(_) => Args::Current(args::Fields {
+                kinds: Vec::new(),
+                numbers: Vec::new(),
+                texts: String::new(),
+                others: Vec::new(),
+            }),
+            Pre::V4(_) => Args::V4(wit_v4::FieldValues {
                 kinds: Vec::new(),
                 numbers: Vec::new(),
                 others: Vec::new(),
@@ -145,6 +166,11 @@ impl Args {
             Args::Current(a) => {
                 a.kinds.clear();
                 a.numbers.clear();
+                a.texts.clear();
+            }
+            Args::V4(a) => {
+                a.kinds.clear();
+                a.numbers.clear();
             }
             Args::V3(a) => {
                 a.kinds.clear();
@@ -162,6 +188,7 @@ impl Args {
     pub fn push(&mut self, others: &mut usize, value: &FieldValue) {
         match self {
             Args::Current(a) => args::current::pack(a, others, value),
+            Args::V4(a) => args::v4::pack(a, others, value),
             Args::V3(a) => args::v3::pack(a, others, value),
             Args::V2(a) => args::v2::pack(a, others, value),
         }
@@ -172,6 +199,7 @@ impl Args {
     pub fn end(&mut self, others: usize) {
         match self {
             Args::Current(a) => a.others.truncate(others),
+            Args::V4(a) => a.others.truncate(others),
             Args::V3(a) => a.others.truncate(others),
             Args::V2(a) => a.others.truncate(others),
         }
@@ -182,6 +210,30 @@ impl Exports {
     pub fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<Manifest> {
         Ok(match self {
             Exports::Current(b) => {
+                let m = b.bandpass_filter_filter().call_describe(store)?;
+                Manifest {
+                    name: m.name,
+                    version: m.version,
+                    survey: m.survey,
+                    fields: m.fields,
+                    description: m.description,
+                    state: m.state.map(|s| StateSpec {
+                        format: s.format,
+                        max_bytes: s.max_bytes,
+                    }),
+                    crossmatches: m
+                        .crossmatches
+                        .into_iter()
+                        .map(|c| Crossmatch {
+                            name: c.name,
+                            catalog: c.catalog,
+                            radius_arcsec: c.radius_arcsec,
+                            max_rows: c.max_rows,
+                        })
+                        .collect(),
+                }
+            }
+            Exports::V4(b) => {
                 let m = b.bandpass_filter_filter().call_describe(store)?;
                 Manifest {
                     name: m.name,
@@ -242,6 +294,7 @@ impl Exports {
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
             Exports::Current(b) => b.bandpass_filter_filter().call_init(store, params),
+            Exports::V4(b) => b.bandpass_filter_filter().call_init(store, params),
             Exports::V3(b) => b.bandpass_filter_filter().call_init(store, params),
             Exports::V2(b) => b.bandpass_filter_filter().call_init(store, params),
         }
@@ -258,10 +311,34 @@ impl Exports {
         match (self, args) {
             (Exports::Current(b), Args::Current(a)) => Ok(b
                 .bandpass_filter_filter()
+                .call_evaluate(store, &a.kinds, &a.numbers, &a.texts, &a.others, state)?
+                .map(|d| match d {
+                    Some(d) => Decision {
+                        verdict: d.verdict,
+                        state: d.state,
+                    },
+                    None => Decision {
+                        verdict: wit::Verdict::Reject,
+                        state: wit::StateChange::Keep,
+                    },
+                })),
+            (Exports::V4(b), Args::V4(a)) => Ok(b
+                .bandpass_filter_filter()
                 .call_evaluate(store, a, state)?
                 .map(|d| Decision {
-                    verdict: d.verdict,
-                    state: d.state,
+                    verdict: match d.verdict {
+                        wit_v4::Verdict::Reject => wit::Verdict::Reject,
+                        wit_v4::Verdict::Accept(a) => wit::Verdict::Accept(wit::Accepted {
+                            score: a.score,
+                            tags: a.tags,
+                            annotations: a.annotations,
+                        }),
+                    },
+                    state: match d.state {
+                        wit_v4::StateChange::Keep => wit::StateChange::Keep,
+                        wit_v4::StateChange::Set(bytes) => wit::StateChange::Set(bytes),
+                        wit_v4::StateChange::Forget => wit::StateChange::Forget,
+                    },
                 })),
             (Exports::V3(b), Args::V3(a)) => Ok(b
                 .bandpass_filter_filter()
@@ -305,12 +382,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_host_links_0_2_to_0_4_with_any_patch_and_nothing_else() {
-        assert_eq!(Contract::of_version("0.4.0"), Some(Contract::Current));
-        assert_eq!(Contract::of_version("0.4.7"), Some(Contract::Current));
+    fn the_host_links_0_2_to_0_5_with_any_patch_and_nothing_else() {
+        assert_eq!(Contract::of_version("0.5.0"), Some(Contract::Current));
+        assert_eq!(Contract::of_version("0.5.7"), Some(Contract::Current));
+        assert_eq!(Contract::of_version("0.4.0"), Some(Contract::V4));
         assert_eq!(Contract::of_version("0.3.0"), Some(Contract::V3));
         assert_eq!(Contract::of_version("0.2.0"), Some(Contract::V2));
-        for other in ["0.1.0", "0.5.0", "1.4.0", "unversioned", "", "0"] {
+        for other in ["0.1.0", "0.6.0", "1.5.0", "unversioned", "", "0"] {
             assert_eq!(Contract::of_version(other), None, "{other}");
         }
     }

@@ -18,6 +18,8 @@ use super::bindings_v2::AlertFilter as AlertFilterV2;
 use super::bindings_v2::bandpass::filter::log::Level as LevelV2;
 use super::bindings_v3::AlertFilter as AlertFilterV3;
 use super::bindings_v3::bandpass::filter::log::Level as LevelV3;
+use super::bindings_v4::AlertFilter as AlertFilterV4;
+use super::bindings_v4::bandpass::filter::log::Level as LevelV4;
 use super::contract::{Contract, Pre};
 use super::{
     CacheOutcome, CompileCache, ComponentReport, FilterLog, Health, Limiter, Limits, LoadError,
@@ -80,6 +82,7 @@ impl WasiView for HostState {
 }
 
 impl super::bindings::bandpass::filter::types::Host for HostState {}
+impl super::bindings_v4::bandpass::filter::types::Host for HostState {}
 impl super::bindings_v3::bandpass::filter::types::Host for HostState {}
 impl super::bindings_v2::bandpass::filter::types::Host for HostState {}
 
@@ -92,6 +95,19 @@ impl super::bindings::bandpass::filter::log::Host for HostState {
             Level::Error => Origin::Error,
         };
         self.log.line(source, &message);
+    }
+}
+
+/// A 0.4.0 filter's log: the same lines.
+impl super::bindings_v4::bandpass::filter::log::Host for HostState {
+    fn log(&mut self, level: LevelV4, message: String) {
+        let level = match level {
+            LevelV4::Debug => Level::Debug,
+            LevelV4::Info => Level::Info,
+            LevelV4::Warn => Level::Warn,
+            LevelV4::Error => Level::Error,
+        };
+        super::bindings::bandpass::filter::log::Host::log(self, level, message);
     }
 }
 
@@ -188,6 +204,7 @@ impl Sandbox {
         // Every linked contract version's imports: their names differ by
         // version.
         AlertFilter::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        AlertFilterV4::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         AlertFilterV3::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         AlertFilterV2::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
 

@@ -63,6 +63,15 @@ mod bindings {
     });
 }
 
+/// Host-side bindings of contract 0.4.0, which the host still links
+/// (`contract.rs` puts every version behind one call path).
+mod bindings_v4 {
+    wasmtime::component::bindgen!({
+        path: "../wit/frozen/0.4.0.wit",
+        world: "alert-filter",
+    });
+}
+
 /// Host-side bindings of contract 0.3.0, which the host still links
 /// (`contract.rs` puts every version behind one call path).
 mod bindings_v3 {

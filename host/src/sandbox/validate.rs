@@ -11,8 +11,8 @@ use super::{CacheOutcome, FilterLog, HostState, Limits, Manifest};
 use crate::decode::FieldPath;
 
 /// The contract version this host speaks (`wit/filter.wit`). It also
-/// runs filters built for 0.2.0 and 0.3.0 (see `contract.rs`).
-pub const CONTRACT_VERSION: &str = "0.4.0";
+/// runs filters built for 0.2.0, 0.3.0 and 0.4.0 (see `contract.rs`).
+pub const CONTRACT_VERSION: &str = "0.5.0";
 
 /// The interfaces a filter may import. Python guests import all of WASI
 /// 0.2; the locked-down context makes filesystem and sockets inert.
@@ -49,7 +49,7 @@ pub enum LoadError {
     ForbiddenImport { import: String },
     #[error(
         "built for contract bandpass:filter@{found}, but this host speaks bandpass:filter@{CONTRACT_VERSION} \
-         (and runs 0.2.0 and 0.3.0): rebuild the filter with an SDK for {CONTRACT_VERSION}"
+         (and runs 0.2.0, 0.3.0 and 0.4.0): rebuild the filter with an SDK for {CONTRACT_VERSION}"
     )]
     ContractVersion { found: String },
     #[error(
@@ -267,6 +267,7 @@ pub(super) fn describe(pre: &Pre, export: &str) -> Result<Manifest, LoadError> {
                     .unwrap_or_else(|| "(".into());
                 let version = match pre.contract() {
                     Contract::Current => CONTRACT_VERSION,
+                    Contract::V4 => "0.4.0",
                     Contract::V3 => "0.3.0",
                     Contract::V2 => "0.2.0",
                 };
@@ -328,6 +329,7 @@ fn mistyped(pre: &Pre, export: &str) -> Option<&'static str> {
     use super::bindings::bandpass::filter::types as wit;
     use super::bindings_v2::bandpass::filter::types as wit_v2;
     use super::bindings_v3::bandpass::filter::types as wit_v3;
+    use super::bindings_v4::bandpass::filter::types as wit_v4;
     let limits = Limits::default();
     let mut store = super::new_store(pre.engine(), &limits, &FilterLog::default());
     store.set_fuel(limits.fuel_for_init).ok()?;
@@ -346,6 +348,9 @@ fn mistyped(pre: &Pre, export: &str) -> Option<&'static str> {
             typed(describe, &|store, i| match contract {
                 Contract::Current => instance
                     .get_typed_func::<(), (wit::Manifest,)>(store, i)
+                    .is_ok(),
+                Contract::V4 => instance
+                    .get_typed_func::<(), (wit_v4::Manifest,)>(store, i)
                     .is_ok(),
                 Contract::V3 => instance
                     .get_typed_func::<(), (wit_v3::Manifest,)>(store, i)
@@ -369,8 +374,14 @@ fn mistyped(pre: &Pre, export: &str) -> Option<&'static str> {
                 match contract {
                 Contract::Current => instance
                     .get_typed_func::<
-                        (wit::FieldValues, Option<Vec<u8>>),
-                        (Result<wit::Decision, String>,),
+                        (Vec<u8>, Vec<u8>, String, Vec<wit::Value>, Option<Vec<u8>>),
+                        (Result<Option<wit::Decision>, String>,),
+                    >(store, i)
+                    .is_ok(),
+                Contract::V4 => instance
+                    .get_typed_func::<
+                        (wit_v4::FieldValues, Option<Vec<u8>>),
+                        (Result<wit_v4::Decision, String>,),
                     >(store, i)
                     .is_ok(),
                 Contract::V3 => instance
@@ -732,8 +743,9 @@ mod tests {
         assert!(compatible("0.2.7"));
         assert!(compatible("0.3.0"));
         assert!(compatible("0.4.1"));
+        assert!(compatible("0.5.0"));
         assert!(!compatible("0.1.0"));
-        assert!(!compatible("0.5.0"));
+        assert!(!compatible("0.6.0"));
         assert!(!compatible("1.0.0"));
         assert!(!compatible("garbage"));
     }

@@ -47,7 +47,7 @@ from ._verdict import Accept, Reject, accept, fixed, reject
 
 __version__ = "0.2.0"
 #: The contract this SDK builds for (its copy is bandpass/wit/filter.wit).
-CONTRACT = "bandpass:filter@0.4.0"
+CONTRACT = "bandpass:filter@0.5.0"
 
 __all__ = [
     "filter",

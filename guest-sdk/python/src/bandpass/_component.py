@@ -6,20 +6,22 @@ the author's module (registering its filter) and then::
     Filter = bandpass._component.bind("my_filter")
 
 componentize-py exports that class as the `filter` interface of
-`wit/filter.wit` (world `alert-filter`, contract 0.4.0). The class turns
-each alert's `field-values` into the plain Python values the author's
-function takes, calls it positionally, and turns its verdict back into the
-WIT one, in a `decision` with the object's `state-change`: always `keep`
-for a filter that declares no state; for one that does, the change of the
-dict it was handed (`bandpass._state`).
+`wit/filter.wit` (world `alert-filter`, contract 0.5.0). The class turns
+each alert's fields (`kinds`, `numbers`, `texts`, `others`) into the plain
+Python values the author's function takes, calls it positionally, and
+turns its verdict back into the WIT answer: `None` for a rejection that
+leaves the state as it was (the cheapest answer to hand back), else a
+`decision` with the object's `state-change`: always `keep` for a filter
+that declares no state; for one that does, the change of the dict it was
+handed (`bandpass._state`).
 
 Cost is the point here (the contract crosses the boundary once per alert
 and the SDK must not spend more than the crossing). Per alert there is one
 dict lookup of the `kinds` bytes, then a caller generated for that pattern
 of kinds (see `_compile`) does one `struct.unpack` for every number and
-calls the author's function with the arguments in place; only `others`
-(texts, bytes, columns) are converted one by one. A verdict is one check
-of the returned object and the WIT records it becomes.
+text span and calls the author's function with the arguments in place;
+only `others` (bytes, columns) are converted one by one. A verdict is one
+check of the returned object and the WIT records it becomes.
 
 Every exception from the author's code (or from the glue) becomes an `err`
 result, "ExcType: message (at file.py:LINE in function)", and its traceback
@@ -132,23 +134,38 @@ _CONVERT = {
     wit.Value_Absent: _absent,
 }
 
-# Kinds of `field-values` (wit/filter.wit).
-_ABSENT, _REAL, _INTEGER, _BOOLEAN, _OTHER = 0, 1, 2, 3, 4
+# Kinds of `evaluate`'s fields (wit/filter.wit).
+_ABSENT, _REAL, _INTEGER, _BOOLEAN, _OTHER, _TEXT = 0, 1, 2, 3, 4, 5
+
+
+class _Utf8:
+    """`texts` holding a non-ASCII character: the host's spans count bytes,
+    so slices are taken of its UTF-8 and decoded. (An all-ASCII `texts`,
+    the usual case, is sliced as it is: byte and character offsets agree.)"""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, texts):
+        self.raw = texts.encode()
+
+    def __getitem__(self, span):
+        return self.raw[span].decode(errors="replace")
 
 
 def _compile(kinds):
     """The caller for one pattern of kinds: unpacks and calls the author's function.
 
     Generated code, so that each alert costs one `struct.unpack` into
-    locals and one call with the arguments in place: for kinds 1, 2, 2, 0,
-    4 (a real, two integers, an absent field, a text) it reads
+    locals and one call with the arguments in place: for kinds 1, 3, 0, 5,
+    4 (a real, a boolean, an absent field, a text, a column) it reads
 
-        def call(numbers, others, params, state):
-            v0, v1, v2 = unpack(numbers)
-            return function(v0, v1, v2 != 0, None, convert[type(others[0])](others[0]), params)
+        def call(numbers, texts, others, params, state):
+            v0, v1, s3, e3 = unpack(numbers)
+            return function(v0, v1 != 0, None, texts[s3:e3], convert[type(others[0])](others[0]), params)
 
     Every field takes 8 bytes of `numbers`: a double (kind 1), a 64-bit
-    integer (kinds 2 and 3), or bytes to skip (absent, others, and kinds of
+    integer (kinds 2 and 3), a text's start and end in `texts` (kind 5,
+    two 32-bit integers), or bytes to skip (absent, others, and kinds of
     later contract versions, which read as absent).
     """
     fmt, names, args = ["<"], [], []
@@ -158,6 +175,10 @@ def _compile(kinds):
             fmt.append("d" if kind == _REAL else "q")
             names.append(f"v{i}")
             args.append(f"v{i} != 0" if kind == _BOOLEAN else f"v{i}")
+        elif kind == _TEXT:
+            fmt.append("II")
+            names.extend((f"s{i}", f"e{i}"))
+            args.append(f"texts[s{i}:e{i}]")
         elif kind == _OTHER:
             fmt.append("8x")
             args.append(f"convert[type(others[{j}])](others[{j}])")
@@ -166,7 +187,7 @@ def _compile(kinds):
             fmt.append("8x")
             args.append("None")
     args.extend(_spec_.extras)  # "params", "state", in the function's order
-    lines = ["def call(numbers, others, params, state):"]
+    lines = ["def call(numbers, texts, others, params, state):"]
     if names:
         lines.append(f"    {', '.join(names)}, = unpack(numbers)")
     lines.append(f"    return function({', '.join(args)})")
@@ -199,8 +220,6 @@ _Decision = wit.Decision
 _KEEP = wit.StateChange_Keep()
 _FORGET = wit.StateChange_Forget()
 _Set = wit.StateChange_Set
-# The answer of a filter without state that rejects: made once, not per alert.
-_REJECT_KEEP = wit.Decision(_WIT_REJECT, _KEEP)
 
 
 def _verdict(result):
@@ -309,23 +328,26 @@ class Filter(exports.Filter):
                 raise Err(str(e)) from None
             raise _failure(e) from None
 
-    def evaluate(self, fields, state):
+    def evaluate(self, kinds, numbers, texts, others, state):
         try:
             if _reseed is not None:
                 _reseed(int.from_bytes(_urandom(16), "little"))
-            call = _callers.get(fields.kinds) or _caller(fields.kinds)
+            call = _callers.get(kinds) or _caller(kinds)
+            if not texts.isascii():
+                texts = _Utf8(texts)
             if _state_spec is None:
                 # No state declared: the host sends none, and it stays none.
-                result = call(fields.numbers, fields.others, _params, None)
+                result = call(numbers, texts, others, _params, None)
                 if result is REJECT or result is False:
-                    return _REJECT_KEEP
+                    return None  # reject, state unchanged
                 return _Decision(_verdict(result), _KEEP)
             current = _state.load(state, _state_spec)
-            result = call(fields.numbers, fields.others, _params, current)
-            verdict = _WIT_REJECT if result is REJECT or result is False else _verdict(result)
+            result = call(numbers, texts, others, _params, current)
+            rejected = result is REJECT or result is False
+            verdict = _WIT_REJECT if rejected else _verdict(result)
             change = _state.change(state, current, _state_spec)
             if change is _state.KEEP:
-                return _Decision(verdict, _KEEP)
+                return None if rejected else _Decision(verdict, _KEEP)
             if change is _state.FORGET:
                 return _Decision(verdict, _FORGET)
             return _Decision(verdict, _Set(change))
