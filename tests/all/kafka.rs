@@ -127,6 +127,23 @@ fn produce_puts_alert_files_on_a_topic_one_keyed_message_per_alert() {
     let got = consume_keyed(&brokers(), &topic, alerts.len(), Duration::from_secs(60));
     assert_eq!(got.len(), alerts.len());
     assert!(got.iter().all(|m| m.partition == 2 && m.key.is_empty()));
+    // A partition the topic lacks is refused before anything is sent,
+    // naming those it has.
+    for wrong in ["4", "-1"] {
+        let out = produce_to(&topic)
+            .arg(format!("--partition={wrong}"))
+            .arg(&alerts_dir)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{said}");
+        assert!(
+            said.contains(&format!(
+                "--partition {wrong}: topic {topic} has 4 partitions (0 to 3)"
+            )),
+            "{said}"
+        );
+    }
 }
 
 /// `--framing wire`: each alert as Confluent's wire format (a zero byte,

@@ -155,6 +155,44 @@ impl Wire<'_> {
     }
 }
 
+/// Refuses `--partition p` unless `topic` has partition `p`, before a
+/// message is sent: librdkafka would fail each message with its own words
+/// ("Local: Unknown partition"). Asking for the metadata creates the topic
+/// where the broker creates topics on first use, as producing would.
+fn check_partition(producer: &BaseProducer<Acks>, topic: &str, p: i32) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let count = loop {
+        let metadata = producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("reading the metadata of topic {topic}"))?;
+        let count: usize = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+            .sum();
+        // A topic the broker has just created shows no partitions yet.
+        if count > 0 || Instant::now() > deadline {
+            break count;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    match count {
+        0 => anyhow::bail!(
+            "--partition {p}: topic {topic} does not exist on the input cluster and the broker \
+             does not create topics on first use: create it, then produce again"
+        ),
+        n if p < 0 || p as usize >= n => anyhow::bail!(
+            "--partition {p}: topic {topic} has {n} partition{} (0 to {}): give one of them, \
+             or leave --partition out to spread the alerts by --key",
+            if n == 1 { "" } else { "s" },
+            n - 1
+        ),
+        _ => Ok(()),
+    }
+}
+
 pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
     let config = Config::load(&args.config)?;
     if let Some(rate) = args.rate
@@ -181,6 +219,9 @@ pub fn execute(args: ProduceArgs) -> anyhow::Result<u8> {
     let producer: BaseProducer<Acks> = client
         .create_with_context(Acks::default())
         .context("creating the Kafka producer")?;
+    if let Some(p) = args.partition {
+        check_partition(&producer, &args.topic, p)?;
+    }
     let paths: &[&str] = match args.key {
         Key::Object => &OBJECT,
         Key::Candidate => &CANDIDATE,
