@@ -923,7 +923,8 @@ fn serve_check_says_what_would_run_without_kafka_or_what_is_wrong() {
     let sets = base.replace(
         "output_topic = \"bright\"",
         "output_topic = \"bright.{name}\"",
-    ) + "sets = [{ name = \"faint\", params = { max_mag = 20 } }, { name = \"real\", params = { min_real = 0.9 } }]\n";
+    ) + "sets = [{ name = \"faint\", params = { max_mag = 20 } }, { name = \"real\", params = { min_real = 0.9 } }, \
+         { name = \"off\", disabled = true }]\n";
     let out = check(&sets);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let said = text(&out.stdout);
@@ -931,6 +932,7 @@ fn serve_check_says_what_would_run_without_kafka_or_what_is_wrong() {
         "filters (2):",
         "faint 0.1.0 (ztf) -> bright.faint  params max_mag=20",
         "real 0.1.0 (ztf) -> bright.real  params max_mag=18.5 min_real=0.9",
+        "disabled (1, not loaded): off",
     ] {
         assert!(said.contains(line), "{line}: {said}");
     }

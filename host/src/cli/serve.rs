@@ -230,6 +230,24 @@ fn check(
             }
         );
     }
+    // Those the config keeps but does not run: said, so that a set
+    // switched off is not mistaken for one forgotten.
+    let disabled: Vec<String> = config
+        .filters
+        .iter()
+        .filter(|f| f.disabled)
+        .map(|f| match &f.name {
+            Some(name) => shown(name),
+            None => shown(&f.path.display().to_string()),
+        })
+        .collect();
+    if !disabled.is_empty() {
+        println!(
+            "disabled ({}, not loaded): {}",
+            disabled.len(),
+            disabled.join(", ")
+        );
+    }
     match (&config.admin, canary) {
         (Some(admin), Some(canary)) => println!(
             "uploads: on, groups {}; registry topic {}; {} canary alerts",

@@ -28,7 +28,7 @@ pub struct FilterConfig {
     pub params: BTreeMap<String, String>,
     /// Overrides of the engine's default limits, within `max_limits`.
     pub limits: Option<Budget>,
-    /// Loaded but not run.
+    /// Neither loaded nor run (`serve --check` lists it as disabled).
     pub disabled: bool,
 }
 
