@@ -82,6 +82,60 @@ pub(super) struct Decision {
     pub state: wit::StateChange,
 }
 
+/// A manifest of a version whose manifests may ask for cross-matches
+/// (0.4.0 on; each version's generated types are of the same shape), in
+/// the host's types.
+macro_rules! manifest {
+    ($m:expr) => {{
+        let m = $m;
+        Manifest {
+            name: m.name,
+            version: m.version,
+            survey: m.survey,
+            fields: m.fields,
+            description: m.description,
+            state: m.state.map(|s| StateSpec {
+                format: s.format,
+                max_bytes: s.max_bytes,
+            }),
+            crossmatches: m
+                .crossmatches
+                .into_iter()
+                .map(|c| Crossmatch {
+                    name: c.name,
+                    catalog: c.catalog,
+                    radius_arcsec: c.radius_arcsec,
+                    max_rows: c.max_rows,
+                })
+                .collect(),
+        }
+    }};
+}
+
+/// A decision of a frozen version with state (0.3.0, 0.4.0: the current
+/// shape in the version's own generated types, `$wit`), as the current
+/// one.
+macro_rules! decision {
+    ($d:expr, $wit:ident) => {{
+        let d = $d;
+        Decision {
+            verdict: match d.verdict {
+                $wit::Verdict::Reject => wit::Verdict::Reject,
+                $wit::Verdict::Accept(a) => wit::Verdict::Accept(wit::Accepted {
+                    score: a.score,
+                    tags: a.tags,
+                    annotations: a.annotations,
+                }),
+            },
+            state: match d.state {
+                $wit::StateChange::Keep => wit::StateChange::Keep,
+                $wit::StateChange::Set(bytes) => wit::StateChange::Set(bytes),
+                $wit::StateChange::Forget => wit::StateChange::Forget,
+            },
+        }
+    }};
+}
+
 impl Pre {
     /// Type-checks the instance's exports against `contract`.
     pub fn new(contract: Contract, pre: InstancePre<HostState>) -> wasmtime::Result<Pre> {
@@ -209,54 +263,8 @@ impl Args {
 impl Exports {
     pub fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<Manifest> {
         Ok(match self {
-            Exports::Current(b) => {
-                let m = b.bandpass_filter_filter().call_describe(store)?;
-                Manifest {
-                    name: m.name,
-                    version: m.version,
-                    survey: m.survey,
-                    fields: m.fields,
-                    description: m.description,
-                    state: m.state.map(|s| StateSpec {
-                        format: s.format,
-                        max_bytes: s.max_bytes,
-                    }),
-                    crossmatches: m
-                        .crossmatches
-                        .into_iter()
-                        .map(|c| Crossmatch {
-                            name: c.name,
-                            catalog: c.catalog,
-                            radius_arcsec: c.radius_arcsec,
-                            max_rows: c.max_rows,
-                        })
-                        .collect(),
-                }
-            }
-            Exports::V4(b) => {
-                let m = b.bandpass_filter_filter().call_describe(store)?;
-                Manifest {
-                    name: m.name,
-                    version: m.version,
-                    survey: m.survey,
-                    fields: m.fields,
-                    description: m.description,
-                    state: m.state.map(|s| StateSpec {
-                        format: s.format,
-                        max_bytes: s.max_bytes,
-                    }),
-                    crossmatches: m
-                        .crossmatches
-                        .into_iter()
-                        .map(|c| Crossmatch {
-                            name: c.name,
-                            catalog: c.catalog,
-                            radius_arcsec: c.radius_arcsec,
-                            max_rows: c.max_rows,
-                        })
-                        .collect(),
-                }
-            }
+            Exports::Current(b) => manifest!(b.bandpass_filter_filter().call_describe(store)?),
+            Exports::V4(b) => manifest!(b.bandpass_filter_filter().call_describe(store)?),
             Exports::V3(b) => {
                 let m = b.bandpass_filter_filter().call_describe(store)?;
                 Manifest {
@@ -325,39 +333,11 @@ impl Exports {
             (Exports::V4(b), Args::V4(a)) => Ok(b
                 .bandpass_filter_filter()
                 .call_evaluate(store, a, state)?
-                .map(|d| Decision {
-                    verdict: match d.verdict {
-                        wit_v4::Verdict::Reject => wit::Verdict::Reject,
-                        wit_v4::Verdict::Accept(a) => wit::Verdict::Accept(wit::Accepted {
-                            score: a.score,
-                            tags: a.tags,
-                            annotations: a.annotations,
-                        }),
-                    },
-                    state: match d.state {
-                        wit_v4::StateChange::Keep => wit::StateChange::Keep,
-                        wit_v4::StateChange::Set(bytes) => wit::StateChange::Set(bytes),
-                        wit_v4::StateChange::Forget => wit::StateChange::Forget,
-                    },
-                })),
+                .map(|d| decision!(d, wit_v4))),
             (Exports::V3(b), Args::V3(a)) => Ok(b
                 .bandpass_filter_filter()
                 .call_evaluate(store, a, state)?
-                .map(|d| Decision {
-                    verdict: match d.verdict {
-                        wit_v3::Verdict::Reject => wit::Verdict::Reject,
-                        wit_v3::Verdict::Accept(a) => wit::Verdict::Accept(wit::Accepted {
-                            score: a.score,
-                            tags: a.tags,
-                            annotations: a.annotations,
-                        }),
-                    },
-                    state: match d.state {
-                        wit_v3::StateChange::Keep => wit::StateChange::Keep,
-                        wit_v3::StateChange::Set(bytes) => wit::StateChange::Set(bytes),
-                        wit_v3::StateChange::Forget => wit::StateChange::Forget,
-                    },
-                })),
+                .map(|d| decision!(d, wit_v3))),
             (Exports::V2(b), Args::V2(a)) => Ok(b
                 .bandpass_filter_filter()
                 .call_evaluate(store, a)?
