@@ -124,9 +124,18 @@ pub fn evaluate<F: Filter>(
         slot @ None => slot.insert(F::init(&Params::default())?),
     };
     let fields = F::Fields::from_values(crate::fields::unpack(values))?;
-    crate::state::begin(F::STATE, object);
+    // A filter that declares no state never has one to begin or change
+    // (`state::set` refuses it), so its alerts skip the bookkeeping.
+    let stateful = F::STATE.is_some();
+    if stateful {
+        crate::state::begin(F::STATE, object);
+    }
     let verdict = filter.evaluate(fields);
-    let change = crate::state::finish();
+    let change = if stateful {
+        crate::state::finish()
+    } else {
+        wit::StateChange::Keep
+    };
     let verdict = verdict?.into_wit();
     Ok(match (verdict, change) {
         (wit::Verdict::Reject, wit::StateChange::Keep) => None,
