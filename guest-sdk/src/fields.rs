@@ -37,34 +37,48 @@ pub struct FieldValues {
 /// contract), numbers cut short and a text whose span is not in `texts`
 /// read as absent.
 pub(crate) fn unpack(fields: FieldValues) -> Vec<Value> {
-    let FieldValues {
-        kinds,
-        numbers,
-        texts,
-        others,
-    } = fields;
-    let mut others = others.into_iter();
-    let mut chunks = numbers.chunks_exact(8);
-    kinds
-        .iter()
-        .map(|&kind| {
-            let number = chunks.next().and_then(|c| <[u8; 8]>::try_from(c).ok());
-            match (kind, number) {
-                (kind::REAL, Some(b)) => Value::Real(f64::from_le_bytes(b)),
-                (kind::INTEGER, Some(b)) => Value::Integer(i64::from_le_bytes(b)),
-                (kind::BOOLEAN, Some(b)) => Value::Boolean(i64::from_le_bytes(b) != 0),
-                (kind::OTHER, _) => others.next().unwrap_or(Value::Absent),
-                (kind::TEXT, Some(b)) => {
-                    let start = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-                    let end = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
-                    texts
-                        .get(start..end)
-                        .map_or(Value::Absent, |t| Value::Text(t.to_owned()))
-                }
-                _ => Value::Absent,
-            }
+    let mut others = fields.others.into_iter();
+    (0..fields.kinds.len())
+        .map(|i| {
+            value_at(
+                &fields.kinds,
+                &fields.numbers,
+                &fields.texts,
+                &mut others,
+                i,
+            )
         })
         .collect()
+}
+
+/// Field `i`'s [`Value`] in the packed form; `others` yields the entries
+/// of `others` not yet taken (fields are read in order, so field `i`'s,
+/// if it has one, is next).
+#[inline]
+fn value_at(
+    kinds: &[u8],
+    numbers: &[u8],
+    texts: &str,
+    others: &mut impl Iterator<Item = Value>,
+    i: usize,
+) -> Value {
+    let number = numbers
+        .get(8 * i..8 * i + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok());
+    match (kinds.get(i).copied(), number) {
+        (Some(kind::REAL), Some(b)) => Value::Real(f64::from_le_bytes(b)),
+        (Some(kind::INTEGER), Some(b)) => Value::Integer(i64::from_le_bytes(b)),
+        (Some(kind::BOOLEAN), Some(b)) => Value::Boolean(i64::from_le_bytes(b) != 0),
+        (Some(kind::OTHER), _) => others.next().unwrap_or(Value::Absent),
+        (Some(kind::TEXT), Some(b)) => {
+            let start = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            let end = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
+            texts
+                .get(start..end)
+                .map_or(Value::Absent, |t| Value::Text(t.to_owned()))
+        }
+        _ => Value::Absent,
+    }
 }
 
 /// The elements of a packed column of reals (8 little-endian bytes each).
@@ -101,6 +115,14 @@ pub trait Fields: Sized {
     /// paths, or a value whose type does not convert into its field's type;
     /// the message names the field.
     fn from_values(values: Vec<Value>) -> Result<Self, String>;
+
+    /// Builds the struct from the values as the host packs them. What the
+    /// SDK calls; [`fields!`](crate::fields!) reads each value as its
+    /// field is filled, without a vector of them in between.
+    #[doc(hidden)]
+    fn from_packed(fields: FieldValues) -> Result<Self, String> {
+        Self::from_values(unpack(fields))
+    }
 }
 
 /// A filter that reads no field at all (it decides on nothing but its
@@ -493,26 +515,63 @@ fn texts(c: &TextColumn) -> Vec<Option<String>> {
 /// [`fields!`](crate::fields!) generates.
 #[doc(hidden)]
 pub struct Values {
-    values: Vec<Value>,
+    source: Source,
     paths: &'static [&'static str],
     next: usize,
+}
+
+/// Where [`Values`] reads: a vector of values, or the packed form, read
+/// value by value (no vector allocated and dropped per alert).
+enum Source {
+    Unpacked(Vec<Value>),
+    Packed {
+        kinds: Vec<u8>,
+        numbers: Vec<u8>,
+        texts: String,
+        others: std::vec::IntoIter<Value>,
+    },
 }
 
 impl Values {
     /// Checks that the host sent one value per declared path.
     pub fn new(values: Vec<Value>, paths: &'static [&'static str]) -> Result<Self, String> {
-        if values.len() != paths.len() {
-            return Err(format!(
-                "the host sent {} values for {} declared fields",
-                values.len(),
-                paths.len()
-            ));
-        }
+        Self::checked(values.len(), paths)?;
         Ok(Self {
-            values,
+            source: Source::Unpacked(values),
             paths,
             next: 0,
         })
+    }
+
+    /// The packed values, checked as [`Values::new`] checks a vector.
+    pub fn packed(fields: FieldValues, paths: &'static [&'static str]) -> Result<Self, String> {
+        Self::checked(fields.kinds.len(), paths)?;
+        let FieldValues {
+            kinds,
+            numbers,
+            texts,
+            others,
+        } = fields;
+        Ok(Self {
+            source: Source::Packed {
+                kinds,
+                numbers,
+                texts,
+                others: others.into_iter(),
+            },
+            paths,
+            next: 0,
+        })
+    }
+
+    fn checked(sent: usize, paths: &'static [&'static str]) -> Result<(), String> {
+        if sent != paths.len() {
+            return Err(format!(
+                "the host sent {sent} values for {} declared fields",
+                paths.len()
+            ));
+        }
+        Ok(())
     }
 
     /// Converts the next value into the next field's type.
@@ -520,10 +579,21 @@ impl Values {
     pub fn next_field<T: FromValue>(&mut self) -> Result<T, String> {
         let index = self.next;
         self.next += 1;
-        // `new` checked the lengths, and `fields!` calls this once per path.
-        let mut absent = Value::Absent;
-        let value = self.values.get_mut(index).unwrap_or(&mut absent);
-        T::from_value(value).map_err(|e| self.field_error(index, e))
+        // The constructors checked the lengths, and `fields!` calls this
+        // once per path, in order.
+        let converted = match &mut self.source {
+            Source::Unpacked(values) => {
+                let mut absent = Value::Absent;
+                T::from_value(values.get_mut(index).unwrap_or(&mut absent))
+            }
+            Source::Packed {
+                kinds,
+                numbers,
+                texts,
+                others,
+            } => T::from_value(&mut value_at(kinds, numbers, texts, others, index)),
+        };
+        converted.map_err(|e| self.field_error(index, e))
     }
 
     /// The message for a value of the wrong type: out of line, as it is
@@ -588,6 +658,16 @@ macro_rules! fields {
             ) -> ::core::result::Result<Self, ::std::string::String> {
                 #[allow(unused_mut, unused_variables, reason = "a struct without fields reads nothing")]
                 let mut values = $crate::__private::Values::new(values, Self::PATHS)?;
+                ::core::result::Result::Ok(Self {
+                    $($field: values.next_field::<$ty>()?,)*
+                })
+            }
+
+            fn from_packed(
+                fields: $crate::__private::FieldValues,
+            ) -> ::core::result::Result<Self, ::std::string::String> {
+                #[allow(unused_mut, unused_variables, reason = "a struct without fields reads nothing")]
+                let mut values = $crate::__private::Values::packed(fields, Self::PATHS)?;
                 ::core::result::Result::Ok(Self {
                     $($field: values.next_field::<$ty>()?,)*
                 })
@@ -694,6 +774,39 @@ mod tests {
         assert_eq!(c.fid, Some(2));
         assert_eq!(c.isdiffpos.as_deref(), Some("t"));
         assert_eq!(c.jds, vec![Some(1.0), None]);
+    }
+
+    #[test]
+    fn the_packed_form_fills_the_fields_as_its_unpacked_values_do() {
+        // magpsf an integer, fid absent, isdiffpos a text, jds a column.
+        let packed = || FieldValues {
+            kinds: vec![2, 0, 5, 4],
+            numbers: [18u64, 0, 1u64 << 32, 0]
+                .iter()
+                .flat_map(|b| b.to_le_bytes())
+                .collect(),
+            texts: "t".into(),
+            others: vec![Value::Reals(RealColumn {
+                values: packed_reals(&[1.5, 0.0]),
+                present: vec![1, 0],
+            })],
+        };
+        let lazy = Cand::from_packed(packed()).unwrap();
+        let eager = Cand::from_values(unpack(packed())).unwrap();
+        assert_eq!(format!("{lazy:?}"), format!("{eager:?}"));
+        assert_eq!(lazy.magpsf, Some(18.0));
+        assert_eq!(lazy.fid, None);
+        assert_eq!(lazy.isdiffpos.as_deref(), Some("t"));
+        assert_eq!(lazy.jds, vec![Some(1.5), None]);
+        // Too few values, and a value of the wrong type, named alike.
+        let mut short = packed();
+        short.kinds.pop();
+        let err = Cand::from_packed(short).unwrap_err();
+        assert_eq!(err, "the host sent 3 values for 4 declared fields");
+        let mut wrong = packed();
+        wrong.kinds[2] = 1;
+        let err = Cand::from_packed(wrong).unwrap_err();
+        assert!(err.starts_with("field candidate.isdiffpos: "), "{err}");
     }
 
     #[test]

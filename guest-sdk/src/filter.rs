@@ -123,7 +123,7 @@ pub fn evaluate<F: Filter>(
         Some(filter) => filter,
         slot @ None => slot.insert(F::init(&Params::default())?),
     };
-    let fields = F::Fields::from_values(crate::fields::unpack(values))?;
+    let fields = F::Fields::from_packed(values)?;
     // A filter that declares no state never has one to begin or change
     // (`state::set` refuses it), so its alerts skip the bookkeeping.
     let stateful = F::STATE.is_some();
