@@ -237,8 +237,7 @@ impl Held<'_> {
         state: Option<&[u8]>,
         start: Instant,
     ) -> (Evaluation, Instant) {
-        let finish = |outcome: Outcome, state: StateChange, fuel: u64| {
-            let end = Instant::now();
+        let finish = |outcome: Outcome, state: StateChange, fuel: u64, end: Instant| {
             let nanos = end.duration_since(start).as_nanos() as u64;
             (
                 Evaluation {
@@ -264,6 +263,7 @@ impl Held<'_> {
                 },
                 StateChange::Keep,
                 0,
+                Instant::now(),
             );
         }
         if let Some(reason) = filter.health.quarantined() {
@@ -276,10 +276,13 @@ impl Held<'_> {
                 },
                 StateChange::Keep,
                 0,
+                Instant::now(),
             );
         }
         let state = state.filter(|_| filter.manifest.state.is_some());
         let (result, fuel) = self.call(alert, moment, state, start);
+        // One clock read for the call's time, charged and reported alike.
+        let end = Instant::now();
         if let Err(failure) = &result
             && failure.kind.poisons()
         {
@@ -292,7 +295,7 @@ impl Held<'_> {
         let reasons = [
             filter.health.count(failed),
             recent.count(failed, trapped),
-            recent.charge_time(start.elapsed(), filter.limits.mean_ms),
+            recent.charge_time(end.duration_since(start), filter.limits.mean_ms),
         ];
         for reason in reasons.into_iter().flatten() {
             filter.quarantine(reason);
@@ -301,7 +304,7 @@ impl Held<'_> {
             Ok((v, state)) => (Outcome::Verdict(v), state),
             Err(f) => (Outcome::Failed(f), StateChange::Keep),
         };
-        finish(outcome, state, fuel)
+        finish(outcome, state, fuel, end)
     }
 
     fn call(
