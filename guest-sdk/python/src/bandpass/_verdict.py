@@ -53,7 +53,8 @@ REJECT = Reject()
 
 
 def reject():
-    """The verdict that forwards nothing (returning False or None does the same)."""
+    """The verdict that forwards nothing (returning False does the same; returning
+    None is an error of the filter, so that a forgotten `return` is not a rejection)."""
     return REJECT
 
 
