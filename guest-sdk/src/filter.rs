@@ -109,11 +109,24 @@ pub fn init<F: Filter>(state: &State<F>, params: Vec<(String, String)>) -> Resul
 /// `evaluate`: converts the values and asks the filter; the object's
 /// state is there for [`crate::state`] during the call. A rejection that
 /// leaves the state as it was is answered `None`, the contract's cheapest
-/// answer.
+/// answer; an error, `failed` with its message.
 ///
 /// A host that skipped `init` gets the filter built with no parameters.
 #[doc(hidden)]
 pub fn evaluate<F: Filter>(
+    state: &State<F>,
+    values: FieldValues,
+    object: Option<Vec<u8>>,
+) -> Option<wit::Answer> {
+    match decide(state, values, object) {
+        Ok(None) => None,
+        Ok(Some(decision)) => Some(wit::Answer::Decided(decision)),
+        Err(message) => Some(wit::Answer::Failed(message)),
+    }
+}
+
+/// The decision on one alert, `None` for a rejection that keeps the state.
+fn decide<F: Filter>(
     state: &State<F>,
     values: FieldValues,
     object: Option<Vec<u8>>,
@@ -193,10 +206,7 @@ macro_rules! export_filter {
                     texts: ::std::string::String,
                     others: ::std::vec::Vec<$crate::Value>,
                     object: ::core::option::Option<::std::vec::Vec<u8>>,
-                ) -> ::core::result::Result<
-                    ::core::option::Option<$crate::__private::Decision>,
-                    ::std::string::String,
-                > {
+                ) -> ::core::option::Option<$crate::__private::Answer> {
                     let values = $crate::__private::FieldValues {
                         kinds,
                         numbers,

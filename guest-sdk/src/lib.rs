@@ -81,7 +81,7 @@ pub mod survey {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings::__export_alert_filter as export;
-    pub use crate::bindings::bandpass::filter::types::{Decision, Manifest};
+    pub use crate::bindings::bandpass::filter::types::{Answer, Manifest};
     pub use crate::bindings::exports::bandpass::filter::filter::Guest;
     pub use crate::fields::FieldValues;
     pub use crate::fields::Values;

@@ -131,9 +131,9 @@ describe('crossmatches', () => {
       ['other', integers([4295806720n, 2695378462115010012n])],
       ['other', reals([13.2, null])],
     ]);
-    assert.deepEqual(f.evaluate(...rows).verdict.val.tags, ['2']);
+    assert.deepEqual(f.evaluate(...rows).val.verdict.val.tags, ['2']);
     const none = fieldValues([['other', reals([])], ['other', integers([])], ['other', reals([])]]);
-    assert.deepEqual(f.evaluate(...none).verdict.val.tags, ['0']);
+    assert.deepEqual(f.evaluate(...none).val.verdict.val.tags, ['0']);
     assert.deepEqual(seen, [
       { dist: [0.4, 6.1], id: [4295806720, 2695378462115010012n], mag: [13.2, null] },
       { dist: [], id: [], mag: [] },

@@ -38,10 +38,12 @@ function alertFor(filter, values) {
   );
 }
 
-/** A decision's verdict as 'reject' or the accepted value; a filter without state always keeps none. */
-function plain(decision) {
+/** An answer's verdict as 'reject' or the accepted value; a filter without state always keeps none. */
+function plain(answer) {
   // A reject comes as none (undefined), never as a decision.
-  if (decision === undefined) return 'reject';
+  if (answer === undefined) return 'reject';
+  assert.equal(answer.tag, 'decided', `the filter failed: ${answer.val}`);
+  const decision = answer.val;
   assert.equal(decision.state.tag, 'keep', 'a filter without state keeps none');
   assert.notEqual(decision.verdict.tag, 'reject', 'a reject that keeps is none');
   const verdict = decision.verdict;

@@ -2,6 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { inspect } from 'node:util';
 
 import { accept, defineFilter, reject } from '../src/index.js';
 import { compileDecoder, integerFromHalves, textAt, textColumn, utf8Binary, utf8ToUtf16Offsets } from '../src/fields.js';
@@ -14,6 +15,25 @@ import { CONTRACT } from '../build/build.js';
 import { fieldValues, integers, reals, recordingLog, texts } from '../testing/field-values.js';
 
 const CANDID = 2695378462115010012n;
+
+/** The decision in an answer of `evaluate`, `{ tag: 'decided', val }`; any other answer fails the test. */
+function decided(answer) {
+  assert.equal(answer?.tag, 'decided', `the answer is ${inspect(answer)}`);
+  return answer.val;
+}
+
+/**
+ * Checks that an answer of `evaluate` is the filter's error, `{ tag:
+ * 'failed', val: message }` (returned, not thrown), its message matching
+ * `expected`, a RegExp or a predicate.
+ */
+function assertFailed(answer, expected, message) {
+  assert.equal(answer?.tag, 'failed', `the answer is ${inspect(answer)}`);
+  assert.deepEqual(Object.keys(answer), ['tag', 'val']);
+  assert.equal(typeof answer.val, 'string');
+  if (expected instanceof RegExp) assert.match(answer.val, expected, message);
+  else assert.ok(expected(answer.val), message ?? `the message is ${JSON.stringify(answer.val)}`);
+}
 
 describe('fields', () => {
   const decode = compileDecoder(['mag', 'candid', 'fid', 'flag', 'sign', 'jds', 'fids', 'signs', 'drb', 'later']);
@@ -316,13 +336,13 @@ describe('runtime', () => {
       evaluate: (alert, config) => (alert.mag < config.limit ? accept({ score: config.limit }) : reject()),
     });
     f.init([['max_mag', '20']]);
-    assert.equal(f.evaluate(...fieldValues([['real', 18]])).verdict.val.score, 19);
+    assert.equal(decided(f.evaluate(...fieldValues([['real', 18]]))).verdict.val.score, 19);
     assert.throws(() => f.init([['max_mgg', '20']]), (e) => e === 'unknown parameter "max_mgg"; this filter knows: max_mag');
   });
 
   it('runs with the defaults when the host skipped init', () => {
     const f = build({ fields: {}, params: { n: 2 }, evaluate: (_, p) => accept({ score: p.n }) });
-    assert.equal(f.evaluate(...fieldValues([])).verdict.val.score, 2);
+    assert.equal(decided(f.evaluate(...fieldValues([]))).verdict.val.score, 2);
   });
 
   it('turns a thrown TypeError into a string naming it and its line, and logs the stack', () => {
@@ -337,25 +357,22 @@ describe('runtime', () => {
       log,
     );
     f.init([]);
-    assert.throws(
-      () => f.evaluate(...fieldValues([['absent']])),
-      (e) => typeof e === 'string' && /^TypeError: Cannot read properties of null \(reading 'toFixed'\) \(at sdk\.test\.js:\d+\)$/.test(e),
-    );
+    assertFailed(f.evaluate(...fieldValues([['absent']])), /^TypeError: Cannot read properties of null \(reading 'toFixed'\) \(at sdk\.test\.js:\d+\)$/);
     assert.equal(log.lines.length, 1);
     assert.equal(log.lines[0][0], 'error');
     assert.match(log.lines[0][1], /^TypeError: .*\n {4}at evaluate \(sdk\.test\.js:\d+:\d+\)/);
     // The next alert works.
-    assert.throws(() => f.evaluate(...fieldValues([['real', 1]])), /evaluate returned the string "1.0"; return accept\(...\) or reject\(\)/);
+    assertFailed(f.evaluate(...fieldValues([['real', 1]])), /evaluate returned the string "1.0"; return accept\(...\) or reject\(\)/);
   });
 
   it('refuses a Promise, as from an async evaluate', () => {
     const f = build({ fields: {}, evaluate: async () => reject() });
-    assert.throws(() => f.evaluate(...fieldValues([])), /evaluate returned a Promise: a filter decides synchronously/);
+    assertFailed(f.evaluate(...fieldValues([])), /evaluate returned a Promise: a filter decides synchronously/);
   });
 
   it('passes a thrown string on as it is', () => {
     const f = build({ fields: {}, evaluate: () => { throw 'no light curve'; } });
-    assert.throws(() => f.evaluate(...fieldValues([])), (e) => e === 'no light curve');
+    assert.deepEqual(f.evaluate(...fieldValues([])), { tag: 'failed', val: 'no light curve' });
     assert.equal(failure(42, () => {}), "the filter threw the number 42, not an Error; throw new Error('...') or a string");
   });
 
@@ -367,7 +384,7 @@ describe('runtime', () => {
     f.init([]);
     assert.equal(f.evaluate(...fieldValues([['text', 'f']]), undefined), undefined);
     assert.equal(f.evaluate(...fieldValues([['absent']]), null), undefined);
-    assert.deepEqual(f.evaluate(...fieldValues([['text', 't']]), undefined), { verdict: accept({ tags: ['pos'] }), state: { tag: 'keep' } });
+    assert.deepEqual(f.evaluate(...fieldValues([['text', 't']]), undefined), { tag: 'decided', val: { verdict: accept({ tags: ['pos'] }), state: { tag: 'keep' } } });
     // With state: a reject that sets or forgets says so in a decision.
     const counting = build({
       fields: { sign: 'candidate.isdiffpos' },
@@ -381,8 +398,8 @@ describe('runtime', () => {
     counting.init([]);
     const utf8 = (text) => new TextEncoder().encode(text);
     assert.equal(counting.evaluate(...fieldValues([['text', 'f']]), utf8('{"n":1}')), undefined);
-    assert.deepEqual(counting.evaluate(...fieldValues([['text', 't']]), utf8('{"n":1}')), { verdict: reject(), state: { tag: 'set', val: utf8('{"n":2}') } });
-    assert.deepEqual(counting.evaluate(...fieldValues([['text', 'reset']]), utf8('{"n":1}')), { verdict: reject(), state: { tag: 'forget' } });
+    assert.deepEqual(counting.evaluate(...fieldValues([['text', 't']]), utf8('{"n":1}')), { tag: 'decided', val: { verdict: reject(), state: { tag: 'set', val: utf8('{"n":2}') } } });
+    assert.deepEqual(counting.evaluate(...fieldValues([['text', 'reset']]), utf8('{"n":1}')), { tag: 'decided', val: { verdict: reject(), state: { tag: 'forget' } } });
   });
 
   it('refuses a default export that is not a filter', () => {
@@ -423,20 +440,20 @@ describe('Math.random', () => {
   it('draws the same numbers for the same alert whatever came before, and others for another alert', () => {
     withSdkRandom(() => {
       const one = dice('dice');
-      const first = one.evaluate(...A()).verdict;
+      const first = decided(one.evaluate(...A())).verdict;
       assert.notEqual(first.val.score, Number(first.val.annotations[0][1].split(' ')[0]), 'draws differ within an alert');
-      const b = one.evaluate(...B()).verdict;
-      assert.deepEqual(one.evaluate(...A()).verdict, first, 'A again, after B');
+      const b = decided(one.evaluate(...B())).verdict;
+      assert.deepEqual(decided(one.evaluate(...A())).verdict, first, 'A again, after B');
       assert.notDeepEqual(b, first, 'B differs from A in a column value only');
       // Another instance, another order.
       const two = dice('dice');
-      assert.deepEqual(two.evaluate(...B()).verdict, b);
-      assert.deepEqual(two.evaluate(...A()).verdict, first);
+      assert.deepEqual(decided(two.evaluate(...B())).verdict, b);
+      assert.deepEqual(decided(two.evaluate(...A())).verdict, first);
       // Another filter draws other numbers on the same alert.
-      assert.notDeepEqual(dice('other-dice').evaluate(...A()).verdict, first);
+      assert.notDeepEqual(decided(dice('other-dice').evaluate(...A())).verdict, first);
       // The texts are part of the alert: another text, other numbers.
       const [kinds, numbers, , others] = A();
-      assert.notDeepEqual(one.evaluate(kinds, numbers, 'x', others).verdict, first);
+      assert.notDeepEqual(decided(one.evaluate(kinds, numbers, 'x', others)).verdict, first);
     });
   });
 
@@ -572,7 +589,7 @@ describe('state', () => {
       s[10] = 'ten';
       s[2] = 'two';
     };
-    const first = f.evaluate(...alert(), null);
+    const first = decided(f.evaluate(...alert(), null));
     assert.equal(first.state.tag, 'set');
     assert.ok(first.state.val instanceof Uint8Array);
     const json = '{"10":"ten","2":"two","alpha":{"a":"é","b":[1,{"x":null,"y":true}]},"zeta":1}';
@@ -595,12 +612,12 @@ describe('state', () => {
     step = (s) => {
       s.alpha.b.push(2.5);
     };
-    assert.equal(text(f.evaluate(...alert(), first.state.val).state.val), json.replace('"y":true}]', '"y":true},2.5]'));
+    assert.equal(text(decided(f.evaluate(...alert(), first.state.val)).state.val), json.replace('"y":true}]', '"y":true},2.5]'));
 
     step = (s) => {
       for (const key of Object.keys(s)) delete s[key];
     };
-    assert.deepEqual(f.evaluate(...alert(), first.state.val).state, { tag: 'forget' });
+    assert.deepEqual(decided(f.evaluate(...alert(), first.state.val)).state, { tag: 'forget' });
   });
 
   it('refuses incoming bytes that are not a JSON object, naming the format, and the next alert runs', () => {
@@ -608,10 +625,9 @@ describe('state', () => {
       s.n = (s.n ?? 0) + 1;
     });
     const refused = (bytes, why) =>
-      assert.throws(
-        () => f.evaluate(...alert(), bytes),
+      assertFailed(
+        f.evaluate(...alert(), bytes),
         (e) =>
-          typeof e === 'string' &&
           e.startsWith(`state: the ${bytes.length} bytes stored for this object are not a JSON object as format 'demo/1' keeps it: ${why}`) &&
           e.includes('give the new layout a format of its own'),
         why,
@@ -624,15 +640,15 @@ describe('state', () => {
     refused(utf8('null'), 'it is JSON of null');
     refused(utf8('"x"'), 'it is JSON of a string');
     refused(utf8('5'), 'it is JSON of a number');
-    assert.throws(() => f.evaluate(...alert(), utf8('[]')), /give the new layout a format of its own \('demo\/2'\) so that every object starts from none$/);
+    assertFailed(f.evaluate(...alert(), utf8('[]')), /give the new layout a format of its own \('demo\/2'\) so that every object starts from none$/);
     assert.deepEqual(['rise-once/1', 'x', 'v9', 'a/b/10', 'y'.repeat(64)].map(nextFormat), ['rise-once/2', 'x/2', 'v10', 'a/b/11', 'y'.repeat(64)]);
-    assert.equal(text(f.evaluate(...alert(), utf8('{"n":1}')).state.val), '{"n":2}');
+    assert.equal(text(decided(f.evaluate(...alert(), utf8('{"n":1}'))).state.val), '{"n":2}');
     // A number JSON.parse cannot hold came in, and the filter replaced it: written.
     const replacing = stateful((s) => {
       s.n = 1;
     });
-    assert.equal(text(replacing.evaluate(...alert(), utf8('{"n":1e999}')).state.val), '{"n":1}');
-    assert.throws(() => f.evaluate(...alert(), utf8('{"n":1e999}')), (e) => e.startsWith('state.n is Infinity'));
+    assert.equal(text(decided(replacing.evaluate(...alert(), utf8('{"n":1e999}'))).state.val), '{"n":1}');
+    assertFailed(f.evaluate(...alert(), utf8('{"n":1e999}')), (e) => e.startsWith('state.n is Infinity'));
   });
 
   it('reads bytes given as an array, and state longer than one chunk of the decoder', () => {
@@ -674,11 +690,11 @@ describe('state', () => {
       if (a.mag === 3) s.k = 'u';
     });
     for (const [mag, json] of [[3, '{"k":"u"}'], [1, '{"clé":"v"}'], [3, '{"k":"u"}'], [2, '{"k":"ü"}'], [1, '{"clé":"v"}']]) {
-      assert.deepEqual(f.evaluate(...alert(mag), null).state.val, utf8(json), json);
+      assert.deepEqual(decided(f.evaluate(...alert(mag), null)).state.val, utf8(json), json);
     }
     // The old state written another way, then changed: the new text's own bytes.
-    assert.deepEqual(f.evaluate(...alert(1), utf8('{ "a": "é" }')).state.val, utf8('{"a":"é","clé":"v"}'));
-    assert.deepEqual(f.evaluate(...alert(2), utf8('{ "a": 1 }')).state.val, utf8('{"a":1,"k":"ü"}'));
+    assert.deepEqual(decided(f.evaluate(...alert(1), utf8('{ "a": "é" }'))).state.val, utf8('{"a":"é","clé":"v"}'));
+    assert.deepEqual(decided(f.evaluate(...alert(2), utf8('{ "a": 1 }'))).state.val, utf8('{"a":1,"k":"ü"}'));
   });
 
   it('refuses a state over maxBytes with its size, and takes one of exactly maxBytes', () => {
@@ -687,11 +703,11 @@ describe('state', () => {
       s.v = value;
     }, { format: 'demo/1', maxBytes: 16 });
     value = 'x'.repeat(8); // {"v":"xxxxxxxx"}: 16 bytes
-    assert.equal(f.evaluate(...alert(), null).state.val.length, 16);
+    assert.equal(decided(f.evaluate(...alert(), null)).state.val.length, 16);
     value = 'é'.repeat(4) + 'x'; // 9 characters, 17 bytes
-    assert.throws(
-      () => f.evaluate(...alert(), null),
-      (e) => typeof e === 'string' && e.startsWith('state of 17 bytes exceeds maxBytes=16 declared in the filter'),
+    assertFailed(
+      f.evaluate(...alert(), null),
+      (e) => e.startsWith('state of 17 bytes exceeds maxBytes=16 declared in the filter'),
     );
   });
 
@@ -719,7 +735,7 @@ describe('state', () => {
     ];
     for (const [change, message] of cases) {
       const f = stateful(change);
-      assert.throws(() => f.evaluate(...alert(), null), (e) => typeof e === 'string' && message.test(e), String(message));
+      assertFailed(f.evaluate(...alert(), null), message, String(message));
     }
     // The same object twice (not a cycle) is fine, as are null and -0.
     const shared = { a: 1 };
@@ -729,15 +745,15 @@ describe('state', () => {
       s.n = null;
       s.z = -0;
     });
-    assert.equal(text(f.evaluate(...alert(), null).state.val), '{"n":null,"p":{"a":1},"q":{"a":1},"z":0}');
+    assert.equal(text(decided(f.evaluate(...alert(), null)).state.val), '{"n":null,"p":{"a":1},"q":{"a":1},"z":0}');
   });
 
-  it('keeps the state when evaluate throws (the host keeps the old one)', () => {
+  it('answers failed, not a decision, when evaluate throws (the host keeps the old state)', () => {
     const f = stateful((s, a) => {
       s.n = 1;
       if (a.mag > 20) throw 'too faint';
     });
-    assert.throws(() => f.evaluate(...alert(21), utf8('{"n":0}')), (e) => e === 'too faint');
+    assert.deepEqual(f.evaluate(...alert(21), utf8('{"n":0}')), { tag: 'failed', val: 'too faint' });
   });
 
   it('gives a filter without state two arguments and always keeps', () => {
@@ -757,7 +773,7 @@ describe('state', () => {
       () => {},
       'd.js',
     );
-    assert.deepEqual(f.evaluate(...alert(18), null), { verdict: accept({ score: 1 }), state: { tag: 'keep' } });
+    assert.deepEqual(f.evaluate(...alert(18), null), { tag: 'decided', val: { verdict: accept({ score: 1 }), state: { tag: 'keep' } } });
     // A reject is the answer none (undefined): it keeps.
     assert.equal(f.evaluate(...alert(20), undefined), undefined);
     // Bytes a host should not send are ignored, not parsed.

@@ -27,7 +27,10 @@ export { fieldValues, integers, reals, texts, recordingLog } from './field-value
 /** The decision `undefined` (none) stands for: reject, state unchanged. */
 const REJECT_KEEP = Object.freeze({ verdict: REJECT, state: KEEP });
 
-/** The `err` a filter returned (an exception in it, or a mistake the SDK caught), as an Error. */
+/**
+ * The error a filter reported (an exception in it, or a mistake the SDK
+ * caught): `init`'s `err`, or `evaluate`'s answer `failed`, as an Error.
+ */
 export class FilterError extends Error {
   constructor(message) {
     super(message);
@@ -89,14 +92,11 @@ class LoadedFilter {
    */
   evaluate(alert, state = null) {
     const before = stateBytes(state);
-    let decision;
-    try {
-      decision = this.exports.evaluate(...this.fieldValues(alert), before);
-    } catch (e) {
-      throw asError(e);
-    }
-    // `undefined` (none) is a reject that keeps the state.
-    const { verdict, state: change } = decision === undefined ? REJECT_KEEP : decision;
+    const answer = this.exports.evaluate(...this.fieldValues(alert), before);
+    // `undefined` (none) is a reject that keeps the state; `failed` is the
+    // filter's error, which the host reports.
+    if (answer !== undefined && answer.tag === 'failed') throw asError(answer.val);
+    const { verdict, state: change } = answer === undefined ? REJECT_KEEP : answer.val;
     let after = before;
     if (change.tag === 'set') after = change.val;
     else if (change.tag === 'forget') after = null;

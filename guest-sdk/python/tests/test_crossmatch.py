@@ -170,9 +170,10 @@ class CrossmatchGlueTest(unittest.TestCase):
 
     def verdict(self, isdiffpos, dist, mag):
         w = self.wit
-        decision = self.filter.evaluate(*pack((5, isdiffpos), (4, dist), (4, mag)), None)
-        if decision is None:  # reject, state unchanged
+        answer = self.filter.evaluate(*pack((5, isdiffpos), (4, dist), (4, mag)), None)
+        if answer is None:  # reject, state unchanged
             return w.Verdict_Reject()
+        decision = answer.value
         self.assertEqual(decision.state, w.StateChange_Keep())
         return decision.verdict
 

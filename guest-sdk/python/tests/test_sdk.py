@@ -222,6 +222,8 @@ def fake_bindings():
     case("StateChange_Set", "value")
     case("StateChange_Forget")
     case("Decision", "verdict", "state")
+    case("Answer_Decided", "value")
+    case("Answer_Failed", "value")
 
     log = types.ModuleType("wit_world.imports.log")
     log.Level = enum.Enum("Level", {"DEBUG": 0, "INFO": 1, "WARN": 2, "ERROR": 3})
@@ -343,9 +345,12 @@ class ComponentGlueTest(unittest.TestCase):
         """The verdict on an alert; a filter without state always keeps none
         (a rejection comes back as None, "reject, state unchanged")."""
         PROBE.clear()
-        decision = self.filter.evaluate(*self.fields(**kw), state)
-        if decision is None:
+        answer = self.filter.evaluate(*self.fields(**kw), state)
+        if answer is None:
             return self.wit.Verdict_Reject()
+        if isinstance(answer, self.wit.Answer_Failed):
+            raise self.Err(answer.value)  # as the tests read a failure
+        decision = answer.value
         self.assertEqual(decision.state, self.wit.StateChange_Keep())
         self.assertNotEqual(decision.verdict, self.wit.Verdict_Reject(), "a plain rejection is None")
         return decision.verdict
@@ -381,6 +386,14 @@ class ComponentGlueTest(unittest.TestCase):
 
     def test_a_rejection_that_keeps_the_state_is_answered_none(self):
         self.assertIsNone(self.filter.evaluate(*self.fields(magpsf=(0, None)), None))
+
+    def test_a_failure_is_answered_failed_not_raised(self):
+        # Raised, it would reach componentize-py as an `err`, which 0.5.0's
+        # `evaluate` does not return: its failures are an `answer`.
+        answer = self.filter.evaluate(*self.fields(magpsf=(1, 150.0)), None)
+        self.assertEqual(answer, self.wit.Answer_Failed("magnitude out of range"))
+        accepted = self.filter.evaluate(*self.fields(), None)
+        self.assertIsInstance(accepted, self.wit.Answer_Decided)
 
     def test_texts_are_sliced_by_their_byte_spans_ascii_or_not(self):
         for text in ("t", "Müller ✓", ""):

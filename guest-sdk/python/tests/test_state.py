@@ -286,7 +286,10 @@ class StatefulComponentTest(unittest.TestCase):
 
     def evaluate(self, op, state=None, size=None):
         fields = pack((5, op), (0, None) if size is None else (2, size))
-        return self.filter.evaluate(*fields, state)
+        answer = self.filter.evaluate(*fields, state)
+        if isinstance(answer, self.wit.Answer_Failed):
+            raise self.Err(answer.value)  # as the tests read a failure
+        return None if answer is None else answer.value
 
     def err(self, op, state=None, size=None):
         with self.assertRaises(self.Err) as e:

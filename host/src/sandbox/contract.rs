@@ -6,8 +6,8 @@
 //! module wraps them so that the rest of the sandbox calls `describe`,
 //! `init` and `evaluate` without knowing which a filter speaks. A 0.4.0
 //! filter receives texts in `others` (0.5.0 sends them in `texts`) and
-//! always answers with a whole decision (0.5.0's `none` is "reject, keep
-//! the state"). A 0.3.0 filter asks for no cross-matches. A 0.2.0 filter
+//! answers a `result` with a whole decision (0.5.0 answers `none` for
+//! "reject, keep the state", else an `answer`: a decision or a failure). A 0.3.0 filter asks for no cross-matches. A 0.2.0 filter
 //! also keeps no state: it reports none in its manifest, receives none,
 //! and its verdict comes back as a decision that keeps the state as it
 //! was.
@@ -317,19 +317,22 @@ impl Exports {
         state: Option<&[u8]>,
     ) -> wasmtime::Result<Result<Decision, String>> {
         match (self, args) {
-            (Exports::Current(b), Args::Current(a)) => Ok(b
-                .bandpass_filter_filter()
-                .call_evaluate(store, &a.kinds, &a.numbers, &a.texts, &a.others, state)?
-                .map(|d| match d {
-                    Some(d) => Decision {
-                        verdict: d.verdict,
-                        state: d.state,
-                    },
-                    None => Decision {
+            (Exports::Current(b), Args::Current(a)) => {
+                let answer = b
+                    .bandpass_filter_filter()
+                    .call_evaluate(store, &a.kinds, &a.numbers, &a.texts, &a.others, state)?;
+                Ok(match answer {
+                    None => Ok(Decision {
                         verdict: wit::Verdict::Reject,
                         state: wit::StateChange::Keep,
-                    },
-                })),
+                    }),
+                    Some(wit::Answer::Decided(d)) => Ok(Decision {
+                        verdict: d.verdict,
+                        state: d.state,
+                    }),
+                    Some(wit::Answer::Failed(message)) => Err(message),
+                })
+            }
             (Exports::V4(b), Args::V4(a)) => Ok(b
                 .bandpass_filter_filter()
                 .call_evaluate(store, a, state)?

@@ -375,7 +375,7 @@ fn mistyped(pre: &Pre, export: &str) -> Option<&'static str> {
                 Contract::Current => instance
                     .get_typed_func::<
                         (Vec<u8>, Vec<u8>, String, Vec<wit::Value>, Option<Vec<u8>>),
-                        (Result<Option<wit::Decision>, String>,),
+                        (Option<wit::Answer>,),
                     >(store, i)
                     .is_ok(),
                 Contract::V4 => instance

@@ -11,9 +11,9 @@ each alert's fields (`kinds`, `numbers`, `texts`, `others`) into the plain
 Python values the author's function takes, calls it positionally, and
 turns its verdict back into the WIT answer: `None` for a rejection that
 leaves the state as it was (the cheapest answer to hand back), else a
-`decision` with the object's `state-change`: always `keep` for a filter
-that declares no state; for one that does, the change of the dict it was
-handed (`bandpass._state`).
+`decided` decision with the object's `state-change`: always `keep` for a
+filter that declares no state; for one that does, the change of the dict
+it was handed (`bandpass._state`).
 
 Cost is the point here (the contract crosses the boundary once per alert
 and the SDK must not spend more than the crossing). Per alert there is one
@@ -23,8 +23,9 @@ text span and calls the author's function with the arguments in place;
 only `others` (bytes, columns) are converted one by one. A verdict is one
 check of the returned object and the WIT records it becomes.
 
-Every exception from the author's code (or from the glue) becomes an `err`
-result, "ExcType: message (at file.py:LINE in function)", and its traceback
+Every exception from the author's code (or from the glue) becomes a
+`failed` answer, "ExcType: message (at file.py:LINE in function)" (`init`'s
+an `err` result), and its traceback
 goes to the filter's log: an exception escaping to componentize-py would
 trap the instance and lose the message. MemoryError is the exception: it is
 re-raised, so that the host reports the memory cap it hit and rebuilds the
@@ -217,6 +218,8 @@ _WIT_REJECT = wit.Verdict_Reject()
 _Verdict_Accept = wit.Verdict_Accept
 _Accepted = wit.Accepted
 _Decision = wit.Decision
+_Decided = wit.Answer_Decided
+_Failed = wit.Answer_Failed
 _KEEP = wit.StateChange_Keep()
 _FORGET = wit.StateChange_Forget()
 _Set = wit.StateChange_Set
@@ -286,13 +289,13 @@ def _log_traceback(e):
 
 
 def _failure(e):
-    """The `err` for an exception; MemoryError is re-raised (see the module doc)."""
+    """The message for an exception; MemoryError is re-raised (see the module doc)."""
     if isinstance(e, MemoryError):
         raise e
     if isinstance(e, (_spec.FilterError, _state.StateError)):
-        return Err(str(e))
+        return str(e)
     _log_traceback(e)
-    return Err(_describe(e))
+    return _describe(e)
 
 
 # --- the exported interface --------------------------------------------------
@@ -326,7 +329,7 @@ class Filter(exports.Filter):
                 raise
             if isinstance(e, (ValueError, _spec.FilterError)):
                 raise Err(str(e)) from None
-            raise _failure(e) from None
+            raise Err(_failure(e)) from None
 
     def evaluate(self, kinds, numbers, texts, others, state):
         try:
@@ -340,19 +343,19 @@ class Filter(exports.Filter):
                 result = call(numbers, texts, others, _params, None)
                 if result is REJECT or result is False:
                     return None  # reject, state unchanged
-                return _Decision(_verdict(result), _KEEP)
+                return _Decided(_Decision(_verdict(result), _KEEP))
             current = _state.load(state, _state_spec)
             result = call(numbers, texts, others, _params, current)
             rejected = result is REJECT or result is False
             verdict = _WIT_REJECT if rejected else _verdict(result)
             change = _state.change(state, current, _state_spec)
             if change is _state.KEEP:
-                return None if rejected else _Decision(verdict, _KEEP)
+                return None if rejected else _Decided(_Decision(verdict, _KEEP))
             if change is _state.FORGET:
-                return _Decision(verdict, _FORGET)
-            return _Decision(verdict, _Set(change))
+                return _Decided(_Decision(verdict, _FORGET))
+            return _Decided(_Decision(verdict, _Set(change)))
         except BaseException as e:  # noqa: BLE001 - an escaping exception would trap the instance
-            raise _failure(e) from None
+            return _Failed(_failure(e))
 
 
 def _host_log(level, message):
