@@ -557,14 +557,14 @@ fn metadata_client(config: &Config) -> anyhow::Result<rdkafka::consumer::BaseCon
         .context("creating a Kafka client to read topic metadata")
 }
 
-/// How many partitions `topic` has, as `client` reads it now (0: it
-/// does not exist); an error when the principal may not see it.
-pub fn partition_count<C: ConsumerContext>(
-    client: &rdkafka::consumer::BaseConsumer<C>,
+/// How many partitions `topic` has, as `client` (a consumer's or a
+/// producer's) reads it now (0: it does not exist); an error when the
+/// principal may not see it.
+pub fn partition_count<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
     topic: &str,
 ) -> anyhow::Result<usize> {
     use anyhow::Context;
-    use rdkafka::consumer::Consumer;
     let metadata = client
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .with_context(|| format!("reading the metadata of topic {topic}"))?;
@@ -592,16 +592,18 @@ pub fn partition_count<C: ConsumerContext>(
 
 /// How many partitions `topic` has now (0: it does not exist).
 fn partitions_of_now(config: &Config, topic: &str) -> anyhow::Result<usize> {
-    partition_count(&metadata_client(config)?, topic)
+    use rdkafka::consumer::Consumer;
+    partition_count(metadata_client(config)?.client(), topic)
 }
 
 /// How many partitions `topic` has (waiting a little for a topic just
 /// created to show in the metadata).
 pub fn partitions_of(config: &Config, topic: &str) -> anyhow::Result<i32> {
+    use rdkafka::consumer::Consumer;
     let client = metadata_client(config)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let count = partition_count(&client, topic)?;
+        let count = partition_count(client.client(), topic)?;
         if count > 0 {
             return Ok(count as i32);
         }
@@ -703,7 +705,7 @@ pub fn check_connection(
     let mut partitions = rdkafka::TopicPartitionList::new();
     // A pattern (`^...`) names no one topic to look at.
     for topic in topics.iter().filter(|t| !t.starts_with('^')) {
-        let count = partition_count(&client, topic)
+        let count = partition_count(client.client(), topic)
             .map_err(|e| anyhow::anyhow!("{}: {e}", place(config, cluster)))?;
         for p in 0..count as i32 {
             partitions.add_partition(topic, p);

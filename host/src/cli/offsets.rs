@@ -106,7 +106,7 @@ pub(super) fn partitions(
         }
     }
     for topic in &named {
-        let count = crate::kafka::partition_count(client, topic)?;
+        let count = crate::kafka::partition_count(client.client(), topic)?;
         if count == 0 {
             anyhow::bail!("topic {topic} does not exist on the brokers");
         }

@@ -162,16 +162,7 @@ impl Wire<'_> {
 fn check_partition(producer: &BaseProducer<Acks>, topic: &str, p: i32) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let count = loop {
-        let metadata = producer
-            .client()
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .with_context(|| format!("reading the metadata of topic {topic}"))?;
-        let count: usize = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .map(|t| t.partitions().len())
-            .sum();
+        let count = crate::kafka::partition_count(producer.client(), topic)?;
         // A topic the broker has just created shows no partitions yet.
         if count > 0 || Instant::now() > deadline {
             break count;
