@@ -15,11 +15,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::AlertFilter;
 use super::bindings::bandpass::filter::log::Level;
 use super::bindings_v2::AlertFilter as AlertFilterV2;
-use super::bindings_v2::bandpass::filter::log::Level as LevelV2;
 use super::bindings_v3::AlertFilter as AlertFilterV3;
-use super::bindings_v3::bandpass::filter::log::Level as LevelV3;
 use super::bindings_v4::AlertFilter as AlertFilterV4;
-use super::bindings_v4::bandpass::filter::log::Level as LevelV4;
 use super::contract::{Contract, Pre};
 use super::{
     CacheOutcome, CompileCache, ComponentReport, FilterLog, Health, Limiter, Limits, LoadError,
@@ -98,44 +95,29 @@ impl super::bindings::bandpass::filter::log::Host for HostState {
     }
 }
 
-/// A 0.4.0 filter's log: the same lines.
-impl super::bindings_v4::bandpass::filter::log::Host for HostState {
-    fn log(&mut self, level: LevelV4, message: String) {
-        let level = match level {
-            LevelV4::Debug => Level::Debug,
-            LevelV4::Info => Level::Info,
-            LevelV4::Warn => Level::Warn,
-            LevelV4::Error => Level::Error,
-        };
-        super::bindings::bandpass::filter::log::Host::log(self, level, message);
-    }
+/// The frozen versions' logs: the same lines (each version's `level` is
+/// a type of its own).
+macro_rules! frozen_log {
+    ($($bindings:ident),+) => {$(
+        impl super::$bindings::bandpass::filter::log::Host for HostState {
+            fn log(
+                &mut self,
+                level: super::$bindings::bandpass::filter::log::Level,
+                message: String,
+            ) {
+                use super::$bindings::bandpass::filter::log::Level as Frozen;
+                let level = match level {
+                    Frozen::Debug => Level::Debug,
+                    Frozen::Info => Level::Info,
+                    Frozen::Warn => Level::Warn,
+                    Frozen::Error => Level::Error,
+                };
+                super::bindings::bandpass::filter::log::Host::log(self, level, message);
+            }
+        }
+    )+};
 }
-
-/// A 0.3.0 filter's log: the same lines.
-impl super::bindings_v3::bandpass::filter::log::Host for HostState {
-    fn log(&mut self, level: LevelV3, message: String) {
-        let level = match level {
-            LevelV3::Debug => Level::Debug,
-            LevelV3::Info => Level::Info,
-            LevelV3::Warn => Level::Warn,
-            LevelV3::Error => Level::Error,
-        };
-        super::bindings::bandpass::filter::log::Host::log(self, level, message);
-    }
-}
-
-/// A 0.2.0 filter's log: the same lines.
-impl super::bindings_v2::bandpass::filter::log::Host for HostState {
-    fn log(&mut self, level: LevelV2, message: String) {
-        let level = match level {
-            LevelV2::Debug => Level::Debug,
-            LevelV2::Info => Level::Info,
-            LevelV2::Warn => Level::Warn,
-            LevelV2::Error => Level::Error,
-        };
-        super::bindings::bandpass::filter::log::Host::log(self, level, message);
-    }
-}
+frozen_log!(bindings_v4, bindings_v3, bindings_v2);
 
 /// A locked-down WASI: no args, no env, no preopened directories, no
 /// network; stdout and stderr go to the filter's bounded log. Its clocks
