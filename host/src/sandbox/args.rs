@@ -86,8 +86,7 @@ macro_rules! packing {
                     FieldValue::Real(r) => (kind::REAL, r.to_bits()),
                     FieldValue::Integer(i) => (kind::INTEGER, *i as u64),
                     FieldValue::Boolean(b) => (kind::BOOLEAN, u64::from(*b)),
-                    FieldValue::Text(s) if args.texts().is_some() => {
-                        let texts = args.texts().expect("checked");
+                    FieldValue::Text(s) if let Some(texts) = args.texts() => {
                         // One alert is under the decoder's 64 MiB cap, so
                         // offsets fit in u32.
                         let start = texts.len() as u64;
