@@ -1,9 +1,9 @@
 //! Declared fields and their typed conversion.
 //!
 //! A filter names its fields once ([`fields!`](crate::fields!)); the host
-//! then sends their values in that order, one `field-values` per alert
-//! (single numbers packed as bytes, everything else as `value`s). This
-//! module unpacks that into one [`Value`] per field ([`unpack`]) and turns
+//! then sends their values in that order, in one call per alert (single
+//! numbers and texts packed in one list of bytes, everything else as
+//! `value`s). This module reads that as one [`Value`] per field and turns
 //! those into the filter's struct by position: no name is looked up per
 //! alert, and strings move rather than copy. It never panics on what the
 //! host sends: a value of an unexpected type is an `Err` naming the field.
@@ -21,51 +21,41 @@ mod kind {
     pub const TEXT: u8 = 5;
 }
 
-/// One alert's fields as `evaluate` receives them (wit/filter.wit): a
-/// kind and 8 bytes of `numbers` per field, single texts one after
-/// another in `texts`, and the other values in order in `others`.
+/// One alert's fields as `evaluate` receives them (wit/filter.wit): for
+/// `n` declared fields, 8 bytes per field, then one kind byte per field,
+/// then the single texts, all in `fields`; the other values in order in
+/// `others`.
 #[doc(hidden)]
 pub struct FieldValues {
-    pub kinds: Vec<u8>,
-    pub numbers: Vec<u8>,
-    pub texts: String,
+    pub fields: Vec<u8>,
     pub others: Vec<Value>,
 }
 
-/// One [`Value`] per declared field, in order, from the packed form the
-/// host sends. Kinds this SDK does not know (a later minor version of the
-/// contract), numbers cut short and a text whose span is not in `texts`
-/// read as absent.
-pub(crate) fn unpack(fields: FieldValues) -> Vec<Value> {
+/// One [`Value`] per declared field (`count` of them), in order, from the
+/// packed form the host sends. Kinds this SDK does not know (a later
+/// minor version of the contract), fields past the end of the list and a
+/// text whose span is not UTF-8 within the list read as absent.
+pub(crate) fn unpack(fields: FieldValues, count: usize) -> Vec<Value> {
     let mut others = fields.others.into_iter();
-    (0..fields.kinds.len())
-        .map(|i| {
-            value_at(
-                &fields.kinds,
-                &fields.numbers,
-                &fields.texts,
-                &mut others,
-                i,
-            )
-        })
+    (0..count)
+        .map(|i| value_at(&fields.fields, count, &mut others, i))
         .collect()
 }
 
-/// Field `i`'s [`Value`] in the packed form; `others` yields the entries
-/// of `others` not yet taken (fields are read in order, so field `i`'s,
-/// if it has one, is next).
+/// Field `i`'s [`Value`] in the packed form of `count` fields; `others`
+/// yields the entries of `others` not yet taken (fields are read in
+/// order, so field `i`'s, if it has one, is next).
 #[inline]
 fn value_at(
-    kinds: &[u8],
-    numbers: &[u8],
-    texts: &str,
+    fields: &[u8],
+    count: usize,
     others: &mut impl Iterator<Item = Value>,
     i: usize,
 ) -> Value {
-    let number = numbers
+    let number = fields
         .get(8 * i..8 * i + 8)
         .and_then(|c| <[u8; 8]>::try_from(c).ok());
-    match (kinds.get(i).copied(), number) {
+    match (fields.get(8 * count + i).copied(), number) {
         (Some(kind::REAL), Some(b)) => Value::Real(f64::from_le_bytes(b)),
         (Some(kind::INTEGER), Some(b)) => Value::Integer(i64::from_le_bytes(b)),
         (Some(kind::BOOLEAN), Some(b)) => Value::Boolean(i64::from_le_bytes(b) != 0),
@@ -73,8 +63,9 @@ fn value_at(
         (Some(kind::TEXT), Some(b)) => {
             let start = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
             let end = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
-            texts
+            fields
                 .get(start..end)
+                .and_then(|t| core::str::from_utf8(t).ok())
                 .map_or(Value::Absent, |t| Value::Text(t.to_owned()))
         }
         _ => Value::Absent,
@@ -121,7 +112,8 @@ pub trait Fields: Sized {
     /// field is filled, without a vector of them in between.
     #[doc(hidden)]
     fn from_packed(fields: FieldValues) -> Result<Self, String> {
-        Self::from_values(unpack(fields))
+        Values::checked(fields.fields.len(), Self::PATHS)?;
+        Self::from_values(unpack(fields, Self::PATHS.len()))
     }
 }
 
@@ -525,9 +517,7 @@ pub struct Values {
 enum Source {
     Unpacked(Vec<Value>),
     Packed {
-        kinds: Vec<u8>,
-        numbers: Vec<u8>,
-        texts: String,
+        fields: Vec<u8>,
         others: std::vec::IntoIter<Value>,
     },
 }
@@ -535,7 +525,13 @@ enum Source {
 impl Values {
     /// Checks that the host sent one value per declared path.
     pub fn new(values: Vec<Value>, paths: &'static [&'static str]) -> Result<Self, String> {
-        Self::checked(values.len(), paths)?;
+        if values.len() != paths.len() {
+            return Err(format!(
+                "the host sent {} values for {} declared fields",
+                values.len(),
+                paths.len()
+            ));
+        }
         Ok(Self {
             source: Source::Unpacked(values),
             paths,
@@ -543,20 +539,14 @@ impl Values {
         })
     }
 
-    /// The packed values, checked as [`Values::new`] checks a vector.
+    /// The packed values, checked to hold a kind and 8 bytes for every
+    /// declared path.
     pub fn packed(fields: FieldValues, paths: &'static [&'static str]) -> Result<Self, String> {
-        Self::checked(fields.kinds.len(), paths)?;
-        let FieldValues {
-            kinds,
-            numbers,
-            texts,
-            others,
-        } = fields;
+        Self::checked(fields.fields.len(), paths)?;
+        let FieldValues { fields, others } = fields;
         Ok(Self {
             source: Source::Packed {
-                kinds,
-                numbers,
-                texts,
+                fields,
                 others: others.into_iter(),
             },
             paths,
@@ -564,10 +554,12 @@ impl Values {
         })
     }
 
+    /// Whether a packed list of `sent` bytes holds the 9 bytes of every
+    /// declared path.
     fn checked(sent: usize, paths: &'static [&'static str]) -> Result<(), String> {
-        if sent != paths.len() {
+        if sent < 9 * paths.len() {
             return Err(format!(
-                "the host sent {sent} values for {} declared fields",
+                "the host sent {sent} bytes of fields for {} declared fields (9 a field at least)",
                 paths.len()
             ));
         }
@@ -586,12 +578,9 @@ impl Values {
                 let mut absent = Value::Absent;
                 T::from_value(values.get_mut(index).unwrap_or(&mut absent))
             }
-            Source::Packed {
-                kinds,
-                numbers,
-                texts,
-                others,
-            } => T::from_value(&mut value_at(kinds, numbers, texts, others, index)),
+            Source::Packed { fields, others } => {
+                T::from_value(&mut value_at(fields, self.paths.len(), others, index))
+            }
         };
         converted.map_err(|e| self.field_error(index, e))
     }
@@ -689,10 +678,21 @@ mod tests {
         values.iter().flat_map(|v| v.to_le_bytes()).collect()
     }
 
+    /// The packed list of fields with these 8-byte words and kinds, then
+    /// `texts` (whose spans start at `9 * kinds.len()`).
+    fn packed_fields(words: &[u64], kinds: &[u8], texts: &str) -> Vec<u8> {
+        let mut fields: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        fields.extend_from_slice(kinds);
+        fields.extend_from_slice(texts.as_bytes());
+        fields
+    }
+
     #[test]
     fn unpacks_numbers_by_kind_and_takes_the_others_in_order() {
-        let mut numbers = Vec::new();
-        for bits in [
+        // Two texts, "t" and "Müller", by their byte spans in the list:
+        // 11 fields, so the texts start at byte 99.
+        let span = |start: u64, end: u64| (99 + start) | (99 + end) << 32;
+        let words = [
             18.5f64.to_bits(),
             0,
             2_695_378_462_115_010_012i64 as u64,
@@ -700,21 +700,20 @@ mod tests {
             0,
             0,
             7,
-        ] {
-            numbers.extend_from_slice(&bits.to_le_bytes());
-        }
-        // Two texts: "t" and "Müller", by their byte spans in `texts`.
-        numbers.extend_from_slice(&(1u64 << 32).to_le_bytes());
-        numbers.extend_from_slice(&(1u64 | 8u64 << 32).to_le_bytes());
-        // A span past the end, or inside a character, reads as absent.
-        numbers.extend_from_slice(&(1u64 | 20u64 << 32).to_le_bytes());
-        numbers.extend_from_slice(&(1u64 | 3u64 << 32).to_le_bytes());
-        let values = unpack(FieldValues {
-            kinds: vec![1, 4, 2, 3, 0, 4, 9, 5, 5, 5, 5],
-            numbers,
-            texts: "tMüller".into(),
-            others: vec![Value::Bytes(vec![0]), Value::Bytes(vec![1])],
-        });
+            span(0, 1),
+            span(1, 8),
+            // A span past the end, or inside a character, reads as absent.
+            span(1, 20),
+            span(1, 3),
+        ];
+        let kinds = [1, 4, 2, 3, 0, 4, 9, 5, 5, 5, 5];
+        let values = unpack(
+            FieldValues {
+                fields: packed_fields(&words, &kinds, "tMüller"),
+                others: vec![Value::Bytes(vec![0]), Value::Bytes(vec![1])],
+            },
+            kinds.len(),
+        );
         assert_eq!(
             format!("{values:?}"),
             format!(
@@ -735,16 +734,19 @@ mod tests {
                 ]
             )
         );
-        // Numbers cut short read as absent rather than panicking.
-        let short = unpack(FieldValues {
-            kinds: vec![1, 1],
-            numbers: 1.0f64.to_le_bytes().to_vec(),
-            texts: String::new(),
-            others: Vec::new(),
-        });
+        // A list cut short reads as absent rather than panicking.
+        let mut fields = packed_fields(&[1.0f64.to_bits(), 1.0f64.to_bits()], &[1, 1], "");
+        fields.truncate(12);
+        let short = unpack(
+            FieldValues {
+                fields,
+                others: Vec::new(),
+            },
+            2,
+        );
         assert_eq!(
             format!("{short:?}"),
-            format!("{:?}", [Value::Real(1.0), Value::Absent])
+            format!("{:?}", [Value::Absent, Value::Absent])
         );
     }
 
@@ -780,31 +782,30 @@ mod tests {
     fn the_packed_form_fills_the_fields_as_its_unpacked_values_do() {
         // magpsf an integer, fid absent, isdiffpos a text, jds a column.
         let packed = || FieldValues {
-            kinds: vec![2, 0, 5, 4],
-            numbers: [18u64, 0, 1u64 << 32, 0]
-                .iter()
-                .flat_map(|b| b.to_le_bytes())
-                .collect(),
-            texts: "t".into(),
+            fields: packed_fields(&[18, 0, 36 | 37 << 32, 0], &[2, 0, 5, 4], "t"),
             others: vec![Value::Reals(RealColumn {
                 values: packed_reals(&[1.5, 0.0]),
                 present: vec![1, 0],
             })],
         };
         let lazy = Cand::from_packed(packed()).unwrap();
-        let eager = Cand::from_values(unpack(packed())).unwrap();
+        let eager = Cand::from_values(unpack(packed(), 4)).unwrap();
         assert_eq!(format!("{lazy:?}"), format!("{eager:?}"));
         assert_eq!(lazy.magpsf, Some(18.0));
         assert_eq!(lazy.fid, None);
         assert_eq!(lazy.isdiffpos.as_deref(), Some("t"));
         assert_eq!(lazy.jds, vec![Some(1.5), None]);
-        // Too few values, and a value of the wrong type, named alike.
+        // Too few bytes for the declared fields, and a value of the wrong
+        // type, named alike.
         let mut short = packed();
-        short.kinds.pop();
+        short.fields.truncate(35);
         let err = Cand::from_packed(short).unwrap_err();
-        assert_eq!(err, "the host sent 3 values for 4 declared fields");
+        assert_eq!(
+            err,
+            "the host sent 35 bytes of fields for 4 declared fields (9 a field at least)"
+        );
         let mut wrong = packed();
-        wrong.kinds[2] = 1;
+        wrong.fields[34] = 1;
         let err = Cand::from_packed(wrong).unwrap_err();
         assert!(err.starts_with("field candidate.isdiffpos: "), "{err}");
     }

@@ -201,17 +201,13 @@ macro_rules! export_filter {
                 }
 
                 fn evaluate(
-                    kinds: ::std::vec::Vec<u8>,
-                    numbers: ::std::vec::Vec<u8>,
-                    texts: ::std::string::String,
-                    others: ::std::vec::Vec<$crate::Value>,
+                    fields: ::std::vec::Vec<u8>,
+                    others: ::core::option::Option<::std::vec::Vec<$crate::Value>>,
                     object: ::core::option::Option<::std::vec::Vec<u8>>,
                 ) -> ::core::option::Option<$crate::__private::Answer> {
                     let values = $crate::__private::FieldValues {
-                        kinds,
-                        numbers,
-                        texts,
-                        others,
+                        fields,
+                        others: others.unwrap_or_default(),
                     };
                     BANDPASS_STATE
                         .with(|state| $crate::__private::evaluate::<$filter>(state, values, object))

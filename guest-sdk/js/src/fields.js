@@ -1,5 +1,5 @@
 // Turning one alert's field values, as `evaluate` receives them from the
-// host (contract 0.5.0: `kinds`, `numbers`, `texts`, `others`), into the
+// host (contract 0.5.0: `fields`, numbers, kinds and texts in one list, and `others`), into the
 // object a filter's `evaluate` receives:
 // `{ magpsf: 18.2, isdiffpos: 't', prv_jd: [...] }`.
 //
@@ -133,31 +133,49 @@ export function utf8ToUtf16Offsets(text) {
   return map;
 }
 
-/** Strings made of ASCII alone, whose UTF-8 byte offsets are UTF-16 offsets. */
+/** Strings made of ASCII alone, whose UTF-8 bytes are their characters. */
 const ASCII = /^[\x00-\x7f]*$/;
 
-/**
- * A text that is not all ASCII as a "binary" string: one character per
- * UTF-8 byte, so that the host's byte offsets index it directly. Built-in
- * functions only (QuickJS has no TextEncoder, and a loop costs about 1,000
- * fuel a character); a WIT string has no lone surrogate, on which
- * encodeURIComponent would throw.
- */
-export function utf8Binary(text) {
-  return unescape(encodeURIComponent(text));
-}
+/** The one-character strings of the bytes, by byte ("binary" characters). */
+const BYTE_CHARS = Array.from({ length: 256 }, (_, b) => String.fromCharCode(b));
+
+/** Texts up to this many bytes are read byte by byte; longer ones in chunks. */
+const SHORT = 16;
+
+/** Bytes turned into characters per call of String.fromCharCode. */
+const CHUNK = 8192;
 
 /**
- * The text between UTF-8 byte offsets `start` and `end` of `binary` (see
- * `utf8Binary`), or '' where the offsets are out of order, past the end or
- * off a character boundary (a host bug; the decoder does not throw).
+ * The text in bytes `start` to `end` of `bytes` (UTF-8), or '' where the
+ * offsets are out of order, past the end or off a character boundary (a
+ * host bug; the decoder does not throw). Built-in functions only (QuickJS
+ * has no TextDecoder): the bytes become a "binary" string, one character
+ * per byte, which is the text itself when it is ASCII (every ZTF text)
+ * and is otherwise read as UTF-8 by decodeURIComponent. A short text is
+ * read byte by byte from a table (a call of String.fromCharCode.apply
+ * costs QuickJS about as much as ten steps of the loop).
  */
-export function textAt(binary, start, end) {
-  if (end < start || end > binary.length) return '';
+export function textAt(bytes, start, end) {
+  if (end < start || end > bytes.length) return '';
+  let binary = '';
+  let high = 0;
+  if (end - start <= SHORT) {
+    for (let at = start; at < end; at++) {
+      const b = bytes[at];
+      high |= b;
+      binary += BYTE_CHARS[b];
+    }
+    if (high < 128) return binary;
+  } else {
+    for (let at = start; at < end; at += CHUNK) {
+      binary += String.fromCharCode.apply(null, bytes.subarray(at, Math.min(end, at + CHUNK)));
+    }
+    if (ASCII.test(binary)) return binary;
+  }
   try {
     // escape() writes each byte above 0x7f as %XX, which
     // decodeURIComponent reads as UTF-8 (throwing inside a character).
-    return decodeURIComponent(escape(binary.slice(start, end)));
+    return decodeURIComponent(escape(binary));
   } catch {
     return '';
   }
@@ -208,8 +226,8 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /**
  * Compiles the decoder for one filter's fields: a function from one
- * alert's field values (`evaluate`'s `kinds`, `numbers`, `texts` and
- * `others`) to the object `evaluate` receives, one property per field.
+ * alert's field values (`evaluate`'s `fields` and `others`) to the object
+ * `evaluate` receives, one property per field.
  *
  * The body is generated once, when the filter is defined (at build time,
  * so it is part of the component's snapshot): straight-line code with the
@@ -232,13 +250,12 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
  *   and caches the array for the alert): converting costs about 2,500
  *   fuel per element, 180,000 on fast-risers' five light-curve columns of
  *   a typical alert, which most alerts never reach;
- * - single texts (kind 5) are slices of the one `texts` string: when it is
- *   ASCII (every ZTF text), checked once per alert, its byte offsets are
- *   string offsets and each text is one `slice`; otherwise it is turned
- *   into UTF-8 bytes once (`utf8Binary`) and each text decoded from them.
+ * - single texts (kind 5) are read from their bytes in `fields`: a
+ *   one-character ASCII text (ZTF's `isdiffpos`) inline from a table,
+ *   any other through `textAt` (a call: thousands of fuel in QuickJS).
  *
  * @param {string[]} names the properties, in the order of the paths
- * @returns {(kinds: Uint8Array, numbers: Uint8Array, texts: string, others: object[]) => object}
+ * @returns {(fields: Uint8Array, others: object[]) => object}
  */
 export function compileDecoder(names) {
   const n = names.length;
@@ -290,34 +307,36 @@ export function compileDecoder(names) {
     `const bytes = new Uint8Array(${8 * n});`,
     'const f64 = new Float64Array(bytes.buffer);',
     'const i32 = new Int32Array(bytes.buffer);',
-    'return function decode(kinds, numbers, texts, others) {',
-    `  if (kinds.length !== ${n} || numbers.length !== ${8 * n}) wrongLength(kinds.length, numbers.length, ${n});`,
-    '  bytes.set(numbers);',
-    // Texts' byte offsets index `texts` itself when it is ASCII (null
-    // here), else its UTF-8 bytes: one check per alert, not per text.
-    '  const binary = texts.length === 0 || ASCII.test(texts) ? null : utf8Binary(texts);',
+    'return function decode(fields, others) {',
+    `  if (fields.length < ${9 * n}) wrongLength(fields.length, ${n});`,
+    // The numbers copied to an 8-aligned buffer, viewed as doubles and
+    // 32-bit halves.
+    `  bytes.set(fields.subarray(0, ${8 * n}));`,
     '  let next = 0;',
     '  let k, h, o;',
   ];
   for (let i = 0; i < n; i++) {
     const p = property(names[i]);
     lines.push(
-      `  k = kinds[${i}];`,
+      `  k = fields[${8 * n + i}];`,
       `  if (k === 1) ${p} = f64[${i}];`,
       // An integer below 2^53 in magnitude inline, the rest in `int`.
       `  else if (k === 2) ${p} = (h = i32[${2 * i + 1}]) > -0x200000 && h < 0x200000 ? h * 4294967296 + (i32[${2 * i}] >>> 0) : int(i32[${2 * i}], h);`,
       `  else if (k === 3) ${p} = i32[${2 * i}] !== 0;`,
       // `other` keeps a column for later and says PENDING.
       `  else if (k === 4) { if ((o = other(others[next++], ${i}, next, others)) !== PENDING) ${p} = o; }`,
-      // A text: its start and end byte in `texts`, two u32 halves.
-      `  else if (k === 5) ${p} = binary === null ? texts.slice(i32[${2 * i}] >>> 0, i32[${2 * i + 1}] >>> 0) : textAt(binary, i32[${2 * i}] >>> 0, i32[${2 * i + 1}] >>> 0);`,
+      // A text: its first and past-its-last byte in `fields`, two u32 halves.
+      // A one-character ASCII text (ZTF's isdiffpos) from a table, no call.
+      // A one-character ASCII text (ZTF's isdiffpos) straight from the
+      // table: a call costs QuickJS thousands of fuel.
+      `  else if (k === 5) ${p} = (h = i32[${2 * i}] >>> 0) + 1 === i32[${2 * i + 1}] >>> 0 && (o = fields[h]) < 128 ? BYTE_CHARS[o] : textAt(fields, h, i32[${2 * i + 1}] >>> 0);`,
       // Absent, or a kind a later contract adds.
       `  else ${p} = null;`,
     );
   }
   lines.push('  return alert;', '};');
-  const make = new Function('alert', 'int', 'other', 'wrongLength', 'PENDING', 'ASCII', 'utf8Binary', 'textAt', lines.join('\n'));
-  return make(alert, integerFromHalves, other, wrongLength, PENDING, ASCII, utf8Binary, textAt);
+  const make = new Function('alert', 'int', 'other', 'wrongLength', 'PENDING', 'textAt', 'BYTE_CHARS', lines.join('\n'));
+  return make(alert, integerFromHalves, other, wrongLength, PENDING, textAt, BYTE_CHARS);
 }
 
 /**
@@ -391,8 +410,6 @@ function distance(x, y, limit) {
   return Math.min(previous[y.length], limit);
 }
 
-function wrongLength(kinds, bytes, fields) {
-  throw new RangeError(
-    `the host sent ${kinds} kinds and ${bytes} bytes of numbers for ${fields} declared fields (a host bug)`,
-  );
+function wrongLength(bytes, fields) {
+  throw new RangeError(`the host sent ${bytes} bytes of fields for ${fields} declared fields (9 a field at least; a host bug)`);
 }

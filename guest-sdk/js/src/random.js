@@ -10,22 +10,22 @@
 // good quality, started afresh on each alert from a hash of the filter's
 // name and the alert's field values as the host sent them. The seed is
 // made at the first draw of an alert, so a filter that never draws pays
-// four stores per alert (`call.kinds` to `call.others`).
+// two stores per alert (`call.fields` and `call.others`).
 //
 // Outside `evaluate` the seed is fixed too: at build time (code at the top
 // of the module) it is empty, in `init` the filter's name alone.
 
 /**
  * What the next seed is made from: the filter's name, and the alert's
- * field values, the first four arguments the host passed to this
- * `evaluate` (`kinds` null outside `evaluate`). The runtime sets them at
- * the start of each call, four stores and no function call (a call costs
+ * field values, the first two arguments the host passed to this
+ * `evaluate` (`fields` null outside `evaluate`). The runtime sets them at
+ * the start of each call, two stores and no function call (a call costs
  * thousands of fuel in SpiderMonkey's interpreter) and no object made; the
- * generator is seeded again at the first draw after `kinds` changed: the
+ * generator is seeded again at the first draw after `fields` changed: the
  * binding lifts a new list for each call, so it marks a new alert.
  */
-export const call = { name: '', kinds: null, numbers: null, texts: '', others: null };
-/** The `kinds` the generator was last seeded for (undefined: never, or to be seeded again). */
+export const call = { name: '', fields: null, others: null };
+/** The `fields` the generator was last seeded for (undefined: never, or to be seeded again). */
 let seededFor;
 
 /**
@@ -34,9 +34,7 @@ let seededFor;
  */
 export function restart(name) {
   call.name = name;
-  call.kinds = null;
-  call.numbers = null;
-  call.texts = '';
+  call.fields = null;
   call.others = null;
   seededFor = undefined;
 }
@@ -60,7 +58,7 @@ function next() {
 
 /** A number in [0, 1) with 53 random bits, as `Math.random` gives. */
 export function random() {
-  if (call.kinds !== seededFor) seed();
+  if (call.fields !== seededFor) seed();
   const hi = next() >>> 5; // 27 bits
   const lo = next() >>> 6; // 26 bits
   return (hi * 67108864 + lo) / 9007199254740992;
@@ -74,7 +72,7 @@ export function randomValues(array) {
   if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array || array instanceof DataView) {
     throw new TypeError('crypto.getRandomValues takes an integer typed array');
   }
-  if (call.kinds !== seededFor) seed();
+  if (call.fields !== seededFor) seed();
   const bytes = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
   for (let i = 0; i < bytes.length; i += 4) {
     let w = next();
@@ -93,10 +91,10 @@ export function randomUUID() {
 }
 
 function seed() {
-  seededFor = call.kinds;
+  seededFor = call.fields;
   const h = new Hash();
   h.text(call.name);
-  if (call.kinds !== null) h.fields(call.kinds, call.numbers, call.texts, call.others);
+  if (call.fields !== null) h.fields(call.fields, call.others);
   [a, b, c, d] = h.finish();
   // The first outputs of sfc32 still show the seed's structure.
   for (let i = 0; i < 12; i++) next();
@@ -176,11 +174,9 @@ class Hash {
     this.word(Number(u >> 32n));
   }
 
-  /** One alert's field values: the kinds, the numbers, the texts, then each of `others`. */
-  fields(kinds, numbers, texts, others) {
-    this.bytes(kinds);
-    this.bytes(numbers);
-    this.text(texts);
+  /** One alert's field values: the packed list (numbers, kinds, texts), then each of `others`. */
+  fields(fields, others) {
+    this.bytes(fields);
     this.word(others.length);
     for (let i = 0; i < others.length; i++) this.value(others[i]);
   }

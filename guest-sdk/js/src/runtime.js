@@ -21,6 +21,9 @@ import { parseParams } from './params.js';
 import { call, restart } from './random.js';
 import { KEEP, decodeState, stateChange } from './state.js';
 
+/** `others` when the host sends none (no field of kind 4). */
+const NO_OTHERS = Object.freeze([]);
+
 /**
  * The object to export as `filter` from the component's entry module.
  *
@@ -89,26 +92,26 @@ export function exportFilter(filter, hostLog, source) {
     // val: message }` for an error, returned rather than thrown (the
     // contract has no `result` here: componentize-py was measured spending
     // about 4,700 instructions a call wrapping one).
-    evaluate(kinds, numbers, texts, others, state) {
+    evaluate(fields, others, state) {
       try {
+        // `others` is none (undefined) when no field is of kind 4.
+        if (others == null) others = NO_OTHERS;
         // A host that skipped `init` gets the filter with its defaults.
         if (!ready) setUp([]);
         // Math.random's next draw seeds from this alert (see random.js).
-        call.kinds = kinds;
-        call.numbers = numbers;
-        call.texts = texts;
+        call.fields = fields;
         call.others = others;
         if (spec === undefined) {
           // No state: the host sends none, and the decision keeps none.
           // (The checks inline: a call costs thousands of fuel.)
-          const verdict = evaluate(decode(kinds, numbers, texts, others), config);
+          const verdict = evaluate(decode(fields, others), config);
           if (verdict === REJECT) return undefined;
           if (verdict instanceof Accept) return { tag: 'decided', val: { verdict, state: KEEP } };
           notAVerdict(verdict);
         }
         const before = decodeState(spec, state);
         const object = before === null ? {} : before.object;
-        const verdict = evaluate(decode(kinds, numbers, texts, others), config, object);
+        const verdict = evaluate(decode(fields, others), config, object);
         if (verdict !== REJECT && !(verdict instanceof Accept)) notAVerdict(verdict);
         const change = stateChange(spec, before === null ? null : before.text, object);
         // stateChange says KEEP (that one object) when nothing changed.

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
 
 import { accept, defineFilter, reject } from '../src/index.js';
-import { compileDecoder, integerFromHalves, textAt, textColumn, utf8Binary, utf8ToUtf16Offsets } from '../src/fields.js';
+import { compileDecoder, integerFromHalves, textAt, textColumn, utf8ToUtf16Offsets } from '../src/fields.js';
 import { compileParams, parseParams } from '../src/params.js';
 import { exportFilter, failure } from '../src/runtime.js';
 import { call, random, randomUUID, randomValues } from '../src/random.js';
@@ -99,13 +99,14 @@ describe('fields', () => {
   it('reads single texts (kind 5) by their byte offsets into `texts`, ASCII or not', () => {
     const d = compileDecoder(['sign', 'name', 'mag', 'band', 'empty', 'none']);
     const ascii = fieldValues([['text', 't'], ['text', 'ZTF21abc'], ['real', 18], ['text', 'r'], ['text', ''], ['absent']]);
-    assert.equal(ascii[2], 'tZTF21abcr', 'one string, in field order');
+    const utf8 = (list, from) => new TextDecoder().decode(list.subarray(from));
+    assert.equal(utf8(ascii[0], 54), 'tZTF21abcr', 'after the 6 fields\' 9 bytes each, in field order');
     assert.deepEqual({ ...d(...ascii) }, { sign: 't', name: 'ZTF21abc', mag: 18, band: 'r', empty: '', none: null });
     // Past ASCII the offsets count UTF-8 bytes, not UTF-16 units: the texts
     // after a non-ASCII one start later in bytes than in characters.
     const wide = fieldValues([['text', 't'], ['text', 'Müller ✓'], ['real', 19], ['text', 'g𝄞'], ['text', ''], ['text', 'ok']]);
-    assert.equal(wide[2], 'tMüller ✓g𝄞ok');
-    assert.deepEqual([...new Uint32Array(wide[1].buffer.slice(8, 16))], [1, 12], 'Müller ✓: 11 bytes, 8 characters');
+    assert.equal(utf8(wide[0], 54), 'tMüller ✓g𝄞ok');
+    assert.deepEqual([...new Uint32Array(wide[0].buffer.slice(8, 16))], [55, 66], 'Müller ✓: 11 bytes, 8 characters');
     assert.deepEqual({ ...d(...wide) }, { sign: 't', name: 'Müller ✓', mag: 19, band: 'g𝄞', empty: '', none: 'ok' });
     // And back to ASCII on the next alert.
     assert.deepEqual({ ...d(...ascii) }, { sign: 't', name: 'ZTF21abc', mag: 18, band: 'r', empty: '', none: null });
@@ -113,20 +114,32 @@ describe('fields', () => {
 
   it('reads offsets out of order, past the end or inside a character as an empty text, never throwing', () => {
     const d = compileDecoder(['a', 'b', 'c', 'd']);
-    const numbers = new Uint8Array(32);
-    const view = new DataView(numbers.buffer);
-    const at = (i, start, end) => {
-      view.setUint32(8 * i, start, true);
-      view.setUint32(8 * i + 4, end, true);
+    // 4 fields of kind 5, their texts from byte 36.
+    const list = (text) => {
+      const bytes = new TextEncoder().encode(text);
+      const out = new Uint8Array(36 + bytes.length);
+      out.set([5, 5, 5, 5], 32);
+      out.set(bytes, 36);
+      const view = new DataView(out.buffer);
+      for (const [i, start, end] of [
+        [0, 36, 37], // 'é' is bytes 36 to 38
+        [1, 36, 38],
+        [2, 38, 36],
+        [3, 38, 99],
+      ]) {
+        view.setUint32(8 * i, start, true);
+        view.setUint32(8 * i + 4, end, true);
+      }
+      return out;
     };
-    at(0, 0, 1); // 'é' is bytes 0 to 2
-    at(1, 0, 2);
-    at(2, 2, 0);
-    at(3, 2, 99);
-    assert.deepEqual({ ...d(Uint8Array.of(5, 5, 5, 5), numbers, 'éa', []) }, { a: '', b: 'é', c: '', d: '' });
-    // ASCII: a slice, clipped at the end.
-    assert.deepEqual({ ...d(Uint8Array.of(5, 5, 5, 5), numbers, 'xya', []) }, { a: 'x', b: 'xy', c: '', d: 'a' });
-    assert.equal(textAt(utf8Binary('a✓'), 1, 4), '✓');
+    assert.deepEqual({ ...d(list('éa'), []) }, { a: '', b: 'é', c: '', d: '' });
+    // ASCII too: past the end reads empty, as any bad span.
+    assert.deepEqual({ ...d(list('xya'), []) }, { a: 'x', b: 'xy', c: '', d: '' });
+    assert.equal(textAt(new TextEncoder().encode('a✓'), 1, 4), '✓');
+    assert.equal(textAt(new TextEncoder().encode('a✓'), 1, 3), '', 'inside a character');
+    // A text longer than one String.fromCharCode call takes.
+    const long = 'é'.repeat(10000) + 'x';
+    assert.equal(textAt(new TextEncoder().encode(long), 0, 20001), long);
   });
 
   it('treats a kind above 5 as absent, as the contract reserves them', () => {
@@ -216,9 +229,9 @@ describe('fields', () => {
   });
 
   it('refuses lists whose lengths disagree with the declared fields', () => {
-    assert.throws(() => decode(...fieldValues([['real', 1]])), /1 kinds and 8 bytes of numbers for 10 declared fields/);
+    assert.throws(() => decode(...fieldValues([['real', 1]])), /9 bytes of fields for 10 declared fields/);
     const d = compileDecoder(['a']);
-    assert.throws(() => d(Uint8Array.of(4), new Uint8Array(8), '', []), /fewer than the 1 fields of kind 4 so far/);
+    assert.throws(() => d(Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 4), []), /fewer than the 1 fields of kind 4 so far/);
   });
 });
 
@@ -451,15 +464,18 @@ describe('Math.random', () => {
       assert.deepEqual(decided(two.evaluate(...A())).verdict, first);
       // Another filter draws other numbers on the same alert.
       assert.notDeepEqual(decided(dice('other-dice').evaluate(...A())).verdict, first);
-      // The texts are part of the alert: another text, other numbers.
-      const [kinds, numbers, , others] = A();
-      assert.notDeepEqual(decided(one.evaluate(kinds, numbers, 'x', others)).verdict, first);
+      // The packed list is part of the alert: one bit of the magnitude
+      // changed, other numbers.
+      const [fields, others] = A();
+      const other = fields.slice();
+      other[0] ^= 1;
+      assert.notDeepEqual(decided(one.evaluate(other, others)).verdict, first);
     });
   });
 
   it('gives crypto.getRandomValues and randomUUID from the same per-alert stream', () => {
     // What the runtime stores at the start of each evaluate.
-    const at = ([kinds, numbers, texts, others]) => Object.assign(call, { kinds, numbers, texts, others });
+    const at = ([fields, others]) => Object.assign(call, { fields, others });
     at(A());
     const words = randomValues(new Uint32Array(3));
     const uuid = randomUUID();

@@ -6,50 +6,61 @@
  * One alert's field values from `[kind, value]` pairs: `['real', 18.2]`,
  * `['integer', 2n]`, `['boolean', true]`, `['text', 't']`, `['absent']`,
  * `['other', {tag, val}]` for an entry of `others`, or `[kind]` for a bare
- * kind number. Returns `evaluate`'s first four arguments as the host
- * passes them, `[kinds, numbers, texts, others]`:
+ * kind number. Returns `evaluate`'s first two arguments as the host
+ * passes them, `[fields, others]` (`fields`: 8 bytes a field, a kind byte
+ * a field, then the texts' UTF-8; `others` undefined when empty):
  * `filter.evaluate(...fieldValues(pairs), state)`.
  */
 export function fieldValues(fields) {
-  const kinds = new Uint8Array(fields.length);
-  const numbers = new Uint8Array(8 * fields.length);
-  const view = new DataView(numbers.buffer);
-  let texts = '';
-  // `texts`' length in UTF-8 bytes: the host's offsets count bytes.
-  let textBytes = 0;
+  const n = fields.length;
+  const head = new Uint8Array(9 * n);
+  const view = new DataView(head.buffer);
+  const texts = [];
+  // Where the next text starts: the host's offsets count bytes of the list.
+  let at = 9 * n;
   const others = [];
   fields.forEach(([kind, value], i) => {
     switch (kind) {
       case 'absent':
         break;
       case 'real':
-        kinds[i] = 1;
+        head[8 * n + i] = 1;
         view.setFloat64(8 * i, value, true);
         break;
       case 'integer':
-        kinds[i] = 2;
+        head[8 * n + i] = 2;
         view.setBigInt64(8 * i, BigInt(value), true);
         break;
       case 'boolean':
-        kinds[i] = 3;
+        head[8 * n + i] = 3;
         view.setBigInt64(8 * i, value ? 1n : 0n, true);
         break;
       case 'other':
-        kinds[i] = 4;
+        head[8 * n + i] = 4;
         others.push(value);
         break;
-      case 'text':
-        kinds[i] = 5;
-        view.setUint32(8 * i, textBytes, true);
-        texts += value;
-        textBytes += new TextEncoder().encode(value).length;
-        view.setUint32(8 * i + 4, textBytes, true);
+      case 'text': {
+        head[8 * n + i] = 5;
+        const bytes = new TextEncoder().encode(value);
+        texts.push(bytes);
+        view.setUint32(8 * i, at, true);
+        at += bytes.length;
+        view.setUint32(8 * i + 4, at, true);
         break;
+      }
       default:
-        kinds[i] = kind;
+        head[8 * n + i] = kind;
     }
   });
-  return [kinds, numbers, texts, others];
+  const list = new Uint8Array(at);
+  list.set(head);
+  let to = 9 * n;
+  for (const bytes of texts) {
+    list.set(bytes, to);
+    to += bytes.length;
+  }
+  // `others` is none (undefined) when no field is of kind 4.
+  return [list, others.length === 0 ? undefined : others];
 }
 
 /** A `reals` value: `[1.5, null, 2]`. */

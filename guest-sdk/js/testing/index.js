@@ -136,7 +136,7 @@ class LoadedFilter {
     };
   }
 
-  /** An alert written as an object, as the field values the host would send: `[kinds, numbers, texts, others]`. */
+  /** An alert written as an object, as the field values the host would send: `[fields, others]`. */
   fieldValues(alert) {
     const names = this.definition.names;
     if (alert === null || typeof alert !== 'object') {

@@ -257,9 +257,11 @@ def fake_bindings():
 
 
 def pack(*fields):
-    """`evaluate`'s kinds, numbers, texts and others for (kind, value) pairs,
-    as the host packs them: a text (kind 5) as its byte span in `texts`."""
+    """`evaluate`'s fields and others for (kind, value) pairs, as the host
+    packs them: 8 bytes a field, a kind byte a field, then the texts, a
+    text (kind 5) as its first and past-its-last byte in the list."""
     kinds, numbers, texts, others = bytearray(), bytearray(), bytearray(), []
+    start_of_texts = 9 * len(fields)
     for kind, value in fields:
         kinds.append(kind)
         if kind == 1:
@@ -267,14 +269,15 @@ def pack(*fields):
         elif kind in (2, 3):
             numbers += struct.pack("<q", int(value))
         elif kind == 5:
-            start = len(texts)
+            start = start_of_texts + len(texts)
             texts += value.encode()
-            numbers += struct.pack("<II", start, len(texts))
+            numbers += struct.pack("<II", start, start_of_texts + len(texts))
         else:
             numbers += bytes(8)
             if kind == 4:
                 others.append(value)
-    return bytes(kinds), bytes(numbers), texts.decode(), others
+    # `others` is none when no field is of kind 4.
+    return bytes(numbers + kinds + texts), others or None
 
 
 def helper_that_fails(x):
@@ -395,14 +398,15 @@ class ComponentGlueTest(unittest.TestCase):
         accepted = self.filter.evaluate(*self.fields(), None)
         self.assertIsInstance(accepted, self.wit.Answer_Decided)
 
-    def test_texts_are_sliced_by_their_byte_spans_ascii_or_not(self):
+    def test_texts_are_read_by_their_byte_spans_ascii_or_not(self):
         for text in ("t", "Müller ✓", ""):
             self.evaluate(isdiffpos=text)
             self.assertEqual(PROBE[0][3], text)
-        # A non-ASCII text before others: their spans count bytes.
-        kinds, numbers, texts, others = self.fields(isdiffpos="é")
-        self.assertEqual(len(texts), 1)
-        self.assertEqual(struct.unpack_from("<II", numbers, 24), (0, 2))
+        # The texts follow the 8 fields' numbers and kinds; spans count
+        # bytes of the list.
+        fields, others = self.fields(isdiffpos="é")
+        self.assertEqual(struct.unpack_from("<II", fields, 24), (72, 74))
+        self.assertEqual(fields[72:], "é".encode())
 
     def test_an_absent_field_is_none(self):
         self.assertEqual(self.evaluate(magpsf=(0, None)), self.wit.Verdict_Reject())

@@ -1,15 +1,18 @@
 //! The alert's values as the contract sends them (`evaluate`'s arguments
-//! in `wit/filter.wit`): numbers packed with their kind, single texts one
-//! after another in `texts` (0.5.0 on), everything else in order in
-//! `others`, columns as bytes with a presence mask. The buffers are
-//! refilled in place, alert after alert.
+//! in `wit/filter.wit`): numbers packed with their kind, single texts
+//! after them (0.5.0 on: all three in one list of bytes), everything else
+//! in order in `others`, columns as bytes with a presence mask. The
+//! buffers are refilled in place, alert after alert.
 //!
 //! The same code packs for each contract version the host links: the
 //! versions' generated types are distinct Rust types of one shape, so
 //! [`packing!`] writes the functions once and instantiates them for each
-//! (`current` for 0.5.0, `v4`, `v3` and `v2` for the frozen ones). Only
-//! [`Fields`], the current version's arguments, has a text lane
-//! ([`Lane`]); the older versions send a text as an entry of `others`.
+//! (`current` for 0.5.0, `v4`, `v3` and `v2` for the frozen ones). How a
+//! version lays out a field's kind and 8 bytes, and whether it has a lane
+//! for single texts, is its [`Lane`]: [`Fields`], the current version's
+//! arguments, writes them into one list with the texts after them; the
+//! older versions append to their `kinds` and `numbers` and send a text
+//! as an entry of `others`.
 
 use crate::decode::FieldValue;
 
@@ -24,27 +27,78 @@ mod kind {
     pub const TEXT: u8 = 5;
 }
 
-/// The current contract's `evaluate` arguments but the state: the
-/// generated bindings take them one by one (0.5.0 has no record around
-/// them), so the host keeps them together here.
+/// The current contract's `evaluate` arguments but the state: `fields`
+/// holds, for `n` fields, 8 bytes per field, then a kind byte per field,
+/// then the single texts (wit/filter.wit); `others` the rest.
 pub(in crate::sandbox) struct Fields<V> {
-    pub kinds: Vec<u8>,
-    pub numbers: Vec<u8>,
-    pub texts: String,
+    pub fields: Vec<u8>,
     pub others: Vec<V>,
+    /// How many fields this alert's call sends (`n`).
+    count: usize,
+    /// The next field's index.
+    next: usize,
 }
 
-/// Where a contract version's arguments take single texts: the current
-/// version's `texts` (kind 5), or, for the older ones, nowhere (a text is
-/// then an entry of `others`, kind 4).
+impl<V> Fields<V> {
+    pub fn new() -> Self {
+        Fields {
+            fields: Vec::new(),
+            others: Vec::new(),
+            count: 0,
+            next: 0,
+        }
+    }
+
+    /// `others` as `evaluate` takes it: `none` when no field is of kind 4
+    /// (an empty list would still cost a call into the guest's `realloc`).
+    #[inline]
+    pub fn others(&self) -> Option<&[V]> {
+        (!self.others.is_empty()).then_some(&self.others[..])
+    }
+}
+
+/// How a contract version lays out a field's kind and 8 bytes, and where
+/// it takes single texts: the current version in one list with a lane for
+/// texts; the older ones in `kinds` and `numbers`, a text then being an
+/// entry of `others` (kind 4).
 pub(in crate::sandbox) trait Lane {
-    fn texts(&mut self) -> Option<&mut String>;
+    /// Whether single texts travel in their own lane (kind 5).
+    const TEXTS: bool;
+    /// Empties the buffers for an alert of `count` fields.
+    fn begin(&mut self, count: usize);
+    /// Adds the next field's kind and 8 bytes.
+    fn put(&mut self, kind: u8, bits: u64);
+    /// Adds a single text to the text lane; its span, as its 8 bytes say
+    /// it. Only called where [`Lane::TEXTS`].
+    fn text(&mut self, text: &str) -> u64;
 }
 
 impl<V> Lane for Fields<V> {
+    const TEXTS: bool = true;
+
     #[inline]
-    fn texts(&mut self) -> Option<&mut String> {
-        Some(&mut self.texts)
+    fn begin(&mut self, count: usize) {
+        self.fields.clear();
+        self.fields.resize(9 * count, 0);
+        self.count = count;
+        self.next = 0;
+    }
+
+    #[inline]
+    fn put(&mut self, kind: u8, bits: u64) {
+        let i = self.next;
+        self.next += 1;
+        self.fields[8 * i..8 * i + 8].copy_from_slice(&bits.to_le_bytes());
+        self.fields[8 * self.count + i] = kind;
+    }
+
+    #[inline]
+    fn text(&mut self, text: &str) -> u64 {
+        // One alert is under the decoder's 64 MiB cap, so offsets fit in
+        // u32.
+        let start = self.fields.len() as u64;
+        self.fields.extend_from_slice(text.as_bytes());
+        start | (self.fields.len() as u64) << 32
     }
 }
 
@@ -74,9 +128,9 @@ macro_rules! packing {
             /// This version's arguments.
             pub(in crate::sandbox) type Args = $args;
 
-            /// Appends one field to `args`: single numbers and booleans as a kind and
-            /// 8 little-endian bytes; a single text, where the version has a text
-            /// lane, as a kind and its start and end in `texts`; anything else as
+            /// Adds the next field to `args`: single numbers and booleans as a kind
+            /// and 8 little-endian bytes; a single text, where the version has a
+            /// text lane, as a kind and its span in that lane; anything else as
             /// a kind and the next entry of `others` (`others` entries already in
             /// `args` are refilled in place).
             #[inline]
@@ -86,13 +140,7 @@ macro_rules! packing {
                     FieldValue::Real(r) => (kind::REAL, r.to_bits()),
                     FieldValue::Integer(i) => (kind::INTEGER, *i as u64),
                     FieldValue::Boolean(b) => (kind::BOOLEAN, u64::from(*b)),
-                    FieldValue::Text(s) if let Some(texts) = args.texts() => {
-                        // One alert is under the decoder's 64 MiB cap, so
-                        // offsets fit in u32.
-                        let start = texts.len() as u64;
-                        texts.push_str(s);
-                        (kind::TEXT, start | (texts.len() as u64) << 32)
-                    }
+                    FieldValue::Text(s) if <Args as Lane>::TEXTS => (kind::TEXT, args.text(s)),
                     _ => {
                         match args.others.get_mut(*others) {
                             Some(slot) => refill(slot, value),
@@ -102,8 +150,7 @@ macro_rules! packing {
                         (kind::OTHER, 0)
                     }
                 };
-                args.kinds.push(kind);
-                args.numbers.extend_from_slice(&bits.to_le_bytes());
+                args.put(kind, bits);
             }
 
             /// Sets `arg` to `value`, reusing the buffers `arg` already holds.
@@ -186,13 +233,27 @@ macro_rules! packing {
     };
 }
 
-/// The frozen versions' `field-values` records have no text lane.
+/// The frozen versions' `field-values` records: a kind and 8 bytes
+/// appended per field, no text lane.
 macro_rules! no_lane {
     ($($args:ty),+) => {$(
         impl Lane for $args {
+            const TEXTS: bool = false;
+
             #[inline]
-            fn texts(&mut self) -> Option<&mut String> {
-                None
+            fn begin(&mut self, _count: usize) {
+                self.kinds.clear();
+                self.numbers.clear();
+            }
+
+            #[inline]
+            fn put(&mut self, kind: u8, bits: u64) {
+                self.kinds.push(kind);
+                self.numbers.extend_from_slice(&bits.to_le_bytes());
+            }
+
+            fn text(&mut self, _text: &str) -> u64 {
+                unreachable!("a frozen version has no text lane")
             }
         }
     )+};
@@ -277,33 +338,35 @@ mod tests {
     }
 
     #[test]
-    fn numbers_travel_packed_with_their_kind_texts_in_one_string_and_the_rest_in_others() {
-        let mut args = Fields {
-            kinds: Vec::new(),
-            numbers: Vec::new(),
-            texts: String::new(),
-            others: vec![Value::Bytes(Vec::new())],
-        };
+    fn numbers_kinds_and_texts_travel_in_one_list_and_the_rest_in_others() {
+        let mut args = Fields::new();
+        args.others = vec![Value::Bytes(Vec::new())];
+        // A longer alert first: the list is refilled, not appended to.
+        args.begin(20);
+        args.text("an earlier alert's text");
+        let n = one_of_each().len();
+        args.begin(n);
         let mut others = 0;
         for value in one_of_each() {
             pack(&mut args, &mut others, &value);
         }
         args.others.truncate(others);
-        assert_eq!(args.kinds, [1, 5, 2, 0, 3, 0, 4, 5]);
-        let numbers = words(&args.numbers);
-        assert_eq!(numbers.len(), 8, "8 bytes for every field");
+        let fields = &args.fields;
+        assert_eq!(fields[8 * n..9 * n], [1, 5, 2, 0, 3, 0, 4, 5], "the kinds");
+        let numbers = words(&fields[..8 * n]);
         assert_eq!(f64::from_le_bytes(numbers[0]), 18.25);
         assert_eq!(i64::from_le_bytes(numbers[2]), 2_695_378_462_115_010_012);
         assert_eq!(i64::from_le_bytes(numbers[4]), 1);
         for i in [3, 5, 6] {
             assert_eq!(numbers[i], [0; 8], "field {i} has no number");
         }
-        // A text's 8 bytes: its start and end, in bytes, in `texts`.
-        assert_eq!(args.texts, "tMüller");
+        // The texts follow the kinds; a text's 8 bytes are its first and
+        // past-its-last byte in the list.
+        assert_eq!(&fields[9 * n..], "tMüller".as_bytes());
         let span = |w: [u8; 8]| {
             let start = u32::from_le_bytes(w[..4].try_into().unwrap()) as usize;
             let end = u32::from_le_bytes(w[4..].try_into().unwrap()) as usize;
-            &args.texts[start..end]
+            std::str::from_utf8(&fields[start..end]).unwrap()
         };
         assert_eq!((span(numbers[1]), span(numbers[7])), ("t", "Müller"));
         assert_eq!(args.others.len(), 1, "texts take no entry of others");

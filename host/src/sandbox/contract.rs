@@ -15,7 +15,7 @@
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
-use super::args;
+use super::args::{self, Lane};
 use super::bindings::bandpass::filter::types as wit;
 use super::bindings_v2::bandpass::filter::types as wit_v2;
 use super::bindings_v3::bandpass::filter::types as wit_v3;
@@ -186,12 +186,7 @@ impl Pre {
     /// An empty argument buffer of this version's types.
     pub fn args(&self) -> Args {
         match self {
-            Pre::Current(_) => Args::Current(args::Fields {
-                kinds: Vec::new(),
-                numbers: Vec::new(),
-                texts: String::new(),
-                others: Vec::new(),
-            }),
+            Pre::Current(_) => Args::Current(args::Fields::new()),
             Pre::V4(_) => Args::V4(wit_v4::FieldValues {
                 kinds: Vec::new(),
                 numbers: Vec::new(),
@@ -212,28 +207,15 @@ impl Pre {
 }
 
 impl Args {
-    /// Empties the buffer for the next alert, keeping what `others` holds
-    /// for refilling.
+    /// Empties the buffer for the next alert, of `count` fields, keeping
+    /// what `others` holds for refilling.
     #[inline]
-    pub fn begin(&mut self) {
+    pub fn begin(&mut self, count: usize) {
         match self {
-            Args::Current(a) => {
-                a.kinds.clear();
-                a.numbers.clear();
-                a.texts.clear();
-            }
-            Args::V4(a) => {
-                a.kinds.clear();
-                a.numbers.clear();
-            }
-            Args::V3(a) => {
-                a.kinds.clear();
-                a.numbers.clear();
-            }
-            Args::V2(a) => {
-                a.kinds.clear();
-                a.numbers.clear();
-            }
+            Args::Current(a) => a.begin(count),
+            Args::V4(a) => a.begin(count),
+            Args::V3(a) => a.begin(count),
+            Args::V2(a) => a.begin(count),
         }
     }
 
@@ -318,9 +300,12 @@ impl Exports {
     ) -> wasmtime::Result<Result<Decision, String>> {
         match (self, args) {
             (Exports::Current(b), Args::Current(a)) => {
-                let answer = b
-                    .bandpass_filter_filter()
-                    .call_evaluate(store, &a.kinds, &a.numbers, &a.texts, &a.others, state)?;
+                let answer = b.bandpass_filter_filter().call_evaluate(
+                    store,
+                    &a.fields,
+                    a.others(),
+                    state,
+                )?;
                 Ok(match answer {
                     None => Ok(Decision {
                         verdict: wit::Verdict::Reject,

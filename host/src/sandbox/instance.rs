@@ -318,7 +318,7 @@ impl Held<'_> {
         // The argument buffer keeps its strings and columns from the last
         // alert and is refilled in place: no allocation per value.
         let args = &mut *self.args;
-        args.begin();
+        args.begin(filter.fields.len());
         let mut others = 0;
         for (path, &slot) in filter.fields.iter().zip(self.slots) {
             let value = &alert.values[slot];

@@ -7,7 +7,8 @@ the author's module (registering its filter) and then::
 
 componentize-py exports that class as the `filter` interface of
 `wit/filter.wit` (world `alert-filter`, contract 0.5.0). The class turns
-each alert's fields (`kinds`, `numbers`, `texts`, `others`) into the plain
+each alert's fields (`fields`: numbers, kinds and texts packed in one
+bytes object; `others`, None when no field needs one) into the plain
 Python values the author's function takes, calls it positionally, and
 turns its verdict back into the WIT answer: `None` for a rejection that
 leaves the state as it was (the cheapest answer to hand back), else a
@@ -17,9 +18,9 @@ it was handed (`bandpass._state`).
 
 Cost is the point here (the contract crosses the boundary once per alert
 and the SDK must not spend more than the crossing). Per alert there is one
-dict lookup of the `kinds` bytes, then a caller generated for that pattern
-of kinds (see `_compile`) does one `struct.unpack` for every number and
-text span and calls the author's function with the arguments in place;
+dict lookup of the kinds' bytes, then a caller generated for that pattern
+of kinds (see `_compile`) does one `struct.unpack_from` for every number
+and text span and calls the author's function with the arguments in place;
 only `others` (bytes, columns) are converted one by one. A verdict is one
 check of the returned object and the WIT records it becomes.
 
@@ -55,6 +56,7 @@ _params = None  # the Params of this deployment (set by `init`)
 _none_message = None  # the error for a function that returned None
 _reseed = None  # `random.seed` when the filter imported `random` (see `bind`)
 _state_spec = None  # the declared bandpass.State, or None
+_kinds = slice(0, 0)  # where the kinds are in `fields`: bytes 8n to 9n for n fields
 
 # --- values -----------------------------------------------------------------
 
@@ -139,35 +141,21 @@ _CONVERT = {
 _ABSENT, _REAL, _INTEGER, _BOOLEAN, _OTHER, _TEXT = 0, 1, 2, 3, 4, 5
 
 
-class _Utf8:
-    """`texts` holding a non-ASCII character: the host's spans count bytes,
-    so slices are taken of its UTF-8 and decoded. (An all-ASCII `texts`,
-    the usual case, is sliced as it is: byte and character offsets agree.)"""
-
-    __slots__ = ("raw",)
-
-    def __init__(self, texts):
-        self.raw = texts.encode()
-
-    def __getitem__(self, span):
-        return self.raw[span].decode(errors="replace")
-
-
 def _compile(kinds):
     """The caller for one pattern of kinds: unpacks and calls the author's function.
 
-    Generated code, so that each alert costs one `struct.unpack` into
+    Generated code, so that each alert costs one `struct.unpack_from` into
     locals and one call with the arguments in place: for kinds 1, 3, 0, 5,
     4 (a real, a boolean, an absent field, a text, a column) it reads
 
-        def call(numbers, texts, others, params, state):
-            v0, v1, s3, e3 = unpack(numbers)
-            return function(v0, v1 != 0, None, texts[s3:e3], convert[type(others[0])](others[0]), params)
+        def call(fields, others, params, state):
+            v0, v1, s3, e3 = unpack(fields)
+            return function(v0, v1 != 0, None, fields[s3:e3].decode("utf-8", "replace"), convert[type(others[0])](others[0]), params)
 
-    Every field takes 8 bytes of `numbers`: a double (kind 1), a 64-bit
-    integer (kinds 2 and 3), a text's start and end in `texts` (kind 5,
-    two 32-bit integers), or bytes to skip (absent, others, and kinds of
-    later contract versions, which read as absent).
+    Every field takes 8 bytes at the start of `fields`: a double (kind 1),
+    a 64-bit integer (kinds 2 and 3), a text's first and past-its-last byte
+    in `fields` (kind 5, two 32-bit integers), or bytes to skip (absent,
+    others, and kinds of later contract versions, which read as absent).
     """
     fmt, names, args = ["<"], [], []
     j = 0
@@ -179,7 +167,7 @@ def _compile(kinds):
         elif kind == _TEXT:
             fmt.append("II")
             names.extend((f"s{i}", f"e{i}"))
-            args.append(f"texts[s{i}:e{i}]")
+            args.append(f'fields[s{i}:e{i}].decode("utf-8", "replace")')
         elif kind == _OTHER:
             fmt.append("8x")
             args.append(f"convert[type(others[{j}])](others[{j}])")
@@ -188,11 +176,11 @@ def _compile(kinds):
             fmt.append("8x")
             args.append("None")
     args.extend(_spec_.extras)  # "params", "state", in the function's order
-    lines = ["def call(numbers, texts, others, params, state):"]
+    lines = ["def call(fields, others, params, state):"]
     if names:
-        lines.append(f"    {', '.join(names)}, = unpack(numbers)")
+        lines.append(f"    {', '.join(names)}, = unpack(fields)")
     lines.append(f"    return function({', '.join(args)})")
-    scope = {"unpack": struct.Struct("".join(fmt)).unpack, "function": _function, "convert": _CONVERT}
+    scope = {"unpack": struct.Struct("".join(fmt)).unpack_from, "function": _function, "convert": _CONVERT}
     exec(compile("\n".join(lines), f"<bandpass: fields of kinds {list(kinds)}>", "exec"), scope)  # noqa: S102
     return scope["call"]
 
@@ -203,9 +191,11 @@ _callers = {}
 _MAX_CALLERS = 256
 
 
-def _caller(kinds):
-    if len(kinds) != len(_spec_.paths):
-        raise ValueError(f"the host sent {len(kinds)} fields for {len(_spec_.paths)} declared")
+def _caller(kinds, sent):
+    """The caller for ``kinds``, the kinds' bytes of a `fields` of ``sent`` bytes."""
+    n = len(_spec_.paths)
+    if len(kinds) != n or sent < 9 * n:
+        raise ValueError(f"the host sent {sent} bytes of fields for {n} declared fields (9 a field at least)")
     if len(_callers) >= _MAX_CALLERS:
         _callers.clear()
     call = _callers[kinds] = _compile(kinds)
@@ -331,21 +321,20 @@ class Filter(exports.Filter):
                 raise Err(str(e)) from None
             raise Err(_failure(e)) from None
 
-    def evaluate(self, kinds, numbers, texts, others, state):
+    def evaluate(self, fields, others, state):
         try:
             if _reseed is not None:
                 _reseed(int.from_bytes(_urandom(16), "little"))
-            call = _callers.get(kinds) or _caller(kinds)
-            if not texts.isascii():
-                texts = _Utf8(texts)
+            kinds = fields[_kinds]
+            call = _callers.get(kinds) or _caller(kinds, len(fields))
             if _state_spec is None:
                 # No state declared: the host sends none, and it stays none.
-                result = call(numbers, texts, others, _params, None)
+                result = call(fields, others, _params, None)
                 if result is REJECT or result is False:
                     return None  # reject, state unchanged
                 return _Decided(_Decision(_verdict(result), _KEEP))
             current = _state.load(state, _state_spec)
-            result = call(numbers, texts, others, _params, current)
+            result = call(fields, others, _params, current)
             rejected = result is REJECT or result is False
             verdict = _WIT_REJECT if rejected else _verdict(result)
             change = _state.change(state, current, _state_spec)
@@ -379,7 +368,7 @@ def bind(module_name):
     `test`, `run` and `serve`, whatever came before. Without `random`,
     this costs nothing per alert.
     """
-    global _spec_, _function, _params, _none_message, _reseed, _state_spec
+    global _spec_, _function, _params, _none_message, _reseed, _state_spec, _kinds
     try:
         _spec_ = _spec.find_filter(module_name)
     except LookupError as e:
@@ -387,6 +376,7 @@ def bind(module_name):
     _function = _spec_.function
     _params = _spec_.defaults
     _state_spec = _spec_.state
+    _kinds = slice(8 * len(_spec_.paths), 9 * len(_spec_.paths))
     _callers.clear()  # callers made for another filter (tests bind several)
     _none_message = _spec.returned_none(_spec_.where)
     random = sys.modules.get("random")
