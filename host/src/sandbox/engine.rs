@@ -364,7 +364,19 @@ pub(super) fn set_deadline(store: &mut Store<HostState>, ms: u64, start: Instant
     // What is left of the `ms` since `start`: a call that follows another
     // within one alert (the evaluate after a rebuilt instance's init)
     // gets only the rest.
-    let spent = start.elapsed().as_millis() as u64;
+    set_deadline_after(store, ms, start, start.elapsed());
+}
+
+/// [`set_deadline`] where the caller knows how much of the `ms` is gone
+/// since `start` (`spent`): a call started at `start` needs no clock read.
+#[inline]
+pub(super) fn set_deadline_after(
+    store: &mut Store<HostState>,
+    ms: u64,
+    start: Instant,
+    spent: Duration,
+) {
+    let spent = spent.as_millis() as u64;
     store.set_epoch_deadline(deadline_ticks(ms.saturating_sub(spent)));
     let state = store.data_mut();
     state.deadline = start + Duration::from_millis(ms);

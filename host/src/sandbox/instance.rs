@@ -5,14 +5,14 @@
 //! ([`Held`]).
 
 use std::sync::{Arc, MutexGuard, TryLockError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::bindings::bandpass::filter::types::{StateChange as WitState, Verdict as WitVerdict};
 use super::contract::Args;
 use super::health::{Recent, SKIPPED_QUARANTINED};
 use super::{
     CallBudget, Evaluation, Failure, FailureKind, Live, LoadedFilter, Moment, Outcome, StateChange,
-    Verdict, bounded, check_verdict, classify, set_deadline,
+    Verdict, bounded, check_verdict, classify, set_deadline_after,
 };
 use crate::decode::{DecodedAlert, FieldValue};
 
@@ -358,6 +358,10 @@ impl Held<'_> {
         }
         args.end(others);
         let mut start = start;
+        // What of the deadline is gone at the call: nothing when the call
+        // starts at `start` (read when the caller's last call ended), the
+        // `init` of an instance rebuilt after a trap.
+        let mut spent = Duration::ZERO;
         let shared = &mut *self.shared;
         if shared.live.is_none() {
             // A first instance (a filter loaded without its trial one) gets
@@ -382,12 +386,14 @@ impl Held<'_> {
             }
             if first {
                 start = Instant::now();
+            } else {
+                spent = start.elapsed();
             }
         }
         let live = shared.live.as_mut().expect("instantiated above");
         let budget = filter.limits.fuel_per_alert;
         live.store.set_fuel(budget).expect("fuel is enabled");
-        set_deadline(&mut live.store, filter.limits.deadline_ms, start);
+        set_deadline_after(&mut live.store, filter.limits.deadline_ms, start, spent);
         live.store.data_mut().world.begin(moment, filter.seed);
         let result = live.exports.evaluate(&mut live.store, args, state);
         let fuel = budget - live.store.get_fuel().unwrap_or(0);

@@ -51,7 +51,7 @@ pub use outcome::{Evaluation, Failure, FailureKind, Outcome, StateChange, Verdic
 pub use validate::{CONTRACT_VERSION, ComponentReport, LoadError, Surface, manifest_bounds};
 pub use world::{AlertTime, J2000_UNIX_NANOS, Moment};
 
-use engine::{new_store, set_deadline};
+use engine::{new_store, set_deadline, set_deadline_after};
 use filter::Live;
 use outcome::{bounded, check_verdict, error_chain};
 
