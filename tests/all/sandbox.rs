@@ -718,6 +718,57 @@ fn a_filter_has_one_instance_which_workers_hold_one_at_a_time() {
 }
 
 #[test]
+fn fields_larger_than_the_memory_cap_fail_the_alert_before_the_host_copies_them() {
+    use bandpass::decode::{FieldValue, SchemaSource};
+    use bandpass::runner::Runner;
+    let sb = sandbox();
+    let limits = Limits {
+        memory_bytes: 8 << 20,
+        ..Limits::default()
+    };
+    let filter = load_with(&sb, "bright_transients", limits, vec![]);
+    let decoder = Runner::decoder_for(
+        std::slice::from_ref(&filter),
+        SchemaSource::None,
+        &Default::default(),
+    );
+    let alert = decoder
+        .decode(&bytes::Bytes::from(support::ztf_alert_bytes()[0].clone()))
+        .unwrap()
+        .remove(0);
+    let text = filter
+        .fields
+        .iter()
+        .position(|p| p.text == "candidate.isdiffpos")
+        .expect("bright-transients reads isdiffpos");
+    let mut huge = alert.clone();
+    huge.values[text] = FieldValue::Text("t".repeat((8 << 20) + 1));
+    let mut instance = filter.instance((0..filter.fields.len()).collect());
+    match instance.evaluate(&huge).outcome {
+        Outcome::Failed(f) => {
+            assert_eq!(f.kind, FailureKind::Memory, "{f:?}");
+            assert!(
+                f.message.contains("memory cap of 8388608 bytes")
+                    && f.message.contains("'candidate.isdiffpos'"),
+                "{}",
+                f.message
+            );
+        }
+        other => panic!("expected a memory failure, got {other:?}"),
+    }
+    // A large text within the cap is carried, and the filter decides.
+    huge.values[text] = FieldValue::Text("t".repeat(1 << 20));
+    assert!(matches!(
+        instance.evaluate(&huge).outcome,
+        Outcome::Verdict(_)
+    ));
+    assert!(matches!(
+        instance.evaluate(&alert).outcome,
+        Outcome::Verdict(_)
+    ));
+}
+
+#[test]
 fn a_worker_that_keeps_finding_a_filter_busy_makes_its_own_instance() {
     use bandpass::decode::SchemaSource;
     use bandpass::runner::Runner;

@@ -125,6 +125,31 @@ pub enum FieldValue {
     Texts(Vec<Option<String>>),
 }
 
+impl FieldValue {
+    /// The bytes this value takes in a filter's arguments beyond its
+    /// field's fixed 9 (a kind and 8 bytes): a text's or bytes' length,
+    /// a column's elements with their presence mask, a text column's
+    /// texts and 4-byte ends.
+    pub fn carried_bytes(&self) -> usize {
+        match self {
+            FieldValue::Missing
+            | FieldValue::Absent
+            | FieldValue::Boolean(_)
+            | FieldValue::Integer(_)
+            | FieldValue::Real(_) => 0,
+            FieldValue::Text(s) => s.len(),
+            FieldValue::Bytes(b) => b.len(),
+            FieldValue::Booleans(c) => c.len(),
+            FieldValue::Integers(c) => 9 * c.len(),
+            FieldValue::Reals(c) => 9 * c.len(),
+            FieldValue::Texts(c) => c
+                .iter()
+                .map(|s| s.as_ref().map_or(0, String::len) + 5)
+                .sum(),
+        }
+    }
+}
+
 /// What the decoder knows of one writer schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaInfo {

@@ -320,6 +320,11 @@ impl Held<'_> {
         let args = &mut *self.args;
         args.begin(filter.fields.len());
         let mut others = 0;
+        // What the fields carry beyond their fixed 9 bytes each, held to
+        // the filter's memory cap before it is copied: the guest could not
+        // receive more, and a field declared many times would otherwise
+        // have the host copy a large text as often.
+        let mut carried = 0usize;
         for (path, &slot) in filter.fields.iter().zip(self.slots) {
             let value = &alert.values[slot];
             if matches!(value, FieldValue::Missing) && !path.optional {
@@ -351,6 +356,20 @@ impl Held<'_> {
                 let failure = Failure {
                     kind: FailureKind::UnknownField,
                     message,
+                };
+                return (Err(failure), 0);
+            }
+            carried = carried.saturating_add(value.carried_bytes());
+            if carried > filter.limits.memory_bytes {
+                let failure = Failure {
+                    kind: FailureKind::Memory,
+                    message: format!(
+                        "this alert's declared fields take more than the filter's memory cap of \
+                         {} bytes (field '{}' brings them to {carried}): the filter cannot \
+                         receive them; declare fewer or smaller fields, or ask the operator \
+                         for a larger memory limit",
+                        filter.limits.memory_bytes, path.text
+                    ),
                 };
                 return (Err(failure), 0);
             }
