@@ -325,10 +325,9 @@ export function compileDecoder(names) {
       `  else if (k === 3) ${p} = i32[${2 * i}] !== 0;`,
       // `other` keeps a column for later and says PENDING.
       `  else if (k === 4) { if ((o = other(others[next++], ${i}, next, others)) !== PENDING) ${p} = o; }`,
-      // A text: its first and past-its-last byte in `fields`, two u32 halves.
-      // A one-character ASCII text (ZTF's isdiffpos) from a table, no call.
-      // A one-character ASCII text (ZTF's isdiffpos) straight from the
-      // table: a call costs QuickJS thousands of fuel.
+      // A text: its first and past-its-last byte in `fields`, two u32
+      // halves. A one-character ASCII text (ZTF's isdiffpos) straight
+      // from the table: a call costs QuickJS thousands of fuel.
       `  else if (k === 5) ${p} = (h = i32[${2 * i}] >>> 0) + 1 === i32[${2 * i + 1}] >>> 0 && (o = fields[h]) < 128 ? BYTE_CHARS[o] : textAt(fields, h, i32[${2 * i + 1}] >>> 0);`,
       // Absent, or a kind a later contract adds.
       `  else ${p} = null;`,

@@ -96,7 +96,7 @@ describe('fields', () => {
     assert.deepEqual(textColumn({ text: 'é', ends: [1, 9], present: Uint8Array.of(1, 1) }), ['', '']);
   });
 
-  it('reads single texts (kind 5) by their byte offsets into `texts`, ASCII or not', () => {
+  it('reads single texts (kind 5) by their byte offsets into `fields`, ASCII or not', () => {
     const d = compileDecoder(['sign', 'name', 'mag', 'band', 'empty', 'none']);
     const ascii = fieldValues([['text', 't'], ['text', 'ZTF21abc'], ['real', 18], ['text', 'r'], ['text', ''], ['absent']]);
     const utf8 = (list, from) => new TextDecoder().decode(list.subarray(from));
@@ -148,7 +148,7 @@ describe('fields', () => {
   });
 
   it('reads the other value cases', () => {
-    // (0.5.0's host sends single values in `numbers` and `texts`; one in
+    // (0.5.0's host sends single values packed in `fields`; one in
     // `others` still reads.)
     const d = compileDecoder(['bytes', 'bools', 'real', 'int', 'none', 'text']);
     const alert = d(

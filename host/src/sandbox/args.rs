@@ -16,8 +16,8 @@
 
 use crate::decode::FieldValue;
 
-/// The kinds of `field-values` (wit/filter.wit): how field `i`'s 8 bytes
-/// of `numbers` read, or that its value is the next entry of `others`.
+/// The kinds of a field (wit/filter.wit): how its 8 bytes read, or that
+/// its value is the next entry of `others`.
 mod kind {
     pub const ABSENT: u8 = 0;
     pub const REAL: u8 = 1;
@@ -94,8 +94,9 @@ impl<V> Lane for Fields<V> {
 
     #[inline]
     fn text(&mut self, text: &str) -> u64 {
-        // One alert is under the decoder's 64 MiB cap, so offsets fit in
-        // u32.
+        // What the fields carry is held to the filter's memory cap, at
+        // most 4 GiB (`Held::call`), so offsets fit in u32 (a list past
+        // that would not lower into the guest's 32-bit memory anyway).
         let start = self.fields.len() as u64;
         self.fields.extend_from_slice(text.as_bytes());
         start | (self.fields.len() as u64) << 32

@@ -5,9 +5,12 @@
 //! `wit/frozen/`). Each version has its own generated bindings; this
 //! module wraps them so that the rest of the sandbox calls `describe`,
 //! `init` and `evaluate` without knowing which a filter speaks. A 0.4.0
-//! filter receives texts in `others` (0.5.0 sends them in `texts`) and
-//! answers a `result` with a whole decision (0.5.0 answers `none` for
-//! "reject, keep the state", else an `answer`: a decision or a failure). A 0.3.0 filter asks for no cross-matches. A 0.2.0 filter
+//! filter receives its fields in a `field-values` record, texts in
+//! `others` (0.5.0 sends numbers, kinds and texts in one list, and
+//! `others` only when there are some) and answers a `result` with a
+//! whole decision (0.5.0 answers `none` for "reject, keep the state",
+//! else an `answer`: a decision or a failure). A 0.3.0 filter asks for
+//! no cross-matches. A 0.2.0 filter
 //! also keeps no state: it reports none in its manifest, receives none,
 //! and its verdict comes back as a decision that keeps the state as it
 //! was.
