@@ -369,17 +369,17 @@ class CheckCommandTest(unittest.TestCase):
     def test_check_shows_the_state(self):
         from bandpass import _build
 
-        folder = tempfile.mkdtemp(prefix="bandpass-py-state-")
-        path = os.path.join(folder, "keeps_state_t1.py")
-        with open(path, "w") as f:
-            f.write(
-                "import bandpass\n\n@bandpass.filter(name='t', version='1', survey='ztf', description='d',\n"
-                "    fields={'magpsf': 'candidate.magpsf'}, state=bandpass.State('t/1', 300))\n"
-                "def keeps_state(magpsf, state):\n    return False\n"
-            )
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            self.assertEqual(_build.main(["check", path]), 0)
+        with tempfile.TemporaryDirectory(prefix="bandpass-py-state-") as folder:
+            path = os.path.join(folder, "keeps_state_t1.py")
+            with open(path, "w") as f:
+                f.write(
+                    "import bandpass\n\n@bandpass.filter(name='t', version='1', survey='ztf', description='d',\n"
+                    "    fields={'magpsf': 'candidate.magpsf'}, state=bandpass.State('t/1', 300))\n"
+                    "def keeps_state(magpsf, state):\n    return False\n"
+                )
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                self.assertEqual(_build.main(["check", path]), 0)
         self.assertIn("  state format t/1, at most 300 bytes per object\n", out.getvalue())
 
 
