@@ -41,6 +41,23 @@ fn run_beside_a_good_filter(fixture: &str, limits: Limits) -> Vec<Outcome> {
         .collect()
 }
 
+/// The first `n` real ZTF alerts decoded for `filter` alone: its field
+/// `i` at slot `i`, as `filter.instance((0..fields).collect())` reads.
+fn decoded_for(
+    filter: &std::sync::Arc<bandpass::sandbox::LoadedFilter>,
+    n: usize,
+) -> Vec<bandpass::decode::DecodedAlert> {
+    let decoder = bandpass::runner::Runner::decoder_for(
+        std::slice::from_ref(filter),
+        bandpass::decode::SchemaSource::None,
+        &Default::default(),
+    );
+    support::ztf_alert_bytes()[..n]
+        .iter()
+        .flat_map(|b| decoder.decode(&bytes::Bytes::from(b.clone())).unwrap())
+        .collect()
+}
+
 fn assert_all_failed(outcomes: &[Outcome], kind: FailureKind, needle: &str) {
     assert!(!outcomes.is_empty());
     for o in outcomes {
@@ -678,8 +695,6 @@ fn deployments_of_one_component_share_its_code_but_keep_their_own_parameters() {
 
 #[test]
 fn a_filter_has_one_instance_which_workers_hold_one_at_a_time() {
-    use bandpass::decode::SchemaSource;
-    use bandpass::runner::Runner;
     // Panics on every third call of its instance: two workers' handles
     // taking turns reach the third call on the third alert.
     let sb = sandbox();
@@ -689,15 +704,7 @@ fn a_filter_has_one_instance_which_workers_hold_one_at_a_time() {
         Limits::default(),
         vec![("every".into(), "3".into())],
     );
-    let decoder = Runner::decoder_for(
-        std::slice::from_ref(&panics),
-        SchemaSource::None,
-        &Default::default(),
-    );
-    let alerts: Vec<_> = support::ztf_alert_bytes()[..3]
-        .iter()
-        .flat_map(|b| decoder.decode(&bytes::Bytes::from(b.clone())).unwrap())
-        .collect();
+    let alerts = decoded_for(&panics, 3);
     let slots: Vec<usize> = (0..panics.fields.len()).collect();
     let mut one = panics.instance(slots.clone());
     let mut two = panics.instance(slots);
@@ -719,23 +726,14 @@ fn a_filter_has_one_instance_which_workers_hold_one_at_a_time() {
 
 #[test]
 fn fields_larger_than_the_memory_cap_fail_the_alert_before_the_host_copies_them() {
-    use bandpass::decode::{FieldValue, SchemaSource};
-    use bandpass::runner::Runner;
+    use bandpass::decode::FieldValue;
     let sb = sandbox();
     let limits = Limits {
         memory_bytes: 8 << 20,
         ..Limits::default()
     };
     let filter = load_with(&sb, "bright_transients", limits, vec![]);
-    let decoder = Runner::decoder_for(
-        std::slice::from_ref(&filter),
-        SchemaSource::None,
-        &Default::default(),
-    );
-    let alert = decoder
-        .decode(&bytes::Bytes::from(support::ztf_alert_bytes()[0].clone()))
-        .unwrap()
-        .remove(0);
+    let alert = decoded_for(&filter, 1).remove(0);
     let text = filter
         .fields
         .iter()
@@ -770,20 +768,10 @@ fn fields_larger_than_the_memory_cap_fail_the_alert_before_the_host_copies_them(
 
 #[test]
 fn a_worker_that_keeps_finding_a_filter_busy_makes_its_own_instance() {
-    use bandpass::decode::SchemaSource;
-    use bandpass::runner::Runner;
     use bandpass::sandbox::{BUSY_ROUNDS, Moment};
     let sb = sandbox();
     let bright = load(&sb, "bright_transients");
-    let decoder = Runner::decoder_for(
-        std::slice::from_ref(&bright),
-        SchemaSource::None,
-        &Default::default(),
-    );
-    let alert = decoder
-        .decode(&bytes::Bytes::from(support::ztf_alert_bytes()[0].clone()))
-        .unwrap()
-        .remove(0);
+    let alert = decoded_for(&bright, 1).remove(0);
     let slots: Vec<usize> = (0..bright.fields.len()).collect();
     let mut one = bright.instance(slots.clone());
     let mut two = bright.instance(slots);
