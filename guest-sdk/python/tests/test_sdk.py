@@ -12,6 +12,7 @@ import enum
 import importlib
 import json
 import os
+import shutil
 import struct
 import sys
 import types
@@ -537,6 +538,7 @@ class BuildCommandTest(unittest.TestCase):
 
         self.build = _build
         self.dir = tempfile.mkdtemp(prefix="bandpass-py-test-")
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
 
     def write(self, name, text):
         path = os.path.join(self.dir, name)
