@@ -10,10 +10,9 @@
 //! `others` only when there are some) and answers a `result` with a
 //! whole decision (0.5.0 answers `none` for "reject, keep the state",
 //! else an `answer`: a decision or a failure). A 0.3.0 filter asks for
-//! no cross-matches. A 0.2.0 filter
-//! also keeps no state: it reports none in its manifest, receives none,
-//! and its verdict comes back as a decision that keeps the state as it
-//! was.
+//! no cross-matches. A 0.2.0 filter also keeps no state: it reports none
+//! in its manifest, receives none, and its verdict comes back as a
+//! decision that keeps the state as it was.
 
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
@@ -85,11 +84,12 @@ pub(super) struct Decision {
     pub state: wit::StateChange,
 }
 
-/// A manifest of a version whose manifests may ask for cross-matches
-/// (0.4.0 on; each version's generated types are of the same shape), in
-/// the host's types.
+/// A version's manifest in the host's types (each version's generated
+/// types are distinct, of one shape): `state` and `crossmatches` say
+/// whether the version has them (`yes`), or not (`no`: none, and no
+/// cross-matches).
 macro_rules! manifest {
-    ($m:expr) => {{
+    ($m:expr, state: $state:ident, crossmatches: $cross:ident) => {{
         let m = $m;
         Manifest {
             name: m.name,
@@ -97,22 +97,33 @@ macro_rules! manifest {
             survey: m.survey,
             fields: m.fields,
             description: m.description,
-            state: m.state.map(|s| StateSpec {
-                format: s.format,
-                max_bytes: s.max_bytes,
-            }),
-            crossmatches: m
-                .crossmatches
-                .into_iter()
-                .map(|c| Crossmatch {
-                    name: c.name,
-                    catalog: c.catalog,
-                    radius_arcsec: c.radius_arcsec,
-                    max_rows: c.max_rows,
-                })
-                .collect(),
+            state: manifest!(@state m, $state),
+            crossmatches: manifest!(@crossmatches m, $cross),
         }
     }};
+    (@state $m:ident, yes) => {
+        $m.state.map(|s| StateSpec {
+            format: s.format,
+            max_bytes: s.max_bytes,
+        })
+    };
+    (@state $m:ident, no) => {
+        None
+    };
+    (@crossmatches $m:ident, yes) => {
+        $m.crossmatches
+            .into_iter()
+            .map(|c| Crossmatch {
+                name: c.name,
+                catalog: c.catalog,
+                radius_arcsec: c.radius_arcsec,
+                max_rows: c.max_rows,
+            })
+            .collect()
+    };
+    (@crossmatches $m:ident, no) => {
+        Vec::new()
+    };
 }
 
 /// A decision of a frozen version with state (0.3.0, 0.4.0: the current
@@ -248,35 +259,26 @@ impl Args {
 impl Exports {
     pub fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<Manifest> {
         Ok(match self {
-            Exports::Current(b) => manifest!(b.bandpass_filter_filter().call_describe(store)?),
-            Exports::V4(b) => manifest!(b.bandpass_filter_filter().call_describe(store)?),
-            Exports::V3(b) => {
-                let m = b.bandpass_filter_filter().call_describe(store)?;
-                Manifest {
-                    name: m.name,
-                    version: m.version,
-                    survey: m.survey,
-                    fields: m.fields,
-                    description: m.description,
-                    state: m.state.map(|s| StateSpec {
-                        format: s.format,
-                        max_bytes: s.max_bytes,
-                    }),
-                    crossmatches: Vec::new(),
-                }
-            }
-            Exports::V2(b) => {
-                let m = b.bandpass_filter_filter().call_describe(store)?;
-                Manifest {
-                    name: m.name,
-                    version: m.version,
-                    survey: m.survey,
-                    fields: m.fields,
-                    description: m.description,
-                    state: None,
-                    crossmatches: Vec::new(),
-                }
-            }
+            Exports::Current(b) => manifest!(
+                b.bandpass_filter_filter().call_describe(store)?,
+                state: yes,
+                crossmatches: yes
+            ),
+            Exports::V4(b) => manifest!(
+                b.bandpass_filter_filter().call_describe(store)?,
+                state: yes,
+                crossmatches: yes
+            ),
+            Exports::V3(b) => manifest!(
+                b.bandpass_filter_filter().call_describe(store)?,
+                state: yes,
+                crossmatches: no
+            ),
+            Exports::V2(b) => manifest!(
+                b.bandpass_filter_filter().call_describe(store)?,
+                state: no,
+                crossmatches: no
+            ),
         })
     }
 
